@@ -1,0 +1,88 @@
+// Package httpx is the HTTP plumbing shared by every service: the one JSON
+// error writer, request-id and body-limit middleware, health responses, server
+// timeouts and the serve-then-drain helper.
+package httpx
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// MaxBodyBytes caps every request body (1 MiB); larger bodies get a JSON 413.
+const MaxBodyBytes = 1 << 20
+
+// WriteJSON writes v as a JSON response with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ErrorBody is the platform's one error shape: {"error": "..."}.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// WriteError writes {"error": msg} with the given status. It is the only way
+// services report errors to clients, so the shape never drifts.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, ErrorBody{Error: msg})
+}
+
+// DecodeError is a request body that could not be decoded; its message is safe
+// to show the client and its Status is the HTTP status to answer with.
+type DecodeError struct {
+	Status int
+	Msg    string
+}
+
+func (e *DecodeError) Error() string { return e.Msg }
+
+// DecodeJSONObject reads r's body (already capped by LimitBody) into dst,
+// which must be a pointer to a struct or map. It rejects bodies that are not
+// exactly one JSON object, with a *DecodeError that says why.
+func DecodeJSONObject(r *http.Request, dst any) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &DecodeError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("Request body is larger than %d bytes", tooBig.Limit)}
+		}
+		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body could not be read"}
+	}
+	return DecodeJSONBytes(body, dst)
+}
+
+// DecodeJSONBytes is DecodeJSONObject for a body already in memory.
+func DecodeJSONBytes(body []byte, dst any) error {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
+		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body is empty; expected a JSON object"}
+	}
+	if trimmed[0] != '{' {
+		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body must be a JSON object"}
+	}
+	if err := json.Unmarshal(trimmed, dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return &DecodeError{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("Field %q has the wrong type", typeErr.Field)}
+		}
+		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body is not valid JSON"}
+	}
+	return nil
+}
+
+// WriteDecodeError answers a decode failure: the *DecodeError's status and
+// message, or 400 for any other error.
+func WriteDecodeError(w http.ResponseWriter, err error) {
+	var de *DecodeError
+	if errors.As(err, &de) {
+		WriteError(w, de.Status, de.Msg)
+		return
+	}
+	WriteError(w, http.StatusBadRequest, "Request body is not valid JSON")
+}

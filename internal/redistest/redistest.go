@@ -1,0 +1,144 @@
+// Package redistest starts a real redis-server for a test, on a unix socket in
+// the test's temporary directory, and stops it when the test ends.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is a running redis-server owned by one test.
+type Server struct {
+	// URL is a REDIS_URL for the server: unix://<socket>.
+	URL string
+	// Socket is the path of the server's unix socket.
+	Socket string
+	// Dir holds the server's data (AOF) and log.
+	Dir string
+
+	cmd *exec.Cmd
+}
+
+// RequireBinary skips the test when name is not on PATH, or fails it when the
+// CI environment variable is "true", where every tool must be installed.
+func RequireBinary(tb testing.TB, name string) string {
+	tb.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf("%s is not on PATH, and CI=true requires it (apt-get install the package that provides it)", name)
+	}
+	tb.Skipf("%s is not on PATH; skipping (install it, or run inside `nix develop`)", name)
+	return ""
+}
+
+// Start starts redis-server with append-only persistence on a socket in
+// tb.TempDir() and returns once it answers PING. It is stopped by tb.Cleanup.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	bin := RequireBinary(tb, "redis-server")
+	// Unix socket paths are limited to ~100 bytes, and t.TempDir() can be long.
+	dir, err := os.MkdirTemp("", "redistest-")
+	if err != nil {
+		tb.Fatalf("make redis dir: %v", err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	s := &Server{Dir: dir, Socket: filepath.Join(dir, "redis.sock")}
+	s.URL = "unix://" + s.Socket
+	s.start(tb, bin)
+	return s
+}
+
+func (s *Server) start(tb testing.TB, bin string) {
+	tb.Helper()
+	cmd := exec.Command(bin,
+		"--port", "0",
+		"--unixsocket", s.Socket,
+		"--unixsocketperm", "700",
+		"--dir", s.Dir,
+		"--appendonly", "yes",
+		"--appendfsync", "everysec",
+		"--save", "",
+		"--logfile", filepath.Join(s.Dir, "redis.log"),
+	)
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	s.cmd = cmd
+	tb.Cleanup(func() { s.Kill() })
+
+	client := s.Client(tb)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := client.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redis-server did not answer PING within 10s: %v\n%s", err, s.logTail())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Client returns a go-redis client for the server, closed by tb.Cleanup.
+func (s *Server) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	opts, err := redis.ParseURL(s.URL)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", s.URL, err)
+	}
+	c := redis.NewClient(opts)
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// Kill stops the server with SIGKILL (no final fsync), as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart kills the server and starts it again on the same socket and data
+// directory, so tests can check what survives a crash.
+func (s *Server) Restart(tb testing.TB) {
+	tb.Helper()
+	s.Kill()
+	bin := RequireBinary(tb, "redis-server")
+	_ = os.Remove(s.Socket)
+	s.start(tb, bin)
+}
+
+func (s *Server) logTail() string {
+	f, err := os.Open(filepath.Join(s.Dir, "redis.log"))
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > 20 {
+			lines = lines[1:]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
