@@ -1,0 +1,80 @@
+// Package token is the platform's one token contract: auth-api issues HS256
+// JWTs valid for 30 seconds with the claims user_id, username, enabled, exp and
+// iat, and core-api verifies them with the same rules and error texts.
+package token
+
+import (
+	"errors"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// TTL is how long an issued token is valid.
+const TTL = 30 * time.Second
+
+// MaxSkew is the clock skew accepted between the issuing and the verifying
+// host, for exp, nbf and iat alike. Tokens that expire more than TTL+MaxSkew
+// after now, or after their iat, are rejected.
+const MaxSkew = 5 * time.Second
+
+// MinSecretBytes is the shortest JWT_SECRET that does not draw a warning.
+const MinSecretBytes = 32
+
+// Claims are the verified contents of a token.
+type Claims struct {
+	UserID    int64
+	Username  string
+	Enabled   bool
+	ExpiresAt time.Time
+}
+
+// CheckSecret reports whether secret is usable as JWT_SECRET: an error when it
+// is empty, and weak when it is shorter than MinSecretBytes (the service still
+// starts, but should log a warning).
+func CheckSecret(secret string) (weak bool, err error) {
+	if secret == "" {
+		return false, errors.New("JWT_SECRET is required: set it to the HS256 secret shared by auth-api and core-api (at least 32 random bytes)")
+	}
+	return len(secret) < MinSecretBytes, nil
+}
+
+// Issuer signs tokens for authenticated users.
+type Issuer struct {
+	secret []byte
+	now    func() time.Time
+}
+
+// NewIssuer returns an Issuer signing with secret; now is the clock (nil means
+// time.Now).
+func NewIssuer(secret []byte, now func() time.Time) *Issuer {
+	if now == nil {
+		now = time.Now
+	}
+	return &Issuer{secret: append([]byte(nil), secret...), now: now}
+}
+
+// issuedClaims is the wire form of an issued token's payload, in the order
+// user_id, username, enabled, exp, iat.
+type issuedClaims struct {
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Enabled  bool   `json:"enabled"`
+	jwt.RegisteredClaims
+}
+
+// Issue returns a signed HS256 token for the user that expires TTL from now
+// (exp and iat in whole seconds since the epoch).
+func (i *Issuer) Issue(userID int64, username string, enabled bool) (string, error) {
+	now := i.now()
+	c := issuedClaims{
+		UserID:   userID,
+		Username: username,
+		Enabled:  enabled,
+		RegisteredClaims: jwt.RegisteredClaims{
+			ExpiresAt: jwt.NewNumericDate(now.Add(TTL)),
+			IssuedAt:  jwt.NewNumericDate(now),
+		},
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(i.secret)
+}

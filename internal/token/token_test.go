@@ -1,0 +1,334 @@
+package token
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var (
+	testSecret = []byte("0123456789abcdef0123456789abcdef")
+	testNow    = time.Unix(1_700_000_000, 0)
+)
+
+func fixedClock(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// signRaw builds a token from literal header and payload JSON, signed with
+// HMAC-SHA256 under secret whatever the header says.
+func signRaw(t testing.TB, header, payload string, secret []byte) string {
+	t.Helper()
+	in := b64(header) + "." + b64(payload)
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// payload returns claims JSON around now with fields overridden (a nil value
+// removes the field).
+func payload(t testing.TB, over map[string]any) string {
+	t.Helper()
+	c := map[string]any{
+		"user_id":  1,
+		"username": "alice",
+		"enabled":  true,
+		"exp":      testNow.Add(TTL).Unix(),
+		"iat":      testNow.Unix(),
+	}
+	for k, v := range over {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
+		c[k] = v
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+const hs256 = `{"alg":"HS256","typ":"JWT"}`
+
+func TestIssueThenVerify(t *testing.T) {
+	iss := NewIssuer(testSecret, fixedClock(testNow))
+	tests := []struct {
+		id       int64
+		username string
+		enabled  bool
+	}{
+		{1, "alice", true},
+		{3, "charlie", false},
+		{42, "zoë \"quoted\"", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.username, func(t *testing.T) {
+			raw, err := iss.Issue(tt.id, tt.username, tt.enabled)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, at := range []time.Time{testNow, testNow.Add(TTL - time.Second), testNow.Add(TTL + MaxSkew - time.Second), testNow.Add(-MaxSkew)} {
+				got, err := NewVerifier(testSecret, fixedClock(at)).Verify(raw)
+				if err != nil {
+					t.Fatalf("at %v: got error %v, want none", at.Sub(testNow), err)
+				}
+				want := Claims{UserID: tt.id, Username: tt.username, Enabled: tt.enabled, ExpiresAt: testNow.Add(TTL)}
+				if got != want {
+					t.Errorf("got %+v, want %+v", got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestIssuedPayload(t *testing.T) {
+	raw, err := NewIssuer(testSecret, fixedClock(testNow.Add(700*time.Millisecond))).Issue(1, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("got %d segments, want 3", len(parts))
+	}
+	h, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	p, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	if got, want := string(h), `{"alg":"HS256","typ":"JWT"}`; got != want {
+		t.Errorf("header: got %s, want %s", got, want)
+	}
+	if got, want := string(p), `{"user_id":1,"username":"alice","enabled":true,"exp":1700000030,"iat":1700000000}`; got != want {
+		t.Errorf("payload: got %s, want %s", got, want)
+	}
+}
+
+func TestVerifyRejects(t *testing.T) {
+	valid := signRaw(t, hs256, payload(t, nil), testSecret)
+	parts := strings.Split(valid, ".")
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs256, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"user_id": 1, "username": "alice", "enabled": true, "exp": testNow.Add(TTL).Unix(),
+	}).SignedString(rsaKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs384 := func() string {
+		in := b64(`{"alg":"HS384","typ":"JWT"}`) + "." + b64(payload(t, nil))
+		m := hmac.New(sha512.New384, testSecret)
+		m.Write([]byte(in))
+		return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+	}()
+	tamperedPayload := b64(payload(t, map[string]any{"user_id": 2})) // becky's id under alice's signature
+	flipLast := func(s string) string {
+		c := s[len(s)-2]
+		if c == 'A' {
+			c = 'B'
+		} else {
+			c = 'A'
+		}
+		return s[:len(s)-2] + string(c) + s[len(s)-1:]
+	}
+
+	tests := []struct {
+		name string
+		raw  string
+		want *Error
+	}{
+		{"empty", "", ErrNotEnoughSegments},
+		{"one segment", "abc", ErrNotEnoughSegments},
+		{"two segments", parts[0] + "." + parts[1], ErrNotEnoughSegments},
+		{"four segments", valid + ".x", ErrTooManySegments},
+		{"header not base64", "!!!." + parts[1] + "." + parts[2], ErrHeaderPadding},
+		{"header padded", parts[0] + "=." + parts[1] + "." + parts[2], ErrHeaderPadding},
+		{"header not JSON", b64("nope") + "." + parts[1] + "." + parts[2], ErrHeaderString},
+		{"header an array", b64("[1]") + "." + parts[1] + "." + parts[2], ErrHeaderString},
+		{"payload not base64", parts[0] + ".***." + parts[2], ErrPayloadPadding},
+		{"payload not JSON", signRaw(t, hs256, "nope", testSecret), ErrPayloadString},
+		{"payload an array", signRaw(t, hs256, "[1,2]", testSecret), ErrPayloadString},
+		{"payload a string", signRaw(t, hs256, `"x"`, testSecret), ErrPayloadString},
+		{"signature not base64", parts[0] + "." + parts[1] + ".@@", ErrCryptoPadding},
+		{"no alg", signRaw(t, `{"typ":"JWT"}`, payload(t, nil), testSecret), ErrNoAlgorithm},
+		{"alg empty", signRaw(t, `{"alg":""}`, payload(t, nil), testSecret), ErrNoAlgorithm},
+		{"alg a number", signRaw(t, `{"alg":256}`, payload(t, nil), testSecret), ErrNoAlgorithm},
+		{"alg none unsigned", b64(`{"alg":"none","typ":"JWT"}`) + "." + parts[1] + ".", ErrAlgNotAllowed},
+		{"alg none signed", signRaw(t, `{"alg":"none"}`, payload(t, nil), testSecret), ErrAlgNotAllowed},
+		{"alg HS384", hs384, ErrAlgNotAllowed},
+		{"alg RS256", rs256, ErrAlgNotAllowed},
+		{"alg RS256 header, HMAC signature", signRaw(t, `{"alg":"RS256"}`, payload(t, nil), testSecret), ErrAlgNotAllowed},
+		{"alg unknown", signRaw(t, `{"alg":"XX999"}`, payload(t, nil), testSecret), ErrAlgNotAllowed},
+		{"other secret", signRaw(t, hs256, payload(t, nil), []byte("another secret, 32 bytes long!!")), ErrSignature},
+		{"empty signature", parts[0] + "." + parts[1] + ".", ErrSignature},
+		{"tampered payload", parts[0] + "." + tamperedPayload + "." + parts[2], ErrSignature},
+		{"tampered signature", parts[0] + "." + parts[1] + "." + flipLast(parts[2]), ErrSignature},
+		{"expired", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(-MaxSkew - time.Second).Unix(), "iat": testNow.Add(-time.Minute).Unix()}), testSecret), ErrExpired},
+		{"no exp", signRaw(t, hs256, payload(t, map[string]any{"exp": nil}), testSecret), ErrMissingExp},
+		{"exp null", signRaw(t, hs256, `{"user_id":1,"username":"a","enabled":true,"exp":null}`, testSecret), ErrExpType},
+		{"exp a string", signRaw(t, hs256, payload(t, map[string]any{"exp": "soon"}), testSecret), ErrExpType},
+		{"exp a digit string", signRaw(t, hs256, payload(t, map[string]any{"exp": "1700000030"}), testSecret), ErrExpType},
+		{"exp a bool", signRaw(t, hs256, payload(t, map[string]any{"exp": true}), testSecret), ErrExpType},
+		{"exp huge", signRaw(t, hs256, payload(t, map[string]any{"exp": 1e300}), testSecret), ErrTooFarAhead},
+		{"exp huge integer", signRaw(t, hs256, `{"user_id":1,"username":"a","enabled":true,"exp":99999999999999999999999}`, testSecret), ErrTooFarAhead},
+		{"exp hugely negative", signRaw(t, hs256, payload(t, map[string]any{"exp": -1e300}), testSecret), ErrExpired},
+		{"exp far future", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(time.Hour).Unix(), "iat": nil}), testSecret), ErrTooFarAhead},
+		{"exp just past TTL+skew", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(TTL + MaxSkew + time.Second).Unix(), "iat": nil}), testSecret), ErrTooFarAhead},
+		{"lifetime too long", signRaw(t, hs256, payload(t, map[string]any{"iat": testNow.Add(-time.Hour).Unix()}), testSecret), ErrLifetime},
+		{"iat in the future", signRaw(t, hs256, payload(t, map[string]any{"iat": testNow.Add(MaxSkew + time.Second).Unix()}), testSecret), ErrIssuedInFuture},
+		{"iat a string", signRaw(t, hs256, payload(t, map[string]any{"iat": "now"}), testSecret), ErrIatType},
+		{"iat and exp strings", signRaw(t, hs256, payload(t, map[string]any{"iat": "now", "exp": "later"}), testSecret), ErrIatType},
+		{"nbf in the future", signRaw(t, hs256, payload(t, map[string]any{"nbf": testNow.Add(MaxSkew + time.Second).Unix()}), testSecret), ErrNotYetValid},
+		{"nbf a string", signRaw(t, hs256, payload(t, map[string]any{"nbf": "x"}), testSecret), ErrNbfType},
+		{"no user_id", signRaw(t, hs256, payload(t, map[string]any{"user_id": nil}), testSecret), ErrMissingUserID},
+		{"user_id a string", signRaw(t, hs256, payload(t, map[string]any{"user_id": "1"}), testSecret), ErrUserIDType},
+		{"user_id a float", signRaw(t, hs256, payload(t, map[string]any{"user_id": 1.5}), testSecret), ErrUserIDType},
+		{"user_id with exponent", signRaw(t, hs256, `{"user_id":1e0,"username":"a","enabled":true,"exp":1700000030}`, testSecret), ErrUserIDType},
+		{"user_id null", signRaw(t, hs256, `{"user_id":null,"username":"a","enabled":true,"exp":1700000030}`, testSecret), ErrUserIDType},
+		{"user_id a bool", signRaw(t, hs256, payload(t, map[string]any{"user_id": true}), testSecret), ErrUserIDType},
+		{"user_id an object", signRaw(t, hs256, payload(t, map[string]any{"user_id": map[string]int{"a": 1}}), testSecret), ErrUserIDType},
+		{"user_id zero", signRaw(t, hs256, payload(t, map[string]any{"user_id": 0}), testSecret), ErrUserIDRange},
+		{"user_id negative", signRaw(t, hs256, payload(t, map[string]any{"user_id": -1}), testSecret), ErrUserIDRange},
+		{"user_id beyond int64", signRaw(t, hs256, `{"user_id":9223372036854775808,"username":"a","enabled":true,"exp":1700000030}`, testSecret), ErrUserIDRange},
+		{"no username", signRaw(t, hs256, payload(t, map[string]any{"username": nil}), testSecret), ErrMissingUsername},
+		{"username a number", signRaw(t, hs256, payload(t, map[string]any{"username": 7}), testSecret), ErrUsernameType},
+		{"username null", signRaw(t, hs256, `{"user_id":1,"username":null,"enabled":true,"exp":1700000030}`, testSecret), ErrUsernameType},
+		{"no enabled", signRaw(t, hs256, payload(t, map[string]any{"enabled": nil}), testSecret), ErrMissingEnabled},
+		{"enabled a string", signRaw(t, hs256, payload(t, map[string]any{"enabled": "true"}), testSecret), ErrEnabledType},
+		{"enabled a number", signRaw(t, hs256, payload(t, map[string]any{"enabled": 1}), testSecret), ErrEnabledType},
+		{"enabled null", signRaw(t, hs256, `{"user_id":1,"username":"a","enabled":null,"exp":1700000030}`, testSecret), ErrEnabledType},
+	}
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Verify(tt.raw)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got claims %+v, error %v; want error %q", got, err, tt.want)
+			}
+			if got != (Claims{}) {
+				t.Errorf("got claims %+v with the error, want zero claims", got)
+			}
+		})
+	}
+}
+
+func TestVerifyAccepts(t *testing.T) {
+	tests := []struct {
+		name    string
+		payload string
+		want    Claims
+	}{
+		{"python-style token without iat", `{"user_id":1,"username":"alice","enabled":true,"exp":1700000030}`,
+			Claims{UserID: 1, Username: "alice", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
+		{"fractional exp", `{"user_id":2,"username":"becky","enabled":true,"exp":1700000030.5}`,
+			Claims{UserID: 2, Username: "becky", Enabled: true, ExpiresAt: time.Unix(1700000030, 5e8)}},
+		{"escaped username", `{"user_id":3,"username":"ch\u0061rlie","enabled":false,"exp":1700000030}`,
+			Claims{UserID: 3, Username: "charlie", Enabled: false, ExpiresAt: time.Unix(1700000030, 0)}},
+		{"extra claims ignored", `{"user_id":1,"username":"a","enabled":true,"exp":1700000030,"sub":5,"aud":[1]}`,
+			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
+		{"expired within skew", `{"user_id":1,"username":"a","enabled":true,"exp":1699999996}`,
+			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1699999996, 0)}},
+		{"nbf within skew", `{"user_id":1,"username":"a","enabled":true,"exp":1700000030,"nbf":1700000004}`,
+			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
+	}
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Verify(signRaw(t, hs256, tt.payload, testSecret))
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCheckSecret(t *testing.T) {
+	tests := []struct {
+		secret   string
+		wantWeak bool
+		wantErr  bool
+	}{
+		{"", false, true},
+		{"short", true, false},
+		{strings.Repeat("x", 31), true, false},
+		{strings.Repeat("x", 32), false, false},
+		{strings.Repeat("x", 64), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.secret, func(t *testing.T) {
+			weak, err := CheckSecret(tt.secret)
+			if weak != tt.wantWeak || (err != nil) != tt.wantErr {
+				t.Fatalf("got weak=%v err=%v, want weak=%v err=%v", weak, err, tt.wantWeak, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "JWT_SECRET") {
+				t.Errorf("got %q, want it to name JWT_SECRET", err)
+			}
+		})
+	}
+}
+
+func TestNilClockUsesTimeNow(t *testing.T) {
+	raw, err := NewIssuer(testSecret, nil).Issue(1, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewVerifier(testSecret, nil).Verify(raw)
+	if err != nil {
+		t.Fatalf("got %v, want a fresh token to verify", err)
+	}
+	if d := time.Until(c.ExpiresAt); d <= 0 || d > TTL {
+		t.Errorf("got expiry in %v, want within (0, %v]", d, TTL)
+	}
+}
+
+func TestSecretIsCopied(t *testing.T) {
+	secret := append([]byte(nil), testSecret...)
+	iss := NewIssuer(secret, fixedClock(testNow))
+	v := NewVerifier(secret, fixedClock(testNow))
+	secret[0] ^= 0xff
+	raw, err := iss.Issue(1, "alice", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(raw); err != nil {
+		t.Fatalf("got %v after the caller changed its slice, want none", err)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	raw, err := NewIssuer(testSecret, fixedClock(testNow)).Issue(1, "alice", true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkIssue(b *testing.B) {
+	iss := NewIssuer(testSecret, fixedClock(testNow))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := iss.Issue(1, "alice", true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,198 @@
+// Package txrequest decodes and validates POST /transaction bodies for
+// core-api, in the contract's order: blank token, amount and currency first,
+// then the currency format, then the amount's range and the token's type.
+package txrequest
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/acme-payments/platform/internal/httpx"
+)
+
+// MaxAmount is the largest amount accepted, in the currency's minor units.
+const MaxAmount = 1_000_000_000
+
+// maxAmountDigits is len("1000000000"): longer digit strings (leading zeros
+// aside) are always above MaxAmount.
+const maxAmountDigits = 10
+
+// Transaction is a decoded, validated POST /transaction body. Token is the
+// body's token, or the bearer token when the body's is blank; it is not yet
+// verified.
+type Transaction struct {
+	Token    string
+	Amount   int64
+	Currency string
+}
+
+// Client-facing error texts.
+const (
+	msgTokenBlank     = "Token is blank"
+	msgAmountBlank    = "Amount is blank"
+	msgCurrencyBlank  = "Currency is blank"
+	msgCurrencyCode   = "Invalid currency code"
+	msgCurrencyType   = "Currency must be a string"
+	msgAmountInvalid  = "Amount must be a positive integer (a JSON number or a string of digits)"
+	msgAmountTooLarge = "Amount must not exceed 1000000000"
+	msgTokenType      = "Token must be a string"
+)
+
+// Decode parses body, a JSON object {"token", "amount", "currency"}, and
+// validates it; bearer (see BearerToken) stands in for a blank body token.
+// Keys match exactly, as in the original Python service. Blank means what
+// Python's "not value" meant: missing, null, "", 0, false, [] or {}; amount
+// "0" is blank too. Amount is an integer in 1..MaxAmount, as a JSON number
+// without fraction or exponent, or as a string of ASCII digits. Every failure
+// is an *httpx.DecodeError: 400 when the body is not a JSON object, 422 for
+// the fields.
+func Decode(body []byte, bearer string) (Transaction, error) {
+	var fields map[string]json.RawMessage
+	if err := httpx.DecodeJSONBytes(body, &fields); err != nil {
+		return Transaction{}, err
+	}
+	token, amount, currency := fields["token"], fields["amount"], fields["currency"]
+
+	tokenBlank := falsy(token)
+	if tokenBlank && bearer == "" {
+		return Transaction{}, invalid(msgTokenBlank)
+	}
+	if falsy(amount) || isZeroString(amount) {
+		return Transaction{}, invalid(msgAmountBlank)
+	}
+	if falsy(currency) {
+		return Transaction{}, invalid(msgCurrencyBlank)
+	}
+
+	var tx Transaction
+	cur, ok := jsonString(currency)
+	if !ok {
+		return Transaction{}, invalid(msgCurrencyType)
+	}
+	if !isCurrencyCode(cur) {
+		return Transaction{}, invalid(msgCurrencyCode)
+	}
+	tx.Currency = cur
+
+	n, msg := parseAmount(amount)
+	if msg != "" {
+		return Transaction{}, invalid(msg)
+	}
+	tx.Amount = n
+
+	if tokenBlank {
+		tx.Token = bearer
+	} else if tx.Token, ok = jsonString(token); !ok {
+		return Transaction{}, invalid(msgTokenType)
+	}
+	return tx, nil
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>" header
+// value (scheme case-insensitive, surrounding spaces trimmed), or "".
+func BearerToken(authorization string) string {
+	const scheme = "bearer "
+	if len(authorization) < len(scheme) || !strings.EqualFold(authorization[:len(scheme)], scheme) {
+		return ""
+	}
+	return strings.TrimSpace(authorization[len(scheme):])
+}
+
+func invalid(msg string) error {
+	return &httpx.DecodeError{Status: http.StatusUnprocessableEntity, Msg: msg}
+}
+
+// falsy reports whether raw is absent or a JSON value Python treats as false.
+func falsy(raw json.RawMessage) bool {
+	if raw == nil {
+		return true
+	}
+	switch string(raw) {
+	case "null", "false", `""`, "[]", "{}":
+		return true
+	}
+	if raw[0] == '[' || raw[0] == '{' {
+		// Empty containers with inner white space.
+		return len(strings.TrimSpace(string(raw[1:len(raw)-1]))) == 0
+	}
+	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
+		f, err := strconv.ParseFloat(string(raw), 64)
+		return err == nil && f == 0
+	}
+	return false
+}
+
+// isZeroString reports whether raw is a JSON string of one or more "0"s,
+// which int() in the original turned into a blank 0.
+func isZeroString(raw json.RawMessage) bool {
+	s, ok := jsonString(raw)
+	return ok && s != "" && strings.Trim(s, "0") == ""
+}
+
+// jsonString returns raw's value when raw is a JSON string.
+func jsonString(raw json.RawMessage) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	for _, b := range inner {
+		if b == '\\' || b < 0x20 || b >= 0x80 {
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return "", false
+			}
+			return s, true
+		}
+	}
+	return string(inner), true
+}
+
+// isCurrencyCode reports whether s is exactly three ASCII capitals.
+func isCurrencyCode(s string) bool {
+	return len(s) == 3 && isUpper(s[0]) && isUpper(s[1]) && isUpper(s[2])
+}
+
+func isUpper(b byte) bool { return b >= 'A' && b <= 'Z' }
+
+// parseAmount accepts a non-blank amount: a JSON integer or a digit string in
+// 1..MaxAmount. It returns the client-facing message when it does not.
+func parseAmount(raw json.RawMessage) (int64, string) {
+	if raw[0] == '"' {
+		s, ok := jsonString(raw)
+		if !ok {
+			return 0, msgAmountInvalid
+		}
+		return parseDigits(s)
+	}
+	return parseDigits(string(raw))
+}
+
+// parseDigits parses one or more ASCII digits (leading zeros allowed) as an
+// amount in 1..MaxAmount, without overflowing on long inputs.
+func parseDigits(s string) (int64, string) {
+	if s == "" {
+		return 0, msgAmountInvalid
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, msgAmountInvalid
+		}
+	}
+	s = strings.TrimLeft(s, "0")
+	if len(s) > maxAmountDigits {
+		return 0, msgAmountTooLarge
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		n = n*10 + int64(s[i]-'0')
+	}
+	switch {
+	case n == 0:
+		return 0, msgAmountBlank // all zeros; Decode reports these as blank first
+	case n > MaxAmount:
+		return 0, msgAmountTooLarge
+	}
+	return n, ""
+}
