@@ -1,0 +1,164 @@
+// Package users is auth-api's user database: a JSON array of
+// {"id", "username", "password", "enabled"} read once at start (USERS_FILE),
+// or the reference users embedded in the binary. Passwords are plaintext,
+// compared in constant time, or bcrypt hashes ($2a$, $2b$, $2y$).
+package users
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// reference holds the contract's reference users: alice (1, enabled), becky
+// (2, enabled) and charlie (3, not enabled), all with password "password".
+//
+//go:embed users.json
+var reference []byte
+
+// ReferenceSource names the embedded user list in errors and logs.
+const ReferenceSource = "embedded reference users"
+
+// Authentication outcomes; auth-api maps them to 404 and 401.
+var (
+	ErrNotFound        = errors.New("user not found")
+	ErrInvalidPassword = errors.New("invalid password")
+)
+
+// maxBcryptPassword is the longest password bcrypt looks at; longer ones would
+// match on their first 72 bytes alone, so they are refused outright.
+const maxBcryptPassword = 72
+
+// User is an authenticated user, without their password.
+type User struct {
+	ID       int64
+	Username string
+	Enabled  bool
+}
+
+// DB is a read-only set of users, safe for concurrent use.
+type DB struct {
+	byName map[string]*entry
+}
+
+type entry struct {
+	user   User
+	bcrypt []byte   // the hash, for bcrypt users
+	plain  [32]byte // SHA-256 of the plaintext password, for the others
+}
+
+// Load reads the users file at path, or the embedded reference users when
+// path is "". Errors name the file and say what is wrong with it.
+func Load(path string) (*DB, error) {
+	if path == "" {
+		return Parse(reference, ReferenceSource)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("users file: %w", err)
+	}
+	return Parse(data, "users file "+path)
+}
+
+// fileUser is one element of the users file; pointers tell missing fields
+// from zero values.
+type fileUser struct {
+	ID       *int64  `json:"id"`
+	Username *string `json:"username"`
+	Password *string `json:"password"`
+	Enabled  *bool   `json:"enabled"`
+}
+
+// Parse builds a DB from the JSON of a users file; source names it in errors.
+func Parse(data []byte, source string) (*DB, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var list []fileUser
+	if err := dec.Decode(&list); err != nil {
+		return nil, fmt.Errorf("%s: not a JSON array of {\"id\", \"username\", \"password\", \"enabled\"}: %w", source, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: unexpected data after the JSON array", source)
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%s: no users", source)
+	}
+
+	db := &DB{byName: make(map[string]*entry, len(list))}
+	ids := make(map[int64]string, len(list))
+	for i, u := range list {
+		where := fmt.Sprintf("%s: user #%d", source, i+1)
+		switch {
+		case u.ID == nil:
+			return nil, fmt.Errorf("%s: missing \"id\"", where)
+		case u.Username == nil || *u.Username == "":
+			return nil, fmt.Errorf("%s: missing or empty \"username\"", where)
+		case u.Password == nil || *u.Password == "":
+			return nil, fmt.Errorf("%s (%s): missing or empty \"password\"", where, *u.Username)
+		case u.Enabled == nil:
+			return nil, fmt.Errorf("%s (%s): missing \"enabled\"", where, *u.Username)
+		case *u.ID <= 0:
+			return nil, fmt.Errorf("%s (%s): \"id\" must be a positive integer, got %d", where, *u.Username, *u.ID)
+		}
+		name := *u.Username
+		if _, dup := db.byName[name]; dup {
+			return nil, fmt.Errorf("%s: duplicate username %q", where, name)
+		}
+		if other, dup := ids[*u.ID]; dup {
+			return nil, fmt.Errorf("%s (%s): duplicate id %d (also %s)", where, name, *u.ID, other)
+		}
+		ids[*u.ID] = name
+
+		e := &entry{user: User{ID: *u.ID, Username: name, Enabled: *u.Enabled}}
+		if isBcrypt(*u.Password) {
+			if _, err := bcrypt.Cost([]byte(*u.Password)); err != nil {
+				return nil, fmt.Errorf("%s (%s): malformed bcrypt hash: %w", where, name, err)
+			}
+			e.bcrypt = []byte(*u.Password)
+		} else {
+			e.plain = sha256.Sum256([]byte(*u.Password))
+		}
+		db.byName[name] = e
+	}
+	return db, nil
+}
+
+// isBcrypt reports whether a stored password is a bcrypt hash rather than
+// plaintext.
+func isBcrypt(p string) bool {
+	return strings.HasPrefix(p, "$2a$") || strings.HasPrefix(p, "$2b$") || strings.HasPrefix(p, "$2y$")
+}
+
+// Len returns the number of users.
+func (db *DB) Len() int { return len(db.byName) }
+
+// Authenticate returns the user named username (exact match) when password is
+// theirs, ErrNotFound when there is no such user, and ErrInvalidPassword
+// otherwise. Plaintext passwords are compared in constant time (as SHA-256
+// digests, so the length does not leak either); bcrypt users cost one bcrypt
+// verification.
+func (db *DB) Authenticate(username, password string) (User, error) {
+	e, ok := db.byName[username]
+	if !ok {
+		return User{}, ErrNotFound
+	}
+	if e.bcrypt != nil {
+		if len(password) > maxBcryptPassword || bcrypt.CompareHashAndPassword(e.bcrypt, []byte(password)) != nil {
+			return User{}, ErrInvalidPassword
+		}
+		return e.user, nil
+	}
+	sum := sha256.Sum256([]byte(password))
+	if subtle.ConstantTimeCompare(sum[:], e.plain[:]) != 1 {
+		return User{}, ErrInvalidPassword
+	}
+	return e.user, nil
+}

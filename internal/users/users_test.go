@@ -1,0 +1,160 @@
+package users
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func mustHash(t *testing.T, password, prefix string) string {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return prefix + string(h[len(prefix):])
+}
+
+func TestReferenceUsers(t *testing.T) {
+	db, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := db.Len(), 3; got != want {
+		t.Fatalf("got %d users, want %d", got, want)
+	}
+	tests := []struct {
+		username, password string
+		want               User
+		wantErr            error
+	}{
+		{"alice", "password", User{1, "alice", true}, nil},
+		{"becky", "password", User{2, "becky", true}, nil},
+		{"charlie", "password", User{3, "charlie", false}, nil},
+		{"alice", "Password", User{}, ErrInvalidPassword},
+		{"alice", "password ", User{}, ErrInvalidPassword},
+		{"alice", "passwor", User{}, ErrInvalidPassword},
+		{"alice", "", User{}, ErrInvalidPassword},
+		{"Alice", "password", User{}, ErrNotFound},
+		{"alice ", "password", User{}, ErrNotFound},
+		{"dave", "password", User{}, ErrNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.username+"/"+tt.password, func(t *testing.T) {
+			got, err := db.Authenticate(tt.username, tt.password)
+			if !errors.Is(err, tt.wantErr) || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestBcryptUsers(t *testing.T) {
+	long := strings.Repeat("x", 72)
+	file := fmt.Sprintf(`[
+		{"id": 1, "username": "a", "password": %q, "enabled": true},
+		{"id": 2, "username": "b", "password": %q, "enabled": false},
+		{"id": 3, "username": "y", "password": %q, "enabled": true},
+		{"id": 4, "username": "long", "password": %q, "enabled": true},
+		{"id": 5, "username": "plain", "password": "s3cret", "enabled": true}
+	]`, mustHash(t, "pa", "$2a$"), mustHash(t, "pb", "$2b$"), mustHash(t, "py", "$2y$"), mustHash(t, long, "$2a$"))
+	db, err := Load(writeFile(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		username, password string
+		want               User
+		wantErr            error
+	}{
+		{"a", "pa", User{1, "a", true}, nil},
+		{"a", "pb", User{}, ErrInvalidPassword},
+		{"b", "pb", User{2, "b", false}, nil},
+		{"y", "py", User{3, "y", true}, nil},
+		{"y", "", User{}, ErrInvalidPassword},
+		{"long", long, User{4, "long", true}, nil},
+		{"long", long + "and more", User{}, ErrInvalidPassword}, // bcrypt would ignore the tail
+		{"plain", "s3cret", User{5, "plain", true}, nil},
+		{"plain", "s3cre", User{}, ErrInvalidPassword},
+	}
+	for _, tt := range tests {
+		t.Run(tt.username+"/"+tt.password, func(t *testing.T) {
+			got, err := db.Authenticate(tt.username, tt.password)
+			if !errors.Is(err, tt.wantErr) || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v, %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		content string
+		want    string // a substring of the error, besides the file name
+	}{
+		{"not JSON", `alice:password`, "not a JSON array"},
+		{"an object", `{"id": 1}`, "not a JSON array"},
+		{"truncated", `[{"id": 1, "username": "a"`, "not a JSON array"},
+		{"trailing data", `[{"id":1,"username":"a","password":"p","enabled":true}] []`, "unexpected data"},
+		{"empty", `[]`, "no users"},
+		{"id a string", `[{"id":"1","username":"a","password":"p","enabled":true}]`, "not a JSON array"},
+		{"unknown field", `[{"id":1,"username":"a","password":"p","enabled":true,"admin":true}]`, "admin"},
+		{"missing id", `[{"username":"a","password":"p","enabled":true}]`, `user #1: missing "id"`},
+		{"missing username", `[{"id":1,"password":"p","enabled":true}]`, `missing or empty "username"`},
+		{"empty username", `[{"id":1,"username":"","password":"p","enabled":true}]`, `missing or empty "username"`},
+		{"missing password", `[{"id":1,"username":"a","enabled":true}]`, `(a): missing or empty "password"`},
+		{"missing enabled", `[{"id":1,"username":"a","password":"p"}]`, `missing "enabled"`},
+		{"zero id", `[{"id":0,"username":"a","password":"p","enabled":true}]`, "positive integer"},
+		{"duplicate username", `[{"id":1,"username":"a","password":"p","enabled":true},{"id":2,"username":"a","password":"p","enabled":true}]`, `user #2: duplicate username "a"`},
+		{"duplicate id", `[{"id":1,"username":"a","password":"p","enabled":true},{"id":1,"username":"b","password":"p","enabled":true}]`, "duplicate id 1"},
+		{"malformed bcrypt", `[{"id":1,"username":"a","password":"$2a$10$short","enabled":true}]`, "malformed bcrypt hash"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeFile(t, tt.content)
+			db, err := Load(path)
+			if err == nil {
+				t.Fatalf("got a DB of %d users, want an error", db.Len())
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %q, want it to name %s and say %q", err, path, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nope.json")
+	_, err := Load(path)
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("got %v, want an error naming %s", err, path)
+	}
+}
+
+func BenchmarkAuthenticatePlaintext(b *testing.B) {
+	db, err := Load("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := db.Authenticate("alice", "password"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
