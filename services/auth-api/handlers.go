@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/token"
+	"github.com/acme-payments/platform/internal/users"
+)
+
+// tokenResponse is the body of a successful POST /token.
+type tokenResponse struct {
+	Token string `json:"token"`
+}
+
+// handleToken authenticates the body's username and password and answers a
+// token, or the contract's error. Every failure is logged with the request
+// id, the username and a reason, never the password.
+func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		req, err := readTokenRequest(r)
+		if err == nil {
+			var user users.User
+			if user, err = db.Authenticate(req.Username, req.Password); err == nil {
+				raw, err := issuer.Issue(user.ID, user.Username, user.Enabled)
+				if err != nil {
+					log.ErrorContext(ctx, "sign token", "user_id", user.ID, "error", err)
+					httpx.WriteError(w, http.StatusInternalServerError, "Internal server error")
+					return
+				}
+				log.DebugContext(ctx, "token issued", "user_id", user.ID, "username", user.Username)
+				httpx.WriteJSON(w, http.StatusOK, tokenResponse{Token: raw})
+				return
+			}
+		}
+		status, msg, reason := loginFailure(err)
+		log.InfoContext(ctx, "login failed", "username", clip(req.Username), "reason", reason, "status", status)
+		httpx.WriteError(w, status, msg)
+	})
+}
+
+// readTokenRequest reads and decodes the request body (capped by the
+// middleware; a larger one is a 413).
+func readTokenRequest(r *http.Request) (tokenRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := httpx.DecodeJSONObject(r, &fields); err != nil {
+		return tokenRequest{}, err
+	}
+	return tokenRequestFromFields(fields)
+}
+
+// loginFailure is the one place that maps a failed login to the status and
+// error text the client sees, and to the reason logged.
+func loginFailure(err error) (status int, msg, reason string) {
+	var de *httpx.DecodeError
+	switch {
+	case errors.Is(err, users.ErrNotFound):
+		return http.StatusNotFound, "User not found", "user_not_found"
+	case errors.Is(err, users.ErrInvalidPassword):
+		return http.StatusUnauthorized, "Invalid password", "invalid_password"
+	case errors.As(err, &de):
+		return de.Status, de.Msg, "bad_request: " + de.Msg
+	}
+	return http.StatusInternalServerError, "Internal server error", err.Error()
+}
+
+// maxLoggedUsername bounds the username copied into logs.
+const maxLoggedUsername = 64
+
+// clip shortens s to maxLoggedUsername bytes without splitting a character.
+func clip(s string) string {
+	if len(s) <= maxLoggedUsername {
+		return s
+	}
+	i := maxLoggedUsername
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}

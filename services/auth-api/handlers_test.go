@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/token"
+	"github.com/acme-payments/platform/internal/users"
+)
+
+var testSecret = []byte("test-secret-0123456789abcdef0123")
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newTestServer starts auth-api's real handler (the one run builds) over the
+// reference users, and returns its URL and log.
+func newTestServer(t *testing.T) (string, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	log := logging.New(logs, "auth-api", slog.LevelDebug)
+	db, err := users.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(newHandler(log, db, token.NewIssuer(testSecret, nil)))
+	t.Cleanup(srv.Close)
+	return srv.URL, logs
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func do(t *testing.T, method, url, contentType, body string, header ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(res.Body); err != nil {
+		t.Fatal(err)
+	}
+	out := response{status: res.StatusCode, header: res.Header, raw: buf.String()}
+	if err := json.Unmarshal(buf.Bytes(), &out.body); err != nil {
+		t.Fatalf("%s %s: body %q is not a JSON object: %v", method, url, buf.String(), err)
+	}
+	if got := res.Header.Get("Content-Type"); got != "application/json" {
+		t.Errorf("got Content-Type %q, want application/json", got)
+	}
+	return out
+}
+
+func TestTokenContract(t *testing.T) {
+	url, _ := newTestServer(t)
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int
+		wantError  string // "" for success
+	}{
+		// The contract's table, row by row.
+		{"username missing", `{"password":"password"}`, 422, "Username is blank"},
+		{"username empty", `{"username":"","password":"password"}`, 422, "Username is blank"},
+		{"username null", `{"username":null,"password":"password"}`, 422, "Username is blank"},
+		{"both missing", `{}`, 422, "Username is blank"},
+		{"password missing", `{"username":"alice"}`, 422, "Password is blank"},
+		{"password empty", `{"username":"alice","password":""}`, 422, "Password is blank"},
+		{"password missing, unknown user", `{"username":"dave"}`, 422, "Password is blank"},
+		{"no such user", `{"username":"dave","password":"password"}`, 404, "User not found"},
+		{"username in other case", `{"username":"Alice","password":"password"}`, 404, "User not found"},
+		{"wrong password", `{"username":"alice","password":"wrong"}`, 401, "Invalid password"},
+		{"success alice", `{"username":"alice","password":"password"}`, 200, ""},
+		{"success becky", `{"username":"becky","password":"password"}`, 200, ""},
+		{"success charlie (disabled users get tokens too)", `{"username":"charlie","password":"password"}`, 200, ""},
+
+		// Bodies the original crashed on: JSON 4xx, never 500.
+		{"empty body", ``, 400, ""},
+		{"not JSON", `username=alice&password=password`, 400, ""},
+		{"JSON array", `[{"username":"alice"}]`, 400, ""},
+		{"JSON null", `null`, 400, ""},
+		{"truncated", `{"username":"alice",`, 400, ""},
+		{"username a number", `{"username":5,"password":"password"}`, 422, "Username must be a string"},
+		{"username false is blank", `{"username":false,"password":"password"}`, 422, "Username is blank"},
+		{"password a list", `{"username":"alice","password":["password"]}`, 422, "Password must be a string"},
+		{"password 0 is blank", `{"username":"alice","password":0}`, 422, "Password is blank"},
+		{"password true", `{"username":"alice","password":true}`, 422, "Password must be a string"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := do(t, http.MethodPost, url+"/token", "application/json", tt.body)
+			if res.status != tt.wantStatus {
+				t.Errorf("got status %d, want %d (body %s)", res.status, tt.wantStatus, res.raw)
+			}
+			if tt.wantStatus == http.StatusOK {
+				if len(res.body) != 1 || res.body["token"] == nil {
+					t.Fatalf("got %s, want {\"token\": ...}", res.raw)
+				}
+				return
+			}
+			msg, _ := res.body["error"].(string)
+			if len(res.body) != 1 || msg == "" {
+				t.Fatalf("got %s, want {\"error\": ...}", res.raw)
+			}
+			if tt.wantError != "" && msg != tt.wantError {
+				t.Errorf("got error %q, want %q", msg, tt.wantError)
+			}
+		})
+	}
+}
+
+func TestTokenClaims(t *testing.T) {
+	url, _ := newTestServer(t)
+	v := token.NewVerifier(testSecret, nil)
+	tests := []struct {
+		username string
+		want     token.Claims
+	}{
+		{"alice", token.Claims{UserID: 1, Username: "alice", Enabled: true}},
+		{"becky", token.Claims{UserID: 2, Username: "becky", Enabled: true}},
+		{"charlie", token.Claims{UserID: 3, Username: "charlie", Enabled: false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.username, func(t *testing.T) {
+			before := time.Now().Truncate(time.Second)
+			res := do(t, http.MethodPost, url+"/token", "application/json", `{"username":"`+tt.username+`","password":"password"}`)
+			raw, _ := res.body["token"].(string)
+			got, err := v.Verify(raw)
+			if err != nil {
+				t.Fatalf("got %v verifying %q, want none", err, raw)
+			}
+			if d := got.ExpiresAt.Sub(before); d < token.TTL || d > token.TTL+time.Second {
+				t.Errorf("got exp %v after the request, want %v", d, token.TTL)
+			}
+			got.ExpiresAt = time.Time{}
+			if got != tt.want {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHealth(t *testing.T) {
+	url, _ := newTestServer(t)
+	res := do(t, http.MethodGet, url+"/health", "", "")
+	if res.status != http.StatusOK {
+		t.Errorf("got status %d, want 200", res.status)
+	}
+	if got, want := res.raw, `{"status":"pass","checks":{}}`+"\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestRoutingErrors(t *testing.T) {
+	url, _ := newTestServer(t)
+	tests := []struct {
+		name, method, path, body string
+		wantStatus               int
+	}{
+		{"unknown path", http.MethodGet, "/nope", "", 404},
+		{"GET /token", http.MethodGet, "/token", "", 405},
+		{"POST /health", http.MethodPost, "/health", "", 405},
+		{"body over 1 MiB", http.MethodPost, "/token", `{"username":"` + strings.Repeat("a", httpx.MaxBodyBytes) + `"}`, 413},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := do(t, tt.method, url+tt.path, "application/json", tt.body)
+			if res.status != tt.wantStatus {
+				t.Errorf("got status %d, want %d (%s)", res.status, tt.wantStatus, res.raw)
+			}
+			if msg, _ := res.body["error"].(string); msg == "" {
+				t.Errorf("got %s, want a JSON error", res.raw)
+			}
+		})
+	}
+}
+
+func TestFailedLoginsAreLoggedWithoutPassword(t *testing.T) {
+	url, logs := newTestServer(t)
+	tests := []struct {
+		body, requestID, wantReason string
+	}{
+		{`{"username":"alice","password":"hunter2-secret"}`, "req-wrong-password", "invalid_password"},
+		{`{"username":"dave","password":"hunter2-secret"}`, "req-unknown-user", "user_not_found"},
+		{`{"username":"alice"}`, "req-blank-password", "bad_request: Password is blank"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.wantReason, func(t *testing.T) {
+			res := do(t, http.MethodPost, url+"/token", "application/json", tt.body, httpx.RequestIDHeader, tt.requestID)
+			if got := res.header.Get(httpx.RequestIDHeader); got != tt.requestID {
+				t.Errorf("got X-Request-ID %q, want %q", got, tt.requestID)
+			}
+			var found map[string]any
+			for _, line := range strings.Split(logs.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "login failed" && rec["request_id"] == tt.requestID {
+					found = rec
+				}
+			}
+			if found == nil {
+				t.Fatalf("no \"login failed\" line with request_id %s in:\n%s", tt.requestID, logs.String())
+			}
+			if found["reason"] != tt.wantReason {
+				t.Errorf("got reason %v, want %q", found["reason"], tt.wantReason)
+			}
+			var req map[string]string
+			_ = json.Unmarshal([]byte(tt.body), &req)
+			if found["username"] != req["username"] {
+				t.Errorf("got username %v, want %q", found["username"], req["username"])
+			}
+		})
+	}
+	if strings.Contains(logs.String(), "hunter2") {
+		t.Errorf("the log contains a password:\n%s", logs.String())
+	}
+}
+
+func TestClip(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"alice", "alice"},
+		{strings.Repeat("a", 64), strings.Repeat("a", 64)},
+		{strings.Repeat("a", 65), strings.Repeat("a", 64) + "…"},
+		{strings.Repeat("a", 63) + "é", strings.Repeat("a", 63) + "…"}, // é is 2 bytes: not split
+	}
+	for _, tt := range tests {
+		if got := clip(tt.in); got != tt.want {
+			t.Errorf("clip(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/acme-payments/platform/internal/httpx"
+)
+
+// tokenRequest is a decoded POST /token body.
+type tokenRequest struct {
+	Username string
+	Password string
+}
+
+// decodeTokenRequest parses body, a JSON object {"username", "password"},
+// in the contract's order: blank username, blank password, then their types.
+// Blank means what the original's "not value" meant (missing, null, "", 0,
+// false, [] or {}); any other non-string is a 422 naming the field. Keys match
+// exactly. Every failure is an *httpx.DecodeError; the username, when it is a
+// string, is returned with it for logging.
+func decodeTokenRequest(body []byte) (tokenRequest, error) {
+	var fields map[string]json.RawMessage
+	if err := httpx.DecodeJSONBytes(body, &fields); err != nil {
+		return tokenRequest{}, err
+	}
+	return tokenRequestFromFields(fields)
+}
+
+// tokenRequestFromFields validates the fields of a decoded POST /token body.
+func tokenRequestFromFields(fields map[string]json.RawMessage) (tokenRequest, error) {
+	user, userBlank, userOK := textField(fields["username"])
+	pass, passBlank, passOK := textField(fields["password"])
+	// The username goes back even with an error, for the failed-login log line.
+	switch {
+	case userBlank:
+		return tokenRequest{}, unprocessable("Username is blank")
+	case passBlank:
+		return tokenRequest{Username: user}, unprocessable("Password is blank")
+	case !userOK:
+		return tokenRequest{}, unprocessable("Username must be a string")
+	case !passOK:
+		return tokenRequest{Username: user}, unprocessable("Password must be a string")
+	}
+	return tokenRequest{Username: user, Password: pass}, nil
+}
+
+// textField reads one field: its string value, whether it is blank (absent or
+// falsy), and whether it is a string at all.
+func textField(raw json.RawMessage) (value string, blank, ok bool) {
+	if raw == nil {
+		return "", true, false
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return "", false, false
+	}
+	switch v := v.(type) {
+	case nil:
+		return "", true, false
+	case string:
+		return v, v == "", true
+	case bool:
+		return "", !v, false
+	case float64:
+		return "", v == 0, false
+	case []any:
+		return "", len(v) == 0, false
+	case map[string]any:
+		return "", len(v) == 0, false
+	}
+	return "", false, false
+}
+
+func unprocessable(msg string) error {
+	return &httpx.DecodeError{Status: http.StatusUnprocessableEntity, Msg: msg}
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/token"
+	"github.com/acme-payments/platform/internal/users"
+)
+
+// run starts auth-api with the given environment and serves until ctx is
+// done or SIGINT/SIGTERM arrives, then drains in-flight requests.
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if len(args) > 1 {
+		return errors.New("takes no arguments; it is configured by environment variables (see README.md)")
+	}
+	cfg, err := parseConfig(environ)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stdout, "auth-api", cfg.level)
+	if cfg.weakSecret {
+		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(cfg.JWTSecret))
+	}
+	db, err := users.Load(cfg.UsersFile)
+	if err != nil {
+		return err
+	}
+	source := cfg.UsersFile
+	if source == "" {
+		source = users.ReferenceSource
+	}
+	log.Info("users loaded", "source", source, "count", db.Len())
+
+	issuer := token.NewIssuer([]byte(cfg.JWTSecret), nil)
+	srv := httpx.NewServer(newHandler(log, db, issuer), log)
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	return httpx.Serve(ctx, srv, addr, cfg.ShutdownGrace, log)
+}

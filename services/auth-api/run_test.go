@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startRun runs the real service on a free port with environ and returns its
+// base URL, its stdout and a stop function that cancels it and returns run's
+// error.
+func startRun(t *testing.T, environ ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, []string{"auth-api"}, append([]string{"HTTP_PORT=0"}, environ...), out) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("run did not return within 15s of cancellation")
+			return nil
+		}
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned before ready: %v\n%s", err, out.String())
+		default:
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" && rec.Addr != "" {
+				return "http://" + rec.Addr, out, stop
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	t.Fatalf("no ready line within 10s:\n%s", out.String())
+	return "", nil, nil
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	url, out, stop := startRun(t, "JWT_SECRET="+string(testSecret), "HTTP_HOST=127.0.0.1")
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Errorf("got %s, want it bound to 127.0.0.1", url)
+	}
+
+	var health *http.Response
+	var err error
+	for i := 0; i < 50; i++ {
+		if health, err = http.Get(url + "/health"); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	health.Body.Close()
+	if health.StatusCode != http.StatusOK {
+		t.Errorf("GET /health: got %d, want 200", health.StatusCode)
+	}
+
+	res, err := http.Post(url+"/token", "application/json", strings.NewReader(`{"username":"alice","password":"password"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("POST /token: got %d, want 200", res.StatusCode)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("got %v from run after cancel, want nil", err)
+	}
+	for _, want := range []string{`"msg":"ready"`, `"service":"auth-api"`, `"msg":"users loaded"`, `"msg":"stopped"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %s:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), `"level":"WARN"`) {
+		t.Errorf("got a warning with a 32-byte secret:\n%s", out.String())
+	}
+	if _, err := http.Get(url + "/health"); err == nil {
+		t.Error("the server still answers after run returned")
+	}
+}
+
+func TestRunWarnsAboutWeakSecret(t *testing.T) {
+	_, out, stop := startRun(t, "JWT_SECRET=short")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"level":"WARN"`) || !strings.Contains(out.String(), "JWT_SECRET") {
+		t.Errorf("got no warning naming JWT_SECRET:\n%s", out.String())
+	}
+}
+
+func TestRunUsesUsersFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(path, []byte(`[{"id":7,"username":"zed","password":"pw","enabled":true}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, _, stop := startRun(t, "JWT_SECRET="+string(testSecret), "USERS_FILE="+path)
+	defer stop()
+	for body, want := range map[string]int{
+		`{"username":"zed","password":"pw"}`:         http.StatusOK,
+		`{"username":"alice","password":"password"}`: http.StatusNotFound,
+	} {
+		res, err := http.Post(url+"/token", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Errorf("%s: got %d, want %d", body, res.StatusCode, want)
+		}
+	}
+}
+
+func TestRunFailsFast(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(bad, []byte(`{"alice":"password"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		want    string
+	}{
+		{"no JWT_SECRET", nil, []string{"HTTP_PORT=0"}, "JWT_SECRET"},
+		{"empty JWT_SECRET", nil, []string{"JWT_SECRET="}, "JWT_SECRET"},
+		{"HTTP_PORT not a number", nil, []string{"JWT_SECRET=x", "HTTP_PORT=http"}, "HTTP_PORT"},
+		{"HTTP_PORT out of range", nil, []string{"JWT_SECRET=x", "HTTP_PORT=70000"}, "HTTP_PORT"},
+		{"LOG_LEVEL unknown", nil, []string{"JWT_SECRET=x", "LOG_LEVEL=loud"}, "LOG_LEVEL"},
+		{"SHUTDOWN_GRACE not a duration", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=10"}, "SHUTDOWN_GRACE"},
+		{"SHUTDOWN_GRACE zero", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
+		{"USERS_FILE missing", nil, []string{"JWT_SECRET=x", "USERS_FILE=/nonexistent/users.json"}, "/nonexistent/users.json"},
+		{"USERS_FILE malformed", nil, []string{"JWT_SECRET=x", "USERS_FILE=" + bad}, bad},
+		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "listen on 256.0.0.1"},
+		{"arguments", []string{"auth-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			args := tt.args
+			if args == nil {
+				args = []string{"auth-api"}
+			}
+			out := &syncBuffer{}
+			err := run(ctx, args, tt.environ, out)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
