@@ -1,0 +1,81 @@
+package txqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+)
+
+// Client timeouts: short, so that a Redis outage turns into a quick error
+// (a JSON 503, a failed health check) instead of a hung request.
+const (
+	dialTimeout = 1 * time.Second
+	ioTimeout   = 1 * time.Second
+	poolTimeout = 1 * time.Second
+)
+
+// Connect builds a client for redisURL (redis://, rediss:// or
+// unix:///path?db=N, parsed by redis.ParseURL; options given in the URL's
+// query win over the defaults here). It does not require Redis to be up, since
+// services must tolerate Redis appearing later: connections are made lazily,
+// and the scripts are preloaded only if Redis answers within ctx.
+//
+// Client-side retries are disabled: a timed-out EVALSHA may already have run,
+// and re-sending it could queue a transaction twice.
+func Connect(ctx context.Context, redisURL string) (*redis.Client, error) {
+	if redisURL == "" {
+		return nil, errors.New("REDIS_URL is empty")
+	}
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		// url.Error repeats the whole URL, which may hold a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("REDIS_URL: %w", err)
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = dialTimeout
+	}
+	if opts.ReadTimeout == 0 {
+		opts.ReadTimeout = ioTimeout
+	}
+	if opts.WriteTimeout == 0 {
+		opts.WriteTimeout = ioTimeout
+	}
+	if opts.PoolTimeout == 0 {
+		opts.PoolTimeout = poolTimeout
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = -1
+	}
+	if opts.DialerRetries == 0 {
+		opts.DialerRetries = 1
+	}
+	// Context deadlines (the health check's 500 ms, the connector's shutdown
+	// grace) bound Redis calls too.
+	opts.ContextTimeoutEnabled = true
+	// A self-hosted Redis has no maintenance notifications; asking costs a
+	// round trip per connection.
+	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	rdb := redis.NewClient(opts)
+	loadScripts(ctx, rdb)
+	return rdb, nil
+}
+
+// loadScripts preloads every script so that the first EVALSHA, and the
+// pipelined ones that cannot fall back to EVAL, find them. Errors are ignored:
+// Redis may not be up yet, and callers recover from NOSCRIPT.
+func loadScripts(ctx context.Context, rdb redis.Scripter) {
+	for _, s := range allScripts {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
+			return
+		}
+	}
+}

@@ -1,0 +1,491 @@
+package txqueue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/redis/go-redis/v9"
+)
+
+// Message is one delivery of a queued transaction to the consumer.
+type Message struct {
+	Transaction
+	// ID is the transaction id returned to the client.
+	ID string
+	// StreamID is the entry's id in Stream.
+	StreamID string
+	// EnqueuedAt is when core-api queued it.
+	EnqueuedAt time.Time
+	// Deliveries counts deliveries of the entry, this one included.
+	Deliveries int64
+}
+
+// PSP makes one transaction with the payment service provider. The consumer
+// calls Charge only after marking the transaction processed, so a redelivered
+// message is never charged twice; an error un-marks it and leaves the entry
+// pending for redelivery (or the dead-letter stream after MaxDeliveries).
+type PSP interface {
+	Charge(ctx context.Context, m Message) error
+}
+
+// PSPFunc adapts a function to PSP.
+type PSPFunc func(ctx context.Context, m Message) error
+
+// Charge calls f.
+func (f PSPFunc) Charge(ctx context.Context, m Message) error { return f(ctx, m) }
+
+// ConsumerConfig tunes a Consumer; zero values take the defaults in brackets.
+type ConsumerConfig struct {
+	// Name is this consumer's name in Group; it must be unique among the
+	// running connectors. [hostname-pid is the connector's choice; required here]
+	Name string
+	// BatchSize is XREADGROUP's and XAUTOCLAIM's COUNT. [64]
+	BatchSize int
+	// Block is how long one XREADGROUP waits for new entries; it bounds how
+	// long a shutdown waits for the read in flight. [1s]
+	Block time.Duration
+	// VisibilityTimeout is how long an entry may stay pending (delivered,
+	// not acked) before another consumer reclaims it. [30s]
+	VisibilityTimeout time.Duration
+	// ClaimInterval is how often XAUTOCLAIM runs, besides at start. [5s]
+	ClaimInterval time.Duration
+	// MaxDeliveries is how many deliveries an entry gets before it goes to
+	// the dead-letter stream. [5]
+	MaxDeliveries int
+	// StatusTTL is the expiry of status records the consumer has to recreate. [168h]
+	StatusTTL time.Duration
+	// ShutdownGrace is how long the batch in hand may take after ctx is done. [10s]
+	ShutdownGrace time.Duration
+}
+
+func (c *ConsumerConfig) setDefaults() {
+	if c.BatchSize <= 0 {
+		c.BatchSize = 64
+	}
+	if c.Block <= 0 {
+		c.Block = time.Second
+	}
+	if c.VisibilityTimeout <= 0 {
+		c.VisibilityTimeout = 30 * time.Second
+	}
+	if c.ClaimInterval <= 0 {
+		c.ClaimInterval = 5 * time.Second
+	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = 5
+	}
+	if c.StatusTTL <= 0 {
+		c.StatusTTL = 168 * time.Hour
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+}
+
+// Consumer reads Stream as one member of Group and hands each transaction to
+// a PSP, acknowledging only after success.
+type Consumer struct {
+	rdb *redis.Client
+	cfg ConsumerConfig
+	psp PSP
+	log *slog.Logger
+}
+
+// NewConsumer returns a consumer named cfg.Name (which must not be empty).
+func NewConsumer(rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) (*Consumer, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("consumer name is empty")
+	}
+	cfg.setDefaults()
+	return &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log}, nil
+}
+
+// Backoff bounds for retrying while Redis is unreachable.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+)
+
+// maxClaimPages bounds one reclaim pass (BatchSize entries per page), so that
+// a huge backlog of abandoned entries cannot starve new ones.
+const maxClaimPages = 16
+
+// Run consumes until ctx is done: it ensures the group (retrying while Redis
+// is not up), reclaims abandoned entries at start and every ClaimInterval,
+// and reads new ones in batches. When ctx is done it stops reading, lets the
+// batch in hand finish within ShutdownGrace, leaves everything else pending
+// for the next start, and returns nil. It returns an error only for a state
+// retrying cannot fix (Stream is not a stream).
+func (c *Consumer) Run(ctx context.Context) error {
+	// work outlives ctx by ShutdownGrace, so the batch in hand can finish.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancelWork) })
+	defer stop()
+
+	if err := c.ensureGroup(ctx); err != nil {
+		return err
+	}
+	c.log.Info("consuming", "stream", Stream, "group", Group, "consumer", c.cfg.Name,
+		"batch_size", c.cfg.BatchSize, "visibility_timeout", c.cfg.VisibilityTimeout.String(),
+		"max_deliveries", c.cfg.MaxDeliveries)
+
+	backoff := minBackoff
+	nextClaim := time.Now()
+	for ctx.Err() == nil {
+		if !time.Now().Before(nextClaim) {
+			c.reclaim(ctx, work)
+			nextClaim = time.Now().Add(c.cfg.ClaimInterval)
+		}
+		block := min(c.cfg.Block, time.Until(nextClaim))
+		if block < time.Millisecond {
+			block = time.Millisecond // BLOCK 0 would wait forever
+		}
+		streams, err := c.rdb.XReadGroup(work, &redis.XReadGroupArgs{
+			Group: Group, Consumer: c.cfg.Name, Streams: []string{Stream, ">"},
+			Count: int64(c.cfg.BatchSize), Block: block,
+		}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			continue
+		case err != nil && strings.HasPrefix(err.Error(), "NOGROUP"):
+			// Redis lost its data (restarted without persistence): start over.
+			c.log.Warn("consumer group is gone; recreating it", "error", err.Error())
+			if err := c.ensureGroup(ctx); err != nil {
+				return err
+			}
+			continue
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil
+			}
+			c.log.Warn("read from stream failed; retrying", "error", err.Error(), "retry_in", backoff.String())
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff = minBackoff
+		for _, s := range streams {
+			c.handle(work, s.Messages, nil)
+		}
+	}
+	return nil
+}
+
+// ensureGroup creates Group on Stream (and the stream), from the first entry
+// so nothing queued before the first start is skipped. It retries with
+// backoff while Redis is unreachable, and returns nil when ctx ends first.
+func (c *Consumer) ensureGroup(ctx context.Context) error {
+	backoff := minBackoff
+	for {
+		err := c.rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err()
+		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if strings.HasPrefix(err.Error(), "WRONGTYPE") {
+			return fmt.Errorf("create consumer group %s on %s: %w", Group, Stream, err)
+		}
+		c.log.Warn("cannot create consumer group yet; retrying", "error", err.Error(), "retry_in", backoff.String())
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// reclaim takes over entries pending longer than VisibilityTimeout (their
+// consumer crashed, or their PSP step failed) and handles them like new ones,
+// with their delivery counts from XPENDING.
+func (c *Consumer) reclaim(ctx, work context.Context) {
+	start := "0-0"
+	for page := 0; page < maxClaimPages && ctx.Err() == nil; page++ {
+		msgs, next, err := c.rdb.XAutoClaim(work, &redis.XAutoClaimArgs{
+			Stream: Stream, Group: Group, Consumer: c.cfg.Name,
+			MinIdle: c.cfg.VisibilityTimeout, Start: start, Count: int64(c.cfg.BatchSize),
+		}).Result()
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "NOGROUP") {
+				c.log.Warn("reclaim failed", "error", err.Error())
+			}
+			return
+		}
+		if len(msgs) > 0 {
+			c.log.Info("reclaimed pending entries", "count", len(msgs))
+			c.handle(work, msgs, c.deliveryCounts(work, msgs))
+		}
+		if next == "0-0" || next == "" {
+			return
+		}
+		start = next
+	}
+}
+
+// deliveryCounts asks XPENDING, in one pipeline, how often each entry has been
+// delivered. Entries it cannot tell about are left out (and count as a first
+// delivery), so a Redis hiccup never dead-letters anything by mistake.
+func (c *Consumer) deliveryCounts(ctx context.Context, msgs []redis.XMessage) map[string]int64 {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.XPendingExtCmd, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: Stream, Group: Group, Start: m.ID, End: m.ID, Count: 1,
+		})
+	}
+	_, _ = pipe.Exec(ctx)
+	counts := make(map[string]int64, len(msgs))
+	for i, m := range msgs {
+		if p, err := cmds[i].Result(); err == nil && len(p) == 1 {
+			counts[m.ID] = p[0].RetryCount
+		}
+	}
+	return counts
+}
+
+// deadLetter is an entry on its way to DeadLetterStream.
+type deadLetter struct {
+	entry      redis.XMessage
+	id         string // transaction id; "" when the entry has none usable
+	requestID  string
+	deliveries int64
+	reason     string // for the dead-letter entry and the log
+	public     string // for the status record, which its owner can read
+}
+
+// handle processes one batch: poison and over-delivered entries go to the
+// dead-letter stream; the rest are marked processed (one pipeline), charged
+// when this call marked them, and acked together (one XACK).
+func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts map[string]int64) {
+	now := time.Now().UnixNano()
+	var good []Message
+	var dead []deadLetter
+	for _, e := range entries {
+		m, err := decodeMessage(e)
+		m.Deliveries = 1
+		if n, ok := counts[e.ID]; ok && n > 0 {
+			m.Deliveries = n
+		}
+		switch {
+		case err != nil:
+			dead = append(dead, deadLetter{entry: e, id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
+				reason: "undecodable message: " + err.Error(), public: "Transaction could not be processed"})
+		case m.Deliveries > int64(c.cfg.MaxDeliveries):
+			dead = append(dead, deadLetter{entry: e, id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
+				reason: fmt.Sprintf("delivered %d times without success", m.Deliveries-1),
+				public: "Transaction could not be processed"})
+		default:
+			good = append(good, m)
+		}
+	}
+
+	var acks []string
+	var unmark []Message
+	marks := c.evalBatch(ctx, markScript, len(good), func(i int) ([]string, []any) {
+		m := good[i]
+		return []string{StatusKey(m.ID)}, []any{now, c.cfg.StatusTTL.Milliseconds(),
+			m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano()}
+	})
+	for i, m := range good {
+		mctx := logging.WithRequestID(ctx, m.RequestID)
+		res, err := marks[i].Int64()
+		switch {
+		case err != nil:
+			c.log.WarnContext(mctx, "mark processed failed; entry left pending",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
+		case res == 0 || res == -1:
+			// Processed (or dead-lettered) by an earlier delivery whose ack was lost.
+			acks = append(acks, m.StreamID)
+			c.log.InfoContext(mctx, "duplicate delivery skipped", "transaction_id", m.ID,
+				"stream_id", m.StreamID, "deliveries", m.Deliveries)
+		default:
+			if err := c.psp.Charge(ctx, m); err != nil {
+				unmark = append(unmark, m)
+				c.log.WarnContext(mctx, "PSP step failed", "transaction_id", m.ID, "stream_id", m.StreamID,
+					"deliveries", m.Deliveries, "error", err.Error())
+				if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
+					dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
+						deliveries: m.Deliveries, reason: "PSP step failed: " + err.Error(),
+						public: "Transaction could not be processed"})
+				}
+				continue
+			}
+			acks = append(acks, m.StreamID)
+			c.log.InfoContext(mctx, "processed", "transaction_id", m.ID, "user_id", m.UserID,
+				"amount", m.Amount, "currency", m.Currency, "stream_id", m.StreamID, "deliveries", m.Deliveries,
+				"queue_ms", float64(time.Now().Sub(m.EnqueuedAt).Microseconds())/1000)
+		}
+	}
+
+	// Acks and the rest must land even when shutdown's grace is over: the
+	// PSP step already happened.
+	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*ioTimeout)
+	defer cancel()
+	if len(acks) > 0 {
+		if err := c.rdb.XAck(done, Stream, Group, acks...).Err(); err != nil {
+			c.log.Warn("ack failed; entries will be redelivered and skipped as duplicates",
+				"count", len(acks), "error", err.Error())
+		}
+	}
+	if len(unmark) > 0 {
+		unmarkNow := time.Now().UnixNano()
+		res := c.evalBatch(done, unmarkScript, len(unmark), func(i int) ([]string, []any) {
+			return []string{StatusKey(unmark[i].ID)}, []any{now, unmarkNow}
+		})
+		for i, r := range res {
+			if err := r.Err(); err != nil {
+				c.log.Error("could not undo processed mark after PSP failure; a redelivery will skip it",
+					"transaction_id", unmark[i].ID, "error", err.Error())
+				// Dead-lettering would see "processed" and just ack; leave it pending.
+				dead = slices.DeleteFunc(dead, func(d deadLetter) bool { return d.id == unmark[i].ID })
+			}
+		}
+	}
+	if len(dead) > 0 {
+		c.deadLetter(done, dead, now)
+	}
+}
+
+// deadLetter moves entries to DeadLetterStream, one script each, pipelined.
+func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64) {
+	res := c.evalBatch(ctx, deadLetterScript, len(dead), func(i int) ([]string, []any) {
+		d := dead[i]
+		keys := []string{Stream, DeadLetterStream}
+		if d.id != "" {
+			keys = append(keys, StatusKey(d.id))
+		}
+		args := []any{Group, d.entry.ID, now, d.public, c.cfg.StatusTTL.Milliseconds(),
+			"stream_id", d.entry.ID, "reason", d.reason, "deliveries", d.deliveries,
+			"consumer", c.cfg.Name, "dead_at", now}
+		return keys, append(args, entryFields(d.entry)...)
+	})
+	for i, d := range dead {
+		dctx := logging.WithRequestID(ctx, d.requestID)
+		n, err := res[i].Int64()
+		switch {
+		case err != nil:
+			c.log.ErrorContext(dctx, "dead-lettering failed; entry left pending", "transaction_id", d.id,
+				"stream_id", d.entry.ID, "reason", d.reason, "error", err.Error())
+		case n == 1:
+			c.log.ErrorContext(dctx, "dead-lettered", "transaction_id", d.id, "stream_id", d.entry.ID,
+				"dead_letter_stream", DeadLetterStream, "deliveries", d.deliveries, "reason", d.reason)
+		}
+	}
+}
+
+// evalBatch runs script n times in one pipeline, with the keys and args that
+// argsOf gives for each call, and returns one command per call. After a
+// NOSCRIPT (Redis restarted and lost its script cache) it loads the script
+// and runs the batch once more; every script here is safe to rerun.
+func (c *Consumer) evalBatch(ctx context.Context, script *redis.Script, n int, argsOf func(i int) ([]string, []any)) []*redis.Cmd {
+	if n == 0 {
+		return nil
+	}
+	var cmds []*redis.Cmd
+	for attempt := 0; attempt < 2; attempt++ {
+		pipe := c.rdb.Pipeline()
+		cmds = make([]*redis.Cmd, n)
+		for i := range n {
+			keys, args := argsOf(i)
+			cmds[i] = script.EvalSha(ctx, pipe, keys, args...)
+		}
+		_, _ = pipe.Exec(ctx)
+		if !redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
+			break
+		}
+		_ = script.Load(ctx, c.rdb)
+	}
+	return cmds
+}
+
+// decodeMessage parses a stream entry. On error the returned Message still
+// carries the transaction and request ids when they were usable, so the
+// status record can say failed.
+func decodeMessage(e redis.XMessage) (Message, error) {
+	m := Message{StreamID: e.ID}
+	str := func(k string) string { s, _ := e.Values[k].(string); return s }
+	if id := str(fieldID); ValidID(id) {
+		m.ID = id
+	} else {
+		return m, fmt.Errorf("field %s: invalid transaction id %q", fieldID, truncate(id, 64))
+	}
+	m.RequestID = truncate(str(fieldRequestID), 128)
+	var err error
+	if m.UserID, err = strconv.ParseInt(str(fieldUserID), 10, 64); err != nil || m.UserID <= 0 {
+		return m, fmt.Errorf("field %s: not a positive integer", fieldUserID)
+	}
+	if m.Amount, err = strconv.ParseInt(str(fieldAmount), 10, 64); err != nil || m.Amount <= 0 {
+		return m, fmt.Errorf("field %s: not a positive integer", fieldAmount)
+	}
+	if m.Currency = str(fieldCurrency); !validCurrency(m.Currency) {
+		return m, fmt.Errorf("field %s: not three capital letters", fieldCurrency)
+	}
+	ns, err := strconv.ParseInt(str(fieldEnqueuedAt), 10, 64)
+	if err != nil || ns <= 0 {
+		return m, fmt.Errorf("field %s: not a unix-ns timestamp", fieldEnqueuedAt)
+	}
+	m.EnqueuedAt = time.Unix(0, ns)
+	return m, nil
+}
+
+func validCurrency(s string) bool {
+	return len(s) == 3 && s[0] >= 'A' && s[0] <= 'Z' && s[1] >= 'A' && s[1] <= 'Z' && s[2] >= 'A' && s[2] <= 'Z'
+}
+
+// entryOf rebuilds the stream entry of a decoded message, for dead-lettering.
+func entryOf(m Message) redis.XMessage {
+	return redis.XMessage{ID: m.StreamID, Values: map[string]any{
+		fieldID: m.ID, fieldUserID: strconv.FormatInt(m.UserID, 10), fieldAmount: strconv.FormatInt(m.Amount, 10),
+		fieldCurrency: m.Currency, fieldRequestID: m.RequestID,
+		fieldEnqueuedAt: strconv.FormatInt(m.EnqueuedAt.UnixNano(), 10),
+	}}
+}
+
+// Bounds on what a dead-letter entry copies from a (possibly hostile) entry.
+const (
+	maxDeadFields   = 32
+	maxDeadValueLen = 1024
+)
+
+// entryFields flattens an entry's fields, sorted and bounded, prefixed "entry."
+// so they cannot be mistaken for the dead-letter metadata.
+func entryFields(e redis.XMessage) []any {
+	names := make([]string, 0, len(e.Values))
+	for k := range e.Values {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if len(names) > maxDeadFields {
+		names = names[:maxDeadFields]
+	}
+	out := make([]any, 0, 2*len(names))
+	for _, k := range names {
+		v, _ := e.Values[k].(string)
+		out = append(out, "entry."+truncate(k, 64), truncate(v, maxDeadValueLen))
+	}
+	return out
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,406 @@
+package txqueue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// recorder is a PSP that records every charge; fail, when set, decides
+// whether a charge fails.
+type recorder struct {
+	mu      sync.Mutex
+	charged []Message
+	fail    func(Message) error
+}
+
+func (r *recorder) Charge(_ context.Context, m Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.charged = append(r.charged, m)
+	if r.fail != nil {
+		return r.fail(m)
+	}
+	return nil
+}
+
+// calls counts the charges of transaction id.
+func (r *recorder) calls(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, m := range r.charged {
+		if m.ID == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *recorder) total() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.charged)
+}
+
+// fastConfig returns a consumer config with short timeouts for tests.
+func fastConfig(name string) ConsumerConfig {
+	return ConsumerConfig{
+		Name: name, BatchSize: 16, Block: 100 * time.Millisecond,
+		VisibilityTimeout: 200 * time.Millisecond, ClaimInterval: 50 * time.Millisecond,
+		MaxDeliveries: 3, StatusTTL: time.Hour, ShutdownGrace: 5 * time.Second,
+	}
+}
+
+// runConsumer runs a consumer until the returned stop is called (or the test
+// ends); stop fails the test if Run returned an error or did not return.
+func runConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) (stop func()) {
+	t.Helper()
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: got %v, want nil", err)
+				}
+			case <-time.After(15 * time.Second):
+				t.Errorf("Run did not return within 15s of cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitFor polls cond until it holds, failing the test after 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// statusIs reports whether transaction id's record has status want.
+func statusIs(q *Queue, id, want string) func() bool {
+	return func() bool {
+		rec, err := q.Status(context.Background(), id)
+		return err == nil && rec.Status == want
+	}
+}
+
+// pendingCount is the number of entries delivered to Group but not acked.
+func pendingCount(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	p, err := rdb.XPending(context.Background(), Stream, Group).Result()
+	if err != nil {
+		t.Fatalf("XPENDING: %v", err)
+	}
+	return p.Count
+}
+
+// hasLogLine reports whether some JSON line of logs has every field in want.
+func hasLogLine(logs string, want map[string]string) bool {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if rec[k] != v {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func enqueueN(t *testing.T, q *Queue, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		res, err := q.Enqueue(context.Background(),
+			Transaction{UserID: int64(1 + i%3), Amount: int64(100 + i), Currency: "USD", RequestID: fmt.Sprintf("req-%d", i)}, "")
+		if err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+		ids[i] = res.ID
+	}
+	return ids
+}
+
+func TestConsumerProcessesEachOnce(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 40) // more than one batch
+	psp := &recorder{}
+	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+
+	if got := psp.total(); got != len(ids) {
+		t.Errorf("charges: got %d, want %d", got, len(ids))
+	}
+	for i, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+		rec, _ := q.Status(context.Background(), id)
+		if rec.ProcessedAt == nil || rec.ProcessedAt.Before(rec.CreatedAt) || rec.Amount != int64(100+i) {
+			t.Errorf("record %s: got %+v, want processed_at after created_at, amount %d", id, rec, 100+i)
+		}
+	}
+	// The request id travels with the message into the connector's log line.
+	if !hasLogLine(logs.String(), map[string]string{"msg": "processed", "transaction_id": ids[0], "request_id": "req-0"}) {
+		t.Errorf("logs lack a processed line for %s with request_id req-0", ids[0])
+	}
+}
+
+// TestConsumerReclaimsAbandonedEntry simulates a connector killed between
+// read and ack: the entry stays pending for a dead consumer until another one
+// reclaims it after the visibility timeout. Either way it is charged once.
+func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
+	tests := []struct {
+		name        string
+		markedFirst bool // the dead consumer got as far as the PSP step
+		wantCharges int
+	}{
+		{"killed before the PSP step", false, 1},
+		{"killed after the PSP step, before the ack", true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, _ := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			ids := enqueueN(t, q, 1)
+			if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+				t.Fatalf("XGROUP CREATE: %v", err)
+			}
+			got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: Group, Consumer: "dead", Streams: []string{Stream, ">"}, Count: 10, Block: -1,
+			}).Result()
+			if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
+				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want one entry", got, err)
+			}
+			if tt.markedFirst {
+				if err := markScript.Run(ctx, rdb, []string{StatusKey(ids[0])},
+					time.Now().UnixNano(), time.Hour.Milliseconds(), 1, 100, "USD", 1).Err(); err != nil {
+					t.Fatalf("mark: %v", err)
+				}
+			}
+
+			psp := &recorder{}
+			stop := runConsumer(t, rdb, fastConfig("survivor"), psp, log)
+			waitFor(t, "entry reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
+			stop()
+			if got := psp.calls(ids[0]); got != tt.wantCharges {
+				t.Errorf("charges: got %d, want %d", got, tt.wantCharges)
+			}
+			if tt.wantCharges == 1 {
+				psp.mu.Lock()
+				if d := psp.charged[0].Deliveries; d != 2 {
+					t.Errorf("deliveries seen by the PSP: got %d, want 2", d)
+				}
+				psp.mu.Unlock()
+			}
+			if ok := statusIs(q, ids[0], StatusProcessed)(); !ok {
+				t.Errorf("status: want processed")
+			}
+			if n, _ := rdb.XLen(ctx, DeadLetterStream).Result(); n != 0 {
+				t.Errorf("dead letters: got %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestConsumerDeadLettersPoison(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	good := enqueueN(t, q, 1)[0]
+	// A transaction whose entry got corrupted: its record exists, its entry does not decode.
+	withID := enqueueN(t, q, 1)[0]
+	last, err := rdb.XRevRangeN(ctx, Stream, "+", "-", 1).Result()
+	if err != nil || len(last) != 1 || last[0].Values["id"] != withID {
+		t.Fatalf("XREVRANGE: got %v, %v; want the entry of %s", last, err, withID)
+	}
+	if err := rdb.XDel(ctx, Stream, last[0].ID).Err(); err != nil {
+		t.Fatalf("XDEL: %v", err)
+	}
+	poison := []map[string]any{
+		{"garbage": "yes"},
+		{"id": "tx_not-an-id", "user_id": "1", "amount": "1", "currency": "USD", "enqueued_at": "1"},
+		{"id": withID, "user_id": "1", "amount": "1.5", "currency": "USD", "enqueued_at": "1", "request_id": "req-poison"},
+	}
+	for _, v := range poison {
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: v}).Err(); err != nil {
+			t.Fatalf("XADD poison: %v", err)
+		}
+	}
+	psp := &recorder{}
+	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
+	waitFor(t, "three dead letters", func() bool { n, _ := rdb.XLen(ctx, DeadLetterStream).Result(); return n == 3 })
+	waitFor(t, "good one processed", statusIs(q, good, StatusProcessed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+
+	if got := psp.total(); got != 1 {
+		t.Errorf("charges: got %d, want 1 (the good one only)", got)
+	}
+	dead, err := rdb.XRange(ctx, DeadLetterStream, "-", "+").Result()
+	if err != nil {
+		t.Fatalf("XRANGE dead: %v", err)
+	}
+	for _, d := range dead {
+		reason, _ := d.Values["reason"].(string)
+		if !strings.HasPrefix(reason, "undecodable message: ") || d.Values["stream_id"] == "" {
+			t.Errorf("dead letter %v: want an undecodable reason and the stream id", d.Values)
+		}
+	}
+	if got := dead[2].Values["entry.amount"]; got != "1.5" {
+		t.Errorf("dead letter keeps the entry: got entry.amount %v, want 1.5", got)
+	}
+	// The poison entry with a usable id gets a failed status record.
+	rec, err := q.Status(ctx, withID)
+	if err != nil || rec.Status != StatusFailed || rec.FailedAt == nil || rec.Error == "" {
+		t.Errorf("status of poison with id: got %+v, %v; want failed with failed_at and error", rec, err)
+	}
+}
+
+func TestConsumerDeadLettersAfterMaxDeliveries(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	id := enqueueN(t, q, 1)[0]
+	psp := &recorder{fail: func(Message) error { return errors.New("PSP is down") }}
+	cfg := fastConfig("c1")
+	cfg.VisibilityTimeout = 50 * time.Millisecond
+	cfg.ClaimInterval = 20 * time.Millisecond
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	waitFor(t, "status failed", statusIs(q, id, StatusFailed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+
+	if got := psp.calls(id); got != cfg.MaxDeliveries {
+		t.Errorf("PSP attempts: got %d, want %d", got, cfg.MaxDeliveries)
+	}
+	dead, err := rdb.XRange(ctx, DeadLetterStream, "-", "+").Result()
+	if err != nil || len(dead) != 1 {
+		t.Fatalf("dead letters: got %v (err %v), want 1", dead, err)
+	}
+	if got := dead[0].Values["reason"]; got != "PSP step failed: PSP is down" {
+		t.Errorf("reason: got %v, want %q", got, "PSP step failed: PSP is down")
+	}
+	if got := dead[0].Values["entry.id"]; got != id {
+		t.Errorf("entry.id: got %v, want %s", got, id)
+	}
+	rec, _ := q.Status(ctx, id)
+	if rec.ProcessedAt != nil || rec.FailedAt == nil {
+		t.Errorf("record: got %+v, want failed_at and no processed_at", rec)
+	}
+}
+
+// TestConsumerShutdownFinishesBatchInHand cancels the consumer while it
+// charges the first of a batch: the batch in hand completes and is acked; the
+// rest stays in the stream for the next consumer, and nothing is charged twice.
+func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 10)
+
+	cfg := fastConfig("first")
+	cfg.BatchSize = 4
+	c, err := NewConsumer(rdb, cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	psp := &recorder{}
+	c.psp = PSPFunc(func(ctx context.Context, m Message) error {
+		cancel() // SIGTERM arrives while the batch is in hand
+		return psp.Charge(ctx, m)
+	})
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if got := psp.total(); got != cfg.BatchSize {
+		t.Fatalf("charges before shutdown: got %d, want the batch of %d", got, cfg.BatchSize)
+	}
+	if n := pendingCount(t, rdb); n != 0 {
+		t.Errorf("pending after shutdown: got %d, want 0 (batch acked)", n)
+	}
+
+	stop := runConsumer(t, rdb, fastConfig("second"), psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	stop()
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+	}
+}
+
+// TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
+// keep retrying and process the backlog once Redis is back.
+func TestConsumerWaitsForRedis(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 2)
+	srv.Kill()
+	psp := &recorder{}
+	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
+	time.Sleep(300 * time.Millisecond) // let it fail a few times
+	srv.Restart(t)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	stop()
+	if got := psp.total(); got != len(ids) {
+		t.Errorf("charges: got %d, want %d", got, len(ids))
+	}
+}

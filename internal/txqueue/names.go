@@ -1,0 +1,53 @@
+package txqueue
+
+import (
+	"strconv"
+	"time"
+)
+
+// Every Redis name the platform uses is defined here and nowhere else.
+const (
+	// Stream is the stream core-api appends transactions to. It is never
+	// trimmed: acknowledged entries stay as the log of what was accepted.
+	Stream = "transactions"
+	// Group is the consumer group psp-connector reads Stream with.
+	Group = "psp-connector"
+	// DeadLetterStream receives entries that could not be decoded or failed
+	// MaxDeliveries times, with the reason; it is never trimmed either.
+	DeadLetterStream = "transactions:dead"
+	// IdempotencyTTL is how long an Idempotency-Key is remembered (Stripe: 24 h).
+	IdempotencyTTL = 24 * time.Hour
+)
+
+// statusPrefix and idempotencyPrefix start the per-transaction and per-key names.
+const (
+	statusPrefix      = "transaction:"
+	idempotencyPrefix = "idempotency:"
+)
+
+// StatusKey names the hash holding transaction id's status record; the hash
+// is also the connector's "processed" marker (field status, processed_at).
+func StatusKey(id string) string { return statusPrefix + id }
+
+// IdempotencyKey names the record of an Idempotency-Key; keys are scoped per
+// user, so two merchants can use the same key.
+func IdempotencyKey(userID int64, key string) string {
+	return idempotencyPrefix + strconv.FormatInt(userID, 10) + ":" + key
+}
+
+// Fields of a stream entry.
+const (
+	fieldID         = "id"
+	fieldUserID     = "user_id"
+	fieldAmount     = "amount"
+	fieldCurrency   = "currency"
+	fieldRequestID  = "request_id"
+	fieldEnqueuedAt = "enqueued_at"
+)
+
+// Statuses of a transaction's record.
+const (
+	StatusQueued    = "queued"
+	StatusProcessed = "processed"
+	StatusFailed    = "failed"
+)

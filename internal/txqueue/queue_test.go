@@ -1,0 +1,305 @@
+package txqueue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// startRedis starts a private redis-server and returns it with a client made
+// by Connect, closed at cleanup.
+func startRedis(t *testing.T) (*redistest.Server, *redis.Client) {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb, err := Connect(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatalf("Connect(%s): %v", srv.URL, err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return srv, rdb
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// testLogger returns a JSON logger whose output is shown only if t fails.
+func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
+	t.Helper()
+	buf := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", buf.String())
+		}
+	})
+	return logging.New(buf, "txqueue-test", slog.LevelDebug), buf
+}
+
+func TestConnect(t *testing.T) {
+	tests := []struct {
+		name    string
+		url     string
+		wantErr string
+	}{
+		{"empty", "", "REDIS_URL is empty"},
+		{"bad scheme", "http://127.0.0.1:6379", "REDIS_URL: redis: invalid URL scheme: http"},
+		{"bad db", "redis://127.0.0.1:6379/x", "REDIS_URL: redis: invalid database number"},
+		{"unparsable hides password", "redis://user:s3cret@[::1", "REDIS_URL: "},
+		{"tcp", "redis://127.0.0.1:6379/0", ""},
+		{"tls", "rediss://127.0.0.1:6380/1", ""},
+		{"unix", "unix:///tmp/redis.sock?db=2", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			defer cancel()
+			rdb, err := Connect(ctx, tt.url)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got error %v, want nil", err)
+				}
+				rdb.Close()
+				return
+			}
+			if err == nil {
+				rdb.Close()
+				t.Fatalf("got nil error, want %q", tt.wantErr)
+			}
+			if !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Errorf("got error %q, want prefix %q", err, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q leaks the password", err)
+			}
+		})
+	}
+}
+
+func TestEnqueueWritesStreamAndStatus(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	before := time.Now()
+	res, err := q.Enqueue(ctx, Transaction{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-1"}, "")
+	if err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	if !ValidID(res.ID) || res.Replayed {
+		t.Fatalf("got %+v, want a fresh valid id", res)
+	}
+
+	entries, err := rdb.XRange(ctx, Stream, "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("XRANGE: got %d entries (err %v), want 1", len(entries), err)
+	}
+	want := map[string]string{"id": res.ID, "user_id": "1", "amount": "100", "currency": "USD", "request_id": "req-1"}
+	for k, v := range want {
+		if got := entries[0].Values[k]; got != v {
+			t.Errorf("stream field %s: got %v, want %v", k, got, v)
+		}
+	}
+	if _, ok := entries[0].Values["enqueued_at"]; !ok {
+		t.Errorf("stream entry has no enqueued_at: %v", entries[0].Values)
+	}
+
+	rec, err := q.Status(ctx, res.ID)
+	if err != nil {
+		t.Fatalf("Status: %v", err)
+	}
+	if rec.ID != res.ID || rec.UserID != 1 || rec.Amount != 100 || rec.Currency != "USD" || rec.Status != StatusQueued {
+		t.Errorf("got %+v, want id %s, user 1, 100 USD, queued", rec, res.ID)
+	}
+	if rec.CreatedAt.Before(before.Add(-time.Second)) || !rec.UpdatedAt.Equal(rec.CreatedAt) || rec.ProcessedAt != nil {
+		t.Errorf("got created_at %v updated_at %v processed_at %v, want created now, updated = created, no processed_at",
+			rec.CreatedAt, rec.UpdatedAt, rec.ProcessedAt)
+	}
+	ttl, err := rdb.PTTL(ctx, StatusKey(res.ID)).Result()
+	if err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Errorf("status TTL: got %v (err %v), want in (0, 1h]", ttl, err)
+	}
+}
+
+func TestStatusNotFound(t *testing.T) {
+	_, rdb := startRedis(t)
+	q := NewQueue(rdb, time.Hour)
+	for _, id := range []string{"", "tx_", "tx_0123", "tx_0123456789abcdef0123456789ABCDEF", "../etc", newID()} {
+		t.Run(id, func(t *testing.T) {
+			_, err := q.Status(context.Background(), id)
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("got %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
+
+func TestEnqueueIdempotencyKey(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	first, err := q.Enqueue(ctx, Transaction{UserID: 1, Amount: 100, Currency: "USD"}, "key-1")
+	if err != nil {
+		t.Fatalf("first Enqueue: %v", err)
+	}
+	tests := []struct {
+		name     string
+		tx       Transaction
+		key      string
+		wantErr  error
+		wantSame bool // same id as first, replayed
+		wantXLen int64
+	}{
+		{"same key and body replays", Transaction{UserID: 1, Amount: 100, Currency: "USD", RequestID: "other"}, "key-1", nil, true, 1},
+		{"same key other amount conflicts", Transaction{UserID: 1, Amount: 101, Currency: "USD"}, "key-1", ErrIdempotencyConflict, false, 1},
+		{"same key other currency conflicts", Transaction{UserID: 1, Amount: 100, Currency: "EUR"}, "key-1", ErrIdempotencyConflict, false, 1},
+		{"same key other user is independent", Transaction{UserID: 2, Amount: 100, Currency: "USD"}, "key-1", nil, false, 2},
+		{"other key queues", Transaction{UserID: 1, Amount: 100, Currency: "USD"}, "key-2", nil, false, 3},
+		{"no key always queues", Transaction{UserID: 1, Amount: 100, Currency: "USD"}, "", nil, false, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := q.Enqueue(ctx, tt.tx, tt.key)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tt.wantErr)
+			}
+			if err == nil {
+				if same := got.ID == first.ID; same != tt.wantSame || got.Replayed != tt.wantSame {
+					t.Errorf("got %+v (first %s), want same/replayed = %v", got, first.ID, tt.wantSame)
+				}
+			}
+			if n, err := rdb.XLen(ctx, Stream).Result(); err != nil || n != tt.wantXLen {
+				t.Errorf("XLEN: got %d (err %v), want %d", n, err, tt.wantXLen)
+			}
+		})
+	}
+	ttl, err := rdb.PTTL(ctx, IdempotencyKey(1, "key-1")).Result()
+	if err != nil || ttl <= IdempotencyTTL-time.Minute || ttl > IdempotencyTTL {
+		t.Errorf("idempotency TTL: got %v (err %v), want about %v", ttl, err, IdempotencyTTL)
+	}
+}
+
+func TestEnqueueFailsFastWhenRedisIsDown(t *testing.T) {
+	srv, rdb := startRedis(t)
+	srv.Kill()
+	q := NewQueue(rdb, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := q.Enqueue(ctx, Transaction{UserID: 1, Amount: 1, Currency: "USD"}, ""); err == nil {
+		t.Fatal("got nil error with Redis down, want an error")
+	}
+	if _, err := q.Status(ctx, newID()); err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("Status with Redis down: got %v, want a connection error", err)
+	}
+}
+
+// TestAcknowledgedSurvivesRedisKill checks that an Enqueue that returned is
+// durable across kill -9. appendfsync everysec is enough here: Redis write(2)s
+// the AOF before it replies, and a killed process loses nothing already in the
+// kernel's page cache; "always" only matters when the machine itself dies.
+func TestAcknowledgedSurvivesRedisKill(t *testing.T) {
+	srv, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	res, err := q.Enqueue(ctx, Transaction{UserID: 2, Amount: 7, Currency: "EUR"}, "k")
+	if err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	srv.Restart(t)
+
+	rec, err := q.Status(ctx, res.ID)
+	if err != nil || rec.Status != StatusQueued || rec.Amount != 7 {
+		t.Fatalf("after kill -9: got %+v, %v; want the queued record", rec, err)
+	}
+	if n, err := rdb.XLen(ctx, Stream).Result(); err != nil || n != 1 {
+		t.Fatalf("after kill -9: XLEN got %d (err %v), want 1", n, err)
+	}
+	again, err := q.Enqueue(ctx, Transaction{UserID: 2, Amount: 7, Currency: "EUR"}, "k")
+	if err != nil || again.ID != res.ID || !again.Replayed {
+		t.Fatalf("replay after kill -9: got %+v, %v; want %s replayed", again, err, res.ID)
+	}
+}
+
+func TestValidIdempotencyKey(t *testing.T) {
+	tests := []struct {
+		key  string
+		want bool
+	}{
+		{"", false},
+		{"a", true},
+		{"order-42 retry", true},
+		{strings.Repeat("k", MaxIdempotencyKeyLen), true},
+		{strings.Repeat("k", MaxIdempotencyKeyLen+1), false},
+		{"tab\there", false},
+		{"caf\u00e9", false},
+	}
+	for _, tt := range tests {
+		if got := ValidIdempotencyKey(tt.key); got != tt.want {
+			t.Errorf("ValidIdempotencyKey(%q): got %v, want %v", tt.key, got, tt.want)
+		}
+	}
+}
+
+func BenchmarkEnqueue(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb, err := Connect(context.Background(), srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rdb.Close() })
+	q := NewQueue(rdb, time.Hour)
+	tx := Transaction{UserID: 1, Amount: 100, Currency: "USD", RequestID: "0123456789abcdef0123456789abcdef"}
+	ctx := context.Background()
+	b.Run("serial", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := q.Enqueue(ctx, tx, ""); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := q.Enqueue(ctx, tx, ""); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+	b.Run("parallel_idempotency_key", func(b *testing.B) {
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				key := "bench-" + strconv.FormatInt(n.Add(1), 10)
+				if _, err := q.Enqueue(ctx, tx, key); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
+}

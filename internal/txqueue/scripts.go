@@ -1,0 +1,93 @@
+package txqueue
+
+import "github.com/redis/go-redis/v9"
+
+// enqueueScript queues one transaction atomically, in one round trip.
+//
+// KEYS: 1 stream, 2 status hash, [3 idempotency record]
+// ARGV: 1 id, 2 user_id, 3 amount, 4 currency, 5 request_id, 6 now (unix ns),
+// 7 status TTL (ms), 8 request fingerprint, 9 idempotency TTL (ms)
+// Returns {0, id} when queued, {1, first id} for a replay with the same
+// fingerprint, {2, first id} when the key was used with another fingerprint.
+var enqueueScript = redis.NewScript(`
+if #KEYS == 3 then
+  local prev = redis.call('HMGET', KEYS[3], 'fingerprint', 'id')
+  if prev[1] then
+    if prev[1] == ARGV[8] then return {1, prev[2]} end
+    return {2, prev[2]}
+  end
+end
+redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'user_id', ARGV[2], 'amount', ARGV[3],
+  'currency', ARGV[4], 'request_id', ARGV[5], 'enqueued_at', ARGV[6])
+redis.call('HSET', KEYS[2], 'status', 'queued', 'user_id', ARGV[2], 'amount', ARGV[3],
+  'currency', ARGV[4], 'created_at', ARGV[6], 'updated_at', ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[7])
+if #KEYS == 3 then
+  redis.call('HSET', KEYS[3], 'fingerprint', ARGV[8], 'id', ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], ARGV[9])
+end
+return {0, ARGV[1]}
+`)
+
+// markScript is the PSP step's idempotency guard: it moves a status record to
+// processed unless it already is (or has failed), and says whether this call
+// did it. A missing record (expired, or never written) is recreated from the
+// message so the owner can still see the outcome.
+//
+// KEYS: 1 status hash
+// ARGV: 1 now (unix ns), 2 status TTL (ms), 3 user_id, 4 amount, 5 currency,
+// 6 enqueued_at (unix ns)
+// Returns 1 when this call marked it, 0 when already processed, -1 when failed.
+var markScript = redis.NewScript(`
+local s = redis.call('HGET', KEYS[1], 'status')
+if s == 'processed' then return 0 end
+if s == 'failed' then return -1 end
+if not s then
+  redis.call('HSET', KEYS[1], 'user_id', ARGV[3], 'amount', ARGV[4], 'currency', ARGV[5],
+    'created_at', ARGV[6])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('HSET', KEYS[1], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
+return 1
+`)
+
+// unmarkScript undoes markScript after the PSP step failed, so a redelivery
+// tries again; it only touches a record this consumer marked (processed_at
+// equal to the mark's timestamp).
+//
+// KEYS: 1 status hash
+// ARGV: 1 processed_at written by markScript, 2 now (unix ns)
+var unmarkScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'processed_at') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_at', ARGV[2])
+  redis.call('HDEL', KEYS[1], 'processed_at')
+  return 1
+end
+return 0
+`)
+
+// deadLetterScript moves one pending entry to the dead-letter stream: XACK
+// (if nobody else did), XADD the entry with why, and mark the status record
+// failed. An entry whose transaction was already processed is only acked.
+//
+// KEYS: 1 stream, 2 dead-letter stream, [3 status hash]
+// ARGV: 1 group, 2 entry id, 3 now (unix ns), 4 public reason, 5 status TTL
+// (ms), 6.. field/value pairs for the dead-letter entry
+// Returns 1 when dead-lettered, 0 when there was nothing to do.
+var deadLetterScript = redis.NewScript(`
+if #KEYS == 3 and redis.call('HGET', KEYS[3], 'status') == 'processed' then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+if #KEYS == 3 then
+  redis.call('HSET', KEYS[3], 'status', 'failed', 'failed_at', ARGV[3], 'updated_at', ARGV[3],
+    'error', ARGV[4])
+  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+end
+return 1
+`)
+
+// allScripts are preloaded by Connect and reloaded after a NOSCRIPT.
+var allScripts = []*redis.Script{enqueueScript, markScript, unmarkScript, deadLetterScript}
