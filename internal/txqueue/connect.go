@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"time"
 
@@ -78,4 +79,18 @@ func loadScripts(ctx context.Context, rdb redis.Scripter) {
 			return
 		}
 	}
+}
+
+// RouteClientLogs sends go-redis's own log lines (such as "failed to dial",
+// repeated while Redis is down) to log at debug level, instead of plain text
+// on stderr: the services already log each failure where it matters. It sets
+// process-wide state, so only a service's run should call it.
+func RouteClientLogs(log *slog.Logger) {
+	redis.SetLogger(clientLogger{log})
+}
+
+type clientLogger struct{ log *slog.Logger }
+
+func (l clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }

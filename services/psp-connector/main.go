@@ -1,0 +1,18 @@
+// Command psp-connector takes transactions off the platform's Redis stream
+// and makes each one with the payment service provider, printing the
+// contract's line once per transaction. It serves GET /health on HTTP_PORT and
+// is configured by environment variables; see README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args, os.Environ(), os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "psp-connector:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// run starts the consumer and the /health server with the given environment,
+// and runs until ctx is done or SIGINT/SIGTERM arrives. Then the consumer
+// finishes the batch in hand (within SHUTDOWN_GRACE) and leaves the rest
+// pending for the next start, and the health server drains.
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if len(args) > 1 {
+		return errors.New("takes no arguments; it is configured by environment variables (see README.md)")
+	}
+	cfg, err := parseConfig(environ)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stdout, "psp-connector", cfg.level)
+	txqueue.RouteClientLogs(log)
+	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	consumer, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{
+		Name:              cfg.ConsumerName,
+		BatchSize:         cfg.BatchSize,
+		VisibilityTimeout: cfg.VisibilityTimeout,
+		ClaimInterval:     cfg.ClaimInterval,
+		MaxDeliveries:     cfg.MaxDeliveries,
+		StatusTTL:         cfg.StatusTTL,
+		ShutdownGrace:     cfg.ShutdownGrace,
+	}, linePSP{w: stdout}, log)
+	if err != nil {
+		return err
+	}
+
+	// The consumer and the health server run side by side; when either
+	// stops with an error, the other is stopped too.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	consumed := make(chan error, 1)
+	go func() {
+		err := consumer.Run(ctx)
+		cancel()
+		consumed <- err
+	}()
+	srv := httpx.NewServer(newHandler(log, rdb), log)
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	serveErr := httpx.Serve(ctx, srv, addr, cfg.ShutdownGrace, log)
+	cancel()
+	return errors.Join(serveErr, <-consumed)
+}

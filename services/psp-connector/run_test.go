@@ -1,0 +1,317 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// syncBuffer is a goroutine-safe stand-in for stdout.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startRun runs the real service on a free port with environ and returns the
+// base URL of its health server, its stdout and a stop function that cancels
+// it and returns run's error.
+func startRun(t *testing.T, environ ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"psp-connector"}, append([]string{"HTTP_PORT=0", "CONSUMER_NAME=test"}, environ...), out)
+	}()
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-errc:
+			case <-time.After(15 * time.Second):
+				t.Error("run did not return within 15s of cancellation")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		_ = stop()
+		if t.Failed() {
+			t.Logf("stdout:\n%s", out.String())
+		}
+	})
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned before ready: %v\n%s", err, out.String())
+		default:
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" && rec.Addr != "" {
+				return "http://" + rec.Addr, out, stop
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no ready line within 10s:\n%s", out.String())
+	return "", nil, nil
+}
+
+// waitFor polls cond until it holds, failing the test after 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// getHealth returns the status code and "status" of GET /health.
+func getHealth(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url + "/health")
+	if err != nil {
+		t.Fatalf("GET /health: %v", err)
+	}
+	defer res.Body.Close()
+	var body struct{ Status string }
+	b, _ := io.ReadAll(res.Body)
+	if err := json.Unmarshal(b, &body); err != nil {
+		t.Fatalf("GET /health: body %q is not JSON: %v", b, err)
+	}
+	return res.StatusCode, body.Status
+}
+
+// contractLines returns the lines of out that the PSP step printed.
+func contractLines(out string) []string {
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "==> ") {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+func TestRunProcessesQueuedTransactions(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	q := txqueue.NewQueue(rdb, time.Hour)
+	want := map[string]string{} // transaction id → contract line
+	for _, tx := range []txqueue.Transaction{
+		{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-a"},
+		{UserID: 2, Amount: 250, Currency: "EUR", RequestID: "req-b"},
+		{UserID: 1, Amount: 1_000_000_000, Currency: "JPY", RequestID: "req-c"},
+	} {
+		res, err := q.Enqueue(ctx, tx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res.ID] = tx.RequestID
+	}
+
+	url, out, stop := startRun(t, "REDIS_URL="+srv.URL)
+	for id := range want {
+		waitFor(t, id+" processed", func() bool {
+			rec, err := q.Status(ctx, id)
+			return err == nil && rec.Status == txqueue.StatusProcessed
+		})
+	}
+	if code, status := getHealth(t, url); code != http.StatusOK || status != "pass" {
+		t.Errorf("GET /health: got %d %q, want 200 pass", code, status)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run after cancel: got %v, want nil", err)
+	}
+
+	lines := contractLines(out.String())
+	wantLines := []string{
+		"==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD",
+		"==> Making transaction with PSP: User ID: 2, Amount: 250, Currency: EUR",
+		"==> Making transaction with PSP: User ID: 1, Amount: 1000000000, Currency: JPY",
+	}
+	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+		t.Errorf("got contract lines\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"))
+	}
+	// One JSON log line per transaction carries its id and the request id.
+	for id, reqID := range want {
+		found := 0
+		for _, l := range strings.Split(out.String(), "\n") {
+			var rec map[string]any
+			if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "processed" &&
+				rec["transaction_id"] == id && rec["request_id"] == reqID && rec["service"] == "psp-connector" {
+				found++
+			}
+		}
+		if found != 1 {
+			t.Errorf("processed log lines for %s with request_id %s: got %d, want 1", id, reqID, found)
+		}
+	}
+	for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, `"msg":"stopped"`} {
+		if !strings.Contains(out.String(), wantLog) {
+			t.Errorf("stdout lacks %s", wantLog)
+		}
+	}
+}
+
+// TestRunReclaimsFromKilledConnector simulates a connector killed between
+// read and ack: another consumer read the entry and never acked it. This
+// connector reclaims it after VISIBILITY_TIMEOUT and prints its line once.
+func TestRunReclaimsFromKilledConnector(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	q := txqueue.NewQueue(rdb, time.Hour)
+	res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 2, Amount: 42, Currency: "GBP"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: txqueue.Group, Consumer: "killed", Streams: []string{txqueue.Stream, ">"}, Count: 1, Block: -1,
+	}).Result()
+	if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
+		t.Fatalf("XREADGROUP as the killed connector: got %v, %v", got, err)
+	}
+
+	_, out, stop := startRun(t, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=300ms", "CLAIM_INTERVAL=50ms")
+	waitFor(t, "processed", func() bool {
+		rec, err := q.Status(ctx, res.ID)
+		return err == nil && rec.Status == txqueue.StatusProcessed
+	})
+	waitFor(t, "acked", func() bool {
+		p, err := rdb.XPending(ctx, txqueue.Stream, txqueue.Group).Result()
+		return err == nil && p.Count == 0
+	})
+	time.Sleep(200 * time.Millisecond) // a few more claim passes: nothing may print again
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	lines := contractLines(out.String())
+	if len(lines) != 1 || lines[0] != "==> Making transaction with PSP: User ID: 2, Amount: 42, Currency: GBP" {
+		t.Errorf("got contract lines %q, want the GBP line once", lines)
+	}
+}
+
+func TestRunHealthFailsWhenRedisIsDown(t *testing.T) {
+	srv := redistest.Start(t)
+	url, _, stop := startRun(t, "REDIS_URL="+srv.URL)
+	if code, status := getHealth(t, url); code != http.StatusOK || status != "pass" {
+		t.Errorf("with Redis up: got %d %q, want 200 pass", code, status)
+	}
+	srv.Kill()
+	if code, status := getHealth(t, url); code != http.StatusServiceUnavailable || status != "fail" {
+		t.Errorf("with Redis down: got %d %q, want 503 fail", code, status)
+	}
+	srv.Restart(t)
+	waitFor(t, "health to pass again", func() bool {
+		code, _ := getHealth(t, url)
+		return code == http.StatusOK
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRunFailsFast(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		want    string
+	}{
+		{"REDIS_URL bad scheme", nil, []string{"REDIS_URL=http://x"}, "REDIS_URL"},
+		{"HTTP_PORT not a number", nil, []string{"HTTP_PORT=http"}, "HTTP_PORT"},
+		{"HTTP_PORT out of range", nil, []string{"HTTP_PORT=70000"}, "HTTP_PORT"},
+		{"VISIBILITY_TIMEOUT not a duration", nil, []string{"VISIBILITY_TIMEOUT=30"}, "VISIBILITY_TIMEOUT"},
+		{"VISIBILITY_TIMEOUT zero", nil, []string{"VISIBILITY_TIMEOUT=0s"}, "VISIBILITY_TIMEOUT"},
+		{"CLAIM_INTERVAL negative", nil, []string{"CLAIM_INTERVAL=-1s"}, "CLAIM_INTERVAL"},
+		{"MAX_DELIVERIES zero", nil, []string{"MAX_DELIVERIES=0"}, "MAX_DELIVERIES"},
+		{"BATCH_SIZE zero", nil, []string{"BATCH_SIZE=0"}, "BATCH_SIZE"},
+		{"BATCH_SIZE huge", nil, []string{"BATCH_SIZE=1000000"}, "BATCH_SIZE"},
+		{"STATUS_TTL too short", nil, []string{"STATUS_TTL=10ms"}, "STATUS_TTL"},
+		{"LOG_LEVEL unknown", nil, []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
+		{"SHUTDOWN_GRACE zero", nil, []string{"SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
+		{"HTTP_HOST not an address", nil, []string{"HTTP_HOST=256.0.0.1", "REDIS_URL=unix:///nonexistent.sock"}, "listen on 256.0.0.1"},
+		{"arguments", []string{"psp-connector", "--once"}, nil, "environment variables"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			args := tt.args
+			if args == nil {
+				args = []string{"psp-connector"}
+			}
+			err := run(ctx, args, append([]string{"HTTP_PORT=0"}, tt.environ...), &syncBuffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestLinePSP(t *testing.T) {
+	tests := []struct {
+		m    txqueue.Message
+		want string
+	}{
+		{txqueue.Message{Transaction: txqueue.Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
+			"==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\n"},
+		{txqueue.Message{Transaction: txqueue.Transaction{UserID: 123456789, Amount: 1_000_000_000, Currency: "EUR"}},
+			"==> Making transaction with PSP: User ID: 123456789, Amount: 1000000000, Currency: EUR\n"},
+	}
+	for _, tt := range tests {
+		w := &countingWriter{}
+		if err := (linePSP{w: w}).Charge(context.Background(), tt.m); err != nil {
+			t.Fatal(err)
+		}
+		if w.buf.String() != tt.want || w.writes != 1 {
+			t.Errorf("got %q in %d writes, want %q in 1", w.buf.String(), w.writes, tt.want)
+		}
+	}
+}
+
+type countingWriter struct {
+	buf    bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.buf.Write(p)
+}
