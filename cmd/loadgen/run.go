@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"github.com/caarlos0/env/v10"
+
+	"github.com/acme-payments/platform/internal/loadgen"
+)
+
+// environment is what loadgen reads from the environment: where the stack
+// listens. Flags override all of it.
+type environment struct {
+	PlatformPort  int    `env:"PLATFORM_PORT" envDefault:"8080"`
+	RedisURL      string `env:"REDIS_URL"`
+	StackStateDir string `env:"STACK_STATE_DIR"`
+}
+
+func (e environment) validate() error {
+	if e.PlatformPort < 1 || e.PlatformPort > 65535 {
+		return fmt.Errorf("PLATFORM_PORT: %d is not a TCP port", e.PlatformPort)
+	}
+	return nil
+}
+
+const usage = `usage: loadgen [flags]
+
+Drives POST /auth/token and POST /transaction/transaction through the router,
+then waits until every accepted transaction is processed. Closed loop (as fast
+as -c workers go) unless --rate is set (open loop, latency from the due time).
+Exits non-zero when an accepted transaction was never processed.
+
+Flags:
+`
+
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var envCfg environment
+	if err := env.ParseWithOptions(&envCfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
+		return err
+	}
+	if err := envCfg.validate(); err != nil {
+		return err
+	}
+
+	target := fmt.Sprintf("http://127.0.0.1:%d", envCfg.PlatformPort)
+	def := loadgen.DefaultConfig(target)
+	cfg := def
+
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&target, "target", target, "router base URL (default from PLATFORM_PORT)")
+	tokenURL := fs.String("token-url", "", "token endpoint (default <target>/auth/token)")
+	txURL := fs.String("tx-url", "", "transaction endpoint (default <target>/transaction/transaction)")
+	statusURL := fs.String("status-url", "", "status endpoint prefix, id appended (default <target>/transaction/transactions/)")
+	mode := fs.String("mode", string(def.Mode), "tx (tokens + transactions) or token (tokens only)")
+	fs.IntVar(&cfg.Concurrency, "c", def.Concurrency, "workers (keep-alive connections); shorthand of --concurrency")
+	fs.IntVar(&cfg.Concurrency, "concurrency", def.Concurrency, "workers (keep-alive connections)")
+	fs.IntVar(&cfg.Merchants, "merchants", def.Merchants, "merchant sessions, each with its own token, sharing the workers")
+	users := fs.String("users", strings.Join(def.Users, ","), "comma-separated usernames (enabled users)")
+	fs.StringVar(&cfg.Password, "password", def.Password, "every user's password")
+	fs.DurationVar(&cfg.Duration, "duration", def.Duration, "load duration (0 with --count)")
+	fs.Int64Var(&cfg.Count, "count", 0, "number of requests instead of a duration")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "open loop: requests per second (0: closed loop)")
+	fs.BoolVar(&cfg.Bearer, "bearer", false, "send the token as Authorization: Bearer instead of in the body")
+	fs.BoolVar(&cfg.StdClient, "std-client", false, "use net/http's client instead of the lean built-in HTTP/1.1 client")
+	currencies := fs.String("currencies", strings.Join(def.Currencies, ","), "comma-separated currencies to pick from")
+	fs.Int64Var(&cfg.MaxAmount, "max-amount", def.MaxAmount, "amounts are uniform in [1, max-amount]")
+	fs.DurationVar(&cfg.TokenRefresh, "token-refresh", def.TokenRefresh, "replace a token this long before it expires")
+	fs.DurationVar(&cfg.RequestTimeout, "timeout", def.RequestTimeout, "per-request timeout")
+	verify := fs.String("verify", string(def.Verify), "status lookups after the load: all, sample or none")
+	fs.IntVar(&cfg.VerifySample, "verify-sample", def.VerifySample, "sample size for --verify=sample")
+	redisURL := fs.String("redis-url", "", `Redis of the stack, to watch the consumer group drain ("none": do not; default REDIS_URL, else the stack's socket if present)`)
+	stream := fs.String("stream", loadgen.DefaultStream, "stream the transactions are queued on")
+	group := fs.String("group", loadgen.DefaultGroup, "consumer group of the connector")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long after the load to wait for every transaction to be processed")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed for amounts and currencies (0: time)")
+	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "duration" {
+			durationSet = true
+		}
+	})
+	if cfg.Count > 0 && !durationSet {
+		cfg.Duration = 0
+	}
+
+	target = strings.TrimRight(target, "/")
+	cfg.TokenURL = orDefault(*tokenURL, target+"/auth/token")
+	cfg.TxURL = orDefault(*txURL, target+"/transaction/transaction")
+	cfg.StatusURL = orDefault(*statusURL, target+"/transaction/transactions/")
+	cfg.Mode = loadgen.Mode(*mode)
+	cfg.Users = splitList(*users)
+	cfg.Currencies = splitList(*currencies)
+	cfg.Verify = loadgen.Verify(*verify)
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+
+	if url := stackRedisURL(*redisURL, envCfg); url != "" && cfg.Mode == loadgen.ModeTransactions {
+		q, err := loadgen.NewQueueProbe(url, *stream, *group)
+		if err != nil {
+			return fmt.Errorf("--redis-url: %w", err)
+		}
+		defer q.Close()
+		cfg.Queue = q
+	}
+
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+
+	rep, err := loadgen.Run(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else if err := rep.WriteText(stdout); err != nil {
+		return err
+	}
+	return rep.Err()
+}
+
+// stackRedisURL picks the Redis to probe: the flag, else REDIS_URL, else the
+// socket of a running stack in STACK_STATE_DIR (default ./.stack), else none.
+func stackRedisURL(flagValue string, e environment) string {
+	switch {
+	case flagValue == "none":
+		return ""
+	case flagValue != "":
+		return flagValue
+	case e.RedisURL != "":
+		return e.RedisURL
+	}
+	dir := e.StackStateDir
+	if dir == "" {
+		dir = ".stack"
+	}
+	sock := filepath.Join(dir, "redis", "redis.sock")
+	if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if abs, err := filepath.Abs(sock); err == nil {
+			sock = abs
+		}
+		return "unix://" + sock
+	}
+	return ""
+}
+
+func orDefault(v, def string) string {
+	if v != "" {
+		return v
+	}
+	return def
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}

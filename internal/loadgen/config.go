@@ -1,0 +1,211 @@
+// Package loadgen drives the platform's merchant flow (token, then
+// transactions) at a fixed concurrency or a fixed arrival rate, records
+// latencies in HdrHistograms, and afterwards verifies that every accepted
+// transaction was processed.
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"time"
+)
+
+// Mode selects what the workers send.
+type Mode string
+
+const (
+	// ModeTransactions posts transactions, fetching a token per merchant and
+	// reusing it until shortly before it expires.
+	ModeTransactions Mode = "tx"
+	// ModeTokens only posts to the token endpoint, to measure tokens/s.
+	ModeTokens Mode = "token"
+)
+
+// Verify selects how much of the accepted work is checked after the load.
+type Verify string
+
+const (
+	// VerifyAll looks up the status of every accepted transaction.
+	VerifyAll Verify = "all"
+	// VerifySample looks up Config.VerifySample transactions chosen uniformly;
+	// the queue probe (when configured) still proves the backlog drained.
+	VerifySample Verify = "sample"
+	// VerifyNone skips the status lookups (the queue probe still runs).
+	VerifyNone Verify = "none"
+)
+
+// Config describes one run. The zero value is not usable: start from
+// DefaultConfig and set the URLs.
+type Config struct {
+	// TokenURL is the full URL of POST /auth/token (or auth-api's /token).
+	TokenURL string
+	// TxURL is the full URL of POST /transaction/transaction.
+	TxURL string
+	// StatusURL is the URL prefix of GET /transaction/transactions/{id}; the
+	// id is appended.
+	StatusURL string
+
+	// Users are the merchants' usernames; merchant i logs in as
+	// Users[i%len(Users)].
+	Users []string
+	// Password is every user's password.
+	Password string
+	// Merchants is how many merchant sessions (each with its own token) share
+	// the workers; worker w belongs to merchant w%Merchants.
+	Merchants int
+
+	// Mode is what the workers send.
+	Mode Mode
+	// Concurrency is the number of workers, each with its own keep-alive
+	// connection. In open loop it bounds the requests in flight.
+	Concurrency int
+	// Duration ends the load after this long (exclusive with Count).
+	Duration time.Duration
+	// Count ends the load after this many requests (exclusive with Duration).
+	Count int64
+	// Rate, when > 0, switches to open loop: requests are due at a constant
+	// Rate per second and latency is measured from the due time, so a stalled
+	// server cannot hide its queueing delay (no coordinated omission).
+	Rate float64
+	// Bearer sends the token in an Authorization header instead of the body.
+	Bearer bool
+	// StdClient uses net/http's client instead of the generator's own
+	// minimal HTTP/1.1 client (which is used for http:// URLs otherwise).
+	StdClient bool
+
+	// Currencies are picked uniformly for each transaction.
+	Currencies []string
+	// MaxAmount bounds the random amounts, which are in [1, MaxAmount].
+	MaxAmount int64
+	// TokenRefresh is how long before its expiry a token is replaced.
+	TokenRefresh time.Duration
+	// RequestTimeout bounds each HTTP request.
+	RequestTimeout time.Duration
+
+	// Verify selects the status lookups after the load.
+	Verify Verify
+	// VerifySample is the sample size for VerifySample.
+	VerifySample int
+	// Queue, when set, is polled after the load until the consumer group has
+	// no lag and nothing pending; that is what "drained" means.
+	Queue *QueueProbe
+	// DrainTimeout bounds the wait for the backlog to drain and for every
+	// checked transaction to leave "queued".
+	DrainTimeout time.Duration
+
+	// Progress, when set, receives one line per ProgressInterval.
+	Progress io.Writer
+	// ProgressInterval is the progress period (default 1 s).
+	ProgressInterval time.Duration
+	// Seed seeds the random amounts and currencies (0: time-based).
+	Seed uint64
+}
+
+// DefaultConfig returns a closed-loop transaction run against the router on
+// base (e.g. "http://127.0.0.1:8080") with the enabled reference users.
+func DefaultConfig(base string) Config {
+	return Config{
+		TokenURL:         base + "/auth/token",
+		TxURL:            base + "/transaction/transaction",
+		StatusURL:        base + "/transaction/transactions/",
+		Users:            []string{"alice", "becky"},
+		Password:         "password",
+		Merchants:        2,
+		Mode:             ModeTransactions,
+		Concurrency:      64,
+		Duration:         10 * time.Second,
+		Currencies:       []string{"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK"},
+		MaxAmount:        100_000,
+		TokenRefresh:     5 * time.Second,
+		RequestTimeout:   10 * time.Second,
+		Verify:           VerifyAll,
+		VerifySample:     1000,
+		DrainTimeout:     30 * time.Second,
+		ProgressInterval: time.Second,
+	}
+}
+
+var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// validate checks the config; each error names the flag that fixes it.
+func (c *Config) validate() error {
+	var errs []error
+	if err := checkURL(c.TokenURL); err != nil {
+		errs = append(errs, fmt.Errorf("--token-url: %w", err))
+	}
+	if c.Mode == ModeTransactions {
+		if err := checkURL(c.TxURL); err != nil {
+			errs = append(errs, fmt.Errorf("--tx-url: %w", err))
+		}
+		if c.Verify != VerifyNone {
+			if err := checkURL(c.StatusURL); err != nil {
+				errs = append(errs, fmt.Errorf("--status-url: %w", err))
+			}
+		}
+	}
+	if c.Mode != ModeTransactions && c.Mode != ModeTokens {
+		errs = append(errs, fmt.Errorf("--mode: %q is not tx or token", c.Mode))
+	}
+	if len(c.Users) == 0 {
+		errs = append(errs, errors.New("--users: at least one user is needed"))
+	}
+	if c.Merchants < 1 {
+		errs = append(errs, fmt.Errorf("--merchants: %d is not positive", c.Merchants))
+	}
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("--concurrency: %d is not positive", c.Concurrency))
+	}
+	if (c.Duration > 0) == (c.Count > 0) {
+		errs = append(errs, errors.New("--duration, --count: set exactly one of them"))
+	}
+	if c.Rate < 0 {
+		errs = append(errs, fmt.Errorf("--rate: %v is negative", c.Rate))
+	}
+	if len(c.Currencies) == 0 {
+		errs = append(errs, errors.New("--currencies: at least one currency is needed"))
+	}
+	for _, cur := range c.Currencies {
+		if !currencyRE.MatchString(cur) {
+			errs = append(errs, fmt.Errorf("--currencies: %q is not three capital letters", cur))
+		}
+	}
+	if c.MaxAmount < 1 {
+		errs = append(errs, fmt.Errorf("--max-amount: %d is not positive", c.MaxAmount))
+	}
+	if c.TokenRefresh < 0 || c.TokenRefresh >= 30*time.Second {
+		errs = append(errs, fmt.Errorf("--token-refresh: %v is not in [0, 30s)", c.TokenRefresh))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout: %v is not positive", c.RequestTimeout))
+	}
+	switch c.Verify {
+	case VerifyAll, VerifyNone:
+	case VerifySample:
+		if c.VerifySample < 1 {
+			errs = append(errs, fmt.Errorf("--verify-sample: %d is not positive", c.VerifySample))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--verify: %q is not all, sample or none", c.Verify))
+	}
+	if c.DrainTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--drain-timeout: %v is not positive", c.DrainTimeout))
+	}
+	if c.ProgressInterval <= 0 {
+		c.ProgressInterval = time.Second
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q is not an http(s) URL", s)
+	}
+	return nil
+}

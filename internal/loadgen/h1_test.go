@@ -1,0 +1,168 @@
+package loadgen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// cannedServer answers every request on a connection with the next of
+// replies, verbatim, and closes the connection after the last one.
+func cannedServer(t *testing.T, replies ...string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for _, reply := range replies {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					_, _ = io.Copy(io.Discard, req.Body)
+					if _, err := io.WriteString(c, reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestH1ConnResponses(t *testing.T) {
+	tests := []struct {
+		name    string
+		reply   string
+		status  int
+		body    string
+		keep    bool
+		retry   time.Duration
+		wantErr bool
+	}{
+		{"content length", "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}", 200, `{"a":1}`, true, 0, false},
+		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n4\r\n\":1}\r\n0\r\nX-T: 1\r\n\r\n", 200, `{"a":1}`, true, 0, false},
+		{"connection close", "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\n{}", 429, `{}`, false, 2 * time.Second, false},
+		{"body to EOF", "HTTP/1.1 200 OK\r\n\r\nhello", 200, "hello", false, 0, false},
+		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "ok", false, 0, false},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", 204, "", true, 0, false},
+		{"garbage", "SSH-2.0-OpenSSH\r\n\r\n", 0, "", false, 0, true},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, "", false, 0, true},
+		{"truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, "", false, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := cannedServer(t, tt.reply)
+			h := &h1conn{addr: addr, timeout: 2 * time.Second}
+			t.Cleanup(h.close)
+			var out bytes.Buffer
+			resp, err := h.do(context.Background(), "POST", addr, "/x", []byte(`{}`), "tok", &out)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err: got %v, want error=%v", err, tt.wantErr)
+			}
+			if err != nil {
+				if h.c != nil {
+					t.Errorf("connection kept after an error")
+				}
+				return
+			}
+			if resp.status != tt.status || out.String() != tt.body || resp.retryAfter != tt.retry {
+				t.Errorf("got %d %q retry %v, want %d %q retry %v", resp.status, out.String(), resp.retryAfter, tt.status, tt.body, tt.retry)
+			}
+			if kept := h.c != nil; kept != tt.keep {
+				t.Errorf("keep-alive: got %v, want %v", kept, tt.keep)
+			}
+		})
+	}
+}
+
+func TestH1ConnReusesOneConnection(t *testing.T) {
+	var conns atomic.Int64
+	var got atomic.Value
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		got.Store(r.Method + " " + r.URL.RequestURI() + " " + r.Host + " " + r.Header.Get("Authorization") + " " + r.Header.Get("Content-Type") + " " + string(b))
+		if r.URL.Query().Get("big") != "" {
+			// Large enough for net/http to switch to chunked encoding.
+			_, _ = w.Write(bytes.Repeat([]byte("x"), 10000))
+			return
+		}
+		_, _ = w.Write([]byte(`{"ok":true}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	h := &h1conn{addr: addr, timeout: 2 * time.Second}
+	t.Cleanup(h.close)
+	var out bytes.Buffer
+	for i := 0; i < 50; i++ {
+		path := "/p?i=1"
+		if i%10 == 0 {
+			path = "/p?big=1"
+		}
+		resp, err := h.do(context.Background(), "POST", "example.test", path, []byte(`{"a":1}`), "T", &out)
+		if err != nil || resp.status != 200 {
+			t.Fatalf("request %d: %v %d", i, err, resp.status)
+		}
+		if path == "/p?big=1" && out.Len() != 10000 {
+			t.Fatalf("chunked body: got %d bytes, want 10000", out.Len())
+		}
+	}
+	if want := `POST /p?i=1 example.test Bearer T application/json {"a":1}`; got.Load() != want {
+		t.Errorf("server saw %q, want %q", got.Load(), want)
+	}
+	if _, err := h.do(context.Background(), "GET", "example.test", "/g", nil, "", &out); err != nil || out.String() != `{"ok":true}` {
+		t.Errorf("GET: %v %q", err, out.String())
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("connections: got %d, want 1", n)
+	}
+}
+
+func TestH1ConnCanceled(t *testing.T) {
+	block := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-block
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(block) })
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &h1conn{addr: addr, timeout: time.Minute}
+	t.Cleanup(h.close)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	var out bytes.Buffer
+	start := time.Now()
+	_, err := h.do(ctx, "GET", addr, "/", nil, "", &out)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("cancel did not unblock the request")
+	}
+}

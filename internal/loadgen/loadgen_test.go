@@ -1,0 +1,323 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testConfig(base string) Config {
+	cfg := DefaultConfig(base)
+	cfg.Concurrency = 8
+	cfg.Duration = 0
+	cfg.DrainTimeout = 5 * time.Second
+	cfg.RequestTimeout = 5 * time.Second
+	cfg.Seed = 1
+	return cfg
+}
+
+func TestRunAccounting(t *testing.T) {
+	tests := []struct {
+		name string
+		fake fakeOpts
+		cfg  func(*Config)
+		// want
+		accepted, processed, queued int64
+		tokens                      int64
+		errors                      map[string]int64
+		ok                          bool
+	}{
+		{
+			name:     "closed loop count, all processed",
+			fake:     fakeOpts{processAfter: 20 * time.Millisecond},
+			cfg:      func(c *Config) { c.Count = 400 },
+			accepted: 400, processed: 400, tokens: 2,
+			errors: map[string]int64{}, ok: true,
+		},
+		{
+			name:     "open loop count",
+			fake:     fakeOpts{},
+			cfg:      func(c *Config) { c.Count = 60; c.Rate = 300 },
+			accepted: 60, processed: 60, tokens: 2,
+			errors: map[string]int64{}, ok: true,
+		},
+		{
+			name:     "bearer header, three merchants",
+			fake:     fakeOpts{},
+			cfg:      func(c *Config) { c.Count = 90; c.Bearer = true; c.Merchants = 3 },
+			accepted: 90, processed: 90, tokens: 3,
+			errors: map[string]int64{}, ok: true,
+		},
+		{
+			name:     "rejected requests are counted by status, not accepted",
+			fake:     fakeOpts{failTxEvery: 10},
+			cfg:      func(c *Config) { c.Count = 200 },
+			accepted: 180, processed: 180, tokens: 2,
+			errors: map[string]int64{"tx 503": 20}, ok: true,
+		},
+		{
+			name:     "throttled logins are retried and counted",
+			fake:     fakeOpts{throttleLogins: 2},
+			cfg:      func(c *Config) { c.Count = 20; c.Concurrency = 1 },
+			accepted: 20, processed: 20, tokens: 2,
+			errors: map[string]int64{"token 429": 2}, ok: true,
+		},
+		{
+			name: "never processed transactions fail the run",
+			fake: fakeOpts{loseEvery: 50},
+			cfg: func(c *Config) {
+				c.Count = 200
+				c.DrainTimeout = 300 * time.Millisecond
+			},
+			accepted: 200, processed: 196, queued: 4, tokens: 2,
+			errors: map[string]int64{}, ok: false,
+		},
+		{
+			name:     "sampled verification checks only the sample",
+			fake:     fakeOpts{},
+			cfg:      func(c *Config) { c.Count = 300; c.Verify = VerifySample; c.VerifySample = 50 },
+			accepted: 300, processed: 50, tokens: 2,
+			errors: map[string]int64{}, ok: true,
+		},
+	}
+	for _, tt := range tests {
+		for _, std := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/std-client=%v", tt.name, std), func(t *testing.T) {
+				f, srv := startFake(t, tt.fake)
+				cfg := testConfig(srv.URL)
+				cfg.StdClient = std
+				tt.cfg(&cfg)
+				rep, err := Run(context.Background(), cfg)
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				if rep.Accepted != tt.accepted {
+					t.Errorf("accepted: got %d, want %d", rep.Accepted, tt.accepted)
+				}
+				if got := f.accepted.Load(); got != rep.Accepted {
+					t.Errorf("server accepted %d, report says %d", got, rep.Accepted)
+				}
+				if rep.Tokens != tt.tokens {
+					t.Errorf("tokens: got %d, want %d", rep.Tokens, tt.tokens)
+				}
+				v := rep.Verification
+				if v == nil {
+					t.Fatal("no verification")
+				}
+				if v.Processed != tt.processed || v.Queued != tt.queued || v.Missing != 0 || v.Failed != 0 {
+					t.Errorf("verification: got processed %d queued %d missing %d failed %d, want processed %d queued %d",
+						v.Processed, v.Queued, v.Missing, v.Failed, tt.processed, tt.queued)
+				}
+				if got := rep.Latency["tx"].Count; got != tt.accepted {
+					t.Errorf("tx latency count: got %d, want %d", got, tt.accepted)
+				}
+				if got := rep.Latency["enqueue_to_processed"].Count; got != tt.processed {
+					t.Errorf("enqueue_to_processed count: got %d, want %d", got, tt.processed)
+				}
+				if !equalCounts(rep.Errors, tt.errors) {
+					t.Errorf("errors: got %v, want %v", rep.Errors, tt.errors)
+				}
+				if err := rep.Err(); (err == nil) != tt.ok {
+					t.Errorf("Err: got %v, want ok=%v", err, tt.ok)
+				}
+				var text bytes.Buffer
+				if err := rep.WriteText(&text); err != nil {
+					t.Fatal(err)
+				}
+				if tt.ok != strings.Contains(text.String(), "OK:") {
+					t.Errorf("text report does not match ok=%v:\n%s", tt.ok, text.String())
+				}
+			})
+		}
+	}
+}
+
+func TestRunDurationRefreshesTokens(t *testing.T) {
+	_, srv := startFake(t, fakeOpts{tokenTTL: 400 * time.Millisecond})
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency = 2
+	cfg.Duration = time.Second
+	cfg.TokenRefresh = 200 * time.Millisecond
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// Two merchants, each replacing a 400 ms token 200 ms before expiry,
+	// over one second: at least 4 logins each.
+	if rep.Tokens < 8 {
+		t.Errorf("tokens: got %d, want >= 8", rep.Tokens)
+	}
+	if rep.Accepted == 0 {
+		t.Errorf("accepted: got 0, want > 0")
+	}
+	if n := rep.Errors["tx 422"]; n != 0 {
+		t.Errorf("tx 422 (expired token used): got %d, want 0", n)
+	}
+	if err := rep.Err(); err != nil {
+		t.Errorf("Err: got %v, want nil", err)
+	}
+}
+
+func TestRunTokenMode(t *testing.T) {
+	_, srv := startFake(t, fakeOpts{})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeTokens
+	cfg.Count = 150
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Tokens != 150 || rep.Latency["token"].Count != 150 {
+		t.Errorf("tokens: got %d (latency count %d), want 150", rep.Tokens, rep.Latency["token"].Count)
+	}
+	if rep.Verification != nil || rep.Sent != 0 {
+		t.Errorf("token mode sent transactions or verified: %+v", rep)
+	}
+	if err := rep.Err(); err != nil {
+		t.Errorf("Err: got %v, want nil", err)
+	}
+}
+
+func TestRunFailsFastOnBadLogin(t *testing.T) {
+	_, srv := startFake(t, fakeOpts{})
+	cfg := testConfig(srv.URL)
+	cfg.Count = 10
+	cfg.Password = "wrong"
+	_, err := Run(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
+		t.Errorf("got %v, want a login error with HTTP 401", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		mod  func(*Config)
+		want string // substring of the error; "" for valid
+	}{
+		{"default with count", func(c *Config) {}, ""},
+		{"both duration and count", func(c *Config) { c.Duration = time.Second }, "--duration, --count"},
+		{"neither", func(c *Config) { c.Count = 0 }, "--duration, --count"},
+		{"bad currency", func(c *Config) { c.Currencies = []string{"usd"} }, "--currencies"},
+		{"bad url", func(c *Config) { c.TxURL = "localhost:8080" }, "--tx-url"},
+		{"refresh too long", func(c *Config) { c.TokenRefresh = 30 * time.Second }, "--token-refresh"},
+		{"zero concurrency", func(c *Config) { c.Concurrency = 0 }, "--concurrency"},
+		{"bad verify", func(c *Config) { c.Verify = "some" }, "--verify"},
+		{"bad mode", func(c *Config) { c.Mode = "both" }, "--mode"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig("http://127.0.0.1:8080")
+			cfg.Count = 1
+			tt.mod(&cfg)
+			err := cfg.validate()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v, want an error naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJWTExpiry(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	enc := func(claims string) string {
+		return "h." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".s"
+	}
+	tests := []struct {
+		name string
+		tok  string
+		want time.Time
+	}{
+		{"integer exp", enc(`{"exp":1700000030}`), time.Unix(1_700_000_030, 0)},
+		{"fractional exp", enc(`{"exp":1700000030.5}`), time.Unix(1_700_000_030, 500_000_000)},
+		{"no exp", enc(`{"user_id":1}`), now.Add(30 * time.Second)},
+		{"not a jwt", "opaque", now.Add(30 * time.Second)},
+		{"bad base64", "h.%%%.s", now.Add(30 * time.Second)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := jwtExpiry(tt.tok, now); !got.Equal(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want time.Duration
+		ok   bool
+	}{
+		{"rfc3339 processed_at", `{"created_at":"2025-01-01T00:00:00Z","processed_at":"2025-01-01T00:00:00.0025Z","updated_at":"2025-01-01T00:00:01Z"}`, 2500 * time.Microsecond, true},
+		{"updated_at fallback", `{"created_at":"2025-01-01T00:00:00Z","updated_at":"2025-01-01T00:00:00.001Z"}`, time.Millisecond, true},
+		{"enqueued_at preferred", `{"enqueued_at":"2025-01-01T00:00:00.001Z","created_at":"2025-01-01T00:00:00Z","processed_at":"2025-01-01T00:00:00.003Z"}`, 2 * time.Millisecond, true},
+		{"unix nanoseconds", `{"created_at":1735689600000000000,"processed_at":1735689600004000000}`, 4 * time.Millisecond, true},
+		{"unix milliseconds string", `{"created_at":"1735689600000","processed_at":"1735689600007"}`, 7 * time.Millisecond, true},
+		{"unix seconds float", `{"created_at":1735689600.5,"processed_at":1735689601}`, 500 * time.Millisecond, true},
+		{"missing created", `{"processed_at":"2025-01-01T00:00:00Z"}`, 0, false},
+		{"null processed", `{"created_at":"2025-01-01T00:00:00Z","processed_at":null}`, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b statusBody
+			if err := json.Unmarshal([]byte(tt.body), &b); err != nil {
+				t.Fatal(err)
+			}
+			got, ok := b.endToEnd()
+			if ok != tt.ok || (ok && (got-tt.want).Abs() > time.Microsecond) {
+				t.Errorf("got %v, %v, want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+func TestTxBody(t *testing.T) {
+	cfg := testConfig("http://x")
+	w := &worker{}
+	w.rng = newTestRand()
+	for _, bearer := range []bool{false, true} {
+		cfg.Bearer = bearer
+		for _, tok := range []string{"a.b-c_d.e", `we"ird`} {
+			body := w.txBody(&cfg, tok)
+			var got struct {
+				Token    *string `json:"token"`
+				Amount   int64   `json:"amount"`
+				Currency string  `json:"currency"`
+			}
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatalf("body %s: %v", body, err)
+			}
+			if bearer != (got.Token == nil) || !bearer && *got.Token != tok {
+				t.Errorf("bearer=%v: token field of %s, want token %q in body only without bearer", bearer, body, tok)
+			}
+			if got.Amount < 1 || got.Amount > cfg.MaxAmount || !currencyRE.MatchString(got.Currency) {
+				t.Errorf("body %s: amount or currency out of range", body)
+			}
+		}
+	}
+}
+
+func equalCounts(a, b map[string]int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }

@@ -1,0 +1,80 @@
+package loadgen
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Default names of the transaction stream and the connector's consumer group.
+// TODO(loadgen): take these from internal/txqueue once it lands.
+const (
+	DefaultStream = "transactions"
+	DefaultGroup  = "psp-connector"
+)
+
+// QueueProbe reads a consumer group's progress on a Redis stream: how many
+// entries it has not been given yet (lag) and how many it holds unacknowledged
+// (pending). Both zero means the connector has caught up.
+type QueueProbe struct {
+	rdb    *redis.Client
+	stream string
+	group  string
+}
+
+// QueueState is one reading of the group.
+type QueueState struct {
+	// Lag is the number of stream entries not yet delivered to the group.
+	Lag int64
+	// Pending is the number delivered but not yet acknowledged.
+	Pending int64
+	// EntriesRead is the group's logical read counter; its growth over the
+	// run is how many entries the group took.
+	EntriesRead int64
+}
+
+// Drained reports whether the group has taken and acknowledged everything.
+func (s QueueState) Drained() bool { return s.Lag == 0 && s.Pending == 0 }
+
+// NewQueueProbe returns a probe of group on stream over the Redis at url
+// (redis://, rediss:// or unix://). Close it when done.
+func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url %q: %w", url, err)
+	}
+	opts.PoolSize = 4
+	return &QueueProbe{rdb: redis.NewClient(opts), stream: stream, group: group}, nil
+}
+
+// Close releases the probe's connections.
+func (q *QueueProbe) Close() error { return q.rdb.Close() }
+
+// State reads the group with XINFO GROUPS. When Redis cannot compute the lag
+// (it reports nil after entries were deleted from the stream), the lag is
+// taken as 0 if the group's last delivered id is the stream's last id, else 1.
+func (q *QueueProbe) State(ctx context.Context) (QueueState, error) {
+	groups, err := q.rdb.XInfoGroups(ctx, q.stream).Result()
+	if err != nil {
+		return QueueState{}, fmt.Errorf("XINFO GROUPS %s: %w", q.stream, err)
+	}
+	for _, g := range groups {
+		if g.Name != q.group {
+			continue
+		}
+		s := QueueState{Lag: g.Lag, Pending: g.Pending, EntriesRead: g.EntriesRead}
+		if s.Lag < 0 {
+			info, err := q.rdb.XInfoStream(ctx, q.stream).Result()
+			if err != nil {
+				return QueueState{}, fmt.Errorf("XINFO STREAM %s: %w", q.stream, err)
+			}
+			s.Lag = 1
+			if info.LastGeneratedID == g.LastDeliveredID {
+				s.Lag = 0
+			}
+		}
+		return s, nil
+	}
+	return QueueState{}, fmt.Errorf("stream %s has no consumer group %s (is the connector running?)", q.stream, q.group)
+}

@@ -1,0 +1,131 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Report is the outcome of one run; it is also the --json output.
+type Report struct {
+	Mode        Mode    `json:"mode"`
+	Target      string  `json:"target"`
+	Concurrency int     `json:"concurrency"`
+	Merchants   int     `json:"merchants"`
+	Rate        float64 `json:"rate,omitempty"`
+	// Elapsed is the load phase in seconds: first request sent to last
+	// response received.
+	Elapsed     float64 `json:"elapsed_s"`
+	Interrupted bool    `json:"interrupted,omitempty"`
+
+	Tokens         int64   `json:"tokens"`
+	TokensPerSec   float64 `json:"tokens_per_s"`
+	Sent           int64   `json:"tx_sent"`
+	Accepted       int64   `json:"tx_accepted"`
+	AcceptedPerSec float64 `json:"tx_accepted_per_s"`
+
+	// Latency holds "token", "tx" and "enqueue_to_processed" distributions.
+	Latency map[string]Percentiles `json:"latency_ms"`
+	// Errors counts failures by kind: "tx 503", "token 429", "tx timeout",
+	// "status 404", ...
+	Errors map[string]int64 `json:"errors"`
+
+	Verification *Verification `json:"verification,omitempty"`
+}
+
+func (r *runner) fill(rep *Report) {
+	rep.Tokens = r.tokensOK.Load()
+	rep.Sent = r.txSent.Load()
+	rep.Accepted = r.txAccepted.Load()
+	if rep.Elapsed > 0 {
+		rep.TokensPerSec = float64(rep.Tokens) / rep.Elapsed
+		rep.AcceptedPerSec = float64(rep.Accepted) / rep.Elapsed
+	}
+	rep.Latency = map[string]Percentiles{
+		"token": r.tokenLat.summary(),
+		"tx":    r.txLat.summary(),
+	}
+	if v := rep.Verification; v != nil {
+		rep.Latency["enqueue_to_processed"] = v.e2e.summary()
+	}
+	rep.Errors = r.errs.snapshot()
+}
+
+// Err is nil when the run kept every promise: every checked accepted
+// transaction was processed, none failed, and the backlog drained within the
+// drain timeout. Otherwise it says what went wrong.
+func (rep *Report) Err() error {
+	v := rep.Verification
+	if v == nil {
+		if rep.Interrupted {
+			return errors.New("interrupted before verification")
+		}
+		return nil
+	}
+	var errs []error
+	if n := v.Lost(); n > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d checked accepted transactions were never processed (%d still queued, %d not found)",
+			n, v.Checked, v.Queued, v.Missing))
+	}
+	if v.Failed > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d checked transactions failed", v.Failed, v.Checked))
+	}
+	if v.DrainMethod != "none" && !v.Drained {
+		errs = append(errs, errors.New("the backlog did not drain within the drain timeout"))
+	}
+	return errors.Join(errs...)
+}
+
+// WriteText writes the report for people.
+func (rep *Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	loop := "closed loop"
+	if rep.Rate > 0 {
+		loop = fmt.Sprintf("open loop at %.0f/s", rep.Rate)
+	}
+	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target)
+	fmt.Fprintf(&b, "load  %.2fs  tokens %d (%.0f/s)  tx sent %d  accepted %d (%.0f/s)\n",
+		rep.Elapsed, rep.Tokens, rep.TokensPerSec, rep.Sent, rep.Accepted, rep.AcceptedPerSec)
+	if v := rep.Verification; v != nil {
+		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d\n",
+			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing)
+		if v.Drained {
+			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)
+			if v.DrainMethod == "queue" {
+				fmt.Fprintf(&b, "  group took %d", v.GroupTaken)
+			}
+			b.WriteString("\n")
+		} else if v.DrainMethod != "none" {
+			fmt.Fprintf(&b, "drain  (%s) NOT drained within the drain timeout\n", v.DrainMethod)
+		}
+	}
+	fmt.Fprintf(&b, "latency ms %-22s %8s %8s %8s %8s %8s %8s %9s\n", "", "p50", "p90", "p99", "p99.9", "max", "mean", "count")
+	for _, k := range []string{"token", "tx", "enqueue_to_processed"} {
+		p, ok := rep.Latency[k]
+		if !ok || p.Count == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "           %-22s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %9d\n", k, p.P50, p.P90, p.P99, p.P999, p.Max, p.Mean, p.Count)
+	}
+	if len(rep.Errors) == 0 {
+		b.WriteString("errors none\n")
+	} else {
+		b.WriteString("errors")
+		for _, k := range sortedKeys(rep.Errors) {
+			fmt.Fprintf(&b, "  %s: %d", k, rep.Errors[k])
+		}
+		b.WriteString("\n")
+	}
+	if err := rep.Err(); err != nil {
+		fmt.Fprintf(&b, "FAIL: %v\n", strings.ReplaceAll(err.Error(), "\n", "; "))
+	} else if v := rep.Verification; v != nil && v.Checked > 0 {
+		b.WriteString("OK: every checked accepted transaction was processed\n")
+	} else if v != nil && v.Drained {
+		b.WriteString("OK: the backlog drained (statuses not checked)\n")
+	} else if v != nil {
+		b.WriteString("NOT VERIFIED: --verify=none and no queue probe\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,405 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// runner holds one run's shared state. Counters are atomics read by the
+// progress line; histograms and error counts lock internally.
+type runner struct {
+	cfg       *Config
+	c         *client
+	merchants []*merchant
+
+	tokenLat *latency
+	txLat    *latency
+	errs     errorCounts
+
+	tokensOK   atomic.Int64
+	txSent     atomic.Int64
+	txAccepted atomic.Int64
+	remaining  atomic.Int64 // closed loop with Count: requests left to start
+}
+
+// worker is one connection's loop state; nothing in it is shared.
+type worker struct {
+	id       int
+	m        *merchant
+	rng      *rand.Rand
+	s        *session
+	body     []byte
+	accepted []acceptedTx
+}
+
+// acceptedTx is a transaction the API answered 200 with an id for.
+type acceptedTx struct {
+	id       string
+	merchant int32
+}
+
+// Run drives the load described by cfg, then verifies it, and returns the
+// report. The error is for runs that could not be carried out (bad config,
+// nothing reachable); lost transactions are in the report (see Report.Err).
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	r := &runner{
+		cfg:      &cfg,
+		c:        newClient(&cfg, cfg.Concurrency),
+		tokenLat: newLatency(),
+		txLat:    newLatency(),
+	}
+	defer r.c.close()
+	for i := 0; i < cfg.Merchants; i++ {
+		u := i % len(cfg.Users)
+		r.merchants = append(r.merchants, &merchant{
+			user:    u,
+			login:   loginBody(cfg.Users[u], cfg.Password),
+			refresh: cfg.TokenRefresh,
+		})
+	}
+
+	var before QueueState
+	if cfg.Queue != nil && cfg.Mode == ModeTransactions {
+		var err error
+		if before, err = cfg.Queue.State(ctx); err != nil {
+			return nil, fmt.Errorf("read the queue before the load: %w", err)
+		}
+	}
+
+	// Log every merchant in before the clock starts, so that a wrong
+	// password or an unreachable router fails fast and the first second of
+	// the load is not all logins.
+	if cfg.Mode == ModeTransactions {
+		s := r.c.session()
+		defer s.close()
+		for _, m := range r.merchants {
+			if _, err := m.get(ctx, r, s); err != nil {
+				return nil, fmt.Errorf("log in as %q at %s: %w", cfg.Users[m.user], cfg.TokenURL, err)
+			}
+		}
+	}
+
+	workers := make([]*worker, cfg.Concurrency)
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	for i := range workers {
+		workers[i] = &worker{
+			id:  i,
+			m:   r.merchants[i%len(r.merchants)],
+			rng: rand.New(rand.NewPCG(seed, uint64(i))),
+			s:   r.c.session(),
+		}
+		defer workers[i].s.close()
+	}
+
+	start := time.Now()
+	progressDone := r.startProgress(ctx, start)
+	var wg sync.WaitGroup
+	if cfg.Rate > 0 {
+		due := make(chan time.Time, 4*cfg.Concurrency)
+		go r.schedule(ctx, start, due)
+		for _, w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for t := range due {
+					r.one(ctx, w, t)
+				}
+			}()
+		}
+	} else {
+		end := start.Add(cfg.Duration)
+		r.remaining.Store(cfg.Count)
+		for _, w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for ctx.Err() == nil {
+					now := time.Now()
+					if cfg.Duration > 0 && !now.Before(end) {
+						return
+					}
+					if cfg.Count > 0 && r.remaining.Add(-1) < 0 {
+						return
+					}
+					r.one(ctx, w, now)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	loadEnd := time.Now()
+	progressDone()
+
+	rep := &Report{
+		Mode:        cfg.Mode,
+		Concurrency: cfg.Concurrency,
+		Merchants:   cfg.Merchants,
+		Rate:        cfg.Rate,
+		Target:      cfg.TxURL,
+		Elapsed:     loadEnd.Sub(start).Seconds(),
+		Interrupted: ctx.Err() != nil,
+	}
+	if cfg.Mode == ModeTokens {
+		rep.Target = cfg.TokenURL
+	}
+	var accepted []acceptedTx
+	for _, w := range workers {
+		accepted = append(accepted, w.accepted...)
+	}
+	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
+		v := r.verify(ctx, accepted, start, loadEnd, before)
+		rep.Verification = &v
+	}
+	r.fill(rep)
+	return rep, nil
+}
+
+// schedule sends the due time of every request of an open-loop run. Due
+// times come from the request's index, never from when the previous one was
+// sent, so a slow server makes requests late (measured) rather than fewer.
+func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time) {
+	defer close(due)
+	cfg := r.cfg
+	end := start.Add(cfg.Duration)
+	perReq := float64(time.Second) / cfg.Rate
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for i := int64(0); ; i++ {
+		t := start.Add(time.Duration(float64(i) * perReq))
+		if cfg.Count > 0 && i >= cfg.Count || cfg.Duration > 0 && !t.Before(end) {
+			return
+		}
+		if d := time.Until(t); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return
+			}
+		}
+		select {
+		case due <- t:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// one sends one request that was due at due.
+func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
+	if r.cfg.Mode == ModeTokens {
+		r.oneToken(ctx, w, due)
+		return
+	}
+	tok, err := w.m.get(ctx, r, w.s)
+	if err != nil {
+		if !isCanceled(ctx, err) {
+			r.errs.add("tx skipped: no token")
+			sleepCtx(ctx, 50*time.Millisecond)
+		}
+		return
+	}
+	body := w.txBody(r.cfg, tok)
+	bearer := ""
+	if r.cfg.Bearer {
+		bearer = tok
+	}
+	sent := time.Now()
+	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, bearer)
+	done := time.Now()
+	r.txSent.Add(1)
+	if err != nil {
+		if !isCanceled(ctx, err) {
+			r.errs.add("tx " + transportKind(err))
+		}
+		return
+	}
+	if resp.status != http.StatusOK {
+		r.errs.add(statusKey("tx", resp.status))
+		if resp.status == http.StatusUnauthorized || resp.status == http.StatusUnprocessableEntity {
+			// Most likely the token expired in flight; the next request
+			// logs in again.
+			w.m.invalidate(tok)
+		}
+		return
+	}
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(w.s.buf.Bytes(), &out); err != nil || out.ID == "" {
+		r.errs.add("tx 200 without id")
+		return
+	}
+	r.txLat.record(done.Sub(earliest(due, sent)))
+	r.txAccepted.Add(1)
+	w.accepted = append(w.accepted, acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants))})
+}
+
+// oneToken is one request of a token-only run.
+func (r *runner) oneToken(ctx context.Context, w *worker, due time.Time) {
+	sent := time.Now()
+	_, err := w.s.fetchToken(ctx, w.m.login)
+	done := time.Now()
+	if err != nil {
+		if !isCanceled(ctx, err) {
+			r.errs.add(errKey("token", err))
+		}
+		return
+	}
+	r.tokenLat.record(done.Sub(earliest(due, sent)))
+	r.tokensOK.Add(1)
+}
+
+// login fetches a token for a merchant session, retrying refusals and
+// transport errors with a short backoff (honouring Retry-After, capped) for
+// up to five attempts. Every attempt is counted.
+func (r *runner) login(ctx context.Context, body []byte, s *session) (token, error) {
+	backoff := 50 * time.Millisecond
+	var last error
+	for attempt := 0; attempt < 5; attempt++ {
+		sent := time.Now()
+		tok, err := s.fetchToken(ctx, body)
+		if err == nil {
+			r.tokenLat.record(time.Since(sent))
+			r.tokensOK.Add(1)
+			return tok, nil
+		}
+		if isCanceled(ctx, err) {
+			return token{}, err
+		}
+		r.errs.add(errKey("token", err))
+		last = err
+		var es *errStatus
+		if errors.As(err, &es) {
+			switch {
+			case es.status == http.StatusTooManyRequests || es.status >= 500:
+				if es.retryAfter > 0 {
+					backoff = min(es.retryAfter, 2*time.Second)
+				}
+			default:
+				return token{}, err // 401, 404, 422: retrying will not help
+			}
+		}
+		sleepCtx(ctx, backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+	return token{}, last
+}
+
+func errKey(what string, err error) string {
+	var es *errStatus
+	if errors.As(err, &es) {
+		return statusKey(what, es.status)
+	}
+	return what + " " + transportKind(err)
+}
+
+// txBody builds {"token":...,"amount":...,"currency":...} in the worker's
+// buffer. Tokens are JWTs (base64url and dots), so no escaping is needed;
+// anything else is marshalled properly.
+func (w *worker) txBody(cfg *Config, tok string) []byte {
+	amount := 1 + w.rng.Int64N(cfg.MaxAmount)
+	cur := cfg.Currencies[w.rng.IntN(len(cfg.Currencies))]
+	b := w.body[:0]
+	b = append(b, '{')
+	if !cfg.Bearer {
+		if jwtSafe(tok) {
+			b = append(b, `"token":"`...)
+			b = append(b, tok...)
+			b = append(b, `",`...)
+		} else {
+			q, _ := json.Marshal(tok)
+			b = append(b, `"token":`...)
+			b = append(b, q...)
+			b = append(b, ',')
+		}
+	}
+	b = append(b, `"amount":`...)
+	b = strconv.AppendInt(b, amount, 10)
+	b = append(b, `,"currency":"`...)
+	b = append(b, cur...)
+	b = append(b, `"}`...)
+	w.body = b
+	return b
+}
+
+func jwtSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// startProgress prints one line per interval until the returned func is
+// called.
+func (r *runner) startProgress(ctx context.Context, start time.Time) (stop func()) {
+	if r.cfg.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(r.cfg.ProgressInterval)
+		defer t.Stop()
+		var lastTok, lastTx int64
+		last := start
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				tok, tx := r.tokensOK.Load(), r.txAccepted.Load()
+				dt := now.Sub(last).Seconds()
+				line := fmt.Sprintf("%6.1fs  tokens %d (%.0f/s)  accepted %d (%.0f/s)  errors %d",
+					now.Sub(start).Seconds(), tok, float64(tok-lastTok)/dt, tx, float64(tx-lastTx)/dt, r.errs.n.Load())
+				if q := r.cfg.Queue; q != nil && r.cfg.Mode == ModeTransactions {
+					qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+					if s, err := q.State(qctx); err == nil {
+						line += fmt.Sprintf("  backlog %d pending %d", s.Lag, s.Pending)
+					}
+					cancel()
+				}
+				fmt.Fprintln(r.cfg.Progress, line)
+				lastTok, lastTx, last = tok, tx, now
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}

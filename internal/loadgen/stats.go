@@ -1,0 +1,138 @@
+package loadgen
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram bounds: 1 µs to 10 min, three significant digits.
+const (
+	histMin    = 1
+	histMax    = int64(10 * time.Minute / time.Microsecond)
+	histDigits = 3
+)
+
+// latency is an HdrHistogram of microseconds that many workers record into.
+type latency struct {
+	mu sync.Mutex
+	h  *hdrhistogram.Histogram
+}
+
+func newLatency() *latency {
+	return &latency{h: hdrhistogram.New(histMin, histMax, histDigits)}
+}
+
+// record adds one duration; values outside the range are clamped so that
+// nothing is silently dropped.
+func (l *latency) record(d time.Duration) {
+	us := d.Microseconds()
+	if us < histMin {
+		us = histMin
+	}
+	if us > histMax {
+		us = histMax
+	}
+	l.mu.Lock()
+	_ = l.h.RecordValue(us)
+	l.mu.Unlock()
+}
+
+// Percentiles summarises one latency distribution in milliseconds.
+type Percentiles struct {
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean_ms"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p99_9_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+func (l *latency) summary() Percentiles {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.h.TotalCount() == 0 {
+		return Percentiles{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	v := l.h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
+	return Percentiles{
+		Count: l.h.TotalCount(),
+		Mean:  l.h.Mean() / 1000,
+		P50:   ms(v[0]),
+		P90:   ms(v[1]),
+		P99:   ms(v[2]),
+		P999:  ms(v[3]),
+		Max:   ms(l.h.Max()),
+	}
+}
+
+// errorCounts counts failures by a short key such as "tx 422" or
+// "token timeout".
+type errorCounts struct {
+	mu sync.Mutex
+	m  map[string]int64
+	n  atomic.Int64
+}
+
+func (e *errorCounts) add(key string) {
+	e.n.Add(1)
+	e.mu.Lock()
+	if e.m == nil {
+		e.m = make(map[string]int64)
+	}
+	e.m[key]++
+	e.mu.Unlock()
+}
+
+func (e *errorCounts) snapshot() map[string]int64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]int64, len(e.m))
+	for k, v := range e.m {
+		out[k] = v
+	}
+	return out
+}
+
+// transportKind names a transport error briefly enough to be a report key.
+func transportKind(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "broken pipe"
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return "no local port"
+	}
+	if s := err.Error(); len(s) >= 3 && s[len(s)-3:] == "EOF" {
+		return "EOF"
+	}
+	return "transport"
+}
+
+func statusKey(what string, status int) string { return fmt.Sprintf("%s %d", what, status) }
+
+// sortedKeys returns m's keys in order, for stable text output.
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

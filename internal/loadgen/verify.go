@@ -1,0 +1,316 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Verification is what became of the accepted transactions.
+type Verification struct {
+	// Accepted is the number of transactions the API answered 200 for.
+	Accepted int64 `json:"accepted"`
+	// Checked is how many of them had their status looked up.
+	Checked int64 `json:"checked"`
+	// Processed, Failed, Queued and Missing partition Checked by the last
+	// status seen: processed and failed are final; queued at the deadline
+	// means never processed; missing means the status lookup never found it.
+	Processed int64 `json:"processed"`
+	Failed    int64 `json:"failed"`
+	Queued    int64 `json:"queued"`
+	Missing   int64 `json:"missing"`
+
+	// DrainMethod says how draining was observed: "queue" (consumer group lag
+	// and pending both 0), "status" (every checked transaction left queued)
+	// or "none".
+	DrainMethod string `json:"drain_method"`
+	// Drained is whether it happened before the drain timeout.
+	Drained bool `json:"drained"`
+	// DrainSeconds is the time from the last response of the load to drained.
+	DrainSeconds float64 `json:"drain_s"`
+	// GroupTaken is how many stream entries the consumer group took between
+	// the start of the load and drained (queue method only).
+	GroupTaken int64 `json:"group_taken,omitempty"`
+	// ProcessedPerSec is processed transactions per second from the start of
+	// the load until drained: GroupTaken when the queue was probed, else the
+	// checked processed count scaled to all accepted.
+	ProcessedPerSec float64 `json:"processed_per_s"`
+
+	e2e *latency
+}
+
+// Lost is the number of checked transactions that were accepted but never
+// processed (still queued, or unknown to the status endpoint).
+func (v *Verification) Lost() int64 { return v.Queued + v.Missing }
+
+type txState uint8
+
+const (
+	stateUnknown txState = iota
+	stateQueued
+	stateMissing
+	stateProcessed
+	stateFailed
+)
+
+// verify waits for the backlog to drain and looks up the accepted
+// transactions' statuses, within cfg.DrainTimeout of loadEnd.
+func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadEnd time.Time, before QueueState) Verification {
+	cfg := r.cfg
+	v := Verification{Accepted: int64(len(accepted)), DrainMethod: "none", e2e: newLatency()}
+	deadline := loadEnd.Add(cfg.DrainTimeout)
+	drainedAt := time.Time{}
+
+	if cfg.Queue != nil {
+		v.DrainMethod = "queue"
+		for {
+			s, err := cfg.Queue.State(ctx)
+			if err != nil {
+				r.errs.add("queue probe")
+			} else if s.Drained() {
+				drainedAt = time.Now()
+				v.Drained = true
+				v.GroupTaken = s.EntriesRead - before.EntriesRead
+				break
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				break
+			}
+			sleepCtx(ctx, 2*time.Millisecond)
+		}
+	}
+
+	check := accepted
+	if cfg.Verify == VerifyNone {
+		check = nil
+	} else if cfg.Verify == VerifySample && cfg.VerifySample < len(accepted) {
+		check = sample(accepted, cfg.VerifySample, cfg.Seed)
+	}
+	v.Checked = int64(len(check))
+	if len(check) > 0 {
+		states, lastQueued := r.checkStatuses(ctx, check, deadline, v.e2e)
+		for _, s := range states {
+			switch s {
+			case stateProcessed:
+				v.Processed++
+			case stateFailed:
+				v.Failed++
+			case stateQueued:
+				v.Queued++
+			default:
+				v.Missing++
+			}
+		}
+		if cfg.Queue == nil {
+			v.DrainMethod = "status"
+			if v.Queued == 0 && v.Missing == 0 {
+				v.Drained = true
+				drainedAt = lastQueued
+				if drainedAt.Before(loadEnd) {
+					drainedAt = loadEnd
+				}
+			}
+		}
+	}
+	if v.Drained {
+		v.DrainSeconds = drainedAt.Sub(loadEnd).Seconds()
+		window := drainedAt.Sub(start).Seconds()
+		switch {
+		case v.DrainMethod == "queue":
+			v.ProcessedPerSec = float64(v.GroupTaken) / window
+		case v.Checked > 0:
+			v.ProcessedPerSec = float64(v.Processed) * float64(v.Accepted) / float64(v.Checked) / window
+		}
+	}
+	return v
+}
+
+// checkStatuses looks every transaction up, again and again while some are
+// queued or not found, until all are final or the deadline passes (at least
+// one full round is always made). It returns each one's last state and when
+// a round last saw one still queued.
+func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline time.Time, e2e *latency) ([]txState, time.Time) {
+	states := make([]txState, len(txs))
+	open := make([]int, len(txs))
+	for i := range open {
+		open[i] = i
+	}
+	lastQueued := time.Time{}
+	par := min(r.cfg.Concurrency, 32)
+	for round := 0; len(open) > 0 && ctx.Err() == nil; round++ {
+		if round > 0 {
+			if time.Now().After(deadline) {
+				break
+			}
+			sleepCtx(ctx, 20*time.Millisecond)
+		}
+		idx := make(chan int)
+		var mu sync.Mutex
+		var still []int
+		var wg sync.WaitGroup
+		for p := 0; p < par; p++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sess := r.c.session()
+				defer sess.close()
+				for i := range idx {
+					s := r.lookup(ctx, txs[i], sess, e2e)
+					states[i] = s
+					if s == stateQueued || s == stateMissing || s == stateUnknown {
+						mu.Lock()
+						still = append(still, i)
+						if s == stateQueued {
+							lastQueued = time.Now()
+						}
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		for _, i := range open {
+			idx <- i
+		}
+		close(idx)
+		wg.Wait()
+		open = still
+	}
+	return states, lastQueued
+}
+
+// lookup asks the status endpoint about one transaction with its merchant's
+// token and records enqueue→processed latency for a processed one.
+func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *latency) txState {
+	m := r.merchants[tx.merchant]
+	tok, err := m.get(ctx, r, s)
+	if err != nil {
+		r.errs.add("status skipped: no token")
+		return stateUnknown
+	}
+	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, tok)
+	if err != nil {
+		if !isCanceled(ctx, err) {
+			r.errs.add("status " + transportKind(err))
+		}
+		return stateUnknown
+	}
+	switch status := resp.status; status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return stateMissing
+	default:
+		r.errs.add(statusKey("status", status))
+		if status == http.StatusUnauthorized || status == http.StatusUnprocessableEntity {
+			m.invalidate(tok)
+		}
+		return stateUnknown
+	}
+	var body statusBody
+	if err := json.Unmarshal(s.buf.Bytes(), &body); err != nil {
+		r.errs.add("status 200 undecodable")
+		return stateUnknown
+	}
+	switch body.Status {
+	case "processed":
+		if d, ok := body.endToEnd(); ok {
+			e2e.record(d)
+		}
+		return stateProcessed
+	case "failed":
+		return stateFailed
+	case "queued", "processing":
+		return stateQueued
+	}
+	r.errs.add("status 200 unknown state " + strconv.Quote(body.Status))
+	return stateUnknown
+}
+
+// statusBody is the part of GET /transactions/{id} used here. Times may be
+// RFC 3339 strings or numbers (seconds, milliseconds, microseconds or
+// nanoseconds since the epoch, told apart by magnitude).
+type statusBody struct {
+	Status      string          `json:"status"`
+	CreatedAt   json.RawMessage `json:"created_at"`
+	EnqueuedAt  json.RawMessage `json:"enqueued_at"`
+	ProcessedAt json.RawMessage `json:"processed_at"`
+	UpdatedAt   json.RawMessage `json:"updated_at"`
+}
+
+// endToEnd is processed_at (else updated_at) minus enqueued_at (else
+// created_at).
+func (b *statusBody) endToEnd() (time.Duration, bool) {
+	from, ok := parseTime(b.EnqueuedAt)
+	if !ok {
+		if from, ok = parseTime(b.CreatedAt); !ok {
+			return 0, false
+		}
+	}
+	to, ok := parseTime(b.ProcessedAt)
+	if !ok {
+		if to, ok = parseTime(b.UpdatedAt); !ok {
+			return 0, false
+		}
+	}
+	d := to.Sub(from)
+	if d < 0 {
+		d = 0
+	}
+	return d, true
+}
+
+func parseTime(raw json.RawMessage) (time.Time, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, false
+	}
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil || s == "" {
+			return time.Time{}, false
+		}
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, true
+		}
+		if f, err := strconv.ParseFloat(s, 64); err == nil {
+			return epoch(f), true
+		}
+		return time.Time{}, false
+	}
+	f, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return epoch(f), true
+}
+
+// epoch reads a number since the Unix epoch, its unit told by magnitude.
+func epoch(f float64) time.Time {
+	switch a := math.Abs(f); {
+	case a >= 1e17:
+		return time.Unix(0, int64(f))
+	case a >= 1e14:
+		return time.UnixMicro(int64(f))
+	case a >= 1e11:
+		return time.Unix(0, int64(f*1e6))
+	default:
+		return time.Unix(0, int64(f*1e9))
+	}
+}
+
+// sample picks n of txs uniformly without replacement.
+func sample(txs []acceptedTx, n int, seed uint64) []acceptedTx {
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	c := append([]acceptedTx(nil), txs...)
+	for i := 0; i < n; i++ {
+		j := i + rng.IntN(len(c)-i)
+		c[i], c[j] = c[j], c[i]
+	}
+	return c[:n]
+}
