@@ -87,6 +87,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", def.RequestTimeout, "per-request timeout")
 	verify := fs.String("verify", string(def.Verify), "status lookups after the load: all, sample or none")
 	fs.IntVar(&cfg.VerifySample, "verify-sample", def.VerifySample, "sample size for --verify=sample")
+	verifyVia := fs.String("verify-via", "", "where statuses are looked up: http (status endpoint) or redis (default: redis when the Redis is known)")
 	redisURL := fs.String("redis-url", "", `Redis of the stack, to watch the consumer group drain ("none": do not; default REDIS_URL, else the stack's socket if present)`)
 	stream := fs.String("stream", loadgen.DefaultStream, "stream the transactions are queued on")
 	group := fs.String("group", loadgen.DefaultGroup, "consumer group of the connector")
@@ -122,6 +123,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	cfg.Users = splitList(*users)
 	cfg.Currencies = splitList(*currencies)
 	cfg.Verify = loadgen.Verify(*verify)
+	cfg.VerifyVia = loadgen.Via(*verifyVia)
 	if !*quiet {
 		cfg.Progress = stderr
 	}

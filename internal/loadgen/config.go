@@ -37,6 +37,18 @@ const (
 	VerifyNone Verify = "none"
 )
 
+// Via selects where statuses are looked up.
+type Via string
+
+const (
+	// ViaHTTP asks GET /transaction/transactions/{id} with the merchant's
+	// token, as a merchant would.
+	ViaHTTP Via = "http"
+	// ViaRedis reads the status records from Redis (Config.Queue must be
+	// set): the same data, without an HTTP round trip per transaction.
+	ViaRedis Via = "redis"
+)
+
 // Config describes one run. The zero value is not usable: start from
 // DefaultConfig and set the URLs.
 type Config struct {
@@ -89,6 +101,9 @@ type Config struct {
 	Verify Verify
 	// VerifySample is the sample size for VerifySample.
 	VerifySample int
+	// VerifyVia is where statuses are looked up; "" means ViaRedis when
+	// Queue is set, else ViaHTTP.
+	VerifyVia Via
 	// Queue, when set, is polled after the load until the consumer group has
 	// no lag and nothing pending; that is what "drained" means.
 	Queue *QueueProbe
@@ -140,7 +155,7 @@ func (c *Config) validate() error {
 		if err := checkURL(c.TxURL); err != nil {
 			errs = append(errs, fmt.Errorf("--tx-url: %w", err))
 		}
-		if c.Verify != VerifyNone {
+		if c.Verify != VerifyNone && c.VerifyVia != ViaRedis && !(c.VerifyVia == "" && c.Queue != nil) {
 			if err := checkURL(c.StatusURL); err != nil {
 				errs = append(errs, fmt.Errorf("--status-url: %w", err))
 			}
@@ -189,6 +204,20 @@ func (c *Config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--verify: %q is not all, sample or none", c.Verify))
+	}
+	switch c.VerifyVia {
+	case "":
+		c.VerifyVia = ViaHTTP
+		if c.Queue != nil {
+			c.VerifyVia = ViaRedis
+		}
+	case ViaHTTP:
+	case ViaRedis:
+		if c.Queue == nil {
+			errs = append(errs, errors.New("--verify-via=redis: needs --redis-url"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--verify-via: %q is not http or redis", c.VerifyVia))
 	}
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--drain-timeout: %v is not positive", c.DrainTimeout))

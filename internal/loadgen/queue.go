@@ -2,16 +2,19 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme-payments/platform/internal/txqueue"
 )
 
 // Default names of the transaction stream and the connector's consumer group.
-// TODO(loadgen): take these from internal/txqueue once it lands.
 const (
-	DefaultStream = "transactions"
-	DefaultGroup  = "psp-connector"
+	DefaultStream = txqueue.Stream
+	DefaultGroup  = txqueue.Group
 )
 
 // QueueProbe reads a consumer group's progress on a Redis stream: how many
@@ -21,6 +24,7 @@ type QueueProbe struct {
 	rdb    *redis.Client
 	stream string
 	group  string
+	q      *txqueue.Queue
 }
 
 // QueueState is one reading of the group.
@@ -44,8 +48,9 @@ func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse redis url %q: %w", url, err)
 	}
-	opts.PoolSize = 4
-	return &QueueProbe{rdb: redis.NewClient(opts), stream: stream, group: group}, nil
+	opts.PoolSize = 32 // status lookups run in parallel
+	rdb := redis.NewClient(opts)
+	return &QueueProbe{rdb: rdb, stream: stream, group: group, q: txqueue.NewQueue(rdb, 0)}, nil
 }
 
 // Close releases the probe's connections.
@@ -77,4 +82,28 @@ func (q *QueueProbe) State(ctx context.Context) (QueueState, error) {
 		return s, nil
 	}
 	return QueueState{}, fmt.Errorf("stream %s has no consumer group %s (is the connector running?)", q.stream, q.group)
+}
+
+// lookup reads transaction id's status record straight from Redis, the way
+// the status endpoint does, without the HTTP round trip.
+func (q *QueueProbe) lookup(ctx context.Context, id string) (txState, time.Duration, bool, error) {
+	rec, err := q.q.Status(ctx, id)
+	if errors.Is(err, txqueue.ErrNotFound) {
+		return stateMissing, 0, false, nil
+	}
+	if err != nil {
+		return stateUnknown, 0, false, err
+	}
+	switch rec.Status {
+	case txqueue.StatusProcessed:
+		if rec.ProcessedAt == nil || rec.CreatedAt.IsZero() {
+			return stateProcessed, 0, false, nil
+		}
+		return stateProcessed, max(rec.ProcessedAt.Sub(rec.CreatedAt), 0), true, nil
+	case txqueue.StatusFailed:
+		return stateFailed, 0, false, nil
+	case txqueue.StatusQueued:
+		return stateQueued, 0, false, nil
+	}
+	return stateUnknown, 0, false, fmt.Errorf("transaction %s: unknown status %q", id, rec.Status)
 }

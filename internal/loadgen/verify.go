@@ -186,6 +186,19 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 // lookup asks the status endpoint about one transaction with its merchant's
 // token and records enqueue→processed latency for a processed one.
 func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *latency) txState {
+	if r.cfg.VerifyVia == ViaRedis {
+		st, d, ok, err := r.cfg.Queue.lookup(ctx, tx.id)
+		if err != nil {
+			if !isCanceled(ctx, err) {
+				r.errs.add("status redis error")
+			}
+			return stateUnknown
+		}
+		if ok {
+			e2e.record(d)
+		}
+		return st
+	}
 	m := r.merchants[tx.merchant]
 	tok, err := m.get(ctx, r, s)
 	if err != nil {

@@ -1,0 +1,108 @@
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// TestRunVerifiesThroughRedis runs the generator against an HTTP front that
+// enqueues with the real txqueue on a real Redis, with and without the real
+// consumer draining it, and checks the verification through the queue probe
+// and the status records.
+func TestRunVerifiesThroughRedis(t *testing.T) {
+	tests := []struct {
+		name     string
+		consumer bool
+		ok       bool
+	}{
+		{"consumer running: all processed", true, true},
+		{"no consumer: all lost", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := srv.Client(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			t.Cleanup(cancel)
+			if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "$").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.consumer {
+				c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond},
+					txqueue.PSPFunc(func(context.Context, txqueue.Message) error { return nil }),
+					slog.New(slog.NewTextHandler(io.Discard, nil)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				done := make(chan struct{})
+				go func() { defer close(done); _ = c.Run(ctx) }()
+				t.Cleanup(func() { cancel(); <-done })
+			}
+
+			q := txqueue.NewQueue(rdb, time.Hour)
+			mux := http.NewServeMux()
+			mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
+				writeJSON(w, 200, map[string]string{"token": "h.e30.s"})
+			})
+			mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+				var in struct {
+					Amount   int64
+					Currency string
+				}
+				_ = json.NewDecoder(r.Body).Decode(&in)
+				e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, "")
+				if err != nil {
+					writeJSON(w, 503, map[string]string{"error": err.Error()})
+					return
+				}
+				writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
+			})
+			api := httptest.NewServer(mux)
+			t.Cleanup(api.Close)
+
+			probe, err := NewQueueProbe(srv.URL, DefaultStream, DefaultGroup)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { probe.Close() })
+			cfg := testConfig(api.URL)
+			cfg.Count = 300
+			cfg.Queue = probe
+			cfg.DrainTimeout = 500 * time.Millisecond
+			if !tt.consumer {
+				cfg.DrainTimeout = 100 * time.Millisecond
+			}
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			v := rep.Verification
+			if rep.Accepted != 300 || v.Checked != 300 {
+				t.Fatalf("accepted %d checked %d, want 300 300 (errors %v)", rep.Accepted, v.Checked, rep.Errors)
+			}
+			if err := rep.Err(); (err == nil) != tt.ok {
+				t.Errorf("Err: got %v, want ok=%v", err, tt.ok)
+			}
+			if tt.consumer {
+				if !v.Drained || v.Processed != 300 || v.GroupTaken != 300 || rep.Latency["enqueue_to_processed"].Count != 300 {
+					t.Errorf("got drained %v processed %d group took %d e2e count %d, want true 300 300 300",
+						v.Drained, v.Processed, v.GroupTaken, rep.Latency["enqueue_to_processed"].Count)
+				}
+			} else if v.Drained || v.Queued != 300 {
+				t.Errorf("got drained %v queued %d, want false 300", v.Drained, v.Queued)
+			}
+			if len(rep.Errors) != 0 {
+				t.Errorf("errors: got %v, want none", rep.Errors)
+			}
+		})
+	}
+}
