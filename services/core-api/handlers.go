@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/token"
+	"github.com/acme-payments/platform/internal/txqueue"
+	"github.com/acme-payments/platform/internal/txrequest"
+)
+
+// Headers of the Idempotency-Key protocol (Stripe's names).
+const (
+	idempotencyKeyHeader = "Idempotency-Key"
+	replayedHeader       = "Idempotent-Replayed"
+)
+
+// transactionResponse is the body of a successful POST /transaction: the
+// contract's user_id, amount and currency, plus the id and status.
+type transactionResponse struct {
+	ID       string `json:"id"`
+	UserID   int64  `json:"user_id"`
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+	Status   string `json:"status"`
+}
+
+// apiError is a failure with the status and text the client sees, and the
+// reason logged.
+type apiError struct {
+	status int
+	msg    string
+}
+
+// Client-facing failures beyond the contract's table.
+var (
+	errNotEnabled       = apiError{http.StatusForbidden, "User not enabled for transactions"}
+	errTokenBlank       = apiError{http.StatusUnprocessableEntity, "Token is blank"}
+	errBadIdemKey       = apiError{http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters"}
+	errIdemConflict     = apiError{http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different request"}
+	errNotFound         = apiError{http.StatusNotFound, "Transaction not found"}
+	errQueueUnavailable = apiError{http.StatusServiceUnavailable, "Transaction queue is unavailable; try again"}
+)
+
+// failure is the one place that maps an error to the status and text the
+// client sees: request decode errors carry their own, domain errors map to
+// theirs, and anything else is the queue being unavailable.
+func failure(err error) apiError {
+	var de *httpx.DecodeError
+	var ae apiError
+	switch {
+	case errors.As(err, &de):
+		return apiError{de.Status, de.Msg}
+	case errors.Is(err, txqueue.ErrIdempotencyConflict):
+		return errIdemConflict
+	case errors.Is(err, txqueue.ErrNotFound):
+		return errNotFound
+	case errors.As(err, &ae):
+		return ae
+	}
+	return errQueueUnavailable
+}
+
+func (e apiError) Error() string { return e.msg }
+
+// invalidToken is the contract's 422 for a rejected token, with the
+// verifier's text as the reason.
+func invalidToken(err error) apiError {
+	return apiError{http.StatusUnprocessableEntity, err.Error()}
+}
+
+// fail logs and answers err. Client errors log at info; the queue being
+// unavailable logs the underlying Redis error at error level.
+func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what string, err error) {
+	ae := failure(err)
+	if ae.status >= http.StatusInternalServerError {
+		log.ErrorContext(ctx, what+" failed", "status", ae.status, "error", err.Error())
+	} else {
+		log.InfoContext(ctx, what+" rejected", "status", ae.status, "reason", ae.msg)
+	}
+	httpx.WriteError(w, ae.status, ae.msg)
+}
+
+// handleCreateTransaction validates the body in the contract's order (blank
+// fields, currency format, then the token: body field, or Authorization:
+// Bearer when the field is blank), refuses users who are not enabled, and
+// queues the transaction, answering only once it is stored. With an
+// Idempotency-Key, a repeat of the same request within 24 h answers the first
+// response (and Idempotent-Replayed: true) without queueing anything.
+func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *txqueue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		body, err := readBody(r)
+		if err != nil {
+			fail(ctx, log, w, "transaction", err)
+			return
+		}
+		req, err := txrequest.Decode(body, txrequest.BearerToken(r.Header.Get("Authorization")))
+		if err != nil {
+			fail(ctx, log, w, "transaction", err)
+			return
+		}
+		claims, err := tokens.Verify(req.Token)
+		if err != nil {
+			fail(ctx, log, w, "transaction", invalidToken(err))
+			return
+		}
+		if !claims.Enabled {
+			fail(ctx, log, w, "transaction", errNotEnabled)
+			return
+		}
+		key, hasKey := r.Header.Get(idempotencyKeyHeader), len(r.Header.Values(idempotencyKeyHeader)) > 0
+		if hasKey && !txqueue.ValidIdempotencyKey(key) {
+			fail(ctx, log, w, "transaction", errBadIdemKey)
+			return
+		}
+		tx := txqueue.Transaction{UserID: claims.UserID, Amount: req.Amount, Currency: req.Currency,
+			RequestID: logging.RequestID(ctx)}
+		// Once started, the enqueue finishes even if the client goes away, so
+		// its outcome never depends on a disconnect; Redis timeouts bound it.
+		res, err := queue.Enqueue(context.WithoutCancel(ctx), tx, key)
+		if err != nil {
+			fail(ctx, log, w, "transaction", err)
+			return
+		}
+		if res.Replayed {
+			w.Header().Set(replayedHeader, "true")
+		}
+		log.DebugContext(ctx, "transaction queued", "transaction_id", res.ID, "user_id", tx.UserID,
+			"amount", tx.Amount, "currency", tx.Currency, "replayed", res.Replayed)
+		httpx.WriteJSON(w, http.StatusOK, transactionResponse{
+			ID: res.ID, UserID: tx.UserID, Amount: tx.Amount, Currency: tx.Currency, Status: txqueue.StatusQueued,
+		})
+	})
+}
+
+// handleGetTransaction answers the status record of transaction {id} to its
+// owner. The token comes from Authorization: Bearer or ?token=. Someone
+// else's transaction is a 404, like an unknown one, so ids leak nothing.
+func handleGetTransaction(log *slog.Logger, tokens *token.Verifier, queue *txqueue.Queue) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		raw := txrequest.BearerToken(r.Header.Get("Authorization"))
+		if raw == "" {
+			raw = r.URL.Query().Get("token")
+		}
+		if raw == "" {
+			fail(ctx, log, w, "status", errTokenBlank)
+			return
+		}
+		claims, err := tokens.Verify(raw)
+		if err != nil {
+			fail(ctx, log, w, "status", invalidToken(err))
+			return
+		}
+		rec, err := queue.Status(ctx, r.PathValue("id"))
+		if err == nil && rec.UserID != claims.UserID {
+			err = txqueue.ErrNotFound
+		}
+		if err != nil {
+			fail(ctx, log, w, "status", err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, rec)
+	})
+}
+
+// readBody reads the request body, capped by the middleware; a larger one is
+// a *httpx.DecodeError with status 413.
+func readBody(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		return body, nil
+	}
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, &httpx.DecodeError{Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("Request body is larger than %d bytes", tooBig.Limit)}
+	}
+	return nil, &httpx.DecodeError{Status: http.StatusBadRequest, Msg: "Request body could not be read"}
+}

@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/token"
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// run starts core-api with the given environment and serves until ctx is
+// done or SIGINT/SIGTERM arrives, then drains in-flight requests. Redis need
+// not be up yet: requests that need it get a 503 until it is.
+func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	if len(args) > 1 {
+		return errors.New("takes no arguments; it is configured by environment variables (see README.md)")
+	}
+	cfg, err := parseConfig(environ)
+	if err != nil {
+		return err
+	}
+	log := logging.New(stdout, "core-api", cfg.level)
+	if cfg.weakSecret {
+		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(cfg.JWTSecret))
+	}
+	txqueue.RouteClientLogs(log)
+	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	queue := txqueue.NewQueue(rdb, cfg.StatusTTL)
+	tokens := token.NewVerifier([]byte(cfg.JWTSecret), nil)
+	srv := httpx.NewServer(newHandler(log, rdb, queue, tokens), log)
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	return httpx.Serve(ctx, srv, addr, cfg.ShutdownGrace, log)
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/redistest"
+)
+
+// startRun runs the real service on a free port with environ and returns its
+// base URL, its stdout and a stop function that cancels it and returns run's
+// error.
+func startRun(t *testing.T, environ ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, []string{"core-api"}, append([]string{"HTTP_PORT=0"}, environ...), out) }()
+	stop := func() error {
+		cancel()
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("run did not return within 15s of cancellation")
+			return nil
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			t.Fatalf("run returned before ready: %v\n%s", err, out.String())
+		default:
+		}
+		for _, line := range strings.Split(out.String(), "\n") {
+			var rec struct{ Msg, Addr string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" && rec.Addr != "" {
+				return "http://" + rec.Addr, out, stop
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	t.Fatalf("no ready line within 10s:\n%s", out.String())
+	return "", nil, nil
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	srv := redistest.Start(t)
+	url, out, stop := startRun(t, "JWT_SECRET="+string(testSecret), "REDIS_URL="+srv.URL)
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Errorf("got %s, want it bound to 127.0.0.1", url)
+	}
+	res, err := http.Get(url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("GET /health: got %d, want 200", res.StatusCode)
+	}
+	alice := issue(t, 1, "alice", true)
+	res, err = http.Post(url+"/transaction", "application/json",
+		strings.NewReader(`{"token":"`+alice+`","amount":100,"currency":"USD"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("POST /transaction: got %d, want 200", res.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("got %v from run after cancel, want nil", err)
+	}
+	for _, want := range []string{`"msg":"ready"`, `"service":"core-api"`, `"msg":"stopped"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %s:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), `"level":"WARN"`) {
+		t.Errorf("got a warning with a 32-byte secret:\n%s", out.String())
+	}
+}
+
+// TestRunStartsWithoutRedis: Redis may come up after core-api; until then
+// health fails and transactions get a 503.
+func TestRunStartsWithoutRedis(t *testing.T) {
+	url, _, stop := startRun(t, "JWT_SECRET="+string(testSecret), "REDIS_URL=unix:///nonexistent/redis.sock")
+	defer stop()
+	res, err := http.Get(url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("GET /health without Redis: got %d, want 503", res.StatusCode)
+	}
+}
+
+func TestRunWarnsAboutWeakSecret(t *testing.T) {
+	srv := redistest.Start(t)
+	_, out, stop := startRun(t, "JWT_SECRET=short", "REDIS_URL="+srv.URL)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), `"level":"WARN"`) || !strings.Contains(out.String(), "JWT_SECRET") {
+		t.Errorf("got no warning naming JWT_SECRET:\n%s", out.String())
+	}
+}
+
+func TestRunFailsFast(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		environ []string
+		want    string
+	}{
+		{"no JWT_SECRET", nil, nil, "JWT_SECRET"},
+		{"empty JWT_SECRET", nil, []string{"JWT_SECRET="}, "JWT_SECRET"},
+		{"REDIS_URL bad scheme", nil, []string{"JWT_SECRET=x", "REDIS_URL=http://127.0.0.1:6379"}, "REDIS_URL"},
+		{"REDIS_URL bad database", nil, []string{"JWT_SECRET=x", "REDIS_URL=redis://127.0.0.1:6379/x"}, "REDIS_URL"},
+		{"HTTP_PORT not a number", nil, []string{"JWT_SECRET=x", "HTTP_PORT=http"}, "HTTP_PORT"},
+		{"HTTP_PORT out of range", nil, []string{"JWT_SECRET=x", "HTTP_PORT=70000"}, "HTTP_PORT"},
+		{"STATUS_TTL not a duration", nil, []string{"JWT_SECRET=x", "STATUS_TTL=7d"}, "STATUS_TTL"},
+		{"STATUS_TTL too short", nil, []string{"JWT_SECRET=x", "STATUS_TTL=1ms"}, "STATUS_TTL"},
+		{"LOG_LEVEL unknown", nil, []string{"JWT_SECRET=x", "LOG_LEVEL=loud"}, "LOG_LEVEL"},
+		{"SHUTDOWN_GRACE zero", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
+		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "listen on 256.0.0.1"},
+		{"arguments", []string{"core-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			args := tt.args
+			if args == nil {
+				args = []string{"core-api"}
+			}
+			err := run(ctx, args, append([]string{"HTTP_PORT=0"}, tt.environ...), &syncBuffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
