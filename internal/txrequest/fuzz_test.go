@@ -14,17 +14,22 @@ import (
 var (
 	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 	digitsRE   = regexp.MustCompile(`^[0-9]+$`)
+	amountRE   = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
 )
 
 // FuzzDecode checks Decode's invariants on arbitrary bodies: it never
 // panics; failures are *httpx.DecodeError with a 4xx status and a message;
 // successes carry a token, an amount in 1..MaxAmount and a currency matching
-// ^[A-Z]{3}$, and agree with an independent decoding of the same body.
+// ^[A-Z]{3}$; and accepting agrees both ways with an independent check built
+// on the standard decoder.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"token":"t","amount":100,"currency":"USD"}`), "")
 	f.Add([]byte(`{"amount":"100","currency":"USD"}`), "bearer")
 	f.Fuzz(func(t *testing.T, body []byte, bearer string) {
 		tx, err := Decode(body, bearer)
+		if want, ok := reference(body, bearer); ok && (err != nil || tx != want) {
+			t.Fatalf("got %+v, %v; the standard decoder says %+v is valid", tx, err, want)
+		}
 		if err != nil {
 			var de *httpx.DecodeError
 			if !errors.As(err, &de) {
@@ -77,4 +82,43 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("got token %q without a body token, want the bearer %q", tx.Token, bearer)
 		}
 	})
+}
+
+// reference decodes body with the standard library and reports the
+// transaction when it is plainly valid: a non-empty string token (or a bearer
+// when the body's is missing, null or ""), an amount of digits without
+// leading zeros in 1..MaxAmount, and a currency of three ASCII capitals.
+func reference(body []byte, bearer string) (Transaction, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m map[string]any
+	if dec.Decode(&m) != nil || dec.More() || !json.Valid(body) {
+		return Transaction{}, false
+	}
+	var tx Transaction
+	switch tok := m["token"].(type) {
+	case string:
+		tx.Token = tok
+	case nil:
+	default:
+		return Transaction{}, false
+	}
+	if tx.Token == "" {
+		tx.Token = bearer
+	}
+	var amount string
+	switch a := m["amount"].(type) {
+	case json.Number:
+		amount = a.String()
+	case string:
+		amount = a
+	}
+	n, err := strconv.ParseInt(amount, 10, 64)
+	cur, _ := m["currency"].(string)
+	if tx.Token == "" || !amountRE.MatchString(amount) || err != nil ||
+		n > MaxAmount || !currencyRE.MatchString(cur) {
+		return Transaction{}, false
+	}
+	tx.Amount, tx.Currency = n, cur
+	return tx, true
 }

@@ -4,9 +4,9 @@
 package txrequest
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/acme-payments/platform/internal/httpx"
@@ -49,11 +49,20 @@ const (
 // is an *httpx.DecodeError: 400 when the body is not a JSON object, 422 for
 // the fields.
 func Decode(body []byte, bearer string) (Transaction, error) {
-	var fields map[string]json.RawMessage
-	if err := httpx.DecodeJSONBytes(body, &fields); err != nil {
-		return Transaction{}, err
+	if !json.Valid(body) || firstByte(body) != '{' {
+		return Transaction{}, notAnObject(body)
 	}
-	token, amount, currency := fields["token"], fields["amount"], fields["currency"]
+	var token, amount, currency json.RawMessage
+	for key, val := range objectFields(body) {
+		switch {
+		case keyIs(key, "token"):
+			token = val
+		case keyIs(key, "amount"):
+			amount = val
+		case keyIs(key, "currency"):
+			currency = val
+		}
+	}
 
 	tokenBlank := falsy(token)
 	if tokenBlank && bearer == "" {
@@ -100,6 +109,17 @@ func BearerToken(authorization string) string {
 	return strings.TrimSpace(authorization[len(scheme):])
 }
 
+// notAnObject explains why body, which is not a valid JSON object, was
+// refused, in the shared decoder's words.
+func notAnObject(body []byte) error {
+	var discard map[string]json.RawMessage
+	if err := httpx.DecodeJSONBytes(body, &discard); err != nil {
+		return err
+	}
+	// The shared decoder trims Unicode white space that JSON does not allow.
+	return &httpx.DecodeError{Status: http.StatusBadRequest, Msg: "Request body is not valid JSON"}
+}
+
 func invalid(msg string) error {
 	return &httpx.DecodeError{Status: http.StatusUnprocessableEntity, Msg: msg}
 }
@@ -118,8 +138,16 @@ func falsy(raw json.RawMessage) bool {
 		return len(strings.TrimSpace(string(raw[1:len(raw)-1]))) == 0
 	}
 	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
-		f, err := strconv.ParseFloat(string(raw), 64)
-		return err == nil && f == 0
+		// A valid JSON number is zero when every digit of its mantissa is.
+		for _, b := range raw {
+			switch {
+			case b == 'e' || b == 'E':
+				return true
+			case b >= '1' && b <= '9':
+				return false
+			}
+		}
+		return true
 	}
 	return false
 }
@@ -159,20 +187,23 @@ func isUpper(b byte) bool { return b >= 'A' && b <= 'Z' }
 // parseAmount accepts a non-blank amount: a JSON integer or a digit string in
 // 1..MaxAmount. It returns the client-facing message when it does not.
 func parseAmount(raw json.RawMessage) (int64, string) {
-	if raw[0] == '"' {
-		s, ok := jsonString(raw)
-		if !ok {
-			return 0, msgAmountInvalid
-		}
-		return parseDigits(s)
+	if raw[0] != '"' {
+		return parseDigits(raw)
 	}
-	return parseDigits(string(raw))
+	if !bytes.ContainsRune(raw, '\\') {
+		return parseDigits(raw[1 : len(raw)-1])
+	}
+	s, ok := jsonString(raw)
+	if !ok {
+		return 0, msgAmountInvalid
+	}
+	return parseDigits([]byte(s))
 }
 
 // parseDigits parses one or more ASCII digits (leading zeros allowed) as an
 // amount in 1..MaxAmount, without overflowing on long inputs.
-func parseDigits(s string) (int64, string) {
-	if s == "" {
+func parseDigits(s []byte) (int64, string) {
+	if len(s) == 0 {
 		return 0, msgAmountInvalid
 	}
 	for i := 0; i < len(s); i++ {
@@ -180,7 +211,7 @@ func parseDigits(s string) (int64, string) {
 			return 0, msgAmountInvalid
 		}
 	}
-	s = strings.TrimLeft(s, "0")
+	s = bytes.TrimLeft(s, "0")
 	if len(s) > maxAmountDigits {
 		return 0, msgAmountTooLarge
 	}

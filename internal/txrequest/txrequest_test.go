@@ -25,6 +25,11 @@ func TestDecodeAccepts(t *testing.T) {
 		{"escaped digits", `{"token":"t","amount":"\u0031\u0032","currency":"\u0055SD"}`, "", Transaction{"t", 12, "USD"}},
 		{"white space around the object", " \n{\"token\":\"t\",\"amount\":5,\"currency\":\"USD\"}\n ", "", Transaction{"t", 5, "USD"}},
 		{"extra fields ignored", `{"token":"t","amount":5,"currency":"USD","note":[1,{"a":null}]}`, "", Transaction{"t", 5, "USD"}},
+		{"escaped keys", `{"\u0074oken":"t","am\u006funt":5,"\u0063urrency":"USD"}`, "", Transaction{"t", 5, "USD"}},
+		{"keys with other escapes are other keys", `{"token":"t","amount":5,"currency":"USD","tok\nen":"x","currency\u0000":"y"}`, "", Transaction{"t", 5, "USD"}},
+		{"nested fields of the same name ignored", `{"x":{"token":"no","amount":9},"token":"t","amount":5,"y":["currency"],"currency":"USD"}`, "", Transaction{"t", 5, "USD"}},
+		{"white space everywhere", " { \"token\" :\t\"t\" ,\r\n\"amount\" : 5 , \"currency\" : \"USD\" } ", "", Transaction{"t", 5, "USD"}},
+		{"strings with braces and quotes", `{"a":"}{\"][","token":"t\"}","amount":5,"currency":"USD"}`, "", Transaction{"t\"}", 5, "USD"}},
 		{"duplicate key: last wins (as in Python)", `{"token":"t","amount":1,"amount":2,"currency":"USD"}`, "", Transaction{"t", 2, "USD"}},
 		{"bearer when token missing", `{"amount":5,"currency":"USD"}`, "b", Transaction{"b", 5, "USD"}},
 		{"bearer when token empty", `{"token":"","amount":5,"currency":"USD"}`, "b", Transaction{"b", 5, "USD"}},
@@ -66,6 +71,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"truncated object", `{"token":"t",`, "", badRequest, ""},
 		{"trailing garbage", `{"token":"t","amount":1,"currency":"USD"}x`, "", badRequest, ""},
 		{"two objects", `{}{}`, "", badRequest, ""},
+		{"leading non-JSON white space (NBSP)", "\u00a0{\"token\":\"t\",\"amount\":1,\"currency\":\"USD\"}", "", badRequest, ""},
+		{"invalid JSON in an ignored field", `{"token":"t","amount":1,"currency":"USD","x":[1,}`, "", badRequest, ""},
+		{"invalid UTF-8 is still JSON", "{\"token\":\"t\",\"amount\":1,\"currency\":\"US\xff\"}", "", unproc, "Invalid currency code"},
 
 		// The contract's rows, in its order.
 		{"token missing", `{"amount":100,"currency":"USD"}`, "", unproc, "Token is blank"},
