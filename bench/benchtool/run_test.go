@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+func TestColdstart(t *testing.T) {
+	flag := filepath.Join(t.TempDir(), "up")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := os.Stat(flag); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"benchtool", "coldstart", "--runs", "3", "--json",
+		"--up", "sleep 0.05; touch " + flag, "--down", "rm -f " + flag,
+		"--url", srv.URL + "/a", "--url", srv.URL + "/b"}, &out, &errOut)
+	if err != nil {
+		t.Fatalf("coldstart: %v\n%s", err, errOut.String())
+	}
+	var got struct {
+		Runs   []coldStartRun `json:"runs"`
+		Median float64        `json:"median_ready_ms"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if len(got.Runs) != 3 || got.Median < 50 {
+		t.Errorf("got %d runs, median %.1f ms; want 3 runs, median >= 50 ms (the up command sleeps 50 ms)", len(got.Runs), got.Median)
+	}
+	if _, err := os.Stat(flag); !os.IsNotExist(err) {
+		t.Errorf("down was not run after the last start: %v", err)
+	}
+}
+
+func TestRSS(t *testing.T) {
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Skipf("no sleep binary: %v", err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	procs, err := tree(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var self, kid bool
+	for _, p := range procs {
+		self = self || p.PID == os.Getpid() && p.RSSKB > 0
+		kid = kid || p.PID == child.Process.Pid && p.Name == "sleep"
+	}
+	if !self || !kid {
+		t.Errorf("got %+v, want this process (with RSS) and its sleep child", procs)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{3, 1, 2}, 2},
+		{[]float64{4, 1, 3, 2}, 2.5},
+		{[]float64{7}, 7},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v): got %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
