@@ -88,8 +88,8 @@ func (rep *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "load  %.2fs  tokens %d (%.0f/s)  tx sent %d  accepted %d (%.0f/s)\n",
 		rep.Elapsed, rep.Tokens, rep.TokensPerSec, rep.Sent, rep.Accepted, rep.AcceptedPerSec)
 	if v := rep.Verification; v != nil {
-		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d\n",
-			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing)
+		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  (%s, %.1fs)\n",
+			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Via, v.VerifySeconds)
 		if v.Drained {
 			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)
 			if v.DrainMethod == "queue" {

@@ -36,6 +36,10 @@ type Verification struct {
 	// GroupTaken is how many stream entries the consumer group took between
 	// the start of the load and drained (queue method only).
 	GroupTaken int64 `json:"group_taken,omitempty"`
+	// Via is where the statuses were looked up.
+	Via Via `json:"via"`
+	// VerifySeconds is how long the whole verification took.
+	VerifySeconds float64 `json:"verify_s"`
 	// ProcessedPerSec is processed transactions per second from the start of
 	// the load until drained: GroupTaken when the queue was probed, else the
 	// checked processed count scaled to all accepted.
@@ -62,7 +66,8 @@ const (
 // transactions' statuses, within cfg.DrainTimeout of loadEnd.
 func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadEnd time.Time, before QueueState) Verification {
 	cfg := r.cfg
-	v := Verification{Accepted: int64(len(accepted)), DrainMethod: "none", e2e: newLatency()}
+	began := time.Now()
+	v := Verification{Accepted: int64(len(accepted)), DrainMethod: "none", Via: cfg.VerifyVia, e2e: newLatency()}
 	deadline := loadEnd.Add(cfg.DrainTimeout)
 	drainedAt := time.Time{}
 
@@ -127,6 +132,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 			v.ProcessedPerSec = float64(v.Processed) * float64(v.Accepted) / float64(v.Checked) / window
 		}
 	}
+	v.VerifySeconds = time.Since(began).Seconds()
 	return v
 }
 
