@@ -153,6 +153,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			Group: Group, Consumer: c.cfg.Name, Streams: []string{Stream, ">"},
 			Count: int64(c.cfg.BatchSize), Block: block,
 		}).Result()
+		if err == nil || errors.Is(err, redis.Nil) {
+			if backoff > minBackoff {
+				c.log.Info("reading from stream again")
+				backoff = minBackoff
+			}
+		}
 		switch {
 		case errors.Is(err, redis.Nil):
 			continue
@@ -165,18 +171,18 @@ func (c *Consumer) Run(ctx context.Context) error {
 			continue
 		case err != nil:
 			if ctx.Err() != nil {
-				return nil
+				continue
 			}
 			c.log.Warn("read from stream failed; retrying", "error", err.Error(), "retry_in", backoff.String())
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, maxBackoff)
 			continue
 		}
-		backoff = minBackoff
 		for _, s := range streams {
 			c.handle(work, s.Messages, nil)
 		}
 	}
+	c.log.Info("consumer stopped; unread entries stay queued, unacked ones pending")
 	return nil
 }
 

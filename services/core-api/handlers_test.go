@@ -451,3 +451,32 @@ func TestHealthAndRedisOutage(t *testing.T) {
 		t.Errorf("after Redis is back: got %d %s, want 200", r.status, r.raw)
 	}
 }
+
+// BenchmarkCreateTransaction measures POST /transaction in process (no
+// network): decode, verify, enqueue on a real Redis, encode.
+func BenchmarkCreateTransaction(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb, err := txqueue.Connect(context.Background(), srv.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rdb.Close() })
+	log := logging.New(io.Discard, "core-api", 0)
+	h := newHandler(log, rdb, txqueue.NewQueue(rdb, time.Hour), token.NewVerifier(testSecret, nil))
+	raw, err := token.NewIssuer(testSecret, nil).Issue(1, "alice", true)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := `{"token":"` + raw + `","amount":100,"currency":"USD"}`
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/transaction", strings.NewReader(body))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Errorf("got %d %s", rec.Code, rec.Body)
+				return
+			}
+		}
+	})
+}
