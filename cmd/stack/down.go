@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/acme-payments/platform/internal/procompose"
+)
+
+// down asks process-compose to stop every process in reverse dependency
+// order (HAProxy first, Redis last), waits until process-compose has exited,
+// and checks that no process of the stack survived; survivors are killed
+// and reported as an error.
+func (l *launcher) down(ctx context.Context, args []string) error {
+	start := time.Now()
+	fs := flag.NewFlagSet("down", flag.ContinueOnError)
+	fs.SetOutput(l.stderr)
+	timeout := fs.Duration("timeout", 60*time.Second, "give up waiting after this long")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	c := l.cfg
+	client := procompose.NewClient(c.ProcessComposeSocket())
+	defer client.Close()
+	pcPid := readPid(l.pidFile())
+
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	procs, err := client.Processes(ctx)
+	if errors.Is(err, procompose.ErrNotRunning) {
+		if alive(pcPid) {
+			// The API is gone but process-compose is not: end it, which
+			// stops its processes too.
+			fmt.Fprintf(l.stderr, "stack: process-compose (pid %d) does not answer on %s; sending SIGTERM\n", pcPid, c.ProcessComposeSocket())
+			_ = syscall.Kill(pcPid, syscall.SIGTERM)
+			if err := waitExit(ctx, pcPid); err != nil {
+				return err
+			}
+		}
+		os.Remove(l.pidFile())
+		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var running []procompose.Process
+	for _, p := range procs {
+		if p.Pid > 0 && p.IsRunning {
+			running = append(running, p)
+		}
+	}
+	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis last)\n", len(running))
+	if err := client.ShutDown(ctx); err != nil && !errors.Is(err, procompose.ErrNotRunning) {
+		return fmt.Errorf("ask process-compose to stop: %w", err)
+	}
+	if pcPid > 0 {
+		if err := waitExit(ctx, pcPid); err != nil {
+			return err
+		}
+	} else {
+		for client.Alive(ctx) {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("process-compose still answers after %s", *timeout)
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	leftovers := running
+	if pcPid > 0 {
+		// Probes that process-compose ran are in its own process group.
+		leftovers = append(leftovers, procompose.Process{Name: "process-compose", Pid: pcPid})
+	}
+	if err := verifyGone(leftovers); err != nil {
+		return err
+	}
+	os.Remove(l.pidFile())
+	os.Remove(c.ProcessComposeSocket())
+	fmt.Fprintf(l.stdout, "stack: stopped %d processes in %dms; none left running\n", len(running), time.Since(start).Milliseconds())
+	return nil
+}
+
+// waitExit waits until pid is gone, or fails when ctx ends first.
+func waitExit(ctx context.Context, pid int) error {
+	for alive(pid) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("process-compose (pid %d) still running: %w", pid, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// logs prints one process's log (or every process's) since the last up:
+// process-compose keeps one file per process in the state dir's logs/ and
+// appends to it across restarts. With -f it keeps following until Ctrl-C,
+// starting over when a new up truncates the file.
+func (l *launcher) logs(ctx context.Context, args []string) error {
+	follow := false
+	var names []string
+	for _, a := range args {
+		switch a {
+		case "-f", "--follow", "-follow":
+			follow = true
+		case "-h", "--help", "-help":
+			fmt.Fprintln(l.stdout, "usage: stack logs [process] [-f]; processes:", strings.Join(processNames, ", "))
+			return nil
+		default:
+			if strings.HasPrefix(a, "-") {
+				return &exitError{code: 2, err: fmt.Errorf("logs: unknown flag %s (want -f)", a)}
+			}
+			if !slices.Contains(processNames, a) {
+				return &exitError{code: 2, err: fmt.Errorf("logs: no process %q; the processes are %s", a, strings.Join(processNames, ", "))}
+			}
+			names = append(names, a)
+		}
+	}
+	if len(names) > 1 {
+		return &exitError{code: 2, err: errors.New("logs: name one process, or none for all")}
+	}
+	prefixed := len(names) == 0
+	if prefixed {
+		names = processNames
+	}
+
+	if !follow {
+		for _, name := range names {
+			path := filepath.Join(l.cfg.LogDir(), name+".log")
+			if prefixed {
+				fmt.Fprintf(l.stdout, "==> %s <==\n", name)
+			}
+			if err := copyLog(l.stdout, path); err != nil {
+				if errors.Is(err, os.ErrNotExist) {
+					if !prefixed {
+						return fmt.Errorf("no log for %s at %s (has the stack been started?)", name, path)
+					}
+					continue
+				}
+				return err
+			}
+		}
+		return nil
+	}
+
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, name := range names {
+		prefix := ""
+		if prefixed {
+			prefix = fmt.Sprintf("%-14s| ", name)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			followLog(ctx, filepath.Join(l.cfg.LogDir(), name+".log"), func(line string) {
+				mu.Lock()
+				defer mu.Unlock()
+				fmt.Fprintf(l.stdout, "%s%s\n", prefix, line)
+			})
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func copyLog(w io.Writer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(w, f)
+	return err
+}
+
+// followLog emits every complete line of path, then each new one, until ctx
+// ends; it waits for a missing file and rereads a truncated one from the start.
+func followLog(ctx context.Context, path string, emit func(string)) {
+	var f *os.File
+	var rd *bufio.Reader
+	var offset int64
+	var partial strings.Builder
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		if f == nil {
+			if opened, err := os.Open(path); err == nil {
+				f, rd, offset = opened, bufio.NewReader(opened), 0
+				partial.Reset()
+			}
+		}
+		if f != nil {
+			if st, err := os.Stat(path); err == nil && st.Size() < offset {
+				f.Close()
+				f = nil
+				continue
+			}
+			for {
+				chunk, err := rd.ReadString('\n')
+				offset += int64(len(chunk))
+				if err != nil {
+					partial.WriteString(chunk)
+					break
+				}
+				partial.WriteString(strings.TrimSuffix(chunk, "\n"))
+				emit(partial.String())
+				partial.Reset()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

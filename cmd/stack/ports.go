@@ -1,0 +1,40 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
+)
+
+// checkPorts tries to listen on every port the stack needs and reports each
+// one that is taken, naming the variable that moves it, so that nothing is
+// started when the stack could not come up whole.
+func checkPorts(ports []stackconfig.Port, localFile string) error {
+	var taken []string
+	for _, p := range ports {
+		addr := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			taken = append(taken, fmt.Sprintf("port %d on %s is not free (%v): set %s to another port in %s or in the environment",
+				p.Port, p.Host, unwrapSyscall(err), p.Var, localFile))
+			continue
+		}
+		ln.Close()
+	}
+	if len(taken) == 0 {
+		return nil
+	}
+	return errors.New(strings.Join(taken, "\n"))
+}
+
+func unwrapSyscall(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+// probe is the readiness check process-compose.yaml runs for every process:
+//
+//	stack probe [--within 2s] http <url>     passes on a 200 answer
+//	stack probe [--within 2s] redis <socket> passes on +PONG
+//
+// It retries for up to --within (5 ms apart, backing off to 100 ms), because
+// process-compose runs a probe once at process start and then only every
+// period_seconds (at least 1 s): a probe that fails once would cost a second.
+// It stops early when its parent (process-compose) is gone.
+func probe(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	within := fs.Duration("within", 2*time.Second, "keep retrying for this long")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() != 2 {
+		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 2s] http <url> | redis <socket>")}
+	}
+	var check func(context.Context) error
+	switch kind, target := fs.Arg(0), fs.Arg(1); kind {
+	case "http":
+		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		check = func(ctx context.Context) error { return checkHTTP(ctx, client, target) }
+	case "redis":
+		check = func(ctx context.Context) error { return checkRedis(ctx, target) }
+	default:
+		return &exitError{code: 2, err: fmt.Errorf("probe kind %q: want http or redis", kind)}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, *within)
+	defer cancel()
+	parent := os.Getppid()
+	delay := 5 * time.Millisecond
+	for {
+		attempt, cancelAttempt := context.WithTimeout(ctx, 500*time.Millisecond)
+		err := check(attempt)
+		cancelAttempt()
+		if err == nil {
+			return nil
+		}
+		if os.Getppid() != parent {
+			return fmt.Errorf("parent exited; last error: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 100*time.Millisecond)
+	}
+}
+
+func checkHTTP(ctx context.Context, client *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// checkRedis sends PING over the unix socket and wants +PONG (a Redis still
+// loading its AOF answers -LOADING, which is not ready).
+func checkRedis(ctx context.Context, socket string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return fmt.Errorf("read PING reply: %w", err)
+	}
+	if line = strings.TrimSpace(line); line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}

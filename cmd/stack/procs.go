@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/acme-payments/platform/internal/procompose"
+)
+
+// pidFile holds process-compose's pid while the stack runs.
+func (l *launcher) pidFile() string { return filepath.Join(l.cfg.StateDir, "process-compose.pid") }
+
+func writePid(path string, pid int) error {
+	return os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o600)
+}
+
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true // no /proc (macOS): trust kill(0)
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	if i := strings.LastIndexByte(string(b), ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}
+
+// groupAlive reports whether any process of the process group pgid is left.
+// process-compose starts every process as the leader of its own group, so
+// the group also holds anything the process forked.
+func groupAlive(pgid int) bool {
+	if pgid <= 0 {
+		return false
+	}
+	return syscall.Kill(-pgid, 0) == nil && anyAliveInGroup(pgid)
+}
+
+// anyAliveInGroup scans /proc for a non-zombie member of pgid; without /proc
+// it trusts kill(-pgid, 0).
+func anyAliveInGroup(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(s[i+1:])
+		// fields: state ppid pgrp ...
+		if len(fields) < 3 || fields[0] == "Z" {
+			continue
+		}
+		if g, _ := strconv.Atoi(fields[2]); g == pgid {
+			_ = pid
+			return true
+		}
+	}
+	return false
+}
+
+// survivors lists the processes whose process group still has a live member.
+func survivors(procs []procompose.Process) []procompose.Process {
+	var left []procompose.Process
+	for _, p := range procs {
+		if p.Pid > 0 && groupAlive(p.Pid) {
+			left = append(left, p)
+		}
+	}
+	return left
+}
+
+// verifyGone waits briefly for every process of procs to be gone, then kills
+// and reports any survivor.
+func verifyGone(procs []procompose.Process) error {
+	deadline := time.Now().Add(2 * time.Second)
+	left := survivors(procs)
+	for len(left) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		left = survivors(left)
+	}
+	if len(left) == 0 {
+		return nil
+	}
+	var names []string
+	for _, p := range left {
+		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
+		names = append(names, fmt.Sprintf("%s (pid %d)", p.Name, p.Pid))
+	}
+	return fmt.Errorf("survived the shutdown and were killed with SIGKILL: %s", strings.Join(names, ", "))
+}
+
+// tail returns the last n lines of the file at path, or a note saying why
+// there are none.
+func tail(path string, n int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return "(no log yet)"
+		}
+		return fmt.Sprintf("(cannot read: %v)", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > 256<<10 {
+		_, _ = f.Seek(-256<<10, io.SeekEnd)
+	}
+	var lines []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+		if len(lines) > n {
+			lines = lines[1:]
+		}
+	}
+	if len(lines) == 0 {
+		return "(empty)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// copyFile copies src to dst (mode 0755) through a temporary file and a
+// rename, so a running copy of dst is never overwritten in place.
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/acme-payments/platform/internal/procompose"
+)
+
+// reset deletes the state dir after confirmation (or --yes). It refuses
+// while the stack runs, and refuses a directory that does not look like a
+// state dir, so a mistaken STACK_STATE_DIR cannot wipe something else.
+func (l *launcher) reset(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("reset", flag.ContinueOnError)
+	fs.SetOutput(l.stderr)
+	yes := fs.Bool("yes", false, "do not ask for confirmation")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	c := l.cfg
+	client := procompose.NewClient(c.ProcessComposeSocket())
+	defer client.Close()
+	if client.Alive(ctx) {
+		return errors.New("the stack is running; stop it first with `stack down`")
+	}
+	if _, err := os.Stat(c.StateDir); errors.Is(err, os.ErrNotExist) {
+		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)
+		return nil
+	}
+	if !looksLikeStateDir(c.StateDir) {
+		return fmt.Errorf("%s holds files the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir)
+	}
+	if !*yes {
+		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
+		fmt.Fprint(l.stderr, "built binaries and the generated JWT secret. Type \"yes\" to continue: ")
+		answer, _ := bufio.NewReader(l.stdin).ReadString('\n')
+		if strings.TrimSpace(answer) != "yes" {
+			return errors.New("reset cancelled")
+		}
+	}
+	if err := os.RemoveAll(c.StateDir); err != nil {
+		return fmt.Errorf("reset: %w", err)
+	}
+	fmt.Fprintf(l.stdout, "stack: deleted %s\n", c.StateDir)
+	return nil
+}
+
+// looksLikeStateDir accepts a directory whose entries are all ones the
+// launcher creates.
+func looksLikeStateDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	known := map[string]bool{
+		"redis": true, "logs": true, "secrets": true, "bin": true,
+		"process-compose.sock": true, "process-compose.pid": true,
+	}
+	for _, e := range entries {
+		if !known[e.Name()] {
+			return false
+		}
+	}
+	return true
+}

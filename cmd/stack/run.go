@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
+)
+
+// processNames are the processes of process-compose.yaml, in start order.
+var processNames = []string{"redis", "auth-api", "core-api", "psp-connector", "haproxy"}
+
+// serviceNames are the platform's own binaries, built from services/<name>.
+var serviceNames = []string{"auth-api", "core-api", "psp-connector"}
+
+// launcher is what every command needs: where the files and state are, the
+// merged configuration, and where to write.
+type launcher struct {
+	environ []string
+	cwd     string
+	exe     string
+	layout  stackconfig.Layout
+	cfg     stackconfig.Config
+	stdin   io.Reader
+	stdout  io.Writer
+	stderr  io.Writer
+}
+
+// run parses the command line and runs one command: up (the default), down,
+// status, logs, reset, help, or the internal probe used by process-compose.yaml.
+func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	cmd, rest := "up", args[1:]
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		cmd, rest = rest[0], rest[1:]
+	}
+	if cmd == "up" && len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+		cmd, rest = "help", nil
+	}
+	if cmd == "probe" {
+		return probe(ctx, rest, stdout)
+	}
+
+	l, loadErr := newLauncher(environ, stdin, stdout, stderr)
+	switch cmd {
+	case "help":
+		l.usage(stdout, loadErr)
+		return nil
+	case "up", "down", "status", "logs", "reset":
+	default:
+		l.usage(stderr, loadErr)
+		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+	}
+	if loadErr != nil {
+		return loadErr
+	}
+	switch cmd {
+	case "up":
+		return l.up(ctx, rest)
+	case "down":
+		return l.down(ctx, rest)
+	case "status":
+		return l.status(ctx, rest)
+	case "logs":
+		return l.logs(ctx, rest)
+	default:
+		return l.reset(ctx, rest)
+	}
+}
+
+// newLauncher finds the stack's files and loads its configuration. On error
+// the launcher is still usable for printing help.
+func newLauncher(environ []string, stdin io.Reader, stdout, stderr io.Writer) (*launcher, error) {
+	l := &launcher{environ: environ, stdin: stdin, stdout: stdout, stderr: stderr}
+	var err error
+	if l.cwd, err = os.Getwd(); err != nil {
+		return l, fmt.Errorf("current directory: %w", err)
+	}
+	if l.exe, err = os.Executable(); err != nil {
+		l.exe = ""
+	}
+	shareDir := lookupEnv(environ, "STACK_SHARE_DIR")
+	if l.layout, err = stackconfig.FindLayout(l.cwd, l.exe, shareDir); err != nil {
+		return l, err
+	}
+	if l.cfg, err = stackconfig.Load(l.layout, l.cwd, environ); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+func lookupEnv(environ []string, key string) string {
+	val := ""
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			val = v
+		}
+	}
+	return val
+}
+
+// usage prints the help, with the files and state dir in use.
+func (l *launcher) usage(w io.Writer, loadErr error) {
+	fmt.Fprint(w, `stack runs the payments platform locally: Redis, auth-api, core-api and
+psp-connector behind HAProxy, supervised by process-compose.
+
+Usage:
+  stack [up] [--detach [--wait] [--timeout 30s]] [--no-tui]
+  stack down [--timeout 60s]
+  stack status [--json]
+  stack logs [process] [-f]
+  stack reset [--yes]
+
+Commands:
+  up      Start the stack (the default command). In the foreground it shows
+          process-compose's TUI on a terminal and prefixed logs otherwise, with a
+          line per process as it becomes ready; Ctrl-C stops everything.
+          --detach runs it in the background; --wait then returns once every
+          process is ready, or exits 1 after --timeout naming each process that
+          is not, with the end of its log. Fails before starting anything when
+          a port is taken or a tool is missing.
+  down    Stop every process (router first, Redis last), wait until all are
+          gone and check that none survived.
+  status  One line per process: status, readiness, pid, restarts, uptime.
+          --json for scripts. Exit status 3 when the stack is not running.
+  logs    Print a process's whole log since the last up, across restarts
+          (every process when none is named); -f keeps following.
+  reset   Delete the state directory (Redis data, logs, the generated JWT
+          secret) after confirmation, or at once with --yes.
+
+Processes: `+strings.Join(processNames, ", ")+`
+`)
+	if l.layout.ConfigDir == "" {
+		fmt.Fprintf(w, "\nFiles: not found: %v\n", loadErr)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "\nFiles (%s):\n", describeHow(l.layout.How))
+	fmt.Fprintf(tw, "  %s\t%s\n", stackconfig.ComposeFileName, l.layout.ComposeFile())
+	fmt.Fprintf(tw, "  %s\t%s\n", stackconfig.HAProxyFileName, l.layout.HAProxyFile())
+	fmt.Fprintf(tw, "  %s\t%s\t(defaults)\n", stackconfig.DefaultsFileName, l.layout.DefaultsFile())
+	local := l.layout.LocalFile(l.cwd)
+	note := "(local overrides; absent)"
+	if _, err := os.Stat(local); err == nil {
+		note = "(local overrides)"
+	}
+	fmt.Fprintf(tw, "  %s\t%s\t%s\n", stackconfig.LocalFileName, local, note)
+	tw.Flush()
+	fmt.Fprintln(w, "  The environment overrides both files; stack.env lists every setting.")
+	if loadErr != nil {
+		fmt.Fprintf(w, "\nConfiguration error: %v\n", loadErr)
+		return
+	}
+	c := l.cfg
+	fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): %s\n", c.StateDir)
+	fmt.Fprintf(w, "  redis/ (AOF data and the unix socket), logs/<process>.log, secrets/jwt_secret,\n")
+	fmt.Fprintf(w, "  bin/ (binaries built from the checkout), process-compose.sock\n")
+	fmt.Fprintf(w, "\nPlatform: http://%s:%d   HAProxy stats: http://127.0.0.1:%d/stats\n",
+		c.PlatformHost, c.PlatformPort, c.StatsPort)
+}
+
+func describeHow(how string) string {
+	switch how {
+	case "checkout":
+		return "from this checkout"
+	case "installed":
+		return "installed next to this binary, share/" + stackconfig.ShareDirName
+	default:
+		return "from " + how
+	}
+}
+
+// rel shortens path relative to the current directory when that is shorter.
+func (l *launcher) rel(path string) string {
+	if r, err := filepath.Rel(l.cwd, path); err == nil && len(r) < len(path) && !strings.HasPrefix(r, "../..") {
+		return r
+	}
+	return path
+}
+
+// errNotRunning is returned by commands that need a running stack.
+var errNotRunning = errors.New("the stack is not running")

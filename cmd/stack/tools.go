@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// binaries are the programs the stack runs, by name, as absolute paths.
+type binaries map[string]string
+
+// installHints says how to get each external tool.
+var installHints = map[string]string{
+	"redis-server":    "`nix develop` (or `nix run .#stack`); Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`",
+	"haproxy":         "`nix develop` (or `nix run .#stack`); Debian/Ubuntu: `sudo apt-get install haproxy`; macOS: `brew install haproxy`",
+	"process-compose": "`nix develop` (or `nix run .#stack`); with Go and a checkout the launcher builds it from tools/go.mod; or `brew install f1bonacc1/tap/process-compose`",
+}
+
+// findBinaries locates every program the stack needs. redis-server and
+// haproxy must be on PATH; process-compose and the services are taken from
+// PATH, else built from the checkout into the state dir's bin/. Every
+// missing tool is reported at once, each with how to get it.
+func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
+	bins := binaries{}
+	var missing []string
+	for _, name := range []string{"redis-server", "haproxy"} {
+		if p, err := lookPath(l.environ, name); err == nil {
+			bins[name] = p
+		} else {
+			missing = append(missing, fmt.Sprintf("%s is not on PATH; get it with %s", name, installHints[name]))
+		}
+	}
+
+	goBin, _ := lookPath(l.environ, "go")
+	canBuild := l.layout.Checkout != "" && goBin != ""
+
+	if p, err := lookPath(l.environ, "process-compose"); err == nil {
+		bins["process-compose"] = p
+	} else if built := filepath.Join(l.cfg.BinDir(), "process-compose"); isExecutable(built) {
+		bins["process-compose"] = built
+	} else if canBuild && isFile(filepath.Join(l.layout.Checkout, "tools", "go.mod")) {
+		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the pinned version from tools/go.mod into %s (once)\n", l.rel(l.cfg.BinDir()))
+		if err := l.goBuild(ctx, goBin, filepath.Join(l.layout.Checkout, "tools"), built, "github.com/f1bonacc1/process-compose/src"); err != nil {
+			missing = append(missing, fmt.Sprintf("process-compose is not on PATH and building it failed: %v; get it with %s", err, installHints["process-compose"]))
+		} else {
+			bins["process-compose"] = built
+		}
+	} else {
+		missing = append(missing, fmt.Sprintf("process-compose is not on PATH; get it with %s", installHints["process-compose"]))
+	}
+
+	var toBuild []string
+	for _, name := range serviceNames {
+		if p, err := lookPath(l.environ, name); err == nil {
+			bins[name] = p
+			continue
+		}
+		if !canBuild {
+			missing = append(missing, fmt.Sprintf("%s is not on PATH and there is no checkout with Go to build it from; run `nix run .#stack`, or run the launcher inside a checkout with Go installed", name))
+			continue
+		}
+		out := filepath.Join(l.cfg.BinDir(), name)
+		bins[name] = out
+		if stale, err := l.serviceStale(name, out); err != nil || stale {
+			toBuild = append(toBuild, name)
+		}
+	}
+	if len(toBuild) > 0 && len(missing) == 0 {
+		fmt.Fprintf(l.stderr, "stack: building %s from the checkout into %s\n", strings.Join(toBuild, ", "), l.rel(l.cfg.BinDir()))
+		pkgs := make([]string, len(toBuild))
+		for i, name := range toBuild {
+			pkgs[i] = "./services/" + name
+		}
+		if err := l.goBuild(ctx, goBin, l.layout.Checkout, l.cfg.BinDir()+string(filepath.Separator), pkgs...); err != nil {
+			return nil, fmt.Errorf("build services: %w", err)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, errors.New("missing tools:\n  - " + strings.Join(missing, "\n  - "))
+	}
+	return bins, nil
+}
+
+// serviceStale reports whether bin is missing or older than any Go source,
+// go.mod, go.sum or vendor/modules.txt of the checkout that it is built from.
+func (l *launcher) serviceStale(name, bin string) (bool, error) {
+	st, err := os.Stat(bin)
+	if err != nil {
+		return true, nil
+	}
+	built := st.ModTime()
+	root := l.layout.Checkout
+	for _, f := range []string{"go.mod", "go.sum", filepath.Join("vendor", "modules.txt")} {
+		if st, err := os.Stat(filepath.Join(root, f)); err == nil && st.ModTime().After(built) {
+			return true, nil
+		}
+	}
+	newer := errors.New("newer")
+	for _, dir := range []string{filepath.Join("services", name), "internal"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			if info.ModTime().After(built) {
+				return newer
+			}
+			return nil
+		})
+		if errors.Is(err, newer) {
+			return true, nil
+		}
+		if err != nil {
+			return true, err
+		}
+	}
+	return false, nil
+}
+
+// goBuild runs `go build -o out pkgs...` in dir, with the build's output on stderr.
+func (l *launcher) goBuild(ctx context.Context, goBin, dir, out string, pkgs ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	args := append([]string{"build", "-o", out}, pkgs...)
+	cmd := exec.CommandContext(ctx, goBin, args...)
+	cmd.Dir = dir
+	cmd.Env = l.environ
+	cmd.Stdout = l.stderr
+	cmd.Stderr = l.stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go %s (in %s): %w", strings.Join(args, " "), dir, err)
+	}
+	return nil
+}
+
+// lookPath is exec.LookPath over the PATH of environ.
+func lookPath(environ []string, name string) (string, error) {
+	for _, dir := range filepath.SplitList(lookupEnv(environ, "PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if isExecutable(p) {
+			return filepath.Abs(p)
+		}
+	}
+	return "", fmt.Errorf("%s: %w", name, exec.ErrNotFound)
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// searchPath returns a PATH that finds each chosen binary first, then the
+// original PATH, so process-compose.yaml can name programs without paths.
+func (b binaries) searchPath(orig string) string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, name := range append(append([]string{}, serviceNames...), "process-compose", "redis-server", "haproxy") {
+		if p, ok := b[name]; ok {
+			d := filepath.Dir(p)
+			if !seen[d] {
+				seen[d] = true
+				dirs = append(dirs, d)
+			}
+		}
+	}
+	if orig != "" {
+		dirs = append(dirs, orig)
+	}
+	return strings.Join(dirs, string(filepath.ListSeparator))
+}

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/acme-payments/platform/internal/procompose"
+)
+
+// up prepares everything, then runs process-compose: in the foreground, or
+// detached (optionally waiting until every process is ready).
+func (l *launcher) up(ctx context.Context, args []string) error {
+	start := time.Now()
+	fs := flag.NewFlagSet("up", flag.ContinueOnError)
+	fs.SetOutput(l.stderr)
+	detach := fs.Bool("detach", false, "run in the background and return")
+	wait := fs.Bool("wait", false, "with --detach: return once every process is ready")
+	timeout := fs.Duration("timeout", 30*time.Second, "with --wait: give up after this long")
+	noTUI := fs.Bool("no-tui", false, "in the foreground: plain prefixed logs even on a terminal")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("up takes no arguments, got %q", fs.Args())}
+	}
+	if *wait && !*detach {
+		return &exitError{code: 2, err: errors.New("--wait needs --detach (in the foreground, progress is shown as processes become ready)")}
+	}
+
+	c := l.cfg
+	client := procompose.NewClient(c.ProcessComposeSocket())
+	defer client.Close()
+	if client.Alive(ctx) {
+		return fmt.Errorf("the stack is already running from %s; see `stack status`, or stop it with `stack down`", c.StateDir)
+	}
+	if err := c.PrepareStateDir(); err != nil {
+		return err
+	}
+	bins, err := l.findBinaries(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
+		return err
+	}
+	secret, _, err := c.EnsureJWTSecret()
+	if err != nil {
+		return err
+	}
+	probeBin, err := l.probeBinary()
+	if err != nil {
+		return err
+	}
+	if err := l.clearRunFiles(); err != nil {
+		return err
+	}
+
+	tui := !*detach && !*noTUI && isTerminal(l.stdout)
+	cmd := exec.Command(bins["process-compose"], "up",
+		"--config", l.layout.ComposeFile(),
+		"--use-uds", "--unix-socket", c.ProcessComposeSocket(),
+		"--disable-dotenv",
+		"--ordered-shutdown",
+		"--log-file", filepath.Join(c.LogDir(), "process-compose.log"),
+		"--tui="+strconv.FormatBool(tui))
+	cmd.Dir = c.StateDir
+	cmd.Env = c.Environ(map[string]string{
+		"JWT_SECRET":                 secret,
+		"STACK_CONFIG_DIR":           l.layout.ConfigDir,
+		"STACK_LAUNCHER":             probeBin,
+		"STACK_SERVICE_STOP_TIMEOUT": strconv.Itoa(c.ServiceStopTimeout()),
+		"STACK_HAPROXY_STOP_SIGNAL":  strconv.Itoa(int(syscall.SIGUSR1)),
+		"PATH":                       bins.searchPath(lookupEnv(l.environ, "PATH")),
+	})
+
+	if *detach {
+		return l.upDetached(ctx, cmd, client, start, *wait, *timeout)
+	}
+	return l.upForeground(ctx, cmd, client, start, tui)
+}
+
+// upDetached starts process-compose in its own session, its output in
+// logs/process-compose.out, and returns; with wait, once all are ready.
+func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, start time.Time, wait bool, timeout time.Duration) error {
+	c := l.cfg
+	outPath := filepath.Join(c.LogDir(), "process-compose.out")
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start process-compose: %w", err)
+	}
+	if err := writePid(l.pidFile(), cmd.Process.Pid); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	abort := func() error {
+		select {
+		case err := <-exited:
+			exited <- err
+			return fmt.Errorf("process-compose exited (%v); its output:\n%s", err, tail(outPath, 20))
+		default:
+			return nil
+		}
+	}
+
+	if !wait {
+		// Wait only for the API, so that `stack status` works at once.
+		waitCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		for !client.Alive(waitCtx) {
+			if err := abort(); err != nil {
+				return err
+			}
+			select {
+			case <-waitCtx.Done():
+				return fmt.Errorf("process-compose (pid %d) did not open its API socket %s within 10s; see %s", cmd.Process.Pid, client.Socket(), outPath)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		fmt.Fprintf(l.stdout, "stack: started in the background (process-compose pid %d, state in %s)\n", cmd.Process.Pid, l.rel(c.StateDir))
+		fmt.Fprintln(l.stdout, "stack: `stack status` shows readiness, `stack logs -f` the logs, `stack down` stops it")
+		return nil
+	}
+
+	waitCtx, cancel := context.WithTimeout(ctx, timeout-time.Since(start))
+	defer cancel()
+	err = procompose.Waiter{
+		Poll:    client.Processes,
+		Want:    processNames,
+		Start:   start,
+		OnReady: l.printReady,
+		Abort:   abort,
+	}.Wait(waitCtx)
+	if err != nil {
+		return l.notReady(err)
+	}
+	l.printAllReady(time.Since(start))
+	return nil
+}
+
+// upForeground runs process-compose attached to this terminal and returns
+// when it exits. SIGTERM and SIGHUP are passed on; SIGINT from the terminal
+// reaches process-compose directly.
+func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, start time.Time, tui bool) error {
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.stdin, l.stdout, l.stderr
+	if f, ok := l.stdin.(*os.File); !ok || f == nil {
+		cmd.Stdin = nil
+	}
+	forward := make(chan os.Signal, 2)
+	signal.Notify(forward, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(forward)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start process-compose: %w", err)
+	}
+	defer os.Remove(l.pidFile())
+	if err := writePid(l.pidFile(), cmd.Process.Pid); err != nil {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var lastSeen []procompose.Process
+	if !tui {
+		waitCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		go func() {
+			err := procompose.Waiter{
+				Poll: func(ctx context.Context) ([]procompose.Process, error) {
+					procs, err := client.Processes(ctx)
+					if err == nil {
+						lastSeen = procs
+					}
+					return procs, err
+				},
+				Want:    processNames,
+				Start:   start,
+				OnReady: l.printReady,
+			}.Wait(waitCtx)
+			if err == nil {
+				l.printAllReady(time.Since(start))
+				fmt.Fprintln(l.stderr, "stack: Ctrl-C stops the stack")
+			}
+		}()
+	}
+	for {
+		select {
+		case sig := <-forward:
+			_ = cmd.Process.Signal(sig)
+		case err := <-exited:
+			if err != nil && !isSignalExit(err) {
+				return fmt.Errorf("process-compose: %w", err)
+			}
+			return verifyGone(lastSeen)
+		}
+	}
+}
+
+// probeBinary returns a path of this launcher that outlives it: a binary
+// that `go run` built in a temporary directory is copied into bin/.
+func (l *launcher) probeBinary() (string, error) {
+	exe := l.exe
+	if exe == "" {
+		return "", errors.New("cannot find the launcher's own executable (needed for readiness probes)")
+	}
+	if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = resolved
+	}
+	if !strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return exe, nil
+	}
+	dst := filepath.Join(l.cfg.BinDir(), "stack")
+	if err := copyFile(exe, dst); err != nil {
+		return "", fmt.Errorf("copy the launcher to %s for readiness probes: %w", dst, err)
+	}
+	return dst, nil
+}
+
+// clearRunFiles removes the previous run's logs and a stale API socket, so
+// `stack logs` shows this run only.
+func (l *launcher) clearRunFiles() error {
+	logs, err := filepath.Glob(filepath.Join(l.cfg.LogDir(), "*.log"))
+	if err != nil {
+		return err
+	}
+	for _, f := range append(logs, l.cfg.ProcessComposeSocket(), l.pidFile()) {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *launcher) printReady(e procompose.ReadyEvent) {
+	fmt.Fprintf(l.stderr, "stack: %-14s ready after %5dms (pid %d)\n", e.Name, e.After.Milliseconds(), e.Pid)
+}
+
+func (l *launcher) printAllReady(d time.Duration) {
+	c := l.cfg
+	fmt.Fprintf(l.stderr, "stack: all %d processes ready after %dms: platform http://%s:%d, HAProxy stats http://127.0.0.1:%d/stats\n",
+		len(processNames), d.Milliseconds(), c.PlatformHost, c.PlatformPort, c.StatsPort)
+}
+
+// notReady reports each process that is not ready, with the end of its
+// log, and returns an error saying the stack was left running.
+func (l *launcher) notReady(err error) error {
+	var nr *procompose.NotReadyError
+	if !errors.As(err, &nr) {
+		return err
+	}
+	writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel)
+	return fmt.Errorf("%d of %d processes not ready after %s; the stack was left running: inspect it with `stack status` and `stack logs <process>`, stop it with `stack down`",
+		len(nr.Processes), len(processNames), nr.Waited.Round(time.Millisecond))
+}
+
+// writeNotReady prints one block per process that is not ready: its state
+// and the last lines of its log.
+func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel func(string) string) {
+	if nr.Cause != nil {
+		fmt.Fprintf(w, "stack: %v\n", nr.Cause)
+	}
+	for _, p := range nr.Processes {
+		logPath := filepath.Join(logDir, p.Name+".log")
+		fmt.Fprintf(w, "stack: %s is not ready: %s\n", p.Name, procompose.Describe(p))
+		fmt.Fprintf(w, "  last lines of %s:\n", rel(logPath))
+		for _, line := range strings.Split(tail(logPath, 15), "\n") {
+			fmt.Fprintf(w, "    %s\n", line)
+		}
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func isSignalExit(err error) bool {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,264 @@
+// Package stackconfig is the local stack's configuration: where its files are
+// (a checkout or an installed share directory), the merged settings (stack.env
+// defaults, then stack.local.env, then the environment; later wins), the
+// state directory, and the generated JWT secret.
+package stackconfig
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+)
+
+// File names the launcher looks for.
+const (
+	ComposeFileName  = "process-compose.yaml"
+	HAProxyFileName  = "haproxy.cfg"
+	DefaultsFileName = "stack.env"
+	LocalFileName    = "stack.local.env"
+)
+
+// Config is the stack's validated configuration. Defaults in the struct tags
+// equal stack.env's (a test keeps the two in step), so the launcher also
+// works when stack.env is missing.
+type Config struct {
+	StateDir        string        `env:"STACK_STATE_DIR"`
+	PlatformHost    string        `env:"PLATFORM_HOST" envDefault:"127.0.0.1"`
+	PlatformPort    int           `env:"PLATFORM_PORT" envDefault:"8080"`
+	StatsPort       int           `env:"HAPROXY_STATS_PORT" envDefault:"8404"`
+	AuthAPIPort     int           `env:"AUTH_API_PORT" envDefault:"5001"`
+	CoreAPIPort     int           `env:"CORE_API_PORT" envDefault:"5002"`
+	ConnectorPort   int           `env:"PSP_CONNECTOR_PORT" envDefault:"5003"`
+	AuthRateLimit   int           `env:"AUTH_RATE_LIMIT" envDefault:"20"`
+	RedisURL        string        `env:"REDIS_URL"`
+	RedisAppendSync string        `env:"REDIS_APPENDFSYNC" envDefault:"always"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
+	ShutdownGrace   time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+	JWTSecret       string        `env:"JWT_SECRET"`
+
+	// Values is every setting after merging (files, then environment).
+	Values map[string]string `env:"-"`
+	// Sources says where each key of Values came from: a file path or "environment".
+	Sources map[string]string `env:"-"`
+}
+
+// Port is one TCP port the stack binds, with the variable that moves it.
+type Port struct {
+	Var  string
+	Host string
+	Port int
+}
+
+// Ports lists every TCP port the stack listens on (Redis has none: it
+// listens on a unix socket only).
+func (c Config) Ports() []Port {
+	return []Port{
+		{"PLATFORM_PORT", c.PlatformHost, c.PlatformPort},
+		{"HAPROXY_STATS_PORT", "127.0.0.1", c.StatsPort},
+		{"AUTH_API_PORT", "127.0.0.1", c.AuthAPIPort},
+		{"CORE_API_PORT", "127.0.0.1", c.CoreAPIPort},
+		{"PSP_CONNECTOR_PORT", "127.0.0.1", c.ConnectorPort},
+	}
+}
+
+// Load merges the defaults file, the optional local file and environ (later
+// wins), parses the result and resolves the state directory against cwd.
+// A relative STACK_STATE_DIR is relative to cwd; an empty one defaults to
+// <checkout>/.stack, else $XDG_STATE_HOME/acme-platform, else <cwd>/.stack.
+func Load(l Layout, cwd string, environ []string) (Config, error) {
+	values := map[string]string{}
+	sources := map[string]string{}
+	for _, f := range []struct {
+		path     string
+		optional bool
+	}{{l.DefaultsFile(), true}, {l.LocalFile(cwd), true}} {
+		vals, err := ReadEnvFile(f.path, f.optional)
+		if err != nil {
+			return Config{}, err
+		}
+		for k, v := range vals {
+			values[k], sources[k] = v, f.path
+		}
+	}
+	for k, v := range env.ToMap(environ) {
+		values[k], sources[k] = v, "environment"
+	}
+
+	var cfg Config
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: values}); err != nil {
+		return Config{}, nameEnvVar(err, values)
+	}
+	cfg.Values, cfg.Sources = values, sources
+	if err := cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"]); err != nil {
+		return Config{}, err
+	}
+	if cfg.RedisURL == "" {
+		cfg.RedisURL = "unix://" + cfg.RedisSocket()
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) error {
+	switch {
+	case c.StateDir != "":
+		if !filepath.IsAbs(c.StateDir) {
+			c.StateDir = filepath.Join(cwd, c.StateDir)
+		}
+	case l.Checkout != "":
+		c.StateDir = filepath.Join(l.Checkout, ".stack")
+	case xdgState != "" && filepath.IsAbs(xdgState):
+		c.StateDir = filepath.Join(xdgState, "acme-platform")
+	default:
+		c.StateDir = filepath.Join(cwd, ".stack")
+	}
+	c.StateDir = filepath.Clean(c.StateDir)
+	return nil
+}
+
+// maxSocketPath is the longest unix socket path every supported OS accepts
+// (sun_path is 108 bytes on Linux, 104 on macOS, including the NUL).
+const maxSocketPath = 103
+
+// validate checks one rule at a time; each error names its variable.
+func (c *Config) validate() error {
+	if strings.ContainsAny(c.StateDir, "\"'$\\\n`") {
+		return fmt.Errorf("STACK_STATE_DIR %q contains a quote, '$', '\\', '`' or a newline; choose a plainer path", c.StateDir)
+	}
+	if n := len(c.ProcessComposeSocket()); n > maxSocketPath {
+		return fmt.Errorf("STACK_STATE_DIR %q is too long: the unix socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+			c.StateDir, c.ProcessComposeSocket(), n, maxSocketPath)
+	}
+	if n := len(c.RedisSocket()); n > maxSocketPath {
+		return fmt.Errorf("STACK_STATE_DIR %q is too long: the Redis socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+			c.StateDir, c.RedisSocket(), n, maxSocketPath)
+	}
+	if c.PlatformHost == "" {
+		return errors.New("PLATFORM_HOST must not be empty (127.0.0.1 keeps the platform local)")
+	}
+	seen := map[int]string{}
+	for _, p := range c.Ports() {
+		if p.Port < 1 || p.Port > 65535 {
+			return fmt.Errorf("%s must be a port number from 1 to 65535, got %d", p.Var, p.Port)
+		}
+		if other, dup := seen[p.Port]; dup {
+			return fmt.Errorf("%s and %s are both %d; give each its own port", other, p.Var, p.Port)
+		}
+		seen[p.Port] = p.Var
+	}
+	if c.AuthRateLimit < 1 {
+		return fmt.Errorf("AUTH_RATE_LIMIT must be at least 1 (token requests per 10 s per client address), got %d", c.AuthRateLimit)
+	}
+	if !slices.Contains([]string{"always", "everysec", "no"}, c.RedisAppendSync) {
+		return fmt.Errorf("REDIS_APPENDFSYNC must be always, everysec or no, got %q", c.RedisAppendSync)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.LogLevel)) {
+		return fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.ShutdownGrace <= 0 || c.ShutdownGrace > time.Hour {
+		return fmt.Errorf("SHUTDOWN_GRACE must be a positive duration up to 1h, such as 10s, got %s", c.ShutdownGrace)
+	}
+	return nil
+}
+
+// RedisSocket is the path of the stack's Redis unix socket.
+func (c Config) RedisSocket() string { return filepath.Join(c.StateDir, "redis", "redis.sock") }
+
+// ProcessComposeSocket is the path of process-compose's API socket.
+func (c Config) ProcessComposeSocket() string {
+	return filepath.Join(c.StateDir, "process-compose.sock")
+}
+
+// LogDir holds one log file per process, plus process-compose's own.
+func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
+
+// BinDir holds binaries the launcher builds (services, process-compose).
+func (c Config) BinDir() string { return filepath.Join(c.StateDir, "bin") }
+
+// ServiceStopTimeout is how long process-compose waits after SIGTERM before
+// SIGKILL: the services' drain grace plus five seconds, in whole seconds.
+func (c Config) ServiceStopTimeout() int {
+	return int(math.Ceil(c.ShutdownGrace.Seconds())) + 5
+}
+
+// nameEnvVar rewrites caarlos0/env's parse errors so that each names the
+// variable and the value it could not read.
+func nameEnvVar(err error, values map[string]string) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	msgs := make([]string, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if !errors.As(e, &pe) {
+			msgs = append(msgs, e.Error())
+			continue
+		}
+		name := pe.Name
+		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
+			name = f.Tag.Get("env")
+		}
+		want := "a whole number"
+		if pe.Type == reflect.TypeOf(time.Duration(0)) {
+			want = "a duration such as 10s"
+		}
+		msgs = append(msgs, fmt.Sprintf("%s must be %s, got %q", name, want, values[name]))
+	}
+	return errors.New(strings.Join(msgs, "; "))
+}
+
+// PrepareStateDir creates the state directory (mode 0700, tightened if it
+// already exists) and its redis/, logs/ and bin/ subdirectories.
+func (c Config) PrepareStateDir() error {
+	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
+		return fmt.Errorf("create state dir (STACK_STATE_DIR): %w", err)
+	}
+	if err := os.Chmod(c.StateDir, 0o700); err != nil {
+		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
+	}
+	for _, d := range []string{filepath.Dir(c.RedisSocket()), c.LogDir(), c.BinDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// Environ returns the environment for process-compose and, through it, every
+// process: the merged settings, every known setting in its validated form
+// (so a key missing from stack.env still gets its default), then extra
+// (later wins), as sorted KEY=value entries.
+func (c Config) Environ(extra map[string]string) []string {
+	m := make(map[string]string, len(c.Values)+len(extra)+2)
+	for k, v := range c.Values {
+		m[k] = v
+	}
+	for _, p := range c.Ports() {
+		m[p.Var] = strconv.Itoa(p.Port)
+	}
+	m["STACK_STATE_DIR"] = c.StateDir
+	m["PLATFORM_HOST"] = c.PlatformHost
+	m["AUTH_RATE_LIMIT"] = strconv.Itoa(c.AuthRateLimit)
+	m["REDIS_URL"] = c.RedisURL
+	m["REDIS_APPENDFSYNC"] = c.RedisAppendSync
+	m["LOG_LEVEL"] = strings.ToLower(c.LogLevel)
+	m["SHUTDOWN_GRACE"] = c.ShutdownGrace.String()
+	for k, v := range extra {
+		m[k] = v
+	}
+	out := make([]string, 0, len(m))
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	slices.Sort(out)
+	return out
+}

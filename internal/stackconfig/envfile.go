@@ -1,0 +1,72 @@
+package stackconfig
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// ParseEnvFile reads KEY=value lines: blank lines and lines starting with '#'
+// are skipped, an optional "export " prefix is dropped, a value may be wrapped
+// in single or double quotes (taken literally, no escapes or expansion), and
+// in an unquoted value " #" starts a comment. Errors name the line.
+func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
+	vals := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		key, val, ok := strings.Cut(line, "=")
+		key = strings.TrimSpace(key)
+		if !ok || !validKey(key) {
+			return nil, fmt.Errorf("%s:%d: want KEY=value, got %q", name, n, sc.Text())
+		}
+		val = strings.TrimSpace(val)
+		switch {
+		case len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0]:
+			val = val[1 : len(val)-1]
+		case strings.HasPrefix(val, "#"):
+			val = ""
+		default:
+			if i := strings.Index(val, " #"); i >= 0 {
+				val = strings.TrimSpace(val[:i])
+			}
+		}
+		vals[key] = val
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return vals, nil
+}
+
+// ReadEnvFile is ParseEnvFile on a file; a missing file is an empty map when
+// optional is true.
+func ReadEnvFile(path string, optional bool) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if optional && os.IsNotExist(err) {
+			return map[string]string{}, nil
+		}
+		return nil, err
+	}
+	defer f.Close()
+	return ParseEnvFile(f, path)
+}
+
+func validKey(k string) bool {
+	if k == "" || (k[0] >= '0' && k[0] <= '9') {
+		return false
+	}
+	for _, c := range k {
+		if !(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,81 @@
+package stackconfig
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// ShareDirName is the directory under <prefix>/share where an installed
+// launcher (the Nix package) finds process-compose.yaml, haproxy.cfg and
+// stack.env: <prefix>/bin/stack uses <prefix>/share/acme-platform.
+const ShareDirName = "acme-platform"
+
+// Layout says where the stack's committed files are.
+type Layout struct {
+	// ConfigDir holds process-compose.yaml, haproxy.cfg and stack.env.
+	ConfigDir string
+	// Checkout is the repository root when the launcher runs inside a
+	// checkout (so edits to the files apply at once), else "".
+	Checkout string
+	// How says how ConfigDir was found, for --help and error messages.
+	How string
+}
+
+// ComposeFile is the process-compose.yaml the stack runs.
+func (l Layout) ComposeFile() string { return filepath.Join(l.ConfigDir, ComposeFileName) }
+
+// HAProxyFile is the haproxy.cfg the router loads.
+func (l Layout) HAProxyFile() string { return filepath.Join(l.ConfigDir, HAProxyFileName) }
+
+// DefaultsFile is the committed stack.env.
+func (l Layout) DefaultsFile() string { return filepath.Join(l.ConfigDir, DefaultsFileName) }
+
+// LocalFile is the untracked stack.local.env: at the checkout's root, or in
+// cwd when there is no checkout.
+func (l Layout) LocalFile(cwd string) string {
+	if l.Checkout != "" {
+		return filepath.Join(l.Checkout, LocalFileName)
+	}
+	return filepath.Join(cwd, LocalFileName)
+}
+
+// FindLayout looks for the stack's files, first match wins: shareDir (the
+// STACK_SHARE_DIR variable) when set; the nearest directory at or above cwd
+// holding both go.mod and process-compose.yaml (a checkout); then
+// <dir of exe>/../share/acme-platform (an installed package).
+func FindLayout(cwd, exe, shareDir string) (Layout, error) {
+	if shareDir != "" {
+		if !isFile(filepath.Join(shareDir, ComposeFileName)) {
+			return Layout{}, fmt.Errorf("STACK_SHARE_DIR=%s has no %s", shareDir, ComposeFileName)
+		}
+		return Layout{ConfigDir: shareDir, How: "STACK_SHARE_DIR"}, nil
+	}
+	for dir := cwd; ; {
+		if isFile(filepath.Join(dir, "go.mod")) && isFile(filepath.Join(dir, ComposeFileName)) {
+			return Layout{ConfigDir: dir, Checkout: dir, How: "checkout"}, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			break
+		}
+		dir = parent
+	}
+	if exe != "" {
+		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = resolved
+		}
+		share := filepath.Join(filepath.Dir(filepath.Dir(exe)), "share", ShareDirName)
+		if isFile(filepath.Join(share, ComposeFileName)) {
+			return Layout{ConfigDir: share, How: "installed"}, nil
+		}
+	}
+	return Layout{}, fmt.Errorf("no %s found: run inside a checkout of the platform (a directory with go.mod and %s), "+
+		"or set STACK_SHARE_DIR to a directory holding %s, %s and %s",
+		ComposeFileName, ComposeFileName, ComposeFileName, HAProxyFileName, DefaultsFileName)
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
