@@ -1,0 +1,124 @@
+package httpx
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestWriteError(t *testing.T) {
+	rec := httptest.NewRecorder()
+	WriteError(rec, http.StatusTeapot, `say "why"`)
+	if rec.Code != http.StatusTeapot {
+		t.Errorf("got status %d, want %d", rec.Code, http.StatusTeapot)
+	}
+	if got := rec.Header().Get("Content-Type"); got != "application/json" {
+		t.Errorf("got Content-Type %q, want application/json", got)
+	}
+	if got, want := rec.Body.String(), `{"error":"say \"why\""}`+"\n"; got != want {
+		t.Errorf("got body %q, want %q", got, want)
+	}
+}
+
+func TestDecodeJSONBytes(t *testing.T) {
+	type target struct {
+		Name  string `json:"name"`
+		Count int    `json:"count"`
+	}
+	tests := []struct {
+		name       string
+		body       string
+		wantStatus int // 0: success
+		want       target
+	}{
+		{"object", `{"name":"a","count":2}`, 0, target{"a", 2}},
+		{"surrounding white space", " \n{\"name\":\"a\"}\t\n", 0, target{Name: "a"}},
+		{"unknown fields ignored", `{"name":"a","x":[1]}`, 0, target{Name: "a"}},
+		{"empty", ``, http.StatusBadRequest, target{}},
+		{"white space only", " \r\n", http.StatusBadRequest, target{}},
+		{"array", `[1]`, http.StatusBadRequest, target{}},
+		{"string", `"x"`, http.StatusBadRequest, target{}},
+		{"null", `null`, http.StatusBadRequest, target{}},
+		{"not JSON", `name=a`, http.StatusBadRequest, target{}},
+		{"truncated", `{"name":`, http.StatusBadRequest, target{}},
+		{"two objects", `{}{}`, http.StatusBadRequest, target{}},
+		{"wrong field type", `{"count":"two"}`, http.StatusUnprocessableEntity, target{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got target
+			err := DecodeJSONBytes([]byte(tt.body), &got)
+			if tt.wantStatus == 0 {
+				if err != nil || got != tt.want {
+					t.Fatalf("got %+v, %v; want %+v, nil", got, err, tt.want)
+				}
+				return
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("got %v, want a *DecodeError", err)
+			}
+			if de.Status != tt.wantStatus || de.Msg == "" || de.Error() != de.Msg {
+				t.Errorf("got status %d message %q, want status %d and a message", de.Status, de.Msg, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestDecodeJSONBytesNamesMistypedField(t *testing.T) {
+	var dst struct {
+		Count int `json:"count"`
+	}
+	err := DecodeJSONBytes([]byte(`{"count":true}`), &dst)
+	if err == nil || !strings.Contains(err.Error(), `"count"`) {
+		t.Fatalf("got %v, want an error naming \"count\"", err)
+	}
+}
+
+func TestDecodeJSONObjectBodyTooLarge(t *testing.T) {
+	tests := []struct {
+		name       string
+		size       int
+		wantStatus int
+	}{
+		{"at the cap", MaxBodyBytes, http.StatusBadRequest}, // valid size, but not JSON
+		{"over the cap", MaxBodyBytes + 1, http.StatusRequestEntityTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("a", tt.size)))
+			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
+			var dst map[string]any
+			err := DecodeJSONObject(r, &dst)
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Status != tt.wantStatus {
+				t.Fatalf("got %v, want a *DecodeError with status %d", err, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestWriteDecodeError(t *testing.T) {
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantBody   string
+	}{
+		{"decode error", &DecodeError{Status: 422, Msg: "Amount is blank"}, 422, `{"error":"Amount is blank"}` + "\n"},
+		{"wrapped decode error", errors.Join(errors.New("x"), &DecodeError{Status: 413, Msg: "big"}), 413, `{"error":"big"}` + "\n"},
+		{"other error", errors.New("internal detail"), 400, `{"error":"Request body is not valid JSON"}` + "\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			WriteDecodeError(rec, tt.err)
+			if rec.Code != tt.wantStatus || rec.Body.String() != tt.wantBody {
+				t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+}

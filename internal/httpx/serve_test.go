@@ -1,0 +1,145 @@
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewServerSetsTimeouts(t *testing.T) {
+	log, _ := newTestLogger()
+	srv := NewServer(http.NotFoundHandler(), log)
+	for name, d := range map[string]time.Duration{
+		"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout,
+	} {
+		if d <= 0 {
+			t.Errorf("got %s %v, want it set", name, d)
+		}
+	}
+	if srv.MaxHeaderBytes <= 0 || srv.ErrorLog == nil {
+		t.Errorf("got MaxHeaderBytes %d, ErrorLog %v; want both set", srv.MaxHeaderBytes, srv.ErrorLog)
+	}
+}
+
+func TestServeListenerDrainsInFlightRequests(t *testing.T) {
+	log, logs := newTestLogger()
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-release
+		WriteJSON(w, http.StatusOK, map[string]string{"done": "yes"})
+	}), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- ServeListener(ctx, srv, ln, 10*time.Second, log) }()
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	got := make(chan result, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		got <- result{res.StatusCode, string(b), err}
+	}()
+
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request never reached the handler")
+	}
+	cancel() // shutdown begins while the request is in flight
+	select {
+	case err := <-served:
+		t.Fatalf("ServeListener returned %v before the in-flight request finished", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+
+	r := <-got
+	if r.err != nil || r.status != http.StatusOK || r.body != `{"done":"yes"}`+"\n" {
+		t.Errorf("in-flight request: got %d %q %v, want 200 and its body", r.status, r.body, r.err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("got %v, want nil after a clean drain", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not return after the drain")
+	}
+
+	var ready map[string]any
+	line, _, _ := strings.Cut(logs.String(), "\n")
+	if err := json.Unmarshal([]byte(line), &ready); err != nil || ready["msg"] != "ready" || ready["addr"] != ln.Addr().String() {
+		t.Errorf("got first log line %q, want a ready line with addr %s", line, ln.Addr())
+	}
+	for _, want := range []string{`"msg":"shutting down"`, `"msg":"stopped"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, logs.String())
+		}
+	}
+}
+
+func TestServeListenerGraceExceeded(t *testing.T) {
+	log, _ := newTestLogger()
+	entered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	srv := NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		close(entered)
+		<-release
+	}), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ServeListener(ctx, srv, ln, 50*time.Millisecond, log) }()
+	go func() {
+		if res, err := http.Get("http://" + ln.Addr().String() + "/"); err == nil {
+			res.Body.Close()
+		}
+	}()
+	<-entered
+	cancel()
+	select {
+	case err := <-served:
+		if err == nil || !strings.Contains(err.Error(), "drain HTTP server within 50ms") {
+			t.Errorf("got %v, want a drain error naming the grace", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not give up after its grace")
+	}
+}
+
+func TestServeListenFailureNamesAddress(t *testing.T) {
+	log, _ := newTestLogger()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = Serve(context.Background(), NewServer(http.NotFoundHandler(), log), ln.Addr().String(), time.Second, log)
+	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("got %v, want a listen error naming %s", err, ln.Addr())
+	}
+}
