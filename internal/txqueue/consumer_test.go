@@ -404,3 +404,39 @@ func TestConsumerWaitsForRedis(t *testing.T) {
 		t.Errorf("charges: got %d, want %d", got, len(ids))
 	}
 }
+
+// TestConsumerRecreatesLostGroup: when Redis loses its data and scripts
+// (restarted without persistence), XREADGROUP answers NOGROUP and EVALSHA
+// NOSCRIPT; the consumer recreates the group, reloads the scripts and carries
+// on with what is queued afterwards.
+func TestConsumerRecreatesLostGroup(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	first := enqueueN(t, q, 1)[0]
+	psp := &recorder{}
+	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
+	waitFor(t, "first processed", statusIs(q, first, StatusProcessed))
+	if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+		t.Fatalf("FLUSHALL: %v", err)
+	}
+	// A restarted Redis has lost its script cache too: the pipelined
+	// EVALSHAs must reload their scripts.
+	if err := rdb.ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatalf("SCRIPT FLUSH: %v", err)
+	}
+	second := enqueueN(t, q, 1)[0]
+	waitFor(t, "second processed", statusIs(q, second, StatusProcessed))
+	stop()
+	if psp.calls(first) != 1 || psp.calls(second) != 1 {
+		t.Errorf("charges: got %d and %d, want 1 each", psp.calls(first), psp.calls(second))
+	}
+	psp.mu.Lock()
+	if last := psp.charged[len(psp.charged)-1]; last.ID != second || last.Deliveries != 1 {
+		t.Errorf("second charged on delivery %d, want 1 (NOSCRIPT retried at once, not after a reclaim)", last.Deliveries)
+	}
+	psp.mu.Unlock()
+	if !strings.Contains(logs.String(), "consumer group is gone") {
+		t.Errorf("no log line about the lost group")
+	}
+}
