@@ -1,7 +1,7 @@
 // Command benchtool holds the measurements of bench/run.sh that a shell does
 // badly: the stack's cold start to both routes answering 200, timed with a
-// millisecond poll, and the resident memory of every process of a running
-// stack, read from /proc.
+// millisecond poll, the resident memory of every process of a running stack,
+// read from /proc, and the summary tables of one run's results.
 package main
 
 import (

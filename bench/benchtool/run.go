@@ -27,6 +27,11 @@ const usage = `usage:
       and the median.
   benchtool rss --pid PID [--json]
       prints the resident memory (VmRSS) of PID and all its descendants.
+  benchtool rate --file REPORT.json --fraction F
+      prints F times the accepted tx/s of a loadgen --json report, rounded down.
+  benchtool summary --dir DIR
+      prints the markdown tables of BENCHMARKS.md from the results bench/run.sh
+      wrote into DIR.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -41,6 +46,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return coldstart(ctx, args[2:], stdout, stderr)
 	case "rss":
 		return rss(args[2:], stdout, stderr)
+	case "summary":
+		return summary(args[2:], stdout, stderr)
+	case "rate":
+		return rate(args[2:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

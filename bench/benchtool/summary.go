@@ -1,0 +1,350 @@
+package main
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/acme-payments/platform/internal/loadgen"
+)
+
+// summary reads the files bench/run.sh wrote into dir and prints the
+// BENCHMARKS.md tables: every figure, its target, and the ratios.
+func summary(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("summary", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "results directory of one bench/run.sh run")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("summary needs --dir")
+	}
+	s := &sum{dir: *dir}
+	s.write(stdout)
+	if len(s.missing) > 0 {
+		return fmt.Errorf("missing or unreadable results: %s", strings.Join(s.missing, ", "))
+	}
+	return nil
+}
+
+type sum struct {
+	dir     string
+	missing []string
+}
+
+func (s *sum) report(name string) *loadgen.Report {
+	var r loadgen.Report
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil {
+		s.missing = append(s.missing, name)
+		return nil
+	}
+	return &r
+}
+
+// xadd reads redis-benchmark --csv output: the rps column of the first row.
+func (s *sum) xadd(name string) float64 {
+	f, err := os.Open(filepath.Join(s.dir, name))
+	if err != nil {
+		s.missing = append(s.missing, name)
+		return 0
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil || len(rows) < 2 {
+		s.missing = append(s.missing, name)
+		return 0
+	}
+	for i, h := range rows[0] {
+		if h == "rps" && i < len(rows[1]) {
+			v, err := strconv.ParseFloat(rows[1][i], 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	s.missing = append(s.missing, name)
+	return 0
+}
+
+type rssFile struct {
+	Processes []proc `json:"processes"`
+	TotalKB   int64  `json:"total_kb"`
+}
+
+func (s *sum) rss(name string) *rssFile {
+	var r rssFile
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err == nil {
+		err = json.Unmarshal(b, &r)
+	}
+	if err != nil {
+		s.missing = append(s.missing, name)
+		return nil
+	}
+	return &r
+}
+
+type coldFile struct {
+	Runs   []coldStartRun `json:"runs"`
+	Median float64        `json:"median_ready_ms"`
+}
+
+func (s *sum) cold(name string) *coldFile {
+	var c coldFile
+	b, err := os.ReadFile(filepath.Join(s.dir, name))
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil {
+		s.missing = append(s.missing, name)
+		return nil
+	}
+	return &c
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "**missed**"
+}
+
+func lat(r *loadgen.Report, k string) loadgen.Percentiles {
+	if r == nil {
+		return loadgen.Percentiles{}
+	}
+	return r.Latency[k]
+}
+
+func drain(r *loadgen.Report) (float64, bool) {
+	if r == nil || r.Verification == nil || !r.Verification.Drained {
+		return 0, false
+	}
+	return r.Verification.DrainSeconds, true
+}
+
+func verified(r *loadgen.Report) string {
+	if r == nil {
+		return "no result"
+	}
+	if err := r.Err(); err != nil {
+		return "FAILED: " + strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	if v := r.Verification; v != nil {
+		return fmt.Sprintf("%d accepted, %d checked, %d processed, 0 lost", v.Accepted, v.Checked, v.Processed)
+	}
+	return "n/a"
+}
+
+func (s *sum) write(w io.Writer) {
+	router, direct := s.report("tx-router.json"), s.report("tx-direct.json")
+	tokR, tokD := s.report("tokens-router.json"), s.report("tokens-direct.json")
+	half := s.report("e2e-half.json")
+	var ovR, ovD []*loadgen.Report
+	for i := 1; i <= 2; i++ {
+		ovR = append(ovR, s.report(fmt.Sprintf("overhead-router-%d.json", i)))
+		ovD = append(ovD, s.report(fmt.Sprintf("overhead-direct-%d.json", i)))
+	}
+	xadd, xaddP := s.xadd("xadd.csv"), s.xadd("xadd-p16.csv")
+	idle, after := s.rss("rss-idle.json"), s.rss("rss-after.json")
+	cold := s.cold("coldstart.json")
+
+	acc := func(r *loadgen.Report) float64 {
+		if r == nil {
+			return 0
+		}
+		return r.AcceptedPerSec
+	}
+	processed := func(r *loadgen.Report) float64 {
+		if r == nil || r.Verification == nil {
+			return 0
+		}
+		return r.Verification.ProcessedPerSec
+	}
+	toks := func(r *loadgen.Report) float64 {
+		if r == nil {
+			return 0
+		}
+		return r.TokensPerSec
+	}
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+
+	fmt.Fprintln(w, "| # | figure | measured | target | verdict |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
+	d, drained := drain(router)
+	fmt.Fprintf(w, "| 1 | accepted tx/s through HAProxy, c=64 keep-alive | %.0f/s (processed %.0f/s) | ≥ 15,000/s | %s |\n",
+		acc(router), processed(router), verdict(acc(router) >= 15000))
+	fmt.Fprintf(w, "| 1 | backlog drained after the load stops | %s | ≤ 1 s | %s |\n", drainText(d, drained), verdict(drained && d <= 1))
+
+	var ovDiffs []string
+	okOverhead := len(ovR) > 0
+	for i := range ovR {
+		if ovR[i] == nil || ovD[i] == nil {
+			okOverhead = false
+			continue
+		}
+		diff := lat(ovR[i], "tx").P50 - lat(ovD[i], "tx").P50
+		ovDiffs = append(ovDiffs, fmt.Sprintf("%.3f", diff))
+		okOverhead = okOverhead && diff <= 0.3
+	}
+	rate := 0.0
+	if ovR[0] != nil {
+		rate = ovR[0].Rate
+	}
+	fmt.Fprintf(w, "| 2 | router p50 overhead, open loop %.0f/s (HAProxy p50 − direct p50, per pair) | %s ms | ≤ 0.3 ms | %s |\n",
+		rate, strings.Join(ovDiffs, ", "), verdict(okOverhead))
+	fmt.Fprintf(w, "| 2 | closed loop c=64: p50 HAProxy / direct | %.3f / %.3f ms (throughput ratio %s) | — | — |\n",
+		lat(router, "tx").P50, lat(direct, "tx").P50, ratio(acc(router), acc(direct)))
+	fmt.Fprintf(w, "| 3 | core-api enqueue rate (direct, c=64) / redis-benchmark XADD (c=64) | %.0f / %.0f = %s (XADD -P 16: %.0f) | ratio | — |\n",
+		acc(direct), xadd, ratio(acc(direct), xadd), xaddP)
+	fmt.Fprintf(w, "| 4 | tokens/s through HAProxy, c=64 | %.0f/s (direct to auth-api %.0f/s, ratio %s) | ≥ 20,000/s | %s |\n",
+		toks(tokR), toks(tokD), ratio(toks(tokR), toks(tokD)), verdict(toks(tokR) >= 20000))
+	hp := lat(half, "enqueue_to_processed")
+	hrate := 0.0
+	if half != nil {
+		hrate = half.Rate
+	}
+	fmt.Fprintf(w, "| 5 | enqueue→processed p99, open loop at half the max (%.0f/s) | %.3f ms (p50 %.3f, p99.9 %.3f, max %.3f) | ≤ 5 ms | %s |\n",
+		hrate, hp.P99, hp.P50, hp.P999, hp.Max, verdict(half != nil && hp.Count > 0 && hp.P99 <= 5))
+	if cold != nil {
+		var runs []string
+		for _, r := range cold.Runs {
+			runs = append(runs, fmt.Sprintf("%.0f", r.ReadyMS))
+		}
+		fmt.Fprintf(w, "| 6 | cold start to both routes 200, median of %d | %.0f ms (runs: %s) | ≤ 300 ms | %s |\n",
+			len(cold.Runs), cold.Median, strings.Join(runs, ", "), verdict(cold.Median <= 300))
+	}
+	if idle != nil {
+		fmt.Fprintf(w, "| 7 | RSS of the whole stack, idle | %.1f MB | ≤ 100 MB | %s |\n", mb(idle.TotalKB), verdict(mb(idle.TotalKB) <= 100))
+	}
+	if after != nil {
+		fmt.Fprintf(w, "| 7 | RSS of the whole stack, after the load | %.1f MB | — | — |\n", mb(after.TotalKB))
+	}
+
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Latency (ms) and verification of every load run:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| run | loop | rate/s | what | p50 | p90 | p99 | p99.9 | max | count | verification |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
+	runs := []struct {
+		name string
+		r    *loadgen.Report
+	}{
+		{"1 tx via HAProxy", router}, {"2 tx direct", direct},
+		{"2b tx via HAProxy #1", ovR[0]}, {"2b tx direct #1", ovD[0]},
+		{"2b tx via HAProxy #2", ovR[1]}, {"2b tx direct #2", ovD[1]},
+		{"4 tokens via HAProxy", tokR}, {"4 tokens direct", tokD},
+		{"5 tx at half max", half},
+	}
+	for _, run := range runs {
+		r := run.r
+		if r == nil {
+			continue
+		}
+		loop := "closed"
+		if r.Rate > 0 {
+			loop = fmt.Sprintf("open %.0f/s", r.Rate)
+		}
+		achieved := r.AcceptedPerSec
+		if r.Mode == loadgen.ModeTokens {
+			achieved = r.TokensPerSec
+		}
+		for _, k := range []string{"token", "tx", "enqueue_to_processed"} {
+			p := r.Latency[k]
+			if p.Count == 0 || (k == "token" && r.Mode != loadgen.ModeTokens) {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %s | %.0f | %s | %.3f | %.3f | %.3f | %.3f | %.3f | %d | %s |\n",
+				run.name, loop, achieved, k, p.P50, p.P90, p.P99, p.P999, p.Max, p.Count, verified(r))
+		}
+		if len(r.Errors) > 0 {
+			var errs []string
+			for k, v := range r.Errors {
+				errs = append(errs, fmt.Sprintf("%s: %d", k, v))
+			}
+			fmt.Fprintf(w, "| %s | | | errors | %s | | | | | | |\n", run.name, strings.Join(errs, ", "))
+		}
+	}
+
+	if idle != nil || after != nil {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Resident memory (VmRSS) per process, MB:")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| process | idle | after the load |")
+		fmt.Fprintln(w, "|---|---|---|")
+		names := map[string][2]int64{}
+		var order []string
+		add := func(f *rssFile, col int) {
+			if f == nil {
+				return
+			}
+			for _, p := range f.Processes {
+				k := p.Name
+				if _, ok := names[k]; !ok {
+					order = append(order, k)
+				}
+				v := names[k]
+				v[col] += p.RSSKB
+				names[k] = v
+			}
+		}
+		add(idle, 0)
+		add(after, 1)
+		for _, k := range order {
+			fmt.Fprintf(w, "| %s | %.1f | %.1f |\n", k, mb(names[k][0]), mb(names[k][1]))
+		}
+		var ti, ta int64
+		if idle != nil {
+			ti = idle.TotalKB
+		}
+		if after != nil {
+			ta = after.TotalKB
+		}
+		fmt.Fprintf(w, "| **total** | **%.1f** | **%.1f** |\n", mb(ti), mb(ta))
+	}
+}
+
+func drainText(d float64, ok bool) string {
+	if !ok {
+		return "not drained"
+	}
+	return fmt.Sprintf("%.3f s", d)
+}
+
+func mb(kb int64) float64 { return float64(kb) / 1024 }
+
+// rate prints a fraction of a report's accepted rate (bench/run.sh's "half
+// of the max rate").
+func rate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("file", "", "loadgen --json report")
+	fraction := fs.Float64("fraction", 0.5, "fraction of the accepted rate")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	s := &sum{dir: filepath.Dir(*file)}
+	r := s.report(filepath.Base(*file))
+	if r == nil || r.AcceptedPerSec <= 0 {
+		return fmt.Errorf("%s: no accepted rate", *file)
+	}
+	_, err := fmt.Fprintf(stdout, "%d\n", int64(r.AcceptedPerSec**fraction))
+	return err
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/acme-payments/platform/internal/loadgen"
+)
+
+func writeFile(t *testing.T, dir, name string, v any) {
+	t.Helper()
+	var b []byte
+	switch v := v.(type) {
+	case string:
+		b = []byte(v)
+	default:
+		var err error
+		if b, err = json.Marshal(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func txReport(rate, acceptedPerSec, p50, e2eP99 float64) *loadgen.Report {
+	return &loadgen.Report{
+		Mode: loadgen.ModeTransactions, Rate: rate, AcceptedPerSec: acceptedPerSec,
+		Latency: map[string]loadgen.Percentiles{
+			"tx":                   {Count: 10, P50: p50},
+			"enqueue_to_processed": {Count: 10, P99: e2eP99},
+		},
+		Verification: &loadgen.Verification{Accepted: 10, Checked: 10, Processed: 10, DrainMethod: "queue", Drained: true, DrainSeconds: 0.01, ProcessedPerSec: acceptedPerSec},
+	}
+}
+
+func TestSummary(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "tx-router.json", txReport(0, 16000, 3, 9))
+	writeFile(t, dir, "tx-direct.json", txReport(0, 20000, 2.5, 8))
+	for _, i := range []string{"1", "2"} {
+		writeFile(t, dir, "overhead-router-"+i+".json", txReport(2000, 2000, 0.5, 1))
+		writeFile(t, dir, "overhead-direct-"+i+".json", txReport(2000, 2000, 0.3, 1))
+	}
+	writeFile(t, dir, "e2e-half.json", txReport(8000, 8000, 0.4, 6))
+	tok := &loadgen.Report{Mode: loadgen.ModeTokens, TokensPerSec: 25000, Latency: map[string]loadgen.Percentiles{"token": {Count: 5, P50: 1}}}
+	writeFile(t, dir, "tokens-router.json", tok)
+	writeFile(t, dir, "tokens-direct.json", tok)
+	csv := "\"test\",\"rps\",\"avg_latency_ms\"\n\"XADD k * a 1\",\"80000.00\",\"0.5\"\n"
+	writeFile(t, dir, "xadd.csv", csv)
+	writeFile(t, dir, "xadd-p16.csv", csv)
+	writeFile(t, dir, "rss-idle.json", rssFile{Processes: []proc{{PID: 1, Name: "redis-server", RSSKB: 10240}}, TotalKB: 10240})
+	writeFile(t, dir, "rss-after.json", rssFile{Processes: []proc{{PID: 1, Name: "redis-server", RSSKB: 20480}}, TotalKB: 20480})
+	writeFile(t, dir, "coldstart.json", coldFile{Runs: []coldStartRun{{ReadyMS: 200}, {ReadyMS: 250}, {ReadyMS: 400}}, Median: 250})
+
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"benchtool", "summary", "--dir", dir}, &out, &errOut); err != nil {
+		t.Fatalf("summary: %v", err)
+	}
+	for _, want := range []string{
+		"| 1 | accepted tx/s through HAProxy, c=64 keep-alive | 16000/s (processed 16000/s) | ≥ 15,000/s | met |",
+		"| 2 | router p50 overhead, open loop 2000/s (HAProxy p50 − direct p50, per pair) | 0.200, 0.200 ms | ≤ 0.3 ms | met |",
+		"20000 / 80000 = 0.25",
+		"| 4 | tokens/s through HAProxy, c=64 | 25000/s",
+		"| 5 | enqueue→processed p99, open loop at half the max (8000/s) | 6.000 ms",
+		"≤ 5 ms | **missed** |",
+		"| 6 | cold start to both routes 200, median of 3 | 250 ms (runs: 200, 250, 400) | ≤ 300 ms | met |",
+		"| 7 | RSS of the whole stack, idle | 10.0 MB | ≤ 100 MB | met |",
+		"| redis-server | 10.0 | 20.0 |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	out.Reset()
+	if err := run(t.Context(), []string{"benchtool", "rate", "--file", filepath.Join(dir, "tx-router.json"), "--fraction", "0.5"}, &out, &errOut); err != nil || out.String() != "8000\n" {
+		t.Errorf("rate: got %q, %v, want 8000", out.String(), err)
+	}
+
+	empty := t.TempDir()
+	if err := run(t.Context(), []string{"benchtool", "summary", "--dir", empty}, &out, &errOut); err == nil {
+		t.Errorf("summary of an empty directory: got nil error, want one naming the missing files")
+	}
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# bench/run.sh: measures the local stack, every figure of BENCHMARKS.md in one
+# run on one machine, so that the numbers can be compared side by side.
+#
+#   bench/run.sh                     # 10 s per load phase, results in bench/results/<UTC time>/
+#   BENCH_DURATION=5s bench/run.sh   # shorter
+#
+# It starts its own stack (state in $STACK_STATE_DIR, default /tmp/acme-bench,
+# ports 180xx/150xx) so that it never touches a developer's stack on 8080, with
+# AUTH_RATE_LIMIT raised so the token benchmark is not throttled. Every command
+# it runs is echoed (prefixed "+") into $OUT/commands.txt; raw JSON results go
+# to $OUT; the summary table (markdown) is printed at the end and saved as
+# $OUT/summary.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+
+DURATION=${BENCH_DURATION:-10s}
+CONC=${BENCH_CONCURRENCY:-64}
+OVERHEAD_RATE=${BENCH_OVERHEAD_RATE:-2000}
+XADD_REQUESTS=${BENCH_XADD_REQUESTS:-300000}
+COLD_RUNS=${BENCH_COLD_RUNS:-5}
+OUT=${BENCH_OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+
+export STACK_STATE_DIR=${STACK_STATE_DIR:-/tmp/acme-bench}
+export PLATFORM_PORT=${PLATFORM_PORT:-18080}
+export HAPROXY_STATS_PORT=${HAPROXY_STATS_PORT:-18404}
+export AUTH_API_PORT=${AUTH_API_PORT:-15001}
+export CORE_API_PORT=${CORE_API_PORT:-15002}
+export PSP_CONNECTOR_PORT=${PSP_CONNECTOR_PORT:-15003}
+export AUTH_RATE_LIMIT=${AUTH_RATE_LIMIT:-1000000000}
+
+ROUTER=http://127.0.0.1:$PLATFORM_PORT
+REDIS_SOCK=$STACK_STATE_DIR/redis/redis.sock
+REDIS_URL=unix://$REDIS_SOCK
+BIN=$OUT/bin
+
+log() { printf '\n== %s\n' "$*" >&2; }
+# x runs a command after echoing it, and records it in commands.txt.
+x() {
+	printf '+ %s\n' "$*" | tee -a "$OUT/commands.txt" >&2
+	"$@"
+}
+
+log "machine"
+{
+	echo "date: $(date -u +%FT%TZ)"
+	echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')"
+	echo "cpus: $(nproc)  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+	echo "kernel: $(uname -sr)"
+	echo "go: $(go version)"
+	echo "haproxy: $(haproxy -v | head -1)"
+	echo "redis: $(redis-server --version)"
+	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "settings: duration=$DURATION concurrency=$CONC overhead_rate=$OVERHEAD_RATE state=$STACK_STATE_DIR platform_port=$PLATFORM_PORT"
+} | tee "$OUT/machine.txt" >&2
+
+log "build"
+x go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./bench/benchtool
+STACK=$BIN/stack
+LOADGEN=$BIN/loadgen
+BENCHTOOL=$BIN/benchtool
+
+cleanup() { "$STACK" down >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+
+log "start the stack (the first start also builds the services)"
+"$STACK" down >/dev/null 2>&1 || true
+x "$STACK" up --detach --wait --timeout 120s
+PC_PID=$(cat "$STACK_STATE_DIR/process-compose.pid")
+
+log "7a. memory, idle"
+sleep 2
+x "$BENCHTOOL" rss --pid "$PC_PID" --json >"$OUT/rss-idle.json"
+"$BENCHTOOL" rss --pid "$PC_PID" >&2
+
+# lg runs the load generator; a failed verification is recorded, not fatal,
+# so that the other figures are still measured (the script exits 1 at the end).
+FAILED=0
+lg() { x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" "$@" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }; }
+
+log "warm-up (not recorded)"
+lg --target "$ROUTER" -c "$CONC" --duration 2s >/dev/null
+
+log "1. transactions through HAProxy, c=$CONC, closed loop"
+lg --target "$ROUTER" -c "$CONC" --duration "$DURATION" >"$OUT/tx-router.json"
+
+log "2. the same load direct to core-api (tokens direct from auth-api)"
+DIRECT=(--token-url "http://127.0.0.1:$AUTH_API_PORT/token"
+	--tx-url "http://127.0.0.1:$CORE_API_PORT/transaction"
+	--status-url "http://127.0.0.1:$CORE_API_PORT/transactions/")
+lg "${DIRECT[@]}" -c "$CONC" --duration "$DURATION" >"$OUT/tx-direct.json"
+
+log "2b. router overhead at a fixed open-loop rate ($OVERHEAD_RATE/s), alternating, twice each"
+for i in 1 2; do
+	lg --target "$ROUTER" -c "$CONC" --rate "$OVERHEAD_RATE" --duration "$DURATION" >"$OUT/overhead-router-$i.json"
+	lg "${DIRECT[@]}" -c "$CONC" --rate "$OVERHEAD_RATE" --duration "$DURATION" >"$OUT/overhead-direct-$i.json"
+done
+
+log "3. queue ceiling: redis-benchmark XADD on the stack's Redis"
+x redis-benchmark -s "$REDIS_SOCK" -c "$CONC" -n "$XADD_REQUESTS" --csv XADD bench:xadd '*' amount 100 currency USD >"$OUT/xadd.csv"
+x redis-benchmark -s "$REDIS_SOCK" -c "$CONC" -n "$XADD_REQUESTS" -P 16 --csv XADD bench:xadd '*' amount 100 currency USD >"$OUT/xadd-p16.csv"
+redis-cli -s "$REDIS_SOCK" DEL bench:xadd >/dev/null
+cat "$OUT/xadd.csv" "$OUT/xadd-p16.csv" >&2
+
+log "4. tokens through HAProxy, c=$CONC"
+lg --target "$ROUTER" --mode token -c "$CONC" --duration "$DURATION" >"$OUT/tokens-router.json"
+lg "${DIRECT[@]}" --mode token -c "$CONC" --duration "$DURATION" >"$OUT/tokens-direct.json"
+
+log "5. enqueue->processed at half the max rate, open loop"
+HALF=$("$BENCHTOOL" rate --file "$OUT/tx-router.json" --fraction 0.5)
+lg --target "$ROUTER" -c "$CONC" --rate "$HALF" --duration "$DURATION" >"$OUT/e2e-half.json"
+
+log "7b. memory, after the load"
+x "$BENCHTOOL" rss --pid "$PC_PID" --json >"$OUT/rss-after.json"
+"$BENCHTOOL" rss --pid "$PC_PID" >&2
+
+log "6. cold start (binaries built) to both routes answering 200, $COLD_RUNS runs"
+x "$BENCHTOOL" coldstart --runs "$COLD_RUNS" \
+	--up "'$STACK' up --detach" --down "'$STACK' down" \
+	--url "$ROUTER/auth/health" --url "$ROUTER/transaction/health" --json >"$OUT/coldstart.json"
+
+log "summary"
+x "$BENCHTOOL" summary --dir "$OUT" | tee "$OUT/summary.md"
+echo "results: $OUT" >&2
+exit "$FAILED"
