@@ -1,0 +1,68 @@
+package main
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig([]string{"JWT_SECRET=" + strings.Repeat("s", 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{
+		Host: "127.0.0.1", Port: 5000, JWTSecret: strings.Repeat("s", 32), LogLevel: "info",
+		ShutdownGrace: 10 * time.Second, level: slog.LevelInfo,
+	}
+	if cfg != want {
+		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		check   func(config) bool
+		wantErr []string // substrings of the error; nil for success
+	}{
+		{"everything set", []string{"JWT_SECRET=" + strings.Repeat("s", 40), "HTTP_HOST=0.0.0.0", "HTTP_PORT=5001",
+			"USERS_FILE=/etc/users.json", "LOG_LEVEL=debug", "SHUTDOWN_GRACE=3s"},
+			func(c config) bool {
+				return c.Host == "0.0.0.0" && c.Port == 5001 && c.UsersFile == "/etc/users.json" &&
+					c.level == slog.LevelDebug && c.ShutdownGrace == 3*time.Second && !c.weakSecret
+			}, nil},
+		{"weak secret accepted, flagged", []string{"JWT_SECRET=short"}, func(c config) bool { return c.weakSecret }, nil},
+		{"31-byte secret is weak", []string{"JWT_SECRET=" + strings.Repeat("s", 31)}, func(c config) bool { return c.weakSecret }, nil},
+		{"port 0 allowed", []string{"JWT_SECRET=x", "HTTP_PORT=0"}, func(c config) bool { return c.Port == 0 }, nil},
+		{"JWT_SECRET missing", nil, nil, []string{"JWT_SECRET is required"}},
+		{"JWT_SECRET empty", []string{"JWT_SECRET="}, nil, []string{"JWT_SECRET is required"}},
+		{"HTTP_PORT negative", []string{"JWT_SECRET=x", "HTTP_PORT=-1"}, nil, []string{"HTTP_PORT"}},
+		{"HTTP_PORT text", []string{"JWT_SECRET=x", "HTTP_PORT=five"}, nil, []string{"HTTP_PORT"}},
+		{"HTTP_HOST empty", []string{"JWT_SECRET=x", "HTTP_HOST="}, func(c config) bool { return c.Host == "127.0.0.1" }, nil},
+		{"LOG_LEVEL bad", []string{"JWT_SECRET=x", "LOG_LEVEL=verbose"}, nil, []string{"LOG_LEVEL"}},
+		{"SHUTDOWN_GRACE negative", []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=-1s"}, nil, []string{"SHUTDOWN_GRACE"}},
+		{"two bad values, both named", []string{"JWT_SECRET=x", "HTTP_PORT=x", "SHUTDOWN_GRACE=y"}, nil, []string{"HTTP_PORT", "SHUTDOWN_GRACE"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := parseConfig(tt.environ)
+			if tt.wantErr != nil {
+				for _, want := range tt.wantErr {
+					if err == nil || !strings.Contains(err.Error(), want) {
+						t.Errorf("got %v, want an error containing %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got %v, want none", err)
+			}
+			if !tt.check(cfg) {
+				t.Errorf("got %+v", cfg)
+			}
+		})
+	}
+}
