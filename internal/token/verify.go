@@ -16,6 +16,7 @@ import (
 // client, and is what core-api answers with a 422.
 type Error struct{ msg string }
 
+// Error returns the client-facing text, such as "Signature has expired.".
 func (e *Error) Error() string { return e.msg }
 
 // The rejections Verify returns. Where the original Python service (python-jose
