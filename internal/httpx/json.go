@@ -57,9 +57,13 @@ func DecodeJSONObject(r *http.Request, dst any) error {
 	return DecodeJSONBytes(body, dst)
 }
 
+// jsonSpace is the white space JSON allows around values (RFC 8259); unlike
+// bytes.TrimSpace it excludes Unicode spaces such as U+00A0.
+const jsonSpace = " \t\r\n"
+
 // DecodeJSONBytes is DecodeJSONObject for a body already in memory.
 func DecodeJSONBytes(body []byte, dst any) error {
-	trimmed := bytes.TrimSpace(body)
+	trimmed := bytes.Trim(body, jsonSpace)
 	if len(trimmed) == 0 {
 		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body is empty; expected a JSON object"}
 	}

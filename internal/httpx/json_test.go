@@ -38,6 +38,7 @@ func TestDecodeJSONBytes(t *testing.T) {
 		{"unknown fields ignored", `{"name":"a","x":[1]}`, 0, target{Name: "a"}},
 		{"empty", ``, http.StatusBadRequest, target{}},
 		{"white space only", " \r\n", http.StatusBadRequest, target{}},
+		{"non-JSON space before the object", "\u00a0{\"name\":\"a\"}", http.StatusBadRequest, target{}},
 		{"array", `[1]`, http.StatusBadRequest, target{}},
 		{"string", `"x"`, http.StatusBadRequest, target{}},
 		{"null", `null`, http.StatusBadRequest, target{}},
