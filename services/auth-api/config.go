@@ -1,37 +1,25 @@
 package main
 
 import (
-	"errors"
-	"fmt"
-	"log/slog"
-	"reflect"
-	"time"
-
-	"github.com/caarlos0/env/v10"
-
-	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/envconfig"
 	"github.com/acme-payments/platform/internal/token"
 )
 
 // config is auth-api's whole configuration, read from the environment.
 type config struct {
-	Host          string        `env:"HTTP_HOST" envDefault:"127.0.0.1"`
-	Port          int           `env:"HTTP_PORT" envDefault:"5000"`
-	JWTSecret     string        `env:"JWT_SECRET"`
-	UsersFile     string        `env:"USERS_FILE"`
-	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info"`
-	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+	envconfig.Server
+	JWTSecret string `env:"JWT_SECRET"`
+	UsersFile string `env:"USERS_FILE"`
 
-	level      slog.Level // parsed LogLevel
-	weakSecret bool       // JWTSecret is shorter than token.MinSecretBytes
+	weakSecret bool // JWTSecret is shorter than token.MinSecretBytes
 }
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
 // error names the environment variable at fault.
 func parseConfig(environ []string) (config, error) {
 	var cfg config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return cfg, nameEnvVars(err)
+	if err := envconfig.Parse(environ, &cfg); err != nil {
+		return cfg, err
 	}
 	return cfg, cfg.validate()
 }
@@ -43,37 +31,5 @@ func (c *config) validate() error {
 		return err
 	}
 	c.weakSecret = weak
-	if c.Host == "" {
-		return errors.New("HTTP_HOST must not be empty (use 0.0.0.0 to listen on every interface)")
-	}
-	if c.Port < 0 || c.Port > 65535 {
-		return fmt.Errorf("HTTP_PORT must be a port number (0-65535; 0 picks a free one), got %d", c.Port)
-	}
-	if c.level, err = logging.ParseLevel(c.LogLevel); err != nil {
-		return fmt.Errorf("LOG_LEVEL: %w", err)
-	}
-	if c.ShutdownGrace <= 0 {
-		return fmt.Errorf("SHUTDOWN_GRACE must be a positive duration such as 10s, got %s", c.ShutdownGrace)
-	}
-	return nil
-}
-
-// nameEnvVars rewrites the env library's parse errors, which name Go struct
-// fields, so that they name the environment variable instead.
-func nameEnvVars(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	errs := make([]error, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			if f, ok := reflect.TypeOf(config{}).FieldByName(pe.Name); ok {
-				e = fmt.Errorf("%s: invalid %s: %w", f.Tag.Get("env"), pe.Type, pe.Err)
-			}
-		}
-		errs = append(errs, e)
-	}
-	return errors.Join(errs...)
+	return c.Server.Validate()
 }

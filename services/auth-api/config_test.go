@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/envconfig"
 )
 
 func TestParseConfigDefaults(t *testing.T) {
@@ -13,8 +15,10 @@ func TestParseConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{
-		Host: "127.0.0.1", Port: 5000, JWTSecret: strings.Repeat("s", 32), LogLevel: "info",
-		ShutdownGrace: 10 * time.Second, level: slog.LevelInfo,
+		Server: envconfig.Server{
+			Host: "127.0.0.1", Port: 5000, LogLevel: "info", ShutdownGrace: 10 * time.Second, Level: slog.LevelInfo,
+		},
+		JWTSecret: strings.Repeat("s", 32),
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
@@ -32,7 +36,7 @@ func TestParseConfig(t *testing.T) {
 			"USERS_FILE=/etc/users.json", "LOG_LEVEL=debug", "SHUTDOWN_GRACE=3s"},
 			func(c config) bool {
 				return c.Host == "0.0.0.0" && c.Port == 5001 && c.UsersFile == "/etc/users.json" &&
-					c.level == slog.LevelDebug && c.ShutdownGrace == 3*time.Second && !c.weakSecret
+					c.Level == slog.LevelDebug && c.ShutdownGrace == 3*time.Second && !c.weakSecret
 			}, nil},
 		{"weak secret accepted, flagged", []string{"JWT_SECRET=short"}, func(c config) bool { return c.weakSecret }, nil},
 		{"31-byte secret is weak", []string{"JWT_SECRET=" + strings.Repeat("s", 31)}, func(c config) bool { return c.weakSecret }, nil},

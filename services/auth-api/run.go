@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/acme-payments/platform/internal/httpx"
@@ -29,7 +27,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := logging.New(stdout, "auth-api", cfg.level)
+	log := logging.New(stdout, "auth-api", cfg.Level)
 	if cfg.weakSecret {
 		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(cfg.JWTSecret))
 	}
@@ -45,6 +43,5 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 	issuer := token.NewIssuer([]byte(cfg.JWTSecret), nil)
 	srv := httpx.NewServer(newHandler(log, db, issuer), log)
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	return httpx.Serve(ctx, srv, addr, cfg.ShutdownGrace, log)
+	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.ShutdownGrace, log)
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 
 	"github.com/acme-payments/platform/internal/httpx"
@@ -30,7 +28,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := logging.New(stdout, "psp-connector", cfg.level)
+	log := logging.New(stdout, "psp-connector", cfg.Level)
 	txqueue.RouteClientLogs(log)
 	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
 	if err != nil {
@@ -62,8 +60,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		consumed <- err
 	}()
 	srv := httpx.NewServer(newHandler(log, rdb), log)
-	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-	serveErr := httpx.Serve(ctx, srv, addr, cfg.ShutdownGrace, log)
+	serveErr := httpx.Serve(ctx, srv, cfg.Addr(), cfg.ShutdownGrace, log)
 	cancel()
 	return errors.Join(serveErr, <-consumed)
 }

@@ -1,0 +1,109 @@
+// Package envconfig reads a service's configuration from its environment with
+// caarlos0/env, and holds the settings every service shares (where to listen,
+// how to log, how long to drain, which Redis). Every error it returns names the
+// environment variable at fault.
+package envconfig
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"strconv"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+
+	"github.com/acme-payments/platform/internal/logging"
+)
+
+// Parse fills cfg, a pointer to a struct with `env` tags (embedded structs
+// such as Server included), from environ's KEY=value pairs. Parse errors name
+// the variable, not the Go field; validation is the caller's next step.
+func Parse(environ []string, cfg any) error {
+	if err := env.ParseWithOptions(cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
+		return nameEnvVars(reflect.TypeOf(cfg).Elem(), err)
+	}
+	return nil
+}
+
+// Server is what every service needs to serve HTTP and log.
+type Server struct {
+	Host          string        `env:"HTTP_HOST" envDefault:"127.0.0.1"`
+	Port          int           `env:"HTTP_PORT" envDefault:"5000"`
+	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info"`
+	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+
+	// Level is LogLevel parsed by Validate.
+	Level slog.Level `env:"-"`
+}
+
+// Validate checks each field and fills Level.
+func (s *Server) Validate() error {
+	if s.Host == "" {
+		return errors.New("HTTP_HOST must not be empty (use 0.0.0.0 to listen on every interface)")
+	}
+	if s.Port < 0 || s.Port > 65535 {
+		return fmt.Errorf("HTTP_PORT must be a port number (0-65535; 0 picks a free one), got %d", s.Port)
+	}
+	level, err := logging.ParseLevel(s.LogLevel)
+	if err != nil {
+		return fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	s.Level = level
+	if s.ShutdownGrace <= 0 {
+		return fmt.Errorf("SHUTDOWN_GRACE must be a positive duration such as 10s, got %s", s.ShutdownGrace)
+	}
+	return nil
+}
+
+// Addr is the host:port to listen on.
+func (s Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// Queue is what the services on the transaction queue need: the Redis to use
+// and how long transaction status records live.
+type Queue struct {
+	RedisURL  string        `env:"REDIS_URL" envDefault:"redis://127.0.0.1:6379/0"`
+	StatusTTL time.Duration `env:"STATUS_TTL" envDefault:"168h"`
+}
+
+// Validate checks each field.
+func (q Queue) Validate() error {
+	if q.RedisURL == "" {
+		return errors.New("REDIS_URL must not be empty (default redis://127.0.0.1:6379/0)")
+	}
+	if q.StatusTTL < time.Second {
+		return fmt.Errorf("STATUS_TTL must be a duration of at least 1s such as 168h, got %s", q.StatusTTL)
+	}
+	return nil
+}
+
+// nameEnvVars rewrites the env library's parse errors, which name Go struct
+// fields, so that they name the environment variable instead.
+func nameEnvVars(t reflect.Type, err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	errs := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			if name := envName(t, pe.Name); name != "" {
+				e = fmt.Errorf("%s: invalid %s: %w", name, pe.Type, pe.Err)
+			}
+		}
+		errs = append(errs, e)
+	}
+	return errors.Join(errs...)
+}
+
+// envName finds the env tag of the field called field in t or in the structs
+// t embeds.
+func envName(t reflect.Type, field string) string {
+	if f, ok := t.FieldByName(field); ok {
+		return f.Tag.Get("env")
+	}
+	return ""
+}

@@ -1,0 +1,70 @@
+package envconfig
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+type serviceConfig struct {
+	Server
+	Queue
+	Extra int `env:"EXTRA_NUMBER" envDefault:"7"`
+}
+
+func TestParseDefaults(t *testing.T) {
+	var cfg serviceConfig
+	if err := Parse(nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Server.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := serviceConfig{
+		Server: Server{Host: "127.0.0.1", Port: 5000, LogLevel: "info", ShutdownGrace: 10 * time.Second, Level: slog.LevelInfo},
+		Queue:  Queue{RedisURL: "redis://127.0.0.1:6379/0", StatusTTL: 168 * time.Hour},
+		Extra:  7,
+	}
+	if cfg != want {
+		t.Errorf("got %+v, want %+v", cfg, want)
+	}
+	if got := cfg.Addr(); got != "127.0.0.1:5000" {
+		t.Errorf("Addr() = %q, want 127.0.0.1:5000", got)
+	}
+}
+
+func TestErrorsNameTheVariable(t *testing.T) {
+	tests := []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"port not a number", []string{"HTTP_PORT=five"}, []string{"HTTP_PORT"}},
+		{"port out of range", []string{"HTTP_PORT=70000"}, []string{"HTTP_PORT"}},
+		{"negative port", []string{"HTTP_PORT=-1"}, []string{"HTTP_PORT"}},
+		{"unknown log level", []string{"LOG_LEVEL=verbose"}, []string{"LOG_LEVEL"}},
+		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, []string{"SHUTDOWN_GRACE"}},
+		{"grace zero", []string{"SHUTDOWN_GRACE=0s"}, []string{"SHUTDOWN_GRACE"}},
+		{"status ttl too short", []string{"STATUS_TTL=10ms"}, []string{"STATUS_TTL"}},
+		{"embedding struct's own field", []string{"EXTRA_NUMBER=x"}, []string{"EXTRA_NUMBER"}},
+		{"two at once", []string{"HTTP_PORT=x", "STATUS_TTL=y"}, []string{"HTTP_PORT", "STATUS_TTL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg serviceConfig
+			err := Parse(tt.environ, &cfg)
+			if err == nil {
+				err = cfg.Server.Validate()
+			}
+			if err == nil {
+				err = cfg.Queue.Validate()
+			}
+			for _, want := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("got %v, want an error naming %s", err, want)
+				}
+			}
+		})
+	}
+}
