@@ -20,7 +20,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	start := time.Now()
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
 	fs.SetOutput(l.stderr)
-	timeout := fs.Duration("timeout", 60*time.Second, "give up waiting after this long")
+	timeout := fs.Duration("timeout", 90*time.Second, "give up waiting after this long")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 // processNames are the processes of process-compose.yaml, in start order.
-var processNames = []string{"redis", "auth-api", "core-api", "psp-connector", "haproxy"}
+var processNames = []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"}
 
 // serviceNames are the platform's own binaries, built from services/<name>.
 var serviceNames = []string{"auth-api", "core-api", "psp-connector"}
@@ -116,7 +116,7 @@ psp-connector behind HAProxy, supervised by process-compose.
 
 Usage:
   stack [up] [--detach [--wait] [--timeout 30s]] [--no-tui]
-  stack down [--timeout 60s]
+  stack down [--timeout 90s]
   stack status [--json]
   stack logs [process] [-f]
   stack reset [--yes]

@@ -90,17 +90,18 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	return l.upForeground(ctx, cmd, client, start, tui)
 }
 
-// upDetached starts process-compose in its own session, its output in
-// logs/process-compose.out, and returns; with wait, once all are ready.
+// upDetached starts process-compose in its own session and returns; with
+// wait, once all are ready. Its standard output (a copy of every process's
+// log) is dropped; its standard error goes to logs/process-compose.err.
 func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, start time.Time, wait bool, timeout time.Duration) error {
 	c := l.cfg
-	outPath := filepath.Join(c.LogDir(), "process-compose.out")
+	outPath := filepath.Join(c.LogDir(), "process-compose.err")
 	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
 	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Stdout, cmd.Stderr = nil, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start process-compose: %w", err)

@@ -1,0 +1,6 @@
+// Package e2e holds the whole-stack tests: they build the launcher and the
+// services from this checkout, start the real stack (Redis, the services and
+// HAProxy under process-compose) on free ports with a temporary state dir,
+// and talk to it only through HAProxy. Without redis-server, haproxy or
+// process-compose they skip, and under CI=true they fail.
+package e2e

@@ -1,0 +1,246 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/stacktest"
+)
+
+// stackUnderTest is one running stack, started through the launcher with
+// its own state dir and free ports.
+type stackUnderTest struct {
+	t      *testing.T
+	ctx    context.Context
+	bin    string            // dir holding stack and the three services, built from this checkout
+	dir    string            // working directory of every launcher command
+	env    []string          // environment of every launcher command
+	vars   map[string]string // the settings given to the launcher
+	base   string            // http://127.0.0.1:<PLATFORM_PORT>
+	client *http.Client
+}
+
+// requireTools skips (or, under CI=true, fails) without the stack's tools
+// and returns the directory holding process-compose.
+func requireTools(t *testing.T) string {
+	t.Helper()
+	redistest.RequireBinary(t, "redis-server")
+	stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	return filepath.Dir(stacktest.ProcessCompose(t))
+}
+
+// buildBinaries builds the launcher and the services from this checkout.
+func buildBinaries(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	bin := t.TempDir()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator),
+		"./cmd/stack", "./services/auth-api", "./services/core-api", "./services/psp-connector")
+	cmd.Dir = stacktest.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("find a free port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
+}
+
+// newStack prepares (but does not start) a stack. It runs the launcher with
+// STACK_SHARE_DIR at this checkout and its working directory in a temporary
+// directory, so that a developer's stack.local.env cannot change the test.
+func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]string) *stackUnderTest {
+	t.Helper()
+	bin := buildBinaries(t, ctx)
+	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
+	state, err := os.MkdirTemp("", "stack-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	state = filepath.Join(state, "state")
+
+	p := freePorts(t, 5)
+	vars := map[string]string{
+		"STACK_SHARE_DIR":    stacktest.RepoRoot(t),
+		"STACK_STATE_DIR":    state,
+		"PLATFORM_PORT":      strconv.Itoa(p[0]),
+		"HAPROXY_STATS_PORT": strconv.Itoa(p[1]),
+		"AUTH_API_PORT":      strconv.Itoa(p[2]),
+		"CORE_API_PORT":      strconv.Itoa(p[3]),
+		"PSP_CONNECTOR_PORT": strconv.Itoa(p[4]),
+		"AUTH_RATE_LIMIT":    "20",
+		"SHUTDOWN_GRACE":     "5s",
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	env := []string{"PATH=" + bin + string(filepath.ListSeparator) + pcDir + string(filepath.ListSeparator) + os.Getenv("PATH")}
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		// Keep HOME, GOCACHE and the like; drop anything the stack reads.
+		if k == "PATH" || k == "JWT_SECRET" || k == "REDIS_URL" || strings.HasPrefix(k, "PC_") {
+			continue
+		}
+		if _, ours := vars[k]; ours {
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range vars {
+		env = append(env, k+"="+v)
+	}
+	return &stackUnderTest{
+		t: t, ctx: ctx, bin: bin, dir: t.TempDir(), env: env, vars: vars,
+		base:   "http://127.0.0.1:" + vars["PLATFORM_PORT"],
+		client: &http.Client{Timeout: 10 * time.Second},
+	}
+}
+
+// run runs the launcher with args and returns its stdout and stderr.
+func (s *stackUnderTest) run(args ...string) (string, string, error) {
+	s.t.Helper()
+	cmd := exec.CommandContext(s.ctx, filepath.Join(s.bin, "stack"), args...)
+	cmd.Dir, cmd.Env = s.dir, s.env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	return stdout.String(), stderr.String(), err
+}
+
+// processState is one entry of `stack status --json`.
+type processState struct {
+	Name     string `json:"name"`
+	Status   string `json:"status"`
+	Ready    bool   `json:"ready"`
+	Pid      int    `json:"pid"`
+	Restarts int    `json:"restarts"`
+}
+
+type statusReport struct {
+	Running           bool           `json:"running"`
+	ProcessComposePid int            `json:"process_compose_pid"`
+	Processes         []processState `json:"processes"`
+}
+
+func (s *stackUnderTest) status() statusReport {
+	s.t.Helper()
+	out, stderr, err := s.run("status", "--json")
+	var rep statusReport
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		s.t.Fatalf("stack status --json: %v (%v)\n%s\n%s", jerr, err, out, stderr)
+	}
+	return rep
+}
+
+func (s *stackUnderTest) logFile(name string) string {
+	b, err := os.ReadFile(filepath.Join(s.vars["STACK_STATE_DIR"], "logs", name+".log"))
+	if err != nil {
+		s.t.Fatalf("read %s log: %v", name, err)
+	}
+	return string(b)
+}
+
+// response is one HTTP answer, its body decoded as a JSON object.
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (r response) String() string { return fmt.Sprintf("%d %s", r.status, r.raw) }
+
+// do sends a request through HAProxy; body, if not nil, is sent as JSON.
+func (s *stackUnderTest) do(client *http.Client, method, path string, body any, header map[string]string) response {
+	s.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(s.ctx, method, s.base+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	if client == nil {
+		client = s.client
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	r := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &r.body)
+	return r
+}
+
+// token gets a token for username through the router.
+func (s *stackUnderTest) token(username string) string {
+	s.t.Helper()
+	r := s.do(nil, http.MethodPost, "/auth/token", map[string]string{"username": username, "password": "password"}, nil)
+	tok, _ := r.body["token"].(string)
+	if r.status != http.StatusOK || tok == "" {
+		s.t.Fatalf("POST /auth/token as %s: got %s, want 200 with a token", username, r)
+	}
+	return tok
+}
+
+// pidGone reports whether pid has exited (a zombie counts as gone).
+func pidGone(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return true
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] == 'Z'
+	}
+	return false
+}

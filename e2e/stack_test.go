@@ -1,0 +1,317 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestStack starts the real stack (Redis, the three services, HAProxy under
+// process-compose) through the launcher, exercises the contract through
+// HAProxy, and checks that `stack down` leaves nothing behind.
+func TestStack(t *testing.T) {
+	pcDir := requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, pcDir, nil)
+
+	t.Run("port taken", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:"+s.vars["PLATFORM_PORT"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "30s")
+		if err == nil {
+			s.run("down")
+			t.Fatalf("up with PLATFORM_PORT taken: got success, want an error")
+		}
+		want := "port " + s.vars["PLATFORM_PORT"] + " on 127.0.0.1 is not free"
+		if !strings.Contains(stderr, want) || !strings.Contains(stderr, "PLATFORM_PORT") {
+			t.Errorf("up with PLATFORM_PORT taken: got %q, want it to contain %q and the variable name", stderr, want)
+		}
+		if rep := s.status(); rep.Running {
+			t.Errorf("after a refused up: got a running stack, want nothing started")
+		}
+	})
+
+	start := time.Now()
+	stdout, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s")
+	if err != nil {
+		t.Fatalf("stack up --detach --wait: %v\n%s\n%s", err, stdout, stderr)
+	}
+	t.Logf("stack up --detach --wait returned after %s:\n%s", time.Since(start).Round(time.Millisecond), stderr)
+	downDone := false
+	t.Cleanup(func() {
+		if !downDone {
+			s.run("down")
+		}
+	})
+	for _, name := range []string{"redis", "auth-api", "core-api", "psp-connector", "haproxy"} {
+		if !strings.Contains(stderr, "stack: "+name) || !strings.Contains(stderr, "ready after") {
+			t.Errorf("up's progress: got %q, want a ready line for %s", stderr, name)
+		}
+	}
+	before := s.status()
+	if !before.Running || len(before.Processes) != 5 {
+		t.Fatalf("stack status after up: got %+v, want 5 running processes", before)
+	}
+	for _, p := range before.Processes {
+		if !p.Ready || p.Pid <= 0 {
+			t.Errorf("after up --wait: got %+v, want ready with a pid", p)
+		}
+	}
+
+	t.Run("health through the router", func(t *testing.T) {
+		for _, path := range []string{"/auth/health", "/transaction/health"} {
+			r := s.do(nil, http.MethodGet, path, nil, nil)
+			if r.status != http.StatusOK || r.body["status"] != "pass" {
+				t.Errorf("GET %s: got %s, want 200 with status pass", path, r)
+			}
+			if r.header.Get("X-Request-ID") == "" {
+				t.Errorf("GET %s: got no X-Request-ID header, want one", path)
+			}
+		}
+	})
+
+	var aliceToken string
+	t.Run("token, transaction, processed", func(t *testing.T) {
+		aliceToken = s.token("alice")
+		amount := 100000 + rand.IntN(900000)
+		r := s.do(nil, http.MethodPost, "/transaction/transaction",
+			map[string]any{"token": aliceToken, "amount": strconv.Itoa(amount), "currency": "USD"}, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("POST /transaction/transaction: got %s, want 200", r)
+		}
+		for k, want := range map[string]any{"user_id": 1.0, "amount": float64(amount), "currency": "USD"} {
+			if r.body[k] != want {
+				t.Errorf("POST /transaction/transaction: got %s=%v, want %v", k, r.body[k], want)
+			}
+		}
+		id, _ := r.body["id"].(string)
+		if id == "" {
+			t.Fatalf("POST /transaction/transaction: got %s, want an id", r)
+		}
+
+		var status string
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			r := s.do(nil, http.MethodGet, "/transaction/transactions/"+id, nil, map[string]string{"Authorization": "Bearer " + aliceToken})
+			if r.status != http.StatusOK {
+				t.Fatalf("GET /transaction/transactions/%s: got %s, want 200", id, r)
+			}
+			if status, _ = r.body["status"].(string); status == "processed" {
+				break
+			}
+		}
+		if status != "processed" {
+			t.Fatalf("transaction %s: got status %q after 15s, want processed", id, status)
+		}
+		line := fmt.Sprintf("==> Making transaction with PSP: User ID: 1, Amount: %d, Currency: USD", amount)
+		if n := strings.Count(s.logFile("psp-connector"), line); n != 1 {
+			t.Errorf("psp-connector log: got %d lines %q, want exactly 1", n, line)
+		}
+	})
+
+	t.Run("contract errors through the router", func(t *testing.T) {
+		if aliceToken == "" {
+			aliceToken = s.token("alice")
+		}
+		charlieToken := s.token("charlie")
+		tests := []struct {
+			name   string
+			path   string
+			body   map[string]any
+			status int
+			err    string // "" means any non-empty error
+		}{
+			{"username missing", "/auth/token", map[string]any{"password": "password"}, 422, "Username is blank"},
+			{"username empty", "/auth/token", map[string]any{"username": "", "password": "password"}, 422, "Username is blank"},
+			{"password missing", "/auth/token", map[string]any{"username": "alice"}, 422, "Password is blank"},
+			{"no such user", "/auth/token", map[string]any{"username": "nobody", "password": "password"}, 404, "User not found"},
+			{"wrong password", "/auth/token", map[string]any{"username": "alice", "password": "wrong"}, 401, "Invalid password"},
+			{"token missing", "/transaction/transaction", map[string]any{"amount": 100, "currency": "USD"}, 422, "Token is blank"},
+			{"amount missing", "/transaction/transaction", map[string]any{"token": aliceToken, "currency": "USD"}, 422, "Amount is blank"},
+			{"amount zero", "/transaction/transaction", map[string]any{"token": aliceToken, "amount": 0, "currency": "USD"}, 422, "Amount is blank"},
+			{"currency missing", "/transaction/transaction", map[string]any{"token": aliceToken, "amount": 100}, 422, "Currency is blank"},
+			{"currency lower case", "/transaction/transaction", map[string]any{"token": aliceToken, "amount": 100, "currency": "usd"}, 422, "Invalid currency code"},
+			{"currency checked before token", "/transaction/transaction", map[string]any{"token": "garbage", "amount": 100, "currency": "US"}, 422, "Invalid currency code"},
+			{"malformed token", "/transaction/transaction", map[string]any{"token": "garbage", "amount": 100, "currency": "USD"}, 422, ""},
+			{"user not enabled", "/transaction/transaction", map[string]any{"token": charlieToken, "amount": 100, "currency": "USD"}, 403, "User not enabled for transactions"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				r := s.do(nil, http.MethodPost, tt.path, tt.body, nil)
+				got, _ := r.body["error"].(string)
+				if r.status != tt.status || got == "" || (tt.err != "" && got != tt.err) {
+					t.Errorf("POST %s %v: got %s, want %d {\"error\": %q}", tt.path, tt.body, r, tt.status, tt.err)
+				}
+			})
+		}
+	})
+
+	t.Run("unknown path", func(t *testing.T) {
+		for _, path := range []string{"/", "/nope", "/auth", "/health"} {
+			r := s.do(nil, http.MethodGet, path, nil, nil)
+			if r.status != http.StatusNotFound || r.body["error"] == nil || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+				t.Errorf("GET %s: got %s (%s), want 404 JSON with an error", path, r, r.header.Get("Content-Type"))
+			}
+		}
+	})
+
+	t.Run("request id logged", func(t *testing.T) {
+		r := s.do(nil, http.MethodGet, "/auth/health", nil, map[string]string{"X-Request-ID": "client-chosen"})
+		id := r.header.Get("X-Request-ID")
+		if id == "" || id == "client-chosen" {
+			t.Fatalf("X-Request-ID: got %q, want one generated by the router", id)
+		}
+		var found bool
+		for deadline := time.Now().Add(5 * time.Second); !found && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			found = strings.Contains(s.logFile("haproxy"), `"request_id":"`+id+`"`)
+		}
+		if !found {
+			t.Errorf("haproxy log: got no line with request_id %s", id)
+		}
+	})
+
+	t.Run("token rate limit", func(t *testing.T) {
+		// A client address of its own (any 127/8 address is loopback on
+		// Linux), so the other subtests' token requests do not count.
+		client := s.client
+		if ln, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
+			ln.Close()
+			dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+			client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext}}
+		}
+		limit, _ := strconv.Atoi(s.vars["AUTH_RATE_LIMIT"])
+		var ok int
+		var limited response
+		for i := 0; i < 2*limit+5; i++ {
+			r := s.do(client, http.MethodPost, "/auth/token", map[string]string{"username": "alice", "password": "password"}, nil)
+			if r.status == http.StatusTooManyRequests {
+				limited = r
+				break
+			}
+			if r.status != http.StatusOK {
+				t.Fatalf("token request %d: got %s, want 200 or 429", i+1, r)
+			}
+			ok++
+		}
+		if limited.status != http.StatusTooManyRequests {
+			t.Fatalf("after %d token requests: got no 429, want one", ok)
+		}
+		if client != s.client && ok != limit {
+			t.Errorf("token requests before the 429: got %d, want AUTH_RATE_LIMIT=%d", ok, limit)
+		}
+		msg, _ := limited.body["error"].(string)
+		if !strings.Contains(msg, s.vars["AUTH_RATE_LIMIT"]) || !strings.HasPrefix(limited.header.Get("Content-Type"), "application/json") {
+			t.Errorf("429: got %s (%s), want JSON whose error names the limit", limited, limited.header.Get("Content-Type"))
+		}
+	})
+
+	t.Run("log kept across a restart", func(t *testing.T) {
+		var pid int
+		for _, p := range s.status().Processes {
+			if p.Name == "psp-connector" {
+				pid = p.Pid
+			}
+		}
+		readyLines := strings.Count(s.logFile("psp-connector"), `"msg":"ready"`)
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 psp-connector (pid %d): %v", pid, err)
+		}
+		var restarted processState
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, p := range s.status().Processes {
+				if p.Name == "psp-connector" {
+					restarted = p
+				}
+			}
+			if restarted.Restarts > 0 && restarted.Ready && restarted.Pid != pid {
+				break
+			}
+		}
+		if restarted.Restarts == 0 || !restarted.Ready || restarted.Pid == pid {
+			t.Fatalf("after kill -9: got %+v, want psp-connector restarted, ready, with a new pid", restarted)
+		}
+		if got := strings.Count(s.logFile("psp-connector"), `"msg":"ready"`); got != readyLines+1 {
+			t.Errorf("psp-connector log after a restart: got %d ready lines, want %d (the old run's lines kept)", got, readyLines+1)
+		}
+		stdout, _, err := s.run("logs", "psp-connector")
+		if err != nil || !strings.Contains(stdout, "==> Making transaction with PSP") {
+			t.Errorf("stack logs psp-connector after a restart: got %v and %d bytes without the earlier contract line", err, len(stdout))
+		}
+	})
+
+	t.Run("down leaves nothing behind", func(t *testing.T) {
+		rep := s.status()
+		pids := map[string]int{"process-compose": rep.ProcessComposePid}
+		for _, p := range rep.Processes {
+			pids[p.Name] = p.Pid
+		}
+		if rep.ProcessComposePid <= 0 {
+			t.Fatalf("status: got no process-compose pid")
+		}
+		// Record when each process exits, to check the order.
+		gone := map[string]time.Time{}
+		var mu sync.Mutex
+		stop := make(chan struct{})
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			for {
+				mu.Lock()
+				now := time.Now() // one time per sweep: same-sweep exits tie
+				for name, pid := range pids {
+					if _, seen := gone[name]; !seen && pidGone(pid) {
+						gone[name] = now
+					}
+				}
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+		stdout, stderr, err := s.run("down")
+		downDone = true
+		close(stop)
+		<-watched
+		if err != nil {
+			t.Fatalf("stack down: %v\n%s\n%s", err, stdout, stderr)
+		}
+		for name, pid := range pids {
+			if !pidGone(pid) {
+				t.Errorf("after down: %s (pid %d) is still running", name, pid)
+			}
+		}
+		// The reverse of the dependency chain: HAProxy first, Redis last.
+		order := []string{"haproxy", "auth-api", "core-api", "psp-connector", "redis"}
+		for i := 1; i < len(order); i++ {
+			if gone[order[i]].Before(gone[order[i-1]]) {
+				t.Errorf("shutdown order: %s exited %s before %s, want %v", order[i],
+					gone[order[i-1]].Sub(gone[order[i]]), order[i-1], order)
+			}
+		}
+		for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+			ln, err := net.Listen("tcp", "127.0.0.1:"+s.vars[v])
+			if err != nil {
+				t.Errorf("after down, %s %s: got %v, want it free", v, s.vars[v], err)
+				continue
+			}
+			ln.Close()
+		}
+		if rep := s.status(); rep.Running {
+			t.Errorf("status after down: got running, want not running")
+		}
+	})
+}

@@ -1,0 +1,97 @@
+// Package stacktest finds what the whole-stack tests need: the repository
+// root, and a process-compose binary (from PATH, else built once from the
+// pinned tools/go.mod into the user's cache directory). Like redistest, it
+// skips a test when a tool cannot be had, and fails it when CI=true.
+package stacktest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// RepoRoot returns the module root: the nearest directory at or above the
+// test's working directory that holds go.mod.
+func RepoRoot(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		tb.Fatalf("working directory: %v", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatalf("no go.mod at or above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Missing skips the test, or fails it when CI=true, saying what is missing
+// and how to get it.
+func Missing(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	if os.Getenv("CI") == "true" {
+		tb.Fatalf(format+" (CI=true requires it)", args...)
+	}
+	tb.Skipf(format+"; skipping", args...)
+}
+
+// Binary returns the path of name on PATH, or skips (fails under CI=true)
+// with a hint on how to install it.
+func Binary(tb testing.TB, name, hint string) string {
+	tb.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(tb, "%s is not on PATH (%s)", name, hint)
+	}
+	return p
+}
+
+// ProcessCompose returns a process-compose binary: the one on PATH, else one
+// built from the repository's tools/go.mod (the pinned version), cached under
+// the user's cache directory by the hash of tools/go.sum.
+func ProcessCompose(tb testing.TB) string {
+	tb.Helper()
+	if p, err := exec.LookPath("process-compose"); err == nil {
+		return p
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		Missing(tb, "process-compose is not on PATH and go is not there to build it")
+	}
+	tools := filepath.Join(RepoRoot(tb), "tools")
+	sum, err := os.ReadFile(filepath.Join(tools, "go.sum"))
+	if err != nil {
+		Missing(tb, "process-compose is not on PATH and tools/go.sum is unreadable: %v", err)
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	h := sha256.Sum256(sum)
+	out := filepath.Join(cache, "acme-platform", "process-compose-"+hex.EncodeToString(h[:6]))
+	if _, err := os.Stat(out); err == nil {
+		return out
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		Missing(tb, "process-compose is not on PATH and %v", err)
+	}
+	tmp := out + ".tmp-" + filepath.Base(tb.TempDir())
+	tb.Logf("process-compose is not on PATH; building it from tools/go.mod into %s", out)
+	cmd := exec.Command(goBin, "build", "-o", tmp, "github.com/f1bonacc1/process-compose/src")
+	cmd.Dir = tools
+	if b, err := cmd.CombinedOutput(); err != nil {
+		Missing(tb, "process-compose is not on PATH and building it from tools/go.mod failed: %v\n%s", err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		Missing(tb, "process-compose: %v", err)
+	}
+	return out
+}
