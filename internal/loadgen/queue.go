@@ -29,17 +29,25 @@ type QueueProbe struct {
 
 // QueueState is one reading of the group.
 type QueueState struct {
-	// Lag is the number of stream entries not yet delivered to the group.
+	// Lag is the number of stream entries not yet delivered to the group:
+	// 0 when the group's last delivered id is the stream's last id, else
+	// what Redis reports, or -1 when Redis cannot tell.
 	Lag int64
+	// CaughtUp is whether the group's last delivered id is the stream's last
+	// generated id, i.e. every entry was delivered.
+	CaughtUp bool
 	// Pending is the number delivered but not yet acknowledged.
 	Pending int64
-	// EntriesRead is the group's logical read counter; its growth over the
+	// EntriesRead is the group's logical read counter; its growth over one
 	// run is how many entries the group took.
 	EntriesRead int64
 }
 
 // Drained reports whether the group has taken and acknowledged everything.
-func (s QueueState) Drained() bool { return s.Lag == 0 && s.Pending == 0 }
+// It compares ids rather than trusting Redis's lag, which is wrong after a
+// restart: the AOF replays consumption as XCLAIM ... LASTID, which moves the
+// last delivered id but not the entries-read counter the lag is computed from.
+func (s QueueState) Drained() bool { return s.CaughtUp && s.Pending == 0 }
 
 // NewQueueProbe returns a probe of group on stream over the Redis at url
 // (redis://, rediss:// or unix://). Close it when done.
@@ -56,28 +64,28 @@ func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
 // Close releases the probe's connections.
 func (q *QueueProbe) Close() error { return q.rdb.Close() }
 
-// State reads the group with XINFO GROUPS. When Redis cannot compute the lag
-// (it reports nil after entries were deleted from the stream), the lag is
-// taken as 0 if the group's last delivered id is the stream's last id, else 1.
+// State reads the group (XINFO GROUPS) and the stream's last id (XINFO
+// STREAM) in one pipeline.
 func (q *QueueProbe) State(ctx context.Context) (QueueState, error) {
-	groups, err := q.rdb.XInfoGroups(ctx, q.stream).Result()
+	var groups *redis.XInfoGroupsCmd
+	var stream *redis.XInfoStreamCmd
+	_, err := q.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		groups = p.XInfoGroups(ctx, q.stream)
+		stream = p.XInfoStream(ctx, q.stream)
+		return nil
+	})
 	if err != nil {
-		return QueueState{}, fmt.Errorf("XINFO GROUPS %s: %w", q.stream, err)
+		return QueueState{}, fmt.Errorf("XINFO GROUPS/STREAM %s: %w", q.stream, err)
 	}
-	for _, g := range groups {
+	for _, g := range groups.Val() {
 		if g.Name != q.group {
 			continue
 		}
 		s := QueueState{Lag: g.Lag, Pending: g.Pending, EntriesRead: g.EntriesRead}
-		if s.Lag < 0 {
-			info, err := q.rdb.XInfoStream(ctx, q.stream).Result()
-			if err != nil {
-				return QueueState{}, fmt.Errorf("XINFO STREAM %s: %w", q.stream, err)
-			}
-			s.Lag = 1
-			if info.LastGeneratedID == g.LastDeliveredID {
-				s.Lag = 0
-			}
+		if stream.Val().LastGeneratedID == g.LastDeliveredID {
+			s.CaughtUp, s.Lag = true, 0
+		} else if s.Lag == 0 {
+			s.Lag = -1 // Redis's counter is stale (see Drained)
 		}
 		return s, nil
 	}

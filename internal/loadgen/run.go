@@ -392,7 +392,11 @@ func (r *runner) startProgress(ctx context.Context, start time.Time) (stop func(
 				if q := r.cfg.Queue; q != nil && r.cfg.Mode == ModeTransactions {
 					qctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 					if s, err := q.State(qctx); err == nil {
-						line += fmt.Sprintf("  backlog %d pending %d", s.Lag, s.Pending)
+						backlog := "?"
+						if s.Lag >= 0 {
+							backlog = strconv.FormatInt(s.Lag, 10)
+						}
+						line += fmt.Sprintf("  backlog %s pending %d", backlog, s.Pending)
 					}
 					cancel()
 				}

@@ -41,8 +41,9 @@ type Verification struct {
 	// VerifySeconds is how long the whole verification took.
 	VerifySeconds float64 `json:"verify_s"`
 	// ProcessedPerSec is processed transactions per second from the start of
-	// the load until drained: GroupTaken when the queue was probed, else the
-	// checked processed count scaled to all accepted.
+	// the load until drained: the processed count when every accepted one was
+	// checked, else GroupTaken when the queue was probed, else the sampled
+	// processed count scaled to all accepted.
 	ProcessedPerSec float64 `json:"processed_per_s"`
 
 	e2e *latency
@@ -126,6 +127,8 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 		v.DrainSeconds = drainedAt.Sub(loadEnd).Seconds()
 		window := drainedAt.Sub(start).Seconds()
 		switch {
+		case v.Checked == v.Accepted:
+			v.ProcessedPerSec = float64(v.Processed) / window
 		case v.DrainMethod == "queue":
 			v.ProcessedPerSec = float64(v.GroupTaken) / window
 		case v.Checked > 0:
