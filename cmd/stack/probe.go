@@ -19,7 +19,7 @@ import (
 //	stack probe [--within 2s] http <url>     passes on a 200 answer
 //	stack probe [--within 2s] redis <socket> passes on +PONG
 //
-// It retries for up to --within (5 ms apart, backing off to 100 ms), because
+// It retries for up to --within (5 ms apart, backing off to 250 ms), because
 // process-compose runs a probe once at process start and then only every
 // period_seconds (at least 1 s): a probe that fails once would cost a second.
 // It stops early when its parent (process-compose) is gone.
@@ -63,7 +63,7 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		case <-time.After(delay):
 		}
-		delay = min(delay*2, 100*time.Millisecond)
+		delay = min(delay*2, 250*time.Millisecond)
 	}
 }
 

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/procompose"
+	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/stackconfig"
+)
+
+func TestCheckPortsNamesPortAndVariable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := ln.Addr().(*net.TCPAddr).Port
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	freePort := free.Addr().(*net.TCPAddr).Port
+	free.Close()
+
+	err = checkPorts([]stackconfig.Port{
+		{Var: "AUTH_API_PORT", Host: "127.0.0.1", Port: freePort},
+		{Var: "PLATFORM_PORT", Host: "127.0.0.1", Port: taken},
+	}, "/repo/stack.local.env")
+	if err == nil {
+		t.Fatal("got nil, want an error for the taken port")
+	}
+	msg := err.Error()
+	for _, want := range []string{"port " + strconv.Itoa(taken) + " on 127.0.0.1 is not free", "set PLATFORM_PORT", "/repo/stack.local.env"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("got %q, want it to contain %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "AUTH_API_PORT") {
+		t.Errorf("got %q, want the free port's variable not named", msg)
+	}
+	if err := checkPorts([]stackconfig.Port{{Var: "AUTH_API_PORT", Host: "127.0.0.1", Port: freePort}}, "x"); err != nil {
+		t.Errorf("free port: got %v, want nil", err)
+	}
+}
+
+func TestWriteNotReadyShowsStateAndLogTail(t *testing.T) {
+	dir := t.TempDir()
+	var log strings.Builder
+	for i := 1; i <= 40; i++ {
+		fmt.Fprintf(&log, "core-api line %d\n", i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "core-api.log"), []byte(log.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nr := &procompose.NotReadyError{Waited: 3 * time.Second, Processes: []procompose.Process{
+		{Name: "core-api", Status: procompose.StatusRunning, HasReadyProbe: true, Health: "Not Ready"},
+		{Name: "haproxy"},
+	}}
+	var out bytes.Buffer
+	writeNotReady(&out, nr, dir, func(p string) string { return p })
+	got := out.String()
+	for _, want := range []string{
+		"core-api is not ready: running, readiness probe not passing",
+		"core-api line 40", "core-api line 26",
+		"haproxy is not ready: not started", "(no log yet)",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("got:\n%s\nwant it to contain %q", got, want)
+		}
+	}
+	if strings.Contains(got, "core-api line 25\n") {
+		t.Errorf("got:\n%s\nwant only the last 15 lines", got)
+	}
+}
+
+// fakeCheckout makes a directory the launcher takes for a checkout.
+func fakeCheckout(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"go.mod": "module x\n", stackconfig.ComposeFileName: "processes: {}\n", stackconfig.DefaultsFileName: "PLATFORM_PORT=8080\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+func TestHelpSaysWhichFilesAndStateDir(t *testing.T) {
+	root := fakeCheckout(t)
+	t.Chdir(root)
+	state := filepath.Join(t.TempDir(), "st")
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "--help"}, []string{"STACK_STATE_DIR=" + state, "PLATFORM_PORT=9090"}, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := stdout.String()
+	for _, want := range []string{
+		filepath.Join(root, "process-compose.yaml"), filepath.Join(root, "haproxy.cfg"),
+		filepath.Join(root, "stack.env"), filepath.Join(root, "stack.local.env"),
+		"State dir (STACK_STATE_DIR): " + state, "http://127.0.0.1:9090", "from this checkout",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("help:\n%s\nwant it to contain %q", got, want)
+		}
+	}
+}
+
+func TestRunRejectsUnknownCommand(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "launch"}, nil, nil, &stdout, &stderr)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 2 {
+		t.Fatalf("got %v, want exit status 2", err)
+	}
+	if !strings.Contains(stderr.String(), "Usage:") {
+		t.Errorf("stderr: got %q, want the usage", stderr.String())
+	}
+}
+
+func TestStatusWhenNotRunning(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state, err := os.MkdirTemp("", "st-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(state)
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"stack", "status", "--json"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, &stderr)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 3 {
+		t.Fatalf("got %v, want exit status 3", err)
+	}
+	if !strings.Contains(stdout.String(), `"running": false`) {
+		t.Errorf("got %q, want running false", stdout.String())
+	}
+}
+
+func TestProbeHTTPRetriesUntilHealthy(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) < 3 {
+			http.Error(w, `{"status":"fail"}`, http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(`{"status":"pass"}`))
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := probe(context.Background(), []string{"http", srv.URL + "/health"}, &out); err != nil {
+		t.Fatalf("probe: %v", err)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("requests: got %d, want 3 (two 503s, then 200)", n)
+	}
+
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, `{"status":"fail"}`, http.StatusServiceUnavailable)
+	}))
+	defer down.Close()
+	err := probe(context.Background(), []string{"--within", "100ms", "http", down.URL + "/health"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("never healthy: got %v, want an error naming the 503", err)
+	}
+}
+
+func TestProbeRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	var out bytes.Buffer
+	if err := probe(context.Background(), []string{"redis", srv.Socket}, &out); err != nil {
+		t.Fatalf("probe a running Redis: %v", err)
+	}
+	err := probe(context.Background(), []string{"--within", "50ms", "redis", filepath.Join(t.TempDir(), "none.sock")}, &out)
+	if err == nil {
+		t.Errorf("probe a missing socket: got nil, want an error")
+	}
+}
+
+func TestFollowLogRestartsAfterTruncation(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(path, []byte("one\ntwo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	var lines []string
+	done := make(chan struct{})
+	go func() {
+		followLog(ctx, path, func(l string) {
+			mu.Lock()
+			lines = append(lines, l)
+			mu.Unlock()
+		})
+		close(done)
+	}()
+	waitFor := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			mu.Lock()
+			got := len(lines)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+		}
+		t.Fatalf("got %v, want %d lines", lines, n)
+	}
+	waitFor(2)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("three\npart")
+	f.Close()
+	waitFor(3)
+	// A new `stack up` truncates the file.
+	if err := os.WriteFile(path, []byte("new\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(4)
+	cancel()
+	<-done
+	want := []string{"one", "two", "three", "new"}
+	if strings.Join(lines, ",") != strings.Join(want, ",") {
+		t.Errorf("got %v, want %v", lines, want)
+	}
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
+	"github.com/acme-payments/platform/internal/stacktest"
+)
+
+// stackEnvDefaults returns stack.env's settings as KEY=value entries.
+func stackEnvDefaults(t *testing.T) []string {
+	t.Helper()
+	vals, err := stackconfig.ReadEnvFile(filepath.Join(stacktest.RepoRoot(t), stackconfig.DefaultsFileName), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for k, v := range vals {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// TestHAProxyConfig checks haproxy.cfg with `haproxy -c`: on its own (the
+// defaults written in the file), with stack.env's settings, and with the
+// settings a benchmark uses.
+func TestHAProxyConfig(t *testing.T) {
+	bin := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	cfg := filepath.Join(stacktest.RepoRoot(t), stackconfig.HAProxyFileName)
+	tests := []struct {
+		name string
+		env  []string
+	}{
+		{"file defaults", nil},
+		{"stack.env", stackEnvDefaults(t)},
+		{"benchmark", []string{"PLATFORM_PORT=18080", "HAPROXY_STATS_PORT=18404", "AUTH_API_PORT=15001", "CORE_API_PORT=15002", "AUTH_RATE_LIMIT=1000000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfg)
+			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tt.env...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("haproxy -c: %v\n%s", err, out)
+			}
+			// A warning is a mistake waiting to happen; the file has none.
+			if strings.Contains(string(out), "[WARNING]") || strings.Contains(string(out), "[ALERT]") {
+				t.Errorf("haproxy -c: got warnings, want none:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestComposeFileLoads checks process-compose.yaml with process-compose's
+// own validation (--dry-run), given the variables the launcher sets.
+func TestComposeFileLoads(t *testing.T) {
+	bin := stacktest.ProcessCompose(t)
+	root := stacktest.RepoRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, bin, "up", "--dry-run", "--disable-dotenv", "--tui=false",
+		"--config", filepath.Join(root, stackconfig.ComposeFileName), "--log-file", filepath.Join(dir, "pc.log"))
+	cmd.Dir = dir
+	cmd.Env = append(stackEnvDefaults(t),
+		"PATH="+os.Getenv("PATH"), "HOME="+dir,
+		"STACK_STATE_DIR="+dir, "STACK_CONFIG_DIR="+root, "STACK_LAUNCHER=/bin/true",
+		"STACK_SERVICE_STOP_TIMEOUT=15", "STACK_HAPROXY_STOP_SIGNAL=10", "REDIS_URL=unix://"+dir+"/redis/redis.sock")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Validated 5 configured processes") {
+		t.Fatalf("process-compose up --dry-run: %v\n%s", err, out)
+	}
+}
+
+// TestUpTimeoutNamesProcesses starts a stack that cannot become ready (the
+// services get a Redis URL that leads nowhere) and checks that
+// `up --detach --wait` gives up after --timeout, naming each process that is
+// not ready with the end of its log, and that `down` still cleans up.
+func TestUpTimeoutNamesProcesses(t *testing.T) {
+	pcDir := requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, pcDir, map[string]string{"REDIS_URL": "unix:///nonexistent/redis.sock"})
+	t.Cleanup(func() { s.run("down") })
+
+	start := time.Now()
+	_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "3s")
+	if err == nil {
+		t.Fatalf("up with an unreachable Redis: got success, want a timeout\n%s", stderr)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("up --timeout 3s: returned after %s", d)
+	}
+	for _, want := range []string{
+		"core-api is not ready: running, readiness probe not passing",
+		"psp-connector is not ready: running, readiness probe not passing",
+		"auth-api is not ready", "haproxy is not ready",
+		"last lines of", "processes not ready after",
+		"stack down",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("up's report:\n%s\nwant it to contain %q", stderr, want)
+		}
+	}
+	if strings.Contains(stderr, "redis is not ready") {
+		t.Errorf("up's report:\n%s\nwant redis (which is fine) not named", stderr)
+	}
+	if _, stderr, err := s.run("down"); err != nil {
+		t.Fatalf("down after a failed up: %v\n%s", err, stderr)
+	}
+}

@@ -1,0 +1,133 @@
+package procompose
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/stacktest"
+)
+
+// A project of stand-in processes: one whose readiness probe passes, one
+// whose probe never does.
+const testProject = `version: "0.5"
+processes:
+  good:
+    command: "echo good is up; exec sleep 60"
+    readiness_probe:
+      exec:
+        command: "true"
+      period_seconds: 1
+  bad:
+    command: "echo bad says hello; exec sleep 60"
+    readiness_probe:
+      exec:
+        command: "false"
+      period_seconds: 1
+      failure_threshold: 1000000
+`
+
+// startProcessCompose runs the real process-compose on testProject with its
+// API on a unix socket, and returns a client for it.
+func startProcessCompose(t *testing.T) (*Client, *exec.Cmd) {
+	t.Helper()
+	bin := stacktest.ProcessCompose(t)
+	dir, err := os.MkdirTemp("", "pc-test-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	project := filepath.Join(dir, "project.yaml")
+	if err := os.WriteFile(project, []byte(testProject), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(dir, "pc.sock")
+	cmd := exec.Command(bin, "up", "--config", project, "--use-uds", "--unix-socket", socket,
+		"--disable-dotenv", "--tui=false", "--log-file", filepath.Join(dir, "pc.log"))
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	c := NewClient(socket)
+	t.Cleanup(c.Close)
+	return c, cmd
+}
+
+func TestClientAgainstProcessCompose(t *testing.T) {
+	c, cmd := startProcessCompose(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	var events []ReadyEvent
+	err := Waiter{Poll: c.Processes, Want: []string{"good"}, Start: time.Now(), OnReady: func(e ReadyEvent) { events = append(events, e) }}.Wait(ctx)
+	if err != nil {
+		t.Fatalf("wait for good: %v", err)
+	}
+	if len(events) != 1 || events[0].Name != "good" || events[0].Pid <= 0 {
+		t.Errorf("ready events: got %+v, want one for good with its pid", events)
+	}
+
+	short, cancelShort := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancelShort()
+	err = Waiter{Poll: c.Processes, Want: []string{"good", "bad"}, Start: time.Now()}.Wait(short)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) {
+		t.Fatalf("wait for good and bad: got %v, want a *NotReadyError", err)
+	}
+	if len(nr.Processes) != 1 || nr.Processes[0].Name != "bad" {
+		t.Fatalf("not ready: got %+v, want only bad", nr.Processes)
+	}
+	if got, want := Describe(nr.Processes[0]), "running, readiness probe not passing"; got != want {
+		t.Errorf("describe bad: got %q, want %q", got, want)
+	}
+
+	if !c.Alive(ctx) {
+		t.Fatalf("alive: got false, want true")
+	}
+	if err := c.ShutDown(ctx); err != nil {
+		t.Fatalf("shut down: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for cmd.ProcessState == nil && ctx.Err() == nil {
+			if c.Alive(ctx) {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			done <- nil
+			return
+		}
+		done <- ctx.Err()
+	}()
+	if err := <-done; err != nil {
+		t.Fatalf("process-compose still answers after shutdown: %v", err)
+	}
+	if _, err := c.Processes(ctx); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("processes after shutdown: got %v, want ErrNotRunning", err)
+	}
+}
+
+func TestClientNotRunning(t *testing.T) {
+	c := NewClient(filepath.Join(t.TempDir(), "none.sock"))
+	defer c.Close()
+	ctx := context.Background()
+	if c.Alive(ctx) {
+		t.Errorf("alive without a server: got true, want false")
+	}
+	if _, err := c.Processes(ctx); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("processes without a server: got %v, want ErrNotRunning", err)
+	}
+	if err := c.ShutDown(ctx); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("shutdown without a server: got %v, want ErrNotRunning", err)
+	}
+}

@@ -1,0 +1,137 @@
+package procompose
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// script returns a Poll that answers each call with the next snapshot (the
+// last one repeats); a nil snapshot answers ErrNotRunning.
+func script(snapshots ...[]Process) func(context.Context) ([]Process, error) {
+	i := 0
+	return func(context.Context) ([]Process, error) {
+		s := snapshots[min(i, len(snapshots)-1)]
+		i++
+		if s == nil {
+			return nil, ErrNotRunning
+		}
+		return s, nil
+	}
+}
+
+func running(name string, ready bool) Process {
+	p := Process{Name: name, Status: StatusRunning, HasReadyProbe: true, Health: "Not Ready", Pid: 100 + len(name)}
+	if ready {
+		p.Health = HealthReady
+	}
+	return p
+}
+
+func TestWaiterReportsEachProcessOnce(t *testing.T) {
+	var events []string
+	w := Waiter{
+		Poll: script(
+			nil, // API not up yet
+			[]Process{running("redis", true), running("api", false), {Name: "router", Status: "Pending"}},
+			[]Process{running("redis", true), running("api", true), {Name: "router", Status: "Pending"}},
+			[]Process{running("redis", true), running("api", true), running("router", true)},
+		),
+		Want:     []string{"redis", "api", "router"},
+		Start:    time.Now(),
+		Interval: time.Millisecond,
+		OnReady:  func(e ReadyEvent) { events = append(events, e.Name) },
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"redis", "api", "router"}; !reflect.DeepEqual(events, want) {
+		t.Errorf("ready events: got %v, want %v", events, want)
+	}
+}
+
+func TestWaiterTimeoutNamesWhatIsNotReady(t *testing.T) {
+	w := Waiter{
+		Poll: script([]Process{
+			running("redis", true),
+			running("api", false),
+			{Name: "worker", Status: "Restarting", ExitCode: 1, Restarts: 3},
+		}),
+		Want:     []string{"redis", "api", "worker", "router"},
+		Start:    time.Now(),
+		Interval: time.Millisecond,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := w.Wait(ctx)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) {
+		t.Fatalf("got %v, want a *NotReadyError", err)
+	}
+	got := map[string]string{}
+	for _, p := range nr.Processes {
+		got[p.Name] = Describe(p)
+	}
+	want := map[string]string{
+		"api":    "running, readiness probe not passing",
+		"worker": "restarting, exit code 1, 3 restarts",
+		"router": "not started",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("not ready: got %v, want %v", got, want)
+	}
+	if nr.Cause != nil {
+		t.Errorf("cause of a plain timeout: got %v, want none", nr.Cause)
+	}
+	for _, name := range []string{"api", "worker", "router"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q: want it to name %s", err, name)
+		}
+	}
+}
+
+func TestWaiterAbortEndsEarly(t *testing.T) {
+	stopped := errors.New("process-compose exited")
+	w := Waiter{
+		Poll:     script([]Process{running("redis", false)}),
+		Want:     []string{"redis"},
+		Start:    time.Now(),
+		Interval: time.Millisecond,
+		Abort:    func() error { return stopped },
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := w.Wait(ctx)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || !errors.Is(err, stopped) {
+		t.Fatalf("got %v, want a *NotReadyError caused by the abort", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("abort: returned after %s, want at once", d)
+	}
+}
+
+func TestReady(t *testing.T) {
+	tests := []struct {
+		p    Process
+		want bool
+	}{
+		{Process{Status: StatusRunning, HasReadyProbe: true, Health: HealthReady}, true},
+		{Process{Status: StatusRunning, HasReadyProbe: true, Health: "Not Ready"}, false},
+		{Process{Status: StatusRunning, HasReadyProbe: false, Health: "-"}, true},
+		{Process{Status: "Skipped"}, false},
+		{Process{Status: "Completed"}, false},
+		{Process{Status: "Pending", HasReadyProbe: true, Health: HealthReady}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.p.Ready(); got != tt.want {
+			t.Errorf("%+v: got %v, want %v", tt.p, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,271 @@
+package stackconfig
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkout makes a directory that FindLayout takes for a checkout.
+func checkout(t *testing.T, stackEnv string) Layout {
+	t.Helper()
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "go.mod"), "module x\n")
+	writeFile(t, filepath.Join(root, ComposeFileName), "processes: {}\n")
+	if stackEnv != "" {
+		writeFile(t, filepath.Join(root, DefaultsFileName), stackEnv)
+	}
+	return Layout{ConfigDir: root, Checkout: root, How: "checkout"}
+}
+
+func TestParseEnvFile(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    map[string]string
+		wantErr string
+	}{
+		{"plain", "A=1\nB=two\n", map[string]string{"A": "1", "B": "two"}, ""},
+		{"comments and blanks", "# c\n\n  A=1\n#B=2\n", map[string]string{"A": "1"}, ""},
+		{"empty value", "A=\n", map[string]string{"A": ""}, ""},
+		{"export prefix", "export A=1\n", map[string]string{"A": "1"}, ""},
+		{"double quotes kept literally", `A="x # y"` + "\n", map[string]string{"A": "x # y"}, ""},
+		{"single quotes", "A='$HOME'\n", map[string]string{"A": "$HOME"}, ""},
+		{"inline comment", "A=1 # one\n", map[string]string{"A": "1"}, ""},
+		{"hash inside a value", "A=a#b\n", map[string]string{"A": "a#b"}, ""},
+		{"value with equals", "A=b=c\n", map[string]string{"A": "b=c"}, ""},
+		{"later line wins", "A=1\nA=2\n", map[string]string{"A": "2"}, ""},
+		{"no equals", "A\n", nil, "f:1"},
+		{"bad key", "1A=1\n", nil, "f:1"},
+		{"bad key later", "A=1\nB C=2\n", nil, "f:2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseEnvFile(strings.NewReader(tt.in), "f")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadMergesDefaultsLocalAndEnvironment(t *testing.T) {
+	l := checkout(t, "PLATFORM_PORT=8080\nCORE_API_PORT=5002\nAUTH_API_PORT=5001\nLOG_LEVEL=info\nEXTRA=from-defaults\n")
+	writeFile(t, filepath.Join(l.Checkout, LocalFileName), "CORE_API_PORT=6002\nAUTH_API_PORT=6001\n")
+	environ := []string{"AUTH_API_PORT=7001", "LOG_LEVEL=debug"}
+
+	cfg, err := Load(l, l.Checkout, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		key, wantValue, wantSource string
+	}{
+		{"PLATFORM_PORT", "8080", l.DefaultsFile()},
+		{"CORE_API_PORT", "6002", l.LocalFile(l.Checkout)},
+		{"AUTH_API_PORT", "7001", "environment"},
+		{"LOG_LEVEL", "debug", "environment"},
+		{"EXTRA", "from-defaults", l.DefaultsFile()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			if got := cfg.Values[tt.key]; got != tt.wantValue {
+				t.Errorf("value: got %q, want %q", got, tt.wantValue)
+			}
+			if got := cfg.Sources[tt.key]; got != tt.wantSource {
+				t.Errorf("source: got %q, want %q", got, tt.wantSource)
+			}
+		})
+	}
+	if cfg.PlatformPort != 8080 || cfg.CoreAPIPort != 6002 || cfg.AuthAPIPort != 7001 || cfg.LogLevel != "debug" {
+		t.Errorf("parsed: got %+v, want ports 8080/6002/7001 and debug", cfg)
+	}
+	if want := filepath.Join(l.Checkout, ".stack"); cfg.StateDir != want {
+		t.Errorf("state dir: got %q, want %q", cfg.StateDir, want)
+	}
+	if want := "unix://" + filepath.Join(l.Checkout, ".stack", "redis", "redis.sock"); cfg.RedisURL != want {
+		t.Errorf("REDIS_URL: got %q, want %q", cfg.RedisURL, want)
+	}
+}
+
+func TestLoadStateDir(t *testing.T) {
+	cwd := t.TempDir()
+	share := Layout{ConfigDir: t.TempDir(), How: "installed"}
+	co := checkout(t, "")
+	tests := []struct {
+		name    string
+		layout  Layout
+		environ []string
+		want    string
+	}{
+		{"checkout default", co, nil, filepath.Join(co.Checkout, ".stack")},
+		{"installed default", share, nil, filepath.Join(cwd, ".stack")},
+		{"installed with XDG_STATE_HOME", share, []string{"XDG_STATE_HOME=/xdg"}, "/xdg/acme-platform"},
+		{"explicit absolute", co, []string{"STACK_STATE_DIR=/srv/st"}, "/srv/st"},
+		{"explicit relative to cwd", share, []string{"STACK_STATE_DIR=st"}, filepath.Join(cwd, "st")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(tt.layout, cwd, tt.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.StateDir != tt.want {
+				t.Errorf("got %q, want %q", cfg.StateDir, tt.want)
+			}
+		})
+	}
+}
+
+func TestLoadErrorsNameTheVariable(t *testing.T) {
+	l := checkout(t, "")
+	tests := []struct {
+		name    string
+		environ []string
+		want    string
+	}{
+		{"port not a number", []string{"PLATFORM_PORT=eighty"}, `PLATFORM_PORT must be a whole number, got "eighty"`},
+		{"port out of range", []string{"CORE_API_PORT=70000"}, "CORE_API_PORT must be a port number"},
+		{"ports collide", []string{"AUTH_API_PORT=5002"}, "AUTH_API_PORT and CORE_API_PORT are both 5002"},
+		{"rate limit", []string{"AUTH_RATE_LIMIT=0"}, "AUTH_RATE_LIMIT must be at least 1"},
+		{"fsync", []string{"REDIS_APPENDFSYNC=sometimes"}, "REDIS_APPENDFSYNC must be always, everysec or no"},
+		{"log level", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL must be debug, info, warn or error"},
+		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
+		{"state dir with a quote", []string{`STACK_STATE_DIR=/tmp/it's`}, "STACK_STATE_DIR"},
+		{"state dir too long", []string{"STACK_STATE_DIR=/" + strings.Repeat("d", 120)}, "STACK_STATE_DIR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(l, l.Checkout, tt.environ)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestStackEnvMatchesDefaults keeps the committed stack.env and the
+// launcher's built-in defaults in step: every setting is listed, with the
+// same default.
+func TestStackEnvMatchesDefaults(t *testing.T) {
+	committed, err := ReadEnvFile(filepath.Join("..", "..", DefaultsFileName), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key := f.Tag.Get("env")
+		if key == "" || key == "-" || key == "JWT_SECRET" {
+			continue
+		}
+		t.Run(key, func(t *testing.T) {
+			got, ok := committed[key]
+			if !ok {
+				t.Fatalf("stack.env does not list %s", key)
+			}
+			if want := f.Tag.Get("envDefault"); got != want {
+				t.Errorf("stack.env: got %s=%q, want the launcher's default %q", key, got, want)
+			}
+		})
+	}
+	if v, ok := committed["JWT_SECRET"]; ok {
+		t.Errorf("stack.env: got JWT_SECRET=%q, want no secret in a committed file", v)
+	}
+}
+
+func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
+	l := checkout(t, "") // no stack.env at all: built-in defaults
+	// An empty value means the default, as in stack.env.
+	cfg, err := Load(l, l.Checkout, []string{"HOME=/h", "SHUTDOWN_GRACE=3s", "PLATFORM_HOST="})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, kv := range cfg.Environ(map[string]string{"JWT_SECRET": "s", "HOME": "/other"}) {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	want := map[string]string{
+		"PLATFORM_PORT": "8080", "HAPROXY_STATS_PORT": "8404", "AUTH_API_PORT": "5001", "CORE_API_PORT": "5002",
+		"PSP_CONNECTOR_PORT": "5003", "PLATFORM_HOST": "127.0.0.1", "AUTH_RATE_LIMIT": "20",
+		"REDIS_APPENDFSYNC": "always", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
+		"STACK_STATE_DIR": cfg.StateDir, "REDIS_URL": cfg.RedisURL, "JWT_SECRET": "s", "HOME": "/other",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: got %q, want %q", k, got[k], v)
+		}
+	}
+	if cfg.ServiceStopTimeout() != 8 {
+		t.Errorf("service stop timeout for a 3s grace: got %d, want 8", cfg.ServiceStopTimeout())
+	}
+	if cfg.ShutdownGrace != 3*time.Second {
+		t.Errorf("grace: got %s, want 3s", cfg.ShutdownGrace)
+	}
+}
+
+func TestFindLayout(t *testing.T) {
+	co := checkout(t, "")
+	sub := filepath.Join(co.Checkout, "services", "x")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prefix := t.TempDir()
+	share := filepath.Join(prefix, "share", ShareDirName)
+	writeFile(t, filepath.Join(share, ComposeFileName), "processes: {}\n")
+	exe := filepath.Join(prefix, "bin", "stack")
+	writeFile(t, exe, "")
+	nowhere := t.TempDir()
+
+	tests := []struct {
+		name, cwd, exe, shareEnv string
+		wantDir, wantHow         string
+	}{
+		{"checkout root", co.Checkout, exe, "", co.Checkout, "checkout"},
+		{"checkout subdirectory", sub, exe, "", co.Checkout, "checkout"},
+		{"installed share dir", nowhere, exe, "", share, "installed"},
+		{"STACK_SHARE_DIR wins", co.Checkout, exe, share, share, "STACK_SHARE_DIR"},
+		{"nothing found", nowhere, filepath.Join(nowhere, "stack"), "", "", ""},
+		{"STACK_SHARE_DIR without the files", co.Checkout, exe, nowhere, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := FindLayout(tt.cwd, tt.exe, tt.shareEnv)
+			if tt.wantDir == "" {
+				if err == nil {
+					t.Fatalf("got %+v, want an error", l)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.ConfigDir != tt.wantDir || l.How != tt.wantHow {
+				t.Errorf("got %s (%s), want %s (%s)", l.ConfigDir, l.How, tt.wantDir, tt.wantHow)
+			}
+		})
+	}
+}

@@ -1,0 +1,128 @@
+package stackconfig
+
+import (
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func stateConfig(t *testing.T) Config {
+	t.Helper()
+	return Config{StateDir: filepath.Join(t.TempDir(), "state")}
+}
+
+func mode(t *testing.T, path string) os.FileMode {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Mode().Perm()
+}
+
+func TestEnsureJWTSecretGeneratesOnce(t *testing.T) {
+	c := stateConfig(t)
+	first, src, err := c.EnsureJWTSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src != SecretGenerated {
+		t.Errorf("first call: got source %q, want %q", src, SecretGenerated)
+	}
+	raw, err := hex.DecodeString(first)
+	if err != nil || len(raw) != 32 {
+		t.Errorf("secret: got %q, want 32 random bytes in hex", first)
+	}
+	if got := mode(t, c.SecretFile()); got != 0o600 {
+		t.Errorf("secret file mode: got %o, want 600", got)
+	}
+	if got := mode(t, filepath.Dir(c.SecretFile())); got != 0o700 {
+		t.Errorf("secret dir mode: got %o, want 700", got)
+	}
+
+	again, src, err := c.EnsureJWTSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again != first || src != SecretFile {
+		t.Errorf("second call: got %q from %q, want the same secret from the file", again, src)
+	}
+	other, _, err := stateConfig(t).EnsureJWTSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == first {
+		t.Errorf("another state dir: got the same secret, want a fresh random one")
+	}
+}
+
+func TestEnsureJWTSecretExplicitWins(t *testing.T) {
+	c := stateConfig(t)
+	if _, _, err := c.EnsureJWTSecret(); err != nil {
+		t.Fatal(err)
+	}
+	c.JWTSecret = "explicit-secret-explicit-secret-explicit"
+	got, src, err := c.EnsureJWTSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != c.JWTSecret || src != SecretExplicit {
+		t.Errorf("got %q from %q, want the explicit JWT_SECRET", got, src)
+	}
+
+	fresh := stateConfig(t)
+	fresh.JWTSecret = "explicit-secret-explicit-secret-explicit"
+	if _, _, err := fresh.EnsureJWTSecret(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(fresh.SecretFile()); !os.IsNotExist(err) {
+		t.Errorf("explicit JWT_SECRET: got a secret file written (%v), want none", err)
+	}
+}
+
+func TestEnsureJWTSecretTightensLooseFile(t *testing.T) {
+	c := stateConfig(t)
+	secret, _, err := c.EnsureJWTSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(c.SecretFile(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := c.EnsureJWTSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != secret {
+		t.Errorf("got a different secret after chmod, want the file's")
+	}
+	if m := mode(t, c.SecretFile()); m != 0o600 {
+		t.Errorf("mode after a loose file: got %o, want 600", m)
+	}
+}
+
+func TestEnsureJWTSecretRefusesShortFile(t *testing.T) {
+	c := stateConfig(t)
+	writeFile(t, c.SecretFile(), "short\n")
+	_, _, err := c.EnsureJWTSecret()
+	if err == nil || !strings.Contains(err.Error(), "shorter than 32") {
+		t.Errorf("got %v, want an error about a short secret", err)
+	}
+}
+
+func TestPrepareStateDir(t *testing.T) {
+	c := stateConfig(t)
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{c.StateDir, c.LogDir(), c.BinDir(), filepath.Dir(c.RedisSocket())} {
+		if m := mode(t, d); m != 0o700 {
+			t.Errorf("%s: got mode %o, want 700", d, m)
+		}
+	}
+}
