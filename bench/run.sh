@@ -80,7 +80,7 @@ x "$BENCHTOOL" rss --pid "$PC_PID" --json >"$OUT/rss-idle.json"
 # lg runs the load generator; a failed verification is recorded, not fatal,
 # so that the other figures are still measured (the script exits 1 at the end).
 FAILED=0
-lg() { x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" "$@" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }; }
+lg() { x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" --watch-pid "$PC_PID" "$@" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }; }
 
 log "warm-up (not recorded)"
 lg --target "$ROUTER" -c "$CONC" --duration 2s >/dev/null

@@ -27,9 +27,6 @@ const usage = `usage:
       and the median.
   benchtool rss --pid PID [--json]
       prints the resident memory (VmRSS) of PID and all its descendants.
-  benchtool cpu --pid PID --out FILE -- COMMAND [ARGS...]
-      runs COMMAND and writes to FILE the CPU seconds that PID and each of its
-      descendants, COMMAND itself and the whole machine used meanwhile.
   benchtool rate --file REPORT.json --fraction F
       prints F times the accepted tx/s of a loadgen --json report, rounded down.
   benchtool summary --dir DIR
@@ -53,8 +50,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return summary(args[2:], stdout, stderr)
 	case "rate":
 		return rate(args[2:], stdout, stderr)
-	case "cpu":
-		return cpu(args[2:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

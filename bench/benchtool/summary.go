@@ -283,6 +283,42 @@ func (s *sum) write(w io.Writer) {
 		}
 	}
 
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "CPU time per request during each load phase, µs (from /proc; \"other\" is everything else on the machine, e.g. other users):")
+	fmt.Fprintln(w)
+	cols := []string{"haproxy", "auth-api", "core-api", "psp-connector", "redis-server", "process-compose"}
+	fmt.Fprintf(w, "| run | requests/s | %s | loadgen | stack total | other | machine busy |\n", strings.Join(cols, " | "))
+	fmt.Fprintf(w, "|---|---|%s---|---|---|---|\n", strings.Repeat("---|", len(cols)))
+	for _, run := range runs {
+		r := run.r
+		if r == nil || r.CPU == nil {
+			continue
+		}
+		n, rate := r.Accepted, r.AcceptedPerSec
+		if r.Mode == loadgen.ModeTokens {
+			n, rate = r.Tokens, r.TokensPerSec
+		}
+		if n == 0 {
+			continue
+		}
+		us := func(sec float64) float64 { return sec / float64(n) * 1e6 }
+		var cells []string
+		var stack float64
+		for _, c := range cols {
+			cells = append(cells, fmt.Sprintf("%.1f", us(r.CPU.Processes[c])))
+		}
+		for _, v := range r.CPU.Processes {
+			stack += v
+		}
+		other := max(r.CPU.MachineBusy-stack-r.CPU.Generator, 0)
+		busy := 0.0
+		if r.CPU.MachineAvailable > 0 {
+			busy = r.CPU.MachineBusy / r.CPU.MachineAvailable * 100
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %.1f | %.1f | %.1f | %.0f%% |\n",
+			run.name, rate, strings.Join(cells, " | "), us(r.CPU.Generator), us(stack), us(other), busy)
+	}
+
 	if idle != nil || after != nil {
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "Resident memory (VmRSS) per process, MB:")

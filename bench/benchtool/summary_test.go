@@ -35,6 +35,8 @@ func txReport(rate, acceptedPerSec, p50, e2eP99 float64) *loadgen.Report {
 			"tx":                   {Count: 10, P50: p50},
 			"enqueue_to_processed": {Count: 10, P99: e2eP99},
 		},
+		Accepted:     1000,
+		CPU:          &loadgen.CPUUsage{Processes: map[string]float64{"core-api": 0.05}, Generator: 0.01, MachineBusy: 0.1, MachineAvailable: 0.2},
 		Verification: &loadgen.Verification{Accepted: 10, Checked: 10, Processed: 10, DrainMethod: "queue", Drained: true, DrainSeconds: 0.01, ProcessedPerSec: acceptedPerSec},
 	}
 }
@@ -72,6 +74,7 @@ func TestSummary(t *testing.T) {
 		"| 6 | cold start to both routes 200, median of 3 | 250 ms (runs: 200, 250, 400) | ≤ 300 ms | met |",
 		"| 7 | RSS of the whole stack, idle | 10.0 MB | ≤ 100 MB | met |",
 		"| redis-server | 10.0 | 20.0 |",
+		"| 1 tx via HAProxy | 16000 | 0.0 | 0.0 | 50.0 | 0.0 | 0.0 | 0.0 | 10.0 | 50.0 | 40.0 | 50% |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())

@@ -96,6 +96,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed for amounts and currencies (0: time)")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
+	fs.IntVar(&cfg.WatchPID, "watch-pid", 0, "report the CPU time of this process and its descendants during the load (Linux; e.g. the stack's process-compose pid)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil

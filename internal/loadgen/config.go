@@ -111,6 +111,10 @@ type Config struct {
 	// checked transaction to leave "queued".
 	DrainTimeout time.Duration
 
+	// WatchPID, when > 0, is the root of a process tree (the stack's
+	// process-compose) whose CPU time during the load phase is reported.
+	WatchPID int
+
 	// Progress, when set, receives one line per ProgressInterval.
 	Progress io.Writer
 	// ProgressInterval is the progress period (default 1 s).

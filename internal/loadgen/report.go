@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -32,6 +33,9 @@ type Report struct {
 	Errors map[string]int64 `json:"errors"`
 
 	Verification *Verification `json:"verification,omitempty"`
+
+	// CPU is the CPU time of the watched process tree during the load.
+	CPU *CPUUsage `json:"cpu,omitempty"`
 }
 
 func (r *runner) fill(rep *Report) {
@@ -108,6 +112,13 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 		fmt.Fprintf(&b, "           %-22s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %9d\n", k, p.P50, p.P90, p.P99, p.P999, p.Max, p.Mean, p.Count)
 	}
+	if c := rep.CPU; c != nil {
+		n := rep.Accepted
+		if rep.Mode == ModeTokens {
+			n = rep.Tokens
+		}
+		b.WriteString(c.line(n))
+	}
 	if len(rep.Errors) == 0 {
 		b.WriteString("errors none\n")
 	} else {
@@ -128,4 +139,29 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// line formats the CPU usage, largest first, with µs per request.
+func (c *CPUUsage) line(requests int64) string {
+	per := func(s float64) string {
+		if requests == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%.0f µs/req)", s/float64(requests)*1e6)
+	}
+	names := make([]string, 0, len(c.Processes))
+	var stack float64
+	for k, v := range c.Processes {
+		names = append(names, k)
+		stack += v
+	}
+	sort.Slice(names, func(i, j int) bool { return c.Processes[names[i]] > c.Processes[names[j]] })
+	var b strings.Builder
+	b.WriteString("cpu s  ")
+	for _, k := range names {
+		fmt.Fprintf(&b, "%s %.2f%s  ", k, c.Processes[k], per(c.Processes[k]))
+	}
+	fmt.Fprintf(&b, "loadgen %.2f%s  other %.2f  (machine busy %.2f of %.2f)\n",
+		c.Generator, per(c.Generator), max(c.MachineBusy-stack-c.Generator, 0), c.MachineBusy, c.MachineAvailable)
+	return b.String()
 }

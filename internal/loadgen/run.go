@@ -105,6 +105,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer workers[i].s.close()
 	}
 
+	var cpuBefore cpuSnapshot
+	var cpuErr error
+	if cfg.WatchPID > 0 {
+		cpuBefore, cpuErr = takeCPUSnapshot(cfg.WatchPID)
+	}
 	start := time.Now()
 	progressDone := r.startProgress(ctx, start)
 	var wg sync.WaitGroup
@@ -142,7 +147,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	wg.Wait()
 	loadEnd := time.Now()
+	var cpu *CPUUsage
+	if cfg.WatchPID > 0 && cpuErr == nil {
+		var after cpuSnapshot
+		if after, cpuErr = takeCPUSnapshot(cfg.WatchPID); cpuErr == nil {
+			cpu = usage(cpuBefore, after)
+		}
+	}
 	progressDone()
+	if cpuErr != nil {
+		return nil, fmt.Errorf("--watch-pid: %w", cpuErr)
+	}
 
 	rep := &Report{
 		Mode:        cfg.Mode,
@@ -152,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Target:      cfg.TxURL,
 		Elapsed:     loadEnd.Sub(start).Seconds(),
 		Interrupted: ctx.Err() != nil,
+		CPU:         cpu,
 	}
 	if cfg.Mode == ModeTokens {
 		rep.Target = cfg.TokenURL

@@ -1,0 +1,57 @@
+package loadgen
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestCPUSnapshot(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	t.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
+	a, err := takeCPUSnapshot(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	b, err := takeCPUSnapshot(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := usage(a, b)
+	if u.Processes["sh"] <= 0 {
+		t.Errorf("busy child: got %v CPU-s, want > 0 (%+v)", u.Processes["sh"], u)
+	}
+	if u.MachineAvailable <= 0 || u.MachineBusy < u.Processes["sh"]-0.02 {
+		t.Errorf("machine: got busy %v of %v, want at least the child's %v", u.MachineBusy, u.MachineAvailable, u.Processes["sh"])
+	}
+	if _, err := takeCPUSnapshot(1 << 30); err == nil {
+		t.Errorf("no such process: got nil error")
+	}
+}
+
+func TestRunWatchPID(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	_, srv := startFake(t, fakeOpts{})
+	cfg := testConfig(srv.URL)
+	cfg.Count = 50
+	cfg.WatchPID = os.Getpid()
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CPU == nil || len(rep.CPU.Processes) == 0 {
+		t.Errorf("got CPU %+v, want the test process", rep.CPU)
+	}
+}
