@@ -5,8 +5,8 @@
 #   bench/run.sh                     # 10 s per load phase, results in bench/results/<UTC time>/
 #   BENCH_DURATION=5s bench/run.sh   # shorter
 #
-# It starts its own stack (state in $STACK_STATE_DIR, default /tmp/acme-bench,
-# ports 180xx/150xx) so that it never touches a developer's stack on 8080, with
+# It starts its own stack (fresh state in a temporary directory, ports
+# 180xx/150xx) so that it never touches a developer's stack on 8080, with
 # AUTH_RATE_LIMIT raised so the token benchmark is not throttled. Every command
 # it runs is echoed (prefixed "+") into $OUT/commands.txt; raw JSON results go
 # to $OUT; the summary table (markdown) is printed at the end and saved as
@@ -25,7 +25,9 @@ COLD_RUNS=${BENCH_COLD_RUNS:-5}
 OUT=${BENCH_OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
-export STACK_STATE_DIR=${STACK_STATE_DIR:-/tmp/acme-bench}
+# A fresh state directory (so Redis starts empty) and binaries, removed at the end.
+WORK=$(mktemp -d /tmp/acme-bench.XXXXXX)
+export STACK_STATE_DIR=$WORK/state
 export PLATFORM_PORT=${PLATFORM_PORT:-18080}
 export HAPROXY_STATS_PORT=${HAPROXY_STATS_PORT:-18404}
 export AUTH_API_PORT=${AUTH_API_PORT:-15001}
@@ -36,7 +38,7 @@ export AUTH_RATE_LIMIT=${AUTH_RATE_LIMIT:-1000000000}
 ROUTER=http://127.0.0.1:$PLATFORM_PORT
 REDIS_SOCK=$STACK_STATE_DIR/redis/redis.sock
 REDIS_URL=unix://$REDIS_SOCK
-BIN=$OUT/bin
+BIN=$WORK/bin
 
 log() { printf '\n== %s\n' "$*" >&2; }
 # x runs a command after echoing it, and records it in commands.txt.
@@ -59,15 +61,25 @@ log "machine"
 } | tee "$OUT/machine.txt" >&2
 
 log "build"
-x go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./bench/benchtool
+# The services and process-compose go on PATH, where the launcher looks
+# first: the whole run measures these binaries, never a rebuild halfway (the
+# launcher rebuilds from the checkout when a source is newer than its binary).
+x go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./bench/benchtool ./services/auth-api ./services/core-api ./services/psp-connector
+if ! command -v process-compose >/dev/null; then
+	x go build -C tools -o "$BIN/process-compose" github.com/f1bonacc1/process-compose/src
+fi
+export PATH=$BIN:$PATH
 STACK=$BIN/stack
 LOADGEN=$BIN/loadgen
 BENCHTOOL=$BIN/benchtool
 
-cleanup() { "$STACK" down >/dev/null 2>&1 || true; }
+cleanup() {
+	"$STACK" down >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
 trap cleanup EXIT
 
-log "start the stack (the first start also builds the services)"
+log "start the stack"
 "$STACK" down >/dev/null 2>&1 || true
 x "$STACK" up --detach --wait --timeout 120s
 PC_PID=$(cat "$STACK_STATE_DIR/process-compose.pid")
