@@ -30,7 +30,7 @@ func TestAgainstRealStack(t *testing.T) {
 	}
 	redistest.RequireBinary(t, "redis-server")
 	stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
-	pcDir := filepath.Dir(stacktest.ProcessCompose(t))
+	pc := stacktest.ProcessCompose(t)
 	root := stacktest.RepoRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -41,6 +41,11 @@ func TestAgainstRealStack(t *testing.T) {
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The launcher looks for "process-compose" on PATH; stacktest's cached
+	// build has a versioned name.
+	if err := os.Symlink(pc, filepath.Join(bin, "process-compose")); err != nil {
+		t.Fatal(err)
 	}
 	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
 	tmp, err := os.MkdirTemp("", "loadgen-stack-")
@@ -62,7 +67,7 @@ func TestAgainstRealStack(t *testing.T) {
 		"AUTH_RATE_LIMIT":    "1000000",
 		"SHUTDOWN_GRACE":     "5s",
 	}
-	env := []string{"PATH=" + bin + string(filepath.ListSeparator) + pcDir + string(filepath.ListSeparator) + os.Getenv("PATH")}
+	env := []string{"PATH=" + bin + string(filepath.ListSeparator) + os.Getenv("PATH")}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if _, ours := vars[k]; ours || k == "PATH" || k == "JWT_SECRET" || k == "REDIS_URL" || strings.HasPrefix(k, "PC_") {
