@@ -91,8 +91,31 @@ x "$BENCHTOOL" rss --pid "$PC_PID" --json >"$OUT/rss-idle.json"
 
 # lg runs the load generator; a failed verification is recorded, not fatal,
 # so that the other figures are still measured (the script exits 1 at the end).
-FAILED=0
 lg() { x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" --watch-pid "$PC_PID" "$@" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }; }
+
+log "0. calibration: the load generator and HAProxy alone, in front of a trivial handler (benchtool echo)"
+# Same haproxy.cfg, both backends pointed at the trivial handler, HAProxy's
+# logs discarded: the ceiling on this machine right now, which every stack
+# figure below is compared with.
+ECHO_PORT=${BENCH_ECHO_PORT:-15010}
+CAL_PORT=${BENCH_CAL_PORT:-18090}
+"$BENCHTOOL" echo --addr "127.0.0.1:$ECHO_PORT" 2>/dev/null &
+ECHO_PID=$!
+PLATFORM_PORT=$CAL_PORT HAPROXY_STATS_PORT=${BENCH_CAL_STATS_PORT:-18494} AUTH_API_PORT=$ECHO_PORT CORE_API_PORT=$ECHO_PORT \
+	haproxy -db -f "$ROOT/haproxy.cfg" >/dev/null 2>&1 &
+HAP_PID=$!
+for _ in $(seq 100); do
+	curl -fs -o /dev/null "http://127.0.0.1:$CAL_PORT/transaction/health" && break
+	sleep 0.05
+done
+cal() { x "$LOADGEN" --quiet --json --redis-url none --verify none "$@" || { echo "bench: loadgen failed" >&2; FAILED=1; }; }
+FAILED=0
+cal --target "http://127.0.0.1:$CAL_PORT" -c "$CONC" --duration 2s >/dev/null
+cal --target "http://127.0.0.1:$CAL_PORT" -c "$CONC" --duration "$DURATION" >"$OUT/cal-router.json"
+cal --token-url "http://127.0.0.1:$ECHO_PORT/token" --tx-url "http://127.0.0.1:$ECHO_PORT/transaction" \
+	-c "$CONC" --duration "$DURATION" >"$OUT/cal-direct.json"
+kill "$HAP_PID" "$ECHO_PID"
+wait "$HAP_PID" "$ECHO_PID" 2>/dev/null || true
 
 log "warm-up (not recorded)"
 lg --target "$ROUTER" -c "$CONC" --duration 2s >/dev/null

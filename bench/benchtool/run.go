@@ -27,6 +27,9 @@ const usage = `usage:
       and the median.
   benchtool rss --pid PID [--json]
       prints the resident memory (VmRSS) of PID and all its descendants.
+  benchtool echo --addr HOST:PORT
+      serves a trivial stand-in of the API (fixed JSON, nothing stored) until
+      interrupted: the ceiling of the load generator and HAProxy alone.
   benchtool rate --file REPORT.json --fraction F
       prints F times the accepted tx/s of a loadgen --json report, rounded down.
   benchtool summary --dir DIR
@@ -50,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return summary(args[2:], stdout, stderr)
 	case "rate":
 		return rate(args[2:], stdout, stderr)
+	case "echo":
+		return echo(ctx, args[2:], stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

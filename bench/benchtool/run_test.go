@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestColdstart(t *testing.T) {
@@ -75,5 +79,35 @@ func TestMedian(t *testing.T) {
 		if got := median(tt.in); got != tt.want {
 			t.Errorf("median(%v): got %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+func TestEcho(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"benchtool", "echo", "--addr", addr}, io.Discard, io.Discard) }()
+	t.Cleanup(func() { cancel(); <-done })
+	var resp *http.Response
+	for i := 0; i < 100; i++ {
+		resp, err = http.Post("http://"+addr+"/transaction/transaction", "application/json", strings.NewReader(`{}`))
+		if err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ ID, Status string }
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || got.ID == "" || got.Status != "queued" {
+		t.Errorf("got %d %+v %v, want 200 with an id, queued", resp.StatusCode, got, err)
 	}
 }
