@@ -28,12 +28,15 @@ mkdir -p "$OUT"
 # A fresh state directory (so Redis starts empty) and binaries, removed at the end.
 WORK=$(mktemp -d /tmp/acme-bench.XXXXXX)
 export STACK_STATE_DIR=$WORK/state
-export PLATFORM_PORT=${PLATFORM_PORT:-18080}
-export HAPROXY_STATS_PORT=${HAPROXY_STATS_PORT:-18404}
-export AUTH_API_PORT=${AUTH_API_PORT:-15001}
-export CORE_API_PORT=${CORE_API_PORT:-15002}
-export PSP_CONNECTOR_PORT=${PSP_CONNECTOR_PORT:-15003}
-export AUTH_RATE_LIMIT=${AUTH_RATE_LIMIT:-1000000000}
+# Ports of its own (not a developer's PLATFORM_PORT & co.), the checkout's
+# files (not an exported STACK_SHARE_DIR), the stack's own Redis and secret.
+unset STACK_SHARE_DIR REDIS_URL JWT_SECRET
+export PLATFORM_PORT=${BENCH_PLATFORM_PORT:-18080}
+export HAPROXY_STATS_PORT=${BENCH_STATS_PORT:-18404}
+export AUTH_API_PORT=${BENCH_AUTH_API_PORT:-15001}
+export CORE_API_PORT=${BENCH_CORE_API_PORT:-15002}
+export PSP_CONNECTOR_PORT=${BENCH_PSP_CONNECTOR_PORT:-15003}
+export AUTH_RATE_LIMIT=1000000000
 
 ROUTER=http://127.0.0.1:$PLATFORM_PORT
 REDIS_SOCK=$STACK_STATE_DIR/redis/redis.sock
@@ -57,6 +60,8 @@ log "machine"
 	echo "haproxy: $(haproxy -v | head -1)"
 	echo "redis: $(redis-server --version)"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "stack.local.env: $(if [ -f stack.local.env ]; then echo present, its settings apply:; grep -v '^#' stack.local.env | tr '\n' ' '; else echo none; fi)"
+	echo "REDIS_APPENDFSYNC: ${REDIS_APPENDFSYNC:-(stack.env default)}"
 	echo "settings: duration=$DURATION concurrency=$CONC overhead_rate=$OVERHEAD_RATE state=$STACK_STATE_DIR platform_port=$PLATFORM_PORT"
 } | tee "$OUT/machine.txt" >&2
 
