@@ -74,7 +74,7 @@ func TestSummary(t *testing.T) {
 		"| 4 | tokens/s through HAProxy, c=64 | 25000/s",
 		"| 5 | enqueue→processed p99, open loop at half the max (8000/s) | 6.000 ms",
 		"≤ 5 ms | **missed** |",
-		"| 6 | cold start to both routes 200, median of 3 | 250 ms (runs: 200, 250, 400) | ≤ 300 ms | met |",
+		"| 6 | cold start (empty state) to both routes 200, median of 3 | 250 ms (runs: 200, 250, 400) | ≤ 300 ms | met |",
 		"| 7 | RSS of the whole stack, idle | 10.0 MB | ≤ 100 MB | met |",
 		"| redis-server | 10.0 | 20.0 |",
 		"| 1 tx via HAProxy | 16000 | 0.0 | 0.0 | 50.0 | 0.0 | 0.0 | 0.0 | 10.0 | 50.0 | 40.0 | 50% |",
