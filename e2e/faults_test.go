@@ -1,0 +1,575 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// faultLoad is the size of the kill -9 loads (the issue's 20,000).
+const faultLoad = 20_000
+
+// connectorKills are the accepted counts at which the connector is killed:
+// five kills, each once the previous one was restarted. Two kills can miss
+// the moments that matter (a batch between its status update and its PSP
+// lines); five hit them reliably on this machine.
+var connectorKills = []int64{2_000, 5_000, 8_000, 11_000, 14_000}
+
+// TestFaults runs the fault scenarios in order on one stack, as an operator
+// would meet them in one bad day: the connector and Redis killed mid-load,
+// a backend stopped and started, the router restarted and killed, SIGTERM
+// to each service under load, and finally `stack down`. Every scenario
+// checks that each acknowledged transaction was processed exactly once.
+// The figures it logs are RELIABILITY.md's table.
+func TestFaults(t *testing.T) {
+	st := startFaultStack(t, stackOptions{})
+	tokens := newTokenSource(st)
+
+	t.Run("kill -9 psp-connector mid-load", func(t *testing.T) {
+		first := int64(1)
+		var kills []string
+		var mu sync.Mutex
+		res := st.runLoad(context.Background(), t, loadOptions{
+			total: faultLoad, firstAmount: first, tokens: tokens,
+			progress: atAccepted(connectorKills, func(n int64) {
+				st.waitRunning(t, "psp-connector", 0, 10*time.Second)
+				pid := st.signal(t, "psp-connector", syscall.SIGKILL)
+				mu.Lock()
+				kills = append(kills, fmt.Sprintf("pid %d at %d accepted (backlog %d)", pid, n, st.backlog(t)))
+				mu.Unlock()
+			}),
+		})
+		t.Logf("load: %s", res.summary())
+		t.Logf("kills: %s", strings.Join(kills, "; "))
+		st.waitRunning(t, "psp-connector", 0, 30*time.Second)
+		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second)
+		t.Logf("RESULT kill -9 psp-connector ×%d | %d tx, 32 workers | %s", len(kills), faultLoad, o)
+		if len(kills) != len(connectorKills) {
+			t.Errorf("got %d kills, want %d", len(kills), len(connectorKills))
+		}
+	})
+
+	t.Run("kill -9 redis-server mid-load", func(t *testing.T) {
+		first := int64(100_001)
+		var killedAt time.Time
+		probes := make(chan outageReport, 1)
+		res := st.runLoad(context.Background(), t, loadOptions{
+			total: faultLoad, firstAmount: first, tokens: tokens,
+			progress: atAccepted([]int64{faultLoad / 3}, func(n int64) {
+				pid := st.signal(t, "redis", syscall.SIGKILL)
+				killedAt = time.Now()
+				t.Logf("killed redis-server pid %d at %d accepted", pid, n)
+				go func() { probes <- st.probeOutage(tokens, killedAt, 30*time.Second) }()
+			}),
+		})
+		t.Logf("load: %s", res.summary())
+		if killedAt.IsZero() {
+			t.Fatal("redis-server was never killed")
+		}
+		p := <-probes
+		t.Logf("outage: %s", p)
+		for code, samples := range res.errorSamples {
+			t.Logf("client saw %d, e.g. %s", code, strings.Join(samples, " | "))
+		}
+		if res.nonJSON > 0 {
+			t.Errorf("%d error answers during the outage were not JSON", res.nonJSON)
+		}
+		if p.coreHealthFail == 0 {
+			t.Errorf("core-api /health never reported fail while Redis was down")
+		}
+		if p.slowest > 2*time.Second {
+			t.Errorf("slowest core-api answer while Redis was down took %s, want under 2s", p.slowest)
+		}
+		if p.recovered == 0 {
+			t.Errorf("core-api /health did not pass again within 30s of the kill")
+		}
+		st.waitRunning(t, "redis", 0, 30*time.Second)
+		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second)
+		t.Logf("RESULT kill -9 redis-server | %d tx, 32 workers | %s | outage: %s", faultLoad, o, p)
+	})
+
+	t.Run("auth-api stopped and started", func(t *testing.T) {
+		tok := st.login(t, "alice")
+		stopped := time.Now()
+		if err := st.pc.stop("auth-api"); err != nil {
+			t.Fatal(err)
+		}
+		// Poll GET /auth/health, which reaches auth-api like /auth/token does
+		// but is not rate-limited (polling the token route would soon get 429s).
+		down := st.pollRoute(t, "/auth/health", http.StatusServiceUnavailable, 10*time.Second)
+		t.Logf("auth-api stopped: %s", down)
+		if down.first == 0 {
+			t.Fatalf("no JSON 503 within 10s of stopping auth-api")
+		}
+		// HAProxy checks every 1 s and needs 2 failures; a request before that
+		// costs at most its connect retries. Either way, well under 3 s.
+		if down.first > 3*time.Second {
+			t.Errorf("first JSON 503 after %s, want within the check interval (3s)", down.first)
+		}
+		// The other route is unaffected.
+		c := st.client(5 * time.Second)
+		r, err := c.Post(st.base+"/transaction/transaction", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"token":%q,"amount":7,"currency":"USD"}`, tok)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			t.Errorf("transaction while auth-api is down: got %d, want 200", r.StatusCode)
+		}
+		started := time.Now()
+		if err := st.pc.start("auth-api"); err != nil {
+			t.Fatal(err)
+		}
+		up := st.pollRoute(t, "/auth/health", http.StatusOK, 15*time.Second)
+		t.Logf("auth-api started: %s", up)
+		if up.first == 0 {
+			t.Fatalf("the token route did not answer 200 within 15s of starting auth-api")
+		}
+		if !down.onlyWanted {
+			t.Errorf("after the first JSON 503, the router answered %v while auth-api was down, want only JSON 503", down.statuses)
+		}
+		t.Logf("RESULT auth-api stopped and started | GET /auth/health every 50 ms | first JSON 503 %s after the stop, then only JSON 503: %v (%v) | 200 again %s after the start | %s stop to 200",
+			down.first.Round(time.Millisecond), down.onlyWanted, down.statuses, up.first.Round(time.Millisecond),
+			(started.Sub(stopped) + up.first).Round(time.Millisecond))
+	})
+
+	t.Run("router restart and kill -9 under load", func(t *testing.T) {
+		first := int64(200_001)
+		const n = 6000
+		var events []string
+		var mu sync.Mutex
+		began := time.Now()
+		res := st.runLoad(context.Background(), t, loadOptions{
+			total: n, firstAmount: first, tokens: tokens,
+			progress: atAccepted([]int64{n / 3, n * 2 / 3}, func(k int64) {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(events) == 0 {
+					pid := st.pidOf(t, "haproxy")
+					at := time.Since(began)
+					if err := st.pc.restart("haproxy"); err != nil {
+						t.Errorf("restart haproxy: %v", err)
+					}
+					events = append(events, fmt.Sprintf("restart through process-compose (pid %d) at %d accepted, %s into the load; the API call took %s",
+						pid, k, at.Round(time.Millisecond), (time.Since(began)-at).Round(time.Millisecond)))
+					return
+				}
+				pid := st.signal(t, "haproxy", syscall.SIGKILL)
+				events = append(events, fmt.Sprintf("kill -9 (pid %d) at %d accepted, %s into the load", pid, k, time.Since(began).Round(time.Millisecond)))
+			}),
+		})
+		t.Logf("load: %s", res.summary())
+		t.Logf("router events: %s", strings.Join(events, "; "))
+		st.waitRunning(t, "haproxy", 0, 30*time.Second)
+		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + n}, 60*time.Second)
+		replays := 0
+		for _, tx := range res.accepted {
+			if tx.replayed {
+				replays++
+			}
+		}
+		t.Logf("RESULT router restart + kill -9 | %d tx, 32 workers | %s | %d acknowledged only on an idempotent retry", n, o, replays)
+	})
+
+	t.Run("SIGTERM under load", func(t *testing.T) {
+		for i, svc := range []string{"core-api", "psp-connector", "auth-api"} {
+			t.Run(svc, func(t *testing.T) {
+				st.sigtermUnderLoad(t, tokens, svc, int64(300_001+i*100_000))
+			})
+		}
+	})
+
+	t.Run("stack down leaves nothing", func(t *testing.T) {
+		ps, err := st.pc.processes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pids []string
+		var all []int
+		for name, p := range ps {
+			if p.Pid > 0 {
+				all = append(all, p.Pid)
+				pids = append(pids, fmt.Sprintf("%s=%d", name, p.Pid))
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				all = append(all, pid)
+				pids = append(pids, fmt.Sprintf("process-compose=%d", pid))
+			}
+		}
+		if err := st.down(t); err != nil {
+			t.Fatalf("stack down: %v", err)
+		}
+		var alive []string
+		for _, pid := range all {
+			if !pidGone(pid) {
+				alive = append(alive, strconv.Itoa(pid))
+			}
+		}
+		var listening []string
+		for name, port := range st.ports {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+				c.Close()
+				listening = append(listening, fmt.Sprintf("%s=%d", name, port))
+			}
+		}
+		if c, err := net.DialTimeout("unix", filepath.Join(st.stateDir, "redis", "redis.sock"), time.Second); err == nil {
+			c.Close()
+			listening = append(listening, "redis socket")
+		}
+		if len(alive) > 0 {
+			t.Errorf("processes still alive after stack down: %v", alive)
+		}
+		if len(listening) > 0 {
+			t.Errorf("still listening after stack down: %v", listening)
+		}
+		t.Logf("RESULT stack down | after all of the above | %d pids checked (%s), %d ports + the Redis socket checked | alive %d, listening %d",
+			len(all), strings.Join(pids, " "), len(st.ports), len(alive), len(listening))
+	})
+}
+
+// atAccepted returns a load progress callback that runs fault once as the
+// accepted count reaches each mark, in its own goroutine (so the load goes
+// on while the fault happens).
+func atAccepted(marks []int64, fault func(n int64)) func(int64) {
+	var next atomic.Int64
+	var mu sync.Mutex
+	return func(n int64) {
+		i := next.Load()
+		if i >= int64(len(marks)) || n < marks[i] {
+			return
+		}
+		if !next.CompareAndSwap(i, i+1) {
+			return
+		}
+		go func() {
+			mu.Lock()
+			defer mu.Unlock()
+			fault(n)
+		}()
+	}
+}
+
+// backlog is the consumer group's lag plus pending entries (what is queued
+// but not yet acknowledged), or -1 when Redis does not answer.
+func (s *faultStack) backlog(t *testing.T) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	groups, err := s.rdb.XInfoGroups(ctx, "transactions").Result()
+	if err != nil {
+		return -1
+	}
+	for _, g := range groups {
+		return g.Lag + g.Pending
+	}
+	return -1
+}
+
+// outageReport is what core-api and psp-connector said while Redis was down.
+type outageReport struct {
+	probes         int
+	coreHealthFail int           // core-api /health answered 503 "fail"
+	connHealthFail int           // psp-connector /health answered 503 "fail"
+	tx503          int           // POST /transaction straight to core-api answered JSON 503
+	slowest        time.Duration // slowest core-api answer during the outage
+	firstFail      time.Duration // kill to the first failing health check
+	recovered      time.Duration // kill to core-api /health passing again after failing
+	other          []string
+}
+
+func (o outageReport) String() string {
+	return fmt.Sprintf("%d probes; core-api /health fail ×%d, psp-connector /health fail ×%d, direct POST JSON 503 ×%d; first fail %s, healthy again %s after the kill; slowest answer %s%s",
+		o.probes, o.coreHealthFail, o.connHealthFail, o.tx503, o.firstFail.Round(time.Millisecond),
+		o.recovered.Round(time.Millisecond), o.slowest.Round(time.Millisecond), strings.Join(o.other, "; "))
+}
+
+// probeOutage asks core-api and psp-connector directly, every 50 ms, for
+// their health and (core-api) for a transaction, until core-api's health
+// passes again after failing, or max passes.
+func (s *faultStack) probeOutage(tokens *tokenSource, killed time.Time, limit time.Duration) outageReport {
+	c := &http.Client{Timeout: 5 * time.Second}
+	var o outageReport
+	failed := false
+	for time.Since(killed) < limit {
+		o.probes++
+		began := time.Now()
+		code, status, err := s.health("CORE_API_PORT", 5*time.Second)
+		o.slowest = max(o.slowest, time.Since(began))
+		switch {
+		case err != nil:
+			o.other = appendMax(o.other, "core-api /health: "+err.Error())
+		case code == http.StatusServiceUnavailable && status == "fail":
+			o.coreHealthFail++
+			if !failed {
+				o.firstFail = time.Since(killed)
+			}
+			failed = true
+		case code == http.StatusOK && failed:
+			o.recovered = time.Since(killed)
+			return o
+		}
+		if code, status, err := s.health("PSP_CONNECTOR_PORT", 5*time.Second); err == nil && code == http.StatusServiceUnavailable && status == "fail" {
+			o.connHealthFail++
+		}
+		if tok, err := tokens.get("alice"); failed && err == nil {
+			// A valid transaction straight to core-api: it must fail fast, as
+			// JSON. Its amount (90,000,000 and up) is outside every load's
+			// range, so if it is accepted it does not count as a stray line.
+			began := time.Now()
+			r, err := c.Post(fmt.Sprintf("http://127.0.0.1:%d/transaction", s.ports["CORE_API_PORT"]), "application/json",
+				strings.NewReader(fmt.Sprintf(`{"token":%q,"amount":%d,"currency":"USD"}`, tok, 90_000_000+o.probes)))
+			o.slowest = max(o.slowest, time.Since(began))
+			if err == nil {
+				raw, _ := io.ReadAll(r.Body)
+				r.Body.Close()
+				var e struct {
+					Error string `json:"error"`
+				}
+				if r.StatusCode == http.StatusServiceUnavailable && json.Unmarshal(raw, &e) == nil && e.Error != "" {
+					o.tx503++
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return o
+}
+
+func appendMax(list []string, s string) []string {
+	if len(list) < 3 {
+		return append(list, s)
+	}
+	return list
+}
+
+// routePoll is what polling a route through the router saw.
+type routePoll struct {
+	first      time.Duration // until the first answer with the wanted status (0: never)
+	polls      int
+	onlyWanted bool // after the first, every answer had the wanted status
+	statuses   map[int]int
+	slowest    time.Duration
+}
+
+func (p routePoll) String() string {
+	return fmt.Sprintf("wanted answer first after %s (%d polls, statuses %v, slowest %s)",
+		p.first.Round(time.Millisecond), p.polls, p.statuses, p.slowest.Round(time.Millisecond))
+}
+
+// pollRoute gets path through the router every 50 ms until it answers want
+// (as JSON), then 1 s more to check it keeps doing so.
+func (s *faultStack) pollRoute(t *testing.T, path string, want int, timeout time.Duration) routePoll {
+	t.Helper()
+	c := s.client(5 * time.Second)
+	c.Transport.(*http.Transport).DisableKeepAlives = true
+	start := time.Now()
+	p := routePoll{statuses: map[int]int{}, onlyWanted: true}
+	for time.Since(start) < timeout {
+		p.polls++
+		began := time.Now()
+		r, err := c.Get(s.base + path)
+		took := time.Since(began)
+		p.slowest = max(p.slowest, took)
+		code := 0
+		if err == nil {
+			raw, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			var m map[string]any
+			if json.Unmarshal(raw, &m) == nil && strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+				code = r.StatusCode
+			} else {
+				code = -r.StatusCode // not JSON
+			}
+		}
+		p.statuses[code]++
+		if code == want && p.first == 0 {
+			p.first = time.Since(start)
+		} else if code != want && p.first != 0 {
+			p.onlyWanted = false
+		}
+		if p.first != 0 && time.Since(start) > p.first+time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p
+}
+
+// inFlight is one request held open across a SIGTERM: its headers and half
+// its body are sent before the signal, the rest after it, so the server is
+// mid-request when it is told to stop.
+type inFlight struct {
+	conn net.Conn
+	rest []byte
+}
+
+// startInFlight sends method path's headers and the first half of body
+// straight to the service on port, and waits for the server to be reading it.
+func startInFlight(t *testing.T, port int, path, body string) *inFlight {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	half := len(body) / 2
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body[:half])
+	if _, err := conn.Write([]byte(head)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the server has read the headers and waits for the body
+	return &inFlight{conn: conn, rest: []byte(body[half:])}
+}
+
+// finish sends the rest of the body and returns the status and body.
+func (f *inFlight) finish() (int, string, error) {
+	defer f.conn.Close()
+	if _, err := f.conn.Write(f.rest); err != nil {
+		return 0, "", fmt.Errorf("write the rest of the body: %w", err)
+	}
+	r, err := http.ReadResponse(bufio.NewReader(f.conn), nil)
+	if err != nil {
+		return 0, "", fmt.Errorf("read the answer: %w", err)
+	}
+	defer r.Body.Close()
+	raw, _ := io.ReadAll(r.Body)
+	return r.StatusCode, string(raw), nil
+}
+
+// sigtermUnderLoad sends SIGTERM to svc while transactions flow through the
+// router (and, for core-api, straight to it with a connection per request),
+// with one request held mid-body across the signal (for the two APIs), and
+// checks that the held request completed, nothing the server processed lost
+// its answer, the service drained and stopped cleanly, process-compose
+// restarted it, and every acknowledged transaction was processed exactly once.
+func (s *faultStack) sigtermUnderLoad(t *testing.T, tokens *tokenSource, svc string, first int64) {
+	const n = 4000
+	var termed []string
+	var mu sync.Mutex
+	var held *inFlight
+	var heldStatus int
+	var heldBody string
+	var heldErr error
+	heldDone := make(chan struct{})
+	term := atAccepted([]int64{n / 3}, func(k int64) {
+		switch svc {
+		case "auth-api":
+			held = startInFlight(t, s.ports["AUTH_API_PORT"], "/token", `{"username":"becky","password":"password"}`)
+		case "core-api":
+			tok, err := tokens.get("becky")
+			if err != nil {
+				t.Error(err)
+			}
+			held = startInFlight(t, s.ports["CORE_API_PORT"], "/transaction",
+				fmt.Sprintf(`{"token":%q,"amount":%d,"currency":"CHF"}`, tok, first+2*n))
+		}
+		pid := s.signal(t, svc, syscall.SIGTERM)
+		mu.Lock()
+		termed = append(termed, fmt.Sprintf("pid %d at %d accepted", pid, k))
+		mu.Unlock()
+		if held != nil {
+			time.Sleep(300 * time.Millisecond) // shutdown under way: listener closed, draining
+			heldStatus, heldBody, heldErr = held.finish()
+		}
+		close(heldDone)
+	})
+	var wg sync.WaitGroup
+	var direct *loadResult
+	if svc == "core-api" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			direct = s.runLoad(context.Background(), t, loadOptions{
+				total: n / 2, firstAmount: first + n, tokens: tokens, workers: 8, noKeepAlive: true,
+				url: fmt.Sprintf("http://127.0.0.1:%d/transaction", s.ports["CORE_API_PORT"]),
+			})
+		}()
+	}
+	res := s.runLoad(context.Background(), t, loadOptions{total: n, firstAmount: first, tokens: tokens, progress: term})
+	wg.Wait()
+	<-heldDone
+	mu.Lock()
+	t.Logf("SIGTERM %s: %s", svc, strings.Join(termed, "; "))
+	mu.Unlock()
+	t.Logf("load through the router: %s", res.summary())
+	for code, samples := range res.errorSamples {
+		t.Logf("router answered %d, e.g. %s", code, strings.Join(samples, " | "))
+	}
+	s.waitRunning(t, svc, 0, 30*time.Second)
+
+	extra := ""
+	if held != nil {
+		shown := strings.TrimSpace(heldBody)
+		if svc == "auth-api" {
+			shown = fmt.Sprintf("(a %d-byte body)", len(heldBody)) // a token; not for the test log
+		}
+		t.Logf("request held mid-body across SIGTERM: %d %s (err %v)", heldStatus, shown, heldErr)
+		if heldErr != nil || heldStatus != http.StatusOK {
+			t.Errorf("request in flight at SIGTERM: got %d %q, err %v; want 200", heldStatus, heldBody, heldErr)
+		}
+		extra = fmt.Sprintf(" | request held mid-body across SIGTERM: %d", heldStatus)
+	}
+	if svc == "core-api" && heldStatus == http.StatusOK {
+		var out struct {
+			ID     string `json:"id"`
+			Amount int64  `json:"amount"`
+		}
+		if err := json.Unmarshal([]byte(heldBody), &out); err == nil {
+			res.accepted[out.Amount] = loadTx{id: out.ID, user: 2, amount: out.Amount, currency: "CHF"}
+		}
+	}
+	o := verifyExactlyOnce(t, s, res, [2]int64{first, first + n}, 60*time.Second)
+	if direct != nil {
+		t.Logf("load straight to core-api (a connection per request): %s", direct.summary())
+		od := verifyExactlyOnce(t, s, direct, [2]int64{first + n, first + n + n/2}, 60*time.Second)
+		if direct.answerLost > 0 {
+			t.Errorf("%d transactions straight to core-api were queued but their answer was lost (in flight at SIGTERM)", direct.answerLost)
+		}
+		extra += fmt.Sprintf(" | straight to core-api: %s; %d broken connections never reached the server (listen backlog at close), %d answers lost",
+			od, direct.neverReached, direct.answerLost)
+	}
+	if res.statuses[http.StatusBadGateway] > 0 || res.transport["transport error"] > 0 || res.answerLost > 0 {
+		t.Errorf("through the router: 502 ×%d, transport errors %v, answers lost %d: requests in flight at SIGTERM were dropped",
+			res.statuses[http.StatusBadGateway], res.transport, res.answerLost)
+	}
+	if res.nonJSON > 0 {
+		t.Errorf("%d error answers were not JSON", res.nonJSON)
+	}
+	s.checkCleanStop(t, svc)
+	t.Logf("RESULT SIGTERM %s | %d tx through the router, 32 workers | %s | router statuses %v%s", svc, n, o, res.statuses, extra)
+}
+
+// checkCleanStop checks the service's log for its last shutdown: it logged
+// "shutting down" and then "stopped", and no drain timeout.
+func (s *faultStack) checkCleanStop(t *testing.T, svc string) {
+	t.Helper()
+	log := s.readLog(t, svc)
+	i := strings.LastIndex(log, `"msg":"shutting down"`)
+	if i < 0 {
+		t.Errorf("%s never logged \"shutting down\"", svc)
+		return
+	}
+	rest := log[i:]
+	if !strings.Contains(rest, `"msg":"stopped"`) {
+		t.Errorf("%s logged \"shutting down\" but not \"stopped\" after it", svc)
+	}
+	if strings.Contains(rest, "drain HTTP server within") {
+		t.Errorf("%s did not drain within its grace", svc)
+	}
+}

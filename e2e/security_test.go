@@ -1,0 +1,393 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/stacktest"
+)
+
+// TestSecurity checks the stack's security properties on a running stack,
+// not in documentation: Redis reachable only through its 0700 unix socket,
+// every listener on loopback, no secret in the repository or in any log, and
+// password guessing cut off at the router with failed logins logged without
+// the password. The brute force runs last: it uses up the address's quota.
+func TestSecurity(t *testing.T) {
+	st := startFaultStack(t, stackOptions{})
+
+	t.Run("Redis only through a 0700 unix socket", func(t *testing.T) {
+		sock := filepath.Join(st.stateDir, "redis", "redis.sock")
+		for _, p := range []string{st.stateDir, filepath.Dir(sock)} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if perm := fi.Mode().Perm(); perm != 0o700 {
+				t.Errorf("%s has mode %o, want 700", p, perm)
+			}
+		}
+		fi, err := os.Lstat(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode()&fs.ModeSocket == 0 || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: mode %v, want a socket with no group or other permissions", sock, fi.Mode())
+		}
+		pid := st.pidOf(t, "redis")
+		if l := tcpListeners(t, pid); len(l) > 0 {
+			t.Errorf("redis-server (pid %d) listens on TCP %v, want none", pid, l)
+		}
+		// Another local user cannot even reach the socket. Only root can
+		// switch users to show it; otherwise the mode bits above are the proof.
+		if os.Geteuid() != 0 {
+			t.Logf("not root: cannot run a client as another user; relying on the modes checked above")
+			return
+		}
+		cli, err := exec.LookPath("redis-cli")
+		if err != nil {
+			stacktest.Missing(t, "redis-cli is not on PATH (apt-get install redis-tools)")
+		}
+		out := runAsNobody(t, cli, "-s", sock, "PING")
+		if strings.Contains(out, "PONG") {
+			t.Fatalf("user nobody reached Redis: %s", out)
+		}
+		if !strings.Contains(strings.ToLower(out), "permission denied") {
+			t.Errorf("redis-cli as nobody said %q, want permission denied", out)
+		}
+		t.Logf("redis-cli as nobody: %s", strings.TrimSpace(out))
+		// The owner, for contrast, gets in.
+		own, _ := exec.Command(cli, "-s", sock, "PING").CombinedOutput()
+		if !strings.Contains(string(own), "PONG") {
+			t.Errorf("redis-cli as the owner said %q, want PONG", own)
+		}
+	})
+
+	t.Run("every listener on loopback", func(t *testing.T) {
+		ps, err := st.pc.processes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids := map[string]int{}
+		for name, p := range ps {
+			pids[name] = p.Pid
+		}
+		if b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid")); err == nil {
+			pids["process-compose"], _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		want := map[string][]int{
+			"haproxy":         {st.ports["PLATFORM_PORT"], st.ports["HAPROXY_STATS_PORT"]},
+			"auth-api":        {st.ports["AUTH_API_PORT"]},
+			"core-api":        {st.ports["CORE_API_PORT"]},
+			"psp-connector":   {st.ports["PSP_CONNECTOR_PORT"]},
+			"redis":           nil,
+			"process-compose": nil,
+		}
+		for name, pid := range pids {
+			ls := tcpListeners(t, pid)
+			ports := []int{}
+			for _, l := range ls {
+				if !l.addr.IsLoopback() {
+					t.Errorf("%s (pid %d) listens on %s, not loopback", name, pid, l)
+				}
+				ports = append(ports, l.port)
+			}
+			slices.Sort(ports)
+			w := append([]int{}, want[name]...)
+			slices.Sort(w)
+			if fmt.Sprint(ports) != fmt.Sprint(w) {
+				t.Errorf("%s (pid %d) listens on TCP ports %v, want %v", name, pid, ports, want[name])
+			}
+			t.Logf("%s (pid %d): %v", name, pid, ls)
+		}
+	})
+
+	// Some traffic first, so the logs have something to leak.
+	tok := st.login(t, "alice")
+	b := hostileBuilder{host: st.addr, token: tok}
+	for _, a := range tokenAttacks(t, st.secret, tok)[:12] {
+		if _, err := rawExchange(st.addr, b.tx(fmt.Sprintf(`{"token":%q,"amount":5,"currency":"USD"}`, a.token)), 0, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := rawExchange(st.addr, b.txFields("5", `"USD"`), 0, 5*time.Second); err != nil || res.status != http.StatusOK {
+		t.Fatalf("transaction: %v %d %s", err, res.status, res.body)
+	}
+
+	t.Run("no secret in the repository", func(t *testing.T) {
+		root := stacktest.RepoRoot(t)
+		secrets := map[string]string{"this test's stack": string(st.secret)}
+		// A developer's own stack in this checkout, and a local override.
+		if b, err := os.ReadFile(filepath.Join(root, ".stack", "secrets", "jwt_secret")); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			secrets[".stack/secrets/jwt_secret"] = string(bytes.TrimSpace(b))
+		}
+		if b, err := os.ReadFile(filepath.Join(root, "stack.local.env")); err == nil {
+			if m := regexp.MustCompile(`(?m)^\s*JWT_SECRET\s*=\s*["']?([^"'\s]+)`).FindSubmatch(b); m != nil {
+				secrets["stack.local.env"] = string(m[1])
+			}
+		}
+		files := gitLines(t, root, "ls-files", "-z")
+		generated := regexp.MustCompile(`JWT_SECRET\s*[=:]\s*["']?[0-9a-fA-F]{64}`)
+		scanned := 0
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				continue // deleted in the work tree
+			}
+			scanned++
+			for where, s := range secrets {
+				if bytes.Contains(b, []byte(s)) {
+					t.Errorf("%s holds the JWT secret of %s", f, where)
+				}
+			}
+			if m := generated.Find(b); m != nil {
+				t.Errorf("%s holds what looks like a generated JWT secret: %.24s…", f, m)
+			}
+		}
+		for where, s := range secrets {
+			if hits := gitLines(t, root, "log", "--all", "--format=%h", "-S", s); len(hits) > 0 {
+				t.Errorf("the JWT secret of %s is in the history, commits %v", where, hits)
+			}
+		}
+		for _, p := range []string{".stack/secrets/jwt_secret", "stack.local.env"} {
+			if err := exec.Command("git", "-C", root, "check-ignore", "-q", p).Run(); err != nil {
+				t.Errorf("%s is not ignored by git", p)
+			}
+		}
+		t.Logf("%d tracked files and the whole history scanned for %d secrets; .stack/ and stack.local.env ignored", scanned, len(secrets))
+	})
+
+	t.Run("login brute force: 429 at the router, failed logins logged without the password", func(t *testing.T) {
+		// The quota is per address and per 10 s (AUTH_RATE_LIMIT, 20 in the
+		// test stack); the one login above counts too.
+		var nonce [6]byte
+		_, _ = rand.Read(nonce[:])
+		c := st.client(5 * time.Second)
+		statuses := map[int]int{}
+		var passwords []string
+		first429 := 0
+		for i := 1; i <= 40; i++ {
+			pw := fmt.Sprintf("guess-%s-%02d", hex.EncodeToString(nonce[:]), i)
+			passwords = append(passwords, pw)
+			r, err := c.Post(st.base+"/auth/token", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"username":"alice","password":%q}`, pw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			statuses[r.StatusCode]++
+			switch r.StatusCode {
+			case http.StatusUnauthorized:
+			case http.StatusTooManyRequests:
+				if first429 == 0 {
+					first429 = i
+				}
+				var e struct {
+					Error string `json:"error"`
+				}
+				if json.Unmarshal(raw, &e) != nil || e.Error == "" || r.Header.Get("Retry-After") == "" {
+					t.Errorf("429: got %q (Retry-After %q), want a JSON error and Retry-After", raw, r.Header.Get("Retry-After"))
+				}
+			default:
+				t.Errorf("guess %d: got %d %s, want 401 or 429", i, r.StatusCode, raw)
+			}
+		}
+		// Even the right password is refused while the client keeps going.
+		r, err := c.Post(st.base+"/auth/token", "application/json", strings.NewReader(`{"username":"alice","password":"password"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if first429 == 0 {
+			t.Fatalf("40 wrong passwords in a row: got %v, never 429", statuses)
+		}
+		if first429 > 21 {
+			t.Errorf("first 429 at guess %d, want by guess 21 (AUTH_RATE_LIMIT=20 per 10 s)", first429)
+		}
+		if r.StatusCode != http.StatusTooManyRequests {
+			t.Errorf("right password after the guesses: got %d, want 429", r.StatusCode)
+		}
+
+		time.Sleep(500 * time.Millisecond) // process-compose writes the last lines
+		authLog := st.readLog(t, "auth-api")
+		failed := 0
+		sc := bufio.NewScanner(strings.NewReader(authLog))
+		for sc.Scan() {
+			var rec struct {
+				Msg, Username, Reason string
+			}
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "login failed" && rec.Reason == "invalid_password" && rec.Username == "alice" {
+				failed++
+			}
+		}
+		if failed != statuses[http.StatusUnauthorized] {
+			t.Errorf("auth-api logged %d failed logins for alice, want %d (one per 401)", failed, statuses[http.StatusUnauthorized])
+		}
+		routerRefused := strings.Count(st.readLog(t, "haproxy"), `"status":429`)
+		if routerRefused < statuses[http.StatusTooManyRequests] {
+			t.Errorf("the router logged %d 429s, want at least %d", routerRefused, statuses[http.StatusTooManyRequests])
+		}
+		for _, f := range logFiles(t, st) {
+			b, _ := os.ReadFile(f)
+			for _, pw := range passwords {
+				if bytes.Contains(b, []byte(pw)) {
+					t.Errorf("%s contains a tried password %q", f, pw)
+					break
+				}
+			}
+		}
+		t.Logf("RESULT login brute force | 40 wrong passwords for alice from one address, then the right one | %v; first 429 at guess %d; right password then: %d; auth-api logged %d failed logins (reason invalid_password), router %d 429s; no tried password in any log",
+			statuses, first429, r.StatusCode, failed, routerRefused)
+	})
+
+	t.Run("no secret in any log", func(t *testing.T) {
+		secret := string(st.secret)
+		files := logFiles(t, st)
+		total := 0
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += len(b)
+			if bytes.Contains(b, []byte(secret)) {
+				t.Errorf("%s contains the JWT secret", f)
+			}
+		}
+		// Nor does process-compose's API show it.
+		for _, name := range []string{"auth-api", "core-api"} {
+			var info json.RawMessage
+			if err := st.pc.call(http.MethodGet, "/process/info/"+name, &info); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Contains(info, []byte(secret)) {
+				t.Errorf("process-compose's API shows the JWT secret in /process/info/%s", name)
+			}
+		}
+		t.Logf("%d log files (%d bytes) and process-compose's process info: no JWT secret", len(files), total)
+	})
+}
+
+// runAsNobody runs name as user and group 65534 and returns its output.
+func runAsNobody(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, _ := cmd.CombinedOutput()
+	return string(out)
+}
+
+// listener is one listening TCP socket.
+type listener struct {
+	addr net.IP
+	port int
+}
+
+func (l listener) String() string { return net.JoinHostPort(l.addr.String(), strconv.Itoa(l.port)) }
+
+// tcpListeners returns the listening TCP sockets that process pid holds,
+// from /proc (its fds' socket inodes matched against /proc/net/tcp{,6}).
+func tcpListeners(t *testing.T, pid int) []listener {
+	t.Helper()
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatalf("list fds of pid %d: %v", pid, err)
+	}
+	inodes := map[string]bool{}
+	for _, fd := range fds {
+		target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err == nil && strings.HasPrefix(target, "socket:[") {
+			inodes[strings.TrimSuffix(strings.TrimPrefix(target, "socket:["), "]")] = true
+		}
+	}
+	var out []listener
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" || !inodes[f[9]] { // 0A: LISTEN
+				continue
+			}
+			host, port, _ := strings.Cut(f[1], ":")
+			ip := procIP(host)
+			p, _ := strconv.ParseInt(port, 16, 32)
+			out = append(out, listener{addr: ip, port: int(p)})
+		}
+	}
+	return out
+}
+
+// procIP decodes /proc/net/tcp's address: hex, in 32-bit little-endian words.
+func procIP(h string) net.IP {
+	b, err := hex.DecodeString(h)
+	if err != nil {
+		return nil
+	}
+	for i := 0; i+4 <= len(b); i += 4 {
+		b[i], b[i+1], b[i+2], b[i+3] = b[i+3], b[i+2], b[i+1], b[i]
+	}
+	return net.IP(b)
+}
+
+// gitLines runs git in dir and returns its output's lines (NUL-separated
+// when args ask for -z).
+func gitLines(t *testing.T, dir string, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("git", append([]string{"-C", dir}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("git %v: %v", args, err)
+	}
+	sep := "\n"
+	for _, a := range args {
+		if a == "-z" {
+			sep = "\x00"
+		}
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), sep) {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
+
+// logFiles lists every file in the stack's log directory.
+func logFiles(t *testing.T, st *faultStack) []string {
+	t.Helper()
+	entries, err := os.ReadDir(st.logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			out = append(out, filepath.Join(st.logDir, e.Name()))
+		}
+	}
+	return out
+}
