@@ -126,9 +126,11 @@ Commands:
           process-compose's TUI on a terminal and prefixed logs otherwise, with a
           line per process as it becomes ready; Ctrl-C stops everything.
           --detach runs it in the background; --wait then returns once every
-          process is ready, or exits 1 after --timeout naming each process that
-          is not, with the end of its log. Fails before starting anything when
-          a port is taken or a tool is missing.
+          process is ready, or exits 1 after --timeout (counted from the start
+          of process-compose, after any build) naming each process that is
+          not, with the end of its log. Fails before starting anything when a
+          port is taken or a tool is missing; builds process-compose and the
+          services from the checkout when they are not on PATH.
   down    Stop every process (router first, Redis last), wait until all are
           gone and check that none survived.
   status  One line per process: status, readiness, pid, restarts, uptime.

@@ -242,3 +242,28 @@ func TestFollowLogRestartsAfterTruncation(t *testing.T) {
 		t.Errorf("got %v, want %v", lines, want)
 	}
 }
+
+func TestMissingToolsAreNamedWithHowToGetThem(t *testing.T) {
+	share := t.TempDir() // an installed layout: nothing can be built
+	state := filepath.Join(t.TempDir(), "st")
+	l := &launcher{
+		environ: []string{"PATH=" + t.TempDir()},
+		layout:  stackconfig.Layout{ConfigDir: share, How: "installed"},
+		cfg:     stackconfig.Config{StateDir: state},
+		stderr:  &bytes.Buffer{},
+	}
+	_, err := l.findBinaries(context.Background())
+	if err == nil {
+		t.Fatal("got nil, want an error naming the missing tools")
+	}
+	for _, want := range []string{
+		"redis-server is not on PATH", "apt-get install redis-server", "brew install redis",
+		"haproxy is not on PATH", "apt-get install haproxy",
+		"process-compose is not on PATH", "nix develop",
+		"auth-api is not on PATH", "core-api is not on PATH", "psp-connector is not on PATH",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("got %q, want it to contain %q", err, want)
+		}
+	}
+}

@@ -21,7 +21,7 @@ import (
 // up prepares everything, then runs process-compose: in the foreground, or
 // detached (optionally waiting until every process is ready).
 func (l *launcher) up(ctx context.Context, args []string) error {
-	start := time.Now()
+	launched := time.Now()
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	fs.SetOutput(l.stderr)
 	detach := fs.Bool("detach", false, "run in the background and return")
@@ -84,6 +84,12 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"PATH":                       bins.searchPath(lookupEnv(l.environ, "PATH")),
 	})
 
+	// Readiness times and --timeout count from here, not from the launch:
+	// a first run may spend minutes building binaries.
+	if prep := time.Since(launched); prep > time.Second {
+		fmt.Fprintf(l.stderr, "stack: prepared in %s\n", prep.Round(100*time.Millisecond))
+	}
+	start := time.Now()
 	if *detach {
 		return l.upDetached(ctx, cmd, client, start, *wait, *timeout)
 	}
@@ -140,7 +146,7 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 		return nil
 	}
 
-	waitCtx, cancel := context.WithTimeout(ctx, timeout-time.Since(start))
+	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err = procompose.Waiter{
 		Poll:    client.Processes,
