@@ -28,8 +28,9 @@ func stackEnvDefaults(t *testing.T) []string {
 }
 
 // TestHAProxyConfig checks haproxy.cfg with `haproxy -c`: on its own (the
-// defaults written in the file), with stack.env's settings, and with the
-// settings a benchmark uses.
+// defaults written in the file), with stack.env's settings, with the
+// settings a benchmark uses, and as an HAProxy without the Prometheus
+// exporter reads it.
 func TestHAProxyConfig(t *testing.T) {
 	bin := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
 	cfg := filepath.Join(stacktest.RepoRoot(t), stackconfig.HAProxyFileName)
@@ -41,11 +42,33 @@ func TestHAProxyConfig(t *testing.T) {
 		{"stack.env", stackEnvDefaults(t)},
 		{"benchmark", []string{"PLATFORM_PORT=18080", "HAPROXY_STATS_PORT=18404", "AUTH_API_PORT=15001", "CORE_API_PORT=15002", "AUTH_RATE_LIMIT=1000000"}},
 	}
+	// The same file as an HAProxy built without the Prometheus exporter sees
+	// it: the ".else" branch must load too.
+	orig, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(orig), ".if feature(PROMEX)") {
+		t.Fatalf("haproxy.cfg: want the exporter behind .if feature(PROMEX)")
+	}
+	noPromex := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(noPromex, []byte(strings.Replace(string(orig), "feature(PROMEX)", "feature(NOT_BUILT_IN)", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests = append(tests, struct {
+		name string
+		env  []string
+	}{"without the Prometheus exporter", nil})
+
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfg)
+			file := cfg
+			if tt.name == "without the Prometheus exporter" {
+				file = noPromex
+			}
+			cmd := exec.CommandContext(ctx, bin, "-c", "-f", file)
 			cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")}, tt.env...)
 			out, err := cmd.CombinedOutput()
 			if err != nil {
