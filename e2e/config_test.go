@@ -112,7 +112,6 @@ func TestUpTimeoutNamesProcesses(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := newStack(t, ctx, pcDir, map[string]string{"REDIS_URL": "unix:///nonexistent/redis.sock"})
-	t.Cleanup(func() { s.run("down") })
 
 	start := time.Now()
 	_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "3s")

@@ -75,9 +75,10 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
-// newStack prepares (but does not start) a stack. It runs the launcher with
-// STACK_SHARE_DIR at this checkout and its working directory in a temporary
-// directory, so that a developer's stack.local.env cannot change the test.
+// newStack prepares (but does not start) a stack, and stops it when the test
+// ends. It runs the launcher with STACK_SHARE_DIR at this checkout and its
+// working directory in a temporary directory, so that a developer's
+// stack.local.env cannot change the test.
 func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]string) *stackUnderTest {
 	t.Helper()
 	bin := buildBinaries(t, ctx)
@@ -119,17 +120,31 @@ func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]
 	for k, v := range vars {
 		env = append(env, k+"="+v)
 	}
-	return &stackUnderTest{
+	s := &stackUnderTest{
 		t: t, ctx: ctx, bin: bin, dir: t.TempDir(), env: env, vars: vars,
 		base:   "http://127.0.0.1:" + vars["PLATFORM_PORT"],
 		client: &http.Client{Timeout: 10 * time.Second},
 	}
+	// Whatever happens to the test, stop the stack (a no-op once it is
+	// down). The test's own context is usually cancelled by now.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if _, stderr, err := s.runContext(ctx, "down"); err != nil {
+			t.Errorf("stack down at cleanup: %v\n%s", err, stderr)
+		}
+	})
+	return s
 }
 
 // run runs the launcher with args and returns its stdout and stderr.
 func (s *stackUnderTest) run(args ...string) (string, string, error) {
 	s.t.Helper()
-	cmd := exec.CommandContext(s.ctx, filepath.Join(s.bin, "stack"), args...)
+	return s.runContext(s.ctx, args...)
+}
+
+func (s *stackUnderTest) runContext(ctx context.Context, args ...string) (string, string, error) {
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "stack"), args...)
 	cmd.Dir, cmd.Env = s.dir, s.env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -49,12 +49,6 @@ func TestStack(t *testing.T) {
 		t.Fatalf("stack up --detach --wait: %v\n%s\n%s", err, stdout, stderr)
 	}
 	t.Logf("stack up --detach --wait returned after %s:\n%s", time.Since(start).Round(time.Millisecond), stderr)
-	downDone := false
-	t.Cleanup(func() {
-		if !downDone {
-			s.run("down")
-		}
-	})
 	for _, name := range []string{"redis", "auth-api", "core-api", "psp-connector", "haproxy"} {
 		if !strings.Contains(stderr, "stack: "+name) || !strings.Contains(stderr, "ready after") {
 			t.Errorf("up's progress: got %q, want a ready line for %s", stderr, name)
@@ -283,7 +277,6 @@ func TestStack(t *testing.T) {
 			}
 		}()
 		stdout, stderr, err := s.run("down")
-		downDone = true
 		close(stop)
 		<-watched
 		if err != nil {
@@ -314,4 +307,41 @@ func TestStack(t *testing.T) {
 			t.Errorf("status after down: got running, want not running")
 		}
 	})
+}
+
+// TestDownAfterProcessComposeKilled kills process-compose itself with
+// SIGKILL, which orphans the stack's processes, and checks that `up` refuses
+// to start a second stack over them and that `down` finds and stops them.
+func TestDownAfterProcessComposeKilled(t *testing.T) {
+	pcDir := requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, pcDir, nil)
+	if _, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s"); err != nil {
+		t.Fatalf("stack up: %v\n%s", err, stderr)
+	}
+	rep := s.status()
+	if err := syscall.Kill(rep.ProcessComposePid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 process-compose (pid %d): %v", rep.ProcessComposePid, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !pidGone(rep.ProcessComposePid) && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	_, stderr, err := s.run("up", "--detach", "--wait")
+	if err == nil || !strings.Contains(stderr, "still running without process-compose") {
+		t.Errorf("up over orphans: got %v %q, want a refusal naming the leftover processes", err, stderr)
+	}
+	stdout, stderr, err := s.run("down")
+	if err != nil {
+		t.Fatalf("stack down: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(stdout, "stopped leftover processes") {
+		t.Errorf("down: got %q, want it to report the leftover processes it stopped", stdout)
+	}
+	for _, p := range rep.Processes {
+		if !pidGone(p.Pid) {
+			t.Errorf("after down: %s (pid %d) is still running", p.Name, p.Pid)
+		}
+	}
 }

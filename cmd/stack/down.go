@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +45,12 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 			}
 		}
 		os.Remove(l.pidFile())
+		if left := strays(c.StateDir); len(left) > 0 {
+			fmt.Fprintf(l.stderr, "stack: process-compose is gone but %s of its processes are not; stopping them\n", strconv.Itoa(len(left)))
+			names := stopStrays(left, time.Duration(c.ServiceStopTimeout())*time.Second)
+			fmt.Fprintf(l.stdout, "stack: stopped leftover processes: %s\n", strings.Join(names, ", "))
+			return nil
+		}
 		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
 		return nil
 	}
@@ -79,6 +87,9 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	}
 	if err := verifyGone(leftovers); err != nil {
 		return err
+	}
+	if left := strays(c.StateDir); len(left) > 0 {
+		return fmt.Errorf("survived the shutdown and were stopped: %s", strings.Join(stopStrays(left, 5*time.Second), ", "))
 	}
 	os.Remove(l.pidFile())
 	os.Remove(c.ProcessComposeSocket())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -179,4 +180,78 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
+}
+
+// stackCommands are the programs a stack runs (as /proc/<pid>/comm shows
+// them: at most 15 bytes).
+var stackCommands = map[string]bool{
+	"redis-server": true, "haproxy": true, "auth-api": true, "core-api": true,
+	"psp-connector": true, "process-compose": true,
+}
+
+// strays finds processes of the stack whose state dir is stateDir: one of
+// the stack's programs with STACK_STATE_DIR=stateDir in its environment
+// (every process inherits it from the launcher), or working in the state dir
+// (process-compose starts them there; Redis, which overwrites its
+// environment with its process title, works in its redis/ subdirectory).
+// They are what is left when process-compose itself was killed. Linux only
+// (it reads /proc); nil elsewhere.
+func strays(stateDir string) []procompose.Process {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	marker := []byte("STACK_STATE_DIR=" + stateDir + "\x00")
+	self := os.Getpid()
+	var found []procompose.Process
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || !stackCommands[strings.TrimSpace(string(comm))] {
+			continue
+		}
+		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		inState := cwd == stateDir || strings.HasPrefix(cwd, stateDir+string(filepath.Separator))
+		if !inState && !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, marker...)) {
+			continue
+		}
+		if !alive(pid) {
+			continue
+		}
+		found = append(found, procompose.Process{Name: strings.TrimSpace(string(comm)), Pid: pid})
+	}
+	return found
+}
+
+// stopStrays sends SIGTERM to each process, waits up to grace for them to
+// exit, then kills what is left; it returns a description of each.
+func stopStrays(procs []procompose.Process, grace time.Duration) []string {
+	var names []string
+	for _, p := range procs {
+		_ = syscall.Kill(p.Pid, syscall.SIGTERM)
+		names = append(names, fmt.Sprintf("%s (pid %d)", p.Name, p.Pid))
+	}
+	deadline := time.Now().Add(grace)
+	for _, p := range procs {
+		for alive(p.Pid) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if alive(p.Pid) {
+			_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+		}
+	}
+	return names
+}
+
+// describeProcs lists processes as "name (pid N), ...".
+func describeProcs(procs []procompose.Process) string {
+	names := make([]string, len(procs))
+	for i, p := range procs {
+		names[i] = fmt.Sprintf("%s (pid %d)", p.Name, p.Pid)
+	}
+	return strings.Join(names, ", ")
 }

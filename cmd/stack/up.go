@@ -44,6 +44,9 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if client.Alive(ctx) {
 		return fmt.Errorf("the stack is already running from %s; see `stack status`, or stop it with `stack down`", c.StateDir)
 	}
+	if left := strays(c.StateDir); len(left) > 0 {
+		return fmt.Errorf("processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`", describeProcs(left))
+	}
 	if err := c.PrepareStateDir(); err != nil {
 		return err
 	}
