@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/caarlos0/env/v10"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/acme-payments/platform/internal/loadgen"
 )
@@ -129,6 +130,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		cfg.Progress = stderr
 	}
 
+	// go-redis logs every failed dial itself; the probe's errors say enough.
+	redis.SetLogger(quietLogger{})
 	if url := stackRedisURL(*redisURL, envCfg); url != "" && cfg.Mode == loadgen.ModeTransactions {
 		q, err := loadgen.NewQueueProbe(url, *stream, *group)
 		if err != nil {
@@ -190,6 +193,11 @@ func stackRedisURL(flagValue string, e environment) string {
 	}
 	return ""
 }
+
+// quietLogger discards go-redis's internal log lines.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func orDefault(v, def string) string {
 	if v != "" {
