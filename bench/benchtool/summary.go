@@ -158,7 +158,9 @@ func verified(r *loadgen.Report) string {
 	if err := r.Err(); err != nil {
 		return "FAILED: " + strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
-	if v := r.Verification; v != nil {
+	if v := r.Verification; v != nil && v.Checked == 0 && v.DrainMethod == "none" {
+		return "not verified (nothing queued behind it)"
+	} else if v != nil {
 		return fmt.Sprintf("%d accepted, %d checked, %d processed, 0 lost", v.Accepted, v.Checked, v.Processed)
 	}
 	return "n/a"
