@@ -76,14 +76,16 @@ func ProcessCompose(tb testing.TB) string {
 		cache = os.TempDir()
 	}
 	h := sha256.Sum256(sum)
-	out := filepath.Join(cache, "acme-platform", "process-compose-"+hex.EncodeToString(h[:6]))
+	// One directory per tools/go.sum, holding a binary named process-compose,
+	// so that callers can put the directory on PATH.
+	out := filepath.Join(cache, "acme-platform", "process-compose-"+hex.EncodeToString(h[:6]), "process-compose")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		Missing(tb, "process-compose is not on PATH and %v", err)
 	}
-	tmp := out + ".tmp-" + filepath.Base(tb.TempDir())
+	tmp := filepath.Join(filepath.Dir(out), ".tmp-"+filepath.Base(tb.TempDir()))
 	tb.Logf("process-compose is not on PATH; building it from tools/go.mod into %s", out)
 	cmd := exec.Command(goBin, "build", "-o", tmp, "github.com/f1bonacc1/process-compose/src")
 	cmd.Dir = tools
