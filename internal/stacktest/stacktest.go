@@ -78,7 +78,7 @@ func ProcessCompose(tb testing.TB) string {
 	h := sha256.Sum256(sum)
 	// One directory per tools/go.sum, holding a binary named process-compose,
 	// so that callers can put the directory on PATH.
-	out := filepath.Join(cache, "acme-platform", "process-compose-"+hex.EncodeToString(h[:6]), "process-compose")
+	out := filepath.Join(cache, "acme-platform", "tools-"+hex.EncodeToString(h[:6]), "process-compose")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
