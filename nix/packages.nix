@@ -1,0 +1,132 @@
+# packages.<system> of the flake: one static Go binary per service, the `stack` launcher
+# (with its config and every program it runs), `default` joining them, and on Linux an
+# OCI image per service (image.nix).
+{
+  pkgs,
+  lib,
+  version,
+  root,
+}:
+let
+  fs = lib.fileset;
+  # What a binary is built from: Go code and embedded data, no docs, no tests.
+  code = dir: fs.fileFilter (f: !f.hasExt "md" && !lib.hasSuffix "_test.go" f.name) dir;
+
+  # Every binary of the module: a static binary of one main package, from the committed
+  # vendor/ (vendorHash = null), rebuilt only when its own sources change.
+  mkService =
+    {
+      name,
+      dir,
+      description,
+      extraFiles ? [ ],
+      ...
+    }@args:
+    assert lib.assertMsg (builtins.pathExists (root + "/vendor/modules.txt"))
+      "vendor/ is missing: run `go mod vendor` and commit it (the flake builds with vendorHash = null)";
+    pkgs.buildGoModule (
+      removeAttrs args [
+        "name"
+        "dir"
+        "description"
+        "extraFiles"
+      ]
+      // {
+        pname = name;
+        inherit version;
+        src = fs.toSource {
+          inherit root;
+          fileset = fs.unions (
+            [
+              (root + "/go.mod")
+              (root + "/go.sum")
+              (root + "/vendor")
+              (code (root + "/internal"))
+              (code (root + "/${dir}"))
+            ]
+            ++ extraFiles
+          );
+        };
+        vendorHash = null;
+        subPackages = [ dir ];
+        env.CGO_ENABLED = 0;
+        ldflags = [
+          "-s"
+          "-w"
+          "-X main.version=${version}"
+        ];
+        doCheck = false; # the module's tests run once, in checks.go-test, on real Redis
+        meta = {
+          inherit description;
+          mainProgram = name;
+        };
+      }
+    );
+
+  services =
+    lib.mapAttrs
+      (
+        name: description:
+        mkService {
+          inherit name description;
+          dir = "services/${name}";
+        }
+      )
+      {
+        auth-api = "Issues 30-second HS256 tokens to the platform's users";
+        core-api = "Accepts transactions and queues them on Redis";
+        psp-connector = "Takes queued transactions off Redis and makes them with the PSP";
+      };
+
+  # The launcher finds its files in <prefix>/share/acme-platform (see internal/stackconfig)
+  # unless it runs inside a checkout, whose own files then win.
+  stackFiles = [
+    (root + "/process-compose.yaml")
+    (root + "/haproxy.cfg")
+    (root + "/stack.env")
+  ];
+  # What the launcher runs, first on its PATH: `nix run` never depends on the host's tools.
+  runtime = [
+    pkgs.redis
+    pkgs.haproxy
+    pkgs.process-compose
+  ]
+  ++ lib.attrValues services;
+
+  stack = mkService {
+    name = "stack";
+    dir = "cmd/stack";
+    description = "Starts, waits for, shows and stops the whole platform";
+    extraFiles = stackFiles;
+    nativeBuildInputs = [ pkgs.makeWrapper ];
+    postInstall = ''
+      install -Dm444 -t $out/share/acme-platform ${toString (map baseNameOf stackFiles)}
+      wrapProgram $out/bin/stack --prefix PATH : ${lib.makeBinPath runtime}
+    '';
+  };
+in
+services
+// {
+  inherit stack;
+  default = pkgs.symlinkJoin {
+    name = "platform-${version}";
+    paths = lib.attrValues services ++ [ stack ];
+    meta.mainProgram = "stack";
+  };
+}
+// lib.optionalAttrs pkgs.stdenv.hostPlatform.isLinux (
+  lib.mapAttrs' (
+    name: pkg:
+    lib.nameValuePair "${name}-image" (
+      import ./image.nix {
+        inherit
+          pkgs
+          lib
+          version
+          name
+          pkg
+          ;
+      }
+    )
+  ) services
+)
