@@ -55,7 +55,8 @@ type ConsumerConfig struct {
 	// VisibilityTimeout is how long an entry may stay pending (delivered,
 	// not acked) before another consumer reclaims it. [30s]
 	VisibilityTimeout time.Duration
-	// ClaimInterval is how often XAUTOCLAIM runs, besides at start. [5s]
+	// ClaimInterval is how often XAUTOCLAIM, and the trim of acknowledged
+	// entries, run, besides at start. [5s]
 	ClaimInterval time.Duration
 	// MaxDeliveries is how many deliveries an entry gets before it goes to
 	// the dead-letter stream. [5]
@@ -119,8 +120,8 @@ const (
 const maxClaimPages = 16
 
 // Run consumes until ctx is done: it ensures the group (retrying while Redis
-// is not up), reclaims abandoned entries at start and every ClaimInterval,
-// and reads new ones in batches. When ctx is done it stops reading, lets the
+// is not up), reclaims abandoned entries and trims acknowledged ones at start
+// and every ClaimInterval, and reads new ones in batches. When ctx is done it stops reading, lets the
 // batch in hand finish within ShutdownGrace, leaves everything else pending
 // for the next start, and returns nil. It returns an error only for a state
 // retrying cannot fix (Stream is not a stream).
@@ -143,6 +144,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		if !time.Now().Before(nextClaim) {
 			c.reclaim(ctx, work)
+			c.trim(work)
 			nextClaim = time.Now().Add(c.cfg.ClaimInterval)
 		}
 		block := min(c.cfg.Block, time.Until(nextClaim))
@@ -232,6 +234,21 @@ func (c *Consumer) reclaim(ctx, work context.Context) {
 			return
 		}
 		start = next
+	}
+}
+
+// trim removes acknowledged entries from Stream (trimScript), so that the
+// stream's memory, and Redis's AOF replay at a restart, stay bounded by what
+// is still queued or pending instead of growing with every transaction ever
+// accepted. Errors are logged and ignored: the next pass tries again.
+func (c *Consumer) trim(ctx context.Context) {
+	n, err := trimScript.Run(ctx, c.rdb, []string{Stream}).Int64()
+	if err != nil {
+		c.log.Warn("trimming acknowledged entries failed", "error", err.Error())
+		return
+	}
+	if n > 0 {
+		c.log.Debug("trimmed acknowledged entries", "stream", Stream, "count", n)
 	}
 }
 

@@ -7,8 +7,9 @@ import (
 
 // Every Redis name the platform uses is defined here and nowhere else.
 const (
-	// Stream is the stream core-api appends transactions to. It is never
-	// trimmed: acknowledged entries stay as the log of what was accepted.
+	// Stream is the stream core-api appends transactions to. The consumer
+	// trims it to what is still undelivered or pending (acknowledged entries
+	// go; see trimScript); the status records are the lasting history.
 	Stream = "transactions"
 	// Group is the consumer group psp-connector reads Stream with.
 	Group = "psp-connector"

@@ -1,8 +1,9 @@
 // Package txqueue is the platform's transaction queue on Redis Streams: core-api
 // enqueues (idempotently, in one atomic script), psp-connector consumes with a
 // consumer group (ack after the PSP step, reclaim after a visibility timeout,
-// dead-letter after repeated failures), and both read and write the per-
-// transaction status record. It is the only package that knows Redis names.
+// dead-letter after repeated failures, trim of acknowledged entries), and both
+// read and write the per-transaction status record. It is the only package
+// that knows Redis names.
 package txqueue
 
 import (

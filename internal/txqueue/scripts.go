@@ -89,5 +89,49 @@ end
 return 1
 `)
 
+// trimScript removes acknowledged history from the stream, atomically: for
+// every consumer group the bound is its oldest pending entry or, when it has
+// none, the entry after its last-delivered id; XTRIM MINID the smallest bound
+// removes only entries that every group has read and acknowledged. Nothing
+// undelivered or pending is ever trimmed. It does nothing when the key is not
+// a stream, the stream has no group, or a group has delivered nothing.
+//
+// KEYS: 1 stream
+// Returns the number of entries removed.
+var trimScript = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return 0 end
+local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
+if #groups == 0 then return 0 end
+-- Stream ids "ms-seq" compared exactly: decimal parts without leading zeros
+-- order by length, then as strings.
+local function lesspart(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+local function less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if am ~= bm then return lesspart(am, bm) end
+  return lesspart(as, bs)
+end
+local bound
+for _, g in ipairs(groups) do
+  local f = {}
+  for i = 1, #g, 2 do f[g[i]] = g[i + 1] end
+  local last = f['last-delivered-id']
+  if not last or last == '0-0' then return 0 end
+  local b
+  if f['pending'] > 0 then
+    b = redis.call('XPENDING', KEYS[1], f['name'])[2]
+    if less(last, b) then b = last end
+  else
+    local ms, seq = string.match(last, '^(%d+)-(%d+)$')
+    if #seq < 15 then b = ms .. '-' .. string.format('%d', tonumber(seq) + 1) else b = last end
+  end
+  if not bound or less(b, bound) then bound = b end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', bound)
+`)
+
 // allScripts are preloaded by Connect and reloaded after a NOSCRIPT.
-var allScripts = []*redis.Script{enqueueScript, markScript, unmarkScript, deadLetterScript}
+var allScripts = []*redis.Script{enqueueScript, markScript, unmarkScript, deadLetterScript, trimScript}
