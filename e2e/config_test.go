@@ -41,6 +41,7 @@ func TestHAProxyConfig(t *testing.T) {
 		{"file defaults", nil},
 		{"stack.env", stackEnvDefaults(t)},
 		{"benchmark", []string{"PLATFORM_PORT=18080", "HAPROXY_STATS_PORT=18404", "AUTH_API_PORT=15001", "CORE_API_PORT=15002", "AUTH_RATE_LIMIT=1000000"}},
+		{"access log errors only", []string{"HAPROXY_ACCESS_LOG=errors"}},
 	}
 	// The same file as an HAProxy built without the Prometheus exporter sees
 	// it: the ".else" branch must load too.
@@ -79,6 +80,22 @@ func TestHAProxyConfig(t *testing.T) {
 				t.Errorf("haproxy -c: got warnings, want none:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestHAProxyConfigRefusesUnknownAccessLog: a mistyped HAPROXY_ACCESS_LOG
+// stops HAProxy with a message naming the variable, instead of silently
+// logging everything (or nothing).
+func TestHAProxyConfigRefusesUnknownAccessLog(t *testing.T) {
+	bin := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	cfg := filepath.Join(stacktest.RepoRoot(t), stackconfig.HAProxyFileName)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-c", "-f", cfg)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HAPROXY_ACCESS_LOG=none"}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "HAPROXY_ACCESS_LOG must be all or errors") {
+		t.Errorf("haproxy -c with HAPROXY_ACCESS_LOG=none: got %v, %s; want a failure naming the variable", err, out)
 	}
 }
 

@@ -39,6 +39,7 @@ type Config struct {
 	CoreAPIPort     int           `env:"CORE_API_PORT" envDefault:"5002"`
 	ConnectorPort   int           `env:"PSP_CONNECTOR_PORT" envDefault:"5003"`
 	AuthRateLimit   int           `env:"AUTH_RATE_LIMIT" envDefault:"20"`
+	AccessLog       string        `env:"HAPROXY_ACCESS_LOG" envDefault:"all"`
 	RedisURL        string        `env:"REDIS_URL"`
 	RedisAppendSync string        `env:"REDIS_APPENDFSYNC" envDefault:"always"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
@@ -157,6 +158,9 @@ func (c *Config) validate() error {
 	if c.AuthRateLimit < 1 {
 		return fmt.Errorf("AUTH_RATE_LIMIT must be at least 1 (token requests per 10 s per client address), got %d", c.AuthRateLimit)
 	}
+	if !slices.Contains([]string{"all", "errors"}, c.AccessLog) {
+		return fmt.Errorf("HAPROXY_ACCESS_LOG must be all or errors, got %q", c.AccessLog)
+	}
 	if !slices.Contains([]string{"always", "everysec", "no"}, c.RedisAppendSync) {
 		return fmt.Errorf("REDIS_APPENDFSYNC must be always, everysec or no, got %q", c.RedisAppendSync)
 	}
@@ -250,6 +254,7 @@ func (c Config) Environ(extra map[string]string) []string {
 	m["AUTH_RATE_LIMIT"] = strconv.Itoa(c.AuthRateLimit)
 	m["REDIS_URL"] = c.RedisURL
 	m["REDIS_APPENDFSYNC"] = c.RedisAppendSync
+	m["HAPROXY_ACCESS_LOG"] = c.AccessLog
 	m["LOG_LEVEL"] = strings.ToLower(c.LogLevel)
 	m["SHUTDOWN_GRACE"] = c.ShutdownGrace.String()
 	for k, v := range extra {

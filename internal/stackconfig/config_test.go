@@ -151,6 +151,7 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"ports collide", []string{"AUTH_API_PORT=5002"}, "AUTH_API_PORT and CORE_API_PORT are both 5002"},
 		{"rate limit", []string{"AUTH_RATE_LIMIT=0"}, "AUTH_RATE_LIMIT must be at least 1"},
 		{"fsync", []string{"REDIS_APPENDFSYNC=sometimes"}, "REDIS_APPENDFSYNC must be always, everysec or no"},
+		{"access log", []string{"HAPROXY_ACCESS_LOG=some"}, "HAPROXY_ACCESS_LOG must be all or errors"},
 		{"log level", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL must be debug, info, warn or error"},
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
 		{"state dir with a quote", []string{`STACK_STATE_DIR=/tmp/it's`}, "STACK_STATE_DIR"},
@@ -211,7 +212,7 @@ func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
 	want := map[string]string{
 		"PLATFORM_PORT": "8080", "HAPROXY_STATS_PORT": "8404", "AUTH_API_PORT": "5001", "CORE_API_PORT": "5002",
 		"PSP_CONNECTOR_PORT": "5003", "PLATFORM_HOST": "127.0.0.1", "AUTH_RATE_LIMIT": "20",
-		"REDIS_APPENDFSYNC": "always", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
+		"REDIS_APPENDFSYNC": "always", "HAPROXY_ACCESS_LOG": "all", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
 		"STACK_STATE_DIR": cfg.StateDir, "REDIS_URL": cfg.RedisURL, "JWT_SECRET": "s", "HOME": "/other",
 	}
 	for k, v := range want {
