@@ -122,16 +122,33 @@ var faultEnv = map[string]string{
 	"CLAIM_INTERVAL":     "1s",
 }
 
-// xlen is the transaction stream's length.
-func (s *faultStack) xlen(t *testing.T) int64 {
+// streamMark identifies how far the transaction stream has come: its last
+// generated id and the count of entries ever added (Redis 7+). Unlike XLEN,
+// neither goes down when the connector trims acknowledged entries, so an
+// unchanged mark means nothing was queued.
+type streamMark struct {
+	lastID string
+	added  int64
+	length int64
+}
+
+func (m streamMark) String() string {
+	return fmt.Sprintf("last id %s, %d entries added, length %d", m.lastID, m.added, m.length)
+}
+
+// mark reads the transaction stream's streamMark ("0-0" when it does not exist yet).
+func (s *faultStack) mark(t *testing.T) streamMark {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	n, err := s.rdb.XLen(ctx, txqueue.Stream).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		t.Fatalf("XLEN %s: %v", txqueue.Stream, err)
+	info, err := s.rdb.XInfoStream(ctx, txqueue.Stream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return streamMark{lastID: "0-0"}
+		}
+		t.Fatalf("XINFO STREAM %s: %v", txqueue.Stream, err)
 	}
-	return n
+	return streamMark{lastID: info.LastGeneratedID, added: info.EntriesAdded, length: info.Length}
 }
 
 // client is an HTTP client for the router with a hard per-request timeout.

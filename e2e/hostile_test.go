@@ -312,7 +312,7 @@ func TestHostileInput(t *testing.T) {
 	slow := make(chan slowResult, 1)
 	go func() { slow <- slowHeaders(st.addr, 500*time.Millisecond, 40*time.Second) }()
 
-	start := st.xlen(t)
+	start := st.mark(t)
 	var results []hostileResult
 	parseErrors, knownGap := 0, 0
 	for _, c := range cases {
@@ -321,13 +321,13 @@ func TestHostileInput(t *testing.T) {
 			if timeout == 0 {
 				timeout = 10 * time.Second
 			}
-			before := st.xlen(t)
+			before := st.mark(t)
 			res, err := rawExchange(st.addr, c.req, c.stream, timeout)
 			if err != nil {
 				t.Fatalf("no answer within %s: %v", timeout, err)
 			}
-			if n := st.xlen(t); n != before {
-				t.Errorf("stream length went from %d to %d: the request reached the queue", before, n)
+			if after := st.mark(t); after.lastID != before.lastID {
+				t.Errorf("the request reached the queue: stream went from %s to %s", before, after)
 			}
 			if c.parseError {
 				parseErrors++
@@ -368,11 +368,12 @@ func TestHostileInput(t *testing.T) {
 		}
 		t.Logf("log reasons: %d by request id, %d unparsable requests in the router's log", len(results), len(logs[badRequestKey]))
 	})
-	if n := st.xlen(t); n != start {
-		t.Errorf("stream length went from %d to %d over the whole table", start, n)
+	end := st.mark(t)
+	if end.lastID != start.lastID {
+		t.Errorf("over the whole table, the stream went from %s to %s", start, end)
 	}
-	t.Logf("%d hostile requests through the router: %d JSON 4xx checked, %d refused while parsing (%d of them with HAProxy's HTML 400, a known gap before 3.2); stream length %d before and %d after",
-		len(cases), len(results), parseErrors, knownGap, start, st.xlen(t))
+	t.Logf("%d hostile requests through the router: %d JSON 4xx checked, %d refused while parsing (%d of them with HAProxy's HTML 400, a known gap before 3.2); stream before: %s; after: %s",
+		len(cases), len(results), parseErrors, knownGap, start, end)
 }
 
 // isHAProxyBuiltin400 reports whether res is HAProxy's built-in HTML 400.
