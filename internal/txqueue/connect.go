@@ -20,6 +20,14 @@ const (
 	poolTimeout = 1 * time.Second
 )
 
+// poolSize is the connection pool's size unless REDIS_URL's pool_size says
+// otherwise: one connection per request core-api may have in flight at the
+// expected concurrency (64 merchants' connections), instead of go-redis's
+// 10 per CPU. With appendfsync always every enqueue waits for an fsync that
+// Redis shares among the commands it has read, so more connections in flight
+// means more transactions per fsync. Connections are opened lazily.
+const poolSize = 64
+
 // Connect builds a client for redisURL (redis://, rediss:// or
 // unix:///path?db=N, parsed by redis.ParseURL; options given in the URL's
 // query win over the defaults here). It does not require Redis to be up, since
@@ -49,6 +57,9 @@ func Connect(ctx context.Context, redisURL string) (*redis.Client, error) {
 	}
 	if opts.WriteTimeout == 0 {
 		opts.WriteTimeout = ioTimeout
+	}
+	if opts.PoolSize == 0 {
+		opts.PoolSize = poolSize
 	}
 	if opts.PoolTimeout == 0 {
 		opts.PoolTimeout = poolTimeout

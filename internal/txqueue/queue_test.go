@@ -62,17 +62,19 @@ func testLogger(t *testing.T) (*slog.Logger, *syncBuffer) {
 
 func TestConnect(t *testing.T) {
 	tests := []struct {
-		name    string
-		url     string
-		wantErr string
+		name     string
+		url      string
+		wantErr  string
+		wantPool int
 	}{
-		{"empty", "", "REDIS_URL is empty"},
-		{"bad scheme", "http://127.0.0.1:6379", "REDIS_URL: redis: invalid URL scheme: http"},
-		{"bad db", "redis://127.0.0.1:6379/x", "REDIS_URL: redis: invalid database number"},
-		{"unparsable hides password", "redis://user:s3cret@[::1", "REDIS_URL: "},
-		{"tcp", "redis://127.0.0.1:6379/0", ""},
-		{"tls", "rediss://127.0.0.1:6380/1", ""},
-		{"unix", "unix:///tmp/redis.sock?db=2", ""},
+		{"empty", "", "REDIS_URL is empty", 0},
+		{"bad scheme", "http://127.0.0.1:6379", "REDIS_URL: redis: invalid URL scheme: http", 0},
+		{"bad db", "redis://127.0.0.1:6379/x", "REDIS_URL: redis: invalid database number", 0},
+		{"unparsable hides password", "redis://user:s3cret@[::1", "REDIS_URL: ", 0},
+		{"tcp", "redis://127.0.0.1:6379/0", "", poolSize},
+		{"tls", "rediss://127.0.0.1:6380/1", "", poolSize},
+		{"unix", "unix:///tmp/redis.sock?db=2", "", poolSize},
+		{"pool size from the URL", "unix:///tmp/redis.sock?db=2&pool_size=5", "", 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +84,9 @@ func TestConnect(t *testing.T) {
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatalf("got error %v, want nil", err)
+				}
+				if got := rdb.Options().PoolSize; got != tt.wantPool {
+					t.Errorf("pool size: got %d, want %d", got, tt.wantPool)
 				}
 				rdb.Close()
 				return
