@@ -46,17 +46,18 @@ func TestFaults(t *testing.T) {
 		var kills []string
 		var mu sync.Mutex
 		lastPid := 0 // the previous kill's, so waitRunning waits for its successor
-		res := st.runLoad(context.Background(), t, loadOptions{
-			total: faultLoad, firstAmount: first, tokens: tokens,
-			progress: atAccepted(connectorKills, func(n int64) {
-				st.waitRunning(t, "psp-connector", lastPid, 10*time.Second)
-				pid := st.signal(t, "psp-connector", syscall.SIGKILL)
-				lastPid = pid
-				mu.Lock()
-				kills = append(kills, fmt.Sprintf("pid %d at %d accepted (backlog %d)", pid, n, st.backlog(t)))
-				mu.Unlock()
-			}),
+		kill := atAccepted(connectorKills, func(n int64) {
+			st.waitRunning(t, "psp-connector", lastPid, 10*time.Second)
+			pid := st.signal(t, "psp-connector", syscall.SIGKILL)
+			mu.Lock()
+			lastPid = pid
+			kills = append(kills, fmt.Sprintf("pid %d at %d accepted (backlog %d)", pid, n, st.backlog(t)))
+			mu.Unlock()
 		})
+		res := st.runLoad(context.Background(), t, loadOptions{
+			total: faultLoad, firstAmount: first, tokens: tokens, progress: kill.progress,
+		})
+		kill.wait()
 		t.Logf("load: %s", res.summary())
 		// Then kill it while it drains the backlog: with the writers gone,
 		// Redis answers fast and batches are full, so more of the connector's
@@ -87,15 +88,16 @@ func TestFaults(t *testing.T) {
 		var killedAt time.Time
 		killedPid := 0
 		probes := make(chan outageReport, 1)
-		res := st.runLoad(context.Background(), t, loadOptions{
-			total: faultLoad, firstAmount: first, tokens: tokens,
-			progress: atAccepted([]int64{faultLoad / 3}, func(n int64) {
-				pid := st.signal(t, "redis", syscall.SIGKILL)
-				killedAt, killedPid = time.Now(), pid
-				t.Logf("killed redis-server pid %d at %d accepted", pid, n)
-				go func() { probes <- st.probeOutage(tokens, killedAt, 30*time.Second) }()
-			}),
+		kill := atAccepted([]int64{faultLoad / 3}, func(n int64) {
+			pid := st.signal(t, "redis", syscall.SIGKILL)
+			killedAt, killedPid = time.Now(), pid
+			t.Logf("killed redis-server pid %d at %d accepted", pid, n)
+			go func() { probes <- st.probeOutage(tokens, killedAt, 30*time.Second) }()
 		})
+		res := st.runLoad(context.Background(), t, loadOptions{
+			total: faultLoad, firstAmount: first, tokens: tokens, progress: kill.progress,
+		})
+		kill.wait()
 		t.Logf("load: %s", res.summary())
 		if killedAt.IsZero() {
 			t.Fatal("redis-server was never killed")
@@ -175,31 +177,28 @@ func TestFaults(t *testing.T) {
 		var mu sync.Mutex
 		killedPid := 0
 		began := time.Now()
-		res := st.runLoad(context.Background(), t, loadOptions{
-			total: n, firstAmount: first, tokens: tokens,
-			progress: atAccepted([]int64{n / 3, n * 2 / 3}, func(k int64) {
-				mu.Lock()
-				defer mu.Unlock()
-				if len(events) == 0 {
-					pid := st.pidOf(t, "haproxy")
-					at := time.Since(began)
-					if err := st.pc.restart("haproxy"); err != nil {
-						t.Errorf("restart haproxy: %v", err)
-					}
-					events = append(events, fmt.Sprintf("restart through process-compose (pid %d) at %d accepted, %s into the load; the API call took %s",
-						pid, k, at.Round(time.Millisecond), (time.Since(began)-at).Round(time.Millisecond)))
-					return
+		fault := atAccepted([]int64{n / 3, n * 2 / 3}, func(k int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			if len(events) == 0 {
+				pid := st.pidOf(t, "haproxy")
+				at := time.Since(began)
+				if err := st.pc.restart("haproxy"); err != nil {
+					t.Errorf("restart haproxy: %v", err)
 				}
-				pid := st.signal(t, "haproxy", syscall.SIGKILL)
-				killedPid = pid
-				events = append(events, fmt.Sprintf("kill -9 (pid %d) at %d accepted, %s into the load", pid, k, time.Since(began).Round(time.Millisecond)))
-			}),
+				events = append(events, fmt.Sprintf("restart through process-compose (pid %d) at %d accepted, %s into the load; the API call took %s",
+					pid, k, at.Round(time.Millisecond), (time.Since(began)-at).Round(time.Millisecond)))
+				return
+			}
+			pid := st.signal(t, "haproxy", syscall.SIGKILL)
+			killedPid = pid
+			events = append(events, fmt.Sprintf("kill -9 (pid %d) at %d accepted, %s into the load", pid, k, time.Since(began).Round(time.Millisecond)))
 		})
+		res := st.runLoad(context.Background(), t, loadOptions{total: n, firstAmount: first, tokens: tokens, progress: fault.progress})
+		fault.wait()
 		t.Logf("load: %s", res.summary())
 		t.Logf("router events: %s", strings.Join(events, "; "))
-		mu.Lock()
 		st.waitRunning(t, "haproxy", killedPid, 30*time.Second)
-		mu.Unlock()
 		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + n}, 60*time.Second)
 		replays := 0
 		for _, tx := range res.accepted {
@@ -272,27 +271,38 @@ func TestFaults(t *testing.T) {
 	})
 }
 
-// atAccepted returns a load progress callback that runs fault once as the
-// accepted count reaches each mark, in its own goroutine (so the load goes
-// on while the fault happens).
-func atAccepted(marks []int64, fault func(n int64)) func(int64) {
-	var next atomic.Int64
-	var mu sync.Mutex
-	return func(n int64) {
-		i := next.Load()
-		if i >= int64(len(marks)) || n < marks[i] {
-			return
-		}
-		if !next.CompareAndSwap(i, i+1) {
-			return
-		}
-		go func() {
-			mu.Lock()
-			defer mu.Unlock()
-			fault(n)
-		}()
-	}
+// faultSchedule runs a fault once as a load's accepted count reaches each
+// mark, one at a time, in the background (so the load goes on while the
+// fault happens). wait blocks until every fault that started has finished.
+type faultSchedule struct {
+	marks []int64
+	fault func(n int64)
+	next  atomic.Int64
+	mu    sync.Mutex // one fault at a time, in order
+	wg    sync.WaitGroup
 }
+
+func atAccepted(marks []int64, fault func(n int64)) *faultSchedule {
+	return &faultSchedule{marks: marks, fault: fault}
+}
+
+// progress is the load's progress callback.
+func (f *faultSchedule) progress(n int64) {
+	i := f.next.Load()
+	if i >= int64(len(f.marks)) || n < f.marks[i] || !f.next.CompareAndSwap(i, i+1) {
+		return
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.fault(n)
+	}()
+}
+
+// wait blocks until the faults started so far are done.
+func (f *faultSchedule) wait() { f.wg.Wait() }
 
 // backlog is the consumer group's lag plus pending entries (what is queued
 // but not yet acknowledged), or -1 when Redis does not answer.
@@ -532,8 +542,9 @@ func (s *faultStack) sigtermUnderLoad(t *testing.T, tokens *tokenSource, svc str
 			})
 		}()
 	}
-	res := s.runLoad(context.Background(), t, loadOptions{total: n, firstAmount: first, tokens: tokens, progress: term})
+	res := s.runLoad(context.Background(), t, loadOptions{total: n, firstAmount: first, tokens: tokens, progress: term.progress})
 	wg.Wait()
+	term.wait()
 	<-heldDone
 	mu.Lock()
 	t.Logf("SIGTERM %s: %s", svc, strings.Join(termed, "; "))
