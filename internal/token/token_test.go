@@ -314,12 +314,20 @@ func BenchmarkVerify(b *testing.B) {
 		b.Fatal(err)
 	}
 	v := NewVerifier(testSecret, fixedClock(testNow))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := v.Verify(raw); err != nil {
-			b.Fatal(err)
-		}
+	// full: the first sight of a token; repeat: the same token again, from
+	// the verified-token cache (merchants reuse a token for up to 30 s).
+	for _, name := range []string{"full", "repeat"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if name == "full" {
+					clear(v.verified)
+				}
+				if _, err := v.Verify(raw); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
@@ -330,5 +338,74 @@ func BenchmarkIssue(b *testing.B) {
 		if _, err := iss.Issue(1, "alice", true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestVerifyCacheGivesTheFullCheckAnswer verifies one token again and again
+// while the clock moves: a remembered token must get exactly the answer the
+// full check gives at that time.
+func TestVerifyCacheGivesTheFullCheckAnswer(t *testing.T) {
+	raw := signRaw(t, hs256, payload(t, map[string]any{"nbf": testNow.Add(2 * time.Second).Unix()}), testSecret)
+	tests := []struct {
+		name    string
+		at      time.Duration // clock, from testNow
+		wantErr error
+	}{
+		{"first check, nbf within skew", 0, nil},
+		{"again, from the cache", time.Second, nil},
+		{"clock went back beyond the skew", -10 * time.Second, ErrIssuedInFuture},
+		{"just before exp", TTL - time.Millisecond, nil},
+		{"expired within skew: the full check accepts", TTL + time.Second, nil},
+		{"expired beyond skew", TTL + MaxSkew + time.Second, ErrExpired},
+	}
+	now := testNow
+	v := NewVerifier(testSecret, func() time.Time { return now })
+	fresh := NewVerifier(testSecret, func() time.Time { return now })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now = testNow.Add(tt.at)
+			got, err := v.Verify(raw)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got error %v, want %v", err, tt.wantErr)
+			}
+			// A verifier that has never seen the token agrees.
+			fresh.verified = map[string]verifiedToken{}
+			want, wantErr := fresh.Verify(raw)
+			if got != want || !errors.Is(err, wantErr) {
+				t.Errorf("got %+v, %v; want the full check's %+v, %v", got, err, want, wantErr)
+			}
+		})
+	}
+}
+
+// TestVerifyCacheIsBounded: many distinct valid tokens never grow the cache
+// past maxVerified.
+func TestVerifyCacheIsBounded(t *testing.T) {
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	for i := range maxVerified + 10 {
+		raw := signRaw(t, hs256, payload(t, map[string]any{"user_id": i + 1}), testSecret)
+		if _, err := v.Verify(raw); err != nil {
+			t.Fatalf("token %d: got %v, want none", i, err)
+		}
+		if n := len(v.verified); n > maxVerified {
+			t.Fatalf("after %d tokens: got %d cached, want at most %d", i+1, n, maxVerified)
+		}
+	}
+}
+
+// TestVerifyCacheOnlyHoldsAccepted: rejected tokens are never remembered.
+func TestVerifyCacheOnlyHoldsAccepted(t *testing.T) {
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	for _, raw := range []string{
+		signRaw(t, hs256, payload(t, nil), []byte("another secret, 32 bytes long!!!")),
+		signRaw(t, hs256, payload(t, map[string]any{"enabled": "yes"}), testSecret),
+		"a.b",
+	} {
+		if _, err := v.Verify(raw); err == nil {
+			t.Fatalf("%s: got no error, want a rejection", raw)
+		}
+	}
+	if n := len(v.verified); n != 0 {
+		t.Errorf("got %d cached after rejections, want 0", n)
 	}
 }

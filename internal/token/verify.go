@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -52,12 +53,29 @@ var (
 	ErrInvalid           = &Error{"Invalid token"}                                   // anything else
 )
 
-// Verifier checks tokens issued by an Issuer with the same secret.
+// Verifier checks tokens issued by an Issuer with the same secret. It is safe
+// for concurrent use.
 type Verifier struct {
 	now    func() time.Time
 	parser *jwt.Parser
 	key    jwt.Keyfunc
+
+	// verified remembers tokens that passed the full check (merchants reuse
+	// one token for up to 30 s), so a repeat costs a map lookup instead of
+	// base64, JSON and HMAC. Only tokens this Verifier accepted get in, so it
+	// holds nothing an attacker can choose without the secret.
+	mu       sync.Mutex
+	verified map[string]verifiedToken
 }
+
+// verifiedToken is a token that passed the full check at time at.
+type verifiedToken struct {
+	claims Claims
+	at     time.Time
+}
+
+// maxVerified bounds the verified-token cache (about 300 bytes an entry).
+const maxVerified = 1024
 
 // NewVerifier returns a Verifier for secret; now is the clock (nil means
 // time.Now).
@@ -76,7 +94,8 @@ func NewVerifier(secret []byte, now func() time.Time) *Verifier {
 			jwt.WithTimeFunc(now),
 			jwt.WithStrictDecoding(),
 		),
-		key: func(*jwt.Token) (any, error) { return key, nil },
+		key:      func(*jwt.Token) (any, error) { return key, nil },
+		verified: make(map[string]verifiedToken),
 	}
 }
 
@@ -90,6 +109,9 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 		return Claims{}, ErrNotEnoughSegments
 	case n > 2:
 		return Claims{}, ErrTooManySegments
+	}
+	if c, ok := v.cached(raw); ok {
+		return c, nil
 	}
 	var c wireClaims
 	tok, err := v.parser.ParseWithClaims(raw, &c, v.key)
@@ -116,7 +138,46 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	if out.Enabled, err = parseEnabled(c.Enabled); err != nil {
 		return Claims{}, err
 	}
+	v.remember(raw, out, now)
 	return out, nil
+}
+
+// cached returns raw's claims when raw passed the full check at a time at or
+// before now and has not expired. Every time check of Verify that passed at
+// that time still passes until exp (nbf, iat and the lifetime only get
+// easier as time goes on), so the answer is the one the full check would
+// give; outside that window (expired, even within MaxSkew, or a clock that
+// went back) the full check runs again.
+func (v *Verifier) cached(raw string) (Claims, bool) {
+	v.mu.Lock()
+	e, ok := v.verified[raw]
+	v.mu.Unlock()
+	if !ok {
+		return Claims{}, false
+	}
+	now := v.now()
+	if now.Before(e.at) || !now.Before(e.claims.ExpiresAt) {
+		return Claims{}, false
+	}
+	return e.claims, true
+}
+
+// remember caches a token that passed the full check at time at. When the
+// cache is full it drops the expired entries, or else all of them.
+func (v *Verifier) remember(raw string, c Claims, at time.Time) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.verified) >= maxVerified {
+		for k, e := range v.verified {
+			if !at.Before(e.claims.ExpiresAt) {
+				delete(v.verified, k)
+			}
+		}
+		if len(v.verified) >= maxVerified {
+			clear(v.verified)
+		}
+	}
+	v.verified[raw] = verifiedToken{claims: c, at: at}
 }
 
 // explain maps a golang-jwt error to the rejection the client sees, in
