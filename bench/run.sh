@@ -4,6 +4,7 @@
 #
 #   bench/run.sh                     # 10 s per load phase, results in bench/results/<UTC time>/
 #   BENCH_DURATION=5s bench/run.sh   # shorter
+#   BENCH_ACCESS_LOG=all bench/run.sh # HAProxy logs every request (stack.env's default)
 #
 # It starts its own stack (fresh state in a temporary directory, ports
 # 180xx/150xx) so that it never touches a developer's stack on 8080, with
@@ -37,6 +38,11 @@ export AUTH_API_PORT=${BENCH_AUTH_API_PORT:-15001}
 export CORE_API_PORT=${BENCH_CORE_API_PORT:-15002}
 export PSP_CONNECTOR_PORT=${BENCH_PSP_CONNECTOR_PORT:-15003}
 export AUTH_RATE_LIMIT=1000000000
+# HAProxy's access log: "errors" (the default here) logs only failed or
+# abnormal requests, as a high-throughput deployment would; "all" (stack.env's
+# default) adds a log line per request to HAProxy and process-compose.
+# BENCH_ACCESS_LOG=all measures the stack's default; machine.txt says which.
+export HAPROXY_ACCESS_LOG=${BENCH_ACCESS_LOG:-errors}
 
 ROUTER=http://127.0.0.1:$PLATFORM_PORT
 REDIS_SOCK=$STACK_STATE_DIR/redis/redis.sock
@@ -62,6 +68,7 @@ log "machine"
 	echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "stack.local.env: $(if [ -f stack.local.env ]; then echo present, its settings apply:; grep -v '^#' stack.local.env | tr '\n' ' '; else echo none; fi)"
 	echo "REDIS_APPENDFSYNC: ${REDIS_APPENDFSYNC:-(stack.env default)}"
+	echo "HAPROXY_ACCESS_LOG: $HAPROXY_ACCESS_LOG (stack.env default: all)"
 	echo "settings: duration=$DURATION concurrency=$CONC overhead_rate=$OVERHEAD_RATE state=$STACK_STATE_DIR platform_port=$PLATFORM_PORT"
 } | tee "$OUT/machine.txt" >&2
 
