@@ -704,7 +704,8 @@ func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]
 		case n == 0:
 			o.lost++
 			if len(lostSample) < 5 {
-				lostSample = append(lostSample, fmt.Sprintf("%s (amount %d, processed records %d)", tx.id, amount, l.processed[tx.id]))
+				lostSample = append(lostSample, fmt.Sprintf("%s (amount %d, %s, processed records %d, skipped as duplicate %d)",
+					tx.id, amount, s.markedAt(tx.id), l.processed[tx.id], l.skipped[tx.id]))
 			}
 		case n > 1:
 			o.duplicated++
@@ -739,6 +740,19 @@ func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]
 	}
 	t.Logf("connector log: %d starts, records %v", l.starts, l.msgs)
 	return o
+}
+
+// markedAt says when the connector marked a transaction processed, from its
+// status record, for diagnostics.
+func (s *faultStack) markedAt(id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := s.rdb.HGetAll(ctx, txqueue.StatusKey(id)).Result()
+	if err != nil {
+		return "status unreadable: " + err.Error()
+	}
+	ns, _ := strconv.ParseInt(m["processed_at"], 10, 64)
+	return fmt.Sprintf("status %s, marked %s", m["status"], time.Unix(0, ns).Format("15:04:05.000000"))
 }
 
 // statuses reads the status field of each transaction's record, pipelined.
