@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -310,41 +309,60 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	}
 
 	var acks []string
-	var unmark []Message
-	marks := c.evalBatch(ctx, markScript, len(good), func(i int) ([]string, []any) {
+	var release []Message
+	claims := c.evalBatch(ctx, claimScript, len(good), func(i int) ([]string, []any) {
 		m := good[i]
 		return []string{StatusKey(m.ID)}, []any{now, c.cfg.StatusTTL.Milliseconds(),
-			m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano()}
+			m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano(), c.cfg.Name,
+			c.cfg.VisibilityTimeout.Nanoseconds()}
 	})
+	// Once a message is charged, recording it must not be cut short by
+	// shutdown: the side effect already happened.
+	keep := context.WithoutCancel(ctx)
 	for i, m := range good {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
-		res, err := marks[i].Int64()
+		res, err := claims[i].Int64()
 		switch {
 		case err != nil:
-			c.log.WarnContext(mctx, "mark processed failed; entry left pending",
+			c.log.WarnContext(mctx, "claim failed; entry left pending",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
+			continue
 		case res == 0 || res == -1:
 			// Processed (or dead-lettered) by an earlier delivery whose ack was lost.
 			acks = append(acks, m.StreamID)
 			c.log.InfoContext(mctx, "duplicate delivery skipped", "transaction_id", m.ID,
 				"stream_id", m.StreamID, "deliveries", m.Deliveries)
-		default:
-			if err := c.psp.Charge(ctx, m); err != nil {
-				unmark = append(unmark, m)
-				c.log.WarnContext(mctx, "PSP step failed", "transaction_id", m.ID, "stream_id", m.StreamID,
-					"deliveries", m.Deliveries, "error", err.Error())
-				if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
-					dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
-						deliveries: m.Deliveries, reason: "PSP step failed: " + err.Error(),
-						public: "Transaction could not be processed"})
-				}
-				continue
-			}
-			acks = append(acks, m.StreamID)
-			c.log.InfoContext(mctx, "processed", "transaction_id", m.ID, "user_id", m.UserID,
-				"amount", m.Amount, "currency", m.Currency, "stream_id", m.StreamID, "deliveries", m.Deliveries,
-				"queue_ms", float64(time.Now().Sub(m.EnqueuedAt).Microseconds())/1000)
+			continue
+		case res == 3:
+			c.log.InfoContext(mctx, "another consumer is charging it; entry left pending",
+				"transaction_id", m.ID, "stream_id", m.StreamID)
+			continue
+		case res == 2:
+			c.log.WarnContext(mctx, "an earlier charge was interrupted; charging again (at least once)",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
 		}
+		if err := c.psp.Charge(ctx, m); err != nil {
+			release = append(release, m)
+			c.log.WarnContext(mctx, "PSP step failed", "transaction_id", m.ID, "stream_id", m.StreamID,
+				"deliveries", m.Deliveries, "error", err.Error())
+			if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
+				dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
+					deliveries: m.Deliveries, reason: "PSP step failed: " + err.Error(),
+					public: "Transaction could not be processed"})
+			}
+			continue
+		}
+		// Recorded at once, before the next charge: a crash interrupts at most
+		// the message in hand, never the rest of the batch.
+		if err := c.record(keep, m); err != nil {
+			c.log.ErrorContext(mctx, "could not record the charge; entry left pending, a redelivery charges again",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
+			continue
+		}
+		acks = append(acks, m.StreamID)
+		c.log.InfoContext(mctx, "processed", "transaction_id", m.ID, "user_id", m.UserID,
+			"amount", m.Amount, "currency", m.Currency, "stream_id", m.StreamID, "deliveries", m.Deliveries,
+			"queue_ms", float64(time.Now().Sub(m.EnqueuedAt).Microseconds())/1000)
 	}
 
 	// Acks and the rest must land even when shutdown's grace is over: the
@@ -357,23 +375,30 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 				"count", len(acks), "error", err.Error())
 		}
 	}
-	if len(unmark) > 0 {
-		unmarkNow := time.Now().UnixNano()
-		res := c.evalBatch(done, unmarkScript, len(unmark), func(i int) ([]string, []any) {
-			return []string{StatusKey(unmark[i].ID)}, []any{now, unmarkNow}
+	if len(release) > 0 {
+		releaseNow := time.Now().UnixNano()
+		res := c.evalBatch(done, releaseScript, len(release), func(i int) ([]string, []any) {
+			return []string{StatusKey(release[i].ID)}, []any{c.cfg.Name, releaseNow}
 		})
 		for i, r := range res {
 			if err := r.Err(); err != nil {
-				c.log.Error("could not undo processed mark after PSP failure; a redelivery will skip it",
-					"transaction_id", unmark[i].ID, "error", err.Error())
-				// Dead-lettering would see "processed" and just ack; leave it pending.
-				dead = slices.DeleteFunc(dead, func(d deadLetter) bool { return d.id == unmark[i].ID })
+				// The claim stays; a redelivery charges again after saying so.
+				c.log.Warn("could not release the claim after a PSP failure",
+					"transaction_id", release[i].ID, "error", err.Error())
 			}
 		}
 	}
 	if len(dead) > 0 {
 		c.deadLetter(done, dead, now)
 	}
+}
+
+// record runs recordScript for one charged message, reloading the script
+// once if Redis lost it.
+func (c *Consumer) record(ctx context.Context, m Message) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
+	defer cancel()
+	return recordScript.Run(ctx, c.rdb, []string{StatusKey(m.ID)}, time.Now().UnixNano()).Err()
 }
 
 // deadLetter moves entries to DeadLetterStream, one script each, pipelined.

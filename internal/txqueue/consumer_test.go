@@ -186,15 +186,18 @@ func TestConsumerProcessesEachOnce(t *testing.T) {
 
 // TestConsumerReclaimsAbandonedEntry simulates a connector killed between
 // read and ack: the entry stays pending for a dead consumer until another one
-// reclaims it after the visibility timeout. Either way it is charged once.
+// reclaims it after the visibility timeout. Whatever step the dead consumer
+// reached, the transaction is charged once in all.
 func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 	tests := []struct {
 		name        string
-		markedFirst bool // the dead consumer got as far as the PSP step
-		wantCharges int
+		claimed     bool // the dead consumer ran claimScript
+		recorded    bool // ... and charged and ran recordScript
+		wantCharges int  // by the survivor
 	}{
-		{"killed before the PSP step", false, 1},
-		{"killed after the PSP step, before the ack", true, 0},
+		{"killed after the read, before the claim", false, false, 1},
+		{"killed after the claim, before the PSP step", true, false, 1},
+		{"killed after the PSP step was recorded, before the ack", true, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -212,10 +215,15 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
 				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want one entry", got, err)
 			}
-			if tt.markedFirst {
-				if err := markScript.Run(ctx, rdb, []string{StatusKey(ids[0])},
-					time.Now().UnixNano(), time.Hour.Milliseconds(), 1, 100, "USD", 1).Err(); err != nil {
-					t.Fatalf("mark: %v", err)
+			if tt.claimed {
+				if err := claimScript.Run(ctx, rdb, []string{StatusKey(ids[0])}, time.Now().UnixNano(),
+					time.Hour.Milliseconds(), 1, 100, "USD", 1, "dead", time.Second.Nanoseconds()).Err(); err != nil {
+					t.Fatalf("claim: %v", err)
+				}
+			}
+			if tt.recorded {
+				if err := recordScript.Run(ctx, rdb, []string{StatusKey(ids[0])}, time.Now().UnixNano()).Err(); err != nil {
+					t.Fatalf("record: %v", err)
 				}
 			}
 
@@ -438,5 +446,55 @@ func TestConsumerRecreatesLostGroup(t *testing.T) {
 	psp.mu.Unlock()
 	if !strings.Contains(logs.String(), "consumer group is gone") {
 		t.Errorf("no log line about the lost group")
+	}
+}
+
+// TestClaimScript walks one status record through the claim outcomes that
+// decide whether a delivery charges: fresh, interrupted (same or another
+// consumer after the lease), busy (another consumer within the lease), done.
+func TestClaimScript(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	id := enqueueN(t, q, 1)[0]
+	lease := time.Second
+	t0 := time.Now()
+	claim := func(consumer string, at time.Time) int64 {
+		t.Helper()
+		n, err := claimScript.Run(ctx, rdb, []string{StatusKey(id)}, at.UnixNano(), time.Hour.Milliseconds(),
+			1, 100, "USD", 1, consumer, lease.Nanoseconds()).Int64()
+		if err != nil {
+			t.Fatalf("claim: %v", err)
+		}
+		return n
+	}
+	steps := []struct {
+		name     string
+		consumer string
+		at       time.Time
+		want     int64
+	}{
+		{"first claim charges", "a", t0, 1},
+		{"another consumer within the lease waits", "b", t0.Add(lease / 2), 3},
+		{"the same consumer again: interrupted, charge again", "a", t0.Add(lease / 2), 2},
+		{"another consumer after the lease: interrupted, charge again", "b", t0.Add(3 * lease), 2},
+	}
+	for _, s := range steps {
+		if got := claim(s.consumer, s.at); got != s.want {
+			t.Errorf("%s: got %d, want %d", s.name, got, s.want)
+		}
+	}
+	if err := recordScript.Run(ctx, rdb, []string{StatusKey(id)}, time.Now().UnixNano()).Err(); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	if got := claim("c", time.Now()); got != 0 {
+		t.Errorf("after record: got %d, want 0 (already processed)", got)
+	}
+	rec, err := q.Status(ctx, id)
+	if err != nil || rec.Status != StatusProcessed {
+		t.Errorf("status: got %+v, %v; want processed", rec, err)
+	}
+	if n, _ := rdb.HExists(ctx, StatusKey(id), "charging_by").Result(); n {
+		t.Error("charging_by left on a processed record")
 	}
 }

@@ -29,38 +29,58 @@ end
 return {0, ARGV[1]}
 `)
 
-// markScript is the PSP step's idempotency guard: it moves a status record to
-// processed unless it already is (or has failed), and says whether this call
-// did it. A missing record (expired, or never written) is recreated from the
-// message so the owner can still see the outcome.
+// claimScript takes one transaction for the PSP step, as the first of three
+// steps (claim, charge, record). It answers whether this consumer should
+// charge it and marks the record with who is charging since when, so that a
+// redelivery can tell "never charged" from "charge interrupted". A missing
+// record (expired, or never written) is recreated from the message so the
+// owner can still see the outcome.
 //
 // KEYS: 1 status hash
 // ARGV: 1 now (unix ns), 2 status TTL (ms), 3 user_id, 4 amount, 5 currency,
-// 6 enqueued_at (unix ns)
-// Returns 1 when this call marked it, 0 when already processed, -1 when failed.
-var markScript = redis.NewScript(`
-local s = redis.call('HGET', KEYS[1], 'status')
-if s == 'processed' then return 0 end
-if s == 'failed' then return -1 end
-if not s then
-  redis.call('HSET', KEYS[1], 'user_id', ARGV[3], 'amount', ARGV[4], 'currency', ARGV[5],
-    'created_at', ARGV[6])
+// 6 enqueued_at (unix ns), 7 consumer name, 8 lease (ns)
+// Returns 1: charge it; 2: charge it, an earlier charge was interrupted (its
+// outcome is unknown); 0: already processed; -1: failed (dead-lettered);
+// 3: another consumer is charging it right now (leave it pending).
+var claimScript = redis.NewScript(`
+local r = redis.call('HMGET', KEYS[1], 'status', 'charging_by', 'charging_at')
+if r[1] == 'processed' then return 0 end
+if r[1] == 'failed' then return -1 end
+if not r[1] then
+  redis.call('HSET', KEYS[1], 'status', 'queued', 'user_id', ARGV[3], 'amount', ARGV[4],
+    'currency', ARGV[5], 'created_at', ARGV[6], 'updated_at', ARGV[1])
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
+local res = 1
+if r[2] then
+  if r[2] ~= ARGV[7] and tonumber(r[3]) + tonumber(ARGV[8]) > tonumber(ARGV[1]) then return 3 end
+  res = 2
+end
+redis.call('HSET', KEYS[1], 'charging_by', ARGV[7], 'charging_at', ARGV[1])
+return res
+`)
+
+// recordScript is the last step: the PSP step succeeded, so the record
+// becomes processed. It runs right after each charge, one message at a time,
+// so that a crash can interrupt at most the message in hand.
+//
+// KEYS: 1 status hash
+// ARGV: 1 now (unix ns)
+var recordScript = redis.NewScript(`
 redis.call('HSET', KEYS[1], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
+redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at')
 return 1
 `)
 
-// unmarkScript undoes markScript after the PSP step failed, so a redelivery
-// tries again; it only touches a record this consumer marked (processed_at
-// equal to the mark's timestamp).
+// releaseScript undoes claimScript after the PSP step failed, so that a
+// redelivery charges it afresh; it only touches a claim of this consumer.
 //
 // KEYS: 1 status hash
-// ARGV: 1 processed_at written by markScript, 2 now (unix ns)
-var unmarkScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], 'processed_at') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'updated_at', ARGV[2])
-  redis.call('HDEL', KEYS[1], 'processed_at')
+// ARGV: 1 consumer name, 2 now (unix ns)
+var releaseScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at')
+  redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
   return 1
 end
 return 0
@@ -134,4 +154,4 @@ return redis.call('XTRIM', KEYS[1], 'MINID', bound)
 `)
 
 // allScripts are preloaded by Connect and reloaded after a NOSCRIPT.
-var allScripts = []*redis.Script{enqueueScript, markScript, unmarkScript, deadLetterScript, trimScript}
+var allScripts = []*redis.Script{enqueueScript, claimScript, recordScript, releaseScript, deadLetterScript, trimScript}
