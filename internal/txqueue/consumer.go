@@ -28,9 +28,10 @@ type Message struct {
 }
 
 // PSP makes one transaction with the payment service provider. The consumer
-// calls Charge only after marking the transaction processed, so a redelivered
-// message is never charged twice; an error un-marks it and leaves the entry
-// pending for redelivery (or the dead-letter stream after MaxDeliveries).
+// claims the transaction, calls Charge, and records it processed at once, so
+// a redelivered message whose charge was recorded is never charged again; an
+// error releases the claim and leaves the entry pending for redelivery (or the
+// dead-letter stream after MaxDeliveries).
 type PSP interface {
 	Charge(ctx context.Context, m Message) error
 }
@@ -283,8 +284,8 @@ type deadLetter struct {
 }
 
 // handle processes one batch: poison and over-delivered entries go to the
-// dead-letter stream; the rest are marked processed (one pipeline), charged
-// when this call marked them, and acked together (one XACK).
+// dead-letter stream; the rest are claimed (one pipeline), then charged and
+// recorded one at a time, and acked together (one XACK).
 func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts map[string]int64) {
 	now := time.Now().UnixNano()
 	var good []Message
