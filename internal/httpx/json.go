@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"strings"
 )
 
 // MaxBodyBytes caps every request body (1 MiB); larger bodies get a JSON 413.
@@ -42,17 +44,41 @@ type DecodeError struct {
 
 func (e *DecodeError) Error() string { return e.Msg }
 
-// DecodeJSONObject reads r's body (already capped by LimitBody) into dst,
-// which must be a pointer to a struct or map. It rejects bodies that are not
-// exactly one JSON object, with a *DecodeError that says why.
-func DecodeJSONObject(r *http.Request, dst any) error {
+// ReadJSONBody checks that r declares a JSON body (Content-Type
+// application/json or application/*+json, parameters allowed; anything else,
+// or none, is a 415) and reads it (capped by Middleware; a larger body is a
+// 413). Errors are *DecodeError.
+func ReadJSONBody(r *http.Request) ([]byte, error) {
+	if !isJSONContentType(r.Header.Get("Content-Type")) {
+		return nil, &DecodeError{Status: http.StatusUnsupportedMediaType, Msg: "Content-Type must be application/json"}
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return &DecodeError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("Request body is larger than %d bytes", tooBig.Limit)}
+			return nil, &DecodeError{Status: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf("Request body is larger than %d bytes", tooBig.Limit)}
 		}
-		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body could not be read"}
+		return nil, &DecodeError{Status: http.StatusBadRequest, Msg: "Request body could not be read"}
+	}
+	return body, nil
+}
+
+// isJSONContentType accepts application/json and application/<x>+json.
+func isJSONContentType(v string) bool {
+	mt, _, err := mime.ParseMediaType(v)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+// DecodeJSONObject reads r's JSON body (see ReadJSONBody) into dst, which
+// must be a pointer to a struct or map. It rejects bodies that are not
+// exactly one JSON object, with a *DecodeError that says why.
+func DecodeJSONObject(r *http.Request, dst any) error {
+	body, err := ReadJSONBody(r)
+	if err != nil {
+		return err
 	}
 	return DecodeJSONBytes(body, dst)
 }

@@ -91,6 +91,7 @@ func TestDecodeJSONObjectBodyTooLarge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("a", tt.size)))
+			r.Header.Set("Content-Type", "application/json")
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 			var dst map[string]any
 			err := DecodeJSONObject(r, &dst)
@@ -119,6 +120,42 @@ func TestWriteDecodeError(t *testing.T) {
 			WriteDecodeError(rec, tt.err)
 			if rec.Code != tt.wantStatus || rec.Body.String() != tt.wantBody {
 				t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.wantStatus, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestReadJSONBodyContentType(t *testing.T) {
+	tests := []struct {
+		contentType string
+		wantStatus  int // 0: accepted
+	}{
+		{"application/json", 0},
+		{"application/json; charset=utf-8", 0},
+		{"Application/JSON", 0},
+		{"application/merge-patch+json", 0},
+		{"", http.StatusUnsupportedMediaType},
+		{"text/plain", http.StatusUnsupportedMediaType},
+		{"application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"application/jsonx", http.StatusUnsupportedMediaType},
+		{"application/json; =broken", http.StatusUnsupportedMediaType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.contentType, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{}`))
+			if tt.contentType != "" {
+				r.Header.Set("Content-Type", tt.contentType)
+			}
+			body, err := ReadJSONBody(r)
+			if tt.wantStatus == 0 {
+				if err != nil || string(body) != `{}` {
+					t.Fatalf("got %q, %v; want the body", body, err)
+				}
+				return
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Status != tt.wantStatus {
+				t.Fatalf("got %v, want a *DecodeError with status %d", err, tt.wantStatus)
 			}
 		})
 	}

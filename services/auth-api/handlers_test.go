@@ -179,6 +179,18 @@ func TestTokenClaims(t *testing.T) {
 	}
 }
 
+func TestTokenRequiresJSONContentType(t *testing.T) {
+	url, _ := newTestServer(t)
+	for _, ct := range []string{"", "text/plain", "application/x-www-form-urlencoded"} {
+		t.Run("Content-Type "+ct, func(t *testing.T) {
+			res := do(t, http.MethodPost, url+"/token", ct, `{"username":"alice","password":"password"}`)
+			if res.status != http.StatusUnsupportedMediaType || res.body["error"] != "Content-Type must be application/json" {
+				t.Errorf("got %d %s, want 415 with a JSON error", res.status, res.raw)
+			}
+		})
+	}
+}
+
 func TestHealth(t *testing.T) {
 	url, _ := newTestServer(t)
 	res := do(t, http.MethodGet, url+"/health", "", "")

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
@@ -96,7 +94,7 @@ func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what str
 func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *txqueue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		body, err := readBody(r)
+		body, err := httpx.ReadJSONBody(r)
 		if err != nil {
 			fail(ctx, log, w, "transaction", err)
 			return
@@ -171,17 +169,3 @@ func handleGetTransaction(log *slog.Logger, tokens *token.Verifier, queue *txque
 	})
 }
 
-// readBody reads the request body, capped by the middleware; a larger one is
-// a *httpx.DecodeError with status 413.
-func readBody(r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(r.Body)
-	if err == nil {
-		return body, nil
-	}
-	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
-		return nil, &httpx.DecodeError{Status: http.StatusRequestEntityTooLarge,
-			Msg: fmt.Sprintf("Request body is larger than %d bytes", tooBig.Limit)}
-	}
-	return nil, &httpx.DecodeError{Status: http.StatusBadRequest, Msg: "Request body could not be read"}
-}

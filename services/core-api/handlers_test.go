@@ -97,7 +97,7 @@ func (f *fixture) do(t *testing.T, method, path, body string, header map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	if body != "" {
+	if method == http.MethodPost {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	for k, v := range header {
@@ -225,6 +225,8 @@ func TestCreateTransactionContract(t *testing.T) {
 		{"body not JSON", `amount=100`, nil, 400, "", 0},
 		{"body a JSON array", `[1,2]`, nil, 400, "", 0},
 		{"body empty", ``, nil, 400, "", 0},
+		{"no Content-Type", body(alice, 100, "USD"), map[string]string{"Content-Type": ""}, 415, "Content-Type must be application/json", 0},
+		{"Content-Type text/plain", body(alice, 100, "USD"), map[string]string{"Content-Type": "text/plain"}, 415, "Content-Type must be application/json", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
