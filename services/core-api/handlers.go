@@ -168,4 +168,3 @@ func handleGetTransaction(log *slog.Logger, tokens *token.Verifier, queue *txque
 		httpx.WriteJSON(w, http.StatusOK, rec)
 	})
 }
-
