@@ -579,12 +579,19 @@ func transportKind(err error) string {
 // contractLine matches the connector's contract line.
 var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID: (\d+), Amount: (\d+), Currency: ([A-Z]{3})$`)
 
+// rechargeMsg is the connector's warning when it charges a transaction again
+// because an earlier charge was interrupted before it was recorded: the
+// documented at-least-once case, and the only acceptable cause of a second
+// contract line.
+const rechargeMsg = "an earlier charge was interrupted; charging again (at least once)"
+
 // ledger is what the connector's log says it did, across restarts.
 type ledger struct {
 	lines     map[int64]int   // amount -> contract lines with it
 	lineUser  map[int64]int64 // amount -> user id of the (last) line
 	processed map[string]int  // transaction id -> "processed" log records
 	skipped   map[string]int  // transaction id -> "duplicate delivery skipped" records
+	recharged map[string]int  // transaction id -> rechargeMsg records
 	msgs      map[string]int  // log msg -> count (for the report)
 	starts    int             // "consuming" records: one per (re)start
 	other     []string        // lines neither JSON nor contract
@@ -599,7 +606,7 @@ func readLedger(t *testing.T, s *faultStack) ledger {
 	}
 	defer f.Close()
 	l := ledger{lines: map[int64]int{}, lineUser: map[int64]int64{}, processed: map[string]int{},
-		skipped: map[string]int{}, msgs: map[string]int{}}
+		skipped: map[string]int{}, recharged: map[string]int{}, msgs: map[string]int{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -627,6 +634,8 @@ func readLedger(t *testing.T, s *faultStack) ledger {
 			l.processed[rec.TxID]++
 		case "duplicate delivery skipped":
 			l.skipped[rec.TxID]++
+		case rechargeMsg:
+			l.recharged[rec.TxID]++
 		case "consuming":
 			l.starts++
 		}
@@ -643,19 +652,23 @@ type outcome struct {
 	processed    int // of those, with status processed and exactly one contract line
 	lost         int // acknowledged, but no contract line or status not processed
 	duplicated   int // acknowledged, with more than one contract line
+	recharged    int // of the duplicated, those the connector logged as re-charged after an interruption
 	strays       int // contract lines for amounts never acknowledged in this run
 }
 
 func (o outcome) String() string {
-	return fmt.Sprintf("acknowledged %d, processed %d, lost %d, duplicated %d, stray lines %d",
-		o.acknowledged, o.processed, o.lost, o.duplicated, o.strays)
+	return fmt.Sprintf("acknowledged %d, processed %d, lost %d, duplicated %d (%d logged as re-charged after an interrupted charge), stray lines %d",
+		o.acknowledged, o.processed, o.lost, o.duplicated, o.recharged, o.strays)
 }
 
 // verifyExactlyOnce waits until every accepted transaction's status is
 // processed and the connector's log has had time to show every line, then
-// checks each accepted transaction has exactly one contract line (by its
-// unique amount) and one "processed" record (by id).
-func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]int64, timeout time.Duration) outcome {
+// checks each accepted transaction has a contract line (by its unique
+// amount). A second line is tolerated only as the connector's documented
+// at-least-once case: it logged the re-charge (rechargeMsg) for that
+// transaction, and there are at most maxDup such transactions (one per
+// fault that can interrupt a charge); anything else fails the test.
+func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]int64, timeout time.Duration, maxDup int) outcome {
 	t.Helper()
 	ids := make([]string, 0, len(res.accepted))
 	byID := map[string]loadTx{}
@@ -709,8 +722,11 @@ func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]
 			}
 		case n > 1:
 			o.duplicated++
+			if l.recharged[tx.id] >= n-1 {
+				o.recharged++
+			}
 			if len(dupSample) < 5 {
-				dupSample = append(dupSample, fmt.Sprintf("%s (amount %d, %d lines)", tx.id, amount, n))
+				dupSample = append(dupSample, fmt.Sprintf("%s (amount %d, %d lines, %d re-charges logged)", tx.id, amount, n, l.recharged[tx.id]))
 			}
 		default:
 			o.lost++
@@ -729,8 +745,15 @@ func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]
 	if o.lost > 0 {
 		t.Errorf("%d accepted transactions have no contract line, e.g. %v", o.lost, lostSample)
 	}
-	if o.duplicated > 0 {
-		t.Errorf("%d accepted transactions have more than one contract line, e.g. %v", o.duplicated, dupSample)
+	if o.duplicated > o.recharged {
+		t.Errorf("%d accepted transactions have more than one contract line without the connector saying why, e.g. %v",
+			o.duplicated-o.recharged, dupSample)
+	}
+	if o.duplicated > maxDup {
+		t.Errorf("%d accepted transactions charged twice, want at most %d (one per fault that can interrupt a charge), e.g. %v",
+			o.duplicated, maxDup, dupSample)
+	} else if o.duplicated > 0 {
+		t.Logf("at-least-once: %d transactions charged twice after an interrupted charge, e.g. %v", o.duplicated, dupSample)
 	}
 	if o.strays > 0 {
 		t.Errorf("%d contract lines for amounts in [%d, %d) that were never acknowledged", o.strays, amounts[0], amounts[1])
