@@ -19,10 +19,17 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-// checkout makes a directory that FindLayout takes for a checkout.
+// checkout makes a directory that FindLayout takes for a checkout. Not
+// t.TempDir(): the default state dir, and so its unix sockets, goes under the
+// checkout, and t.TempDir() can be too long for a socket path (`nix develop`
+// sets TMPDIR=/tmp/nix-shell.XXXXXX; macOS's TMPDIR is long too).
 func checkout(t *testing.T, stackEnv string) Layout {
 	t.Helper()
-	root := t.TempDir()
+	root, err := os.MkdirTemp("", "co-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(root) })
 	writeFile(t, filepath.Join(root, "go.mod"), "module x\n")
 	writeFile(t, filepath.Join(root, ComposeFileName), "processes: {}\n")
 	if stackEnv != "" {
