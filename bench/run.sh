@@ -171,7 +171,11 @@ x "$BENCHTOOL" rss --pid "$PC_PID" --json >"$OUT/rss-after.json"
 "$BENCHTOOL" rss --pid "$PC_PID" >&2
 
 log "6b. cold start again, now that Redis holds this run's transactions (AOF replay at start)"
-redis-cli -s "$REDIS_SOCK" XLEN transactions >"$OUT/coldstart-data-xlen.txt"
+# How many transactions the stream ever took (entries-added), not XLEN: the
+# connector trims acknowledged entries, while the AOF still holds every write
+# (and the status records stay until STATUS_TTL).
+redis-cli -s "$REDIS_SOCK" XINFO STREAM transactions | awk 'prev=="entries-added"{print; exit} {prev=$0}' >"$OUT/coldstart-data-xlen.txt"
+du -sb "$STACK_STATE_DIR/redis" >"$OUT/coldstart-data-redis-dir-bytes.txt" || true
 x "$BENCHTOOL" coldstart --runs 3 "${COLD[@]}" --json >"$OUT/coldstart-data.json"
 
 log "summary"
