@@ -358,7 +358,13 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		if err := c.record(keep, m); err != nil {
 			c.log.ErrorContext(mctx, "could not record the charge; entry left pending, a redelivery charges again",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
-			continue
+			// Redis cannot record charges now (an outage): charge nothing more
+			// from this batch, or each of them would be charged again on
+			// redelivery. The rest stay pending, uncharged.
+			if rest := len(good) - i - 1; rest > 0 {
+				c.log.WarnContext(ctx, "recording failed; the rest of the batch is left pending, uncharged", "count", rest)
+			}
+			break
 		}
 		acks = append(acks, m.StreamID)
 		c.log.InfoContext(mctx, "processed", "transaction_id", m.ID, "user_id", m.UserID,
