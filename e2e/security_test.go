@@ -134,6 +134,11 @@ func TestSecurity(t *testing.T) {
 
 	t.Run("no secret in the repository", func(t *testing.T) {
 		root := stacktest.RepoRoot(t)
+		if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+			// Even under CI=true: a Nix build's copy of the source has no .git, so
+			// there are no tracked files, history or ignore rules to check.
+			t.Skipf("%s is not a git checkout (no .git), as in a Nix build; run this in a checkout", root)
+		}
 		secrets := map[string]string{"this test's stack": string(st.secret)}
 		// A developer's own stack in this checkout, and a local override.
 		if b, err := os.ReadFile(filepath.Join(root, ".stack", "secrets", "jwt_secret")); err == nil && len(bytes.TrimSpace(b)) > 0 {
