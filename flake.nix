@@ -93,6 +93,8 @@
         }
       );
 
-      formatter = forAllSystems ({ pkgs, ... }: pkgs.nixfmt);
+      # nixfmt through treefmt: since Nix 2.25 `nix fmt` passes no path, and bare nixfmt would
+      # wait on stdin; nixfmt-tree formats every .nix file of the tree.
+      formatter = forAllSystems ({ pkgs, ... }: pkgs.nixfmt-tree);
     };
 }
