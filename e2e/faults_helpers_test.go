@@ -851,16 +851,19 @@ func (s *faultStack) waitLogs(t *testing.T) logIndex {
 
 // logReason returns why the logs say a hostile request was refused: the
 // service's reason or error when a service answered, or the router's line
-// (status, termination state, path) when HAProxy answered itself or the
-// service only had no route for it. "" means no log line explains it.
+// (status, termination state, server, path) when HAProxy answered itself, the
+// service had no route for it, or the service's HTTP server refused it as
+// malformed (400) before any handler. "" means no log line explains it.
 func logReason(idx logIndex, r hostileResult) string {
 	if r.requestID == "" {
 		return ""
 	}
 	var router string
 	routerOnly := false
+	serviceSaw := false
 	for _, rec := range idx[r.requestID] {
 		if rec["service"] != "haproxy" {
+			serviceSaw = true
 			for _, k := range []string{"reason", "error"} {
 				if v, _ := rec[k].(string); v != "" {
 					return fmt.Sprintf("%v: %v: %s", rec["service"], rec["msg"], v)
@@ -875,6 +878,12 @@ func logReason(idx logIndex, r hostileResult) string {
 		router = fmt.Sprintf("haproxy: status %d, termination %v, server %v, path %v", int(status), rec["termination"], rec["server"], rec["path"])
 		server, _ := rec["server"].(string)
 		routerOnly = server == "" || server == "<NOSRV>" || int(status) == http.StatusNotFound || int(status) == http.StatusMethodNotAllowed
+	}
+	// A 400 from a service that logged nothing under the id: Go's HTTP
+	// server refused the request as malformed before any handler ran, and
+	// the router's line (status 400, that server, the path) is the record.
+	if router != "" && !serviceSaw && r.res.status == http.StatusBadRequest {
+		routerOnly = true
 	}
 	if routerOnly {
 		return router
