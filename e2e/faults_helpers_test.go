@@ -583,7 +583,7 @@ var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID
 // because an earlier charge was interrupted before it was recorded: the
 // documented at-least-once case, and the only acceptable cause of a second
 // contract line.
-const rechargeMsg = "an earlier charge was interrupted; charging again (at least once)"
+const rechargeMsg = "claimed before without a recorded charge; charging (at least once)"
 
 // ledger is what the connector's log says it did, across restarts.
 type ledger struct {

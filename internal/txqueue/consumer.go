@@ -339,7 +339,9 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 				"transaction_id", m.ID, "stream_id", m.StreamID)
 			continue
 		case res == 2:
-			c.log.WarnContext(mctx, "an earlier charge was interrupted; charging again (at least once)",
+			// Claims are taken for a whole batch, so most of these were never
+			// charged; only a crash between a charge and its record repeats one.
+			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
 		}
 		if err := c.psp.Charge(ctx, m); err != nil {

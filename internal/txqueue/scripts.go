@@ -39,7 +39,7 @@ return {0, ARGV[1]}
 // KEYS: 1 status hash
 // ARGV: 1 now (unix ns), 2 status TTL (ms), 3 user_id, 4 amount, 5 currency,
 // 6 enqueued_at (unix ns), 7 consumer name, 8 lease (ns)
-// Returns 1: charge it; 2: charge it, an earlier charge was interrupted (its
+// Returns 1: charge it; 2: charge it, claimed before without a recorded charge (its
 // outcome is unknown); 0: already processed; -1: failed (dead-lettered);
 // 3: another consumer is charging it right now (leave it pending).
 var claimScript = redis.NewScript(`
