@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/acme-payments/platform/internal/logging"
@@ -98,6 +99,8 @@ type Consumer struct {
 	cfg ConsumerConfig
 	psp PSP
 	log *slog.Logger
+
+	consuming atomic.Bool // the group is in place and Run reads from it
 }
 
 // NewConsumer returns a consumer named cfg.Name (which must not be empty).
@@ -135,6 +138,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.ensureGroup(ctx); err != nil {
 		return err
 	}
+	c.consuming.Store(true)
+	defer c.consuming.Store(false)
 	c.log.Info("consuming", "stream", Stream, "group", Group, "consumer", c.cfg.Name,
 		"batch_size", c.cfg.BatchSize, "visibility_timeout", c.cfg.VisibilityTimeout.String(),
 		"max_deliveries", c.cfg.MaxDeliveries)

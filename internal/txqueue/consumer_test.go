@@ -498,3 +498,32 @@ func TestClaimScript(t *testing.T) {
 		t.Error("charging_by left on a processed record")
 	}
 }
+
+// TestConsumerCheckPassesOnceConsuming: the connector's readiness check fails
+// until Run has the group in place, and fails again once Run has returned.
+func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	c, err := NewConsumer(rdb, fastConfig("ready"), &recorder{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := c.Check()
+	if err := check.Run(context.Background()); err == nil {
+		t.Fatal("check passed before Run; want it to fail until the group is in place")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, "consumer check passes", func() bool { return check.Run(context.Background()) == nil })
+	if n, err := rdb.Exists(context.Background(), Stream).Result(); err != nil || n != 1 {
+		t.Errorf("stream exists: got %d, %v; want 1 (the group was created with MKSTREAM)", n, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := check.Run(context.Background()); err == nil {
+		t.Error("check passes after Run returned; want it to fail")
+	}
+}

@@ -59,7 +59,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		cancel()
 		consumed <- err
 	}()
-	srv := httpx.NewServer(newHandler(log, rdb), log)
+	srv := httpx.NewServer(newHandler(log, rdb, consumer), log)
 	serveErr := httpx.Serve(ctx, srv, cfg.Addr(), cfg.ShutdownGrace, log)
 	cancel()
 	return errors.Join(serveErr, <-consumed)
