@@ -11,6 +11,9 @@ import (
 	"os"
 )
 
+// version is stamped at link time (-X main.version=…; the Nix build does).
+var version = "dev"
+
 func main() {
 	err := run(context.Background(), os.Args, os.Environ(), os.Stdin, os.Stdout, os.Stderr)
 	if err == nil {

@@ -50,6 +50,10 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if cmd == "probe" {
 		return probe(ctx, rest, stdout)
 	}
+	if cmd == "version" || (cmd == "up" && len(rest) > 0 && rest[0] == "--version") {
+		fmt.Fprintln(stdout, "stack", version)
+		return nil
+	}
 
 	l, loadErr := newLauncher(environ, stdin, stdout, stderr)
 	switch cmd {
@@ -120,6 +124,7 @@ Usage:
   stack status [--json]
   stack logs [process] [-f]
   stack reset [--yes]
+  stack version
 
 Commands:
   up      Start the stack (the default command). In the foreground it shows
@@ -139,6 +144,7 @@ Commands:
           (every process when none is named); -f keeps following.
   reset   Delete the state directory (Redis data, logs, the generated JWT
           secret) after confirmation, or at once with --yes.
+  version Print the launcher's version (stamped by the Nix build; "dev" otherwise).
 
 Processes: `+strings.Join(processNames, ", ")+`
 `)

@@ -10,6 +10,9 @@ import (
 	"os"
 )
 
+// version is stamped at link time (-X main.version=…; the Nix build does).
+var version = "dev"
+
 func main() {
 	if err := run(context.Background(), os.Args, os.Environ(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "core-api:", err)

@@ -29,6 +29,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return err
 	}
 	log := logging.New(stdout, "psp-connector", cfg.Level)
+	log.Info("starting", "version", version)
 	txqueue.RouteClientLogs(log)
 	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
 	if err != nil {
