@@ -71,5 +71,12 @@ pkgs.runCommand "platform-e2e"
         echo "e2e: process-compose exited with status $status" >&2
         exit 1
       fi
+      # The run's JWT secret must be in none of the store paths the flake built or this
+      # check writes: not in a package (launcher, services, shipped configs), not in a log.
+      if grep -rlF -- "$JWT_SECRET" "$out" ${launcher} ${toString services} ${configSource}; then
+        echo "e2e: the JWT secret of this run is in the store paths above" >&2
+        exit 1
+      fi
+      echo "e2e: the run's JWT secret is in no built store path and no log"
     ''
   )
