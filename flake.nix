@@ -57,6 +57,11 @@
         {
           inherit stack;
           default = stack;
+          loadgen = {
+            type = "app";
+            program = lib.getExe packages.loadgen;
+            meta.description = "Load the running stack and verify every accepted transaction is processed";
+          };
         }
       );
 

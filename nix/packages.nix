@@ -104,13 +104,23 @@ let
       wrapProgram $out/bin/stack --prefix PATH : ${lib.makeBinPath runtime}
     '';
   };
+  # The load generator (cmd/loadgen): drives the merchant flow through the router and
+  # checks that every accepted transaction is processed.
+  loadgen = mkService {
+    name = "loadgen";
+    dir = "cmd/loadgen";
+    description = "Load generator for the platform: tokens and transactions through the router, verified";
+  };
 in
 services
 // {
-  inherit stack;
+  inherit stack loadgen;
   default = pkgs.symlinkJoin {
     name = "platform-${version}";
-    paths = lib.attrValues services ++ [ stack ];
+    paths = lib.attrValues services ++ [
+      stack
+      loadgen
+    ];
     meta.mainProgram = "stack";
   };
 }
