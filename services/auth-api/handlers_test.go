@@ -7,41 +7,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/servicetest"
 	"github.com/acme-payments/platform/internal/token"
 	"github.com/acme-payments/platform/internal/users"
 )
 
 var testSecret = []byte("test-secret-0123456789abcdef0123")
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // newTestServer starts auth-api's real handler (the one run builds) over the
 // reference users, and returns its URL and log.
-func newTestServer(t *testing.T) (string, *syncBuffer) {
+func newTestServer(t *testing.T) (string, *servicetest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &servicetest.Buffer{}
 	log := logging.New(logs, "auth-api", slog.LevelDebug)
 	db, err := users.Load("")
 	if err != nil {

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/acme-payments/platform/internal/logging"
 	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/servicetest"
 	"github.com/acme-payments/platform/internal/token"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
@@ -24,30 +23,12 @@ import (
 // testSecret is a 32-byte JWT secret, long enough not to draw a warning.
 var testSecret = []byte("0123456789abcdef0123456789abcdef")
 
-// syncBuffer is a goroutine-safe stand-in for stdout.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fixture is core-api's handler on a private Redis, behind httptest.
 type fixture struct {
 	url   string
 	redis *redistest.Server
 	rdb   *redis.Client
-	logs  *syncBuffer
+	logs  *servicetest.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -58,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	logs := &syncBuffer{}
+	logs := &servicetest.Buffer{}
 	log := logging.New(logs, "core-api", -8) // everything, debug included
 	h := newHandler(log, rdb, txqueue.NewQueue(rdb, time.Hour), token.NewVerifier(testSecret, nil))
 	ts := httptest.NewServer(h)

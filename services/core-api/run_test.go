@@ -2,52 +2,22 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/servicetest"
 )
 
-// startRun runs the real service on a free port with environ and returns its
-// base URL, its stdout and a stop function that cancels it and returns run's
-// error.
-func startRun(t *testing.T, environ ...string) (string, *syncBuffer, func() error) {
+// startRun runs the real service in-process on a free port with environ
+// (internal/servicetest) and returns its base URL, its stdout and a stop
+// function that cancels it and returns run's error.
+func startRun(t *testing.T, environ ...string) (string, *servicetest.Buffer, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	errc := make(chan error, 1)
-	go func() { errc <- run(ctx, []string{"core-api"}, append([]string{"HTTP_PORT=0"}, environ...), out) }()
-	stop := func() error {
-		cancel()
-		select {
-		case err := <-errc:
-			return err
-		case <-time.After(15 * time.Second):
-			t.Fatal("run did not return within 15s of cancellation")
-			return nil
-		}
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-errc:
-			t.Fatalf("run returned before ready: %v\n%s", err, out.String())
-		default:
-		}
-		for _, line := range strings.Split(out.String(), "\n") {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" && rec.Addr != "" {
-				return "http://" + rec.Addr, out, stop
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	t.Fatalf("no ready line within 10s:\n%s", out.String())
-	return "", nil, nil
+	svc := servicetest.Start(t, "core-api", run, append([]string{}, environ...)...)
+	return svc.URL, svc.Out, svc.Stop
 }
 
 func TestRunServesAndShutsDown(t *testing.T) {
@@ -141,7 +111,7 @@ func TestRunFailsFast(t *testing.T) {
 			if args == nil {
 				args = []string{"core-api"}
 			}
-			err := run(ctx, args, append([]string{"HTTP_PORT=0"}, tt.environ...), &syncBuffer{})
+			err := run(ctx, args, append([]string{"HTTP_PORT=0"}, tt.environ...), &servicetest.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}

@@ -7,82 +7,23 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/servicetest"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
-// syncBuffer is a goroutine-safe stand-in for stdout.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// startRun runs the real service on a free port with environ and returns the
-// base URL of its health server, its stdout and a stop function that cancels
-// it and returns run's error.
-func startRun(t *testing.T, environ ...string) (string, *syncBuffer, func() error) {
+// startRun runs the real service in-process on a free port with environ
+// (internal/servicetest) and returns its base URL, its stdout and a stop
+// function that cancels it and returns run's error.
+func startRun(t *testing.T, environ ...string) (string, *servicetest.Buffer, func() error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	errc := make(chan error, 1)
-	go func() {
-		errc <- run(ctx, []string{"psp-connector"}, append([]string{"HTTP_PORT=0", "CONSUMER_NAME=test"}, environ...), out)
-	}()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(15 * time.Second):
-				t.Error("run did not return within 15s of cancellation")
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() {
-		_ = stop()
-		if t.Failed() {
-			t.Logf("stdout:\n%s", out.String())
-		}
-	})
-
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-errc:
-			t.Fatalf("run returned before ready: %v\n%s", err, out.String())
-		default:
-		}
-		for _, line := range strings.Split(out.String(), "\n") {
-			var rec struct{ Msg, Addr string }
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" && rec.Addr != "" {
-				return "http://" + rec.Addr, out, stop
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no ready line within 10s:\n%s", out.String())
-	return "", nil, nil
+	svc := servicetest.Start(t, "psp-connector", run, append([]string{"CONSUMER_NAME=test"}, environ...)...)
+	return svc.URL, svc.Out, svc.Stop
 }
 
 // waitFor polls cond until it holds, failing the test after 15 s.
@@ -277,7 +218,7 @@ func TestRunFailsFast(t *testing.T) {
 			if args == nil {
 				args = []string{"psp-connector"}
 			}
-			err := run(ctx, args, append([]string{"HTTP_PORT=0"}, tt.environ...), &syncBuffer{})
+			err := run(ctx, args, append([]string{"HTTP_PORT=0"}, tt.environ...), &servicetest.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}

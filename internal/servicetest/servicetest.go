@@ -1,0 +1,111 @@
+// Package servicetest runs a service's real run function inside a test: on a
+// free port, with the test's own environment, reading its JSON log for the
+// "ready" line, and stopping it (as SIGTERM would) when the test ends.
+package servicetest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// RunFunc is the shape of every service's run: command-line args, environ
+// (KEY=value pairs) and the writer that stands for stdout.
+type RunFunc func(ctx context.Context, args, environ []string, stdout io.Writer) error
+
+// Service is a service started by Start.
+type Service struct {
+	// URL is the base URL of its HTTP server, from its "ready" log line.
+	URL string
+	// Out holds everything it wrote to stdout.
+	Out *Buffer
+
+	stop func() error
+}
+
+// Stop cancels run's context and returns run's error. It is safe to call more
+// than once; the test's cleanup calls it too.
+func (s *Service) Stop() error { return s.stop() }
+
+// Start runs run with HTTP_PORT=0 followed by environ, and returns once the
+// service has logged "ready" with its address. It fails the test when run
+// returns first, or when no ready line comes within 10 s. The service is
+// stopped when the test ends, and its stdout is logged if the test failed.
+func Start(tb testing.TB, name string, run RunFunc, environ ...string) *Service {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &Buffer{}
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, []string{name}, append([]string{"HTTP_PORT=0"}, environ...), out) }()
+
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-errc:
+			case <-time.After(15 * time.Second):
+				tb.Errorf("%s: run did not return within 15s of cancellation", name)
+			}
+		})
+		return runErr
+	}
+	tb.Cleanup(func() {
+		_ = stop()
+		if tb.Failed() {
+			tb.Logf("%s stdout:\n%s", name, out.String())
+		}
+	})
+
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-errc:
+			tb.Fatalf("%s: run returned before ready: %v\n%s", name, err, out.String())
+		default:
+		}
+		if addr := readyAddr(out.String()); addr != "" {
+			return &Service{URL: "http://" + addr, Out: out, stop: stop}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tb.Fatalf("%s: no ready line within 10s:\n%s", name, out.String())
+	return nil
+}
+
+// readyAddr finds the address in the first JSON log line with msg "ready".
+func readyAddr(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "ready" && rec.Addr != "" {
+			return rec.Addr
+		}
+	}
+	return ""
+}
+
+// Buffer is a bytes.Buffer safe for a service writing while a test reads.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns everything written so far.
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
