@@ -579,6 +579,11 @@ func transportKind(err error) string {
 // contractLine matches the connector's contract line.
 var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID: (\d+), Amount: (\d+), Currency: ([A-Z]{3})$`)
 
+// connectorChargers is psp-connector's CHARGE_CONCURRENCY default: each
+// charger records its charge before its next, so one fault (a kill of the
+// connector, an outage of Redis) can repeat at most one charge per charger.
+const connectorChargers = 4
+
 // rechargeMsg is the connector's warning when it charges a transaction again
 // because an earlier charge was interrupted before it was recorded: the
 // documented at-least-once case, and the only acceptable cause of a second
@@ -667,7 +672,7 @@ func (o outcome) String() string {
 // amount). A second line is tolerated only as the connector's documented
 // at-least-once case: it logged the re-charge (rechargeMsg) for that
 // transaction, and there are at most maxDup such transactions (one per
-// fault that can interrupt a charge); anything else fails the test.
+// charger per fault that can interrupt a charge); anything else fails the test.
 func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]int64, timeout time.Duration, maxDup int) outcome {
 	t.Helper()
 	ids := make([]string, 0, len(res.accepted))

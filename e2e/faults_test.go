@@ -99,7 +99,7 @@ func TestFaults(t *testing.T) {
 		mu.Unlock()
 		t.Logf("kills: %s", strings.Join(kills, "; "))
 		st.waitRunning(t, "psp-connector", lastPid, 30*time.Second)
-		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second, len(connectorKills)+drained)
+		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second, (len(connectorKills)+drained)*connectorChargers)
 		t.Logf("RESULT kill -9 psp-connector ×%d (%d during the load, %d while draining) | %d tx, 32 workers | %s",
 			len(connectorKills)+drained, len(connectorKills), drained, faultLoad, o)
 		if drained < 3 {
@@ -145,7 +145,7 @@ func TestFaults(t *testing.T) {
 		}
 		st.waitRunning(t, "redis", killedPid, 30*time.Second)
 		// One outage can interrupt one charge: the one whose record failed.
-		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second, 1)
+		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second, connectorChargers)
 		t.Logf("RESULT kill -9 redis-server | %d tx, 32 workers | %s | outage: %s", faultLoad, o, p)
 	})
 

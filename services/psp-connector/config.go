@@ -18,6 +18,7 @@ type config struct {
 	ClaimInterval     time.Duration `env:"CLAIM_INTERVAL" envDefault:"5s"`
 	MaxDeliveries     int           `env:"MAX_DELIVERIES" envDefault:"5"`
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
+	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"4"`
 }
 
 // maxBatchSize bounds BATCH_SIZE: one batch is one pipeline and one XACK.
@@ -56,6 +57,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxDeliveries < 1 {
 		return fmt.Errorf("MAX_DELIVERIES must be at least 1, got %d", c.MaxDeliveries)
+	}
+	if c.Chargers < 1 || c.Chargers > 64 {
+		return fmt.Errorf("CHARGE_CONCURRENCY must be between 1 and 64, got %d", c.Chargers)
 	}
 	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
 		return fmt.Errorf("BATCH_SIZE must be between 1 and %d, got %d", maxBatchSize, c.BatchSize)

@@ -45,6 +45,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		MaxDeliveries:     cfg.MaxDeliveries,
 		StatusTTL:         cfg.StatusTTL,
 		ShutdownGrace:     cfg.ShutdownGrace,
+		Chargers:          cfg.Chargers,
 	}, linePSP{w: stdout}, log)
 	if err != nil {
 		return err
