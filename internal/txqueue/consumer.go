@@ -299,7 +299,7 @@ type deadLetter struct {
 
 // handle processes one batch: poison and over-delivered entries go to the
 // dead-letter stream; the rest are claimed (one pipeline), then charged and
-// recorded one at a time, and acked together (one XACK).
+// recorded by chargeAll, and acked together (one XACK).
 func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts map[string]int64) {
 	now := time.Now().UnixNano()
 	var good []Message
