@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -43,45 +42,13 @@ func requireTools(t *testing.T) string {
 	return filepath.Dir(stacktest.ProcessCompose(t))
 }
 
-// buildBinaries builds the launcher and the services from this checkout.
-func buildBinaries(t *testing.T, ctx context.Context) string {
-	t.Helper()
-	bin := t.TempDir()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator),
-		"./cmd/stack", "./services/auth-api", "./services/core-api", "./services/psp-connector")
-	cmd.Dir = stacktest.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("find a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
-}
-
 // newStack prepares (but does not start) a stack, and stops it when the test
 // ends. It runs the launcher with STACK_SHARE_DIR at this checkout and its
 // working directory in a temporary directory, so that a developer's
 // stack.local.env cannot change the test.
 func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]string) *stackUnderTest {
 	t.Helper()
-	bin := buildBinaries(t, ctx)
+	bin := stacktest.BuildBinaries(t, ctx)
 	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
 	state, err := os.MkdirTemp("", "stack-e2e-")
 	if err != nil {
@@ -90,7 +57,7 @@ func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]
 	t.Cleanup(func() { os.RemoveAll(state) })
 	state = filepath.Join(state, "state")
 
-	p := freePorts(t, 5)
+	p := stacktest.FreePorts(t, 5)
 	vars := map[string]string{
 		"STACK_SHARE_DIR":    stacktest.RepoRoot(t),
 		"STACK_STATE_DIR":    state,

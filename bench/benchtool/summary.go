@@ -40,18 +40,22 @@ type sum struct {
 	missing []string
 }
 
-func (s *sum) report(name string) *loadgen.Report {
-	var r loadgen.Report
+// readJSON decodes the results file name into a new T, or records it as
+// missing and returns nil.
+func readJSON[T any](s *sum, name string) *T {
+	var v T
 	b, err := os.ReadFile(filepath.Join(s.dir, name))
 	if err == nil {
-		err = json.Unmarshal(b, &r)
+		err = json.Unmarshal(b, &v)
 	}
 	if err != nil {
 		s.missing = append(s.missing, name)
 		return nil
 	}
-	return &r
+	return &v
 }
+
+func (s *sum) report(name string) *loadgen.Report { return readJSON[loadgen.Report](s, name) }
 
 // xadd reads redis-benchmark --csv output: the rps column of the first row.
 func (s *sum) xadd(name string) float64 {
@@ -83,36 +87,14 @@ type rssFile struct {
 	TotalKB   int64  `json:"total_kb"`
 }
 
-func (s *sum) rss(name string) *rssFile {
-	var r rssFile
-	b, err := os.ReadFile(filepath.Join(s.dir, name))
-	if err == nil {
-		err = json.Unmarshal(b, &r)
-	}
-	if err != nil {
-		s.missing = append(s.missing, name)
-		return nil
-	}
-	return &r
-}
+func (s *sum) rss(name string) *rssFile { return readJSON[rssFile](s, name) }
 
 type coldFile struct {
 	Runs   []coldStartRun `json:"runs"`
 	Median float64        `json:"median_ready_ms"`
 }
 
-func (s *sum) cold(name string) *coldFile {
-	var c coldFile
-	b, err := os.ReadFile(filepath.Join(s.dir, name))
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil {
-		s.missing = append(s.missing, name)
-		return nil
-	}
-	return &c
-}
+func (s *sum) cold(name string) *coldFile { return readJSON[coldFile](s, name) }
 
 // coldOptional is cold for a file older runs may lack.
 func (s *sum) coldOptional(name string) *coldFile {

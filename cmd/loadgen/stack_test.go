@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,18 +34,7 @@ func TestAgainstRealStack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	bin := t.TempDir()
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator),
-		"./cmd/stack", "./services/auth-api", "./services/core-api", "./services/psp-connector")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	// The launcher looks for "process-compose" on PATH; stacktest's cached
-	// build has a versioned name.
-	if err := os.Symlink(pc, filepath.Join(bin, "process-compose")); err != nil {
-		t.Fatal(err)
-	}
+	bin := stacktest.BuildBinaries(t, ctx)
 	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
 	tmp, err := os.MkdirTemp("", "loadgen-stack-")
 	if err != nil {
@@ -55,7 +43,7 @@ func TestAgainstRealStack(t *testing.T) {
 	t.Cleanup(func() { os.RemoveAll(tmp) })
 	state := filepath.Join(tmp, "state")
 
-	ports := freePorts(t, 5)
+	ports := stacktest.FreePorts(t, 5)
 	vars := map[string]string{
 		"STACK_SHARE_DIR":    root,
 		"STACK_STATE_DIR":    state,
@@ -67,7 +55,9 @@ func TestAgainstRealStack(t *testing.T) {
 		"AUTH_RATE_LIMIT":    "1000000",
 		"SHUTDOWN_GRACE":     "5s",
 	}
-	env := []string{"PATH=" + bin + string(filepath.ListSeparator) + os.Getenv("PATH")}
+	// The launcher finds process-compose on PATH; pc is named process-compose.
+	env := []string{"PATH=" + bin + string(filepath.ListSeparator) + filepath.Dir(pc) +
+		string(filepath.ListSeparator) + os.Getenv("PATH")}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if _, ours := vars[k]; ours || k == "PATH" || k == "JWT_SECRET" || k == "REDIS_URL" || strings.HasPrefix(k, "PC_") {
@@ -149,23 +139,4 @@ func TestAgainstRealStack(t *testing.T) {
 			}
 		})
 	}
-}
-
-// freePorts returns n distinct TCP ports that were free on 127.0.0.1.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("find a free port: %v", err)
-		}
-		lns = append(lns, ln)
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
-	}
-	for _, ln := range lns {
-		ln.Close()
-	}
-	return ports
 }

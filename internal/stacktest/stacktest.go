@@ -1,12 +1,15 @@
 // Package stacktest finds what the whole-stack tests need: the repository
-// root, and a process-compose binary (from PATH, else built once from the
-// pinned tools/go.mod into the user's cache directory). Like redistest, it
+// root, the launcher and services built from it, free ports, and a
+// process-compose binary (from PATH, else built once from the pinned
+// tools/go.mod into the user's cache directory). Like redistest, it
 // skips a test when a tool cannot be had, and fails it when CI=true.
 package stacktest
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -96,4 +99,37 @@ func ProcessCompose(tb testing.TB) string {
 		Missing(tb, "process-compose: %v", err)
 	}
 	return out
+}
+
+// BuildBinaries builds the launcher and the three services from this
+// checkout into a temporary directory and returns it.
+func BuildBinaries(tb testing.TB, ctx context.Context) string {
+	tb.Helper()
+	bin := tb.TempDir()
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator),
+		"./cmd/stack", "./services/auth-api", "./services/core-api", "./services/psp-connector")
+	cmd.Dir = RepoRoot(tb)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// FreePorts returns n distinct TCP ports that were free on 127.0.0.1.
+func FreePorts(tb testing.TB, n int) []int {
+	tb.Helper()
+	var ports []int
+	var lns []net.Listener
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("find a free port: %v", err)
+		}
+		lns = append(lns, ln)
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return ports
 }
