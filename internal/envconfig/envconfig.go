@@ -1,6 +1,6 @@
 // Package envconfig reads a service's configuration from its environment with
-// caarlos0/env, and holds the settings every service shares (where to listen,
-// how to log, how long to drain, which Redis). Every error it returns names the
+// caarlos0/env, and holds the settings services share (where to listen, how
+// to log, how long to drain, which Redis, the JWT secret). Every error it returns names the
 // environment variable at fault.
 package envconfig
 
@@ -16,6 +16,7 @@ import (
 	"github.com/caarlos0/env/v10"
 
 	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/token"
 )
 
 // Parse fills cfg, a pointer to a struct with `env` tags (embedded structs
@@ -77,6 +78,29 @@ func (q Queue) Validate() error {
 		return fmt.Errorf("STATUS_TTL must be a duration of at least 1s such as 168h, got %s", q.StatusTTL)
 	}
 	return nil
+}
+
+// Secret is JWT_SECRET, the HS256 key that auth-api and core-api share.
+type Secret struct {
+	JWTSecret string `env:"JWT_SECRET"`
+
+	// Weak is set by Validate when JWTSecret is shorter than
+	// token.MinSecretBytes: the service starts, with a warning.
+	Weak bool `env:"-"`
+}
+
+// Validate fails when JWT_SECRET is missing (naming it) and fills Weak.
+func (s *Secret) Validate() error {
+	weak, err := token.CheckSecret(s.JWTSecret)
+	s.Weak = weak
+	return err
+}
+
+// WarnIfWeak logs, once at start, that the secret is too short.
+func (s Secret) WarnIfWeak(log *slog.Logger) {
+	if s.Weak {
+		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(s.JWTSecret))
+	}
 }
 
 // nameEnvVars rewrites the env library's parse errors, which name Go struct

@@ -68,3 +68,35 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		})
 	}
 }
+
+func TestSecret(t *testing.T) {
+	tests := []struct {
+		name     string
+		environ  []string
+		wantErr  string // "" for none
+		wantWeak bool
+	}{
+		{"missing names JWT_SECRET", nil, "JWT_SECRET", false},
+		{"empty names JWT_SECRET", []string{"JWT_SECRET="}, "JWT_SECRET", false},
+		{"short is weak", []string{"JWT_SECRET=short"}, "", true},
+		{"32 bytes is strong", []string{"JWT_SECRET=" + strings.Repeat("s", 32)}, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s Secret
+			if err := Parse(tt.environ, &s); err != nil {
+				t.Fatal(err)
+			}
+			err := s.Validate()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %v, want an error naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || s.Weak != tt.wantWeak {
+				t.Errorf("got weak %v, %v; want weak %v, nil", s.Weak, err, tt.wantWeak)
+			}
+		})
+	}
+}

@@ -29,9 +29,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	log := logging.New(stdout, "auth-api", cfg.Level)
 	log.Info("starting", "version", version)
-	if cfg.weakSecret {
-		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(cfg.JWTSecret))
-	}
+	cfg.WarnIfWeak(log)
 	db, err := users.Load(cfg.UsersFile)
 	if err != nil {
 		return err

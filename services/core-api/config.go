@@ -2,16 +2,13 @@ package main
 
 import (
 	"github.com/acme-payments/platform/internal/envconfig"
-	"github.com/acme-payments/platform/internal/token"
 )
 
 // config is core-api's whole configuration, read from the environment.
 type config struct {
 	envconfig.Server
 	envconfig.Queue
-	JWTSecret string `env:"JWT_SECRET"`
-
-	weakSecret bool // JWTSecret is shorter than token.MinSecretBytes
+	envconfig.Secret
 }
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
@@ -26,11 +23,9 @@ func parseConfig(environ []string) (config, error) {
 
 // validate checks each rule in turn and fills the derived fields.
 func (c *config) validate() error {
-	weak, err := token.CheckSecret(c.JWTSecret)
-	if err != nil {
+	if err := c.Secret.Validate(); err != nil {
 		return err
 	}
-	c.weakSecret = weak
 	if err := c.Server.Validate(); err != nil {
 		return err
 	}

@@ -30,9 +30,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	log := logging.New(stdout, "core-api", cfg.Level)
 	log.Info("starting", "version", version)
-	if cfg.weakSecret {
-		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(cfg.JWTSecret))
-	}
+	cfg.WarnIfWeak(log)
 	txqueue.RouteClientLogs(log)
 	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
 	if err != nil {
