@@ -580,8 +580,9 @@ func transportKind(err error) string {
 var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID: (\d+), Amount: (\d+), Currency: ([A-Z]{3})$`)
 
 // connectorChargers is psp-connector's CHARGE_CONCURRENCY default: each
-// charger records its charge before its next, so one fault (a kill of the
-// connector, an outage of Redis) can repeat at most one charge per charger.
+// charger records its charge before its next, so a kill of the connector can
+// repeat at most one charge per charger. (An outage of Redis repeats none:
+// the charge stays in hand until its record lands.)
 const connectorChargers = 4
 
 // rechargeMsg is the connector's warning when it charges a transaction again

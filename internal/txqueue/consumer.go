@@ -393,9 +393,12 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 // chargeAll charges msgs with cfg.Chargers chargers. Each charger charges a
 // transaction and records it at once, before taking the next: a crash
 // interrupts at most one transaction per charger, never the rest of the
-// batch. When a record fails (Redis is down), no charger starts another
-// charge, since each would be charged again on redelivery; the rest stay
-// pending, uncharged. It returns the stream ids to ack, the messages whose
+// batch. When a record fails (Redis is down or restarting), the charger keeps
+// the charge in hand and retries the record until Redis answers, and no
+// charger starts another charge meanwhile: a Redis outage repeats no charge.
+// Only when ctx ends (shutdown's grace is over) during such a wait is the
+// charge given up, left pending for an at-least-once redelivery, and the rest
+// left pending, uncharged. It returns the stream ids to ack, the messages whose
 // PSP step failed (to release), and those that failed their last delivery.
 func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string, release []Message, dead []deadLetter) {
 	// Once a message is charged, recording it must not be cut short by
@@ -404,7 +407,8 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 	var (
 		mu       sync.Mutex
 		wg       sync.WaitGroup
-		stopped  atomic.Bool
+		stopped  atomic.Bool  // ctx ended while a record was failing: charge nothing more
+		failing  atomic.Int64 // chargers retrying a record right now
 		next     atomic.Int64
 		leftOver atomic.Int64
 	)
@@ -414,6 +418,15 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 			i := int(next.Add(1)) - 1
 			if i >= len(msgs) {
 				return
+			}
+			// No new charge while a record is failing: it would be one more
+			// charge in hand, unrecordable until Redis is back.
+			for failing.Load() > 0 && !stopped.Load() {
+				if ctx.Err() != nil {
+					stopped.Store(true)
+					break
+				}
+				sleep(ctx, recordPoll)
 			}
 			if stopped.Load() {
 				leftOver.Add(1)
@@ -435,10 +448,15 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 				continue
 			}
 			if err := c.record(keep, m); err != nil {
-				stopped.Store(true)
-				c.log.ErrorContext(mctx, "could not record the charge; entry left pending, a redelivery charges again",
-					"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
-				continue
+				failing.Add(1)
+				err = c.recordUntilRedisAnswers(ctx, keep, m, err)
+				failing.Add(-1)
+				if err != nil {
+					stopped.Store(true)
+					c.log.ErrorContext(mctx, "could not record the charge before shutdown; entry left pending, a redelivery charges again",
+						"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
+					continue
+				}
 			}
 			mu.Lock()
 			acks = append(acks, m.StreamID)
@@ -459,6 +477,38 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 	}
 	return acks, release, dead
 }
+
+// recordPoll is how often a charger waiting for Redis checks again.
+const recordPoll = 10 * time.Millisecond
+
+// recordUntilRedisAnswers retries the record of charged message m, whose first
+// attempt failed with err, with backoff until it succeeds (nil) or ctx ends
+// (the last error). The charge stays in hand meanwhile, so that a Redis outage
+// or restart never makes a redelivery charge it again. Each attempt runs on
+// keep, so one in flight when ctx ends still completes.
+func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, m Message, err error) error {
+	mctx := logging.WithRequestID(ctx, m.RequestID)
+	c.log.WarnContext(mctx, "could not record the charge; keeping it in hand and retrying until Redis answers",
+		"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
+	start := time.Now()
+	backoff := minBackoff
+	for attempt := 2; ; attempt++ {
+		sleep(ctx, backoff)
+		if ctx.Err() != nil {
+			return err
+		}
+		if err = c.record(keep, m); err == nil {
+			c.log.InfoContext(mctx, "recorded the charge after Redis came back", "transaction_id", m.ID,
+				"stream_id", m.StreamID, "attempts", attempt, "waited_ms", time.Since(start).Milliseconds())
+			return nil
+		}
+		backoff = min(2*backoff, maxRecordBackoff)
+	}
+}
+
+// maxRecordBackoff caps the wait between record attempts lower than
+// maxBackoff: the charge in hand blocks the connector until it is recorded.
+const maxRecordBackoff = 500 * time.Millisecond
 
 // record runs recordScript for one charged message, reloading the script
 // once if Redis lost it.

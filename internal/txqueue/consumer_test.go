@@ -413,6 +413,46 @@ func TestConsumerWaitsForRedis(t *testing.T) {
 	}
 }
 
+// TestConsumerRecordsChargesAcrossRedisRestart kills Redis in the middle of a
+// batch, right after a charge (the worst moment: charged, not yet recorded),
+// and restarts it: the chargers keep their charges in hand, record them once
+// Redis is back, and every transaction is charged exactly once.
+func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 40)
+	killed := make(chan struct{})
+	var once sync.Once
+	psp := &recorder{fail: func(Message) error {
+		once.Do(func() { srv.Kill(); close(killed) })
+		return nil
+	}}
+	cfg := fastConfig("c1")
+	cfg.Chargers = 4
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	select {
+	case <-killed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no charge within 15s")
+	}
+	time.Sleep(400 * time.Millisecond) // several failed record attempts
+	srv.Restart(t)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want exactly 1", id, got)
+		}
+	}
+	if !hasLogLine(logs.String(), map[string]string{"msg": "recorded the charge after Redis came back"}) {
+		t.Errorf("logs lack the line saying a charge was recorded after the restart:\n%s", logs.String())
+	}
+}
+
 // TestConsumerRecreatesLostGroup: when Redis loses its data and scripts
 // (restarted without persistence), XREADGROUP answers NOGROUP and EVALSHA
 // NOSCRIPT; the consumer recreates the group, reloads the scripts and carries
