@@ -116,9 +116,11 @@ log "0. calibration: the load generator and HAProxy alone, in front of a trivial
 # figure below is compared with.
 ECHO_PORT=${BENCH_ECHO_PORT:-15010}
 CAL_PORT=${BENCH_CAL_PORT:-18090}
-"$BENCHTOOL" echo --addr "127.0.0.1:$ECHO_PORT" 2>/dev/null &
+# HAProxy reaches it on a unix socket, as it reaches the stack's services.
+ECHO_SOCK=$WORK/echo.sock
+"$BENCHTOOL" echo --addr "127.0.0.1:$ECHO_PORT" --socket "$ECHO_SOCK" 2>/dev/null &
 ECHO_PID=$!
-PLATFORM_PORT=$CAL_PORT HAPROXY_STATS_PORT=${BENCH_CAL_STATS_PORT:-18494} AUTH_API_PORT=$ECHO_PORT CORE_API_PORT=$ECHO_PORT \
+PLATFORM_PORT=$CAL_PORT HAPROXY_STATS_PORT=${BENCH_CAL_STATS_PORT:-18494} AUTH_API_SERVER=unix@$ECHO_SOCK CORE_API_SERVER=unix@$ECHO_SOCK \
 	haproxy -db -f "$ROOT/haproxy.cfg" >/dev/null 2>&1 &
 HAP_PID=$!
 for _ in $(seq 100); do

@@ -42,6 +42,7 @@ func TestHAProxyConfig(t *testing.T) {
 		{"stack.env", stackEnvDefaults(t)},
 		{"benchmark", []string{"PLATFORM_PORT=18080", "HAPROXY_STATS_PORT=18404", "AUTH_API_PORT=15001", "CORE_API_PORT=15002", "AUTH_RATE_LIMIT=1000000"}},
 		{"access log errors only", []string{"HAPROXY_ACCESS_LOG=errors"}},
+		{"the stack's unix sockets", []string{"AUTH_API_SERVER=unix@/run/acme/auth-api.sock", "CORE_API_SERVER=unix@/run/acme/core-api.sock"}},
 	}
 	// The same file as an HAProxy built without the Prometheus exporter sees
 	// it: the ".else" branch must load too.

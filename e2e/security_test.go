@@ -118,6 +118,18 @@ func TestSecurity(t *testing.T) {
 			}
 			t.Logf("%s (pid %d): %v", name, pid, ls)
 		}
+		// HAProxy's way to auth-api and core-api: unix sockets in the 0700
+		// state dir, so only the stack's user can reach them.
+		for _, svc := range []string{"auth-api", "core-api"} {
+			sock := filepath.Join(st.stateDir, "run", svc+".sock")
+			fi, err := os.Lstat(sock)
+			if err != nil || fi.Mode()&os.ModeSocket == 0 {
+				t.Errorf("%s's socket %s: got %v (mode %v), want a unix socket", svc, sock, err, fi)
+			}
+		}
+		if fi, err := os.Stat(st.stateDir); err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("state dir %s: got %v %v, want mode 0700", st.stateDir, fi, err)
+		}
 	})
 
 	// Some traffic first, so the logs have something to leak.

@@ -21,6 +21,7 @@ func echo(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
+	socket := fs.String("socket", "", "also listen on this unix socket path, as the stack's services do for HAProxy")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +57,15 @@ func echo(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "benchtool echo: listening on %s\n", ln.Addr())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	if *socket != "" {
+		uln, err := net.Listen("unix", *socket)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		fmt.Fprintf(stderr, "benchtool echo: listening on %s too\n", *socket)
+		go func() { _ = srv.Serve(uln) }()
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)

@@ -31,8 +31,11 @@ func Parse(environ []string, cfg any) error {
 
 // Server is what every service needs to serve HTTP and log.
 type Server struct {
-	Host          string        `env:"HTTP_HOST" envDefault:"127.0.0.1"`
-	Port          int           `env:"HTTP_PORT" envDefault:"5000"`
+	Host string `env:"HTTP_HOST" envDefault:"127.0.0.1"`
+	Port int    `env:"HTTP_PORT" envDefault:"5000"`
+	// Socket, when set, is a unix socket path served as well as Host:Port;
+	// the stack puts HAProxy's way in there (no TCP stack on that hop).
+	Socket        string        `env:"HTTP_SOCKET"`
 	LogLevel      string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownGrace time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
 
@@ -48,6 +51,9 @@ func (s *Server) Validate() error {
 	if s.Port < 0 || s.Port > 65535 {
 		return fmt.Errorf("HTTP_PORT must be a port number (0-65535; 0 picks a free one), got %d", s.Port)
 	}
+	if n := len(s.Socket); n > maxSocketPath {
+		return fmt.Errorf("HTTP_SOCKET %q is %d bytes, over the OS limit of %d for a unix socket path; choose a shorter path", s.Socket, n, maxSocketPath)
+	}
 	level, err := logging.ParseLevel(s.LogLevel)
 	if err != nil {
 		return fmt.Errorf("LOG_LEVEL: %w", err)
@@ -58,6 +64,10 @@ func (s *Server) Validate() error {
 	}
 	return nil
 }
+
+// maxSocketPath is the longest unix socket path every supported OS accepts
+// (sun_path is 108 bytes on Linux, 104 on macOS, including the NUL).
+const maxSocketPath = 103
 
 // Addr is the host:port to listen on.
 func (s Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }

@@ -46,6 +46,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"unknown log level", []string{"LOG_LEVEL=verbose"}, []string{"LOG_LEVEL"}},
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, []string{"SHUTDOWN_GRACE"}},
 		{"grace zero", []string{"SHUTDOWN_GRACE=0s"}, []string{"SHUTDOWN_GRACE"}},
+		{"socket path too long", []string{"HTTP_SOCKET=/" + strings.Repeat("s", 120)}, []string{"HTTP_SOCKET"}},
 		{"status ttl too short", []string{"STATUS_TTL=10ms"}, []string{"STATUS_TTL"}},
 		{"embedding struct's own field", []string{"EXTRA_NUMBER=x"}, []string{"EXTRA_NUMBER"}},
 		{"two at once", []string{"HTTP_PORT=x", "STATUS_TTL=y"}, []string{"HTTP_PORT", "STATUS_TTL"}},

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 )
 
@@ -24,27 +25,78 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// Serve listens on addr, logs one "ready" line once the listener is bound, and
+// Serve listens on addr and, when socket is not empty, also on a unix socket
+// at that path (HAProxy's way in: no TCP stack on the hop; a stale socket file
+// left by a crash is replaced), logs one "ready" line once both are bound, and
 // serves until ctx is done. Then it stops accepting, lets in-flight requests
 // finish within grace, and returns. A listen failure is returned at once,
-// naming the address.
-func Serve(ctx context.Context, srv *http.Server, addr string, grace time.Duration, log *slog.Logger) error {
+// naming the address or path.
+func Serve(ctx context.Context, srv *http.Server, addr, socket string, grace time.Duration, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	return ServeListener(ctx, srv, ln, grace, log)
+	lns := []net.Listener{ln}
+	if socket != "" {
+		uln, err := listenUnix(socket)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		lns = append(lns, uln)
+	}
+	return ServeListeners(ctx, srv, lns, grace, log)
+}
+
+// listenUnix listens on a unix socket at path, first removing a socket file
+// nobody answers on (left by a killed process). Closing the listener removes
+// the file.
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen on unix socket %s: a file that is not a socket is in the way", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("listen on unix socket %s: another process is serving on it", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale unix socket %s: %w", path, err)
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on unix socket %s: %w", path, err)
+	}
+	return ln, nil
 }
 
 // ServeListener is Serve on a listener the caller opened (tests use port 0).
 func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("ready", "addr", ln.Addr().String())
+	return ServeListeners(ctx, srv, []net.Listener{ln}, grace, log)
+}
+
+// ServeListeners is Serve on listeners the caller opened; the first one's
+// address is the "addr" of the ready line, the others are "also".
+func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
+	errc := make(chan error, len(lns))
+	also := make([]string, 0, len(lns)-1)
+	for i, ln := range lns {
+		go func() { errc <- srv.Serve(ln) }()
+		if i > 0 {
+			also = append(also, ln.Addr().Network()+":"+ln.Addr().String())
+		}
+	}
+	if len(also) > 0 {
+		log.Info("ready", "addr", lns[0].Addr().String(), "also", also)
+	} else {
+		log.Info("ready", "addr", lns[0].Addr().String())
+	}
 
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+		_ = srv.Close()
+		return fmt.Errorf("serve %s: %w", lns[0].Addr(), err)
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace.String())
@@ -54,8 +106,10 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 		_ = srv.Close()
 		return fmt.Errorf("drain HTTP server within %s: %w", grace, err)
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	for range lns {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve %s: %w", lns[0].Addr(), err)
+		}
 	}
 	log.Info("stopped")
 	return nil

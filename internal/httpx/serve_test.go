@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -138,8 +141,106 @@ func TestServeListenFailureNamesAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	err = Serve(context.Background(), NewServer(http.NotFoundHandler(), log), ln.Addr().String(), time.Second, log)
+	err = Serve(context.Background(), NewServer(http.NotFoundHandler(), log), ln.Addr().String(), "", time.Second, log)
 	if err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
 		t.Fatalf("got %v, want a listen error naming %s", err, ln.Addr())
+	}
+}
+
+// TestServeAlsoOnUnixSocket: with a socket path, Serve answers on the unix
+// socket as well as on TCP, replaces a stale socket file left by a crash, and
+// removes the socket at shutdown.
+func TestServeAlsoOnUnixSocket(t *testing.T) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	stale, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close() // the file stays, nobody answers: what kill -9 leaves
+
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"ok": "yes"})
+	}), log)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, srv, "127.0.0.1:0", sock, 5*time.Second, log) }()
+
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		},
+	}}
+	var res *http.Response
+	for range 200 { // up to 2 s for the listener
+		if res, err = client.Get("http://core-api/"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("GET over the unix socket: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || string(b) != `{"ok":"yes"}`+"\n" {
+		t.Errorf("over the unix socket: got %d %q, want 200 {\"ok\":\"yes\"}", res.StatusCode, b)
+	}
+	client.CloseIdleConnections()
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file after shutdown: got %v, want it removed", err)
+	}
+}
+
+// TestServeRefusesSocketPathInUse: a regular file, or a socket another
+// process answers on, is never removed; the error names the path.
+func TestServeRefusesSocketPathInUse(t *testing.T) {
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	dir := t.TempDir()
+	file := filepath.Join(dir, "not-a-socket")
+	if err := os.WriteFile(file, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	live := filepath.Join(dir, "live.sock")
+	ln, err := net.Listen("unix", live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	tests := []struct {
+		name, path, want string
+	}{
+		{"regular file", file, "not a socket"},
+		{"socket in use", live, "another process"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := NewServer(http.NotFoundHandler(), log)
+			err := Serve(context.Background(), srv, "127.0.0.1:0", tt.path, time.Second, log)
+			if err == nil || !strings.Contains(err.Error(), tt.path) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want an error naming %s and saying %q", err, tt.path, tt.want)
+			}
+			if _, err := os.Lstat(tt.path); err != nil {
+				t.Errorf("%s was removed: %v", tt.path, err)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(file); string(b) != "keep me" {
+		t.Errorf("regular file changed: %q", b)
 	}
 }

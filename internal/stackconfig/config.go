@@ -138,6 +138,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("STACK_STATE_DIR %q is too long: the unix socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 			c.StateDir, c.ProcessComposeSocket(), n, maxSocketPath)
 	}
+	if n := len(c.ServiceSocket("psp-connector")); n > maxSocketPath {
+		return fmt.Errorf("STACK_STATE_DIR %q is too long: the service socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+			c.StateDir, c.ServiceSocket("psp-connector"), n, maxSocketPath)
+	}
 	if n := len(c.RedisSocket()); n > maxSocketPath {
 		return fmt.Errorf("STACK_STATE_DIR %q is too long: the Redis socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 			c.StateDir, c.RedisSocket(), n, maxSocketPath)
@@ -175,6 +179,13 @@ func (c *Config) validate() error {
 
 // RedisSocket is the path of the stack's Redis unix socket.
 func (c Config) RedisSocket() string { return filepath.Join(c.StateDir, "redis", "redis.sock") }
+
+// ServiceSocket is the unix socket service name (auth-api, core-api) serves
+// HAProxy on, besides its loopback port (HTTP_SOCKET): the router's hop skips
+// the TCP stack, and the 0700 state dir keeps it to this user.
+func (c Config) ServiceSocket(name string) string {
+	return filepath.Join(c.StateDir, "run", name+".sock")
+}
 
 // ProcessComposeSocket is the path of process-compose's API socket.
 func (c Config) ProcessComposeSocket() string {
@@ -221,7 +232,7 @@ func nameEnvVar(err error, values map[string]string) error {
 }
 
 // PrepareStateDir creates the state directory (mode 0700, tightened if it
-// already exists) and its redis/, logs/ and bin/ subdirectories.
+// already exists) and its redis/, run/, logs/ and bin/ subdirectories.
 func (c Config) PrepareStateDir() error {
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir (STACK_STATE_DIR): %w", err)
@@ -229,7 +240,7 @@ func (c Config) PrepareStateDir() error {
 	if err := os.Chmod(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
 	}
-	for _, d := range []string{filepath.Dir(c.RedisSocket()), c.LogDir(), c.BinDir()} {
+	for _, d := range []string{filepath.Dir(c.RedisSocket()), filepath.Dir(c.ServiceSocket("")), c.LogDir(), c.BinDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
@@ -253,6 +264,8 @@ func (c Config) Environ(extra map[string]string) []string {
 	m["PLATFORM_HOST"] = c.PlatformHost
 	m["AUTH_RATE_LIMIT"] = strconv.Itoa(c.AuthRateLimit)
 	m["REDIS_URL"] = c.RedisURL
+	m["AUTH_API_SOCKET"] = c.ServiceSocket("auth-api")
+	m["CORE_API_SOCKET"] = c.ServiceSocket("core-api")
 	m["REDIS_APPENDFSYNC"] = c.RedisAppendSync
 	m["HAPROXY_ACCESS_LOG"] = c.AccessLog
 	m["LOG_LEVEL"] = strings.ToLower(c.LogLevel)

@@ -221,6 +221,8 @@ func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
 		"PSP_CONNECTOR_PORT": "5003", "PLATFORM_HOST": "127.0.0.1", "AUTH_RATE_LIMIT": "20",
 		"REDIS_APPENDFSYNC": "everysec", "HAPROXY_ACCESS_LOG": "all", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
 		"STACK_STATE_DIR": cfg.StateDir, "REDIS_URL": cfg.RedisURL, "JWT_SECRET": "s", "HOME": "/other",
+		"AUTH_API_SOCKET": filepath.Join(cfg.StateDir, "run", "auth-api.sock"),
+		"CORE_API_SOCKET": filepath.Join(cfg.StateDir, "run", "core-api.sock"),
 	}
 	for k, v := range want {
 		if got[k] != v {

@@ -42,5 +42,5 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 	issuer := token.NewIssuer([]byte(cfg.JWTSecret), nil)
 	srv := httpx.NewServer(newHandler(log, db, issuer), log)
-	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.ShutdownGrace, log)
+	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.Socket, cfg.ShutdownGrace, log)
 }

@@ -41,5 +41,5 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	queue := txqueue.NewQueue(rdb, cfg.StatusTTL)
 	tokens := token.NewVerifier([]byte(cfg.JWTSecret), nil)
 	srv := httpx.NewServer(newHandler(log, rdb, queue, tokens), log)
-	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.ShutdownGrace, log)
+	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.Socket, cfg.ShutdownGrace, log)
 }

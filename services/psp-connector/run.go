@@ -62,7 +62,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		consumed <- err
 	}()
 	srv := httpx.NewServer(newHandler(log, rdb, consumer), log)
-	serveErr := httpx.Serve(ctx, srv, cfg.Addr(), cfg.ShutdownGrace, log)
+	serveErr := httpx.Serve(ctx, srv, cfg.Addr(), cfg.Socket, cfg.ShutdownGrace, log)
 	cancel()
 	return errors.Join(serveErr, <-consumed)
 }
