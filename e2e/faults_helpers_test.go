@@ -579,11 +579,11 @@ func transportKind(err error) string {
 // contractLine matches the connector's contract line.
 var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID: (\d+), Amount: (\d+), Currency: ([A-Z]{3})$`)
 
-// connectorChargers is psp-connector's CHARGE_CONCURRENCY default: each
-// charger records its charge before its next, so a kill of the connector can
-// repeat at most one charge per charger. (An outage of Redis repeats none:
-// the charge stays in hand until its record lands.)
-const connectorChargers = 4
+// connectorChargers is psp-connector's CHARGE_CONCURRENCY default, the size
+// of its charging rounds: a kill of the connector can repeat at most the
+// round being recorded. (An outage of Redis repeats none: the round's charges
+// stay in hand until their record lands.)
+const connectorChargers = 16
 
 // rechargeMsg is the connector's warning when it charges a transaction again
 // because an earlier charge was interrupted before it was recorded: the

@@ -448,7 +448,7 @@ func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
 			t.Errorf("charges of %s: got %d, want exactly 1", id, got)
 		}
 	}
-	if !hasLogLine(logs.String(), map[string]string{"msg": "recorded the charge after Redis came back"}) {
+	if !hasLogLine(logs.String(), map[string]string{"msg": "recorded the charges after Redis came back"}) {
 		t.Errorf("logs lack the line saying a charge was recorded after the restart:\n%s", logs.String())
 	}
 }
@@ -565,5 +565,44 @@ func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 	}
 	if err := check.Run(context.Background()); err == nil {
 		t.Error("check passes after Run returned; want it to fail")
+	}
+}
+
+// TestConsumerRecordsEachRoundInOneCall: the connector charges in rounds of
+// Chargers transactions and records each round in one script call, so the
+// records of one round share one processed_at, and every transaction is
+// charged once.
+func TestConsumerRecordsEachRoundInOneCall(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	const chargers, batch, total = 16, 64, 320
+	ids := enqueueN(t, q, total) // all queued first: every batch is full
+	psp := &recorder{}
+	cfg := fastConfig("c1")
+	cfg.Chargers, cfg.BatchSize = chargers, batch
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	stop()
+	calls := map[time.Time]int{}
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+		rec, err := q.Status(context.Background(), id)
+		if err != nil || rec.ProcessedAt == nil {
+			t.Fatalf("status of %s: %+v %v", id, rec, err)
+		}
+		calls[*rec.ProcessedAt]++
+	}
+	if want := total / chargers; len(calls) != want {
+		t.Errorf("record calls (distinct processed_at): got %d, want %d (rounds of %d)", len(calls), want, chargers)
+	}
+	for at, n := range calls {
+		if n != chargers {
+			t.Errorf("record call at %s wrote %d records, want %d", at, n, chargers)
+		}
 	}
 }

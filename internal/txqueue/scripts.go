@@ -60,16 +60,21 @@ redis.call('HSET', KEYS[1], 'charging_by', ARGV[7], 'charging_at', ARGV[1])
 return res
 `)
 
-// recordScript is the last step: the PSP step succeeded, so the record
-// becomes processed. It runs right after each charge, one message at a time,
-// so that a crash can interrupt at most the message in hand.
+// recordScript is the last step: the PSP step succeeded, so the records
+// become processed. It runs right after the charges, for the charges the
+// chargers have in hand at that moment (one call for all of them; see
+// Consumer.record), so that a crash can interrupt at most one message per
+// charger.
 //
-// KEYS: 1 status hash
+// KEYS: status hashes
 // ARGV: 1 now (unix ns)
+// Returns the number of records written.
 var recordScript = redis.NewScript(`
-redis.call('HSET', KEYS[1], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at')
-return 1
+for _, k in ipairs(KEYS) do
+  redis.call('HSET', k, 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
+  redis.call('HDEL', k, 'charging_by', 'charging_at')
+end
+return #KEYS
 `)
 
 // releaseScript undoes claimScript after the PSP step failed, so that a

@@ -18,7 +18,7 @@ type config struct {
 	ClaimInterval     time.Duration `env:"CLAIM_INTERVAL" envDefault:"5s"`
 	MaxDeliveries     int           `env:"MAX_DELIVERIES" envDefault:"5"`
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
-	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"4"`
+	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
 }
 
 // maxBatchSize bounds BATCH_SIZE: one batch is one pipeline and one XACK.
