@@ -325,7 +325,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 
 	var acks []string
 	var release []Message
-	claims := c.evalBatch(ctx, claimScript, len(good), func(i int) ([]string, []any) {
+	claims := evalBatch(ctx, c.rdb, claimScript, len(good), func(i int) ([]string, []any) {
 		m := good[i]
 		return []string{StatusKey(m.ID)}, []any{now, c.cfg.StatusTTL.Milliseconds(),
 			m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano(), c.cfg.Name,
@@ -374,7 +374,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	}
 	if len(release) > 0 {
 		releaseNow := time.Now().UnixNano()
-		res := c.evalBatch(done, releaseScript, len(release), func(i int) ([]string, []any) {
+		res := evalBatch(done, c.rdb, releaseScript, len(release), func(i int) ([]string, []any) {
 			return []string{StatusKey(release[i].ID)}, []any{c.cfg.Name, releaseNow}
 		})
 		for i, r := range res {
@@ -525,7 +525,7 @@ func (c *Consumer) record(ctx context.Context, msgs ...Message) error {
 
 // deadLetter moves entries to DeadLetterStream, one script each, pipelined.
 func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64) {
-	res := c.evalBatch(ctx, deadLetterScript, len(dead), func(i int) ([]string, []any) {
+	res := evalBatch(ctx, c.rdb, deadLetterScript, len(dead), func(i int) ([]string, []any) {
 		d := dead[i]
 		keys := []string{Stream, DeadLetterStream}
 		if d.id != "" {
@@ -548,31 +548,6 @@ func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64)
 				"dead_letter_stream", DeadLetterStream, "deliveries", d.deliveries, "reason", d.reason)
 		}
 	}
-}
-
-// evalBatch runs script n times in one pipeline, with the keys and args that
-// argsOf gives for each call, and returns one command per call. After a
-// NOSCRIPT (Redis restarted and lost its script cache) it loads the script
-// and runs the batch once more; every script here is safe to rerun.
-func (c *Consumer) evalBatch(ctx context.Context, script *redis.Script, n int, argsOf func(i int) ([]string, []any)) []*redis.Cmd {
-	if n == 0 {
-		return nil
-	}
-	var cmds []*redis.Cmd
-	for attempt := 0; attempt < 2; attempt++ {
-		pipe := c.rdb.Pipeline()
-		cmds = make([]*redis.Cmd, n)
-		for i := range n {
-			keys, args := argsOf(i)
-			cmds[i] = script.EvalSha(ctx, pipe, keys, args...)
-		}
-		_, _ = pipe.Exec(ctx)
-		if !redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
-			break
-		}
-		_ = script.Load(ctx, c.rdb)
-	}
-	return cmds
 }
 
 // decodeMessage parses a stream entry. On error the returned Message still

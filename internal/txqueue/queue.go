@@ -71,25 +71,32 @@ type Queue struct {
 	rdb       *redis.Client
 	statusTTL time.Duration
 	now       func() time.Time
+	enqueue   *scriptBatcher
 }
+
+// enqueuePipelines is how many enqueue pipelines may be in flight at once;
+// concurrent Enqueue calls beyond that share the next one.
+const enqueuePipelines = 4
 
 // NewQueue returns a Queue on rdb whose status records expire after statusTTL.
 func NewQueue(rdb *redis.Client, statusTTL time.Duration) *Queue {
-	return &Queue{rdb: rdb, statusTTL: statusTTL, now: time.Now}
+	return &Queue{rdb: rdb, statusTTL: statusTTL, now: time.Now,
+		enqueue: &scriptBatcher{rdb: rdb, script: enqueueScript, maxInFlight: enqueuePipelines}}
 }
 
 // Enqueue queues tx under a new id and returns once XADD succeeded, so an
 // accepted transaction is stored. With a non-empty idempotencyKey, a repeat of
 // the same user, key and parameters within IdempotencyTTL returns the first id
 // with Replayed set and queues nothing; different parameters give
-// ErrIdempotencyConflict. All of it is one script, one round trip.
+// ErrIdempotencyConflict. All of it is one script, sent in a pipeline shared
+// with concurrent calls (scriptBatcher).
 func (q *Queue) Enqueue(ctx context.Context, tx Transaction, idempotencyKey string) (Enqueued, error) {
 	id := newID()
 	keys := []string{Stream, StatusKey(id)}
 	if idempotencyKey != "" {
 		keys = append(keys, IdempotencyKey(tx.UserID, idempotencyKey))
 	}
-	res, err := enqueueScript.Run(ctx, q.rdb, keys,
+	res, err := q.enqueue.run(ctx, keys,
 		id, tx.UserID, tx.Amount, tx.Currency, tx.RequestID, q.now().UnixNano(),
 		q.statusTTL.Milliseconds(), tx.fingerprint(), IdempotencyTTL.Milliseconds(),
 	).Slice()

@@ -221,6 +221,66 @@ func TestEnqueueFailsFastWhenRedisIsDown(t *testing.T) {
 	}
 }
 
+// TestConcurrentEnqueuesSharePipelines: many concurrent Enqueue calls share
+// pipelines (fewer connection checkouts than calls), and each still gets its
+// own transaction, stored once; a lone call goes at once, in its own.
+func TestConcurrentEnqueuesSharePipelines(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	checkouts := func() uint32 { s := rdb.PoolStats(); return s.Hits + s.Misses }
+
+	before := checkouts()
+	if _, err := q.Enqueue(ctx, Transaction{UserID: 1, Amount: 1, Currency: "USD"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := checkouts() - before; got != 1 {
+		t.Errorf("a lone Enqueue: got %d connection checkouts, want 1", got)
+	}
+
+	const callers, each = 64, 20
+	before = checkouts()
+	start := make(chan struct{})
+	ids := make(chan string, callers*each)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range each {
+				res, err := q.Enqueue(ctx, Transaction{UserID: int64(1 + c%3), Amount: int64(1000*c + i + 1), Currency: "EUR"}, "")
+				if err != nil {
+					t.Errorf("Enqueue: %v", err)
+					return
+				}
+				ids <- res.ID
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(ids)
+	used := checkouts() - before
+	seen := map[string]bool{}
+	for id := range ids {
+		if seen[id] {
+			t.Errorf("id %s returned twice", id)
+		}
+		seen[id] = true
+		if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusQueued {
+			t.Errorf("status of %s: %+v %v", id, rec, err)
+		}
+	}
+	if n, err := rdb.XLen(ctx, Stream).Result(); err != nil || n != callers*each+1 {
+		t.Errorf("XLEN: got %d (%v), want %d", n, err, callers*each+1)
+	}
+	t.Logf("%d concurrent Enqueue calls used %d connection checkouts", callers*each, used)
+	if used >= callers*each {
+		t.Errorf("connection checkouts: got %d for %d concurrent calls, want fewer (shared pipelines)", used, callers*each)
+	}
+}
+
 // TestAcknowledgedSurvivesRedisKill checks that an Enqueue that returned is
 // durable across kill -9. appendfsync everysec is enough here: Redis write(2)s
 // the AOF before it replies, and a killed process loses nothing already in the
