@@ -64,18 +64,20 @@ type batchedCall struct {
 func (b *scriptBatcher) run(ctx context.Context, keys []string, args ...any) *redis.Cmd {
 	call := &batchedCall{keys: keys, args: args, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
-	b.waiting = append(b.waiting, call)
 	if b.inFlight >= b.maxInFlight {
+		b.waiting = append(b.waiting, call)
 		b.mu.Unlock()
 		<-call.wake
 		if !call.lead {
 			return call.cmd
 		}
+		// Chosen to lead (and taken off waiting) by a caller whose
+		// pipeline returned; its slot is ours now.
 		b.mu.Lock()
 	} else {
 		b.inFlight++
 	}
-	group := b.waiting
+	group := append([]*batchedCall{call}, b.waiting...)
 	b.waiting = nil
 	b.mu.Unlock()
 
@@ -87,6 +89,7 @@ func (b *scriptBatcher) run(ctx context.Context, keys []string, args ...any) *re
 	var next *batchedCall
 	if len(b.waiting) > 0 {
 		next = b.waiting[0]
+		b.waiting = b.waiting[1:]
 		next.lead = true // inherits this pipeline's slot
 	} else {
 		b.inFlight--

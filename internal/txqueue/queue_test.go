@@ -262,6 +262,14 @@ func TestConcurrentEnqueuesSharePipelines(t *testing.T) {
 	wg.Wait()
 	close(ids)
 	used := checkouts() - before
+	// Every pipeline slot is back: a slot lost when the lead is handed on
+	// would, after enqueuePipelines losses, leave every caller waiting.
+	q.enqueue.mu.Lock()
+	inFlight, waiting := q.enqueue.inFlight, len(q.enqueue.waiting)
+	q.enqueue.mu.Unlock()
+	if inFlight != 0 || waiting != 0 {
+		t.Errorf("after the burst: %d pipelines in flight, %d calls waiting; want 0 and 0", inFlight, waiting)
+	}
 	seen := map[string]bool{}
 	for id := range ids {
 		if seen[id] {
