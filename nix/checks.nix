@@ -59,12 +59,13 @@ let
     PLATFORM_PORT=$base HAPROXY_STATS_PORT=$((base + 1))
     AUTH_API_PORT=$((base + 2)) CORE_API_PORT=$((base + 3)) PSP_CONNECTOR_PORT=$((base + 4))
     REDIS_URL=unix://$STACK_STATE_DIR/redis/redis.sock
+    AUTH_API_SOCKET=$STACK_STATE_DIR/run/auth-api.sock CORE_API_SOCKET=$STACK_STATE_DIR/run/core-api.sock
     SHUTDOWN_GRACE=2s STACK_SERVICE_STOP_TIMEOUT=7
     STACK_HAPROXY_STOP_SIGNAL=$(kill -l USR1)
     STACK_CONFIG_DIR=${configSource}
     JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
     set +a
-    mkdir -p -m 0700 "$STACK_STATE_DIR" "$STACK_STATE_DIR/redis" "$STACK_STATE_DIR/logs"
+    mkdir -p -m 0700 "$STACK_STATE_DIR" "$STACK_STATE_DIR/redis" "$STACK_STATE_DIR/run" "$STACK_STATE_DIR/logs"
   '';
 in
 {
