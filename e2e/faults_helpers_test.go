@@ -672,8 +672,9 @@ func (o outcome) String() string {
 // checks each accepted transaction has a contract line (by its unique
 // amount). A second line is tolerated only as the connector's documented
 // at-least-once case: it logged the re-charge (rechargeMsg) for that
-// transaction, and there are at most maxDup such transactions (one per
-// charger per fault that can interrupt a charge); anything else fails the test.
+// transaction, and there are at most maxDup such transactions (one charging
+// round per kill of the connector, none for a Redis outage); anything else
+// fails the test.
 func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]int64, timeout time.Duration, maxDup int) outcome {
 	t.Helper()
 	ids := make([]string, 0, len(res.accepted))

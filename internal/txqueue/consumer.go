@@ -67,10 +67,10 @@ type ConsumerConfig struct {
 	StatusTTL time.Duration
 	// ShutdownGrace is how long the batch in hand may take after ctx is done. [10s]
 	ShutdownGrace time.Duration
-	// Chargers is how many transactions of a batch are charged at once. Each
-	// charger records its charge before taking the next, so a crash can repeat
-	// at most one charge per charger; the chargers' records share script calls
-	// (groupRecorder), so more chargers mean fewer round trips per charge. [16]
+	// Chargers is how many transactions of a batch are charged at once, in a
+	// round recorded by one script call before the next round starts (see
+	// chargeAll): a crash can repeat at most one round, and bigger rounds
+	// mean fewer round trips per charge. [16]
 	Chargers int
 }
 

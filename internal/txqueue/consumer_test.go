@@ -415,7 +415,7 @@ func TestConsumerWaitsForRedis(t *testing.T) {
 
 // TestConsumerRecordsChargesAcrossRedisRestart kills Redis in the middle of a
 // batch, right after a charge (the worst moment: charged, not yet recorded),
-// and restarts it: the chargers keep their charges in hand, record them once
+// and restarts it: the round's charges stay in hand and are recorded once
 // Redis is back, and every transaction is charged exactly once.
 func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
 	srv, rdb := startRedis(t)

@@ -61,10 +61,9 @@ return res
 `)
 
 // recordScript is the last step: the PSP step succeeded, so the records
-// become processed. It runs right after the charges, for the charges the
-// chargers have in hand at that moment (one call for all of them; see
-// Consumer.record), so that a crash can interrupt at most one message per
-// charger.
+// become processed. It runs right after each round of charges, one call for
+// the whole round (see Consumer.chargeAll), so that a crash can interrupt at
+// most the round in hand.
 //
 // KEYS: status hashes
 // ARGV: 1 now (unix ns)
