@@ -38,6 +38,14 @@ type PSP interface {
 	Charge(ctx context.Context, m Message) error
 }
 
+// RoundPSP is a PSP that can also charge a whole round at once (the line PSP
+// prints a round's lines in one write). The consumer uses ChargeRound when
+// its PSP has it; errs[i] is round[i]'s outcome.
+type RoundPSP interface {
+	PSP
+	ChargeRound(ctx context.Context, round []Message, errs []error)
+}
+
 // PSPFunc adapts a function to PSP.
 type PSPFunc func(ctx context.Context, m Message) error
 
@@ -461,9 +469,14 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 	return acks, release, dead
 }
 
-// chargeRound runs the PSP step for every message of round side by side and
-// returns when all are done, with each outcome in errs[i].
+// chargeRound runs the PSP step for every message of round, in one call for
+// a RoundPSP and otherwise side by side, and returns when all are done, with
+// each outcome in errs[i].
 func (c *Consumer) chargeRound(ctx context.Context, round []Message, errs []error) {
+	if rp, ok := c.psp.(RoundPSP); ok {
+		rp.ChargeRound(ctx, round, errs[:len(round)])
+		return
+	}
 	if len(round) == 1 {
 		errs[0] = c.psp.Charge(ctx, round[0])
 		return

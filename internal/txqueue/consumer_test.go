@@ -606,3 +606,52 @@ func TestConsumerRecordsEachRoundInOneCall(t *testing.T) {
 		}
 	}
 }
+
+// roundRecorder is a RoundPSP that records each ChargeRound call.
+type roundRecorder struct {
+	recorder
+	rounds []int // sizes of the ChargeRound calls
+}
+
+func (r *roundRecorder) ChargeRound(ctx context.Context, round []Message, errs []error) {
+	r.mu.Lock()
+	r.rounds = append(r.rounds, len(round))
+	r.mu.Unlock()
+	for i, m := range round {
+		errs[i] = r.recorder.Charge(ctx, m)
+	}
+}
+
+// TestConsumerUsesRoundPSP: a PSP that can charge a round at once gets one
+// call per round, and every transaction is charged once.
+func TestConsumerUsesRoundPSP(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	const chargers, batch, total = 16, 64, 320
+	ids := enqueueN(t, q, total)
+	psp := &roundRecorder{}
+	cfg := fastConfig("c1")
+	cfg.Chargers, cfg.BatchSize = chargers, batch
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	stop()
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+	}
+	psp.mu.Lock()
+	defer psp.mu.Unlock()
+	if len(psp.rounds) != total/chargers {
+		t.Errorf("ChargeRound calls: got %d (sizes %v), want %d of %d", len(psp.rounds), psp.rounds, total/chargers, chargers)
+	}
+	for _, n := range psp.rounds {
+		if n != chargers {
+			t.Errorf("round sizes: got %v, want all %d", psp.rounds, chargers)
+			break
+		}
+	}
+}

@@ -9,20 +9,41 @@ import (
 )
 
 // linePSP is the platform's PSP: like the original service, it "makes the
-// transaction" by printing the contract's line, exactly, with one Write per
-// line so that lines never interleave with log lines on the same stdout.
+// transaction" by printing the contract's line, exactly. Whole lines only
+// ever go out in one Write, so that they never interleave with log lines on
+// the same stdout.
 type linePSP struct{ w io.Writer }
 
 // Charge prints "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD".
 func (p linePSP) Charge(_ context.Context, m txqueue.Message) error {
 	var buf [128]byte
-	b := append(buf[:0], "==> Making transaction with PSP: User ID: "...)
+	_, err := p.w.Write(appendLine(buf[:0], m))
+	return err
+}
+
+// ChargeRound prints the lines of a whole round in one Write (txqueue.RoundPSP):
+// one syscall instead of one per line, and the round's lines leave together,
+// right before the connector records them, which keeps the window in which a
+// crash repeats charges to that one syscall. A failed Write fails every
+// charge of the round.
+func (p linePSP) ChargeRound(_ context.Context, round []txqueue.Message, errs []error) {
+	buf := make([]byte, 0, 96*len(round))
+	for _, m := range round {
+		buf = appendLine(buf, m)
+	}
+	_, err := p.w.Write(buf)
+	for i := range round {
+		errs[i] = err
+	}
+}
+
+// appendLine appends m's contract line, newline included, to b.
+func appendLine(b []byte, m txqueue.Message) []byte {
+	b = append(b, "==> Making transaction with PSP: User ID: "...)
 	b = strconv.AppendInt(b, m.UserID, 10)
 	b = append(b, ", Amount: "...)
 	b = strconv.AppendInt(b, m.Amount, 10)
 	b = append(b, ", Currency: "...)
 	b = append(b, m.Currency...)
-	b = append(b, '\n')
-	_, err := p.w.Write(b)
-	return err
+	return append(b, '\n')
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"slices"
@@ -251,6 +252,41 @@ func TestLinePSP(t *testing.T) {
 		}
 	}
 }
+
+func TestLinePSPChargeRound(t *testing.T) {
+	round := []txqueue.Message{
+		{Transaction: txqueue.Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
+		{Transaction: txqueue.Transaction{UserID: 2, Amount: 250, Currency: "EUR"}},
+		{Transaction: txqueue.Transaction{UserID: 3, Amount: 7, Currency: "JPY"}},
+	}
+	want := "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\n" +
+		"==> Making transaction with PSP: User ID: 2, Amount: 250, Currency: EUR\n" +
+		"==> Making transaction with PSP: User ID: 3, Amount: 7, Currency: JPY\n"
+	w := &countingWriter{}
+	errs := make([]error, len(round))
+	linePSP{w: w}.ChargeRound(context.Background(), round, errs)
+	if w.buf.String() != want || w.writes != 1 {
+		t.Errorf("got %q in %d writes, want %q in 1", w.buf.String(), w.writes, want)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("errs[%d]: got %v, want nil", i, err)
+		}
+	}
+
+	// A failed write fails every charge of the round.
+	broken := errors.New("broken pipe")
+	linePSP{w: failingWriter{broken}}.ChargeRound(context.Background(), round, errs)
+	for i, err := range errs {
+		if !errors.Is(err, broken) {
+			t.Errorf("after a failed write, errs[%d]: got %v, want %v", i, err, broken)
+		}
+	}
+}
+
+type failingWriter struct{ err error }
+
+func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
 
 type countingWriter struct {
 	buf    bytes.Buffer
