@@ -101,7 +101,6 @@ func TestQueueProbe(t *testing.T) {
 	for _, e := range p {
 		rdb.XAck(ctx, stream, group, e.ID)
 	}
-	time.Sleep(1100 * time.Millisecond) // appendfsync everysec
 	srv.Restart(t)
 	redisLag := func() int64 {
 		t.Helper()

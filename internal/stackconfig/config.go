@@ -41,7 +41,7 @@ type Config struct {
 	AuthRateLimit   int           `env:"AUTH_RATE_LIMIT" envDefault:"20"`
 	AccessLog       string        `env:"HAPROXY_ACCESS_LOG" envDefault:"all"`
 	RedisURL        string        `env:"REDIS_URL"`
-	RedisAppendSync string        `env:"REDIS_APPENDFSYNC" envDefault:"everysec"`
+	RedisAppendSync string        `env:"REDIS_APPENDFSYNC" envDefault:"always"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownGrace   time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
 	JWTSecret       string        `env:"JWT_SECRET"`

@@ -219,7 +219,7 @@ func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
 	want := map[string]string{
 		"PLATFORM_PORT": "8080", "HAPROXY_STATS_PORT": "8404", "AUTH_API_PORT": "5001", "CORE_API_PORT": "5002",
 		"PSP_CONNECTOR_PORT": "5003", "PLATFORM_HOST": "127.0.0.1", "AUTH_RATE_LIMIT": "20",
-		"REDIS_APPENDFSYNC": "everysec", "HAPROXY_ACCESS_LOG": "all", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
+		"REDIS_APPENDFSYNC": "always", "HAPROXY_ACCESS_LOG": "all", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
 		"STACK_STATE_DIR": cfg.StateDir, "REDIS_URL": cfg.RedisURL, "JWT_SECRET": "s", "HOME": "/other",
 		"AUTH_API_SOCKET": filepath.Join(cfg.StateDir, "run", "auth-api.sock"),
 		"CORE_API_SOCKET": filepath.Join(cfg.StateDir, "run", "core-api.sock"),
