@@ -573,38 +573,56 @@ func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 // records of one round share one processed_at, and every transaction is
 // charged once.
 func TestConsumerRecordsEachRoundInOneCall(t *testing.T) {
-	_, rdb := startRedis(t)
-	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
-	const chargers, batch, total = 16, 64, 320
-	ids := enqueueN(t, q, total) // all queued first: every batch is full
 	psp := &recorder{}
-	cfg := fastConfig("c1")
-	cfg.Chargers, cfg.BatchSize = chargers, batch
-	stop := runConsumer(t, rdb, cfg, psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
-	stop()
+	q, ids := consumeFullBatches(t, psp)
 	calls := map[time.Time]int{}
 	for _, id := range ids {
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s: got %d, want 1", id, got)
-		}
 		rec, err := q.Status(context.Background(), id)
 		if err != nil || rec.ProcessedAt == nil {
 			t.Fatalf("status of %s: %+v %v", id, rec, err)
 		}
 		calls[*rec.ProcessedAt]++
 	}
-	if want := total / chargers; len(calls) != want {
-		t.Errorf("record calls (distinct processed_at): got %d, want %d (rounds of %d)", len(calls), want, chargers)
+	if want := roundTotal / roundSize; len(calls) != want {
+		t.Errorf("record calls (distinct processed_at): got %d, want %d (rounds of %d)", len(calls), want, roundSize)
 	}
 	for at, n := range calls {
-		if n != chargers {
-			t.Errorf("record call at %s wrote %d records, want %d", at, n, chargers)
+		if n != roundSize {
+			t.Errorf("record call at %s wrote %d records, want %d", at, n, roundSize)
 		}
 	}
+}
+
+// The rounds tests: roundTotal transactions, all queued before the consumer
+// starts so that every batch of roundBatch is full, charged in rounds of
+// roundSize.
+const roundSize, roundBatch, roundTotal = 16, 64, 320
+
+// consumeFullBatches queues roundTotal transactions, runs a consumer with
+// psp until every one is processed, checks that each was charged exactly
+// once, and returns the queue and the ids.
+func consumeFullBatches(t *testing.T, psp interface {
+	PSP
+	calls(id string) int
+}) (*Queue, []string) {
+	t.Helper()
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, roundTotal)
+	cfg := fastConfig("c1")
+	cfg.Chargers, cfg.BatchSize = roundSize, roundBatch
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	stop()
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+	}
+	return q, ids
 }
 
 // roundRecorder is a RoundPSP that records each ChargeRound call.
@@ -625,32 +643,16 @@ func (r *roundRecorder) ChargeRound(ctx context.Context, round []Message, errs [
 // TestConsumerUsesRoundPSP: a PSP that can charge a round at once gets one
 // call per round, and every transaction is charged once.
 func TestConsumerUsesRoundPSP(t *testing.T) {
-	_, rdb := startRedis(t)
-	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
-	const chargers, batch, total = 16, 64, 320
-	ids := enqueueN(t, q, total)
 	psp := &roundRecorder{}
-	cfg := fastConfig("c1")
-	cfg.Chargers, cfg.BatchSize = chargers, batch
-	stop := runConsumer(t, rdb, cfg, psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
-	stop()
-	for _, id := range ids {
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s: got %d, want 1", id, got)
-		}
-	}
+	consumeFullBatches(t, psp)
 	psp.mu.Lock()
 	defer psp.mu.Unlock()
-	if len(psp.rounds) != total/chargers {
-		t.Errorf("ChargeRound calls: got %d (sizes %v), want %d of %d", len(psp.rounds), psp.rounds, total/chargers, chargers)
+	if len(psp.rounds) != roundTotal/roundSize {
+		t.Errorf("ChargeRound calls: got %d (sizes %v), want %d of %d", len(psp.rounds), psp.rounds, roundTotal/roundSize, roundSize)
 	}
 	for _, n := range psp.rounds {
-		if n != chargers {
-			t.Errorf("round sizes: got %v, want all %d", psp.rounds, chargers)
+		if n != roundSize {
+			t.Errorf("round sizes: got %v, want all %d", psp.rounds, roundSize)
 			break
 		}
 	}
