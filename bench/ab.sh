@@ -10,15 +10,17 @@
 #   BENCH_DURATION=5s bench/ab.sh quick
 #
 # Settings are exported for the stack (stack.env's variables, or a service's
-# own, such as CHARGE_CONCURRENCY or BATCH_SIZE). The report is printed and
-# saved as bench/results/ab/<UTC time>-<label>.txt.
+# own, such as CHARGE_CONCURRENCY or BATCH_SIZE); the stack itself is
+# bench/stack.sh's, as bench/run.sh's (ports 180xx/150xx, HAProxy's access log
+# "errors" unless BENCH_ACCESS_LOG or a HAPROXY_ACCESS_LOG setting says
+# otherwise). The report is printed and saved as
+# bench/results/ab/<UTC time>-<label>.txt.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+. "$(dirname "$0")/stack.sh"
 label=${1:?usage: bench/ab.sh LABEL [VAR=value ...]}
 shift
+# After stack.sh, so that these settings win over its defaults.
 for kv in "$@"; do
 	case $kv in
 	*=*) export "${kv?}" ;;
@@ -29,24 +31,10 @@ done
 OUT=$ROOT/bench/results/ab
 mkdir -p "$OUT"
 REPORT=$OUT/$(date -u +%Y%m%dT%H%M%SZ)-$label.txt
-WORK=$(mktemp -d /tmp/acme-ab.XXXXXX)
-export STACK_STATE_DIR=$WORK/state
-unset STACK_SHARE_DIR REDIS_URL JWT_SECRET
-export PLATFORM_PORT=${BENCH_PLATFORM_PORT:-28080} HAPROXY_STATS_PORT=${BENCH_STATS_PORT:-28404}
-export AUTH_API_PORT=${BENCH_AUTH_API_PORT:-25001} CORE_API_PORT=${BENCH_CORE_API_PORT:-25002}
-export PSP_CONNECTOR_PORT=${BENCH_PSP_CONNECTOR_PORT:-25003}
-export AUTH_RATE_LIMIT=1000000000 HAPROXY_ACCESS_LOG=${HAPROXY_ACCESS_LOG:-errors}
-BIN=$WORK/bin
-
-go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./services/auth-api ./services/core-api ./services/psp-connector
-if ! command -v process-compose >/dev/null; then
-	go build -C tools -o "$BIN/process-compose" github.com/f1bonacc1/process-compose/src
-fi
-export PATH=$BIN:$PATH
-trap '"$BIN/stack" down >/dev/null 2>&1 || true; rm -rf "$WORK"' EXIT
-"$BIN/stack" up --detach --wait --timeout 120s >/dev/null
+bench_build command
+"$STACK" up --detach --wait --timeout 120s >/dev/null
 PC_PID=$(cat "$STACK_STATE_DIR/process-compose.pid")
-LG=("$BIN/loadgen" --redis-url "unix://$STACK_STATE_DIR/redis/redis.sock" --target "http://127.0.0.1:$PLATFORM_PORT" -c 64)
+LG=("$LOADGEN" --redis-url "$REDIS_URL" --target "http://127.0.0.1:$PLATFORM_PORT" -c 64)
 "${LG[@]}" --quiet --duration 2s >/dev/null # warm-up, not reported
 {
 	echo "ab: $label  settings: ${*:-(none)}  commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')  load average $(cut -d' ' -f1-3 /proc/loadavg)"

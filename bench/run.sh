@@ -14,9 +14,7 @@
 # $OUT/summary.md.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
-export GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+. "$(dirname "$0")/stack.sh"
 
 DURATION=${BENCH_DURATION:-10s}
 CONC=${BENCH_CONCURRENCY:-64}
@@ -26,28 +24,7 @@ COLD_RUNS=${BENCH_COLD_RUNS:-5}
 OUT=${BENCH_OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
-# A fresh state directory (so Redis starts empty) and binaries, removed at the end.
-WORK=$(mktemp -d /tmp/acme-bench.XXXXXX)
-export STACK_STATE_DIR=$WORK/state
-# Ports of its own (not a developer's PLATFORM_PORT & co.), the checkout's
-# files (not an exported STACK_SHARE_DIR), the stack's own Redis and secret.
-unset STACK_SHARE_DIR REDIS_URL JWT_SECRET
-export PLATFORM_PORT=${BENCH_PLATFORM_PORT:-18080}
-export HAPROXY_STATS_PORT=${BENCH_STATS_PORT:-18404}
-export AUTH_API_PORT=${BENCH_AUTH_API_PORT:-15001}
-export CORE_API_PORT=${BENCH_CORE_API_PORT:-15002}
-export PSP_CONNECTOR_PORT=${BENCH_PSP_CONNECTOR_PORT:-15003}
-export AUTH_RATE_LIMIT=1000000000
-# HAProxy's access log: "errors" (the default here) logs only failed or
-# abnormal requests, as a high-throughput deployment would; "all" (stack.env's
-# default) adds a log line per request to HAProxy and process-compose.
-# BENCH_ACCESS_LOG=all measures the stack's default; machine.txt says which.
-export HAPROXY_ACCESS_LOG=${BENCH_ACCESS_LOG:-errors}
-
 ROUTER=http://127.0.0.1:$PLATFORM_PORT
-REDIS_SOCK=$STACK_STATE_DIR/redis/redis.sock
-REDIS_URL=unix://$REDIS_SOCK
-BIN=$WORK/bin
 
 log() { printf '\n== %s\n' "$*" >&2; }
 # x runs a command after echoing it, and records it in commands.txt.
@@ -73,23 +50,8 @@ log "machine"
 } | tee "$OUT/machine.txt" >&2
 
 log "build"
-# The services and process-compose go on PATH, where the launcher looks
-# first: the whole run measures these binaries, never a rebuild halfway (the
-# launcher rebuilds from the checkout when a source is newer than its binary).
-x go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./bench/benchtool ./services/auth-api ./services/core-api ./services/psp-connector
-if ! command -v process-compose >/dev/null; then
-	x go build -C tools -o "$BIN/process-compose" github.com/f1bonacc1/process-compose/src
-fi
-export PATH=$BIN:$PATH
-STACK=$BIN/stack
-LOADGEN=$BIN/loadgen
+bench_build x ./bench/benchtool
 BENCHTOOL=$BIN/benchtool
-
-cleanup() {
-	"$STACK" down >/dev/null 2>&1 || true
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
 
 COLD=(--up "'$BIN/stack' up --detach" --down "'$BIN/stack' down"
 	--url "$ROUTER/auth/health" --url "$ROUTER/transaction/health")
