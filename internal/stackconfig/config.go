@@ -138,9 +138,11 @@ func (c *Config) validate() error {
 		return fmt.Errorf("STACK_STATE_DIR %q is too long: the unix socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 			c.StateDir, c.ProcessComposeSocket(), n, maxSocketPath)
 	}
-	if n := len(c.ServiceSocket("psp-connector")); n > maxSocketPath {
-		return fmt.Errorf("STACK_STATE_DIR %q is too long: the service socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
-			c.StateDir, c.ServiceSocket("psp-connector"), n, maxSocketPath)
+	for _, s := range socketServices {
+		if n := len(c.ServiceSocket(s.name)); n > maxSocketPath {
+			return fmt.Errorf("STACK_STATE_DIR %q is too long: %s's socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+				c.StateDir, s.name, c.ServiceSocket(s.name), n, maxSocketPath)
+		}
 	}
 	if n := len(c.RedisSocket()); n > maxSocketPath {
 		return fmt.Errorf("STACK_STATE_DIR %q is too long: the Redis socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
@@ -179,6 +181,14 @@ func (c *Config) validate() error {
 
 // RedisSocket is the path of the stack's Redis unix socket.
 func (c Config) RedisSocket() string { return filepath.Join(c.StateDir, "redis", "redis.sock") }
+
+// socketServices are the services HAProxy reaches on a unix socket, and the
+// variable that gives each its path (process-compose.yaml passes it on as the
+// service's HTTP_SOCKET and as HAProxy's unix@ server address).
+var socketServices = []struct{ name, envVar string }{
+	{"auth-api", "AUTH_API_SOCKET"},
+	{"core-api", "CORE_API_SOCKET"},
+}
 
 // ServiceSocket is the unix socket service name (auth-api, core-api) serves
 // HAProxy on, besides its loopback port (HTTP_SOCKET): the router's hop skips
@@ -264,8 +274,9 @@ func (c Config) Environ(extra map[string]string) []string {
 	m["PLATFORM_HOST"] = c.PlatformHost
 	m["AUTH_RATE_LIMIT"] = strconv.Itoa(c.AuthRateLimit)
 	m["REDIS_URL"] = c.RedisURL
-	m["AUTH_API_SOCKET"] = c.ServiceSocket("auth-api")
-	m["CORE_API_SOCKET"] = c.ServiceSocket("core-api")
+	for _, s := range socketServices {
+		m[s.envVar] = c.ServiceSocket(s.name)
+	}
 	m["REDIS_APPENDFSYNC"] = c.RedisAppendSync
 	m["HAPROXY_ACCESS_LOG"] = c.AccessLog
 	m["LOG_LEVEL"] = strings.ToLower(c.LogLevel)
