@@ -333,20 +333,15 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 
 	var acks []string
 	var release []Message
-	claims := evalBatch(ctx, c.rdb, claimScript, len(good), func(i int) ([]string, []any) {
-		m := good[i]
-		return []string{StatusKey(m.ID)}, []any{now, c.cfg.StatusTTL.Milliseconds(),
-			m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano(), c.cfg.Name,
-			c.cfg.VisibilityTimeout.Nanoseconds()}
-	})
+	claims, err := claimBatch(ctx, c.rdb, c.cfg.Name, c.cfg.VisibilityTimeout, c.cfg.StatusTTL, now, good)
+	if err != nil {
+		c.log.Warn("claim failed; entries left pending", "count", len(good), "transaction_ids", txIDs(good), "error", err.Error())
+		good = nil
+	}
 	var charge []Message
 	for i, m := range good {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
-		res, err := claims[i].Int64()
-		switch {
-		case err != nil:
-			c.log.WarnContext(mctx, "claim failed; entry left pending",
-				"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
+		switch res := claims[i]; {
 		case res == 0 || res == -1:
 			// Processed (or dead-lettered) by an earlier delivery whose ack was lost.
 			acks = append(acks, m.StreamID)
@@ -396,6 +391,29 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	if len(dead) > 0 {
 		c.deadLetter(done, dead, now)
 	}
+}
+
+// claimBatch runs claimScript for msgs in one call and returns one claim
+// code per message (see claimScript), or an error for the whole batch.
+func claimBatch(ctx context.Context, rdb *redis.Client, consumer string, lease, statusTTL time.Duration, now int64, msgs []Message) ([]int64, error) {
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(msgs))
+	args := make([]any, 0, 4+4*len(msgs))
+	args = append(args, now, statusTTL.Milliseconds(), consumer, lease.Nanoseconds())
+	for i, m := range msgs {
+		keys[i] = StatusKey(m.ID)
+		args = append(args, m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano())
+	}
+	codes, err := claimScript.Run(ctx, rdb, keys, args...).Int64Slice()
+	if err != nil {
+		return nil, err
+	}
+	if len(codes) != len(msgs) {
+		return nil, fmt.Errorf("claim script: got %d codes for %d transactions", len(codes), len(msgs))
+	}
+	return codes, nil
 }
 
 // chargeAll charges msgs in rounds of up to cfg.Chargers transactions: a
@@ -498,10 +516,7 @@ func (c *Consumer) chargeRound(ctx context.Context, round []Message, errs []erro
 // or restart never makes a redelivery charge them again. Each attempt runs on
 // keep, so one in flight when ctx ends still completes.
 func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Message, err error) error {
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
+	ids := txIDs(msgs)
 	c.log.Warn("could not record the charges; keeping them in hand and retrying until Redis answers",
 		"count", len(msgs), "transaction_ids", ids, "error", err.Error())
 	start := time.Now()
@@ -518,6 +533,15 @@ func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Mes
 		}
 		backoff = min(2*backoff, maxRecordBackoff)
 	}
+}
+
+// txIDs returns the transaction ids of msgs, for a log line about all of them.
+func txIDs(msgs []Message) []string {
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	return ids
 }
 
 // maxRecordBackoff caps the wait between record attempts lower than

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -216,8 +217,8 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want one entry", got, err)
 			}
 			if tt.claimed {
-				if err := claimScript.Run(ctx, rdb, []string{StatusKey(ids[0])}, time.Now().UnixNano(),
-					time.Hour.Milliseconds(), 1, 100, "USD", 1, "dead", time.Second.Nanoseconds()).Err(); err != nil {
+				if _, err := claimBatch(ctx, rdb, "dead", time.Second, time.Hour, time.Now().UnixNano(),
+					[]Message{{ID: ids[0], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}}); err != nil {
 					t.Fatalf("claim: %v", err)
 				}
 			}
@@ -501,12 +502,12 @@ func TestClaimScript(t *testing.T) {
 	t0 := time.Now()
 	claim := func(consumer string, at time.Time) int64 {
 		t.Helper()
-		n, err := claimScript.Run(ctx, rdb, []string{StatusKey(id)}, at.UnixNano(), time.Hour.Milliseconds(),
-			1, 100, "USD", 1, consumer, lease.Nanoseconds()).Int64()
+		codes, err := claimBatch(ctx, rdb, consumer, lease, time.Hour, at.UnixNano(),
+			[]Message{{ID: id, Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}})
 		if err != nil {
 			t.Fatalf("claim: %v", err)
 		}
-		return n
+		return codes[0]
 	}
 	steps := []struct {
 		name     string
@@ -536,6 +537,39 @@ func TestClaimScript(t *testing.T) {
 	}
 	if n, _ := rdb.HExists(ctx, StatusKey(id), "charging_by").Result(); n {
 		t.Error("charging_by left on a processed record")
+	}
+}
+
+// TestClaimBatchMixedOutcomes claims a batch in one call: each transaction
+// gets its own code, in order, and a missing record is recreated from the
+// message.
+func TestClaimBatchMixedOutcomes(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 2)
+	if err := recordScript.Run(ctx, rdb, []string{StatusKey(ids[0])}, time.Now().UnixNano()).Err(); err != nil {
+		t.Fatalf("record: %v", err)
+	}
+	missing := newID()
+	batch := []Message{
+		{ID: ids[0], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
+		{ID: ids[1], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
+		{ID: missing, Transaction: Transaction{UserID: 7, Amount: 42, Currency: "EUR"}, EnqueuedAt: time.Unix(0, 5)},
+	}
+	got, err := claimBatch(ctx, rdb, "a", time.Second, time.Hour, time.Now().UnixNano(), batch)
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	if want := []int64{0, 1, 1}; !slices.Equal(got, want) {
+		t.Errorf("codes: got %v, want %v (processed, fresh, recreated)", got, want)
+	}
+	rec, err := q.Status(ctx, missing)
+	if err != nil || rec.Status != StatusQueued || rec.UserID != 7 || rec.Amount != 42 || rec.Currency != "EUR" {
+		t.Errorf("recreated record: got %+v, %v; want queued, user 7, 42 EUR", rec, err)
+	}
+	if ttl := rdb.PTTL(ctx, StatusKey(missing)).Val(); ttl <= 0 {
+		t.Errorf("recreated record's TTL: got %v, want the status TTL", ttl)
 	}
 }
 

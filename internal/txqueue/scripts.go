@@ -29,35 +29,44 @@ end
 return {0, ARGV[1]}
 `)
 
-// claimScript takes one transaction for the PSP step, as the first of three
-// steps (claim, charge, record). It answers whether this consumer should
-// charge it and marks the record with who is charging since when, so that a
-// redelivery can tell "never charged" from "charge interrupted". A missing
-// record (expired, or never written) is recreated from the message so the
-// owner can still see the outcome.
+// claimScript takes a batch of transactions for the PSP step, as the first
+// of three steps (claim, charge, record), in one call for the whole batch. It
+// answers, for each, whether this consumer should charge it, and marks its
+// record with who is charging since when, so that a redelivery can tell
+// "never charged" from "charge interrupted". A missing record (expired, or
+// never written) is recreated from the message so the owner can still see
+// the outcome. Call it through claimBatch.
 //
-// KEYS: 1 status hash
-// ARGV: 1 now (unix ns), 2 status TTL (ms), 3 user_id, 4 amount, 5 currency,
-// 6 enqueued_at (unix ns), 7 consumer name, 8 lease (ns)
-// Returns 1: charge it; 2: charge it, claimed before without a recorded charge (its
-// outcome is unknown); 0: already processed; -1: failed (dead-lettered);
-// 3: another consumer is charging it right now (leave it pending).
+// KEYS: status hashes, one per transaction
+// ARGV: 1 now (unix ns), 2 status TTL (ms), 3 consumer name, 4 lease (ns),
+// then per key 4 values: user_id, amount, currency, enqueued_at (unix ns)
+// Returns one code per key: 1: charge it; 2: charge it, claimed before
+// without a recorded charge (its outcome is unknown); 0: already processed;
+// -1: failed (dead-lettered); 3: another consumer is charging it right now
+// (leave it pending).
 var claimScript = redis.NewScript(`
-local r = redis.call('HMGET', KEYS[1], 'status', 'charging_by', 'charging_at')
-if r[1] == 'processed' then return 0 end
-if r[1] == 'failed' then return -1 end
-if not r[1] then
-  redis.call('HSET', KEYS[1], 'status', 'queued', 'user_id', ARGV[3], 'amount', ARGV[4],
-    'currency', ARGV[5], 'created_at', ARGV[6], 'updated_at', ARGV[1])
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local now, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
+local out = {}
+for i, k in ipairs(KEYS) do
+  local a = 4 + 4 * (i - 1)
+  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at')
+  if r[1] == 'processed' then
+    out[i] = 0
+  elseif r[1] == 'failed' then
+    out[i] = -1
+  elseif r[2] and r[2] ~= ARGV[3] and tonumber(r[3]) + lease > now then
+    out[i] = 3
+  else
+    if not r[1] then
+      redis.call('HSET', k, 'status', 'queued', 'user_id', ARGV[a + 1], 'amount', ARGV[a + 2],
+        'currency', ARGV[a + 3], 'created_at', ARGV[a + 4], 'updated_at', ARGV[1])
+      redis.call('PEXPIRE', k, ARGV[2])
+    end
+    out[i] = r[2] and 2 or 1
+    redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1])
+  end
 end
-local res = 1
-if r[2] then
-  if r[2] ~= ARGV[7] and tonumber(r[3]) + tonumber(ARGV[8]) > tonumber(ARGV[1]) then return 3 end
-  res = 2
-end
-redis.call('HSET', KEYS[1], 'charging_by', ARGV[7], 'charging_at', ARGV[1])
-return res
+return out
 `)
 
 // recordScript is the last step: the PSP step succeeded, so the records
