@@ -53,8 +53,13 @@ func TestHAProxyConfig(t *testing.T) {
 	if !strings.Contains(string(orig), ".if feature(PROMEX)") {
 		t.Fatalf("haproxy.cfg: want the exporter behind .if feature(PROMEX)")
 	}
-	noPromex := filepath.Join(t.TempDir(), "haproxy.cfg")
+	noPromexDir := t.TempDir()
+	noPromex := filepath.Join(noPromexDir, stackconfig.HAProxyFileName)
 	if err := os.WriteFile(noPromex, []byte(strings.Replace(string(orig), "feature(PROMEX)", "feature(NOT_BUILT_IN)", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Its errorfiles are named relative to it.
+	if err := os.Symlink(filepath.Join(filepath.Dir(cfg), stackconfig.HAProxyErrorsDir), filepath.Join(noPromexDir, stackconfig.HAProxyErrorsDir)); err != nil {
 		t.Fatal(err)
 	}
 	tests = append(tests, struct {

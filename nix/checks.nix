@@ -26,14 +26,8 @@ let
       ]
     );
   };
-  configSource = fs.toSource {
-    inherit root;
-    fileset = fs.unions [
-      (root + "/process-compose.yaml")
-      (root + "/haproxy.cfg")
-      (root + "/stack.env")
-    ];
-  };
+  # process-compose.yaml, haproxy.cfg, haproxy-errors/ and stack.env, as the launcher ships them.
+  configSource = packages.stack.stackConfig;
   # A writable HOME and XDG dirs: process-compose and Go look there; the sandbox has none.
   sandboxHome = ''
     export HOME=$TMPDIR/home XDG_CONFIG_HOME=$TMPDIR/home/.config XDG_STATE_HOME=$TMPDIR/home/.state

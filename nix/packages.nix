@@ -19,7 +19,6 @@ let
       name,
       dir,
       description,
-      extraFiles ? [ ],
       ...
     }@args:
     assert lib.assertMsg (builtins.pathExists (root + "/vendor/modules.txt"))
@@ -29,23 +28,19 @@ let
         "name"
         "dir"
         "description"
-        "extraFiles"
       ]
       // {
         pname = name;
         inherit version;
         src = fs.toSource {
           inherit root;
-          fileset = fs.unions (
-            [
-              (root + "/go.mod")
-              (root + "/go.sum")
-              (root + "/vendor")
-              (code (root + "/internal"))
-              (code (root + "/${dir}"))
-            ]
-            ++ extraFiles
-          );
+          fileset = fs.unions [
+            (root + "/go.mod")
+            (root + "/go.sum")
+            (root + "/vendor")
+            (code (root + "/internal"))
+            (code (root + "/${dir}"))
+          ];
         };
         vendorHash = null;
         subPackages = [ dir ];
@@ -78,13 +73,18 @@ let
         psp-connector = "Takes queued transactions off Redis and makes them with the PSP";
       };
 
-  # The launcher finds its files in <prefix>/share/acme-platform (see internal/stackconfig)
-  # unless it runs inside a checkout, whose own files then win.
-  stackFiles = [
-    (root + "/process-compose.yaml")
-    (root + "/haproxy.cfg")
-    (root + "/stack.env")
-  ];
+  # The stack's committed files as one store path: the launcher finds them in
+  # <prefix>/share/acme-platform (see internal/stackconfig) unless it runs inside a checkout,
+  # whose own files then win; the checks use the same path (passthru.stackConfig).
+  stackConfig = fs.toSource {
+    inherit root;
+    fileset = fs.unions [
+      (root + "/process-compose.yaml")
+      (root + "/haproxy.cfg")
+      (root + "/haproxy-errors")
+      (root + "/stack.env")
+    ];
+  };
   # What the launcher runs, first on its PATH: `nix run` never depends on the host's tools.
   runtime = [
     pkgs.redis
@@ -97,10 +97,11 @@ let
     name = "stack";
     dir = "cmd/stack";
     description = "Starts, waits for, shows and stops the whole platform";
-    extraFiles = stackFiles;
     nativeBuildInputs = [ pkgs.makeWrapper ];
+    passthru = { inherit stackConfig; };
     postInstall = ''
-      install -Dm444 -t $out/share/acme-platform ${toString (map baseNameOf stackFiles)}
+      mkdir -p $out/share
+      ln -s ${stackConfig} $out/share/acme-platform
       wrapProgram $out/bin/stack --prefix PATH : ${lib.makeBinPath runtime}
     '';
   };

@@ -25,6 +25,9 @@ const (
 	HAProxyFileName  = "haproxy.cfg"
 	DefaultsFileName = "stack.env"
 	LocalFileName    = "stack.local.env"
+	// HAProxyErrorsDir holds the router's JSON errorfiles, next to
+	// haproxy.cfg, which names them relative to itself (default-path config).
+	HAProxyErrorsDir = "haproxy-errors"
 )
 
 // Config is the stack's validated configuration. Defaults in the struct tags
