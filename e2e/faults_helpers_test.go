@@ -116,10 +116,11 @@ type stackOptions struct {
 
 // faultEnv is every fault test's base environment: reclaim abandoned
 // entries after 3 s instead of 30 s, so a killed connector's batch comes
-// back within the test's time.
+// back within the test's time, and charging rounds of connectorChargers.
 var faultEnv = map[string]string{
 	"VISIBILITY_TIMEOUT": "3s",
 	"CLAIM_INTERVAL":     "1s",
+	"CHARGE_CONCURRENCY": strconv.Itoa(connectorChargers),
 }
 
 // streamMark identifies how far the transaction stream has come: its last
@@ -579,10 +580,10 @@ func transportKind(err error) string {
 // contractLine matches the connector's contract line.
 var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID: (\d+), Amount: (\d+), Currency: ([A-Z]{3})$`)
 
-// connectorChargers is psp-connector's CHARGE_CONCURRENCY default, the size
-// of its charging rounds: a kill of the connector can repeat at most the
-// round being recorded. (An outage of Redis repeats none: the round's charges
-// stay in hand until their record lands.)
+// connectorChargers is the fault stack's CHARGE_CONCURRENCY (faultEnv), the
+// size of the connector's charging rounds: a kill of the connector can repeat
+// at most the round being recorded. (An outage of Redis repeats none: the
+// round's charges stay in hand until their record lands.)
 const connectorChargers = 16
 
 // rechargeMsg is the connector's warning when it charges a transaction again
