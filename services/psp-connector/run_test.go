@@ -67,69 +67,95 @@ func contractLines(out string) []string {
 	return lines
 }
 
+// TestRunProcessesQueuedTransactions runs the connector on three queued
+// transactions at both log levels that matter: each contract line exactly
+// once, and at info a progress line counting them, while the line per
+// transaction with its request id comes only at debug.
 func TestRunProcessesQueuedTransactions(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	ctx := context.Background()
-	q := txqueue.NewQueue(rdb, time.Hour)
-	want := map[string]string{} // transaction id → contract line
-	for _, tx := range []txqueue.Transaction{
-		{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-a"},
-		{UserID: 2, Amount: 250, Currency: "EUR", RequestID: "req-b"},
-		{UserID: 1, Amount: 1_000_000_000, Currency: "JPY", RequestID: "req-c"},
-	} {
-		res, err := q.Enqueue(ctx, tx, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[res.ID] = tx.RequestID
+	tests := []struct {
+		logLevel string
+		perTx    int // "processed" log lines per transaction
+	}{
+		{"info", 0},
+		{"debug", 1},
 	}
-
-	url, out, stop := startRun(t, "REDIS_URL="+srv.URL)
-	for id := range want {
-		waitFor(t, id+" processed", func() bool {
-			rec, err := q.Status(ctx, id)
-			return err == nil && rec.Status == txqueue.StatusProcessed
-		})
-	}
-	if code, status := getHealth(t, url); code != http.StatusOK || status != "pass" {
-		t.Errorf("GET /health: got %d %q, want 200 pass", code, status)
-	}
-	if err := stop(); err != nil {
-		t.Fatalf("run after cancel: got %v, want nil", err)
-	}
-
-	// Each line exactly once. Chargers work side by side (CHARGE_CONCURRENCY),
-	// so lines of one batch may come in any order: compare them sorted.
-	lines := contractLines(out.String())
-	wantLines := []string{
-		"==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD",
-		"==> Making transaction with PSP: User ID: 2, Amount: 250, Currency: EUR",
-		"==> Making transaction with PSP: User ID: 1, Amount: 1000000000, Currency: JPY",
-	}
-	slices.Sort(lines)
-	slices.Sort(wantLines)
-	if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
-		t.Errorf("got contract lines\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"))
-	}
-	// One JSON log line per transaction carries its id and the request id.
-	for id, reqID := range want {
-		found := 0
-		for _, l := range strings.Split(out.String(), "\n") {
-			var rec map[string]any
-			if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == "processed" &&
-				rec["transaction_id"] == id && rec["request_id"] == reqID && rec["service"] == "psp-connector" {
-				found++
+	for _, tt := range tests {
+		t.Run("LOG_LEVEL="+tt.logLevel, func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := srv.Client(t)
+			ctx := context.Background()
+			q := txqueue.NewQueue(rdb, time.Hour)
+			want := map[string]string{} // transaction id → request id
+			for _, tx := range []txqueue.Transaction{
+				{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-a"},
+				{UserID: 2, Amount: 250, Currency: "EUR", RequestID: "req-b"},
+				{UserID: 1, Amount: 1_000_000_000, Currency: "JPY", RequestID: "req-c"},
+			} {
+				res, err := q.Enqueue(ctx, tx, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				want[res.ID] = tx.RequestID
 			}
-		}
-		if found != 1 {
-			t.Errorf("processed log lines for %s with request_id %s: got %d, want 1", id, reqID, found)
-		}
-	}
-	for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, `"msg":"stopped"`} {
-		if !strings.Contains(out.String(), wantLog) {
-			t.Errorf("stdout lacks %s", wantLog)
-		}
+
+			url, out, stop := startRun(t, "REDIS_URL="+srv.URL, "LOG_LEVEL="+tt.logLevel)
+			for id := range want {
+				waitFor(t, id+" processed", func() bool {
+					rec, err := q.Status(ctx, id)
+					return err == nil && rec.Status == txqueue.StatusProcessed
+				})
+			}
+			if code, status := getHealth(t, url); code != http.StatusOK || status != "pass" {
+				t.Errorf("GET /health: got %d %q, want 200 pass", code, status)
+			}
+			if err := stop(); err != nil {
+				t.Fatalf("run after cancel: got %v, want nil", err)
+			}
+
+			// Each line exactly once. A round's lines may come in any order:
+			// compare them sorted.
+			lines := contractLines(out.String())
+			wantLines := []string{
+				"==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD",
+				"==> Making transaction with PSP: User ID: 2, Amount: 250, Currency: EUR",
+				"==> Making transaction with PSP: User ID: 1, Amount: 1000000000, Currency: JPY",
+			}
+			slices.Sort(lines)
+			slices.Sort(wantLines)
+			if strings.Join(lines, "\n") != strings.Join(wantLines, "\n") {
+				t.Errorf("got contract lines\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(wantLines, "\n"))
+			}
+			perTx := map[string]int{}
+			progress := 0.0
+			for _, l := range strings.Split(out.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(l), &rec) != nil || rec["service"] != "psp-connector" {
+					continue
+				}
+				switch rec["msg"] {
+				case "processed":
+					if id, _ := rec["transaction_id"].(string); rec["request_id"] == want[id] {
+						perTx[id]++
+					}
+				case "progress":
+					n, _ := rec["processed"].(float64)
+					progress += n
+				}
+			}
+			for id, reqID := range want {
+				if perTx[id] != tt.perTx {
+					t.Errorf("processed log lines for %s with request_id %s: got %d, want %d", id, reqID, perTx[id], tt.perTx)
+				}
+			}
+			if progress != float64(len(want)) {
+				t.Errorf("progress lines count %v processed transactions, want %d", progress, len(want))
+			}
+			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, `"msg":"stopped"`} {
+				if !strings.Contains(out.String(), wantLog) {
+					t.Errorf("stdout lacks %s", wantLog)
+				}
+			}
+		})
 	}
 }
 
