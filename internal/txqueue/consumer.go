@@ -326,8 +326,9 @@ type deadLetter struct {
 }
 
 // handle processes one batch: poison and over-delivered entries go to the
-// dead-letter stream; the rest are claimed (one pipeline), then charged and
-// recorded by chargeAll, and acked together (one XACK).
+// dead-letter stream; the rest are claimed (one script call), then charged,
+// recorded and acked round by round by chargeAll; entries an earlier
+// delivery already processed are acked together (one XACK).
 func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts map[string]int64) {
 	now := time.Now().UnixNano()
 	var good []Message
@@ -352,7 +353,6 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	}
 
 	var acks []string
-	var release []Message
 	claims, err := claimBatch(ctx, c.rdb, c.cfg.Name, c.cfg.VisibilityTimeout, c.cfg.StatusTTL, now, good)
 	if err != nil {
 		c.log.Warn("claim failed; entries left pending", "count", len(good), "transaction_ids", txIDs(good), "error", err.Error())
@@ -380,13 +380,11 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 			charge = append(charge, m)
 		}
 	}
-	charged, failed, chargeDead := c.chargeAll(ctx, charge)
-	acks = append(acks, charged...)
-	release = append(release, failed...)
+	release, chargeDead := c.chargeAll(ctx, charge)
 	dead = append(dead, chargeDead...)
 
 	// Acks and the rest must land even when shutdown's grace is over: the
-	// PSP step already happened.
+	// PSP step already happened (or, for acks, an earlier delivery's did).
 	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*ioTimeout)
 	defer cancel()
 	if len(acks) > 0 {
@@ -443,14 +441,15 @@ func claimBatch(ctx context.Context, rdb *redis.Client, consumer string, lease, 
 // charges of the round being recorded (at most cfg.Chargers), and only if it
 // lands between the round's charges and its record call, a window as short
 // as the round's slowest charge (microseconds for the line PSP), never a
-// round trip. When the record fails (Redis is down or restarting), the
+// round trip. The record call also acknowledges the round's entries. When
+// the record fails (Redis is down or restarting), the
 // round's charges stay in hand and the record is retried until Redis answers,
 // with no new charge meanwhile: a Redis outage repeats no charge. Only when
 // ctx ends (shutdown's grace is over) first are they given up, left pending
 // for an at-least-once redelivery, and the rest left pending, uncharged. It
-// returns the stream ids to ack, the messages whose PSP step failed (to
-// release), and those that failed their last delivery.
-func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string, release []Message, dead []deadLetter) {
+// returns the messages whose PSP step failed (to release), and those that
+// failed their last delivery.
+func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Message, dead []deadLetter) {
 	// Once a message is charged, recording it must not be cut short by
 	// shutdown: the side effect already happened.
 	keep := context.WithoutCancel(ctx)
@@ -497,9 +496,6 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 			break
 		}
 		c.processed += int64(len(charged))
-		for _, m := range charged {
-			acks = append(acks, m.StreamID)
-		}
 		if c.log.Enabled(ctx, slog.LevelDebug) {
 			now := time.Now()
 			for _, m := range charged {
@@ -509,7 +505,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (acks []string
 			}
 		}
 	}
-	return acks, release, dead
+	return release, dead
 }
 
 // chargeRound runs the PSP step for every message of round, in one call for
@@ -573,16 +569,20 @@ func txIDs(msgs []Message) []string {
 // maxBackoff: the charges in hand block the connector until they are recorded.
 const maxRecordBackoff = 500 * time.Millisecond
 
-// record runs recordScript for charged messages, reloading the script once
-// if Redis lost it.
+// record runs recordScript for charged messages: marks them processed and
+// acknowledges their entries, reloading the script once if Redis lost it.
 func (c *Consumer) record(ctx context.Context, msgs ...Message) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
 	defer cancel()
-	keys := make([]string, len(msgs))
-	for i, m := range msgs {
-		keys[i] = StatusKey(m.ID)
+	keys := make([]string, 1, 1+len(msgs))
+	keys[0] = Stream
+	args := make([]any, 0, 2+len(msgs))
+	args = append(args, time.Now().UnixNano(), Group)
+	for _, m := range msgs {
+		keys = append(keys, StatusKey(m.ID))
+		args = append(args, m.StreamID)
 	}
-	return recordScript.Run(ctx, c.rdb, keys, time.Now().UnixNano()).Err()
+	return recordScript.Run(ctx, c.rdb, keys, args...).Err()
 }
 
 // deadLetter moves entries to DeadLetterStream, one script each, pipelined.

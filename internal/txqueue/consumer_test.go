@@ -193,12 +193,12 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 	tests := []struct {
 		name        string
 		claimed     bool // the dead consumer ran claimScript
-		recorded    bool // ... and charged and ran recordScript
+		recorded    bool // ... and charged and recorded it, but its ack was lost
 		wantCharges int  // by the survivor
 	}{
 		{"killed after the read, before the claim", false, false, 1},
 		{"killed after the claim, before the PSP step", true, false, 1},
-		{"killed after the PSP step was recorded, before the ack", true, true, 0},
+		{"killed after the PSP step was recorded, its ack lost", true, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,7 +223,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 				}
 			}
 			if tt.recorded {
-				if err := recordScript.Run(ctx, rdb, []string{StatusKey(ids[0])}, time.Now().UnixNano()).Err(); err != nil {
+				if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(ids[0])}, time.Now().UnixNano(), Group).Err(); err != nil {
 					t.Fatalf("record: %v", err)
 				}
 			}
@@ -525,7 +525,7 @@ func TestClaimScript(t *testing.T) {
 			t.Errorf("%s: got %d, want %d", s.name, got, s.want)
 		}
 	}
-	if err := recordScript.Run(ctx, rdb, []string{StatusKey(id)}, time.Now().UnixNano()).Err(); err != nil {
+	if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(id)}, time.Now().UnixNano(), Group).Err(); err != nil {
 		t.Fatalf("record: %v", err)
 	}
 	if got := claim("c", time.Now()); got != 0 {
@@ -548,7 +548,7 @@ func TestClaimBatchMixedOutcomes(t *testing.T) {
 	ctx := context.Background()
 	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 2)
-	if err := recordScript.Run(ctx, rdb, []string{StatusKey(ids[0])}, time.Now().UnixNano()).Err(); err != nil {
+	if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(ids[0])}, time.Now().UnixNano(), Group).Err(); err != nil {
 		t.Fatalf("record: %v", err)
 	}
 	missing := newID()

@@ -70,19 +70,21 @@ return out
 `)
 
 // recordScript is the last step: the PSP step succeeded, so the records
-// become processed. It runs right after each round of charges, one call for
-// the whole round (see Consumer.chargeAll), so that a crash can interrupt at
-// most the round in hand.
+// become processed and the stream entries are acknowledged, together. It
+// runs right after each round of charges, one call for the whole round (see
+// Consumer.chargeAll), so that a crash can interrupt at most the round in
+// hand, and the round costs the connector one round trip to Redis.
 //
-// KEYS: status hashes
-// ARGV: 1 now (unix ns)
+// KEYS: 1 stream, then the status hashes
+// ARGV: 1 now (unix ns), 2 group, then the stream ids of the entries
 // Returns the number of records written.
 var recordScript = redis.NewScript(`
-for _, k in ipairs(KEYS) do
-  redis.call('HSET', k, 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-  redis.call('HDEL', k, 'charging_by', 'charging_at')
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
+  redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at')
 end
-return #KEYS
+if #ARGV > 2 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 3)) end
+return #KEYS - 1
 `)
 
 // releaseScript undoes claimScript after the PSP step failed, so that a

@@ -21,7 +21,8 @@ type config struct {
 	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
 }
 
-// maxBatchSize bounds BATCH_SIZE: one batch is one pipeline and one XACK.
+// maxBatchSize bounds BATCH_SIZE: one batch is one claim script call with a
+// key per entry.
 const maxBatchSize = 10_000
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
