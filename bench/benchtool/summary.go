@@ -211,7 +211,7 @@ func (s *sum) write(w io.Writer) {
 	if ovR[0] != nil {
 		rate = ovR[0].Rate
 	}
-	fmt.Fprintf(w, "| 2 | router p50 overhead, open loop %.0f/s (HAProxy p50 − direct p50, per pair) | %s ms | ≤ 0.3 ms | %s |\n",
+	fmt.Fprintf(w, "| 2 | router p50 overhead, open loop, via HAProxy and direct at the same time, %.0f/s each (HAProxy p50 − direct p50, per pair) | %s ms | ≤ 0.3 ms | %s |\n",
 		rate, strings.Join(ovDiffs, ", "), verdict(okOverhead))
 	fmt.Fprintf(w, "| 2 | closed loop c=64: p50 HAProxy / direct | %.3f / %.3f ms (throughput ratio %s) | — | — |\n",
 		lat(router, "tx").P50, lat(direct, "tx").P50, ratio(acc(router), acc(direct)))
