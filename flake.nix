@@ -2,8 +2,8 @@
 # HAProxy, on Redis, supervised by process-compose through one launcher, `stack`.
 #
 #   nix run .#stack              the whole stack, from a checkout or from anywhere
-#   nix flake check              Go tests on real Redis, haproxy -c, process-compose --dry-run,
-#                                gofmt, and the whole stack end to end inside the build
+#   nix flake check              Go tests on real Redis, haproxy -c, gofmt, and the whole
+#                                stack end to end inside the build, through the launcher
 #   nix develop                  Go, gopls, golangci-lint, Redis, HAProxy, process-compose
 #   nix build .#core-api-image   a non-root OCI image per service (Linux); docker load < result
 #

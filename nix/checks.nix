@@ -39,27 +39,17 @@ let
     . ${configSource}/stack.env
     set +a
   '';
-  # What the launcher adds for process-compose (see cmd/stack/up.go): the state dir (here
-  # under $TMPDIR), a fresh JWT secret, the stop timeouts. Ports: five free ones in a row
-  # from a random base (the Linux sandbox has a network of its own; darwin's build does not).
-  launcherEnv = stackEnv + ''
+  # Five free loopback ports in a row from a random base, as the stack's ports (the Linux
+  # sandbox has a network of its own; darwin's build does not). The launcher takes the rest
+  # of its environment from its own stack.env, as `nix run .#stack` does.
+  freePorts = ''
     free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
     for _ in $(seq 1 50); do
       base=$((20000 + RANDOM % 40000))
       free $base && free $((base + 1)) && free $((base + 2)) && free $((base + 3)) && free $((base + 4)) && break
     done
-    set -a
-    STACK_STATE_DIR=$TMPDIR/state
-    PLATFORM_PORT=$base HAPROXY_STATS_PORT=$((base + 1))
-    AUTH_API_PORT=$((base + 2)) CORE_API_PORT=$((base + 3)) PSP_CONNECTOR_PORT=$((base + 4))
-    REDIS_URL=unix://$STACK_STATE_DIR/redis/redis.sock
-    AUTH_API_SOCKET=$STACK_STATE_DIR/run/auth-api.sock CORE_API_SOCKET=$STACK_STATE_DIR/run/core-api.sock
-    SHUTDOWN_GRACE=2s STACK_SERVICE_STOP_TIMEOUT=7
-    STACK_HAPROXY_STOP_SIGNAL=$(kill -l USR1)
-    STACK_CONFIG_DIR=${configSource}
-    JWT_SECRET=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
-    set +a
-    mkdir -p -m 0700 "$STACK_STATE_DIR" "$STACK_STATE_DIR/redis" "$STACK_STATE_DIR/run" "$STACK_STATE_DIR/logs"
+    export PLATFORM_PORT=$base HAPROXY_STATS_PORT=$((base + 1))
+    export AUTH_API_PORT=$((base + 2)) CORE_API_PORT=$((base + 3)) PSP_CONNECTOR_PORT=$((base + 4))
   '';
 in
 {
@@ -109,28 +99,14 @@ in
     ''
   );
 
-  # process-compose loads and validates process-compose.yaml without starting anything.
-  process-compose-config =
-    pkgs.runCommand "platform-process-compose-config" { nativeBuildInputs = [ pkgs.process-compose ]; }
-      (
-        sandboxHome
-        + launcherEnv
-        + ''
-          process-compose up --dry-run -t=false --no-server -L $TMPDIR/pc.log \
-            -f ${configSource}/process-compose.yaml
-          touch $out
-        ''
-      );
-
-  # The whole stack, headless, inside the build, ended by a test process (e2e.nix).
+  # The whole stack inside the build, started and stopped by the packaged launcher (e2e.nix).
   e2e = import ./e2e.nix {
     inherit
       pkgs
       lib
       services
-      configSource
       sandboxHome
-      launcherEnv
+      freePorts
       ;
     launcher = packages.stack;
   };

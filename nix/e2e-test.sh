@@ -1,5 +1,5 @@
-# The e2e check's test process (run by process-compose once HAProxy and the connector are
-# ready; see e2e.nix). Every request goes through HAProxy on PLATFORM_PORT.
+# The e2e check's test script (run once `stack up --detach --wait` has every process ready;
+# see e2e.nix). Every request goes through HAProxy on PLATFORM_PORT.
 base="http://127.0.0.1:${PLATFORM_PORT}"
 body=$(mktemp)
 

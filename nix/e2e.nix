@@ -1,14 +1,13 @@
-# checks.<system>.e2e: the whole stack inside the build. process-compose runs the repo's
-# process-compose.yaml headless (-t=false) plus one more process, `e2e`, which waits for
-# HAProxy and the connector, drives the platform through HAProxy, and ends process-compose
-# with its own exit status (availability.exit_on_end). A hard timeout bounds it all.
+# checks.<system>.e2e: the whole stack inside the build, run the way `nix run .#stack` runs
+# it: the packaged launcher, with its own share/acme-platform files and its own PATH, brings
+# it up detached and waits for every readiness probe; a test script drives the platform
+# through HAProxy; `stack down` stops it. Hard timeouts bound every step.
 {
   pkgs,
   lib,
   launcher,
   services,
-  launcherEnv,
-  configSource,
+  freePorts,
   sandboxHome,
 }:
 let
@@ -24,56 +23,44 @@ let
     ];
     text = builtins.readFile ./e2e-test.sh;
   };
-  extraProcess = pkgs.writeText "e2e.process-compose.yaml" (
-    builtins.toJSON {
-      version = "0.5";
-      processes.e2e = {
-        command = lib.getExe test;
-        depends_on = {
-          haproxy.condition = "process_healthy";
-          psp-connector.condition = "process_healthy";
-        };
-        availability = {
-          restart = "no";
-          exit_on_end = true;
-          exit_on_skipped = true;
-        };
-      };
-    }
-  );
 in
 pkgs.runCommand "platform-e2e"
   {
     nativeBuildInputs = [
-      pkgs.process-compose
-      pkgs.redis
-      pkgs.haproxy
-    ]
-    ++ services;
-    # On darwin the build shares the host's network (checks.nix picks free ports).
+      launcher
+      test
+    ];
+    # On darwin the build shares the host's network (freePorts picks free ports).
     __darwinAllowLocalNetworking = true;
   }
   (
     sandboxHome
-    + launcherEnv
+    + freePorts
     + ''
-      export STACK_LAUNCHER=${lib.getExe launcher}
+      export STACK_STATE_DIR=$TMPDIR/state SHUTDOWN_GRACE=2s
       mkdir -p "$out"
       status=0
-      timeout -k 10 300 process-compose up -t=false --ordered-shutdown --disable-dotenv --no-server \
-        -L "$STACK_STATE_DIR/logs/process-compose.log" \
-        -f ${configSource}/process-compose.yaml -f ${extraProcess} || status=$?
+      timeout -k 10 180 stack up --detach --wait --timeout 120s || status=$?
+      if [ "$status" -eq 0 ]; then
+        timeout -k 10 60 ${lib.getExe test} || status=$?
+      fi
+      down=0
+      timeout -k 10 60 stack down || down=$?
+      [ "$status" -ne 0 ] || status=$down
       cp "$STACK_STATE_DIR"/logs/*.log "$out"/
       if [ "$status" -ne 0 ]; then
-        for f in "$STACK_STATE_DIR"/logs/*.log; do
+        for f in "$STACK_STATE_DIR"/logs/*; do
           echo "==> $f (last 30 lines)"; tail -n 30 "$f"
         done
-        echo "e2e: process-compose exited with status $status" >&2
+        echo "e2e: failed with status $status" >&2
         exit 1
       fi
-      # The run's JWT secret must be in none of the store paths the flake built or this
-      # check writes: not in a package (launcher, services, shipped configs), not in a log.
-      if grep -rlF -- "$JWT_SECRET" "$out" ${launcher} ${toString services} ${configSource}; then
+      # The JWT secret the launcher generated for this run must be in none of the store paths
+      # the flake built or this check writes: not in a package (launcher, services, shipped
+      # configs), not in a log.
+      secret=$(cat "$STACK_STATE_DIR/secrets/jwt_secret")
+      [ -n "$secret" ] || { echo "e2e: no generated JWT secret" >&2; exit 1; }
+      if grep -rlF -- "$secret" "$out" ${launcher} ${toString services} ${launcher.stackConfig}; then
         echo "e2e: the JWT secret of this run is in the store paths above" >&2
         exit 1
       fi
