@@ -368,7 +368,7 @@ func TestHostileInput(t *testing.T) {
 			}
 		}
 		// Requests HAProxy could not parse have no request id: count its
-		// <BADREQ> lines instead (status 400 or 408, termination P or c).
+		// <BADREQ> lines instead (400, 408, and from 3.1 also 414 or 431).
 		if bad := len(logs[badRequestKey]); bad < refusedEarly {
 			t.Errorf("router logged %d unparsable requests, want at least %d", bad, refusedEarly)
 		}
