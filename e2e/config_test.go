@@ -1,10 +1,16 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -160,5 +166,55 @@ func TestUpTimeoutNamesProcesses(t *testing.T) {
 	}
 	if _, stderr, err := s.run("down"); err != nil {
 		t.Fatalf("down after a failed up: %v\n%s", err, stderr)
+	}
+}
+
+// TestHAProxyErrorfiles checks every answer in haproxy-errors/: a complete
+// HTTP response whose status is its file name, JSON with a non-empty "error",
+// and a Content-Length that matches the body (HAProxy sends the file as it
+// is, so a hand edit that changes the text must change the length too), and
+// that haproxy.cfg names each file.
+func TestHAProxyErrorfiles(t *testing.T) {
+	root := stacktest.RepoRoot(t)
+	cfg, err := os.ReadFile(filepath.Join(root, stackconfig.HAProxyFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(root, stackconfig.HAProxyErrorsDir, "*.http"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no errorfiles in %s: %v", stackconfig.HAProxyErrorsDir, err)
+	}
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(raw)), nil)
+			if err != nil {
+				t.Fatalf("not an HTTP response: %v", err)
+			}
+			body, err := io.ReadAll(res.Body)
+			if err != nil {
+				t.Fatalf("body: %v", err)
+			}
+			if want := strings.TrimSuffix(name, ".http"); strconv.Itoa(res.StatusCode) != want {
+				t.Errorf("status %d, want %s (the file name)", res.StatusCode, want)
+			}
+			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			if res.ContentLength != int64(len(body)) || len(raw) != bytes.Index(raw, []byte("\r\n\r\n"))+4+len(body) {
+				t.Errorf("Content-Length %d, body %d bytes (with nothing after it)", res.ContentLength, len(body))
+			}
+			var msg struct{ Error string }
+			if err := json.Unmarshal(body, &msg); err != nil || msg.Error == "" {
+				t.Errorf("body %q: want JSON with a non-empty error (%v)", body, err)
+			}
+			if !strings.Contains(string(cfg), "errorfile "+strings.TrimSuffix(name, ".http")+" "+stackconfig.HAProxyErrorsDir+"/"+name) {
+				t.Errorf("haproxy.cfg does not load %s", name)
+			}
+		})
 	}
 }
