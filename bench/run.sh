@@ -70,7 +70,9 @@ x "$BENCHTOOL" rss --pid "$PC_PID" --json >"$OUT/rss-idle.json"
 
 # lg runs the load generator; a failed verification is recorded, not fatal,
 # so that the other figures are still measured (the script exits 1 at the end).
-lg() { x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" --watch-pid "$PC_PID" "$@" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }; }
+# lg_unwatched is the same without the per-process CPU (--watch-pid).
+lg_unwatched() { x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" "$@" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }; }
+lg() { lg_unwatched --watch-pid "$PC_PID" "$@"; }
 
 log "0. calibration: the load generator and HAProxy alone, in front of a trivial handler (benchtool echo)"
 # Same haproxy.cfg, both backends pointed at the trivial handler, HAProxy's
@@ -116,16 +118,16 @@ log "2b. router overhead: through HAProxy and direct at the same time, $((OVERHE
 # machines. Run together, both halves share the CPU and Redis's fsyncs, and
 # the p50 difference is the router's hop. No --watch-pid: both generators
 # would count the same processes' CPU.
+# Each runs in a subshell, where a failure sets only the subshell's FAILED,
+# so the subshell exits with it.
 for i in 1 2; do
-	x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" --target "$ROUTER" \
-		-c "$CONC" --rate "$((OVERHEAD_RATE / 2))" --duration "$DURATION" >"$OUT/overhead-router-$i.json" &
+	OPEN=(-c "$CONC" --rate "$((OVERHEAD_RATE / 2))" --duration "$DURATION")
+	(lg_unwatched --target "$ROUTER" "${OPEN[@]}" >"$OUT/overhead-router-$i.json"; exit "$FAILED") &
 	via_router=$!
-	x "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" "${DIRECT[@]}" \
-		-c "$CONC" --rate "$((OVERHEAD_RATE / 2))" --duration "$DURATION" >"$OUT/overhead-direct-$i.json" &
+	(lg_unwatched "${DIRECT[@]}" "${OPEN[@]}" >"$OUT/overhead-direct-$i.json"; exit "$FAILED") &
 	direct=$!
-	for pid in "$via_router" "$direct"; do
-		wait "$pid" || { echo "bench: loadgen failed (see above)" >&2; FAILED=1; }
-	done
+	wait "$via_router" || FAILED=1
+	wait "$direct" || FAILED=1
 done
 
 log "3. queue ceiling: redis-benchmark XADD on the stack's Redis"
