@@ -156,6 +156,7 @@ Processes: `+strings.Join(processNames, ", ")+`
 	fmt.Fprintf(tw, "\nFiles (%s):\n", describeHow(l.layout.How))
 	fmt.Fprintf(tw, "  %s\t%s\n", stackconfig.ComposeFileName, l.layout.ComposeFile())
 	fmt.Fprintf(tw, "  %s\t%s\n", stackconfig.HAProxyFileName, l.layout.HAProxyFile())
+	fmt.Fprintf(tw, "  %s/\t%s\t(its errorfiles)\n", stackconfig.HAProxyErrorsDir, l.layout.HAProxyErrors())
 	fmt.Fprintf(tw, "  %s\t%s\t(defaults)\n", stackconfig.DefaultsFileName, l.layout.DefaultsFile())
 	local := l.layout.LocalFile(l.cwd)
 	note := "(local overrides; absent)"

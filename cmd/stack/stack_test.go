@@ -112,7 +112,7 @@ func TestHelpSaysWhichFilesAndStateDir(t *testing.T) {
 	}
 	got := stdout.String()
 	for _, want := range []string{
-		filepath.Join(root, "process-compose.yaml"), filepath.Join(root, "haproxy.cfg"),
+		filepath.Join(root, "process-compose.yaml"), filepath.Join(root, "haproxy.cfg"), filepath.Join(root, "haproxy-errors"),
 		filepath.Join(root, "stack.env"), filepath.Join(root, "stack.local.env"),
 		"State dir (STACK_STATE_DIR): " + state, "http://127.0.0.1:9090", "from this checkout",
 	} {

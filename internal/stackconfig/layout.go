@@ -28,6 +28,10 @@ func (l Layout) ComposeFile() string { return filepath.Join(l.ConfigDir, Compose
 // HAProxyFile is the haproxy.cfg the router loads.
 func (l Layout) HAProxyFile() string { return filepath.Join(l.ConfigDir, HAProxyFileName) }
 
+// HAProxyErrors is the directory of the router's JSON errorfiles, which
+// haproxy.cfg names relative to itself.
+func (l Layout) HAProxyErrors() string { return filepath.Join(l.ConfigDir, HAProxyErrorsDir) }
+
 // DefaultsFile is the committed stack.env.
 func (l Layout) DefaultsFile() string { return filepath.Join(l.ConfigDir, DefaultsFileName) }
 
@@ -71,8 +75,8 @@ func FindLayout(cwd, exe, shareDir string) (Layout, error) {
 		}
 	}
 	return Layout{}, fmt.Errorf("no %s found: run inside a checkout of the platform (a directory with go.mod and %s), "+
-		"or set STACK_SHARE_DIR to a directory holding %s, %s and %s",
-		ComposeFileName, ComposeFileName, ComposeFileName, HAProxyFileName, DefaultsFileName)
+		"or set STACK_SHARE_DIR to a directory holding %s, %s, %s/ and %s",
+		ComposeFileName, ComposeFileName, ComposeFileName, HAProxyFileName, HAProxyErrorsDir, DefaultsFileName)
 }
 
 func isFile(p string) bool {
