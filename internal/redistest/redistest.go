@@ -25,7 +25,8 @@ type Server struct {
 	// Dir holds the server's data (AOF) and log.
 	Dir string
 
-	cmd *exec.Cmd
+	appendfsync string
+	cmd         *exec.Cmd
 }
 
 // RequireBinary skips the test when name is not on PATH, or fails it when the
@@ -45,7 +46,17 @@ func RequireBinary(tb testing.TB, name string) string {
 
 // Start starts redis-server with append-only persistence on a socket in
 // tb.TempDir() and returns once it answers PING. It is stopped by tb.Cleanup.
+// Its AOF policy is the stack's default, appendfsync always: under everysec
+// Redis may answer before it has even written the AOF (while an earlier fsync
+// runs), and the tests that kill Redis check what the stack promises.
 func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return StartAppendfsync(tb, "always")
+}
+
+// StartAppendfsync is Start with another appendfsync policy (always, everysec
+// or no), kept across Restart.
+func StartAppendfsync(tb testing.TB, policy string) *Server {
 	tb.Helper()
 	bin := RequireBinary(tb, "redis-server")
 	// Unix socket paths are limited to ~100 bytes, and t.TempDir() can be long.
@@ -54,7 +65,7 @@ func Start(tb testing.TB) *Server {
 		tb.Fatalf("make redis dir: %v", err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
-	s := &Server{Dir: dir, Socket: filepath.Join(dir, "redis.sock")}
+	s := &Server{Dir: dir, Socket: filepath.Join(dir, "redis.sock"), appendfsync: policy}
 	s.URL = "unix://" + s.Socket
 	s.start(tb, bin)
 	return s
@@ -68,10 +79,7 @@ func (s *Server) start(tb testing.TB, bin string) {
 		"--unixsocketperm", "700",
 		"--dir", s.Dir,
 		"--appendonly", "yes",
-		// The stack's default: under everysec Redis may answer before it
-		// has even written the AOF (while an earlier fsync runs), and the
-		// tests that kill Redis check what the stack promises.
-		"--appendfsync", "always",
+		"--appendfsync", s.appendfsync,
 		"--save", "",
 		"--logfile", filepath.Join(s.Dir, "redis.log"),
 	)
