@@ -50,12 +50,12 @@ func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]
 	t.Helper()
 	bin := stacktest.BuildBinaries(t, ctx)
 	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
-	state, err := os.MkdirTemp("", "stack-e2e-")
+	tmp, err := os.MkdirTemp("", "stack-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(state) })
-	state = filepath.Join(state, "state")
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	state := filepath.Join(tmp, "state")
 
 	p := stacktest.FreePorts(t, 5)
 	vars := map[string]string{
