@@ -22,12 +22,18 @@ import (
 func startRedis(t *testing.T) (*redistest.Server, *redis.Client) {
 	t.Helper()
 	srv := redistest.Start(t)
+	return srv, connectTo(t, srv)
+}
+
+// connectTo returns a client of srv made by Connect, closed by t.Cleanup.
+func connectTo(t *testing.T, srv *redistest.Server) *redis.Client {
+	t.Helper()
 	rdb, err := Connect(context.Background(), srv.URL)
 	if err != nil {
 		t.Fatalf("Connect(%s): %v", srv.URL, err)
 	}
 	t.Cleanup(func() { rdb.Close() })
-	return srv, rdb
+	return rdb
 }
 
 // syncBuffer is a goroutine-safe log sink.
@@ -309,11 +315,7 @@ func TestAcknowledgedBurstSurvivesRedisKill(t *testing.T) {
 		t.Run("appendfsync "+policy, func(t *testing.T) {
 			t.Parallel()
 			srv := redistest.StartAppendfsync(t, policy)
-			rdb, err := Connect(context.Background(), srv.URL)
-			if err != nil {
-				t.Fatalf("Connect(%s): %v", srv.URL, err)
-			}
-			t.Cleanup(func() { rdb.Close() })
+			rdb := connectTo(t, srv)
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
 			time.Sleep(1100 * time.Millisecond) // idle: the next write starts an everysec fsync
