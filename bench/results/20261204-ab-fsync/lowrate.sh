@@ -11,7 +11,7 @@ LG=("$LOADGEN" --redis-url "$REDIS_URL" --target "http://127.0.0.1:$PLATFORM_POR
 "${LG[@]}" --quiet --duration 2s >/dev/null
 sleep 2
 "${R[@]}" config resetstat >/dev/null
-RP=$(cat "$STACK_STATE_DIR/redis/redis.pid" 2>/dev/null || pgrep -n -x redis-server)
+RP=$("${R[@]}" info server | awk -F: '/^process_id:/ {print $2 + 0}')
 a=$(awk '{print $14+$15}' "/proc/$RP/stat")
 echo "appendfsync $("${R[@]}" config get appendfsync | tail -1), open loop 500 tx/s for 10 s"
 "${LG[@]}" --rate 500 --quiet --duration 10s --watch-pid "$(cat "$STACK_STATE_DIR/process-compose.pid")" | grep -E "^load|enqueue_to|^cpu"
