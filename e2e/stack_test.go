@@ -287,12 +287,18 @@ func TestStack(t *testing.T) {
 				t.Errorf("after down: %s (pid %d) is still running", name, pid)
 			}
 		}
-		// The reverse of the dependency chain: HAProxy first, Redis last.
-		order := []string{"haproxy", "auth-api", "core-api", "psp-connector", "redis"}
-		for i := 1; i < len(order); i++ {
-			if gone[order[i]].Before(gone[order[i-1]]) {
-				t.Errorf("shutdown order: %s exited %s before %s, want %v", order[i],
-					gone[order[i-1]].Sub(gone[order[i]]), order[i-1], order)
+		// The reverse of the dependency tree of process-compose.yaml: each
+		// process exits no earlier than the one that depends on it: HAProxy
+		// first, psp-connector after core-api, Redis after psp-connector.
+		for _, pair := range []struct{ dependent, dependency string }{
+			{"haproxy", "auth-api"},
+			{"haproxy", "core-api"},
+			{"core-api", "psp-connector"},
+			{"psp-connector", "redis"},
+		} {
+			if gone[pair.dependency].Before(gone[pair.dependent]) {
+				t.Errorf("shutdown order: %s exited %s before %s, which depends on it", pair.dependency,
+					gone[pair.dependent].Sub(gone[pair.dependency]), pair.dependent)
 			}
 		}
 		for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {

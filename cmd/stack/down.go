@@ -15,9 +15,9 @@ import (
 )
 
 // down asks process-compose to stop every process in reverse dependency
-// order (HAProxy first, Redis last), waits until process-compose has exited,
-// and checks that no process of the stack survived; survivors are killed
-// and reported as an error.
+// order (HAProxy first, Redis after the services that use it), waits until
+// process-compose has exited, and checks that no process of the stack
+// survived; survivors are killed and reported as an error.
 func (l *launcher) down(ctx context.Context, args []string) error {
 	start := time.Now()
 	fs := flag.NewFlagSet("down", flag.ContinueOnError)
@@ -63,7 +63,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 			running = append(running, p)
 		}
 	}
-	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis last)\n", len(running))
+	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis after the services that use it)\n", len(running))
 	if err := client.ShutDown(ctx); err != nil && !errors.Is(err, procompose.ErrNotRunning) {
 		return fmt.Errorf("ask process-compose to stop: %w", err)
 	}

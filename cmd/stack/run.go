@@ -15,7 +15,7 @@ import (
 	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
-// processNames are the processes of process-compose.yaml, in start order.
+// processNames are the processes of process-compose.yaml, each after the processes it depends on.
 var processNames = []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"}
 
 // serviceNames are the platform's own binaries, built from services/<name>.
@@ -136,8 +136,8 @@ Commands:
           not, with the end of its log. Fails before starting anything when a
           port is taken or a tool is missing; builds process-compose and the
           services from the checkout when they are not on PATH.
-  down    Stop every process (router first, Redis last), wait until all are
-          gone and check that none survived.
+  down    Stop every process (router first, Redis after the services that
+          use it), wait until all are gone and check that none survived.
   status  One line per process: status, readiness, pid, restarts, uptime.
           --json for scripts. Exit status 3 when the stack is not running.
   logs    Print a process's whole log since the last up, across restarts
