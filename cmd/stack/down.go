@@ -65,16 +65,19 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis after the services that use it)\n", len(running))
 	// SIGTERM makes process-compose stop its processes in order, as the API's
-	// POST /project/stop does, and the API is used only when the pid is not
-	// known. Through the API it can outlive its last process by 5 s: when a
-	// process exits between process-compose's stop signal and the start of
-	// its kill timer (forceKillOnTimeout in its app/process.go; v1.64.1, and
-	// the same code in later releases), the request's handler waits out the
-	// whole shutdown timeout, and on exit process-compose's API server waits
-	// up to 5 s for that request. A signal leaves no request to wait for.
-	if alive(pcPid) {
-		client.Close()
-		if err := syscall.Kill(pcPid, syscall.SIGTERM); err != nil {
+	// POST /project/stop does; the API is used only when the pid file names
+	// no process of this stack. Through the API process-compose can outlive
+	// its last process by 5 s: when a process exits between process-compose's
+	// stop signal and the start of its kill timer (forceKillOnTimeout in its
+	// app/process.go; v1.64.1, and the same code in later releases), the
+	// request's handler waits out the whole shutdown timeout, and on exit
+	// process-compose's API server waits up to 5 s for that request. A signal
+	// leaves no request to wait for.
+	if !alive(pcPid) || !runsIn(pcPid, c.StateDir) {
+		pcPid = 0
+	}
+	if pcPid > 0 {
+		if err := syscall.Kill(pcPid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("ask process-compose (pid %d) to stop: %w", pcPid, err)
 		}
 	} else if err := client.ShutDown(ctx); err != nil && !errors.Is(err, procompose.ErrNotRunning) {

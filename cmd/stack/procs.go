@@ -190,18 +190,14 @@ var stackCommands = map[string]bool{
 }
 
 // strays finds processes of the stack whose state dir is stateDir: one of
-// the stack's programs with STACK_STATE_DIR=stateDir in its environment
-// (every process inherits it from the launcher), or working in the state dir
-// (process-compose starts them there; Redis, which overwrites its
-// environment with its process title, works in its redis/ subdirectory).
-// They are what is left when process-compose itself was killed. Linux only
-// (it reads /proc); nil elsewhere.
+// the stack's programs that runsIn it. They are what is left when
+// process-compose itself was killed. Linux only (it reads /proc); nil
+// elsewhere.
 func strays(stateDir string) []procompose.Process {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return nil
 	}
-	marker := []byte("STACK_STATE_DIR=" + stateDir + "\x00")
 	self := os.Getpid()
 	var found []procompose.Process
 	for _, e := range entries {
@@ -213,10 +209,7 @@ func strays(stateDir string) []procompose.Process {
 		if err != nil || !stackCommands[strings.TrimSpace(string(comm))] {
 			continue
 		}
-		env, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		inState := cwd == stateDir || strings.HasPrefix(cwd, stateDir+string(filepath.Separator))
-		if !inState && !bytes.Contains(append([]byte{0}, env...), append([]byte{0}, marker...)) {
+		if !runsIn(pid, stateDir) {
 			continue
 		}
 		if !alive(pid) {
@@ -225,6 +218,25 @@ func strays(stateDir string) []procompose.Process {
 		found = append(found, procompose.Process{Name: strings.TrimSpace(string(comm)), Pid: pid})
 	}
 	return found
+}
+
+// runsIn reports whether process pid belongs to the stack whose state dir is
+// stateDir: STACK_STATE_DIR=stateDir is in its environment (every process
+// inherits it from the launcher), or it works in the state dir (process-compose
+// starts them there; Redis, which overwrites its environment with its process
+// title, works in its redis/ subdirectory). Without /proc it cannot tell, and
+// says yes.
+func runsIn(pid int, stateDir string) bool {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		return true
+	}
+	dir := filepath.Join("/proc", strconv.Itoa(pid))
+	cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
+	if cwd == stateDir || strings.HasPrefix(cwd, stateDir+string(filepath.Separator)) {
+		return true
+	}
+	env, _ := os.ReadFile(filepath.Join(dir, "environ"))
+	return bytes.Contains(append([]byte{0}, env...), []byte("\x00STACK_STATE_DIR="+stateDir+"\x00"))
 }
 
 // stopStrays sends SIGTERM to each process, waits up to grace for them to

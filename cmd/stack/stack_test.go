@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -267,5 +268,45 @@ func TestMissingToolsAreNamedWithHowToGetThem(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("got %q, want it to contain %q", err, want)
 		}
+	}
+}
+
+// TestRunsInTellsTheStacksProcessesApart starts real processes the way a
+// stack's are started (the state dir in the environment, or as the working
+// directory) and others, and checks which ones runsIn counts as the stack's:
+// `down` sends SIGTERM only to a process-compose that runsIn its state dir,
+// never to whatever has taken over a stale pid.
+func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("runsIn needs /proc; without it every pid counts as the stack's")
+	}
+	stateDir := t.TempDir()
+	other := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		env  []string
+		dir  string
+		want bool
+	}{
+		{"STACK_STATE_DIR in the environment", []string{"STACK_STATE_DIR=" + stateDir}, other, true},
+		{"working in a subdirectory of the state dir", nil, filepath.Join(stateDir, "redis"), true},
+		{"another stack's state dir", []string{"STACK_STATE_DIR=" + other}, other, false},
+		{"a state dir that only starts the same", []string{"STACK_STATE_DIR=" + stateDir + "-old"}, other, false},
+		{"nothing of the stack", nil, other, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.MkdirAll(tc.dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command("sleep", "30")
+			cmd.Env, cmd.Dir = append([]string{}, tc.env...), tc.dir // never nil: nothing inherited
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			if got := runsIn(cmd.Process.Pid, stateDir); got != tc.want {
+				t.Errorf("runsIn(pid of sleep with env %q in %s, %s) = %v, want %v", tc.env, tc.dir, stateDir, got, tc.want)
+			}
+		})
 	}
 }
