@@ -30,12 +30,15 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
 	pcPid := readPid(l.pidFile())
+	if !alive(pcPid) || !runsIn(pcPid, c.StateDir) {
+		pcPid = 0 // gone, or the pid is another process's now
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	procs, err := client.Processes(ctx)
 	if errors.Is(err, procompose.ErrNotRunning) {
-		if alive(pcPid) {
+		if pcPid > 0 {
 			// The API is gone but process-compose is not: end it, which
 			// stops its processes too.
 			fmt.Fprintf(l.stderr, "stack: process-compose (pid %d) does not answer on %s; sending SIGTERM\n", pcPid, c.ProcessComposeSocket())
@@ -66,16 +69,13 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis after the services that use it)\n", len(running))
 	// SIGTERM makes process-compose stop its processes in order, as the API's
 	// POST /project/stop does; the API is used only when the pid file names
-	// no process of this stack. Through the API process-compose can outlive
+	// no live process of this stack. Through the API process-compose can outlive
 	// its last process by 5 s: when a process exits between process-compose's
 	// stop signal and the start of its kill timer (forceKillOnTimeout in its
 	// app/process.go; v1.64.1, and the same code in later releases), the
 	// request's handler waits out the whole shutdown timeout, and on exit
 	// process-compose's API server waits up to 5 s for that request. A signal
 	// leaves no request to wait for.
-	if !alive(pcPid) || !runsIn(pcPid, c.StateDir) {
-		pcPid = 0
-	}
 	if pcPid > 0 {
 		if err := syscall.Kill(pcPid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return fmt.Errorf("ask process-compose (pid %d) to stop: %w", pcPid, err)
