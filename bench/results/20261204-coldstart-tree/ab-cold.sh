@@ -17,7 +17,8 @@ ROUTER=http://127.0.0.1:$PLATFORM_PORT
 OUTD=${OUTD:-out}; mkdir -p "$OUTD"
 for i in $(seq 1 "${PAIRS:-3}"); do
 	for v in ${ORDER:-a b}; do
-		export STACK_SHARE_DIR=/tmp/cs/$v
+		# "co": the checkout's own files, found without STACK_SHARE_DIR (run11-after-*).
+		if [ "$v" = co ]; then unset STACK_SHARE_DIR; else export STACK_SHARE_DIR=/tmp/cs/$v; fi
 		rm -rf "$STACK_STATE_DIR"
 		"$BIN/benchtool" coldstart --runs 5 --up "'$BIN/stack' up --detach" --down "'$BIN/stack' down" \
 			--url "$ROUTER/auth/health" --url "$ROUTER/transaction/health" --json >"$OUTD/$v-$i.json"
