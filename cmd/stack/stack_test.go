@@ -304,6 +304,14 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer func() { cmd.Process.Kill(); cmd.Wait() }()
+			// Start returns while the kernel may still be setting up the new
+			// program; its /proc/<pid>/cmdline is empty until it has.
+			cmdline := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline")
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if b, _ := os.ReadFile(cmdline); len(b) > 0 {
+					break
+				}
+			}
 			if got := runsIn(cmd.Process.Pid, stateDir); got != tc.want {
 				t.Errorf("runsIn(pid of sleep with env %q in %s, %s) = %v, want %v", tc.env, tc.dir, stateDir, got, tc.want)
 			}
