@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -348,6 +350,35 @@ func TestDownAfterProcessComposeKilled(t *testing.T) {
 	for _, p := range rep.Processes {
 		if !pidGone(p.Pid) {
 			t.Errorf("after down: %s (pid %d) is still running", p.Name, p.Pid)
+		}
+	}
+}
+
+// TestDownWithoutPidFile covers the way `down` takes when the pid file names
+// no process of the stack (here: it is gone): it asks process-compose's API
+// to stop instead of sending it SIGTERM, and still stops every process.
+func TestDownWithoutPidFile(t *testing.T) {
+	pcDir := requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, pcDir, nil)
+	if _, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s"); err != nil {
+		t.Fatalf("stack up: %v\n%s", err, stderr)
+	}
+	rep := s.status()
+	if err := os.Remove(filepath.Join(s.vars["STACK_STATE_DIR"], "process-compose.pid")); err != nil {
+		t.Fatalf("remove the pid file: %v", err)
+	}
+	if _, stderr, err := s.run("down"); err != nil {
+		t.Fatalf("stack down without a pid file: %v\n%s", err, stderr)
+	}
+	pids := map[string]int{"process-compose": rep.ProcessComposePid}
+	for _, p := range rep.Processes {
+		pids[p.Name] = p.Pid
+	}
+	for name, pid := range pids {
+		if !pidGone(pid) {
+			t.Errorf("after down: %s (pid %d) is still running", name, pid)
 		}
 	}
 }
