@@ -14,7 +14,8 @@
 #   REDIS_SOCK, REDIS_URL, BIN, STACK, LOADGEN;
 #   bench_build RUNNER [PACKAGE...], which builds the launcher, the services,
 #           the load generator and PACKAGEs into BIN (and process-compose
-#           when none is on PATH), each command run through RUNNER, and puts
+#           when none is on PATH), without cgo like the Nix package and the
+#           launcher (static binaries), each command run through RUNNER, and puts
 #           BIN first on PATH, where the launcher looks first: a run measures
 #           these binaries, never a rebuild halfway (the launcher rebuilds
 #           from the checkout when a source is newer than its binary).
@@ -43,9 +44,9 @@ LOADGEN=$BIN/loadgen
 bench_build() {
 	local run=$1
 	shift
-	"$run" go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./services/auth-api ./services/core-api ./services/psp-connector "$@"
+	"$run" env CGO_ENABLED=0 go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./services/auth-api ./services/core-api ./services/psp-connector "$@"
 	if ! command -v process-compose >/dev/null; then
-		"$run" go build -C tools -o "$BIN/process-compose" github.com/f1bonacc1/process-compose/src
+		"$run" env CGO_ENABLED=0 go build -C tools -o "$BIN/process-compose" github.com/f1bonacc1/process-compose/src
 	fi
 	export PATH=$BIN:$PATH
 }
