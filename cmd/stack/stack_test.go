@@ -331,6 +331,8 @@ func TestStaticBuildEnvAddsCgoOffUnlessSet(t *testing.T) {
 		{"empty", nil, []string{"CGO_ENABLED=0"}},
 		{"added", []string{"PATH=/bin", "HOME=/root"}, []string{"PATH=/bin", "HOME=/root", "CGO_ENABLED=0"}},
 		{"the user's choice stays", []string{"CGO_ENABLED=1", "PATH=/bin"}, []string{"CGO_ENABLED=1", "PATH=/bin"}},
+		// Empty is Go's default, not a choice; the later value wins in exec.
+		{"empty value", []string{"CGO_ENABLED="}, []string{"CGO_ENABLED=", "CGO_ENABLED=0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Spare capacity must not let the result write into the caller's array.
