@@ -461,8 +461,15 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 			break
 		}
 		round := msgs[start:min(start+c.cfg.Chargers, len(msgs))]
+		// The record of the whole round is built before its charges, so
+		// that in the usual case (every charge succeeded) it leaves at once:
+		// a crash between the charges and the record's send repeats the
+		// round. Built after the charges, the record made that window's
+		// p50 18–20 µs instead of 12–16 µs (BenchmarkChargeToRecordWindow,
+		// RELIABILITY.md).
+		whole := newRecordCall(round)
 		c.chargeRound(ctx, round, errs)
-		var charged []Message
+		charged := make([]Message, 0, len(round))
 		for i, m := range round {
 			if err := errs[i]; err != nil {
 				c.log.WarnContext(logging.WithRequestID(ctx, m.RequestID), "PSP step failed", "transaction_id", m.ID,
@@ -480,7 +487,13 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 		if len(charged) == 0 {
 			continue
 		}
-		err := c.record(keep, charged...)
+		rec := whole
+		if len(charged) < len(round) {
+			rec = newRecordCall(charged)
+		} else {
+			rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
+		}
+		err := c.runRecord(keep, rec)
 		if err != nil {
 			err = c.recordUntilRedisAnswers(ctx, keep, charged, err)
 		}
@@ -569,11 +582,14 @@ func txIDs(msgs []Message) []string {
 // maxBackoff: the charges in hand block the connector until they are recorded.
 const maxRecordBackoff = 500 * time.Millisecond
 
-// record runs recordScript for charged messages: marks them processed and
-// acknowledges their entries, reloading the script once if Redis lost it.
-func (c *Consumer) record(ctx context.Context, msgs ...Message) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
-	defer cancel()
+// recordCall is one call of recordScript: it marks messages processed (at
+// args[0], unix ns) and acknowledges their entries.
+type recordCall struct {
+	keys []string
+	args []any
+}
+
+func newRecordCall(msgs []Message) recordCall {
 	keys := make([]string, 1, 1+len(msgs))
 	keys[0] = Stream
 	args := make([]any, 0, 2+len(msgs))
@@ -582,7 +598,19 @@ func (c *Consumer) record(ctx context.Context, msgs ...Message) error {
 		keys = append(keys, StatusKey(m.ID))
 		args = append(args, m.StreamID)
 	}
-	return recordScript.Run(ctx, c.rdb, keys, args...).Err()
+	return recordCall{keys: keys, args: args}
+}
+
+// record runs recordScript for charged messages (see recordCall).
+func (c *Consumer) record(ctx context.Context, msgs ...Message) error {
+	return c.runRecord(ctx, newRecordCall(msgs))
+}
+
+// runRecord sends rec, reloading the script once if Redis lost it.
+func (c *Consumer) runRecord(ctx context.Context, rec recordCall) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
+	defer cancel()
+	return recordScript.Run(ctx, c.rdb, rec.keys, rec.args...).Err()
 }
 
 // deadLetter moves entries to DeadLetterStream, one script each, pipelined.
