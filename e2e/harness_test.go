@@ -42,6 +42,18 @@ func requireTools(t *testing.T) string {
 	return filepath.Dir(stacktest.ProcessCompose(t))
 }
 
+// upReadyStack starts a stack of its own for t (newStack, default settings)
+// with `stack up --detach --wait` and fails t unless every process is ready
+// within 60 s.
+func upReadyStack(t *testing.T, ctx context.Context) *stackUnderTest {
+	t.Helper()
+	s := newStack(t, ctx, requireTools(t), nil)
+	if _, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s"); err != nil {
+		t.Fatalf("stack up: %v\n%s", err, stderr)
+	}
+	return s
+}
+
 // newStack prepares (but does not start) a stack, and stops it when the test
 // ends. It runs the launcher with STACK_SHARE_DIR at this checkout and its
 // working directory in a temporary directory, so that a developer's

@@ -321,13 +321,9 @@ func TestStack(t *testing.T) {
 // SIGKILL, which orphans the stack's processes, and checks that `up` refuses
 // to start a second stack over them and that `down` finds and stops them.
 func TestDownAfterProcessComposeKilled(t *testing.T) {
-	pcDir := requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := newStack(t, ctx, pcDir, nil)
-	if _, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s"); err != nil {
-		t.Fatalf("stack up: %v\n%s", err, stderr)
-	}
+	s := upReadyStack(t, ctx)
 	rep := s.status()
 	if err := syscall.Kill(rep.ProcessComposePid, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 process-compose (pid %d): %v", rep.ProcessComposePid, err)
@@ -358,13 +354,9 @@ func TestDownAfterProcessComposeKilled(t *testing.T) {
 // no process of the stack (here: it is gone): it asks process-compose's API
 // to stop instead of sending it SIGTERM, and still stops every process.
 func TestDownWithoutPidFile(t *testing.T) {
-	pcDir := requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := newStack(t, ctx, pcDir, nil)
-	if _, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s"); err != nil {
-		t.Fatalf("stack up: %v\n%s", err, stderr)
-	}
+	s := upReadyStack(t, ctx)
 	rep := s.status()
 	if err := os.Remove(filepath.Join(s.vars["STACK_STATE_DIR"], "process-compose.pid")); err != nil {
 		t.Fatalf("remove the pid file: %v", err)
