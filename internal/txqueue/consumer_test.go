@@ -341,6 +341,53 @@ func TestConsumerDeadLettersAfterMaxDeliveries(t *testing.T) {
 	}
 }
 
+// TestConsumerRecordsOnlyTheChargesThatSucceeded runs one round in which
+// half the charges fail: the round's record must hold only the others (the
+// record built before the charges holds all 16 and must not be the one
+// sent), and the failed ones go on to their redeliveries and the dead
+// letters.
+func TestConsumerRecordsOnlyTheChargesThatSucceeded(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 16) // amounts 100..115
+	declined := func(amount int64) bool { return amount%2 == 1 }
+	psp := &recorder{fail: func(m Message) error {
+		if declined(m.Amount) {
+			return errors.New("declined")
+		}
+		return nil
+	}}
+	cfg := fastConfig("c1")
+	cfg.Chargers, cfg.BatchSize = 16, 16
+	cfg.VisibilityTimeout, cfg.ClaimInterval = 50*time.Millisecond, 20*time.Millisecond
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	for i, id := range ids {
+		want := StatusProcessed
+		if declined(int64(100 + i)) {
+			want = StatusFailed
+		}
+		waitFor(t, id+" "+want, statusIs(q, id, want))
+	}
+	stop()
+	for i, id := range ids {
+		want := 1
+		if declined(int64(100 + i)) {
+			want = cfg.MaxDeliveries
+		}
+		if got := psp.calls(id); got != want {
+			t.Errorf("charges of %s (amount %d): got %d, want %d", id, 100+i, got, want)
+		}
+		rec, err := q.Status(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if declined(int64(100+i)) != (rec.ProcessedAt == nil) {
+			t.Errorf("%s (amount %d): processed_at %v, want it set only for a charge that succeeded", id, 100+i, rec.ProcessedAt)
+		}
+	}
+}
+
 // TestConsumerShutdownFinishesBatchInHand cancels the consumer while it
 // charges the first of a batch: the batch in hand completes and is acked; the
 // rest stays in the stream for the next consumer, and nothing is charged twice.
