@@ -150,7 +150,7 @@ func (l *launcher) goBuild(ctx context.Context, goBin, dir, out string, pkgs ...
 // staticBuildEnv returns environ with CGO_ENABLED=0 added, unless environ sets
 // CGO_ENABLED to something itself: the binaries the launcher builds are then
 // statically linked, like the Nix package's (nix/packages.nix). None of them
-// needs cgo, and on Linux a static Go binary starts with 2–4 ms less CPU (no
+// needs cgo, and on Linux a static Go binary starts with 1.7–3.6 ms less CPU (no
 // dynamic loader, fewer page faults): a cold start starts each service, and
 // process-compose, once (BENCHMARKS.md, cold start).
 func staticBuildEnv(environ []string) []string {
