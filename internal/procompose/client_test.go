@@ -32,8 +32,9 @@ processes:
 `
 
 // startProcessCompose runs the real process-compose on testProject with its
-// API on a unix socket, and returns a client for it.
-func startProcessCompose(t *testing.T) (*Client, *exec.Cmd) {
+// API on a unix socket, and returns a client for it and a channel closed
+// once process-compose has exited.
+func startProcessCompose(t *testing.T) (*Client, <-chan struct{}) {
 	t.Helper()
 	bin := stacktest.ProcessCompose(t)
 	dir, err := os.MkdirTemp("", "pc-test-") // short: unix socket paths are limited
@@ -60,11 +61,11 @@ func startProcessCompose(t *testing.T) (*Client, *exec.Cmd) {
 	})
 	c := NewClient(socket)
 	t.Cleanup(c.Close)
-	return c, cmd
+	return c, exited
 }
 
 func TestClientAgainstProcessCompose(t *testing.T) {
-	c, cmd := startProcessCompose(t)
+	c, exited := startProcessCompose(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -97,20 +98,13 @@ func TestClientAgainstProcessCompose(t *testing.T) {
 	if err := c.ShutDown(ctx); err != nil {
 		t.Fatalf("shut down: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() {
-		for cmd.ProcessState == nil && ctx.Err() == nil {
-			if c.Alive(ctx) {
-				time.Sleep(20 * time.Millisecond)
-				continue
-			}
-			done <- nil
-			return
+	for c.Alive(ctx) {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("process-compose still answers after shutdown: %v", ctx.Err())
+		case <-exited: // the next Alive fails
+		case <-time.After(20 * time.Millisecond):
 		}
-		done <- ctx.Err()
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("process-compose still answers after shutdown: %v", err)
 	}
 	if _, err := c.Processes(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("processes after shutdown: got %v, want ErrNotRunning", err)
