@@ -350,9 +350,11 @@ func TestDownAfterProcessComposeKilled(t *testing.T) {
 	}
 }
 
-// TestDownWithoutPidFile covers the way `down` takes when the pid file names
-// no process of the stack (here: it is gone): it asks process-compose's API
-// to stop instead of sending it SIGTERM, and still stops every process.
+// TestDownWithoutPidFile checks that `down` stops every process, and
+// process-compose itself, when the pid file is gone: it finds
+// process-compose by its state dir instead. (It used to ask process-compose's
+// API to stop; process-compose can outlive its processes by 5 s then, and
+// `down` failed, reporting it as a survivor.)
 func TestDownWithoutPidFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -31,7 +31,15 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	defer client.Close()
 	pcPid := readPid(l.pidFile())
 	if !alive(pcPid) || !runsIn(pcPid, c.StateDir) {
-		pcPid = 0 // gone, or the pid is another process's now
+		// The pid file is missing, its process is gone, or the pid is
+		// another process's now: look for this stack's process-compose
+		// itself (Linux; elsewhere none is found and the API is used).
+		pcPid = 0
+		for _, p := range strays(c.StateDir) {
+			if p.Name == "process-compose" {
+				pcPid = p.Pid
+			}
+		}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -68,8 +76,8 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis after the services that use it)\n", len(running))
 	// SIGTERM makes process-compose stop its processes in order, as the API's
-	// POST /project/stop does; the API is used only when the pid file names
-	// no live process of this stack. Through the API process-compose can outlive
+	// POST /project/stop does; the API is used only when process-compose's pid
+	// is unknown (no /proc). Through the API process-compose can outlive
 	// its last process by 5 s: when a process exits between process-compose's
 	// stop signal and the start of its kill timer (forceKillOnTimeout in its
 	// app/process.go; v1.64.1, and the same code in later releases), the
