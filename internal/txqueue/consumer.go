@@ -353,12 +353,13 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	}
 
 	var acks []string
-	claims, err := claimBatch(ctx, c.rdb, c.cfg.Name, c.cfg.VisibilityTimeout, c.cfg.StatusTTL, now, good)
+	claims, err := c.claimer().claim(ctx, c.rdb, now, good)
 	if err != nil {
 		c.log.Warn("claim failed; entries left pending", "count", len(good), "transaction_ids", txIDs(good), "error", err.Error())
 		good = nil
 	}
 	var charge []Message
+	var neverCharged []string // claimed by an earlier delivery, whose consumer stopped before their round
 	for i, m := range good {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
 		switch res := claims[i]; {
@@ -371,14 +372,21 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 			c.log.InfoContext(mctx, "another consumer is charging it; entry left pending",
 				"transaction_id", m.ID, "stream_id", m.StreamID)
 		case res == 2:
-			// Claims are taken for a whole batch, so most of these were never
-			// charged; only a crash between a charge and its record repeats one.
+			// The earlier delivery's round in hand: a crash between its
+			// charges and its record repeats them.
 			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+			charge = append(charge, m)
+		case res == 4:
+			neverCharged = append(neverCharged, m.ID)
 			charge = append(charge, m)
 		default:
 			charge = append(charge, m)
 		}
+	}
+	if len(neverCharged) > 0 {
+		c.log.Info("claimed before, but their round had not started when that consumer stopped; charging",
+			"count", len(neverCharged), "transaction_ids", neverCharged)
 	}
 	release, chargeDead := c.chargeAll(ctx, charge)
 	dead = append(dead, chargeDead...)
@@ -411,15 +419,30 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	}
 }
 
-// claimBatch runs claimScript for msgs in one call and returns one claim
-// code per message (see claimScript), or an error for the whole batch.
-func claimBatch(ctx context.Context, rdb *redis.Client, consumer string, lease, statusTTL time.Duration, now int64, msgs []Message) ([]int64, error) {
+// claimer is who claims batches for the PSP step, with what lease, and in
+// rounds of which size: claimScript's arguments that do not change between
+// batches.
+type claimer struct {
+	consumer  string
+	lease     time.Duration // how long another consumer must wait before it may charge a claimed transaction
+	statusTTL time.Duration // the expiry of a status record the claim recreates
+	roundSize int           // the consumer's ConsumerConfig.Chargers
+}
+
+// claimer is this consumer's.
+func (c *Consumer) claimer() claimer {
+	return claimer{consumer: c.cfg.Name, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL, roundSize: c.cfg.Chargers}
+}
+
+// claim runs claimScript for msgs in one call and returns one claim code per
+// message (see claimScript), or an error for the whole batch.
+func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs []Message) ([]int64, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
 	keys := make([]string, len(msgs))
-	args := make([]any, 0, 4+4*len(msgs))
-	args = append(args, now, statusTTL.Milliseconds(), consumer, lease.Nanoseconds())
+	args := make([]any, 0, 5+4*len(msgs))
+	args = append(args, now, cl.statusTTL.Milliseconds(), cl.consumer, cl.lease.Nanoseconds(), cl.roundSize)
 	for i, m := range msgs {
 		keys[i] = StatusKey(m.ID)
 		args = append(args, m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano())

@@ -217,7 +217,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want one entry", got, err)
 			}
 			if tt.claimed {
-				if _, err := claimBatch(ctx, rdb, "dead", time.Second, time.Hour, time.Now().UnixNano(),
+				if _, err := (claimer{consumer: "dead", lease: time.Second, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(),
 					[]Message{{ID: ids[0], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}}); err != nil {
 					t.Fatalf("claim: %v", err)
 				}
@@ -250,6 +250,94 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConsumerWarnsOnlyForTheRoundInHand: a consumer claimed a batch of 40
+// (rounds of 16, 16 and 8), recorded some rounds, and stopped. Only its first
+// unrecorded round can have been charged, so the survivor logs the
+// at-least-once warning for that round alone, charges the later rounds
+// without it, and charges every unrecorded transaction once.
+func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
+	const roundSize = 16
+	tests := []struct {
+		name     string
+		recorded int // rounds the dead consumer recorded before it stopped
+		warned   [2]int
+		never    [2]int // ids[never[0]:never[1]]: claimed, round never started
+	}{
+		{"stopped in its first round", 0, [2]int{0, 16}, [2]int{16, 40}},
+		{"stopped in its second round", 1, [2]int{16, 32}, [2]int{32, 40}},
+		{"stopped in its last round", 2, [2]int{32, 40}, [2]int{40, 40}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			ids := enqueueN(t, q, 40)
+			if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+				t.Fatalf("XGROUP CREATE: %v", err)
+			}
+			got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+				Group: Group, Consumer: "dead", Streams: []string{Stream, ">"}, Count: 40, Block: -1,
+			}).Result()
+			if err != nil || len(got) != 1 || len(got[0].Messages) != 40 {
+				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want 40 entries", got, err)
+			}
+			var batch []Message
+			for _, e := range got[0].Messages {
+				m, err := decodeMessage(e)
+				if err != nil {
+					t.Fatalf("decode: %v", err)
+				}
+				batch = append(batch, m)
+			}
+			dead := claimer{consumer: "dead", lease: time.Millisecond, statusTTL: time.Hour, roundSize: roundSize}
+			codes, err := dead.claim(ctx, rdb, time.Now().UnixNano(), batch)
+			if err != nil || len(codes) != 40 || slices.ContainsFunc(codes, func(c int64) bool { return c != 1 }) {
+				t.Fatalf("the dead consumer's claim: got %v, %v; want 40 times 1", codes, err)
+			}
+			for r := range tt.recorded {
+				if err := recordRound(ctx, rdb, batch[r*roundSize:(r+1)*roundSize]); err != nil {
+					t.Fatalf("record round %d: %v", r, err)
+				}
+			}
+
+			psp := &recorder{}
+			cfg := fastConfig("survivor")
+			cfg.BatchSize = 64 // the dead batch in one reclaimed page
+			stop := runConsumer(t, rdb, cfg, psp, log)
+			waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
+			stop()
+
+			for i, id := range ids {
+				want := 0
+				if i >= tt.recorded*roundSize {
+					want = 1
+				}
+				if got := psp.calls(id); got != want {
+					t.Errorf("transaction %d: charged %d times by the survivor, want %d", i, got, want)
+				}
+				inHand := i >= tt.warned[0] && i < tt.warned[1]
+				if warned := hasLogLine(logs.String(), map[string]string{
+					"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": id,
+				}); warned != inHand {
+					t.Errorf("transaction %d: at-least-once warning %v, want %v", i, warned, inHand)
+				}
+			}
+			wantNever := ids[tt.never[0]:tt.never[1]]
+			if len(wantNever) > 0 && !strings.Contains(logs.String(), fmt.Sprintf(`"count":%d,"transaction_ids":["%s"`, len(wantNever), strings.Join(wantNever, `","`))) {
+				t.Errorf("want one line naming the %d transactions whose round never started, %v", len(wantNever), wantNever)
+			}
+		})
+	}
+}
+
+// recordRound runs recordScript for msgs, as the consumer does after a round.
+func recordRound(ctx context.Context, rdb *redis.Client, msgs []Message) error {
+	rec := newRecordCall(msgs)
+	return recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err()
 }
 
 func TestConsumerDeadLettersPoison(t *testing.T) {
@@ -549,7 +637,7 @@ func TestClaimScript(t *testing.T) {
 	t0 := time.Now()
 	claim := func(consumer string, at time.Time) int64 {
 		t.Helper()
-		codes, err := claimBatch(ctx, rdb, consumer, lease, time.Hour, at.UnixNano(),
+		codes, err := claimer{consumer: consumer, lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, at.UnixNano(),
 			[]Message{{ID: id, Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}})
 		if err != nil {
 			t.Fatalf("claim: %v", err)
@@ -604,7 +692,7 @@ func TestClaimBatchMixedOutcomes(t *testing.T) {
 		{ID: ids[1], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
 		{ID: missing, Transaction: Transaction{UserID: 7, Amount: 42, Currency: "EUR"}, EnqueuedAt: time.Unix(0, 5)},
 	}
-	got, err := claimBatch(ctx, rdb, "a", time.Second, time.Hour, time.Now().UnixNano(), batch)
+	got, err := claimer{consumer: "a", lease: time.Second, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, time.Now().UnixNano(), batch)
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}

@@ -32,24 +32,43 @@ return {0, ARGV[1]}
 // claimScript takes a batch of transactions for the PSP step, as the first
 // of three steps (claim, charge, record), in one call for the whole batch. It
 // answers, for each, whether this consumer should charge it, and marks its
-// record with who is charging since when, so that a redelivery can tell
-// "never charged" from "charge interrupted". A missing record (expired, or
-// never written) is recreated from the message so the owner can still see
-// the outcome. Call it through claimBatch.
+// record with who is charging since when and in which round of the batch
+// (the consumer charges the chargeable ones in that order, ARGV[5] per
+// round, each round only after the previous one is recorded), so that a
+// redelivery can tell "never charged" from "charge interrupted". A missing
+// record (expired, or never written) is recreated from the message so the
+// owner can still see the outcome. Call it through claimer.claim.
+//
+// Of an earlier claim whose consumer stopped, only the first round it had
+// not recorded can have been charged: the later rounds had not started.
+// Among the keys of one call, that is the lowest unrecorded round of each
+// earlier claim (consumer and time). A record without a round (claimed before
+// rounds were stored) counts as possibly charged.
 //
 // KEYS: status hashes, one per transaction
 // ARGV: 1 now (unix ns), 2 status TTL (ms), 3 consumer name, 4 lease (ns),
-// then per key 4 values: user_id, amount, currency, enqueued_at (unix ns)
-// Returns one code per key: 1: charge it; 2: charge it, claimed before
-// without a recorded charge (its outcome is unknown); 0: already processed;
-// -1: failed (dead-lettered); 3: another consumer is charging it right now
-// (leave it pending).
+// 5 round size, then per key 4 values: user_id, amount, currency,
+// enqueued_at (unix ns)
+// Returns one code per key: 1: charge it; 2: charge it, claimed before in a
+// round that may have been charged without a record (its outcome is
+// unknown); 4: charge it, claimed before but its round never started; 0:
+// already processed; -1: failed (dead-lettered); 3: another consumer is
+// charging it right now (leave it pending).
 var claimScript = redis.NewScript(`
-local now, lease = tonumber(ARGV[1]), tonumber(ARGV[4])
-local out = {}
+local now, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local recs, firstRound = {}, {}
 for i, k in ipairs(KEYS) do
-  local a = 4 + 4 * (i - 1)
-  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at')
+  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round')
+  recs[i] = r
+  if r[2] and r[1] ~= 'processed' and r[1] ~= 'failed' then
+    local claim, round = r[2] .. '@' .. r[3], tonumber(r[4]) or -1
+    if not firstRound[claim] or round < firstRound[claim] then firstRound[claim] = round end
+  end
+end
+local out, charging = {}, 0
+for i, k in ipairs(KEYS) do
+  local a = 5 + 4 * (i - 1)
+  local r = recs[i]
   if r[1] == 'processed' then
     out[i] = 0
   elseif r[1] == 'failed' then
@@ -62,8 +81,16 @@ for i, k in ipairs(KEYS) do
         'currency', ARGV[a + 3], 'created_at', ARGV[a + 4], 'updated_at', ARGV[1])
       redis.call('PEXPIRE', k, ARGV[2])
     end
-    out[i] = r[2] and 2 or 1
-    redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1])
+    if not r[2] then
+      out[i] = 1
+    elseif (tonumber(r[4]) or -1) == firstRound[r[2] .. '@' .. r[3]] then
+      out[i] = 2
+    else
+      out[i] = 4
+    end
+    redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1],
+      'charging_round', math.floor(charging / roundSize))
+    charging = charging + 1
   end
 end
 return out
@@ -81,7 +108,7 @@ return out
 var recordScript = redis.NewScript(`
 for i = 2, #KEYS do
   redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-  redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at')
+  redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
 end
 if #ARGV > 2 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 3)) end
 return #KEYS - 1
@@ -94,7 +121,7 @@ return #KEYS - 1
 // ARGV: 1 consumer name, 2 now (unix ns)
 var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at')
+  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round')
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
   return 1
 end
