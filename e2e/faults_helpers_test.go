@@ -657,12 +657,13 @@ type outcome struct {
 	lost         int // acknowledged, but no contract line or status not processed
 	duplicated   int // acknowledged, with more than one contract line
 	recharged    int // of the duplicated, those the connector logged as re-charged after an interruption
+	warned       int // acknowledged transactions the connector logged as re-charged (rechargeMsg), duplicated or not
 	strays       int // contract lines for amounts never acknowledged in this run
 }
 
 func (o outcome) String() string {
-	return fmt.Sprintf("acknowledged %d, processed %d, lost %d, duplicated %d (%d logged as re-charged after an interrupted charge), stray lines %d",
-		o.acknowledged, o.processed, o.lost, o.duplicated, o.recharged, o.strays)
+	return fmt.Sprintf("acknowledged %d, processed %d, lost %d, duplicated %d (%d logged as re-charged after an interrupted charge; %d re-charge warnings in all), stray lines %d",
+		o.acknowledged, o.processed, o.lost, o.duplicated, o.recharged, o.warned, o.strays)
 }
 
 // verifyExactlyOnce waits until every accepted transaction's status is
@@ -715,6 +716,9 @@ func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]
 	o := outcome{acknowledged: len(res.accepted)}
 	var lostSample, dupSample []string
 	for amount, tx := range res.accepted {
+		if l.recharged[tx.id] > 0 {
+			o.warned++
+		}
 		n := l.lines[amount]
 		switch {
 		case n == 1 && l.lineUser[amount] == tx.user:
