@@ -207,18 +207,9 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
 			ids := enqueueN(t, q, 1)
-			if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
-				t.Fatalf("XGROUP CREATE: %v", err)
-			}
-			got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-				Group: Group, Consumer: "dead", Streams: []string{Stream, ">"}, Count: 10, Block: -1,
-			}).Result()
-			if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
-				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want one entry", got, err)
-			}
+			batch := readAsDeadConsumer(t, rdb, 1)
 			if tt.claimed {
-				if _, err := (claimer{consumer: "dead", lease: time.Second, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(),
-					[]Message{{ID: ids[0], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}}); err != nil {
+				if _, err := (claimer{consumer: "dead", lease: time.Second, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
 					t.Fatalf("claim: %v", err)
 				}
 			}
@@ -276,23 +267,7 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
 			ids := enqueueN(t, q, 40)
-			if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
-				t.Fatalf("XGROUP CREATE: %v", err)
-			}
-			got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-				Group: Group, Consumer: "dead", Streams: []string{Stream, ">"}, Count: 40, Block: -1,
-			}).Result()
-			if err != nil || len(got) != 1 || len(got[0].Messages) != 40 {
-				t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want 40 entries", got, err)
-			}
-			var batch []Message
-			for _, e := range got[0].Messages {
-				m, err := decodeMessage(e)
-				if err != nil {
-					t.Fatalf("decode: %v", err)
-				}
-				batch = append(batch, m)
-			}
+			batch := readAsDeadConsumer(t, rdb, 40)
 			dead := claimer{consumer: "dead", lease: time.Millisecond, statusTTL: time.Hour, roundSize: roundSize}
 			codes, err := dead.claim(ctx, rdb, time.Now().UnixNano(), batch)
 			if err != nil || len(codes) != 40 || slices.ContainsFunc(codes, func(c int64) bool { return c != 1 }) {
@@ -332,6 +307,29 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readAsDeadConsumer creates the group and reads the stream's n entries as
+// consumer "dead", which then stops: they stay pending for a survivor.
+func readAsDeadConsumer(t *testing.T, rdb *redis.Client, n int) []Message {
+	t.Helper()
+	ctx := context.Background()
+	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+		t.Fatalf("XGROUP CREATE: %v", err)
+	}
+	got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: "dead", Streams: []string{Stream, ">"}, Count: int64(n) + 1, Block: -1,
+	}).Result()
+	if err != nil || len(got) != 1 || len(got[0].Messages) != n {
+		t.Fatalf("XREADGROUP as the dead consumer: got %v, %v; want %d entries", got, err, n)
+	}
+	msgs := make([]Message, n)
+	for i, e := range got[0].Messages {
+		if msgs[i], err = decodeMessage(e); err != nil {
+			t.Fatalf("decode entry %s: %v", e.ID, err)
+		}
+	}
+	return msgs
 }
 
 // recordRound runs recordScript for msgs, as the consumer does after a round.
