@@ -429,7 +429,8 @@ type claimer struct {
 	roundSize int           // the consumer's ConsumerConfig.Chargers
 }
 
-// claimer is this consumer's.
+// claimer returns this consumer's claimer: its name, VisibilityTimeout as the
+// lease, StatusTTL, and Chargers as the round size.
 func (c *Consumer) claimer() claimer {
 	return claimer{consumer: c.cfg.Name, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL, roundSize: c.cfg.Chargers}
 }
