@@ -206,15 +206,15 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			log, _ := testLogger(t)
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
-			ids := enqueueN(t, q, 1)
-			batch := readAsDeadConsumer(t, rdb, 1)
+			batch := readAsDeadConsumer(t, q, 1)
+			id := batch[0].ID
 			if tt.claimed {
 				if _, err := (claimer{consumer: "dead", lease: time.Second, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
 					t.Fatalf("claim: %v", err)
 				}
 			}
 			if tt.recorded {
-				if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(ids[0])}, time.Now().UnixNano(), Group).Err(); err != nil {
+				if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(id)}, time.Now().UnixNano(), Group).Err(); err != nil {
 					t.Fatalf("record: %v", err)
 				}
 			}
@@ -223,7 +223,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			stop := runConsumer(t, rdb, fastConfig("survivor"), psp, log)
 			waitFor(t, "entry reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
 			stop()
-			if got := psp.calls(ids[0]); got != tt.wantCharges {
+			if got := psp.calls(id); got != tt.wantCharges {
 				t.Errorf("charges: got %d, want %d", got, tt.wantCharges)
 			}
 			if tt.wantCharges == 1 {
@@ -233,7 +233,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 				}
 				psp.mu.Unlock()
 			}
-			if ok := statusIs(q, ids[0], StatusProcessed)(); !ok {
+			if ok := statusIs(q, id, StatusProcessed)(); !ok {
 				t.Errorf("status: want processed")
 			}
 			if n, _ := rdb.XLen(ctx, DeadLetterStream).Result(); n != 0 {
@@ -266,8 +266,8 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			log, logs := testLogger(t)
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
-			ids := enqueueN(t, q, 40)
-			batch := readAsDeadConsumer(t, rdb, 40)
+			batch := readAsDeadConsumer(t, q, 40)
+			ids := txIDs(batch)
 			dead := claimer{consumer: "dead", lease: time.Millisecond, statusTTL: time.Hour, roundSize: roundSize}
 			codes, err := dead.claim(ctx, rdb, time.Now().UnixNano(), batch)
 			if err != nil || len(codes) != 40 || slices.ContainsFunc(codes, func(c int64) bool { return c != 1 }) {
@@ -309,10 +309,12 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 	}
 }
 
-// readAsDeadConsumer creates the group and reads the stream's n entries as
-// consumer "dead", which then stops: they stay pending for a survivor.
-func readAsDeadConsumer(t *testing.T, rdb *redis.Client, n int) []Message {
+// readAsDeadConsumer queues n transactions, creates the group and reads them
+// as consumer "dead", which then stops: they stay pending for a survivor.
+func readAsDeadConsumer(t *testing.T, q *Queue, n int) []Message {
 	t.Helper()
+	enqueueN(t, q, n)
+	rdb := q.rdb
 	ctx := context.Background()
 	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
 		t.Fatalf("XGROUP CREATE: %v", err)
