@@ -3,11 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -174,6 +176,40 @@ func TestStack(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("haproxy log: got no line with request_id %s", id)
+		}
+	})
+
+	// With every request logged (HAPROXY_ACCESS_LOG=all, the default),
+	// haproxy.cfg runs HAProxy on one thread: with two, a line is dropped
+	// when both write to the stdout pipe at once (haproxy.cfg says why).
+	t.Run("access log: one HAProxy thread, no line dropped", func(t *testing.T) {
+		var pid int
+		for _, p := range before.Processes {
+			if p.Name == "haproxy" {
+				pid = p.Pid
+			}
+		}
+		status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			t.Skipf("no /proc status for HAProxy (pid %d): %v", pid, err)
+		}
+		if !strings.Contains(string(status), "\nThreads:\t1\n") {
+			t.Errorf("HAProxy (pid %d) with HAPROXY_ACCESS_LOG=all: want 1 thread, /proc says %s", pid,
+				regexp.MustCompile(`Threads:\s*\d+`).FindString(string(status)))
+		}
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://127.0.0.1:" + s.vars["HAPROXY_STATS_PORT"] + "/metrics")
+		if err != nil {
+			t.Fatalf("GET HAProxy's /metrics: %v", err)
+		}
+		metrics, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("read HAProxy's /metrics: %v", err)
+		}
+		if m := regexp.MustCompile(`(?m)^haproxy_process_dropped_logs_total (\S+)$`).FindSubmatch(metrics); m == nil {
+			t.Logf("no dropped-logs metric (HAProxy without the Prometheus exporter?)")
+		} else if string(m[1]) != "0" {
+			t.Errorf("HAProxy dropped %s log lines", m[1])
 		}
 	})
 
