@@ -22,7 +22,9 @@ import (
 // It retries for up to --within (5 ms apart, backing off to 250 ms), because
 // process-compose runs a probe once at process start and then only every
 // period_seconds (at least 1 s): a probe that fails once would cost a second.
-// It stops early when its parent (process-compose) is gone.
+// It stops early when its parent (process-compose) is gone. When it gives up,
+// it reports what the last answered attempt said (say, a 503), not the
+// deadline that cut a final attempt short.
 func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -48,6 +50,7 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	defer cancel()
 	parent := os.Getppid()
 	delay := 5 * time.Millisecond
+	var last error // what the last attempt that the deadline did not cut short said
 	for {
 		attempt, cancelAttempt := context.WithTimeout(ctx, 500*time.Millisecond)
 		err := check(attempt)
@@ -55,12 +58,15 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err
+		}
 		if os.Getppid() != parent {
-			return fmt.Errorf("parent exited; last error: %w", err)
+			return fmt.Errorf("parent exited; last error: %w", last)
 		}
 		select {
 		case <-ctx.Done():
-			return err
+			return last
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 250*time.Millisecond)

@@ -187,6 +187,29 @@ func TestProbeHTTPRetriesUntilHealthy(t *testing.T) {
 	}
 }
 
+// TestProbeReportsTheLastAnswer: a service that answers 503 and then hangs
+// until the probe's deadline: the probe's error names the 503, not the
+// deadline that cut its last attempt short.
+func TestProbeReportsTheLastAnswer(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			http.Error(w, `{"status":"fail"}`, http.StatusServiceUnavailable)
+			return
+		}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	err := probe(context.Background(), []string{"--within", "300ms", "http", srv.URL + "/health"}, &out)
+	if err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("got %v, want an error naming the 503", err)
+	}
+	if n := calls.Load(); n < 2 {
+		t.Errorf("requests: got %d, want a second one that the deadline cut short", n)
+	}
+}
+
 func TestProbeRedis(t *testing.T) {
 	srv := redistest.Start(t)
 	var out bytes.Buffer
