@@ -153,9 +153,24 @@ func TestFaults(t *testing.T) {
 
 	t.Run("auth-api stopped and started", func(t *testing.T) {
 		tok := st.login(t, "alice")
+		// Whatever happens below, the later subtests need auth-api back.
+		restarted := false
+		t.Cleanup(func() {
+			if !restarted {
+				if err := st.pc.start("auth-api"); err != nil {
+					t.Logf("start auth-api again after a failure: %v", err)
+				}
+			}
+		})
 		stopped := time.Now()
 		if err := st.pc.stop("auth-api"); err != nil {
-			t.Fatal(err)
+			// process-compose (v1.64.1 and later) answers "no such process"
+			// when the process exits between its stop signal and its kill
+			// timer (see cmd/stack/down.go): it is stopped all the same.
+			if !strings.Contains(err.Error(), "no such process") {
+				t.Fatal(err)
+			}
+			t.Logf("process-compose's stop answered %v: auth-api had already exited", err)
 		}
 		// Poll GET /auth/health, which reaches auth-api like /auth/token does
 		// but is not rate-limited (polling the token route would soon get 429s).
@@ -184,6 +199,7 @@ func TestFaults(t *testing.T) {
 		if err := st.pc.start("auth-api"); err != nil {
 			t.Fatal(err)
 		}
+		restarted = true
 		up := st.pollRoute(t, "/auth/health", http.StatusOK, 15*time.Second)
 		t.Logf("auth-api started: %s", up)
 		if up.first == 0 {
@@ -572,6 +588,11 @@ func (s *faultStack) sigtermUnderLoad(t *testing.T, tokens *tokenSource, svc str
 	res := s.runLoad(context.Background(), t, loadOptions{total: n, firstAmount: first, tokens: tokens, progress: term.progress})
 	wg.Wait()
 	term.wait()
+	if term.next.Load() == 0 {
+		// The fault closes heldDone; it never ran, so do not wait for it.
+		t.Fatalf("SIGTERM never sent: the load was to reach %d accepted transactions first, and got %d (%s)",
+			n/3, len(res.accepted), res.summary())
+	}
 	<-heldDone
 	mu.Lock()
 	t.Logf("SIGTERM %s: %s", svc, strings.Join(termed, "; "))
