@@ -87,7 +87,22 @@ func (p *pcAPI) processes() (map[string]pcProcess, error) {
 	return out, nil
 }
 
-func (p *pcAPI) stop(name string) error  { return p.call(http.MethodPatch, "/process/stop/"+name, nil) }
+// stop stops process name through the API. process-compose (v1.64.1, and
+// the same code later) answers "no such process" when the process exits
+// between its stop signal and its kill timer (see cmd/stack/down.go); that
+// answer counts as stopped once the API also says the process is not running.
+func (p *pcAPI) stop(name string) error {
+	err := p.call(http.MethodPatch, "/process/stop/"+name, nil)
+	if err == nil || !strings.Contains(err.Error(), "no such process") {
+		return err
+	}
+	procs, perr := p.processes()
+	if perr != nil || procs[name].IsRunning {
+		return err
+	}
+	return nil
+}
+
 func (p *pcAPI) start(name string) error { return p.call(http.MethodPost, "/process/start/"+name, nil) }
 func (p *pcAPI) restart(name string) error {
 	return p.call(http.MethodPost, "/process/restart/"+name, nil)
