@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -282,7 +283,7 @@ func TestStack(t *testing.T) {
 		}
 	})
 
-	t.Run("down leaves nothing behind", func(t *testing.T) {
+	t.Run("down leaves nothing behind, then reset deletes the state dir", func(t *testing.T) {
 		rep := s.status()
 		pids := map[string]int{"process-compose": rep.ProcessComposePid}
 		for _, p := range rep.Processes {
@@ -349,6 +350,14 @@ func TestStack(t *testing.T) {
 		}
 		if rep := s.status(); rep.Running {
 			t.Errorf("status after down: got running, want not running")
+		}
+		// reset takes the state dir that up and down left (a state dir of
+		// the launcher's own making, every entry known to reset).
+		if stdout, stderr, err := s.run("reset", "--yes"); err != nil {
+			t.Errorf("stack reset --yes after down: %v\n%s\n%s", err, stdout, stderr)
+		}
+		if _, err := os.Stat(s.vars["STACK_STATE_DIR"]); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after reset: state dir %s: got %v, want it gone", s.vars["STACK_STATE_DIR"], err)
 		}
 	})
 }

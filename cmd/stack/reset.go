@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/acme-payments/platform/internal/procompose"
@@ -32,7 +33,7 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)
 		return nil
 	}
-	if !looksLikeStateDir(c.StateDir) {
+	if !looksLikeStateDir(c.StateDir, l.stateEntries()) {
 		return fmt.Errorf("%s holds files the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir)
 	}
 	if !*yes {
@@ -50,16 +51,28 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	return nil
 }
 
-// looksLikeStateDir accepts a directory whose entries are all ones the
-// launcher creates.
-func looksLikeStateDir(dir string) bool {
+// stateEntries are the names the launcher creates at the top of the state
+// dir, taken from the paths it uses there, so that a new one cannot be left
+// out here (run/ once was, and reset refused every state dir that had been up).
+func (l *launcher) stateEntries() map[string]bool {
+	c := l.cfg
+	known := make(map[string]bool)
+	for _, p := range []string{
+		c.RedisSocket(), c.ServiceSocket(""), c.LogDir(), c.BinDir(), c.SecretFile(),
+		c.ProcessComposeSocket(), l.pidFile(),
+	} {
+		if rel, err := filepath.Rel(c.StateDir, p); err == nil && filepath.IsLocal(rel) {
+			known[strings.Split(filepath.ToSlash(rel), "/")[0]] = true
+		}
+	}
+	return known
+}
+
+// looksLikeStateDir accepts a directory whose entries are all known ones.
+func looksLikeStateDir(dir string, known map[string]bool) bool {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return false
-	}
-	known := map[string]bool{
-		"redis": true, "logs": true, "secrets": true, "bin": true,
-		"process-compose.sock": true, "process-compose.pid": true,
 	}
 	for _, e := range entries {
 		if !known[e.Name()] {

@@ -157,6 +157,81 @@ func TestStatusWhenNotRunning(t *testing.T) {
 	}
 }
 
+// TestResetDeletesOnlyAStateDir runs `stack reset` on a state dir laid out
+// by the launcher's own code (what up leaves behind) and on directories it
+// must not delete.
+func TestResetDeletesOnlyAStateDir(t *testing.T) {
+	// launcherState lays out dir as up does: the directories PrepareStateDir
+	// makes, the generated secret, and the files up and process-compose write.
+	launcherState := func(t *testing.T, dir string) {
+		t.Helper()
+		c := stackconfig.Config{StateDir: dir}
+		if err := c.PrepareStateDir(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.EnsureJWTSecret(); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{
+			filepath.Join(dir, "process-compose.pid"), c.ProcessComposeSocket(),
+			filepath.Join(c.LogDir(), "core-api.log"), filepath.Join(dir, "redis", "appendonly.aof"),
+		} {
+			if err := os.WriteFile(f, []byte("x\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name     string
+		layout   func(t *testing.T, dir string) // nil: dir does not exist
+		args     []string
+		stdin    string
+		wantErr  string // "" for success
+		wantOut  string
+		wantGone bool
+	}{
+		{name: "state dir after up, --yes", layout: launcherState, args: []string{"--yes"}, wantOut: "stack: deleted", wantGone: true},
+		{name: "state dir after up, confirmed", layout: launcherState, stdin: "yes\n", wantOut: "stack: deleted", wantGone: true},
+		{name: "state dir after up, not confirmed", layout: launcherState, stdin: "no\n", wantErr: "reset cancelled"},
+		{name: "a file the launcher does not make", layout: func(t *testing.T, dir string) {
+			launcherState(t, dir)
+			if err := os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, args: []string{"--yes"}, wantErr: "check STACK_STATE_DIR"},
+		{name: "no state dir", args: []string{"--yes"}, wantOut: "nothing to reset", wantGone: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Chdir(fakeCheckout(t))
+			tmp, err := os.MkdirTemp("", "reset-") // short: t.TempDir() can exceed a unix socket path
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(tmp) })
+			state := filepath.Join(tmp, "st")
+			if tc.layout != nil {
+				tc.layout(t, state)
+			}
+			var stdout, stderr bytes.Buffer
+			err = run(context.Background(), append([]string{"stack", "reset"}, tc.args...),
+				[]string{"STACK_STATE_DIR=" + state}, strings.NewReader(tc.stdin), &stdout, &stderr)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("got %v, want success\n%s", err, stderr.String())
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("got %v, want an error containing %q", err, tc.wantErr)
+			}
+			if !strings.Contains(stdout.String(), tc.wantOut) {
+				t.Errorf("stdout: got %q, want it to contain %q", stdout.String(), tc.wantOut)
+			}
+			_, statErr := os.Stat(state)
+			if gone := errors.Is(statErr, os.ErrNotExist); gone != tc.wantGone {
+				t.Errorf("state dir gone: got %v (%v), want %v", gone, statErr, tc.wantGone)
+			}
+		})
+	}
+}
+
 func TestProbeHTTPRetriesUntilHealthy(t *testing.T) {
 	var calls atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
