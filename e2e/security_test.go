@@ -28,9 +28,11 @@ import (
 
 // TestSecurity checks the stack's security properties on a running stack,
 // not in documentation: Redis reachable only through its 0700 unix socket,
-// every listener on loopback, no secret in the repository or in any log, and
+// every listener on loopback, no secret in the repository or in any log nor
+// in the environment of a process that does not use it, and
 // password guessing cut off at the router with failed logins logged without
-// the password. The brute force runs last: it uses up the address's quota.
+// the password. The brute force runs after every check that logs in: it uses
+// up the address's quota.
 func TestSecurity(t *testing.T) {
 	st := startFaultStack(t, stackOptions{})
 
@@ -301,6 +303,28 @@ func TestSecurity(t *testing.T) {
 			}
 		}
 		t.Logf("%d log files (%d bytes) and process-compose's process info: no JWT secret", len(files), total)
+	})
+
+	t.Run("the JWT secret only in the environment of the two APIs", func(t *testing.T) {
+		secret := []byte(st.secret)
+		ps, err := st.pc.processes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		needs := map[string]bool{"auth-api": true, "core-api": true}
+		// Not Redis: it writes its process title over the memory that
+		// /proc/<pid>/environ shows, so that file cannot tell (the secret
+		// is blanked for it in process-compose.yaml all the same).
+		for _, name := range []string{"psp-connector", "core-api", "auth-api", "haproxy"} {
+			environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", ps[name].Pid))
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			has := bytes.Contains(environ, secret)
+			if has != needs[name] {
+				t.Errorf("%s (pid %d): JWT secret in its environment: got %v, want %v", name, ps[name].Pid, has, needs[name])
+			}
+		}
 	})
 }
 
