@@ -5,7 +5,7 @@
 #   nix flake check              Go tests on real Redis, haproxy -c, gofmt, and the whole
 #                                stack end to end inside the build, through the launcher
 #   nix develop                  Go, gopls, golangci-lint, Redis, HAProxy, process-compose
-#   nix build .#core-api-image   a non-root OCI image per service (Linux); docker load < result
+#   nix build .#core-api-image   a non-root container image per service (Linux); docker load < result
 #
 # Every binary comes from one mkService (nix/packages.nix) over buildGoModule and the
 # committed vendor/ (vendorHash = null); sources are cut with lib.fileset, so editing docs or

@@ -72,10 +72,13 @@ in
     # Unix socket paths are limited to ~104 bytes and tests put sockets in t.TempDir(): give
     # them a short TMPDIR (darwin's and some build dirs are long; Linux's sandbox has /tmp).
     preCheck = sandboxHome + ''
+      buildTmp=$TMPDIR
       export CI=true TMPDIR=$(mktemp -d /tmp/go-test.XXXXXX || echo "$TMPDIR")
     '';
+    # The install and fixup phases that follow use TMPDIR (mktemp): give them back the build's.
     postCheck = ''
       case $TMPDIR in /tmp/go-test.*) rm -rf "$TMPDIR" ;; esac
+      export TMPDIR=$buildTmp
     '';
     __darwinAllowLocalNetworking = true;
   };

@@ -1,4 +1,5 @@
-# packages.<linux system>.<service>-image: a layered OCI image of one service, run as
+# packages.<linux system>.<service>-image: a layered image of one service (a Docker image
+# archive, for docker load or podman load), run as
 # nobody (65534, from fakeNss), listening on 0.0.0.0:5000; configure it with the service's
 # environment (REDIS_URL, JWT_SECRET, ...): docker load < result && docker run -e ... <name>.
 {

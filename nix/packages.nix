@@ -1,6 +1,6 @@
 # packages.<system> of the flake: one static Go binary per service, the `stack` launcher
-# (with its config and every program it runs), `default` joining them, and on Linux an
-# OCI image per service (image.nix).
+# (with its config and every program it runs), `default` joining them, and on Linux a
+# container image per service (image.nix).
 {
   pkgs,
   lib,
@@ -14,11 +14,14 @@ let
 
   # Every binary of the module: a static binary of one main package, from the committed
   # vendor/ (vendorHash = null), rebuilt only when its own sources change.
+  # stampVersion: the main package declares `var version` for -X main.version (loadgen
+  # does not).
   mkService =
     {
       name,
       dir,
       description,
+      stampVersion ? true,
       ...
     }@args:
     assert lib.assertMsg (builtins.pathExists (root + "/vendor/modules.txt"))
@@ -28,6 +31,7 @@ let
         "name"
         "dir"
         "description"
+        "stampVersion"
       ]
       // {
         pname = name;
@@ -48,8 +52,8 @@ let
         ldflags = [
           "-s"
           "-w"
-          "-X main.version=${version}"
-        ];
+        ]
+        ++ lib.optional stampVersion "-X main.version=${version}";
         doCheck = false; # the module's tests run once, in checks.go-test, on real Redis
         meta = {
           inherit description;
@@ -86,7 +90,10 @@ let
     ];
   };
   # What the launcher runs, first on its PATH: `nix run` never depends on the host's tools.
+  # bash too: process-compose runs each readiness probe's command with `bash -c` ($COMPOSE_SHELL
+  # unset), looked up on PATH, and nixpkgs' process-compose is not wrapped with one.
   runtime = [
+    pkgs.bash
     pkgs.redis
     pkgs.haproxy
     pkgs.process-compose
@@ -97,7 +104,7 @@ let
     name = "stack";
     dir = "cmd/stack";
     description = "Starts, waits for, shows and stops the whole platform";
-    nativeBuildInputs = [ pkgs.makeWrapper ];
+    nativeBuildInputs = [ pkgs.makeBinaryWrapper ];
     passthru = { inherit stackConfig; };
     postInstall = ''
       mkdir -p $out/share
@@ -111,6 +118,7 @@ let
     name = "loadgen";
     dir = "cmd/loadgen";
     description = "Load generator for the platform: tokens and transactions through the router, verified";
+    stampVersion = false;
   };
 in
 services
