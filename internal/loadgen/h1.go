@@ -129,14 +129,14 @@ func (h *h1conn) read(out *bytes.Buffer, head bool) (resp h1resp, keep bool, err
 	if err != nil {
 		return resp, false, err
 	}
-	// "HTTP/1.1 200 OK\r\n"
-	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' {
+	// "HTTP/1.1 200 OK\r\n": the status is exactly three digits, 100 to 999 (no
+	// sign, as strconv.Atoi would take).
+	if len(line) < 13 || !bytes.HasPrefix(line, []byte("HTTP/1.")) || line[8] != ' ' ||
+		line[9] < '1' || line[9] > '9' || !isDigit(line[10]) || !isDigit(line[11]) ||
+		(line[12] != ' ' && line[12] != '\r' && line[12] != '\n') {
 		return resp, false, fmt.Errorf("%w: status line %.40q", errMalformed, line)
 	}
-	resp.status, err = strconv.Atoi(string(line[9:12]))
-	if err != nil {
-		return resp, false, fmt.Errorf("%w: status line %.40q", errMalformed, line)
-	}
+	resp.status = int(line[9]-'0')*100 + int(line[10]-'0')*10 + int(line[11]-'0')
 	keep = line[7] == '1'
 	contentLength := int64(-1)
 	chunked := false
@@ -222,6 +222,8 @@ func (h *h1conn) readChunked(out *bytes.Buffer) error {
 		}
 	}
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func asciiEqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
