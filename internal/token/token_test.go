@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -332,11 +333,81 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 func BenchmarkIssue(b *testing.B) {
-	iss := NewIssuer(testSecret, fixedClock(testNow))
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if _, err := iss.Issue(1, "alice", true); err != nil {
-			b.Fatal(err)
+	// sign: every token signed (a new second each time); repeat: the same
+	// user again within one second, from the issued-token cache.
+	for _, name := range []string{"sign", "repeat"} {
+		b.Run(name, func(b *testing.B) {
+			at := testNow
+			iss := NewIssuer(testSecret, func() time.Time { return at })
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if name == "sign" {
+					at = at.Add(time.Second)
+				}
+				if _, err := iss.Issue(1, "alice", true); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestIssueCacheGivesTheSignedToken issues tokens while the clock moves and
+// compares each with the one a fresh Issuer signs at that time: the
+// issued-token cache must give exactly that token, never one of another
+// user, another enabled flag or another second.
+func TestIssueCacheGivesTheSignedToken(t *testing.T) {
+	at := testNow
+	clock := func() time.Time { return at }
+	iss := NewIssuer(testSecret, clock)
+	type user struct {
+		id      int64
+		name    string
+		enabled bool
+	}
+	alice, becky, aliceDisabled := user{1, "alice", true}, user{2, "becky", true}, user{1, "alice", false}
+	steps := []struct {
+		name string
+		at   time.Duration // clock, from testNow
+		user user
+	}{
+		{"first token", 0, alice},
+		{"same second, from the cache", 900 * time.Millisecond, alice},
+		{"another user, same second", 900 * time.Millisecond, becky},
+		{"same user, not enabled any more", 900 * time.Millisecond, aliceDisabled},
+		{"next second: signed again", time.Second, alice},
+		{"clock back a second", 0, alice},
+		{"back to the second before", time.Second, becky},
+	}
+	seen := map[string]string{}
+	for _, st := range steps {
+		at = testNow.Add(st.at)
+		got, err := iss.Issue(st.user.id, st.user.name, st.user.enabled)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		want, err := NewIssuer(testSecret, clock).Issue(st.user.id, st.user.name, st.user.enabled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%s: got %s, want %s", st.name, got, want)
+		}
+		who := fmt.Sprintf("%v at %d", st.user, at.Unix())
+		if prev, ok := seen[got]; ok && prev != who {
+			t.Fatalf("%s: the token of %s was given to %s", st.name, prev, who)
+		}
+		seen[got] = who
+	}
+	// More users in one second than the cache keeps: still each one's token.
+	at = testNow.Add(time.Hour)
+	for id := int64(1); id <= maxIssued+10; id++ {
+		got, err := iss.Issue(id, "u", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c, err := NewVerifier(testSecret, clock).Verify(got); err != nil || c.UserID != id {
+			t.Fatalf("user %d: got claims %+v, %v", id, c, err)
 		}
 	}
 }
