@@ -46,6 +46,10 @@ func TestStack(t *testing.T) {
 		if rep := s.status(); rep.Running {
 			t.Errorf("after a refused up: got a running stack, want nothing started")
 		}
+		// Refused before anything was built or prepared.
+		if _, err := os.Stat(s.vars["STACK_STATE_DIR"]); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("after a refused up: state dir %s: got %v, want it not created", s.vars["STACK_STATE_DIR"], err)
+		}
 	})
 
 	start := time.Now()

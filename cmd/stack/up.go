@@ -47,14 +47,16 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if left := strays(c.StateDir); len(left) > 0 {
 		return fmt.Errorf("processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`", describeProcs(left))
 	}
+	// Ports first: a taken port is the commonest refusal, and it should come
+	// before a build or a new state dir, not after.
+	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
+		return err
+	}
 	if err := c.PrepareStateDir(); err != nil {
 		return err
 	}
 	bins, err := l.findBinaries(ctx)
 	if err != nil {
-		return err
-	}
-	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
 		return err
 	}
 	secret, _, err := c.EnsureJWTSecret()
