@@ -157,7 +157,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancelWork) })
 	defer stop()
 
-	if err := c.ensureGroup(ctx); err != nil {
+	// ensureGroup also returns nil when ctx ended first: then nothing was
+	// consumed, and nothing may say so.
+	if err := c.ensureGroup(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
 	c.consuming.Store(true)

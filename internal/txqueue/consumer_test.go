@@ -737,6 +737,35 @@ func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 	}
 }
 
+// TestConsumerStoppedBeforeRedisAnswers stops a consumer that is still
+// waiting for Redis to create its group: Run returns nil, and neither its log
+// nor its health check ever says it was consuming.
+func TestConsumerStoppedBeforeRedisAnswers(t *testing.T) {
+	srv, rdb := startRedis(t)
+	srv.Kill()
+	log, logs := testLogger(t)
+	c, err := NewConsumer(rdb, fastConfig("early"), &recorder{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	waitFor(t, "a failed group creation", func() bool {
+		return strings.Contains(logs.String(), "cannot create consumer group yet")
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if strings.Contains(logs.String(), `"msg":"consuming"`) {
+		t.Errorf("log says consuming after a stop before the group existed:\n%s", logs.String())
+	}
+	if err := c.Check().Run(context.Background()); err == nil {
+		t.Error("check passes; want it to fail")
+	}
+}
+
 // TestConsumerRecordsEachRoundInOneCall: the connector charges in rounds of
 // Chargers transactions and records each round in one script call, so the
 // records of one round share one processed_at, and every transaction is
