@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -422,6 +424,67 @@ func TestDownWithoutPidFile(t *testing.T) {
 	for name, pid := range pids {
 		if !pidGone(pid) {
 			t.Errorf("after down: %s (pid %d) is still running", name, pid)
+		}
+	}
+}
+
+// TestForegroundUpStopsOnSIGINT runs `stack up --no-tui` in the foreground,
+// in a process group of its own, so that only the launcher gets the SIGINT,
+// as from `kill -INT` or an IDE's stop button (a terminal's Ctrl-C signals
+// process-compose too), and checks that it stops the whole stack and that
+// the launcher then exits 0.
+func TestForegroundUpStopsOnSIGINT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, requireTools(t), nil)
+	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "stack"), "up", "--no-tui")
+	cmd.Dir, cmd.Env = s.dir, s.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout = io.Discard
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	var lines []string
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+			if strings.Contains(sc.Text(), "Ctrl-C stops the stack") {
+				close(ready)
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { <-scanned; exited <- cmd.Wait() }()
+	select {
+	case <-ready:
+	case err := <-exited:
+		t.Fatalf("stack up --no-tui exited before it was ready: %v\n%s", err, strings.Join(lines, "\n"))
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stack up --no-tui: not ready after 60 s")
+	}
+	rep := s.status()
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("stack up after SIGINT: %v, want exit status 0\n%s", err, strings.Join(lines, "\n"))
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stack up --no-tui still running 60 s after SIGINT (to the launcher alone)")
+	}
+	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
+		if !pidGone(p.Pid) {
+			t.Errorf("after SIGINT: %s (pid %d) is still running", p.Name, p.Pid)
 		}
 	}
 }

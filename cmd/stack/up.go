@@ -168,15 +168,17 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 }
 
 // upForeground runs process-compose attached to this terminal and returns
-// when it exits. SIGTERM and SIGHUP are passed on; SIGINT from the terminal
-// reaches process-compose directly.
+// when it exits. SIGINT, SIGTERM and SIGHUP are passed on: a Ctrl-C in the
+// terminal reaches process-compose directly too, but a SIGINT sent to the
+// launcher alone (kill -INT, an IDE's stop button) does not. process-compose
+// acts on the first signal and ignores the rest.
 func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, start time.Time, tui bool) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = l.stdin, l.stdout, l.stderr
 	if f, ok := l.stdin.(*os.File); !ok || f == nil {
 		cmd.Stdin = nil
 	}
 	forward := make(chan os.Signal, 2)
-	signal.Notify(forward, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(forward, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(forward)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start process-compose: %w", err)
