@@ -370,7 +370,8 @@ func TestStack(t *testing.T) {
 
 // TestDownAfterProcessComposeKilled kills process-compose itself with
 // SIGKILL, which orphans the stack's processes, and checks that `up` refuses
-// to start a second stack over them and that `down` finds and stops them.
+// to start a second stack over them, that `reset` refuses to delete their
+// state dir, and that `down` finds and stops them.
 func TestDownAfterProcessComposeKilled(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -386,6 +387,13 @@ func TestDownAfterProcessComposeKilled(t *testing.T) {
 	_, stderr, err := s.run("up", "--detach", "--wait")
 	if err == nil || !strings.Contains(stderr, "still running without process-compose") {
 		t.Errorf("up over orphans: got %v %q, want a refusal naming the leftover processes", err, stderr)
+	}
+	// Nor may reset delete the state dir under them.
+	if _, stderr, err := s.run("reset", "--yes"); err == nil || !strings.Contains(stderr, "still running") {
+		t.Errorf("reset over orphans: got %v %q, want a refusal naming the leftover processes", err, stderr)
+	}
+	if _, err := os.Stat(s.vars["STACK_STATE_DIR"]); err != nil {
+		t.Errorf("state dir after a refused reset: %v", err)
 	}
 	stdout, stderr, err := s.run("down")
 	if err != nil {

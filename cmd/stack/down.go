@@ -30,7 +30,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
 	pcPid := readPid(l.pidFile())
-	if !alive(pcPid) || !runsIn(pcPid, c.StateDir) {
+	if !alive(pcPid) || !isCommand(pcPid, "process-compose") || !runsIn(pcPid, c.StateDir) {
 		// The pid file is missing, its process is gone, or the pid is
 		// another process's now: look for this stack's process-compose
 		// itself (Linux; elsewhere none is found and the API is used).

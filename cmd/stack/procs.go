@@ -221,11 +221,13 @@ func strays(stateDir string) []procompose.Process {
 }
 
 // runsIn reports whether process pid belongs to the stack whose state dir is
-// stateDir: STACK_STATE_DIR=stateDir is in its environment (every process
-// inherits it from the launcher), or it works in the state dir (process-compose
-// starts them there; Redis, which overwrites its environment with its process
-// title, works in its redis/ subdirectory). Without /proc it cannot tell, and
-// says yes.
+// stateDir: its environment has STACK_STATE_DIR=stateDir and STACK_LAUNCHER,
+// as `up` gives process-compose and process-compose passes on to every
+// process (a shell that merely exported STACK_STATE_DIR, and what it starts,
+// is not the stack's), or it works in the state dir (process-compose starts
+// them there; Redis, which overwrites its environment with its process title,
+// works in its redis/ subdirectory). Without /proc it cannot tell, and says
+// yes.
 func runsIn(pid int, stateDir string) bool {
 	if _, err := os.Stat("/proc/self"); err != nil {
 		return true
@@ -236,7 +238,20 @@ func runsIn(pid int, stateDir string) bool {
 		return true
 	}
 	env, _ := os.ReadFile(filepath.Join(dir, "environ"))
-	return bytes.Contains(append([]byte{0}, env...), []byte("\x00STACK_STATE_DIR="+stateDir+"\x00"))
+	env = append([]byte{0}, env...)
+	return bytes.Contains(env, []byte("\x00STACK_STATE_DIR="+stateDir+"\x00")) &&
+		bytes.Contains(env, []byte("\x00STACK_LAUNCHER="))
+}
+
+// isCommand reports whether process pid runs the program name, as
+// /proc/<pid>/comm shows it. Without /proc it cannot tell, and says yes.
+func isCommand(pid int, name string) bool {
+	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	if err != nil {
+		_, noProc := os.Stat("/proc/self")
+		return noProc != nil
+	}
+	return strings.TrimSpace(string(comm)) == name
 }
 
 // stopStrays sends SIGTERM to each process, waits up to grace for them to

@@ -29,6 +29,9 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	if client.Alive(ctx) {
 		return errors.New("the stack is running; stop it first with `stack down`")
 	}
+	if left := strays(c.StateDir); len(left) > 0 {
+		return fmt.Errorf("processes of this stack are still running (%s); stop them first with `stack down`", describeProcs(left))
+	}
 	if _, err := os.Stat(c.StateDir); errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)
 		return nil

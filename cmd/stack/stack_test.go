@@ -389,10 +389,11 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 		dir  string
 		want bool
 	}{
-		{"STACK_STATE_DIR in the environment", []string{"STACK_STATE_DIR=" + stateDir}, other, true},
+		{"the launcher's environment", []string{"STACK_STATE_DIR=" + stateDir, "STACK_LAUNCHER=/bin/stack"}, other, true},
 		{"working in a subdirectory of the state dir", nil, filepath.Join(stateDir, "redis"), true},
-		{"another stack's state dir", []string{"STACK_STATE_DIR=" + other}, other, false},
-		{"a state dir that only starts the same", []string{"STACK_STATE_DIR=" + stateDir + "-old"}, other, false},
+		{"a shell that exported STACK_STATE_DIR", []string{"STACK_STATE_DIR=" + stateDir}, other, false},
+		{"another stack's state dir", []string{"STACK_STATE_DIR=" + other, "STACK_LAUNCHER=/bin/stack"}, other, false},
+		{"a state dir that only starts the same", []string{"STACK_STATE_DIR=" + stateDir + "-old", "STACK_LAUNCHER=/bin/stack"}, other, false},
 		{"nothing of the stack", nil, other, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -417,6 +418,79 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 				t.Errorf("runsIn(pid of sleep with env %q in %s, %s) = %v, want %v", tc.env, tc.dir, stateDir, got, tc.want)
 			}
 		})
+	}
+}
+
+// startAs starts `sleep 60` under the program name name (a copy of sleep, so
+// /proc/<pid>/comm says name) with env, in dir; the process is killed at the
+// end of the test.
+func startAs(t *testing.T, name string, env []string, dir string) int {
+	t.Helper()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep on PATH")
+	}
+	exe := filepath.Join(t.TempDir(), name)
+	if err := copyFile(sleep, exe); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "60")
+	cmd.Env, cmd.Dir = append([]string{}, env...), dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	comm := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "comm")
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, _ := os.ReadFile(comm); strings.TrimSpace(string(b)) == name {
+			break
+		}
+	}
+	return cmd.Process.Pid
+}
+
+// TestDownAndResetLeaveOtherProcessesAlone: a stale pid file that points at
+// a process that is not process-compose (even one started with the stack's
+// whole environment) is not signalled by `down`; and `reset` refuses while a
+// process of the stack is left without process-compose.
+func TestDownAndResetLeaveOtherProcessesAlone(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("needs /proc")
+	}
+	t.Chdir(fakeCheckout(t))
+	tmp, err := os.MkdirTemp("", "procs-") // short: t.TempDir() can exceed a unix socket path
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	state := filepath.Join(tmp, "st")
+	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	stackEnv := []string{"STACK_STATE_DIR=" + state, "STACK_LAUNCHER=/bin/stack"}
+	environ := []string{"STACK_STATE_DIR=" + state}
+
+	other := startAs(t, "sleep", stackEnv, state)
+	if err := writePid(filepath.Join(state, "process-compose.pid"), other); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "down"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("down: %v\n%s", err, stderr.String())
+	}
+	if !alive(other) {
+		t.Fatalf("down signalled pid %d from a stale pid file, which is sleep, not process-compose", other)
+	}
+
+	stray := startAs(t, "redis-server", stackEnv, tmp)
+	stdout.Reset()
+	stderr.Reset()
+	err = run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("redis-server (pid %d)", stray)) {
+		t.Errorf("reset with a redis-server of the stack left: got %v, want a refusal naming it", err)
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("state dir after a refused reset: %v", err)
 	}
 }
 
