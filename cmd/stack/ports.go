@@ -6,6 +6,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/acme-payments/platform/internal/stackconfig"
 )
@@ -18,9 +19,15 @@ func checkPorts(ports []stackconfig.Port, localFile string) error {
 	for _, p := range ports {
 		addr := net.JoinHostPort(p.Host, strconv.Itoa(p.Port))
 		ln, err := net.Listen("tcp", addr)
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, syscall.EADDRINUSE) || p.HostVar == "":
 			taken = append(taken, fmt.Sprintf("port %d on %s is not free (%v): set %s to another port in %s or in the environment",
 				p.Port, p.Host, unwrapSyscall(err), p.Var, localFile))
+			continue
+		default: // not a taken port: most likely an address this machine does not have
+			taken = append(taken, fmt.Sprintf("cannot listen on %s (%v): set %s to an address of this machine (127.0.0.1 keeps the platform local) in %s or in the environment",
+				addr, unwrapSyscall(err), p.HostVar, localFile))
 			continue
 		}
 		ln.Close()

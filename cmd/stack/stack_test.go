@@ -56,6 +56,11 @@ func TestCheckPortsNamesPortAndVariable(t *testing.T) {
 	if strings.Contains(msg, "AUTH_API_PORT") {
 		t.Errorf("got %q, want the free port's variable not named", msg)
 	}
+	// An address this machine does not have is the host variable's fault.
+	err = checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "192.0.2.1", Port: freePort}}, "x")
+	if err == nil || !strings.Contains(err.Error(), "set PLATFORM_HOST to an address of this machine") || strings.Contains(err.Error(), "set PLATFORM_PORT") {
+		t.Errorf("an address not on this machine: got %v, want PLATFORM_HOST named, not PLATFORM_PORT", err)
+	}
 	if err := checkPorts([]stackconfig.Port{{Var: "AUTH_API_PORT", Host: "127.0.0.1", Port: freePort}}, "x"); err != nil {
 		t.Errorf("free port: got %v, want nil", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -55,22 +56,24 @@ type Config struct {
 	Sources map[string]string `env:"-"`
 }
 
-// Port is one TCP port the stack binds, with the variable that moves it.
+// Port is one TCP port the stack binds, with the variable that moves it and
+// the one that sets its address (none: always 127.0.0.1).
 type Port struct {
-	Var  string
-	Host string
-	Port int
+	Var     string
+	HostVar string
+	Host    string
+	Port    int
 }
 
 // Ports lists every TCP port the stack listens on (Redis has none: it
 // listens on a unix socket only).
 func (c Config) Ports() []Port {
 	return []Port{
-		{"PLATFORM_PORT", c.PlatformHost, c.PlatformPort},
-		{"HAPROXY_STATS_PORT", "127.0.0.1", c.StatsPort},
-		{"AUTH_API_PORT", "127.0.0.1", c.AuthAPIPort},
-		{"CORE_API_PORT", "127.0.0.1", c.CoreAPIPort},
-		{"PSP_CONNECTOR_PORT", "127.0.0.1", c.ConnectorPort},
+		{"PLATFORM_PORT", "PLATFORM_HOST", c.PlatformHost, c.PlatformPort},
+		{"HAPROXY_STATS_PORT", "", "127.0.0.1", c.StatsPort},
+		{"AUTH_API_PORT", "", "127.0.0.1", c.AuthAPIPort},
+		{"CORE_API_PORT", "", "127.0.0.1", c.CoreAPIPort},
+		{"PSP_CONNECTOR_PORT", "", "127.0.0.1", c.ConnectorPort},
 	}
 }
 
@@ -153,6 +156,11 @@ func (c *Config) validate() error {
 	}
 	if c.PlatformHost == "" {
 		return errors.New("PLATFORM_HOST must not be empty (127.0.0.1 keeps the platform local)")
+	}
+	// An IPv4 address: HAProxy binds "<host>:<port>" and the launcher prints
+	// http://<host>:<port>, both of which an IPv6 address would need brackets for.
+	if ip := net.ParseIP(c.PlatformHost); ip == nil || ip.To4() == nil {
+		return fmt.Errorf("PLATFORM_HOST must be an IPv4 address such as 127.0.0.1 (0.0.0.0 exposes the platform), got %q", c.PlatformHost)
 	}
 	seen := map[int]string{}
 	for _, p := range c.Ports() {

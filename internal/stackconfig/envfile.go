@@ -10,8 +10,9 @@ import (
 
 // ParseEnvFile reads KEY=value lines: blank lines and lines starting with '#'
 // are skipped, an optional "export " prefix is dropped, a value may be wrapped
-// in single or double quotes (taken literally, no escapes or expansion), and
-// in an unquoted value " #" starts a comment. Errors name the line.
+// in single or double quotes (taken literally, no escapes or expansion; a
+// comment may follow the closing quote), and in an unquoted value " #" starts
+// a comment. Errors name the line.
 func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 	vals := map[string]string{}
 	sc := bufio.NewScanner(r)
@@ -28,8 +29,15 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 		}
 		val = strings.TrimSpace(val)
 		switch {
-		case len(val) >= 2 && (val[0] == '"' || val[0] == '\'') && val[len(val)-1] == val[0]:
-			val = val[1 : len(val)-1]
+		case val != "" && (val[0] == '"' || val[0] == '\''):
+			end := strings.IndexByte(val[1:], val[0]) + 1
+			if end == 0 {
+				return nil, fmt.Errorf("%s:%d: %s: no closing %c", name, n, key, val[0])
+			}
+			if rest := strings.TrimSpace(val[end+1:]); rest != "" && !strings.HasPrefix(rest, "#") {
+				return nil, fmt.Errorf("%s:%d: %s: %q after the closing %c", name, n, key, rest, val[0])
+			}
+			val = val[1:end]
 		case strings.HasPrefix(val, "#"):
 			val = ""
 		default:
