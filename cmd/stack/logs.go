@@ -97,9 +97,12 @@ func copyLog(w io.Writer, path string) error {
 }
 
 // followLog emits every complete line of path, then each new one, until ctx
-// ends; it waits for a missing file and rereads a truncated one from the start.
+// ends; it waits for a missing file, rereads a truncated one from the start,
+// and moves to a new file at path (a new `stack up` deletes the old logs)
+// once it has read the old one to its end.
 func followLog(ctx context.Context, path string, emit func(string)) {
 	var f *os.File
+	var opened os.FileInfo
 	var rd *bufio.Reader
 	var offset int64
 	var partial strings.Builder
@@ -108,29 +111,41 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 			f.Close()
 		}
 	}()
+	readLines := func() {
+		for {
+			chunk, err := rd.ReadString('\n')
+			offset += int64(len(chunk))
+			if err != nil {
+				partial.WriteString(chunk)
+				return
+			}
+			partial.WriteString(strings.TrimSuffix(chunk, "\n"))
+			emit(partial.String())
+			partial.Reset()
+		}
+	}
 	for {
 		if f == nil {
-			if opened, err := os.Open(path); err == nil {
-				f, rd, offset = opened, bufio.NewReader(opened), 0
-				partial.Reset()
+			if file, err := os.Open(path); err == nil {
+				if opened, err = file.Stat(); err != nil {
+					file.Close()
+				} else {
+					f, rd, offset = file, bufio.NewReader(file), 0
+					partial.Reset()
+				}
 			}
 		}
 		if f != nil {
-			if st, err := os.Stat(path); err == nil && st.Size() < offset {
+			st, err := os.Stat(path)
+			truncated := err == nil && os.SameFile(st, opened) && st.Size() < offset
+			replaced := err == nil && !os.SameFile(st, opened)
+			if !truncated {
+				readLines() // a replaced file's last lines too
+			}
+			if truncated || replaced {
 				f.Close()
 				f = nil
 				continue
-			}
-			for {
-				chunk, err := rd.ReadString('\n')
-				offset += int64(len(chunk))
-				if err != nil {
-					partial.WriteString(chunk)
-					break
-				}
-				partial.WriteString(strings.TrimSuffix(chunk, "\n"))
-				emit(partial.String())
-				partial.Reset()
 			}
 		}
 		select {

@@ -352,6 +352,44 @@ func TestFollowLogRestartsAfterTruncation(t *testing.T) {
 	}
 }
 
+// TestFollowLogMovesToANewFile: `stack up` deletes the last run's logs and
+// process-compose writes new ones; a follower must go on with the new file,
+// even when it is already longer than what it had read of the old one.
+func TestFollowLogMovesToANewFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.log")
+	if err := os.WriteFile(path, []byte("old\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines := make(chan string, 16)
+	go followLog(ctx, path, func(l string) { lines <- l })
+	next := func() string {
+		t.Helper()
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(5 * time.Second):
+			t.Fatal("no line within 5 s")
+			return ""
+		}
+	}
+	if got := next(); got != "old" {
+		t.Fatalf("got %q, want old", got)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("new one\nnew two\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"new one", "new two"} {
+		if got := next(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
 func TestMissingToolsAreNamedWithHowToGetThem(t *testing.T) {
 	share := t.TempDir() // an installed layout: nothing can be built
 	state := filepath.Join(t.TempDir(), "st")
