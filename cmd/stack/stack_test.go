@@ -162,6 +162,19 @@ func TestStatusWhenNotRunning(t *testing.T) {
 	}
 }
 
+// shortStateDir returns a path for a state dir that does not exist yet, in
+// a directory removed when t ends; short, because t.TempDir() can be too long
+// for the unix sockets under a state dir.
+func shortStateDir(t *testing.T) string {
+	t.Helper()
+	tmp, err := os.MkdirTemp("", "st-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	return filepath.Join(tmp, "st")
+}
+
 // TestResetDeletesOnlyAStateDir runs `stack reset` on a state dir laid out
 // by the launcher's own code (what up leaves behind) and on directories it
 // must not delete.
@@ -208,17 +221,12 @@ func TestResetDeletesOnlyAStateDir(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Chdir(fakeCheckout(t))
-			tmp, err := os.MkdirTemp("", "reset-") // short: t.TempDir() can exceed a unix socket path
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(tmp) })
-			state := filepath.Join(tmp, "st")
+			state := shortStateDir(t)
 			if tc.layout != nil {
 				tc.layout(t, state)
 			}
 			var stdout, stderr bytes.Buffer
-			err = run(context.Background(), append([]string{"stack", "reset"}, tc.args...),
+			err := run(context.Background(), append([]string{"stack", "reset"}, tc.args...),
 				[]string{"STACK_STATE_DIR=" + state}, strings.NewReader(tc.stdin), &stdout, &stderr)
 			switch {
 			case tc.wantErr == "" && err != nil:
@@ -501,12 +509,7 @@ func TestDownAndResetLeaveOtherProcessesAlone(t *testing.T) {
 		t.Skip("needs /proc")
 	}
 	t.Chdir(fakeCheckout(t))
-	tmp, err := os.MkdirTemp("", "procs-") // short: t.TempDir() can exceed a unix socket path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
-	state := filepath.Join(tmp, "st")
+	state := shortStateDir(t)
 	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
 		t.Fatal(err)
 	}
@@ -525,10 +528,10 @@ func TestDownAndResetLeaveOtherProcessesAlone(t *testing.T) {
 		t.Fatalf("down signalled pid %d from a stale pid file, which is sleep, not process-compose", other)
 	}
 
-	stray := startAs(t, "redis-server", stackEnv, tmp)
+	stray := startAs(t, "redis-server", stackEnv, filepath.Dir(state))
 	stdout.Reset()
 	stderr.Reset()
-	err = run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
+	err := run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("redis-server (pid %d)", stray)) {
 		t.Errorf("reset with a redis-server of the stack left: got %v, want a refusal naming it", err)
 	}

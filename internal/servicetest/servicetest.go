@@ -1,6 +1,7 @@
 // Package servicetest runs a service's real run function inside a test: on a
 // free port, with the test's own environment, reading its JSON log for the
-// "ready" line, and stopping it (as SIGTERM would) when the test ends.
+// "ready" line, and stopping it (as SIGTERM would) when the test ends; and
+// benchmarks a service's handler in process (BenchmarkPostJSON).
 package servicetest
 
 import (
@@ -8,6 +9,8 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -108,4 +111,24 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// BenchmarkPostJSON runs b.N POSTs of body to path on h in process (no
+// network), from RunParallel's goroutines, and fails b on any answer but
+// 200: a service handler's whole cost, middleware included.
+func BenchmarkPostJSON(b *testing.B, h http.Handler, path, body string) {
+	b.Helper()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Errorf("got %d %s", rec.Code, rec.Body)
+				return
+			}
+		}
+	})
 }

@@ -271,18 +271,5 @@ func BenchmarkIssueToken(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := newHandler(logging.New(io.Discard, "auth-api", slog.LevelInfo), db, token.NewIssuer(testSecret, nil))
-	const body = `{"username":"alice","password":"password"}`
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != http.StatusOK {
-				b.Errorf("got %d %s", rec.Code, rec.Body)
-				return
-			}
-		}
-	})
+	servicetest.BenchmarkPostJSON(b, h, "/token", `{"username":"alice","password":"password"}`)
 }

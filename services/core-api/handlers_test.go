@@ -450,17 +450,5 @@ func BenchmarkCreateTransaction(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	body := `{"token":"` + raw + `","amount":100,"currency":"USD"}`
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req := httptest.NewRequest(http.MethodPost, "/transaction", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != http.StatusOK {
-				b.Errorf("got %d %s", rec.Code, rec.Body)
-				return
-			}
-		}
-	})
+	servicetest.BenchmarkPostJSON(b, h, "/transaction", `{"token":"`+raw+`","amount":100,"currency":"USD"}`)
 }
