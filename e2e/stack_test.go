@@ -422,6 +422,9 @@ func TestDownWithoutPidFile(t *testing.T) {
 	if err := os.Remove(filepath.Join(s.vars["STACK_STATE_DIR"], "process-compose.pid")); err != nil {
 		t.Fatalf("remove the pid file: %v", err)
 	}
+	if got := s.status().ProcessComposePid; got != rep.ProcessComposePid {
+		t.Errorf("status without a pid file: process-compose pid %d, want %d (found in /proc)", got, rep.ProcessComposePid)
+	}
 	if _, stderr, err := s.run("down"); err != nil {
 		t.Fatalf("stack down without a pid file: %v\n%s", err, stderr)
 	}

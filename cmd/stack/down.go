@@ -29,18 +29,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
-	pcPid := readPid(l.pidFile())
-	if !alive(pcPid) || !isCommand(pcPid, "process-compose") || !runsIn(pcPid, c.StateDir) {
-		// The pid file is missing, its process is gone, or the pid is
-		// another process's now: look for this stack's process-compose
-		// itself (Linux; elsewhere none is found and the API is used).
-		pcPid = 0
-		for _, p := range strays(c.StateDir) {
-			if p.Name == "process-compose" {
-				pcPid = p.Pid
-			}
-		}
-	}
+	pcPid := l.processComposePid()
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()

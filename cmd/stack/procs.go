@@ -19,6 +19,24 @@ import (
 // pidFile holds process-compose's pid while the stack runs.
 func (l *launcher) pidFile() string { return filepath.Join(l.cfg.StateDir, "process-compose.pid") }
 
+// processComposePid returns the pid of this stack's process-compose, or 0:
+// the pid file's, when that is a live process-compose of this state dir;
+// else (the pid file is missing, its process is gone, or the pid is another
+// process's now) the one found in /proc by its state dir (Linux; elsewhere
+// none is found).
+func (l *launcher) processComposePid() int {
+	pid := readPid(l.pidFile())
+	if alive(pid) && isCommand(pid, "process-compose") && runsIn(pid, l.cfg.StateDir) {
+		return pid
+	}
+	for _, p := range strays(l.cfg.StateDir) {
+		if p.Name == "process-compose" {
+			return p.Pid
+		}
+	}
+	return 0
+}
+
 func writePid(path string, pid int) error {
 	return os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o600)
 }

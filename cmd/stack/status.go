@@ -58,7 +58,7 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	}
 	if err == nil {
 		rep.Running = true
-		rep.ProcessComposePid = readPid(l.pidFile())
+		rep.ProcessComposePid = l.processComposePid()
 		for _, p := range procs {
 			rep.Processes = append(rep.Processes, processReport{
 				Name: p.Name, Status: p.Status, Ready: p.Ready(), Pid: p.Pid,
