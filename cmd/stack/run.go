@@ -139,7 +139,8 @@ Commands:
   down    Stop every process (router first, Redis after the services that
           use it), wait until all are gone and check that none survived.
   status  One line per process: status, readiness, pid, restarts, uptime.
-          --json for scripts. Exit status 3 when the stack is not running.
+          --json for scripts. Exit status 3 when the stack is not running,
+          1 when process-compose runs but its API does not answer.
   logs    Print a process's whole log since the last up, across restarts
           (every process when none is named); -f keeps following.
   reset   Delete the state directory (Redis data, logs, the generated JWT

@@ -528,10 +528,24 @@ func TestDownAndResetLeaveOtherProcessesAlone(t *testing.T) {
 		t.Fatalf("down signalled pid %d from a stale pid file, which is sleep, not process-compose", other)
 	}
 
+	// A process-compose of this stack whose API does not answer: status
+	// says so (exit 1), not "not running" (exit 3).
+	pc := startAs(t, "process-compose", stackEnv, state)
+	stdout.Reset()
+	stderr.Reset()
+	err := run(context.Background(), []string{"stack", "status"}, environ, nil, &stdout, &stderr)
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), fmt.Sprintf("process-compose (pid %d) runs but does not answer", pc)) {
+		t.Errorf("status with a silent process-compose: got %v (stdout %q), want an error naming pid %d", err, stdout.String(), pc)
+	}
+	if p, err := os.FindProcess(pc); err == nil {
+		p.Kill() // a zombie until the test ends: not alive, so not a stray below
+	}
+
 	stray := startAs(t, "redis-server", stackEnv, filepath.Dir(state))
 	stdout.Reset()
 	stderr.Reset()
-	err := run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
+	err = run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("redis-server (pid %d)", stray)) {
 		t.Errorf("reset with a redis-server of the stack left: got %v, want a refusal naming it", err)
 	}

@@ -56,7 +56,10 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	if err != nil && !errors.Is(err, procompose.ErrNotRunning) {
 		return err
 	}
-	if err == nil {
+	if err != nil {
+		// No API; process-compose itself may still run (starting, or stuck).
+		rep.ProcessComposePid = l.processComposePid()
+	} else {
 		rep.Running = true
 		rep.ProcessComposePid = l.processComposePid()
 		for _, p := range procs {
@@ -73,9 +76,9 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if !rep.Running {
+	} else if !rep.Running && rep.ProcessComposePid == 0 {
 		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
-	} else {
+	} else if rep.Running {
 		fmt.Fprintf(l.stdout, "stack: running (process-compose pid %d, state dir %s)\n", rep.ProcessComposePid, l.rel(c.StateDir))
 		tw := tabwriter.NewWriter(l.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROCESS\tSTATUS\tREADY\tPID\tRESTARTS\tUPTIME")
@@ -89,7 +92,11 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		tw.Flush()
 		fmt.Fprintf(l.stdout, "platform %s, HAProxy stats %s\n", rep.PlatformURL, rep.StatsURL)
 	}
-	if !rep.Running {
+	switch {
+	case !rep.Running && rep.ProcessComposePid > 0:
+		return fmt.Errorf("process-compose (pid %d) runs but does not answer on %s: it may still be starting (try again), or be stuck (`stack down` stops it)",
+			rep.ProcessComposePid, c.ProcessComposeSocket())
+	case !rep.Running:
 		return &exitError{code: 3}
 	}
 	return nil
