@@ -500,11 +500,12 @@ func startAs(t *testing.T, name string, env []string, dir string) int {
 	return cmd.Process.Pid
 }
 
-// TestDownAndResetLeaveOtherProcessesAlone: a stale pid file that points at
-// a process that is not process-compose (even one started with the stack's
-// whole environment) is not signalled by `down`; and `reset` refuses while a
-// process of the stack is left without process-compose.
-func TestDownAndResetLeaveOtherProcessesAlone(t *testing.T) {
+// TestDownStatusResetOnStrayProcesses: a stale pid file that points at a
+// process that is not process-compose (even one started with the stack's
+// whole environment) is not signalled by `down`; `status` names a
+// process-compose of the stack whose API does not answer; and `reset`
+// refuses while a process of the stack is left without process-compose.
+func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 	if _, err := os.Stat("/proc/self"); err != nil {
 		t.Skip("needs /proc")
 	}
