@@ -118,6 +118,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 
 	target = strings.TrimRight(target, "/")
+	if *tokenURL == "" || *txURL == "" || *statusURL == "" {
+		if err := loadgen.CheckURL(target); err != nil {
+			return fmt.Errorf("--target: %w (e.g. http://127.0.0.1:8080)", err)
+		}
+	}
 	cfg.TokenURL = orDefault(*tokenURL, target+"/auth/token")
 	cfg.TxURL = orDefault(*txURL, target+"/transaction/transaction")
 	cfg.StatusURL = orDefault(*statusURL, target+"/transaction/transactions/")

@@ -24,6 +24,8 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bad mode", []string{"--mode", "both", "--redis-url", "none"}, nil, "--mode"},
 		{"duration and count", []string{"--duration", "1s", "--count", "5", "--redis-url", "none"}, nil, "--duration, --count"},
 		{"bad currency", []string{"--currencies", "usd", "--redis-url", "none"}, nil, "--currencies"},
+		{"target without a scheme", []string{"--target", "127.0.0.1:8080", "--redis-url", "none"}, nil, "--target"},
+		{"rate not a number", []string{"--rate", "NaN", "--count", "5", "--redis-url", "none"}, nil, "--rate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"regexp"
 	"time"
@@ -152,15 +153,15 @@ var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 // validate checks the config; each error names the flag that fixes it.
 func (c *Config) validate() error {
 	var errs []error
-	if err := checkURL(c.TokenURL); err != nil {
+	if err := CheckURL(c.TokenURL); err != nil {
 		errs = append(errs, fmt.Errorf("--token-url: %w", err))
 	}
 	if c.Mode == ModeTransactions {
-		if err := checkURL(c.TxURL); err != nil {
+		if err := CheckURL(c.TxURL); err != nil {
 			errs = append(errs, fmt.Errorf("--tx-url: %w", err))
 		}
 		if c.Verify != VerifyNone && c.VerifyVia != ViaRedis && !(c.VerifyVia == "" && c.Queue != nil) {
-			if err := checkURL(c.StatusURL); err != nil {
+			if err := CheckURL(c.StatusURL); err != nil {
 				errs = append(errs, fmt.Errorf("--status-url: %w", err))
 			}
 		}
@@ -177,11 +178,14 @@ func (c *Config) validate() error {
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("--concurrency: %d is not positive", c.Concurrency))
 	}
-	if (c.Duration > 0) == (c.Count > 0) {
+	if c.Count < 0 {
+		errs = append(errs, fmt.Errorf("--count: %d is negative", c.Count))
+	} else if (c.Duration > 0) == (c.Count > 0) {
 		errs = append(errs, errors.New("--duration, --count: set exactly one of them"))
 	}
-	if c.Rate < 0 {
-		errs = append(errs, fmt.Errorf("--rate: %v is negative", c.Rate))
+	// The schedule spaces requests 1/rate apart in whole nanoseconds.
+	if math.IsNaN(c.Rate) || c.Rate < 0 || (c.Rate > 0 && (c.Rate < MinRate || c.Rate > MaxRate)) {
+		errs = append(errs, fmt.Errorf("--rate: %v is not 0 (closed loop) or from %v to %v per second", c.Rate, MinRate, MaxRate))
 	}
 	if len(c.Currencies) == 0 {
 		errs = append(errs, errors.New("--currencies: at least one currency is needed"))
@@ -232,7 +236,14 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-func checkURL(s string) error {
+// The open-loop rates --rate accepts, per second.
+const (
+	MinRate = 0.001
+	MaxRate = 1e8
+)
+
+// CheckURL says why s is not an http(s) URL with a host, or nil.
+func CheckURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -184,6 +185,49 @@ func TestRunTokenMode(t *testing.T) {
 	}
 }
 
+// TestRunTokenModeWithoutTokensFails: a token run in which every login was
+// refused did no work, and exits non-zero.
+func TestRunTokenModeWithoutTokensFails(t *testing.T) {
+	_, srv := startFake(t, fakeOpts{})
+	cfg := testConfig(srv.URL)
+	cfg.Mode = ModeTokens
+	cfg.Count = 20
+	cfg.Password = "wrong"
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "no token was issued") {
+		t.Errorf("Err: got %v, want no token was issued", err)
+	}
+}
+
+// TestRunInterruptedWhileVerifying stops the run while it waits for
+// transactions that are never processed: the report says interrupted, not
+// that the transactions were lost.
+func TestRunInterruptedWhileVerifying(t *testing.T) {
+	_, srv := startFake(t, fakeOpts{processAfter: time.Hour})
+	cfg := testConfig(srv.URL)
+	cfg.Count = 20
+	cfg.DrainTimeout = time.Minute
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	time.AfterFunc(500*time.Millisecond, cancel) // the 20 are sent in far less
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Accepted != 20 || rep.Verification == nil || !rep.Verification.Interrupted {
+		t.Fatalf("got accepted %d, verification %+v; want 20, interrupted", rep.Accepted, rep.Verification)
+	}
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "interrupted while verifying") {
+		t.Errorf("Err: got %v, want interrupted while verifying", err)
+	}
+	if n := rep.Errors["queue probe"]; n > 0 {
+		t.Errorf("errors: %d queue probe errors from the interruption", n)
+	}
+}
+
 func TestRunFailsFastOnBadLogin(t *testing.T) {
 	_, srv := startFake(t, fakeOpts{})
 	cfg := testConfig(srv.URL)
@@ -210,6 +254,11 @@ func TestConfigValidate(t *testing.T) {
 		{"zero concurrency", func(c *Config) { c.Concurrency = 0 }, "--concurrency"},
 		{"bad verify", func(c *Config) { c.Verify = "some" }, "--verify"},
 		{"bad mode", func(c *Config) { c.Mode = "both" }, "--mode"},
+		{"negative count", func(c *Config) { c.Count = -5 }, "--count: -5 is negative"},
+		{"rate not a number", func(c *Config) { c.Rate = math.NaN() }, "--rate"},
+		{"rate infinite", func(c *Config) { c.Rate = math.Inf(1) }, "--rate"},
+		{"rate too small to schedule", func(c *Config) { c.Rate = 1e-12 }, "--rate"},
+		{"open loop", func(c *Config) { c.Rate = 2.5 }, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

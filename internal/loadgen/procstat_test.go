@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,5 +54,17 @@ func TestRunWatchPID(t *testing.T) {
 	}
 	if rep.CPU == nil || len(rep.CPU.Processes) == 0 {
 		t.Errorf("got CPU %+v, want the test process", rep.CPU)
+	}
+
+	// A pid that does not exist fails before the load, not after it.
+	f, srv2 := startFake(t, fakeOpts{})
+	cfg = testConfig(srv2.URL)
+	cfg.Count = 50
+	cfg.WatchPID = 1 << 30
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--watch-pid") {
+		t.Errorf("a pid that does not exist: got %v, want a --watch-pid error", err)
+	}
+	if n := f.txReqs.Load(); n != 0 {
+		t.Errorf("a pid that does not exist: %d transactions sent, want none", n)
 	}
 }

@@ -56,15 +56,22 @@ func (r *runner) fill(rep *Report) {
 	rep.Errors = r.errs.snapshot()
 }
 
-// Err is nil when the run kept every promise: every checked accepted
-// transaction was processed, none failed, and the backlog drained within the
-// drain timeout. Otherwise it says what went wrong.
+// Err is nil when the run kept every promise: it got work done (a token or
+// an accepted transaction), every checked accepted transaction was
+// processed, none failed, and the backlog drained within the drain timeout.
+// Otherwise it says what went wrong.
 func (rep *Report) Err() error {
 	v := rep.Verification
-	if v == nil {
-		if rep.Interrupted {
-			return errors.New("interrupted before verification")
-		}
+	switch {
+	case v != nil && v.Interrupted:
+		return errors.New("interrupted while verifying: the figures are incomplete, not a verdict")
+	case rep.Interrupted:
+		return errors.New("interrupted before verification")
+	case rep.Mode == ModeTokens && rep.Tokens == 0:
+		return errors.New("no token was issued (see errors)")
+	case rep.Mode == ModeTransactions && rep.Accepted == 0:
+		return errors.New("no transaction was accepted (see errors)")
+	case v == nil:
 		return nil
 	}
 	var errs []error

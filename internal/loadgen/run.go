@@ -73,7 +73,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Queue != nil && cfg.Mode == ModeTransactions {
 		var err error
 		if before, err = cfg.Queue.State(ctx); err != nil {
-			return nil, fmt.Errorf("read the queue before the load: %w", err)
+			return nil, fmt.Errorf("--redis-url: read the queue before the load: %w (--redis-url none verifies through the status endpoint instead)", err)
 		}
 	}
 
@@ -108,7 +108,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var cpuBefore cpuSnapshot
 	var cpuErr error
 	if cfg.WatchPID > 0 {
-		cpuBefore, cpuErr = takeCPUSnapshot(cfg.WatchPID)
+		if cpuBefore, cpuErr = takeCPUSnapshot(cfg.WatchPID); cpuErr != nil {
+			return nil, fmt.Errorf("--watch-pid: %w", cpuErr) // before the load, not after it
+		}
 	}
 	start := time.Now()
 	progressDone := r.startProgress(ctx, start)
@@ -148,16 +150,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	wg.Wait()
 	loadEnd := time.Now()
 	var cpu *CPUUsage
-	if cfg.WatchPID > 0 && cpuErr == nil {
-		var after cpuSnapshot
-		if after, cpuErr = takeCPUSnapshot(cfg.WatchPID); cpuErr == nil {
+	if cfg.WatchPID > 0 {
+		// The watched process may have gone during the load: the report
+		// goes on without CPU figures, and says why.
+		if after, err := takeCPUSnapshot(cfg.WatchPID); err == nil {
 			cpu = usage(cpuBefore, after)
+		} else {
+			r.errs.add("watch-pid: gone during the load")
 		}
 	}
 	progressDone()
-	if cpuErr != nil {
-		return nil, fmt.Errorf("--watch-pid: %w", cpuErr)
-	}
 
 	rep := &Report{
 		Mode:        cfg.Mode,
@@ -178,6 +180,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
 		v := r.verify(ctx, accepted, start, loadEnd, before)
+		if ctx.Err() != nil { // stopped while verifying
+			v.Interrupted, rep.Interrupted = true, true
+		}
 		rep.Verification = &v
 	}
 	r.fill(rep)
@@ -239,7 +244,10 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 	done := time.Now()
 	r.txSent.Add(1)
 	if err != nil {
-		if !isCanceled(ctx, err) {
+		if isCanceled(ctx, err) {
+			// Cut by Ctrl-C in flight: the API may have queued it.
+			r.errs.add("tx interrupted in flight")
+		} else {
 			r.errs.add("tx " + transportKind(err))
 		}
 		return

@@ -13,6 +13,9 @@ import (
 
 // Verification is what became of the accepted transactions.
 type Verification struct {
+	// Interrupted says the run was stopped (Ctrl-C) before verification
+	// finished: the figures below are incomplete and no verdict.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// Accepted is the number of transactions the API answered 200 for.
 	Accepted int64 `json:"accepted"`
 	// Checked is how many of them had their status looked up.
@@ -76,7 +79,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 		v.DrainMethod = "queue"
 		for {
 			s, err := cfg.Queue.State(ctx)
-			if err != nil {
+			if err != nil && ctx.Err() == nil {
 				r.errs.add("queue probe")
 			} else if s.Drained() {
 				drainedAt = time.Now()
