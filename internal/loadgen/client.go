@@ -138,8 +138,9 @@ func (s *session) do(ctx context.Context, method string, ep *endpoint, suffix st
 
 // token is a bearer token and the time it stops being accepted.
 type token struct {
-	value string
-	exp   time.Time
+	value    string
+	exp      time.Time
+	disabled bool // the token says enabled: false (no transactions allowed)
 }
 
 // errStatus is a non-200 answer.
@@ -165,33 +166,36 @@ func (s *session) fetchToken(ctx context.Context, body []byte) (token, error) {
 	if err := json.Unmarshal(s.buf.Bytes(), &out); err != nil || out.Token == "" {
 		return token{}, fmt.Errorf("token response %.100q: no token", s.buf.Bytes())
 	}
-	return token{value: out.Token, exp: jwtExpiry(out.Token, time.Now())}, nil
+	exp, disabled := jwtClaims(out.Token, time.Now())
+	return token{value: out.Token, exp: exp, disabled: disabled}, nil
 }
 
-// jwtExpiry reads the exp claim without verifying the signature (the
-// merchant cannot: it does not hold the secret). Without a readable exp the
-// contract's 30 s lifetime from now is assumed.
-func jwtExpiry(tok string, now time.Time) time.Time {
-	fallback := now.Add(30 * time.Second)
+// jwtClaims reads the exp and enabled claims without verifying the signature
+// (the merchant cannot: it does not hold the secret). Without a readable exp
+// the contract's 30 s lifetime from now is assumed; disabled is true only
+// for an explicit "enabled": false.
+func jwtClaims(tok string, now time.Time) (exp time.Time, disabled bool) {
+	exp = now.Add(30 * time.Second)
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
-		return fallback
+		return exp, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return fallback
+		return exp, false
 	}
 	var claims struct {
-		Exp json.Number `json:"exp"`
+		Exp     json.Number `json:"exp"`
+		Enabled *bool       `json:"enabled"`
 	}
 	if err := json.Unmarshal(payload, &claims); err != nil {
-		return fallback
+		return exp, false
 	}
-	exp, err := claims.Exp.Float64()
-	if err != nil || exp <= 0 {
-		return fallback
+	disabled = claims.Enabled != nil && !*claims.Enabled
+	if e, err := claims.Exp.Float64(); err == nil && e > 0 {
+		exp = time.Unix(0, int64(e*1e9))
 	}
-	return time.Unix(0, int64(exp*1e9))
+	return exp, disabled
 }
 
 // loginBody is the JSON body of POST /auth/token.

@@ -213,14 +213,17 @@ func (c *Config) validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("--verify: %q is not all, sample or none", c.Verify))
 	}
-	switch c.VerifyVia {
-	case "":
+	switch {
+	case c.Mode == ModeTokens && c.VerifyVia != "":
+		errs = append(errs, fmt.Errorf("--verify-via: %q, but --mode token verifies nothing", c.VerifyVia))
+	case c.Mode == ModeTokens:
+	case c.VerifyVia == "":
 		c.VerifyVia = ViaHTTP
 		if c.Queue != nil {
 			c.VerifyVia = ViaRedis
 		}
-	case ViaHTTP:
-	case ViaRedis:
+	case c.VerifyVia == ViaHTTP:
+	case c.VerifyVia == ViaRedis:
 		if c.Queue == nil {
 			errs = append(errs, errors.New("--verify-via=redis: needs --redis-url"))
 		}

@@ -77,7 +77,8 @@ func (f *fakeAPI) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	exp := time.Now().Add(f.tokenTTL)
-	payload, _ := json.Marshal(map[string]any{"username": in.Username, "exp": float64(exp.UnixNano()) / 1e9})
+	payload, _ := json.Marshal(map[string]any{"username": in.Username, "exp": float64(exp.UnixNano()) / 1e9,
+		"enabled": in.Username != "charlie"}) // as the reference users
 	tok := "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(payload) + ".c2ln"
 	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
 }

@@ -237,6 +237,18 @@ func TestRunFailsFastOnBadLogin(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "HTTP 401") {
 		t.Errorf("got %v, want a login error with HTTP 401", err)
 	}
+
+	// A user whose token says enabled: false would only collect 403s.
+	f, srv2 := startFake(t, fakeOpts{})
+	cfg = testConfig(srv2.URL)
+	cfg.Count = 10
+	cfg.Users = []string{"alice", "charlie"}
+	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `"charlie" is not enabled`) {
+		t.Errorf("a disabled user: got %v, want an error naming charlie", err)
+	}
+	if n := f.txReqs.Load(); n != 0 {
+		t.Errorf("a disabled user: %d transactions sent, want none", n)
+	}
 }
 
 func TestConfigValidate(t *testing.T) {
@@ -254,6 +266,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero concurrency", func(c *Config) { c.Concurrency = 0 }, "--concurrency"},
 		{"bad verify", func(c *Config) { c.Verify = "some" }, "--verify"},
 		{"bad mode", func(c *Config) { c.Mode = "both" }, "--mode"},
+		{"verify-via in token mode", func(c *Config) { c.Mode = ModeTokens; c.VerifyVia = ViaRedis }, "--mode token verifies nothing"},
 		{"negative count", func(c *Config) { c.Count = -5 }, "--count: -5 is negative"},
 		{"rate not a number", func(c *Config) { c.Rate = math.NaN() }, "--rate"},
 		{"rate infinite", func(c *Config) { c.Rate = math.Inf(1) }, "--rate"},
@@ -276,26 +289,30 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestJWTExpiry(t *testing.T) {
+func TestJWTClaims(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	enc := func(claims string) string {
 		return "h." + base64.RawURLEncoding.EncodeToString([]byte(claims)) + ".s"
 	}
 	tests := []struct {
-		name string
-		tok  string
-		want time.Time
+		name         string
+		tok          string
+		want         time.Time
+		wantDisabled bool
 	}{
-		{"integer exp", enc(`{"exp":1700000030}`), time.Unix(1_700_000_030, 0)},
-		{"fractional exp", enc(`{"exp":1700000030.5}`), time.Unix(1_700_000_030, 500_000_000)},
-		{"no exp", enc(`{"user_id":1}`), now.Add(30 * time.Second)},
-		{"not a jwt", "opaque", now.Add(30 * time.Second)},
-		{"bad base64", "h.%%%.s", now.Add(30 * time.Second)},
+		{"integer exp", enc(`{"exp":1700000030}`), time.Unix(1_700_000_030, 0), false},
+		{"fractional exp", enc(`{"exp":1700000030.5}`), time.Unix(1_700_000_030, 500_000_000), false},
+		{"no exp", enc(`{"user_id":1}`), now.Add(30 * time.Second), false},
+		{"enabled", enc(`{"exp":1700000030,"enabled":true}`), time.Unix(1_700_000_030, 0), false},
+		{"not enabled", enc(`{"exp":1700000030,"enabled":false}`), time.Unix(1_700_000_030, 0), true},
+		{"not a jwt", "opaque", now.Add(30 * time.Second), false},
+		{"bad base64", "h.%%%.s", now.Add(30 * time.Second), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := jwtExpiry(tt.tok, now); !got.Equal(tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
+			got, disabled := jwtClaims(tt.tok, now)
+			if !got.Equal(tt.want) || disabled != tt.wantDisabled {
+				t.Errorf("got %v, disabled %v; want %v, %v", got, disabled, tt.want, tt.wantDisabled)
 			}
 		})
 	}

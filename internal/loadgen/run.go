@@ -87,6 +87,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if _, err := m.get(ctx, r, s); err != nil {
 				return nil, fmt.Errorf("log in as %q at %s: %w", cfg.Users[m.user], cfg.TokenURL, err)
 			}
+			if m.tok.disabled {
+				return nil, fmt.Errorf("--users: %q is not enabled for transactions (its token says so); every transaction of it would get 403", cfg.Users[m.user])
+			}
 		}
 	}
 
