@@ -56,12 +56,10 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	if err != nil && !errors.Is(err, procompose.ErrNotRunning) {
 		return err
 	}
-	if err != nil {
-		// No API; process-compose itself may still run (starting, or stuck).
-		rep.ProcessComposePid = l.processComposePid()
-	} else {
+	// Without an API process-compose itself may still run (starting, or stuck).
+	rep.ProcessComposePid = l.processComposePid()
+	if err == nil {
 		rep.Running = true
-		rep.ProcessComposePid = l.processComposePid()
 		for _, p := range procs {
 			rep.Processes = append(rep.Processes, processReport{
 				Name: p.Name, Status: p.Status, Ready: p.Ready(), Pid: p.Pid,

@@ -109,10 +109,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	var cpuBefore cpuSnapshot
-	var cpuErr error
 	if cfg.WatchPID > 0 {
-		if cpuBefore, cpuErr = takeCPUSnapshot(cfg.WatchPID); cpuErr != nil {
-			return nil, fmt.Errorf("--watch-pid: %w", cpuErr) // before the load, not after it
+		var err error
+		if cpuBefore, err = takeCPUSnapshot(cfg.WatchPID); err != nil {
+			return nil, fmt.Errorf("--watch-pid: %w", err) // before the load, not after it
 		}
 	}
 	start := time.Now()
