@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,28 @@ func (l *launcher) processComposePid() int {
 		}
 	}
 	return 0
+}
+
+// errIfRunning returns an error when this stack's process-compose runs:
+// its API answers, a process-compose of this state dir is alive without
+// answering, or something holds the API socket and does not answer (a
+// stopped or stuck process-compose where /proc cannot tell). `up` and
+// `reset` refuse then.
+func (l *launcher) errIfRunning(ctx context.Context, client *procompose.Client) error {
+	err := client.Live(ctx)
+	switch {
+	case err == nil:
+		return fmt.Errorf("the stack is running from %s; see `stack status`, or stop it with `stack down`", l.cfg.StateDir)
+	case ctx.Err() != nil:
+		return ctx.Err()
+	}
+	if pid := l.processComposePid(); pid > 0 {
+		return fmt.Errorf("process-compose (pid %d) of this stack runs but does not answer on %s; stop it with `stack down`", pid, client.Socket())
+	}
+	if !errors.Is(err, procompose.ErrNotRunning) {
+		return fmt.Errorf("something holds process-compose's API socket %s but does not answer (%v); if it is a stopped stack, `stack down` ends it", client.Socket(), err)
+	}
+	return nil
 }
 
 func writePid(path string, pid int) error {

@@ -26,8 +26,8 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
-	if client.Alive(ctx) {
-		return errors.New("the stack is running; stop it first with `stack down`")
+	if err := l.errIfRunning(ctx, client); err != nil {
+		return err
 	}
 	if left := strays(c.StateDir); len(left) > 0 {
 		return fmt.Errorf("processes of this stack are still running (%s); stop them first with `stack down`", describeProcs(left))

@@ -6,6 +6,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -552,6 +553,46 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 	}
 	if _, err := os.Stat(state); err != nil {
 		t.Errorf("state dir after a refused reset: %v", err)
+	}
+}
+
+// TestUpResetRefuseASilentAPISocket: a process-compose that is stopped or
+// stuck keeps its API socket bound, so connections are accepted and never
+// answered. `up` and `reset` must refuse (not hang, and not take the stack
+// for stopped: reset would delete a live stack's state dir). The select's
+// bound only turns a hang into a failure; it asserts no timing.
+func TestUpResetRefuseASilentAPISocket(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	c := stackconfig.Config{StateDir: state}
+	if err := c.PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", c.ProcessComposeSocket()) // never accepts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+
+	for _, args := range [][]string{{"up", "--detach"}, {"reset", "--yes"}} {
+		t.Run(args[0], func(t *testing.T) {
+			done := make(chan error, 1)
+			go func() {
+				done <- run(context.Background(), append([]string{"stack"}, args...),
+					[]string{"STACK_STATE_DIR=" + state}, nil, io.Discard, io.Discard)
+			}()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), "does not answer") {
+					t.Errorf("stack %s with a silent API socket: got %v, want a refusal saying it does not answer", args[0], err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatalf("stack %s hung on an API socket that accepts but never answers", args[0])
+			}
+			if _, err := os.Stat(c.ProcessComposeSocket()); err != nil {
+				t.Errorf("after stack %s: %v (the state dir must stay)", args[0], err)
+			}
+		})
 	}
 }
 

@@ -41,8 +41,8 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
-	if client.Alive(ctx) {
-		return fmt.Errorf("the stack is already running from %s; see `stack status`, or stop it with `stack down`", c.StateDir)
+	if err := l.errIfRunning(ctx, client); err != nil {
+		return err
 	}
 	if left := strays(c.StateDir); len(left) > 0 {
 		return fmt.Errorf("processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`", describeProcs(left))
@@ -118,7 +118,9 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 		return fmt.Errorf("start process-compose: %w", err)
 	}
 	if err := writePid(l.pidFile(), cmd.Process.Pid); err != nil {
-		return err
+		// Without its pid file the stack would be hard to find and stop.
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		return fmt.Errorf("stopped process-compose (pid %d) again: %w", cmd.Process.Pid, err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -184,17 +186,27 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 		return fmt.Errorf("start process-compose: %w", err)
 	}
 	defer os.Remove(l.pidFile())
-	if err := writePid(l.pidFile(), cmd.Process.Pid); err != nil {
+	// Without its pid file `down` and `status` from another terminal would
+	// not find this process-compose: stop it, and say why once it is gone.
+	pidErr := writePid(l.pidFile(), cmd.Process.Pid)
+	if pidErr != nil {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
+	// The waiter polls the processes (and prints readiness); what it saw
+	// last is checked for survivors once process-compose has exited, after
+	// the waiter has stopped.
 	var lastSeen []procompose.Process
-	if !tui {
-		waitCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		defer cancel()
+	waiterDone := make(chan struct{})
+	waitCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	if tui || pidErr != nil {
+		close(waiterDone)
+	} else {
 		go func() {
+			defer close(waiterDone)
 			err := procompose.Waiter{
 				Poll: func(ctx context.Context) ([]procompose.Process, error) {
 					procs, err := client.Processes(ctx)
@@ -218,6 +230,11 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 		case sig := <-forward:
 			_ = cmd.Process.Signal(sig)
 		case err := <-exited:
+			cancel()
+			<-waiterDone
+			if pidErr != nil {
+				return fmt.Errorf("stopped process-compose: %w", pidErr)
+			}
 			if err != nil && !isSignalExit(err) {
 				return fmt.Errorf("process-compose: %w", err)
 			}

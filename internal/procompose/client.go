@@ -49,6 +49,10 @@ func (p Process) Ready() bool {
 type Client struct {
 	socket string
 	http   *http.Client
+	// liveTimeout bounds Live: a stopped or stuck process-compose still has
+	// its socket bound, so the kernel accepts the connection and nobody
+	// answers.
+	liveTimeout time.Duration
 }
 
 // NewClient returns a client for the API listening on socket.
@@ -61,7 +65,7 @@ func NewClient(socket string) *Client {
 		MaxIdleConns:    2,
 		IdleConnTimeout: 5 * time.Second,
 	}
-	return &Client{socket: socket, http: &http.Client{Transport: tr}}
+	return &Client{socket: socket, http: &http.Client{Transport: tr}, liveTimeout: 2 * time.Second}
 }
 
 // Socket is the path the client connects to.
@@ -107,9 +111,20 @@ func isDialError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
-// Alive reports whether process-compose answers on the socket.
+// Alive reports whether process-compose answers on the socket (see Live).
 func (c *Client) Alive(ctx context.Context) bool {
-	return c.do(ctx, http.MethodGet, "/live", nil) == nil
+	return c.Live(ctx) == nil
+}
+
+// Live asks process-compose whether it is alive, waiting at most 2 s for
+// the answer. It returns nil when process-compose answers, ErrNotRunning
+// when nothing listens on the socket, and otherwise why no answer came: a
+// process-compose that is stopped (SIGSTOP) or stuck still has its socket
+// bound, so the connection is accepted and times out.
+func (c *Client) Live(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.liveTimeout)
+	defer cancel()
+	return c.do(ctx, http.MethodGet, "/live", nil)
 }
 
 // Processes returns every process's state, sorted by name.

@@ -3,6 +3,7 @@ package procompose
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +109,29 @@ func TestClientAgainstProcessCompose(t *testing.T) {
 	}
 	if _, err := c.Processes(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("processes after shutdown: got %v, want ErrNotRunning", err)
+	}
+}
+
+// TestClientLiveOnASilentSocket: a process-compose that is stopped or stuck
+// keeps its socket bound, so connections are accepted and never answered.
+// Live must give up (not hang) and must not call that "not running".
+func TestClientLiveOnASilentSocket(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "silent.sock")
+	ln, err := net.Listen("unix", socket) // never accepts: the kernel queues the connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c := NewClient(socket)
+	defer c.Close()
+	c.liveTimeout = 100 * time.Millisecond
+
+	err = c.Live(context.Background())
+	if err == nil || errors.Is(err, ErrNotRunning) {
+		t.Errorf("live on a silent socket: got %v, want a timeout that is not ErrNotRunning", err)
+	}
+	if c.Alive(context.Background()) {
+		t.Errorf("alive on a silent socket: got true, want false")
 	}
 }
 
