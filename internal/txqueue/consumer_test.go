@@ -185,6 +185,33 @@ func TestConsumerProcessesEachOnce(t *testing.T) {
 	}
 }
 
+// TestConsumerChargesATransactionQueuedTwiceOnce: should a transaction's
+// entry be in the stream twice (a rerun enqueue before its script guarded
+// against it), the connector must charge it once, even with both entries
+// in one batch, and acknowledge both.
+func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	id := enqueueN(t, q, 1)[0]
+	entries, err := rdb.XRange(ctx, Stream, "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("XRANGE: %d entries, %v", len(entries), err)
+	}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entries[0].Values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	psp := &recorder{}
+	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
+	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+	if got := psp.calls(id); got != 1 {
+		t.Errorf("charges of %s queued twice: got %d, want 1", id, got)
+	}
+}
+
 // TestConsumerReclaimsAbandonedEntry simulates a connector killed between
 // read and ack: the entry stays pending for a dead consumer until another one
 // reclaims it after the visibility timeout. Whatever step the dead consumer

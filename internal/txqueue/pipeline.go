@@ -10,24 +10,42 @@ import (
 // evalBatch runs script n times in one pipeline, with the keys and args that
 // argsOf gives for each call, and returns one command per call. After a
 // NOSCRIPT (Redis restarted and lost its script cache) it loads the script
-// and runs the batch once more; every script here is safe to rerun.
+// and runs again only the calls that got NOSCRIPT: in one pipeline some calls
+// can run and others not, when a concurrent SCRIPT LOAD lands between them.
+// A call that fails with no reply of its own (the connection could not be
+// set up: a wrong password or database) gets the pipeline's error.
 func evalBatch(ctx context.Context, rdb *redis.Client, script *redis.Script, n int, argsOf func(i int) ([]string, []any)) []*redis.Cmd {
 	if n == 0 {
 		return nil
 	}
-	var cmds []*redis.Cmd
-	for attempt := 0; attempt < 2; attempt++ {
+	cmds := make([]*redis.Cmd, n)
+	todo := make([]int, n)
+	for i := range todo {
+		todo[i] = i
+	}
+	for attempt := 0; attempt < 2 && len(todo) > 0; attempt++ {
 		pipe := rdb.Pipeline()
-		cmds = make([]*redis.Cmd, n)
-		for i := range n {
+		for _, i := range todo {
 			keys, args := argsOf(i)
 			cmds[i] = script.EvalSha(ctx, pipe, keys, args...)
 		}
-		_, _ = pipe.Exec(ctx)
-		if !redis.HasErrorPrefix(cmds[0].Err(), "NOSCRIPT") {
-			break
+		if _, err := pipe.Exec(ctx); err != nil {
+			for _, i := range todo {
+				if cmds[i].Err() == nil && cmds[i].Val() == nil {
+					cmds[i].SetErr(err)
+				}
+			}
 		}
-		_ = script.Load(ctx, rdb)
+		var again []int
+		for _, i := range todo {
+			if redis.HasErrorPrefix(cmds[i].Err(), "NOSCRIPT") {
+				again = append(again, i)
+			}
+		}
+		if len(again) > 0 {
+			_ = script.Load(ctx, rdb)
+		}
+		todo = again
 	}
 	return cmds
 }

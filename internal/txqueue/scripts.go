@@ -9,7 +9,10 @@ import "github.com/redis/go-redis/v9"
 // 7 status TTL (ms), 8 request fingerprint, 9 idempotency TTL (ms)
 // Returns {0, id} when queued, {1, first id} for a replay with the same
 // fingerprint, {2, first id} when the key was used with another fingerprint.
+// Run twice with the same id (ids are random, so only a rerun of the same
+// call can do that), it queues once and answers {0, id} both times.
 var enqueueScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0, ARGV[1]} end
 if #KEYS == 3 then
   local prev = redis.call('HMGET', KEYS[3], 'fingerprint', 'id')
   if prev[1] then
@@ -52,8 +55,9 @@ return {0, ARGV[1]}
 // Returns one code per key: 1: charge it; 2: charge it, claimed before in a
 // round that may have been charged without a record (its outcome is
 // unknown); 4: charge it, claimed before but its round never started; 0:
-// already processed; -1: failed (dead-lettered); 3: another consumer is
-// charging it right now (leave it pending).
+// already processed, or a second entry of a transaction already in this call
+// (the first one carries it); -1: failed (dead-lettered); 3: another consumer
+// is charging it right now (leave it pending).
 var claimScript = redis.NewScript(`
 local now, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local recs, firstRound = {}, {}
@@ -65,11 +69,13 @@ for i, k in ipairs(KEYS) do
     if not firstRound[claim] or round < firstRound[claim] then firstRound[claim] = round end
   end
 end
-local out, charging = {}, 0
+local out, charging, seen = {}, 0, {}
 for i, k in ipairs(KEYS) do
   local a = 5 + 4 * (i - 1)
   local r = recs[i]
-  if r[1] == 'processed' then
+  if seen[k] then
+    out[i] = 0
+  elseif r[1] == 'processed' then
     out[i] = 0
   elseif r[1] == 'failed' then
     out[i] = -1
@@ -92,6 +98,7 @@ for i, k in ipairs(KEYS) do
       'charging_round', math.floor(charging / roundSize))
     charging = charging + 1
   end
+  seen[k] = true
 end
 return out
 `)
