@@ -15,9 +15,16 @@ import (
 const TTL = 30 * time.Second
 
 // MaxSkew is the clock skew accepted between the issuing and the verifying
-// host, for exp, nbf and iat alike. Tokens that expire more than TTL+MaxSkew
-// after now, or after their iat, are rejected.
+// host for nbf and iat in the future, and for a lifetime: tokens that expire
+// more than TTL+MaxSkew after now, or after their iat, are rejected. exp gets
+// no leeway: a token is expired once the clock's whole second is past its
+// exp, as python-jose decided for the original services, so a token issued
+// at second s is accepted until the end of second s+30 (Expired).
 const MaxSkew = 5 * time.Second
+
+// Expired reports whether a token with expiry exp is expired at now: when
+// now's whole second is after exp's (python-jose: exp < now, in seconds).
+func Expired(exp, now time.Time) bool { return now.Unix() > exp.Unix() }
 
 // MinSecretBytes is the shortest JWT_SECRET that does not draw a warning.
 const MinSecretBytes = 32

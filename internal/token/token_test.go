@@ -80,7 +80,7 @@ func TestIssueThenVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, at := range []time.Time{testNow, testNow.Add(TTL - time.Second), testNow.Add(TTL + MaxSkew - time.Second), testNow.Add(-MaxSkew)} {
+			for _, at := range []time.Time{testNow, testNow.Add(TTL - time.Second), testNow.Add(TTL + 999*time.Millisecond), testNow.Add(-MaxSkew)} {
 				got, err := NewVerifier(testSecret, fixedClock(at)).Verify(raw)
 				if err != nil {
 					t.Fatalf("at %v: got error %v, want none", at.Sub(testNow), err)
@@ -89,6 +89,10 @@ func TestIssueThenVerify(t *testing.T) {
 				if got != want {
 					t.Errorf("got %+v, want %+v", got, want)
 				}
+			}
+			// 30 s, to the end of exp's second, and not a second more.
+			if _, err := NewVerifier(testSecret, fixedClock(testNow.Add(TTL+time.Second))).Verify(raw); !errors.Is(err, ErrExpired) {
+				t.Errorf("a second after exp's second: got %v, want %v", err, ErrExpired)
 			}
 		})
 	}
@@ -175,6 +179,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"tampered payload", parts[0] + "." + tamperedPayload + "." + parts[2], ErrSignature},
 		{"tampered signature", parts[0] + "." + parts[1] + "." + flipLast(parts[2]), ErrSignature},
 		{"expired", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(-MaxSkew - time.Second).Unix(), "iat": testNow.Add(-time.Minute).Unix()}), testSecret), ErrExpired},
+		{"expired a second ago (no leeway on exp)", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(-time.Second).Unix(), "iat": testNow.Add(-TTL - time.Second).Unix()}), testSecret), ErrExpired},
 		{"no exp", signRaw(t, hs256, payload(t, map[string]any{"exp": nil}), testSecret), ErrMissingExp},
 		{"exp null", signRaw(t, hs256, `{"user_id":1,"username":"a","enabled":true,"exp":null}`, testSecret), ErrExpType},
 		{"exp a string", signRaw(t, hs256, payload(t, map[string]any{"exp": "soon"}), testSecret), ErrExpType},
@@ -237,8 +242,8 @@ func TestVerifyAccepts(t *testing.T) {
 			Claims{UserID: 3, Username: "charlie", Enabled: false, ExpiresAt: time.Unix(1700000030, 0)}},
 		{"extra claims ignored", `{"user_id":1,"username":"a","enabled":true,"exp":1700000030,"sub":5,"aud":[1]}`,
 			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
-		{"expired within skew", `{"user_id":1,"username":"a","enabled":true,"exp":1699999996}`,
-			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1699999996, 0)}},
+		{"exp is this second (python-jose accepts it)", `{"user_id":1,"username":"a","enabled":true,"exp":1700000000}`,
+			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000000, 0)}},
 		{"nbf within skew", `{"user_id":1,"username":"a","enabled":true,"exp":1700000030,"nbf":1700000004}`,
 			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
 	}
@@ -426,7 +431,8 @@ func TestVerifyCacheGivesTheFullCheckAnswer(t *testing.T) {
 		{"again, from the cache", time.Second, nil},
 		{"clock went back beyond the skew", -10 * time.Second, ErrIssuedInFuture},
 		{"just before exp", TTL - time.Millisecond, nil},
-		{"expired within skew: the full check accepts", TTL + time.Second, nil},
+		{"in exp's second: the full check accepts", TTL + 999*time.Millisecond, nil},
+		{"exp's second is over", TTL + time.Second, ErrExpired},
 		{"expired beyond skew", TTL + MaxSkew + time.Second, ErrExpired},
 	}
 	now := testNow

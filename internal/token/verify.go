@@ -34,7 +34,7 @@ var (
 	ErrNoAlgorithm       = &Error{"No algorithm was specified in the JWS header."}   // header has no alg
 	ErrAlgNotAllowed     = &Error{"The specified alg value is not allowed"}          // alg is not HS256 (none, HS384, RS256, ...)
 	ErrSignature         = &Error{"Signature verification failed."}                  // wrong secret or tampered token
-	ErrExpired           = &Error{"Signature has expired."}                          // exp is past (beyond MaxSkew)
+	ErrExpired           = &Error{"Signature has expired."}                          // exp is past (Expired; no leeway)
 	ErrNotYetValid       = &Error{"The token is not yet valid (nbf)"}                // nbf is in the future (beyond MaxSkew)
 	ErrIssuedInFuture    = &Error{"The token is not yet valid (iat)"}                // iat is in the future (beyond MaxSkew)
 	ErrExpType           = &Error{"Expiration Time claim (exp) must be an integer."} // exp is not a number
@@ -90,7 +90,7 @@ func NewVerifier(secret []byte, now func() time.Time) *Verifier {
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
 			jwt.WithIssuedAt(),
-			jwt.WithLeeway(MaxSkew),
+			jwt.WithLeeway(MaxSkew), // for nbf and iat; exp is checked without it (Expired)
 			jwt.WithTimeFunc(now),
 			jwt.WithStrictDecoding(),
 		),
@@ -100,9 +100,10 @@ func NewVerifier(secret []byte, now func() time.Time) *Verifier {
 }
 
 // Verify checks raw's segments, algorithm (HS256 only), signature, exp
-// (required), nbf and iat (each with MaxSkew leeway), its lifetime (at most
-// TTL+MaxSkew from now and from iat) and the types of user_id (positive
-// integer), username (string) and enabled (bool). Every rejection is an *Error.
+// (required, no leeway: Expired), nbf and iat (each with MaxSkew leeway), its
+// lifetime (at most TTL+MaxSkew from now and from iat) and the types of
+// user_id (positive integer), username (string) and enabled (bool). Every
+// rejection is an *Error.
 func (v *Verifier) Verify(raw string) (Claims, error) {
 	switch n := strings.Count(raw, "."); {
 	case n < 2:
@@ -121,6 +122,9 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 
 	now := v.now()
 	exp := c.exp.Time
+	if Expired(exp, now) { // the parser allowed MaxSkew, for nbf's and iat's sake
+		return Claims{}, ErrExpired
+	}
 	if exp.Sub(now) > TTL+MaxSkew {
 		return Claims{}, ErrTooFarAhead
 	}
@@ -146,8 +150,8 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 // before now and has not expired. Every time check of Verify that passed at
 // that time still passes until exp (nbf, iat and the lifetime only get
 // easier as time goes on), so the answer is the one the full check would
-// give; outside that window (expired, even within MaxSkew, or a clock that
-// went back) the full check runs again.
+// give; outside that window (expired, or a clock that went back) the full
+// check runs again.
 func (v *Verifier) cached(raw string) (Claims, bool) {
 	v.mu.Lock()
 	e, ok := v.verified[raw]
@@ -156,7 +160,7 @@ func (v *Verifier) cached(raw string) (Claims, bool) {
 		return Claims{}, false
 	}
 	now := v.now()
-	if now.Before(e.at) || !now.Before(e.claims.ExpiresAt) {
+	if now.Before(e.at) || Expired(e.claims.ExpiresAt, now) {
 		return Claims{}, false
 	}
 	return e.claims, true
@@ -169,7 +173,7 @@ func (v *Verifier) remember(raw string, c Claims, at time.Time) {
 	defer v.mu.Unlock()
 	if len(v.verified) >= maxVerified {
 		for k, e := range v.verified {
-			if !at.Before(e.claims.ExpiresAt) {
+			if Expired(e.claims.ExpiresAt, at) {
 				delete(v.verified, k)
 			}
 		}
