@@ -277,8 +277,14 @@ func (s *faultStack) waitRunning(t *testing.T, name string, oldPid int, timeout 
 // health asks a service's /health directly (not through the router) and
 // returns the status code and the body's "status".
 func (s *faultStack) health(portVar string, timeout time.Duration) (int, string, error) {
+	return getHealth(fmt.Sprintf("http://127.0.0.1:%d/health", s.ports[portVar]), timeout)
+}
+
+// getHealth GETs a /health URL and returns the status code and the body's
+// "status" ("" when the body has none, as in the router's own 503).
+func getHealth(url string, timeout time.Duration) (int, string, error) {
 	c := &http.Client{Timeout: timeout}
-	res, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/health", s.ports[portVar]))
+	res, err := c.Get(url)
 	if err != nil {
 		return 0, "", err
 	}
@@ -843,7 +849,8 @@ type logIndex map[string][]map[string]any
 const badRequestKey = "<BADREQ>"
 
 // waitLogs reads every service's and the router's log into an index, after
-// a short pause for process-compose to write the last lines.
+// a short pause for process-compose to write the last lines. A line that
+// names a request id but is not JSON (say, cut short) fails the test.
 func (s *faultStack) waitLogs(t *testing.T) logIndex {
 	t.Helper()
 	time.Sleep(500 * time.Millisecond)
@@ -857,7 +864,8 @@ func (s *faultStack) waitLogs(t *testing.T) logIndex {
 				continue
 			}
 			var rec map[string]any
-			if json.Unmarshal(line, &rec) != nil {
+			if err := json.Unmarshal(line, &rec); err != nil {
+				t.Errorf("%s's log has a line that is not JSON (%v): %.200s...", p, err, line)
 				continue
 			}
 			id, _ := rec["request_id"].(string)

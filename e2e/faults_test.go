@@ -138,6 +138,11 @@ func TestFaults(t *testing.T) {
 		if p.coreHealthFail == 0 {
 			t.Errorf("core-api /health never reported fail while Redis was down")
 		}
+		// core-api answers while Redis is down, so the router must keep
+		// passing its answers on, not take it for down.
+		if p.routerFail == 0 || p.routerOwn503 > 0 {
+			t.Errorf("GET /transaction/health through the router while Redis was down: core-api's 503 fail ×%d, the router's own 503 ×%d; want only core-api's", p.routerFail, p.routerOwn503)
+		}
 		if p.slowest > 2*time.Second {
 			t.Errorf("slowest core-api answer while Redis was down took %s, want under 2s", p.slowest)
 		}
@@ -248,6 +253,68 @@ func TestFaults(t *testing.T) {
 		// client retried by itself (it retries requests with an Idempotency-Key).
 		t.Logf("RESULT router restart + kill -9 | %d tx, 32 workers | %s | %d acknowledged by an idempotent replay (%d after a broken connection, %d after a transparent client retry)",
 			n, o, replays, res.answerLost, replays-res.answerLost)
+	})
+
+	t.Run("router restarted while Redis is down", func(t *testing.T) {
+		// process-compose never starts again a process restarted while one it
+		// depends on is not ready; core-api stays ready while Redis is down
+		// (it answers, with 503), so the router comes back, /auth with it.
+		redisStopped := false
+		t.Cleanup(func() {
+			if redisStopped {
+				if err := st.pc.start("redis"); err != nil {
+					t.Logf("start redis again after a failure: %v", err)
+				}
+			}
+		})
+		if err := st.pc.stop("redis"); err != nil {
+			t.Fatal(err)
+		}
+		redisStopped = true
+		// Until process-compose's probes have seen the outage: psp-connector
+		// (200 only) not ready, then one more probe period (2 s) for
+		// core-api's probe to have run too.
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			procs, err := st.pc.processes()
+			if err == nil && procs["psp-connector"].IsReady == "Not Ready" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("psp-connector still ready 15s after Redis stopped (%v)", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2500 * time.Millisecond)
+		if code, status, err := st.health("CORE_API_PORT", 5*time.Second); err != nil || code != http.StatusServiceUnavailable || status != "fail" {
+			t.Fatalf("core-api /health with Redis stopped: got %d %q %v, want 503 fail", code, status, err)
+		}
+		procs, err := st.pc.processes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("before the restart, process-compose says core-api is %q, psp-connector %q", procs["core-api"].IsReady, procs["psp-connector"].IsReady)
+		if err := st.pc.restart("haproxy"); err != nil {
+			t.Fatal(err)
+		}
+		auth := st.pollRoute(t, "/auth/health", http.StatusOK, 15*time.Second)
+		if auth.first == 0 {
+			t.Fatalf("after restarting haproxy with Redis down, /auth/health never answered 200 (%s)", auth)
+		}
+		code, status, err := getHealth(st.base+"/transaction/health", 5*time.Second)
+		if err != nil || code != http.StatusServiceUnavailable || status != "fail" {
+			t.Errorf("/transaction/health through the router with Redis down: got %d %q %v, want core-api's 503 fail", code, status, err)
+		}
+		if err := st.pc.start("redis"); err != nil {
+			t.Fatal(err)
+		}
+		redisStopped = false
+		tx := st.pollRoute(t, "/transaction/health", http.StatusOK, 30*time.Second)
+		if tx.first == 0 {
+			t.Fatalf("/transaction/health did not answer 200 within 30s of starting Redis (%s)", tx)
+		}
+		t.Logf("RESULT router restarted while Redis is down | Redis stopped, haproxy restarted through process-compose | /auth/health 200 again %s after the restart; /transaction/health core-api's 503 fail; 200 again %s after Redis started",
+			auth.first.Round(time.Millisecond), tx.first.Round(time.Millisecond))
 	})
 
 	t.Run("SIGTERM under load", func(t *testing.T) {
@@ -363,6 +430,8 @@ type outageReport struct {
 	coreHealthFail int           // core-api /health answered 503 "fail"
 	connHealthFail int           // psp-connector /health answered 503 "fail"
 	tx503          int           // POST /transaction straight to core-api answered JSON 503
+	routerFail     int           // GET /transaction/health through the router: core-api's 503 "fail"
+	routerOwn503   int           // ... the router's own 503 (it took core-api for down)
 	slowest        time.Duration // slowest core-api answer during the outage
 	firstFail      time.Duration // kill to the first failing health check
 	recovered      time.Duration // kill to core-api /health passing again after failing
@@ -370,8 +439,8 @@ type outageReport struct {
 }
 
 func (o outageReport) String() string {
-	return fmt.Sprintf("%d probes; core-api /health fail ×%d, psp-connector /health fail ×%d, direct POST JSON 503 ×%d; first fail %s, healthy again %s after the kill; slowest answer %s%s",
-		o.probes, o.coreHealthFail, o.connHealthFail, o.tx503, o.firstFail.Round(time.Millisecond),
+	return fmt.Sprintf("%d probes; core-api /health fail ×%d, psp-connector /health fail ×%d, direct POST JSON 503 ×%d; through the router core-api's fail ×%d, the router's own 503 ×%d; first fail %s, healthy again %s after the kill; slowest answer %s%s",
+		o.probes, o.coreHealthFail, o.connHealthFail, o.tx503, o.routerFail, o.routerOwn503, o.firstFail.Round(time.Millisecond),
 		o.recovered.Round(time.Millisecond), o.slowest.Round(time.Millisecond), strings.Join(o.other, "; "))
 }
 
@@ -402,6 +471,14 @@ func (s *faultStack) probeOutage(tokens *tokenSource, killed time.Time, limit ti
 		}
 		if code, status, err := s.health("PSP_CONNECTOR_PORT", 5*time.Second); err == nil && code == http.StatusServiceUnavailable && status == "fail" {
 			o.connHealthFail++
+		}
+		if code, status, err := getHealth(s.base+"/transaction/health", 5*time.Second); err == nil && code == http.StatusServiceUnavailable {
+			switch status {
+			case "fail":
+				o.routerFail++
+			case "":
+				o.routerOwn503++
+			}
 		}
 		if tok, err := tokens.get("alice"); failed && err == nil {
 			// A valid transaction straight to core-api: it must fail fast, as

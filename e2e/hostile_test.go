@@ -232,6 +232,9 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		{name: "path with a fragment", req: b.post("/transaction/transaction#x", "application/json", b.validTx()), parseError: true},
 		{name: "path 8 kB long", req: httpRequest("GET", "/transaction/"+strings.Repeat("a", 8<<10), b.host, nil, nil), wantStatus: 404},
 		{name: "path 70 kB long", req: httpRequest("GET", "/transaction/"+strings.Repeat("a", 70<<10), b.host, nil, nil), parseError: true},
+		// JSON escaping doubles these in the router's log line, which must stay whole JSON.
+		{name: "path of 600 backslashes", req: httpRequest("GET", "/transaction/"+strings.Repeat(`\`, 600), b.host, nil, nil)},
+		{name: "path of 600 double quotes", req: httpRequest("GET", "/auth/"+strings.Repeat(`"`, 600), b.host, nil, nil)},
 		{name: "status id with a glob", req: httpRequest("GET", "/transaction/transactions/tx_*", b.host,
 			[]string{"Authorization: Bearer " + b.token}, nil), wantStatus: 404},
 		{name: "status id with encoded slashes", req: httpRequest("GET", "/transaction/transactions/..%2f..%2fhealth", b.host,

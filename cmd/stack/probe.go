@@ -10,14 +10,20 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
 // probe is the readiness check process-compose.yaml runs for every process:
 //
-//	stack probe [--within 2s] http <url>     passes on a 200 answer
-//	stack probe [--within 2s] redis <socket> passes on +PONG
+//	stack probe [--within 2s] [--status 200] http <url>  passes on an answer with one of the statuses
+//	stack probe [--within 2s] redis <socket>              passes on +PONG
+//
+// --status takes a comma-separated list: core-api's probe passes on 200 or
+// 503, since its /health answers 503 while Redis is down, and whether
+// core-api answers at all is what HAProxy's start and restart wait for
+// (Redis has its own probe).
 //
 // It retries for up to --within (5 ms apart, backing off to 250 ms), because
 // process-compose runs a probe once at process start and then only every
@@ -29,17 +35,26 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	within := fs.Duration("within", 2*time.Second, "keep retrying for this long")
+	statusList := fs.String("status", "200", "http: the statuses that pass, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 2 {
-		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 2s] http <url> | redis <socket>")}
+		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 2s] [--status 200,...] http <url> | redis <socket>")}
+	}
+	pass := map[int]bool{}
+	for _, f := range strings.Split(*statusList, ",") {
+		code, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || code < 100 || code > 599 {
+			return &exitError{code: 2, err: fmt.Errorf("--status %q: want HTTP statuses such as 200,503", *statusList)}
+		}
+		pass[code] = true
 	}
 	var check func(context.Context) error
 	switch kind, target := fs.Arg(0), fs.Arg(1); kind {
 	case "http":
 		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-		check = func(ctx context.Context) error { return checkHTTP(ctx, client, target) }
+		check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, pass) }
 	case "redis":
 		check = func(ctx context.Context) error { return checkRedis(ctx, target) }
 	default:
@@ -73,7 +88,8 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 }
 
-func checkHTTP(ctx context.Context, client *http.Client, url string) error {
+// checkHTTP passes when GET url answers with a status in pass.
+func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[int]bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -84,7 +100,7 @@ func checkHTTP(ctx context.Context, client *http.Client, url string) error {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if resp.StatusCode != http.StatusOK {
+	if !pass[resp.StatusCode] {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil

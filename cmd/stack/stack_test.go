@@ -274,6 +274,14 @@ func TestProbeHTTPRetriesUntilHealthy(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "503") {
 		t.Errorf("never healthy: got %v, want an error naming the 503", err)
 	}
+	// core-api's probe: a 503 (Redis down) still proves the process answers.
+	if err := probe(context.Background(), []string{"--within", "1s", "--status", "200,503", "http", down.URL + "/health"}, &out); err != nil {
+		t.Errorf("--status 200,503 against a 503: got %v, want a pass", err)
+	}
+	var ee *exitError
+	if err := probe(context.Background(), []string{"--status", "ok", "http", down.URL}, &out); !errors.As(err, &ee) || ee.code != 2 {
+		t.Errorf("--status ok: got %v, want a usage error", err)
+	}
 }
 
 // TestProbeReportsTheLastAnswer: a service that answers 503 and then hangs
