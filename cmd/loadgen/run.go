@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,11 +18,13 @@ import (
 	"github.com/caarlos0/env/v10"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme-payments/platform/internal/envconfig"
 	"github.com/acme-payments/platform/internal/loadgen"
+	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
-// environment is what loadgen reads from the environment: where the stack
-// listens. Flags override all of it.
+// environment is what loadgen reads from the environment when it runs where
+// no stack's files are (see findStack). Flags override all of it.
 type environment struct {
 	PlatformPort  int    `env:"PLATFORM_PORT" envDefault:"8080"`
 	RedisURL      string `env:"REDIS_URL"`
@@ -30,9 +33,68 @@ type environment struct {
 
 func (e environment) validate() error {
 	if e.PlatformPort < 1 || e.PlatformPort > 65535 {
-		return fmt.Errorf("PLATFORM_PORT: %d is not a TCP port", e.PlatformPort)
+		return fmt.Errorf("PLATFORM_PORT must be a TCP port (1-65535), got %d", e.PlatformPort)
 	}
 	return nil
+}
+
+// stackDefaults are the defaults of --target and --redis-url.
+type stackDefaults struct {
+	target   string
+	redisURL string // "" when no Redis is known
+}
+
+// findStack works out where the stack listens. Where the launcher would find
+// the stack's files (STACK_SHARE_DIR, a checkout at or above cwd, or the
+// share directory of an installed package), it reads the stack's own
+// configuration as the launcher does (stack.env, stack.local.env, then the
+// environment), so loadgen finds the router's port and the Redis socket of
+// the stack that `stack up` started from the same place. Elsewhere it reads
+// PLATFORM_PORT, REDIS_URL and STACK_STATE_DIR (default ./.stack) alone.
+// The Redis socket is used only when it exists (a running stack).
+func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
+	shareDir := env.ToMap(environ)["STACK_SHARE_DIR"]
+	layout, err := stackconfig.FindLayout(cwd, exe, shareDir)
+	if err == nil {
+		cfg, err := stackconfig.Load(layout, cwd, environ)
+		if err != nil {
+			return stackDefaults{}, fmt.Errorf("the stack's configuration (%s): %w", layout.ConfigDir, err)
+		}
+		host := cfg.PlatformHost
+		if host == "0.0.0.0" {
+			host = "127.0.0.1"
+		}
+		d := stackDefaults{target: fmt.Sprintf("http://%s:%d", host, cfg.PlatformPort)}
+		if cfg.Values["REDIS_URL"] != "" {
+			d.redisURL = cfg.RedisURL
+		} else if isSocket(cfg.RedisSocket()) {
+			d.redisURL = "unix://" + cfg.RedisSocket()
+		}
+		return d, nil
+	}
+	if shareDir != "" {
+		return stackDefaults{}, err
+	}
+	var e environment
+	if err := envconfig.Parse(environ, &e); err != nil {
+		return stackDefaults{}, err
+	}
+	if err := e.validate(); err != nil {
+		return stackDefaults{}, err
+	}
+	d := stackDefaults{target: fmt.Sprintf("http://127.0.0.1:%d", e.PlatformPort), redisURL: e.RedisURL}
+	if d.redisURL == "" {
+		sock := filepath.Join(cmp.Or(e.StackStateDir, ".stack"), "redis", "redis.sock")
+		if abs, err := filepath.Abs(sock); err == nil && isSocket(abs) {
+			d.redisURL = "unix://" + abs
+		}
+	}
+	return d, nil
+}
+
+func isSocket(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode()&os.ModeSocket != 0
 }
 
 const usage = `usage: loadgen [flags]
@@ -49,15 +111,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var envCfg environment
-	if err := env.ParseWithOptions(&envCfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return err
+	cwd, err := os.Getwd()
+	if err != nil {
+		return fmt.Errorf("current directory: %w", err)
 	}
-	if err := envCfg.validate(); err != nil {
+	exe, _ := os.Executable()
+	stack, err := findStack(cwd, exe, environ)
+	if err != nil {
 		return err
 	}
 
-	target := fmt.Sprintf("http://127.0.0.1:%d", envCfg.PlatformPort)
+	target := stack.target
 	def := loadgen.DefaultConfig(target)
 	cfg := def
 
@@ -67,7 +131,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&target, "target", target, "router base URL (default from PLATFORM_PORT)")
+	fs.StringVar(&target, "target", target, "router base URL (default: the stack's PLATFORM_HOST and PLATFORM_PORT)")
 	tokenURL := fs.String("token-url", "", "token endpoint (default <target>/auth/token)")
 	txURL := fs.String("tx-url", "", "transaction endpoint (default <target>/transaction/transaction)")
 	statusURL := fs.String("status-url", "", "status endpoint prefix, id appended (default <target>/transaction/transactions/)")
@@ -89,7 +153,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	verify := fs.String("verify", string(def.Verify), "status lookups after the load: all, sample or none")
 	fs.IntVar(&cfg.VerifySample, "verify-sample", def.VerifySample, "sample size for --verify=sample")
 	verifyVia := fs.String("verify-via", "", "where statuses are looked up: http (status endpoint) or redis (default: redis when the Redis is known)")
-	redisURL := fs.String("redis-url", "", `Redis of the stack, to watch the consumer group drain ("none": do not; default REDIS_URL, else the stack's socket if present)`)
+	redisURL := fs.String("redis-url", "", `Redis of the stack, to watch the consumer group drain ("none": do not; default the stack's REDIS_URL, else its socket if present)`)
 	stream := fs.String("stream", loadgen.DefaultStream, "stream the transactions are queued on")
 	group := fs.String("group", loadgen.DefaultGroup, "consumer group of the connector")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long after the load to wait for every transaction to be processed")
@@ -137,7 +201,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 	// go-redis logs every failed dial itself; the probe's errors say enough.
 	redis.SetLogger(quietLogger{})
-	if url := stackRedisURL(*redisURL, envCfg); url != "" && cfg.Mode == loadgen.ModeTransactions {
+	if url := stackRedisURL(*redisURL, stack); url != "" && cfg.Mode == loadgen.ModeTransactions {
 		q, err := loadgen.NewQueueProbe(url, *stream, *group)
 		if err != nil {
 			return fmt.Errorf("--redis-url: %w", err)
@@ -174,29 +238,16 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	return rep.Err()
 }
 
-// stackRedisURL picks the Redis to probe: the flag, else REDIS_URL, else the
-// socket of a running stack in STACK_STATE_DIR (default ./.stack), else none.
-func stackRedisURL(flagValue string, e environment) string {
-	switch {
-	case flagValue == "none":
+// stackRedisURL picks the Redis to probe: the flag ("none": none), else the
+// stack's (findStack).
+func stackRedisURL(flagValue string, stack stackDefaults) string {
+	switch flagValue {
+	case "none":
 		return ""
-	case flagValue != "":
-		return flagValue
-	case e.RedisURL != "":
-		return e.RedisURL
+	case "":
+		return stack.redisURL
 	}
-	dir := e.StackStateDir
-	if dir == "" {
-		dir = ".stack"
-	}
-	sock := filepath.Join(dir, "redis", "redis.sock")
-	if fi, err := os.Stat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if abs, err := filepath.Abs(sock); err == nil {
-			sock = abs
-		}
-		return "unix://" + sock
-	}
-	return ""
+	return flagValue
 }
 
 // quietLogger discards go-redis's internal log lines.

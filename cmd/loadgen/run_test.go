@@ -41,8 +41,11 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 }
 
-func TestStackRedisURL(t *testing.T) {
-	dir, err := os.MkdirTemp("", "loadgen-")
+// runningStackDir returns a short state dir with a listening Redis socket
+// in it, as a running stack has.
+func runningStackDir(t *testing.T) (dir, sock string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lg-") // short: a socket path has at most 103 bytes
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,31 +53,102 @@ func TestStackRedisURL(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "redis"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	sock := filepath.Join(dir, "redis", "redis.sock")
+	sock = filepath.Join(dir, "redis", "redis.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	empty := t.TempDir()
+	return dir, sock
+}
 
+// checkoutWith returns a directory the launcher takes for a checkout (go.mod
+// and process-compose.yaml), with localEnv as its stack.local.env.
+func checkoutWith(t *testing.T, localEnv string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range map[string]string{"go.mod": "module x\n", "process-compose.yaml": "version: \"0.5\"\n", "stack.local.env": localEnv} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestFindStack: loadgen's defaults come from the stack's own configuration
+// where the launcher would find it (from a subdirectory too, with
+// stack.local.env), else from the environment alone.
+func TestFindStack(t *testing.T) {
+	state, sock := runningStackDir(t)
+	idle := t.TempDir() // a state dir with no Redis running
 	tests := []struct {
-		name string
-		flag string
-		env  environment
-		want string
+		name      string
+		cwd       string
+		environ   []string
+		want      stackDefaults
+		wantError string
 	}{
-		{"flag wins", "redis://h:1/0", environment{RedisURL: "redis://e:2/0", StackStateDir: dir}, "redis://h:1/0"},
-		{"none disables", "none", environment{RedisURL: "redis://e:2/0"}, ""},
-		{"REDIS_URL next", "", environment{RedisURL: "redis://e:2/0", StackStateDir: dir}, "redis://e:2/0"},
-		{"stack socket", "", environment{StackStateDir: dir}, "unix://" + sock},
-		{"no stack", "", environment{StackStateDir: empty}, ""},
+		{"checkout: stack.local.env's port, the running stack's socket, from a subdirectory",
+			filepath.Join(checkoutWith(t, "PLATFORM_PORT=18080\nSTACK_STATE_DIR="+state+"\n"), "sub"), nil,
+			stackDefaults{target: "http://127.0.0.1:18080", redisURL: "unix://" + sock}, ""},
+		{"checkout: no stack running",
+			checkoutWith(t, "STACK_STATE_DIR="+idle+"\n"), nil,
+			stackDefaults{target: "http://127.0.0.1:8080"}, ""},
+		{"checkout: the environment wins",
+			checkoutWith(t, "PLATFORM_PORT=18080\n"), []string{"PLATFORM_PORT=18081", "PLATFORM_HOST=0.0.0.0", "REDIS_URL=redis://e:2/0"},
+			stackDefaults{target: "http://127.0.0.1:18081", redisURL: "redis://e:2/0"}, ""},
+		{"checkout: a bad setting is named",
+			checkoutWith(t, "PLATFORM_PORT=eighty\n"), nil,
+			stackDefaults{}, `PLATFORM_PORT must be a whole number, got "eighty"`},
+		{"no stack files: PLATFORM_PORT and STACK_STATE_DIR",
+			t.TempDir(), []string{"PLATFORM_PORT=9999", "STACK_STATE_DIR=" + state},
+			stackDefaults{target: "http://127.0.0.1:9999", redisURL: "unix://" + sock}, ""},
+		{"no stack files: defaults",
+			t.TempDir(), nil,
+			stackDefaults{target: "http://127.0.0.1:8080"}, ""},
+		{"no stack files: a bad PLATFORM_PORT is named",
+			t.TempDir(), []string{"PLATFORM_PORT=abc"},
+			stackDefaults{}, `PLATFORM_PORT must be a whole number, got "abc"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := stackRedisURL(tt.flag, tt.env); got != tt.want {
-				t.Errorf("got %q, want %q", got, tt.want)
+			t.Chdir(tt.cwd) // the default ./.stack is relative to it
+			got, err := findStack(tt.cwd, "", tt.environ)
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Errorf("got %+v, %v; want an error containing %q", got, err, tt.wantError)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestStackRedisURL(t *testing.T) {
+	stack := stackDefaults{redisURL: "unix:///s/redis.sock"}
+	for _, tt := range []struct{ flag, want string }{
+		{"redis://h:1/0", "redis://h:1/0"},
+		{"none", ""},
+		{"", "unix:///s/redis.sock"},
+	} {
+		if got := stackRedisURL(tt.flag, stack); got != tt.want {
+			t.Errorf("--redis-url %q: got %q, want %q", tt.flag, got, tt.want)
+		}
+	}
+}
+
+// TestRedisURLErrorHidesThePassword: a URL that does not parse is named by
+// its flag, and its password is not repeated.
+func TestRedisURLErrorHidesThePassword(t *testing.T) {
+	var out, errOut bytes.Buffer
+	err := run(context.Background(), []string{"loadgen", "--redis-url", "redis://user:s3cretpw@127.0.0.1:6379/%zz", "--count", "1"}, nil, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "--redis-url") || strings.Contains(err.Error()+errOut.String(), "s3cretpw") {
+		t.Errorf("got %v (stderr %q), want an error naming --redis-url without the password", err, errOut.String())
 	}
 }

@@ -23,8 +23,14 @@ import (
 // such as Server included), from environ's KEY=value pairs. Parse errors name
 // the variable, not the Go field; validation is the caller's next step.
 func Parse(environ []string, cfg any) error {
-	if err := env.ParseWithOptions(cfg, env.Options{Environment: env.ToMap(environ)}); err != nil {
-		return nameEnvVars(reflect.TypeOf(cfg).Elem(), err)
+	return ParseValues(env.ToMap(environ), cfg)
+}
+
+// ParseValues is Parse for settings already merged into a map (say, from
+// files and the environment).
+func ParseValues(values map[string]string, cfg any) error {
+	if err := env.ParseWithOptions(cfg, env.Options{Environment: values}); err != nil {
+		return nameEnvVars(reflect.TypeOf(cfg).Elem(), values, err)
 	}
 	return nil
 }
@@ -114,8 +120,10 @@ func (s Secret) WarnIfWeak(log *slog.Logger) {
 }
 
 // nameEnvVars rewrites the env library's parse errors, which name Go struct
-// fields, so that they name the environment variable instead.
-func nameEnvVars(t reflect.Type, err error) error {
+// fields, so that each names the environment variable, what it must be and
+// the value it got, as in `HTTP_PORT must be a whole number, got "five"`
+// (the library's error stays underneath, for errors.Is and As).
+func nameEnvVars(t reflect.Type, values map[string]string, err error) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -125,12 +133,36 @@ func nameEnvVars(t reflect.Type, err error) error {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
 			if name := envName(t, pe.Name); name != "" {
-				e = fmt.Errorf("%s: invalid %s: %w", name, pe.Type, pe.Err)
+				e = &varError{msg: fmt.Sprintf("%s must be %s, got %q", name, want(pe.Type), values[name]), err: e}
 			}
 		}
 		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
+}
+
+// varError is a variable's parse error in words, over the library's.
+type varError struct {
+	msg string
+	err error
+}
+
+func (e *varError) Error() string { return e.msg }
+func (e *varError) Unwrap() error { return e.err }
+
+// want says what a value of type t looks like.
+func want(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a duration such as 10s"
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
+		return "a whole number"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		return "a number"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	}
+	return "a valid " + t.String()
 }
 
 // envName finds the env tag of the field called field in t or in the structs

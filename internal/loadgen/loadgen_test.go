@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -387,3 +390,53 @@ func equalCounts(a, b map[string]int64) bool {
 }
 
 func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+// TestRunOpenLoopInterruptCountsOnlySentRequests: after Ctrl-C in an
+// open-loop run, the workers keep draining the buffered due times
+// (4*Concurrency of them) and call one() for each; h1conn.do refuses at once
+// with ctx.Err(), yet one() counts each as sent and as "tx interrupted in
+// flight". The report then claims requests that never left the process.
+func TestRunOpenLoopInterruptCountsOnlySentRequests(t *testing.T) {
+	f := &fakeAPI{fakeOpts: fakeOpts{tokenTTL: 30 * time.Second}}
+	var seen atomic.Int64
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", f.token)
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		seen.Add(1)
+		select { // hold every request until the run is interrupted
+		case <-r.Context().Done():
+		case <-release:
+		}
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency = 2
+	cfg.Rate = 100000
+	cfg.Count = 1000000
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Interrupt once both workers are blocked in flight (bounded wait).
+		for i := 0; i < 5000 && seen.Load() < int64(cfg.Concurrency); i++ {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// Requests cut in flight may or may not have reached the handler, but
+	// never more than Concurrency of them can be in flight.
+	if max := seen.Load() + int64(cfg.Concurrency); rep.Sent > max {
+		t.Errorf("tx_sent %d, but the server saw %d requests and at most %d were in flight: requests never sent are counted (errors %v)",
+			rep.Sent, seen.Load(), cfg.Concurrency, rep.Errors)
+	}
+	if n := rep.Errors["tx interrupted in flight"]; n > int64(cfg.Concurrency) {
+		t.Errorf("%d 'tx interrupted in flight' with only %d workers", n, cfg.Concurrency)
+	}
+}

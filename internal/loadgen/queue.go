@@ -52,9 +52,9 @@ func (s QueueState) Drained() bool { return s.CaughtUp && s.Pending == 0 }
 // NewQueueProbe returns a probe of group on stream over the Redis at url
 // (redis://, rediss:// or unix://). Close it when done.
 func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
-	opts, err := redis.ParseURL(url)
+	opts, err := txqueue.ParseURL(url) // its errors do not repeat the URL's password
 	if err != nil {
-		return nil, fmt.Errorf("parse redis url %q: %w", url, err)
+		return nil, err
 	}
 	opts.PoolSize = 32 // status lookups run in parallel
 	rdb := redis.NewClient(opts)

@@ -225,6 +225,11 @@ func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.
 
 // one sends one request that was due at due.
 func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
+	if ctx.Err() != nil {
+		// Interrupted: the due times still buffered were never sent, and
+		// must not count as sent or as cut in flight.
+		return
+	}
 	if r.cfg.Mode == ModeTokens {
 		r.oneToken(ctx, w, due)
 		return

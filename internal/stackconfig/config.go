@@ -11,13 +11,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/acme-payments/platform/internal/envconfig"
 )
 
 // File names the launcher looks for.
@@ -101,8 +102,8 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	}
 
 	var cfg Config
-	if err := env.ParseWithOptions(&cfg, env.Options{Environment: values}); err != nil {
-		return Config{}, nameEnvVar(err, values)
+	if err := envconfig.ParseValues(values, &cfg); err != nil {
+		return Config{}, err
 	}
 	cfg.Values, cfg.Sources = values, sources
 	if err := cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"]); err != nil {
@@ -223,33 +224,6 @@ func (c Config) BinDir() string { return filepath.Join(c.StateDir, "bin") }
 // SIGKILL: the services' drain grace plus five seconds, in whole seconds.
 func (c Config) ServiceStopTimeout() int {
 	return int(math.Ceil(c.ShutdownGrace.Seconds())) + 5
-}
-
-// nameEnvVar rewrites caarlos0/env's parse errors so that each names the
-// variable and the value it could not read.
-func nameEnvVar(err error, values map[string]string) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return err
-	}
-	msgs := make([]string, 0, len(agg.Errors))
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if !errors.As(e, &pe) {
-			msgs = append(msgs, e.Error())
-			continue
-		}
-		name := pe.Name
-		if f, ok := reflect.TypeOf(Config{}).FieldByName(pe.Name); ok {
-			name = f.Tag.Get("env")
-		}
-		want := "a whole number"
-		if pe.Type == reflect.TypeOf(time.Duration(0)) {
-			want = "a duration such as 10s"
-		}
-		msgs = append(msgs, fmt.Sprintf("%s must be %s, got %q", name, want, values[name]))
-	}
-	return errors.New(strings.Join(msgs, "; "))
 }
 
 // PrepareStateDir creates the state directory (mode 0700, tightened if it

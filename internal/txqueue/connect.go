@@ -28,6 +28,20 @@ const (
 // means more transactions per fsync. Connections are opened lazily.
 const poolSize = 64
 
+// ParseURL is redis.ParseURL with errors that do not repeat the URL, which
+// may hold a password.
+func ParseURL(redisURL string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(redisURL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, err
+	}
+	return opts, nil
+}
+
 // Connect builds a client for redisURL (redis://, rediss:// or
 // unix:///path?db=N, parsed by redis.ParseURL; options given in the URL's
 // query win over the defaults here). It does not require Redis to be up, since
@@ -40,13 +54,8 @@ func Connect(ctx context.Context, redisURL string) (*redis.Client, error) {
 	if redisURL == "" {
 		return nil, errors.New("REDIS_URL is empty")
 	}
-	opts, err := redis.ParseURL(redisURL)
+	opts, err := ParseURL(redisURL)
 	if err != nil {
-		// url.Error repeats the whole URL, which may hold a password.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
 		return nil, fmt.Errorf("REDIS_URL: %w", err)
 	}
 	if opts.DialTimeout == 0 {
