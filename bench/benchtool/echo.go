@@ -2,15 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/acme-payments/platform/internal/httpx"
 )
 
 // echo serves a trivial stand-in of the platform's API (fixed JSON answers,
@@ -56,7 +58,7 @@ func echo(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stderr, "benchtool echo: listening on %s\n", ln.Addr())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	lns := []net.Listener{ln}
 	if *socket != "" {
 		uln, err := net.Listen("unix", *socket)
 		if err != nil {
@@ -64,16 +66,9 @@ func echo(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stderr, "benchtool echo: listening on %s too\n", *socket)
-		go func() { _ = srv.Serve(uln) }()
+		lns = append(lns, uln)
 	}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	// The services' serve-and-drain helper; its log lines are not wanted here.
+	quiet := slog.New(slog.DiscardHandler)
+	return httpx.ServeListeners(ctx, httpx.NewServer(mux, quiet), lns, 2*time.Second, quiet)
 }

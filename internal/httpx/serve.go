@@ -30,18 +30,19 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 // left by a crash is replaced), logs one "ready" line once both are bound, and
 // serves until ctx is done. Then it stops accepting, lets in-flight requests
 // finish within grace, and returns. A listen failure is returned at once,
-// naming the address or path.
+// naming the address or path and the variables that set it (addr comes from
+// HTTP_HOST and HTTP_PORT, socket from HTTP_SOCKET: envconfig.Server).
 func Serve(ctx context.Context, srv *http.Server, addr, socket string, grace time.Duration, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return fmt.Errorf("HTTP_HOST, HTTP_PORT: listen on %s: %w", addr, err)
 	}
 	lns := []net.Listener{ln}
 	if socket != "" {
 		uln, err := listenUnix(socket)
 		if err != nil {
 			ln.Close()
-			return err
+			return fmt.Errorf("HTTP_SOCKET: %w", err)
 		}
 		lns = append(lns, uln)
 	}
@@ -79,10 +80,17 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 // ServeListeners is Serve on listeners the caller opened; the first one's
 // address is the "addr" of the ready line, the others are "also".
 func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
+	// Each listener's Serve error, naming that listener.
 	errc := make(chan error, len(lns))
 	also := make([]string, 0, len(lns)-1)
 	for i, ln := range lns {
-		go func() { errc <- srv.Serve(ln) }()
+		go func() {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("serve %s: %w", ln.Addr(), err)
+				return
+			}
+			errc <- nil
+		}()
 		if i > 0 {
 			also = append(also, ln.Addr().Network()+":"+ln.Addr().String())
 		}
@@ -96,7 +104,10 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	select {
 	case err := <-errc:
 		_ = srv.Close()
-		return fmt.Errorf("serve %s: %w", lns[0].Addr(), err)
+		if err == nil { // closed by someone else than this function
+			err = fmt.Errorf("serve %s: %w", lns[0].Addr(), http.ErrServerClosed)
+		}
+		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace.String())
@@ -107,8 +118,8 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 		return fmt.Errorf("drain HTTP server within %s: %w", grace, err)
 	}
 	for range lns {
-		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve %s: %w", lns[0].Addr(), err)
+		if err := <-errc; err != nil {
+			return err
 		}
 	}
 	log.Info("stopped")

@@ -100,7 +100,8 @@ func TestRunFailsFast(t *testing.T) {
 		{"STATUS_TTL too short", nil, []string{"JWT_SECRET=x", "STATUS_TTL=1ms"}, "STATUS_TTL"},
 		{"LOG_LEVEL unknown", nil, []string{"JWT_SECRET=x", "LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{"SHUTDOWN_GRACE zero", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
-		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "listen on 256.0.0.1"},
+		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
+		{"HTTP_SOCKET in a missing directory", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "HTTP_SOCKET=/nonexistent/dir/x.sock"}, "HTTP_SOCKET: listen on unix socket /nonexistent/dir/x.sock"},
 		{"arguments", []string{"core-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},
 	}
 	for _, tt := range tests {

@@ -239,7 +239,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"STATUS_TTL too short", nil, []string{"STATUS_TTL=10ms"}, "STATUS_TTL"},
 		{"LOG_LEVEL unknown", nil, []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{"SHUTDOWN_GRACE zero", nil, []string{"SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
-		{"HTTP_HOST not an address", nil, []string{"HTTP_HOST=256.0.0.1", "REDIS_URL=unix:///nonexistent.sock"}, "listen on 256.0.0.1"},
+		{"HTTP_HOST not an address", nil, []string{"HTTP_HOST=256.0.0.1", "REDIS_URL=unix:///nonexistent.sock"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
 		{"arguments", []string{"psp-connector", "--once"}, nil, "environment variables"},
 	}
 	for _, tt := range tests {
