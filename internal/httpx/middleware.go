@@ -41,6 +41,9 @@ func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p) // net/http's way to abort a response; it logs nothing
+				}
 				log.ErrorContext(ctx, "panic", "panic", p, "method", r.Method, "path", r.URL.Path)
 				if !rec.wrote {
 					WriteError(rec, http.StatusInternalServerError, "Internal server error")

@@ -33,20 +33,31 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 // naming the address or path and the variables that set it (addr comes from
 // HTTP_HOST and HTTP_PORT, socket from HTTP_SOCKET: envconfig.Server).
 func Serve(ctx context.Context, srv *http.Server, addr, socket string, grace time.Duration, log *slog.Logger) error {
+	lns, err := Listen(addr, socket)
+	if err != nil {
+		return err
+	}
+	return ServeListeners(ctx, srv, lns, grace, log)
+}
+
+// Listen is Serve's first step, for a caller that must know it can listen
+// before it starts other work: it listens on addr and, when socket is not
+// empty, on that unix socket too.
+func Listen(addr, socket string) ([]net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("HTTP_HOST, HTTP_PORT: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("HTTP_HOST, HTTP_PORT: listen on %s: %w", addr, err)
 	}
 	lns := []net.Listener{ln}
 	if socket != "" {
 		uln, err := listenUnix(socket)
 		if err != nil {
 			ln.Close()
-			return fmt.Errorf("HTTP_SOCKET: %w", err)
+			return nil, fmt.Errorf("HTTP_SOCKET: %w", err)
 		}
 		lns = append(lns, uln)
 	}
-	return ServeListeners(ctx, srv, lns, grace, log)
+	return lns, nil
 }
 
 // listenUnix listens on a unix socket at path, first removing a socket file

@@ -55,17 +55,18 @@ type entry struct {
 	plain  [32]byte // SHA-256 of the plaintext password, for the others
 }
 
-// Load reads the users file at path, or the embedded reference users when
-// path is "". Errors name the file and say what is wrong with it.
+// Load reads the users file at path (auth-api's USERS_FILE), or the
+// embedded reference users when path is "". Errors name the variable and the
+// file and say what is wrong with it.
 func Load(path string) (*DB, error) {
 	if path == "" {
 		return Parse(reference, ReferenceSource)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("users file: %w", err)
+		return nil, fmt.Errorf("USERS_FILE: %w", err)
 	}
-	return Parse(data, "users file "+path)
+	return Parse(data, "USERS_FILE "+path)
 }
 
 // fileUser is one element of the users file; pointers tell missing fields

@@ -63,7 +63,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	if strings.Contains(out.String(), `"level":"WARN"`) {
 		t.Errorf("got a warning with a 32-byte secret:\n%s", out.String())
 	}
-	if _, err := http.Get(url + "/health"); err == nil {
+	if res, err := http.Get(url + "/health"); err == nil {
+		res.Body.Close()
 		t.Error("the server still answers after run returned")
 	}
 }
@@ -118,8 +119,8 @@ func TestRunFailsFast(t *testing.T) {
 		{"LOG_LEVEL unknown", nil, []string{"JWT_SECRET=x", "LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{"SHUTDOWN_GRACE not a duration", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=10"}, "SHUTDOWN_GRACE"},
 		{"SHUTDOWN_GRACE zero", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
-		{"USERS_FILE missing", nil, []string{"JWT_SECRET=x", "USERS_FILE=/nonexistent/users.json"}, "/nonexistent/users.json"},
-		{"USERS_FILE malformed", nil, []string{"JWT_SECRET=x", "USERS_FILE=" + bad}, bad},
+		{"USERS_FILE missing", nil, []string{"JWT_SECRET=x", "USERS_FILE=/nonexistent/users.json"}, "USERS_FILE: open /nonexistent/users.json"},
+		{"USERS_FILE malformed", nil, []string{"JWT_SECRET=x", "USERS_FILE=" + bad}, "USERS_FILE " + bad},
 		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
 		{"HTTP_SOCKET in a missing directory", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "HTTP_SOCKET=/nonexistent/dir/x.sock"}, "HTTP_SOCKET: listen on unix socket /nonexistent/dir/x.sock"},
 		{"arguments", []string{"auth-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},

@@ -21,6 +21,9 @@ type config struct {
 	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
 }
 
+// minVisibilityTimeout bounds VISIBILITY_TIMEOUT from below.
+const minVisibilityTimeout = time.Second
+
 // maxBatchSize bounds BATCH_SIZE: one batch is one claim script call with a
 // key per entry.
 const maxBatchSize = 10_000
@@ -50,8 +53,9 @@ func (c *config) validate() error {
 		}
 		c.ConsumerName = host + "-" + strconv.Itoa(os.Getpid())
 	}
-	if c.VisibilityTimeout <= 0 {
-		return fmt.Errorf("VISIBILITY_TIMEOUT must be a positive duration such as 30s, got %s", c.VisibilityTimeout)
+	if c.VisibilityTimeout < minVisibilityTimeout {
+		return fmt.Errorf("VISIBILITY_TIMEOUT must be at least %s, such as 30s (it is also the lease on a transaction being charged: shorter than a round of charges and its record, another connector could charge it again), got %s",
+			minVisibilityTimeout, c.VisibilityTimeout)
 	}
 	if c.ClaimInterval <= 0 {
 		return fmt.Errorf("CLAIM_INTERVAL must be a positive duration such as 5s, got %s", c.ClaimInterval)

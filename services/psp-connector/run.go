@@ -51,6 +51,12 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return err
 	}
 
+	// Listen first: a connector that cannot serve its health check exits
+	// before it charges anything.
+	lns, err := httpx.Listen(cfg.Addr(), cfg.Socket)
+	if err != nil {
+		return err
+	}
 	// The consumer and the health server run side by side; when either
 	// stops with an error, the other is stopped too.
 	ctx, cancel := context.WithCancel(ctx)
@@ -62,7 +68,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		consumed <- err
 	}()
 	srv := httpx.NewServer(newHandler(log, rdb, consumer), log)
-	serveErr := httpx.Serve(ctx, srv, cfg.Addr(), cfg.Socket, cfg.ShutdownGrace, log)
+	serveErr := httpx.ServeListeners(ctx, srv, lns, cfg.ShutdownGrace, log)
 	cancel()
 	return errors.Join(serveErr, <-consumed)
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,7 +183,7 @@ func TestRunReclaimsFromKilledConnector(t *testing.T) {
 		t.Fatalf("XREADGROUP as the killed connector: got %v, %v", got, err)
 	}
 
-	_, out, stop := startRun(t, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=300ms", "CLAIM_INTERVAL=50ms")
+	_, out, stop := startRun(t, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s", "CLAIM_INTERVAL=50ms")
 	waitFor(t, "processed", func() bool {
 		rec, err := q.Status(ctx, res.ID)
 		return err == nil && rec.Status == txqueue.StatusProcessed
@@ -231,6 +233,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"HTTP_PORT not a number", nil, []string{"HTTP_PORT=http"}, "HTTP_PORT"},
 		{"HTTP_PORT out of range", nil, []string{"HTTP_PORT=70000"}, "HTTP_PORT"},
 		{"VISIBILITY_TIMEOUT not a duration", nil, []string{"VISIBILITY_TIMEOUT=30"}, "VISIBILITY_TIMEOUT"},
+		{"VISIBILITY_TIMEOUT too short to be a lease", nil, []string{"VISIBILITY_TIMEOUT=1ms"}, "VISIBILITY_TIMEOUT must be at least 1s"},
 		{"VISIBILITY_TIMEOUT zero", nil, []string{"VISIBILITY_TIMEOUT=0s"}, "VISIBILITY_TIMEOUT"},
 		{"CLAIM_INTERVAL negative", nil, []string{"CLAIM_INTERVAL=-1s"}, "CLAIM_INTERVAL"},
 		{"MAX_DELIVERIES zero", nil, []string{"MAX_DELIVERIES=0"}, "MAX_DELIVERIES"},
@@ -255,6 +258,39 @@ func TestRunFailsFast(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestRunChargesNothingWhenItCannotListen: with its port taken the
+// connector exits, naming the variables, before it takes anything off the
+// queue.
+func TestRunChargesNothingWhenItCannotListen(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	q := txqueue.NewQueue(rdb, time.Hour)
+	res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 1, Amount: 5, Currency: "USD"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	port := strconv.Itoa(taken.Addr().(*net.TCPAddr).Port)
+	out := &servicetest.Buffer{}
+	runCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = run(runCtx, []string{"psp-connector"}, []string{"HTTP_PORT=" + port, "REDIS_URL=" + srv.URL}, out)
+	if err == nil || !strings.Contains(err.Error(), "HTTP_HOST, HTTP_PORT") {
+		t.Fatalf("got %v, want a listen error naming HTTP_HOST, HTTP_PORT", err)
+	}
+	if lines := contractLines(out.String()); len(lines) != 0 {
+		t.Errorf("charged %q although it could not listen", lines)
+	}
+	if rec, err := q.Status(ctx, res.ID); err != nil || rec.Status != txqueue.StatusQueued {
+		t.Errorf("status: got %+v, %v; want still queued", rec, err)
 	}
 }
 
