@@ -72,22 +72,13 @@ func isJSONContentType(v string) bool {
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
-// DecodeJSONObject reads r's JSON body (see ReadJSONBody) into dst, which
-// must be a pointer to a struct or map. It rejects bodies that are not
-// exactly one JSON object, with a *DecodeError that says why.
-func DecodeJSONObject(r *http.Request, dst any) error {
-	body, err := ReadJSONBody(r)
-	if err != nil {
-		return err
-	}
-	return DecodeJSONBytes(body, dst)
-}
-
 // jsonSpace is the white space JSON allows around values (RFC 8259); unlike
 // bytes.TrimSpace it excludes Unicode spaces such as U+00A0.
 const jsonSpace = " \t\r\n"
 
-// DecodeJSONBytes is DecodeJSONObject for a body already in memory.
+// DecodeJSONBytes decodes body (see ReadJSONBody) into dst, which must be a
+// pointer to a struct or map. It rejects bodies that are not exactly one JSON
+// object, with a *DecodeError that says why.
 func DecodeJSONBytes(body []byte, dst any) error {
 	trimmed := bytes.Trim(body, jsonSpace)
 	if len(trimmed) == 0 {
@@ -104,15 +95,4 @@ func DecodeJSONBytes(body []byte, dst any) error {
 		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body is not valid JSON"}
 	}
 	return nil
-}
-
-// WriteDecodeError answers a decode failure: the *DecodeError's status and
-// message, or 400 for any other error.
-func WriteDecodeError(w http.ResponseWriter, err error) {
-	var de *DecodeError
-	if errors.As(err, &de) {
-		WriteError(w, de.Status, de.Msg)
-		return
-	}
-	WriteError(w, http.StatusBadRequest, "Request body is not valid JSON")
 }

@@ -78,7 +78,7 @@ func TestDecodeJSONBytesNamesMistypedField(t *testing.T) {
 	}
 }
 
-func TestDecodeJSONObjectBodyTooLarge(t *testing.T) {
+func TestReadJSONBodyThenDecodeBodyTooLarge(t *testing.T) {
 	tests := []struct {
 		name       string
 		size       int
@@ -94,32 +94,13 @@ func TestDecodeJSONObjectBodyTooLarge(t *testing.T) {
 			r.Header.Set("Content-Type", "application/json")
 			r.Body = http.MaxBytesReader(rec, r.Body, MaxBodyBytes)
 			var dst map[string]any
-			err := DecodeJSONObject(r, &dst)
+			body, err := ReadJSONBody(r)
+			if err == nil {
+				err = DecodeJSONBytes(body, &dst)
+			}
 			var de *DecodeError
 			if !errors.As(err, &de) || de.Status != tt.wantStatus {
 				t.Fatalf("got %v, want a *DecodeError with status %d", err, tt.wantStatus)
-			}
-		})
-	}
-}
-
-func TestWriteDecodeError(t *testing.T) {
-	tests := []struct {
-		name       string
-		err        error
-		wantStatus int
-		wantBody   string
-	}{
-		{"decode error", &DecodeError{Status: 422, Msg: "Amount is blank"}, 422, `{"error":"Amount is blank"}` + "\n"},
-		{"wrapped decode error", errors.Join(errors.New("x"), &DecodeError{Status: 413, Msg: "big"}), 413, `{"error":"big"}` + "\n"},
-		{"other error", errors.New("internal detail"), 400, `{"error":"Request body is not valid JSON"}` + "\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rec := httptest.NewRecorder()
-			WriteDecodeError(rec, tt.err)
-			if rec.Code != tt.wantStatus || rec.Body.String() != tt.wantBody {
-				t.Errorf("got %d %q, want %d %q", rec.Code, rec.Body.String(), tt.wantStatus, tt.wantBody)
 			}
 		})
 	}

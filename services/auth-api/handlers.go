@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -47,11 +46,11 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Hand
 // readTokenRequest reads and decodes the request body (capped by the
 // middleware; a larger one is a 413).
 func readTokenRequest(r *http.Request) (tokenRequest, error) {
-	var fields map[string]json.RawMessage
-	if err := httpx.DecodeJSONObject(r, &fields); err != nil {
+	body, err := httpx.ReadJSONBody(r)
+	if err != nil {
 		return tokenRequest{}, err
 	}
-	return tokenRequestFromFields(fields)
+	return decodeTokenRequest(body)
 }
 
 // loginFailure is the one place that maps a failed login to the status and
