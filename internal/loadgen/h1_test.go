@@ -157,12 +157,9 @@ func TestH1ConnCanceled(t *testing.T) {
 	t.Cleanup(h.close)
 	time.AfterFunc(50*time.Millisecond, cancel)
 	var out bytes.Buffer
-	start := time.Now()
+	// Unblocked by the cancel, not by the minute's timeout: context.Canceled.
 	_, err := h.do(ctx, "GET", addr, "/", nil, "", &out)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("cancel did not unblock the request")
 	}
 }

