@@ -41,6 +41,7 @@ var (
 	errNotEnabled       = apiError{http.StatusForbidden, "User not enabled for transactions"}
 	errTokenBlank       = apiError{http.StatusUnprocessableEntity, "Token is blank"}
 	errBadIdemKey       = apiError{http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters"}
+	errTwoIdemKeys      = apiError{http.StatusBadRequest, "Idempotency-Key must be given once"}
 	errIdemConflict     = apiError{http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different request"}
 	errNotFound         = apiError{http.StatusNotFound, "Transaction not found"}
 	errQueueUnavailable = apiError{http.StatusServiceUnavailable, "Transaction queue is unavailable; try again"}
@@ -113,8 +114,13 @@ func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *tx
 			fail(ctx, log, w, "transaction", errNotEnabled)
 			return
 		}
-		key, hasKey := r.Header.Get(idempotencyKeyHeader), len(r.Header.Values(idempotencyKeyHeader)) > 0
-		if hasKey && !txqueue.ValidIdempotencyKey(key) {
+		keys := r.Header.Values(idempotencyKeyHeader)
+		if len(keys) > 1 { // which one did the client mean?
+			fail(ctx, log, w, "transaction", errTwoIdemKeys)
+			return
+		}
+		key := r.Header.Get(idempotencyKeyHeader)
+		if len(keys) == 1 && !txqueue.ValidIdempotencyKey(key) {
 			fail(ctx, log, w, "transaction", errBadIdemKey)
 			return
 		}

@@ -328,6 +328,32 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 }
 
+// TestIdempotencyKeyGivenTwice: two Idempotency-Key headers are refused
+// (which one would the retry send?), and nothing is queued.
+func TestIdempotencyKeyGivenTwice(t *testing.T) {
+	f := newFixture(t)
+	req, err := http.NewRequest(http.MethodPost, f.url+"/transaction", strings.NewReader(`{"amount":100,"currency":"USD"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+issue(t, 1, "alice", true))
+	req.Header.Add("Idempotency-Key", "order-a")
+	req.Header.Add("Idempotency-Key", "order-b")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if want := `{"error":"Idempotency-Key must be given once"}`; res.StatusCode != http.StatusBadRequest || strings.TrimSpace(string(raw)) != want {
+		t.Errorf("got %d %s, want 400 %s", res.StatusCode, raw, want)
+	}
+	if n := f.xlen(t); n != 0 {
+		t.Errorf("stream length: got %d, want 0", n)
+	}
+}
+
 func TestGetTransaction(t *testing.T) {
 	f := newFixture(t)
 	alice := issue(t, 1, "alice", true)
