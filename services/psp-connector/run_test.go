@@ -161,18 +161,25 @@ func TestRunProcessesQueuedTransactions(t *testing.T) {
 	}
 }
 
+// redisWithOneQueued starts a private Redis with tx queued on it.
+func redisWithOneQueued(t *testing.T, tx txqueue.Transaction) (*redistest.Server, *redis.Client, *txqueue.Queue, txqueue.Enqueued) {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	q := txqueue.NewQueue(rdb, time.Hour)
+	res, err := q.Enqueue(context.Background(), tx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, rdb, q, res
+}
+
 // TestRunReclaimsFromKilledConnector simulates a connector killed between
 // read and ack: another consumer read the entry and never acked it. This
 // connector reclaims it after VISIBILITY_TIMEOUT and prints its line once.
 func TestRunReclaimsFromKilledConnector(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
+	srv, rdb, q, res := redisWithOneQueued(t, txqueue.Transaction{UserID: 2, Amount: 42, Currency: "GBP"})
 	ctx := context.Background()
-	q := txqueue.NewQueue(rdb, time.Hour)
-	res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 2, Amount: 42, Currency: "GBP"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "0").Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -265,14 +272,8 @@ func TestRunFailsFast(t *testing.T) {
 // connector exits, naming the variables, before it takes anything off the
 // queue.
 func TestRunChargesNothingWhenItCannotListen(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
+	srv, _, q, res := redisWithOneQueued(t, txqueue.Transaction{UserID: 1, Amount: 5, Currency: "USD"})
 	ctx := context.Background()
-	q := txqueue.NewQueue(rdb, time.Hour)
-	res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 1, Amount: 5, Currency: "USD"}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
