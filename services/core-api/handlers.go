@@ -75,9 +75,15 @@ func invalidToken(err error) apiError {
 }
 
 // fail logs and answers err. Client errors log at info; the queue being
-// unavailable logs the underlying Redis error at error level.
+// unavailable logs the underlying Redis error at error level, unless the
+// client went away first (its request's context ended the Redis call).
 func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what string, err error) {
 	ae := failure(err)
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		log.InfoContext(ctx, what+" abandoned: the client went away", "error", err.Error())
+		httpx.WriteError(w, ae.status, ae.msg)
+		return
+	}
 	if ae.status >= http.StatusInternalServerError {
 		log.ErrorContext(ctx, what+" failed", "status", ae.status, "error", err.Error())
 	} else {

@@ -407,6 +407,23 @@ func TestGetTransaction(t *testing.T) {
 	}
 }
 
+// TestGetTransactionClientGone: a client that goes away while its status is
+// looked up ends the Redis call; that is logged at info as the client's
+// doing, not as the queue failing.
+func TestGetTransactionClientGone(t *testing.T) {
+	f := newFixture(t)
+	logs := &servicetest.Buffer{}
+	h := newHandler(logging.New(logs, "core-api", -8), f.rdb, txqueue.NewQueue(f.rdb, time.Hour), token.NewVerifier(testSecret, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // gone before the lookup
+	r := httptest.NewRequest(http.MethodGet, "/transactions/tx_00000000000000000000000000000000", nil).WithContext(ctx)
+	r.Header.Set("Authorization", "Bearer "+issue(t, 1, "alice", true))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), "the client went away") {
+		t.Errorf("logs: got\n%s\nwant an info line saying the client went away, and no error", logs.String())
+	}
+}
+
 func TestRoutesAnswerJSON(t *testing.T) {
 	f := newFixture(t)
 	tests := []struct {
