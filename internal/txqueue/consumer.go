@@ -480,21 +480,33 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 	// shutdown: the side effect already happened.
 	keep := context.WithoutCancel(ctx)
 	errs := make([]error, c.cfg.Chargers)
+	var renewed []Message // the round after a renewal: what it found still ours
+	afterRenewal := false
 	for start := 0; start < len(msgs); start += c.cfg.Chargers {
+		round := msgs[start:min(start+c.cfg.Chargers, len(msgs))]
+		if afterRenewal {
+			round, afterRenewal = renewed, false
+		}
+		// Each round's record renews the lease on the next round
+		// (recordScript), so that only a single round longer than
+		// VISIBILITY_TIMEOUT can be taken over by another consumer.
+		next := msgs[min(start+c.cfg.Chargers, len(msgs)):min(start+2*c.cfg.Chargers, len(msgs))]
+		renew := len(next) > 0
 		if ctx.Err() != nil {
 			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
 				"count", len(msgs)-start)
 			break
 		}
-		round := msgs[start:min(start+c.cfg.Chargers, len(msgs))]
 		// The record of the whole round is built before its charges, so
 		// that in the usual case (every charge succeeded) it leaves at once:
 		// a crash between the charges and the record's send repeats the
 		// round. Built after the charges, the record made that window's
 		// p50 18–20 µs instead of 12–16 µs (BenchmarkChargeToRecordWindow,
 		// RELIABILITY.md).
-		whole := newRecordCall(round)
-		c.chargeRound(ctx, round, errs)
+		whole := c.newRecordCall(round, next)
+		if len(round) > 0 {
+			c.chargeRound(ctx, round, errs)
+		}
 		charged := make([]Message, 0, len(round))
 		for i, m := range round {
 			if err := errs[i]; err != nil {
@@ -510,18 +522,18 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 			}
 			charged = append(charged, m)
 		}
-		if len(charged) == 0 {
+		if len(charged) == 0 && len(next) == 0 {
 			continue
 		}
 		rec := whole
 		if len(charged) < len(round) {
-			rec = newRecordCall(charged)
+			rec = c.newRecordCall(charged, next)
 		} else {
 			rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
 		}
-		err := c.runRecord(keep, rec)
+		owned, err := c.runRecord(keep, rec)
 		if err != nil {
-			err = c.recordUntilRedisAnswers(ctx, keep, charged, err)
+			owned, err = c.recordUntilRedisAnswers(ctx, keep, charged, rec, err)
 		}
 		if err != nil {
 			for _, m := range charged {
@@ -543,8 +555,37 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 					"deliveries", m.Deliveries, "queue_ms", float64(now.Sub(m.EnqueuedAt).Microseconds())/1000)
 			}
 		}
+		if renew {
+			renewed, afterRenewal = c.stillOurs(ctx, next, owned), true
+		}
 	}
 	return release, dead
+}
+
+// stillOurs keeps the messages of next that the record call's lease renewal
+// found still claimed by this consumer (owned[i] == 1). The others were taken
+// over by another consumer while an earlier round was in hand, the batch
+// having outlasted VISIBILITY_TIMEOUT: they are that consumer's to charge.
+func (c *Consumer) stillOurs(ctx context.Context, next []Message, owned []int64) []Message {
+	if len(owned) != len(next) {
+		c.log.WarnContext(ctx, "lease renewal answered for the wrong number of transactions; leaving them pending",
+			"want", len(next), "got", len(owned))
+		return nil
+	}
+	kept := next[:0:0]
+	var lost []string
+	for i, m := range next {
+		if owned[i] == 1 {
+			kept = append(kept, m)
+		} else {
+			lost = append(lost, m.ID)
+		}
+	}
+	if len(lost) > 0 {
+		c.log.WarnContext(ctx, "another consumer took these over while the batch was in hand (it outlasted VISIBILITY_TIMEOUT); leaving them to it",
+			"count", len(lost), "transaction_ids", lost)
+	}
+	return kept
 }
 
 // chargeRound runs the PSP step for every message of round, in one call for
@@ -570,12 +611,13 @@ func (c *Consumer) chargeRound(ctx context.Context, round []Message, errs []erro
 	wg.Wait()
 }
 
-// recordUntilRedisAnswers retries the record of charged msgs, whose first
-// attempt failed with err, with backoff until it succeeds (nil) or ctx ends
-// (the last error). The charges stay in hand meanwhile, so that a Redis outage
-// or restart never makes a redelivery charge them again. Each attempt runs on
-// keep, so one in flight when ctx ends still completes.
-func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Message, err error) error {
+// recordUntilRedisAnswers retries rec, the record of charged msgs, whose
+// first attempt failed with err, with backoff until it succeeds (the lease
+// renewal's answer, nil) or ctx ends (the last error). The charges stay in
+// hand meanwhile, so that a Redis outage or restart never makes a redelivery
+// charge them again. Each attempt runs on keep, so one in flight when ctx
+// ends still completes.
+func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Message, rec recordCall, err error) ([]int64, error) {
 	ids := txIDs(msgs)
 	c.log.Warn("could not record the charges; keeping them in hand and retrying until Redis answers",
 		"count", len(msgs), "transaction_ids", ids, "error", err.Error())
@@ -584,13 +626,16 @@ func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Mes
 	for attempt := 2; ; attempt++ {
 		sleep(ctx, backoff)
 		if ctx.Err() != nil {
-			return err
+			return nil, err
 		}
-		if err = c.record(keep, msgs...); err == nil {
+		rec.args[0] = time.Now().UnixNano()
+		owned, rerr := c.runRecord(keep, rec)
+		if rerr == nil {
 			c.log.Info("recorded the charges after Redis came back", "count", len(msgs), "transaction_ids", ids,
 				"attempts", attempt, "waited_ms", time.Since(start).Milliseconds())
-			return nil
+			return owned, nil
 		}
+		err = rerr
 		backoff = min(2*backoff, maxRecordBackoff)
 	}
 }
@@ -608,35 +653,38 @@ func txIDs(msgs []Message) []string {
 // maxBackoff: the charges in hand block the connector until they are recorded.
 const maxRecordBackoff = 500 * time.Millisecond
 
-// recordCall is one call of recordScript: it marks messages processed (at
-// args[0], unix ns) and acknowledges their entries.
+// recordCall is one call of recordScript: it marks a round's messages
+// processed (at args[0], unix ns), acknowledges their entries, and renews
+// this consumer's lease on the next round's.
 type recordCall struct {
 	keys []string
 	args []any
 }
 
-func newRecordCall(msgs []Message) recordCall {
-	keys := make([]string, 1, 1+len(msgs))
+func (c *Consumer) newRecordCall(msgs, next []Message) recordCall {
+	return newRecordCall(c.cfg.Name, msgs, next)
+}
+
+func newRecordCall(consumer string, msgs, next []Message) recordCall {
+	keys := make([]string, 1, 1+len(msgs)+len(next))
 	keys[0] = Stream
-	args := make([]any, 0, 2+len(msgs))
-	args = append(args, time.Now().UnixNano(), Group)
-	for _, m := range msgs {
-		keys = append(keys, StatusKey(m.ID))
-		args = append(args, m.StreamID)
+	args := make([]any, 0, 4+len(msgs)+len(next))
+	args = append(args, time.Now().UnixNano(), Group, consumer, len(msgs))
+	for _, list := range [][]Message{msgs, next} {
+		for _, m := range list {
+			keys = append(keys, StatusKey(m.ID))
+			args = append(args, m.StreamID)
+		}
 	}
 	return recordCall{keys: keys, args: args}
 }
 
-// record runs recordScript for charged messages (see recordCall).
-func (c *Consumer) record(ctx context.Context, msgs ...Message) error {
-	return c.runRecord(ctx, newRecordCall(msgs))
-}
-
-// runRecord sends rec, reloading the script once if Redis lost it.
-func (c *Consumer) runRecord(ctx context.Context, rec recordCall) error {
+// runRecord sends rec and returns the lease renewal's answer, one flag per
+// message of the next round (1: still this consumer's).
+func (c *Consumer) runRecord(ctx context.Context, rec recordCall) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
 	defer cancel()
-	return recordScript.Run(ctx, c.rdb, rec.keys, rec.args...).Err()
+	return recordScript.Run(ctx, c.rdb, rec.keys, rec.args...).Int64Slice()
 }
 
 // deadLetter moves entries to DeadLetterStream, one script each, pipelined.

@@ -140,7 +140,7 @@ func hasLogLine(logs string, want map[string]string) bool {
 	return false
 }
 
-func enqueueN(t *testing.T, q *Queue, n int) []string {
+func enqueueN(t testing.TB, q *Queue, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
@@ -212,6 +212,99 @@ func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 	}
 }
 
+// TestConsumerSlowBatchIsNotTakenOver: consumer a charges a batch of 4 in
+// rounds of 1, each charge slow; consumer b runs beside it. Once the batch
+// outlasts the visibility timeout, b must not take over (and charge) what a
+// has yet to charge: each round's record renews a's lease on the next.
+func TestConsumerSlowBatchIsNotTakenOver(t *testing.T) {
+	tests := []struct {
+		name      string
+		chargeFor time.Duration // per charge; the batch takes 4x that
+	}{
+		{"batch within the visibility timeout", 20 * time.Millisecond},
+		{"batch longer than the visibility timeout", 200 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, _ := testLogger(t)
+			q := NewQueue(rdb, time.Hour)
+			psp := &recorder{}
+			slow := PSPFunc(func(ctx context.Context, m Message) error {
+				time.Sleep(tt.chargeFor)
+				return psp.Charge(ctx, m)
+			})
+			cfgA := fastConfig("a")
+			cfgA.BatchSize, cfgA.Chargers = 4, 1
+			cfgA.VisibilityTimeout = 300 * time.Millisecond
+			stopA := runConsumer(t, rdb, cfgA, slow, log)
+			waitFor(t, "a consuming", func() bool { return rdb.Exists(context.Background(), Stream).Val() == 1 })
+			ids := enqueueN(t, q, 4)
+			waitFor(t, "a's first charge", func() bool { return psp.total() >= 1 })
+
+			cfgB := fastConfig("b")
+			cfgB.VisibilityTimeout = 300 * time.Millisecond
+			stopB := runConsumer(t, rdb, cfgB, psp, log)
+			for _, id := range ids {
+				waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+			}
+			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+			stopA() // waits for a's batch to end
+			stopB()
+			for i, id := range ids {
+				if got := psp.calls(id); got != 1 {
+					t.Errorf("transaction %d of a's batch: charged %d times, want 1", i, got)
+				}
+			}
+		})
+	}
+}
+
+// TestRecordLeavesNoRecordWithoutExpiry: a status record that expires
+// between the claim and the record (a STATUS_TTL shorter than the charge)
+// must not come back as a partial record that never expires.
+func TestRecordLeavesNoRecordWithoutExpiry(t *testing.T) {
+	tests := []struct {
+		name      string
+		queueTTL  time.Duration // the TTL core-api gives the record
+		chargeFor time.Duration // how long the PSP step takes
+		wantGone  bool
+	}{
+		{"record alive at record time", time.Hour, 10 * time.Millisecond, false},
+		{"record expired between claim and record", 300 * time.Millisecond, 700 * time.Millisecond, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, _ := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, tt.queueTTL)
+			psp := &recorder{}
+			cfg := fastConfig("c1")
+			cfg.VisibilityTimeout = 10 * time.Second // no reclaim in this test
+			stop := runConsumer(t, rdb, cfg, PSPFunc(func(ctx context.Context, m Message) error {
+				time.Sleep(tt.chargeFor)
+				return psp.Charge(ctx, m)
+			}), log)
+			id := enqueueN(t, q, 1)[0]
+			waitFor(t, "charged and acknowledged", func() bool { return psp.total() == 1 && pendingCount(t, rdb) == 0 })
+			stop()
+			ttl, err := rdb.PTTL(ctx, StatusKey(id)).Result()
+			switch {
+			case err != nil:
+				t.Fatal(err)
+			case tt.wantGone && ttl != -2*time.Nanosecond:
+				t.Errorf("PTTL of the expired record after the charge: got %v, want it gone (-2ns)", ttl)
+			case !tt.wantGone && (ttl <= 0 || ttl > tt.queueTTL):
+				t.Errorf("PTTL of the status record: got %v, want in (0, %v]", ttl, tt.queueTTL)
+			}
+			if rec, err := q.Status(ctx, id); !tt.wantGone && (err != nil || rec.Status != StatusProcessed) {
+				t.Errorf("status: got %+v, %v; want processed", rec, err)
+			}
+		})
+	}
+}
+
 // TestConsumerReclaimsAbandonedEntry simulates a connector killed between
 // read and ack: the entry stays pending for a dead consumer until another one
 // reclaims it after the visibility timeout. Whatever step the dead consumer
@@ -241,7 +334,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 				}
 			}
 			if tt.recorded {
-				if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(id)}, time.Now().UnixNano(), Group).Err(); err != nil {
+				if err := recordIDs(ctx, rdb, id); err != nil { // the record without its ack
 					t.Fatalf("record: %v", err)
 				}
 			}
@@ -338,7 +431,7 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 
 // readAsDeadConsumer queues n transactions, creates the group and reads them
 // as consumer "dead", which then stops: they stay pending for a survivor.
-func readAsDeadConsumer(t *testing.T, q *Queue, n int) []Message {
+func readAsDeadConsumer(t testing.TB, q *Queue, n int) []Message {
 	t.Helper()
 	enqueueN(t, q, n)
 	rdb := q.rdb
@@ -363,8 +456,19 @@ func readAsDeadConsumer(t *testing.T, q *Queue, n int) []Message {
 
 // recordRound runs recordScript for msgs, as the consumer does after a round.
 func recordRound(ctx context.Context, rdb *redis.Client, msgs []Message) error {
-	rec := newRecordCall(msgs)
+	rec := newRecordCall("test", msgs, nil)
 	return recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err()
+}
+
+// recordIDs marks transactions processed by id alone, as a round's record
+// does; "0-1" stands for a stream entry that is not pending (nothing to
+// acknowledge).
+func recordIDs(ctx context.Context, rdb *redis.Client, ids ...string) error {
+	msgs := make([]Message, len(ids))
+	for i, id := range ids {
+		msgs[i] = Message{ID: id, StreamID: "0-1"}
+	}
+	return recordRound(ctx, rdb, msgs)
 }
 
 func TestConsumerDeadLettersPoison(t *testing.T) {
@@ -687,7 +791,7 @@ func TestClaimScript(t *testing.T) {
 			t.Errorf("%s: got %d, want %d", s.name, got, s.want)
 		}
 	}
-	if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(id)}, time.Now().UnixNano(), Group).Err(); err != nil {
+	if err := recordIDs(ctx, rdb, id); err != nil {
 		t.Fatalf("record: %v", err)
 	}
 	if got := claim("c", time.Now()); got != 0 {
@@ -710,7 +814,7 @@ func TestClaimBatchMixedOutcomes(t *testing.T) {
 	ctx := context.Background()
 	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 2)
-	if err := recordScript.Run(ctx, rdb, []string{Stream, StatusKey(ids[0])}, time.Now().UnixNano(), Group).Err(); err != nil {
+	if err := recordIDs(ctx, rdb, ids[0]); err != nil {
 		t.Fatalf("record: %v", err)
 	}
 	missing := newID()

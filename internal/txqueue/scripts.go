@@ -107,18 +107,44 @@ return out
 // become processed and the stream entries are acknowledged, together. It
 // runs right after each round of charges, one call for the whole round (see
 // Consumer.chargeAll), so that a crash can interrupt at most the round in
-// hand, and the round costs the connector one round trip to Redis.
+// hand, and the round costs the connector one round trip to Redis. A record
+// that expired meanwhile (STATUS_TTL shorter than the charge) is not written
+// again: a partial record would have no expiry.
 //
-// KEYS: 1 stream, then the status hashes
-// ARGV: 1 now (unix ns), 2 group, then the stream ids of the entries
-// Returns the number of records written.
+// The same call renews this consumer's lease on the batch's next round, so
+// that a batch that takes longer than the lease (VISIBILITY_TIMEOUT) is not
+// taken over, round by round, by another consumer: for each of the next
+// round's transactions still claimed by this consumer it moves charging_at to
+// now and XCLAIMs the entry to itself (JUSTID: the idle time restarts, the
+// delivery count does not grow), so no XAUTOCLAIM takes it. It answers, for
+// each, whether it is still this consumer's to charge (another consumer may
+// have taken it over while an earlier round was in hand).
+//
+// KEYS: 1 stream, then the round's status hashes, then the next round's
+// ARGV: 1 now (unix ns), 2 group, 3 consumer, 4 the round's count n, then
+// the round's n stream ids, then the next round's stream ids
+// Returns one flag per next-round transaction: 1 still ours, 0 not.
 var recordScript = redis.NewScript(`
-for i = 2, #KEYS do
-  redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-  redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
+local n = tonumber(ARGV[4])
+for i = 2, n + 1 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
+  end
 end
-if #ARGV > 2 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 3)) end
-return #KEYS - 1
+if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 5, 4 + n)) end
+local owned = {}
+for j = 1, #KEYS - 1 - n do
+  local k, id = KEYS[1 + n + j], ARGV[4 + n + j]
+  if redis.call('HGET', k, 'charging_by') == ARGV[3] then
+    redis.call('HSET', k, 'charging_at', ARGV[1])
+    redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, id, 'JUSTID')
+    owned[j] = 1
+  else
+    owned[j] = 0
+  end
+end
+return owned
 `)
 
 // releaseScript undoes claimScript after the PSP step failed, so that a

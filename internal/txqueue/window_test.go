@@ -170,3 +170,44 @@ func (p pipePSP) ChargeRound(_ context.Context, round []Message, errs []error) {
 		errs[i] = err
 	}
 }
+
+// BenchmarkRecordRound measures one round's record call (16 transactions,
+// as CHARGE_CONCURRENCY's default) against a real Redis, without and with
+// the renewal of the lease on a next round of 16: the cost of the renewal
+// per round is the difference. The same keys are recorded again each time
+// (their entries are acknowledged after the first), and the next round's
+// entries stay pending and claimed by this consumer, as in a long batch.
+func BenchmarkRecordRound(b *testing.B) {
+	for _, tc := range []struct {
+		fsync string
+		renew bool
+	}{{"always", false}, {"always", true}, {"no", false}, {"no", true}} {
+		b.Run(map[bool]string{false: "record", true: "record+renew-next"}[tc.renew]+"/appendfsync-"+tc.fsync, func(b *testing.B) {
+			renew := tc.renew
+			srv := redistest.StartAppendfsync(b, tc.fsync)
+			rdb, err := Connect(context.Background(), srv.URL)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer rdb.Close()
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			batch := readAsDeadConsumer(b, q, 32)
+			if _, err := (claimer{consumer: "dead", lease: time.Hour, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
+				b.Fatal(err)
+			}
+			var next []Message
+			if renew {
+				next = batch[16:]
+			}
+			rec := newRecordCall("dead", batch[:16], next)
+			b.ResetTimer()
+			for range b.N {
+				rec.args[0] = time.Now().UnixNano()
+				if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
