@@ -390,7 +390,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		c.log.Info("claimed before, but their round had not started when that consumer stopped; charging",
 			"count", len(neverCharged), "transaction_ids", neverCharged)
 	}
-	release, chargeDead := c.chargeAll(ctx, charge)
+	release, chargeDead := c.chargeAll(ctx, charge, time.Unix(0, now))
 	dead = append(dead, chargeDead...)
 
 	// Acks and the rest must land even when shutdown's grace is over: the
@@ -475,7 +475,7 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 // for an at-least-once redelivery, and the rest left pending, uncharged. It
 // returns the messages whose PSP step failed (to release), and those that
 // failed their last delivery.
-func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Message, dead []deadLetter) {
+func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Time) (release []Message, dead []deadLetter) {
 	// Once a message is charged, recording it must not be cut short by
 	// shutdown: the side effect already happened.
 	keep := context.WithoutCancel(ctx)
@@ -487,11 +487,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 		if afterRenewal {
 			round, afterRenewal = renewed, false
 		}
-		// Each round's record renews the lease on the next round
-		// (recordScript), so that only a single round longer than
-		// VISIBILITY_TIMEOUT can be taken over by another consumer.
 		next := msgs[min(start+c.cfg.Chargers, len(msgs)):min(start+2*c.cfg.Chargers, len(msgs))]
-		renew := len(next) > 0
 		if ctx.Err() != nil {
 			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
 				"count", len(msgs)-start)
@@ -502,10 +498,27 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 		// a crash between the charges and the record's send repeats the
 		// round. Built after the charges, the record made that window's
 		// p50 18–20 µs instead of 12–16 µs (BenchmarkChargeToRecordWindow,
-		// RELIABILITY.md).
-		whole := c.newRecordCall(round, next)
+		// RELIABILITY.md). Both forms are built: with and without the
+		// renewal of the lease on the next round (see below).
+		whole := c.newRecordCall(round, nil)
+		var wholeRenewing recordCall
+		if len(next) > 0 {
+			wholeRenewing = c.newRecordCall(round, next)
+		}
+		began := time.Now()
 		if len(round) > 0 {
 			c.chargeRound(ctx, round, errs)
+		}
+		// The record renews this consumer's lease on the next round when,
+		// at this pace, the batch could outlast half of it: then another
+		// consumer cannot take over (and charge again) what this one has
+		// yet to charge; only a single round longer than
+		// VISIBILITY_TIMEOUT can be. Renewing costs Redis about 5 µs per
+		// transaction (BenchmarkRecordRound), so a batch that ends well
+		// within the lease, the usual case, does not.
+		renew := len(next) > 0 && time.Since(leased)+time.Since(began) > c.cfg.VisibilityTimeout/2
+		if !renew {
+			next = nil
 		}
 		charged := make([]Message, 0, len(round))
 		for i, m := range round {
@@ -522,15 +535,19 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 			}
 			charged = append(charged, m)
 		}
-		if len(charged) == 0 && len(next) == 0 {
+		if len(charged) == 0 && !renew {
 			continue
 		}
-		rec := whole
-		if len(charged) < len(round) {
+		var rec recordCall
+		switch {
+		case len(charged) < len(round):
 			rec = c.newRecordCall(charged, next)
-		} else {
-			rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
+		case renew:
+			rec = wholeRenewing
+		default:
+			rec = whole
 		}
+		rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
 		owned, err := c.runRecord(keep, rec)
 		if err != nil {
 			owned, err = c.recordUntilRedisAnswers(ctx, keep, charged, rec, err)
@@ -556,6 +573,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message) (release []Mes
 			}
 		}
 		if renew {
+			leased = time.Unix(0, rec.args[0].(int64))
 			renewed, afterRenewal = c.stillOurs(ctx, next, owned), true
 		}
 	}
