@@ -604,6 +604,31 @@ func TestUpResetRefuseASilentAPISocket(t *testing.T) {
 	}
 }
 
+// TestStatusNamesAStuckProcessCompose: a process-compose of the stack whose
+// API socket is bound but silent (stopped, or stuck): status names its pid
+// instead of printing the API's timeout alone.
+func TestStatusNamesAStuckProcessCompose(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("needs /proc")
+	}
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	c := stackconfig.Config{StateDir: state}
+	if err := c.PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", c.ProcessComposeSocket()) // never accepts
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pc := startAs(t, "process-compose", []string{"STACK_STATE_DIR=" + state, "STACK_LAUNCHER=/bin/stack"}, state)
+	err = run(context.Background(), []string{"stack", "status"}, []string{"STACK_STATE_DIR=" + state}, nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("process-compose (pid %d) runs but does not answer", pc)) {
+		t.Errorf("status with a stuck process-compose: got %v, want an error naming pid %d", err, pc)
+	}
+}
+
 func TestStaticBuildEnvAddsCgoOffUnlessSet(t *testing.T) {
 	for _, tc := range []struct {
 		name    string

@@ -53,11 +53,15 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		Processes:   []processReport{},
 	}
 	procs, err := client.Processes(ctx)
-	if err != nil && !errors.Is(err, procompose.ErrNotRunning) {
-		return err
-	}
 	// Without an API process-compose itself may still run (starting, or stuck).
 	rep.ProcessComposePid = l.processComposePid()
+	if err != nil && !errors.Is(err, procompose.ErrNotRunning) {
+		if rep.ProcessComposePid > 0 {
+			return fmt.Errorf("process-compose (pid %d) runs but does not answer on %s (%v): it may still be starting (try again), or be stuck (`stack down` stops it)",
+				rep.ProcessComposePid, c.ProcessComposeSocket(), err)
+		}
+		return err
+	}
 	if err == nil {
 		rep.Running = true
 		for _, p := range procs {
