@@ -500,10 +500,10 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		// p50 18–20 µs instead of 12–16 µs (BenchmarkChargeToRecordWindow,
 		// RELIABILITY.md). Both forms are built: with and without the
 		// renewal of the lease on the next round (see below).
-		whole := c.newRecordCall(round, nil)
+		whole := c.newRecordCall(round, nil, nil)
 		var wholeRenewing recordCall
 		if len(next) > 0 {
-			wholeRenewing = c.newRecordCall(round, next)
+			wholeRenewing = c.newRecordCall(round, nil, next)
 		}
 		began := time.Now()
 		if len(round) > 0 {
@@ -521,10 +521,12 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			next = nil
 		}
 		charged := make([]Message, 0, len(round))
+		var failed []Message
 		for i, m := range round {
 			if err := errs[i]; err != nil {
 				c.log.WarnContext(logging.WithRequestID(ctx, m.RequestID), "PSP step failed", "transaction_id", m.ID,
 					"stream_id", m.StreamID, "deliveries", m.Deliveries, "error", err.Error())
+				failed = append(failed, m)
 				release = append(release, m)
 				if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
 					dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
@@ -535,13 +537,13 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			}
 			charged = append(charged, m)
 		}
-		if len(charged) == 0 && !renew {
+		if len(round) == 0 && !renew {
 			continue
 		}
 		var rec recordCall
 		switch {
-		case len(charged) < len(round):
-			rec = c.newRecordCall(charged, next)
+		case len(failed) > 0:
+			rec = c.newRecordCall(charged, failed, next)
 		case renew:
 			rec = wholeRenewing
 		default:
@@ -679,20 +681,27 @@ type recordCall struct {
 	args []any
 }
 
-func (c *Consumer) newRecordCall(msgs, next []Message) recordCall {
-	return newRecordCall(c.cfg.Name, msgs, next)
+func (c *Consumer) newRecordCall(charged, failed, next []Message) recordCall {
+	return newRecordCall(c.cfg.Name, charged, failed, next)
 }
 
-func newRecordCall(consumer string, msgs, next []Message) recordCall {
-	keys := make([]string, 1, 1+len(msgs)+len(next))
+// newRecordCall builds the record of a round: charged become processed,
+// failed are released, and the lease on next is renewed (recordScript).
+func newRecordCall(consumer string, charged, failed, next []Message) recordCall {
+	keys := make([]string, 1, 1+len(charged)+len(failed)+len(next))
 	keys[0] = Stream
-	args := make([]any, 0, 4+len(msgs)+len(next))
-	args = append(args, time.Now().UnixNano(), Group, consumer, len(msgs))
-	for _, list := range [][]Message{msgs, next} {
-		for _, m := range list {
-			keys = append(keys, StatusKey(m.ID))
-			args = append(args, m.StreamID)
-		}
+	args := make([]any, 0, 5+len(charged)+len(next))
+	args = append(args, time.Now().UnixNano(), Group, consumer, len(charged), len(failed))
+	for _, m := range charged {
+		keys = append(keys, StatusKey(m.ID))
+		args = append(args, m.StreamID)
+	}
+	for _, m := range failed {
+		keys = append(keys, StatusKey(m.ID))
+	}
+	for _, m := range next {
+		keys = append(keys, StatusKey(m.ID))
+		args = append(args, m.StreamID)
 	}
 	return recordCall{keys: keys, args: args}
 }

@@ -212,6 +212,47 @@ func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 	}
 }
 
+// TestConsumerWarnsForTheRoundInHandAfterAFailedCharge: a dead consumer's
+// batch of 32 in rounds of 16, one charge of round 0 failed, round 0's
+// record done the consumer's way (releasing the failed claim), round 1
+// charged but not recorded. Round 1 is the round in hand: its redelivery
+// must carry the at-least-once warning, and the failed one none.
+func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	batch := readAsDeadConsumer(t, q, 32)
+	ids := txIDs(batch)
+	if _, err := (claimer{consumer: "dead", lease: time.Millisecond, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
+		t.Fatal(err)
+	}
+	const failedAt = 3
+	charged := slices.Concat(batch[:failedAt], batch[failedAt+1:16])
+	rec := newRecordCall("dead", charged, batch[failedAt:failedAt+1], nil)
+	if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Round 1 (16..31) was charged; the consumer died before its record.
+
+	cfg := fastConfig("survivor")
+	cfg.BatchSize = 64 // the dead batch in one reclaimed page
+	stop := runConsumer(t, rdb, cfg, &recorder{}, log)
+	waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+	for i := failedAt; i < 32; i++ {
+		if i > failedAt && i < 16 {
+			continue // recorded
+		}
+		inHand := i >= 16
+		if warned := hasLogLine(logs.String(), map[string]string{
+			"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": ids[i],
+		}); warned != inHand {
+			t.Errorf("transaction %d: at-least-once warning %v, want %v", i, warned, inHand)
+		}
+	}
+}
+
 // TestConsumerSlowBatchIsNotTakenOver: consumer a charges a batch of 4 in
 // rounds of 1, each charge slow; consumer b runs beside it. Once the batch
 // outlasts the visibility timeout, b must not take over (and charge) what a
@@ -456,7 +497,7 @@ func readAsDeadConsumer(t testing.TB, q *Queue, n int) []Message {
 
 // recordRound runs recordScript for msgs, as the consumer does after a round.
 func recordRound(ctx context.Context, rdb *redis.Client, msgs []Message) error {
-	rec := newRecordCall("test", msgs, nil)
+	rec := newRecordCall("test", msgs, nil, nil)
 	return recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err()
 }
 

@@ -120,22 +120,34 @@ return out
 // each, whether it is still this consumer's to charge (another consumer may
 // have taken it over while an earlier round was in hand).
 //
-// KEYS: 1 stream, then the round's status hashes, then the next round's
-// ARGV: 1 now (unix ns), 2 group, 3 consumer, 4 the round's count n, then
-// the round's n stream ids, then the next round's stream ids
+// The round's failed charges are released in the same call (as
+// releaseScript does), so that a crash later in the batch leaves no claim of
+// an earlier round behind: the claim script takes the lowest unrecorded round
+// of a dead consumer for the one in hand.
+//
+// KEYS: 1 stream, then the round's charged status hashes (n), then its failed
+// ones (f), then the next round's
+// ARGV: 1 now (unix ns), 2 group, 3 consumer, 4 n, 5 f, then the n charged
+// stream ids, then the next round's stream ids
 // Returns one flag per next-round transaction: 1 still ours, 0 not.
 var recordScript = redis.NewScript(`
-local n = tonumber(ARGV[4])
+local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
     redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
   end
 end
-if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 5, 4 + n)) end
+if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 6, 5 + n)) end
+for i = n + 2, n + f + 1 do
+  if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[3] then
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
+    redis.call('HSET', KEYS[i], 'updated_at', ARGV[1])
+  end
+end
 local owned = {}
-for j = 1, #KEYS - 1 - n do
-  local k, id = KEYS[1 + n + j], ARGV[4 + n + j]
+for j = 1, #KEYS - 1 - n - f do
+  local k, id = KEYS[1 + n + f + j], ARGV[5 + n + j]
   if redis.call('HGET', k, 'charging_by') == ARGV[3] then
     redis.call('HSET', k, 'charging_at', ARGV[1])
     redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, id, 'JUSTID')
