@@ -480,17 +480,13 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	// shutdown: the side effect already happened.
 	keep := context.WithoutCancel(ctx)
 	errs := make([]error, c.cfg.Chargers)
-	var renewed []Message // the round after a renewal: what it found still ours
-	afterRenewal := false
-	for start := 0; start < len(msgs); start += c.cfg.Chargers {
-		round := msgs[start:min(start+c.cfg.Chargers, len(msgs))]
-		if afterRenewal {
-			round, afterRenewal = renewed, false
-		}
-		next := msgs[min(start+c.cfg.Chargers, len(msgs)):min(start+2*c.cfg.Chargers, len(msgs))]
+	rest := msgs
+	for len(rest) > 0 {
+		round := rest[:min(c.cfg.Chargers, len(rest))]
+		rest = rest[len(round):]
 		if ctx.Err() != nil {
 			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
-				"count", len(msgs)-start)
+				"count", len(round)+len(rest))
 			break
 		}
 		// The record of the whole round is built before its charges, so
@@ -499,26 +495,24 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		// round. Built after the charges, the record made that window's
 		// p50 18–20 µs instead of 12–16 µs (BenchmarkChargeToRecordWindow,
 		// RELIABILITY.md). Both forms are built: with and without the
-		// renewal of the lease on the next round (see below).
+		// renewal of the lease on the rest of the batch (see below).
 		whole := c.newRecordCall(round, nil, nil)
 		var wholeRenewing recordCall
-		if len(next) > 0 {
-			wholeRenewing = c.newRecordCall(round, nil, next)
+		if len(rest) > 0 {
+			wholeRenewing = c.newRecordCall(round, nil, rest)
 		}
-		began := time.Now()
-		if len(round) > 0 {
-			c.chargeRound(ctx, round, errs)
-		}
-		// The record renews this consumer's lease on the next round when,
-		// at this pace, the batch could outlast half of it: then another
-		// consumer cannot take over (and charge again) what this one has
-		// yet to charge; only a single round longer than
-		// VISIBILITY_TIMEOUT can be. Renewing costs Redis about 5 µs per
-		// transaction (BenchmarkRecordRound), so a batch that ends well
-		// within the lease, the usual case, does not.
-		renew := len(next) > 0 && time.Since(leased)+time.Since(began) > c.cfg.VisibilityTimeout/2
-		if !renew {
-			next = nil
+		c.chargeRound(ctx, round, errs)
+		// Once half of the lease is gone, the record renews it on the rest
+		// of the batch. So every round starts with at least half of it left,
+		// and another consumer can take over (and charge again) what this
+		// one has yet to charge only if a single round outlasts half of
+		// VISIBILITY_TIMEOUT. Renewing costs Redis about 5 µs per
+		// transaction (BenchmarkRecordRound), which a batch that ends well
+		// within its lease, the usual case, does not pay.
+		renew := len(rest) > 0 && time.Since(leased) > c.cfg.VisibilityTimeout/2
+		var renewing []Message
+		if renew {
+			renewing = rest
 		}
 		charged := make([]Message, 0, len(round))
 		var failed []Message
@@ -537,13 +531,10 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			}
 			charged = append(charged, m)
 		}
-		if len(round) == 0 && !renew {
-			continue
-		}
 		var rec recordCall
 		switch {
 		case len(failed) > 0:
-			rec = c.newRecordCall(charged, failed, next)
+			rec = c.newRecordCall(charged, failed, renewing)
 		case renew:
 			rec = wholeRenewing
 		default:
@@ -560,8 +551,8 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 					"could not record the charge before shutdown; entry left pending, a redelivery charges again",
 					"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
 			}
-			if rest := len(msgs) - start - len(round); rest > 0 {
-				c.log.WarnContext(ctx, "the rest of the batch is left pending, uncharged", "count", rest)
+			if len(rest) > 0 {
+				c.log.WarnContext(ctx, "the rest of the batch is left pending, uncharged", "count", len(rest))
 			}
 			break
 		}
@@ -576,7 +567,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		}
 		if renew {
 			leased = time.Unix(0, rec.args[0].(int64))
-			renewed, afterRenewal = c.stillOurs(ctx, next, owned), true
+			rest = c.stillOurs(ctx, rest, owned)
 		}
 	}
 	return release, dead
@@ -584,8 +575,8 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 
 // stillOurs keeps the messages of next that the record call's lease renewal
 // found still claimed by this consumer (owned[i] == 1). The others were taken
-// over by another consumer while an earlier round was in hand, the batch
-// having outlasted VISIBILITY_TIMEOUT: they are that consumer's to charge.
+// over by another consumer while an earlier round was in hand (or their
+// record expired): they are left pending, for whoever claims them.
 func (c *Consumer) stillOurs(ctx context.Context, next []Message, owned []int64) []Message {
 	if len(owned) != len(next) {
 		c.log.WarnContext(ctx, "lease renewal answered for the wrong number of transactions; leaving them pending",
@@ -602,7 +593,7 @@ func (c *Consumer) stillOurs(ctx context.Context, next []Message, owned []int64)
 		}
 	}
 	if len(lost) > 0 {
-		c.log.WarnContext(ctx, "another consumer took these over while the batch was in hand (it outlasted VISIBILITY_TIMEOUT); leaving them to it",
+		c.log.WarnContext(ctx, "no longer claimed by this consumer (another took them over while the batch was in hand, or their records expired); leaving them pending",
 			"count", len(lost), "transaction_ids", lost)
 	}
 	return kept

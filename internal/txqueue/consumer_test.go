@@ -253,48 +253,120 @@ func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
 	}
 }
 
-// TestConsumerSlowBatchIsNotTakenOver: consumer a charges a batch of 4 in
-// rounds of 1, each charge slow; consumer b runs beside it. Once the batch
-// outlasts the visibility timeout, b must not take over (and charge) what a
-// has yet to charge: each round's record renews a's lease on the next.
+// TestConsumerSlowBatchIsNotTakenOver: consumer a charges a batch in rounds
+// of one, each round slow but shorter than half the lease; consumer b runs
+// beside it. However long the batch, b must never charge what a charges:
+// once half the lease is gone, a's record renews it on the rest of the batch.
 func TestConsumerSlowBatchIsNotTakenOver(t *testing.T) {
+	const vt = 2 * time.Second
 	tests := []struct {
-		name      string
-		chargeFor time.Duration // per charge; the batch takes 4x that
+		name   string
+		rounds []time.Duration // one per transaction of a's batch
 	}{
-		{"batch within the visibility timeout", 20 * time.Millisecond},
-		{"batch longer than the visibility timeout", 200 * time.Millisecond},
+		{"within the lease", []time.Duration{20 * time.Millisecond, 20 * time.Millisecond}},
+		{"uniform pace, 1.2 leases in all", []time.Duration{600 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond, 600 * time.Millisecond}},
+		{"after a renewal, a longer round", []time.Duration{450 * time.Millisecond, 520 * time.Millisecond, 400 * time.Millisecond, 950 * time.Millisecond}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, rdb := startRedis(t)
 			log, _ := testLogger(t)
 			q := NewQueue(rdb, time.Hour)
+			ids := enqueueN(t, q, len(tt.rounds))
+			delay := map[string]time.Duration{}
+			for i, id := range ids {
+				delay[id] = tt.rounds[i]
+			}
 			psp := &recorder{}
+			var mu sync.Mutex
+			var overlap []string
+			inA := map[string]bool{}
 			slow := PSPFunc(func(ctx context.Context, m Message) error {
-				time.Sleep(tt.chargeFor)
+				mu.Lock()
+				inA[m.ID] = true
+				mu.Unlock()
+				time.Sleep(delay[m.ID])
+				mu.Lock()
+				inA[m.ID] = false
+				mu.Unlock()
+				return psp.Charge(ctx, m)
+			})
+			fast := PSPFunc(func(ctx context.Context, m Message) error {
+				mu.Lock()
+				if inA[m.ID] {
+					overlap = append(overlap, m.ID)
+				}
+				mu.Unlock()
 				return psp.Charge(ctx, m)
 			})
 			cfgA := fastConfig("a")
-			cfgA.BatchSize, cfgA.Chargers = 4, 1
-			cfgA.VisibilityTimeout = 300 * time.Millisecond
+			cfgA.BatchSize, cfgA.Chargers = len(ids), 1
+			cfgA.VisibilityTimeout = vt
 			stopA := runConsumer(t, rdb, cfgA, slow, log)
-			waitFor(t, "a consuming", func() bool { return rdb.Exists(context.Background(), Stream).Val() == 1 })
-			ids := enqueueN(t, q, 4)
-			waitFor(t, "a's first charge", func() bool { return psp.total() >= 1 })
-
+			waitFor(t, "a's batch read", func() bool {
+				p, err := rdb.XPending(context.Background(), Stream, Group).Result()
+				return err == nil && p.Count == int64(len(ids))
+			})
 			cfgB := fastConfig("b")
-			cfgB.VisibilityTimeout = 300 * time.Millisecond
-			stopB := runConsumer(t, rdb, cfgB, psp, log)
+			cfgB.VisibilityTimeout = vt
+			stopB := runConsumer(t, rdb, cfgB, fast, log)
 			for _, id := range ids {
 				waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
 			}
 			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
-			stopA() // waits for a's batch to end
+			stopA()
 			stopB()
 			for i, id := range ids {
 				if got := psp.calls(id); got != 1 {
-					t.Errorf("transaction %d of a's batch: charged %d times, want 1", i, got)
+					t.Errorf("round %d (%v, lease %v): charged %d times, want 1", i, tt.rounds[i], vt, got)
+				}
+			}
+			if len(overlap) > 0 {
+				t.Errorf("b charged %v while a was charging them", overlap)
+			}
+		})
+	}
+}
+
+// TestConsumerRenewalKeepsTheClaimsRounds: a dead consumer's batch of 48 in
+// rounds of 16; round 0's record renewed the lease on part of the rest
+// (round 1); round 1 was charged but not recorded (the round in hand); round
+// 2 never started. A renewal must not split the claim in two (the claim
+// script compares rounds within a claim): only round 1 gets the
+// at-least-once warning.
+func TestConsumerRenewalKeepsTheClaimsRounds(t *testing.T) {
+	for _, renew := range []bool{false, true} {
+		t.Run(fmt.Sprintf("renewed %v", renew), func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			batch := readAsDeadConsumer(t, q, 48)
+			ids := txIDs(batch)
+			if _, err := (claimer{consumer: "dead", lease: 50 * time.Millisecond, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
+				t.Fatal(err)
+			}
+			var renewed []Message
+			if renew {
+				renewed = batch[16:32]
+			}
+			rec := newRecordCall("dead", batch[:16], nil, renewed)
+			rec.args[0] = time.Now().UnixNano() + int64(time.Millisecond)
+			if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			cfg := fastConfig("survivor")
+			cfg.BatchSize = 64 // the dead batch in one reclaimed page
+			cfg.VisibilityTimeout = 50 * time.Millisecond
+			stop := runConsumer(t, rdb, cfg, &recorder{}, log)
+			waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
+			stop()
+			for i := 16; i < 48; i++ {
+				inHand := i < 32
+				if warned := hasLogLine(logs.String(), map[string]string{
+					"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": ids[i],
+				}); warned != inHand {
+					t.Errorf("transaction %d: at-least-once warning %v, want %v", i, warned, inHand)
 				}
 			}
 		})

@@ -52,6 +52,9 @@ return {0, ARGV[1]}
 // ARGV: 1 now (unix ns), 2 status TTL (ms), 3 consumer name, 4 lease (ns),
 // 5 round size, then per key 4 values: user_id, amount, currency,
 // enqueued_at (unix ns)
+// Another consumer's claim holds for the lease (ARGV[4]) from its charging_at
+// or, when its consumer renewed it (recordScript), from its leased_at.
+//
 // Returns one code per key: 1: charge it; 2: charge it, claimed before in a
 // round that may have been charged without a record (its outcome is
 // unknown); 4: charge it, claimed before but its round never started; 0:
@@ -62,7 +65,7 @@ var claimScript = redis.NewScript(`
 local now, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local recs, firstRound = {}, {}
 for i, k in ipairs(KEYS) do
-  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round')
+  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at')
   recs[i] = r
   if r[2] and r[1] ~= 'processed' and r[1] ~= 'failed' then
     local claim, round = r[2] .. '@' .. r[3], tonumber(r[4]) or -1
@@ -79,7 +82,7 @@ for i, k in ipairs(KEYS) do
     out[i] = 0
   elseif r[1] == 'failed' then
     out[i] = -1
-  elseif r[2] and r[2] ~= ARGV[3] and tonumber(r[3]) + lease > now then
+  elseif r[2] and r[2] ~= ARGV[3] and math.max(tonumber(r[3]), tonumber(r[5]) or 0) + lease > now then
     out[i] = 3
   else
     if not r[1] then
@@ -94,6 +97,7 @@ for i, k in ipairs(KEYS) do
     else
       out[i] = 4
     end
+    redis.call('HDEL', k, 'leased_at')
     redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1],
       'charging_round', math.floor(charging / roundSize))
     charging = charging + 1
@@ -111,14 +115,15 @@ return out
 // that expired meanwhile (STATUS_TTL shorter than the charge) is not written
 // again: a partial record would have no expiry.
 //
-// The same call renews this consumer's lease on the batch's next round, so
+// The same call can renew this consumer's lease on the rest of the batch, so
 // that a batch that takes longer than the lease (VISIBILITY_TIMEOUT) is not
-// taken over, round by round, by another consumer: for each of the next
-// round's transactions still claimed by this consumer it moves charging_at to
-// now and XCLAIMs the entry to itself (JUSTID: the idle time restarts, the
+// taken over by another consumer: for each of those transactions still
+// claimed by this consumer it sets leased_at to now (charging_at stays: with
+// charging_by it names the claim, whose rounds the claim script compares)
+// and XCLAIMs the entry to itself (JUSTID: the idle time restarts, the
 // delivery count does not grow), so no XAUTOCLAIM takes it. It answers, for
 // each, whether it is still this consumer's to charge (another consumer may
-// have taken it over while an earlier round was in hand).
+// have taken it over, or its record expired).
 //
 // The round's failed charges are released in the same call (as
 // releaseScript does), so that a crash later in the batch leaves no claim of
@@ -126,22 +131,22 @@ return out
 // of a dead consumer for the one in hand.
 //
 // KEYS: 1 stream, then the round's charged status hashes (n), then its failed
-// ones (f), then the next round's
+// ones (f), then those whose lease to renew
 // ARGV: 1 now (unix ns), 2 group, 3 consumer, 4 n, 5 f, then the n charged
-// stream ids, then the next round's stream ids
-// Returns one flag per next-round transaction: 1 still ours, 0 not.
+// stream ids, then the renewed ones' stream ids
+// Returns one flag per renewed transaction: 1 still ours, 0 not.
 var recordScript = redis.NewScript(`
 local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
   end
 end
 if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 6, 5 + n)) end
 for i = n + 2, n + f + 1 do
   if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[3] then
-    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round')
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
     redis.call('HSET', KEYS[i], 'updated_at', ARGV[1])
   end
 end
@@ -149,7 +154,7 @@ local owned = {}
 for j = 1, #KEYS - 1 - n - f do
   local k, id = KEYS[1 + n + f + j], ARGV[5 + n + j]
   if redis.call('HGET', k, 'charging_by') == ARGV[3] then
-    redis.call('HSET', k, 'charging_at', ARGV[1])
+    redis.call('HSET', k, 'leased_at', ARGV[1])
     redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, id, 'JUSTID')
     owned[j] = 1
   else
@@ -166,7 +171,7 @@ return owned
 // ARGV: 1 consumer name, 2 now (unix ns)
 var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round')
+  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
   return 1
 end
