@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme-payments/platform/internal/httpx"
 )
 
 // probe is the readiness check process-compose.yaml runs for every process:
@@ -67,7 +69,7 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	delay := 5 * time.Millisecond
 	var last error // what the last attempt that the deadline did not cut short said
 	for {
-		attempt, cancelAttempt := context.WithTimeout(ctx, 500*time.Millisecond)
+		attempt, cancelAttempt := context.WithTimeout(ctx, probeAttemptTimeout)
 		err := check(attempt)
 		cancelAttempt()
 		if err == nil {
@@ -89,6 +91,12 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // checkHTTP passes when GET url answers with a status in pass.
+// probeAttemptTimeout bounds one attempt. It is longer than a service's own
+// bound on its health checks (httpx.HealthTimeout, 500 ms), so that a
+// service whose dependency hangs (a stopped Redis) still gets its 503 to the
+// probe: core-api's probe passes on that 503.
+const probeAttemptTimeout = 2 * httpx.HealthTimeout
+
 func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[int]bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/procompose"
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/stackconfig"
@@ -281,6 +282,21 @@ func TestProbeHTTPRetriesUntilHealthy(t *testing.T) {
 	var ee *exitError
 	if err := probe(context.Background(), []string{"--status", "ok", "http", down.URL}, &out); !errors.As(err, &ee) || ee.code != 2 {
 		t.Errorf("--status ok: got %v, want a usage error", err)
+	}
+}
+
+// TestProbeWaitsForAServicesOwnHealthTimeout: a service whose dependency
+// hangs answers its /health after its own check's bound (500 ms); the probe
+// must wait for that answer (core-api's probe passes on its 503).
+func TestProbeWaitsForAServicesOwnHealthTimeout(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(httpx.HealthTimeout + 100*time.Millisecond)
+		http.Error(w, `{"status":"fail"}`, http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := probe(context.Background(), []string{"--within", "3s", "--status", "200,503", "http", srv.URL + "/health"}, &out); err != nil {
+		t.Errorf("a 503 after %s: got %v, want a pass", httpx.HealthTimeout+100*time.Millisecond, err)
 	}
 }
 
