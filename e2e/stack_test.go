@@ -384,6 +384,9 @@ func TestDownAfterProcessComposeKilled(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	if _, stderr, err := s.run("status"); err == nil || !strings.Contains(stderr, "process-compose is gone but processes of this stack still run") {
+		t.Errorf("status over orphans: got %v %q, want an error naming the leftover processes", err, stderr)
+	}
 	_, stderr, err := s.run("up", "--detach", "--wait")
 	if err == nil || !strings.Contains(stderr, "still running without process-compose") {
 		t.Errorf("up over orphans: got %v %q, want a refusal naming the leftover processes", err, stderr)
@@ -403,6 +406,38 @@ func TestDownAfterProcessComposeKilled(t *testing.T) {
 		t.Errorf("down: got %q, want it to report the leftover processes it stopped", stdout)
 	}
 	for _, p := range rep.Processes {
+		if !pidGone(p.Pid) {
+			t.Errorf("after down: %s (pid %d) is still running", p.Name, p.Pid)
+		}
+	}
+}
+
+// TestDownStopsAStoppedProcessCompose: a process-compose stopped with
+// SIGSTOP keeps its API socket bound and never answers. status and up say
+// so, naming its pid, and down still stops it and every process of the
+// stack, without waiting out its whole timeout.
+func TestDownStopsAStoppedProcessCompose(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := upReadyStack(t, ctx)
+	rep := s.status()
+	pc := rep.ProcessComposePid
+	if err := syscall.Kill(pc, syscall.SIGSTOP); err != nil {
+		t.Fatalf("kill -STOP process-compose (pid %d): %v", pc, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pc, syscall.SIGCONT) })
+	want := fmt.Sprintf("process-compose (pid %d)", pc)
+	for _, args := range [][]string{{"status"}, {"up", "--detach", "--wait"}} {
+		if _, stderr, err := s.run(args...); err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, "does not answer") {
+			t.Errorf("stack %s with process-compose stopped: got %v %q, want an error naming %s that does not answer", args[0], err, stderr, want)
+		}
+	}
+	stdout, stderr, err := s.run("down", "--timeout", "60s")
+	if err != nil {
+		t.Fatalf("stack down: %v\n%s", err, stderr)
+	}
+	t.Logf("down: %s%s", stdout, stderr)
+	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: pc}) {
 		if !pidGone(p.Pid) {
 			t.Errorf("after down: %s (pid %d) is still running", p.Name, p.Pid)
 		}

@@ -33,15 +33,32 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	procs, err := client.Processes(ctx)
+	// A stopped (SIGSTOP) or stuck process-compose keeps its socket bound
+	// and never answers: ask for a few seconds only.
+	askCtx, cancelAsk := context.WithTimeout(ctx, 3*time.Second)
+	procs, err := client.Processes(askCtx)
+	cancelAsk()
+	if err != nil && pcPid > 0 && ctx.Err() == nil {
+		err = procompose.ErrNotRunning // its API is gone or silent; it is handled below
+	}
 	if errors.Is(err, procompose.ErrNotRunning) {
 		if pcPid > 0 {
-			// The API is gone but process-compose is not: end it, which
-			// stops its processes too.
+			// The API is gone or silent but process-compose is not: end it
+			// (SIGCONT in case it was stopped), which stops its processes
+			// too; if it does not end within their stop timeout, kill it,
+			// and its processes are stopped below.
 			fmt.Fprintf(l.stderr, "stack: process-compose (pid %d) does not answer on %s; sending SIGTERM\n", pcPid, c.ProcessComposeSocket())
 			_ = syscall.Kill(pcPid, syscall.SIGTERM)
-			if err := waitExit(ctx, pcPid); err != nil {
-				return err
+			_ = syscall.Kill(pcPid, syscall.SIGCONT)
+			waitCtx, cancelWait := context.WithTimeout(ctx, time.Duration(c.ServiceStopTimeout())*time.Second)
+			err := waitExit(waitCtx, pcPid)
+			cancelWait()
+			if err != nil {
+				fmt.Fprintf(l.stderr, "stack: process-compose (pid %d) did not stop; sending SIGKILL\n", pcPid)
+				_ = syscall.Kill(pcPid, syscall.SIGKILL)
+				if err := waitExit(ctx, pcPid); err != nil {
+					return err
+				}
 			}
 		}
 		os.Remove(l.pidFile())
@@ -49,6 +66,10 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 			fmt.Fprintf(l.stderr, "stack: process-compose is gone but %s of its processes are not; stopping them\n", strconv.Itoa(len(left)))
 			names := stopStrays(left, time.Duration(c.ServiceStopTimeout())*time.Second)
 			fmt.Fprintf(l.stdout, "stack: stopped leftover processes: %s\n", strings.Join(names, ", "))
+			return nil
+		}
+		if pcPid > 0 {
+			fmt.Fprintf(l.stdout, "stack: stopped process-compose (pid %d); none of its processes left running\n", pcPid)
 			return nil
 		}
 		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))

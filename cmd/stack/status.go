@@ -94,6 +94,11 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		tw.Flush()
 		fmt.Fprintf(l.stdout, "platform %s, HAProxy stats %s\n", rep.PlatformURL, rep.StatsURL)
 	}
+	if !rep.Running && rep.ProcessComposePid == 0 {
+		if left := strays(c.StateDir); len(left) > 0 {
+			return fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
+		}
+	}
 	switch {
 	case !rep.Running && rep.ProcessComposePid > 0:
 		return fmt.Errorf("process-compose (pid %d) runs but does not answer on %s: it may still be starting (try again), or be stuck (`stack down` stops it)",
