@@ -580,23 +580,32 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 	}
 }
 
-// TestUpResetRefuseASilentAPISocket: a process-compose that is stopped or
-// stuck keeps its API socket bound, so connections are accepted and never
-// answered. `up` and `reset` must refuse (not hang, and not take the stack
-// for stopped: reset would delete a live stack's state dir). The select's
-// bound only turns a hang into a failure; it asserts no timing.
-func TestUpResetRefuseASilentAPISocket(t *testing.T) {
+// stateDirWithSilentAPISocket makes the cwd a fake checkout and returns a
+// state dir whose process-compose API socket is bound but never accepts: what
+// a stopped (SIGSTOP) or stuck process-compose looks like from outside.
+func stateDirWithSilentAPISocket(t *testing.T) (string, stackconfig.Config) {
+	t.Helper()
 	t.Chdir(fakeCheckout(t))
 	state := shortStateDir(t)
 	c := stackconfig.Config{StateDir: state}
 	if err := c.PrepareStateDir(); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("unix", c.ProcessComposeSocket()) // never accepts
+	ln, err := net.Listen("unix", c.ProcessComposeSocket())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
+	return state, c
+}
+
+// TestUpResetRefuseASilentAPISocket: a process-compose that is stopped or
+// stuck keeps its API socket bound, so connections are accepted and never
+// answered. `up` and `reset` must refuse (not hang, and not take the stack
+// for stopped: reset would delete a live stack's state dir). The select's
+// bound only turns a hang into a failure; it asserts no timing.
+func TestUpResetRefuseASilentAPISocket(t *testing.T) {
+	state, c := stateDirWithSilentAPISocket(t)
 
 	for _, args := range [][]string{{"up", "--detach"}, {"reset", "--yes"}} {
 		t.Run(args[0], func(t *testing.T) {
@@ -627,19 +636,9 @@ func TestStatusNamesAStuckProcessCompose(t *testing.T) {
 	if _, err := os.Stat("/proc/self"); err != nil {
 		t.Skip("needs /proc")
 	}
-	t.Chdir(fakeCheckout(t))
-	state := shortStateDir(t)
-	c := stackconfig.Config{StateDir: state}
-	if err := c.PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", c.ProcessComposeSocket()) // never accepts
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	state, _ := stateDirWithSilentAPISocket(t)
 	pc := startAs(t, "process-compose", []string{"STACK_STATE_DIR=" + state, "STACK_LAUNCHER=/bin/stack"}, state)
-	err = run(context.Background(), []string{"stack", "status"}, []string{"STACK_STATE_DIR=" + state}, nil, io.Discard, io.Discard)
+	err := run(context.Background(), []string{"stack", "status"}, []string{"STACK_STATE_DIR=" + state}, nil, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("process-compose (pid %d) runs but does not answer", pc)) {
 		t.Errorf("status with a stuck process-compose: got %v, want an error naming pid %d", err, pc)
 	}
