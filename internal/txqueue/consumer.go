@@ -494,13 +494,9 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		// a crash between the charges and the record's send repeats the
 		// round. Built after the charges, the record made that window's
 		// p50 18–20 µs instead of 12–16 µs (BenchmarkChargeToRecordWindow,
-		// RELIABILITY.md). Both forms are built: with and without the
-		// renewal of the lease on the rest of the batch (see below).
+		// RELIABILITY.md). A round with a failed charge, or one that renews
+		// the lease (below, rare), builds its record after the charges.
 		whole := c.newRecordCall(round, nil, nil)
-		var wholeRenewing recordCall
-		if len(rest) > 0 {
-			wholeRenewing = c.newRecordCall(round, nil, rest)
-		}
 		c.chargeRound(ctx, round, errs)
 		// Once half of the lease is gone, the record renews it on the rest
 		// of the batch. So every round starts with at least half of it left,
@@ -531,14 +527,9 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			}
 			charged = append(charged, m)
 		}
-		var rec recordCall
-		switch {
-		case len(failed) > 0:
+		rec := whole
+		if len(failed) > 0 || renew {
 			rec = c.newRecordCall(charged, failed, renewing)
-		case renew:
-			rec = wholeRenewing
-		default:
-			rec = whole
 		}
 		rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
 		owned, err := c.runRecord(keep, rec)
@@ -573,19 +564,19 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	return release, dead
 }
 
-// stillOurs keeps the messages of next that the record call's lease renewal
+// stillOurs keeps the messages of rest that the record call's lease renewal
 // found still claimed by this consumer (owned[i] == 1). The others were taken
 // over by another consumer while an earlier round was in hand (or their
 // record expired): they are left pending, for whoever claims them.
-func (c *Consumer) stillOurs(ctx context.Context, next []Message, owned []int64) []Message {
-	if len(owned) != len(next) {
+func (c *Consumer) stillOurs(ctx context.Context, rest []Message, owned []int64) []Message {
+	if len(owned) != len(rest) {
 		c.log.WarnContext(ctx, "lease renewal answered for the wrong number of transactions; leaving them pending",
-			"want", len(next), "got", len(owned))
+			"want", len(rest), "got", len(owned))
 		return nil
 	}
-	kept := next[:0:0]
+	kept := rest[:0:0]
 	var lost []string
-	for i, m := range next {
+	for i, m := range rest {
 		if owned[i] == 1 {
 			kept = append(kept, m)
 		} else {
@@ -664,24 +655,25 @@ func txIDs(msgs []Message) []string {
 // maxBackoff: the charges in hand block the connector until they are recorded.
 const maxRecordBackoff = 500 * time.Millisecond
 
-// recordCall is one call of recordScript: it marks a round's messages
-// processed (at args[0], unix ns), acknowledges their entries, and renews
-// this consumer's lease on the next round's.
+// recordCall is one call of recordScript: it marks a round's charged
+// messages processed (at args[0], unix ns) and acknowledges their entries,
+// releases its failed ones, and renews this consumer's lease on those given
+// (the rest of the batch, when half the lease is gone).
 type recordCall struct {
 	keys []string
 	args []any
 }
 
-func (c *Consumer) newRecordCall(charged, failed, next []Message) recordCall {
-	return newRecordCall(c.cfg.Name, charged, failed, next)
+func (c *Consumer) newRecordCall(charged, failed, renew []Message) recordCall {
+	return newRecordCall(c.cfg.Name, charged, failed, renew)
 }
 
 // newRecordCall builds the record of a round: charged become processed,
-// failed are released, and the lease on next is renewed (recordScript).
-func newRecordCall(consumer string, charged, failed, next []Message) recordCall {
-	keys := make([]string, 1, 1+len(charged)+len(failed)+len(next))
+// failed are released, and the lease on renew is renewed (recordScript).
+func newRecordCall(consumer string, charged, failed, renew []Message) recordCall {
+	keys := make([]string, 1, 1+len(charged)+len(failed)+len(renew))
 	keys[0] = Stream
-	args := make([]any, 0, 5+len(charged)+len(next))
+	args := make([]any, 0, 5+len(charged)+len(renew))
 	args = append(args, time.Now().UnixNano(), Group, consumer, len(charged), len(failed))
 	for _, m := range charged {
 		keys = append(keys, StatusKey(m.ID))
@@ -690,7 +682,7 @@ func newRecordCall(consumer string, charged, failed, next []Message) recordCall 
 	for _, m := range failed {
 		keys = append(keys, StatusKey(m.ID))
 	}
-	for _, m := range next {
+	for _, m := range renew {
 		keys = append(keys, StatusKey(m.ID))
 		args = append(args, m.StreamID)
 	}
@@ -698,7 +690,7 @@ func newRecordCall(consumer string, charged, failed, next []Message) recordCall 
 }
 
 // runRecord sends rec and returns the lease renewal's answer, one flag per
-// message of the next round (1: still this consumer's).
+// renewed message (1: still this consumer's).
 func (c *Consumer) runRecord(ctx context.Context, rec recordCall) ([]int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
 	defer cancel()
