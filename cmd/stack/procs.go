@@ -52,12 +52,23 @@ func (l *launcher) errIfRunning(ctx context.Context, client *procompose.Client) 
 		return ctx.Err()
 	}
 	if pid := l.processComposePid(); pid > 0 {
-		return fmt.Errorf("process-compose (pid %d) of this stack runs but does not answer on %s; stop it with `stack down`", pid, client.Socket())
+		return errNotAnswering(pid, client.Socket(), err)
 	}
 	if !errors.Is(err, procompose.ErrNotRunning) {
 		return fmt.Errorf("something holds process-compose's API socket %s but does not answer (%v); if it is a stopped stack, `stack down` ends it", client.Socket(), err)
 	}
 	return nil
+}
+
+// errNotAnswering says that process-compose (pid) runs but its API on
+// socket does not answer, and why (cause, when known).
+func errNotAnswering(pid int, socket string, cause error) error {
+	why := ""
+	if cause != nil && !errors.Is(cause, procompose.ErrNotRunning) {
+		why = fmt.Sprintf(" (%v)", cause)
+	}
+	return fmt.Errorf("process-compose (pid %d) runs but does not answer on %s%s: it may still be starting (try again), or be stopped or stuck (`stack down` stops it)",
+		pid, socket, why)
 }
 
 func writePid(path string, pid int) error {

@@ -57,8 +57,7 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	rep.ProcessComposePid = l.processComposePid()
 	if err != nil && !errors.Is(err, procompose.ErrNotRunning) {
 		if rep.ProcessComposePid > 0 {
-			return fmt.Errorf("process-compose (pid %d) runs but does not answer on %s (%v): it may still be starting (try again), or be stuck (`stack down` stops it)",
-				rep.ProcessComposePid, c.ProcessComposeSocket(), err)
+			return errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
 		}
 		return err
 	}
@@ -94,17 +93,14 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		tw.Flush()
 		fmt.Fprintf(l.stdout, "platform %s, HAProxy stats %s\n", rep.PlatformURL, rep.StatsURL)
 	}
-	if !rep.Running && rep.ProcessComposePid == 0 {
-		if left := strays(c.StateDir); len(left) > 0 {
-			return fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
-		}
-	}
 	switch {
-	case !rep.Running && rep.ProcessComposePid > 0:
-		return fmt.Errorf("process-compose (pid %d) runs but does not answer on %s: it may still be starting (try again), or be stuck (`stack down` stops it)",
-			rep.ProcessComposePid, c.ProcessComposeSocket())
-	case !rep.Running:
-		return &exitError{code: 3}
+	case rep.Running:
+		return nil
+	case rep.ProcessComposePid > 0:
+		return errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), nil)
 	}
-	return nil
+	if left := strays(c.StateDir); len(left) > 0 {
+		return fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
+	}
+	return &exitError{code: 3}
 }

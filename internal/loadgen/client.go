@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	tokens "github.com/acme-payments/platform/internal/token"
 )
 
 // client is the platform's HTTP API as a merchant sees it. Requests go
@@ -172,10 +174,10 @@ func (s *session) fetchToken(ctx context.Context, body []byte) (token, error) {
 
 // jwtClaims reads the exp and enabled claims without verifying the signature
 // (the merchant cannot: it does not hold the secret). Without a readable exp
-// the contract's 30 s lifetime from now is assumed; disabled is true only
+// the contract's lifetime (internal/token's TTL) from now is assumed; disabled is true only
 // for an explicit "enabled": false.
 func jwtClaims(tok string, now time.Time) (exp time.Time, disabled bool) {
-	exp = now.Add(30 * time.Second)
+	exp = now.Add(tokens.TTL)
 	parts := strings.Split(tok, ".")
 	if len(parts) != 3 {
 		return exp, false

@@ -224,9 +224,7 @@ func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
 	q := NewQueue(rdb, time.Hour)
 	batch := readAsDeadConsumer(t, q, 32)
 	ids := txIDs(batch)
-	if _, err := (claimer{consumer: "dead", lease: time.Millisecond, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
-		t.Fatal(err)
-	}
+	claimAsDeadConsumer(t, rdb, batch, time.Millisecond)
 	const failedAt = 3
 	charged := slices.Concat(batch[:failedAt], batch[failedAt+1:16])
 	rec := newRecordCall("dead", charged, batch[failedAt:failedAt+1], nil)
@@ -235,19 +233,13 @@ func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
 	}
 	// Round 1 (16..31) was charged; the consumer died before its record.
 
-	cfg := fastConfig("survivor")
-	cfg.BatchSize = 64 // the dead batch in one reclaimed page
-	stop := runConsumer(t, rdb, cfg, &recorder{}, log)
-	waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
-	stop()
+	reclaimAsSurvivor(t, rdb, &recorder{}, log, 0)
 	for i := failedAt; i < 32; i++ {
 		if i > failedAt && i < 16 {
 			continue // recorded
 		}
 		inHand := i >= 16
-		if warned := hasLogLine(logs.String(), map[string]string{
-			"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": ids[i],
-		}); warned != inHand {
+		if warned := warnedAtLeastOnce(logs.String(), ids[i]); warned != inHand {
 			t.Errorf("transaction %d: at-least-once warning %v, want %v", i, warned, inHand)
 		}
 	}
@@ -343,9 +335,7 @@ func TestConsumerRenewalKeepsTheClaimsRounds(t *testing.T) {
 			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(t, q, 48)
 			ids := txIDs(batch)
-			if _, err := (claimer{consumer: "dead", lease: 50 * time.Millisecond, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
-				t.Fatal(err)
-			}
+			claimAsDeadConsumer(t, rdb, batch, 50*time.Millisecond)
 			var renewed []Message
 			if renew {
 				renewed = batch[16:32]
@@ -355,17 +345,10 @@ func TestConsumerRenewalKeepsTheClaimsRounds(t *testing.T) {
 			if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 				t.Fatal(err)
 			}
-			cfg := fastConfig("survivor")
-			cfg.BatchSize = 64 // the dead batch in one reclaimed page
-			cfg.VisibilityTimeout = 50 * time.Millisecond
-			stop := runConsumer(t, rdb, cfg, &recorder{}, log)
-			waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
-			stop()
+			reclaimAsSurvivor(t, rdb, &recorder{}, log, 50*time.Millisecond)
 			for i := 16; i < 48; i++ {
 				inHand := i < 32
-				if warned := hasLogLine(logs.String(), map[string]string{
-					"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": ids[i],
-				}); warned != inHand {
+				if warned := warnedAtLeastOnce(logs.String(), ids[i]); warned != inHand {
 					t.Errorf("transaction %d: at-least-once warning %v, want %v", i, warned, inHand)
 				}
 			}
@@ -442,9 +425,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			batch := readAsDeadConsumer(t, q, 1)
 			id := batch[0].ID
 			if tt.claimed {
-				if _, err := (claimer{consumer: "dead", lease: time.Second, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
-					t.Fatalf("claim: %v", err)
-				}
+				claimAsDeadConsumer(t, rdb, batch, time.Second)
 			}
 			if tt.recorded {
 				if err := recordIDs(ctx, rdb, id); err != nil { // the record without its ack
@@ -501,10 +482,8 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(t, q, 40)
 			ids := txIDs(batch)
-			dead := claimer{consumer: "dead", lease: time.Millisecond, statusTTL: time.Hour, roundSize: roundSize}
-			codes, err := dead.claim(ctx, rdb, time.Now().UnixNano(), batch)
-			if err != nil || len(codes) != 40 || slices.ContainsFunc(codes, func(c int64) bool { return c != 1 }) {
-				t.Fatalf("the dead consumer's claim: got %v, %v; want 40 times 1", codes, err)
+			if codes := claimAsDeadConsumer(t, rdb, batch, time.Millisecond); len(codes) != 40 || slices.ContainsFunc(codes, func(c int64) bool { return c != 1 }) {
+				t.Fatalf("the dead consumer's claim: got %v; want 40 times 1", codes)
 			}
 			for r := range tt.recorded {
 				if err := recordRound(ctx, rdb, batch[r*roundSize:(r+1)*roundSize]); err != nil {
@@ -513,11 +492,7 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			}
 
 			psp := &recorder{}
-			cfg := fastConfig("survivor")
-			cfg.BatchSize = 64 // the dead batch in one reclaimed page
-			stop := runConsumer(t, rdb, cfg, psp, log)
-			waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
-			stop()
+			reclaimAsSurvivor(t, rdb, psp, log, 0)
 
 			for i, id := range ids {
 				want := 0
@@ -528,9 +503,7 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 					t.Errorf("transaction %d: charged %d times by the survivor, want %d", i, got, want)
 				}
 				inHand := i >= tt.warned[0] && i < tt.warned[1]
-				if warned := hasLogLine(logs.String(), map[string]string{
-					"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": id,
-				}); warned != inHand {
+				if warned := warnedAtLeastOnce(logs.String(), id); warned != inHand {
 					t.Errorf("transaction %d: at-least-once warning %v, want %v", i, warned, inHand)
 				}
 			}
@@ -540,6 +513,41 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			}
 		})
 	}
+}
+
+// claimAsDeadConsumer claims batch for the consumer "dead", in rounds of 16
+// with the given lease, as a consumer does before it stops, and returns the
+// claim codes.
+func claimAsDeadConsumer(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration) []int64 {
+	t.Helper()
+	codes, err := claimer{consumer: "dead", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(context.Background(), rdb, time.Now().UnixNano(), batch)
+	if err != nil {
+		t.Fatalf("the dead consumer's claim: %v", err)
+	}
+	return codes
+}
+
+// reclaimAsSurvivor runs the consumer "survivor", which takes a dead batch
+// in one reclaimed page (vt: its VisibilityTimeout, 0 for fastConfig's),
+// until nothing is pending.
+func reclaimAsSurvivor(t *testing.T, rdb *redis.Client, psp PSP, log *slog.Logger, vt time.Duration) {
+	t.Helper()
+	cfg := fastConfig("survivor")
+	cfg.BatchSize = 64
+	if vt > 0 {
+		cfg.VisibilityTimeout = vt
+	}
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+}
+
+// warnedAtLeastOnce reports whether logs hold the at-least-once warning for
+// transaction id.
+func warnedAtLeastOnce(logs, id string) bool {
+	return hasLogLine(logs, map[string]string{
+		"msg": "claimed before without a recorded charge; charging (at least once)", "transaction_id": id,
+	})
 }
 
 // readAsDeadConsumer queues n transactions, creates the group and reads them

@@ -193,9 +193,7 @@ func BenchmarkRecordRound(b *testing.B) {
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(b, q, 32)
-			if _, err := (claimer{consumer: "dead", lease: time.Hour, statusTTL: time.Hour, roundSize: 16}).claim(ctx, rdb, time.Now().UnixNano(), batch); err != nil {
-				b.Fatal(err)
-			}
+			claimAsDeadConsumer(b, rdb, batch, time.Hour)
 			var next []Message
 			if renew {
 				next = batch[16:]

@@ -120,14 +120,16 @@ func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *tx
 			fail(ctx, log, w, "transaction", errNotEnabled)
 			return
 		}
-		keys := r.Header.Values(idempotencyKeyHeader)
-		if len(keys) > 1 { // which one did the client mean?
+		var key string
+		switch keys := r.Header.Values(idempotencyKeyHeader); len(keys) {
+		case 0:
+		case 1:
+			if key = keys[0]; !txqueue.ValidIdempotencyKey(key) {
+				fail(ctx, log, w, "transaction", errBadIdemKey)
+				return
+			}
+		default: // which one did the client mean?
 			fail(ctx, log, w, "transaction", errTwoIdemKeys)
-			return
-		}
-		key := r.Header.Get(idempotencyKeyHeader)
-		if len(keys) == 1 && !txqueue.ValidIdempotencyKey(key) {
-			fail(ctx, log, w, "transaction", errBadIdemKey)
 			return
 		}
 		tx := txqueue.Transaction{UserID: claims.UserID, Amount: req.Amount, Currency: req.Currency,
