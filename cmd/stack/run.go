@@ -100,6 +100,9 @@ func newLauncher(environ []string, stdin io.Reader, stdout, stderr io.Writer) (*
 	if l.cfg, err = stackconfig.Load(l.layout, l.cwd, environ); err != nil {
 		return l, err
 	}
+	for _, w := range l.cfg.Warnings {
+		fmt.Fprintln(stderr, "stack: warning:", w)
+	}
 	return l, nil
 }
 

@@ -133,6 +133,23 @@ func TestHelpSaysWhichFilesAndStateDir(t *testing.T) {
 	}
 }
 
+func TestLauncherWarnsAboutAKeyNothingReads(t *testing.T) {
+	root := fakeCheckout(t)
+	t.Chdir(root)
+	local := filepath.Join(root, stackconfig.LocalFileName)
+	if err := os.WriteFile(local, []byte("REDIS_APPENDSYNC=no\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "--help"}, []string{"STACK_STATE_DIR=" + shortStateDir(t)}, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	want := "stack: warning: " + local + ": REDIS_APPENDSYNC is not a setting of the stack or its services (did you mean REDIS_APPENDFSYNC?)"
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr: got %q, want it to contain %q", stderr.String(), want)
+	}
+}
+
 func TestRunRejectsUnknownCommand(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	var stdout, stderr bytes.Buffer

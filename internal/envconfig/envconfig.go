@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"time"
 
@@ -133,7 +134,7 @@ func nameEnvVars(t reflect.Type, values map[string]string, err error) error {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
 			if name := envName(t, pe.Name); name != "" {
-				e = &varError{msg: fmt.Sprintf("%s must be %s, got %q", name, want(pe.Type), values[name]), err: e}
+				e = &SettingError{Vars: []string{name}, Msg: fmt.Sprintf("%s must be %s, got %q", name, want(pe.Type), values[name]), Err: e}
 			}
 		}
 		errs = append(errs, e)
@@ -141,14 +142,49 @@ func nameEnvVars(t reflect.Type, values map[string]string, err error) error {
 	return errors.Join(errs...)
 }
 
-// varError is a variable's parse error in words, over the library's.
-type varError struct {
-	msg string
-	err error
+// SettingError is an error about the value of the variables in Vars, the
+// one at fault first: callers can say where each value came from (a file,
+// the environment). Its message starts with that variable's name.
+type SettingError struct {
+	Vars []string
+	Msg  string
+	Err  error // what lies underneath (the env library's error), or nil
 }
 
-func (e *varError) Error() string { return e.msg }
-func (e *varError) Unwrap() error { return e.err }
+func (e *SettingError) Error() string { return e.Msg }
+func (e *SettingError) Unwrap() error { return e.Err }
+
+// Invalid is a SettingError about name: "<name> <what is wrong>", the rest
+// made by fmt.Sprintf as in Invalid("PLATFORM_PORT", "must be at most %d", n).
+func Invalid(name, format string, args ...any) error {
+	return &SettingError{Vars: []string{name}, Msg: name + " " + fmt.Sprintf(format, args...)}
+}
+
+// SettingsAtFault lists the variables of every SettingError in err's tree
+// (errors.Join and %w included), each once, in the order found.
+func SettingsAtFault(err error) []string {
+	var vars []string
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *SettingError:
+			for _, v := range e.Vars {
+				if !slices.Contains(vars, v) {
+					vars = append(vars, v)
+				}
+			}
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				walk(inner)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return vars
+}
 
 // want says what a value of type t looks like.
 func want(t reflect.Type) string {

@@ -5,7 +5,6 @@
 package stackconfig
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -53,9 +52,16 @@ type Config struct {
 
 	// Values is every setting after merging (files, then environment).
 	Values map[string]string `env:"-"`
-	// Sources says where each key of Values came from: a file path or "environment".
+	// Sources says where each key of Values came from: a file path or
+	// FromEnvironment.
 	Sources map[string]string `env:"-"`
+	// Warnings are about keys in the files that nothing reads (a typo, say):
+	// one line each, naming the file and the key.
+	Warnings []string `env:"-"`
 }
+
+// FromEnvironment is the source of a setting that came from the environment.
+const FromEnvironment = "environment"
 
 // Port is one TCP port the stack binds, with the variable that moves it and
 // the one that sets its address (none: always 127.0.0.1).
@@ -98,21 +104,43 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 		}
 	}
 	for k, v := range env.ToMap(environ) {
-		values[k], sources[k] = v, "environment"
+		values[k], sources[k] = v, FromEnvironment
 	}
 
 	var cfg Config
 	if err := envconfig.ParseValues(values, &cfg); err != nil {
-		return Config{}, err
+		return Config{}, withSources(err, sources)
 	}
 	cfg.Values, cfg.Sources = values, sources
+	cfg.Warnings = unreadKeys(sources)
 	if err := cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"]); err != nil {
 		return Config{}, err
 	}
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = "unix://" + cfg.RedisSocket()
 	}
-	return cfg, cfg.validate()
+	return cfg, withSources(cfg.validate(), sources)
+}
+
+// withSources adds to err, an error about settings, where each setting at
+// fault got its value, as in `PLATFORM_PORT must be a whole number, got "x"
+// (PLATFORM_PORT is set in /src/stack.local.env)`. A setting left at its
+// built-in default has no source and gets no note.
+func withSources(err error, sources map[string]string) error {
+	var notes []string
+	for _, name := range envconfig.SettingsAtFault(err) {
+		switch src := sources[name]; src {
+		case "":
+		case FromEnvironment:
+			notes = append(notes, name+" is set in the environment")
+		default:
+			notes = append(notes, name+" is set in "+src)
+		}
+	}
+	if len(notes) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, strings.Join(notes, "; "))
 }
 
 func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) error {
@@ -139,54 +167,55 @@ const maxSocketPath = 103
 // validate checks one rule at a time; each error names its variable.
 func (c *Config) validate() error {
 	if strings.ContainsAny(c.StateDir, "\"'$\\\n`") {
-		return fmt.Errorf("STACK_STATE_DIR %q contains a quote, '$', '\\', '`' or a newline; choose a plainer path", c.StateDir)
+		return envconfig.Invalid("STACK_STATE_DIR", "%q contains a quote, '$', '\\', '`' or a newline; choose a plainer path", c.StateDir)
 	}
 	if n := len(c.ProcessComposeSocket()); n > maxSocketPath {
-		return fmt.Errorf("STACK_STATE_DIR %q is too long: the unix socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+		return envconfig.Invalid("STACK_STATE_DIR", "%q is too long: the unix socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 			c.StateDir, c.ProcessComposeSocket(), n, maxSocketPath)
 	}
 	for _, s := range socketServices {
 		if n := len(c.ServiceSocket(s.name)); n > maxSocketPath {
-			return fmt.Errorf("STACK_STATE_DIR %q is too long: %s's socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+			return envconfig.Invalid("STACK_STATE_DIR", "%q is too long: %s's socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 				c.StateDir, s.name, c.ServiceSocket(s.name), n, maxSocketPath)
 		}
 	}
 	if n := len(c.RedisSocket()); n > maxSocketPath {
-		return fmt.Errorf("STACK_STATE_DIR %q is too long: the Redis socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
+		return envconfig.Invalid("STACK_STATE_DIR", "%q is too long: the Redis socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 			c.StateDir, c.RedisSocket(), n, maxSocketPath)
 	}
 	if c.PlatformHost == "" {
-		return errors.New("PLATFORM_HOST must not be empty (127.0.0.1 keeps the platform local)")
+		return envconfig.Invalid("PLATFORM_HOST", "must not be empty (127.0.0.1 keeps the platform local)")
 	}
 	// An IPv4 address: HAProxy binds "<host>:<port>" and the launcher prints
 	// http://<host>:<port>, both of which an IPv6 address would need brackets for.
 	if ip := net.ParseIP(c.PlatformHost); ip == nil || ip.To4() == nil {
-		return fmt.Errorf("PLATFORM_HOST must be an IPv4 address such as 127.0.0.1 (0.0.0.0 exposes the platform), got %q", c.PlatformHost)
+		return envconfig.Invalid("PLATFORM_HOST", "must be an IPv4 address such as 127.0.0.1 (0.0.0.0 exposes the platform), got %q", c.PlatformHost)
 	}
 	seen := map[int]string{}
 	for _, p := range c.Ports() {
 		if p.Port < 1 || p.Port > 65535 {
-			return fmt.Errorf("%s must be a port number from 1 to 65535, got %d", p.Var, p.Port)
+			return envconfig.Invalid(p.Var, "must be a port number from 1 to 65535, got %d", p.Port)
 		}
 		if other, dup := seen[p.Port]; dup {
-			return fmt.Errorf("%s and %s are both %d; give each its own port", other, p.Var, p.Port)
+			return &envconfig.SettingError{Vars: []string{other, p.Var},
+				Msg: fmt.Sprintf("%s and %s are both %d; give each its own port", other, p.Var, p.Port)}
 		}
 		seen[p.Port] = p.Var
 	}
 	if c.AuthRateLimit < 1 {
-		return fmt.Errorf("AUTH_RATE_LIMIT must be at least 1 (token requests per 10 s per client address), got %d", c.AuthRateLimit)
+		return envconfig.Invalid("AUTH_RATE_LIMIT", "must be at least 1 (token requests per 10 s per client address), got %d", c.AuthRateLimit)
 	}
 	if !slices.Contains([]string{"all", "errors"}, c.AccessLog) {
-		return fmt.Errorf("HAPROXY_ACCESS_LOG must be all or errors, got %q", c.AccessLog)
+		return envconfig.Invalid("HAPROXY_ACCESS_LOG", "must be all or errors, got %q", c.AccessLog)
 	}
 	if !slices.Contains([]string{"always", "everysec", "no"}, c.RedisAppendSync) {
-		return fmt.Errorf("REDIS_APPENDFSYNC must be always, everysec or no, got %q", c.RedisAppendSync)
+		return envconfig.Invalid("REDIS_APPENDFSYNC", "must be always, everysec or no, got %q", c.RedisAppendSync)
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.LogLevel)) {
-		return fmt.Errorf("LOG_LEVEL must be debug, info, warn or error, got %q", c.LogLevel)
+		return envconfig.Invalid("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
 	if c.ShutdownGrace <= 0 || c.ShutdownGrace > time.Hour {
-		return fmt.Errorf("SHUTDOWN_GRACE must be a positive duration up to 1h, such as 10s, got %s", c.ShutdownGrace)
+		return envconfig.Invalid("SHUTDOWN_GRACE", "must be a positive duration up to 1h, such as 10s, got %s", c.ShutdownGrace)
 	}
 	return nil
 }

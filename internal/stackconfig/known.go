@@ -1,0 +1,102 @@
+package stackconfig
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+)
+
+// ServiceSettings are the services' own variables that reach them from
+// stack.env and stack.local.env unchanged (their READMEs describe each).
+// TestServiceSettingsMatchTheServices keeps the list in step with the
+// services' config structs.
+var ServiceSettings = []string{
+	"USERS_FILE",                                            // auth-api
+	"STATUS_TTL",                                            // core-api, psp-connector
+	"CONSUMER_NAME", "VISIBILITY_TIMEOUT", "CLAIM_INTERVAL", // psp-connector
+	"MAX_DELIVERIES", "CHARGE_CONCURRENCY", "BATCH_SIZE",
+}
+
+// perProcessSettings are services' variables that process-compose.yaml sets
+// for each process itself, so a value in a file never reaches a service:
+// each with what to set instead.
+var perProcessSettings = map[string]string{
+	"HTTP_HOST":   "the services listen on 127.0.0.1 only; PLATFORM_HOST moves the router",
+	"HTTP_PORT":   "set AUTH_API_PORT, CORE_API_PORT or PSP_CONNECTOR_PORT",
+	"HTTP_SOCKET": "the services' sockets are in $STACK_STATE_DIR/run",
+}
+
+// otherReadSettings are read by the launcher or by every process's Go
+// runtime, though not in Config.
+var otherReadSettings = []string{"XDG_STATE_HOME", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"}
+
+// knownSettings is every key a file can usefully set.
+func knownSettings() []string {
+	var keys []string
+	typ := reflect.TypeOf(Config{})
+	for i := range typ.NumField() {
+		if key := typ.Field(i).Tag.Get("env"); key != "" && key != "-" {
+			keys = append(keys, key)
+		}
+	}
+	return slices.Concat(keys, ServiceSettings, otherReadSettings)
+}
+
+// unreadKeys warns about each key that came from a file and that nothing
+// reads: most likely a typo, which would otherwise leave the setting at its
+// default without a word. Keys from the environment are not checked (it
+// holds much else).
+func unreadKeys(sources map[string]string) []string {
+	known := knownSettings()
+	var warnings []string
+	for key, src := range sources {
+		if src == FromEnvironment || slices.Contains(known, key) {
+			continue
+		}
+		if instead, ok := perProcessSettings[key]; ok {
+			warnings = append(warnings, fmt.Sprintf("%s: %s has no effect: process-compose.yaml sets it for each service (%s)", src, key, instead))
+			continue
+		}
+		hint := ""
+		if near := nearest(key, known); near != "" {
+			hint = fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s: %s is not a setting of the stack or its services%s; every process gets it as it is", src, key, hint))
+	}
+	sort.Strings(warnings)
+	return warnings
+}
+
+// nearest is the name in names closest to key by edit distance, if it is at
+// most 2 edits away (REDIS_APPENDSYNC → REDIS_APPENDFSYNC), else "".
+func nearest(key string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(key, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

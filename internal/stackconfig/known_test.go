@@ -1,0 +1,155 @@
+package stackconfig
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/acme-payments/platform/internal/envconfig"
+)
+
+func TestLoadErrorsSayWhereTheValueCameFrom(t *testing.T) {
+	tests := []struct {
+		name            string
+		stackEnv, local string
+		environ         []string
+		want            string
+	}{
+		{"from stack.local.env", "", "PLATFORM_PORT=eighty\n", nil,
+			`PLATFORM_PORT must be a whole number, got "eighty" (PLATFORM_PORT is set in <local>)`},
+		{"from stack.env", "REDIS_APPENDFSYNC=sometimes\n", "", nil,
+			`REDIS_APPENDFSYNC must be always, everysec or no, got "sometimes" (REDIS_APPENDFSYNC is set in <defaults>)`},
+		{"from the environment", "LOG_LEVEL=info\n", "", []string{"LOG_LEVEL=loud"},
+			`LOG_LEVEL must be debug, info, warn or error, got "loud" (LOG_LEVEL is set in the environment)`},
+		{"two files, one clash", "AUTH_API_PORT=5002\n", "CORE_API_PORT=5002\n", nil,
+			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in <defaults>; CORE_API_PORT is set in <local>)"},
+		{"a built-in default gets no note", "", "", []string{"AUTH_API_PORT=5002"},
+			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in the environment)"},
+		{"two bad values, both placed", "", "CORE_API_PORT=x\n", []string{"SHUTDOWN_GRACE=soon"},
+			"(CORE_API_PORT is set in <local>; SHUTDOWN_GRACE is set in the environment)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := checkout(t, tt.stackEnv)
+			if tt.local != "" {
+				writeFile(t, l.LocalFile(l.Checkout), tt.local)
+			}
+			want := strings.NewReplacer("<defaults>", l.DefaultsFile(), "<local>", l.LocalFile(l.Checkout)).Replace(tt.want)
+			_, err := Load(l, l.Checkout, tt.environ)
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("got %v\nwant an error containing %q", err, want)
+			}
+		})
+	}
+}
+
+func TestLoadWarnsAboutKeysNothingReads(t *testing.T) {
+	l := checkout(t, "PLATFORM_PORT=8080\nREDIS_APPENDSYNC=no\n")
+	writeFile(t, l.LocalFile(l.Checkout),
+		"HTTP_PORT=9000\nFROBNICATE=1\nSTATUS_TTL=1h\nVISIBILITY_TIMEOUT=10s\nGOMAXPROCS=2\nJWT_SECRET=s\nXDG_STATE_HOME=/x\n")
+	environ := []string{"UNRELATED_BY_DESIGN=1", "HOME=/h"}
+
+	cfg, err := Load(l, l.Checkout, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, defaults := l.LocalFile(l.Checkout), l.DefaultsFile()
+	want := []string{
+		defaults + ": REDIS_APPENDSYNC is not a setting of the stack or its services (did you mean REDIS_APPENDFSYNC?); every process gets it as it is",
+		local + ": FROBNICATE is not a setting of the stack or its services; every process gets it as it is",
+		local + ": HTTP_PORT has no effect: process-compose.yaml sets it for each service (set AUTH_API_PORT, CORE_API_PORT or PSP_CONNECTOR_PORT)",
+	}
+	slices.Sort(want)
+	if !slices.Equal(cfg.Warnings, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(cfg.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestCommittedStackEnvHasNoUnreadKey(t *testing.T) {
+	committed, err := ReadEnvFile(filepath.Join("..", "..", DefaultsFileName), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sources := map[string]string{}
+	for k := range committed {
+		sources[k] = DefaultsFileName
+	}
+	if w := unreadKeys(sources); len(w) > 0 {
+		t.Errorf("got warnings for the committed stack.env:\n%s", strings.Join(w, "\n"))
+	}
+}
+
+// TestServiceSettingsMatchTheServices keeps ServiceSettings (and the
+// per-process ones) in step with the `env` tags of the services' config
+// structs, read from their source, and of the shared ones in envconfig:
+// a new service setting must be listed, a removed one dropped.
+func TestServiceSettingsMatchTheServices(t *testing.T) {
+	read := map[string]bool{}
+	for _, typ := range []reflect.Type{reflect.TypeOf(envconfig.Server{}), reflect.TypeOf(envconfig.Queue{}), reflect.TypeOf(envconfig.Secret{})} {
+		for i := range typ.NumField() {
+			if key := typ.Field(i).Tag.Get("env"); key != "" && key != "-" {
+				read[key] = true
+			}
+		}
+	}
+	files, err := filepath.Glob(filepath.Join("..", "..", "services", "*", "config.go"))
+	if err != nil || len(files) != 3 {
+		t.Fatalf("got %v, %v; want the three services' config.go", files, err)
+	}
+	for _, f := range files {
+		file, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			if field, ok := n.(*ast.Field); ok && field.Tag != nil {
+				tag, err := strconv.Unquote(field.Tag.Value)
+				if err != nil {
+					t.Fatalf("%s: tag %s: %v", f, field.Tag.Value, err)
+				}
+				if key := reflect.StructTag(tag).Get("env"); key != "" && key != "-" {
+					read[key] = true
+				}
+			}
+			return true
+		})
+	}
+	known := knownSettings()
+	for key := range read {
+		if _, perProcess := perProcessSettings[key]; !perProcess && !slices.Contains(known, key) {
+			t.Errorf("a service reads %s, which stackconfig.ServiceSettings does not list", key)
+		}
+	}
+	for _, key := range ServiceSettings {
+		if !read[key] {
+			t.Errorf("ServiceSettings lists %s, which no service reads", key)
+		}
+	}
+	for key := range perProcessSettings {
+		if !read[key] {
+			t.Errorf("perProcessSettings lists %s, which no service reads", key)
+		}
+	}
+}
+
+func TestNearestSuggestsOnlyCloseNames(t *testing.T) {
+	names := []string{"REDIS_APPENDFSYNC", "PLATFORM_PORT", "LOG_LEVEL"}
+	tests := []struct{ key, want string }{
+		{"REDIS_APPENDSYNC", "REDIS_APPENDFSYNC"},
+		{"PLATFORM_PROT", "PLATFORM_PORT"},
+		{"LOGLEVEL", "LOG_LEVEL"},
+		{"log_level", ""},
+		{"FROBNICATE", ""},
+	}
+	for _, tt := range tests {
+		if got := nearest(tt.key, names); got != tt.want {
+			t.Errorf("nearest(%q): got %q, want %q", tt.key, got, tt.want)
+		}
+	}
+}
