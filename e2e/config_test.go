@@ -172,6 +172,44 @@ func TestUpTimeoutNamesProcesses(t *testing.T) {
 	}
 }
 
+// TestUpGivesUpOnAServiceThatFailsAtStart: a bad service setting in
+// stack.local.env makes psp-connector exit at every start. `up --wait` ends
+// after a few restarts, not at its --timeout, and says which setting, why,
+// and which file set it.
+func TestUpGivesUpOnAServiceThatFailsAtStart(t *testing.T) {
+	pcDir := requireTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, pcDir, nil)
+	local := filepath.Join(s.dir, stackconfig.LocalFileName)
+	if err := os.WriteFile(local, []byte("VISIBILITY_TIMEOUT=half a minute\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s")
+	if err == nil {
+		t.Fatalf("up with a bad VISIBILITY_TIMEOUT: got success, want a failure\n%s", stderr)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("up --timeout 60s gave up after %s, want it to give up after a few restarts", d)
+	}
+	for _, want := range []string{
+		"psp-connector exited and was restarted 3 times without becoming ready",
+		"psp-connector is not ready",
+		`VISIBILITY_TIMEOUT must be a duration such as 10s, got "half a minute"`,
+		"VISIBILITY_TIMEOUT is set in " + local,
+		"stack down",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("up's report:\n%s\nwant it to contain %q", stderr, want)
+		}
+	}
+	if _, stderr, err := s.run("down"); err != nil {
+		t.Fatalf("down after a failed up: %v\n%s", err, stderr)
+	}
+}
+
 // TestHAProxyErrorfiles checks every answer in haproxy-errors/: a complete
 // HTTP response whose status is its file name, JSON with a non-empty "error",
 // and a Content-Length that matches the body (HAProxy sends the file as it

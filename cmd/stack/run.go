@@ -136,8 +136,10 @@ Commands:
           --detach runs it in the background; --wait then returns once every
           process is ready, or exits 1 after --timeout (counted from the start
           of process-compose, after any build) naming each process that is
-          not, with the end of its log. Fails before starting anything when a
-          port is taken or a tool is missing; builds process-compose and the
+          not, with the end of its log; at once when a process was restarted
+          3 times without becoming ready (it fails at start). Fails before
+          starting anything when one of its settings is bad, a port is
+          taken or a tool is missing; builds process-compose and the
           services from the checkout when they are not on PATH.
   down    Stop every process (router first, Redis after the services that
           use it), wait until all are gone and check that none survived.

@@ -82,7 +82,7 @@ func TestWriteNotReadyShowsStateAndLogTail(t *testing.T) {
 		{Name: "haproxy"},
 	}}
 	var out bytes.Buffer
-	writeNotReady(&out, nr, dir, func(p string) string { return p })
+	writeNotReady(&out, nr, dir, func(p string) string { return p }, func(string) []string { return nil })
 	got := out.String()
 	for _, want := range []string{
 		"core-api is not ready: running, readiness probe not passing",

@@ -156,11 +156,12 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 	waitCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err = procompose.Waiter{
-		Poll:    client.Processes,
-		Want:    processNames,
-		Start:   start,
-		OnReady: l.printReady,
-		Abort:   abort,
+		Poll:        client.Processes,
+		Want:        processNames,
+		Start:       start,
+		OnReady:     l.printReady,
+		Abort:       abort,
+		MaxRestarts: giveUpAfterRestarts,
 	}.Wait(waitCtx)
 	if err != nil {
 		return l.notReady(err)
@@ -168,6 +169,11 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 	l.printAllReady(time.Since(start))
 	return nil
 }
+
+// giveUpAfterRestarts is how many restarts of a process that was never
+// ready end `up --wait` before its --timeout: with process-compose's 1 s
+// backoff, about 3 s instead of 30 s for a service that fails at start.
+const giveUpAfterRestarts = 3
 
 // upForeground runs process-compose attached to this terminal and returns
 // when it exits. SIGINT, SIGTERM and SIGHUP are passed on: a Ctrl-C in the
@@ -295,14 +301,15 @@ func (l *launcher) notReady(err error) error {
 	if !errors.As(err, &nr) {
 		return err
 	}
-	writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel)
+	writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel, l.cfg.WhereSet)
 	return fmt.Errorf("%d of %d processes not ready after %s; the stack was left running: inspect it with `stack status` and `stack logs <process>`, stop it with `stack down`",
 		len(nr.Processes), len(processNames), nr.Waited.Round(time.Millisecond))
 }
 
-// writeNotReady prints one block per process that is not ready: its state
-// and the last lines of its log.
-func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel func(string) string) {
+// writeNotReady prints one block per process that is not ready: its state,
+// the last lines of its log, and where each setting those lines name got its
+// value (whereSet).
+func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel func(string) string, whereSet func(string) []string) {
 	if nr.Cause != nil {
 		fmt.Fprintf(w, "stack: %v\n", nr.Cause)
 	}
@@ -310,8 +317,14 @@ func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel
 		logPath := filepath.Join(logDir, p.Name+".log")
 		fmt.Fprintf(w, "stack: %s is not ready: %s\n", p.Name, procompose.Describe(p))
 		fmt.Fprintf(w, "  last lines of %s:\n", rel(logPath))
-		for _, line := range strings.Split(tail(logPath, 15), "\n") {
-			fmt.Fprintf(w, "    %s\n", line)
+		lines := tail(logPath, 15)
+		for _, line := range strings.Split(lines, "\n") {
+			if strings.TrimSpace(line) != "" { // process-compose adds blank lines around a restart
+				fmt.Fprintf(w, "    %s\n", line)
+			}
+		}
+		for _, note := range whereSet(lines) {
+			fmt.Fprintf(w, "  %s\n", note)
 		}
 	}
 }

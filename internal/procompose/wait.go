@@ -46,6 +46,8 @@ func Describe(p Process) string {
 		return "not started"
 	case p.Ready():
 		return "ready"
+	case p.Status == StatusRunning && p.Restarts > 0:
+		return fmt.Sprintf("running, readiness probe not passing, %d restarts", p.Restarts)
 	case p.Status == StatusRunning:
 		return "running, readiness probe not passing"
 	case p.Restarts > 0:
@@ -73,6 +75,10 @@ type Waiter struct {
 	// Abort, if set, is checked every poll; an error ends the wait early
 	// (for example: process-compose itself exited).
 	Abort func() error
+	// MaxRestarts, when above zero, ends the wait early once a wanted
+	// process that was never ready has restarted this many times: it fails
+	// at start (a bad setting, say), and waiting longer would not help.
+	MaxRestarts int
 }
 
 // Wait returns nil once one poll shows every wanted process ready. When ctx
@@ -121,6 +127,9 @@ func (w Waiter) Wait(ctx context.Context) error {
 		if w.Abort != nil {
 			cause = w.Abort()
 		}
+		if cause == nil && w.MaxRestarts > 0 {
+			cause = w.crashLooping(last, seen)
+		}
 		if cause == nil {
 			select {
 			case <-ctx.Done():
@@ -144,4 +153,15 @@ func (w Waiter) Wait(ctx context.Context) error {
 		}
 		return notReady
 	}
+}
+
+// crashLooping names the first wanted process, never seen ready, that has
+// restarted MaxRestarts times or more; nil when there is none.
+func (w Waiter) crashLooping(last map[string]Process, seen map[string]bool) error {
+	for _, name := range w.Want {
+		if p := last[name]; !seen[name] && p.Restarts >= w.MaxRestarts {
+			return fmt.Errorf("%s exited and was restarted %d times without becoming ready: it fails at start, so waiting longer would not help", name, p.Restarts)
+		}
+	}
+	return nil
 }

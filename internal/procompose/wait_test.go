@@ -132,3 +132,47 @@ func TestReady(t *testing.T) {
 		}
 	}
 }
+
+func TestWaiterGivesUpOnAProcessThatKeepsFailingAtStart(t *testing.T) {
+	restarting := func(n int) Process {
+		return Process{Name: "worker", Status: "Restarting", ExitCode: 1, Restarts: n}
+	}
+	runningAgain := running("worker", false)
+	runningAgain.Restarts = 3
+	tests := []struct {
+		name      string
+		snapshots [][]Process
+		wantEarly bool
+	}{
+		{"three restarts, never ready: gives up", [][]Process{{running("redis", true), restarting(3)}}, true},
+		{"running again after three restarts: still gives up", [][]Process{{running("redis", true), runningAgain}}, true},
+		{"two restarts: waits on", [][]Process{{running("redis", true), restarting(2)}}, false},
+		{"ready once, then restarting: waits on", [][]Process{{running("redis", true), running("worker", true), running("router", false)}, {running("redis", true), restarting(5), running("router", false)}}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := Waiter{
+				Poll:        script(tt.snapshots...),
+				Want:        []string{"redis", "worker", "router"},
+				Start:       time.Now(),
+				Interval:    time.Millisecond,
+				MaxRestarts: 3,
+			}
+			// Long enough that a wait which does not give up ends by the deadline, short enough to keep the test quick.
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			err := w.Wait(ctx)
+			var nr *NotReadyError
+			if !errors.As(err, &nr) {
+				t.Fatalf("got %v, want a *NotReadyError", err)
+			}
+			gaveUp := nr.Cause != nil && strings.Contains(nr.Cause.Error(), "worker exited and was restarted")
+			if gaveUp != tt.wantEarly {
+				t.Fatalf("gave up early: got %v (%v), want %v", gaveUp, err, tt.wantEarly)
+			}
+			if tt.wantEarly && ctx.Err() != nil {
+				t.Errorf("gave up only at the deadline, want at the first poll that shows the restarts")
+			}
+		})
+	}
+}

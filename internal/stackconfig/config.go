@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,18 +130,46 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 func withSources(err error, sources map[string]string) error {
 	var notes []string
 	for _, name := range envconfig.SettingsAtFault(err) {
-		switch src := sources[name]; src {
-		case "":
-		case FromEnvironment:
-			notes = append(notes, name+" is set in the environment")
-		default:
-			notes = append(notes, name+" is set in "+src)
+		if note := sourceNote(name, sources); note != "" {
+			notes = append(notes, note)
 		}
 	}
 	if len(notes) == 0 {
 		return err
 	}
 	return fmt.Errorf("%w (%s)", err, strings.Join(notes, "; "))
+}
+
+// sourceNote says where setting name got its value ("" when it has none).
+func sourceNote(name string, sources map[string]string) string {
+	switch src := sources[name]; src {
+	case "":
+		return ""
+	case FromEnvironment:
+		return name + " is set in the environment"
+	default:
+		return name + " is set in " + src
+	}
+}
+
+// settingName matches what could be a setting's name in a message.
+var settingName = regexp.MustCompile(`\b[A-Z][A-Z0-9_]*[A-Z0-9]\b`)
+
+// WhereSet says where each known setting that text names got its value, as
+// in "VISIBILITY_TIMEOUT is set in /src/stack.local.env": for a service's
+// error in its log, which the service itself cannot know.
+func (c Config) WhereSet(text string) []string {
+	known := knownSettings()
+	var notes []string
+	for _, name := range settingName.FindAllString(text, -1) {
+		if !slices.Contains(known, name) {
+			continue
+		}
+		if note := sourceNote(name, c.Sources); note != "" && !slices.Contains(notes, note) {
+			notes = append(notes, note)
+		}
+	}
+	return notes
 }
 
 func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) error {

@@ -153,3 +153,22 @@ func TestNearestSuggestsOnlyCloseNames(t *testing.T) {
 		}
 	}
 }
+
+func TestWhereSetPlacesTheSettingsALogNames(t *testing.T) {
+	l := checkout(t, "LOG_LEVEL=info\n")
+	writeFile(t, l.LocalFile(l.Checkout), "VISIBILITY_TIMEOUT=half a minute\n")
+	cfg, err := Load(l, l.Checkout, []string{"STATUS_TTL=1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := `psp-connector: VISIBILITY_TIMEOUT must be a duration such as 10s, got "half a minute"
+psp-connector: STATUS_TTL and VISIBILITY_TIMEOUT again; MAX_DELIVERIES (a default); SOME_OTHER_WORD; LOG_LEVEL`
+	want := []string{
+		"VISIBILITY_TIMEOUT is set in " + l.LocalFile(l.Checkout),
+		"STATUS_TTL is set in the environment",
+		"LOG_LEVEL is set in " + l.DefaultsFile(),
+	}
+	if got := cfg.WhereSet(log); !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
