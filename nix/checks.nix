@@ -14,17 +14,27 @@ let
     packages.core-api
     packages.psp-connector
   ];
-  # Everything the tests may read: the whole repository except docs and the Nix files.
+  # What the tests read, named file by file: an allowlist, not "the repository minus docs",
+  # because a `path:` flake's source is the whole directory, untracked files included:
+  # .git, stack.local.env and .stack/ (Redis data, the generated JWT secret), which must
+  # never be copied into the world-readable store. bench/ is its Go code only.
   testSource = fs.toSource {
     inherit root;
-    fileset = fs.difference root (
-      fs.unions [
-        (fs.fileFilter (f: f.hasExt "md") root)
-        (root + "/flake.nix")
-        (root + "/flake.lock")
-        (root + "/nix")
-      ]
-    );
+    fileset = fs.unions [
+      (root + "/go.mod")
+      (root + "/go.sum")
+      (root + "/vendor")
+      (root + "/cmd")
+      (root + "/internal")
+      (root + "/services")
+      (root + "/e2e")
+      (root + "/bench/benchtool")
+      (root + "/tools")
+      (root + "/process-compose.yaml")
+      (root + "/haproxy.cfg")
+      (root + "/haproxy-errors")
+      (root + "/stack.env")
+    ];
   };
   # process-compose.yaml, haproxy.cfg, haproxy-errors/ and stack.env, as the launcher ships them.
   configSource = packages.stack.stackConfig;
