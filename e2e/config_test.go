@@ -142,23 +142,10 @@ func TestUpTimeoutNamesProcesses(t *testing.T) {
 	defer cancel()
 	s := newStack(t, ctx, pcDir, map[string]string{"REDIS_URL": "unix:///nonexistent/redis.sock"})
 
-	start := time.Now()
-	_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "3s")
-	if err == nil {
-		t.Fatalf("up with an unreachable Redis: got success, want a timeout\n%s", stderr)
-	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("up --timeout 3s: returned after %s", d)
-	}
-	for _, want := range []string{
+	stderr := upMustFail(t, s, "3s", 20*time.Second,
 		"psp-connector is not ready: running, readiness probe not passing",
 		"last lines of", "/nonexistent/redis.sock", "1 of 5 processes not ready after",
-		"stack down",
-	} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("up's report:\n%s\nwant it to contain %q", stderr, want)
-		}
-	}
+		"stack down")
 	// Redis and auth-api, which needs nothing else, are fine; core-api is
 	// ready while it answers (its /health says 503 about Redis), and so
 	// HAProxy starts.
@@ -186,28 +173,37 @@ func TestUpGivesUpOnAServiceThatFailsAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := time.Now()
-	_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "60s")
-	if err == nil {
-		t.Fatalf("up with a bad VISIBILITY_TIMEOUT: got success, want a failure\n%s", stderr)
-	}
-	if d := time.Since(start); d > 30*time.Second {
-		t.Errorf("up --timeout 60s gave up after %s, want it to give up after a few restarts", d)
-	}
-	for _, want := range []string{
+	// Within 30 s of a 60 s timeout: it gave up after a few restarts.
+	upMustFail(t, s, "60s", 30*time.Second,
 		"psp-connector exited and was restarted 3 times without becoming ready",
 		"psp-connector is not ready",
 		`VISIBILITY_TIMEOUT must be a duration such as 10s, got "half a minute"`,
-		"VISIBILITY_TIMEOUT is set in " + local,
-		"stack down",
-	} {
+		"VISIBILITY_TIMEOUT is set in "+local,
+		"stack down")
+	if _, stderr, err := s.run("down"); err != nil {
+		t.Fatalf("down after a failed up: %v\n%s", err, stderr)
+	}
+}
+
+// upMustFail runs `up --detach --wait --timeout timeout`, which must fail
+// within the given time with a report that contains each of wants; it
+// returns the report (up's stderr).
+func upMustFail(t *testing.T, s *stackUnderTest, timeout string, within time.Duration, wants ...string) string {
+	t.Helper()
+	start := time.Now()
+	_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", timeout)
+	if err == nil {
+		t.Fatalf("up: got success, want a failure\n%s", stderr)
+	}
+	if d := time.Since(start); d > within {
+		t.Errorf("up --timeout %s: returned after %s, want within %s", timeout, d, within)
+	}
+	for _, want := range wants {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("up's report:\n%s\nwant it to contain %q", stderr, want)
 		}
 	}
-	if _, stderr, err := s.run("down"); err != nil {
-		t.Fatalf("down after a failed up: %v\n%s", err, stderr)
-	}
+	return stderr
 }
 
 // TestHAProxyErrorfiles checks every answer in haproxy-errors/: a complete

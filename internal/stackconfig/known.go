@@ -7,11 +7,11 @@ import (
 	"sort"
 )
 
-// ServiceSettings are the services' own variables that reach them from
+// serviceSettings are the services' own variables that reach them from
 // stack.env and stack.local.env unchanged (their READMEs describe each).
 // TestServiceSettingsMatchTheServices keeps the list in step with the
 // services' config structs.
-var ServiceSettings = []string{
+var serviceSettings = []string{
 	"USERS_FILE",                                            // auth-api
 	"STATUS_TTL",                                            // core-api, psp-connector
 	"CONSUMER_NAME", "VISIBILITY_TIMEOUT", "CLAIM_INTERVAL", // psp-connector
@@ -40,7 +40,7 @@ func knownSettings() []string {
 			keys = append(keys, key)
 		}
 	}
-	return slices.Concat(keys, ServiceSettings, otherReadSettings)
+	return slices.Concat(keys, serviceSettings, otherReadSettings)
 }
 
 // unreadKeys warns about each key that came from a file and that nothing

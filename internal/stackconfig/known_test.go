@@ -85,7 +85,7 @@ func TestCommittedStackEnvHasNoUnreadKey(t *testing.T) {
 	}
 }
 
-// TestServiceSettingsMatchTheServices keeps ServiceSettings (and the
+// TestServiceSettingsMatchTheServices keeps serviceSettings (and the
 // per-process ones) in step with the `env` tags of the services' config
 // structs, read from their source, and of the shared ones in envconfig:
 // a new service setting must be listed, a removed one dropped.
@@ -123,12 +123,12 @@ func TestServiceSettingsMatchTheServices(t *testing.T) {
 	known := knownSettings()
 	for key := range read {
 		if _, perProcess := perProcessSettings[key]; !perProcess && !slices.Contains(known, key) {
-			t.Errorf("a service reads %s, which stackconfig.ServiceSettings does not list", key)
+			t.Errorf("a service reads %s, which serviceSettings does not list", key)
 		}
 	}
-	for _, key := range ServiceSettings {
+	for _, key := range serviceSettings {
 		if !read[key] {
-			t.Errorf("ServiceSettings lists %s, which no service reads", key)
+			t.Errorf("serviceSettings lists %s, which no service reads", key)
 		}
 	}
 	for key := range perProcessSettings {
