@@ -278,15 +278,16 @@ func strays(stateDir string) []procompose.Process {
 // process (a shell that merely exported STACK_STATE_DIR, and what it starts,
 // is not the stack's), or it works in the state dir (process-compose starts
 // them there; Redis, which overwrites its environment with its process title,
-// works in its redis/ subdirectory). Without /proc it cannot tell, and says
-// yes.
+// works in its redis/ subdirectory). Those two directories exactly: another
+// stack's state dir may lie anywhere below this one. Without /proc it cannot
+// tell, and says yes.
 func runsIn(pid int, stateDir string) bool {
 	if _, err := os.Stat("/proc/self"); err != nil {
 		return true
 	}
 	dir := filepath.Join("/proc", strconv.Itoa(pid))
 	cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
-	if cwd == stateDir || strings.HasPrefix(cwd, stateDir+string(filepath.Separator)) {
+	if cwd == stateDir || cwd == filepath.Join(stateDir, "redis") {
 		return true
 	}
 	env, _ := os.ReadFile(filepath.Join(dir, "environ"))

@@ -483,7 +483,10 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 		want bool
 	}{
 		{"the launcher's environment", []string{"STACK_STATE_DIR=" + stateDir, "STACK_LAUNCHER=/bin/stack"}, other, true},
-		{"working in a subdirectory of the state dir", nil, filepath.Join(stateDir, "redis"), true},
+		{"working in the state dir", nil, stateDir, true},
+		{"working in the state dir's redis/ (Redis)", nil, filepath.Join(stateDir, "redis"), true},
+		{"working in another stack's state dir inside this one", nil, filepath.Join(stateDir, "inner"), false},
+		{"another stack's state dir inside this one", []string{"STACK_STATE_DIR=" + filepath.Join(stateDir, "inner"), "STACK_LAUNCHER=/bin/stack"}, other, false},
 		{"a shell that exported STACK_STATE_DIR", []string{"STACK_STATE_DIR=" + stateDir}, other, false},
 		{"another stack's state dir", []string{"STACK_STATE_DIR=" + other, "STACK_LAUNCHER=/bin/stack"}, other, false},
 		{"a state dir that only starts the same", []string{"STACK_STATE_DIR=" + stateDir + "-old", "STACK_LAUNCHER=/bin/stack"}, other, false},
