@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -20,11 +19,13 @@ import (
 // survived; survivors are killed and reported as an error.
 func (l *launcher) down(ctx context.Context, args []string) error {
 	start := time.Now()
-	fs := flag.NewFlagSet("down", flag.ContinueOnError)
-	fs.SetOutput(l.stderr)
+	fs := l.flagSet("down")
 	timeout := fs.Duration("timeout", 90*time.Second, "give up waiting after this long")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := l.parseFlags(fs, args, 0); err != nil {
+		return err
+	}
+	if *timeout <= 0 {
+		return &exitError{code: 2, err: fmt.Errorf("--timeout must be a positive duration such as 90s, got %s", *timeout)}
 	}
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
@@ -74,6 +75,9 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
 		return nil
+	}
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("--timeout %s ran out before process-compose answered; nothing was stopped: %w", *timeout, err)
 	}
 	if err != nil {
 		return err

@@ -41,37 +41,45 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	if len(names) > 1 {
 		return &exitError{code: 2, err: errors.New("logs: name one process, or none for all")}
 	}
+	// Every process's log: each line after its process's name, as in
+	// process-compose's own output (not tail's "==> name <==" headers,
+	// which psp-connector's contract lines look like).
 	prefixed := len(names) == 0
 	if prefixed {
 		names = processNames
 	}
+	prefixOf := func(name string) string {
+		if prefixed {
+			return fmt.Sprintf("%-14s| ", name)
+		}
+		return ""
+	}
 
 	if !follow {
+		found := 0
 		for _, name := range names {
 			path := filepath.Join(l.cfg.LogDir(), name+".log")
-			if prefixed {
-				fmt.Fprintf(l.stdout, "==> %s <==\n", name)
-			}
-			if err := copyLog(l.stdout, path); err != nil {
+			if err := copyLog(l.stdout, path, prefixOf(name)); err != nil {
 				if errors.Is(err, os.ErrNotExist) {
-					if !prefixed {
-						return fmt.Errorf("no log for %s at %s (has the stack been started?)", name, path)
-					}
 					continue
 				}
 				return err
 			}
+			found++
+		}
+		if found == 0 {
+			return fmt.Errorf("no log for %s in %s (has the stack been started?)", strings.Join(names, ", "), l.rel(l.cfg.LogDir()))
 		}
 		return nil
+	}
+	if _, err := os.Stat(l.cfg.LogDir()); err != nil {
+		fmt.Fprintf(l.stderr, "stack: no logs in %s yet; waiting for them (Ctrl-C stops)\n", l.rel(l.cfg.LogDir()))
 	}
 
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, name := range names {
-		prefix := ""
-		if prefixed {
-			prefix = fmt.Sprintf("%-14s| ", name)
-		}
+		prefix := prefixOf(name)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -86,14 +94,32 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	return nil
 }
 
-func copyLog(w io.Writer, path string) error {
+// copyLog writes the file at path to w, each line after prefix.
+func copyLog(w io.Writer, path, prefix string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	_, err = io.Copy(w, f)
-	return err
+	if prefix == "" {
+		_, err = io.Copy(w, f)
+		return err
+	}
+	rd := bufio.NewReader(f)
+	for {
+		line, err := rd.ReadString('\n')
+		if line != "" {
+			if _, werr := io.WriteString(w, prefix+strings.TrimSuffix(line, "\n")+"\n"); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // followLog emits every complete line of path, then each new one, until ctx

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -17,11 +16,10 @@ import (
 // while the stack runs, and refuses a directory that does not look like a
 // state dir, so a mistaken STACK_STATE_DIR cannot wipe something else.
 func (l *launcher) reset(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("reset", flag.ContinueOnError)
-	fs.SetOutput(l.stderr)
+	fs := l.flagSet("reset")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := l.parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
@@ -42,9 +40,13 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
 		fmt.Fprint(l.stderr, "built binaries and the generated JWT secret. Type \"yes\" to continue: ")
-		answer, _ := bufio.NewReader(l.stdin).ReadString('\n')
+		answer, err := bufio.NewReader(l.stdin).ReadString('\n')
+		if err != nil {
+			// No line came (stdin closed, not a terminal): end the prompt's line.
+			fmt.Fprintln(l.stderr)
+		}
 		if strings.TrimSpace(answer) != "yes" {
-			return errors.New("reset cancelled")
+			return errors.New("reset cancelled (--yes skips the question)")
 		}
 	}
 	if err := os.RemoveAll(c.StateDir); err != nil {

@@ -50,7 +50,13 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if cmd == "probe" {
 		return probe(ctx, rest, stdout)
 	}
-	if cmd == "version" || (cmd == "up" && len(rest) > 0 && rest[0] == "--version") {
+	if cmd == "up" && len(rest) > 0 && rest[0] == "--version" {
+		cmd, rest = "version", rest[1:]
+	}
+	if cmd == "version" {
+		if len(rest) > 0 {
+			return &exitError{code: 2, err: fmt.Errorf("version takes no arguments, got %q", rest)}
+		}
 		fmt.Fprintln(stdout, "stack", version)
 		return nil
 	}
@@ -68,18 +74,23 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if loadErr != nil {
 		return loadErr
 	}
+	var err error
 	switch cmd {
 	case "up":
-		return l.up(ctx, rest)
+		err = l.up(ctx, rest)
 	case "down":
-		return l.down(ctx, rest)
+		err = l.down(ctx, rest)
 	case "status":
-		return l.status(ctx, rest)
+		err = l.status(ctx, rest)
 	case "logs":
-		return l.logs(ctx, rest)
+		err = l.logs(ctx, rest)
 	default:
-		return l.reset(ctx, rest)
+		err = l.reset(ctx, rest)
 	}
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
 }
 
 // newLauncher finds the stack's files and loads its configuration. On error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -147,6 +148,54 @@ func TestLauncherWarnsAboutAKeyNothingReads(t *testing.T) {
 	want := "stack: warning: " + local + ": REDIS_APPENDSYNC is not a setting of the stack or its services (did you mean REDIS_APPENDFSYNC?)"
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr: got %q, want it to contain %q", stderr.String(), want)
+	}
+}
+
+// TestCommandLines: -h on any command is the help (exit 0); a bad flag, a
+// stray argument or a flag that cannot apply is exit status 2 naming it,
+// before anything is started or stopped.
+func TestCommandLines(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	environ := []string{"STACK_STATE_DIR=" + shortStateDir(t)}
+	tests := []struct {
+		args     string
+		wantCode int // 0: success
+		want     string
+	}{
+		{"status --help", 0, "Usage:"},
+		{"down -h", 0, "Usage:"},
+		{"reset --help", 0, "Usage:"},
+		{"up --help", 0, "Usage:"},
+		{"status --bogus", 2, "status: flag provided but not defined: -bogus"},
+		{"down now", 2, `down takes no arguments, got ["now"]`},
+		{"status extra", 2, `status takes no arguments, got ["extra"]`},
+		{"reset extra", 2, `reset takes no arguments, got ["extra"]`},
+		{"version extra", 2, `version takes no arguments, got ["extra"]`},
+		{"up extra", 2, `up takes no arguments, got ["extra"]`},
+		{"up --wait", 2, "--wait needs --detach"},
+		{"up --timeout 5s", 2, "--timeout needs --detach --wait"},
+		{"up --detach --wait --timeout 0", 2, "--timeout must be a positive duration"},
+		{"up --detach --wait --timeout -5s", 2, "--timeout must be a positive duration"},
+		{"down --timeout 0s", 2, "--timeout must be a positive duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.args, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"stack"}, strings.Fields(tt.args)...), environ, nil, &stdout, &stderr)
+			if tt.wantCode == 0 {
+				if err != nil || !strings.Contains(stdout.String(), tt.want) {
+					t.Errorf("got %v, stdout %q; want success and %q", err, stdout.String(), tt.want)
+				}
+				return
+			}
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != tt.wantCode || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v, want exit status %d and an error containing %q", err, tt.wantCode, tt.want)
+			}
+			if stderr.Len() > 0 {
+				t.Errorf("stderr %q: want the error once, as the returned error only", stderr.String())
+			}
+		})
 	}
 }
 
@@ -584,11 +633,28 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 	if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), fmt.Sprintf("process-compose (pid %d) runs but does not answer", pc)) {
 		t.Errorf("status with a silent process-compose: got %v (stdout %q), want an error naming pid %d", err, stdout.String(), pc)
 	}
+	// --json says the same to a script: JSON on stdout, exit 1.
+	rep := statusJSON(t, environ, fmt.Sprintf("process-compose (pid %d) runs but does not answer", pc))
+	if rep.Running || rep.ProcessComposePid != pc {
+		t.Errorf("status --json with a silent process-compose: got %+v, want running false and its pid", rep)
+	}
 	if p, err := os.FindProcess(pc); err == nil {
 		p.Kill() // a zombie until the test ends: not alive, so not a stray below
 	}
 
 	stray := startAs(t, "redis-server", stackEnv, filepath.Dir(state))
+	// status names the leftover process, in words and in JSON, and does not
+	// also say "not running".
+	stdout.Reset()
+	stderr.Reset()
+	err = run(context.Background(), []string{"stack", "status"}, environ, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("redis-server (pid %d)", stray)) || strings.Contains(stdout.String(), "not running") {
+		t.Errorf("status with a redis-server of the stack left: got %v (stdout %q), want only an error naming it", err, stdout.String())
+	}
+	rep = statusJSON(t, environ, fmt.Sprintf("redis-server (pid %d)", stray))
+	if len(rep.Leftover) != 1 || rep.Leftover[0].Pid != stray || rep.Leftover[0].Name != "redis-server" {
+		t.Errorf("status --json leftover: got %+v, want the redis-server, pid %d", rep.Leftover, stray)
+	}
 	stdout.Reset()
 	stderr.Reset()
 	err = run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
@@ -598,6 +664,23 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 	if _, err := os.Stat(state); err != nil {
 		t.Errorf("state dir after a refused reset: %v", err)
 	}
+}
+
+// statusJSON runs `stack status --json`, which must fail (exit 1) with an
+// error containing wantErr, and print a report whose error is the same.
+func statusJSON(t *testing.T, environ []string, wantErr string) statusReport {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "status", "--json"}, environ, nil, &stdout, &stderr)
+	var rep statusReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("status --json: stdout %q is not JSON: %v", stdout.String(), jerr)
+	}
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) || !strings.Contains(err.Error(), wantErr) || rep.Error != err.Error() {
+		t.Errorf("status --json: got %v and report error %q, want exit 1 with an error containing %q in both", err, rep.Error, wantErr)
+	}
+	return rep
 }
 
 // stateDirWithSilentAPISocket makes the cwd a fake checkout and returns a
@@ -718,5 +801,46 @@ func TestLauncherBuildsStaticBinaries(t *testing.T) {
 		if p.Type == elf.PT_INTERP {
 			t.Errorf("%s has an ELF interpreter: it is dynamically linked, want static (CGO_ENABLED=0)", out)
 		}
+	}
+}
+
+func TestLogsPrefixesEachLineWithItsProcess(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	environ := []string{"STACK_STATE_DIR=" + state}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "logs"}, environ, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "has the stack been started?") {
+		t.Fatalf("logs before any up: got %v, want an error asking whether the stack was started", err)
+	}
+
+	logDir := filepath.Join(state, "logs")
+	writeLog := func(name, content string) {
+		if err := os.MkdirAll(logDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(logDir, name+".log"), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeLog("redis", "Ready to accept connections\n")
+	writeLog("psp-connector", "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\nno newline at the end")
+	stdout.Reset()
+	if err := run(context.Background(), []string{"stack", "logs"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	want := "redis         | Ready to accept connections\n" +
+		"psp-connector | ==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\n" +
+		"psp-connector | no newline at the end\n"
+	if stdout.String() != want {
+		t.Errorf("stack logs:\ngot  %q\nwant %q", stdout.String(), want)
+	}
+
+	stdout.Reset()
+	if err := run(context.Background(), []string{"stack", "logs", "redis"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Ready to accept connections\n"; stdout.String() != want {
+		t.Errorf("stack logs redis: got %q, want %q (one process: its lines as they are)", stdout.String(), want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -20,11 +19,16 @@ type statusReport struct {
 	PlatformURL       string          `json:"platform_url"`
 	StatsURL          string          `json:"stats_url"`
 	Processes         []processReport `json:"processes"`
+	// Leftover lists the stack's processes still running after
+	// process-compose is gone (`stack down` stops them).
+	Leftover []processReport `json:"leftover,omitempty"`
+	// Error says what is wrong when the exit status is 1.
+	Error string `json:"error,omitempty"`
 }
 
 type processReport struct {
 	Name     string `json:"name"`
-	Status   string `json:"status"`
+	Status   string `json:"status,omitempty"`
 	Ready    bool   `json:"ready"`
 	Pid      int    `json:"pid"`
 	Restarts int    `json:"restarts"`
@@ -32,13 +36,14 @@ type processReport struct {
 	UptimeMS int64  `json:"uptime_ms"`
 }
 
-// status prints every process's state; exit status 3 when not running.
+// status prints every process's state. Exit status 3 when not running; 1,
+// with the report's error, when process-compose runs but does not answer or
+// is gone and left processes behind.
 func (l *launcher) status(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(l.stderr)
+	fs := l.flagSet("status")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := l.parseFlags(fs, args, 0); err != nil {
+		return err
 	}
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
@@ -55,13 +60,9 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	procs, err := client.Processes(ctx)
 	// Without an API process-compose itself may still run (starting, or stuck).
 	rep.ProcessComposePid = l.processComposePid()
-	if err != nil && !errors.Is(err, procompose.ErrNotRunning) {
-		if rep.ProcessComposePid > 0 {
-			return errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
-		}
-		return err
-	}
-	if err == nil {
+	var problem error
+	switch {
+	case err == nil:
 		rep.Running = true
 		for _, p := range procs {
 			rep.Processes = append(rep.Processes, processReport{
@@ -69,17 +70,31 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 				Restarts: p.Restarts, ExitCode: p.ExitCode, UptimeMS: p.Age.Milliseconds(),
 			})
 		}
+	case rep.ProcessComposePid > 0:
+		problem = errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
+	case !errors.Is(err, procompose.ErrNotRunning):
+		problem = err
+	default:
+		left := strays(c.StateDir)
+		for _, p := range left {
+			rep.Leftover = append(rep.Leftover, processReport{Name: p.Name, Pid: p.Pid})
+		}
+		if len(left) > 0 {
+			problem = fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
+		}
+	}
+	if problem != nil {
+		rep.Error = problem.Error()
 	}
 
-	if *asJSON {
+	switch {
+	case *asJSON:
 		enc := json.NewEncoder(l.stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(rep); err != nil {
 			return err
 		}
-	} else if !rep.Running && rep.ProcessComposePid == 0 {
-		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
-	} else if rep.Running {
+	case rep.Running:
 		fmt.Fprintf(l.stdout, "stack: running (process-compose pid %d, state dir %s)\n", rep.ProcessComposePid, l.rel(c.StateDir))
 		tw := tabwriter.NewWriter(l.stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "PROCESS\tSTATUS\tREADY\tPID\tRESTARTS\tUPTIME")
@@ -92,15 +107,14 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		}
 		tw.Flush()
 		fmt.Fprintf(l.stdout, "platform %s, HAProxy stats %s\n", rep.PlatformURL, rep.StatsURL)
+	case problem == nil:
+		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
 	}
 	switch {
 	case rep.Running:
 		return nil
-	case rep.ProcessComposePid > 0:
-		return errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), nil)
-	}
-	if left := strays(c.StateDir); len(left) > 0 {
-		return fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
+	case problem != nil:
+		return problem
 	}
 	return &exitError{code: 3}
 }

@@ -22,20 +22,23 @@ import (
 // detached (optionally waiting until every process is ready).
 func (l *launcher) up(ctx context.Context, args []string) error {
 	launched := time.Now()
-	fs := flag.NewFlagSet("up", flag.ContinueOnError)
-	fs.SetOutput(l.stderr)
+	fs := l.flagSet("up")
 	detach := fs.Bool("detach", false, "run in the background and return")
 	wait := fs.Bool("wait", false, "with --detach: return once every process is ready")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --wait: give up after this long")
 	noTUI := fs.Bool("no-tui", false, "in the foreground: plain prefixed logs even on a terminal")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if err := l.parseFlags(fs, args, 0); err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("up takes no arguments, got %q", fs.Args())}
-	}
-	if *wait && !*detach {
+	timeoutSet := false
+	fs.Visit(func(f *flag.Flag) { timeoutSet = timeoutSet || f.Name == "timeout" })
+	switch {
+	case *wait && !*detach:
 		return &exitError{code: 2, err: errors.New("--wait needs --detach (in the foreground, progress is shown as processes become ready)")}
+	case timeoutSet && !*wait:
+		return &exitError{code: 2, err: errors.New("--timeout needs --detach --wait (it bounds the wait for readiness)")}
+	case *timeout <= 0:
+		return &exitError{code: 2, err: fmt.Errorf("--timeout must be a positive duration such as 30s, got %s", *timeout)}
 	}
 
 	c := l.cfg

@@ -134,7 +134,11 @@ func nameEnvVars(t reflect.Type, values map[string]string, err error) error {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
 			if name := envName(t, pe.Name); name != "" {
-				e = &SettingError{Vars: []string{name}, Msg: fmt.Sprintf("%s must be %s, got %q", name, want(pe.Type), values[name]), Err: e}
+				msg := fmt.Sprintf("%s must be %s, got %q", name, want(pe.Type), values[name])
+				if errors.Is(pe.Err, strconv.ErrRange) {
+					msg = fmt.Sprintf("%s is out of range for %s, got %q", name, want(pe.Type), values[name])
+				}
+				e = &SettingError{Vars: []string{name}, Msg: msg, Err: e}
 			}
 		}
 		errs = append(errs, e)

@@ -70,6 +70,30 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// TestParseErrorsSayWhatTheValueMustBe checks the words of a parse error
+// and that it is a SettingError naming its variable.
+func TestParseErrorsSayWhatTheValueMustBe(t *testing.T) {
+	tests := []struct {
+		environ []string
+		want    string
+	}{
+		{[]string{"HTTP_PORT=five"}, `HTTP_PORT must be a whole number, got "five"`},
+		{[]string{"EXTRA_NUMBER=99999999999999999999"}, `EXTRA_NUMBER is out of range for a whole number, got "99999999999999999999"`},
+		{[]string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
+	}
+	for _, tt := range tests {
+		var cfg serviceConfig
+		err := Parse(tt.environ, &cfg)
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("%v: got %v, want %q", tt.environ, err, tt.want)
+		}
+		name, _, _ := strings.Cut(tt.environ[0], "=")
+		if got := SettingsAtFault(err); len(got) != 1 || got[0] != name {
+			t.Errorf("%v: settings at fault %q, want [%s]", tt.environ, got, name)
+		}
+	}
+}
+
 func TestSecret(t *testing.T) {
 	tests := []struct {
 		name     string

@@ -181,6 +181,14 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+func TestReadEnvFileNamesAnUnreadableFileOnce(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ReadEnvFile(dir, true)
+	if err == nil || strings.Count(err.Error(), dir) != 1 {
+		t.Errorf("reading a directory as an env file: got %v, want an error naming %s once", err, dir)
+	}
+}
+
 // TestStackEnvMatchesDefaults keeps the committed stack.env and the
 // launcher's built-in defaults in step: every setting is listed, with the
 // same default.

@@ -2,6 +2,7 @@ package stackconfig
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +49,10 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 		vals[key] = val
 	}
 	if err := sc.Err(); err != nil {
+		var pathErr *os.PathError
+		if errors.As(err, &pathErr) { // it names the file already
+			return nil, err
+		}
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return vals, nil

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strings"
 )
 
 // serviceSettings are the services' own variables that reach them from
@@ -68,12 +69,13 @@ func unreadKeys(sources map[string]string) []string {
 	return warnings
 }
 
-// nearest is the name in names closest to key by edit distance, if it is at
-// most 2 edits away (REDIS_APPENDSYNC → REDIS_APPENDFSYNC), else "".
+// nearest is the name in names closest to key by edit distance, ignoring
+// case, if it is at most 2 edits away (REDIS_APPENDSYNC → REDIS_APPENDFSYNC,
+// platform_port → PLATFORM_PORT), else "".
 func nearest(key string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {
-		if d := editDistance(key, n); d < bestDist {
+		if d := editDistance(strings.ToUpper(key), n); d < bestDist {
 			best, bestDist = n, d
 		}
 	}

@@ -144,7 +144,8 @@ func TestNearestSuggestsOnlyCloseNames(t *testing.T) {
 		{"REDIS_APPENDSYNC", "REDIS_APPENDFSYNC"},
 		{"PLATFORM_PROT", "PLATFORM_PORT"},
 		{"LOGLEVEL", "LOG_LEVEL"},
-		{"log_level", ""},
+		{"log_level", "LOG_LEVEL"},
+		{"platform_prot", "PLATFORM_PORT"},
 		{"FROBNICATE", ""},
 	}
 	for _, tt := range tests {
