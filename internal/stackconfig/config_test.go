@@ -261,35 +261,48 @@ func TestFindLayout(t *testing.T) {
 	prefix := t.TempDir()
 	share := filepath.Join(prefix, "share", ShareDirName)
 	writeFile(t, filepath.Join(share, ComposeFileName), "processes: {}\n")
+	writeFile(t, filepath.Join(share, HAProxyFileName), "global\n")
+	writeFile(t, filepath.Join(share, HAProxyErrorsDir, "503.http"), "")
 	exe := filepath.Join(prefix, "bin", "stack")
 	writeFile(t, exe, "")
 	nowhere := t.TempDir()
+	// A share dir with process-compose.yaml only, installed and not.
+	partialPrefix := t.TempDir()
+	partial := filepath.Join(partialPrefix, "share", ShareDirName)
+	writeFile(t, filepath.Join(partial, ComposeFileName), "processes: {}\n")
+	partialExe := filepath.Join(partialPrefix, "bin", "stack")
+	writeFile(t, partialExe, "")
 
 	tests := []struct {
 		name, cwd, exe, shareEnv string
 		wantDir, wantHow         string
+		wantCheckout             string
+		wantErr                  string
 	}{
-		{"checkout root", co.Checkout, exe, "", co.Checkout, "checkout"},
-		{"checkout subdirectory", sub, exe, "", co.Checkout, "checkout"},
-		{"installed share dir", nowhere, exe, "", share, "installed"},
-		{"STACK_SHARE_DIR wins", co.Checkout, exe, share, share, "STACK_SHARE_DIR"},
-		{"nothing found", nowhere, filepath.Join(nowhere, "stack"), "", "", ""},
-		{"STACK_SHARE_DIR without the files", co.Checkout, exe, nowhere, "", ""},
+		{"checkout root", co.Checkout, exe, "", co.Checkout, "checkout", co.Checkout, ""},
+		{"checkout subdirectory", sub, exe, "", co.Checkout, "checkout", co.Checkout, ""},
+		{"installed share dir", nowhere, exe, "", share, "installed", "", ""},
+		{"STACK_SHARE_DIR wins, the checkout still builds", sub, exe, share, share, "STACK_SHARE_DIR", co.Checkout, ""},
+		{"STACK_SHARE_DIR outside a checkout", nowhere, exe, share, share, "STACK_SHARE_DIR", "", ""},
+		{"nothing found", nowhere, filepath.Join(nowhere, "stack"), "", "", "", "", "no process-compose.yaml found"},
+		{"STACK_SHARE_DIR without the files", co.Checkout, exe, nowhere, "", "", "", "has no process-compose.yaml, haproxy.cfg, haproxy-errors/"},
+		{"STACK_SHARE_DIR without haproxy.cfg", co.Checkout, exe, partial, "", "", "", "has no haproxy.cfg, haproxy-errors/"},
+		{"installed files incomplete", nowhere, partialExe, "", "", "", "", "incomplete: no haproxy.cfg, haproxy-errors/"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := FindLayout(tt.cwd, tt.exe, tt.shareEnv)
-			if tt.wantDir == "" {
-				if err == nil {
-					t.Fatalf("got %+v, want an error", l)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got %+v, %v; want an error containing %q", l, err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if l.ConfigDir != tt.wantDir || l.How != tt.wantHow {
-				t.Errorf("got %s (%s), want %s (%s)", l.ConfigDir, l.How, tt.wantDir, tt.wantHow)
+			if l.ConfigDir != tt.wantDir || l.How != tt.wantHow || l.Checkout != tt.wantCheckout {
+				t.Errorf("got %s (%s, checkout %q), want %s (%s, checkout %q)", l.ConfigDir, l.How, l.Checkout, tt.wantDir, tt.wantHow, tt.wantCheckout)
 			}
 		})
 	}

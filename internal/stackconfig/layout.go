@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ShareDirName is the directory under <prefix>/share where an installed
@@ -16,7 +17,9 @@ type Layout struct {
 	// ConfigDir holds process-compose.yaml, haproxy.cfg and stack.env.
 	ConfigDir string
 	// Checkout is the repository root when the launcher runs inside a
-	// checkout (so edits to the files apply at once), else "".
+	// checkout, else "": where it builds missing binaries from, and where
+	// .stack/ and stack.local.env go. Without STACK_SHARE_DIR it is also
+	// ConfigDir (so edits to the files apply at once).
 	Checkout string
 	// How says how ConfigDir was found, for --help and error messages.
 	How string
@@ -49,21 +52,15 @@ func (l Layout) LocalFile(cwd string) string {
 // holding both go.mod and process-compose.yaml (a checkout); then
 // <dir of exe>/../share/acme-platform (an installed package).
 func FindLayout(cwd, exe, shareDir string) (Layout, error) {
+	checkout := findCheckout(cwd)
 	if shareDir != "" {
-		if !isFile(filepath.Join(shareDir, ComposeFileName)) {
-			return Layout{}, fmt.Errorf("STACK_SHARE_DIR=%s has no %s", shareDir, ComposeFileName)
+		if missing := missingConfig(shareDir); missing != "" {
+			return Layout{}, fmt.Errorf("STACK_SHARE_DIR=%s has no %s", shareDir, missing)
 		}
-		return Layout{ConfigDir: shareDir, How: "STACK_SHARE_DIR"}, nil
+		return Layout{ConfigDir: shareDir, Checkout: checkout, How: "STACK_SHARE_DIR"}, nil
 	}
-	for dir := cwd; ; {
-		if isFile(filepath.Join(dir, "go.mod")) && isFile(filepath.Join(dir, ComposeFileName)) {
-			return Layout{ConfigDir: dir, Checkout: dir, How: "checkout"}, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
+	if checkout != "" {
+		return Layout{ConfigDir: checkout, Checkout: checkout, How: "checkout"}, nil
 	}
 	if exe != "" {
 		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
@@ -71,12 +68,47 @@ func FindLayout(cwd, exe, shareDir string) (Layout, error) {
 		}
 		share := filepath.Join(filepath.Dir(filepath.Dir(exe)), "share", ShareDirName)
 		if isFile(filepath.Join(share, ComposeFileName)) {
+			if missing := missingConfig(share); missing != "" {
+				return Layout{}, fmt.Errorf("the installed stack files in %s are incomplete: no %s", share, missing)
+			}
 			return Layout{ConfigDir: share, How: "installed"}, nil
 		}
 	}
 	return Layout{}, fmt.Errorf("no %s found: run inside a checkout of the platform (a directory with go.mod and %s), "+
 		"or set STACK_SHARE_DIR to a directory holding %s, %s, %s/ and %s",
 		ComposeFileName, ComposeFileName, ComposeFileName, HAProxyFileName, HAProxyErrorsDir, DefaultsFileName)
+}
+
+// findCheckout is the nearest directory at or above cwd holding both go.mod
+// and process-compose.yaml, or "".
+func findCheckout(cwd string) string {
+	for dir := cwd; ; {
+		if isFile(filepath.Join(dir, "go.mod")) && isFile(filepath.Join(dir, ComposeFileName)) {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// missingConfig names what a directory of the stack's files lacks of
+// process-compose.yaml, haproxy.cfg and haproxy-errors/ ("" for nothing):
+// without them the stack would start and then fail, process by process.
+// stack.env may be missing: its defaults are built in.
+func missingConfig(dir string) string {
+	var missing []string
+	for _, f := range []string{ComposeFileName, HAProxyFileName} {
+		if !isFile(filepath.Join(dir, f)) {
+			missing = append(missing, f)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, HAProxyErrorsDir)); err != nil || !st.IsDir() {
+		missing = append(missing, HAProxyErrorsDir+"/")
+	}
+	return strings.Join(missing, ", ")
 }
 
 func isFile(p string) bool {
