@@ -87,7 +87,9 @@ func (c Config) Ports() []Port {
 
 // Load merges the defaults file, the optional local file and environ (later
 // wins), parses the result and resolves the state directory against cwd.
-// A relative STACK_STATE_DIR is relative to cwd; an empty one defaults to
+// A relative STACK_STATE_DIR (or USERS_FILE) is relative to the directory of
+// the file that sets it, or to cwd when set in the environment (absPaths);
+// an empty STACK_STATE_DIR defaults to
 // <checkout>/.stack, else $XDG_STATE_HOME/acme-platform, else <cwd>/.stack.
 func Load(l Layout, cwd string, environ []string) (Config, error) {
 	values := map[string]string{}
@@ -107,6 +109,7 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	for k, v := range env.ToMap(environ) {
 		values[k], sources[k] = v, FromEnvironment
 	}
+	absPaths(values, sources, cwd)
 
 	var cfg Config
 	if err := envconfig.ParseValues(values, &cfg); err != nil {
@@ -121,6 +124,27 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 		cfg.RedisURL = "unix://" + cfg.RedisSocket()
 	}
 	return cfg, withSources(cfg.validate(), sources)
+}
+
+// pathSettings are the settings that name a file or directory.
+var pathSettings = []string{"STACK_STATE_DIR", "USERS_FILE"}
+
+// absPaths makes each relative path setting absolute: from the directory of
+// the file that sets it, or from cwd when it comes from the environment. The
+// processes run in the state dir, where a relative path would mean
+// something else.
+func absPaths(values, sources map[string]string, cwd string) {
+	for _, name := range pathSettings {
+		v := values[name]
+		if v == "" || filepath.IsAbs(v) {
+			continue
+		}
+		base := cwd
+		if src := sources[name]; src != FromEnvironment {
+			base = filepath.Dir(src)
+		}
+		values[name] = filepath.Join(base, v)
+	}
 }
 
 // withSources adds to err, an error about settings, where each setting at

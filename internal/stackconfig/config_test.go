@@ -150,6 +150,39 @@ func TestLoadStateDir(t *testing.T) {
 	}
 }
 
+func TestLoadRelativePathsFromTheFileThatSetsThem(t *testing.T) {
+	l := checkout(t, "")
+	sub := filepath.Join(l.Checkout, "services", "x")
+	writeFile(t, l.LocalFile(l.Checkout), "STACK_STATE_DIR=run/state\nUSERS_FILE=testdata/users.json\n")
+	tests := []struct {
+		name          string
+		environ       []string
+		wantState     string
+		wantUsersFile string
+	}{
+		{"from stack.local.env: the checkout's root", nil,
+			filepath.Join(l.Checkout, "run", "state"), filepath.Join(l.Checkout, "testdata", "users.json")},
+		{"from the environment: the current directory", []string{"STACK_STATE_DIR=st", "USERS_FILE=u.json"},
+			filepath.Join(sub, "st"), filepath.Join(sub, "u.json")},
+		{"absolute: as it is", []string{"USERS_FILE=/etc/users.json"},
+			filepath.Join(l.Checkout, "run", "state"), "/etc/users.json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Load(l, sub, tt.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.StateDir != tt.wantState {
+				t.Errorf("state dir: got %s, want %s", cfg.StateDir, tt.wantState)
+			}
+			if got := cfg.Values["USERS_FILE"]; got != tt.wantUsersFile {
+				t.Errorf("USERS_FILE: got %s, want %s", got, tt.wantUsersFile)
+			}
+		})
+	}
+}
+
 func TestLoadErrorsNameTheVariable(t *testing.T) {
 	l := checkout(t, "")
 	tests := []struct {
