@@ -83,7 +83,7 @@ func TestWriteNotReadyShowsStateAndLogTail(t *testing.T) {
 		{Name: "haproxy"},
 	}}
 	var out bytes.Buffer
-	writeNotReady(&out, nr, dir, func(p string) string { return p }, func(string) []string { return nil })
+	writeNotReady(&out, nr, dir, func(p string) string { return p }, func(string, string) []string { return nil })
 	got := out.String()
 	for _, want := range []string{
 		"core-api is not ready: running, readiness probe not passing",

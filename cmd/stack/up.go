@@ -312,7 +312,7 @@ func (l *launcher) notReady(err error) error {
 // writeNotReady prints one block per process that is not ready: its state,
 // the last lines of its log, and where each setting those lines name got its
 // value (whereSet).
-func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel func(string) string, whereSet func(string) []string) {
+func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel func(string) string, whereSet func(process, text string) []string) {
 	if nr.Cause != nil {
 		fmt.Fprintf(w, "stack: %v\n", nr.Cause)
 	}
@@ -326,7 +326,7 @@ func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel
 				fmt.Fprintf(w, "    %s\n", line)
 			}
 		}
-		for _, note := range whereSet(lines) {
+		for _, note := range whereSet(p.Name, lines) {
 			fmt.Fprintf(w, "  %s\n", note)
 		}
 	}

@@ -179,21 +179,42 @@ func sourceNote(name string, sources map[string]string) string {
 // settingName matches what could be a setting's name in a message.
 var settingName = regexp.MustCompile(`\b[A-Z][A-Z0-9_]*[A-Z0-9]\b`)
 
-// WhereSet says where each known setting that text names got its value, as
-// in "VISIBILITY_TIMEOUT is set in /src/stack.local.env": for a service's
-// error in its log, which the service itself cannot know.
-func (c Config) WhereSet(text string) []string {
+// WhereSet says where each known setting that text, from process's log,
+// names got its value, as in "VISIBILITY_TIMEOUT is set in
+// /src/stack.local.env": for a service's error, which the service itself
+// cannot know. A service's HTTP_PORT is the stack's port variable for it:
+// "core-api's HTTP_PORT is CORE_API_PORT=5002, set in the environment".
+func (c Config) WhereSet(process, text string) []string {
 	known := knownSettings()
 	var notes []string
-	for _, name := range settingName.FindAllString(text, -1) {
-		if !slices.Contains(known, name) {
-			continue
-		}
-		if note := sourceNote(name, c.Sources); note != "" && !slices.Contains(notes, note) {
+	add := func(note string) {
+		if note != "" && !slices.Contains(notes, note) {
 			notes = append(notes, note)
 		}
 	}
+	for _, name := range settingName.FindAllString(text, -1) {
+		switch {
+		case slices.Contains(known, name):
+			add(sourceNote(name, c.Sources))
+		case name == "HTTP_PORT":
+			for _, p := range c.Ports() {
+				if p.Var == servicePortVar(process) {
+					where := "its default"
+					if src := sourceNote(p.Var, c.Sources); src != "" {
+						where = strings.TrimPrefix(src, p.Var+" is ")
+					}
+					add(fmt.Sprintf("%s's HTTP_PORT is %s=%d, %s", process, p.Var, p.Port, where))
+				}
+			}
+		}
+	}
 	return notes
+}
+
+// servicePortVar is the variable that sets service's port, as
+// process-compose.yaml passes it on as HTTP_PORT: AUTH_API_PORT for auth-api.
+func servicePortVar(service string) string {
+	return strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_PORT"
 }
 
 func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) error {

@@ -138,6 +138,29 @@ func TestServiceSettingsMatchTheServices(t *testing.T) {
 	}
 }
 
+func TestWhereSetGivesAServicesHTTPPortItsStackVariable(t *testing.T) {
+	l := checkout(t, "CORE_API_PORT=5002\n")
+	cfg, err := Load(l, l.Checkout, []string{"AUTH_API_PORT=27001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := "core-api: HTTP_HOST, HTTP_PORT: listen on 127.0.0.1:5002: bind: address already in use"
+	tests := []struct {
+		process, log string
+		want         []string
+	}{
+		{"core-api", bind, []string{"core-api's HTTP_PORT is CORE_API_PORT=5002, set in " + l.DefaultsFile()}},
+		{"auth-api", strings.ReplaceAll(bind, "5002", "27001"), []string{"auth-api's HTTP_PORT is AUTH_API_PORT=27001, set in the environment"}},
+		{"psp-connector", bind, []string{"psp-connector's HTTP_PORT is PSP_CONNECTOR_PORT=5003, its default"}},
+		{"redis", bind, nil},
+	}
+	for _, tt := range tests {
+		if got := cfg.WhereSet(tt.process, tt.log); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: got %q, want %q", tt.process, got, tt.want)
+		}
+	}
+}
+
 func TestNearestSuggestsOnlyCloseNames(t *testing.T) {
 	names := []string{"REDIS_APPENDFSYNC", "PLATFORM_PORT", "LOG_LEVEL"}
 	tests := []struct{ key, want string }{
@@ -169,7 +192,7 @@ psp-connector: STATUS_TTL and VISIBILITY_TIMEOUT again; MAX_DELIVERIES (a defaul
 		"STATUS_TTL is set in the environment",
 		"LOG_LEVEL is set in " + l.DefaultsFile(),
 	}
-	if got := cfg.WhereSet(log); !slices.Equal(got, want) {
+	if got := cfg.WhereSet("psp-connector", log); !slices.Equal(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
