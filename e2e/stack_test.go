@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
 // TestStack starts the real stack (Redis, the three services, HAProxy under
@@ -483,6 +485,52 @@ func TestForegroundUpStopsOnSIGINT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	s := newStack(t, ctx, requireTools(t), nil)
+	up := startForegroundUp(t, ctx, s)
+	up.waitForLine("Ctrl-C stops the stack")
+	up.interruptAndCheckStopped(s.status())
+}
+
+// TestForegroundUpSaysWhyAServiceFailsAtStart: in the foreground, a service
+// that fails at every start (a bad MAX_DELIVERIES in stack.local.env) gets
+// the same report as `up --wait` gives, once, amid the logs; the stack keeps
+// running until Ctrl-C.
+func TestForegroundUpSaysWhyAServiceFailsAtStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, requireTools(t), nil)
+	local := filepath.Join(s.dir, stackconfig.LocalFileName)
+	if err := os.WriteFile(local, []byte("MAX_DELIVERIES=0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	up := startForegroundUp(t, ctx, s)
+	up.waitForLine("stack: the stack keeps running as it is; Ctrl-C stops it")
+	report := strings.Join(up.seen(), "\n")
+	for _, want := range []string{
+		"stack: psp-connector exited and was restarted 3 times without becoming ready",
+		"MAX_DELIVERIES must be at least 1, got 0",
+		"MAX_DELIVERIES is set in " + local,
+	} {
+		if !strings.Contains(report, want) {
+			t.Errorf("stack up --no-tui:\n%s\nwant it to contain %q", report, want)
+		}
+	}
+	up.interruptAndCheckStopped(s.status())
+}
+
+// foregroundUp is `stack up --no-tui` running in a process group of its own,
+// so that a SIGINT reaches the launcher alone, as from `kill -INT` or an
+// IDE's stop button (a terminal's Ctrl-C signals process-compose too).
+type foregroundUp struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	lines  []string // its stderr so far
+	line   chan string
+	exited chan error
+}
+
+func startForegroundUp(t *testing.T, ctx context.Context, s *stackUnderTest) *foregroundUp {
+	t.Helper()
 	cmd := exec.CommandContext(ctx, filepath.Join(s.bin, "stack"), "up", "--no-tui")
 	cmd.Dir, cmd.Env = s.dir, s.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -494,43 +542,72 @@ func TestForegroundUpStopsOnSIGINT(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ready := make(chan struct{})
-	var lines []string
+	up := &foregroundUp{t: t, cmd: cmd, line: make(chan string, 1024), exited: make(chan error, 1)}
 	scanned := make(chan struct{})
 	go func() {
 		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			lines = append(lines, sc.Text())
-			if strings.Contains(sc.Text(), "Ctrl-C stops the stack") {
-				close(ready)
+			up.mu.Lock()
+			up.lines = append(up.lines, sc.Text())
+			up.mu.Unlock()
+			select {
+			case up.line <- sc.Text():
+			default: // nobody is waiting for lines now
 			}
 		}
 	}()
-	exited := make(chan error, 1)
-	go func() { <-scanned; exited <- cmd.Wait() }()
-	select {
-	case <-ready:
-	case err := <-exited:
-		t.Fatalf("stack up --no-tui exited before it was ready: %v\n%s", err, strings.Join(lines, "\n"))
-	case <-time.After(60 * time.Second):
-		t.Fatalf("stack up --no-tui: not ready after 60 s")
+	go func() { <-scanned; up.exited <- cmd.Wait() }()
+	return up
+}
+
+func (up *foregroundUp) seen() []string {
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	return append([]string(nil), up.lines...)
+}
+
+// waitForLine waits up to 60 s for a stderr line containing want.
+func (up *foregroundUp) waitForLine(want string) {
+	up.t.Helper()
+	for _, l := range up.seen() {
+		if strings.Contains(l, want) {
+			return
+		}
 	}
-	rep := s.status()
-	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGINT); err != nil {
-		t.Fatal(err)
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case l := <-up.line:
+			if strings.Contains(l, want) {
+				return
+			}
+		case err := <-up.exited:
+			up.t.Fatalf("stack up --no-tui exited before printing %q: %v\n%s", want, err, strings.Join(up.seen(), "\n"))
+		case <-timeout:
+			up.t.Fatalf("stack up --no-tui: no %q after 60 s\n%s", want, strings.Join(up.seen(), "\n"))
+		}
+	}
+}
+
+// interruptAndCheckStopped sends SIGINT to the launcher alone; it must stop
+// the whole stack (every process of rep gone) and exit 0.
+func (up *foregroundUp) interruptAndCheckStopped(rep statusReport) {
+	up.t.Helper()
+	if err := syscall.Kill(up.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		up.t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-up.exited:
 		if err != nil {
-			t.Errorf("stack up after SIGINT: %v, want exit status 0\n%s", err, strings.Join(lines, "\n"))
+			up.t.Errorf("stack up after SIGINT: %v, want exit status 0\n%s", err, strings.Join(up.seen(), "\n"))
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("stack up --no-tui still running 60 s after SIGINT (to the launcher alone)")
+		up.t.Fatalf("stack up --no-tui still running 60 s after SIGINT (to the launcher alone)")
 	}
 	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
-		if !pidGone(p.Pid) {
-			t.Errorf("after SIGINT: %s (pid %d) is still running", p.Name, p.Pid)
+		if p.Pid > 0 && !pidGone(p.Pid) {
+			up.t.Errorf("after SIGINT: %s (pid %d) is still running", p.Name, p.Pid)
 		}
 	}
 }
