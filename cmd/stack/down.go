@@ -21,7 +21,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	start := time.Now()
 	fs := l.flagSet("down")
 	timeout := fs.Duration("timeout", 90*time.Second, "give up waiting after this long")
-	if err := l.parseFlags(fs, args, 0); err != nil {
+	if err := l.parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *timeout <= 0 {

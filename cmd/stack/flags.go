@@ -20,10 +20,10 @@ func (l *launcher) flagSet(cmd string) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses a command's arguments, of which at most maxArgs may
-// follow the flags. -h/--help prints the help to stdout (errHelpShown); a bad
-// flag or an argument too many is exit status 2, naming it.
-func (l *launcher) parseFlags(fs *flag.FlagSet, args []string, maxArgs int) error {
+// parseFlags parses a command's arguments: flags only. -h/--help prints the
+// help to stdout (errHelpShown); a bad flag or any argument is exit status 2,
+// naming it.
+func (l *launcher) parseFlags(fs *flag.FlagSet, args []string) error {
 	err := fs.Parse(args)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -31,10 +31,8 @@ func (l *launcher) parseFlags(fs *flag.FlagSet, args []string, maxArgs int) erro
 		return errHelpShown
 	case err != nil:
 		return &exitError{code: 2, err: fmt.Errorf("%s: %w (stack --help lists the flags)", fs.Name(), err)}
-	case fs.NArg() > maxArgs && maxArgs == 0:
+	case fs.NArg() > 0:
 		return &exitError{code: 2, err: fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())}
-	case fs.NArg() > maxArgs:
-		return &exitError{code: 2, err: fmt.Errorf("%s takes at most %d arguments, got %q", fs.Name(), maxArgs, fs.Args())}
 	}
 	return nil
 }

@@ -18,7 +18,7 @@ import (
 func (l *launcher) reset(ctx context.Context, args []string) error {
 	fs := l.flagSet("reset")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
-	if err := l.parseFlags(fs, args, 0); err != nil {
+	if err := l.parseFlags(fs, args); err != nil {
 		return err
 	}
 	c := l.cfg

@@ -21,14 +21,20 @@ type statusReport struct {
 	Processes         []processReport `json:"processes"`
 	// Leftover lists the stack's processes still running after
 	// process-compose is gone (`stack down` stops them).
-	Leftover []processReport `json:"leftover,omitempty"`
+	Leftover []leftoverProcess `json:"leftover,omitempty"`
 	// Error says what is wrong when the exit status is 1.
 	Error string `json:"error,omitempty"`
 }
 
+// leftoverProcess is a process of the stack that process-compose left.
+type leftoverProcess struct {
+	Name string `json:"name"`
+	Pid  int    `json:"pid"`
+}
+
 type processReport struct {
 	Name     string `json:"name"`
-	Status   string `json:"status,omitempty"`
+	Status   string `json:"status"`
 	Ready    bool   `json:"ready"`
 	Pid      int    `json:"pid"`
 	Restarts int    `json:"restarts"`
@@ -42,7 +48,7 @@ type processReport struct {
 func (l *launcher) status(ctx context.Context, args []string) error {
 	fs := l.flagSet("status")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := l.parseFlags(fs, args, 0); err != nil {
+	if err := l.parseFlags(fs, args); err != nil {
 		return err
 	}
 	c := l.cfg
@@ -77,7 +83,7 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	default:
 		left := strays(c.StateDir)
 		for _, p := range left {
-			rep.Leftover = append(rep.Leftover, processReport{Name: p.Name, Pid: p.Pid})
+			rep.Leftover = append(rep.Leftover, leftoverProcess{Name: p.Name, Pid: p.Pid})
 		}
 		if len(left) > 0 {
 			problem = fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))

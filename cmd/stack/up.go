@@ -27,7 +27,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	wait := fs.Bool("wait", false, "with --detach: return once every process is ready")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --wait: give up after this long")
 	noTUI := fs.Bool("no-tui", false, "in the foreground: plain prefixed logs even on a terminal")
-	if err := l.parseFlags(fs, args, 0); err != nil {
+	if err := l.parseFlags(fs, args); err != nil {
 		return err
 	}
 	timeoutSet := false
