@@ -117,9 +117,7 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	}
 	cfg.Values, cfg.Sources = values, sources
 	cfg.Warnings = unreadKeys(sources)
-	if err := cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"]); err != nil {
-		return Config{}, err
-	}
+	cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"])
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = "unix://" + cfg.RedisSocket()
 	}
@@ -164,15 +162,25 @@ func withSources(err error, sources map[string]string) error {
 	return fmt.Errorf("%w (%s)", err, strings.Join(notes, "; "))
 }
 
-// sourceNote says where setting name got its value ("" when it has none).
+// sourceNote says where setting name got its value: "NAME is set in
+// <file>" ("" when it has none).
 func sourceNote(name string, sources map[string]string) string {
+	if where := setIn(name, sources); where != "" {
+		return name + " is " + where
+	}
+	return ""
+}
+
+// setIn is "set in <file>", "set in the environment", or "" for a setting
+// at its built-in default.
+func setIn(name string, sources map[string]string) string {
 	switch src := sources[name]; src {
 	case "":
 		return ""
 	case FromEnvironment:
-		return name + " is set in the environment"
+		return "set in the environment"
 	default:
-		return name + " is set in " + src
+		return "set in " + src
 	}
 }
 
@@ -199,9 +207,9 @@ func (c Config) WhereSet(process, text string) []string {
 		case name == "HTTP_PORT":
 			for _, p := range c.Ports() {
 				if p.Var == servicePortVar(process) {
-					where := "its default"
-					if src := sourceNote(p.Var, c.Sources); src != "" {
-						where = strings.TrimPrefix(src, p.Var+" is ")
+					where := setIn(p.Var, c.Sources)
+					if where == "" {
+						where = "its default"
 					}
 					add(fmt.Sprintf("%s's HTTP_PORT is %s=%d, %s", process, p.Var, p.Port, where))
 				}
@@ -217,12 +225,9 @@ func servicePortVar(service string) string {
 	return strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_PORT"
 }
 
-func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) error {
+func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) {
 	switch {
-	case c.StateDir != "":
-		if !filepath.IsAbs(c.StateDir) {
-			c.StateDir = filepath.Join(cwd, c.StateDir)
-		}
+	case c.StateDir != "": // absolute already (absPaths)
 	case l.Checkout != "":
 		c.StateDir = filepath.Join(l.Checkout, ".stack")
 	case xdgState != "" && filepath.IsAbs(xdgState):
@@ -231,7 +236,6 @@ func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) error {
 		c.StateDir = filepath.Join(cwd, ".stack")
 	}
 	c.StateDir = filepath.Clean(c.StateDir)
-	return nil
 }
 
 // maxSocketPath is the longest unix socket path every supported OS accepts
