@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -279,21 +280,42 @@ func strays(stateDir string) []procompose.Process {
 // is not the stack's), or it works in the state dir (process-compose starts
 // them there; Redis, which overwrites its environment with its process title,
 // works in its redis/ subdirectory). Those two directories exactly: another
-// stack's state dir may lie anywhere below this one. Without /proc it cannot
-// tell, and says yes.
+// stack's state dir may lie anywhere below this one. A state dir reached
+// through a symlink is the same state dir: /proc shows working directories
+// with symlinks resolved, and `up` may have been given either path. Without
+// /proc it cannot tell, and says yes.
 func runsIn(pid int, stateDir string) bool {
 	if _, err := os.Stat("/proc/self"); err != nil {
 		return true
 	}
-	dir := filepath.Join("/proc", strconv.Itoa(pid))
-	cwd, _ := os.Readlink(filepath.Join(dir, "cwd"))
-	if cwd == stateDir || cwd == filepath.Join(stateDir, "redis") {
-		return true
+	dirs := []string{stateDir}
+	if real, err := filepath.EvalSymlinks(stateDir); err == nil && real != stateDir {
+		dirs = append(dirs, real)
 	}
-	env, _ := os.ReadFile(filepath.Join(dir, "environ"))
+	proc := filepath.Join("/proc", strconv.Itoa(pid))
+	cwd, _ := os.Readlink(filepath.Join(proc, "cwd"))
+	env, _ := os.ReadFile(filepath.Join(proc, "environ"))
 	env = append([]byte{0}, env...)
-	return bytes.Contains(env, []byte("\x00STACK_STATE_DIR="+stateDir+"\x00")) &&
-		bytes.Contains(env, []byte("\x00STACK_LAUNCHER="))
+	launched := bytes.Contains(env, []byte("\x00STACK_LAUNCHER="))
+	for _, dir := range dirs {
+		if cwd == dir || cwd == filepath.Join(dir, "redis") {
+			return true
+		}
+		if launched && bytes.Contains(env, []byte("\x00STACK_STATE_DIR="+dir+"\x00")) {
+			return true
+		}
+	}
+	// Started through a symlink to this state dir: its STACK_STATE_DIR
+	// resolves to the same place.
+	if i := bytes.Index(env, []byte("\x00STACK_STATE_DIR=")); launched && i >= 0 {
+		v := env[i+len("\x00STACK_STATE_DIR="):]
+		if j := bytes.IndexByte(v, 0); j >= 0 {
+			if real, err := filepath.EvalSymlinks(string(v[:j])); err == nil && slices.Contains(dirs, real) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // isCommand reports whether process pid runs the program name, as

@@ -525,6 +525,10 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 	}
 	stateDir := t.TempDir()
 	other := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link-to-state")
+	if err := os.Symlink(stateDir, link); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		env  []string
@@ -540,6 +544,7 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 		{"another stack's state dir", []string{"STACK_STATE_DIR=" + other, "STACK_LAUNCHER=/bin/stack"}, other, false},
 		{"a state dir that only starts the same", []string{"STACK_STATE_DIR=" + stateDir + "-old", "STACK_LAUNCHER=/bin/stack"}, other, false},
 		{"nothing of the stack", nil, other, false},
+		{"the environment of a stack started through a symlink to the state dir", []string{"STACK_STATE_DIR=" + link, "STACK_LAUNCHER=/bin/stack"}, other, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.MkdirAll(tc.dir, 0o700); err != nil {
@@ -559,8 +564,11 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 					break
 				}
 			}
-			if got := runsIn(cmd.Process.Pid, stateDir); got != tc.want {
-				t.Errorf("runsIn(pid of sleep with env %q in %s, %s) = %v, want %v", tc.env, tc.dir, stateDir, got, tc.want)
+			// The state dir by its path and through a symlink to it: the same answer.
+			for _, dir := range []string{stateDir, link} {
+				if got := runsIn(cmd.Process.Pid, dir); got != tc.want {
+					t.Errorf("runsIn(pid of sleep with env %q in %s, %s) = %v, want %v", tc.env, tc.dir, dir, got, tc.want)
+				}
 			}
 		})
 	}
