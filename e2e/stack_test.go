@@ -71,6 +71,13 @@ func TestStack(t *testing.T) {
 	if !before.Running || len(before.Processes) != 5 {
 		t.Fatalf("stack status after up: got %+v, want 5 running processes", before)
 	}
+	// status run with another PLATFORM_PORT still shows where the running
+	// stack listens: the URLs up recorded.
+	other := exec.CommandContext(ctx, filepath.Join(s.bin, "stack"), "status", "--json")
+	other.Dir, other.Env = s.dir, append(append([]string{}, s.env...), "PLATFORM_PORT=1")
+	if out, err := other.Output(); err != nil || !strings.Contains(string(out), `"platform_url": "`+s.base+`"`) {
+		t.Errorf("status with PLATFORM_PORT=1 in its environment: got %v\n%s\nwant platform_url %s, the running stack's", err, out, s.base)
+	}
 	for _, p := range before.Processes {
 		if !p.Ready || p.Pid <= 0 {
 			t.Errorf("after up --wait: got %+v, want ready with a pid", p)

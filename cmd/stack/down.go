@@ -107,7 +107,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	}
 	if pcPid > 0 {
 		if err := waitExit(ctx, pcPid); err != nil {
-			return err
+			return fmt.Errorf("--timeout %s ran out while process-compose (pid %d) was stopping the stack; it carries on: `stack status` says when it is done", *timeout, pcPid)
 		}
 	} else {
 		for client.Alive(ctx) {

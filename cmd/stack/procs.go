@@ -235,6 +235,15 @@ func copyFile(src, dst string) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
+// processName is the name process-compose.yaml gives the process that runs
+// program: redis for redis-server, the program's own name for the others.
+func processName(program string) string {
+	if program == "redis-server" {
+		return "redis"
+	}
+	return program
+}
+
 // stackCommands are the programs a stack runs (as /proc/<pid>/comm shows
 // them: at most 15 bytes).
 var stackCommands = map[string]bool{

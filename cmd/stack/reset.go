@@ -40,9 +40,9 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
 		fmt.Fprint(l.stderr, "built binaries and the generated JWT secret. Type \"yes\" to continue: ")
-		answer, err := bufio.NewReader(l.stdin).ReadString('\n')
-		if err != nil {
-			// No line came (stdin closed, not a terminal): end the prompt's line.
+		answer, _ := bufio.NewReader(l.stdin).ReadString('\n')
+		if f, ok := l.stdin.(*os.File); !ok || !isTerminal(f) {
+			// The answer was not typed, so no newline ended the prompt's line.
 			fmt.Fprintln(l.stderr)
 		}
 		if strings.TrimSpace(answer) != "yes" {

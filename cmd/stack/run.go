@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -54,11 +55,15 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		cmd, rest = "version", rest[1:]
 	}
 	if cmd == "version" {
-		if len(rest) > 0 {
+		if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+			cmd, rest = "help", nil
+		} else if len(rest) > 0 {
 			return &exitError{code: 2, err: fmt.Errorf("version takes no arguments, got %q", rest)}
 		}
-		fmt.Fprintln(stdout, "stack", version)
-		return nil
+		if cmd == "version" {
+			fmt.Fprintln(stdout, "stack", version)
+			return nil
+		}
 	}
 
 	l, loadErr := newLauncher(environ, stdin, stdout, stderr)
@@ -68,10 +73,13 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return nil
 	case "up", "down", "status", "logs", "reset":
 	default:
-		l.usage(stderr, loadErr)
-		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", cmd)}
+		return &exitError{code: 2, err: fmt.Errorf("unknown command %q; the commands are up, down, status, logs, reset and version (stack --help says more)", cmd)}
 	}
 	if loadErr != nil {
+		if cmd == "status" && (slices.Contains(rest, "--json") || slices.Contains(rest, "-json")) {
+			// Scripts get JSON whatever the state: here, the error.
+			l.writeStatusJSON(statusReport{Processes: []processReport{}, Error: loadErr.Error()})
+		}
 		return loadErr
 	}
 	var err error
@@ -175,7 +183,11 @@ Processes: `+strings.Join(processNames, ", ")+`
 	fmt.Fprintf(tw, "  %s\t%s\n", stackconfig.ComposeFileName, l.layout.ComposeFile())
 	fmt.Fprintf(tw, "  %s\t%s\n", stackconfig.HAProxyFileName, l.layout.HAProxyFile())
 	fmt.Fprintf(tw, "  %s/\t%s\t(its errorfiles)\n", stackconfig.HAProxyErrorsDir, l.layout.HAProxyErrors())
-	fmt.Fprintf(tw, "  %s\t%s\t(defaults)\n", stackconfig.DefaultsFileName, l.layout.DefaultsFile())
+	defaults := "(defaults)"
+	if _, err := os.Stat(l.layout.DefaultsFile()); err != nil {
+		defaults = "(defaults; absent: the built-in ones apply)"
+	}
+	fmt.Fprintf(tw, "  %s\t%s\t%s\n", stackconfig.DefaultsFileName, l.layout.DefaultsFile(), defaults)
 	local := l.layout.LocalFile(l.cwd)
 	note := "(local overrides; absent)"
 	if _, err := os.Stat(local); err == nil {

@@ -163,6 +163,7 @@ func TestCommandLines(t *testing.T) {
 		want     string
 	}{
 		{"status --help", 0, "Usage:"},
+		{"version --help", 0, "Usage:"},
 		{"down -h", 0, "Usage:"},
 		{"reset --help", 0, "Usage:"},
 		{"up --help", 0, "Usage:"},
@@ -199,16 +200,26 @@ func TestCommandLines(t *testing.T) {
 	}
 }
 
+func TestStatusJSONOnABadSetting(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "status", "--json"}, []string{"PLATFORM_PORT=80a"}, nil, &stdout, &stderr)
+	var rep statusReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
+		t.Fatalf("status --json with a bad setting: stdout %q is not JSON: %v", stdout.String(), jerr)
+	}
+	if err == nil || rep.Running || rep.Error != err.Error() || !strings.Contains(rep.Error, "PLATFORM_PORT") {
+		t.Errorf("got %v and report %+v, want the error naming PLATFORM_PORT in both", err, rep)
+	}
+}
+
 func TestRunRejectsUnknownCommand(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"stack", "launch"}, nil, nil, &stdout, &stderr)
 	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 2 {
-		t.Fatalf("got %v, want exit status 2", err)
-	}
-	if !strings.Contains(stderr.String(), "Usage:") {
-		t.Errorf("stderr: got %q, want the usage", stderr.String())
+	if !errors.As(err, &ee) || ee.code != 2 || !strings.Contains(err.Error(), `unknown command "launch"; the commands are up, down, status`) {
+		t.Fatalf("got %v, want exit status 2 and the commands", err)
 	}
 }
 
@@ -660,8 +671,8 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 		t.Errorf("status with a redis-server of the stack left: got %v (stdout %q), want only an error naming it", err, stdout.String())
 	}
 	rep = statusJSON(t, environ, fmt.Sprintf("redis-server (pid %d)", stray))
-	if len(rep.Leftover) != 1 || rep.Leftover[0].Pid != stray || rep.Leftover[0].Name != "redis-server" {
-		t.Errorf("status --json leftover: got %+v, want the redis-server, pid %d", rep.Leftover, stray)
+	if len(rep.Leftover) != 1 || rep.Leftover[0].Pid != stray || rep.Leftover[0].Name != "redis" {
+		t.Errorf("status --json leftover: got %+v, want redis (its process name), pid %d", rep.Leftover, stray)
 	}
 	stdout.Reset()
 	stderr.Reset()

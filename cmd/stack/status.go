@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -57,10 +59,11 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 
+	urls := l.urls()
 	rep := statusReport{
 		StateDir:    c.StateDir,
-		PlatformURL: fmt.Sprintf("http://%s:%d", c.PlatformHost, c.PlatformPort),
-		StatsURL:    fmt.Sprintf("http://127.0.0.1:%d/stats", c.StatsPort),
+		PlatformURL: urls.PlatformURL,
+		StatsURL:    urls.StatsURL,
 		Processes:   []processReport{},
 	}
 	procs, err := client.Processes(ctx)
@@ -70,6 +73,9 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	switch {
 	case err == nil:
 		rep.Running = true
+		if urls, ok := l.readLaunched(); ok {
+			rep.PlatformURL, rep.StatsURL = urls.PlatformURL, urls.StatsURL
+		}
 		for _, p := range procs {
 			rep.Processes = append(rep.Processes, processReport{
 				Name: p.Name, Status: p.Status, Ready: p.Ready(), Pid: p.Pid,
@@ -83,7 +89,7 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	default:
 		left := strays(c.StateDir)
 		for _, p := range left {
-			rep.Leftover = append(rep.Leftover, leftoverProcess{Name: p.Name, Pid: p.Pid})
+			rep.Leftover = append(rep.Leftover, leftoverProcess{Name: processName(p.Name), Pid: p.Pid})
 		}
 		if len(left) > 0 {
 			problem = fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
@@ -95,9 +101,7 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 
 	switch {
 	case *asJSON:
-		enc := json.NewEncoder(l.stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := l.writeStatusJSON(rep); err != nil {
 			return err
 		}
 	case rep.Running:
@@ -123,4 +127,50 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		return problem
 	}
 	return &exitError{code: 3}
+}
+
+// writeStatusJSON prints rep as `stack status --json` does.
+func (l *launcher) writeStatusJSON(rep statusReport) error {
+	enc := json.NewEncoder(l.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// launchedURLs are the running stack's URLs, which `up` records: `status`
+// run with other settings (another PLATFORM_PORT in this shell) still shows
+// where the stack listens.
+type launchedURLs struct {
+	PlatformURL string `json:"platform_url"`
+	StatsURL    string `json:"stats_url"`
+}
+
+// launchedFile is where up records launchedURLs, next to the sockets.
+func (l *launcher) launchedFile() string {
+	return filepath.Join(filepath.Dir(l.cfg.ServiceSocket("")), "launched.json")
+}
+
+// urls are this configuration's URLs.
+func (l *launcher) urls() launchedURLs {
+	c := l.cfg
+	return launchedURLs{
+		PlatformURL: fmt.Sprintf("http://%s:%d", c.PlatformHost, c.PlatformPort),
+		StatsURL:    fmt.Sprintf("http://127.0.0.1:%d/stats", c.StatsPort),
+	}
+}
+
+func (l *launcher) writeLaunched() error {
+	b, err := json.Marshal(l.urls())
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(l.launchedFile(), b, 0o600)
+}
+
+func (l *launcher) readLaunched() (launchedURLs, bool) {
+	var u launchedURLs
+	b, err := os.ReadFile(l.launchedFile())
+	if err != nil || json.Unmarshal(b, &u) != nil || u.PlatformURL == "" {
+		return u, false
+	}
+	return u, true
 }

@@ -73,6 +73,9 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if err := l.clearRunFiles(); err != nil {
 		return err
 	}
+	if err := l.writeLaunched(); err != nil {
+		return err
+	}
 
 	tui := !*detach && !*noTUI && isTerminal(l.stdout)
 	cmd := exec.Command(bins["process-compose"], "up",
