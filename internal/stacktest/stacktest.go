@@ -9,10 +9,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -105,6 +107,7 @@ func ProcessCompose(tb testing.TB) string {
 // checkout into a temporary directory and returns it.
 func BuildBinaries(tb testing.TB, ctx context.Context) string {
 	tb.Helper()
+	consultSources(tb)
 	bin := tb.TempDir()
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin+string(filepath.Separator),
 		"./cmd/stack", "./services/auth-api", "./services/core-api", "./services/psp-connector")
@@ -113,6 +116,35 @@ func BuildBinaries(tb testing.TB, ctx context.Context) string {
 		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// consultSources stats every file the binaries are built from and the stack
+// reads (Go sources, go.mod, go.sum, vendor/modules.txt, process-compose.yaml,
+// haproxy.cfg, haproxy-errors/, stack.env). `go build` and the stack read
+// them in other processes, which go test's cache does not see: without
+// this, `go test ./...` after an edit to cmd/stack or a service would replay
+// the last result of the tests that run the stack instead of running them.
+// go test records what the test process itself stats.
+func consultSources(tb testing.TB) {
+	tb.Helper()
+	root := RepoRoot(tb)
+	for _, f := range []string{"go.mod", "go.sum", filepath.Join("vendor", "modules.txt"), "process-compose.yaml", "haproxy.cfg", "stack.env"} {
+		_, _ = os.Stat(filepath.Join(root, f))
+	}
+	for _, dir := range []string{"cmd", "services", "internal", "haproxy-errors"} {
+		err := filepath.WalkDir(filepath.Join(root, dir), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if !d.IsDir() && !strings.HasSuffix(path, "_test.go") {
+				_, err = os.Stat(path)
+			}
+			return err
+		})
+		if err != nil {
+			tb.Fatalf("stat the stack's sources: %v", err)
+		}
+	}
 }
 
 // FreePorts returns n distinct TCP ports that were free on 127.0.0.1.
