@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -288,8 +287,9 @@ func strays(stateDir string) []procompose.Process {
 // process (a shell that merely exported STACK_STATE_DIR, and what it starts,
 // is not the stack's), or it works in the state dir (process-compose starts
 // them there; Redis, which overwrites its environment with its process title,
-// works in its redis/ subdirectory). Those two directories exactly: another
-// stack's state dir may lie anywhere below this one. A state dir reached
+// works in its redis/ subdirectory: only redis-server counts there). Those
+// two directories exactly: another stack's state dir may lie anywhere below
+// this one. A state dir reached
 // through a symlink is the same state dir: /proc shows working directories
 // with symlinks resolved, and `up` may have been given either path. Without
 // /proc it cannot tell, and says yes.
@@ -307,23 +307,17 @@ func runsIn(pid int, stateDir string) bool {
 	env = append([]byte{0}, env...)
 	launched := bytes.Contains(env, []byte("\x00STACK_LAUNCHER="))
 	for _, dir := range dirs {
-		if cwd == dir || cwd == filepath.Join(dir, "redis") {
+		if cwd == dir || (cwd == filepath.Join(dir, "redis") && isCommand(pid, "redis-server")) {
 			return true
 		}
 		if launched && bytes.Contains(env, []byte("\x00STACK_STATE_DIR="+dir+"\x00")) {
 			return true
 		}
 	}
-	// Started through a symlink to this state dir: its STACK_STATE_DIR
-	// resolves to the same place.
-	if i := bytes.Index(env, []byte("\x00STACK_STATE_DIR=")); launched && i >= 0 {
-		v := env[i+len("\x00STACK_STATE_DIR="):]
-		if j := bytes.IndexByte(v, 0); j >= 0 {
-			if real, err := filepath.EvalSymlinks(string(v[:j])); err == nil && slices.Contains(dirs, real) {
-				return true
-			}
-		}
-	}
+	// A process's own STACK_STATE_DIR is not resolved: a symlink repointed
+	// since its stack started would make another stack's process ours.
+	// Started through a symlink, the stack's processes still work in the
+	// resolved state dir, which the working-directory test above matches.
 	return false
 }
 

@@ -540,49 +540,59 @@ func TestRunsInTellsTheStacksProcessesApart(t *testing.T) {
 	if err := os.Symlink(stateDir, link); err != nil {
 		t.Fatal(err)
 	}
+	launched := func(dir string) []string { return []string{"STACK_STATE_DIR=" + dir, "STACK_LAUNCHER=/bin/stack"} }
 	for _, tc := range []struct {
-		name string
-		env  []string
-		dir  string
-		want bool
+		name    string
+		program string // as /proc/<pid>/comm shows it
+		env     []string
+		dir     string
+		want    bool
 	}{
-		{"the launcher's environment", []string{"STACK_STATE_DIR=" + stateDir, "STACK_LAUNCHER=/bin/stack"}, other, true},
-		{"working in the state dir", nil, stateDir, true},
-		{"working in the state dir's redis/ (Redis)", nil, filepath.Join(stateDir, "redis"), true},
-		{"working in another stack's state dir inside this one", nil, filepath.Join(stateDir, "inner"), false},
-		{"another stack's state dir inside this one", []string{"STACK_STATE_DIR=" + filepath.Join(stateDir, "inner"), "STACK_LAUNCHER=/bin/stack"}, other, false},
-		{"a shell that exported STACK_STATE_DIR", []string{"STACK_STATE_DIR=" + stateDir}, other, false},
-		{"another stack's state dir", []string{"STACK_STATE_DIR=" + other, "STACK_LAUNCHER=/bin/stack"}, other, false},
-		{"a state dir that only starts the same", []string{"STACK_STATE_DIR=" + stateDir + "-old", "STACK_LAUNCHER=/bin/stack"}, other, false},
-		{"nothing of the stack", nil, other, false},
-		{"the environment of a stack started through a symlink to the state dir", []string{"STACK_STATE_DIR=" + link, "STACK_LAUNCHER=/bin/stack"}, other, true},
+		{"the launcher's environment", "sleep", launched(stateDir), other, true},
+		{"working in the state dir", "sleep", nil, stateDir, true},
+		{"Redis working in the state dir's redis/", "redis-server", nil, filepath.Join(stateDir, "redis"), true},
+		{"something else working in redis/ (another stack's state dir)", "process-compose", nil, filepath.Join(stateDir, "redis"), false},
+		{"working in another stack's state dir inside this one", "sleep", nil, filepath.Join(stateDir, "inner"), false},
+		{"another stack's state dir inside this one", "sleep", launched(filepath.Join(stateDir, "inner")), other, false},
+		{"a shell that exported STACK_STATE_DIR", "sleep", []string{"STACK_STATE_DIR=" + stateDir}, other, false},
+		{"another stack's state dir", "sleep", launched(other), other, false},
+		{"a state dir that only starts the same", "sleep", launched(stateDir + "-old"), other, false},
+		{"nothing of the stack", "sleep", nil, other, false},
+		{"started through a symlink: works in the state dir", "sleep", launched(link), stateDir, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := os.MkdirAll(tc.dir, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command("sleep", "30")
-			cmd.Env, cmd.Dir = append([]string{}, tc.env...), tc.dir // never nil: nothing inherited
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() { cmd.Process.Kill(); cmd.Wait() }()
-			// Start returns while the kernel may still be setting up the new
-			// program; its /proc/<pid>/cmdline is empty until it has.
-			cmdline := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline")
-			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-				if b, _ := os.ReadFile(cmdline); len(b) > 0 {
-					break
-				}
-			}
+			pid := startAs(t, tc.program, tc.env, tc.dir)
 			// The state dir by its path and through a symlink to it: the same answer.
 			for _, dir := range []string{stateDir, link} {
-				if got := runsIn(cmd.Process.Pid, dir); got != tc.want {
-					t.Errorf("runsIn(pid of sleep with env %q in %s, %s) = %v, want %v", tc.env, tc.dir, dir, got, tc.want)
+				if got := runsIn(pid, dir); got != tc.want {
+					t.Errorf("runsIn(pid of %s with env %q in %s, %s) = %v, want %v", tc.program, tc.env, tc.dir, dir, got, tc.want)
 				}
 			}
 		})
 	}
+
+	// Stack B started through a symlink then pointing at B's own state dir;
+	// the symlink now points at this state dir. B's process is not ours: its
+	// STACK_STATE_DIR is not resolved today, only ours is.
+	t.Run("a symlink repointed since another stack started through it", func(t *testing.T) {
+		current := filepath.Join(t.TempDir(), "current")
+		if err := os.Symlink(other, current); err != nil {
+			t.Fatal(err)
+		}
+		pid := startAs(t, "process-compose", launched(current), other)
+		if err := os.Remove(current); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(stateDir, current); err != nil {
+			t.Fatal(err)
+		}
+		if runsIn(pid, stateDir) {
+			t.Errorf("runsIn(stack B's process-compose, %s) = true, want false: `down` would stop stack B", stateDir)
+		}
+	})
 }
 
 // startAs starts `sleep 60` under the program name name (a copy of sleep, so
