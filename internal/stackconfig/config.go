@@ -5,6 +5,7 @@
 package stackconfig
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -113,7 +114,7 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 
 	var cfg Config
 	if err := envconfig.ParseValues(values, &cfg); err != nil {
-		return Config{}, withSources(err, sources)
+		return Config{}, origins{values, sources}.withSources(err)
 	}
 	cfg.Values, cfg.Sources = values, sources
 	cfg.Warnings = unreadKeys(sources)
@@ -121,7 +122,7 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = "unix://" + cfg.RedisSocket()
 	}
-	return cfg, withSources(cfg.validate(), sources)
+	return cfg, origins{values, sources}.withSources(cfg.validate())
 }
 
 // pathSettings are the settings that name a file or directory.
@@ -145,14 +146,24 @@ func absPaths(values, sources map[string]string, cwd string) {
 	}
 }
 
+// origins are the merged settings and where each came from.
+type origins struct{ values, sources map[string]string }
+
 // withSources adds to err, an error about settings, where each setting at
 // fault got its value, as in `PLATFORM_PORT must be a whole number, got "x"
-// (PLATFORM_PORT is set in /src/stack.local.env)`. A setting left at its
-// built-in default has no source and gets no note.
-func withSources(err error, sources map[string]string) error {
+// (PLATFORM_PORT is set in /src/stack.local.env)`; to each error of a joined
+// one. A setting at its built-in default gets no note.
+func (o origins) withSources(err error) error {
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		var errs []error
+		for _, e := range joined.Unwrap() {
+			errs = append(errs, o.withSources(e))
+		}
+		return errors.Join(errs...)
+	}
 	var notes []string
 	for _, name := range envconfig.SettingsAtFault(err) {
-		if note := sourceNote(name, sources); note != "" {
+		if note := o.sourceNote(name); note != "" {
 			notes = append(notes, note)
 		}
 	}
@@ -164,17 +175,22 @@ func withSources(err error, sources map[string]string) error {
 
 // sourceNote says where setting name got its value: "NAME is set in
 // <file>" ("" when it has none).
-func sourceNote(name string, sources map[string]string) string {
-	if where := setIn(name, sources); where != "" {
+func (o origins) sourceNote(name string) string {
+	if where := o.setIn(name); where != "" {
 		return name + " is " + where
 	}
 	return ""
 }
 
 // setIn is "set in <file>", "set in the environment", or "" for a setting
-// at its built-in default.
-func setIn(name string, sources map[string]string) string {
-	switch src := sources[name]; src {
+// at its built-in default: never set, or set empty (stack.env's
+// `STACK_STATE_DIR=` means the default, and naming stack.env would send the
+// reader to an empty line).
+func (o origins) setIn(name string) string {
+	if o.values[name] == "" {
+		return ""
+	}
+	switch src := o.sources[name]; src {
 	case "":
 		return ""
 	case FromEnvironment:
@@ -194,6 +210,7 @@ var settingName = regexp.MustCompile(`\b[A-Z][A-Z0-9_]*[A-Z0-9]\b`)
 // "core-api's HTTP_PORT is CORE_API_PORT=5002, set in the environment".
 func (c Config) WhereSet(process, text string) []string {
 	known := knownSettings()
+	o := origins{c.Values, c.Sources}
 	var notes []string
 	add := func(note string) {
 		if note != "" && !slices.Contains(notes, note) {
@@ -203,11 +220,11 @@ func (c Config) WhereSet(process, text string) []string {
 	for _, name := range settingName.FindAllString(text, -1) {
 		switch {
 		case slices.Contains(known, name):
-			add(sourceNote(name, c.Sources))
+			add(o.sourceNote(name))
 		case name == "HTTP_PORT":
 			for _, p := range c.Ports() {
 				if p.Var == servicePortVar(process) {
-					where := setIn(p.Var, c.Sources)
+					where := o.setIn(p.Var)
 					if where == "" {
 						where = "its default"
 					}

@@ -317,6 +317,7 @@ func TestFindLayout(t *testing.T) {
 		{"installed share dir", nowhere, exe, "", share, "installed", "", ""},
 		{"STACK_SHARE_DIR wins, the checkout still builds", sub, exe, share, share, "STACK_SHARE_DIR", co.Checkout, ""},
 		{"STACK_SHARE_DIR outside a checkout", nowhere, exe, share, share, "STACK_SHARE_DIR", "", ""},
+		{"STACK_SHARE_DIR relative: from the current directory", filepath.Dir(share), exe, ShareDirName, share, "STACK_SHARE_DIR", "", ""},
 		{"nothing found", nowhere, filepath.Join(nowhere, "stack"), "", "", "", "", "no process-compose.yaml found"},
 		{"STACK_SHARE_DIR without the files", co.Checkout, exe, nowhere, "", "", "", "has no process-compose.yaml, haproxy.cfg, haproxy-errors/"},
 		{"STACK_SHARE_DIR without haproxy.cfg", co.Checkout, exe, partial, "", "", "", "has no haproxy.cfg, haproxy-errors/"},

@@ -28,6 +28,20 @@ var perProcessSettings = map[string]string{
 	"HTTP_SOCKET": "the services' sockets are in $STACK_STATE_DIR/run",
 }
 
+// ignoredInFiles are variables a file cannot set: the launcher reads
+// STACK_SHARE_DIR from the environment only (it says where the files are),
+// and sets the others itself for every process (Config.Environ and up).
+var ignoredInFiles = map[string]string{
+	"STACK_SHARE_DIR":            "the launcher reads it from the environment only, before it reads any file",
+	"AUTH_API_SOCKET":            "the launcher sets it",
+	"CORE_API_SOCKET":            "the launcher sets it",
+	"STACK_CONFIG_DIR":           "the launcher sets it",
+	"STACK_LAUNCHER":             "the launcher sets it",
+	"STACK_SERVICE_STOP_TIMEOUT": "the launcher sets it from SHUTDOWN_GRACE",
+	"STACK_HAPROXY_STOP_SIGNAL":  "the launcher sets it",
+	"PATH":                       "the launcher builds it from the environment's PATH",
+}
+
 // otherReadSettings are read by the launcher or by every process's Go
 // runtime, though not in Config.
 var otherReadSettings = []string{"XDG_STATE_HOME", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"}
@@ -57,6 +71,10 @@ func unreadKeys(sources map[string]string) []string {
 		}
 		if instead, ok := perProcessSettings[key]; ok {
 			warnings = append(warnings, fmt.Sprintf("%s: %s has no effect: process-compose.yaml sets it for each service (%s)", src, key, instead))
+			continue
+		}
+		if why, ok := ignoredInFiles[key]; ok {
+			warnings = append(warnings, fmt.Sprintf("%s: %s has no effect there: %s", src, key, why))
 			continue
 		}
 		hint := ""

@@ -31,8 +31,11 @@ func TestLoadErrorsSayWhereTheValueCameFrom(t *testing.T) {
 			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in <defaults>; CORE_API_PORT is set in <local>)"},
 		{"a built-in default gets no note", "", "", []string{"AUTH_API_PORT=5002"},
 			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in the environment)"},
-		{"two bad values, both placed", "", "CORE_API_PORT=x\n", []string{"SHUTDOWN_GRACE=soon"},
-			"(CORE_API_PORT is set in <local>; SHUTDOWN_GRACE is set in the environment)"},
+		{"two bad values, each placed on its line", "", "CORE_API_PORT=x\n", []string{"SHUTDOWN_GRACE=soon"},
+			"CORE_API_PORT must be a whole number, got \"x\" (CORE_API_PORT is set in <local>)\n" +
+				"SHUTDOWN_GRACE must be a duration such as 10s, got \"soon\" (SHUTDOWN_GRACE is set in the environment)"},
+		{"set empty in a file: the default, no note", "CORE_API_PORT=\n", "", []string{"AUTH_API_PORT=5002"},
+			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in the environment)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,7 +55,7 @@ func TestLoadErrorsSayWhereTheValueCameFrom(t *testing.T) {
 func TestLoadWarnsAboutKeysNothingReads(t *testing.T) {
 	l := checkout(t, "PLATFORM_PORT=8080\nREDIS_APPENDSYNC=no\n")
 	writeFile(t, l.LocalFile(l.Checkout),
-		"HTTP_PORT=9000\nFROBNICATE=1\nSTATUS_TTL=1h\nVISIBILITY_TIMEOUT=10s\nGOMAXPROCS=2\nJWT_SECRET=s\nXDG_STATE_HOME=/x\n")
+		"HTTP_PORT=9000\nFROBNICATE=1\nSTATUS_TTL=1h\nVISIBILITY_TIMEOUT=10s\nGOMAXPROCS=2\nJWT_SECRET=s\nXDG_STATE_HOME=/x\nSTACK_SHARE_DIR=/s\nCORE_API_SOCKET=/c.sock\n")
 	environ := []string{"UNRELATED_BY_DESIGN=1", "HOME=/h"}
 
 	cfg, err := Load(l, l.Checkout, environ)
@@ -64,6 +67,8 @@ func TestLoadWarnsAboutKeysNothingReads(t *testing.T) {
 		defaults + ": REDIS_APPENDSYNC is not a setting of the stack or its services (did you mean REDIS_APPENDFSYNC?); every process gets it as it is",
 		local + ": FROBNICATE is not a setting of the stack or its services; every process gets it as it is",
 		local + ": HTTP_PORT has no effect: process-compose.yaml sets it for each service (set AUTH_API_PORT, CORE_API_PORT or PSP_CONNECTOR_PORT)",
+		local + ": STACK_SHARE_DIR has no effect there: the launcher reads it from the environment only, before it reads any file",
+		local + ": CORE_API_SOCKET has no effect there: the launcher sets it",
 	}
 	slices.Sort(want)
 	if !slices.Equal(cfg.Warnings, want) {

@@ -53,6 +53,10 @@ func (l Layout) LocalFile(cwd string) string {
 // <dir of exe>/../share/acme-platform (an installed package).
 func FindLayout(cwd, exe, shareDir string) (Layout, error) {
 	checkout := findCheckout(cwd)
+	if shareDir != "" && !filepath.IsAbs(shareDir) {
+		// The processes run in the state dir: every path they get is absolute.
+		shareDir = filepath.Join(cwd, shareDir)
+	}
 	if shareDir != "" {
 		if missing := missingConfig(shareDir); missing != "" {
 			return Layout{}, fmt.Errorf("STACK_SHARE_DIR=%s has no %s", shareDir, missing)
