@@ -76,7 +76,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
 		return nil
 	}
-	if err != nil && ctx.Err() != nil {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("--timeout %s ran out before process-compose answered; nothing was stopped: %w", *timeout, err)
 	}
 	if err != nil {
@@ -107,7 +107,11 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	}
 	if pcPid > 0 {
 		if err := waitExit(ctx, pcPid); err != nil {
-			return fmt.Errorf("--timeout %s ran out while process-compose (pid %d) was stopping the stack; it carries on: `stack status` says when it is done", *timeout, pcPid)
+			why := "interrupted"
+			if errors.Is(err, context.DeadlineExceeded) {
+				why = "--timeout " + timeout.String() + " ran out"
+			}
+			return fmt.Errorf("%s while process-compose (pid %d) was stopping the stack; it carries on: `stack status` says when it is done", why, pcPid)
 		}
 	} else {
 		for client.Alive(ctx) {

@@ -26,7 +26,7 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 		case "-f", "--follow", "-follow":
 			follow = true
 		case "-h", "--help", "-help":
-			fmt.Fprintln(l.stdout, "usage: stack logs [process] [-f]; processes:", strings.Join(processNames, ", "))
+			l.usage(l.stdout, nil)
 			return nil
 		default:
 			if strings.HasPrefix(a, "-") {

@@ -76,7 +76,12 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return &exitError{code: 2, err: fmt.Errorf("unknown command %q; the commands are up, down, status, logs, reset and version (stack --help says more)", cmd)}
 	}
 	if loadErr != nil {
-		if cmd == "status" && (slices.Contains(rest, "--json") || slices.Contains(rest, "-json")) {
+		switch {
+		case hasArg(rest, "-h", "--help", "-help"):
+			// The help says what is wrong, and which files were read.
+			l.usage(stdout, loadErr)
+			return nil
+		case cmd == "status" && hasArg(rest, "--json", "-json", "--json=true", "-json=true"):
 			// Scripts get JSON whatever the state: here, the error.
 			l.writeStatusJSON(statusReport{Processes: []processReport{}, Error: loadErr.Error()})
 		}
@@ -123,6 +128,11 @@ func newLauncher(environ []string, stdin io.Reader, stdout, stderr io.Writer) (*
 		fmt.Fprintln(stderr, "stack: warning:", w)
 	}
 	return l, nil
+}
+
+// hasArg reports whether args holds any of these.
+func hasArg(args []string, these ...string) bool {
+	return slices.ContainsFunc(args, func(a string) bool { return slices.Contains(these, a) })
 }
 
 func lookupEnv(environ []string, key string) string {

@@ -113,6 +113,21 @@ func fakeCheckout(t *testing.T) string {
 	return root
 }
 
+func TestHelpSaysWhenStackEnvIsAbsent(t *testing.T) {
+	root := fakeCheckout(t)
+	if err := os.Remove(filepath.Join(root, stackconfig.DefaultsFileName)); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "--help"}, nil, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "(defaults; absent: the built-in ones apply)"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("help:\n%s\nwant it to contain %q", stdout.String(), want)
+	}
+}
+
 func TestHelpSaysWhichFilesAndStateDir(t *testing.T) {
 	root := fakeCheckout(t)
 	t.Chdir(root)
@@ -210,6 +225,45 @@ func TestStatusJSONOnABadSetting(t *testing.T) {
 	}
 	if err == nil || rep.Running || rep.Error != err.Error() || !strings.Contains(rep.Error, "PLATFORM_PORT") {
 		t.Errorf("got %v and report %+v, want the error naming PLATFORM_PORT in both", err, rep)
+	}
+}
+
+// TestHelpWithABadSetting: -h after any command still prints the help, which
+// names the bad setting; status --json still prints JSON.
+func TestHelpWithABadSetting(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	environ := []string{"PLATFORM_PORT=80a"}
+	for _, args := range []string{"down -h", "status --help", "logs -h", "reset --help", "up -h", "version -h"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), append([]string{"stack"}, strings.Fields(args)...), environ, nil, &stdout, &stderr)
+		if err != nil || !strings.Contains(stdout.String(), "Usage:") || !strings.Contains(stdout.String(), `PLATFORM_PORT must be a whole number, got "80a"`) {
+			t.Errorf("%s: got %v, stdout %q; want the help, naming the bad setting", args, err, stdout.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "status", "--json=true"}, environ, nil, &stdout, &stderr)
+	var rep statusReport
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); err == nil || jerr != nil || rep.Error != err.Error() {
+		t.Errorf("status --json=true with a bad setting: got %v, stdout %q; want JSON with the error", err, stdout.String())
+	}
+}
+
+func TestResetPromptEndsItsLineForAnAnswerNotTyped(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "reset"}, []string{"STACK_STATE_DIR=" + state}, strings.NewReader("no\n"), &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "reset cancelled") {
+		t.Fatalf("reset answered no: got %v, want it cancelled", err)
+	}
+	if !strings.HasSuffix(stderr.String(), "Type \"yes\" to continue: \n") {
+		t.Errorf("stderr %q: want the prompt's line ended, so the error starts a line of its own", stderr.String())
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("state dir after a cancelled reset: %v", err)
 	}
 }
 

@@ -231,16 +231,16 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 				Start:       start,
 				OnReady:     l.printReady,
 				MaxRestarts: giveUpAfterRestarts,
+				// A process fails at start: say why, once, amid the logs,
+				// and go on watching the others.
+				OnFailingStart: func(nr *procompose.NotReadyError) {
+					writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel, l.cfg.WhereSet)
+					fmt.Fprintln(l.stderr, "stack: the stack keeps running as it is; Ctrl-C stops it")
+				},
 			}.Wait(waitCtx)
-			var nr *procompose.NotReadyError
-			switch {
-			case err == nil:
+			if err == nil {
 				l.printAllReady(time.Since(start))
 				fmt.Fprintln(l.stderr, "stack: Ctrl-C stops the stack")
-			case waitCtx.Err() == nil && errors.As(err, &nr):
-				// A process fails at start: say why, once, amid the logs.
-				writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel, l.cfg.WhereSet)
-				fmt.Fprintln(l.stderr, "stack: the stack keeps running as it is; Ctrl-C stops it")
 			}
 		}()
 	}

@@ -79,6 +79,10 @@ type Waiter struct {
 	// process that was never ready has restarted this many times: it fails
 	// at start (a bad setting, say), and waiting longer would not help.
 	MaxRestarts int
+	// OnFailingStart, if set, is called instead, once per such process,
+	// with an error that says so and names every process not ready; the
+	// wait goes on (readiness of the others is still reported).
+	OnFailingStart func(*NotReadyError)
 }
 
 // Wait returns nil once one poll shows every wanted process ready. When ctx
@@ -90,6 +94,7 @@ func (w Waiter) Wait(ctx context.Context) error {
 		interval = 10 * time.Millisecond
 	}
 	seen := map[string]bool{}
+	failing := map[string]bool{} // reported to OnFailingStart
 	last := map[string]Process{}
 	var lastErr error
 	tick := time.NewTicker(interval)
@@ -128,7 +133,14 @@ func (w Waiter) Wait(ctx context.Context) error {
 			cause = w.Abort()
 		}
 		if cause == nil && w.MaxRestarts > 0 {
-			cause = w.crashLooping(last, seen)
+			if name, err := w.crashLooping(last, seen, failing); err != nil {
+				if w.OnFailingStart == nil {
+					cause = err
+				} else {
+					failing[name] = true
+					w.OnFailingStart(w.notReady(last, err))
+				}
+			}
 		}
 		if cause == nil {
 			select {
@@ -141,27 +153,33 @@ func (w Waiter) Wait(ctx context.Context) error {
 				continue
 			}
 		}
-		notReady := &NotReadyError{Waited: time.Since(w.Start), Cause: cause}
-		for _, name := range w.Want {
-			p, ok := last[name]
-			if !ok {
-				p = Process{Name: name}
-			}
-			if !p.Ready() {
-				notReady.Processes = append(notReady.Processes, p)
-			}
-		}
-		return notReady
+		return w.notReady(last, cause)
 	}
 }
 
-// crashLooping names the first wanted process, never seen ready, that has
-// restarted MaxRestarts times or more; nil when there is none.
-func (w Waiter) crashLooping(last map[string]Process, seen map[string]bool) error {
+// notReady names each wanted process that the last states show not ready.
+func (w Waiter) notReady(last map[string]Process, cause error) *NotReadyError {
+	nr := &NotReadyError{Waited: time.Since(w.Start), Cause: cause}
 	for _, name := range w.Want {
-		if p := last[name]; !seen[name] && p.Restarts >= w.MaxRestarts {
-			return fmt.Errorf("%s exited and was restarted %d times without becoming ready: it fails at start, so waiting longer would not help", name, p.Restarts)
+		p, ok := last[name]
+		if !ok {
+			p = Process{Name: name}
+		}
+		if !p.Ready() {
+			nr.Processes = append(nr.Processes, p)
 		}
 	}
-	return nil
+	return nr
+}
+
+// crashLooping names the first wanted process, never seen ready nor already
+// reported, that has restarted MaxRestarts times or more; "" and nil when
+// there is none.
+func (w Waiter) crashLooping(last map[string]Process, seen, reported map[string]bool) (string, error) {
+	for _, name := range w.Want {
+		if p := last[name]; !seen[name] && !reported[name] && p.Restarts >= w.MaxRestarts {
+			return name, fmt.Errorf("%s exited and was restarted %d times without becoming ready: it fails at start, so waiting longer would not help", name, p.Restarts)
+		}
+	}
+	return "", nil
 }

@@ -176,3 +176,40 @@ func TestWaiterGivesUpOnAProcessThatKeepsFailingAtStart(t *testing.T) {
 		})
 	}
 }
+
+// TestWaiterOnFailingStartReportsOnceAndWaitsOn: with OnFailingStart, a
+// process failing at start is reported once, and the others' readiness is
+// still reported afterwards.
+func TestWaiterOnFailingStartReportsOnceAndWaitsOn(t *testing.T) {
+	failing := Process{Name: "worker", Status: "Restarting", ExitCode: 1, Restarts: 3}
+	var reports []string
+	var ready []string
+	w := Waiter{
+		Poll: script(
+			[]Process{running("redis", true), failing, running("router", false)},
+			[]Process{running("redis", true), failing, running("router", false)},
+			[]Process{running("redis", true), failing, running("router", true)},
+		),
+		Want:        []string{"redis", "worker", "router"},
+		Start:       time.Now(),
+		Interval:    time.Millisecond,
+		MaxRestarts: 3,
+		OnReady:     func(e ReadyEvent) { ready = append(ready, e.Name) },
+		OnFailingStart: func(nr *NotReadyError) {
+			reports = append(reports, nr.Error())
+		},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := w.Wait(ctx)
+	var nr *NotReadyError
+	if !errors.As(err, &nr) || ctx.Err() == nil {
+		t.Fatalf("got %v, want the wait to go on until its deadline", err)
+	}
+	if len(reports) != 1 || !strings.Contains(reports[0], "worker exited and was restarted 3 times") || !strings.Contains(reports[0], "router (running, readiness probe not passing)") {
+		t.Errorf("reports: got %q, want one, naming worker's restarts and router not yet ready", reports)
+	}
+	if want := []string{"redis", "router"}; !reflect.DeepEqual(ready, want) {
+		t.Errorf("ready events: got %v, want %v (router became ready after the report)", ready, want)
+	}
+}
