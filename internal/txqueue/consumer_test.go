@@ -422,10 +422,18 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			log, _ := testLogger(t)
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
+			// The dead consumer claims as it reads, so its claim is dated
+			// from before the read: the survivor's first reclaim (once the
+			// entry has been idle for its VisibilityTimeout) then finds the
+			// claim's lease over too, and charges at delivery 2. Dated at
+			// the claim call instead, a slow test run (-race on a loaded
+			// machine, seen in CI) left the claim fresh at that reclaim, and
+			// the survivor charged only at delivery 3.
+			readAt := time.Now()
 			batch := readAsDeadConsumer(t, q, 1)
 			id := batch[0].ID
 			if tt.claimed {
-				claimAsDeadConsumer(t, rdb, batch, time.Second)
+				claimAsDeadConsumerAt(t, rdb, batch, time.Second, readAt)
 			}
 			if tt.recorded {
 				if err := recordIDs(ctx, rdb, id); err != nil { // the record without its ack
@@ -520,7 +528,13 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 // claim codes.
 func claimAsDeadConsumer(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration) []int64 {
 	t.Helper()
-	codes, err := claimer{consumer: "dead", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(context.Background(), rdb, time.Now().UnixNano(), batch)
+	return claimAsDeadConsumerAt(t, rdb, batch, lease, time.Now())
+}
+
+// claimAsDeadConsumerAt is claimAsDeadConsumer with the claim dated at.
+func claimAsDeadConsumerAt(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration, at time.Time) []int64 {
+	t.Helper()
+	codes, err := claimer{consumer: "dead", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(context.Background(), rdb, at.UnixNano(), batch)
 	if err != nil {
 		t.Fatalf("the dead consumer's claim: %v", err)
 	}
