@@ -668,9 +668,15 @@ func startAs(t *testing.T, name string, env []string, dir string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	comm := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "comm")
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if b, _ := os.ReadFile(comm); strings.TrimSpace(string(b)) == name {
+	// Start returns while the kernel may still be setting up the new
+	// program: its comm changes first, and its cmdline and environ read
+	// empty until its arguments are in place (seen in CI: a process with
+	// the stack's environment taken for one without).
+	proc := filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid))
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		comm, _ := os.ReadFile(filepath.Join(proc, "comm"))
+		cmdline, _ := os.ReadFile(filepath.Join(proc, "cmdline"))
+		if strings.TrimSpace(string(comm)) == name && len(cmdline) > 0 {
 			break
 		}
 	}
