@@ -45,7 +45,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		cmd, rest = rest[0], rest[1:]
 	}
-	if cmd == "up" && len(rest) > 0 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+	if cmd == "up" && len(rest) > 0 && isHelp(rest[0]) {
 		cmd, rest = "help", nil
 	}
 	if cmd == "probe" {
@@ -55,7 +55,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		cmd, rest = "version", rest[1:]
 	}
 	if cmd == "version" {
-		if len(rest) == 1 && (rest[0] == "-h" || rest[0] == "--help" || rest[0] == "-help") {
+		if len(rest) == 1 && isHelp(rest[0]) {
 			cmd, rest = "help", nil
 		} else if len(rest) > 0 {
 			return &exitError{code: 2, err: fmt.Errorf("version takes no arguments, got %q", rest)}
@@ -77,11 +77,13 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	}
 	if loadErr != nil {
 		switch {
-		case hasArg(rest, "-h", "--help", "-help"):
+		case slices.ContainsFunc(rest, isHelp):
 			// The help says what is wrong, and which files were read.
 			l.usage(stdout, loadErr)
 			return nil
-		case cmd == "status" && hasArg(rest, "--json", "-json", "--json=true", "-json=true"):
+		case cmd == "status" && slices.ContainsFunc(rest, func(a string) bool {
+			return slices.Contains([]string{"--json", "-json", "--json=true", "-json=true"}, a)
+		}):
 			// Scripts get JSON whatever the state: here, the error.
 			l.writeStatusJSON(statusReport{Processes: []processReport{}, Error: loadErr.Error()})
 		}
@@ -130,10 +132,8 @@ func newLauncher(environ []string, stdin io.Reader, stdout, stderr io.Writer) (*
 	return l, nil
 }
 
-// hasArg reports whether args holds any of these.
-func hasArg(args []string, these ...string) bool {
-	return slices.ContainsFunc(args, func(a string) bool { return slices.Contains(these, a) })
-}
+// isHelp reports whether arg asks for the help.
+func isHelp(arg string) bool { return arg == "-h" || arg == "--help" || arg == "-help" }
 
 func lookupEnv(environ []string, key string) string {
 	val := ""
@@ -214,8 +214,8 @@ Processes: `+strings.Join(processNames, ", ")+`
 	fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): %s\n", c.StateDir)
 	fmt.Fprintf(w, "  redis/ (AOF data and the unix socket), logs/<process>.log, secrets/jwt_secret,\n")
 	fmt.Fprintf(w, "  bin/ (binaries built from the checkout), process-compose.sock\n")
-	fmt.Fprintf(w, "\nPlatform: http://%s:%d   HAProxy stats: http://127.0.0.1:%d/stats\n",
-		c.PlatformHost, c.PlatformPort, c.StatsPort)
+	urls := l.urls()
+	fmt.Fprintf(w, "\nPlatform: %s   HAProxy stats: %s\n", urls.PlatformURL, urls.StatsURL)
 }
 
 func describeHow(how string) string {

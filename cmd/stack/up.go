@@ -302,9 +302,9 @@ func (l *launcher) printReady(e procompose.ReadyEvent) {
 }
 
 func (l *launcher) printAllReady(d time.Duration) {
-	c := l.cfg
-	fmt.Fprintf(l.stderr, "stack: all %d processes ready after %dms: platform http://%s:%d, HAProxy stats http://127.0.0.1:%d/stats\n",
-		len(processNames), d.Milliseconds(), c.PlatformHost, c.PlatformPort, c.StatsPort)
+	urls := l.urls()
+	fmt.Fprintf(l.stderr, "stack: all %d processes ready after %dms: platform %s, HAProxy stats %s\n",
+		len(processNames), d.Milliseconds(), urls.PlatformURL, urls.StatsURL)
 }
 
 // notReady reports each process that is not ready, with the end of its
