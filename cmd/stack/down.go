@@ -19,7 +19,7 @@ import (
 // survived; survivors are killed and reported as an error.
 func (l *launcher) down(ctx context.Context, args []string) error {
 	start := time.Now()
-	fs := l.flagSet("down")
+	fs := newFlagSet("down")
 	timeout := fs.Duration("timeout", 90*time.Second, "give up waiting after this long")
 	if err := l.parseFlags(fs, args); err != nil {
 		return err
@@ -41,6 +41,10 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	cancelAsk()
 	if err != nil && pcPid > 0 && ctx.Err() == nil {
 		err = procompose.ErrNotRunning // its API is gone or silent; it is handled below
+	}
+	if _, statErr := os.Lstat(c.ProcessComposeSocket()); err != nil && pcPid <= 0 && errors.Is(statErr, os.ErrNotExist) {
+		// Nothing to ask, however short the timeout: only strays to look for.
+		err = procompose.ErrNotRunning
 	}
 	if errors.Is(err, procompose.ErrNotRunning) {
 		if pcPid > 0 {

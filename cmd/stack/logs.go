@@ -30,7 +30,9 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 			return nil
 		default:
 			if strings.HasPrefix(a, "-") {
-				return &exitError{code: 2, err: fmt.Errorf("logs: unknown flag %s (want -f)", a)}
+				// Worded as the flag package words it for the other commands.
+				name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				return badFlag("logs", fmt.Errorf("flag provided but not defined: -%s", name))
 			}
 			if !slices.Contains(processNames, a) {
 				return &exitError{code: 2, err: fmt.Errorf("logs: no process %q; the processes are %s", a, strings.Join(processNames, ", "))}
@@ -94,22 +96,19 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	return nil
 }
 
-// copyLog writes the file at path to w, each line after prefix.
+// copyLog writes the file at path to w, each line after prefix, leaving out
+// empty lines (see isBlank).
 func copyLog(w io.Writer, path, prefix string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if prefix == "" {
-		_, err = io.Copy(w, f)
-		return err
-	}
 	rd := bufio.NewReader(f)
 	for {
 		line, err := rd.ReadString('\n')
-		if line != "" {
-			if _, werr := io.WriteString(w, prefix+strings.TrimSuffix(line, "\n")+"\n"); werr != nil {
+		if line = strings.TrimSuffix(line, "\n"); !isBlank(line) {
+			if _, werr := io.WriteString(w, prefix+line+"\n"); werr != nil {
 				return werr
 			}
 		}
@@ -146,7 +145,9 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 				return
 			}
 			partial.WriteString(strings.TrimSuffix(chunk, "\n"))
-			emit(partial.String())
+			if !isBlank(partial.String()) {
+				emit(partial.String())
+			}
 			partial.Reset()
 		}
 	}
@@ -181,3 +182,8 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 		}
 	}
 }
+
+// isBlank reports an empty log line. No process of the stack logs one:
+// process-compose writes two into a process's log when the process exits
+// (seen around every restart with v1.64.1), which only break the log up.
+func isBlank(line string) bool { return strings.TrimRight(line, "\r") == "" }

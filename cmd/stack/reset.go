@@ -16,7 +16,7 @@ import (
 // while the stack runs, and refuses a directory that does not look like a
 // state dir, so a mistaken STACK_STATE_DIR cannot wipe something else.
 func (l *launcher) reset(ctx context.Context, args []string) error {
-	fs := l.flagSet("reset")
+	fs := newFlagSet("reset")
 	yes := fs.Bool("yes", false, "do not ask for confirmation")
 	if err := l.parseFlags(fs, args); err != nil {
 		return err

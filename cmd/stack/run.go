@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -55,12 +56,12 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		cmd, rest = "version", rest[1:]
 	}
 	if cmd == "version" {
-		if len(rest) == 1 && isHelp(rest[0]) {
+		switch err := checkFlags(newFlagSet("version"), rest); {
+		case errors.Is(err, flag.ErrHelp):
 			cmd, rest = "help", nil
-		} else if len(rest) > 0 {
-			return &exitError{code: 2, err: fmt.Errorf("version takes no arguments, got %q", rest)}
-		}
-		if cmd == "version" {
+		case err != nil:
+			return err
+		default:
 			fmt.Fprintln(stdout, "stack", version)
 			return nil
 		}

@@ -183,6 +183,8 @@ func TestCommandLines(t *testing.T) {
 		{"reset --help", 0, "Usage:"},
 		{"up --help", 0, "Usage:"},
 		{"status --bogus", 2, "status: flag provided but not defined: -bogus"},
+		{"version --bogus", 2, "version: flag provided but not defined: -bogus"},
+		{"logs --bogus=1", 2, "logs: flag provided but not defined: -bogus"},
 		{"down now", 2, `down takes no arguments, got ["now"]`},
 		{"status extra", 2, `status takes no arguments, got ["extra"]`},
 		{"reset extra", 2, `reset takes no arguments, got ["extra"]`},
@@ -292,6 +294,21 @@ func TestStatusWhenNotRunning(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), `"running": false`) {
 		t.Errorf("got %q, want running false", stdout.String())
+	}
+}
+
+// TestDownWhenNotRunningIgnoresTheTimeout: with no process-compose and no
+// API socket there is nothing to wait for, so even a timeout too short to ask
+// anything says "not running" (exit 0), not that the timeout ran out.
+func TestDownWhenNotRunningIgnoresTheTimeout(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	environ := []string{"STACK_STATE_DIR=" + shortStateDir(t)}
+	for _, timeout := range []string{"1ns", "90s"} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), []string{"stack", "down", "--timeout", timeout}, environ, nil, &stdout, &stderr)
+		if err != nil || !strings.Contains(stdout.String(), "stack: not running") {
+			t.Errorf("down --timeout %s with nothing running: got %v, stdout %q; want success saying it is not running", timeout, err, stdout.String())
+		}
 	}
 }
 
@@ -500,7 +517,7 @@ func TestFollowLogRestartsAfterTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("three\npart")
+	f.WriteString("\n\nthree\npart") // process-compose's blank lines at a restart are left out
 	f.Close()
 	waitFor(3)
 	// A new `stack up` truncates the file.
@@ -913,7 +930,7 @@ func TestLogsPrefixesEachLineWithItsProcess(t *testing.T) {
 		}
 	}
 	writeLog("redis", "Ready to accept connections\n")
-	writeLog("psp-connector", "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\nno newline at the end")
+	writeLog("psp-connector", "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\n\n\nno newline at the end")
 	stdout.Reset()
 	if err := run(context.Background(), []string{"stack", "logs"}, environ, nil, &stdout, &stderr); err != nil {
 		t.Fatal(err)
@@ -931,5 +948,14 @@ func TestLogsPrefixesEachLineWithItsProcess(t *testing.T) {
 	}
 	if want := "Ready to accept connections\n"; stdout.String() != want {
 		t.Errorf("stack logs redis: got %q, want %q (one process: its lines as they are)", stdout.String(), want)
+	}
+
+	// process-compose's blank lines around a restart are left out.
+	stdout.Reset()
+	if err := run(context.Background(), []string{"stack", "logs", "psp-connector"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\nno newline at the end\n"; stdout.String() != want {
+		t.Errorf("stack logs psp-connector: got %q, want %q (without the blank lines)", stdout.String(), want)
 	}
 }

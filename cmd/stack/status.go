@@ -48,7 +48,7 @@ type processReport struct {
 // with the report's error, when process-compose runs but does not answer or
 // is gone and left processes behind.
 func (l *launcher) status(ctx context.Context, args []string) error {
-	fs := l.flagSet("status")
+	fs := newFlagSet("status")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := l.parseFlags(fs, args); err != nil {
 		return err

@@ -22,7 +22,7 @@ import (
 // detached (optionally waiting until every process is ready).
 func (l *launcher) up(ctx context.Context, args []string) error {
 	launched := time.Now()
-	fs := l.flagSet("up")
+	fs := newFlagSet("up")
 	detach := fs.Bool("detach", false, "run in the background and return")
 	wait := fs.Bool("wait", false, "with --detach: return once every process is ready")
 	timeout := fs.Duration("timeout", 30*time.Second, "with --wait: give up after this long")
