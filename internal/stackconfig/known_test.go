@@ -143,6 +143,69 @@ func TestServiceSettingsMatchTheServices(t *testing.T) {
 	}
 }
 
+// TestIgnoredInFilesMatchesWhatTheLauncherSets keeps ignoredInFiles in step
+// with the variables the launcher sets for every process: each key of the
+// map literal up.go passes to Config.Environ, and each service's socket
+// variable, is either a setting (JWT_SECRET, read by the services) or listed
+// as one a file cannot set; and each listed key is still set by the launcher.
+func TestIgnoredInFilesMatchesWhatTheLauncherSets(t *testing.T) {
+	set := map[string]bool{}
+	for _, s := range socketServices {
+		set[s.envVar] = true
+	}
+	files, err := filepath.Glob(filepath.Join("..", "..", "cmd", "stack", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("got %v, %v; want the launcher's sources", files, err)
+	}
+	literals := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(file, func(n ast.Node) bool {
+			call, ok := n.(*ast.CallExpr)
+			if !ok || len(call.Args) != 1 {
+				return true
+			}
+			if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "Environ" {
+				return true
+			}
+			lit, ok := call.Args[0].(*ast.CompositeLit)
+			if !ok {
+				return true
+			}
+			literals++
+			for _, elt := range lit.Elts {
+				if kv, ok := elt.(*ast.KeyValueExpr); ok {
+					if key, ok := kv.Key.(*ast.BasicLit); ok {
+						k, _ := strconv.Unquote(key.Value)
+						set[k] = true
+					}
+				}
+			}
+			return true
+		})
+	}
+	if literals == 0 {
+		t.Fatal("found no Environ(map[string]string{...}) call in cmd/stack: the test no longer sees what the launcher sets")
+	}
+	known := knownSettings()
+	for key := range set {
+		if _, ignored := ignoredInFiles[key]; !ignored && !slices.Contains(known, key) {
+			t.Errorf("the launcher sets %s for every process, which ignoredInFiles does not list: a file setting it would get no word", key)
+		}
+	}
+	for key := range ignoredInFiles {
+		if key != "STACK_SHARE_DIR" && !set[key] {
+			t.Errorf("ignoredInFiles lists %s, which the launcher no longer sets", key)
+		}
+	}
+}
+
 func TestWhereSetGivesAServicesHTTPPortItsStackVariable(t *testing.T) {
 	l := checkout(t, "CORE_API_PORT=5002\n")
 	cfg, err := Load(l, l.Checkout, []string{"AUTH_API_PORT=27001"})
