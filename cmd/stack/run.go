@@ -187,6 +187,11 @@ Processes: `+strings.Join(processNames, ", ")+`
 `)
 	if l.layout.ConfigDir == "" {
 		fmt.Fprintf(w, "\nFiles: not found: %v\n", loadErr)
+		if dir := lookupEnv(l.environ, "STACK_STATE_DIR"); dir != "" {
+			fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): %s, set in the environment\n", dir)
+		} else {
+			fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): not known until stack.env is found\n")
+		}
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

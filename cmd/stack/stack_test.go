@@ -149,6 +149,29 @@ func TestHelpSaysWhichFilesAndStateDir(t *testing.T) {
 	}
 }
 
+// TestHelpWithAnIncompleteShareDir: the help names what STACK_SHARE_DIR
+// lacks, and says the state dir cannot be known without stack.env.
+func TestHelpWithAnIncompleteShareDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	share := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "--help"}, []string{"STACK_SHARE_DIR=" + share}, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"STACK_SHARE_DIR=" + share + " has no process-compose.yaml", "State dir (STACK_STATE_DIR): not known until stack.env is found"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("help:\n%s\nwant it to contain %q", stdout.String(), want)
+		}
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"stack", "--help"}, []string{"STACK_SHARE_DIR=" + share, "STACK_STATE_DIR=/srv/st"}, nil, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if want := "State dir (STACK_STATE_DIR): /srv/st, set in the environment"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("help:\n%s\nwant it to contain %q", stdout.String(), want)
+	}
+}
+
 func TestLauncherWarnsAboutAKeyNothingReads(t *testing.T) {
 	root := fakeCheckout(t)
 	t.Chdir(root)
