@@ -296,6 +296,9 @@ func TestStack(t *testing.T) {
 		if err != nil || !strings.Contains(stdout, "==> Making transaction with PSP") {
 			t.Errorf("stack logs psp-connector after a restart: got %v and %d bytes without the earlier contract line", err, len(stdout))
 		}
+		if strings.HasPrefix(stdout, "\n") || strings.Contains(stdout, "\n\n") {
+			t.Errorf("stack logs psp-connector after a restart: a blank line in %q (process-compose writes them into the file; logs leaves them out)", stdout)
+		}
 	})
 
 	t.Run("down leaves nothing behind, then reset deletes the state dir", func(t *testing.T) {
