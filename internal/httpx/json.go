@@ -82,17 +82,17 @@ const jsonSpace = " \t\r\n"
 func DecodeJSONBytes(body []byte, dst any) error {
 	trimmed := bytes.Trim(body, jsonSpace)
 	if len(trimmed) == 0 {
-		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body is empty; expected a JSON object"}
+		return &DecodeError{Status: http.StatusUnprocessableEntity, Msg: "Request body is empty; expected a JSON object"}
 	}
 	if trimmed[0] != '{' {
-		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body must be a JSON object"}
+		return &DecodeError{Status: http.StatusUnprocessableEntity, Msg: "Request body must be a JSON object"}
 	}
 	if err := json.Unmarshal(trimmed, dst); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
 			return &DecodeError{Status: http.StatusUnprocessableEntity, Msg: fmt.Sprintf("Field %q has the wrong type", typeErr.Field)}
 		}
-		return &DecodeError{Status: http.StatusBadRequest, Msg: "Request body is not valid JSON"}
+		return &DecodeError{Status: http.StatusUnprocessableEntity, Msg: "Request body is not valid JSON"}
 	}
 	return nil
 }

@@ -36,15 +36,15 @@ func TestDecodeJSONBytes(t *testing.T) {
 		{"object", `{"name":"a","count":2}`, 0, target{"a", 2}},
 		{"surrounding white space", " \n{\"name\":\"a\"}\t\n", 0, target{Name: "a"}},
 		{"unknown fields ignored", `{"name":"a","x":[1]}`, 0, target{Name: "a"}},
-		{"empty", ``, http.StatusBadRequest, target{}},
-		{"white space only", " \r\n", http.StatusBadRequest, target{}},
-		{"non-JSON space before the object", "\u00a0{\"name\":\"a\"}", http.StatusBadRequest, target{}},
-		{"array", `[1]`, http.StatusBadRequest, target{}},
-		{"string", `"x"`, http.StatusBadRequest, target{}},
-		{"null", `null`, http.StatusBadRequest, target{}},
-		{"not JSON", `name=a`, http.StatusBadRequest, target{}},
-		{"truncated", `{"name":`, http.StatusBadRequest, target{}},
-		{"two objects", `{}{}`, http.StatusBadRequest, target{}},
+		{"empty", ``, http.StatusUnprocessableEntity, target{}},
+		{"white space only", " \r\n", http.StatusUnprocessableEntity, target{}},
+		{"non-JSON space before the object", "\u00a0{\"name\":\"a\"}", http.StatusUnprocessableEntity, target{}},
+		{"array", `[1]`, http.StatusUnprocessableEntity, target{}},
+		{"string", `"x"`, http.StatusUnprocessableEntity, target{}},
+		{"null", `null`, http.StatusUnprocessableEntity, target{}},
+		{"not JSON", `name=a`, http.StatusUnprocessableEntity, target{}},
+		{"truncated", `{"name":`, http.StatusUnprocessableEntity, target{}},
+		{"two objects", `{}{}`, http.StatusUnprocessableEntity, target{}},
 		{"wrong field type", `{"count":"two"}`, http.StatusUnprocessableEntity, target{}},
 	}
 	for _, tt := range tests {
@@ -84,7 +84,7 @@ func TestReadJSONBodyThenDecodeBodyTooLarge(t *testing.T) {
 		size       int
 		wantStatus int
 	}{
-		{"at the cap", MaxBodyBytes, http.StatusBadRequest}, // valid size, but not JSON
+		{"at the cap", MaxBodyBytes, http.StatusUnprocessableEntity}, // valid size, but not JSON
 		{"over the cap", MaxBodyBytes + 1, http.StatusRequestEntityTooLarge},
 	}
 	for _, tt := range tests {

@@ -46,8 +46,8 @@ const (
 // Python's "not value" meant: missing, null, "", 0, false, [] or {}; amount
 // "0" is blank too. Amount is an integer in 1..MaxAmount, as a JSON number
 // without fraction or exponent, or as a string of ASCII digits. Every failure
-// is an *httpx.DecodeError: 400 when the body is not a JSON object, 422 for
-// the fields.
+// is an *httpx.DecodeError with status 422, for a body that is not a JSON
+// object (as the contract has it for malformed JSON) as for the fields.
 func Decode(body []byte, bearer string) (Transaction, error) {
 	if !json.Valid(body) || firstByte(body) != '{' {
 		return Transaction{}, notAnObject(body)
@@ -117,7 +117,7 @@ func notAnObject(body []byte) error {
 		return err
 	}
 	// The shared decoder trims Unicode white space that JSON does not allow.
-	return &httpx.DecodeError{Status: http.StatusBadRequest, Msg: "Request body is not valid JSON"}
+	return &httpx.DecodeError{Status: http.StatusUnprocessableEntity, Msg: "Request body is not valid JSON"}
 }
 
 func invalid(msg string) error {

@@ -97,11 +97,11 @@ func TestTokenContract(t *testing.T) {
 		{"success charlie (disabled users get tokens too)", `{"username":"charlie","password":"password"}`, 200, ""},
 
 		// Bodies the original crashed on: JSON 4xx, never 500.
-		{"empty body", ``, 400, ""},
-		{"not JSON", `username=alice&password=password`, 400, ""},
-		{"JSON array", `[{"username":"alice"}]`, 400, ""},
-		{"JSON null", `null`, 400, ""},
-		{"truncated", `{"username":"alice",`, 400, ""},
+		{"empty body", ``, 422, ""},
+		{"not JSON", `username=alice&password=password`, 422, ""},
+		{"JSON array", `[{"username":"alice"}]`, 422, ""},
+		{"JSON null", `null`, 422, ""},
+		{"truncated", `{"username":"alice",`, 422, ""},
 		{"username a number", `{"username":5,"password":"password"}`, 422, "Username must be a string"},
 		{"username false is blank", `{"username":false,"password":"password"}`, 422, "Username is blank"},
 		{"password a list", `{"username":"alice","password":["password"]}`, 422, "Password must be a string"},

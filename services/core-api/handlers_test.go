@@ -203,9 +203,9 @@ func TestCreateTransactionContract(t *testing.T) {
 		{"amount a boolean", body(alice, true, "USD"), nil, 422, "", 0},
 		{"amount with spaces", body(alice, " 100", "USD"), nil, 422, "", 0},
 		{"amount above the maximum", body(alice, 1_000_000_001, "USD"), nil, 422, "", 0},
-		{"body not JSON", `amount=100`, nil, 400, "", 0},
-		{"body a JSON array", `[1,2]`, nil, 400, "", 0},
-		{"body empty", ``, nil, 400, "", 0},
+		{"body not JSON", `amount=100`, nil, 422, "", 0},
+		{"body a JSON array", `[1,2]`, nil, 422, "", 0},
+		{"body empty", ``, nil, 422, "", 0},
 		{"no Content-Type", body(alice, 100, "USD"), map[string]string{"Content-Type": ""}, 415, "Content-Type must be application/json", 0},
 		{"Content-Type text/plain", body(alice, 100, "USD"), map[string]string{"Content-Type": "text/plain"}, 415, "Content-Type must be application/json", 0},
 	}
