@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net/url"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -105,12 +108,31 @@ func loadScripts(ctx context.Context, rdb redis.Scripter) {
 // repeated while Redis is down) to log at debug level, instead of plain text
 // on stderr: the services already log each failure where it matters. It sets
 // process-wide state, so only a service's run should call it.
+//
+// go-redis reads its logger without synchronisation, from any goroutine that
+// dials (a pool keeps dialling in the background after its caller gave up),
+// so the logger is installed once, at init, before any client exists, and
+// this only swaps where it writes. Calling redis.SetLogger here raced with
+// the dials of clients made earlier in the same process (go test -race, with
+// a service's run called once per test).
 func RouteClientLogs(log *slog.Logger) {
-	redis.SetLogger(clientLogger{log})
+	routedLog.Store(log)
 }
 
-type clientLogger struct{ log *slog.Logger }
+// routedLog is where clientLogger writes; nil until RouteClientLogs.
+var routedLog atomic.Pointer[slog.Logger]
 
-func (l clientLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+func init() { redis.SetLogger(clientLogger{}) }
+
+// defaultClientLog writes as go-redis's default logger does.
+var defaultClientLog = stdlog.New(os.Stderr, "redis: ", stdlog.LstdFlags|stdlog.Lshortfile)
+
+type clientLogger struct{}
+
+func (clientLogger) Printf(ctx context.Context, format string, v ...any) {
+	if log := routedLog.Load(); log != nil {
+		log.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+		return
+	}
+	_ = defaultClientLog.Output(2, fmt.Sprintf(format, v...))
 }
