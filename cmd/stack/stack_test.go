@@ -770,6 +770,14 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 	if p, err := os.FindProcess(pc); err == nil {
 		p.Kill() // a zombie until the test ends: not alive, so not a stray below
 	}
+	// SIGKILL is only queued by Kill: the process is a zombie once it has
+	// run again to die, which a loaded machine can delay past the status
+	// below (it then still names this process-compose).
+	for deadline := time.Now().Add(5 * time.Second); alive(pc); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("process-compose stand-in pid %d still alive 5 s after SIGKILL", pc)
+		}
+	}
 
 	stray := startAs(t, "redis-server", stackEnv, filepath.Dir(state))
 	// status names the leftover process, in words and in JSON, and does not

@@ -158,8 +158,14 @@ func TestWaiterGivesUpOnAProcessThatKeepsFailingAtStart(t *testing.T) {
 				Interval:    time.Millisecond,
 				MaxRestarts: 3,
 			}
-			// Long enough that a wait which does not give up ends by the deadline, short enough to keep the test quick.
-			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			// A wait which does not give up ends by the deadline: short, to
+			// keep the test quick. One which gives up must do so at its first
+			// poll, well before its deadline however slow the machine is.
+			timeout := 200 * time.Millisecond
+			if tt.wantEarly {
+				timeout = 10 * time.Second
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
 			defer cancel()
 			err := w.Wait(ctx)
 			var nr *NotReadyError
@@ -184,6 +190,10 @@ func TestWaiterOnFailingStartReportsOnceAndWaitsOn(t *testing.T) {
 	failing := Process{Name: "worker", Status: "Restarting", ExitCode: 1, Restarts: 3}
 	var reports []string
 	var ready []string
+	// The wait ends when the test cancels it, once router is ready, not at
+	// a deadline that a slow machine could reach before the third poll.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	w := Waiter{
 		Poll: script(
 			[]Process{running("redis", true), failing, running("router", false)},
@@ -194,17 +204,20 @@ func TestWaiterOnFailingStartReportsOnceAndWaitsOn(t *testing.T) {
 		Start:       time.Now(),
 		Interval:    time.Millisecond,
 		MaxRestarts: 3,
-		OnReady:     func(e ReadyEvent) { ready = append(ready, e.Name) },
+		OnReady: func(e ReadyEvent) {
+			ready = append(ready, e.Name)
+			if e.Name == "router" {
+				cancel()
+			}
+		},
 		OnFailingStart: func(nr *NotReadyError) {
 			reports = append(reports, nr.Error())
 		},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
 	err := w.Wait(ctx)
 	var nr *NotReadyError
 	if !errors.As(err, &nr) || ctx.Err() == nil {
-		t.Fatalf("got %v, want the wait to go on until its deadline", err)
+		t.Fatalf("got %v, want the wait to go on until the test ends it", err)
 	}
 	if len(reports) != 1 || !strings.Contains(reports[0], "worker exited and was restarted 3 times") || !strings.Contains(reports[0], "router (running, readiness probe not passing)") {
 		t.Errorf("reports: got %q, want one, naming worker's restarts and router not yet ready", reports)

@@ -551,6 +551,27 @@ func reclaimAsSurvivor(t *testing.T, rdb *redis.Client, psp PSP, log *slog.Logge
 	if vt > 0 {
 		cfg.VisibilityTimeout = vt
 	}
+	// The survivor's first XAUTOCLAIM must find the whole batch idle for
+	// its VisibilityTimeout, or it reclaims part of it alone: a renewal's
+	// XCLAIM restarts its entries' idle time, and a slow run (-race on a
+	// loaded machine) could otherwise start the survivor when the entries
+	// idle since the read had passed it and the renewed ones had not. The
+	// claim script compares a claim's rounds within one call only, so the
+	// part reclaimed alone would count as the claim's round in hand.
+	waitFor(t, "the dead batch idle for the survivor's VisibilityTimeout", func() bool {
+		p, err := rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+			Stream: Stream, Group: Group, Start: "-", End: "+", Count: 1 << 20,
+		}).Result()
+		if err != nil {
+			t.Fatalf("XPENDING: %v", err)
+		}
+		for _, e := range p {
+			if e.Idle < cfg.VisibilityTimeout {
+				return false
+			}
+		}
+		return true
+	})
 	stop := runConsumer(t, rdb, cfg, psp, log)
 	waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
 	stop()
