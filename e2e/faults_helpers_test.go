@@ -237,7 +237,9 @@ func (s *faultStack) pidOf(t *testing.T, name string) int {
 }
 
 // signal sends sig to a process of the stack, after checking that the pid
-// is the process's own binary and not a shell around it.
+// is the process's own binary and not a shell around it, and that it is this
+// stack's: go test runs packages side by side, and a pid process-compose
+// reported a moment ago may by now be another test's redis-server.
 func (s *faultStack) signal(t *testing.T, name string, sig syscall.Signal) int {
 	t.Helper()
 	pid := s.pidOf(t, name)
@@ -248,6 +250,14 @@ func (s *faultStack) signal(t *testing.T, name string, sig syscall.Signal) int {
 	}
 	if got := strings.TrimSpace(string(comm)); got != "" && !strings.HasPrefix(want, got) && !strings.HasPrefix(got, want) {
 		t.Fatalf("pid %d of %s runs %q, want %s", pid, name, got, want)
+	}
+	// Its working directory says so (process-compose starts every process
+	// in the state dir, Redis in its redis/; Redis's environment cannot
+	// tell, as it writes its process title over it).
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	state, serr := filepath.EvalSymlinks(s.stateDir)
+	if err != nil || serr != nil || (cwd != state && cwd != filepath.Join(state, "redis")) {
+		t.Fatalf("pid %d of %s is not this stack's (it works in %q, not in %s; %v %v): not signalled", pid, name, cwd, s.stateDir, err, serr)
 	}
 	if err := syscall.Kill(pid, sig); err != nil {
 		t.Fatalf("kill -%d %s (pid %d): %v", int(sig), name, pid, err)
