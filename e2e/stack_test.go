@@ -615,6 +615,9 @@ func (up *foregroundUp) interruptAndCheckStopped(rep statusReport) {
 	case <-time.After(60 * time.Second):
 		up.t.Fatalf("stack up --no-tui still running 60 s after SIGINT (to the launcher alone)")
 	}
+	if seen := strings.Join(up.seen(), "\n"); !strings.Contains(seen, "stack: stopped; none of the stack's processes is left running") {
+		up.t.Errorf("stack up after SIGINT: no closing line saying nothing is left running in\n%s", seen)
+	}
 	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
 		if p.Pid > 0 && !pidGone(p.Pid) {
 			up.t.Errorf("after SIGINT: %s (pid %d) is still running", p.Name, p.Pid)

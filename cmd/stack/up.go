@@ -244,9 +244,20 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 			}
 		}()
 	}
+	pcLog := l.rel(filepath.Join(l.cfg.LogDir(), "process-compose.log"))
+	interrupted := false
 	for {
 		select {
 		case sig := <-forward:
+			if !interrupted {
+				// Stop polling before process-compose stops: its API can
+				// hang while it stops a process it is about to restart
+				// (v1.64.1), and it waits 5 s for a hung request and then
+				// exits 1, after every process has stopped.
+				interrupted = true
+				cancel()
+				<-waiterDone
+			}
 			_ = cmd.Process.Signal(sig)
 		case err := <-exited:
 			cancel()
@@ -255,9 +266,20 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 				return fmt.Errorf("stopped process-compose: %w", pidErr)
 			}
 			if err != nil && !isSignalExit(err) {
-				return fmt.Errorf("process-compose: %w", err)
+				if !interrupted {
+					return fmt.Errorf("process-compose: %w (its log: %s)", err, pcLog)
+				}
+				// Asked to stop, it did: what it says of its own exit is
+				// in its log; what counts is that nothing is left.
+				fmt.Fprintf(l.stderr, "stack: process-compose ended with %v after the interrupt (its log: %s)\n", err, pcLog)
 			}
-			return verifyGone(lastSeen)
+			if err := verifyGone(lastSeen); err != nil {
+				return err
+			}
+			if interrupted {
+				fmt.Fprintln(l.stderr, "stack: stopped; none of the stack's processes is left running")
+			}
+			return nil
 		}
 	}
 }
