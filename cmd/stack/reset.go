@@ -34,8 +34,8 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)
 		return nil
 	}
-	if !looksLikeStateDir(c.StateDir, l.stateEntries()) {
-		return fmt.Errorf("%s holds files the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir)
+	if name, err := foreignEntry(c.StateDir, l.stateEntries()); err != nil || name != "" {
+		return fmt.Errorf("%s holds %s, which the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir, describeForeign(name, err))
 	}
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
@@ -73,16 +73,42 @@ func (l *launcher) stateEntries() map[string]bool {
 	return known
 }
 
-// looksLikeStateDir accepts a directory whose entries are all known ones.
-func looksLikeStateDir(dir string, known map[string]bool) bool {
+// foreignEntry returns the first entry of dir that is not a known one, ""
+// when all are; an error when dir cannot be read.
+func foreignEntry(dir string, known map[string]bool) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return false
+		return "", err
 	}
 	for _, e := range entries {
 		if !known[e.Name()] {
-			return false
+			return e.Name(), nil
 		}
 	}
-	return true
+	return "", nil
+}
+
+// describeForeign words foreignEntry's answer for an error message.
+func describeForeign(name string, err error) string {
+	if err != nil {
+		return fmt.Sprintf("what cannot be listed (%v)", err)
+	}
+	return fmt.Sprintf("%q", name)
+}
+
+// refuseForeignStateDir refuses a state dir that already holds anything the
+// launcher does not create, before up restricts it to mode 0700 and writes
+// into it: STACK_STATE_DIR=$HOME or /tmp by mistake. A missing or empty
+// directory is fine.
+func (l *launcher) refuseForeignStateDir() error {
+	c := l.cfg
+	name, err := foreignEntry(c.StateDir, l.stateEntries())
+	if errors.Is(err, os.ErrNotExist) || (err == nil && name == "") {
+		return nil
+	}
+	where := ""
+	if notes := c.WhereSet("", "STACK_STATE_DIR"); len(notes) > 0 {
+		where = " (" + strings.Join(notes, "; ") + ")"
+	}
+	return fmt.Errorf("state dir %s holds %s, which the launcher does not create, so it may not be a stack state dir; not using it: point STACK_STATE_DIR at a new or empty directory%s", c.StateDir, describeForeign(name, err), where)
 }

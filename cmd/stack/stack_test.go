@@ -335,6 +335,54 @@ func TestDownWhenNotRunningIgnoresTheTimeout(t *testing.T) {
 	}
 }
 
+// TestUpRefusesADirectoryThatIsNotAStateDir: STACK_STATE_DIR pointing at a
+// directory with someone's files in it ($HOME, /tmp by mistake) is refused,
+// naming a file and where the setting came from, before up restricts the
+// directory to 0700 or writes into it; reset refuses it too.
+func TestUpRefusesADirectoryThatIsNotAStateDir(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	dir := filepath.Dir(shortStateDir(t))
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Free ports, so that up gets past its port check: each held until all
+	// are chosen, so no two variables get one port.
+	environ := []string{"STACK_STATE_DIR=" + dir}
+	var held []net.Listener
+	for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, ln)
+		environ = append(environ, fmt.Sprintf("%s=%d", v, ln.Addr().(*net.TCPAddr).Port))
+	}
+	for _, ln := range held {
+		ln.Close()
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
+	want := `holds "notes.txt", which the launcher does not create`
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "STACK_STATE_DIR is set in the environment") {
+		t.Errorf("up with a foreign state dir: got %v, want an error containing %q and where STACK_STATE_DIR was set", err, want)
+	}
+	st, serr := os.Stat(dir)
+	if serr != nil || st.Mode().Perm() != 0o755 {
+		t.Errorf("after the refusal: got %v, %v; want the directory's mode untouched (0755)", st.Mode(), serr)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("after the refusal the directory holds %d entries, want only notes.txt", len(entries))
+	}
+	err = run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("reset of a foreign state dir: got %v, want an error containing %q", err, want)
+	}
+}
+
 // shortStateDir returns a path for a state dir that does not exist yet, in
 // a directory removed when t ends; short, because t.TempDir() can be too long
 // for the unix sockets under a state dir.

@@ -55,6 +55,9 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
 		return err
 	}
+	if err := l.refuseForeignStateDir(); err != nil {
+		return err
+	}
 	if err := c.PrepareStateDir(); err != nil {
 		return err
 	}
