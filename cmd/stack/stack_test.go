@@ -383,6 +383,42 @@ func TestUpRefusesADirectoryThatIsNotAStateDir(t *testing.T) {
 	}
 }
 
+// TestProcessComposeConfigDir: process-compose gets a config dir of the
+// stack's own only when it would find none (and warn twice at every start),
+// never in place of the user's or of PROC_COMP_CONFIG.
+func TestProcessComposeConfigDir(t *testing.T) {
+	state := shortStateDir(t)
+	home, noDirs := t.TempDir(), t.TempDir()
+	own := filepath.Join(t.TempDir(), "xdg")
+	if err := os.MkdirAll(filepath.Join(own, "process-compose"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		values map[string]string
+		want   string
+	}{
+		{"the settings set it", map[string]string{"PROC_COMP_CONFIG": "/mine", "HOME": home, "XDG_CONFIG_DIRS": noDirs}, ""},
+		{"the user has one", map[string]string{"XDG_CONFIG_HOME": own, "HOME": home, "XDG_CONFIG_DIRS": noDirs}, ""},
+		{"a system-wide one", map[string]string{"HOME": home, "XDG_CONFIG_DIRS": noDirs + ":" + own}, ""},
+		{"none", map[string]string{"HOME": home, "XDG_CONFIG_DIRS": noDirs}, filepath.Join(state, "run", "process-compose")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := &launcher{cfg: stackconfig.Config{StateDir: state, Values: tt.values}}
+			got, err := l.processComposeConfigDir()
+			if err != nil || got != tt.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tt.want)
+			}
+			if got != "" {
+				if st, err := os.Stat(got); err != nil || !st.IsDir() {
+					t.Errorf("%s: %v; want a directory", got, err)
+				}
+			}
+		})
+	}
+}
+
 // shortStateDir returns a path for a state dir that does not exist yet, in
 // a directory removed when t ends; short, because t.TempDir() can be too long
 // for the unix sockets under a state dir.

@@ -89,14 +89,26 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"--log-file", filepath.Join(c.LogDir(), "process-compose.log"),
 		"--tui="+strconv.FormatBool(tui))
 	cmd.Dir = c.StateDir
-	cmd.Env = c.Environ(map[string]string{
+	launcherSet := map[string]string{
 		"JWT_SECRET":                 secret,
 		"STACK_CONFIG_DIR":           l.layout.ConfigDir,
 		"STACK_LAUNCHER":             probeBin,
 		"STACK_SERVICE_STOP_TIMEOUT": strconv.Itoa(c.ServiceStopTimeout()),
 		"STACK_HAPROXY_STOP_SIGNAL":  strconv.Itoa(int(syscall.SIGUSR1)),
 		"PATH":                       bins.searchPath(lookupEnv(l.environ, "PATH")),
-	})
+	}
+	pcConfig, err := l.processComposeConfigDir()
+	if err != nil {
+		return err
+	}
+	if pcConfig != "" {
+		launcherSet["PROC_COMP_CONFIG"] = pcConfig
+	}
+	if *detach && c.Values["NO_COLOR"] == "" {
+		// No terminal to colour: process-compose's own log stays plain text.
+		launcherSet["NO_COLOR"] = "1"
+	}
+	cmd.Env = c.Environ(launcherSet)
 
 	// Readiness times and --timeout count from here, not from the launch:
 	// a first run may spend minutes building binaries.
@@ -384,4 +396,39 @@ func isSignalExit(err error) bool {
 		}
 	}
 	return false
+}
+
+// processComposeConfigDir is PROC_COMP_CONFIG for process-compose: "" (leave
+// it be) when the settings set it or when process-compose finds a config
+// home of its own (process-compose/ in the XDG config home or dirs, where it
+// looks); otherwise an empty directory in the state dir's run/, which spares
+// every start process-compose's two warnings that it found none ("Path not
+// found for process compose config home", v1.64.1) without hiding a user's
+// own theme or shortcuts.
+func (l *launcher) processComposeConfigDir() (string, error) {
+	v := l.cfg.Values
+	if v["PROC_COMP_CONFIG"] != "" {
+		return "", nil
+	}
+	home := v["XDG_CONFIG_HOME"]
+	if home == "" && v["HOME"] != "" {
+		home = filepath.Join(v["HOME"], ".config")
+	}
+	dirs := v["XDG_CONFIG_DIRS"]
+	if dirs == "" {
+		dirs = "/etc/xdg"
+	}
+	for _, d := range append([]string{home}, filepath.SplitList(dirs)...) {
+		if d == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(d, "process-compose")); err == nil {
+			return "", nil
+		}
+	}
+	dir := filepath.Join(l.cfg.StateDir, "run", "process-compose")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create process-compose's config dir: %w", err)
+	}
+	return dir, nil
 }

@@ -42,9 +42,9 @@ var ignoredInFiles = map[string]string{
 	"PATH":                       "the launcher builds it from the environment's PATH",
 }
 
-// otherReadSettings are read by the launcher or by every process's Go
-// runtime, though not in Config.
-var otherReadSettings = []string{"XDG_STATE_HOME", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK"}
+// otherReadSettings are read by the launcher, by process-compose or by every
+// process's Go runtime, though not in Config.
+var otherReadSettings = []string{"XDG_STATE_HOME", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "GOTRACEBACK", "PROC_COMP_CONFIG", "NO_COLOR"}
 
 // knownSettings is every key a file can usefully set.
 func knownSettings() []string {

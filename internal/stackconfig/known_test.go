@@ -144,8 +144,8 @@ func TestServiceSettingsMatchTheServices(t *testing.T) {
 }
 
 // TestIgnoredInFilesMatchesWhatTheLauncherSets keeps ignoredInFiles in step
-// with the variables the launcher sets for every process: each key of the
-// map literal up.go passes to Config.Environ, and each service's socket
+// with the variables the launcher sets for every process: each key up.go
+// puts in launcherSet (what it passes to Config.Environ), and each service's socket
 // variable, is either a setting (JWT_SECRET, read by the services) or listed
 // as one a file cannot set; and each listed key is still set by the launcher.
 func TestIgnoredInFilesMatchesWhatTheLauncherSets(t *testing.T) {
@@ -166,32 +166,38 @@ func TestIgnoredInFilesMatchesWhatTheLauncherSets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// up.go builds what it sets in launcherSet: a map literal, and
+		// launcherSet["KEY"] = ... for what it sets only at times.
+		isSet := func(e ast.Expr) bool { id, ok := e.(*ast.Ident); return ok && id.Name == "launcherSet" }
+		addKey := func(e ast.Expr) {
+			if key, ok := e.(*ast.BasicLit); ok && key.Kind == token.STRING {
+				k, _ := strconv.Unquote(key.Value)
+				set[k] = true
+			}
+		}
 		ast.Inspect(file, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) != 1 {
+			as, ok := n.(*ast.AssignStmt)
+			if !ok || len(as.Lhs) != 1 || len(as.Rhs) != 1 {
 				return true
 			}
-			if sel, ok := call.Fun.(*ast.SelectorExpr); !ok || sel.Sel.Name != "Environ" {
-				return true
-			}
-			lit, ok := call.Args[0].(*ast.CompositeLit)
-			if !ok {
-				return true
-			}
-			literals++
-			for _, elt := range lit.Elts {
-				if kv, ok := elt.(*ast.KeyValueExpr); ok {
-					if key, ok := kv.Key.(*ast.BasicLit); ok {
-						k, _ := strconv.Unquote(key.Value)
-						set[k] = true
+			if isSet(as.Lhs[0]) {
+				if lit, ok := as.Rhs[0].(*ast.CompositeLit); ok {
+					literals++
+					for _, elt := range lit.Elts {
+						if kv, ok := elt.(*ast.KeyValueExpr); ok {
+							addKey(kv.Key)
+						}
 					}
 				}
+			}
+			if ix, ok := as.Lhs[0].(*ast.IndexExpr); ok && isSet(ix.X) {
+				addKey(ix.Index)
 			}
 			return true
 		})
 	}
 	if literals == 0 {
-		t.Fatal("found no Environ(map[string]string{...}) call in cmd/stack: the test no longer sees what the launcher sets")
+		t.Fatal("found no launcherSet := map[string]string{...} in cmd/stack: the test no longer sees what the launcher sets")
 	}
 	known := knownSettings()
 	for key := range set {
