@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -226,6 +227,17 @@ func TestStack(t *testing.T) {
 			t.Logf("no dropped-logs metric (HAProxy without the Prometheus exporter?)")
 		} else if string(m[1]) != "0" {
 			t.Errorf("HAProxy dropped %s log lines", m[1])
+		}
+
+		// HAProxy's readiness (the launcher's probe) answers JSON too.
+		resp, err = (&http.Client{Timeout: 5 * time.Second}).Get("http://127.0.0.1:" + s.vars["HAPROXY_STATS_PORT"] + "/healthz")
+		if err != nil {
+			t.Fatalf("GET HAProxy's /healthz: %v", err)
+		}
+		healthz, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" || !json.Valid(healthz) {
+			t.Errorf("HAProxy's /healthz: got %d %q %q, want 200 and a JSON body", resp.StatusCode, resp.Header.Get("Content-Type"), healthz)
 		}
 	})
 
