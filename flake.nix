@@ -80,11 +80,14 @@
               jq
             ];
             env.GOTOOLCHAIN = "local"; # go.mod's go line is the floor; never download another Go
+            # The banner goes to stderr: `nix develop -c cmd` keeps cmd's stdout its own.
             shellHook = ''
-              echo "platform dev shell:"
-              echo "  go run ./cmd/stack up    start the stack (Ctrl-C stops it)"
-              echo "  go test ./...            unit and integration tests, on real Redis"
-              echo "  nix flake check          what CI checks, the whole-stack test included"
+              {
+                echo "platform dev shell:"
+                echo "  go run ./cmd/stack up    start the stack (Ctrl-C stops it)"
+                echo "  go test ./...            unit and integration tests, on real Redis"
+                echo "  nix flake check          what CI checks, the whole-stack test included"
+              } >&2
             '';
           };
         }

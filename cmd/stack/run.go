@@ -242,6 +242,3 @@ func (l *launcher) rel(path string) string {
 	}
 	return path
 }
-
-// errNotRunning is returned by commands that need a running stack.
-var errNotRunning = errors.New("the stack is not running")
