@@ -79,7 +79,7 @@ func FindLayout(cwd, exe, shareDir string) (Layout, error) {
 		}
 	}
 	return Layout{}, fmt.Errorf("no %s found: run inside a checkout of the platform (a directory with go.mod and %s), "+
-		"or set STACK_SHARE_DIR to a directory holding %s, %s, %s/ and %s",
+		"or set STACK_SHARE_DIR to a directory holding %s, %s and %s/ (and %s, if its defaults are to differ from the built-in ones)",
 		ComposeFileName, ComposeFileName, ComposeFileName, HAProxyFileName, HAProxyErrorsDir, DefaultsFileName)
 }
 
