@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -16,11 +17,11 @@ import (
 	"syscall"
 
 	"github.com/caarlos0/env/v10"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/acme-payments/platform/internal/envconfig"
 	"github.com/acme-payments/platform/internal/loadgen"
 	"github.com/acme-payments/platform/internal/stackconfig"
+	"github.com/acme-payments/platform/internal/txqueue"
 )
 
 // environment is what loadgen reads from the environment when it runs where
@@ -200,7 +201,9 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 
 	// go-redis logs every failed dial itself; the probe's errors say enough.
-	redis.SetLogger(quietLogger{})
+	// (Through txqueue, which installs go-redis's logger once: setting it
+	// here at every run raced with earlier clients' dials.)
+	txqueue.RouteClientLogs(slog.New(slog.DiscardHandler))
 	if url := stackRedisURL(*redisURL, stack); url != "" && cfg.Mode == loadgen.ModeTransactions {
 		q, err := loadgen.NewQueueProbe(url, *stream, *group)
 		if err != nil {
@@ -249,11 +252,6 @@ func stackRedisURL(flagValue string, stack stackDefaults) string {
 	}
 	return flagValue
 }
-
-// quietLogger discards go-redis's internal log lines.
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
 
 func orDefault(v, def string) string {
 	if v != "" {

@@ -34,8 +34,10 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)
 		return nil
 	}
-	if name, err := foreignEntry(c.StateDir, l.stateEntries()); err != nil || name != "" {
-		return fmt.Errorf("%s holds %s, which the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir, describeForeign(name, err))
+	if name, err := l.foreignEntry(); err != nil {
+		return fmt.Errorf("cannot list %s, so cannot tell whether it is a stack state dir; not deleting it: %w", c.StateDir, err)
+	} else if name != "" {
+		return fmt.Errorf("%s holds %q, which the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir, name)
 	}
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
@@ -64,7 +66,7 @@ func (l *launcher) stateEntries() map[string]bool {
 	known := make(map[string]bool)
 	for _, p := range []string{
 		c.RedisSocket(), c.ServiceSocket(""), c.LogDir(), c.BinDir(), c.SecretFile(),
-		c.ProcessComposeSocket(), l.pidFile(),
+		c.ProcessComposeSocket(), l.pidFile(), c.StateMarkerFile(),
 	} {
 		if rel, err := filepath.Rel(c.StateDir, p); err == nil && filepath.IsLocal(rel) {
 			known[strings.Split(filepath.ToSlash(rel), "/")[0]] = true
@@ -73,13 +75,19 @@ func (l *launcher) stateEntries() map[string]bool {
 	return known
 }
 
-// foreignEntry returns the first entry of dir that is not a known one, ""
-// when all are; an error when dir cannot be read.
-func foreignEntry(dir string, known map[string]bool) (string, error) {
-	entries, err := os.ReadDir(dir)
+// foreignEntry returns the first entry of the state dir that the launcher
+// does not create, "" when there is none or when the directory is marked as
+// a state dir (StateMarkerFile); an error when it cannot be listed.
+func (l *launcher) foreignEntry() (string, error) {
+	c := l.cfg
+	entries, err := os.ReadDir(c.StateDir)
 	if err != nil {
 		return "", err
 	}
+	if isFile(c.StateMarkerFile()) {
+		return "", nil
+	}
+	known := l.stateEntries()
 	for _, e := range entries {
 		if !known[e.Name()] {
 			return e.Name(), nil
@@ -88,21 +96,13 @@ func foreignEntry(dir string, known map[string]bool) (string, error) {
 	return "", nil
 }
 
-// describeForeign words foreignEntry's answer for an error message.
-func describeForeign(name string, err error) string {
-	if err != nil {
-		return fmt.Sprintf("what cannot be listed (%v)", err)
-	}
-	return fmt.Sprintf("%q", name)
-}
-
 // refuseForeignStateDir refuses a state dir that already holds anything the
 // launcher does not create, before up restricts it to mode 0700 and writes
 // into it: STACK_STATE_DIR=$HOME or /tmp by mistake. A missing or empty
 // directory is fine.
 func (l *launcher) refuseForeignStateDir() error {
 	c := l.cfg
-	name, err := foreignEntry(c.StateDir, l.stateEntries())
+	name, err := l.foreignEntry()
 	if errors.Is(err, os.ErrNotExist) || (err == nil && name == "") {
 		return nil
 	}
@@ -110,5 +110,8 @@ func (l *launcher) refuseForeignStateDir() error {
 	if notes := c.WhereSet("", "STACK_STATE_DIR"); len(notes) > 0 {
 		where = " (" + strings.Join(notes, "; ") + ")"
 	}
-	return fmt.Errorf("state dir %s holds %s, which the launcher does not create, so it may not be a stack state dir; not using it: point STACK_STATE_DIR at a new or empty directory%s", c.StateDir, describeForeign(name, err), where)
+	if err != nil {
+		return fmt.Errorf("state dir %s: %w%s", c.StateDir, err, where)
+	}
+	return fmt.Errorf("state dir %s holds %q, which the launcher does not create, so it may not be a stack state dir; not using it: point STACK_STATE_DIR at a new or empty directory%s", c.StateDir, name, where)
 }

@@ -348,21 +348,8 @@ func TestUpRefusesADirectoryThatIsNotAStateDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// Free ports, so that up gets past its port check: each held until all
-	// are chosen, so no two variables get one port.
+	// The refusal comes before the port check: no free ports needed.
 	environ := []string{"STACK_STATE_DIR=" + dir}
-	var held []net.Listener
-	for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, ln)
-		environ = append(environ, fmt.Sprintf("%s=%d", v, ln.Addr().(*net.TCPAddr).Port))
-	}
-	for _, ln := range held {
-		ln.Close()
-	}
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
 	want := `holds "notes.txt", which the launcher does not create`
@@ -380,6 +367,20 @@ func TestUpRefusesADirectoryThatIsNotAStateDir(t *testing.T) {
 	err = run(context.Background(), []string{"stack", "reset", "--yes"}, environ, nil, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("reset of a foreign state dir: got %v, want an error containing %q", err, want)
+	}
+
+	// A state dir the launcher made is marked: what else appears in it
+	// later (a core dump) does not make it someone else's.
+	state := shortStateDir(t)
+	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(state, "core"), []byte("dump"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = run(context.Background(), []string{"stack", "reset", "--yes"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, &stderr)
+	if _, statErr := os.Stat(state); err != nil || !errors.Is(statErr, os.ErrNotExist) {
+		t.Errorf("reset of a marked state dir with a core dump in it: got %v (stat: %v), want it deleted", err, statErr)
 	}
 }
 
@@ -468,12 +469,21 @@ func TestResetDeletesOnlyAStateDir(t *testing.T) {
 		{name: "state dir after up, --yes", layout: launcherState, args: []string{"--yes"}, wantOut: "stack: deleted", wantGone: true},
 		{name: "state dir after up, confirmed", layout: launcherState, stdin: "yes\n", wantOut: "stack: deleted", wantGone: true},
 		{name: "state dir after up, not confirmed", layout: launcherState, stdin: "no\n", wantErr: "reset cancelled"},
-		{name: "a file the launcher does not make", layout: func(t *testing.T, dir string) {
+		{name: "a file the launcher does not make, without the state dir's mark", layout: func(t *testing.T, dir string) {
 			launcherState(t, dir)
+			if err := os.Remove(stackconfig.Config{StateDir: dir}.StateMarkerFile()); err != nil {
+				t.Fatal(err)
+			}
 			if err := os.WriteFile(filepath.Join(dir, "notes.txt"), nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}, args: []string{"--yes"}, wantErr: "check STACK_STATE_DIR"},
+		{name: "a state dir from before the mark", layout: func(t *testing.T, dir string) {
+			launcherState(t, dir)
+			if err := os.Remove(stackconfig.Config{StateDir: dir}.StateMarkerFile()); err != nil {
+				t.Fatal(err)
+			}
+		}, args: []string{"--yes"}, wantOut: "stack: deleted", wantGone: true},
 		{name: "no state dir", args: []string{"--yes"}, wantOut: "nothing to reset", wantGone: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -50,12 +51,12 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if left := strays(c.StateDir); len(left) > 0 {
 		return fmt.Errorf("processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`", describeProcs(left))
 	}
-	// Ports first: a taken port is the commonest refusal, and it should come
-	// before a build or a new state dir, not after.
-	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
+	// Someone else's directory, then ports: a taken port is the commonest
+	// refusal, and both should come before a build or a new state dir.
+	if err := l.refuseForeignStateDir(); err != nil {
 		return err
 	}
-	if err := l.refuseForeignStateDir(); err != nil {
+	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
 		return err
 	}
 	if err := c.PrepareStateDir(); err != nil {
@@ -97,12 +98,17 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"STACK_HAPROXY_STOP_SIGNAL":  strconv.Itoa(int(syscall.SIGUSR1)),
 		"PATH":                       bins.searchPath(lookupEnv(l.environ, "PATH")),
 	}
-	pcConfig, err := l.processComposeConfigDir()
-	if err != nil {
-		return err
-	}
-	if pcConfig != "" {
-		launcherSet["PROC_COMP_CONFIG"] = pcConfig
+	// Not for the TUI, which creates the user's settings dir itself and
+	// saves its choices there; not where the config dirs are not the XDG
+	// ones checked below (macOS: ~/Library/Application Support).
+	if !tui && runtime.GOOS == "linux" {
+		pcConfig, err := l.processComposeConfigDir()
+		if err != nil {
+			return err
+		}
+		if pcConfig != "" {
+			launcherSet["PROC_COMP_CONFIG"] = pcConfig
+		}
 	}
 	if *detach && c.Values["NO_COLOR"] == "" {
 		// No terminal to colour: process-compose's own log stays plain text.
@@ -281,17 +287,25 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 				return fmt.Errorf("stopped process-compose: %w", pidErr)
 			}
 			if err != nil && !isSignalExit(err) {
-				if !interrupted {
+				var ee *exec.ExitError
+				if !interrupted || !errors.As(err, &ee) || ee.ExitCode() != 1 {
 					return fmt.Errorf("process-compose: %w (its log: %s)", err, pcLog)
 				}
-				// Asked to stop, it did: what it says of its own exit is
-				// in its log; what counts is that nothing is left.
+				// Asked to stop, it did, and exited 1 (as after waiting out
+				// a hung API request): what counts is that nothing is left,
+				// checked below.
 				fmt.Fprintf(l.stderr, "stack: process-compose ended with %v after the interrupt (its log: %s)\n", err, pcLog)
 			}
 			if err := verifyGone(lastSeen); err != nil {
 				return err
 			}
-			if interrupted {
+			// lastSeen may be stale or empty (the TUI, a poll stopped by the
+			// interrupt, a process restarted since): look for the stack's
+			// processes as down does.
+			if left := strays(l.cfg.StateDir); len(left) > 0 {
+				return fmt.Errorf("survived the shutdown and were stopped: %s", strings.Join(stopStrays(left, time.Duration(l.cfg.ServiceStopTimeout())*time.Second), ", "))
+			}
+			if _, err := os.Stat("/proc/self"); err == nil && interrupted {
 				fmt.Fprintln(l.stderr, "stack: stopped; none of the stack's processes is left running")
 			}
 			return nil

@@ -364,8 +364,19 @@ func (c Config) PrepareStateDir() error {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	if _, err := os.Stat(c.StateMarkerFile()); errors.Is(err, os.ErrNotExist) {
+		const text = "This is a state dir of the payments platform's local stack (STACK_STATE_DIR).\n`stack reset` deletes it; up and reset accept a directory that holds this file.\n"
+		if err := os.WriteFile(c.StateMarkerFile(), []byte(text), 0o600); err != nil {
+			return fmt.Errorf("mark the state dir: %w", err)
+		}
+	}
 	return nil
 }
+
+// StateMarkerFile marks a directory as a state dir, so that what else may
+// appear in it (a core dump, .DS_Store) does not make up and reset take it
+// for someone else's directory.
+func (c Config) StateMarkerFile() string { return filepath.Join(c.StateDir, ".stack-state") }
 
 // Environ returns the environment for process-compose and, through it, every
 // process: the merged settings, every known setting in its validated form
