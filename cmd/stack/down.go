@@ -134,8 +134,8 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	if err := verifyGone(leftovers); err != nil {
 		return err
 	}
-	if left := strays(c.StateDir); len(left) > 0 {
-		return fmt.Errorf("survived the shutdown and were stopped: %s", strings.Join(stopStrays(left, 5*time.Second), ", "))
+	if err := stopSurvivors(c.StateDir, 5*time.Second); err != nil {
+		return err
 	}
 	os.Remove(l.pidFile())
 	os.Remove(c.ProcessComposeSocket())

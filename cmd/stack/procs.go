@@ -294,7 +294,7 @@ func strays(stateDir string) []procompose.Process {
 // with symlinks resolved, and `up` may have been given either path. Without
 // /proc it cannot tell, and says yes.
 func runsIn(pid int, stateDir string) bool {
-	if _, err := os.Stat("/proc/self"); err != nil {
+	if !haveProc() {
 		return true
 	}
 	dirs := []string{stateDir}
@@ -326,10 +326,24 @@ func runsIn(pid int, stateDir string) bool {
 func isCommand(pid int, name string) bool {
 	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
 	if err != nil {
-		_, noProc := os.Stat("/proc/self")
-		return noProc != nil
+		return !haveProc()
 	}
 	return strings.TrimSpace(string(comm)) == name
+}
+
+// haveProc reports whether /proc is there to read processes from (Linux).
+func haveProc() bool {
+	_, err := os.Stat("/proc/self")
+	return err == nil
+}
+
+// stopSurvivors stops the stack's processes still running in stateDir once
+// its process-compose has exited (stopStrays, with grace), and reports them.
+func stopSurvivors(stateDir string, grace time.Duration) error {
+	if left := strays(stateDir); len(left) > 0 {
+		return fmt.Errorf("survived the shutdown and were stopped: %s", strings.Join(stopStrays(left, grace), ", "))
+	}
+	return nil
 }
 
 // stopStrays sends SIGTERM to each process, waits up to grace for them to

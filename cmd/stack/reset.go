@@ -65,7 +65,7 @@ func (l *launcher) stateEntries() map[string]bool {
 	c := l.cfg
 	known := make(map[string]bool)
 	for _, p := range []string{
-		c.RedisSocket(), c.ServiceSocket(""), c.LogDir(), c.BinDir(), c.SecretFile(),
+		c.RedisSocket(), c.RunDir(), c.LogDir(), c.BinDir(), c.SecretFile(),
 		c.ProcessComposeSocket(), l.pidFile(), c.StateMarkerFile(),
 	} {
 		if rel, err := filepath.Rel(c.StateDir, p); err == nil && filepath.IsLocal(rel) {

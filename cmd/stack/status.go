@@ -146,7 +146,7 @@ type launchedURLs struct {
 
 // launchedFile is where up records launchedURLs, next to the sockets.
 func (l *launcher) launchedFile() string {
-	return filepath.Join(filepath.Dir(l.cfg.ServiceSocket("")), "launched.json")
+	return filepath.Join(l.cfg.RunDir(), "launched.json")
 }
 
 // urls are this configuration's URLs.

@@ -87,7 +87,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"--use-uds", "--unix-socket", c.ProcessComposeSocket(),
 		"--disable-dotenv",
 		"--ordered-shutdown",
-		"--log-file", filepath.Join(c.LogDir(), "process-compose.log"),
+		"--log-file", c.ProcessComposeLog(),
 		"--tui="+strconv.FormatBool(tui))
 	cmd.Dir = c.StateDir
 	launcherSet := map[string]string{
@@ -265,7 +265,7 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 			}
 		}()
 	}
-	pcLog := l.rel(filepath.Join(l.cfg.LogDir(), "process-compose.log"))
+	pcLog := l.rel(l.cfg.ProcessComposeLog())
 	interrupted := false
 	for {
 		select {
@@ -302,10 +302,10 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 			// lastSeen may be stale or empty (the TUI, a poll stopped by the
 			// interrupt, a process restarted since): look for the stack's
 			// processes as down does.
-			if left := strays(l.cfg.StateDir); len(left) > 0 {
-				return fmt.Errorf("survived the shutdown and were stopped: %s", strings.Join(stopStrays(left, time.Duration(l.cfg.ServiceStopTimeout())*time.Second), ", "))
+			if err := stopSurvivors(l.cfg.StateDir, time.Duration(l.cfg.ServiceStopTimeout())*time.Second); err != nil {
+				return err
 			}
-			if _, err := os.Stat("/proc/self"); err == nil && interrupted {
+			if haveProc() && interrupted {
 				fmt.Fprintln(l.stderr, "stack: stopped; none of the stack's processes is left running")
 			}
 			return nil
@@ -440,7 +440,7 @@ func (l *launcher) processComposeConfigDir() (string, error) {
 			return "", nil
 		}
 	}
-	dir := filepath.Join(l.cfg.StateDir, "run", "process-compose")
+	dir := filepath.Join(l.cfg.RunDir(), "process-compose")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("create process-compose's config dir: %w", err)
 	}

@@ -330,7 +330,7 @@ var socketServices = []struct{ name, envVar string }{
 // HAProxy on, besides its loopback port (HTTP_SOCKET): the router's hop skips
 // the TCP stack, and the 0700 state dir keeps it to this user.
 func (c Config) ServiceSocket(name string) string {
-	return filepath.Join(c.StateDir, "run", name+".sock")
+	return filepath.Join(c.RunDir(), name+".sock")
 }
 
 // ProcessComposeSocket is the path of process-compose's API socket.
@@ -339,6 +339,13 @@ func (c Config) ProcessComposeSocket() string {
 }
 
 // LogDir holds one log file per process, plus process-compose's own.
+// RunDir holds the files of the running stack: the services' sockets, the
+// launched URLs, process-compose's settings dir when the user has none.
+func (c Config) RunDir() string { return filepath.Join(c.StateDir, "run") }
+
+// ProcessComposeLog is process-compose's own log.
+func (c Config) ProcessComposeLog() string { return filepath.Join(c.LogDir(), "process-compose.log") }
+
 func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
 
 // BinDir holds binaries the launcher builds (services, process-compose).
@@ -359,7 +366,7 @@ func (c Config) PrepareStateDir() error {
 	if err := os.Chmod(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
 	}
-	for _, d := range []string{filepath.Dir(c.RedisSocket()), filepath.Dir(c.ServiceSocket("")), c.LogDir(), c.BinDir()} {
+	for _, d := range []string{filepath.Dir(c.RedisSocket()), c.RunDir(), c.LogDir(), c.BinDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}
