@@ -14,8 +14,8 @@ for rate in ${SWEEP_RATES:-500 1000 2000 3000 4000}; do
 	read -r first second <<<"${SWEEP_POLICIES:-always everysec}"
 	if ((n++ % 2)); then order="$second $first"; else order="$first $second"; fi
 	for policy in $order; do
-		BENCH_RATE=$rate bash bench/ab.sh "sweep-$rate-$policy" REDIS_APPENDFSYNC=$policy >/dev/null 2>&1
-		report=$(ls -t bench/results/ab/*-sweep-$rate-$policy.txt | head -1)
+		BENCH_RATE=$rate bash bench/ab.sh "sweep-$rate-$policy" REDIS_APPENDFSYNC="$policy" >/dev/null 2>&1
+		report=$(ls -t bench/results/ab/*-sweep-"$rate"-"$policy".txt | head -1)
 		cp "$report" "$here/"
 		grep -E 'enqueue_to|busy' "$report" | sed "s/^/$rate $policy: /" | cut -c1-200
 	done

@@ -20,7 +20,6 @@ load() {
 }
 "$STACK" up --detach --wait --timeout 120s >/dev/null 2>&1
 load loadgen-perf.txt &
-lg=$!
 sleep 3
 for p in "${procs[@]}"; do
 	perf stat -e raw_syscalls:sys_enter,context-switches,cpu-clock -p "$(pgrep -x "$p" | head -1)" -x, -o "$out/perf-stat-$p.txt" -- sleep 4 &
@@ -31,7 +30,6 @@ for p in "${procs[@]}"; do
 		END{printf "%-16s syscalls/tx %5.1f  context switches/tx %5.1f  cpu µs/tx %6.1f\n", p, s/n, c/n, t*1000/n}' "$out/perf-stat-$p.txt"
 done | tee "$out/summary.txt"
 load loadgen-strace.txt &
-lg=$!
 sleep 3
 for p in redis-server core-api psp-connector process-compose; do
 	timeout -s INT 4 strace -c -f -p "$(pgrep -x "$p" | head -1)" -o "$out/strace-$p.txt" 2>/dev/null &
