@@ -163,7 +163,8 @@ Commands:
   up      Start the stack (the default command). In the foreground it shows
           process-compose's TUI on a terminal and prefixed logs otherwise, with a
           line per process as it becomes ready (and why, once, for a process
-          restarted 3 times without becoming ready); Ctrl-C stops everything.
+          restarted 3 times without becoming ready); Ctrl-C stops everything
+          (the TUI asks first: Enter on Yes).
           --detach runs it in the background; --wait then returns once every
           process is ready, or exits 1 after --timeout (counted from the start
           of process-compose, after any build) naming each process that is
