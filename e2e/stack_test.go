@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -635,4 +637,168 @@ func (up *foregroundUp) interruptAndCheckStopped(rep statusReport) {
 			up.t.Errorf("after SIGINT: %s (pid %d) is still running", p.Name, p.Pid)
 		}
 	}
+}
+
+// TestForegroundUpTUIQuitsOnConfirmedCtrlC runs `stack up` on a terminal (a
+// pty from util-linux's script(1)), where process-compose shows its TUI, as
+// `nix run .#stack` does in a developer's shell. Once every process is
+// ready it types Ctrl-C: the TUI asks "Are you sure you want to quit?" and
+// the stack keeps running; Enter answers Yes, and then the whole stack must
+// stop and the launcher exit 0. The TUI reads its settings from an empty
+// PROC_COMP_CONFIG, so a developer's disable_exit_confirmation cannot change
+// the test.
+func TestForegroundUpTUIQuitsOnConfirmedCtrlC(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("script(1)'s flags here are util-linux's")
+	}
+	pcDir := requireTools(t)
+	script, err := exec.LookPath("script")
+	if err != nil {
+		// Not one of the stack's tools: Debian always has it (bsdutils,
+		// Essential), a Nix build sandbox does not.
+		t.Skip("script(1) (util-linux) is not on PATH; skipping the TUI test")
+	}
+	if out, err := exec.Command(script, "--quiet", "--return", "--command", "true", "/dev/null").CombinedOutput(); err != nil {
+		// A build sandbox without /dev/pts, say.
+		t.Skipf("script(1) cannot open a pseudo-terminal here (%v: %s); skipping the TUI test", err, bytes.TrimSpace(out))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s := newStack(t, ctx, pcDir, nil)
+	cmd := exec.CommandContext(ctx, script, "--quiet", "--return", "--command", filepath.Join(s.bin, "stack")+" up", "/dev/null")
+	cmd.Dir = s.dir
+	cmd.Env = append(append([]string(nil), s.env...), "TERM=xterm-256color", "PROC_COMP_CONFIG="+t.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	keys, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keys.Close()
+	var screen tailBuffer
+	cmd.Stdout, cmd.Stderr = &screen, &screen
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	rep := waitAllReady(t, s, exited, &screen)
+	if _, err := keys.Write([]byte{0x03}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	// The dialog is drawn over the process table, so its lines come out
+	// between the table's rows: look for its first line.
+	asked := waitFor(10*time.Second, func() bool {
+		return strings.Contains(screen.plainText(), "Areyousureyouwantto")
+	})
+	select {
+	case err := <-exited:
+		t.Fatalf("stack up on a terminal exited on Ctrl-C without asking: %v\n%s", err, screen.lastText())
+	default:
+	}
+	if !asked {
+		t.Fatalf("no \"Are you sure you want to quit?\" on the TUI 10 s after Ctrl-C; the screen's text:\n%s", screen.lastText())
+	}
+	if _, err := keys.Write([]byte("\r")); err != nil { // Enter: Yes
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("stack up on a terminal after Ctrl-C and Yes: %v, want exit status 0\n%s", err, screen.lastText())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("stack up on a terminal still running 60 s after Ctrl-C and Yes\n%s", screen.lastText())
+	}
+	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
+		if p.Pid > 0 && !pidGone(p.Pid) {
+			t.Errorf("after Ctrl-C and Yes: %s (pid %d) is still running", p.Name, p.Pid)
+		}
+	}
+}
+
+// waitAllReady polls `stack status --json` until every process is ready (60 s
+// at most) and returns that report; it fails t if up exits first.
+func waitAllReady(t *testing.T, s *stackUnderTest, exited <-chan error, screen *tailBuffer) statusReport {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			t.Fatalf("stack up exited before the stack was ready: %v\n%s", err, screen.lastText())
+		default:
+		}
+		if out, _, err := s.run("status", "--json"); err == nil {
+			var rep statusReport
+			if json.Unmarshal([]byte(out), &rep) == nil && len(rep.Processes) == 5 && allReady(rep) {
+				return rep
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stack up: not every process ready after 60 s\n%s", screen.lastText())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func allReady(rep statusReport) bool {
+	for _, p := range rep.Processes {
+		if !p.Ready {
+			return false
+		}
+	}
+	return true
+}
+
+// waitFor polls cond every 50 ms for up to d and says whether it came true.
+func waitFor(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+	}
+}
+
+// tailBuffer keeps the last 256 KiB written to it: a TUI redraws its screen
+// many times a second.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+const tailBufferSize = 256 << 10
+
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - tailBufferSize; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+// terminalControls matches what a TUI writes besides text: CSI and OSC
+// sequences, charset selections, and the box-drawing characters and white
+// space its layout puts between words.
+var terminalControls = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|[\s\x00-\x1f\x{2500}-\x{257f}]`)
+
+// lastText is the end of plainText, for a failure message.
+func (b *tailBuffer) lastText() string {
+	s := b.plainText()
+	if len(s) > 2000 {
+		s = "..." + s[len(s)-2000:]
+	}
+	return s
+}
+
+// plainText is the text written so far, without terminal controls or spaces
+// (so "Are you sure" reads "Areyousure", however the TUI moved the cursor).
+func (b *tailBuffer) plainText() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return terminalControls.ReplaceAllString(string(b.buf), "")
 }

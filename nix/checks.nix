@@ -78,7 +78,9 @@ in
       pkgs.process-compose
       packages.stack
     ]
-    ++ services;
+    ++ services
+    # script(1), the TUI test's pseudo-terminal; the test skips without it.
+    ++ lib.optional (pkgs.stdenv.isLinux && pkgs ? util-linux) pkgs.util-linux;
     # Unix socket paths are limited to ~104 bytes and tests put sockets in t.TempDir(): give
     # them a short TMPDIR (darwin's and some build dirs are long; Linux's sandbox has /tmp).
     preCheck = sandboxHome + ''
