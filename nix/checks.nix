@@ -78,9 +78,9 @@ in
       pkgs.process-compose
       packages.stack
     ]
-    ++ services
-    # script(1), the TUI test's pseudo-terminal; the test skips without it.
-    ++ lib.optional (pkgs.stdenv.isLinux && pkgs ? util-linux) pkgs.util-linux;
+    # No util-linux: the TUI test skips without script(1) (the offline stand-in has no
+    # util-linux to give it); `go test ./...` in .ci/run runs it.
+    ++ services;
     # Unix socket paths are limited to ~104 bytes and tests put sockets in t.TempDir(): give
     # them a short TMPDIR (darwin's and some build dirs are long; Linux's sandbox has /tmp).
     preCheck = sandboxHome + ''
