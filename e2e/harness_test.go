@@ -223,6 +223,17 @@ func (s *stackUnderTest) token(username string) string {
 	return tok
 }
 
+// checkAllGone fails t for each process of rep, process-compose included,
+// that is still running; when says at which point ("after down").
+func checkAllGone(t *testing.T, rep statusReport, when string) {
+	t.Helper()
+	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
+		if !pidGone(p.Pid) {
+			t.Errorf("%s: %s (pid %d) is still running", when, p.Name, p.Pid)
+		}
+	}
+}
+
 // pidGone reports whether pid has exited (a zombie counts as gone).
 func pidGone(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {

@@ -463,11 +463,7 @@ func TestDownStopsAStoppedProcessCompose(t *testing.T) {
 		t.Fatalf("stack down: %v\n%s", err, stderr)
 	}
 	t.Logf("down: %s%s", stdout, stderr)
-	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: pc}) {
-		if !pidGone(p.Pid) {
-			t.Errorf("after down: %s (pid %d) is still running", p.Name, p.Pid)
-		}
-	}
+	checkAllGone(t, rep, "after down")
 }
 
 // TestDownWithoutPidFile checks that `down` stops every process, and
@@ -632,11 +628,7 @@ func (up *foregroundUp) interruptAndCheckStopped(rep statusReport) {
 	if seen := strings.Join(up.seen(), "\n"); !strings.Contains(seen, "stack: stopped; none of the stack's processes is left running") {
 		up.t.Errorf("stack up after SIGINT: no closing line saying nothing is left running in\n%s", seen)
 	}
-	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
-		if p.Pid > 0 && !pidGone(p.Pid) {
-			up.t.Errorf("after SIGINT: %s (pid %d) is still running", p.Name, p.Pid)
-		}
-	}
+	checkAllGone(up.t, rep, "after SIGINT")
 }
 
 // TestForegroundUpTUIQuitsOnConfirmedCtrlC runs `stack up` on a terminal (a
@@ -646,7 +638,8 @@ func (up *foregroundUp) interruptAndCheckStopped(rep statusReport) {
 // the stack keeps running; Enter answers Yes, and then the whole stack must
 // stop and the launcher exit 0. The TUI reads its settings from an empty
 // PROC_COMP_CONFIG, so a developer's disable_exit_confirmation cannot change
-// the test.
+// the test. It skips without script(1) or a pty, even under CI=true (a Nix
+// build sandbox has neither); .ci/run checks that both are there.
 func TestForegroundUpTUIQuitsOnConfirmedCtrlC(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("script(1)'s flags here are util-linux's")
@@ -654,21 +647,19 @@ func TestForegroundUpTUIQuitsOnConfirmedCtrlC(t *testing.T) {
 	pcDir := requireTools(t)
 	script, err := exec.LookPath("script")
 	if err != nil {
-		// Not one of the stack's tools: Debian always has it (bsdutils,
-		// Essential), a Nix build sandbox does not.
 		t.Skip("script(1) (util-linux) is not on PATH; skipping the TUI test")
 	}
 	if out, err := exec.Command(script, "--quiet", "--return", "--command", "true", "/dev/null").CombinedOutput(); err != nil {
-		// A build sandbox without /dev/pts, say.
 		t.Skipf("script(1) cannot open a pseudo-terminal here (%v: %s); skipping the TUI test", err, bytes.TrimSpace(out))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s := newStack(t, ctx, pcDir, nil)
-	cmd := exec.CommandContext(ctx, script, "--quiet", "--return", "--command", filepath.Join(s.bin, "stack")+" up", "/dev/null")
+	// script(1) runs the command with $SHELL -c: single-quote the path.
+	stack := "'" + strings.ReplaceAll(filepath.Join(s.bin, "stack"), "'", `'\''`) + "'"
+	cmd := exec.CommandContext(ctx, script, "--quiet", "--return", "--command", stack+" up", "/dev/null")
 	cmd.Dir = s.dir
 	cmd.Env = append(append([]string(nil), s.env...), "TERM=xterm-256color", "PROC_COMP_CONFIG="+t.TempDir())
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	keys, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -681,23 +672,42 @@ func TestForegroundUpTUIQuitsOnConfirmedCtrlC(t *testing.T) {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
+	gone := func() bool {
+		select {
+		case err := <-exited:
+			exited <- err // for the next look
+			return true
+		default:
+			return false
+		}
+	}
 
-	rep := waitAllReady(t, s, exited, &screen)
+	// Ready, and the TUI drawn (so that its terminal is in raw mode and
+	// Ctrl-C is a key for it, not a SIGINT for every process on the pty).
+	var rep statusReport
+	if !pollUntil(60*time.Second, func() bool {
+		rep = s.status()
+		return gone() || rep.Running && len(rep.Processes) == 5 && allReady(rep) && // redis, 3 services, haproxy
+			strings.Contains(screen.plainText(), "F1Shortcuts")
+	}) || gone() {
+		t.Fatalf("stack up on a terminal: not every process ready with the TUI drawn after 60 s (exited: %v)\n%s", gone(), screen.lastText())
+	}
 	if _, err := keys.Write([]byte{0x03}); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
 	// The dialog is drawn over the process table, so its lines come out
 	// between the table's rows: look for its first line.
-	asked := waitFor(10*time.Second, func() bool {
-		return strings.Contains(screen.plainText(), "Areyousureyouwantto")
+	asked := pollUntil(10*time.Second, func() bool {
+		return gone() || strings.Contains(screen.plainText(), "Areyousureyouwantto")
 	})
-	select {
-	case err := <-exited:
-		t.Fatalf("stack up on a terminal exited on Ctrl-C without asking: %v\n%s", err, screen.lastText())
-	default:
+	if gone() {
+		t.Fatalf("stack up on a terminal exited on Ctrl-C without asking: %v\n%s", <-exited, screen.lastText())
 	}
 	if !asked {
 		t.Fatalf("no \"Are you sure you want to quit?\" on the TUI 10 s after Ctrl-C; the screen's text:\n%s", screen.lastText())
+	}
+	if now := s.status(); !now.Running || !allReady(now) {
+		t.Errorf("with the TUI asking whether to quit, the stack is not running and ready: %+v", now)
 	}
 	if _, err := keys.Write([]byte("\r")); err != nil { // Enter: Yes
 		t.Fatal(err)
@@ -710,35 +720,7 @@ func TestForegroundUpTUIQuitsOnConfirmedCtrlC(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("stack up on a terminal still running 60 s after Ctrl-C and Yes\n%s", screen.lastText())
 	}
-	for _, p := range append(rep.Processes, processState{Name: "process-compose", Pid: rep.ProcessComposePid}) {
-		if p.Pid > 0 && !pidGone(p.Pid) {
-			t.Errorf("after Ctrl-C and Yes: %s (pid %d) is still running", p.Name, p.Pid)
-		}
-	}
-}
-
-// waitAllReady polls `stack status --json` until every process is ready (60 s
-// at most) and returns that report; it fails t if up exits first.
-func waitAllReady(t *testing.T, s *stackUnderTest, exited <-chan error, screen *tailBuffer) statusReport {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		select {
-		case err := <-exited:
-			t.Fatalf("stack up exited before the stack was ready: %v\n%s", err, screen.lastText())
-		default:
-		}
-		if out, _, err := s.run("status", "--json"); err == nil {
-			var rep statusReport
-			if json.Unmarshal([]byte(out), &rep) == nil && len(rep.Processes) == 5 && allReady(rep) {
-				return rep
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stack up: not every process ready after 60 s\n%s", screen.lastText())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	checkAllGone(t, rep, "after Ctrl-C and Yes")
 }
 
 func allReady(rep statusReport) bool {
@@ -750,8 +732,8 @@ func allReady(rep statusReport) bool {
 	return true
 }
 
-// waitFor polls cond every 50 ms for up to d and says whether it came true.
-func waitFor(d time.Duration, cond func() bool) bool {
+// pollUntil checks cond every 50 ms for up to d and says whether it came true.
+func pollUntil(d time.Duration, cond func() bool) bool {
 	for end := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
 		if cond() {
 			return true
@@ -784,7 +766,7 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 // terminalControls matches what a TUI writes besides text: CSI and OSC
 // sequences, charset selections, and the box-drawing characters and white
 // space its layout puts between words.
-var terminalControls = regexp.MustCompile(`\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|[\s\x00-\x1f\x{2500}-\x{257f}]`)
+var terminalControls = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|[\s\x00-\x1f\x{2500}-\x{257f}]`)
 
 // lastText is the end of plainText, for a failure message.
 func (b *tailBuffer) lastText() string {
