@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/caarlos0/env/v10"
+
 	"github.com/acme-payments/platform/internal/envconfig"
 )
 
@@ -19,6 +21,12 @@ type config struct {
 	MaxDeliveries     int           `env:"MAX_DELIVERIES" envDefault:"5"`
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
 	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
+
+	// ServeHealth: serve GET /health, because HTTP_PORT or HTTP_SOCKET is
+	// set. The contract gives the connector REDIS_URL alone; unasked, it
+	// listens nowhere, so that it never takes the APIs' default port 5000
+	// and many connectors run side by side on one host.
+	ServeHealth bool `env:"-"`
 }
 
 // minVisibilityTimeout bounds VISIBILITY_TIMEOUT from below.
@@ -35,6 +43,7 @@ func parseConfig(environ []string) (config, error) {
 	if err := envconfig.Parse(environ, &cfg); err != nil {
 		return cfg, err
 	}
+	cfg.ServeHealth = env.ToMap(environ)["HTTP_PORT"] != "" || cfg.Socket != ""
 	return cfg, cfg.validate()
 }
 

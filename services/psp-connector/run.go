@@ -13,10 +13,11 @@ import (
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
-// run starts the consumer and the /health server with the given environment,
-// and runs until ctx is done or SIGINT/SIGTERM arrives. Then the consumer
-// finishes the batch in hand (within SHUTDOWN_GRACE) and leaves the rest
-// pending for the next start, and the health server drains.
+// run starts the consumer with the given environment, and the /health server
+// when HTTP_PORT or HTTP_SOCKET is set, and runs until ctx is done or
+// SIGINT/SIGTERM arrives. Then the consumer finishes the batch in hand
+// (within SHUTDOWN_GRACE) and leaves the rest pending for the next start,
+// and the health server drains.
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -51,6 +52,10 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return err
 	}
 
+	if !cfg.ServeHealth {
+		log.Info("no health endpoint: set HTTP_PORT or HTTP_SOCKET for GET /health")
+		return consumer.Run(ctx)
+	}
 	// Listen first: a connector that cannot serve its health check exits
 	// before it charges anything.
 	lns, err := httpx.Listen(cfg.Addr(), cfg.Socket)

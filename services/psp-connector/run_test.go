@@ -295,6 +295,44 @@ func TestRunChargesNothingWhenItCannotListen(t *testing.T) {
 	}
 }
 
+// TestRunWithOnlyRedisURL: the contract configures the connector with
+// REDIS_URL alone. So configured, it serves no /health and listens nowhere:
+// with 127.0.0.1:5000, the APIs' default port, taken, it still charges.
+func TestRunWithOnlyRedisURL(t *testing.T) {
+	srv, _, q, res := redisWithOneQueued(t, txqueue.Transaction{UserID: 3, Amount: 7, Currency: "GBP"})
+	// Taken by this test, or already by another process: either way taken.
+	if ln, err := net.Listen("tcp", "127.0.0.1:5000"); err == nil {
+		defer ln.Close()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := &servicetest.Buffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"psp-connector"}, []string{"REDIS_URL=" + srv.URL}, out) }()
+	waitFor(t, "the transaction processed", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned %v before processing:\n%s", err, out.String())
+		default:
+		}
+		rec, err := q.Status(context.Background(), res.ID)
+		return err == nil && rec.Status == txqueue.StatusProcessed
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run after cancel: got %v, want nil", err)
+	}
+	if got, want := contractLines(out.String()), []string{"==> Making transaction with PSP: User ID: 3, Amount: 7, Currency: GBP"}; !slices.Equal(got, want) {
+		t.Errorf("contract lines: got %q, want %q", got, want)
+	}
+	if !strings.Contains(out.String(), `"msg":"no health endpoint: set HTTP_PORT or HTTP_SOCKET for GET /health"`) {
+		t.Errorf("no log line saying there is no health endpoint:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), `"msg":"ready"`) {
+		t.Errorf("got a ready line (a listener) without HTTP_PORT or HTTP_SOCKET:\n%s", out.String())
+	}
+}
+
 func TestLinePSP(t *testing.T) {
 	tests := []struct {
 		m    txqueue.Message
