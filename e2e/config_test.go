@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -251,6 +252,43 @@ func TestHAProxyErrorfiles(t *testing.T) {
 			}
 			if !strings.Contains(string(cfg), "errorfile "+strings.TrimSuffix(name, ".http")+" "+stackconfig.HAProxyErrorsDir+"/"+name) {
 				t.Errorf("haproxy.cfg does not load %s", name)
+			}
+		})
+	}
+}
+
+// TestServiceBinariesExitOneOnBadConfig runs the built binaries, as a user
+// or an orchestrator does: a configuration error is one line on stderr,
+// naming the service and the variable, and exit status 1 (the contract's
+// "JWT_SECRET required"; run's errors alone are checked in each service).
+func TestServiceBinariesExitOneOnBadConfig(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	bin := stacktest.BuildBinaries(t, ctx)
+	tests := []struct {
+		name    string
+		service string
+		environ []string
+		stderr  string // the start of stderr
+	}{
+		{"auth-api without JWT_SECRET", "auth-api", nil, "auth-api: JWT_SECRET is required"},
+		{"core-api without JWT_SECRET", "core-api", nil, "core-api: JWT_SECRET is required"},
+		{"core-api with HTTP_PORT not a number", "core-api", []string{"JWT_SECRET=" + strings.Repeat("k", 32), "HTTP_PORT=five"}, `core-api: HTTP_PORT must be a whole number, got "five"`},
+		{"psp-connector with an http REDIS_URL", "psp-connector", []string{"REDIS_URL=http://127.0.0.1:6379"}, "psp-connector: REDIS_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, filepath.Join(bin, tt.service))
+			cmd.Env = tt.environ // nothing else: not even PATH or HOME
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+				t.Errorf("got %v, want exit status 1", err)
+			}
+			if lines := strings.Split(strings.TrimSpace(stderr.String()), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], tt.stderr) {
+				t.Errorf("stderr: got %q, want one line starting %q", stderr.String(), tt.stderr)
 			}
 		})
 	}
