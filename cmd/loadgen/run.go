@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/caarlos0/env/v10"
@@ -213,19 +214,20 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		cfg.Queue = q
 	}
 
+	stopProfile := func() error { return nil }
 	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
+		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+		defer func() { _ = stop() }() // on an early return; a second call does nothing
+		stopProfile = stop
 	}
 
 	rep, err := loadgen.Run(ctx, cfg)
+	if perr := stopProfile(); err == nil && perr != nil {
+		err = fmt.Errorf("--cpuprofile: %w", perr)
+	}
 	if err != nil {
 		return err
 	}
@@ -239,6 +241,23 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	return rep.Err()
+}
+
+// startCPUProfile writes the generator's CPU profile to path until stop,
+// which reports a profile that could not be written in full.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return sync.OnceValue(func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}), nil
 }
 
 // stackRedisURL picks the Redis to probe: the flag ("none": none), else the

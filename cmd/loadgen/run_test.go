@@ -26,6 +26,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bad currency", []string{"--currencies", "usd", "--redis-url", "none"}, nil, "--currencies"},
 		{"target without a scheme", []string{"--target", "127.0.0.1:8080", "--redis-url", "none"}, nil, "--target"},
 		{"rate not a number", []string{"--rate", "NaN", "--count", "5", "--redis-url", "none"}, nil, "--rate"},
+		{"profile in a missing directory", []string{"--cpuprofile", "/nonexistent/cpu.pprof", "--count", "5", "--redis-url", "none"}, nil, "--cpuprofile"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -95,6 +96,7 @@ func TestAgainstRealStack(t *testing.T) {
 	base := []string{"loadgen", "--json", "--quiet", "--target", "http://127.0.0.1:" + vars["PLATFORM_PORT"],
 		"--redis-url", "unix://" + filepath.Join(state, "redis", "redis.sock"),
 		"--watch-pid", strings.TrimSpace(string(pid)), "-c", "16", "--drain-timeout", "20s"}
+	profile := filepath.Join(t.TempDir(), "loadgen.pprof")
 	tests := []struct {
 		name string
 		args []string
@@ -102,7 +104,7 @@ func TestAgainstRealStack(t *testing.T) {
 	}{
 		{"closed loop, statuses from Redis", []string{"--duration", "2s"}, loadgen.ModeTransactions},
 		{"open loop, statuses from the API", []string{"--rate", "300", "--count", "300", "--verify-via", "http"}, loadgen.ModeTransactions},
-		{"tokens", []string{"--mode", "token", "--duration", "1s"}, loadgen.ModeTokens},
+		{"tokens, with a CPU profile", []string{"--mode", "token", "--duration", "1s", "--cpuprofile", profile}, loadgen.ModeTokens},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +112,12 @@ func TestAgainstRealStack(t *testing.T) {
 			err := run(ctx, append(append([]string{}, base...), tt.args...), nil, &out, &errOut)
 			if err != nil {
 				t.Fatalf("loadgen: %v\n%s\n%s", err, out.String(), errOut.String())
+			}
+			if slices.Contains(tt.args, profile) {
+				// pprof writes a gzipped protobuf, and only at the end.
+				if b, err := os.ReadFile(profile); err != nil || len(b) < 2 || b[0] != 0x1f || b[1] != 0x8b {
+					t.Errorf("--cpuprofile %s: got %d bytes (%v), want a gzipped profile", profile, len(b), err)
+				}
 			}
 			var rep loadgen.Report
 			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
