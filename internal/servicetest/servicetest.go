@@ -38,7 +38,8 @@ func (s *Service) Stop() error { return s.stop() }
 // Start runs run with HTTP_PORT=0 followed by environ, and returns once the
 // service has logged "ready" with its address. It fails the test when run
 // returns first, or when no ready line comes within 10 s. The service is
-// stopped when the test ends, and its stdout is logged if the test failed.
+// stopped when the test ends, which fails the test if run then returns an
+// error, and its stdout is logged if the test failed.
 func Start(tb testing.TB, name string, run RunFunc, environ ...string) *Service {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -60,7 +61,9 @@ func Start(tb testing.TB, name string, run RunFunc, environ ...string) *Service 
 		return runErr
 	}
 	tb.Cleanup(func() {
-		_ = stop()
+		if err := stop(); err != nil {
+			tb.Errorf("%s: run returned %v after cancellation, want nil", name, err)
+		}
 		if tb.Failed() {
 			tb.Logf("%s stdout:\n%s", name, out.String())
 		}

@@ -84,8 +84,7 @@ func TestRunUsesUsersFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(`[{"id":7,"username":"zed","password":"pw","enabled":true}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url, _, stop := startRun(t, "JWT_SECRET="+string(testSecret), "USERS_FILE="+path)
-	defer stop()
+	url, _, _ := startRun(t, "JWT_SECRET="+string(testSecret), "USERS_FILE="+path)
 	for body, want := range map[string]int{
 		`{"username":"zed","password":"pw"}`:         http.StatusOK,
 		`{"username":"alice","password":"password"}`: http.StatusNotFound,

@@ -60,8 +60,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 // TestRunStartsWithoutRedis: Redis may come up after core-api; until then
 // health fails and transactions get a 503.
 func TestRunStartsWithoutRedis(t *testing.T) {
-	url, _, stop := startRun(t, "JWT_SECRET="+string(testSecret), "REDIS_URL=unix:///nonexistent/redis.sock")
-	defer stop()
+	url, _, _ := startRun(t, "JWT_SECRET="+string(testSecret), "REDIS_URL=unix:///nonexistent/redis.sock")
 	res, err := http.Get(url + "/health")
 	if err != nil {
 		t.Fatal(err)
