@@ -364,22 +364,22 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	var neverCharged []string // claimed by an earlier delivery, whose consumer stopped before their round
 	for i, m := range good {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
-		switch res := claims[i]; {
-		case res == 0 || res == -1:
+		switch claims[i] {
+		case claimDone, claimFailed:
 			// Processed (or dead-lettered) by an earlier delivery whose ack was lost.
 			acks = append(acks, m.StreamID)
 			c.log.InfoContext(mctx, "duplicate delivery skipped", "transaction_id", m.ID,
 				"stream_id", m.StreamID, "deliveries", m.Deliveries)
-		case res == 3:
+		case claimBusy:
 			c.log.InfoContext(mctx, "another consumer is charging it; entry left pending",
 				"transaction_id", m.ID, "stream_id", m.StreamID)
-		case res == 2:
+		case claimChargeUnknownRound:
 			// The earlier delivery's round in hand: a crash between its
 			// charges and its record repeats them.
 			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
 			charge = append(charge, m)
-		case res == 4:
+		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
 			charge = append(charge, m)
 		default:
@@ -439,7 +439,7 @@ func (c *Consumer) claimer() claimer {
 
 // claim runs claimScript for msgs in one call and returns one claim code per
 // message (see claimScript), or an error for the whole batch.
-func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs []Message) ([]int64, error) {
+func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs []Message) ([]claimCode, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -457,7 +457,11 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 	if len(codes) != len(msgs) {
 		return nil, fmt.Errorf("claim script: got %d codes for %d transactions", len(codes), len(msgs))
 	}
-	return codes, nil
+	claims := make([]claimCode, len(codes))
+	for i, code := range codes {
+		claims[i] = claimCode(code)
+	}
+	return claims, nil
 }
 
 // chargeAll charges msgs in rounds of up to cfg.Chargers transactions: a

@@ -490,8 +490,8 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(t, q, 40)
 			ids := txIDs(batch)
-			if codes := claimAsDeadConsumer(t, rdb, batch, time.Millisecond); len(codes) != 40 || slices.ContainsFunc(codes, func(c int64) bool { return c != 1 }) {
-				t.Fatalf("the dead consumer's claim: got %v; want 40 times 1", codes)
+			if codes := claimAsDeadConsumer(t, rdb, batch, time.Millisecond); len(codes) != 40 || slices.ContainsFunc(codes, func(c claimCode) bool { return c != claimCharge }) {
+				t.Fatalf("the dead consumer's claim: got %v; want 40 times claimCharge (1)", codes)
 			}
 			for r := range tt.recorded {
 				if err := recordRound(ctx, rdb, batch[r*roundSize:(r+1)*roundSize]); err != nil {
@@ -526,13 +526,13 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 // claimAsDeadConsumer claims batch for the consumer "dead", in rounds of 16
 // with the given lease, as a consumer does before it stops, and returns the
 // claim codes.
-func claimAsDeadConsumer(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration) []int64 {
+func claimAsDeadConsumer(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration) []claimCode {
 	t.Helper()
 	return claimAsDeadConsumerAt(t, rdb, batch, lease, time.Now())
 }
 
 // claimAsDeadConsumerAt is claimAsDeadConsumer with the claim dated at.
-func claimAsDeadConsumerAt(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration, at time.Time) []int64 {
+func claimAsDeadConsumerAt(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration, at time.Time) []claimCode {
 	t.Helper()
 	codes, err := claimer{consumer: "dead", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(context.Background(), rdb, at.UnixNano(), batch)
 	if err != nil {
@@ -922,7 +922,7 @@ func TestClaimScript(t *testing.T) {
 	id := enqueueN(t, q, 1)[0]
 	lease := time.Second
 	t0 := time.Now()
-	claim := func(consumer string, at time.Time) int64 {
+	claim := func(consumer string, at time.Time) claimCode {
 		t.Helper()
 		codes, err := claimer{consumer: consumer, lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, at.UnixNano(),
 			[]Message{{ID: id, Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}})
@@ -935,12 +935,12 @@ func TestClaimScript(t *testing.T) {
 		name     string
 		consumer string
 		at       time.Time
-		want     int64
+		want     claimCode
 	}{
-		{"first claim charges", "a", t0, 1},
-		{"another consumer within the lease waits", "b", t0.Add(lease / 2), 3},
-		{"the same consumer again: interrupted, charge again", "a", t0.Add(lease / 2), 2},
-		{"another consumer after the lease: interrupted, charge again", "b", t0.Add(3 * lease), 2},
+		{"first claim charges", "a", t0, claimCharge},
+		{"another consumer within the lease waits", "b", t0.Add(lease / 2), claimBusy},
+		{"the same consumer again: interrupted, charge again", "a", t0.Add(lease / 2), claimChargeUnknownRound},
+		{"another consumer after the lease: interrupted, charge again", "b", t0.Add(3 * lease), claimChargeUnknownRound},
 	}
 	for _, s := range steps {
 		if got := claim(s.consumer, s.at); got != s.want {
@@ -950,7 +950,7 @@ func TestClaimScript(t *testing.T) {
 	if err := recordIDs(ctx, rdb, id); err != nil {
 		t.Fatalf("record: %v", err)
 	}
-	if got := claim("c", time.Now()); got != 0 {
+	if got := claim("c", time.Now()); got != claimDone {
 		t.Errorf("after record: got %d, want 0 (already processed)", got)
 	}
 	rec, err := q.Status(ctx, id)
@@ -983,7 +983,7 @@ func TestClaimBatchMixedOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
-	if want := []int64{0, 1, 1}; !slices.Equal(got, want) {
+	if want := []claimCode{claimDone, claimCharge, claimCharge}; !slices.Equal(got, want) {
 		t.Errorf("codes: got %v, want %v (processed, fresh, recreated)", got, want)
 	}
 	rec, err := q.Status(ctx, missing)
@@ -1121,7 +1121,7 @@ func (r *roundRecorder) ChargeRound(ctx context.Context, round []Message, errs [
 	r.rounds = append(r.rounds, len(round))
 	r.mu.Unlock()
 	for i, m := range round {
-		errs[i] = r.recorder.Charge(ctx, m)
+		errs[i] = r.Charge(ctx, m)
 	}
 }
 

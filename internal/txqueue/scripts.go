@@ -55,12 +55,28 @@ return {0, ARGV[1]}
 // Another consumer's claim holds for the lease (ARGV[4]) from its charging_at
 // or, when its consumer renewed it (recordScript), from its leased_at.
 //
-// Returns one code per key: 1: charge it; 2: charge it, claimed before in a
-// round that may have been charged without a record (its outcome is
-// unknown); 4: charge it, claimed before but its round never started; 0:
-// already processed, or a second entry of a transaction already in this call
-// (the first one carries it); -1: failed (dead-lettered); 3: another consumer
-// is charging it right now (leave it pending).
+// Returns one claimCode per key.
+// claimCode is what claimScript returns for each transaction.
+type claimCode int64
+
+const (
+	// claimCharge: charge it.
+	claimCharge claimCode = 1
+	// claimChargeUnknownRound: charge it; it was claimed before in a round
+	// that may have been charged without a record (its outcome is unknown).
+	claimChargeUnknownRound claimCode = 2
+	// claimChargeRoundNeverStarted: charge it; it was claimed before, but its
+	// round never started.
+	claimChargeRoundNeverStarted claimCode = 4
+	// claimDone: already processed, or a second entry of a transaction
+	// already in this call (the first one carries it).
+	claimDone claimCode = 0
+	// claimFailed: failed before (dead-lettered).
+	claimFailed claimCode = -1
+	// claimBusy: another consumer is charging it right now; leave it pending.
+	claimBusy claimCode = 3
+)
+
 var claimScript = redis.NewScript(`
 local now, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local recs, firstRound = {}, {}
