@@ -43,7 +43,9 @@ func TestStack(t *testing.T) {
 		defer ln.Close()
 		_, stderr, err := s.run("up", "--detach", "--wait", "--timeout", "30s")
 		if err == nil {
-			s.run("down")
+			if _, stderr, err := s.run("down"); err != nil {
+				t.Logf("stack down: %v\n%s", err, stderr)
+			}
 			t.Fatalf("up with PLATFORM_PORT taken: got success, want an error")
 		}
 		want := "port " + s.vars["PLATFORM_PORT"] + " on 127.0.0.1 is not free"

@@ -51,7 +51,7 @@ func TestRSS(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Skipf("no sleep binary: %v", err)
 	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
 	procs, err := tree(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,12 @@ func TestEcho(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"benchtool", "echo", "--addr", addr}, io.Discard, io.Discard) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("benchtool echo after cancel: %v, want nil", err)
+		}
+	})
 	var resp *http.Response
 	for i := 0; i < 100; i++ {
 		resp, err = http.Post("http://"+addr+"/transaction/transaction", "application/json", strings.NewReader(`{}`))

@@ -86,7 +86,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 			return slices.Contains([]string{"--json", "-json", "--json=true", "-json=true"}, a)
 		}):
 			// Scripts get JSON whatever the state: here, the error.
-			l.writeStatusJSON(statusReport{Processes: []processReport{}, Error: loadErr.Error()})
+			return errors.Join(loadErr, l.writeStatusJSON(statusReport{Processes: []processReport{}, Error: loadErr.Error()}))
 		}
 		return loadErr
 	}

@@ -519,7 +519,7 @@ func TestProbeHTTPRetriesUntilHealthy(t *testing.T) {
 			http.Error(w, `{"status":"fail"}`, http.StatusServiceUnavailable)
 			return
 		}
-		w.Write([]byte(`{"status":"pass"}`))
+		_, _ = w.Write([]byte(`{"status":"pass"}`))
 	}))
 	defer srv.Close()
 	var out bytes.Buffer
@@ -634,8 +634,10 @@ func TestFollowLogRestartsAfterTruncation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("\n\nthree\npart") // process-compose's blank lines at a restart are left out
-	f.Close()
+	_, err = f.WriteString("\n\nthree\npart") // process-compose's blank lines at a restart are left out
+	if err := errors.Join(err, f.Close()); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(3)
 	// A new `stack up` truncates the file.
 	if err := os.WriteFile(path, []byte("new\n"), 0o600); err != nil {
@@ -801,7 +803,7 @@ func startAs(t *testing.T, name string, env []string, dir string) int {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	// Start returns while the kernel may still be setting up the new
 	// program: its comm changes first, and its cmdline and environ read
 	// empty until its arguments are in place (seen in CI: a process with
@@ -862,7 +864,7 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 		t.Errorf("status --json with a silent process-compose: got %+v, want running false and its pid", rep)
 	}
 	if p, err := os.FindProcess(pc); err == nil {
-		p.Kill() // a zombie until the test ends: not alive, so not a stray below
+		_ = p.Kill() // a zombie until the test ends: not alive, so not a stray below
 	}
 	// SIGKILL is only queued by Kill: the process is a zombie once it has
 	// run again to die, which a loaded machine can delay past the status

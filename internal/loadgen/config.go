@@ -150,6 +150,18 @@ func DefaultConfig(base string) Config {
 
 var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 
+// via is where statuses are looked up: VerifyVia, else Redis when Queue is
+// set, else HTTP.
+func (c *Config) via() Via {
+	switch {
+	case c.VerifyVia != "":
+		return c.VerifyVia
+	case c.Queue != nil:
+		return ViaRedis
+	}
+	return ViaHTTP
+}
+
 // validate checks the config; each error names the flag that fixes it.
 func (c *Config) validate() error {
 	var errs []error
@@ -160,7 +172,7 @@ func (c *Config) validate() error {
 		if err := CheckURL(c.TxURL); err != nil {
 			errs = append(errs, fmt.Errorf("--tx-url: %w", err))
 		}
-		if c.Verify != VerifyNone && c.VerifyVia != ViaRedis && !(c.VerifyVia == "" && c.Queue != nil) {
+		if c.Verify != VerifyNone && c.via() == ViaHTTP {
 			if err := CheckURL(c.StatusURL); err != nil {
 				errs = append(errs, fmt.Errorf("--status-url: %w", err))
 			}
@@ -218,10 +230,7 @@ func (c *Config) validate() error {
 		errs = append(errs, fmt.Errorf("--verify-via: %q, but --mode token verifies nothing", c.VerifyVia))
 	case c.Mode == ModeTokens:
 	case c.VerifyVia == "":
-		c.VerifyVia = ViaHTTP
-		if c.Queue != nil {
-			c.VerifyVia = ViaRedis
-		}
+		c.VerifyVia = c.via()
 	case c.VerifyVia == ViaHTTP:
 	case c.VerifyVia == ViaRedis:
 		if c.Queue == nil {

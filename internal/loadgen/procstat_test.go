@@ -18,7 +18,7 @@ func TestCPUSnapshot(t *testing.T) {
 	if err := busy.Start(); err != nil {
 		t.Skipf("no sh: %v", err)
 	}
-	t.Cleanup(func() { busy.Process.Kill(); busy.Wait() })
+	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
 	a, err := takeCPUSnapshot(os.Getpid())
 	if err != nil {
 		t.Fatal(err)

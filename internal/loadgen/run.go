@@ -372,7 +372,8 @@ func (w *worker) txBody(cfg *Config, tok string) []byte {
 func jwtSafe(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		base64url := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+		if !base64url && c != '.' {
 			return false
 		}
 	}

@@ -55,9 +55,9 @@ func startProcessCompose(t *testing.T) (*Client, <-chan struct{}) {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
+	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		<-exited
 	})
 	c := NewClient(socket)

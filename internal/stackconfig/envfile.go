@@ -77,7 +77,8 @@ func validKey(k string) bool {
 		return false
 	}
 	for _, c := range k {
-		if !(c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+		word := c == '_' || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+		if !word {
 			return false
 		}
 	}

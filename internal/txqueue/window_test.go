@@ -55,7 +55,7 @@ func BenchmarkChargeToRecordWindow(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { pr.Close(); pw.Close() })
-	go io.Copy(io.Discard, pr)
+	go func() { _, _ = io.Copy(io.Discard, pr) }() // until the cleanup closes pr
 
 	cfg := ConsumerConfig{Name: "window", BatchSize: 64, Chargers: 16, Block: 100 * time.Millisecond}
 	c, err := NewConsumer(rdb, cfg, pipePSP{w: pw, marks: marks}, logging.New(io.Discard, "window-bench", slog.LevelInfo))
