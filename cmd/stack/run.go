@@ -74,7 +74,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		return nil
 	case "up", "down", "status", "logs", "reset":
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("unknown command %q; the commands are up, down, status, logs, reset and version (stack --help says more)", cmd)}
+		return &exitError{code: 2, err: fmt.Errorf("unknown command %q; the commands are up, down, status, logs, reset, version and help (stack help says more)", cmd)}
 	}
 	if loadErr != nil {
 		switch {
@@ -158,6 +158,7 @@ Usage:
   stack logs [process] [-f]
   stack reset [--yes]
   stack version
+  stack help            (or -h, --help after any command)
 
 Commands:
   up      Start the stack (the default command). In the foreground it shows
@@ -176,8 +177,9 @@ Commands:
   down    Stop every process (router first, Redis after the services that
           use it), wait until all are gone and check that none survived.
   status  One line per process: status, readiness, pid, restarts, uptime.
-          --json for scripts. Exit status 3 when the stack is not running,
-          1 when process-compose runs but its API does not answer.
+          --json for scripts. Exit status 3 when the stack is not running;
+          1 when process-compose runs but its API does not answer, or when
+          process-compose is gone but processes of the stack are left.
   logs    Print a process's whole log since the last up, across restarts
           (every process when none is named); -f keeps following.
   reset   Delete the state directory (Redis data, logs, the generated JWT
