@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -22,10 +23,11 @@ type config struct {
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
 	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
 
-	// ServeHealth: serve GET /health, because HTTP_PORT or HTTP_SOCKET is
-	// set. The contract gives the connector REDIS_URL alone; unasked, it
-	// listens nowhere, so that it never takes the APIs' default port 5000
-	// and many connectors run side by side on one host.
+	// ServeHealth: serve GET /health, because HTTP_PORT is set (and on
+	// HTTP_SOCKET too when that is set, as every service does). The contract
+	// gives the connector REDIS_URL alone; unasked, it listens nowhere, so
+	// that it never takes the APIs' default port 5000 and many connectors run
+	// side by side on one host.
 	ServeHealth bool `env:"-"`
 }
 
@@ -43,7 +45,7 @@ func parseConfig(environ []string) (config, error) {
 	if err := envconfig.Parse(environ, &cfg); err != nil {
 		return cfg, err
 	}
-	cfg.ServeHealth = env.ToMap(environ)["HTTP_PORT"] != "" || cfg.Socket != ""
+	cfg.ServeHealth = env.ToMap(environ)["HTTP_PORT"] != ""
 	return cfg, cfg.validate()
 }
 
@@ -51,6 +53,9 @@ func parseConfig(environ []string) (config, error) {
 func (c *config) validate() error {
 	if err := c.Server.Validate(); err != nil {
 		return err
+	}
+	if c.Socket != "" && !c.ServeHealth {
+		return errors.New("HTTP_SOCKET is set but HTTP_PORT is not: psp-connector serves GET /health on HTTP_PORT, and also on HTTP_SOCKET; set HTTP_PORT too, or neither")
 	}
 	if err := c.Queue.Validate(); err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 )
 
 // run starts the consumer with the given environment, and the /health server
-// when HTTP_PORT or HTTP_SOCKET is set, and runs until ctx is done or
+// when HTTP_PORT is set, and runs until ctx is done or
 // SIGINT/SIGTERM arrives. Then the consumer finishes the batch in hand
 // (within SHUTDOWN_GRACE) and leaves the rest pending for the next start,
 // and the health server drains.
@@ -53,7 +53,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 
 	if !cfg.ServeHealth {
-		log.Info("no health endpoint: set HTTP_PORT or HTTP_SOCKET for GET /health")
+		log.Info("no health endpoint: set HTTP_PORT for GET /health")
 		return consumer.Run(ctx)
 	}
 	// Listen first: a connector that cannot serve its health check exits

@@ -239,6 +239,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"REDIS_URL bad scheme", nil, []string{"REDIS_URL=http://x"}, "REDIS_URL"},
 		{"HTTP_PORT not a number", nil, []string{"HTTP_PORT=http"}, "HTTP_PORT"},
 		{"HTTP_PORT out of range", nil, []string{"HTTP_PORT=70000"}, "HTTP_PORT"},
+		{"HTTP_SOCKET without HTTP_PORT", nil, []string{"HTTP_PORT=", "HTTP_SOCKET=/tmp/psp.sock"}, "HTTP_SOCKET is set but HTTP_PORT is not"},
 		{"VISIBILITY_TIMEOUT not a duration", nil, []string{"VISIBILITY_TIMEOUT=30"}, "VISIBILITY_TIMEOUT"},
 		{"VISIBILITY_TIMEOUT too short to be a lease", nil, []string{"VISIBILITY_TIMEOUT=1ms"}, "VISIBILITY_TIMEOUT must be at least 1s"},
 		{"VISIBILITY_TIMEOUT zero", nil, []string{"VISIBILITY_TIMEOUT=0s"}, "VISIBILITY_TIMEOUT"},
@@ -296,7 +297,8 @@ func TestRunChargesNothingWhenItCannotListen(t *testing.T) {
 }
 
 // TestRunWithOnlyRedisURL: the contract configures the connector with
-// REDIS_URL alone. So configured, it serves no /health and listens nowhere:
+// REDIS_URL alone. So configured (no HTTP_PORT), it serves no /health and
+// listens nowhere:
 // with 127.0.0.1:5000, the APIs' default port, taken, it still charges.
 func TestRunWithOnlyRedisURL(t *testing.T) {
 	srv, _, q, res := redisWithOneQueued(t, txqueue.Transaction{UserID: 3, Amount: 7, Currency: "GBP"})
@@ -325,7 +327,7 @@ func TestRunWithOnlyRedisURL(t *testing.T) {
 	if got, want := contractLines(out.String()), []string{"==> Making transaction with PSP: User ID: 3, Amount: 7, Currency: GBP"}; !slices.Equal(got, want) {
 		t.Errorf("contract lines: got %q, want %q", got, want)
 	}
-	if !strings.Contains(out.String(), `"msg":"no health endpoint: set HTTP_PORT or HTTP_SOCKET for GET /health"`) {
+	if !strings.Contains(out.String(), `"msg":"no health endpoint: set HTTP_PORT for GET /health"`) {
 		t.Errorf("no log line saying there is no health endpoint:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), `"msg":"ready"`) {
