@@ -382,8 +382,13 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
 			charge = append(charge, m)
-		default:
+		case claimCharge:
 			charge = append(charge, m)
+		default:
+			// A script this consumer does not know answered: charge nothing
+			// on a guess; a redelivery claims it again.
+			c.log.ErrorContext(mctx, "claim script answered an unknown code; entry left pending",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "code", int64(claims[i]))
 		}
 	}
 	if len(neverCharged) > 0 {

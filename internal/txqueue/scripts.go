@@ -32,6 +32,27 @@ end
 return {0, ARGV[1]}
 `)
 
+// claimCode is what claimScript returns for each transaction.
+type claimCode int64
+
+const (
+	// claimFailed: failed before (dead-lettered).
+	claimFailed claimCode = -1
+	// claimDone: already processed, or a second entry of a transaction
+	// already in this call (the first one carries it).
+	claimDone claimCode = 0
+	// claimCharge: charge it.
+	claimCharge claimCode = 1
+	// claimChargeUnknownRound: charge it; it was claimed before in a round
+	// that may have been charged without a record (its outcome is unknown).
+	claimChargeUnknownRound claimCode = 2
+	// claimBusy: another consumer is charging it right now; leave it pending.
+	claimBusy claimCode = 3
+	// claimChargeRoundNeverStarted: charge it; it was claimed before, but its
+	// round never started.
+	claimChargeRoundNeverStarted claimCode = 4
+)
+
 // claimScript takes a batch of transactions for the PSP step, as the first
 // of three steps (claim, charge, record), in one call for the whole batch. It
 // answers, for each, whether this consumer should charge it, and marks its
@@ -56,27 +77,6 @@ return {0, ARGV[1]}
 // or, when its consumer renewed it (recordScript), from its leased_at.
 //
 // Returns one claimCode per key.
-// claimCode is what claimScript returns for each transaction.
-type claimCode int64
-
-const (
-	// claimCharge: charge it.
-	claimCharge claimCode = 1
-	// claimChargeUnknownRound: charge it; it was claimed before in a round
-	// that may have been charged without a record (its outcome is unknown).
-	claimChargeUnknownRound claimCode = 2
-	// claimChargeRoundNeverStarted: charge it; it was claimed before, but its
-	// round never started.
-	claimChargeRoundNeverStarted claimCode = 4
-	// claimDone: already processed, or a second entry of a transaction
-	// already in this call (the first one carries it).
-	claimDone claimCode = 0
-	// claimFailed: failed before (dead-lettered).
-	claimFailed claimCode = -1
-	// claimBusy: another consumer is charging it right now; leave it pending.
-	claimBusy claimCode = 3
-)
-
 var claimScript = redis.NewScript(`
 local now, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local recs, firstRound = {}, {}
