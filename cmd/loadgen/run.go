@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -14,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/caarlos0/env/v10"
@@ -216,14 +216,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 
 	stopProfile := func() error { return nil }
 	if *cpuProfile != "" {
-		stop, err := startCPUProfile(*cpuProfile)
-		if err != nil {
+		if stopProfile, err = startCPUProfile(*cpuProfile); err != nil {
 			return fmt.Errorf("--cpuprofile: %w", err)
 		}
-		defer func() { _ = stop() }() // on an early return; a second call does nothing
-		stopProfile = stop
 	}
-
 	rep, err := loadgen.Run(ctx, cfg)
 	if perr := stopProfile(); err == nil && perr != nil {
 		err = fmt.Errorf("--cpuprofile: %w", perr)
@@ -243,21 +239,26 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	return rep.Err()
 }
 
-// startCPUProfile writes the generator's CPU profile to path until stop,
-// which reports a profile that could not be written in full.
+// startCPUProfile profiles the generator until stop, which writes the
+// profile to path and reports whether it was written in full. (pprof drops
+// its writer's errors, so the profile is kept in memory, then written.) The
+// file is created at once: a path that cannot be written fails before the
+// load.
 func startCPUProfile(path string) (stop func() error, err error) {
 	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	var profile bytes.Buffer
+	if err := pprof.StartCPUProfile(&profile); err != nil {
 		_ = f.Close()
 		return nil, err
 	}
-	return sync.OnceValue(func() error {
+	return func() error {
 		pprof.StopCPUProfile()
-		return f.Close()
-	}), nil
+		_, err := f.Write(profile.Bytes())
+		return errors.Join(err, f.Close())
+	}, nil
 }
 
 // stackRedisURL picks the Redis to probe: the flag ("none": none), else the

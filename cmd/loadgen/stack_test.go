@@ -147,4 +147,16 @@ func TestAgainstRealStack(t *testing.T) {
 			}
 		})
 	}
+
+	// A profile lost to a full disk is an error, not a silent empty file.
+	t.Run("tokens, a CPU profile on a full disk", func(t *testing.T) {
+		if _, err := os.Stat("/dev/full"); err != nil {
+			t.Skipf("no /dev/full to stand for a full disk: %v", err)
+		}
+		var out, errOut bytes.Buffer
+		err := run(ctx, append(append([]string{}, base...), "--mode", "token", "--duration", "300ms", "--cpuprofile", "/dev/full"), nil, &out, &errOut)
+		if err == nil || !strings.HasPrefix(err.Error(), "--cpuprofile: ") || !strings.Contains(err.Error(), "no space left on device") {
+			t.Errorf("got %v, want --cpuprofile: ... no space left on device", err)
+		}
+	})
 }
