@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -23,11 +22,7 @@ type config struct {
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
 	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
 
-	// ServeHealth: serve GET /health, because HTTP_PORT is set (and on
-	// HTTP_SOCKET too when that is set, as every service does). The contract
-	// gives the connector REDIS_URL alone; unasked, it listens nowhere, so
-	// that it never takes the APIs' default port 5000 and many connectors run
-	// side by side on one host.
+	// ServeHealth: HTTP_PORT is set, so serve GET /health (README.md).
 	ServeHealth bool `env:"-"`
 }
 
@@ -45,7 +40,13 @@ func parseConfig(environ []string) (config, error) {
 	if err := envconfig.Parse(environ, &cfg); err != nil {
 		return cfg, err
 	}
-	cfg.ServeHealth = env.ToMap(environ)["HTTP_PORT"] != ""
+	vals := env.ToMap(environ)
+	cfg.ServeHealth = vals["HTTP_PORT"] != ""
+	for _, name := range []string{"HTTP_HOST", "HTTP_SOCKET"} {
+		if vals[name] != "" && !cfg.ServeHealth {
+			return cfg, envconfig.Invalid(name, "is set but HTTP_PORT is not: psp-connector serves GET /health only on HTTP_PORT (and then on HTTP_SOCKET too); set HTTP_PORT as well, or neither")
+		}
+	}
 	return cfg, cfg.validate()
 }
 
@@ -53,9 +54,6 @@ func parseConfig(environ []string) (config, error) {
 func (c *config) validate() error {
 	if err := c.Server.Validate(); err != nil {
 		return err
-	}
-	if c.Socket != "" && !c.ServeHealth {
-		return errors.New("HTTP_SOCKET is set but HTTP_PORT is not: psp-connector serves GET /health on HTTP_PORT, and also on HTTP_SOCKET; set HTTP_PORT too, or neither")
 	}
 	if err := c.Queue.Validate(); err != nil {
 		return err

@@ -1,7 +1,7 @@
 // Command psp-connector takes transactions off the platform's Redis stream
 // and makes each one with the payment service provider, printing the
-// contract's line once per transaction. It serves GET /health on HTTP_PORT and
-// is configured by environment variables; see README.md.
+// contract's line once per transaction. It serves GET /health on HTTP_PORT
+// when that is set, and is configured by environment variables; see README.md.
 package main
 
 import (

@@ -240,6 +240,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"HTTP_PORT not a number", nil, []string{"HTTP_PORT=http"}, "HTTP_PORT"},
 		{"HTTP_PORT out of range", nil, []string{"HTTP_PORT=70000"}, "HTTP_PORT"},
 		{"HTTP_SOCKET without HTTP_PORT", nil, []string{"HTTP_PORT=", "HTTP_SOCKET=/tmp/psp.sock"}, "HTTP_SOCKET is set but HTTP_PORT is not"},
+		{"HTTP_HOST without HTTP_PORT", nil, []string{"HTTP_PORT=", "HTTP_HOST=0.0.0.0"}, "HTTP_HOST is set but HTTP_PORT is not"},
 		{"VISIBILITY_TIMEOUT not a duration", nil, []string{"VISIBILITY_TIMEOUT=30"}, "VISIBILITY_TIMEOUT"},
 		{"VISIBILITY_TIMEOUT too short to be a lease", nil, []string{"VISIBILITY_TIMEOUT=1ms"}, "VISIBILITY_TIMEOUT must be at least 1s"},
 		{"VISIBILITY_TIMEOUT zero", nil, []string{"VISIBILITY_TIMEOUT=0s"}, "VISIBILITY_TIMEOUT"},
@@ -297,15 +298,10 @@ func TestRunChargesNothingWhenItCannotListen(t *testing.T) {
 }
 
 // TestRunWithOnlyRedisURL: the contract configures the connector with
-// REDIS_URL alone. So configured (no HTTP_PORT), it serves no /health and
-// listens nowhere:
-// with 127.0.0.1:5000, the APIs' default port, taken, it still charges.
+// REDIS_URL alone. So configured (no HTTP_PORT), it charges, serves no
+// /health and listens nowhere: it cannot take the APIs' default port 5000.
 func TestRunWithOnlyRedisURL(t *testing.T) {
 	srv, _, q, res := redisWithOneQueued(t, txqueue.Transaction{UserID: 3, Amount: 7, Currency: "GBP"})
-	// Taken by this test, or already by another process: either way taken.
-	if ln, err := net.Listen("tcp", "127.0.0.1:5000"); err == nil {
-		defer ln.Close()
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := &servicetest.Buffer{}
@@ -331,7 +327,7 @@ func TestRunWithOnlyRedisURL(t *testing.T) {
 		t.Errorf("no log line saying there is no health endpoint:\n%s", out.String())
 	}
 	if strings.Contains(out.String(), `"msg":"ready"`) {
-		t.Errorf("got a ready line (a listener) without HTTP_PORT or HTTP_SOCKET:\n%s", out.String())
+		t.Errorf("got a ready line (a listener) without HTTP_PORT:\n%s", out.String())
 	}
 }
 
