@@ -278,9 +278,13 @@ func TestServiceBinariesExitOneOnBadConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(ctx, 20*time.Second) // a service that starts anyway is killed
+			defer cancel()
 			var stderr bytes.Buffer
 			cmd := exec.CommandContext(ctx, filepath.Join(bin, tt.service))
-			cmd.Env = tt.environ // nothing else: not even PATH or HOME
+			// Nothing else, not even PATH or HOME, nor a JWT_SECRET exported
+			// in the test's shell (a nil Env would inherit them all).
+			cmd.Env = append([]string{}, tt.environ...)
 			cmd.Stderr = &stderr
 			err := cmd.Run()
 			var exit *exec.ExitError
