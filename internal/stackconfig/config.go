@@ -338,7 +338,6 @@ func (c Config) ProcessComposeSocket() string {
 	return filepath.Join(c.StateDir, "process-compose.sock")
 }
 
-// LogDir holds one log file per process, plus process-compose's own.
 // RunDir holds the files of the running stack: the services' sockets, the
 // launched URLs, process-compose's settings dir when the user has none.
 func (c Config) RunDir() string { return filepath.Join(c.StateDir, "run") }
@@ -346,6 +345,7 @@ func (c Config) RunDir() string { return filepath.Join(c.StateDir, "run") }
 // ProcessComposeLog is process-compose's own log.
 func (c Config) ProcessComposeLog() string { return filepath.Join(c.LogDir(), "process-compose.log") }
 
+// LogDir holds one log file per process, plus process-compose's own.
 func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
 
 // BinDir holds binaries the launcher builds (services, process-compose).
