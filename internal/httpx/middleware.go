@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"path"
 	"time"
 
 	"github.com/acme-payments/platform/internal/logging"
@@ -96,9 +97,16 @@ func NotFound(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Routes wraps a ServeMux so that its plain-text 404 and 405 answers become
-// JSON, keeping the Allow header the mux computed for a 405.
+// JSON, keeping the Allow header the mux computed for a 405. A path not in
+// canonical form (//token, /./token, /x/../token) gets a JSON 400 "Invalid
+// path", as at the router, instead of the mux's bodiless redirect, which a
+// client following a 307 would answer by posting the body again.
 func Routes(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect && !canonicalPath(r.URL.Path) {
+			WriteError(w, http.StatusBadRequest, "Invalid path")
+			return
+		}
 		h, pattern := mux.Handler(r)
 		if pattern == "" {
 			// No route matched: find out whether the path exists for another method.
@@ -116,6 +124,19 @@ func Routes(mux *http.ServeMux) http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// canonicalPath reports whether p is what ServeMux would not redirect: rooted,
+// no empty, "." or ".." segments, a trailing slash kept.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	c := path.Clean(p)
+	if p[len(p)-1] == '/' && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // headerOnly records what the mux's fallback handler would answer, without a body.

@@ -166,6 +166,13 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/nope", 404, `{"error":"Not found"}`, ""},
 		{"GET", "/items", 405, `{"error":"Method not allowed"}`, "POST"},
 		{"DELETE", "/items/7", 405, `{"error":"Method not allowed"}`, "GET, HEAD"},
+		// Not canonical: the mux would redirect with an empty body.
+		{"POST", "//items", 400, `{"error":"Invalid path"}`, ""},
+		{"POST", "/./items", 400, `{"error":"Invalid path"}`, ""},
+		{"POST", "/x/../items", 400, `{"error":"Invalid path"}`, ""},
+		{"GET", "/items/7/.", 400, `{"error":"Invalid path"}`, ""},
+		{"GET", "//nope", 400, `{"error":"Invalid path"}`, ""},
+		{"GET", "/nope/", 404, `{"error":"Not found"}`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
