@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -86,7 +87,8 @@ func Parse(data []byte, source string) (*DB, error) {
 	if err := dec.Decode(&list); err != nil {
 		return nil, fmt.Errorf("%s: not a JSON array of {\"id\", \"username\", \"password\", \"enabled\"}: %w", source, err)
 	}
-	if dec.More() {
+	// Only white space may follow (dec.More would miss a stray "]" or "}").
+	if _, err := dec.Token(); err != io.EOF {
 		return nil, fmt.Errorf("%s: unexpected data after the JSON array", source)
 	}
 	if len(list) == 0 {
@@ -120,7 +122,7 @@ func Parse(data []byte, source string) (*DB, error) {
 
 		e := &entry{user: User{ID: *u.ID, Username: name, Enabled: *u.Enabled}}
 		if isBcrypt(*u.Password) {
-			if _, err := bcrypt.Cost([]byte(*u.Password)); err != nil {
+			if err := checkBcrypt(*u.Password); err != nil {
 				return nil, fmt.Errorf("%s (%s): malformed bcrypt hash: %w", where, name, err)
 			}
 			e.bcrypt = []byte(*u.Password)
@@ -136,6 +138,31 @@ func Parse(data []byte, source string) (*DB, error) {
 // plaintext.
 func isBcrypt(p string) bool {
 	return strings.HasPrefix(p, "$2a$") || strings.HasPrefix(p, "$2b$") || strings.HasPrefix(p, "$2y$")
+}
+
+// bcryptAlphabet is bcrypt's base64 alphabet, for the salt and the digest.
+const bcryptAlphabet = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// checkBcrypt checks a whole bcrypt hash: "$2b$", a two-digit cost in
+// bcrypt's range, "$", then 53 characters of its alphabet (22 of salt, 31 of
+// digest), 60 bytes in all. bcrypt.Cost alone reads only the prefix and the
+// cost, so a truncated or garbled hash would load and then refuse every
+// password.
+func checkBcrypt(hash string) error {
+	if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+		return err
+	}
+	const prefix = len("$2b$10$")
+	if len(hash) != prefix+53 {
+		return fmt.Errorf("%d bytes, want 60", len(hash))
+	}
+	if hash[prefix-1] != '$' {
+		return errors.New(`no "$" after the cost`)
+	}
+	if i := strings.IndexFunc(hash[prefix:], func(r rune) bool { return !strings.ContainsRune(bcryptAlphabet, r) }); i >= 0 {
+		return fmt.Errorf("byte %d is not in bcrypt's base64 alphabet", prefix+i+1)
+	}
+	return nil
 }
 
 // Len returns the number of users.

@@ -20,6 +20,14 @@ func writeFile(t *testing.T, content string) string {
 	return path
 }
 
+// validHash is bcrypt("password") at cost 4, for the malformed-hash rows.
+const validHash = "$2a$04$cRWBifNpODLX19.VVLP1hOIlhqD/FOuTi5PGjwkZJ/fPnCBbIRY1y"
+
+// bcryptUser is a users file of one user whose password field is hash.
+func bcryptUser(hash string) string {
+	return fmt.Sprintf(`[{"id":1,"username":"a","password":%q,"enabled":true}]`, hash)
+}
+
 func mustHash(t *testing.T, password, prefix string) string {
 	t.Helper()
 	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
@@ -123,6 +131,13 @@ func TestLoadErrors(t *testing.T) {
 		{"duplicate username", `[{"id":1,"username":"a","password":"p","enabled":true},{"id":2,"username":"a","password":"p","enabled":true}]`, `user #2: duplicate username "a"`},
 		{"duplicate id", `[{"id":1,"username":"a","password":"p","enabled":true},{"id":1,"username":"b","password":"p","enabled":true}]`, "duplicate id 1"},
 		{"malformed bcrypt", `[{"id":1,"username":"a","password":"$2a$10$short","enabled":true}]`, "malformed bcrypt hash"},
+		{"bcrypt truncated to 59 bytes", bcryptUser(validHash[:59]), "malformed bcrypt hash"},
+		{"bcrypt with trailing bytes", bcryptUser(validHash + "xyz"), "malformed bcrypt hash: 63 bytes"},
+		{"bcrypt salt not base64", bcryptUser("$2a$04$" + strings.Repeat("!", 53)), "malformed bcrypt hash: byte 8 is not"},
+		{"bcrypt cost too high", bcryptUser("$2a$32$" + validHash[7:]), "malformed bcrypt hash"},
+		{"trailing ]", `[{"id":1,"username":"a","password":"p","enabled":true}]]`, "unexpected data"},
+		{"trailing }", `[{"id":1,"username":"a","password":"p","enabled":true}] }`, "unexpected data"},
+		{"trailing ] and more", `[{"id":1,"username":"a","password":"p","enabled":true}]] garbage`, "unexpected data"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -156,5 +171,17 @@ func BenchmarkAuthenticatePlaintext(b *testing.B) {
 		if _, err := db.Authenticate("alice", "password"); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestValidHashLoads guards TestLoadErrors' malformed-hash rows: the hash they
+// cut or extend is itself a good one.
+func TestValidHashLoads(t *testing.T) {
+	db, err := Load(writeFile(t, bcryptUser(validHash)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate("a", "password"); err != nil {
+		t.Errorf("got %v, want the password to match", err)
 	}
 }
