@@ -173,14 +173,15 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	durationSet := false
-	fs.Visit(func(f *flag.Flag) {
-		if f.Name == "duration" {
-			durationSet = true
-		}
-	})
-	if cfg.Count > 0 && !durationSet {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if cfg.Count > 0 && !set["duration"] {
 		cfg.Duration = 0
+	}
+	// The default merchants fit the workers (-c 1: one merchant); more
+	// merchants than workers, asked for, is an error (loadgen.Config).
+	if !set["merchants"] && cfg.Concurrency >= 1 {
+		cfg.Merchants = min(cfg.Merchants, cfg.Concurrency)
 	}
 
 	target = strings.TrimRight(target, "/")

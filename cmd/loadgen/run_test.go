@@ -26,6 +26,10 @@ func TestRunUsageErrors(t *testing.T) {
 		{"bad currency", []string{"--currencies", "usd", "--redis-url", "none"}, nil, "--currencies"},
 		{"target without a scheme", []string{"--target", "127.0.0.1:8080", "--redis-url", "none"}, nil, "--target"},
 		{"rate not a number", []string{"--rate", "NaN", "--count", "5", "--redis-url", "none"}, nil, "--rate"},
+		{"more merchants than workers, asked for", []string{"--merchants", "3", "-c", "2", "--count", "5", "--redis-url", "none"}, nil, "--merchants: 3 merchants for 2 workers"},
+		// -c 1 takes one merchant by default: past validation, to the (closed) router.
+		{"one worker, default merchants", []string{"-c", "1", "--count", "5", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "log in as"},
+		{"negative duration", []string{"--duration", "-5s", "--count", "5", "--redis-url", "none"}, nil, "--duration: -5s is negative"},
 		{"profile in a missing directory", []string{"--cpuprofile", "/nonexistent/cpu.pprof", "--count", "5", "--redis-url", "none"}, nil, "--cpuprofile"},
 	}
 	for _, tt := range tests {

@@ -189,10 +189,16 @@ func (c *Config) validate() error {
 	}
 	if c.Concurrency < 1 {
 		errs = append(errs, fmt.Errorf("--concurrency: %d is not positive", c.Concurrency))
+	} else if c.Merchants > c.Concurrency {
+		// Worker w serves merchant w%Merchants: the rest would only log in.
+		errs = append(errs, fmt.Errorf("--merchants: %d merchants for %d workers (-c); merchants beyond the workers would send nothing", c.Merchants, c.Concurrency))
 	}
-	if c.Count < 0 {
+	switch {
+	case c.Count < 0:
 		errs = append(errs, fmt.Errorf("--count: %d is negative", c.Count))
-	} else if (c.Duration > 0) == (c.Count > 0) {
+	case c.Duration < 0:
+		errs = append(errs, fmt.Errorf("--duration: %v is negative", c.Duration))
+	case (c.Duration > 0) == (c.Count > 0):
 		errs = append(errs, errors.New("--duration, --count: set exactly one of them"))
 	}
 	// The schedule spaces requests 1/rate apart in whole nanoseconds.

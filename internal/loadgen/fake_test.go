@@ -38,6 +38,12 @@ type fakeOpts struct {
 	failTxEvery int64
 	// throttleLogins: the first throttleLogins token requests get a 429.
 	throttleLogins int64
+	// loginDelay: every token request takes this long.
+	loginDelay time.Duration
+	// statusDown: the status endpoint answers every lookup with a 503.
+	statusDown bool
+	// oneID: every accepted transaction gets the same id.
+	oneID bool
 }
 
 type fakeTx struct {
@@ -66,6 +72,7 @@ func startFake(t *testing.T, opts fakeOpts) (*fakeAPI, *httptest.Server) {
 
 func (f *fakeAPI) token(w http.ResponseWriter, r *http.Request) {
 	n := f.logins.Add(1)
+	time.Sleep(f.loginDelay)
 	if n <= f.throttleLogins {
 		w.Header().Set("Retry-After", "0")
 		http.Error(w, `{"error":"Too Many Requests"}`, http.StatusTooManyRequests)
@@ -133,6 +140,9 @@ func (f *fakeAPI) transaction(w http.ResponseWriter, r *http.Request) {
 	}
 	k := f.accepted.Add(1)
 	id := fmt.Sprintf("tx_%032x", k)
+	if f.oneID {
+		id = "tx_same"
+	}
 	f.mu.Lock()
 	f.txs[id] = &fakeTx{user: u, created: time.Now(), lost: f.loseEvery > 0 && k%f.loseEvery == 0, amount: in.Amount, currency: in.Currency}
 	f.mu.Unlock()
@@ -140,6 +150,10 @@ func (f *fakeAPI) transaction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (f *fakeAPI) status(w http.ResponseWriter, r *http.Request) {
+	if f.statusDown {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+		return
+	}
 	u := f.user(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
 	if u == "" {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "no token"})

@@ -20,11 +20,15 @@ type Report struct {
 	Elapsed     float64 `json:"elapsed_s"`
 	Interrupted bool    `json:"interrupted,omitempty"`
 
-	Tokens         int64   `json:"tokens"`
-	TokensPerSec   float64 `json:"tokens_per_s"`
-	Sent           int64   `json:"tx_sent"`
-	Accepted       int64   `json:"tx_accepted"`
-	AcceptedPerSec float64 `json:"tx_accepted_per_s"`
+	// Tokens and TokensPerSec count the logins of the load phase; the
+	// merchants' first logins, before the clock starts, are
+	// TokensBeforeLoad, and re-logins while verifying count nowhere.
+	Tokens           int64   `json:"tokens"`
+	TokensPerSec     float64 `json:"tokens_per_s"`
+	TokensBeforeLoad int64   `json:"tokens_before_load,omitempty"`
+	Sent             int64   `json:"tx_sent"`
+	Accepted         int64   `json:"tx_accepted"`
+	AcceptedPerSec   float64 `json:"tx_accepted_per_s"`
 
 	// Latency holds "token", "tx" and "enqueue_to_processed" distributions.
 	Latency map[string]Percentiles `json:"latency_ms"`
@@ -38,8 +42,10 @@ type Report struct {
 	CPU *CPUUsage `json:"cpu,omitempty"`
 }
 
-func (r *runner) fill(rep *Report) {
+// fillLoad sets the load phase's counts, rates and latencies.
+func (r *runner) fillLoad(rep *Report) {
 	rep.Tokens = r.tokensOK.Load()
+	rep.TokensBeforeLoad = r.tokensBefore
 	rep.Sent = r.txSent.Load()
 	rep.Accepted = r.txAccepted.Load()
 	if rep.Elapsed > 0 {
@@ -50,10 +56,6 @@ func (r *runner) fill(rep *Report) {
 		"token": r.tokenLat.summary(),
 		"tx":    r.txLat.summary(),
 	}
-	if v := rep.Verification; v != nil {
-		rep.Latency["enqueue_to_processed"] = v.e2e.summary()
-	}
-	rep.Errors = r.errs.snapshot()
 }
 
 // Err is nil when the run kept every promise: it got work done (a token or
@@ -82,6 +84,12 @@ func (rep *Report) Err() error {
 	if v.Failed > 0 {
 		errs = append(errs, fmt.Errorf("%d of %d checked transactions failed", v.Failed, v.Checked))
 	}
+	if v.Unverified > 0 {
+		errs = append(errs, fmt.Errorf("%d of %d checked transactions could not be looked up (see errors): not known to be processed", v.Unverified, v.Checked))
+	}
+	if v.DuplicateIDs > 0 {
+		errs = append(errs, fmt.Errorf("%d accepted answers repeated an id of an earlier one", v.DuplicateIDs))
+	}
 	if v.DrainMethod != "none" && !v.Drained {
 		errs = append(errs, errors.New("the backlog did not drain within the drain timeout"))
 	}
@@ -93,14 +101,18 @@ func (rep *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	loop := "closed loop"
 	if rep.Rate > 0 {
-		loop = fmt.Sprintf("open loop at %.0f/s", rep.Rate)
+		loop = fmt.Sprintf("open loop at %g/s", rep.Rate)
 	}
 	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target)
-	fmt.Fprintf(&b, "load  %.2fs  tokens %d (%.0f/s)  tx sent %d  accepted %d (%.0f/s)\n",
-		rep.Elapsed, rep.Tokens, rep.TokensPerSec, rep.Sent, rep.Accepted, rep.AcceptedPerSec)
+	before := ""
+	if rep.TokensBeforeLoad > 0 {
+		before = fmt.Sprintf("; %d before the load", rep.TokensBeforeLoad)
+	}
+	fmt.Fprintf(&b, "load  %.2fs  tokens %d (%.0f/s%s)  tx sent %d  accepted %d (%.0f/s)\n",
+		rep.Elapsed, rep.Tokens, rep.TokensPerSec, before, rep.Sent, rep.Accepted, rep.AcceptedPerSec)
 	if v := rep.Verification; v != nil {
-		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  (%s, %.1fs)\n",
-			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Via, v.VerifySeconds)
+		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  unverified %d  (%s, %.1fs)\n",
+			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Unverified, v.Via, v.VerifySeconds)
 		if v.Drained {
 			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)
 			if v.DrainMethod == "queue" {
@@ -118,6 +130,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 			continue
 		}
 		fmt.Fprintf(&b, "           %-22s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %9d\n", k, p.P50, p.P90, p.P99, p.P999, p.Max, p.Mean, p.Count)
+	}
+	for _, k := range []string{"token", "tx", "enqueue_to_processed"} {
+		if p := rep.Latency[k]; p.Clamped > 0 {
+			fmt.Fprintf(&b, "           %s: %d above 10 min, counted as 10 min (max and top percentiles are floors)\n", k, p.Clamped)
+		}
 	}
 	if c := rep.CPU; c != nil {
 		n := rep.Accepted

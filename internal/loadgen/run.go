@@ -24,10 +24,11 @@ type runner struct {
 	txLat    *latency
 	errs     errorCounts
 
-	tokensOK   atomic.Int64
-	txSent     atomic.Int64
-	txAccepted atomic.Int64
-	remaining  atomic.Int64 // closed loop with Count: requests left to start
+	tokensOK     atomic.Int64
+	tokensBefore int64 // the merchants' logins before the load
+	txSent       atomic.Int64
+	txAccepted   atomic.Int64
+	remaining    atomic.Int64 // closed loop with Count: requests left to start
 }
 
 // worker is one connection's loop state; nothing in it is shared.
@@ -91,6 +92,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("--users: %q is not enabled for transactions (its token says so); every transaction of it would get 403", cfg.Users[m.user])
 			}
 		}
+		// Tokens and their latencies count the load phase only; these
+		// logins are reported apart.
+		r.tokensBefore = r.tokensOK.Swap(0)
+		r.tokenLat = newLatency()
 	}
 
 	workers := make([]*worker, cfg.Concurrency)
@@ -164,6 +169,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	progressDone()
 
+	// The load's figures are taken now; verification's own logins and
+	// lookups must not count in them.
 	rep := &Report{
 		Mode:        cfg.Mode,
 		Concurrency: cfg.Concurrency,
@@ -177,6 +184,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Mode == ModeTokens {
 		rep.Target = cfg.TokenURL
 	}
+	r.fillLoad(rep)
 	var accepted []acceptedTx
 	for _, w := range workers {
 		accepted = append(accepted, w.accepted...)
@@ -187,8 +195,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			v.Interrupted, rep.Interrupted = true, true
 		}
 		rep.Verification = &v
+		rep.Latency["enqueue_to_processed"] = v.e2e.summary()
 	}
-	r.fill(rep)
+	rep.Errors = r.errs.snapshot()
 	return rep, nil
 }
 
@@ -248,6 +257,12 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		bearer = tok
 	}
 	sent := time.Now()
+	if r.cfg.Rate == 0 {
+		// Closed loop: the clock starts with the request, after any login.
+		// Open loop: it started when the request was due (coordinated
+		// omission), waiting for a token included.
+		due = sent
+	}
 	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, bearer)
 	done := time.Now()
 	r.txSent.Add(1)

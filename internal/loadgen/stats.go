@@ -23,8 +23,9 @@ const (
 
 // latency is an HdrHistogram of microseconds that many workers record into.
 type latency struct {
-	mu sync.Mutex
-	h  *hdrhistogram.Histogram
+	mu      sync.Mutex
+	h       *hdrhistogram.Histogram
+	clamped int64 // values above histMax, recorded as histMax
 }
 
 func newLatency() *latency {
@@ -32,17 +33,16 @@ func newLatency() *latency {
 }
 
 // record adds one duration; values outside the range are clamped so that
-// nothing is silently dropped.
+// nothing is dropped, and those above it are counted (Percentiles.Clamped).
 func (l *latency) record(d time.Duration) {
 	us := d.Microseconds()
-	if us < histMin {
-		us = histMin
-	}
-	if us > histMax {
-		us = histMax
-	}
+	over := us > histMax
+	us = min(max(us, histMin), histMax)
 	l.mu.Lock()
 	_ = l.h.RecordValue(us)
+	if over {
+		l.clamped++
+	}
 	l.mu.Unlock()
 }
 
@@ -55,6 +55,9 @@ type Percentiles struct {
 	P99   float64 `json:"p99_ms"`
 	P999  float64 `json:"p99_9_ms"`
 	Max   float64 `json:"max_ms"`
+	// Clamped counts values above the histogram's 10 minutes, recorded as
+	// 10 minutes: when it is not 0, Max and the top percentiles are floors.
+	Clamped int64 `json:"clamped,omitempty"`
 }
 
 func (l *latency) summary() Percentiles {
@@ -66,13 +69,14 @@ func (l *latency) summary() Percentiles {
 	ms := func(us int64) float64 { return float64(us) / 1000 }
 	v := l.h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
 	return Percentiles{
-		Count: l.h.TotalCount(),
-		Mean:  l.h.Mean() / 1000,
-		P50:   ms(v[0]),
-		P90:   ms(v[1]),
-		P99:   ms(v[2]),
-		P999:  ms(v[3]),
-		Max:   ms(l.h.Max()),
+		Count:   l.h.TotalCount(),
+		Mean:    l.h.Mean() / 1000,
+		P50:     ms(v[0]),
+		P90:     ms(v[1]),
+		P99:     ms(v[2]),
+		P999:    ms(v[3]),
+		Max:     ms(l.h.Max()),
+		Clamped: l.clamped,
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -20,13 +21,21 @@ type Verification struct {
 	Accepted int64 `json:"accepted"`
 	// Checked is how many of them had their status looked up.
 	Checked int64 `json:"checked"`
-	// Processed, Failed, Queued and Missing partition Checked by the last
-	// status seen: processed and failed are final; queued at the deadline
-	// means never processed; missing means the status lookup never found it.
-	Processed int64 `json:"processed"`
-	Failed    int64 `json:"failed"`
-	Queued    int64 `json:"queued"`
-	Missing   int64 `json:"missing"`
+	// Processed, Failed, Queued, Missing and Unverified partition Checked by
+	// the last status seen: processed and failed are final; queued at the
+	// deadline means never processed; missing means the status lookup never
+	// found it; unverified means the lookup itself kept failing (an error
+	// status, a transport or Redis error: see Report.Errors), so nothing is
+	// known of it.
+	Processed  int64 `json:"processed"`
+	Failed     int64 `json:"failed"`
+	Queued     int64 `json:"queued"`
+	Missing    int64 `json:"missing"`
+	Unverified int64 `json:"unverified"`
+	// DuplicateIDs counts accepted answers whose id an earlier accepted
+	// answer of the run already had: two transactions under one id, which
+	// one status record could not account for.
+	DuplicateIDs int64 `json:"duplicate_ids,omitempty"`
 
 	// DrainMethod says how draining was observed: "queue" (consumer group lag
 	// and pending both 0), "status" (every checked transaction left queued)
@@ -72,6 +81,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	cfg := r.cfg
 	began := time.Now()
 	v := Verification{Accepted: int64(len(accepted)), DrainMethod: "none", Via: cfg.VerifyVia, e2e: newLatency()}
+	v.DuplicateIDs = duplicateIDs(accepted)
 	deadline := loadEnd.Add(cfg.DrainTimeout)
 	drainedAt := time.Time{}
 
@@ -111,13 +121,15 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 				v.Failed++
 			case stateQueued:
 				v.Queued++
-			default:
+			case stateMissing:
 				v.Missing++
+			default:
+				v.Unverified++
 			}
 		}
 		if cfg.Queue == nil {
 			v.DrainMethod = "status"
-			if v.Queued == 0 && v.Missing == 0 {
+			if v.Queued == 0 && v.Missing == 0 && v.Unverified == 0 {
 				v.Drained = true
 				drainedAt = lastQueued
 				if drainedAt.Before(loadEnd) {
@@ -140,6 +152,23 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	}
 	v.VerifySeconds = time.Since(began).Seconds()
 	return v
+}
+
+// duplicateIDs counts the accepted transactions whose id came before in the
+// run.
+func duplicateIDs(accepted []acceptedTx) int64 {
+	ids := make([]string, len(accepted))
+	for i, tx := range accepted {
+		ids[i] = tx.id
+	}
+	slices.Sort(ids)
+	var n int64
+	for i := 1; i < len(ids); i++ {
+		if ids[i] == ids[i-1] {
+			n++
+		}
+	}
+	return n
 }
 
 // checkStatuses looks every transaction up, again and again while some are
