@@ -490,8 +490,21 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	keep := context.WithoutCancel(ctx)
 	errs := make([]error, c.cfg.Chargers)
 	rest := msgs
+	// The claim stored msgs[i]'s round as i / Chargers, and a claim after a
+	// crash warns for the lowest stored round left unrecorded. So a round
+	// must never mix stored rounds, even once a lease renewal dropped some
+	// of the rest: from then on rounds are cut where the stored round
+	// changes (storedRound, built only then).
+	var storedRound map[string]int
 	for len(rest) > 0 {
-		round := rest[:min(c.cfg.Chargers, len(rest))]
+		n := min(c.cfg.Chargers, len(rest))
+		if storedRound != nil {
+			n = 1
+			for n < len(rest) && storedRound[rest[n].StreamID] == storedRound[rest[0].StreamID] {
+				n++
+			}
+		}
+		round := rest[:n]
 		rest = rest[len(round):]
 		if ctx.Err() != nil {
 			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
@@ -567,7 +580,14 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		}
 		if renew {
 			leased = time.Unix(0, rec.args[0].(int64))
-			rest = c.stillOurs(ctx, rest, owned)
+			kept := c.stillOurs(ctx, rest, owned)
+			if len(kept) < len(rest) && storedRound == nil {
+				storedRound = make(map[string]int, len(msgs))
+				for i, m := range msgs {
+					storedRound[m.StreamID] = i / c.cfg.Chargers
+				}
+			}
+			rest = kept
 		}
 	}
 	return release, dead

@@ -1142,3 +1142,82 @@ func TestConsumerUsesRoundPSP(t *testing.T) {
 		}
 	}
 }
+
+// roundPSPFunc is a RoundPSP made of a function.
+type roundPSPFunc func(ctx context.Context, round []Message, errs []error)
+
+func (f roundPSPFunc) Charge(ctx context.Context, m Message) error {
+	errs := []error{nil}
+	f(ctx, []Message{m}, errs)
+	return errs[0]
+}
+
+func (f roundPSPFunc) ChargeRound(ctx context.Context, round []Message, errs []error) {
+	f(ctx, round, errs)
+}
+
+// TestRoundsKeepTheirStoredRoundsAfterALostRenewal: consumer "dead" claims 6
+// transactions in rounds of 2 (stored rounds 0, 0, 1, 1, 2, 2). Its first
+// round outlasts the lease, and meanwhile consumer "b" takes m2 over, so the
+// renewal drops m2. Cut again in twos, the rest would make [m3, m4] a round
+// across stored rounds 1 and 2; "dead" charges its next round and is killed
+// before the record. The survivor must warn for every transaction it charges
+// a second time (before the fix, m4 was charged twice without a warning).
+func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
+	const vt = 300 * time.Millisecond
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	batch := readAsDeadConsumer(t, q, 6)
+
+	var mu sync.Mutex
+	chargedByDead := map[string]int{}
+	var roundsByDead [][]string
+	killed := make(chan struct{})
+	psp := roundPSPFunc(func(ctx context.Context, round []Message, errs []error) {
+		mu.Lock()
+		n := len(roundsByDead)
+		roundsByDead = append(roundsByDead, txIDs(round))
+		for _, m := range round {
+			chargedByDead[m.ID]++
+		}
+		mu.Unlock()
+		switch n {
+		case 0:
+			time.Sleep(vt + 50*time.Millisecond) // the lease on the rest runs out
+			b := claimer{consumer: "b", lease: vt, statusTTL: time.Hour, roundSize: 16}
+			if _, err := b.claim(ctx, rdb, time.Now().UnixNano(), batch[2:3]); err != nil {
+				t.Errorf("b's claim of m2: %v", err)
+			}
+		case 1:
+			close(killed)
+			select {} // kill -9 before the round's record: this goroutine never returns
+		}
+	})
+	cfg := fastConfig("dead")
+	cfg.Chargers, cfg.BatchSize, cfg.VisibilityTimeout = 2, 6, vt
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixNano()
+	if _, err := c.claimer().claim(ctx, rdb, now, batch); err != nil {
+		t.Fatal(err)
+	}
+	go c.chargeAll(ctx, batch, time.Unix(0, now))
+	<-killed
+	mu.Lock()
+	t.Logf("dead's rounds: %v", roundsByDead)
+	mu.Unlock()
+
+	survivor := &recorder{}
+	reclaimAsSurvivor(t, rdb, survivor, log, vt)
+	mu.Lock()
+	defer mu.Unlock()
+	for i, m := range batch {
+		if chargedByDead[m.ID] > 0 && survivor.calls(m.ID) > 0 && !warnedAtLeastOnce(logs.String(), m.ID) {
+			t.Errorf("m%d charged by dead and again by the survivor, without the re-charge warning", i)
+		}
+	}
+}
