@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"strconv"
@@ -24,16 +25,24 @@ func (p linePSP) Charge(_ context.Context, m txqueue.Message) error {
 // ChargeRound prints the lines of a whole round in one Write (txqueue.RoundPSP):
 // one syscall instead of one per line, and the round's lines leave together,
 // right before the connector records them, which keeps the window in which a
-// crash repeats charges to that one syscall. A failed Write fails every
-// charge of the round.
+// crash repeats charges to that one syscall. A failed Write fails the charges
+// whose lines it did not write whole; those it wrote (a short write, as on a
+// full disk) are charged, and recorded as such.
 func (p linePSP) ChargeRound(_ context.Context, round []txqueue.Message, errs []error) {
 	buf := make([]byte, 0, 96*len(round))
 	for _, m := range round {
 		buf = appendLine(buf, m)
 	}
-	_, err := p.w.Write(buf)
+	n, err := p.w.Write(buf)
+	end := 0 // where line i ends in buf
 	for i := range round {
-		errs[i] = err
+		errs[i] = nil
+		if err != nil {
+			end += bytes.IndexByte(buf[end:], '\n') + 1
+			if end > n {
+				errs[i] = err
+			}
+		}
 	}
 }
 

@@ -381,11 +381,35 @@ func TestLinePSPChargeRound(t *testing.T) {
 			t.Errorf("after a failed write, errs[%d]: got %v, want %v", i, err, broken)
 		}
 	}
+
+	// A short write (a full disk) fails only the lines it did not finish:
+	// the first line went out whole, so that charge happened.
+	full := errors.New("no space left on device")
+	short := &shortWriter{n: len("==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\n") + 5, err: full}
+	linePSP{w: short}.ChargeRound(context.Background(), round, errs)
+	for i, want := range []error{nil, full, full} {
+		if !errors.Is(errs[i], want) || (want == nil && errs[i] != nil) {
+			t.Errorf("after a short write, errs[%d]: got %v, want %v", i, errs[i], want)
+		}
+	}
 }
 
 type failingWriter struct{ err error }
 
 func (w failingWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// shortWriter writes the first n bytes, then fails with err.
+type shortWriter struct {
+	n   int
+	err error
+}
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	if len(p) <= w.n {
+		return len(p), nil
+	}
+	return w.n, w.err
+}
 
 type countingWriter struct {
 	buf    bytes.Buffer
