@@ -327,10 +327,12 @@ type deadLetter struct {
 	public     string // for the status record, which its owner can read
 }
 
-// handle processes one batch: poison and over-delivered entries go to the
-// dead-letter stream; the rest are claimed (one script call), then charged,
-// recorded and acked round by round by chargeAll; entries an earlier
-// delivery already processed are acked together (one XACK).
+// handle processes one batch: poison entries go to the dead-letter stream;
+// the rest are claimed (one script call), then charged, recorded and acked
+// round by round by chargeAll; entries an earlier delivery already processed
+// are acked together (one XACK). Entries over MaxDeliveries go to the
+// dead-letter stream only when the claim finds that nothing can have charged
+// them (see claimScript).
 func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts map[string]int64) {
 	now := time.Now().UnixNano()
 	var good []Message
@@ -341,17 +343,14 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		if n, ok := counts[e.ID]; ok && n > 0 {
 			m.Deliveries = n
 		}
-		switch {
-		case err != nil:
+		if err != nil {
 			dead = append(dead, deadLetter{entry: e, id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
 				reason: "undecodable message: " + err.Error(), public: "Transaction could not be processed"})
-		case m.Deliveries > int64(c.cfg.MaxDeliveries):
-			dead = append(dead, deadLetter{entry: e, id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
-				reason: fmt.Sprintf("delivered %d times without success", m.Deliveries-1),
-				public: "Transaction could not be processed"})
-		default:
-			good = append(good, m)
+			continue
 		}
+		// Over MaxDeliveries too: the claim tells whether it may have been
+		// charged, and dead-letters only what cannot have been.
+		good = append(good, m)
 	}
 
 	var acks []string
@@ -379,11 +378,19 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
 			charge = append(charge, m)
+		case claimChargeRecordExpired:
+			c.log.WarnContext(mctx, "delivered before, and its status record expired; charging (at least once)",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+			charge = append(charge, m)
 		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
 			charge = append(charge, m)
 		case claimCharge:
 			charge = append(charge, m)
+		case claimDeadLetter:
+			dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
+				reason: fmt.Sprintf("delivered %d times without success", m.Deliveries-1),
+				public: "Transaction could not be processed"})
 		default:
 			// A script this consumer does not know answered: charge nothing
 			// on a guess; a redelivery claims it again.
@@ -430,16 +437,18 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 // rounds of which size: claimScript's arguments that do not change between
 // batches.
 type claimer struct {
-	consumer  string
-	lease     time.Duration // how long another consumer must wait before it may charge a claimed transaction
-	statusTTL time.Duration // the expiry of a status record the claim recreates
-	roundSize int           // the consumer's ConsumerConfig.Chargers
+	consumer      string
+	lease         time.Duration // how long another consumer must wait before it may charge a claimed transaction
+	statusTTL     time.Duration // the expiry of a status record the claim recreates, and the least a claimed one keeps
+	roundSize     int           // the consumer's ConsumerConfig.Chargers
+	maxDeliveries int           // over it, a message never charged is dead-lettered; 0: no limit
 }
 
 // claimer returns this consumer's claimer: its name, VisibilityTimeout as the
-// lease, StatusTTL, and Chargers as the round size.
+// lease, StatusTTL, Chargers as the round size and MaxDeliveries.
 func (c *Consumer) claimer() claimer {
-	return claimer{consumer: c.cfg.Name, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL, roundSize: c.cfg.Chargers}
+	return claimer{consumer: c.cfg.Name, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL,
+		roundSize: c.cfg.Chargers, maxDeliveries: c.cfg.MaxDeliveries}
 }
 
 // claim runs claimScript for msgs in one call and returns one claim code per
@@ -449,11 +458,11 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 		return nil, nil
 	}
 	keys := make([]string, len(msgs))
-	args := make([]any, 0, 5+4*len(msgs))
-	args = append(args, now, cl.statusTTL.Milliseconds(), cl.consumer, cl.lease.Nanoseconds(), cl.roundSize)
+	args := make([]any, 0, 6+5*len(msgs))
+	args = append(args, now, cl.statusTTL.Milliseconds(), cl.consumer, cl.lease.Nanoseconds(), cl.roundSize, cl.maxDeliveries)
 	for i, m := range msgs {
 		keys[i] = StatusKey(m.ID)
-		args = append(args, m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano())
+		args = append(args, m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano(), max(m.Deliveries, 1))
 	}
 	codes, err := claimScript.Run(ctx, rdb, keys, args...).Int64Slice()
 	if err != nil {

@@ -378,6 +378,7 @@ func TestRecordLeavesNoRecordWithoutExpiry(t *testing.T) {
 			psp := &recorder{}
 			cfg := fastConfig("c1")
 			cfg.VisibilityTimeout = 10 * time.Second // no reclaim in this test
+			cfg.StatusTTL = tt.queueTTL              // the claim raises the record's expiry to it
 			stop := runConsumer(t, rdb, cfg, PSPFunc(func(ctx context.Context, m Message) error {
 				time.Sleep(tt.chargeFor)
 				return psp.Charge(ctx, m)
@@ -1219,5 +1220,152 @@ func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
 		if chargedByDead[m.ID] > 0 && survivor.calls(m.ID) > 0 && !warnedAtLeastOnce(logs.String(), m.ID) {
 			t.Errorf("m%d charged by dead and again by the survivor, without the re-charge warning", i)
 		}
+	}
+}
+
+// TestOverDeliveredEntry: an entry delivered more than MaxDeliveries (3 in
+// fastConfig) is dead-lettered, status failed, only when nothing can have
+// charged it. Deliveries 1–3 go to connectors that stop (dead1–dead3), each
+// having done what the row says; the survivor's reclaim is delivery 4.
+func TestOverDeliveredEntry(t *testing.T) {
+	tests := []struct {
+		name string
+		// lastClaim is who claimed it last, with which lease ("" for never).
+		lastClaim string
+		lease     time.Duration
+		busy      bool // the last claim is dated an hour ahead
+		// want
+		deadLettered    bool
+		survivorCharges int
+		warned          bool
+	}{
+		{name: "never claimed: dead-lettered, failed", deadLettered: true},
+		{name: "its round in hand when dead3 stopped: charged again, at least once, not failed",
+			lastClaim: "dead3", lease: 100 * time.Millisecond, survivorCharges: 1, warned: true},
+		// A claim the survivor must take for live: dated an hour ahead (a
+		// clock far ahead of the survivor's), it holds for the whole test.
+		{name: "another consumer charging it: left pending, not failed",
+			lastClaim: "live", lease: 100 * time.Millisecond, busy: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			batch := readAsDeadConsumer(t, q, 1) // delivery 1
+			id := batch[0].ID
+			for _, name := range []string{"dead2", "dead3"} { // deliveries 2 and 3
+				if err := rdb.XClaim(ctx, &redis.XClaimArgs{Stream: Stream, Group: Group, Consumer: name,
+					Messages: []string{batch[0].StreamID}}).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.lastClaim != "" {
+				at := time.Now()
+				if tt.busy {
+					at = at.Add(time.Hour)
+				}
+				cl := claimer{consumer: tt.lastClaim, lease: tt.lease, statusTTL: time.Hour, roundSize: 16}
+				if _, err := cl.claim(ctx, rdb, at.UnixNano(), batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !tt.busy {
+				time.Sleep(tt.lease) // the dead consumer's lease runs out
+			}
+			survivor := &recorder{}
+			cfg := fastConfig("survivor")
+			stop := runConsumer(t, rdb, cfg, survivor, log)
+			if tt.busy {
+				// Busy: wait until the survivor has reclaimed it twice (deliveries 4 and 5).
+				waitFor(t, "two reclaims", func() bool {
+					p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: Stream, Group: Group, Start: "-", End: "+", Count: 1}).Result()
+					return err == nil && len(p) == 1 && p[0].RetryCount >= 5
+				})
+			} else {
+				waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+			}
+			stop()
+			dl, err := rdb.XRange(ctx, DeadLetterStream, "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(dl) == 1; got != tt.deadLettered {
+				t.Errorf("dead letters: got %d, want dead-lettered %v", len(dl), tt.deadLettered)
+			}
+			if tt.deadLettered && len(dl) == 1 && dl[0].Values["reason"] != "delivered 3 times without success" {
+				t.Errorf("dead letter reason: got %v", dl[0].Values["reason"])
+			}
+			rec, err := q.Status(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if failed := rec.Status == StatusFailed; failed != tt.deadLettered {
+				t.Errorf("status: got %q, want failed only when dead-lettered", rec.Status)
+			}
+			if got := survivor.calls(id); got != tt.survivorCharges {
+				t.Errorf("survivor's charges: got %d, want %d", got, tt.survivorCharges)
+			}
+			if got := warnedAtLeastOnce(logs.String(), id); got != tt.warned {
+				t.Errorf("at-least-once warning: got %v, want %v", got, tt.warned)
+			}
+		})
+	}
+}
+
+// TestRedeliveryWithAnExpiredRecordWarns: "dead" claimed and charged a
+// transaction and stopped before its record; the record is then gone (it
+// expired). The survivor cannot tell whether it was charged, recreates the
+// record and charges it, saying so.
+func TestRedeliveryWithAnExpiredRecordWarns(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	batch := readAsDeadConsumer(t, q, 1)
+	id := batch[0].ID
+	claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond)
+	if err := rdb.Del(ctx, StatusKey(id)).Err(); err != nil { // as if it expired
+		t.Fatal(err)
+	}
+	survivor := &recorder{}
+	reclaimAsSurvivor(t, rdb, survivor, log, 0)
+	if got := survivor.calls(id); got != 1 {
+		t.Errorf("survivor's charges: got %d, want 1", got)
+	}
+	if !hasLogLine(logs.String(), map[string]string{
+		"msg": "delivered before, and its status record expired; charging (at least once)", "transaction_id": id,
+	}) {
+		t.Errorf("no warning that the charge may repeat one")
+	}
+	if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusProcessed {
+		t.Errorf("status: got %+v, %v; want processed (the record recreated)", rec, err)
+	}
+}
+
+// TestClaimKeepsTheRecordForTheStatusTTL: a record near the end of its TTL
+// when it is claimed lives on for the consumer's StatusTTL, so that it
+// outlives the claim (a record gone after a charge hides the charge).
+func TestClaimKeepsTheRecordForTheStatusTTL(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, 2*time.Second) // core-api's STATUS_TTL
+	batch := readAsDeadConsumer(t, q, 1)
+	key := StatusKey(batch[0].ID)
+	claimAsDeadConsumer(t, rdb, batch, time.Second) // the consumer's StatusTTL: an hour
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl < 59*time.Minute {
+		t.Errorf("PTTL after the claim: got %v, want about an hour", ttl)
+	}
+	// A record without an expiry keeps none.
+	if err := rdb.Persist(ctx, key).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HDel(ctx, key, "charging_by").Err(); err != nil {
+		t.Fatal(err)
+	}
+	claimAsDeadConsumer(t, rdb, batch, time.Second)
+	if ttl := rdb.PTTL(ctx, key).Val(); ttl != -1*time.Nanosecond {
+		t.Errorf("PTTL of a persistent record after the claim: got %v, want none (-1ns)", ttl)
 	}
 }

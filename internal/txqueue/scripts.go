@@ -51,6 +51,14 @@ const (
 	// claimChargeRoundNeverStarted: charge it; it was claimed before, but its
 	// round never started.
 	claimChargeRoundNeverStarted claimCode = 4
+	// claimChargeRecordExpired: charge it; it was delivered before, and its
+	// status record is gone (expired), so an earlier delivery may have
+	// charged it.
+	claimChargeRecordExpired claimCode = 5
+	// claimDeadLetter: delivered more than the most deliveries allowed, and
+	// never charged (never claimed, released after a PSP failure, or its
+	// round never started): dead-letter it. Not claimed.
+	claimDeadLetter claimCode = 6
 )
 
 // claimScript takes a batch of transactions for the PSP step, as the first
@@ -61,7 +69,16 @@ const (
 // round, each round only after the previous one is recorded), so that a
 // redelivery can tell "never charged" from "charge interrupted". A missing
 // record (expired, or never written) is recreated from the message so the
-// owner can still see the outcome. Call it through claimer.claim.
+// owner can still see the outcome; if the message was delivered before, an
+// earlier delivery may have charged it, and the code says so. A claimed
+// record's expiry is raised to the status TTL, so that it outlives the claim.
+// Call it through claimer.claim.
+//
+// A message delivered more than the most deliveries allowed (ARGV[6], 0 for
+// no limit) is dead-lettered only if nothing can have charged it: one
+// another consumer is charging is left pending (busy), and one an earlier
+// delivery may have charged (its round in hand, or its record expired) is
+// charged again, at least once, never marked failed.
 //
 // Of an earlier claim whose consumer stopped, only the first round it had
 // not recorded can have been charged: the later rounds had not started.
@@ -71,14 +88,16 @@ const (
 //
 // KEYS: status hashes, one per transaction
 // ARGV: 1 now (unix ns), 2 status TTL (ms), 3 consumer name, 4 lease (ns),
-// 5 round size, then per key 4 values: user_id, amount, currency,
-// enqueued_at (unix ns)
+// 5 round size, 6 most deliveries (0: no limit), then per key 5 values:
+// user_id, amount, currency, enqueued_at (unix ns), deliveries (this one
+// included)
 // Another consumer's claim holds for the lease (ARGV[4]) from its charging_at
 // or, when its consumer renewed it (recordScript), from its leased_at.
 //
 // Returns one claimCode per key.
 var claimScript = redis.NewScript(`
-local now, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, ttl, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local maxDeliveries = tonumber(ARGV[6])
 local recs, firstRound = {}, {}
 for i, k in ipairs(KEYS) do
   local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at')
@@ -90,8 +109,10 @@ for i, k in ipairs(KEYS) do
 end
 local out, charging, seen = {}, 0, {}
 for i, k in ipairs(KEYS) do
-  local a = 5 + 4 * (i - 1)
+  local a = 6 + 5 * (i - 1)
   local r = recs[i]
+  local delivered = tonumber(ARGV[a + 5])
+  local over = maxDeliveries > 0 and delivered > maxDeliveries
   if seen[k] then
     out[i] = 0
   elseif r[1] == 'processed' then
@@ -102,16 +123,26 @@ for i, k in ipairs(KEYS) do
     out[i] = 3
   else
     if not r[1] then
-      redis.call('HSET', k, 'status', 'queued', 'user_id', ARGV[a + 1], 'amount', ARGV[a + 2],
-        'currency', ARGV[a + 3], 'created_at', ARGV[a + 4], 'updated_at', ARGV[1])
-      redis.call('PEXPIRE', k, ARGV[2])
-    end
-    if not r[2] then
+      out[i] = delivered > 1 and 5 or 1
+    elseif not r[2] then
       out[i] = 1
     elseif (tonumber(r[4]) or -1) == firstRound[r[2] .. '@' .. r[3]] then
       out[i] = 2
     else
       out[i] = 4
+    end
+    if over and (out[i] == 1 or out[i] == 4) then
+      out[i] = 6
+    end
+  end
+  if out[i] == 1 or out[i] == 2 or out[i] == 4 or out[i] == 5 then
+    if not r[1] then
+      redis.call('HSET', k, 'status', 'queued', 'user_id', ARGV[a + 1], 'amount', ARGV[a + 2],
+        'currency', ARGV[a + 3], 'created_at', ARGV[a + 4], 'updated_at', ARGV[1])
+      redis.call('PEXPIRE', k, ttl)
+    else
+      local pttl = redis.call('PTTL', k)
+      if pttl >= 0 and pttl < ttl then redis.call('PEXPIRE', k, ttl) end
     end
     redis.call('HDEL', k, 'leased_at')
     redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1],
@@ -212,6 +243,7 @@ redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 if #KEYS == 3 then
   redis.call('HSET', KEYS[3], 'status', 'failed', 'failed_at', ARGV[3], 'updated_at', ARGV[3],
     'error', ARGV[4])
+  redis.call('HDEL', KEYS[3], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
   if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
 end
 return 1
