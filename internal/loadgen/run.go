@@ -259,8 +259,9 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 	sent := time.Now()
 	if r.cfg.Rate == 0 {
 		// Closed loop: the clock starts with the request, after any login.
-		// Open loop: it started when the request was due (coordinated
-		// omission), waiting for a token included.
+		// Open loop: it started when the request was due, waiting for a
+		// token included, so that no delay goes unmeasured (coordinated
+		// omission).
 		due = sent
 	}
 	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, bearer)
