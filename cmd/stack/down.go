@@ -131,7 +131,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 		// Probes that process-compose ran are in its own process group.
 		leftovers = append(leftovers, procompose.Process{Name: "process-compose", Pid: pcPid})
 	}
-	if err := verifyGone(leftovers); err != nil {
+	if err := verifyGone(leftovers, c.StateDir); err != nil {
 		return err
 	}
 	if err := stopSurvivors(c.StateDir, 5*time.Second); err != nil {

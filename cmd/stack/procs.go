@@ -159,13 +159,25 @@ func survivors(procs []procompose.Process) []procompose.Process {
 }
 
 // verifyGone waits briefly for every process of procs to be gone, then kills
-// and reports any survivor.
-func verifyGone(procs []procompose.Process) error {
+// and reports any survivor of stateDir's stack. A pid seen earlier may have
+// been reused since (a process restarted, and its old pid went to another
+// program): a group whose leader is alive but no longer runs in stateDir
+// (runsIn) is someone else's, and left alone.
+func verifyGone(procs []procompose.Process, stateDir string) error {
 	deadline := time.Now().Add(2 * time.Second)
-	left := survivors(procs)
+	ours := func(ps []procompose.Process) []procompose.Process {
+		var left []procompose.Process
+		for _, p := range survivors(ps) {
+			if !alive(p.Pid) || runsIn(p.Pid, stateDir) {
+				left = append(left, p)
+			}
+		}
+		return left
+	}
+	left := ours(procs)
 	for len(left) > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
-		left = survivors(left)
+		left = ours(left)
 	}
 	if len(left) == 0 {
 		return nil

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -1084,5 +1085,41 @@ func TestLogsPrefixesEachLineWithItsProcess(t *testing.T) {
 	}
 	if want := "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\nno newline at the end\n"; stdout.String() != want {
 		t.Errorf("stack logs psp-connector: got %q, want %q (without the blank lines)", stdout.String(), want)
+	}
+}
+
+// TestVerifyGoneLeavesReusedPidsAlone: a pid the launcher saw earlier may
+// belong to another program by the time the stack stops (the process
+// restarted and its pid was reused). verifyGone kills a surviving group only
+// when it still runs in the state dir.
+func TestVerifyGoneLeavesReusedPidsAlone(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("runsIn needs /proc; without it every pid counts as the stack's")
+	}
+	stateDir, other := t.TempDir(), t.TempDir()
+	start := func(dir string) *exec.Cmd {
+		t.Helper()
+		cmd := exec.Command("sleep", "60")
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a group leader, as process-compose starts each process
+		if err := cmd.Start(); err != nil {
+			t.Skipf("cannot start sleep: %v", err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		return cmd
+	}
+	foreign := start(other)
+	err := verifyGone([]procompose.Process{{Name: "core-api", Pid: foreign.Process.Pid}}, stateDir)
+	if err != nil {
+		t.Errorf("a reused pid: got %v, want nil", err)
+	}
+	if !alive(foreign.Process.Pid) {
+		t.Errorf("a reused pid: the foreign process (pid %d) was killed", foreign.Process.Pid)
+	}
+
+	ours := start(stateDir) // killed, it is a zombie until the cleanup reaps it: gone for verifyGone
+	err = verifyGone([]procompose.Process{{Name: "core-api", Pid: ours.Process.Pid}}, stateDir)
+	if err == nil || !strings.Contains(err.Error(), "core-api (pid") {
+		t.Errorf("a survivor in the state dir: got %v, want it killed and named", err)
 	}
 }

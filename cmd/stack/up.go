@@ -296,7 +296,7 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 				// checked below.
 				fmt.Fprintf(l.stderr, "stack: process-compose ended with %v after the interrupt (its log: %s)\n", err, pcLog)
 			}
-			if err := verifyGone(lastSeen); err != nil {
+			if err := verifyGone(lastSeen, l.cfg.StateDir); err != nil {
 				return err
 			}
 			// lastSeen may be stale or empty (the TUI, a poll stopped by the
