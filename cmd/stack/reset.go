@@ -39,6 +39,15 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	} else if name != "" {
 		return fmt.Errorf("%s holds %q, which the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir, name)
 	}
+	release, err := l.lockStateDir()
+	if err != nil {
+		return err
+	}
+	defer release()
+	// Again under the lock: a launcher may have started the stack since.
+	if err := l.errIfRunning(ctx, client); err != nil {
+		return err
+	}
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
 		fmt.Fprint(l.stderr, "built binaries and the generated JWT secret. Type \"yes\" to continue: ")
@@ -66,7 +75,7 @@ func (l *launcher) stateEntries() map[string]bool {
 	known := make(map[string]bool)
 	for _, p := range []string{
 		c.RedisSocket(), c.RunDir(), c.LogDir(), c.BinDir(), c.SecretFile(),
-		c.ProcessComposeSocket(), l.pidFile(), c.StateMarkerFile(),
+		c.ProcessComposeSocket(), l.pidFile(), c.StateMarkerFile(), l.lockFile(),
 	} {
 		if rel, err := filepath.Rel(c.StateDir, p); err == nil && filepath.IsLocal(rel) {
 			known[strings.Split(filepath.ToSlash(rel), "/")[0]] = true

@@ -1123,3 +1123,46 @@ func TestVerifyGoneLeavesReusedPidsAlone(t *testing.T) {
 		t.Errorf("a survivor in the state dir: got %v, want it killed and named", err)
 	}
 }
+
+// TestSecondLauncherIsKeptOut: while one launcher holds the state dir's lock
+// (it is building, starting, or running a foreground stack), another `up` or
+// `reset` on that state dir refuses, instead of starting a second stack on it
+// or deleting it under the first.
+func TestSecondLauncherIsKeptOut(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	first := &launcher{cfg: stackconfig.Config{StateDir: state}}
+	release, err := first.lockStateDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{"STACK_STATE_DIR=" + state}
+	for _, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		environ = append(environ, fmt.Sprintf("%s=%d", name, ln.Addr().(*net.TCPAddr).Port))
+		ln.Close()
+	}
+	for _, args := range [][]string{{"stack", "up", "--detach"}, {"stack", "reset", "--yes"}} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, environ, nil, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "another launcher (stack up or stack reset) is using "+state) {
+			t.Errorf("%s while another launcher holds the lock: got %v, want it refused", strings.Join(args[1:], " "), err)
+		}
+	}
+	if _, err := os.Stat(state); err != nil {
+		t.Errorf("state dir after a refused reset: %v", err)
+	}
+	release()
+	second := &launcher{cfg: stackconfig.Config{StateDir: state}}
+	if release, err := second.lockStateDir(); err != nil {
+		t.Errorf("the lock once released: got %v, want it taken", err)
+	} else {
+		release()
+	}
+}
