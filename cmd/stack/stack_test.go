@@ -1166,3 +1166,102 @@ func TestSecondLauncherIsKeptOut(t *testing.T) {
 		release()
 	}
 }
+
+// TestServiceStaleSeesEmbeddedFiles: a service binary is rebuilt when any of
+// its sources is newer, embedded files included (auth-api embeds
+// internal/users/users.json), but not for a test, testdata or a README.
+func TestServiceStaleSeesEmbeddedFiles(t *testing.T) {
+	root := t.TempDir()
+	files := []string{
+		"go.mod", "services/auth-api/main.go", "services/auth-api/README.md",
+		"internal/users/users.go", "internal/users/users.json", "internal/users/users_test.go",
+		"internal/users/testdata/fuzz/FuzzParse/seed",
+	}
+	old := time.Now().Add(-time.Hour)
+	for _, f := range files {
+		path := filepath.Join(root, f)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(root, "bin", "auth-api")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, []byte("binary"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l := &launcher{layout: stackconfig.Layout{Checkout: root}}
+	if stale, err := l.serviceStale("auth-api", bin); err != nil || stale {
+		t.Fatalf("every source older than the binary: got stale %v, %v; want fresh", stale, err)
+	}
+	builtAt := time.Now().Add(-time.Minute)
+	if err := os.Chtimes(bin, builtAt, builtAt); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		file      string
+		wantStale bool
+	}{
+		{"services/auth-api/main.go", true},
+		{"internal/users/users.json", true},
+		{"internal/users/users_test.go", false},
+		{"internal/users/testdata/fuzz/FuzzParse/seed", false},
+		{"services/auth-api/README.md", false},
+	} {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join(root, tt.file)
+			now := time.Now()
+			if err := os.Chtimes(path, now, now); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Chtimes(path, old, old)
+			if stale, err := l.serviceStale("auth-api", bin); err != nil || stale != tt.wantStale {
+				t.Errorf("%s edited after the build: got stale %v, %v; want %v", tt.file, stale, err, tt.wantStale)
+			}
+		})
+	}
+}
+
+// TestNewerThan: bin/process-compose is rebuilt when tools/go.mod or go.sum
+// moved the pin after it was built.
+func TestNewerThan(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, at time.Time) string {
+		t.Helper()
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	now := time.Now()
+	bin := write("process-compose", now.Add(-time.Minute))
+	oldMod := write("old.mod", now.Add(-time.Hour))
+	newMod := write("new.mod", now)
+	missing := filepath.Join(dir, "missing")
+	for _, tt := range []struct {
+		name  string
+		bin   string
+		files []string
+		want  bool
+	}{
+		{"the pin older than the binary", bin, []string{oldMod, missing}, false},
+		{"the pin moved since the build", bin, []string{oldMod, newMod}, true},
+		{"no binary yet", missing, []string{oldMod}, true},
+		{"no pin files", bin, []string{missing}, false},
+	} {
+		if got := newerThan(tt.bin, tt.files...); got != tt.want {
+			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

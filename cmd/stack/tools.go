@@ -41,13 +41,18 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 	goBin, _ := lookPath(l.environ, "go")
 	canBuild := l.layout.Checkout != "" && goBin != ""
 
+	// The one built into bin/ is rebuilt when tools/go.mod or go.sum moved
+	// the pin since.
+	built := filepath.Join(l.cfg.BinDir(), "process-compose")
+	tools := filepath.Join(l.layout.Checkout, "tools")
+	pinMoved := canBuild && newerThan(built, filepath.Join(tools, "go.mod"), filepath.Join(tools, "go.sum"))
 	if p, err := lookPath(l.environ, "process-compose"); err == nil {
 		bins["process-compose"] = p
-	} else if built := filepath.Join(l.cfg.BinDir(), "process-compose"); isExecutable(built) {
+	} else if isExecutable(built) && !pinMoved {
 		bins["process-compose"] = built
-	} else if canBuild && isFile(filepath.Join(l.layout.Checkout, "tools", "go.mod")) {
-		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the pinned version from tools/go.mod into %s (once)\n", l.rel(l.cfg.BinDir()))
-		if err := l.goBuild(ctx, goBin, filepath.Join(l.layout.Checkout, "tools"), built, "github.com/f1bonacc1/process-compose/src"); err != nil {
+	} else if canBuild && isFile(filepath.Join(tools, "go.mod")) {
+		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the pinned version from tools/go.mod into %s\n", l.rel(l.cfg.BinDir()))
+		if err := l.goBuild(ctx, goBin, tools, built, "github.com/f1bonacc1/process-compose/src"); err != nil {
 			missing = append(missing, fmt.Sprintf("process-compose is not on PATH and building it failed: %v; get it with %s", err, installHints["process-compose"]))
 		} else {
 			bins["process-compose"] = built
@@ -88,8 +93,26 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 	return bins, nil
 }
 
-// serviceStale reports whether bin is missing or older than any Go source,
-// go.mod, go.sum or vendor/modules.txt of the checkout that it is built from.
+// newerThan reports whether any of files was modified after bin (a missing
+// file is not newer; a missing bin is older than any file that exists).
+func newerThan(bin string, files ...string) bool {
+	var built time.Time
+	if st, err := os.Stat(bin); err == nil {
+		built = st.ModTime()
+	}
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil && st.ModTime().After(built) {
+			return true
+		}
+	}
+	return false
+}
+
+// serviceStale reports whether bin is missing or older than any source file
+// (Go, or a file it embeds such as internal/users/users.json: any file but
+// tests, testdata/ and Markdown), go.mod, go.sum or vendor/modules.txt of the
+// checkout that it is built from. Hand edits inside vendor/ are not looked
+// for (go mod vendor rewrites modules.txt).
 func (l *launcher) serviceStale(name, bin string) (bool, error) {
 	st, err := os.Stat(bin)
 	if err != nil {
@@ -108,7 +131,10 @@ func (l *launcher) serviceStale(name, bin string) (bool, error) {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			if d.IsDir() && d.Name() == "testdata" {
+				return filepath.SkipDir
+			}
+			if !d.Type().IsRegular() || strings.HasSuffix(path, "_test.go") || strings.HasSuffix(path, ".md") {
 				return nil
 			}
 			info, err := d.Info()
