@@ -69,7 +69,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 		os.Remove(l.pidFile())
 		if left := strays(c.StateDir); len(left) > 0 {
 			fmt.Fprintf(l.stderr, "stack: process-compose is gone but %s of its processes are not; stopping them\n", strconv.Itoa(len(left)))
-			names := stopStrays(left, time.Duration(c.ServiceStopTimeout())*time.Second)
+			names := stopStrays(left, graceWithin(ctx, time.Duration(c.ServiceStopTimeout())*time.Second))
 			fmt.Fprintf(l.stdout, "stack: stopped leftover processes: %s\n", strings.Join(names, ", "))
 			return nil
 		}
@@ -134,13 +134,22 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	if err := verifyGone(leftovers, c.StateDir); err != nil {
 		return err
 	}
-	if err := stopSurvivors(c.StateDir, 5*time.Second); err != nil {
+	if err := stopSurvivors(c.StateDir, graceWithin(ctx, 5*time.Second)); err != nil {
 		return err
 	}
 	os.Remove(l.pidFile())
 	os.Remove(c.ProcessComposeSocket())
 	fmt.Fprintf(l.stdout, "stack: stopped %d processes in %dms; none left running\n", len(running), time.Since(start).Milliseconds())
 	return nil
+}
+
+// graceWithin is grace, cut to what is left before ctx's deadline (--timeout):
+// a leftover that ignores SIGTERM is killed when the time is up.
+func graceWithin(ctx context.Context, grace time.Duration) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		return max(min(grace, time.Until(deadline)), 0)
+	}
+	return grace
 }
 
 // waitExit waits until pid is gone, or fails when ctx ends first.

@@ -60,6 +60,22 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 			return errors.New("reset cancelled (--yes skips the question)")
 		}
 	}
+	// STACK_STATE_DIR may be a symlink to the state dir: delete what it
+	// points to (its secret and data), then the link, not the link alone.
+	if fi, err := os.Lstat(c.StateDir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		target, err := filepath.EvalSymlinks(c.StateDir)
+		if err != nil {
+			return fmt.Errorf("reset: resolve the symlink %s: %w", c.StateDir, err)
+		}
+		if err := os.RemoveAll(target); err != nil {
+			return fmt.Errorf("reset: %w", err)
+		}
+		if err := os.Remove(c.StateDir); err != nil {
+			return fmt.Errorf("reset: deleted %s, but not the symlink to it: %w", target, err)
+		}
+		fmt.Fprintf(l.stdout, "stack: deleted %s and the symlink %s to it\n", target, c.StateDir)
+		return nil
+	}
 	if err := os.RemoveAll(c.StateDir); err != nil {
 		return fmt.Errorf("reset: %w", err)
 	}

@@ -1265,3 +1265,55 @@ func TestNewerThan(t *testing.T) {
 		}
 	}
 }
+
+// TestGraceWithin: `stack down --timeout` bounds the grace a leftover process
+// gets before SIGKILL.
+func TestGraceWithin(t *testing.T) {
+	if got := graceWithin(context.Background(), 15*time.Second); got != 15*time.Second {
+		t.Errorf("no deadline: got %v, want the whole grace, 15s", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if got := graceWithin(ctx, 15*time.Second); got > time.Second || got <= 0 {
+		t.Errorf("a deadline 1s away: got %v, want at most 1s", got)
+	}
+	if got := graceWithin(ctx, 10*time.Millisecond); got != 10*time.Millisecond {
+		t.Errorf("a grace shorter than the time left: got %v, want 10ms", got)
+	}
+	expired, cancel2 := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel2()
+	if got := graceWithin(expired, 15*time.Second); got != 0 {
+		t.Errorf("a deadline passed: got %v, want 0", got)
+	}
+}
+
+// TestResetThroughASymlink: with STACK_STATE_DIR a symlink to the state dir,
+// reset deletes the state dir itself (the generated secret with it), then
+// the link; before, it deleted the link alone and said "deleted".
+func TestResetThroughASymlink(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	real := shortStateDir(t)
+	if err := (stackconfig.Config{StateDir: real}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	secret := filepath.Join(real, "secrets-test")
+	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "st")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "reset", "--yes"}, []string{"STACK_STATE_DIR=" + link}, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("reset --yes through a symlink: %v (%s)", err, stderr.String())
+	}
+	for _, p := range []string{real, link} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s after reset: got %v, want it gone", p, err)
+		}
+	}
+	if !strings.Contains(stdout.String(), "and the symlink "+link) {
+		t.Errorf("stdout %q: want it to name what was deleted", stdout.String())
+	}
+}
