@@ -26,8 +26,13 @@ func (l *launcher) lockStateDir() (release func(), err error) {
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
+		switch {
+		case errors.Is(err, syscall.EWOULDBLOCK):
 			return nil, fmt.Errorf("another launcher (stack up or stack reset) is using %s right now; when it is done, `stack status` says what runs", l.cfg.StateDir)
+		case errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.ENOLCK):
+			// A file system without locks (some network mounts): go on as
+			// before the lock, with the checks alone.
+			return func() {}, nil
 		}
 		return nil, fmt.Errorf("lock %s: %w", l.lockFile(), err)
 	}
