@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/acme-payments/platform/internal/procompose"
 )
 
 // lockFile is the state dir's launcher lock.
@@ -18,8 +21,10 @@ func (l *launcher) lockFile() string { return filepath.Join(l.cfg.StateDir, "lau
 // holds it until process-compose has its pid file (with --wait, until the
 // stack is ready; in the foreground, until the stack stops), reset until the
 // directory is gone. The file is opened without following a symlink, and is
-// not inherited by process-compose. It returns the release.
-func (l *launcher) lockStateDir() (release func(), err error) {
+// not inherited by process-compose. Under the lock it checks again that the
+// stack does not run (errIfRunning): another launcher may have started it
+// since the caller's own check. It returns the release.
+func (l *launcher) lockStateDir(ctx context.Context, client *procompose.Client) (release func(), err error) {
 	f, err := os.OpenFile(l.lockFile(), os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock the state dir: %w", err)
@@ -35,6 +40,10 @@ func (l *launcher) lockStateDir() (release func(), err error) {
 			return func() {}, nil
 		}
 		return nil, fmt.Errorf("lock %s: %w", l.lockFile(), err)
+	}
+	if err := l.errIfRunning(ctx, client); err != nil {
+		f.Close()
+		return nil, err
 	}
 	return func() { f.Close() }, nil
 }

@@ -39,15 +39,11 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	} else if name != "" {
 		return fmt.Errorf("%s holds %q, which the launcher does not create, so it may not be a stack state dir; not deleting it (check STACK_STATE_DIR)", c.StateDir, name)
 	}
-	release, err := l.lockStateDir()
+	release, err := l.lockStateDir(ctx, client)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Again under the lock: a launcher may have started the stack since.
-	if err := l.errIfRunning(ctx, client); err != nil {
-		return err
-	}
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
 		fmt.Fprint(l.stderr, "built binaries and the generated JWT secret. Type \"yes\" to continue: ")

@@ -1135,7 +1135,9 @@ func TestSecondLauncherIsKeptOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := &launcher{cfg: stackconfig.Config{StateDir: state}}
-	release, err := first.lockStateDir()
+	client := procompose.NewClient(first.cfg.ProcessComposeSocket())
+	defer client.Close()
+	release, err := first.lockStateDir(context.Background(), client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1160,7 +1162,7 @@ func TestSecondLauncherIsKeptOut(t *testing.T) {
 	}
 	release()
 	second := &launcher{cfg: stackconfig.Config{StateDir: state}}
-	if release, err := second.lockStateDir(); err != nil {
+	if release, err := second.lockStateDir(context.Background(), client); err != nil {
 		t.Errorf("the lock once released: got %v, want it taken", err)
 	} else {
 		release()

@@ -62,16 +62,11 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if err := c.PrepareStateDir(); err != nil {
 		return err
 	}
-	release, err := l.lockStateDir()
+	release, err := l.lockStateDir(ctx, client)
 	if err != nil {
 		return err
 	}
 	defer release()
-	// Again under the lock: another launcher may have started the stack
-	// since the checks above.
-	if err := l.errIfRunning(ctx, client); err != nil {
-		return err
-	}
 	bins, err := l.findBinaries(ctx)
 	if err != nil {
 		return err
