@@ -276,10 +276,7 @@ func TestHelpWithABadSetting(t *testing.T) {
 
 func TestResetPromptEndsItsLineForAnAnswerNotTyped(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
-	state := shortStateDir(t)
-	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
+	state := preparedStateDir(t)
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"stack", "reset"}, []string{"STACK_STATE_DIR=" + state}, strings.NewReader("no\n"), &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "reset cancelled") {
@@ -372,10 +369,7 @@ func TestUpRefusesADirectoryThatIsNotAStateDir(t *testing.T) {
 
 	// A state dir the launcher made is marked: what else appears in it
 	// later (a core dump) does not make it someone else's.
-	state := shortStateDir(t)
-	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
+	state := preparedStateDir(t)
 	if err := os.WriteFile(filepath.Join(state, "core"), []byte("dump"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +413,16 @@ func TestProcessComposeConfigDir(t *testing.T) {
 			}
 		})
 	}
+}
+
+// preparedStateDir is a shortStateDir made a state dir, as `up` makes it.
+func preparedStateDir(t *testing.T) string {
+	t.Helper()
+	state := shortStateDir(t)
+	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	return state
 }
 
 // shortStateDir returns a path for a state dir that does not exist yet, in
@@ -830,10 +834,7 @@ func TestDownStatusResetOnStrayProcesses(t *testing.T) {
 		t.Skip("needs /proc")
 	}
 	t.Chdir(fakeCheckout(t))
-	state := shortStateDir(t)
-	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
+	state := preparedStateDir(t)
 	stackEnv := []string{"STACK_STATE_DIR=" + state, "STACK_LAUNCHER=/bin/stack"}
 	environ := []string{"STACK_STATE_DIR=" + state}
 
@@ -1130,10 +1131,7 @@ func TestVerifyGoneLeavesReusedPidsAlone(t *testing.T) {
 // or deleting it under the first.
 func TestSecondLauncherIsKeptOut(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
-	state := shortStateDir(t)
-	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
+	state := preparedStateDir(t)
 	first := &launcher{cfg: stackconfig.Config{StateDir: state}}
 	client := procompose.NewClient(first.cfg.ProcessComposeSocket())
 	defer client.Close()
@@ -1298,10 +1296,7 @@ func TestGraceWithin(t *testing.T) {
 // the link; before, it deleted the link alone and said "deleted".
 func TestResetThroughASymlink(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
-	real := shortStateDir(t)
-	if err := (stackconfig.Config{StateDir: real}).PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
+	real := preparedStateDir(t)
 	secret := filepath.Join(real, "secrets-test")
 	if err := os.WriteFile(secret, []byte("s3cret"), 0o600); err != nil {
 		t.Fatal(err)

@@ -45,10 +45,9 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 	// the pin since.
 	built := filepath.Join(l.cfg.BinDir(), "process-compose")
 	tools := filepath.Join(l.layout.Checkout, "tools")
-	pinMoved := canBuild && newerThan(built, filepath.Join(tools, "go.mod"), filepath.Join(tools, "go.sum"))
 	if p, err := lookPath(l.environ, "process-compose"); err == nil {
 		bins["process-compose"] = p
-	} else if isExecutable(built) && !pinMoved {
+	} else if isExecutable(built) && (!canBuild || !newerThan(built, filepath.Join(tools, "go.mod"), filepath.Join(tools, "go.sum"))) {
 		bins["process-compose"] = built
 	} else if canBuild && isFile(filepath.Join(tools, "go.mod")) {
 		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the pinned version from tools/go.mod into %s\n", l.rel(l.cfg.BinDir()))
@@ -120,10 +119,8 @@ func (l *launcher) serviceStale(name, bin string) (bool, error) {
 	}
 	built := st.ModTime()
 	root := l.layout.Checkout
-	for _, f := range []string{"go.mod", "go.sum", filepath.Join("vendor", "modules.txt")} {
-		if st, err := os.Stat(filepath.Join(root, f)); err == nil && st.ModTime().After(built) {
-			return true, nil
-		}
+	if newerThan(bin, filepath.Join(root, "go.mod"), filepath.Join(root, "go.sum"), filepath.Join(root, "vendor", "modules.txt")) {
+		return true, nil
 	}
 	newer := errors.New("newer")
 	for _, dir := range []string{filepath.Join("services", name), "internal"} {
