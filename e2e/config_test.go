@@ -133,6 +133,50 @@ func TestComposeFileLoads(t *testing.T) {
 	}
 }
 
+// composeProbePeriod is process-compose.yaml's readiness period_seconds:
+// the fault tests wait that long for process-compose to have probed again.
+const composeProbePeriod = 5 * time.Second
+
+// TestComposeProbePeriod keeps composeProbePeriod in step with
+// process-compose.yaml: every readiness probe runs every composeProbePeriod,
+// with a timeout that leaves the probe its 4 s of retries (`stack probe`).
+func TestComposeProbePeriod(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(t), stackconfig.ComposeFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"period_seconds":  strconv.Itoa(int(composeProbePeriod / time.Second)),
+		"timeout_seconds": strconv.Itoa(int(composeProbePeriod / time.Second)),
+	}
+	probes, seen := 0, map[string]int{}
+	probeIndent := -1 // the indentation of the readiness_probe: key we are in, -1 outside
+	for i, line := range strings.Split(string(b), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		if indent <= probeIndent {
+			probeIndent = -1
+		}
+		if trimmed == "readiness_probe:" {
+			probes, probeIndent = probes+1, indent
+			continue
+		}
+		key, val, _ := strings.Cut(trimmed, ":")
+		if w, ok := want[key]; ok && probeIndent >= 0 {
+			seen[key]++
+			if val = strings.TrimSpace(val); val != w {
+				t.Errorf("%s line %d: readiness probe %s: %s, want %s (composeProbePeriod)", stackconfig.ComposeFileName, i+1, key, val, w)
+			}
+		}
+	}
+	if probes != 5 || seen["period_seconds"] != probes || seen["timeout_seconds"] != probes {
+		t.Errorf("%s: %d readiness probes with %d period_seconds and %d timeout_seconds; want 5 of each", stackconfig.ComposeFileName, probes, seen["period_seconds"], seen["timeout_seconds"])
+	}
+}
+
 // TestUpTimeoutNamesProcesses starts a stack that cannot become ready (the
 // services get a Redis URL that leads nowhere) and checks that
 // `up --detach --wait` gives up after --timeout, naming each process that is

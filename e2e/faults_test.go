@@ -272,20 +272,20 @@ func TestFaults(t *testing.T) {
 		}
 		redisStopped = true
 		// Until process-compose's probes have seen the outage: psp-connector
-		// (200 only) not ready, then one more probe period (2 s) for
-		// core-api's probe to have run too.
-		deadline := time.Now().Add(15 * time.Second)
+		// (200 only) not ready, then one more probe period for core-api's
+		// probe to have run too.
+		deadline := time.Now().Add(3 * composeProbePeriod)
 		for {
 			procs, err := st.pc.processes()
 			if err == nil && procs["psp-connector"].IsReady == "Not Ready" {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("psp-connector still ready 15s after Redis stopped (%v)", err)
+				t.Fatalf("psp-connector still ready %s after Redis stopped (%v)", 3*composeProbePeriod, err)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(2500 * time.Millisecond)
+		time.Sleep(composeProbePeriod + 500*time.Millisecond)
 		if code, status, err := st.health("CORE_API_PORT", 5*time.Second); err != nil || code != http.StatusServiceUnavailable || status != "fail" {
 			t.Fatalf("core-api /health with Redis stopped: got %d %q %v, want 503 fail", code, status, err)
 		}

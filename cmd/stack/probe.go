@@ -19,8 +19,8 @@ import (
 
 // probe is the readiness check process-compose.yaml runs for every process:
 //
-//	stack probe [--within 2s] [--status 200] http <url>  passes on an answer with one of the statuses
-//	stack probe [--within 2s] redis <socket>              passes on +PONG
+//	stack probe [--within 4s] [--status 200] http <url>  passes on an answer with one of the statuses
+//	stack probe [--within 4s] redis <socket>              passes on +PONG
 //
 // --status takes a comma-separated list: core-api's probe passes on 200 or
 // 503, since its /health answers 503 while Redis is down, and whether
@@ -30,19 +30,23 @@ import (
 // It retries for up to --within (5 ms apart, backing off to 250 ms), because
 // process-compose runs a probe once at process start and then only every
 // period_seconds (at least 1 s): a probe that fails once would cost a second.
+// The default, 4 s, is a second under process-compose.yaml's period of 5 s,
+// so that a process that is not ready is retried nearly all the time and
+// shows Ready soon after it is, while a ready one costs one probe process
+// every 5 s.
 // It stops early when its parent (process-compose) is gone. When it gives up,
 // it reports what the last answered attempt said (say, a 503), not the
 // deadline that cut a final attempt short.
 func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	within := fs.Duration("within", 2*time.Second, "keep retrying for this long")
+	within := fs.Duration("within", 4*time.Second, "keep retrying for this long")
 	statusList := fs.String("status", "200", "http: the statuses that pass, comma-separated")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 2 {
-		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 2s] [--status 200,...] http <url> | redis <socket>")}
+		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 4s] [--status 200,...] http <url> | redis <socket>")}
 	}
 	pass := map[int]bool{}
 	for _, f := range strings.Split(*statusList, ",") {
