@@ -212,6 +212,46 @@ func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 	}
 }
 
+// TestConsumerAcksADuplicateOfADeadLetteredTransaction: a transaction queued
+// twice whose first entry went to the dead-letter stream. The second entry
+// must be acknowledged without a charge (the claim answers "failed before"),
+// not left pending, redelivered for ever.
+func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	id := enqueueN(t, q, 1)[0]
+	entries, err := rdb.XRange(ctx, Stream, "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("XRANGE: %d entries, %v", len(entries), err)
+	}
+	cfg := fastConfig("c1")
+	cfg.MaxDeliveries = 1
+	declining := &recorder{fail: func(Message) error { return errors.New("PSP is down") }}
+	stop := runConsumer(t, rdb, cfg, declining, log)
+	waitFor(t, id+" failed", statusIs(q, id, StatusFailed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entries[0].Values}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	psp := &recorder{}
+	stop = runConsumer(t, rdb, cfg, psp, log)
+	waitFor(t, "the duplicate acknowledged", func() bool {
+		info, err := rdb.XInfoGroups(ctx, Stream).Result()
+		return err == nil && len(info) == 1 && info[0].EntriesRead == 2 && info[0].Pending == 0
+	})
+	stop()
+	if got := psp.calls(id); got != 0 {
+		t.Errorf("charges of the dead-lettered transaction's duplicate: got %d, want 0", got)
+	}
+	if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusFailed {
+		t.Errorf("status: got %+v, %v; want failed", rec, err)
+	}
+}
+
 // TestConsumerWarnsForTheRoundInHandAfterAFailedCharge: a dead consumer's
 // batch of 32 in rounds of 16, one charge of round 0 failed, round 0's
 // record done the consumer's way (releasing the failed claim), round 1
