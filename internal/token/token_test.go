@@ -191,6 +191,7 @@ func TestVerifyRejects(t *testing.T) {
 		{"exp far future", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(time.Hour).Unix(), "iat": nil}), testSecret), ErrTooFarAhead},
 		{"exp just past TTL+skew", signRaw(t, hs256, payload(t, map[string]any{"exp": testNow.Add(TTL + MaxSkew + time.Second).Unix(), "iat": nil}), testSecret), ErrTooFarAhead},
 		{"lifetime too long", signRaw(t, hs256, payload(t, map[string]any{"iat": testNow.Add(-time.Hour).Unix()}), testSecret), ErrLifetime},
+		{"lifetime just past TTL+skew", signRaw(t, hs256, payload(t, map[string]any{"iat": testNow.Add(-MaxSkew - time.Second).Unix()}), testSecret), ErrLifetime},
 		{"iat in the future", signRaw(t, hs256, payload(t, map[string]any{"iat": testNow.Add(MaxSkew + time.Second).Unix()}), testSecret), ErrIssuedInFuture},
 		{"iat a string", signRaw(t, hs256, payload(t, map[string]any{"iat": "now"}), testSecret), ErrIatType},
 		{"iat and exp strings", signRaw(t, hs256, payload(t, map[string]any{"iat": "now", "exp": "later"}), testSecret), ErrIatType},
@@ -245,6 +246,8 @@ func TestVerifyAccepts(t *testing.T) {
 		{"exp is this second (python-jose accepts it)", `{"user_id":1,"username":"a","enabled":true,"exp":1700000000}`,
 			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000000, 0)}},
 		{"nbf within skew", `{"user_id":1,"username":"a","enabled":true,"exp":1700000030,"nbf":1700000004}`,
+			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
+		{"lifetime exactly TTL+skew", `{"user_id":1,"username":"a","enabled":true,"exp":1700000030,"iat":1699999995}`,
 			Claims{UserID: 1, Username: "a", Enabled: true, ExpiresAt: time.Unix(1700000030, 0)}},
 	}
 	v := NewVerifier(testSecret, fixedClock(testNow))
