@@ -239,6 +239,34 @@ func TestCreateTransactionContract(t *testing.T) {
 	}
 }
 
+// TestCreateTransactionAnswersAndQueuesWhatWasSent: the 200 carries the
+// contract's user_id, amount and currency of this request (not a default),
+// and the queued entry holds the same, under the id answered.
+func TestCreateTransactionAnswersAndQueuesWhatWasSent(t *testing.T) {
+	f := newFixture(t)
+	becky := issue(t, 2, "becky", true)
+	r := f.do(t, http.MethodPost, "/transaction", `{"token":"`+becky+`","amount":"250","currency":"EUR"}`, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("got %d %s, want 200", r.status, r.raw)
+	}
+	want := map[string]any{"user_id": float64(2), "amount": float64(250), "currency": "EUR", "status": "queued"}
+	for k, v := range want {
+		if r.body[k] != v {
+			t.Errorf("response %s: got %v, want %v (body %s)", k, r.body[k], v, r.raw)
+		}
+	}
+	entries, err := f.rdb.XRange(context.Background(), txqueue.Stream, "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("XRANGE: %v, %v; want one entry", entries, err)
+	}
+	queued := map[string]any{"id": r.body["id"], "user_id": "2", "amount": "250", "currency": "EUR"}
+	for k, v := range queued {
+		if got := entries[0].Values[k]; got != v {
+			t.Errorf("queued %s: got %v, want %v", k, got, v)
+		}
+	}
+}
+
 func TestCreateTransactionBodyTooLarge(t *testing.T) {
 	f := newFixture(t)
 	big := `{"token":"` + strings.Repeat("a", 2<<20) + `"}`
