@@ -42,6 +42,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 	}{
 		{"port not a number", []string{"HTTP_PORT=five"}, []string{"HTTP_PORT"}},
 		{"port out of range", []string{"HTTP_PORT=70000"}, []string{"HTTP_PORT"}},
+		{"port just past the last", []string{"HTTP_PORT=65536"}, []string{"HTTP_PORT"}},
 		{"negative port", []string{"HTTP_PORT=-1"}, []string{"HTTP_PORT"}},
 		{"unknown log level", []string{"LOG_LEVEL=verbose"}, []string{"LOG_LEVEL"}},
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, []string{"SHUTDOWN_GRACE"}},
