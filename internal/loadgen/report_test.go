@@ -1,0 +1,41 @@
+package loadgen
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestReportErrNamesEveryBrokenPromise: a verification with transactions
+// not found, failed, unverified or a backlog that did not drain fails the
+// run, each with its own words; a clean one does not.
+func TestReportErrNamesEveryBrokenPromise(t *testing.T) {
+	clean := Verification{Accepted: 10, Checked: 10, Processed: 10, DrainMethod: "status", Drained: true}
+	tests := []struct {
+		name   string
+		change func(*Verification)
+		want   string // substring of Err; "" for none
+	}{
+		{"all processed", func(*Verification) {}, ""},
+		{"still queued", func(v *Verification) { v.Processed, v.Queued = 8, 2 }, "2 of 10 checked accepted transactions were never processed (2 still queued, 0 not found)"},
+		{"not found", func(v *Verification) { v.Processed, v.Missing = 7, 3 }, "3 of 10 checked accepted transactions were never processed (0 still queued, 3 not found)"},
+		{"failed", func(v *Verification) { v.Processed, v.Failed = 9, 1 }, "1 of 10 checked transactions failed"},
+		{"unverified", func(v *Verification) { v.Processed, v.Unverified = 6, 4 }, "4 of 10 checked transactions could not be looked up"},
+		{"duplicate ids", func(v *Verification) { v.DuplicateIDs = 1 }, "1 accepted answers repeated an id"},
+		{"queue did not drain", func(v *Verification) { v.DrainMethod, v.Drained = "queue", false }, "the backlog did not drain"},
+		{"no drain watched", func(v *Verification) { v.DrainMethod, v.Drained = "none", false }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := clean
+			tt.change(&v)
+			rep := Report{Mode: ModeTransactions, Accepted: v.Accepted, Verification: &v}
+			err := rep.Err()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
