@@ -2,6 +2,7 @@ package stackconfig
 
 import (
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -83,23 +84,28 @@ func TestEnsureJWTSecretExplicitWins(t *testing.T) {
 }
 
 func TestEnsureJWTSecretTightensLooseFile(t *testing.T) {
-	c := stateConfig(t)
-	secret, _, err := c.EnsureJWTSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(c.SecretFile(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := c.EnsureJWTSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != secret {
-		t.Errorf("got a different secret after chmod, want the file's")
-	}
-	if m := mode(t, c.SecretFile()); m != 0o600 {
-		t.Errorf("mode after a loose file: got %o, want 600", m)
+	// Readable by others, by the group only, or writable by the group.
+	for _, loose := range []os.FileMode{0o644, 0o640, 0o620} {
+		t.Run(fmt.Sprintf("%o", loose), func(t *testing.T) {
+			c := stateConfig(t)
+			secret, _, err := c.EnsureJWTSecret()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(c.SecretFile(), loose); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := c.EnsureJWTSecret()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != secret {
+				t.Errorf("got a different secret after chmod, want the file's")
+			}
+			if m := mode(t, c.SecretFile()); m != 0o600 {
+				t.Errorf("mode after a %o file: got %o, want 600", loose, m)
+			}
+		})
 	}
 }
 
