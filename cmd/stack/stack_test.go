@@ -967,6 +967,50 @@ func TestUpResetRefuseASilentAPISocket(t *testing.T) {
 	}
 }
 
+// TestUpResetRefuseARunningStack: with the stack's process-compose
+// answering on its API socket, a second `up` must refuse to start another
+// stack on the same state dir, and `reset` must refuse to delete a running
+// stack's state.
+func TestUpResetRefuseARunningStack(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	c := stackconfig.Config{StateDir: state}
+	if err := c.PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", c.ProcessComposeSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"alive"}`)
+	})}
+	go api.Serve(ln)
+	t.Cleanup(func() { api.Close() })
+
+	environ := []string{"STACK_STATE_DIR=" + state}
+	for _, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		environ = append(environ, fmt.Sprintf("%s=%d", name, l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	for _, args := range [][]string{{"up", "--detach"}, {"reset", "--yes"}} {
+		t.Run(args[0], func(t *testing.T) {
+			err := run(context.Background(), append([]string{"stack"}, args...), environ, nil, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), "the stack is running from "+state) {
+				t.Errorf("stack %s while the stack runs: got %v, want a refusal saying it is running", args[0], err)
+			}
+			if _, err := os.Stat(c.ProcessComposeSocket()); err != nil {
+				t.Errorf("after stack %s: %v (the state dir must stay)", args[0], err)
+			}
+		})
+	}
+}
+
 // TestStatusNamesAStuckProcessCompose: a process-compose of the stack whose
 // API socket is bound but silent (stopped, or stuck): status names its pid
 // instead of printing the API's timeout alone.
