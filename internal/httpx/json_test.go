@@ -119,6 +119,7 @@ func TestReadJSONBodyContentType(t *testing.T) {
 		{"text/plain", http.StatusUnsupportedMediaType},
 		{"application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
 		{"application/jsonx", http.StatusUnsupportedMediaType},
+		{"text/x+json", http.StatusUnsupportedMediaType}, // +json counts only under application/
 		{"application/json; =broken", http.StatusUnsupportedMediaType},
 	}
 	for _, tt := range tests {
