@@ -118,6 +118,8 @@ type faultStack struct {
 	stateDir string
 	logDir   string
 	secret   []byte
+	// upOutput is what `stack up` printed (standard output, then error).
+	upOutput string
 	ports    map[string]int // variable (PLATFORM_PORT, ...) -> port
 	rdb      *redis.Client
 	pc       *pcAPI
@@ -1001,6 +1003,7 @@ func startFaultStack(t *testing.T, opts stackOptions) *faultStack {
 		t.Fatalf("stack up: %v\n%s%s", err, out, errOut)
 	}
 	t.Logf("stack up: %s", lastLine(errOut))
+	s.upOutput = out + errOut
 
 	secret, err := os.ReadFile(filepath.Join(stateDir, "secrets", "jwt_secret"))
 	if err != nil {

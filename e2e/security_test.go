@@ -300,6 +300,10 @@ func TestSecurity(t *testing.T) {
 				t.Errorf("%s contains the JWT secret", f)
 			}
 		}
+		// Nor does the launcher's own output.
+		if strings.Contains(st.upOutput, secret) {
+			t.Errorf("`stack up` printed the JWT secret:\n%s", st.upOutput)
+		}
 		// Nor does process-compose's API show it.
 		for _, name := range []string{"auth-api", "core-api"} {
 			var info json.RawMessage
