@@ -360,6 +360,44 @@ func TestConsumerSlowBatchIsNotTakenOver(t *testing.T) {
 	}
 }
 
+// TestLeaseRenewalHoldsOffOtherConsumers: once the record call renews a
+// consumer's lease on a transaction of its batch (after the first lease ran
+// out), another consumer can neither reclaim its entry (XAUTOCLAIM: the
+// renewal restarted the entry's idle time) nor claim it for a charge (the
+// claim counts the lease from leased_at) until the renewed lease runs out.
+func TestLeaseRenewalHoldsOffOtherConsumers(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	batch := readAsDeadConsumer(t, q, 1)
+	const lease = time.Second
+	claimedAt := time.Now()
+	if codes := claimAsDeadConsumerAt(t, rdb, batch, lease, claimedAt); codes[0] != claimCharge {
+		t.Fatalf("first claim: got %d, want %d", codes[0], claimCharge)
+	}
+	time.Sleep(lease + lease/5) // the first lease, and the entry's idle time, are past it
+
+	renewal := newRecordCall("dead", nil, nil, batch)
+	renewedAt := time.Now()
+	renewal.args[0] = renewedAt.UnixNano()
+	owned, err := recordScript.Run(ctx, rdb, renewal.keys, renewal.args...).Int64Slice()
+	if err != nil || len(owned) != 1 || owned[0] != 1 {
+		t.Fatalf("renewal: got %v, %v; want [1] (still ours)", owned, err)
+	}
+
+	msgs, _, err := rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+		Stream: Stream, Group: Group, Consumer: "b", MinIdle: lease, Start: "0-0", Count: 10,
+	}).Result()
+	if err != nil || len(msgs) != 0 {
+		t.Errorf("XAUTOCLAIM by another consumer right after the renewal: got %d entries, %v; want none", len(msgs), err)
+	}
+	codes, err := claimer{consumer: "b", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb,
+		renewedAt.Add(lease/2).UnixNano(), batch)
+	if err != nil || codes[0] != claimBusy {
+		t.Errorf("claim by another consumer within the renewed lease: got %v, %v; want %d (busy)", codes, err, claimBusy)
+	}
+}
+
 // TestConsumerRenewalKeepsTheClaimsRounds: a dead consumer's batch of 48 in
 // rounds of 16; round 0's record renewed the lease on part of the rest
 // (round 1); round 1 was charged but not recorded (the round in hand); round
