@@ -48,6 +48,8 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, []string{"SHUTDOWN_GRACE"}},
 		{"grace zero", []string{"SHUTDOWN_GRACE=0s"}, []string{"SHUTDOWN_GRACE"}},
 		{"socket path too long", []string{"HTTP_SOCKET=/" + strings.Repeat("s", 120)}, []string{"HTTP_SOCKET"}},
+		// 104 bytes: Linux would bind it (108 with the NUL), macOS would not (104).
+		{"socket path one byte past macOS's limit", []string{"HTTP_SOCKET=/" + strings.Repeat("s", 103)}, []string{"HTTP_SOCKET", "104 bytes"}},
 		{"status ttl too short", []string{"STATUS_TTL=10ms"}, []string{"STATUS_TTL"}},
 		{"embedding struct's own field", []string{"EXTRA_NUMBER=x"}, []string{"EXTRA_NUMBER"}},
 		{"two at once", []string{"HTTP_PORT=x", "STATUS_TTL=y"}, []string{"HTTP_PORT", "STATUS_TTL"}},
