@@ -28,6 +28,7 @@ import (
 	"github.com/acme-payments/platform/internal/procompose"
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/stackconfig"
+	"github.com/acme-payments/platform/internal/stacktest"
 )
 
 func TestCheckPortsNamesPortAndVariable(t *testing.T) {
@@ -918,10 +919,9 @@ func statusJSON(t *testing.T, environ []string, wantErr string) statusReport {
 	return rep
 }
 
-// stateDirWithSilentAPISocket makes the cwd a fake checkout and returns a
-// state dir whose process-compose API socket is bound but never accepts: what
-// a stopped (SIGSTOP) or stuck process-compose looks like from outside.
-func stateDirWithSilentAPISocket(t *testing.T) (string, stackconfig.Config) {
+// stateDirWithAPISocket makes the cwd a fake checkout and returns a prepared
+// state dir with a listener bound on its process-compose API socket.
+func stateDirWithAPISocket(t *testing.T) (string, stackconfig.Config, net.Listener) {
 	t.Helper()
 	t.Chdir(fakeCheckout(t))
 	state := shortStateDir(t)
@@ -934,6 +934,15 @@ func stateDirWithSilentAPISocket(t *testing.T) (string, stackconfig.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	return state, c, ln
+}
+
+// stateDirWithSilentAPISocket returns a state dir whose process-compose API
+// socket is bound but never accepts: what a stopped (SIGSTOP) or stuck
+// process-compose looks like from outside.
+func stateDirWithSilentAPISocket(t *testing.T) (string, stackconfig.Config) {
+	t.Helper()
+	state, c, _ := stateDirWithAPISocket(t)
 	return state, c
 }
 
@@ -972,31 +981,18 @@ func TestUpResetRefuseASilentAPISocket(t *testing.T) {
 // stack on the same state dir, and `reset` must refuse to delete a running
 // stack's state.
 func TestUpResetRefuseARunningStack(t *testing.T) {
-	t.Chdir(fakeCheckout(t))
-	state := shortStateDir(t)
-	c := stackconfig.Config{StateDir: state}
-	if err := c.PrepareStateDir(); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("unix", c.ProcessComposeSocket())
-	if err != nil {
-		t.Fatal(err)
-	}
+	state, c, ln := stateDirWithAPISocket(t)
 	api := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"alive"}`)
 	})}
-	go api.Serve(ln)
+	go func() { _ = api.Serve(ln) }() // ends with http.ErrServerClosed at the cleanup
 	t.Cleanup(func() { api.Close() })
 
 	environ := []string{"STACK_STATE_DIR=" + state}
-	for _, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		environ = append(environ, fmt.Sprintf("%s=%d", name, l.Addr().(*net.TCPAddr).Port))
-		l.Close()
+	ports := stacktest.FreePorts(t, 5)
+	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
 	}
 	for _, args := range [][]string{{"up", "--detach"}, {"reset", "--yes"}} {
 		t.Run(args[0], func(t *testing.T) {
