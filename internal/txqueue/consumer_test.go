@@ -140,6 +140,18 @@ func hasLogLine(logs string, want map[string]string) bool {
 	return false
 }
 
+// enqueueOneEntry queues one transaction on an empty stream and returns its
+// id and its stream entry (for a test to queue the entry again).
+func enqueueOneEntry(t *testing.T, rdb *redis.Client, q *Queue) (string, redis.XMessage) {
+	t.Helper()
+	id := enqueueN(t, q, 1)[0]
+	entries, err := rdb.XRange(context.Background(), Stream, "-", "+").Result()
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("XRANGE: %d entries, %v", len(entries), err)
+	}
+	return id, entries[0]
+}
+
 func enqueueN(t testing.TB, q *Queue, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
@@ -194,12 +206,8 @@ func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 	ctx := context.Background()
 	log, _ := testLogger(t)
 	q := NewQueue(rdb, time.Hour)
-	id := enqueueN(t, q, 1)[0]
-	entries, err := rdb.XRange(ctx, Stream, "-", "+").Result()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("XRANGE: %d entries, %v", len(entries), err)
-	}
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entries[0].Values}).Err(); err != nil {
+	id, entry := enqueueOneEntry(t, rdb, q)
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	psp := &recorder{}
@@ -221,11 +229,7 @@ func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
 	ctx := context.Background()
 	log, _ := testLogger(t)
 	q := NewQueue(rdb, time.Hour)
-	id := enqueueN(t, q, 1)[0]
-	entries, err := rdb.XRange(ctx, Stream, "-", "+").Result()
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("XRANGE: %d entries, %v", len(entries), err)
-	}
+	id, entry := enqueueOneEntry(t, rdb, q)
 	cfg := fastConfig("c1")
 	cfg.MaxDeliveries = 1
 	declining := &recorder{fail: func(Message) error { return errors.New("PSP is down") }}
@@ -234,7 +238,7 @@ func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
 	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
 	stop()
 
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entries[0].Values}).Err(); err != nil {
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
 		t.Fatal(err)
 	}
 	psp := &recorder{}
