@@ -193,7 +193,7 @@ Processes: `+strings.Join(processNames, ", ")+`
 		if dir := lookupEnv(l.environ, "STACK_STATE_DIR"); dir != "" {
 			fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): %s, set in the environment\n", dir)
 		} else {
-			fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): not known until stack.env is found\n")
+			fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): not known until the stack's files are found\n")
 		}
 		return
 	}

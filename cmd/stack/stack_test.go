@@ -152,7 +152,7 @@ func TestHelpSaysWhichFilesAndStateDir(t *testing.T) {
 }
 
 // TestHelpWithAnIncompleteShareDir: the help names what STACK_SHARE_DIR
-// lacks, and says the state dir cannot be known without stack.env.
+// lacks, and says the state dir cannot be known without the stack's files.
 func TestHelpWithAnIncompleteShareDir(t *testing.T) {
 	t.Chdir(t.TempDir())
 	share := t.TempDir()
@@ -160,7 +160,7 @@ func TestHelpWithAnIncompleteShareDir(t *testing.T) {
 	if err := run(context.Background(), []string{"stack", "--help"}, []string{"STACK_SHARE_DIR=" + share}, nil, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"STACK_SHARE_DIR=" + share + " has no process-compose.yaml", "State dir (STACK_STATE_DIR): not known until stack.env is found"} {
+	for _, want := range []string{"STACK_SHARE_DIR=" + share + " has no process-compose.yaml", "State dir (STACK_STATE_DIR): not known until the stack's files are found"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("help:\n%s\nwant it to contain %q", stdout.String(), want)
 		}
