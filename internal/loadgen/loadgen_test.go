@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/loadgen/fakerouter"
 )
 
 func testConfig(base string) Config {
@@ -29,7 +31,7 @@ func testConfig(base string) Config {
 func TestRunAccounting(t *testing.T) {
 	tests := []struct {
 		name string
-		fake fakeOpts
+		fake fakerouter.Options
 		cfg  func(*Config)
 		// want
 		accepted, processed, queued int64
@@ -39,42 +41,42 @@ func TestRunAccounting(t *testing.T) {
 	}{
 		{
 			name:     "closed loop count, all processed",
-			fake:     fakeOpts{processAfter: 20 * time.Millisecond},
+			fake:     fakerouter.Options{ProcessAfter: 20 * time.Millisecond},
 			cfg:      func(c *Config) { c.Count = 400 },
 			accepted: 400, processed: 400, tokensBefore: 2,
 			errors: map[string]int64{}, ok: true,
 		},
 		{
 			name:     "open loop count",
-			fake:     fakeOpts{},
+			fake:     fakerouter.Options{},
 			cfg:      func(c *Config) { c.Count = 60; c.Rate = 300 },
 			accepted: 60, processed: 60, tokensBefore: 2,
 			errors: map[string]int64{}, ok: true,
 		},
 		{
 			name:     "bearer header, three merchants",
-			fake:     fakeOpts{},
+			fake:     fakerouter.Options{},
 			cfg:      func(c *Config) { c.Count = 90; c.Bearer = true; c.Merchants = 3 },
 			accepted: 90, processed: 90, tokensBefore: 3,
 			errors: map[string]int64{}, ok: true,
 		},
 		{
 			name:     "rejected requests are counted by status, not accepted",
-			fake:     fakeOpts{failTxEvery: 10},
+			fake:     fakerouter.Options{FailTxEvery: 10},
 			cfg:      func(c *Config) { c.Count = 200 },
 			accepted: 180, processed: 180, tokensBefore: 2,
 			errors: map[string]int64{"tx 503": 20}, ok: true,
 		},
 		{
 			name:     "throttled logins are retried and counted",
-			fake:     fakeOpts{throttleLogins: 2},
+			fake:     fakerouter.Options{ThrottleLogins: 2},
 			cfg:      func(c *Config) { c.Count = 20; c.Concurrency = 2 },
 			accepted: 20, processed: 20, tokensBefore: 2,
 			errors: map[string]int64{"token 429": 2}, ok: true,
 		},
 		{
 			name: "never processed transactions fail the run",
-			fake: fakeOpts{loseEvery: 50},
+			fake: fakerouter.Options{LoseEvery: 50},
 			cfg: func(c *Config) {
 				c.Count = 200
 				c.DrainTimeout = 300 * time.Millisecond
@@ -84,7 +86,7 @@ func TestRunAccounting(t *testing.T) {
 		},
 		{
 			name:     "sampled verification checks only the sample",
-			fake:     fakeOpts{},
+			fake:     fakerouter.Options{},
 			cfg:      func(c *Config) { c.Count = 300; c.Verify = VerifySample; c.VerifySample = 50 },
 			accepted: 300, processed: 50, tokensBefore: 2,
 			errors: map[string]int64{}, ok: true,
@@ -93,7 +95,7 @@ func TestRunAccounting(t *testing.T) {
 	for _, tt := range tests {
 		for _, std := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/std-client=%v", tt.name, std), func(t *testing.T) {
-				f, srv := startFake(t, tt.fake)
+				f, srv := fakerouter.Start(t, tt.fake)
 				cfg := testConfig(srv.URL)
 				cfg.StdClient = std
 				tt.cfg(&cfg)
@@ -104,7 +106,7 @@ func TestRunAccounting(t *testing.T) {
 				if rep.Accepted != tt.accepted {
 					t.Errorf("accepted: got %d, want %d", rep.Accepted, tt.accepted)
 				}
-				if got := f.accepted.Load(); got != rep.Accepted {
+				if got := f.Accepted.Load(); got != rep.Accepted {
 					t.Errorf("server accepted %d, report says %d", got, rep.Accepted)
 				}
 				// Runs this short never refresh a token: every login was before the load.
@@ -144,7 +146,7 @@ func TestRunAccounting(t *testing.T) {
 }
 
 func TestRunDurationRefreshesTokens(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{tokenTTL: 400 * time.Millisecond})
+	_, srv := fakerouter.Start(t, fakerouter.Options{TokenTTL: 400 * time.Millisecond})
 	cfg := testConfig(srv.URL)
 	cfg.Concurrency = 2
 	cfg.Duration = time.Second
@@ -171,7 +173,7 @@ func TestRunDurationRefreshesTokens(t *testing.T) {
 }
 
 func TestRunTokenMode(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{})
+	_, srv := fakerouter.Start(t, fakerouter.Options{})
 	cfg := testConfig(srv.URL)
 	cfg.Mode = ModeTokens
 	cfg.Count = 150
@@ -193,7 +195,7 @@ func TestRunTokenMode(t *testing.T) {
 // TestRunTokenModeWithoutTokensFails: a token run in which every login was
 // refused did no work, and exits non-zero.
 func TestRunTokenModeWithoutTokensFails(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{})
+	_, srv := fakerouter.Start(t, fakerouter.Options{})
 	cfg := testConfig(srv.URL)
 	cfg.Mode = ModeTokens
 	cfg.Count = 20
@@ -211,7 +213,7 @@ func TestRunTokenModeWithoutTokensFails(t *testing.T) {
 // transactions that are never processed: the report says interrupted, not
 // that the transactions were lost.
 func TestRunInterruptedWhileVerifying(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{processAfter: time.Hour})
+	_, srv := fakerouter.Start(t, fakerouter.Options{ProcessAfter: time.Hour})
 	cfg := testConfig(srv.URL)
 	cfg.Count = 20
 	cfg.DrainTimeout = time.Minute
@@ -234,7 +236,7 @@ func TestRunInterruptedWhileVerifying(t *testing.T) {
 }
 
 func TestRunFailsFastOnBadLogin(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{})
+	_, srv := fakerouter.Start(t, fakerouter.Options{})
 	cfg := testConfig(srv.URL)
 	cfg.Count = 10
 	cfg.Password = "wrong"
@@ -244,14 +246,14 @@ func TestRunFailsFastOnBadLogin(t *testing.T) {
 	}
 
 	// A user whose token says enabled: false would only collect 403s.
-	f, srv2 := startFake(t, fakeOpts{})
+	f, srv2 := fakerouter.Start(t, fakerouter.Options{})
 	cfg = testConfig(srv2.URL)
 	cfg.Count = 10
 	cfg.Users = []string{"alice", "charlie"}
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `"charlie" is not enabled`) {
 		t.Errorf("a disabled user: got %v, want an error naming charlie", err)
 	}
-	if n := f.txReqs.Load(); n != 0 {
+	if n := f.TxRequests.Load(); n != 0 {
 		t.Errorf("a disabled user: %d transactions sent, want none", n)
 	}
 }
@@ -402,11 +404,11 @@ func newTestRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
 // with ctx.Err(), yet one() counts each as sent and as "tx interrupted in
 // flight". The report then claims requests that never left the process.
 func TestRunOpenLoopInterruptCountsOnlySentRequests(t *testing.T) {
-	f := &fakeAPI{fakeOpts: fakeOpts{tokenTTL: 30 * time.Second}}
+	f := fakerouter.New(fakerouter.Options{})
 	var seen atomic.Int64
 	release := make(chan struct{})
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /auth/token", f.token)
+	mux.HandleFunc("POST /auth/token", f.Token)
 	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
 		seen.Add(1)
 		select { // hold every request until the run is interrupted
@@ -449,7 +451,7 @@ func TestRunOpenLoopInterruptCountsOnlySentRequests(t *testing.T) {
 // TestRunLookupFailuresAreUnverified: lookups that keep failing say nothing
 // of the transaction; the run fails, but not as "never processed".
 func TestRunLookupFailuresAreUnverified(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{statusDown: true})
+	_, srv := fakerouter.Start(t, fakerouter.Options{StatusDown: true})
 	cfg := testConfig(srv.URL)
 	cfg.Count = 20
 	cfg.VerifyVia = ViaHTTP
@@ -474,7 +476,7 @@ func TestRunLookupFailuresAreUnverified(t *testing.T) {
 // TestRunDuplicateIDsFail: two accepted transactions under one id cannot
 // both be accounted for by its one status record.
 func TestRunDuplicateIDsFail(t *testing.T) {
-	_, srv := startFake(t, fakeOpts{oneID: true})
+	_, srv := fakerouter.Start(t, fakerouter.Options{OneID: true})
 	cfg := testConfig(srv.URL)
 	cfg.Count = 10
 	cfg.Merchants = 1 // one user: the one record is theirs
@@ -495,7 +497,7 @@ func TestRunDuplicateIDsFail(t *testing.T) {
 func TestRunClosedLoopLatencyExcludesLogin(t *testing.T) {
 	// Logged in before the load, the merchant's token lasts 1.6 s and is
 	// replaced 0.5 s before that, within the 1.5 s load, by a 1 s login.
-	_, srv := startFake(t, fakeOpts{loginDelay: time.Second, tokenTTL: 1600 * time.Millisecond})
+	_, srv := fakerouter.Start(t, fakerouter.Options{LoginDelay: time.Second, TokenTTL: 1600 * time.Millisecond})
 	cfg := testConfig(srv.URL)
 	cfg.Concurrency = 2
 	cfg.Merchants = 1

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/loadgen/fakerouter"
 )
 
 func TestCPUSnapshot(t *testing.T) {
@@ -52,7 +54,7 @@ func TestRunWatchPID(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
 	}
-	_, srv := startFake(t, fakeOpts{})
+	_, srv := fakerouter.Start(t, fakerouter.Options{})
 	cfg := testConfig(srv.URL)
 	cfg.Count = 50
 	cfg.WatchPID = os.Getpid()
@@ -65,14 +67,14 @@ func TestRunWatchPID(t *testing.T) {
 	}
 
 	// A pid that does not exist fails before the load, not after it.
-	f, srv2 := startFake(t, fakeOpts{})
+	f, srv2 := fakerouter.Start(t, fakerouter.Options{})
 	cfg = testConfig(srv2.URL)
 	cfg.Count = 50
 	cfg.WatchPID = 1 << 30
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--watch-pid") {
 		t.Errorf("a pid that does not exist: got %v, want a --watch-pid error", err)
 	}
-	if n := f.txReqs.Load(); n != 0 {
+	if n := f.TxRequests.Load(); n != 0 {
 		t.Errorf("a pid that does not exist: %d transactions sent, want none", n)
 	}
 }

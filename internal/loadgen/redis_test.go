@@ -106,3 +106,10 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 		})
 	}
 }
+
+// writeJSON answers v as JSON with status, as the router's services do.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,210 @@
+// Package fakerouter is an in-process stand-in for the router's merchant
+// API (POST /auth/token, POST /transaction/transaction, GET
+// /transaction/transactions/{id}), for testing the load generator's own
+// accounting without a stack: it issues JWT-shaped tokens with an exp claim,
+// accepts transactions, and "processes" each one ProcessAfter after it was
+// accepted, except those it is told to lose. Its knobs make the failures the
+// generator must count: lost transactions, 503s, throttled or slow logins,
+// a status endpoint that is down.
+//
+// It checks no signature and stores nothing outside the process. Whether the
+// generator agrees with the real stack is tested against the real stack
+// (cmd/loadgen's stack test and e2e/).
+package fakerouter
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// Options are the fake's knobs; the zero value is a router that processes
+// every transaction at once.
+type Options struct {
+	// TokenTTL is the tokens' lifetime; 0 means 30 s, as auth-api's.
+	TokenTTL time.Duration
+	// ProcessAfter: a transaction's status turns "processed" this long after
+	// it was accepted.
+	ProcessAfter time.Duration
+	// LoseEvery > 0: every LoseEvery-th accepted transaction stays queued
+	// for ever.
+	LoseEvery int64
+	// FailTxEvery > 0: every FailTxEvery-th transaction request gets a 503.
+	FailTxEvery int64
+	// ThrottleLogins: the first ThrottleLogins token requests get a 429.
+	ThrottleLogins int64
+	// LoginDelay: every token request takes this long.
+	LoginDelay time.Duration
+	// StatusDown: the status endpoint answers every lookup with a 503.
+	StatusDown bool
+	// OneID: every accepted transaction gets the same id.
+	OneID bool
+}
+
+// Router is the fake. Its counters say what it was sent.
+type Router struct {
+	opts Options
+
+	Logins     atomic.Int64 // token requests
+	TxRequests atomic.Int64 // transaction requests
+	Accepted   atomic.Int64 // transactions answered 200
+
+	mu  sync.Mutex
+	txs map[string]*fakeTx
+}
+
+type fakeTx struct {
+	user    string
+	created time.Time
+	lost    bool
+}
+
+// New returns a Router with opts, for a test that serves its handlers on a
+// mux of its own; Start serves them all.
+func New(opts Options) *Router {
+	if opts.TokenTTL == 0 {
+		opts.TokenTTL = 30 * time.Second
+	}
+	return &Router{opts: opts, txs: make(map[string]*fakeTx)}
+}
+
+// Start serves a new Router on a loopback httptest server, closed when the
+// test ends.
+func Start(tb testing.TB, opts Options) (*Router, *httptest.Server) {
+	tb.Helper()
+	f := New(opts)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", f.Token)
+	mux.HandleFunc("POST /transaction/transaction", f.Transaction)
+	mux.HandleFunc("GET /transaction/transactions/{id}", f.Status)
+	srv := httptest.NewServer(mux)
+	tb.Cleanup(srv.Close)
+	return f, srv
+}
+
+// Token is POST /auth/token: password "password" for any user; "charlie" is
+// not enabled, as in the reference users.
+func (f *Router) Token(w http.ResponseWriter, r *http.Request) {
+	n := f.Logins.Add(1)
+	time.Sleep(f.opts.LoginDelay)
+	if n <= f.opts.ThrottleLogins {
+		w.Header().Set("Retry-After", "0")
+		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "Too Many Requests"})
+		return
+	}
+	var in struct{ Username, Password string }
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Password != "password" {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Invalid password"})
+		return
+	}
+	exp := time.Now().Add(f.opts.TokenTTL)
+	payload, _ := json.Marshal(map[string]any{"username": in.Username, "exp": float64(exp.UnixNano()) / 1e9,
+		"enabled": in.Username != "charlie"})
+	tok := "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(payload) + ".c2ln"
+	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+}
+
+// user checks a token's shape and expiry (not its signature) and returns its
+// username, or "" when it is malformed or expired.
+func (f *Router) user(tok string) string {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Username string  `json:"username"`
+		Exp      float64 `json:"exp"`
+	}
+	if json.Unmarshal(b, &c) != nil || time.Now().After(time.Unix(0, int64(c.Exp*1e9))) {
+		return ""
+	}
+	return c.Username
+}
+
+var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// Transaction is POST /transaction/transaction, token in the body or as a
+// Bearer header.
+func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
+	n := f.TxRequests.Add(1)
+	if f.opts.FailTxEvery > 0 && n%f.opts.FailTxEvery == 0 {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+		return
+	}
+	var in struct {
+		Token    string `json:"token"`
+		Amount   int64  `json:"amount"`
+		Currency string `json:"currency"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+		return
+	}
+	if in.Token == "" {
+		in.Token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	}
+	if in.Amount < 1 || !currencyCode.MatchString(in.Currency) {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "bad body"})
+		return
+	}
+	u := f.user(in.Token)
+	if u == "" {
+		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "Signature has expired"})
+		return
+	}
+	k := f.Accepted.Add(1)
+	id := fmt.Sprintf("tx_%032x", k)
+	if f.opts.OneID {
+		id = "tx_same"
+	}
+	f.mu.Lock()
+	f.txs[id] = &fakeTx{user: u, created: time.Now(), lost: f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0}
+	f.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{"id": id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
+}
+
+// Status is GET /transaction/transactions/{id}, for the token's own user
+// only.
+func (f *Router) Status(w http.ResponseWriter, r *http.Request) {
+	if f.opts.StatusDown {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+		return
+	}
+	u := f.user(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	if u == "" {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "no token"})
+		return
+	}
+	f.mu.Lock()
+	tx, ok := f.txs[r.PathValue("id")]
+	f.mu.Unlock()
+	if !ok || tx.user != u {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Transaction not found"})
+		return
+	}
+	out := map[string]any{"status": "queued", "created_at": tx.created, "updated_at": tx.created}
+	if done := tx.created.Add(f.opts.ProcessAfter); !tx.lost && time.Now().After(done) {
+		out["status"] = "processed"
+		out["processed_at"] = done
+		out["updated_at"] = done
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
