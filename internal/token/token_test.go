@@ -489,3 +489,41 @@ func TestVerifyCacheOnlyHoldsAccepted(t *testing.T) {
 		t.Errorf("got %d cached after rejections, want 0", n)
 	}
 }
+
+// TestVerifyChecksTheSignatureBeforeThePayload: python-jose, whose texts
+// Verify gives, decodes the signature, checks the alg and verifies the
+// signature before it parses the payload's JSON (jws.verify, then
+// json.loads in jwt.decode). A forged or tampered token whose payload is not
+// a JSON object is a bad signature, not a payload the service read.
+func TestVerifyChecksTheSignatureBeforeThePayload(t *testing.T) {
+	other := []byte("another secret, 32 bytes long!!")
+	valid := signRaw(t, hs256, payload(t, nil), testSecret)
+	sig := valid[strings.LastIndexByte(valid, '.')+1:]
+	unsigned := func(header, payload, sig string) string { return b64(header) + "." + b64(payload) + "." + sig }
+	tests := []struct {
+		name string
+		raw  string
+		want *Error
+	}{
+		{"payload not JSON, other secret", signRaw(t, hs256, "nope", other), ErrSignature},
+		{"payload an array, other secret", signRaw(t, hs256, "[1,2]", other), ErrSignature},
+		{"payload not JSON, another token's signature", unsigned(hs256, "nope", sig), ErrSignature},
+		{"payload not JSON, empty signature", unsigned(hs256, "nope", ""), ErrSignature},
+		{"payload not JSON, alg none", unsigned(`{"alg":"none"}`, "nope", ""), ErrAlgNotAllowed},
+		{"payload not JSON, alg HS384", signRaw(t, `{"alg":"HS384"}`, "nope", testSecret), ErrAlgNotAllowed},
+		{"payload not JSON, no alg", signRaw(t, `{"typ":"JWT"}`, "nope", testSecret), ErrNoAlgorithm},
+		{"payload not JSON, signature not base64", unsigned(hs256, "nope", "@@"), ErrCryptoPadding},
+		{"alg unknown, signature not base64", unsigned(`{"alg":"XX999"}`, payload(t, nil), "@@"), ErrCryptoPadding},
+		{"no alg, signature not base64", unsigned(`{"typ":"JWT"}`, payload(t, nil), "@@"), ErrCryptoPadding},
+		{"payload not JSON, signed with the secret", signRaw(t, hs256, "nope", testSecret), ErrPayloadString},
+		{"payload a string, signed with the secret", signRaw(t, hs256, `"x"`, testSecret), ErrPayloadString},
+	}
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := v.Verify(tt.raw); !errors.Is(err, tt.want) {
+				t.Errorf("got error %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

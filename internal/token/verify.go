@@ -59,6 +59,7 @@ type Verifier struct {
 	now    func() time.Time
 	parser *jwt.Parser
 	key    jwt.Keyfunc
+	secret []byte // the key, for explain's own signature check
 
 	// verified remembers tokens that passed the full check (merchants reuse
 	// one token for up to 30 s), so a repeat costs a map lookup instead of
@@ -83,9 +84,11 @@ func NewVerifier(secret []byte, now func() time.Time) *Verifier {
 	if now == nil {
 		now = time.Now
 	}
-	var key any = append([]byte(nil), secret...) // boxed once, so the key func does not allocate
+	secret = append([]byte(nil), secret...)
+	var key any = secret // boxed once, so the key func does not allocate
 	return &Verifier{
-		now: now,
+		now:    now,
+		secret: secret,
 		parser: jwt.NewParser(
 			jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 			jwt.WithExpirationRequired(),
@@ -117,7 +120,7 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 	var c wireClaims
 	tok, err := v.parser.ParseWithClaims(raw, &c, v.key)
 	if err != nil {
-		return Claims{}, explain(tok, err)
+		return Claims{}, v.explain(raw, tok, err)
 	}
 
 	now := v.now()
@@ -184,10 +187,13 @@ func (v *Verifier) remember(raw string, c Claims, at time.Time) {
 	v.verified[raw] = verifiedToken{claims: c, at: at}
 }
 
-// explain maps a golang-jwt error to the rejection the client sees, in
-// python-jose's order: segments, header, payload, signature encoding, alg,
-// signature, then claims (iat, nbf, exp).
-func explain(tok *jwt.Token, err error) *Error {
+// explain maps a golang-jwt error for raw to the rejection the client sees,
+// in python-jose's order: segments, header, payload encoding, signature
+// encoding, alg, signature, payload JSON, then claims (iat, nbf, exp).
+// golang-jwt parses the payload's JSON, and looks the alg up, before it
+// decodes the signature; python-jose verifies the signature first, so a
+// forged token with a payload that is not a JSON object is a bad signature.
+func (v *Verifier) explain(raw string, tok *jwt.Token, err error) *Error {
 	var te *Error
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
@@ -200,6 +206,9 @@ func explain(tok *jwt.Token, err error) *Error {
 		case strings.Contains(msg, "base64 decode claim"):
 			return ErrPayloadPadding
 		case strings.Contains(msg, "JSON decode claim"):
+			if e := v.signatureError(raw, tok); e != nil {
+				return e
+			}
 			return ErrPayloadString
 		case strings.Contains(msg, "base64 decode signature"):
 			return ErrCryptoPadding
@@ -208,12 +217,10 @@ func explain(tok *jwt.Token, err error) *Error {
 		}
 		return ErrInvalid
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		if tok != nil {
-			if alg, _ := tok.Header["alg"].(string); alg != "" {
-				return ErrAlgNotAllowed
-			}
+		if _, err := v.parser.DecodeSegment(raw[strings.LastIndexByte(raw, '.')+1:]); err != nil {
+			return ErrCryptoPadding
 		}
-		return ErrNoAlgorithm
+		return algError(tok)
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		if tok != nil && tok.Method != nil && tok.Method.Alg() != jwt.SigningMethodHS256.Alg() {
 			return ErrAlgNotAllowed
@@ -238,6 +245,39 @@ func explain(tok *jwt.Token, err error) *Error {
 		return ErrMissingExp
 	}
 	return ErrInvalid
+}
+
+// algError is the rejection of tok's alg, which is not HS256: none at all
+// (or not a string), or another one.
+func algError(tok *jwt.Token) *Error {
+	if tok != nil {
+		if alg, _ := tok.Header["alg"].(string); alg != "" {
+			return ErrAlgNotAllowed
+		}
+	}
+	return ErrNoAlgorithm
+}
+
+// signatureError checks what python-jose checks before the payload's JSON,
+// for raw (three segments, header and payload decoded into tok): the
+// signature's encoding, the alg and the signature. It returns the first
+// rejection, or nil when all of them pass.
+func (v *Verifier) signatureError(raw string, tok *jwt.Token) *Error {
+	if tok == nil {
+		return ErrInvalid
+	}
+	dot := strings.LastIndexByte(raw, '.')
+	sig, err := v.parser.DecodeSegment(raw[dot+1:])
+	if err != nil {
+		return ErrCryptoPadding
+	}
+	if alg, _ := tok.Header["alg"].(string); alg != jwt.SigningMethodHS256.Alg() {
+		return algError(tok)
+	}
+	if jwt.SigningMethodHS256.Verify(raw[:dot], sig, v.secret) != nil {
+		return ErrSignature
+	}
+	return nil
 }
 
 // wireClaims receives a token's payload with every claim kept raw, so that
