@@ -27,6 +27,11 @@ type Message struct {
 	EnqueuedAt time.Time
 	// Deliveries counts deliveries of the entry, this one included.
 	Deliveries int64
+
+	// maybeCharged: an earlier delivery may have charged it (the claim
+	// answered claimChargeUnknownRound or claimChargeRecordExpired), so a
+	// failed charge now must not dead-letter it as failed.
+	maybeCharged bool
 }
 
 // PSP makes one transaction with the payment service provider. The consumer
@@ -377,10 +382,12 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 			// charges and its record repeats them.
 			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+			m.maybeCharged = true
 			charge = append(charge, m)
 		case claimChargeRecordExpired:
 			c.log.WarnContext(mctx, "delivered before, and its status record expired; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+			m.maybeCharged = true
 			charge = append(charge, m)
 		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
@@ -549,7 +556,10 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 					"stream_id", m.StreamID, "deliveries", m.Deliveries, "error", err.Error())
 				failed = append(failed, m)
 				release = append(release, m)
-				if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
+				// One an earlier delivery may have charged stays pending
+				// (its claim keeps maybe_charged): a failed status must
+				// mean the money did not move.
+				if m.Deliveries >= int64(c.cfg.MaxDeliveries) && !m.maybeCharged {
 					dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
 						deliveries: m.Deliveries, reason: "PSP step failed: " + err.Error(),
 						public: "Transaction could not be processed"})

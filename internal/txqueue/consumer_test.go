@@ -1451,3 +1451,108 @@ func TestClaimKeepsTheRecordForTheStatusTTL(t *testing.T) {
 		t.Errorf("PTTL of a persistent record after the claim: got %v, want none (-1ns)", ttl)
 	}
 }
+
+// TestAFailedRechargeKeepsItsEarlierCharge: "dead" charged a transaction and
+// stopped before its record, so its redelivery is charged again with the
+// at-least-once warning. When that charge fails, the transaction may still
+// have been charged by dead's delivery: it must never be marked failed (a
+// failed status must mean the money did not move), and its next charge must
+// warn again, however many deliveries it had.
+func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
+	tests := []struct {
+		name          string
+		maxDeliveries int
+	}{
+		{"the failed charge is its last delivery", 2},
+		{"deliveries left after the failed charge", 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			batch := readAsDeadConsumer(t, q, 1) // delivery 1
+			id := batch[0].ID
+			claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond) // charged; no record
+			time.Sleep(100 * time.Millisecond)                       // dead's lease runs out
+
+			var mu sync.Mutex
+			failures := 1
+			survivor := &recorder{fail: func(Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if failures > 0 {
+					failures--
+					return errors.New("PSP unavailable")
+				}
+				return nil
+			}}
+			cfg := fastConfig("survivor")
+			cfg.MaxDeliveries = tt.maxDeliveries
+			stop := runConsumer(t, rdb, cfg, survivor, log)
+			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+			stop()
+
+			rec, err := q.Status(ctx, id)
+			if err != nil || rec.Status != StatusProcessed {
+				t.Errorf("status: got %+v, %v; want processed", rec, err)
+			}
+			if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 0 {
+				t.Errorf("dead letters: got %d, %v; want 0", n, err)
+			}
+			if got := survivor.calls(id); got != 2 {
+				t.Errorf("survivor's charges: got %d, want 2 (one failed, one succeeded)", got)
+			}
+			warnings := 0
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if warnedAtLeastOnce(line, id) {
+					warnings++
+				}
+			}
+			if warnings != 2 {
+				t.Errorf("at-least-once warnings: got %d, want 2 (one per charge after dead's)", warnings)
+			}
+		})
+	}
+}
+
+// TestALaterClaimKeepsAnEarlierCharge: "dead" charged x and stopped before
+// its record; "dead2" claimed x again (with the warning) in the second round
+// of its batch and stopped in its first round, with y. x's second round never
+// started, but dead's charge of x may have happened: the survivor must warn
+// for x as for y.
+func TestALaterClaimKeepsAnEarlierCharge(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	batch := readAsDeadConsumer(t, q, 2) // y, x: delivery 1
+	y, x := batch[0], batch[1]
+	claimAsDeadConsumer(t, rdb, []Message{x}, 50*time.Millisecond) // dead charged x; no record
+	time.Sleep(50 * time.Millisecond)
+	if err := rdb.XClaim(ctx, &redis.XClaimArgs{Stream: Stream, Group: Group, Consumer: "dead2",
+		Messages: []string{y.StreamID, x.StreamID}}).Err(); err != nil { // delivery 2
+		t.Fatal(err)
+	}
+	for i := range batch {
+		batch[i].Deliveries = 2
+	}
+	cl := claimer{consumer: "dead2", lease: 50 * time.Millisecond, statusTTL: time.Hour, roundSize: 1}
+	codes, err := cl.claim(ctx, rdb, time.Now().UnixNano(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []claimCode{claimCharge, claimChargeUnknownRound}; !slices.Equal(codes, want) {
+		t.Fatalf("dead2's claim: got %v, want %v", codes, want)
+	}
+	// dead2 charged y (round 0) and stopped before its record; x's round 1 never started.
+	time.Sleep(50 * time.Millisecond)
+
+	reclaimAsSurvivor(t, rdb, &recorder{}, log, 0)
+	for _, m := range []Message{y, x} {
+		if !warnedAtLeastOnce(logs.String(), m.ID) {
+			t.Errorf("transaction %s: got no at-least-once warning, want one", m.ID)
+		}
+	}
+}

@@ -44,7 +44,8 @@ const (
 	// claimCharge: charge it.
 	claimCharge claimCode = 1
 	// claimChargeUnknownRound: charge it; it was claimed before in a round
-	// that may have been charged without a record (its outcome is unknown).
+	// that may have been charged without a record (its outcome is unknown),
+	// or an earlier delivery may have charged it and a later charge failed.
 	claimChargeUnknownRound claimCode = 2
 	// claimBusy: another consumer is charging it right now; leave it pending.
 	claimBusy claimCode = 3
@@ -76,6 +77,11 @@ const (
 // left alone: an expiry written per claim costs Redis CPU and AOF).
 // Call it through claimer.claim.
 //
+// A transaction answered "charge it again, at least once" (2 or 5) keeps a
+// maybe_charged mark in its record until it is processed: when that charge
+// fails and is released, the earlier delivery may still have charged it, so
+// every later claim answers 2 too (never 1, 4 or a dead letter).
+//
 // A message delivered more than the most deliveries allowed (ARGV[6], 0 for
 // no limit) is dead-lettered only if nothing can have charged it: one
 // another consumer is charging is left pending (busy), and one an earlier
@@ -102,7 +108,7 @@ local now, ttl, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumbe
 local maxDeliveries = tonumber(ARGV[6])
 local recs, firstRound = {}, {}
 for i, k in ipairs(KEYS) do
-  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at')
+  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged')
   recs[i] = r
   if r[2] and r[1] ~= 'processed' and r[1] ~= 'failed' then
     local claim, round = r[2] .. '@' .. r[3], tonumber(r[4]) or -1
@@ -126,6 +132,8 @@ for i, k in ipairs(KEYS) do
   else
     if not r[1] then
       out[i] = delivered > 1 and 5 or 1
+    elseif r[6] then
+      out[i] = 2
     elseif not r[2] then
       out[i] = 1
     elseif (tonumber(r[4]) or -1) == firstRound[r[2] .. '@' .. r[3]] then
@@ -149,6 +157,7 @@ for i, k in ipairs(KEYS) do
     redis.call('HDEL', k, 'leased_at')
     redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1],
       'charging_round', math.floor(charging / roundSize))
+    if out[i] == 2 or out[i] == 5 then redis.call('HSET', k, 'maybe_charged', '1') end
     charging = charging + 1
   end
   seen[k] = true
@@ -189,7 +198,7 @@ local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged')
   end
 end
 if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 6, 5 + n)) end
