@@ -959,6 +959,51 @@ func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
 	}
 }
 
+// TestConsumerCarriesOnWhenRedisLosesItsDataMidRound: Redis loses its data
+// (FLUSHALL here; a restart without persistence alike) while a round is
+// charged but not yet recorded. The group and its pending entries are gone,
+// so there is nothing left to acknowledge: the record must land anyway, and
+// the consumer must go on to what is queued afterwards, not retry the lost
+// group's XACK for ever.
+func TestConsumerCarriesOnWhenRedisLosesItsDataMidRound(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	first := enqueueN(t, q, 1)[0]
+	// The second transaction is queued after the loss, before the round's
+	// record: the stream exists again, without the group.
+	var second string
+	flushed := make(chan struct{})
+	var once sync.Once
+	psp := &recorder{fail: func(Message) error {
+		once.Do(func() {
+			if err := rdb.FlushAll(context.Background()).Err(); err != nil {
+				t.Errorf("FLUSHALL: %v", err)
+			}
+			second = enqueueN(t, q, 1)[0]
+			close(flushed)
+		})
+		return nil
+	}}
+	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
+	select {
+	case <-flushed:
+	case <-time.After(15 * time.Second):
+		t.Fatal("no charge within 15s")
+	}
+	waitFor(t, "second processed after the data loss", statusIs(q, second, StatusProcessed))
+	stop()
+	if got := psp.calls(first); got != 1 {
+		t.Errorf("charges of the round in hand: got %d, want 1", got)
+	}
+	if got := psp.calls(second); got != 1 {
+		t.Errorf("charges of the transaction queued after the loss: got %d, want 1", got)
+	}
+	if !strings.Contains(logs.String(), "consumer group is gone") {
+		t.Errorf("no log line about the lost group:\n%s", logs.String())
+	}
+}
+
 // TestConsumerRecreatesLostGroup: when Redis loses its data and scripts
 // (restarted without persistence), XREADGROUP answers NOGROUP and EVALSHA
 // NOSCRIPT; the consumer recreates the group, reloads the scripts and carries
