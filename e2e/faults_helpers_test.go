@@ -925,10 +925,11 @@ func logReason(idx logIndex, r hostileResult) string {
 		server, _ := rec["server"].(string)
 		routerOnly = server == "" || server == "<NOSRV>" || int(status) == http.StatusNotFound || int(status) == http.StatusMethodNotAllowed
 	}
-	// A 400 from a service that logged nothing under the id: Go's HTTP
-	// server refused the request as malformed before any handler ran, and
-	// the router's line (status 400, that server, the path) is the record.
-	if router != "" && !serviceSaw && r.res.status == http.StatusBadRequest {
+	// A 400 or 417 from a service that logged nothing under the id: Go's
+	// HTTP server refused the request (malformed, or an Expect other than
+	// 100-continue) before any handler ran, and the router's line (that
+	// status, that server, the path) is the record.
+	if router != "" && !serviceSaw && (r.res.status == http.StatusBadRequest || r.res.status == http.StatusExpectationFailed) {
 		routerOnly = true
 	}
 	if routerOnly {

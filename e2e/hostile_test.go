@@ -208,6 +208,10 @@ func hostileCases(b hostileBuilder) []hostileCase {
 			"Content-Length: 5", fmt.Sprintf("Content-Length: %d", len(b.validTx()))), parseError: true},
 		{name: "Content-Length and chunked", req: b.post("/transaction/transaction", "application/json",
 			[]byte("0\r\n\r\n"), "Content-Length: 5", "Transfer-Encoding: chunked")},
+		// Go's HTTP server answers an expectation other than 100-continue
+		// itself, before any handler, with a 417 and no body.
+		{name: "unknown Expect", req: b.post("/transaction/transaction", "application/json", b.validTx(),
+			"Expect: 200-ok"), wantStatus: 417},
 		{name: "garbage request line", req: []byte("GARBAGE\r\n\r\n"), parseError: true},
 		{name: "HTTP/9.9", req: bytes.Replace(b.tx(`{}`), []byte("HTTP/1.1"), []byte("HTTP/9.9"), 1)},
 		{name: "method GET on the transaction route", req: httpRequest("GET", "/transaction/transaction", b.host, nil, nil), wantStatus: 405},
