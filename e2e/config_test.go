@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -266,6 +267,19 @@ func TestHAProxyErrorfiles(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no errorfiles in %s: %v", stackconfig.HAProxyErrorsDir, err)
 	}
+	// HAProxy's HTTP/1 layer answers a request it refuses while parsing it
+	// with one of these statuses (h1_send_error and the h1c->errcode
+	// assignments in src/mux_h1.c: 400, 408, 413 for an HTTP/1.0 GET, HEAD
+	// or DELETE with a body, 422 for a transfer-coding other than chunked,
+	// 500, 501; 414 and 431 from 3.1), and from 3.3 sends the errorfile
+	// for that status, when there is one, else its built-in HTML.
+	t.Run("every status of the HTTP/1 layer", func(t *testing.T) {
+		for _, code := range []string{"400", "408", "413", "414", "422", "431", "500", "501"} {
+			if !regexp.MustCompile(`(?m)^\s*errorfile ` + code + ` `).Match(cfg) {
+				t.Errorf("haproxy.cfg has no errorfile %s: HAProxy 3.3 and later answer their %s with built-in HTML", code, code)
+			}
+		}
+	})
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {

@@ -33,8 +33,9 @@ type hostileCase struct {
 	// parseError marks requests HAProxy refuses while parsing them, before
 	// any rule runs, and logs as <BADREQ> without a request id. From 3.3
 	// (and in 3.2 releases with the backport) HAProxy answers them with
-	// haproxy.cfg's errorfile; older ones send their built-in HTML 400
-	// whatever the configuration says (haproxy/haproxy#3032).
+	// haproxy.cfg's errorfile for the status; older ones send their
+	// built-in HTML (a 400 mostly; 413, 422) whatever the configuration
+	// says (haproxy/haproxy#3032).
 	parseError bool
 }
 
@@ -212,6 +213,13 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		// itself, before any handler, with a 417 and no body.
 		{name: "unknown Expect", req: b.post("/transaction/transaction", "application/json", b.validTx(),
 			"Expect: 200-ok"), wantStatus: 417},
+		// HAProxy's HTTP/1 layer answers these two with statuses other than
+		// 400: 422 for a transfer-coding other than chunked, 413 for an
+		// HTTP/1.0 GET, HEAD or DELETE with a body.
+		{name: "Transfer-Encoding gzip, chunked", req: b.post("/transaction/transaction", "application/json",
+			[]byte("0\r\n\r\n"), "Transfer-Encoding: gzip, chunked"), parseError: true, wantStatus: 422},
+		{name: "HTTP 1.0 GET with a body", req: []byte("GET /transaction/health HTTP/1.0\r\nHost: " + b.host +
+			"\r\nContent-Length: 2\r\n\r\n{}"), parseError: true, wantStatus: 413},
 		{name: "garbage request line", req: []byte("GARBAGE\r\n\r\n"), parseError: true},
 		{name: "HTTP/9.9", req: bytes.Replace(b.tx(`{}`), []byte("HTTP/1.1"), []byte("HTTP/9.9"), 1)},
 		{name: "method GET on the transaction route", req: httpRequest("GET", "/transaction/transaction", b.host, nil, nil), wantStatus: 405},
@@ -337,10 +345,10 @@ func TestHostileInput(t *testing.T) {
 			if after := st.mark(t); after.lastID != before.lastID {
 				t.Errorf("the request reached the queue: stream went from %s to %s", before, after)
 			}
-			if c.parseError && htmlParseErrors && isHAProxyBuiltin400(res) {
+			if c.parseError && htmlParseErrors && isHAProxyBuiltinHTML(res) {
 				refusedEarly++
 				knownGap++
-				t.Logf("known gap: HAProxy < 3.3 answers its built-in HTML 400 to a request it cannot parse (haproxy/haproxy#3032)")
+				t.Logf("known gap: HAProxy < 3.3 answers a request it cannot parse with its built-in HTML (haproxy/haproxy#3032)")
 				return
 			}
 			checkJSONError(t, res, c.wantStatus, c.wantError)
@@ -385,14 +393,15 @@ func TestHostileInput(t *testing.T) {
 	if end.lastID != start.lastID {
 		t.Errorf("over the whole table, the stream went from %s to %s", start, end)
 	}
-	t.Logf("%d hostile requests through the router: %d answered with a request id, %d refused while parsing (%d of them with HAProxy's HTML 400, a known gap before 3.3); stream before: %s; after: %s",
+	t.Logf("%d hostile requests through the router: %d answered with a request id, %d refused while parsing (%d of them with HAProxy's built-in HTML, a known gap before 3.3); stream before: %s; after: %s",
 		len(cases), len(results), refusedEarly, knownGap, start, end)
 }
 
-// isHAProxyBuiltin400 reports whether res is HAProxy's built-in HTML 400.
-func isHAProxyBuiltin400(res rawResponse) bool {
-	return res.status == http.StatusBadRequest && strings.HasPrefix(res.header.Get("Content-Type"), "text/html") &&
-		bytes.Contains(res.body, []byte("<h1>400 Bad request</h1>"))
+// isHAProxyBuiltinHTML reports whether res is one of HAProxy's built-in HTML
+// 4xx answers (a 400 mostly; 413 and 422 for the requests above).
+func isHAProxyBuiltinHTML(res rawResponse) bool {
+	return res.status >= 400 && res.status <= 499 && strings.HasPrefix(res.header.Get("Content-Type"), "text/html") &&
+		bytes.Contains(res.body, []byte(fmt.Sprintf("<h1>%d ", res.status)))
 }
 
 // haproxyAtLeast reports whether `haproxy -v` is at least major.minor.
