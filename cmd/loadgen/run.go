@@ -70,7 +70,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		if cfg.Values["REDIS_URL"] != "" {
 			d.redisURL = cfg.RedisURL
 		} else if isSocket(cfg.RedisSocket()) {
-			d.redisURL = "unix://" + cfg.RedisSocket()
+			d.redisURL = stackconfig.UnixURL(cfg.RedisSocket())
 		}
 		return d, nil
 	}
@@ -88,7 +88,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 	if d.redisURL == "" {
 		sock := filepath.Join(cmp.Or(e.StackStateDir, ".stack"), "redis", "redis.sock")
 		if abs, err := filepath.Abs(sock); err == nil && isSocket(abs) {
-			d.redisURL = "unix://" + abs
+			d.redisURL = stackconfig.UnixURL(abs)
 		}
 	}
 	return d, nil

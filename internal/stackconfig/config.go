@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -120,7 +121,7 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	cfg.Warnings = unreadKeys(sources)
 	cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"])
 	if cfg.RedisURL == "" {
-		cfg.RedisURL = "unix://" + cfg.RedisSocket()
+		cfg.RedisURL = UnixURL(cfg.RedisSocket())
 	}
 	return cfg, origins{values, sources}.withSources(cfg.validate())
 }
@@ -313,6 +314,14 @@ func (c *Config) validate() error {
 		return envconfig.Invalid("SHUTDOWN_GRACE", "must be a positive duration up to 1h, such as 10s, got %s", c.ShutdownGrace)
 	}
 	return nil
+}
+
+// UnixURL is the redis URL of the unix socket at path: unix://<path>, with
+// the path escaped, so that a '#', '?' or '%' in a directory name reaches the
+// services' URL parser (go-redis's) as part of the path, not as a fragment,
+// a query or an escape.
+func UnixURL(path string) string {
+	return (&url.URL{Scheme: "unix", Path: path}).String()
 }
 
 // RedisSocket is the path of the stack's Redis unix socket.

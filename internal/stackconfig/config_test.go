@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/txqueue"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -337,6 +339,29 @@ func TestFindLayout(t *testing.T) {
 			}
 			if l.ConfigDir != tt.wantDir || l.How != tt.wantHow || l.Checkout != tt.wantCheckout {
 				t.Errorf("got %s (%s, checkout %q), want %s (%s, checkout %q)", l.ConfigDir, l.How, l.Checkout, tt.wantDir, tt.wantHow, tt.wantCheckout)
+			}
+		})
+	}
+}
+
+// TestDefaultRedisURLLeadsToTheSocket: the REDIS_URL the launcher gives the
+// services when none is set must bring the services' own parser
+// (txqueue.ParseURL, go-redis's) to the stack's Redis socket, whatever
+// characters the state dir's path holds that a URL treats specially.
+func TestDefaultRedisURLLeadsToTheSocket(t *testing.T) {
+	share := Layout{ConfigDir: t.TempDir(), How: "installed"}
+	for _, dir := range []string{"/srv/st", "/srv/my stack", "/srv/stack#2", "/srv/100%", "/srv/what?", "/srv/a%2fb"} {
+		t.Run(dir, func(t *testing.T) {
+			cfg, err := Load(share, t.TempDir(), []string{"STACK_STATE_DIR=" + dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts, err := txqueue.ParseURL(cfg.RedisURL)
+			if err != nil {
+				t.Fatalf("REDIS_URL %q: %v", cfg.RedisURL, err)
+			}
+			if opts.Network != "unix" || opts.Addr != cfg.RedisSocket() {
+				t.Errorf("REDIS_URL %q leads to %s %s, want unix %s", cfg.RedisURL, opts.Network, opts.Addr, cfg.RedisSocket())
 			}
 		})
 	}
