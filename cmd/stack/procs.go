@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -358,24 +359,52 @@ func stopSurvivors(stateDir string, grace time.Duration) error {
 	return nil
 }
 
-// stopStrays sends SIGTERM to each process, waits up to grace for them to
-// exit, then kills what is left; it returns a description of each.
+// stopStrays stops the stack's processes in the order process-compose
+// stops them (stopOrder): HAProxy first, with its soft-stop signal (SIGUSR1,
+// as process-compose.yaml has it: requests in flight finish), then the APIs,
+// then psp-connector, and Redis only once the services that use it are gone
+// (a connector still recording its charges needs Redis, or it charges them
+// again after the next start). Each step gets SIGTERM (HAProxy SIGUSR1) and
+// whatever is left of grace; what outlives it is killed. It returns a
+// description of each process, in the order they were stopped.
 func stopStrays(procs []procompose.Process, grace time.Duration) []string {
+	procs = slices.Clone(procs)
+	slices.SortStableFunc(procs, func(a, b procompose.Process) int { return stopOrder(a.Name) - stopOrder(b.Name) })
 	var names []string
-	for _, p := range procs {
-		_ = syscall.Kill(p.Pid, syscall.SIGTERM)
-		names = append(names, fmt.Sprintf("%s (pid %d)", p.Name, p.Pid))
-	}
 	deadline := time.Now().Add(grace)
-	for _, p := range procs {
-		for alive(p.Pid) && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
+	for i := 0; i < len(procs); {
+		j := i
+		for j < len(procs) && stopOrder(procs[j].Name) == stopOrder(procs[i].Name) {
+			sig := syscall.SIGTERM
+			if procs[j].Name == "haproxy" {
+				sig = syscall.SIGUSR1
+			}
+			_ = syscall.Kill(procs[j].Pid, sig)
+			names = append(names, fmt.Sprintf("%s (pid %d)", procs[j].Name, procs[j].Pid))
+			j++
 		}
-		if alive(p.Pid) {
-			_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+		for _, p := range procs[i:j] {
+			for alive(p.Pid) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if alive(p.Pid) {
+				_ = syscall.Kill(p.Pid, syscall.SIGKILL)
+			}
 		}
+		i = j
 	}
 	return names
+}
+
+// stopOrder is when a process of the stack (by its program, as strays names
+// them) is stopped: process-compose itself first (it stops its own), then
+// the reverse of processNames (each process before those it depends on).
+func stopOrder(program string) int {
+	i := slices.Index(processNames, processName(program))
+	if i < 0 {
+		return 0
+	}
+	return len(processNames) - i
 }
 
 // describeProcs lists processes as "name (pid N), ...".

@@ -1358,3 +1358,70 @@ func TestResetThroughASymlink(t *testing.T) {
 		t.Errorf("stdout %q: want it to name what was deleted", stdout.String())
 	}
 }
+
+// TestStopStraysInDependencyOrder: the stack's processes left without
+// process-compose (it was killed) are stopped as process-compose stops them:
+// HAProxy first, with its soft-stop signal, then the APIs, then
+// psp-connector, and Redis only once the services that use it have exited
+// (a connector still recording its charges needs Redis). Each stand-in
+// writes to a shared file when it gets a signal and when it exits; the
+// services take a while to drain, as the real ones do.
+func TestStopStraysInDependencyOrder(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash on PATH")
+	}
+	dir := t.TempDir()
+	record := filepath.Join(dir, "record")
+	start := func(name, script string) procompose.Process {
+		t.Helper()
+		exe := filepath.Join(dir, name)
+		if err := copyFile(bash, exe); err != nil {
+			t.Fatal(err)
+		}
+		ready := filepath.Join(dir, name+".ready")
+		cmd := exec.Command(exe, "-c", script+"; touch "+ready+"; sleep 60 & wait")
+		cmd.Env = []string{"RECORD=" + record, "PATH=" + os.Getenv("PATH")}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
+		go func() { _ = cmd.Wait() }() // reaped at exit: gone, for alive()
+		for deadline := time.Now().Add(10 * time.Second); !isFile(ready); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s stand-in did not start", name)
+			}
+		}
+		return procompose.Process{Name: name, Pid: cmd.Process.Pid}
+	}
+	service := func(name string) string {
+		return `trap 'echo "` + name + ` TERM" >> $RECORD; sleep 0.3; echo "` + name + ` exited" >> $RECORD; exit 0' TERM`
+	}
+	// In /proc's order, the order process-compose started them in: Redis first.
+	procs := []procompose.Process{
+		start("redis-server", `trap 'echo "redis-server TERM" >> $RECORD; exit 0' TERM`),
+		start("psp-connector", service("psp-connector")),
+		start("core-api", service("core-api")),
+		start("auth-api", service("auth-api")),
+		start("haproxy", `trap 'echo "haproxy USR1" >> $RECORD; exit 0' USR1; trap 'echo "haproxy TERM" >> $RECORD; exit 0' TERM`),
+	}
+	stopStrays(procs, 30*time.Second)
+	b, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	for _, before := range [][2]string{
+		{"haproxy USR1", "auth-api TERM"},
+		{"haproxy USR1", "core-api TERM"},
+		{"core-api exited", "psp-connector TERM"},
+		{"psp-connector exited", "redis-server TERM"},
+		{"auth-api exited", "redis-server TERM"},
+	} {
+		first, then := slices.Index(lines, before[0]), slices.Index(lines, before[1])
+		if first < 0 || then < 0 || first > then {
+			t.Errorf("want %q before %q; the stand-ins recorded %q", before[0], before[1], lines)
+		}
+	}
+}
