@@ -21,6 +21,11 @@ func checkPorts(ports []stackconfig.Port, localFile string) error {
 		ln, err := net.Listen("tcp", addr)
 		switch {
 		case err == nil:
+		case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+			// A port below the first unprivileged one (1024 on Linux).
+			taken = append(taken, fmt.Sprintf("port %d on %s needs privileges this user does not have (%v): set %s to a port from 1024 up in %s or in the environment",
+				p.Port, p.Host, unwrapSyscall(err), p.Var, localFile))
+			continue
 		case errors.Is(err, syscall.EADDRINUSE) || p.HostVar == "":
 			taken = append(taken, fmt.Sprintf("port %d on %s is not free (%v): set %s to another port in %s or in the environment",
 				p.Port, p.Host, unwrapSyscall(err), p.Var, localFile))

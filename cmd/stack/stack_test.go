@@ -1425,3 +1425,67 @@ func TestStopStraysInDependencyOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPortsNamesAPortThatNeedsPrivileges: a port below the first
+// unprivileged one (1024 on Linux) is refused to a user with EACCES. That is
+// the port variable's fault, not the host's: the message must name the port
+// variable, and not send the user to PLATFORM_HOST. As root (who may bind
+// any port) the test runs itself again as nobody.
+func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
+	const port = 80
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_unprivileged_port_start"); err != nil {
+		t.Skip("needs Linux's ip_unprivileged_port_start")
+	} else if first, _ := strconv.Atoi(strings.TrimSpace(string(b))); first <= port {
+		t.Skipf("port %d needs no privileges here (ip_unprivileged_port_start %d)", port, first)
+	}
+	check := func() error {
+		return checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "127.0.0.1", Port: port}}, "/repo/stack.local.env")
+	}
+	if os.Getenv("STACK_TEST_AS_NOBODY") == "1" {
+		fmt.Printf("checkPorts: %v\n", check())
+		return
+	}
+	var msg string
+	if os.Geteuid() != 0 {
+		if err := check(); err != nil {
+			msg = err.Error()
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "stack-nobody-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		exe := filepath.Join(dir, "stack.test")
+		if err := copyFile(os.Args[0], exe); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(exe, "-test.run=^TestCheckPortsNamesAPortThatNeedsPrivileges$", "-test.count=1")
+		cmd.Dir = dir
+		cmd.Env = []string{"STACK_TEST_AS_NOBODY=1", "PATH=" + os.Getenv("PATH")}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Skipf("cannot run the test as nobody: %v\n%s", err, out)
+		}
+		line, ok := "", false
+		for _, l := range strings.Split(string(out), "\n") {
+			if rest, found := strings.CutPrefix(l, "checkPorts: "); found {
+				line, ok = rest, true
+			}
+		}
+		if !ok {
+			t.Fatalf("no checkPorts line from the run as nobody:\n%s", out)
+		}
+		msg = line
+	}
+	if msg == "" || msg == "<nil>" {
+		t.Skipf("port %d could be bound without privileges", port)
+	}
+	if !strings.Contains(msg, "set PLATFORM_PORT") || strings.Contains(msg, "PLATFORM_HOST") {
+		t.Errorf("port %d without privileges: got %q, want PLATFORM_PORT named and not PLATFORM_HOST", port, msg)
+	}
+}
