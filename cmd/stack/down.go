@@ -80,6 +80,9 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 		fmt.Fprintf(l.stdout, "stack: not running (state dir %s)\n", l.rel(c.StateDir))
 		return nil
 	}
+	if err := notThisUsers(c.StateDir, err); err != nil {
+		return err
+	}
 	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("--timeout %s ran out before process-compose answered; nothing was stopped: %w", *timeout, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -55,10 +56,24 @@ func (l *launcher) errIfRunning(ctx context.Context, client *procompose.Client) 
 	if pid := l.processComposePid(); pid > 0 {
 		return errNotAnswering(pid, client.Socket(), err)
 	}
+	if err := notThisUsers(l.cfg.StateDir, err); err != nil {
+		return err
+	}
 	if !errors.Is(err, procompose.ErrNotRunning) {
 		return fmt.Errorf("something holds process-compose's API socket %s but does not answer (%v); if it is a stopped stack, `stack down` ends it", client.Socket(), err)
 	}
 	return nil
+}
+
+// notThisUsers words err, from process-compose's API, when it says this
+// user may not reach the API socket: the state dir is another user's (a
+// stack started with sudo, say), and whether a stack runs there cannot be
+// told. nil for any other error.
+func notThisUsers(stateDir string, err error) error {
+	if !errors.Is(err, fs.ErrPermission) {
+		return nil
+	}
+	return fmt.Errorf("cannot tell whether a stack runs from %s: this user may not enter it (%w); if another user started it (with sudo, say), run the command as that user", stateDir, err)
 }
 
 // errNotAnswering says that process-compose (pid) runs but its API on

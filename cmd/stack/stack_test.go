@@ -1451,28 +1451,9 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 			msg = err.Error()
 		}
 	} else {
-		dir, err := os.MkdirTemp("", "stack-nobody-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		if err := os.Chmod(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		exe := filepath.Join(dir, "stack.test")
-		if err := copyFile(os.Args[0], exe); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(exe, "-test.run=^TestCheckPortsNamesAPortThatNeedsPrivileges$", "-test.count=1")
-		cmd.Dir = dir
-		cmd.Env = []string{"STACK_TEST_AS_NOBODY=1", "PATH=" + os.Getenv("PATH")}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Skipf("cannot run the test as nobody: %v\n%s", err, out)
-		}
+		out := rerunAsNobody(t, "", nil)
 		line, ok := "", false
-		for _, l := range strings.Split(string(out), "\n") {
+		for _, l := range strings.Split(out, "\n") {
 			if rest, found := strings.CutPrefix(l, "checkPorts: "); found {
 				line, ok = rest, true
 			}
@@ -1487,5 +1468,105 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 	}
 	if !strings.Contains(msg, "set PLATFORM_PORT") || strings.Contains(msg, "PLATFORM_HOST") {
 		t.Errorf("port %d without privileges: got %q, want PLATFORM_PORT named and not PLATFORM_HOST", port, msg)
+	}
+}
+
+// rerunAsNobody runs the calling test again, alone, as the user nobody, in
+// dir (a temporary directory when ""), with STACK_TEST_AS_NOBODY=1 and env,
+// and returns its output; it skips t when that cannot be done. The test
+// binary is copied where nobody may run it.
+func rerunAsNobody(t *testing.T, dir string, env []string) string {
+	t.Helper()
+	bin, err := os.MkdirTemp("", "stack-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	if err := os.Chmod(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(bin, "stack.test")
+	if err := copyFile(os.Args[0], exe); err != nil {
+		t.Fatal(err)
+	}
+	if dir == "" {
+		dir = bin
+	}
+	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append([]string{"STACK_TEST_AS_NOBODY=1", "PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot run %s as nobody: %v\n%s", t.Name(), err, out)
+	}
+	return string(out)
+}
+
+// TestCommandsOnAnotherUsersStateDir: a state dir this user may not enter
+// (another user's stack, started with sudo, say) hides whether a stack runs
+// there. status and down must say they cannot tell, naming the state dir,
+// not report "not running" (down: with exit status 0, while that stack keeps
+// its ports). Run as nobody against a state dir of root's, whose
+// process-compose API socket is bound.
+func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
+	if os.Getenv("STACK_TEST_AS_NOBODY") == "1" {
+		environ := []string{"STACK_STATE_DIR=" + os.Getenv("STATE")}
+		for _, cmd := range []string{"status", "down"} {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"stack", cmd}, environ, nil, &stdout, &stderr)
+			code := 0
+			var ee *exitError
+			switch {
+			case errors.As(err, &ee):
+				code = ee.code
+			case err != nil:
+				code = 1
+			}
+			fmt.Printf("%s: exit %d, error %v, stdout %q\n", cmd, code, err, stdout.String())
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make a state dir nobody cannot enter")
+	}
+	dir, err := os.MkdirTemp("", "stack-other-user-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"go.mod": "module x\n", stackconfig.ComposeFileName: "processes: {}\n", stackconfig.DefaultsFileName: "PLATFORM_PORT=8080\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := stackconfig.Config{StateDir: filepath.Join(dir, "state")}
+	if err := c.PrepareStateDir(); err != nil { // root's, mode 0700
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("unix", c.ProcessComposeSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	out := rerunAsNobody(t, dir, []string{"STATE=" + c.StateDir})
+	for _, cmd := range []string{"status", "down"} {
+		var line string
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(l, cmd+": exit ") {
+				line = l
+			}
+		}
+		switch {
+		case line == "":
+			t.Errorf("%s: no result line from the run as nobody:\n%s", cmd, out)
+		case strings.Contains(line, "not running") || !strings.Contains(line, "exit 1") || !strings.Contains(line, "permission denied") || !strings.Contains(line, c.StateDir):
+			t.Errorf("%s on another user's state dir: got %s; want exit 1 saying permission denied, naming the state dir, and not \"not running\"", cmd, line)
+		}
 	}
 }

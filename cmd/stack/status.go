@@ -84,6 +84,8 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		}
 	case rep.ProcessComposePid > 0:
 		problem = errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
+	case notThisUsers(c.StateDir, err) != nil:
+		problem = notThisUsers(c.StateDir, err)
 	case !errors.Is(err, procompose.ErrNotRunning):
 		problem = err
 	default:

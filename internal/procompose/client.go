@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"sort"
@@ -84,7 +85,9 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if ctx.Err() == nil && isDialError(err) {
+		// A socket this user may not reach (a state dir of another
+		// user's) says nothing about whether process-compose runs.
+		if ctx.Err() == nil && isDialError(err) && !errors.Is(err, fs.ErrPermission) {
 			return ErrNotRunning
 		}
 		return fmt.Errorf("process-compose %s %s: %w", method, path, err)
