@@ -923,7 +923,7 @@ func logReason(idx logIndex, r hostileResult) string {
 		}
 		router = fmt.Sprintf("haproxy: status %d, termination %v, server %v, path %v", int(status), rec["termination"], rec["server"], rec["path"])
 		server, _ := rec["server"].(string)
-		routerOnly = server == "" || server == "<NOSRV>" || int(status) == http.StatusNotFound || int(status) == http.StatusMethodNotAllowed
+		routerOnly = server == "" || server == "<NOSRV>" || routeMiss(r.res)
 	}
 	// A 400 or 417 from a service that logged nothing under the id: Go's
 	// HTTP server refused the request (malformed, or an Expect other than
@@ -936,6 +936,22 @@ func logReason(idx logIndex, r hostileResult) string {
 		return router
 	}
 	return ""
+}
+
+// routeMiss reports whether res is a service's answer to a path or method it
+// has no route for (httpx.Routes: 404 "Not found", 405 "Method not
+// allowed"), which no handler logs. A handler's own 404 ("User not found",
+// "Transaction not found") is a refusal like any other and must be logged
+// under the request id: before 2026-12-05 any 404 passed on the router's line.
+func routeMiss(res rawResponse) bool {
+	var body struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(res.body, &body) != nil {
+		return false
+	}
+	return res.status == http.StatusNotFound && body.Error == "Not found" ||
+		res.status == http.StatusMethodNotAllowed && body.Error == "Method not allowed"
 }
 
 // ---- starting a stack ----
