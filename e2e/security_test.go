@@ -203,6 +203,68 @@ func TestSecurity(t *testing.T) {
 		t.Logf("%d tracked files and the whole history scanned for %d secrets; .stack/ and stack.local.env ignored", scanned, len(secrets))
 	})
 
+	t.Run("other failed logins logged without the password", func(t *testing.T) {
+		// From an address of its own (any 127/8 address is loopback on
+		// Linux), so the brute force below keeps its whole quota.
+		ln, err := net.Listen("tcp", "127.0.0.3:0")
+		if err != nil {
+			t.Skipf("cannot use 127.0.0.3 as a second client address: %v", err)
+		}
+		ln.Close()
+		dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.3")}, Timeout: 5 * time.Second}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dialer.DialContext}}
+		var nonce [6]byte
+		_, _ = rand.Read(nonce[:])
+		tries := []struct {
+			username   string // raw JSON
+			wantStatus int
+			wantReason string
+		}{
+			{`"mallory"`, http.StatusNotFound, "user_not_found"},
+			{`"Alice"`, http.StatusNotFound, "user_not_found"},
+			{`"alice "`, http.StatusNotFound, "user_not_found"},
+			{`123`, http.StatusUnprocessableEntity, "bad_request: Username must be a string"},
+		}
+		var passwords []string
+		for i, try := range tries {
+			pw := fmt.Sprintf("other-%s-%02d", hex.EncodeToString(nonce[:]), i)
+			passwords = append(passwords, pw)
+			r, err := c.Post(st.base+"/auth/token", "application/json",
+				strings.NewReader(fmt.Sprintf(`{"username":%s,"password":%q}`, try.username, pw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != try.wantStatus {
+				t.Errorf("login as %s: got %d, want %d", try.username, r.StatusCode, try.wantStatus)
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // process-compose writes the last lines
+		want, got := map[string]int{}, map[string]int{}
+		for _, try := range tries {
+			want[try.wantReason]++
+		}
+		sc := bufio.NewScanner(strings.NewReader(st.readLog(t, "auth-api")))
+		for sc.Scan() {
+			var rec struct{ Msg, Reason string }
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "login failed" && want[rec.Reason] > 0 {
+				got[rec.Reason]++
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("auth-api logged failed logins by reason %v, want %v", got, want)
+		}
+		for _, f := range logFiles(t, st) {
+			b, _ := os.ReadFile(f)
+			for _, pw := range passwords {
+				if bytes.Contains(b, []byte(pw)) {
+					t.Errorf("%s contains a tried password %q", f, pw)
+					break
+				}
+			}
+		}
+	})
+
 	t.Run("login brute force: 429 at the router, failed logins logged without the password", func(t *testing.T) {
 		// The quota is per address and per 10 s (AUTH_RATE_LIMIT,
 		// securityRateLimit in this stack, not the default 20; 40 guesses
