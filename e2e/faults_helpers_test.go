@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -982,7 +983,7 @@ func startFaultStack(t *testing.T, opts stackOptions) *faultStack {
 		ports[k], _ = strconv.Atoi(su.vars[k])
 	}
 	s := &faultStack{
-		addr:     "127.0.0.1:" + su.vars["PLATFORM_PORT"],
+		addr:     net.JoinHostPort(cmp.Or(su.vars["PLATFORM_HOST"], "127.0.0.1"), su.vars["PLATFORM_PORT"]),
 		stateDir: stateDir,
 		logDir:   filepath.Join(stateDir, "logs"),
 		ports:    ports,

@@ -40,9 +40,19 @@ func TestSecurity(t *testing.T) {
 	// at debug is in the log of whoever sets LOG_LEVEL=debug (stack.env).
 	// And a token rate limit other than the default (20, also HAProxy's own
 	// fallback in haproxy.cfg), so that a router ignoring AUTH_RATE_LIMIT fails.
+	// HAProxy's public side on a loopback address other than 127.0.0.1
+	// (where the stack.env default would hide it), so that a listener that
+	// follows PLATFORM_HOST but should stay on 127.0.0.1 (the stats page,
+	// a service) shows: with PLATFORM_HOST=0.0.0.0 it would be exposed.
+	platformHost := "127.0.0.1"
+	if ln, err := net.Listen("tcp", "127.0.0.2:0"); err == nil {
+		ln.Close()
+		platformHost = "127.0.0.2"
+	}
 	st := startFaultStack(t, stackOptions{env: map[string]string{
 		"LOG_LEVEL":       "debug",
 		"AUTH_RATE_LIMIT": strconv.Itoa(securityRateLimit),
+		"PLATFORM_HOST":   platformHost,
 	}})
 
 	t.Run("Redis only through a 0700 unix socket", func(t *testing.T) {
@@ -104,28 +114,30 @@ func TestSecurity(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid")); err == nil {
 			pids["process-compose"], _ = strconv.Atoi(strings.TrimSpace(string(b)))
 		}
-		want := map[string][]int{
-			"haproxy":         {st.ports["PLATFORM_PORT"], st.ports["HAPROXY_STATS_PORT"]},
-			"auth-api":        {st.ports["AUTH_API_PORT"]},
-			"core-api":        {st.ports["CORE_API_PORT"]},
-			"psp-connector":   {st.ports["PSP_CONNECTOR_PORT"]},
+		// Exact addresses: only HAProxy's public side follows PLATFORM_HOST.
+		local := func(v string) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(st.ports[v])) }
+		want := map[string][]string{
+			"haproxy":         {net.JoinHostPort(platformHost, strconv.Itoa(st.ports["PLATFORM_PORT"])), local("HAPROXY_STATS_PORT")},
+			"auth-api":        {local("AUTH_API_PORT")},
+			"core-api":        {local("CORE_API_PORT")},
+			"psp-connector":   {local("PSP_CONNECTOR_PORT")},
 			"redis":           nil,
 			"process-compose": nil,
 		}
 		for name, pid := range pids {
 			ls := tcpListeners(t, pid)
-			ports := []int{}
+			addrs := []string{}
 			for _, l := range ls {
 				if !l.addr.IsLoopback() {
 					t.Errorf("%s (pid %d) listens on %s, not loopback", name, pid, l)
 				}
-				ports = append(ports, l.port)
+				addrs = append(addrs, l.String())
 			}
-			slices.Sort(ports)
-			w := append([]int{}, want[name]...)
+			slices.Sort(addrs)
+			w := append([]string{}, want[name]...)
 			slices.Sort(w)
-			if fmt.Sprint(ports) != fmt.Sprint(w) {
-				t.Errorf("%s (pid %d) listens on TCP ports %v, want %v", name, pid, ports, want[name])
+			if fmt.Sprint(addrs) != fmt.Sprint(w) {
+				t.Errorf("%s (pid %d) listens on %v, want %v", name, pid, addrs, w)
 			}
 			t.Logf("%s (pid %d): %v", name, pid, ls)
 		}
