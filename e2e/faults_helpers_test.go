@@ -929,8 +929,11 @@ func logReason(idx logIndex, r hostileResult) string {
 	// A 400 or 417 from a service that logged nothing under the id: Go's
 	// HTTP server refused the request (malformed, or an Expect other than
 	// 100-continue) before any handler ran, and the router's line (that
-	// status, that server, the path) is the record.
-	if router != "" && !serviceSaw && (r.res.status == http.StatusBadRequest || r.res.status == http.StatusExpectationFailed) {
+	// status, that server, the path) is the record. Only with the router's
+	// JSON for those (haproxy.cfg's http-response rules) or the service's
+	// unlogged "Invalid path": a handler's own 400 (a bad Idempotency-Key)
+	// must be logged like any refusal.
+	if router != "" && !serviceSaw && unloggedRefusal(r.res) {
 		routerOnly = true
 	}
 	if routerOnly {
@@ -953,6 +956,25 @@ func routeMiss(res rawResponse) bool {
 	}
 	return res.status == http.StatusNotFound && body.Error == "Not found" ||
 		res.status == http.StatusMethodNotAllowed && body.Error == "Method not allowed"
+}
+
+// unloggedRefusal reports whether res is a 400 or 417 that no handler
+// answered, so no service logs it: the router's JSON for Go's HTTP server's
+// own 400 and 417 (haproxy.cfg), or httpx.Routes's "Invalid path".
+func unloggedRefusal(res rawResponse) bool {
+	var body struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(res.body, &body) != nil {
+		return false
+	}
+	switch res.status {
+	case http.StatusBadRequest:
+		return body.Error == "Bad request" || body.Error == "Invalid path"
+	case http.StatusExpectationFailed:
+		return strings.HasPrefix(body.Error, "Expectation failed")
+	}
+	return false
 }
 
 // ---- starting a stack ----

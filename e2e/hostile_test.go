@@ -222,6 +222,13 @@ func hostileCases(b hostileBuilder) []hostileCase {
 			"\r\nContent-Length: 2\r\n\r\n{}"), parseError: true, wantStatus: 413},
 		{name: "garbage request line", req: []byte("GARBAGE\r\n\r\n"), parseError: true},
 		{name: "HTTP/9.9", req: bytes.Replace(b.tx(`{}`), []byte("HTTP/1.1"), []byte("HTTP/9.9"), 1)},
+		// Idempotency-Key: checked before anything is queued, and logged.
+		{name: "Idempotency-Key too long", req: b.post("/transaction/transaction", "application/json", b.validTx(),
+			"Idempotency-Key: "+strings.Repeat("k", 256)), wantStatus: 400, wantError: "Idempotency-Key must be 1 to 255 printable ASCII characters"},
+		{name: "Idempotency-Key not ASCII", req: b.post("/transaction/transaction", "application/json", b.validTx(),
+			"Idempotency-Key: k\xc3\xa9y"), wantStatus: 400, wantError: "Idempotency-Key must be 1 to 255 printable ASCII characters"},
+		{name: "two Idempotency-Keys", req: b.post("/transaction/transaction", "application/json", b.validTx(),
+			"Idempotency-Key: k1", "Idempotency-Key: k2"), wantStatus: 400, wantError: "Idempotency-Key must be given once"},
 		{name: "method GET on the transaction route", req: httpRequest("GET", "/transaction/transaction", b.host, nil, nil), wantStatus: 405},
 		{name: "method DELETE on the token route", req: httpRequest("DELETE", "/auth/token", b.host, nil, nil), wantStatus: 405},
 
