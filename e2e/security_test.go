@@ -422,6 +422,44 @@ func TestSecurity(t *testing.T) {
 		t.Logf("%d log files (%d bytes) and process-compose's process info: no JWT secret in %d forms", len(files), total, len(forms))
 	})
 
+	t.Run("no secret on any command line", func(t *testing.T) {
+		// /proc/<pid>/cmdline is readable by every user of the machine,
+		// unlike environ: the secret must reach the APIs by environment
+		// only, never as an argument of a process of the stack.
+		needProc(t)
+		ps, err := st.pc.processes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pids := map[string]int{}
+		for name, p := range ps {
+			pids[name] = p.Pid
+		}
+		b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid"))
+		if err != nil {
+			t.Fatalf("process-compose's pid file: %v", err)
+		}
+		if pids["process-compose"], err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatalf("process-compose's pid file: %v", err)
+		}
+		forms := secretForms(st.secret)
+		for name, pid := range pids {
+			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				t.Fatalf("%s (pid %d): %v", name, pid, err)
+			}
+			if len(cmdline) == 0 {
+				t.Errorf("%s (pid %d): empty command line; is it still running?", name, pid)
+			}
+			if form := findSecret(cmdline, forms); form != "" {
+				t.Errorf("%s (pid %d): the JWT secret (%s) is on its command line, which every user can read", name, pid, form)
+			}
+		}
+		if !t.Failed() {
+			t.Logf("%d command lines: no JWT secret in %d forms", len(pids), len(forms))
+		}
+	})
+
 	t.Run("the JWT secret only in the environment of the two APIs", func(t *testing.T) {
 		secret := []byte(st.secret)
 		ps, err := st.pc.processes()
