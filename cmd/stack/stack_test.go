@@ -1570,3 +1570,52 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 		}
 	}
 }
+
+// TestUpGivesProcessComposeNoAPIToken: process-compose v1.94 and later
+// require an X-PC-Token-Key header on every API request when PC_API_TOKEN
+// (or a file named by PC_API_TOKEN_PATH) is in their environment, and exit
+// at start when the token is shorter than 20 characters (src/api/routes.go,
+// src/config/config.go upstream). The launcher's requests carry no token, so
+// a user's exported PC_API_TOKEN would make every status, wait and down see
+// 401s. The API is on a unix socket in the 0700 state dir: process-compose
+// gets both variables empty.
+func TestUpGivesProcessComposeNoAPIToken(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	bin := t.TempDir()
+	scripts := map[string]string{"process-compose": "#!/bin/sh\nenv > \"$STACK_STATE_DIR/pc.env\"\nexit 3\n"}
+	for _, name := range append([]string{"redis-server", "haproxy"}, serviceNames...) {
+		scripts[name] = "#!/bin/sh\nexit 0\n"
+	}
+	for name, text := range scripts {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(text), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	environ := []string{
+		"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "STACK_STATE_DIR=" + state,
+		"PC_API_TOKEN=a-token-of-this-users-own-projects", "PC_API_TOKEN_PATH=/nonexistent/token",
+	}
+	for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		environ = append(environ, fmt.Sprintf("%s=%d", v, ln.Addr().(*net.TCPAddr).Port))
+		ln.Close()
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "process-compose exited") {
+		t.Fatalf("up with a process-compose that exits at once: got %v, want it to say so\n%s", err, stderr.String())
+	}
+	b, err := os.ReadFile(filepath.Join(state, "pc.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, _ := strings.Cut(line, "="); (k == "PC_API_TOKEN" || k == "PC_API_TOKEN_PATH") && v != "" {
+			t.Errorf("process-compose's environment has %s, want it empty", line)
+		}
+	}
+}

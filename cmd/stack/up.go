@@ -102,6 +102,13 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"STACK_SERVICE_STOP_TIMEOUT": strconv.Itoa(c.ServiceStopTimeout()),
 		"STACK_HAPROXY_STOP_SIGNAL":  strconv.Itoa(int(syscall.SIGUSR1)),
 		"PATH":                       bins.searchPath(lookupEnv(l.environ, "PATH")),
+		// The API is on a unix socket in the 0700 state dir and the
+		// launcher's requests carry no token: a PC_API_TOKEN of the user's
+		// (process-compose v1.94 and later: every request without it gets
+		// 401; one under 20 characters stops process-compose at start)
+		// would lock the launcher out of its own stack.
+		"PC_API_TOKEN":      "",
+		"PC_API_TOKEN_PATH": "",
 	}
 	// Not for the TUI, which creates the user's settings dir itself and
 	// saves its choices there; not where the config dirs are not the XDG

@@ -40,6 +40,8 @@ var ignoredInFiles = map[string]string{
 	"STACK_SERVICE_STOP_TIMEOUT": "the launcher sets it from SHUTDOWN_GRACE",
 	"STACK_HAPROXY_STOP_SIGNAL":  "the launcher sets it",
 	"PATH":                       "the launcher builds it from the environment's PATH",
+	"PC_API_TOKEN":               "the launcher clears it: process-compose's API is on a unix socket in the state dir",
+	"PC_API_TOKEN_PATH":          "the launcher clears it: process-compose's API is on a unix socket in the state dir",
 }
 
 // otherReadSettings are read by the launcher, by process-compose or by every
