@@ -1582,28 +1582,8 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 func TestUpGivesProcessComposeNoAPIToken(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	state := shortStateDir(t)
-	bin := t.TempDir()
-	scripts := map[string]string{"process-compose": "#!/bin/sh\nenv > \"$STACK_STATE_DIR/pc.env\"\nexit 3\n"}
-	for _, name := range append([]string{"redis-server", "haproxy"}, serviceNames...) {
-		scripts[name] = "#!/bin/sh\nexit 0\n"
-	}
-	for name, text := range scripts {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(text), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	environ := []string{
-		"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "STACK_STATE_DIR=" + state,
-		"PC_API_TOKEN=a-token-of-this-users-own-projects", "PC_API_TOKEN_PATH=/nonexistent/token",
-	}
-	for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		environ = append(environ, fmt.Sprintf("%s=%d", v, ln.Addr().(*net.TCPAddr).Port))
-		ln.Close()
-	}
+	environ := fakeTools(t, state, "#!/bin/sh\nenv > \"$STACK_STATE_DIR/pc.env\"\nexit 3\n")
+	environ = append(environ, "PC_API_TOKEN=a-token-of-this-users-own-projects", "PC_API_TOKEN_PATH=/nonexistent/token")
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "process-compose exited") {
@@ -1617,5 +1597,74 @@ func TestUpGivesProcessComposeNoAPIToken(t *testing.T) {
 		if k, v, _ := strings.Cut(line, "="); (k == "PC_API_TOKEN" || k == "PC_API_TOKEN_PATH") && v != "" {
 			t.Errorf("process-compose's environment has %s, want it empty", line)
 		}
+	}
+}
+
+// fakeTools puts stand-ins for redis-server, haproxy and the services (each
+// exits at once) and processCompose (a script, or a path to link) in a
+// directory, and returns an environment for `run` with that directory first
+// on PATH, stateDir as the state dir, and five free ports.
+func fakeTools(t *testing.T, stateDir, processCompose string) []string {
+	t.Helper()
+	bin := t.TempDir()
+	for _, name := range append([]string{"redis-server", "haproxy"}, serviceNames...) {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc := filepath.Join(bin, "process-compose")
+	var err error
+	if strings.HasPrefix(processCompose, "#!") {
+		err = os.WriteFile(pc, []byte(processCompose), 0o755)
+	} else {
+		err = os.Symlink(processCompose, pc)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "STACK_STATE_DIR=" + stateDir}
+	for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		environ = append(environ, fmt.Sprintf("%s=%d", v, ln.Addr().(*net.TCPAddr).Port))
+		ln.Close()
+	}
+	return environ
+}
+
+// TestUpKeepsTheAPIWithPCNoServer: PC_NO_SERVER in the environment, set at
+// all (even empty), turns process-compose's API server off (v1.64.1
+// src/config/config.go getNoServerDefault, and every later release): a user
+// who exports it for other projects would get a stack the launcher cannot
+// see (`up --detach` gives up after 10 s, `status` says not running). The
+// launcher passes --no-server=false, which both versions take.
+func TestUpKeepsTheAPIWithPCNoServer(t *testing.T) {
+	pc := stacktest.ProcessCompose(t)
+	root := fakeCheckout(t)
+	compose := "version: \"0.5\"\nprocesses:\n  sleeper:\n    command: sleep 60\n"
+	if err := os.WriteFile(filepath.Join(root, stackconfig.ComposeFileName), []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	state := shortStateDir(t)
+	environ := append(fakeTools(t, state, pc), "PC_NO_SERVER=1")
+	t.Cleanup(func() {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"stack", "down"}, environ, nil, &out, &out); err != nil {
+			t.Errorf("down: %v\n%s", err, out.String())
+		}
+	})
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("up --detach with PC_NO_SERVER=1: %v\n%s", err, stderr.String())
+	}
+	stdout.Reset()
+	if err := run(context.Background(), []string{"stack", "status", "--json"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("status: %v\n%s", err, stdout.String())
+	}
+	if !strings.Contains(stdout.String(), `"name": "sleeper"`) {
+		t.Errorf("status --json: %s\nwant the process sleeper", stdout.String())
 	}
 }

@@ -89,7 +89,8 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	tui := !*detach && !*noTUI && isTerminal(l.stdout)
 	cmd := exec.Command(bins["process-compose"], "up",
 		"--config", l.layout.ComposeFile(),
-		"--use-uds", "--unix-socket", c.ProcessComposeSocket(),
+		// --no-server=false: PC_NO_SERVER, set at all, turns the API off.
+		"--no-server=false", "--use-uds", "--unix-socket", c.ProcessComposeSocket(),
 		"--disable-dotenv",
 		"--ordered-shutdown",
 		"--log-file", c.ProcessComposeLog(),
