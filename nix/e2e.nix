@@ -68,5 +68,21 @@ pkgs.runCommand "platform-e2e"
         exit 1
       fi
       echo "e2e: the run's JWT secret is in no built store path and no log"
+      # The packages were built before that secret existed, so the search above can only find
+      # it in the logs. What could put a secret into a package is a value baked in at build
+      # time (a JWT_SECRET with a value in a shipped file or in the launcher's wrapper, binary
+      # included) or a developer's secret file copied into the source: look for both shapes.
+      baked=0
+      grep -rlaE -- 'JWT_SECRET=[^$"[:space:]]' ${launcher} ${toString services} ${launcher.stackConfig} || baked=$?
+      if [ "$baked" -ne 1 ]; then
+        echo "e2e: a JWT_SECRET with a value is baked into the store paths above, or grep could not read them (status $baked)" >&2
+        exit 1
+      fi
+      files=$(find -L ${launcher} ${toString services} ${launcher.stackConfig} \( -name stack.local.env -o -name jwt_secret -o -name .stack \) -print)
+      if [ -n "$files" ]; then
+        echo "e2e: secret files in the built store paths: $files" >&2
+        exit 1
+      fi
+      echo "e2e: no JWT_SECRET value and no secret file in the built store paths"
     ''
   )
