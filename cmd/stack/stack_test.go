@@ -1571,19 +1571,26 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 	}
 }
 
-// TestUpGivesProcessComposeNoAPIToken: process-compose v1.94 and later
-// require an X-PC-Token-Key header on every API request when PC_API_TOKEN
-// (or a file named by PC_API_TOKEN_PATH) is in their environment, and exit
-// at start when the token is shorter than 20 characters (src/api/routes.go,
-// src/config/config.go upstream). The launcher's requests carry no token, so
-// a user's exported PC_API_TOKEN would make every status, wait and down see
-// 401s. The API is on a unix socket in the 0700 state dir: process-compose
-// gets both variables empty.
-func TestUpGivesProcessComposeNoAPIToken(t *testing.T) {
+// TestUpGivesProcessComposeNoPCVariablesOfTheUsers: process-compose reads
+// PC_* variables that a user may export for other projects, and some would
+// break this stack. v1.94 and later require an X-PC-Token-Key header on
+// every API request when PC_API_TOKEN (or a file named by PC_API_TOKEN_PATH)
+// is set, and exit at start when the token is shorter than 20 characters
+// (src/api/routes.go, src/config/config.go upstream): the launcher's
+// requests carry no token, and the API is on a unix socket in the 0700 state
+// dir, so both are given empty. PC_DISABLED_PROCESSES (v1.75 and later)
+// disables the processes it names: empty. PC_NAMESPACES and PC_READ_ONLY
+// count when set at all, even empty: unset.
+func TestUpGivesProcessComposeNoPCVariablesOfTheUsers(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	state := shortStateDir(t)
 	environ := fakeTools(t, state, "#!/bin/sh\nenv > \"$STACK_STATE_DIR/pc.env\"\nexit 3\n")
-	environ = append(environ, "PC_API_TOKEN=a-token-of-this-users-own-projects", "PC_API_TOKEN_PATH=/nonexistent/token")
+	environ = append(environ, "PC_API_TOKEN=a-token-of-this-users-own-projects", "PC_API_TOKEN_PATH=/nonexistent/token",
+		// Set for other projects, these would run none of the stack's
+		// processes (PC_NAMESPACES, even set empty), disable some
+		// (PC_DISABLED_PROCESSES, v1.75 and later) or refuse the API's
+		// stop and start (PC_READ_ONLY, set at all).
+		"PC_NAMESPACES=another-project", "PC_DISABLED_PROCESSES=redis,haproxy", "PC_READ_ONLY=1")
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "process-compose exited") {
@@ -1594,8 +1601,14 @@ func TestUpGivesProcessComposeNoAPIToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, _ := strings.Cut(line, "="); (k == "PC_API_TOKEN" || k == "PC_API_TOKEN_PATH") && v != "" {
-			t.Errorf("process-compose's environment has %s, want it empty", line)
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "PC_API_TOKEN", "PC_API_TOKEN_PATH", "PC_DISABLED_PROCESSES":
+			if v != "" {
+				t.Errorf("process-compose's environment has %s, want it empty", line)
+			}
+		case "PC_NAMESPACES", "PC_READ_ONLY":
+			t.Errorf("process-compose's environment has %s, want it unset (process-compose tests only whether it is set)", line)
 		}
 	}
 }

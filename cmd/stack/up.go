@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -110,6 +111,9 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		// would lock the launcher out of its own stack.
 		"PC_API_TOKEN":      "",
 		"PC_API_TOKEN_PATH": "",
+		// Names processes to disable (v1.75 and later): set for another
+		// project, it would leave parts of this stack never started.
+		"PC_DISABLED_PROCESSES": "",
 	}
 	// Not for the TUI, which creates the user's settings dir itself and
 	// saves its choices there; not where the config dirs are not the XDG
@@ -128,6 +132,14 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		launcherSet["NO_COLOR"] = "1"
 	}
 	cmd.Env = c.Environ(launcherSet)
+	// Unset, not emptied: process-compose tests only whether these are set
+	// (an empty PC_NAMESPACES admits no namespace at all). Set for another
+	// project, they would run none of this stack's processes, or refuse
+	// the API's stop and start that `down` and the tests rely on.
+	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		return k == "PC_NAMESPACES" || k == "PC_READ_ONLY"
+	})
 
 	// Readiness times and --timeout count from here, not from the launch:
 	// a first run may spend minutes building binaries.

@@ -42,6 +42,7 @@ var ignoredInFiles = map[string]string{
 	"PATH":                       "the launcher builds it from the environment's PATH",
 	"PC_API_TOKEN":               "the launcher clears it: process-compose's API is on a unix socket in the state dir",
 	"PC_API_TOKEN_PATH":          "the launcher clears it: process-compose's API is on a unix socket in the state dir",
+	"PC_DISABLED_PROCESSES":      "the launcher clears it: every process of the stack runs",
 }
 
 // otherReadSettings are read by the launcher, by process-compose or by every
