@@ -103,17 +103,7 @@ func TestSecurity(t *testing.T) {
 	})
 
 	t.Run("every listener on loopback", func(t *testing.T) {
-		ps, err := st.pc.processes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids := map[string]int{}
-		for name, p := range ps {
-			pids[name] = p.Pid
-		}
-		if b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid")); err == nil {
-			pids["process-compose"], _ = strconv.Atoi(strings.TrimSpace(string(b)))
-		}
+		pids := stackPids(t, st)
 		// Exact addresses: only HAProxy's public side follows PLATFORM_HOST.
 		local := func(v string) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(st.ports[v])) }
 		want := map[string][]string{
@@ -427,21 +417,7 @@ func TestSecurity(t *testing.T) {
 		// unlike environ: the secret must reach the APIs by environment
 		// only, never as an argument of a process of the stack.
 		needProc(t)
-		ps, err := st.pc.processes()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pids := map[string]int{}
-		for name, p := range ps {
-			pids[name] = p.Pid
-		}
-		b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid"))
-		if err != nil {
-			t.Fatalf("process-compose's pid file: %v", err)
-		}
-		if pids["process-compose"], err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
-			t.Fatalf("process-compose's pid file: %v", err)
-		}
+		pids := stackPids(t, st)
 		forms := secretForms(st.secret)
 		for name, pid := range pids {
 			cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
@@ -516,6 +492,29 @@ func findSecret(b []byte, forms map[string][]byte) string {
 		}
 	}
 	return ""
+}
+
+// stackPids maps each process of the stack, process-compose included, to
+// its pid: the five from process-compose's API, process-compose's own from
+// its pid file in the state dir.
+func stackPids(t *testing.T, st *faultStack) map[string]int {
+	t.Helper()
+	ps, err := st.pc.processes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := map[string]int{}
+	for name, p := range ps {
+		pids[name] = p.Pid
+	}
+	b, err := os.ReadFile(filepath.Join(st.stateDir, "process-compose.pid"))
+	if err != nil {
+		t.Fatalf("process-compose's pid file: %v", err)
+	}
+	if pids["process-compose"], err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		t.Fatalf("process-compose's pid file: %v", err)
+	}
+	return pids
 }
 
 // securityRateLimit is TestSecurity's AUTH_RATE_LIMIT: not the default.
