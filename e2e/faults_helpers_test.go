@@ -628,12 +628,18 @@ const connectorChargers = 16
 // contract line.
 const rechargeMsg = "claimed before without a recorded charge; charging (at least once)"
 
+// madeBeforeMsg is the connector's record of transactions an interrupted
+// round had charged, found in its ledger lines (CHARGE_LOG) and recorded
+// instead of charged again.
+const madeBeforeMsg = "the PSP made these before their consumer stopped; recorded processed, not charged again"
+
 // ledger is what the connector's log says it did, across restarts.
 type ledger struct {
 	lines     map[int64]int   // amount -> contract lines with it
 	lineUser  map[int64]int64 // amount -> user id of the (last) line
 	skipped   map[string]int  // transaction id -> "duplicate delivery skipped" records
 	recharged map[string]int  // transaction id -> rechargeMsg records
+	made      map[string]int  // transaction id -> madeBeforeMsg records naming it
 	msgs      map[string]int  // log msg -> count (for the report)
 	starts    int             // "consuming" records: one per (re)start
 	other     []string        // lines neither JSON nor contract
@@ -648,7 +654,7 @@ func readLedger(t *testing.T, s *faultStack) ledger {
 	}
 	defer f.Close()
 	l := ledger{lines: map[int64]int{}, lineUser: map[int64]int64{},
-		skipped: map[string]int{}, recharged: map[string]int{}, msgs: map[string]int{}}
+		skipped: map[string]int{}, recharged: map[string]int{}, made: map[string]int{}, msgs: map[string]int{}}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
@@ -661,8 +667,9 @@ func readLedger(t *testing.T, s *faultStack) ledger {
 			continue
 		}
 		var rec struct {
-			Msg  string `json:"msg"`
-			TxID string `json:"transaction_id"`
+			Msg   string   `json:"msg"`
+			TxID  string   `json:"transaction_id"`
+			TxIDs []string `json:"transaction_ids"`
 		}
 		if json.Unmarshal([]byte(line), &rec) != nil {
 			if strings.Contains(line, "==>") || len(l.other) < 20 {
@@ -676,6 +683,10 @@ func readLedger(t *testing.T, s *faultStack) ledger {
 			l.skipped[rec.TxID]++
 		case rechargeMsg:
 			l.recharged[rec.TxID]++
+		case madeBeforeMsg:
+			for _, id := range rec.TxIDs {
+				l.made[id]++
+			}
 		case "consuming":
 			l.starts++
 		}
@@ -694,12 +705,13 @@ type outcome struct {
 	duplicated   int // acknowledged, with more than one contract line
 	recharged    int // of the duplicated, those the connector logged as re-charged after an interruption
 	warned       int // acknowledged transactions the connector logged as re-charged (rechargeMsg), duplicated or not
+	fromLedger   int // acknowledged transactions an interrupted round had charged, recorded from the ledger lines (madeBeforeMsg), not charged again
 	strays       int // contract lines for amounts never acknowledged in this run
 }
 
 func (o outcome) String() string {
-	return fmt.Sprintf("acknowledged %d, processed %d, lost %d, duplicated %d (%d logged as re-charged after an interrupted charge; %d re-charge warnings in all), stray lines %d",
-		o.acknowledged, o.processed, o.lost, o.duplicated, o.recharged, o.warned, o.strays)
+	return fmt.Sprintf("acknowledged %d, processed %d, lost %d, duplicated %d (%d logged as re-charged after an interrupted charge; %d re-charge warnings in all), %d found charged in the ledger lines and not charged again, stray lines %d",
+		o.acknowledged, o.processed, o.lost, o.duplicated, o.recharged, o.warned, o.fromLedger, o.strays)
 }
 
 // verifyExactlyOnce waits until every accepted transaction's status is
@@ -754,6 +766,9 @@ func verifyExactlyOnce(t *testing.T, s *faultStack, res *loadResult, amounts [2]
 	for amount, tx := range res.accepted {
 		if l.recharged[tx.id] > 0 {
 			o.warned++
+		}
+		if l.made[tx.id] > 0 {
+			o.fromLedger++
 		}
 		n := l.lines[amount]
 		switch {

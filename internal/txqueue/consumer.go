@@ -32,6 +32,9 @@ type Message struct {
 	// answered claimChargeUnknownRound or claimChargeRecordExpired), so a
 	// failed charge now must not dead-letter it as failed.
 	maybeCharged bool
+	// expiredRecord: the claim found its status record gone (expired) on a
+	// redelivery, so which delivery charged it is not known.
+	expiredRecord bool
 }
 
 // PSP makes one transaction with the payment service provider. The consumer
@@ -49,6 +52,19 @@ type PSP interface {
 type RoundPSP interface {
 	PSP
 	ChargeRound(ctx context.Context, round []Message, errs []error)
+}
+
+// LedgerPSP is a PSP that can say which transactions it has already made:
+// the lookup by idempotency key of a real PSP. The consumer asks it about
+// every transaction an earlier delivery may have charged (the round in hand
+// when that delivery's consumer stopped, before its record), and records
+// the ones it made as processed instead of charging them again. Without it,
+// or when the lookup fails, those are charged again: at least once.
+type LedgerPSP interface {
+	PSP
+	// Made answers, for each of ids, whether the PSP made that transaction;
+	// an id it does not know is false.
+	Made(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // PSPFunc adapts a function to PSP.
@@ -377,17 +393,13 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		case claimBusy:
 			c.log.InfoContext(mctx, "another consumer is charging it; entry left pending",
 				"transaction_id", m.ID, "stream_id", m.StreamID)
-		case claimChargeUnknownRound:
-			// The earlier delivery's round in hand: a crash between its
-			// charges and its record repeats them.
-			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
-				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+		case claimChargeUnknownRound, claimChargeRecordExpired:
+			// The earlier delivery's round in hand (or, its record expired,
+			// any earlier delivery): a crash between its charges and its
+			// record repeats them, unless the PSP says it made them
+			// (madeBefore).
 			m.maybeCharged = true
-			charge = append(charge, m)
-		case claimChargeRecordExpired:
-			c.log.WarnContext(mctx, "delivered before, and its status record expired; charging (at least once)",
-				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
-			m.maybeCharged = true
+			m.expiredRecord = claims[i] == claimChargeRecordExpired
 			charge = append(charge, m)
 		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
@@ -409,6 +421,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		c.log.Info("claimed before, but their round had not started when that consumer stopped; charging",
 			"count", len(neverCharged), "transaction_ids", neverCharged)
 	}
+	charge = c.madeBefore(ctx, charge)
 	release, chargeDead := c.chargeAll(ctx, charge, time.Unix(0, now))
 	dead = append(dead, chargeDead...)
 
@@ -636,6 +649,64 @@ func (c *Consumer) stillOurs(ctx context.Context, rest []Message, owned []int64)
 			"count", len(lost), "transaction_ids", lost)
 	}
 	return kept
+}
+
+// madeBefore returns charge without the transactions that an earlier
+// delivery may have charged and that the PSP says it made (LedgerPSP): those
+// are recorded processed and acknowledged, not charged again. The others an
+// earlier delivery may have charged are charged again, each with the
+// at-least-once warning. A failed lookup charges them all again; a failed
+// record leaves the made ones pending, to be looked up again on their next
+// delivery.
+func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
+	var maybe []string
+	for _, m := range charge {
+		if m.maybeCharged {
+			maybe = append(maybe, m.ID)
+		}
+	}
+	if len(maybe) == 0 {
+		return charge
+	}
+	var made map[string]bool
+	if ledger, ok := c.psp.(LedgerPSP); ok {
+		var err error
+		if made, err = ledger.Made(ctx, maybe); err != nil {
+			c.log.Warn("could not ask the PSP which transactions it made; charging them again (at least once)",
+				"count", len(maybe), "transaction_ids", maybe, "error", err.Error())
+			made = nil
+		}
+	}
+	var again, recorded []Message
+	for _, m := range charge {
+		mctx := logging.WithRequestID(ctx, m.RequestID)
+		switch {
+		case !m.maybeCharged:
+			again = append(again, m)
+		case made[m.ID]:
+			recorded = append(recorded, m)
+		case m.expiredRecord:
+			c.log.WarnContext(mctx, "delivered before, and its status record expired; charging (at least once)",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+			again = append(again, m)
+		default:
+			c.log.InfoContext(mctx, "claimed before without a recorded charge; charging (at least once)",
+				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
+			again = append(again, m)
+		}
+	}
+	if len(recorded) == 0 {
+		return again
+	}
+	ids := txIDs(recorded)
+	if _, err := c.runRecord(context.WithoutCancel(ctx), c.newRecordCall(recorded, nil, nil)); err != nil {
+		c.log.Warn("the PSP made these before their consumer stopped; recording them failed, left pending",
+			"count", len(recorded), "transaction_ids", ids, "error", err.Error())
+		return again
+	}
+	c.log.Info("the PSP made these before their consumer stopped; recorded processed, not charged again",
+		"count", len(recorded), "transaction_ids", ids)
+	return again
 }
 
 // chargeRound runs the PSP step for every message of round, in one call for

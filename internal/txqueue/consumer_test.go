@@ -1601,3 +1601,79 @@ func TestALaterClaimKeepsAnEarlierCharge(t *testing.T) {
 		}
 	}
 }
+
+// ledgerRecorder is a recorder that can also say which transactions it made
+// before (LedgerPSP), as a PSP looked up by idempotency key would.
+type ledgerRecorder struct {
+	recorder
+	made    map[string]bool
+	lookErr error
+	asked   []string
+}
+
+func (l *ledgerRecorder) Made(_ context.Context, ids []string) (map[string]bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked = append(l.asked, ids...)
+	return l.made, l.lookErr
+}
+
+// TestConsumerAsksTheLedgerBeforeChargingAgain: "dead" claimed a round and
+// stopped before its record. With a PSP that can say what it made
+// (LedgerPSP), the survivor asks it about that round first: what it made is
+// recorded processed and not charged again (exactly once); what it did not
+// make, or everything when the lookup fails, is charged with the
+// at-least-once warning, as without a ledger.
+func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
+	tests := []struct {
+		name        string
+		made        bool  // the PSP says it made the transaction
+		lookErr     error // the lookup fails
+		wantCharges int
+		wantWarning bool
+		wantLog     string
+	}{
+		{name: "made before: recorded, not charged again", made: true,
+			wantCharges: 0, wantLog: "the PSP made these before their consumer stopped; recorded processed, not charged again"},
+		{name: "not made: charged, with the warning",
+			wantCharges: 1, wantWarning: true},
+		{name: "the lookup fails: charged, with the warning", made: true, lookErr: errors.New("ledger unreadable"),
+			wantCharges: 1, wantWarning: true, wantLog: "could not ask the PSP which transactions it made; charging them again (at least once)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			ctx := context.Background()
+			q := NewQueue(rdb, time.Hour)
+			batch := readAsDeadConsumer(t, q, 1)
+			id := batch[0].ID
+			claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond) // charged or not; no record
+			time.Sleep(100 * time.Millisecond)                       // dead's lease runs out
+
+			survivor := &ledgerRecorder{made: map[string]bool{id: tt.made}, lookErr: tt.lookErr}
+			stop := runConsumer(t, rdb, fastConfig("survivor"), survivor, log)
+			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+			stop()
+
+			if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusProcessed {
+				t.Errorf("status: got %+v, %v; want processed", rec, err)
+			}
+			if got := survivor.calls(id); got != tt.wantCharges {
+				t.Errorf("survivor's charges: got %d, want %d", got, tt.wantCharges)
+			}
+			survivor.mu.Lock()
+			asked := slices.Clone(survivor.asked)
+			survivor.mu.Unlock()
+			if !slices.Contains(asked, id) {
+				t.Errorf("the ledger was asked about %v, want %s among them", asked, id)
+			}
+			if got := warnedAtLeastOnce(logs.String(), id); got != tt.wantWarning {
+				t.Errorf("at-least-once warning: got %v, want %v", got, tt.wantWarning)
+			}
+			if tt.wantLog != "" && !hasLogLine(logs.String(), map[string]string{"msg": tt.wantLog}) {
+				t.Errorf("no log line %q:\n%s", tt.wantLog, logs.String())
+			}
+		})
+	}
+}

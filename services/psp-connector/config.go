@@ -21,6 +21,9 @@ type config struct {
 	MaxDeliveries     int           `env:"MAX_DELIVERIES" envDefault:"5"`
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
 	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
+	// ChargeLog is the file this connector's standard output ends up in,
+	// read back for the rounds' ledger lines (ledgerPSP); "" for none.
+	ChargeLog string `env:"CHARGE_LOG"`
 
 	// ServeHealth: HTTP_PORT is set, so serve GET /health (README.md).
 	ServeHealth bool `env:"-"`

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
+	"os"
 	"strconv"
+	"time"
 
 	"github.com/acme-payments/platform/internal/txqueue"
 )
@@ -15,11 +20,12 @@ import (
 // the same stdout.
 type linePSP struct{ w io.Writer }
 
-// Charge prints "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD".
-func (p linePSP) Charge(_ context.Context, m txqueue.Message) error {
-	var buf [128]byte
-	_, err := p.w.Write(appendLine(buf[:0], m))
-	return err
+// Charge prints "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD",
+// and its ledger line, in one Write.
+func (p linePSP) Charge(ctx context.Context, m txqueue.Message) error {
+	var errs [1]error
+	p.ChargeRound(ctx, []txqueue.Message{m}, errs[:])
+	return errs[0]
 }
 
 // ChargeRound prints the lines of a whole round in one Write (txqueue.RoundPSP):
@@ -28,17 +34,25 @@ func (p linePSP) Charge(_ context.Context, m txqueue.Message) error {
 // crash repeats charges to that one syscall. A failed Write fails the charges
 // whose lines it did not write whole; those it wrote (a short write, as on a
 // full disk) are charged, and recorded as such.
+//
+// The same Write ends with the round's ledger line, a JSON log line naming
+// its transactions (chargedMsg): whoever reads the output can tell which
+// transaction each contract line was, and a ledgerPSP reading it back knows
+// which transactions were made. Written last, it is in the output only if
+// every line before it is.
 func (p linePSP) ChargeRound(_ context.Context, round []txqueue.Message, errs []error) {
-	buf := make([]byte, 0, 96*len(round))
+	buf := make([]byte, 0, 96*len(round)+160+40*len(round))
 	for _, m := range round {
 		buf = appendLine(buf, m)
 	}
+	lines := len(buf)
+	buf = appendLedgerLine(buf, round, time.Now())
 	n, err := p.w.Write(buf)
 	end := 0 // where line i ends in buf
 	for i := range round {
 		errs[i] = nil
 		if err != nil {
-			end += bytes.IndexByte(buf[end:], '\n') + 1
+			end += bytes.IndexByte(buf[end:lines], '\n') + 1
 			if end > n {
 				errs[i] = err
 			}
@@ -55,4 +69,91 @@ func appendLine(b []byte, m txqueue.Message) []byte {
 	b = append(b, ", Currency: "...)
 	b = append(b, m.Currency...)
 	return append(b, '\n')
+}
+
+// chargedMsg is the msg of a round's ledger line.
+const chargedMsg = "charged with the PSP"
+
+// appendLedgerLine appends the ledger line of round, in the shape of the
+// connector's other log lines (slog's JSON, at info):
+//
+//	{"time":"…","level":"INFO","msg":"charged with the PSP","service":"psp-connector","transaction_ids":["tx_…",…]}
+//
+// Transaction ids are tx_ and 32 hex digits (txqueue.ValidID), so they need
+// no escaping.
+func appendLedgerLine(b []byte, round []txqueue.Message, now time.Time) []byte {
+	b = append(b, `{"time":"`...)
+	b = now.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"`+chargedMsg+`","service":"psp-connector","transaction_ids":[`...)
+	for i, m := range round {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, m.ID...)
+		b = append(b, '"')
+	}
+	return append(b, "]}\n"...)
+}
+
+// ledgerPSP is linePSP with its output's ledger lines read back
+// (txqueue.LedgerPSP): path is the file the connector's standard output goes
+// to (CHARGE_LOG; in the stack, its log file). A round's lines and its
+// ledger line leave in one Write, and a write to a pipe of at most
+// PIPE_BUF (4,096) bytes is all or nothing, so a transaction named in the
+// file had its contract line printed, even if the connector was killed
+// right after. A round longer than that (CHARGE_CONCURRENCY above about 25)
+// may be cut by a kill; then its ledger line is missing and the round is
+// charged again, at least once, as without a ledger.
+type ledgerPSP struct {
+	linePSP
+	path string
+}
+
+// ledgerTail bounds how much of the end of the file Made reads: a round in
+// hand when its connector stopped is near the end, a visibility timeout ago.
+const ledgerTail = 64 << 20
+
+// Made answers which of ids a ledger line in the last ledgerTail bytes of
+// the file names.
+func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = false
+	}
+	f, err := os.Open(p.path)
+	if err != nil {
+		return nil, fmt.Errorf("CHARGE_LOG: %w", err)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > ledgerTail {
+		if _, err := f.Seek(fi.Size()-ledgerTail, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.path, err)
+		}
+	}
+	marker := []byte(`"msg":"` + chargedMsg + `"`)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.Contains(line, marker) {
+			continue
+		}
+		var rec struct {
+			Msg            string   `json:"msg"`
+			TransactionIDs []string `json:"transaction_ids"`
+		}
+		if json.Unmarshal(line, &rec) != nil || rec.Msg != chargedMsg {
+			continue
+		}
+		for _, id := range rec.TransactionIDs {
+			if _, ok := want[id]; ok {
+				want[id] = true
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.path, err)
+	}
+	return want, nil
 }

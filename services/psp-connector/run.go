@@ -32,6 +32,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	log := logging.New(stdout, "psp-connector", cfg.Level)
 	log.Info("starting", "version", version)
 	txqueue.RouteClientLogs(log)
+	if cfg.ChargeLog != "" {
+		log.Info("reading the charges' ledger lines back from CHARGE_LOG", "path", cfg.ChargeLog)
+	} else {
+		log.Info("no CHARGE_LOG: a round printed but not recorded when the connector stopped is charged again (at least once)")
+	}
 	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
 	if err != nil {
 		return err
@@ -47,7 +52,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		StatusTTL:         cfg.StatusTTL,
 		ShutdownGrace:     cfg.ShutdownGrace,
 		Chargers:          cfg.Chargers,
-	}, linePSP{w: stdout}, log)
+	}, newPSP(stdout, cfg.ChargeLog), log)
 	if err != nil {
 		return err
 	}
@@ -76,4 +81,14 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	serveErr := httpx.ServeListeners(ctx, srv, lns, cfg.ShutdownGrace, log)
 	cancel()
 	return errors.Join(serveErr, <-consumed)
+}
+
+// newPSP is the line PSP on stdout, reading its ledger lines back from
+// chargeLog when that is set (CHARGE_LOG): then a round a killed connector
+// printed but did not record is recorded, not printed again.
+func newPSP(stdout io.Writer, chargeLog string) txqueue.PSP {
+	if chargeLog == "" {
+		return linePSP{w: stdout}
+	}
+	return ledgerPSP{linePSP: linePSP{w: stdout}, path: chargeLog}
 }

@@ -5,12 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,27 +355,53 @@ func TestLinePSP(t *testing.T) {
 		if err := (linePSP{w: w}).Charge(context.Background(), tt.m); err != nil {
 			t.Fatal(err)
 		}
-		if w.buf.String() != tt.want || w.writes != 1 {
-			t.Errorf("got %q in %d writes, want %q in 1", w.buf.String(), w.writes, tt.want)
+		line, ledger, _ := strings.Cut(w.buf.String(), "\n")
+		if line+"\n" != tt.want || w.writes != 1 {
+			t.Errorf("got %q in %d writes, want %q (then its ledger line) in 1", w.buf.String(), w.writes, tt.want)
 		}
+		checkLedgerLine(t, ledger, tt.m)
+	}
+}
+
+// checkLedgerLine checks that out is exactly one ledger line, a JSON log
+// line at info naming round's transactions in order.
+func checkLedgerLine(t *testing.T, out string, round ...txqueue.Message) {
+	t.Helper()
+	var rec struct {
+		Time           time.Time `json:"time"`
+		Level, Msg     string
+		Service        string
+		TransactionIDs []string `json:"transaction_ids"`
+	}
+	if !strings.HasSuffix(out, "\n") || strings.Count(out, "\n") != 1 {
+		t.Fatalf("ledger line: got %q, want one line", out)
+	}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil {
+		t.Fatalf("ledger line %q: %v", out, err)
+	}
+	var want []string
+	for _, m := range round {
+		want = append(want, m.ID)
+	}
+	if rec.Level != "INFO" || rec.Msg != chargedMsg || rec.Service != "psp-connector" || rec.Time.IsZero() ||
+		!slices.Equal(rec.TransactionIDs, want) {
+		t.Errorf("ledger line: got %+v, want INFO %q by psp-connector at a time, naming %v", rec, chargedMsg, want)
 	}
 }
 
 func TestLinePSPChargeRound(t *testing.T) {
-	round := []txqueue.Message{
-		{Transaction: txqueue.Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
-		{Transaction: txqueue.Transaction{UserID: 2, Amount: 250, Currency: "EUR"}},
-		{Transaction: txqueue.Transaction{UserID: 3, Amount: 7, Currency: "JPY"}},
-	}
+	round := testRound()
 	want := "==> Making transaction with PSP: User ID: 1, Amount: 100, Currency: USD\n" +
 		"==> Making transaction with PSP: User ID: 2, Amount: 250, Currency: EUR\n" +
 		"==> Making transaction with PSP: User ID: 3, Amount: 7, Currency: JPY\n"
 	w := &countingWriter{}
 	errs := make([]error, len(round))
 	linePSP{w: w}.ChargeRound(context.Background(), round, errs)
-	if w.buf.String() != want || w.writes != 1 {
-		t.Errorf("got %q in %d writes, want %q in 1", w.buf.String(), w.writes, want)
+	lines, ledger := w.buf.String()[:min(len(want), w.buf.Len())], w.buf.String()[min(len(want), w.buf.Len()):]
+	if lines != want || w.writes != 1 {
+		t.Errorf("got %q in %d writes, want %q (then the ledger line) in 1", w.buf.String(), w.writes, want)
 	}
+	checkLedgerLine(t, ledger, round...)
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("errs[%d]: got %v, want nil", i, err)
@@ -423,4 +454,184 @@ type countingWriter struct {
 func (w *countingWriter) Write(p []byte) (int, error) {
 	w.writes++
 	return w.buf.Write(p)
+}
+
+// testRound is a round of three transactions with their ids.
+func testRound() []txqueue.Message {
+	return []txqueue.Message{
+		{ID: "tx_00000000000000000000000000000001", Transaction: txqueue.Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
+		{ID: "tx_00000000000000000000000000000002", Transaction: txqueue.Transaction{UserID: 2, Amount: 250, Currency: "EUR"}},
+		{ID: "tx_00000000000000000000000000000003", Transaction: txqueue.Transaction{UserID: 3, Amount: 7, Currency: "JPY"}},
+	}
+}
+
+// TestLedgerPSPMade: the ledger PSP prints to a file (as process-compose
+// writes the connector's stdout to its log) and reads it back: a
+// transaction whose round's Write went out whole is made; one whose round
+// was cut before its ledger line (the lines written, the ledger line not),
+// or that was never charged, is not; a file that cannot be read is an error
+// naming CHARGE_LOG.
+func TestLedgerPSPMade(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "psp-connector.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	psp := ledgerPSP{linePSP: linePSP{w: f}, path: path}
+	round := testRound()
+	errs := make([]error, 2)
+	psp.ChargeRound(context.Background(), round[:2], errs)
+	// The third one's round cut by a kill: its line out, its ledger line not.
+	if _, err := f.Write(appendLine(nil, round[2])); err != nil {
+		t.Fatal(err)
+	}
+	// Other output in between, as the connector's log lines.
+	if _, err := f.WriteString(`{"level":"INFO","msg":"progress","transaction_ids":["tx_00000000000000000000000000000004"]}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{round[0].ID, round[1].ID, round[2].ID, "tx_00000000000000000000000000000004"}
+	got, err := psp.Made(context.Background(), ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{true, true, false, false} {
+		if got[ids[i]] != want {
+			t.Errorf("Made(%s): got %v, want %v", ids[i], got[ids[i]], want)
+		}
+	}
+
+	missing := ledgerPSP{path: filepath.Join(t.TempDir(), "none.log")}
+	if _, err := missing.Made(context.Background(), ids); err == nil || !strings.Contains(err.Error(), "CHARGE_LOG") {
+		t.Errorf("Made on a missing file: got %v, want an error naming CHARGE_LOG", err)
+	}
+}
+
+// stuckAfterWrite writes to w, then blocks every Write after the first
+// until release is closed: a connector frozen right after a round's lines
+// went out, before their record, as a kill -9 there leaves it.
+type stuckAfterWrite struct {
+	w       io.Writer
+	wrote   chan struct{} // closed after the first Write
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stuckAfterWrite) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.once.Do(func() { close(s.wrote) })
+	<-s.release
+	return n, err
+}
+
+// TestLedgerMakesARoundInHandExactlyOnce: a connector prints a round to its
+// log file and stops before recording it (its Write never returns, as if it
+// were killed right after it). A second connector reading the same file
+// back (CHARGE_LOG) takes the round over once the first one's lease ran
+// out: it finds the round's ledger line, records the transactions and
+// prints none of their lines again. Every transaction has exactly one
+// contract line in the file, and each is processed. Without the ledger
+// (linePSP), the same run prints the round twice.
+func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		ledger     bool
+		wantRepeat bool
+	}{
+		{"ledger lines read back (CHARGE_LOG)", true, false},
+		{"no ledger: at least once", false, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := srv.Client(t)
+			ctx := context.Background()
+			q := txqueue.NewQueue(rdb, time.Hour)
+			var ids []string
+			for i := range 3 {
+				res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 1, Amount: int64(100 + i), Currency: "USD"}, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, res.ID)
+			}
+			path := filepath.Join(t.TempDir(), "psp-connector.log")
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			log := slog.New(slog.NewJSONHandler(f, nil))
+			psp := func(w io.Writer) txqueue.PSP {
+				if tt.ledger {
+					return ledgerPSP{linePSP: linePSP{w: w}, path: path}
+				}
+				return linePSP{w: w}
+			}
+			cfg := func(name string) txqueue.ConsumerConfig {
+				return txqueue.ConsumerConfig{Name: name, BatchSize: 16, Block: 100 * time.Millisecond,
+					VisibilityTimeout: 300 * time.Millisecond, ClaimInterval: 100 * time.Millisecond,
+					MaxDeliveries: 5, StatusTTL: time.Hour, ShutdownGrace: time.Second, Chargers: 16}
+			}
+
+			frozen := &stuckAfterWrite{w: f, wrote: make(chan struct{}), release: make(chan struct{})}
+			first, err := txqueue.NewConsumer(rdb, cfg("first"), psp(frozen), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			firstCtx, stopFirst := context.WithCancel(ctx)
+			firstDone := make(chan error, 1)
+			go func() { firstDone <- first.Run(firstCtx) }()
+			t.Cleanup(func() {
+				stopFirst()
+				close(frozen.release)
+				if err := <-firstDone; err != nil {
+					t.Errorf("first connector, once its Write returned: %v", err)
+				}
+			})
+			select {
+			case <-frozen.wrote:
+			case <-time.After(15 * time.Second):
+				t.Fatal("the first connector printed nothing within 15 s")
+			}
+
+			second, err := txqueue.NewConsumer(rdb, cfg("second"), psp(f), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			secondCtx, stopSecond := context.WithCancel(ctx)
+			secondDone := make(chan error, 1)
+			go func() { secondDone <- second.Run(secondCtx) }()
+			for _, id := range ids {
+				waitFor(t, id+" processed", func() bool {
+					rec, err := q.Status(ctx, id)
+					return err == nil && rec.Status == txqueue.StatusProcessed
+				})
+			}
+			stopSecond()
+			if err := <-secondDone; err != nil {
+				t.Fatalf("second connector: %v", err)
+			}
+
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := string(b)
+			for i := range ids {
+				line := fmt.Sprintf("==> Making transaction with PSP: User ID: 1, Amount: %d, Currency: USD\n", 100+i)
+				got := strings.Count(out, line)
+				want := 1
+				if tt.wantRepeat {
+					want = 2
+				}
+				if got != want {
+					t.Errorf("contract lines for amount %d: got %d, want %d\n%s", 100+i, got, want, out)
+				}
+			}
+			made := strings.Contains(out, "the PSP made these before their consumer stopped; recorded processed, not charged again")
+			if made != tt.ledger {
+				t.Errorf("log says the round was found in the ledger: got %v, want %v\n%s", made, tt.ledger, out)
+			}
+		})
+	}
 }
