@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -13,18 +14,39 @@ import (
 // errRedisDown is the public output of RedisCheck when Redis does not answer.
 var errRedisDown = errors.New("redis did not answer PING")
 
+// errRedisRefusesWrites is the public output of RedisCheck when Redis answers
+// PING but would refuse the enqueue script's writes.
+var errRedisRefusesWrites = errors.New("redis refuses writes")
+
 // errNotConsuming is the public output of a Consumer's check before its
 // group is in place.
 var errNotConsuming = errors.New("consumer group not in place yet")
 
-// RedisCheck is the /health check of a service on the queue: it pings Redis.
-// The public answer says only that it failed; the reason, which names hosts
-// or socket paths, goes to the log.
+// writableScript writes nothing, but its shebang declares that it may write
+// (no "no-writes" flag), so Redis (7.0 and later) refuses it exactly when it
+// would refuse a write: maxmemory reached (OOM), a read-only replica
+// (READONLY), too few replicas (NOREPLICAS), a failed save (MISCONF); and it
+// waits like a write while writes are paused.
+var writableScript = redis.NewScript("#!lua\nreturn 1")
+
+// RedisCheck is the /health check of a service on the queue: Redis answers
+// PING and would accept a write, since every transaction needs one. The
+// public answer says only which of the two failed; the reason, which names
+// hosts or socket paths, goes to the log.
 func RedisCheck(log *slog.Logger, rdb *redis.Client) httpx.Check {
 	return httpx.Check{Name: "redis", Run: func(ctx context.Context) error {
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			log.WarnContext(ctx, "health check failed", "check", "redis", "error", err.Error())
 			return errRedisDown
+		}
+		err := writableScript.Run(ctx, rdb, nil).Err()
+		if err != nil && strings.Contains(err.Error(), "Error compiling script") {
+			// A Redis before 7.0 knows no shebang: PING is all it can tell.
+			return nil
+		}
+		if err != nil {
+			log.WarnContext(ctx, "health check failed", "check", "redis", "error", err.Error())
+			return errRedisRefusesWrites
 		}
 		return nil
 	}}

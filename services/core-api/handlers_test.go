@@ -523,3 +523,48 @@ func BenchmarkCreateTransaction(b *testing.B) {
 	}
 	servicetest.BenchmarkPostJSON(b, h, "/transaction", `{"token":"`+raw+`","amount":100,"currency":"USD"}`)
 }
+
+// TestHealthFailsWhileRedisRefusesWrites: a Redis that answers PING but
+// refuses every write (maxmemory reached, a read-only replica, too few
+// replicas, writes paused) turns every POST /transaction into a 503, so
+// /health must say "fail" too, and pass again once writes are accepted.
+func TestHealthFailsWhileRedisRefusesWrites(t *testing.T) {
+	f := newFixture(t)
+	alice := issue(t, 1, "alice", true)
+	admin := f.redis.Client(t)
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		set, reset [][]any
+	}{
+		{"maxmemory reached", [][]any{{"CONFIG", "SET", "maxmemory", "1"}}, [][]any{{"CONFIG", "SET", "maxmemory", "0"}}},
+		{"read-only replica", [][]any{{"REPLICAOF", "127.0.0.1", "1"}}, [][]any{{"REPLICAOF", "NO", "ONE"}}},
+		{"too few replicas", [][]any{{"CONFIG", "SET", "min-replicas-to-write", "1"}}, [][]any{{"CONFIG", "SET", "min-replicas-to-write", "0"}}},
+		{"writes paused", [][]any{{"CLIENT", "PAUSE", "60000", "WRITE"}}, [][]any{{"CLIENT", "UNPAUSE"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, c := range tt.set {
+				if err := admin.Do(ctx, c...).Err(); err != nil {
+					t.Fatalf("%v: %v", c, err)
+				}
+			}
+			post := f.do(t, http.MethodPost, "/transaction", `{"token":"`+alice+`","amount":1,"currency":"USD"}`, nil)
+			health := f.do(t, http.MethodGet, "/health", "", nil)
+			for _, c := range tt.reset {
+				if err := admin.Do(ctx, c...).Err(); err != nil {
+					t.Fatalf("%v: %v", c, err)
+				}
+			}
+			if post.status != http.StatusServiceUnavailable {
+				t.Errorf("POST /transaction: got %d %s, want 503", post.status, post.raw)
+			}
+			if health.status != http.StatusServiceUnavailable || health.body["status"] != "fail" {
+				t.Errorf("GET /health while POST /transaction answers %d: got %d %s, want 503 fail", post.status, health.status, health.raw)
+			}
+			if again := f.do(t, http.MethodGet, "/health", "", nil); again.status != http.StatusOK {
+				t.Errorf("GET /health once writes are accepted again: got %d %s, want 200", again.status, again.raw)
+			}
+		})
+	}
+}
