@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"runtime/debug"
 	"time"
 
 	"github.com/acme-payments/platform/internal/logging"
@@ -27,7 +28,8 @@ func NewRequestID() string {
 // Middleware wraps a service's handler with what every request needs: the
 // request id (taken from X-Request-ID when sane, generated otherwise, echoed in
 // the response and put in the context for logging), a 1 MiB body cap, a JSON
-// 500 for panics, and one access log line per request.
+// 500 for panics (logged at error with their stack), and one access log line
+// per request.
 func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -45,7 +47,10 @@ func Middleware(log *slog.Logger, next http.Handler) http.Handler {
 				if p == http.ErrAbortHandler {
 					panic(p) // net/http's way to abort a response; it logs nothing
 				}
-				log.ErrorContext(ctx, "panic", "panic", p, "method", r.Method, "path", r.URL.Path)
+				// With the stack, which net/http would have logged had
+				// the panic reached it: without it nobody can tell where.
+				log.ErrorContext(ctx, "panic", "panic", p, "method", r.Method, "path", r.URL.Path,
+					"stack", string(debug.Stack()))
 				if !rec.wrote {
 					WriteError(rec, http.StatusInternalServerError, "Internal server error")
 				}

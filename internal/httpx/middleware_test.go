@@ -98,6 +98,19 @@ func TestMiddlewarePanicBecomesJSON500(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"panic"`) || !strings.Contains(logs.String(), `"request_id":"req-panic"`) {
 		t.Errorf("got log %s, want a panic line with the request id", logs.String())
 	}
+	// Where it panicked: net/http logs the stack of a panic it recovers
+	// itself, so recovering it here must not lose it.
+	var line struct {
+		Stack string `json:"stack"`
+	}
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(l, `"msg":"panic"`) {
+			_ = json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if !strings.Contains(line.Stack, "middleware_test.go:") {
+		t.Errorf("got panic line stack %q, want the stack of the panic (naming middleware_test.go)", line.Stack)
+	}
 }
 
 func TestMiddlewarePanicAfterWriteKeepsResponse(t *testing.T) {
