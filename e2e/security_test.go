@@ -262,15 +262,7 @@ func TestSecurity(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("auth-api logged failed logins by reason %v, want %v", got, want)
 		}
-		for _, f := range logFiles(t, st) {
-			b, _ := os.ReadFile(f)
-			for _, pw := range passwords {
-				if bytes.Contains(b, []byte(pw)) {
-					t.Errorf("%s contains a tried password %q", f, pw)
-					break
-				}
-			}
-		}
+		checkNoPasswordLogged(t, st, passwords)
 	})
 
 	t.Run("login brute force: 429 at the router, failed logins logged without the password", func(t *testing.T) {
@@ -368,15 +360,7 @@ func TestSecurity(t *testing.T) {
 		if routerRefused < statuses[http.StatusTooManyRequests] {
 			t.Errorf("the router logged %d 429s, want at least %d", routerRefused, statuses[http.StatusTooManyRequests])
 		}
-		for _, f := range logFiles(t, st) {
-			b, _ := os.ReadFile(f)
-			for _, pw := range passwords {
-				if bytes.Contains(b, []byte(pw)) {
-					t.Errorf("%s contains a tried password %q", f, pw)
-					break
-				}
-			}
-		}
+		checkNoPasswordLogged(t, st, passwords)
 		t.Logf("RESULT login brute force | 40 wrong passwords for alice from one address (the route spelt as %s in turn), then the right one on each | %v; first 429 at guess %d; right password then: %v; auth-api logged %d failed logins (reason invalid_password), router %d 429s; no tried password in any log; then a login from another address: %d",
 			strings.Join(paths, ", "), statuses, first429, rightPassword, failed, routerRefused, otherLogin)
 	})
@@ -492,6 +476,21 @@ func findSecret(b []byte, forms map[string][]byte) string {
 		}
 	}
 	return ""
+}
+
+// checkNoPasswordLogged fails the test for each log file of the stack that
+// contains one of passwords.
+func checkNoPasswordLogged(t *testing.T, st *faultStack, passwords []string) {
+	t.Helper()
+	for _, f := range logFiles(t, st) {
+		b, _ := os.ReadFile(f)
+		for _, pw := range passwords {
+			if bytes.Contains(b, []byte(pw)) {
+				t.Errorf("%s contains a tried password %q", f, pw)
+				break
+			}
+		}
+	}
 }
 
 // stackPids maps each process of the stack, process-compose included, to

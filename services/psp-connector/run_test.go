@@ -567,24 +567,11 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				}
 				return linePSP{w: w}
 			}
-			cfg := func(name string) txqueue.ConsumerConfig {
-				return txqueue.ConsumerConfig{Name: name, BatchSize: 16, Block: 100 * time.Millisecond,
-					VisibilityTimeout: 300 * time.Millisecond, ClaimInterval: 100 * time.Millisecond,
-					MaxDeliveries: 5, StatusTTL: time.Hour, ShutdownGrace: time.Second, Chargers: 16}
-			}
-
 			frozen := &stuckAfterWrite{w: f, wrote: make(chan struct{}), release: make(chan struct{})}
-			first, err := txqueue.NewConsumer(rdb, cfg("first"), psp(frozen), log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			firstCtx, stopFirst := context.WithCancel(ctx)
-			firstDone := make(chan error, 1)
-			go func() { firstDone <- first.Run(firstCtx) }()
+			stopFirst := startConsumer(t, rdb, "first", psp(frozen), log)
 			t.Cleanup(func() {
-				stopFirst()
 				close(frozen.release)
-				if err := <-firstDone; err != nil {
+				if err := stopFirst(); err != nil {
 					t.Errorf("first connector, once its Write returned: %v", err)
 				}
 			})
@@ -594,21 +581,14 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				t.Fatal("the first connector printed nothing within 15 s")
 			}
 
-			second, err := txqueue.NewConsumer(rdb, cfg("second"), psp(f), log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			secondCtx, stopSecond := context.WithCancel(ctx)
-			secondDone := make(chan error, 1)
-			go func() { secondDone <- second.Run(secondCtx) }()
+			stopSecond := startConsumer(t, rdb, "second", psp(f), log)
 			for _, id := range ids {
 				waitFor(t, id+" processed", func() bool {
 					rec, err := q.Status(ctx, id)
 					return err == nil && rec.Status == txqueue.StatusProcessed
 				})
 			}
-			stopSecond()
-			if err := <-secondDone; err != nil {
+			if err := stopSecond(); err != nil {
 				t.Fatalf("second connector: %v", err)
 			}
 
@@ -633,5 +613,25 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				t.Errorf("log says the round was found in the ledger: got %v, want %v\n%s", made, tt.ledger, out)
 			}
 		})
+	}
+}
+
+// startConsumer runs a consumer named name with psp and short timeouts (a
+// lease of 300 ms) until the returned stop is called; stop returns Run's
+// error.
+func startConsumer(t *testing.T, rdb *redis.Client, name string, psp txqueue.PSP, log *slog.Logger) (stop func() error) {
+	t.Helper()
+	c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: name, BatchSize: 16, Block: 100 * time.Millisecond,
+		VisibilityTimeout: 300 * time.Millisecond, ClaimInterval: 100 * time.Millisecond,
+		MaxDeliveries: 5, StatusTTL: time.Hour, ShutdownGrace: time.Second, Chargers: 16}, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	return func() error {
+		cancel()
+		return <-done
 	}
 }
