@@ -26,7 +26,17 @@ type h1conn struct {
 	br      *bufio.Reader
 	wbuf    []byte
 	stop    func() bool
+	idle    time.Time // when the last response was read in full
 }
+
+// idleCheckAfter is how long a connection may sit idle before a request
+// first checks that the server has not closed it meanwhile (a keep-alive
+// timeout: HAProxy's is 10 s). A request written to a connection the server
+// already closed fails, and is not retried (it is a POST), so an open loop
+// slower than one request per worker per keep-alive timeout would fail most
+// of its requests; net/http's client watches its idle connections for the
+// same reason. In a closed loop a connection is never idle this long.
+const idleCheckAfter = time.Millisecond
 
 // h1resp is the part of a response the generator looks at.
 type h1resp struct {
@@ -71,6 +81,11 @@ func (h *h1conn) do(ctx context.Context, method, host, path string, body []byte,
 	if err := ctx.Err(); err != nil {
 		return h1resp{}, err
 	}
+	if h.c != nil && time.Since(h.idle) >= idleCheckAfter && (h.br.Buffered() > 0 || !idleConnAlive(h.c)) {
+		// Closed by the server, or sent something unasked (such as a 408
+		// before closing), which must not be read as this request's answer.
+		h.close()
+	}
 	if h.c == nil {
 		if err := h.dial(ctx); err != nil {
 			return h1resp{}, err
@@ -109,6 +124,8 @@ func (h *h1conn) do(ctx context.Context, method, host, path string, body []byte,
 	}
 	if !keep {
 		h.close()
+	} else {
+		h.idle = time.Now()
 	}
 	return resp, nil
 }

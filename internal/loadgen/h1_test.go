@@ -163,3 +163,51 @@ func TestH1ConnCanceled(t *testing.T) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 }
+
+// A server may close a keep-alive connection while it is idle (HAProxy after
+// 10 s), silently or after an unasked answer such as a 408. The next request
+// must go on a new connection, not fail on the closed one (open loops
+// slower than a request per worker per keep-alive timeout failed most of
+// their requests so) nor take the unasked answer for its own.
+func TestH1ConnServerClosedIdleConnection(t *testing.T) {
+	for _, farewell := range []string{"", "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		closed := make(chan struct{}, 2)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				// One answer per connection, kept alive, then closed as
+				// if idle too long.
+				br := bufio.NewReader(c)
+				if req, err := http.ReadRequest(br); err == nil {
+					_, _ = io.Copy(io.Discard, req.Body)
+					_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+					time.Sleep(10 * time.Millisecond) // idle, then closed
+					_, _ = io.WriteString(c, farewell)
+				}
+				c.Close()
+				closed <- struct{}{}
+			}
+		}()
+		h := &h1conn{addr: ln.Addr().String(), timeout: 5 * time.Second}
+		var out bytes.Buffer
+		for i := 0; i < 2; i++ {
+			resp, err := h.do(context.Background(), "POST", "x", "/t", []byte(`{}`), "", &out)
+			if err != nil || resp.status != 200 {
+				t.Errorf("farewell %q, request %d: got %d, %v; want 200 on a new connection", farewell, i, resp.status, err)
+			}
+			if i == 0 {
+				<-closed
+				time.Sleep(5 * time.Millisecond) // longer than idleCheckAfter
+			}
+		}
+		h.close()
+	}
+}
