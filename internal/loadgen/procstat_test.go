@@ -78,3 +78,51 @@ func TestRunWatchPID(t *testing.T) {
 		t.Errorf("a pid that does not exist: %d transactions sent, want none", n)
 	}
 }
+
+// A process of the tree that exits during the load (a restarted service's
+// old instance, a readiness probe) used CPU in the load phase: it must count,
+// not vanish from the stack's CPU into "other".
+func TestCPUOfProcessExitedDuringTheLoad(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
+	self, child := os.Getpid(), busy.Process.Pid
+	a, err := takeCPUSnapshot(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Wait (bounded) until the child has used CPU since a, then end it.
+	var burned int64
+	for deadline := time.Now().Add(10 * time.Second); burned <= 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		s, err := takeCPUSnapshot(self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		burned = s.procs[child].ticks - a.procs[child].ticks
+	}
+	if burned <= 0 {
+		t.Skip("the busy child got no CPU tick in 10 s")
+	}
+	_ = busy.Process.Kill()
+	_ = busy.Wait()
+	b, err := takeCPUSnapshot(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := usage(a, b)
+	var others float64
+	for name, s := range u.Processes {
+		if name != a.procs[self].name {
+			others += s
+		}
+	}
+	if want := float64(burned) / userHZ; others < want {
+		t.Errorf("the child that exited: got %v CPU-s outside the test process (%v), want at least the %v it was seen to use", others, u.Processes, want)
+	}
+}
