@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,8 +26,11 @@ const usage = `usage:
       runs CMD down, then times CMD up until every URL answers 200 (polled every
       millisecond), then CMD down again; repeated --runs times; prints each run
       and the median.
-  benchtool rss --pid PID [--json]
-      prints the resident memory (VmRSS) of PID and all its descendants.
+  benchtool rss --pid PID [--settle 1s] [--json]
+      prints the resident memory (VmRSS) of PID and all its descendants that
+      live through --settle (read at its start and end); processes that come
+      and go meanwhile, such as process-compose's readiness probes, are listed
+      apart and not in the total.
   benchtool echo --addr HOST:PORT
       serves a trivial stand-in of the API (fixed JSON, nothing stored) until
       interrupted: the ceiling of the load generator and HAProxy alone.
@@ -200,20 +204,22 @@ type proc struct {
 	PPID  int    `json:"ppid"`
 	Name  string `json:"name"`
 	RSSKB int64  `json:"rss_kb"`
+	start int64  // start time (ticks since boot), to tell a reused pid
 }
 
 func rss(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("rss", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pid := fs.Int("pid", 0, "root process")
+	settle := fs.Duration("settle", time.Second, "count only the processes alive at both ends of this interval")
 	jsonOut := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *pid <= 0 {
-		return errors.New("rss needs --pid")
+	if *pid <= 0 || *settle < 0 {
+		return errors.New("rss needs --pid and a --settle that is not negative")
 	}
-	procs, err := tree(*pid)
+	procs, transient, err := stableTree(*pid, func() { time.Sleep(*settle) })
 	if err != nil {
 		return err
 	}
@@ -222,13 +228,54 @@ func rss(args []string, stdout, stderr io.Writer) error {
 		total += p.RSSKB
 	}
 	if *jsonOut {
-		return json.NewEncoder(stdout).Encode(map[string]any{"processes": procs, "total_kb": total})
+		return json.NewEncoder(stdout).Encode(map[string]any{"processes": procs, "total_kb": total, "transient": transient})
 	}
 	for _, p := range procs {
 		fmt.Fprintf(stdout, "%-16s pid %-7d %8.1f MB\n", p.Name, p.PID, float64(p.RSSKB)/1024)
 	}
 	fmt.Fprintf(stdout, "%-16s %12s %8.1f MB\n", "total", "", float64(total)/1024)
+	for _, p := range transient {
+		fmt.Fprintf(stdout, "%-16s pid %-7d %8.1f MB  (transient, not in the total)\n", p.Name, p.PID, float64(p.RSSKB)/1024)
+	}
 	return nil
+}
+
+// stableTree reads root's tree, calls between, and reads it again. The
+// processes of the second reading that were in the first one (same pid and
+// start time) are the tree's; the others, and those of the first reading
+// that were gone by the second, came and went (a readiness probe, which
+// process-compose runs as a new process every few seconds) and are
+// returned apart: one reading alone would add a probe's few MB to the
+// stack's memory whenever it happened to run.
+func stableTree(root int, between func()) (stable, transient []proc, err error) {
+	first, err := tree(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	between()
+	second, err := tree(root)
+	if err != nil {
+		return nil, nil, err
+	}
+	seen := map[int]int64{}
+	for _, p := range first {
+		seen[p.PID] = p.start
+	}
+	kept := map[int]bool{}
+	for _, p := range second {
+		if start, ok := seen[p.PID]; ok && start == p.start {
+			stable = append(stable, p)
+			kept[p.PID] = true
+		} else {
+			transient = append(transient, p)
+		}
+	}
+	for _, p := range first {
+		if !kept[p.PID] {
+			transient = append(transient, p)
+		}
+	}
+	return stable, transient, nil
 }
 
 // tree returns root and its descendants, read from /proc.
@@ -275,6 +322,14 @@ func readProc(pid int) (proc, error) {
 		return proc{}, err
 	}
 	p := proc{PID: pid}
+	// The start time is field 22 of stat, 20 fields after the name's ')'.
+	if st, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat")); err == nil {
+		if i := bytes.LastIndexByte(st, ')'); i >= 0 {
+			if f := strings.Fields(string(st[i+1:])); len(f) > 19 {
+				p.start, _ = strconv.ParseInt(f[19], 10, 64)
+			}
+		}
+	}
 	for _, line := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
