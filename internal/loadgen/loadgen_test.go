@@ -548,3 +548,41 @@ func TestWriteTextSmallRate(t *testing.T) {
 		t.Errorf("got %q, want the rate 0.25/s", b.String())
 	}
 }
+
+// Without a queue probe the drain is read from the statuses. A transaction
+// the status endpoint says was processed 5 s after it was created was not
+// processed before its answer came plus 5 s, whenever the lookups ran: the
+// drain is at least that long after the load, not 0 because no lookup
+// happened to see it queued.
+func TestStatusDrainIsNotBeforeTheLastProcessing(t *testing.T) {
+	const took = 5 * time.Second
+	var n atomic.Int64
+	created := time.Now()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"token": "h.e30.s"})
+	})
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]string{"id": fmt.Sprintf("tx%d", n.Add(1)), "status": "queued"})
+	})
+	mux.HandleFunc("GET /transaction/transactions/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": "processed", "created_at": created, "processed_at": created.Add(took)})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cfg := testConfig(srv.URL)
+	cfg.Count = 20
+	cfg.Concurrency = 2
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Verification
+	if v == nil || !v.Drained || v.DrainMethod != "status" || v.Processed != 20 {
+		t.Fatalf("got %+v, want 20 processed, drained by status", v)
+	}
+	// The last answer came at most the load's length before its end.
+	if min := (took - time.Duration(rep.Elapsed*float64(time.Second))).Seconds(); v.DrainSeconds < min {
+		t.Errorf("drain: got %.3f s, want at least %.3f (each transaction took %v after its creation)", v.DrainSeconds, min, took)
+	}
+}

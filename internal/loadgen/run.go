@@ -29,6 +29,7 @@ type runner struct {
 	txSent       atomic.Int64
 	txAccepted   atomic.Int64
 	remaining    atomic.Int64 // closed loop with Count: requests left to start
+	start        time.Time    // the start of the load
 }
 
 // worker is one connection's loop state; nothing in it is shared.
@@ -45,6 +46,9 @@ type worker struct {
 type acceptedTx struct {
 	id       string
 	merchant int32
+	// answered is when the answer came, from the start of the load: the
+	// transaction was created before it.
+	answered time.Duration
 }
 
 // Run drives the load described by cfg, then verifies it, and returns the
@@ -121,6 +125,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 	start := time.Now()
+	r.start = start
 	progressDone := r.startProgress(ctx, start)
 	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
@@ -294,7 +299,7 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 	}
 	r.txLat.record(done.Sub(earliest(due, sent)))
 	r.txAccepted.Add(1)
-	w.accepted = append(w.accepted, acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants))})
+	w.accepted = append(w.accepted, acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)})
 }
 
 // oneToken is one request of a token-only run.

@@ -44,6 +44,9 @@ type Verification struct {
 	// Drained is whether it happened before the drain timeout.
 	Drained bool `json:"drained"`
 	// DrainSeconds is the time from the last response of the load to drained.
+	// By "status", drained is when the last checked transaction was final at
+	// the latest: its answer plus its enqueue→processed time, else the lookup
+	// that found it final.
 	DrainSeconds float64 `json:"drain_s"`
 	// GroupTaken is how many stream entries the consumer group took between
 	// the start of the load and drained (queue method only).
@@ -112,7 +115,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	}
 	v.Checked = int64(len(check))
 	if len(check) > 0 {
-		states, lastQueued := r.checkStatuses(ctx, check, deadline, v.e2e)
+		states, finalBy := r.checkStatuses(ctx, check, deadline, v.e2e)
 		for _, s := range states {
 			switch s {
 			case stateProcessed:
@@ -131,7 +134,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 			v.DrainMethod = "status"
 			if v.Queued == 0 && v.Missing == 0 && v.Unverified == 0 {
 				v.Drained = true
-				drainedAt = lastQueued
+				drainedAt = finalBy
 				if drainedAt.Before(loadEnd) {
 					drainedAt = loadEnd
 				}
@@ -173,15 +176,20 @@ func duplicateIDs(accepted []acceptedTx) int64 {
 
 // checkStatuses looks every transaction up, again and again while some are
 // queued or not found, until all are final or the deadline passes (at least
-// one full round is always made). It returns each one's last state and when
-// a round last saw one still queued.
+// one full round is always made). It returns each one's last state and a
+// time by which every transaction found final was final: for a processed
+// one with both timestamps, when its answer came plus its enqueue→processed
+// time (it was created before the answer; the server's two timestamps are
+// compared only with each other); otherwise when the lookup found it final.
+// (The time a lookup last saw one still queued, used before, is a moment
+// when the backlog had certainly not drained.)
 func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline time.Time, e2e *latency) ([]txState, time.Time) {
 	states := make([]txState, len(txs))
 	open := make([]int, len(txs))
 	for i := range open {
 		open[i] = i
 	}
-	lastQueued := time.Time{}
+	finalBy := time.Time{}
 	par := min(r.cfg.Concurrency, 32)
 	for round := 0; len(open) > 0 && ctx.Err() == nil; round++ {
 		if round > 0 {
@@ -201,16 +209,22 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 				sess := r.c.session()
 				defer sess.close()
 				for i := range idx {
-					s := r.lookup(ctx, txs[i], sess, e2e)
+					s, d, ok := r.lookup(ctx, txs[i], sess, e2e)
 					states[i] = s
-					if s == stateQueued || s == stateMissing || s == stateUnknown {
-						mu.Lock()
+					mu.Lock()
+					switch s {
+					case stateQueued, stateMissing, stateUnknown:
 						still = append(still, i)
-						if s == stateQueued {
-							lastQueued = time.Now()
+					default:
+						by := time.Now()
+						if ok {
+							by = r.start.Add(txs[i].answered + d)
 						}
-						mu.Unlock()
+						if by.After(finalBy) {
+							finalBy = by
+						}
 					}
+					mu.Unlock()
 				}
 			}()
 		}
@@ -221,67 +235,68 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 		wg.Wait()
 		open = still
 	}
-	return states, lastQueued
+	return states, finalBy
 }
 
 // lookup asks the status endpoint about one transaction with its merchant's
-// token and records enqueue→processed latency for a processed one.
-func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *latency) txState {
+// token and records enqueue→processed latency for a processed one, which it
+// also returns (ok says whether it was known).
+func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *latency) (st txState, d time.Duration, ok bool) {
 	if r.cfg.VerifyVia == ViaRedis {
 		st, d, ok, err := r.cfg.Queue.lookup(ctx, tx.id)
 		if err != nil {
 			if !isCanceled(ctx, err) {
 				r.errs.add("status redis error")
 			}
-			return stateUnknown
+			return stateUnknown, 0, false
 		}
 		if ok {
 			e2e.record(d)
 		}
-		return st
+		return st, d, ok
 	}
 	m := r.merchants[tx.merchant]
 	tok, err := m.get(ctx, r, s)
 	if err != nil {
 		r.errs.add("status skipped: no token")
-		return stateUnknown
+		return stateUnknown, 0, false
 	}
 	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, tok)
 	if err != nil {
 		if !isCanceled(ctx, err) {
 			r.errs.add("status " + transportKind(err))
 		}
-		return stateUnknown
+		return stateUnknown, 0, false
 	}
 	switch status := resp.status; status {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return stateMissing
+		return stateMissing, 0, false
 	default:
 		r.errs.add(statusKey("status", status))
 		if status == http.StatusUnauthorized || status == http.StatusUnprocessableEntity {
 			m.invalidate(tok)
 		}
-		return stateUnknown
+		return stateUnknown, 0, false
 	}
 	var body statusBody
 	if err := json.Unmarshal(s.buf.Bytes(), &body); err != nil {
 		r.errs.add("status 200 undecodable")
-		return stateUnknown
+		return stateUnknown, 0, false
 	}
 	switch body.Status {
 	case "processed":
-		if d, ok := body.endToEnd(); ok {
+		if d, ok = body.endToEnd(); ok {
 			e2e.record(d)
 		}
-		return stateProcessed
+		return stateProcessed, d, ok
 	case "failed":
-		return stateFailed
+		return stateFailed, 0, false
 	case "queued", "processing":
-		return stateQueued
+		return stateQueued, 0, false
 	}
 	r.errs.add("status 200 unknown state " + strconv.Quote(body.Status))
-	return stateUnknown
+	return stateUnknown, 0, false
 }
 
 // statusBody is the part of GET /transactions/{id} used here. Times may be
