@@ -153,7 +153,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&cfg.TokenRefresh, "token-refresh", def.TokenRefresh, "replace a token this long before it expires")
 	fs.DurationVar(&cfg.RequestTimeout, "timeout", def.RequestTimeout, "per-request timeout")
 	verify := fs.String("verify", string(def.Verify), "status lookups after the load: all, sample or none")
-	fs.IntVar(&cfg.VerifySample, "verify-sample", def.VerifySample, "sample size for --verify=sample")
+	fs.IntVar(&cfg.VerifySample, "verify-sample", def.VerifySample, "sample size; needs --verify sample")
 	verifyVia := fs.String("verify-via", "", "where statuses are looked up: http (status endpoint) or redis (default: redis when the Redis is known)")
 	redisURL := fs.String("redis-url", "", `Redis of the stack, to watch the consumer group drain ("none": do not; default the stack's REDIS_URL, else its socket if present)`)
 	stream := fs.String("stream", loadgen.DefaultStream, "stream the transactions are queued on")
@@ -175,6 +175,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["verify-sample"] && *verify != string(loadgen.VerifySample) {
+		// Otherwise --verify-sample 100 alone would look up every accepted
+		// transaction (or none) and say nothing.
+		return fmt.Errorf("--verify-sample: only with --verify sample (--verify is %q)", *verify)
+	}
 	if cfg.Count > 0 && !set["duration"] {
 		cfg.Duration = 0
 	}

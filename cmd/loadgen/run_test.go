@@ -30,6 +30,8 @@ func TestRunUsageErrors(t *testing.T) {
 		// -c 1 takes one merchant by default: past validation, to the (closed) router.
 		{"one worker, default merchants", []string{"-c", "1", "--count", "5", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "log in as"},
 		{"negative duration", []string{"--duration", "-5s", "--count", "5", "--redis-url", "none"}, nil, "--duration: -5s is negative"},
+		{"a sample size without --verify sample", []string{"--verify-sample", "5", "--count", "5", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "--verify-sample: only with --verify sample"},
+		{"a sample size with --verify sample", []string{"--verify", "sample", "--verify-sample", "5", "--count", "5", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "log in as"},
 		{"profile in a missing directory", []string{"--cpuprofile", "/nonexistent/cpu.pprof", "--count", "5", "--redis-url", "none"}, nil, "--cpuprofile"},
 	}
 	for _, tt := range tests {
