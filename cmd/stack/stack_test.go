@@ -1386,8 +1386,11 @@ func TestStopStraysInDependencyOrder(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() })
-		go func() { _ = cmd.Wait() }() // reaped at exit: gone, for alive()
+		// Reaped at exit, so that alive() sees it gone; one Wait only (two
+		// race on the Cmd).
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-exited })
 		for deadline := time.Now().Add(10 * time.Second); !isFile(ready); time.Sleep(5 * time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s stand-in did not start", name)
