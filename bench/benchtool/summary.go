@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -281,8 +283,8 @@ func (s *sum) write(w io.Writer) {
 		}
 		if len(r.Errors) > 0 {
 			var errs []string
-			for k, v := range r.Errors {
-				errs = append(errs, fmt.Sprintf("%s: %d", k, v))
+			for _, k := range slices.Sorted(maps.Keys(r.Errors)) {
+				errs = append(errs, fmt.Sprintf("%s: %d", k, r.Errors[k]))
 			}
 			fmt.Fprintf(w, "| %s | | | errors | %s | | | | | | |\n", run.name, strings.Join(errs, ", "))
 		}
@@ -393,6 +395,13 @@ func rate(args []string, stdout, stderr io.Writer) error {
 	if r == nil || r.AcceptedPerSec <= 0 {
 		return fmt.Errorf("%s: no accepted rate", *file)
 	}
-	_, err := fmt.Fprintf(stdout, "%d\n", int64(r.AcceptedPerSec**fraction))
+	v := int64(r.AcceptedPerSec * *fraction)
+	if v < 1 {
+		// loadgen's --rate 0 is a closed loop: an open-loop phase would
+		// silently measure something else.
+		return fmt.Errorf("%s: %g of %.3f accepted/s is below 1/s; the stack accepted almost nothing (see that report's errors)",
+			*file, *fraction, r.AcceptedPerSec)
+	}
+	_, err := fmt.Fprintf(stdout, "%d\n", v)
 	return err
 }

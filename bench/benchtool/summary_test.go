@@ -45,7 +45,9 @@ func TestSummary(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, dir, "cal-router.json", txReport(0, 32000, 1, 0))
 	writeFile(t, dir, "cal-direct.json", txReport(0, 40000, 1, 0))
-	writeFile(t, dir, "tx-router.json", txReport(0, 16000, 3, 9))
+	txRouter := txReport(0, 16000, 3, 9)
+	txRouter.Errors = map[string]int64{"tx 503": 2, "token 429": 1, "tx EOF": 3, "tx 502": 4}
+	writeFile(t, dir, "tx-router.json", txRouter)
 	writeFile(t, dir, "tx-direct.json", txReport(0, 20000, 2.5, 8))
 	for _, i := range []string{"1", "2"} {
 		writeFile(t, dir, "overhead-router-"+i+".json", txReport(2000, 2000, 0.5, 1))
@@ -78,6 +80,8 @@ func TestSummary(t *testing.T) {
 		"| 7 | RSS of the whole stack, idle | 10.0 MB | ≤ 100 MB | met |",
 		"| redis-server | 10.0 | 20.0 |",
 		"| 1 tx via HAProxy | 16000 | 0.0 | 0.0 | 50.0 | 0.0 | 0.0 | 0.0 | 10.0 | 50.0 | 40.0 | 50% |",
+		// Errors by kind in a stable order, not the map's.
+		"| 1 tx via HAProxy | | | errors | token 429: 1, tx 502: 4, tx 503: 2, tx EOF: 3 |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
@@ -87,6 +91,15 @@ func TestSummary(t *testing.T) {
 	out.Reset()
 	if err := run(t.Context(), []string{"benchtool", "rate", "--file", filepath.Join(dir, "tx-router.json"), "--fraction", "0.5"}, &out, &errOut); err != nil || out.String() != "8000\n" {
 		t.Errorf("rate: got %q, %v, want 8000", out.String(), err)
+	}
+
+	// Half of 1.5/s is below 1/s: printed as 0 it would make bench/run.sh's
+	// open loop (--rate 0) a closed one.
+	slow := t.TempDir()
+	writeFile(t, slow, "tx-router.json", txReport(0, 1.5, 3, 9))
+	out.Reset()
+	if err := run(t.Context(), []string{"benchtool", "rate", "--file", filepath.Join(slow, "tx-router.json"), "--fraction", "0.5"}, &out, &errOut); err == nil || !strings.Contains(err.Error(), "below 1/s") {
+		t.Errorf("rate of half of 1.5/s: got %q, %v, want an error saying it is below 1/s", out.String(), err)
 	}
 
 	empty := t.TempDir()
