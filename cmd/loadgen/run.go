@@ -234,9 +234,17 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if *jsonOut {
+		// The report's fields, and the verdict the text report ends with
+		// (the exit status says it too).
+		out := struct {
+			*loadgen.Report
+			Verdict string `json:"verdict"`
+			Why     string `json:"verdict_reason,omitempty"`
+		}{Report: rep}
+		out.Verdict, out.Why = rep.Verdict()
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := enc.Encode(out); err != nil {
 			return err
 		}
 	} else if err := rep.WriteText(stdout); err != nil {

@@ -152,17 +152,44 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 		b.WriteString("\n")
 	}
-	if err := rep.Err(); err != nil {
-		fmt.Fprintf(&b, "FAIL: %v\n", strings.ReplaceAll(err.Error(), "\n", "; "))
-	} else if v := rep.Verification; v != nil && v.Checked > 0 {
-		b.WriteString("OK: every checked accepted transaction was processed\n")
-	} else if v != nil && v.Drained {
-		b.WriteString("OK: the backlog drained (statuses not checked)\n")
-	} else if v != nil {
-		b.WriteString("NOT VERIFIED: --verify=none and no queue probe\n")
+	switch verdict, why := rep.Verdict(); verdict {
+	case VerdictFail:
+		fmt.Fprintf(&b, "FAIL: %s\n", why)
+	case VerdictPass:
+		if why != "" {
+			fmt.Fprintf(&b, "OK: %s\n", why)
+		}
+	case VerdictNotVerified:
+		fmt.Fprintf(&b, "NOT VERIFIED: %s\n", why)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// The run's verdicts, as Verdict and the --json output's "verdict" give them.
+const (
+	VerdictPass        = "pass"
+	VerdictFail        = "fail"
+	VerdictNotVerified = "not verified"
+)
+
+// Verdict is the run's outcome and why, one line: VerdictFail with Err's
+// reasons (the command then exits 1); VerdictPass with what was checked
+// ("" when nothing was to be, as for tokens); or VerdictNotVerified when
+// nothing could be (--verify none and no queue probe).
+func (rep *Report) Verdict() (verdict, why string) {
+	if err := rep.Err(); err != nil {
+		return VerdictFail, strings.ReplaceAll(err.Error(), "\n", "; ")
+	}
+	switch v := rep.Verification; {
+	case v == nil:
+		return VerdictPass, ""
+	case v.Checked > 0:
+		return VerdictPass, "every checked accepted transaction was processed"
+	case v.Drained:
+		return VerdictPass, "the backlog drained (statuses not checked)"
+	}
+	return VerdictNotVerified, "--verify=none and no queue probe"
 }
 
 // line formats the CPU usage, largest first, with µs per request.
