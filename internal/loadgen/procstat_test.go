@@ -13,14 +13,7 @@ import (
 )
 
 func TestCPUSnapshot(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
-	busy := exec.Command("sh", "-c", "while :; do :; done")
-	if err := busy.Start(); err != nil {
-		t.Skipf("no sh: %v", err)
-	}
-	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
+	startBusyChild(t)
 	a, err := takeCPUSnapshot(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
@@ -83,14 +76,7 @@ func TestRunWatchPID(t *testing.T) {
 // old instance, a readiness probe) used CPU in the load phase: it must count,
 // not vanish from the stack's CPU into "other".
 func TestCPUOfProcessExitedDuringTheLoad(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("reads /proc")
-	}
-	busy := exec.Command("sh", "-c", "while :; do :; done")
-	if err := busy.Start(); err != nil {
-		t.Skipf("no sh: %v", err)
-	}
-	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
+	busy := startBusyChild(t)
 	self, child := os.Getpid(), busy.Process.Pid
 	a, err := takeCPUSnapshot(self)
 	if err != nil {
@@ -125,4 +111,19 @@ func TestCPUOfProcessExitedDuringTheLoad(t *testing.T) {
 	if want := float64(burned) / userHZ; others < want {
 		t.Errorf("the child that exited: got %v CPU-s outside the test process (%v), want at least the %v it was seen to use", others, u.Processes, want)
 	}
+}
+
+// startBusyChild starts a child that spins until the test ends, for the
+// CPU readings of /proc (the test skips elsewhere).
+func startBusyChild(t *testing.T) *exec.Cmd {
+	t.Helper()
+	if runtime.GOOS != "linux" {
+		t.Skip("reads /proc")
+	}
+	busy := exec.Command("sh", "-c", "while :; do :; done")
+	if err := busy.Start(); err != nil {
+		t.Skipf("no sh: %v", err)
+	}
+	t.Cleanup(func() { _ = busy.Process.Kill(); _ = busy.Wait() })
+	return busy
 }
