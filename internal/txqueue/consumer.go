@@ -35,6 +35,9 @@ type Message struct {
 	// expiredRecord: the claim found its status record gone (expired) on a
 	// redelivery, so which delivery charged it is not known.
 	expiredRecord bool
+	// round is the charging round the claim stored for it: its place among
+	// the batch's chargeable transactions, divided by the round size.
+	round int
 }
 
 // PSP makes one transaction with the payment service provider. The consumer
@@ -400,12 +403,12 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 			// (madeBefore).
 			m.maybeCharged = true
 			m.expiredRecord = claims[i] == claimChargeRecordExpired
-			charge = append(charge, m)
+			charge = appendChargeable(charge, m, c.cfg.Chargers)
 		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
-			charge = append(charge, m)
+			charge = appendChargeable(charge, m, c.cfg.Chargers)
 		case claimCharge:
-			charge = append(charge, m)
+			charge = appendChargeable(charge, m, c.cfg.Chargers)
 		case claimDeadLetter:
 			dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
 				reason: fmt.Sprintf("delivered %d times without success", m.Deliveries-1),
@@ -519,19 +522,16 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	keep := context.WithoutCancel(ctx)
 	errs := make([]error, c.cfg.Chargers)
 	rest := msgs
-	// The claim stored msgs[i]'s round as i / Chargers, and a claim after a
-	// crash warns for the lowest stored round left unrecorded. So a round
-	// must never mix stored rounds, even once a lease renewal dropped some
-	// of the rest: from then on rounds are cut where the stored round
-	// changes (storedRound, built only then).
-	var storedRound map[string]int
+	// The claim stored each message's round (Message.round), and a claim
+	// after a crash takes the lowest stored round left unrecorded for the
+	// one in hand. So a round must never mix stored rounds, also when some
+	// of them are not charged here (found in the PSP's ledger, or lost to
+	// another consumer at a lease renewal): rounds are cut where the stored
+	// round changes.
 	for len(rest) > 0 {
-		n := min(c.cfg.Chargers, len(rest))
-		if storedRound != nil {
-			n = 1
-			for n < len(rest) && storedRound[rest[n].StreamID] == storedRound[rest[0].StreamID] {
-				n++
-			}
+		n := 1
+		for n < len(rest) && rest[n].round == rest[0].round {
+			n++
 		}
 		round := rest[:n]
 		rest = rest[len(round):]
@@ -612,14 +612,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		}
 		if renew {
 			leased = time.Unix(0, rec.args[0].(int64))
-			kept := c.stillOurs(ctx, rest, owned)
-			if len(kept) < len(rest) && storedRound == nil {
-				storedRound = make(map[string]int, len(msgs))
-				for i, m := range msgs {
-					storedRound[m.StreamID] = i / c.cfg.Chargers
-				}
-			}
-			rest = kept
+			rest = c.stillOurs(ctx, rest, owned)
 		}
 	}
 	return release, dead
@@ -649,6 +642,14 @@ func (c *Consumer) stillOurs(ctx context.Context, rest []Message, owned []int64)
 			"count", len(lost), "transaction_ids", lost)
 	}
 	return kept
+}
+
+// appendChargeable appends m to charge, the batch's chargeable transactions
+// in the claim's order, with the round the claim stored for it (claimScript:
+// its place among them divided by the round size).
+func appendChargeable(charge []Message, m Message, roundSize int) []Message {
+	m.round = len(charge) / roundSize
+	return append(charge, m)
 }
 
 // madeBefore returns charge without the transactions that an earlier

@@ -1333,7 +1333,11 @@ func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
 	if _, err := c.claimer().claim(ctx, rdb, now, batch); err != nil {
 		t.Fatal(err)
 	}
-	go c.chargeAll(ctx, batch, time.Unix(0, now))
+	var chargeable []Message // with their stored rounds, as handle passes them
+	for _, m := range batch {
+		chargeable = appendChargeable(chargeable, m, cfg.Chargers)
+	}
+	go c.chargeAll(ctx, chargeable, time.Unix(0, now))
 	<-killed
 	mu.Lock()
 	t.Logf("dead's rounds: %v", roundsByDead)
@@ -1675,5 +1679,70 @@ func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 				t.Errorf("no log line %q:\n%s", tt.wantLog, logs.String())
 			}
 		})
+	}
+}
+
+// roundLedger is a RoundPSP and a LedgerPSP: it records the transactions of
+// each round it charges, and says it made those in made.
+type roundLedger struct {
+	mu     sync.Mutex
+	rounds [][]string
+	made   map[string]bool
+}
+
+func (p *roundLedger) Charge(ctx context.Context, m Message) error {
+	errs := []error{nil}
+	p.ChargeRound(ctx, []Message{m}, errs)
+	return errs[0]
+}
+
+func (p *roundLedger) ChargeRound(_ context.Context, round []Message, errs []error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rounds = append(p.rounds, txIDs(round))
+	for i := range round {
+		errs[i] = nil
+	}
+}
+
+func (p *roundLedger) Made(context.Context, []string) (map[string]bool, error) { return p.made, nil }
+
+// TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome: "dead" claimed 20
+// transactions in rounds of 16 and 4 and stopped before recording its first
+// round. The survivor's claim stores the same rounds again (its round in
+// hand, 16, then the 4 never started); the ledger says 3 of the first 16
+// were made, so the survivor charges 13, then 4. Its rounds must keep the
+// claim's: a write that mixed the 13 with 3 of the 4, killed before its
+// record, would leave those 3 looking "never started" to the next claim,
+// and they would be charged again with no ledger lookup.
+func TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	batch := readAsDeadConsumer(t, q, 20)
+	claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond) // rounds 0 (16) and 1 (4); none recorded
+	time.Sleep(100 * time.Millisecond)                       // dead's lease runs out
+
+	stored := map[string]int{}
+	for i, m := range batch {
+		stored[m.ID] = i / 16
+	}
+	survivor := &roundLedger{made: map[string]bool{batch[0].ID: true, batch[1].ID: true, batch[2].ID: true}}
+	reclaimAsSurvivor(t, rdb, survivor, log, 0)
+
+	survivor.mu.Lock()
+	defer survivor.mu.Unlock()
+	charged := 0
+	for _, round := range survivor.rounds {
+		charged += len(round)
+		for _, id := range round {
+			if stored[id] != stored[round[0]] {
+				t.Errorf("a round mixes the claim's rounds %d and %d: %v (all: %v)", stored[round[0]], stored[id], round, survivor.rounds)
+				break
+			}
+		}
+	}
+	if charged != 17 {
+		t.Errorf("survivor charged %d transactions in %v, want 17 (20 less the 3 the ledger names)", charged, survivor.rounds)
 	}
 }
