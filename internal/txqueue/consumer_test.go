@@ -668,6 +668,18 @@ func warnedAtLeastOnce(logs, id string) bool {
 	})
 }
 
+// roundInHandOfDeadConsumer queues n transactions and leaves them as a
+// connector killed between its first round's charges and their record leaves
+// them: read and claimed by "dead" (readAsDeadConsumer, claimAsDeadConsumer)
+// with a lease of 100 ms, which has run out when it returns.
+func roundInHandOfDeadConsumer(t *testing.T, q *Queue, n int) []Message {
+	t.Helper()
+	batch := readAsDeadConsumer(t, q, n)
+	claimAsDeadConsumer(t, q.rdb, batch, 100*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	return batch
+}
+
 // readAsDeadConsumer queues n transactions, creates the group and reads them
 // as consumer "dead", which then stops: they stay pending for a survivor.
 func readAsDeadConsumer(t testing.TB, q *Queue, n int) []Message {
@@ -1521,10 +1533,8 @@ func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 			log, logs := testLogger(t)
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
-			batch := readAsDeadConsumer(t, q, 1) // delivery 1
+			batch := roundInHandOfDeadConsumer(t, q, 1) // delivery 1: charged, no record
 			id := batch[0].ID
-			claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond) // charged; no record
-			time.Sleep(100 * time.Millisecond)                       // dead's lease runs out
 
 			var mu sync.Mutex
 			failures := 1
@@ -1650,10 +1660,8 @@ func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 			log, logs := testLogger(t)
 			ctx := context.Background()
 			q := NewQueue(rdb, time.Hour)
-			batch := readAsDeadConsumer(t, q, 1)
+			batch := roundInHandOfDeadConsumer(t, q, 1) // charged or not; no record
 			id := batch[0].ID
-			claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond) // charged or not; no record
-			time.Sleep(100 * time.Millisecond)                       // dead's lease runs out
 
 			survivor := &ledgerRecorder{made: map[string]bool{id: tt.made}, lookErr: tt.lookErr}
 			stop := runConsumer(t, rdb, fastConfig("survivor"), survivor, log)
@@ -1719,9 +1727,7 @@ func TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome(t *testing.T) {
 	_, rdb := startRedis(t)
 	log, _ := testLogger(t)
 	q := NewQueue(rdb, time.Hour)
-	batch := readAsDeadConsumer(t, q, 20)
-	claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond) // rounds 0 (16) and 1 (4); none recorded
-	time.Sleep(100 * time.Millisecond)                       // dead's lease runs out
+	batch := roundInHandOfDeadConsumer(t, q, 20) // rounds 0 (16) and 1 (4); none recorded
 
 	stored := map[string]int{}
 	for i, m := range batch {
