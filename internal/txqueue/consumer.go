@@ -28,13 +28,8 @@ type Message struct {
 	// Deliveries counts deliveries of the entry, this one included.
 	Deliveries int64
 
-	// maybeCharged: an earlier delivery may have charged it (the claim
-	// answered claimChargeUnknownRound or claimChargeRecordExpired), so a
-	// failed charge now must not dead-letter it as failed.
-	maybeCharged bool
-	// expiredRecord: the claim found its status record gone (expired) on a
-	// redelivery, so which delivery charged it is not known.
-	expiredRecord bool
+	// claim is what the claim script answered for this delivery.
+	claim claimCode
 	// round is the charging round the claim stored for it: its place among
 	// the batch's chargeable transactions, divided by the round size.
 	round int
@@ -387,6 +382,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	var neverCharged []string // claimed by an earlier delivery, whose consumer stopped before their round
 	for i, m := range good {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
+		m.claim = claims[i]
 		switch claims[i] {
 		case claimDone, claimFailed:
 			// Processed (or dead-lettered) by an earlier delivery whose ack was lost.
@@ -401,8 +397,6 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 			// any earlier delivery): a crash between its charges and its
 			// record repeats them, unless the PSP says it made them
 			// (madeBefore).
-			m.maybeCharged = true
-			m.expiredRecord = claims[i] == claimChargeRecordExpired
 			charge = appendChargeable(charge, m, c.cfg.Chargers)
 		case claimChargeRoundNeverStarted:
 			neverCharged = append(neverCharged, m.ID)
@@ -572,7 +566,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 				// One an earlier delivery may have charged stays pending
 				// (its claim keeps maybe_charged): a failed status must
 				// mean the money did not move.
-				if m.Deliveries >= int64(c.cfg.MaxDeliveries) && !m.maybeCharged {
+				if m.Deliveries >= int64(c.cfg.MaxDeliveries) && !m.maybeCharged() {
 					dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
 						deliveries: m.Deliveries, reason: "PSP step failed: " + err.Error(),
 						public: "Transaction could not be processed"})
@@ -644,6 +638,14 @@ func (c *Consumer) stillOurs(ctx context.Context, rest []Message, owned []int64)
 	return kept
 }
 
+// maybeCharged reports whether an earlier delivery may have charged m (its
+// claim found the round in hand of a stopped consumer, or an expired
+// record): then it is looked up in the PSP's ledger before a charge, and a
+// failed charge never dead-letters it as failed.
+func (m Message) maybeCharged() bool {
+	return m.claim == claimChargeUnknownRound || m.claim == claimChargeRecordExpired
+}
+
 // appendChargeable appends m to charge, the batch's chargeable transactions
 // in the claim's order, with the round the claim stored for it (claimScript:
 // its place among them divided by the round size).
@@ -662,7 +664,7 @@ func appendChargeable(charge []Message, m Message, roundSize int) []Message {
 func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 	var maybe []string
 	for _, m := range charge {
-		if m.maybeCharged {
+		if m.maybeCharged() {
 			maybe = append(maybe, m.ID)
 		}
 	}
@@ -682,11 +684,11 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 	for _, m := range charge {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
 		switch {
-		case !m.maybeCharged:
+		case !m.maybeCharged():
 			again = append(again, m)
 		case made[m.ID]:
 			recorded = append(recorded, m)
-		case m.expiredRecord:
+		case m.claim == claimChargeRecordExpired:
 			c.log.WarnContext(mctx, "delivered before, and its status record expired; charging (at least once)",
 				"transaction_id", m.ID, "stream_id", m.StreamID, "deliveries", m.Deliveries)
 			again = append(again, m)
