@@ -153,6 +153,10 @@ type rawResponse struct {
 	elapsed time.Duration
 }
 
+// errClosedWithoutAnswer is rawExchange's error when the server closed the
+// connection before sending a single byte.
+var errClosedWithoutAnswer = errors.New("connection closed without an answer")
+
 // rawExchange writes req to addr over one TCP connection (exactly as given,
 // so that paths and headers reach the router without Go's client cleaning
 // them), then reads one response. Every step is bounded by timeout. When
@@ -184,8 +188,12 @@ func rawExchange(addr string, req []byte, bodyLen int64, timeout time.Duration) 
 		}
 		wrote <- nil
 	}()
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	counted := &countingReader{r: conn}
+	res, err := http.ReadResponse(bufio.NewReader(counted), nil)
 	if err != nil {
+		if counted.n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			err = errClosedWithoutAnswer
+		}
 		werr := "request written"
 		select {
 		case e := <-wrote:
@@ -203,6 +211,18 @@ func rawExchange(addr string, req []byte, bodyLen int64, timeout time.Duration) 
 		return rawResponse{}, fmt.Errorf("read body: %w", err)
 	}
 	return rawResponse{status: res.StatusCode, header: res.Header, body: body, elapsed: time.Since(start)}, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // httpRequest renders a raw HTTP/1.1 request. Content-Length is added for a
