@@ -24,9 +24,11 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// ErrorBody is the platform's one error shape: {"error": "..."}.
+// ErrorBody is the platform's one error shape: {"error": "..."}, and "id"
+// when the error is about a transaction the client may need to look up.
 type ErrorBody struct {
 	Error string `json:"error"`
+	ID    string `json:"id,omitempty"`
 }
 
 // WriteError writes {"error": msg} with the given status. It is the only way

@@ -117,6 +117,58 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	return c
 }
 
+// busyScript keeps Redis busy for ARGV[1] milliseconds. Redis runs one
+// command at a time, so every other client's calls wait, unread, until it
+// ends, and then run.
+var busyScript = redis.NewScript(`#!lua flags=no-writes
+local t = redis.call('TIME')
+local until_us = t[1] * 1000000 + t[2] + tonumber(ARGV[1]) * 1000
+repeat
+  t = redis.call('TIME')
+until t[1] * 1000000 + t[2] >= until_us
+return 1`)
+
+// Busy keeps the server busy for d (at most 4 s: from 5 s Redis answers
+// other clients BUSY) and returns once it no longer answers, as a Redis
+// stalled by a slow command would; wait returns when it answers again.
+func (s *Server) Busy(tb testing.TB, d time.Duration) (wait func()) {
+	tb.Helper()
+	if d > 4*time.Second {
+		tb.Fatalf("Busy(%s): at most 4s", d)
+	}
+	opts, err := redis.ParseURL(s.URL)
+	if err != nil {
+		tb.Fatalf("parse %s: %v", s.URL, err)
+	}
+	opts.ReadTimeout = d + 10*time.Second
+	c := redis.NewClient(opts)
+	ctx := context.Background()
+	if err := busyScript.Load(ctx, c).Err(); err != nil {
+		c.Close()
+		tb.Fatalf("load the busy script: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- busyScript.Run(ctx, c, nil, d.Milliseconds()).Err()
+		c.Close()
+	}()
+	// Until the script has started, another call could still run first.
+	probe := redis.NewClient(&redis.Options{Network: opts.Network, Addr: opts.Addr,
+		ReadTimeout: 50 * time.Millisecond, MaxRetries: -1})
+	defer probe.Close()
+	for deadline := time.Now().Add(5 * time.Second); probe.Ping(ctx).Err() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatalf("Redis still answered PING 5s after the busy script was sent")
+		}
+	}
+	return func() {
+		tb.Helper()
+		if err := <-done; err != nil {
+			tb.Fatalf("busy script: %v", err)
+		}
+	}
+}
+
 // Kill stops the server with SIGKILL (no final fsync), as a crash would.
 func (s *Server) Kill() {
 	if s.cmd == nil || s.cmd.Process == nil {

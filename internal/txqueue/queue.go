@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -26,6 +27,12 @@ var ErrNotFound = errors.New("transaction not found")
 // IdempotencyTTL, by the same user for a request with a different amount or
 // currency.
 var ErrIdempotencyConflict = errors.New("idempotency key already used for a different request")
+
+// ErrOutcomeUnknown is in Enqueue's error when the enqueue was sent but no
+// reply came back (a timeout, or the connection lost in the middle of the
+// call): the transaction may be queued, already or once Redis reads the call.
+// An Enqueue error without it means nothing was queued.
+var ErrOutcomeUnknown = errors.New("sent, but Redis did not answer: the transaction may be queued")
 
 // MaxIdempotencyKeyLen bounds an Idempotency-Key (Stripe's limit).
 const MaxIdempotencyKeyLen = 255
@@ -89,7 +96,9 @@ func NewQueue(rdb *redis.Client, statusTTL time.Duration) *Queue {
 // the same user, key and parameters within IdempotencyTTL returns the first id
 // with Replayed set and queues nothing; different parameters give
 // ErrIdempotencyConflict. All of it is one script, sent in a pipeline shared
-// with concurrent calls (scriptBatcher).
+// with concurrent calls (scriptBatcher). On an error that wraps
+// ErrOutcomeUnknown, the result's ID is the id the transaction has if it was
+// queued (with an idempotencyKey, an earlier request's may be stored instead).
 func (q *Queue) Enqueue(ctx context.Context, tx Transaction, idempotencyKey string) (Enqueued, error) {
 	id := newID()
 	keys := []string{Stream, StatusKey(id)}
@@ -101,6 +110,9 @@ func (q *Queue) Enqueue(ctx context.Context, tx Transaction, idempotencyKey stri
 		q.statusTTL.Milliseconds(), tx.fingerprint(), IdempotencyTTL.Milliseconds(),
 	).Slice()
 	if err != nil {
+		if mayHaveRun(err) {
+			return Enqueued{ID: id}, fmt.Errorf("enqueue transaction %s: %w: %w", id, ErrOutcomeUnknown, err)
+		}
 		return Enqueued{}, fmt.Errorf("enqueue transaction %s: %w", id, err)
 	}
 	if len(res) != 2 {
@@ -117,6 +129,25 @@ func (q *Queue) Enqueue(ctx context.Context, tx Transaction, idempotencyKey stri
 		return Enqueued{}, ErrIdempotencyConflict
 	}
 	return Enqueued{}, fmt.Errorf("enqueue transaction %s: unexpected script reply %v", id, res)
+}
+
+// mayHaveRun reports whether a call that failed with err may still have run
+// in Redis. It did not when Redis answered (with an error), or when no
+// connection could be had (a failed dial, a full pool, a closed client);
+// otherwise the call may have been sent, and Redis may run it even after the
+// client gave up on it (a busy Redis reads it later).
+func mayHaveRun(err error) bool {
+	var answered redis.Error
+	var op *net.OpError
+	switch {
+	case errors.As(err, &answered):
+		return false
+	case errors.Is(err, redis.ErrPoolTimeout), errors.Is(err, redis.ErrClosed):
+		return false
+	case errors.As(err, &op) && op.Op == "dial":
+		return false
+	}
+	return true
 }
 
 // Status returns the status record of transaction id, or ErrNotFound.

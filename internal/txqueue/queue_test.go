@@ -225,6 +225,53 @@ func TestEnqueueFailsFastWhenRedisIsDown(t *testing.T) {
 	if _, err := q.Status(ctx, newID()); err == nil || errors.Is(err, ErrNotFound) {
 		t.Fatalf("Status with Redis down: got %v, want a connection error", err)
 	}
+	// Redis down means no connection: nothing was sent, so nothing queued.
+	if _, err := q.Enqueue(ctx, Transaction{UserID: 1, Amount: 1, Currency: "USD"}, ""); errors.Is(err, ErrOutcomeUnknown) {
+		t.Errorf("with Redis down: got %v, want an error that says nothing was queued", err)
+	}
+}
+
+// TestEnqueueTimeoutMayStillQueue: an enqueue that times out while Redis is
+// busy fails with ErrOutcomeUnknown and the id the transaction gets, and
+// Redis does run it once it is free: the transaction is queued although the
+// call failed. An error without ErrOutcomeUnknown must mean nothing queued,
+// so a client may only be told "try again" then.
+func TestEnqueueTimeoutMayStillQueue(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := connectTo(t, srv)
+	q := NewQueue(rdb, time.Hour)
+	// A client whose calls give up after 200 ms, as core-api's after 1 s.
+	impatient, err := Connect(context.Background(), srv.URL+"?read_timeout=200ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { impatient.Close() })
+	ctx := context.Background()
+	if err := enqueueScript.Load(ctx, impatient).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	wait := srv.Busy(t, time.Second)
+	res, err := NewQueue(impatient, time.Hour).Enqueue(ctx, Transaction{UserID: 1, Amount: 5, Currency: "USD"}, "")
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("Enqueue while Redis is busy: got %v, want ErrOutcomeUnknown", err)
+	}
+	if !ValidID(res.ID) {
+		t.Fatalf("Enqueue with ErrOutcomeUnknown: got id %q, want the transaction's id", res.ID)
+	}
+	wait()
+	var rec Record
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if rec, err = q.Status(ctx, res.ID); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || rec.Status != StatusQueued {
+		t.Fatalf("after Redis was free again: Status(%s) = %+v, %v; want it queued (Redis ran the call the client gave up on)", res.ID, rec, err)
+	}
+	if n := rdb.XLen(ctx, Stream).Val(); n != 1 {
+		t.Errorf("stream length %d, want 1", n)
+	}
 }
 
 // TestConcurrentEnqueuesSharePipelines: many concurrent Enqueue calls share

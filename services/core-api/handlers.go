@@ -34,18 +34,34 @@ type transactionResponse struct {
 type apiError struct {
 	status int
 	msg    string
+	id     string // the transaction it is about, when the client needs it
 }
 
 // Client-facing failures beyond the contract's table.
 var (
-	errNotEnabled       = apiError{http.StatusForbidden, "User not enabled for transactions"}
-	errTokenBlank       = apiError{http.StatusUnprocessableEntity, "Token is blank"}
-	errBadIdemKey       = apiError{http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters"}
-	errTwoIdemKeys      = apiError{http.StatusBadRequest, "Idempotency-Key must be given once"}
-	errIdemConflict     = apiError{http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different request"}
-	errNotFound         = apiError{http.StatusNotFound, "Transaction not found"}
-	errQueueUnavailable = apiError{http.StatusServiceUnavailable, "Transaction queue is unavailable; try again"}
+	errNotEnabled       = apiError{status: http.StatusForbidden, msg: "User not enabled for transactions"}
+	errTokenBlank       = apiError{status: http.StatusUnprocessableEntity, msg: "Token is blank"}
+	errBadIdemKey       = apiError{status: http.StatusBadRequest, msg: "Idempotency-Key must be 1 to 255 printable ASCII characters"}
+	errTwoIdemKeys      = apiError{status: http.StatusBadRequest, msg: "Idempotency-Key must be given once"}
+	errIdemConflict     = apiError{status: http.StatusUnprocessableEntity, msg: "Idempotency-Key was already used with a different request"}
+	errNotFound         = apiError{status: http.StatusNotFound, msg: "Transaction not found"}
+	errQueueUnavailable = apiError{status: http.StatusServiceUnavailable, msg: "Transaction queue is unavailable; try again"}
+	// The enqueue was sent, but Redis did not answer in time: the
+	// transaction may be queued, so "try again" could queue it twice.
+	errMaybeQueuedKeyed = apiError{status: http.StatusServiceUnavailable, msg: "Transaction queue did not answer in time; the transaction may be queued: retry with the same Idempotency-Key"}
+	errMaybeQueued      = apiError{status: http.StatusServiceUnavailable, msg: "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"}
 )
+
+// maybeQueued is an enqueue sent without a reply (txqueue.ErrOutcomeUnknown)
+// for transaction id, sent with an Idempotency-Key or not.
+type maybeQueued struct {
+	id    string
+	keyed bool
+	err   error
+}
+
+func (m maybeQueued) Error() string { return m.err.Error() }
+func (m maybeQueued) Unwrap() error { return m.err }
 
 // failure is the one place that maps an error to the status and text the
 // client sees: request decode errors carry their own, domain errors map to
@@ -53,9 +69,19 @@ var (
 func failure(err error) apiError {
 	var de *httpx.DecodeError
 	var ae apiError
+	var mq maybeQueued
 	switch {
+	case errors.As(err, &mq):
+		// With a key, the retry answers whichever id was stored; without
+		// one, the id given is the one the transaction has if queued.
+		if mq.keyed {
+			return errMaybeQueuedKeyed
+		}
+		ae := errMaybeQueued
+		ae.id = mq.id
+		return ae
 	case errors.As(err, &de):
-		return apiError{de.Status, de.Msg}
+		return apiError{status: de.Status, msg: de.Msg}
 	case errors.Is(err, txqueue.ErrIdempotencyConflict):
 		return errIdemConflict
 	case errors.Is(err, txqueue.ErrNotFound):
@@ -71,7 +97,7 @@ func (e apiError) Error() string { return e.msg }
 // invalidToken is the contract's 422 for a rejected token, with the
 // verifier's text as the reason.
 func invalidToken(err error) apiError {
-	return apiError{http.StatusUnprocessableEntity, err.Error()}
+	return apiError{status: http.StatusUnprocessableEntity, msg: err.Error()}
 }
 
 // fail logs and answers err. Client errors log at info; the queue being
@@ -79,9 +105,10 @@ func invalidToken(err error) apiError {
 // client went away first (its request's context ended the Redis call).
 func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what string, err error) {
 	ae := failure(err)
+	body := httpx.ErrorBody{Error: ae.msg, ID: ae.id}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.InfoContext(ctx, what+" abandoned: the client went away", "error", err.Error())
-		httpx.WriteError(w, ae.status, ae.msg)
+		httpx.WriteJSON(w, ae.status, body)
 		return
 	}
 	if ae.status >= http.StatusInternalServerError {
@@ -89,7 +116,7 @@ func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what str
 	} else {
 		log.InfoContext(ctx, what+" rejected", "status", ae.status, "reason", ae.msg)
 	}
-	httpx.WriteError(w, ae.status, ae.msg)
+	httpx.WriteJSON(w, ae.status, body)
 }
 
 // handleCreateTransaction validates the body in the contract's order (blank
@@ -137,6 +164,9 @@ func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *tx
 		// Once started, the enqueue finishes even if the client goes away, so
 		// its outcome never depends on a disconnect; Redis timeouts bound it.
 		res, err := queue.Enqueue(context.WithoutCancel(ctx), tx, key)
+		if errors.Is(err, txqueue.ErrOutcomeUnknown) {
+			err = maybeQueued{id: res.ID, keyed: key != "", err: err}
+		}
 		if err != nil {
 			fail(ctx, log, w, "transaction", err)
 			return

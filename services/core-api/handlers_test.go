@@ -506,6 +506,49 @@ func TestHealthAndRedisOutage(t *testing.T) {
 	}
 }
 
+// TestTransactionRedisTooSlowMayBeQueued: when Redis does not answer the
+// enqueue in time (here: busy 1.5 s, core-api gives up after 1 s), the
+// transaction may still be queued, and is once Redis gets to it. So the 503
+// must not say "try again", which would queue it twice: without an
+// Idempotency-Key it gives the id to look up; with one, it says to retry
+// with the same key, and that retry answers the transaction Redis stored.
+func TestTransactionRedisTooSlowMayBeQueued(t *testing.T) {
+	f := newFixture(t)
+	alice := issue(t, 1, "alice", true)
+	body := `{"token":"` + alice + `","amount":7,"currency":"USD"}`
+	bearer := map[string]string{"Authorization": "Bearer " + alice}
+	// A connection in the pool, so that the enqueue itself is what waits.
+	if r := f.do(t, http.MethodGet, "/health", "", nil); r.status != http.StatusOK {
+		t.Fatalf("GET /health: got %d %s", r.status, r.raw)
+	}
+
+	wait := f.redis.Busy(t, 1500*time.Millisecond)
+	r := f.do(t, http.MethodPost, "/transaction", body, nil)
+	wait()
+	id, _ := r.body["id"].(string)
+	if r.status != http.StatusServiceUnavailable || r.body["error"] != errMaybeQueued.msg || !txqueue.ValidID(id) {
+		t.Fatalf("POST /transaction while Redis is too slow: got %d %s, want 503 %q with the transaction's id", r.status, r.raw, errMaybeQueued.msg)
+	}
+	if got := f.do(t, http.MethodGet, "/transactions/"+id, "", bearer); got.status != http.StatusOK || got.body["status"] != txqueue.StatusQueued {
+		t.Errorf("GET /transactions/%s once Redis is free: got %d %s, want 200 queued", id, got.status, got.raw)
+	}
+
+	keyed := map[string]string{"Idempotency-Key": "order-42"}
+	wait = f.redis.Busy(t, 1500*time.Millisecond)
+	r = f.do(t, http.MethodPost, "/transaction", body, keyed)
+	wait()
+	if r.status != http.StatusServiceUnavailable || r.body["error"] != errMaybeQueuedKeyed.msg || r.body["id"] != nil {
+		t.Fatalf("POST /transaction with an Idempotency-Key while Redis is too slow: got %d %s, want 503 %q without an id", r.status, r.raw, errMaybeQueuedKeyed.msg)
+	}
+	retry := f.do(t, http.MethodPost, "/transaction", body, keyed)
+	if retry.status != http.StatusOK || retry.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the retry with the same Idempotency-Key: got %d %s (Idempotent-Replayed %q), want 200, replayed", retry.status, retry.raw, retry.header.Get("Idempotent-Replayed"))
+	}
+	if n := f.rdb.XLen(context.Background(), txqueue.Stream).Val(); n != 2 {
+		t.Errorf("stream length %d, want 2: one transaction per request the client sent once", n)
+	}
+}
+
 // BenchmarkCreateTransaction measures POST /transaction in process (no
 // network): decode, verify, enqueue on a real Redis, encode.
 func BenchmarkCreateTransaction(b *testing.B) {
