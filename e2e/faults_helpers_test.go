@@ -372,6 +372,10 @@ type loadResult struct {
 	// neverReached counts transport failures whose retry queued the
 	// transaction afresh: the server never processed that attempt.
 	neverReached int
+	// maybeQueuedWas and maybeQueuedWasNot count transactions that got
+	// core-api's 503 "may be queued" (Redis did not answer in time), by
+	// whether the retry with the same key was a replay (it had been queued).
+	maybeQueuedWas, maybeQueuedWasNot int
 }
 
 func (r *loadResult) summary() string {
@@ -390,8 +394,8 @@ func (r *loadResult) summary() string {
 		parts = append(parts, fmt.Sprintf("%s×%d", k, n))
 	}
 	rate := float64(len(r.accepted)) / r.elapsed.Seconds()
-	return fmt.Sprintf("accepted %d in %s (%.0f tx/s), %d attempts: %s; after a broken connection: %d answers lost (retry replayed), %d never reached the server (retry queued afresh); accepted per second %v",
-		len(r.accepted), r.elapsed.Round(time.Millisecond), rate, r.attempts, strings.Join(parts, ", "), r.answerLost, r.neverReached, r.perSecond)
+	return fmt.Sprintf("accepted %d in %s (%.0f tx/s), %d attempts: %s; after a broken connection: %d answers lost (retry replayed), %d never reached the server (retry queued afresh); after a 503 \"may be queued\": %d had been (retry replayed), %d not (retry queued afresh); accepted per second %v",
+		len(r.accepted), r.elapsed.Round(time.Millisecond), rate, r.attempts, strings.Join(parts, ", "), r.answerLost, r.neverReached, r.maybeQueuedWas, r.maybeQueuedWasNot, r.perSecond)
 }
 
 // tokenSource keeps one fresh token per user, logging in again through the
@@ -530,7 +534,7 @@ func (s *faultStack) sendOne(ctx context.Context, c *http.Client, ts *tokenSourc
 	user string, amount int64, cur string, opts loadOptions) (loadTx, bool) {
 	key := fmt.Sprintf("fault-%d", amount)
 	backoff := 20 * time.Millisecond
-	transportFailed := false
+	transportFailed, maybeQueued := false, false
 	for try := 0; try < opts.maxTries && ctx.Err() == nil; try++ {
 		if try > 0 {
 			time.Sleep(backoff)
@@ -570,6 +574,7 @@ func (s *faultStack) sendOne(ctx context.Context, c *http.Client, ts *tokenSourc
 			if json.Unmarshal(raw, &e) != nil || e.Error == "" || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 				res.nonJSON++
 			}
+			maybeQueued = maybeQueued || strings.Contains(e.Error, "the transaction may be queued")
 		}
 		res.mu.Unlock()
 		if r.StatusCode != http.StatusOK {
@@ -587,6 +592,15 @@ func (s *faultStack) sendOne(ctx context.Context, c *http.Client, ts *tokenSourc
 			continue
 		}
 		replayed := r.Header.Get("Idempotent-Replayed") == "true"
+		if maybeQueued {
+			res.mu.Lock()
+			if replayed {
+				res.maybeQueuedWas++
+			} else {
+				res.maybeQueuedWasNot++
+			}
+			res.mu.Unlock()
+		}
 		if transportFailed {
 			res.mu.Lock()
 			if replayed {
