@@ -31,10 +31,17 @@ type ErrorBody struct {
 	ID    string `json:"id,omitempty"`
 }
 
-// WriteError writes {"error": msg} with the given status. It is the only way
-// services report errors to clients, so the shape never drifts.
+// WriteError writes {"error": msg} with the given status. It and
+// WriteErrorBody are the only way services report errors to clients, so the
+// shape never drifts.
 func WriteError(w http.ResponseWriter, status int, msg string) {
-	WriteJSON(w, status, ErrorBody{Error: msg})
+	WriteErrorBody(w, status, ErrorBody{Error: msg})
+}
+
+// WriteErrorBody writes body with the given status: WriteError for an error
+// that carries more than its text.
+func WriteErrorBody(w http.ResponseWriter, status int, body ErrorBody) {
+	WriteJSON(w, status, body)
 }
 
 // DecodeError is a request body that could not be decoded; its message is safe

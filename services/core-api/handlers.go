@@ -77,9 +77,9 @@ func failure(err error) apiError {
 		if mq.keyed {
 			return errMaybeQueuedKeyed
 		}
-		ae := errMaybeQueued
-		ae.id = mq.id
-		return ae
+		e := errMaybeQueued
+		e.id = mq.id
+		return e
 	case errors.As(err, &de):
 		return apiError{status: de.Status, msg: de.Msg}
 	case errors.Is(err, txqueue.ErrIdempotencyConflict):
@@ -108,7 +108,7 @@ func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what str
 	body := httpx.ErrorBody{Error: ae.msg, ID: ae.id}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.InfoContext(ctx, what+" abandoned: the client went away", "error", err.Error())
-		httpx.WriteJSON(w, ae.status, body)
+		httpx.WriteErrorBody(w, ae.status, body)
 		return
 	}
 	if ae.status >= http.StatusInternalServerError {
@@ -116,7 +116,7 @@ func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what str
 	} else {
 		log.InfoContext(ctx, what+" rejected", "status", ae.status, "reason", ae.msg)
 	}
-	httpx.WriteJSON(w, ae.status, body)
+	httpx.WriteErrorBody(w, ae.status, body)
 }
 
 // handleCreateTransaction validates the body in the contract's order (blank
