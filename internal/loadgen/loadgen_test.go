@@ -35,6 +35,7 @@ func TestRunAccounting(t *testing.T) {
 		cfg  func(*Config)
 		// want
 		accepted, processed, queued int64
+		maybeQueued, maybeFound     int64 // 503s "may be queued", and those found queued after all
 		tokensBefore                int64 // the merchants' logins before the load
 		errors                      map[string]int64
 		ok                          bool
@@ -66,6 +67,13 @@ func TestRunAccounting(t *testing.T) {
 			cfg:      func(c *Config) { c.Count = 200 },
 			accepted: 180, processed: 180, tokensBefore: 2,
 			errors: map[string]int64{"tx 503": 20}, ok: true,
+		},
+		{
+			name:     "503s that may be queued are looked up, and not an error of the run",
+			fake:     fakerouter.Options{MaybeQueuedEvery: 10},
+			cfg:      func(c *Config) { c.Count = 200 },
+			accepted: 180, processed: 180, maybeQueued: 20, maybeFound: 10, tokensBefore: 2,
+			errors: map[string]int64{"tx 503 (may be queued)": 20}, ok: true,
 		},
 		{
 			name:     "throttled logins are retried and counted",
@@ -121,6 +129,9 @@ func TestRunAccounting(t *testing.T) {
 					t.Errorf("verification: got processed %d queued %d missing %d failed %d, want processed %d queued %d",
 						v.Processed, v.Queued, v.Missing, v.Failed, tt.processed, tt.queued)
 				}
+				if v.MaybeQueued != tt.maybeQueued || v.MaybeQueuedFound != tt.maybeFound {
+					t.Errorf("may be queued: got %d, %d found; want %d, %d found", v.MaybeQueued, v.MaybeQueuedFound, tt.maybeQueued, tt.maybeFound)
+				}
 				if got := rep.Latency["tx"].Count; got != tt.accepted {
 					t.Errorf("tx latency count: got %d, want %d", got, tt.accepted)
 				}
@@ -139,6 +150,9 @@ func TestRunAccounting(t *testing.T) {
 				}
 				if tt.ok != strings.Contains(text.String(), "OK:") {
 					t.Errorf("text report does not match ok=%v:\n%s", tt.ok, text.String())
+				}
+				if want := fmt.Sprintf("maybe queued  %d answered", tt.maybeQueued); tt.maybeQueued > 0 && !strings.Contains(text.String(), want) {
+					t.Errorf("text report has no %q line:\n%s", want, text.String())
 				}
 			})
 		}

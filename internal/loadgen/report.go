@@ -113,6 +113,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if v := rep.Verification; v != nil {
 		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  unverified %d  (%s, %.1fs)\n",
 			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Unverified, v.Via, v.VerifySeconds)
+		if v.MaybeQueued > 0 {
+			fmt.Fprintf(&b, "maybe queued  %d answered 503 \"may be queued\" with an id; %d of them were queued all the same\n", v.MaybeQueued, v.MaybeQueuedFound)
+		}
 		if v.Drained {
 			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)
 			if v.DrainMethod == "queue" {

@@ -40,6 +40,9 @@ type worker struct {
 	s        *session
 	body     []byte
 	accepted []acceptedTx
+	// maybeQueued are transactions answered with a 503 that says they may
+	// be queued (Redis did not answer core-api in time), with their id.
+	maybeQueued []acceptedTx
 }
 
 // acceptedTx is a transaction the API answered 200 with an id for.
@@ -190,12 +193,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Target = cfg.TokenURL
 	}
 	r.fillLoad(rep)
-	var accepted []acceptedTx
+	var accepted, maybeQueued []acceptedTx
 	for _, w := range workers {
 		accepted = append(accepted, w.accepted...)
+		maybeQueued = append(maybeQueued, w.maybeQueued...)
 	}
 	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
 		v := r.verify(ctx, accepted, start, loadEnd, before)
+		if len(maybeQueued) > 0 && ctx.Err() == nil && cfg.Verify != VerifyNone {
+			v.MaybeQueued, v.MaybeQueuedFound = r.lookUpMaybeQueued(ctx, maybeQueued)
+		}
 		if ctx.Err() != nil { // stopped while verifying
 			v.Interrupted, rep.Interrupted = true, true
 		}
@@ -280,6 +287,16 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 			r.errs.add("tx " + transportKind(err))
 		}
 		return
+	}
+	if resp.status == http.StatusServiceUnavailable {
+		var out struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != "" {
+			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
+			w.maybeQueued = append(w.maybeQueued, acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)})
+			return
+		}
 	}
 	if resp.status != http.StatusOK {
 		r.errs.add(statusKey("tx", resp.status))

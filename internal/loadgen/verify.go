@@ -32,6 +32,13 @@ type Verification struct {
 	Queued     int64 `json:"queued"`
 	Missing    int64 `json:"missing"`
 	Unverified int64 `json:"unverified"`
+	// MaybeQueued counts the transactions answered with a 503 that says
+	// they may be queued, with an id (core-api, when Redis did not answer
+	// in time); MaybeQueuedFound how many of them the status lookup found
+	// after the load (queued, processed or failed): queued although the
+	// client was told 503. Neither is an error of the run.
+	MaybeQueued      int64 `json:"maybe_queued,omitempty"`
+	MaybeQueuedFound int64 `json:"maybe_queued_found,omitempty"`
 	// DuplicateIDs counts accepted answers whose id an earlier accepted
 	// answer of the run already had: two transactions under one id, which
 	// one status record could not account for.
@@ -155,6 +162,20 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	}
 	v.VerifySeconds = time.Since(began).Seconds()
 	return v
+}
+
+// lookUpMaybeQueued looks each of txs up once, after the load's own
+// verification, and returns how many there are and how many were found.
+// One round: one not found then is taken as never queued (a call Redis had
+// not read when core-api gave up runs within the drain's time, long over).
+func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx) (n, found int64) {
+	states, _ := r.checkStatuses(ctx, txs, time.Now(), newLatency())
+	for _, s := range states {
+		if s == stateQueued || s == stateProcessed || s == stateFailed {
+			found++
+		}
+	}
+	return int64(len(txs)), found
 }
 
 // duplicateIDs counts the accepted transactions whose id came before in the

@@ -39,6 +39,10 @@ type Options struct {
 	LoseEvery int64
 	// FailTxEvery > 0: every FailTxEvery-th transaction request gets a 503.
 	FailTxEvery int64
+	// MaybeQueuedEvery > 0: every MaybeQueuedEvery-th transaction request
+	// gets core-api's 503 "may be queued" with an id; every other one of
+	// those is stored (queued, then processed) all the same.
+	MaybeQueuedEvery int64
 	// ThrottleLogins: the first ThrottleLogins token requests get a 429.
 	ThrottleLogins int64
 	// LoginDelay: every token request takes this long.
@@ -162,6 +166,17 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	u := f.user(in.Token)
 	if u == "" {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "Signature has expired"})
+		return
+	}
+	if every := f.opts.MaybeQueuedEvery; every > 0 && n%every == 0 {
+		id := fmt.Sprintf("tx_%032x", 1<<40+n)
+		if (n/every)%2 == 1 {
+			f.mu.Lock()
+			f.txs[id] = &fakeTx{user: u, created: time.Now()}
+			f.mu.Unlock()
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id,
+			"error": "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"})
 		return
 	}
 	k := f.Accepted.Add(1)
