@@ -45,7 +45,8 @@ type worker struct {
 	maybeQueued []acceptedTx
 }
 
-// acceptedTx is a transaction the API answered 200 with an id for.
+// acceptedTx is a transaction the API answered 200 with an id for (also kept
+// for a 503 that says it may be queued: worker.maybeQueued).
 type acceptedTx struct {
 	id       string
 	merchant int32
