@@ -251,7 +251,7 @@ func TestEnqueueTimeoutMayStillQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wait := srv.Busy(t, time.Second)
+	wait := srv.Busy(t, 1500*time.Millisecond)
 	res, err := NewQueue(impatient, time.Hour).Enqueue(ctx, Transaction{UserID: 1, Amount: 5, Currency: "USD"}, "")
 	if !errors.Is(err, ErrOutcomeUnknown) {
 		t.Fatalf("Enqueue while Redis is busy: got %v, want ErrOutcomeUnknown", err)

@@ -507,7 +507,7 @@ func TestHealthAndRedisOutage(t *testing.T) {
 }
 
 // TestTransactionRedisTooSlowMayBeQueued: when Redis does not answer the
-// enqueue in time (here: busy 1.5 s, core-api gives up after 1 s), the
+// enqueue in time (here: busy 2.5 s, core-api gives up after 1 s), the
 // transaction may still be queued, and is once Redis gets to it. So the 503
 // must not say "try again", which would queue it twice: without an
 // Idempotency-Key it gives the id to look up; with one, it says to retry
@@ -522,7 +522,7 @@ func TestTransactionRedisTooSlowMayBeQueued(t *testing.T) {
 		t.Fatalf("GET /health: got %d %s", r.status, r.raw)
 	}
 
-	wait := f.redis.Busy(t, 1500*time.Millisecond)
+	wait := f.redis.Busy(t, 2500*time.Millisecond)
 	r := f.do(t, http.MethodPost, "/transaction", body, nil)
 	wait()
 	id, _ := r.body["id"].(string)
@@ -534,7 +534,7 @@ func TestTransactionRedisTooSlowMayBeQueued(t *testing.T) {
 	}
 
 	keyed := map[string]string{"Idempotency-Key": "order-42"}
-	wait = f.redis.Busy(t, 1500*time.Millisecond)
+	wait = f.redis.Busy(t, 2500*time.Millisecond)
 	r = f.do(t, http.MethodPost, "/transaction", body, keyed)
 	wait()
 	if r.status != http.StatusServiceUnavailable || r.body["error"] != errMaybeQueuedKeyed.msg || r.body["id"] != nil {
