@@ -528,6 +528,19 @@ func (s *faultStack) runLoad(ctx context.Context, t *testing.T, opts loadOptions
 	return res
 }
 
+// countRetried counts a transaction accepted after an attempt whose outcome
+// the client could not know (unknown): in was when the accepting retry was
+// an idempotent replay (that attempt had queued it), else in wasNot.
+func countRetried(unknown, replayed bool, was, wasNot *int) {
+	switch {
+	case !unknown:
+	case replayed:
+		*was++
+	default:
+		*wasNot++
+	}
+}
+
 // sendOne posts one transaction, retrying with the same Idempotency-Key
 // until it is accepted or maxTries is reached.
 func (s *faultStack) sendOne(ctx context.Context, c *http.Client, ts *tokenSource, res *loadResult,
@@ -592,24 +605,10 @@ func (s *faultStack) sendOne(ctx context.Context, c *http.Client, ts *tokenSourc
 			continue
 		}
 		replayed := r.Header.Get("Idempotent-Replayed") == "true"
-		if maybeQueued {
-			res.mu.Lock()
-			if replayed {
-				res.maybeQueuedWas++
-			} else {
-				res.maybeQueuedWasNot++
-			}
-			res.mu.Unlock()
-		}
-		if transportFailed {
-			res.mu.Lock()
-			if replayed {
-				res.answerLost++
-			} else {
-				res.neverReached++
-			}
-			res.mu.Unlock()
-		}
+		res.mu.Lock()
+		countRetried(maybeQueued, replayed, &res.maybeQueuedWas, &res.maybeQueuedWasNot)
+		countRetried(transportFailed, replayed, &res.answerLost, &res.neverReached)
+		res.mu.Unlock()
 		return loadTx{id: out.ID, amount: amount, currency: out.Currency, replayed: replayed}, true
 	}
 	return loadTx{}, false
