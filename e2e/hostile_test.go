@@ -38,6 +38,11 @@ type hostileCase struct {
 	// built-in HTML (a 400 mostly; 413, 422) whatever the configuration
 	// says (haproxy/haproxy#3032).
 	parseError bool
+	// closedOnNewHAProxy marks the parse errors HAProxy 3.2.26 and 3.4.7
+	// answer with nothing, closing the connection: those that declared a
+	// body (two Content-Lengths; an HTTP/1.0 GET with one). Only these may
+	// go unanswered; any other request closed without an answer fails.
+	closedOnNewHAProxy bool
 }
 
 // hostileBuilder makes requests for the cases, for one stack.
@@ -207,7 +212,7 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		{name: "header without colon", req: b.post("/transaction/transaction", "application/json", b.validTx(),
 			"NoColonHere"), parseError: true},
 		{name: "two different Content-Lengths", req: b.post("/transaction/transaction", "application/json", b.validTx(),
-			"Content-Length: 5", fmt.Sprintf("Content-Length: %d", len(b.validTx()))), parseError: true},
+			"Content-Length: 5", fmt.Sprintf("Content-Length: %d", len(b.validTx()))), parseError: true, closedOnNewHAProxy: true},
 		{name: "Content-Length and chunked", req: b.post("/transaction/transaction", "application/json",
 			[]byte("0\r\n\r\n"), "Content-Length: 5", "Transfer-Encoding: chunked")},
 		// Go's HTTP server answers an expectation other than 100-continue
@@ -220,7 +225,7 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		{name: "Transfer-Encoding gzip, chunked", req: b.post("/transaction/transaction", "application/json",
 			[]byte("0\r\n\r\n"), "Transfer-Encoding: gzip, chunked"), parseError: true, wantStatus: 422},
 		{name: "HTTP 1.0 GET with a body", req: []byte("GET /transaction/health HTTP/1.0\r\nHost: " + b.host +
-			"\r\nContent-Length: 2\r\n\r\n{}"), parseError: true, wantStatus: 413},
+			"\r\nContent-Length: 2\r\n\r\n{}"), parseError: true, closedOnNewHAProxy: true, wantStatus: 413},
 		{name: "garbage request line", req: []byte("GARBAGE\r\n\r\n"), parseError: true},
 		{name: "HTTP/9.9", req: bytes.Replace(b.tx(`{}`), []byte("HTTP/1.1"), []byte("HTTP/9.9"), 1)},
 		// Idempotency-Key: checked before anything is queued, and logged.
@@ -354,14 +359,14 @@ func TestHostileInput(t *testing.T) {
 			}
 			before := st.mark(t)
 			res, err := rawExchange(st.addr, c.req, c.stream, timeout)
-			if c.parseError && silentParseErrors && errors.Is(err, errClosedWithoutAnswer) {
+			if c.closedOnNewHAProxy && silentParseErrors && errors.Is(err, errClosedWithoutAnswer) {
 				refusedEarly++
 				knownGap++
 				t.Logf("known gap: HAProxy 3.2.26 and 3.4.7 close the connection without an answer when they refuse a request that declared a body (Debian's builds; 3.5-dev5 of 2026-08-21 answers with the errorfile)")
 				return
 			}
 			if err != nil {
-				t.Fatalf("no answer within %s: %v", timeout, err)
+				t.Fatalf("no answer (timeout %s): %v", timeout, err)
 			}
 			if after := st.mark(t); after.lastID != before.lastID {
 				t.Errorf("the request reached the queue: stream went from %s to %s", before, after)
