@@ -1474,20 +1474,29 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 	}
 }
 
+// openTempDir makes a directory under the system's temp dir (not t.TempDir(),
+// whose parents other users may not enter), mode 0755 so that another user
+// can enter it, removed when t ends.
+func openTempDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // rerunAsNobody runs the calling test again, alone, as the user nobody, in
 // dir (a temporary directory when ""), with STACK_TEST_AS_NOBODY=1 and env,
 // and returns its output; it skips t when that cannot be done. The test
 // binary is copied where nobody may run it.
 func rerunAsNobody(t *testing.T, dir string, env []string) string {
 	t.Helper()
-	bin, err := os.MkdirTemp("", "stack-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(bin) })
-	if err := os.Chmod(bin, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin := openTempDir(t, "stack-nobody-")
 	exe := filepath.Join(bin, "stack.test")
 	if err := copyFile(os.Args[0], exe); err != nil {
 		t.Fatal(err)
@@ -1533,14 +1542,7 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to make a state dir nobody cannot enter")
 	}
-	dir, err := os.MkdirTemp("", "stack-other-user-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := openTempDir(t, "stack-other-user-")
 	for name, content := range map[string]string{
 		"go.mod": "module x\n", stackconfig.ComposeFileName: "processes: {}\n", stackconfig.DefaultsFileName: "PLATFORM_PORT=8080\n",
 	} {
