@@ -66,7 +66,7 @@
       );
 
       devShells = forAllSystems (
-        { pkgs, ... }:
+        { pkgs, packages }:
         {
           default = pkgs.mkShell {
             packages = with pkgs; [
@@ -75,7 +75,7 @@
               golangci-lint
               redis
               haproxy
-              process-compose
+              packages.process-compose # the stack's: without its API's Swagger UI (nix/packages.nix)
               httpie
               jq
             ];

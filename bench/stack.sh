@@ -13,8 +13,9 @@
 #           process-compose);
 #   REDIS_SOCK, REDIS_URL, BIN, STACK, LOADGEN;
 #   bench_build RUNNER [PACKAGE...], which builds the launcher, the services,
-#           the load generator and PACKAGEs into BIN (and process-compose
-#           when none is on PATH), without cgo like the Nix package and the
+#           the load generator and PACKAGEs into BIN (and process-compose,
+#           by tools/build-process-compose as the flake builds it, when none
+#           is on PATH), without cgo like the Nix package and the
 #           launcher (static binaries), each command run through RUNNER, and puts
 #           BIN first on PATH, where the launcher looks first: a run measures
 #           these binaries, never a rebuild halfway (the launcher rebuilds
@@ -46,7 +47,7 @@ bench_build() {
 	shift
 	"$run" env CGO_ENABLED=0 go build -o "$BIN/" ./cmd/stack ./cmd/loadgen ./services/auth-api ./services/core-api ./services/psp-connector "$@"
 	if ! command -v process-compose >/dev/null; then
-		"$run" env CGO_ENABLED=0 go build -C tools -o "$BIN/process-compose" github.com/f1bonacc1/process-compose/src
+		"$run" bash tools/build-process-compose "$BIN/process-compose"
 	fi
 	export PATH=$BIN:$PATH
 }

@@ -89,6 +89,32 @@ let
       (root + "/stack.env")
     ];
   };
+  # nixpkgs' process-compose without the Swagger UI of its API, by the same edit as
+  # tools/build-process-compose (nix/process-compose-without-swagger-ui.sh): the UI's package
+  # copies 8.5 MB into memory at start, 17.6 MB of RSS, half of what process-compose holds idle
+  # (BENCHMARKS.md, "process-compose's Swagger UI"). Built from source, about 75 s once per
+  # nixpkgs update; its vendored modules stay nixpkgs' own (same vendorHash, from the binary
+  # cache): overrideModAttrs keeps the edit out of the goModules derivation, whose
+  # `go mod vendor` would otherwise drop the two packages and miss the hash. Not a
+  # buildGoModule package (an overlay's prebuilt binary; the offline stand-in's): used as it is.
+  processCompose =
+    if pkgs.process-compose ? goModules then
+      pkgs.process-compose.overrideAttrs (
+        _: prev: {
+          postPatch = (prev.postPatch or "") + ''
+            bash ${./process-compose-without-swagger-ui.sh} .
+          '';
+          passthru = (prev.passthru or { }) // {
+            withoutSwaggerUi = true; # checks.process-compose-without-swagger-ui
+            overrideModAttrs = lib.composeExtensions (prev.passthru.overrideModAttrs or (_: _: { })) (
+              _: _: { postPatch = prev.postPatch or ""; }
+            );
+          };
+        }
+      )
+    else
+      pkgs.process-compose;
+
   # What the launcher runs, first on its PATH: `nix run` never depends on the host's tools.
   # bash too: process-compose runs each readiness probe's command with `bash -c` ($COMPOSE_SHELL
   # unset), looked up on PATH, and nixpkgs' process-compose is not wrapped with one.
@@ -96,7 +122,7 @@ let
     pkgs.bash
     pkgs.redis
     pkgs.haproxy
-    pkgs.process-compose
+    processCompose
   ]
   ++ lib.attrValues services;
 
@@ -124,6 +150,8 @@ in
 services
 // {
   inherit stack loadgen;
+  # The process-compose the stack runs (above), also in `nix develop`.
+  process-compose = processCompose;
   default = pkgs.symlinkJoin {
     name = "platform-${version}";
     paths = lib.attrValues services ++ [

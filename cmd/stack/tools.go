@@ -20,7 +20,7 @@ type binaries map[string]string
 var installHints = map[string]string{
 	"redis-server":    "`nix develop` (or `nix run .#stack`); Debian/Ubuntu: `sudo apt-get install redis-server`; macOS: `brew install redis`",
 	"haproxy":         "`nix develop` (or `nix run .#stack`); Debian/Ubuntu: `sudo apt-get install haproxy`; macOS: `brew install haproxy`",
-	"process-compose": "`nix develop` (or `nix run .#stack`); with Go and a checkout the launcher builds it from tools/go.mod; or `brew install f1bonacc1/tap/process-compose`",
+	"process-compose": "`nix develop` (or `nix run .#stack`); with Go and a checkout the launcher builds it (tools/build-process-compose); or `brew install f1bonacc1/tap/process-compose`",
 }
 
 // findBinaries locates every program the stack needs. redis-server and
@@ -42,16 +42,16 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 	canBuild := l.layout.Checkout != "" && goBin != ""
 
 	// The one built into bin/ is rebuilt when tools/go.mod or go.sum moved
-	// the pin since.
+	// the pin since, or when either script that builds it changed.
 	built := filepath.Join(l.cfg.BinDir(), "process-compose")
-	tools := filepath.Join(l.layout.Checkout, "tools")
+	pcInputs := processComposeInputs(l.layout.Checkout)
 	if p, err := lookPath(l.environ, "process-compose"); err == nil {
 		bins["process-compose"] = p
-	} else if isExecutable(built) && (!canBuild || !newerThan(built, filepath.Join(tools, "go.mod"), filepath.Join(tools, "go.sum"))) {
+	} else if isExecutable(built) && (!canBuild || !newerThan(built, pcInputs...)) {
 		bins["process-compose"] = built
-	} else if canBuild && isFile(filepath.Join(tools, "go.mod")) {
-		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the pinned version from tools/go.mod into %s\n", l.rel(l.cfg.BinDir()))
-		if err := l.goBuild(ctx, goBin, tools, built, "github.com/f1bonacc1/process-compose/src"); err != nil {
+	} else if canBuild && isFile(pcInputs[0]) {
+		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the version pinned in tools/go.mod into %s (tools/build-process-compose)\n", l.rel(l.cfg.BinDir()))
+		if err := l.buildProcessCompose(ctx, pcInputs[0], built); err != nil {
 			missing = append(missing, fmt.Sprintf("process-compose is not on PATH and building it failed: %v; get it with %s", err, installHints["process-compose"]))
 		} else {
 			bins["process-compose"] = built
@@ -90,6 +90,37 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 		return nil, errors.New("missing tools:\n  - " + strings.Join(missing, "\n  - "))
 	}
 	return bins, nil
+}
+
+// processComposeInputs are the files of checkout that the process-compose in
+// bin/ is built from: the build script first, then the pin and the edit it
+// applies (nix/process-compose-without-swagger-ui.sh).
+func processComposeInputs(checkout string) []string {
+	return []string{
+		filepath.Join(checkout, "tools", "build-process-compose"),
+		filepath.Join(checkout, "tools", "go.mod"),
+		filepath.Join(checkout, "tools", "go.sum"),
+		filepath.Join(checkout, "nix", "process-compose-without-swagger-ui.sh"),
+	}
+}
+
+// buildProcessCompose runs the checkout's tools/build-process-compose (script),
+// which builds the pinned process-compose, as the flake does, into out.
+func (l *launcher) buildProcessCompose(ctx context.Context, script, out string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	bash, err := lookPath(l.environ, "bash")
+	if err != nil {
+		return fmt.Errorf("%s needs bash: %w", script, err)
+	}
+	cmd := exec.CommandContext(ctx, bash, script, out)
+	cmd.Env = staticBuildEnv(l.environ)
+	cmd.Stdout = l.stderr
+	cmd.Stderr = l.stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s %s: %w", script, out, err)
+	}
+	return nil
 }
 
 // newerThan reports whether any of files was modified after bin (a missing

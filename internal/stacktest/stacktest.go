@@ -1,7 +1,7 @@
 // Package stacktest finds what the whole-stack tests need: the repository
 // root, the launcher and services built from it, free ports, and a
-// process-compose binary (from PATH, else built once from the pinned
-// tools/go.mod into the user's cache directory). Like redistest, it
+// process-compose binary (from PATH, else built once by
+// tools/build-process-compose into the user's cache directory). Like redistest, it
 // skips a test when a tool cannot be had, and fails it when CI=true.
 package stacktest
 
@@ -60,45 +60,47 @@ func Binary(tb testing.TB, name, hint string) string {
 }
 
 // ProcessCompose returns a process-compose binary: the one on PATH, else one
-// built from the repository's tools/go.mod (the pinned version), cached under
-// the user's cache directory by the hash of tools/go.sum.
+// built by the repository's tools/build-process-compose (the version pinned in
+// tools/go.mod, as the flake builds it), cached under the user's cache
+// directory by the hash of the files it is built from.
 func ProcessCompose(tb testing.TB) string {
 	tb.Helper()
 	if p, err := exec.LookPath("process-compose"); err == nil {
 		return p
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		Missing(tb, "process-compose is not on PATH and go is not there to build it")
+	for _, name := range []string{"go", "bash"} {
+		if _, err := exec.LookPath(name); err != nil {
+			Missing(tb, "process-compose is not on PATH and %s is not there to build it", name)
+		}
 	}
-	tools := filepath.Join(RepoRoot(tb), "tools")
-	sum, err := os.ReadFile(filepath.Join(tools, "go.sum"))
-	if err != nil {
-		Missing(tb, "process-compose is not on PATH and tools/go.sum is unreadable: %v", err)
+	root := RepoRoot(tb)
+	script := filepath.Join(root, "tools", "build-process-compose")
+	h := sha256.New()
+	for _, f := range []string{script, filepath.Join(root, "tools", "go.sum"), filepath.Join(root, "nix", "process-compose-without-swagger-ui.sh")} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			Missing(tb, "process-compose is not on PATH and %v", err)
+		}
+		h.Write(b)
 	}
 	cache, err := os.UserCacheDir()
 	if err != nil {
 		cache = os.TempDir()
 	}
-	h := sha256.Sum256(sum)
-	// One directory per tools/go.sum, holding a binary named process-compose,
-	// so that callers can put the directory on PATH.
-	out := filepath.Join(cache, "acme-platform", "tools-"+hex.EncodeToString(h[:6]), "process-compose")
+	// One directory per build, holding a binary named process-compose, so
+	// that callers can put the directory on PATH.
+	out := filepath.Join(cache, "acme-platform", "tools-"+hex.EncodeToString(h.Sum(nil)[:6]), "process-compose")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		Missing(tb, "process-compose is not on PATH and %v", err)
 	}
-	tmp := filepath.Join(filepath.Dir(out), ".tmp-"+filepath.Base(tb.TempDir()))
-	tb.Logf("process-compose is not on PATH; building it from tools/go.mod into %s", out)
-	cmd := exec.Command(goBin, "build", "-o", tmp, "github.com/f1bonacc1/process-compose/src")
-	cmd.Dir = tools
-	if b, err := cmd.CombinedOutput(); err != nil {
-		Missing(tb, "process-compose is not on PATH and building it from tools/go.mod failed: %v\n%s", err, b)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		Missing(tb, "process-compose: %v", err)
+	tb.Logf("process-compose is not on PATH; building it with tools/build-process-compose into %s", out)
+	// The script puts the binary in place at once: a concurrent test
+	// package sees the whole binary or none.
+	if b, err := exec.Command("bash", script, out).CombinedOutput(); err != nil {
+		Missing(tb, "process-compose is not on PATH and tools/build-process-compose failed: %v\n%s", err, b)
 	}
 	return out
 }
