@@ -30,6 +30,7 @@ let
       (root + "/e2e")
       (root + "/bench/benchtool")
       (root + "/tools")
+      (root + "/nix/process-compose-without-swagger-ui.sh") # tools/build-process-compose runs it
       (root + "/process-compose.yaml")
       (root + "/haproxy.cfg")
       (root + "/haproxy-errors")

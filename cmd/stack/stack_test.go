@@ -1274,7 +1274,7 @@ func TestServiceStaleSeesEmbeddedFiles(t *testing.T) {
 }
 
 // TestNewerThan: bin/process-compose is rebuilt when tools/go.mod or go.sum
-// moved the pin after it was built.
+// moved the pin after it was built (or a script that builds it changed).
 func TestNewerThan(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name string, at time.Time) string {
@@ -1306,6 +1306,26 @@ func TestNewerThan(t *testing.T) {
 	} {
 		if got := newerThan(tt.bin, tt.files...); got != tt.want {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestProcessComposeInputs: the files the launcher builds process-compose
+// from, and watches for a rebuild, are this checkout's; the first is the
+// script it runs. A renamed one would leave the launcher naming a file that
+// is not there, or never rebuilding after an edit.
+func TestProcessComposeInputs(t *testing.T) {
+	checkout, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := processComposeInputs(checkout)
+	if got, want := filepath.Base(inputs[0]), "build-process-compose"; got != want {
+		t.Errorf("the script run: got %s, want %s", got, want)
+	}
+	for _, f := range inputs {
+		if !isFile(f) {
+			t.Errorf("%s: not a file of this checkout", f)
 		}
 	}
 }
