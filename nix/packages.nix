@@ -95,7 +95,8 @@ let
   # (BENCHMARKS.md, "process-compose's Swagger UI"). Built from source, about 75 s once per
   # nixpkgs update; its vendored modules stay nixpkgs' own (same vendorHash, from the binary
   # cache): overrideModAttrs keeps the edit out of the goModules derivation, whose
-  # `go mod vendor` would otherwise drop the two packages and miss the hash. Not a
+  # `go mod vendor` would otherwise drop the two packages and miss the hash (goModules also
+  # takes prePatch, patches and preBuild: an edit moved there must be reset there too). Not a
   # buildGoModule package (an overlay's prebuilt binary; the offline stand-in's): used as it is.
   processCompose =
     if pkgs.process-compose ? goModules then
