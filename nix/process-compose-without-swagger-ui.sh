@@ -2,6 +2,9 @@
 # process-compose-without-swagger-ui.sh SRC: removes the Swagger UI route of
 # process-compose's API from the process-compose source tree SRC (the
 # repository's root, as fetched), before it is built.
+# process-compose-without-swagger-ui.sh --check BINARY: fails unless the Go
+# build info of BINARY lists the modules linked into it (gin among them) and
+# github.com/swaggo/files is not one of them. Needs go.
 #
 # Why: src/api/routes.go imports github.com/swaggo/files (v1), whose package
 # init copies the whole Swagger UI, about 8.5 MB, into an in-memory file
@@ -10,11 +13,26 @@
 # unix socket in its 0700 state dir: no browser reaches the UI there, and the
 # launcher uses none of it. The rest of the API is left as it is.
 #
-# Used by the flake (nix/packages.nix, postPatch) and by tools/build-process-compose
-# (CI, the benchmark). The three lines have been the same in every release from
+# Used by the flake (nix/packages.nix, postPatch; nix/checks.nix, --check) and by
+# tools/build-process-compose (the launcher, the tests, CI, the benchmark). The three lines have been the same in every release from
 # v1.64.1 to v1.122.0; when one is missing, this fails and names it, so that
 # a newer process-compose is looked at instead of built half-edited.
 set -euo pipefail
+
+if [ "${1:-}" = --check ]; then
+	bin=${2:?usage: process-compose-without-swagger-ui.sh --check BINARY}
+	linked=$(go version -m "$bin")
+	if ! grep -qF "github.com/gin-gonic/gin" <<<"$linked"; then
+		echo "process-compose-without-swagger-ui.sh: no module list in the build info of $bin:" >&2
+		echo "$linked" >&2
+		exit 1
+	fi
+	if grep -F "github.com/swaggo/files" <<<"$linked" >&2; then
+		echo "process-compose-without-swagger-ui.sh: github.com/swaggo/files is still linked into $bin" >&2
+		exit 1
+	fi
+	exit 0
+fi
 
 src=${1:?usage: process-compose-without-swagger-ui.sh SRC (the process-compose source tree)}
 routes=$src/src/api/routes.go

@@ -1310,26 +1310,6 @@ func TestNewerThan(t *testing.T) {
 	}
 }
 
-// TestProcessComposeInputs: the files the launcher builds process-compose
-// from, and watches for a rebuild, are this checkout's; the first is the
-// script it runs. A renamed one would leave the launcher naming a file that
-// is not there, or never rebuilding after an edit.
-func TestProcessComposeInputs(t *testing.T) {
-	checkout, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs := processComposeInputs(checkout)
-	if got, want := filepath.Base(inputs[0]), "build-process-compose"; got != want {
-		t.Errorf("the script run: got %s, want %s", got, want)
-	}
-	for _, f := range inputs {
-		if !isFile(f) {
-			t.Errorf("%s: not a file of this checkout", f)
-		}
-	}
-}
-
 // TestGraceWithin: `stack down --timeout` bounds the grace a leftover process
 // gets before SIGKILL.
 func TestGraceWithin(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
 // binaries are the programs the stack runs, by name, as absolute paths.
@@ -44,7 +46,7 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 	// The one built into bin/ is rebuilt when tools/go.mod or go.sum moved
 	// the pin since, or when either script that builds it changed.
 	built := filepath.Join(l.cfg.BinDir(), "process-compose")
-	pcInputs := processComposeInputs(l.layout.Checkout)
+	pcInputs := stackconfig.ProcessComposeBuild(l.layout.Checkout)
 	if p, err := lookPath(l.environ, "process-compose"); err == nil {
 		bins["process-compose"] = p
 	} else if isExecutable(built) && (!canBuild || !newerThan(built, pcInputs...)) {
@@ -90,18 +92,6 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 		return nil, errors.New("missing tools:\n  - " + strings.Join(missing, "\n  - "))
 	}
 	return bins, nil
-}
-
-// processComposeInputs are the files of checkout that the process-compose in
-// bin/ is built from: the build script first, then the pin and the edit it
-// applies (nix/process-compose-without-swagger-ui.sh).
-func processComposeInputs(checkout string) []string {
-	return []string{
-		filepath.Join(checkout, "tools", "build-process-compose"),
-		filepath.Join(checkout, "tools", "go.mod"),
-		filepath.Join(checkout, "tools", "go.sum"),
-		filepath.Join(checkout, "nix", "process-compose-without-swagger-ui.sh"),
-	}
 }
 
 // buildProcessCompose runs the checkout's tools/build-process-compose (script),

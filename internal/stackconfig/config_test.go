@@ -366,3 +366,23 @@ func TestDefaultRedisURLLeadsToTheSocket(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessComposeBuild: the files that process-compose is built from
+// without Nix are this checkout's, the script that builds it first. A renamed
+// one would leave the launcher naming a script that is not there, or never
+// rebuilding after an edit.
+func TestProcessComposeBuild(t *testing.T) {
+	checkout, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := ProcessComposeBuild(checkout)
+	if got, want := filepath.Base(inputs[0]), "build-process-compose"; got != want {
+		t.Errorf("the script: got %s, want %s", got, want)
+	}
+	for _, f := range inputs {
+		if !isFile(f) {
+			t.Errorf("%s: not a file of this checkout", f)
+		}
+	}
+}

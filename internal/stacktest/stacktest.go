@@ -16,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
 // RepoRoot returns the module root: the nearest directory at or above the
@@ -73,10 +75,10 @@ func ProcessCompose(tb testing.TB) string {
 			Missing(tb, "process-compose is not on PATH and %s is not there to build it", name)
 		}
 	}
-	root := RepoRoot(tb)
-	script := filepath.Join(root, "tools", "build-process-compose")
+	inputs := stackconfig.ProcessComposeBuild(RepoRoot(tb))
+	script := inputs[0]
 	h := sha256.New()
-	for _, f := range []string{script, filepath.Join(root, "tools", "go.sum"), filepath.Join(root, "nix", "process-compose-without-swagger-ui.sh")} {
+	for _, f := range inputs {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			Missing(tb, "process-compose is not on PATH and %v", err)
