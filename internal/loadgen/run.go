@@ -289,35 +289,31 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		}
 		return
 	}
-	if resp.status == http.StatusServiceUnavailable {
-		var out struct {
-			ID string `json:"id"`
-		}
-		if json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != "" {
-			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
-			w.maybeQueued = append(w.maybeQueued, acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)})
-			return
-		}
+	// A 200 carries the transaction's id; so does core-api's 503 that says
+	// the transaction may be queued (Redis did not answer it in time).
+	var out struct {
+		ID string `json:"id"`
 	}
-	if resp.status != http.StatusOK {
+	hasID := json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != ""
+	tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
+	switch {
+	case resp.status == http.StatusServiceUnavailable && hasID:
+		r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
+		w.maybeQueued = append(w.maybeQueued, tx)
+	case resp.status != http.StatusOK:
 		r.errs.add(statusKey("tx", resp.status))
 		if resp.status == http.StatusUnauthorized || resp.status == http.StatusUnprocessableEntity {
 			// Most likely the token expired in flight; the next request
 			// logs in again.
 			w.m.invalidate(tok)
 		}
-		return
-	}
-	var out struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(w.s.buf.Bytes(), &out); err != nil || out.ID == "" {
+	case !hasID:
 		r.errs.add("tx 200 without id")
-		return
+	default:
+		r.txLat.record(done.Sub(earliest(due, sent)))
+		r.txAccepted.Add(1)
+		w.accepted = append(w.accepted, tx)
 	}
-	r.txLat.record(done.Sub(earliest(due, sent)))
-	r.txAccepted.Add(1)
-	w.accepted = append(w.accepted, acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)})
 }
 
 // oneToken is one request of a token-only run.
