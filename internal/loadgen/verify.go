@@ -169,7 +169,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 // One round: one not found then is taken as never queued (a call Redis had
 // not read when core-api gave up runs within the drain's time, long over).
 func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx) (n, found int64) {
-	states, _ := r.checkStatuses(ctx, txs, time.Now(), newLatency())
+	states, _ := r.checkStatuses(ctx, txs, time.Now(), nil) // their latencies are not the load's
 	for _, s := range states {
 		if s == stateQueued || s == stateProcessed || s == stateFailed {
 			found++
@@ -203,7 +203,9 @@ func duplicateIDs(accepted []acceptedTx) int64 {
 // time (it was created before the answer; the server's two timestamps are
 // compared only with each other); otherwise when the lookup found it final.
 // (The time a lookup last saw one still queued, used before, is a moment
-// when the backlog had certainly not drained.)
+// when the backlog had certainly not drained.) e2e, unless nil, gets the
+// enqueue→processed latency of each processed one whose two timestamps
+// are known.
 func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline time.Time, e2e *latency) ([]txState, time.Time) {
 	states := make([]txState, len(txs))
 	open := make([]int, len(txs))
@@ -230,7 +232,10 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 				sess := r.c.session()
 				defer sess.close()
 				for i := range idx {
-					s, d, ok := r.lookup(ctx, txs[i], sess, e2e)
+					s, d, ok := r.lookup(ctx, txs[i], sess)
+					if ok && e2e != nil {
+						e2e.record(d)
+					}
 					states[i] = s
 					mu.Lock()
 					switch s {
@@ -260,9 +265,9 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 }
 
 // lookup asks the status endpoint about one transaction with its merchant's
-// token and records enqueue→processed latency for a processed one, which it
-// also returns (ok says whether it was known).
-func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *latency) (st txState, d time.Duration, ok bool) {
+// token and returns, for a processed one, its enqueue→processed latency (ok
+// says whether it was known).
+func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txState, d time.Duration, ok bool) {
 	if r.cfg.VerifyVia == ViaRedis {
 		st, d, ok, err := r.cfg.Queue.lookup(ctx, tx.id)
 		if err != nil {
@@ -270,9 +275,6 @@ func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *lat
 				r.errs.add("status redis error")
 			}
 			return stateUnknown, 0, false
-		}
-		if ok {
-			e2e.record(d)
 		}
 		return st, d, ok
 	}
@@ -307,9 +309,7 @@ func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session, e2e *lat
 	}
 	switch body.Status {
 	case "processed":
-		if d, ok = body.endToEnd(); ok {
-			e2e.record(d)
-		}
+		d, ok = body.endToEnd()
 		return stateProcessed, d, ok
 	case "failed":
 		return stateFailed, 0, false
