@@ -133,7 +133,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&target, "target", target, "router base URL (default: the stack's PLATFORM_HOST and PLATFORM_PORT)")
+	fs.StringVar(&target, "target", target, "router base URL; the default is built from the stack's PLATFORM_HOST and PLATFORM_PORT")
 	tokenURL := fs.String("token-url", "", "token endpoint (default <target>/auth/token)")
 	txURL := fs.String("tx-url", "", "transaction endpoint (default <target>/transaction/transaction)")
 	statusURL := fs.String("status-url", "", "status endpoint prefix, id appended (default <target>/transaction/transactions/)")
