@@ -635,8 +635,8 @@ var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID
 // connector cannot cut a round in two: the connector that takes it over
 // finds it in the ledger lines and does not charge it again. (An outage of
 // Redis repeats none either: the round's charges stay in hand until their
-// record lands.)
-const connectorChargers = 16
+// record lands.) The connector's default, as the stack runs it.
+const connectorChargers = txqueue.DefaultChargers
 
 // rechargeMsg is the connector's warning when it charges a transaction again
 // because an earlier charge was interrupted before it was recorded: the

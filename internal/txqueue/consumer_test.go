@@ -629,11 +629,25 @@ func claimAsDeadConsumerAt(t testing.TB, rdb *redis.Client, batch []Message, lea
 // until nothing is pending.
 func reclaimAsSurvivor(t *testing.T, rdb *redis.Client, psp PSP, log *slog.Logger, vt time.Duration) {
 	t.Helper()
-	cfg := fastConfig("survivor")
-	cfg.BatchSize = 64
+	cfg := survivorConfig()
 	if vt > 0 {
 		cfg.VisibilityTimeout = vt
 	}
+	reclaimAsSurvivorWith(t, rdb, psp, log, cfg)
+}
+
+// survivorConfig is reclaimAsSurvivor's consumer: "survivor", batches of 64,
+// rounds of DefaultChargers.
+func survivorConfig() ConsumerConfig {
+	cfg := fastConfig("survivor")
+	cfg.BatchSize = 64
+	return cfg
+}
+
+// reclaimAsSurvivorWith is reclaimAsSurvivor with the survivor's whole
+// configuration given.
+func reclaimAsSurvivorWith(t *testing.T, rdb *redis.Client, psp PSP, log *slog.Logger, cfg ConsumerConfig) {
+	t.Helper()
 	// The survivor's first XAUTOCLAIM must find the whole batch idle for
 	// its VisibilityTimeout, or it reclaims part of it alone: a renewal's
 	// XCLAIM restarts its entries' idle time, and a slow run (-race on a
@@ -1717,38 +1731,50 @@ func (p *roundLedger) Made(context.Context, []string) (map[string]bool, error) {
 
 // TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome: "dead" claimed 20
 // transactions in rounds of 16 and 4 and stopped before recording its first
-// round. The survivor's claim stores the same rounds again (its round in
-// hand, 16, then the 4 never started); the ledger says 3 of the first 16
-// were made, so the survivor charges 13, then 4. Its rounds must keep the
-// claim's: a write that mixed the 13 with 3 of the 4, killed before its
-// record, would leave those 3 looking "never started" to the next claim,
-// and they would be charged again with no ledger lookup.
+// round. The survivor's claim stores rounds again, in its own round size:
+// with rounds of 16, its round in hand (16) then the 4 never started; with
+// rounds of 24 (the default, and a dead connector's round size may differ
+// from the survivor's after an upgrade), all 20 in one. The ledger says 3 of
+// the first 16 were made, so the survivor charges 17, in the rounds its
+// claim stored: 13 then 4, or 17. A write that mixed two of the rounds its
+// claim stored (the 13 with 3 of the 4), killed before its record, would
+// leave those 3 looking "never started" to the next claim, and they would
+// be charged again with no ledger lookup.
 func TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome(t *testing.T) {
-	_, rdb := startRedis(t)
-	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
-	batch := roundInHandOfDeadConsumer(t, q, 20) // rounds 0 (16) and 1 (4); none recorded
+	for _, survivorRounds := range []int{16, DefaultChargers} {
+		t.Run(fmt.Sprintf("survivor's rounds of %d", survivorRounds), func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, _ := testLogger(t)
+			q := NewQueue(rdb, time.Hour)
+			batch := roundInHandOfDeadConsumer(t, q, 20) // rounds 0 (16) and 1 (4); none recorded
 
-	stored := map[string]int{}
-	for i, m := range batch {
-		stored[m.ID] = i / 16
-	}
-	survivor := &roundLedger{made: map[string]bool{batch[0].ID: true, batch[1].ID: true, batch[2].ID: true}}
-	reclaimAsSurvivor(t, rdb, survivor, log, 0)
-
-	survivor.mu.Lock()
-	defer survivor.mu.Unlock()
-	charged := 0
-	for _, round := range survivor.rounds {
-		charged += len(round)
-		for _, id := range round {
-			if stored[id] != stored[round[0]] {
-				t.Errorf("a round mixes the claim's rounds %d and %d: %v (all: %v)", stored[round[0]], stored[id], round, survivor.rounds)
-				break
+			stored := map[string]int{} // the round the survivor's claim stores
+			for i, m := range batch {
+				stored[m.ID] = i / survivorRounds
 			}
-		}
-	}
-	if charged != 17 {
-		t.Errorf("survivor charged %d transactions in %v, want 17 (20 less the 3 the ledger names)", charged, survivor.rounds)
+			survivor := &roundLedger{made: map[string]bool{batch[0].ID: true, batch[1].ID: true, batch[2].ID: true}}
+			cfg := survivorConfig()
+			cfg.Chargers = survivorRounds
+			reclaimAsSurvivorWith(t, rdb, survivor, log, cfg)
+
+			survivor.mu.Lock()
+			defer survivor.mu.Unlock()
+			charged := 0
+			for _, round := range survivor.rounds {
+				charged += len(round)
+				for _, id := range round {
+					if stored[id] != stored[round[0]] {
+						t.Errorf("a round mixes the claim's rounds %d and %d: %v (all: %v)", stored[round[0]], stored[id], round, survivor.rounds)
+						break
+					}
+				}
+			}
+			if charged != 17 {
+				t.Errorf("survivor charged %d transactions in %v, want 17 (20 less the 3 the ledger names)", charged, survivor.rounds)
+			}
+			if want := (17 + 3 + survivorRounds - 1) / survivorRounds; len(survivor.rounds) != want {
+				t.Errorf("survivor charged in %d rounds (%v), want %d: its claim's rounds of %d", len(survivor.rounds), survivor.rounds, want, survivorRounds)
+			}
+		})
 	}
 }

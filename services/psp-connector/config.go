@@ -20,7 +20,7 @@ type config struct {
 	ClaimInterval     time.Duration `env:"CLAIM_INTERVAL" envDefault:"5s"`
 	MaxDeliveries     int           `env:"MAX_DELIVERIES" envDefault:"5"`
 	BatchSize         int           `env:"BATCH_SIZE" envDefault:"64"`
-	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"16"`
+	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"24"` // txqueue.DefaultChargers
 	// ChargeLog is the file this connector's standard output ends up in,
 	// read back for the rounds' ledger lines (ledgerPSP); "" for none.
 	ChargeLog string `env:"CHARGE_LOG"`

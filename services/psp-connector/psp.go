@@ -102,7 +102,8 @@ func appendLedgerLine(b []byte, round []txqueue.Message, now time.Time) []byte {
 // ledger line leave in one Write, and a write to a pipe of at most
 // PIPE_BUF (4,096) bytes is all or nothing, so a transaction named in the
 // file had its contract line printed, even if the connector was killed
-// right after. A round longer than that (CHARGE_CONCURRENCY above about 25)
+// right after. A round longer than that (CHARGE_CONCURRENCY above 29 with the
+// longest lines; TestARoundOfTheDefaultSizeLeavesInOnePipeWrite)
 // may be cut by a kill; then its ledger line is missing and the round is
 // charged again, at least once, as without a ledger.
 type ledgerPSP struct {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -24,6 +25,7 @@ import (
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/servicetest"
 	"github.com/acme-payments/platform/internal/txqueue"
+	"github.com/acme-payments/platform/internal/txrequest"
 )
 
 // startRun runs the real service in-process on a free port with environ
@@ -427,6 +429,49 @@ func TestLinePSPChargeRound(t *testing.T) {
 			t.Errorf("after a short write, errs[%d]: got %v, want %v", i, errs[i], want)
 		}
 	}
+}
+
+// pipeBuf is PIPE_BUF on Linux: a write to a pipe of at most this many bytes
+// is never interleaved or cut.
+const pipeBuf = 4096
+
+// TestARoundOfTheDefaultSizeLeavesInOnePipeWrite: the ledger's promise (a
+// transaction named in a ledger line had its contract line printed) holds
+// only while a round's Write, its lines and its ledger line, is at most
+// PIPE_BUF: process-compose reads the connector's stdout from a pipe. A round
+// of CHARGE_CONCURRENCY's default with the longest lines a transaction can
+// have (a 19-digit user id, the largest amount) must fit. It also logs the
+// largest round that fits, which psp-connector's README quotes.
+func TestARoundOfTheDefaultSizeLeavesInOnePipeWrite(t *testing.T) {
+	cfg, err := parseConfig([]string{"REDIS_URL=redis://127.0.0.1:6379"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Chargers != txqueue.DefaultChargers {
+		t.Errorf("CHARGE_CONCURRENCY's default: got %d, want txqueue.DefaultChargers (%d)", cfg.Chargers, txqueue.DefaultChargers)
+	}
+	longest := func(n int) []txqueue.Message {
+		round := make([]txqueue.Message, n)
+		for i := range round {
+			round[i] = txqueue.Message{ID: fmt.Sprintf("tx_%032x", i),
+				Transaction: txqueue.Transaction{UserID: math.MaxInt64, Amount: txrequest.MaxAmount, Currency: "USD"}}
+		}
+		return round
+	}
+	write := func(round []txqueue.Message) *countingWriter {
+		w := &countingWriter{}
+		linePSP{w: w}.ChargeRound(context.Background(), round, make([]error, len(round)))
+		return w
+	}
+	w := write(longest(cfg.Chargers))
+	if w.writes != 1 || w.buf.Len() > pipeBuf {
+		t.Errorf("a round of %d with the longest lines: %d bytes in %d writes, want at most %d in 1", cfg.Chargers, w.buf.Len(), w.writes, pipeBuf)
+	}
+	fits := 0
+	for n := 1; write(longest(n)).buf.Len() <= pipeBuf; n++ {
+		fits = n
+	}
+	t.Logf("a round of %d with the longest lines is %d bytes; rounds of up to %d fit in %d", cfg.Chargers, w.buf.Len(), fits, pipeBuf)
 }
 
 type failingWriter struct{ err error }
