@@ -195,7 +195,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer c.consuming.Store(false)
 	c.log.Info("consuming", "stream", Stream, "group", Group, "consumer", c.cfg.Name,
 		"batch_size", c.cfg.BatchSize, "visibility_timeout", c.cfg.VisibilityTimeout.String(),
-		"max_deliveries", c.cfg.MaxDeliveries)
+		"max_deliveries", c.cfg.MaxDeliveries, "round_size", c.cfg.Chargers)
 
 	backoff := minBackoff
 	nextClaim := time.Now()

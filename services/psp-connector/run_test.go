@@ -159,7 +159,9 @@ func TestRunProcessesQueuedTransactions(t *testing.T) {
 			if progress != float64(len(want)) {
 				t.Errorf("progress lines count %v processed transactions, want %d", progress, len(want))
 			}
-			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, `"msg":"stopped"`} {
+			// The consuming line says the rounds' size: CHARGE_CONCURRENCY, unset here.
+			roundSize := fmt.Sprintf(`"round_size":%d`, txqueue.DefaultChargers)
+			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, roundSize, `"msg":"stopped"`} {
 				if !strings.Contains(out.String(), wantLog) {
 					t.Errorf("stdout lacks %s", wantLog)
 				}
