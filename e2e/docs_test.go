@@ -59,10 +59,10 @@ func TestDocsLinksLeadToTrackedFiles(t *testing.T) {
 }
 
 // trackedSet is what `git ls-files` lists: files, and the directories that
-// hold them.
+// hold them (the checkout's root, ".", always).
 type trackedSet map[string]bool
 
-func (s trackedSet) has(path string) bool { return s[filepath.ToSlash(path)] }
+func (s trackedSet) has(path string) bool { return path == "." || s[filepath.ToSlash(path)] }
 
 // trackedFiles returns the checkout's tracked files and their directories.
 func trackedFiles(t *testing.T, root string) trackedSet {
