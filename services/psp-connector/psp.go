@@ -28,6 +28,11 @@ func (p linePSP) Charge(ctx context.Context, m txqueue.Message) error {
 	return errs[0]
 }
 
+// pipeBuf is PIPE_BUF on Linux: a write of at most this many bytes to a
+// pipe (process-compose reads the connector's output from one) is all or
+// nothing. (macOS promises that for 512 bytes only.)
+const pipeBuf = 4096
+
 // ChargeRound prints the lines of a whole round in one Write (txqueue.RoundPSP):
 // one syscall instead of one per line, and the round's lines leave together,
 // right before the connector records them, which keeps the window in which a
@@ -40,24 +45,58 @@ func (p linePSP) Charge(ctx context.Context, m txqueue.Message) error {
 // transaction each contract line was, and a ledgerPSP reading it back knows
 // which transactions were made. Written last, it is in the output only if
 // every line before it is.
+//
+// A Write stays within pipeBuf, so that a kill cannot cut it (ledgerPSP): a
+// round too long for that (more than 29 transactions with the longest lines;
+// the default, txqueue.DefaultChargers, is 24) goes out in several Writes,
+// each with the ledger line of its own lines. A kill between two of them
+// leaves the later ones unprinted, and so charged once, by whoever takes the
+// round over. After a failed Write nothing more is written.
 func (p linePSP) ChargeRound(_ context.Context, round []txqueue.Message, errs []error) {
-	buf := make([]byte, 0, 96*len(round)+160+40*len(round))
-	for _, m := range round {
-		buf = appendLine(buf, m)
-	}
-	lines := len(buf)
-	buf = appendLedgerLine(buf, round, time.Now())
-	n, err := p.w.Write(buf)
-	end := 0 // where line i ends in buf
-	for i := range round {
-		errs[i] = nil
-		if err != nil {
-			end += bytes.IndexByte(buf[end:lines], '\n') + 1
-			if end > n {
+	now := time.Now()
+	var err error
+	for len(round) > 0 {
+		buf, lines, n := appendPart(make([]byte, 0, pipeBuf), round, now)
+		if err == nil {
+			var wrote int
+			wrote, err = p.w.Write(buf)
+			end := 0 // where line i ends in buf
+			for i := range n {
+				errs[i] = nil
+				if err != nil {
+					end += bytes.IndexByte(buf[end:lines], '\n') + 1
+					if end > wrote {
+						errs[i] = err
+					}
+				}
+			}
+		} else {
+			for i := range n {
 				errs[i] = err
 			}
 		}
+		round, errs = round[n:], errs[n:]
 	}
+}
+
+// appendPart appends to b the contract lines of as many transactions of
+// round as fit in pipeBuf with their ledger line (at least one), then that
+// ledger line. It returns the buffer, where the ledger line starts, and how
+// many transactions it holds.
+func appendPart(b []byte, round []txqueue.Message, now time.Time) (buf []byte, lines, n int) {
+	ledger := len(appendLedgerLine(nil, nil, now)) // the ledger line without ids
+	for n < len(round) {
+		before := len(b)
+		b = appendLine(b, round[n])
+		ledger += len(round[n].ID) + len(`"",`)
+		if n > 0 && len(b)+ledger > pipeBuf {
+			b = b[:before]
+			break
+		}
+		n++
+	}
+	lines = len(b)
+	return appendLedgerLine(b, round[:n], now), lines, n
 }
 
 // appendLine appends m's contract line, newline included, to b.
@@ -98,14 +137,11 @@ func appendLedgerLine(b []byte, round []txqueue.Message, now time.Time) []byte {
 
 // ledgerPSP is linePSP with its output's ledger lines read back
 // (txqueue.LedgerPSP): path is the file the connector's standard output goes
-// to (CHARGE_LOG; in the stack, its log file). A round's lines and its
-// ledger line leave in one Write, and a write to a pipe of at most
-// PIPE_BUF (4,096) bytes is all or nothing, so a transaction named in the
-// file had its contract line printed, even if the connector was killed
-// right after. A round longer than that (CHARGE_CONCURRENCY above 29 with the
-// longest lines; TestARoundOfTheDefaultSizeLeavesInOnePipeWrite)
-// may be cut by a kill; then its ledger line is missing and the round is
-// charged again, at least once, as without a ledger.
+// to (CHARGE_LOG; in the stack, its log file). Contract lines and the
+// ledger line naming them leave in one Write of at most pipeBuf bytes
+// (linePSP.ChargeRound), and a write to a pipe of at most PIPE_BUF bytes is
+// all or nothing, so a transaction named in the file had its contract line
+// printed, even if the connector was killed right after.
 type ledgerPSP struct {
 	linePSP
 	path string

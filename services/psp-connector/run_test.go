@@ -433,18 +433,16 @@ func TestLinePSPChargeRound(t *testing.T) {
 	}
 }
 
-// pipeBuf is PIPE_BUF on Linux: a write to a pipe of at most this many bytes
-// is never interleaved or cut.
-const pipeBuf = 4096
-
-// TestARoundOfTheDefaultSizeLeavesInOnePipeWrite: the ledger's promise (a
-// transaction named in a ledger line had its contract line printed) holds
-// only while a round's Write, its lines and its ledger line, is at most
-// PIPE_BUF: process-compose reads the connector's stdout from a pipe. A round
-// of CHARGE_CONCURRENCY's default with the longest lines a transaction can
-// have (a 19-digit user id, the largest amount) must fit. It also logs the
-// largest round that fits, which psp-connector's README quotes.
-func TestARoundOfTheDefaultSizeLeavesInOnePipeWrite(t *testing.T) {
+// TestARoundLeavesInWritesThatFitAPipe: the ledger's promise (a transaction
+// named in a ledger line had its contract line printed) holds only while
+// each Write is at most PIPE_BUF, since process-compose reads the
+// connector's stdout from a pipe. A round of CHARGE_CONCURRENCY's default
+// with the longest lines a transaction can have (a 19-digit user id, the
+// largest amount) leaves in one Write; a round of any allowed size (up to
+// 64) leaves in Writes of at most pipeBuf, each its transactions' lines then
+// the ledger line naming exactly them, every transaction once, in order.
+// It logs the largest round that fits one Write, which the README quotes.
+func TestARoundLeavesInWritesThatFitAPipe(t *testing.T) {
 	cfg, err := parseConfig([]string{"REDIS_URL=redis://127.0.0.1:6379"})
 	if err != nil {
 		t.Fatal(err)
@@ -460,20 +458,86 @@ func TestARoundOfTheDefaultSizeLeavesInOnePipeWrite(t *testing.T) {
 		}
 		return round
 	}
-	write := func(round []txqueue.Message) *countingWriter {
-		w := &countingWriter{}
-		linePSP{w: w}.ChargeRound(context.Background(), round, make([]error, len(round)))
-		return w
+	oneWrite := 0
+	for size := 1; size <= 64; size++ {
+		round := longest(size)
+		w := &writesWriter{}
+		errs := make([]error, size)
+		linePSP{w: w}.ChargeRound(context.Background(), round, errs)
+		if len(w.writes) == 1 {
+			oneWrite = size
+		}
+		if size == cfg.Chargers && len(w.writes) != 1 {
+			t.Errorf("a round of the default %d with the longest lines: %d writes, want 1", size, len(w.writes))
+		}
+		rest := round
+		for i, b := range w.writes {
+			if len(b) > pipeBuf {
+				t.Errorf("round of %d, write %d: %d bytes, want at most %d", size, i, len(b), pipeBuf)
+			}
+			lines := strings.SplitAfter(string(b), "\n")
+			lines = lines[:len(lines)-1] // after the last newline: ""
+			n := len(lines) - 1
+			if n < 1 || n > len(rest) {
+				t.Fatalf("round of %d, write %d: %d lines for %d transactions left", size, i, len(lines), len(rest))
+			}
+			for j, l := range lines[:n] {
+				if want := string(appendLine(nil, rest[j])); l != want {
+					t.Errorf("round of %d, write %d, line %d: got %q, want %q", size, i, j, l, want)
+				}
+			}
+			checkLedgerLine(t, lines[n], rest[:n]...)
+			rest = rest[n:]
+		}
+		if len(rest) != 0 {
+			t.Errorf("round of %d: %d transactions never written", size, len(rest))
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("round of %d, errs[%d]: %v", size, i, err)
+			}
+		}
 	}
-	w := write(longest(cfg.Chargers))
-	if w.writes != 1 || w.buf.Len() > pipeBuf {
-		t.Errorf("a round of %d with the longest lines: %d bytes in %d writes, want at most %d in 1", cfg.Chargers, w.buf.Len(), w.writes, pipeBuf)
+	if oneWrite < cfg.Chargers {
+		t.Errorf("rounds of up to %d fit one write, fewer than the default %d", oneWrite, cfg.Chargers)
 	}
-	fits := 0
-	for n := 1; write(longest(n)).buf.Len() <= pipeBuf; n++ {
-		fits = n
+	t.Logf("rounds of up to %d with the longest lines fit one write of %d bytes", oneWrite, pipeBuf)
+
+	// A round split in two whose second Write fails: the first part's
+	// charges happened, the second's did not, and nothing follows the
+	// failed Write.
+	round := longest(40)
+	broken := errors.New("broken pipe")
+	w := &writesWriter{failFrom: 1, err: broken}
+	errs := make([]error, len(round))
+	linePSP{w: w}.ChargeRound(context.Background(), round, errs)
+	first := strings.Count(string(w.writes[0]), "\n") - 1
+	if len(w.writes) != 1 || w.calls != 2 {
+		t.Fatalf("a round of 40 whose second write fails: %d writes kept in %d calls, want 1 in 2", len(w.writes), w.calls)
 	}
-	t.Logf("a round of %d with the longest lines is %d bytes; rounds of up to %d fit in %d", cfg.Chargers, w.buf.Len(), fits, pipeBuf)
+	for i, err := range errs {
+		if want := i >= first; (err != nil) != want || (want && !errors.Is(err, broken)) {
+			t.Errorf("errs[%d] of 40 (first write held %d): got %v", i, first, err)
+		}
+	}
+}
+
+// writesWriter keeps each Write; once failFrom calls have passed (if err is
+// set), it writes nothing and fails.
+type writesWriter struct {
+	writes   [][]byte
+	calls    int
+	failFrom int
+	err      error
+}
+
+func (w *writesWriter) Write(p []byte) (int, error) {
+	w.calls++
+	if w.err != nil && w.calls > w.failFrom {
+		return 0, w.err
+	}
+	w.writes = append(w.writes, slices.Clone(p))
+	return len(p), nil
 }
 
 type failingWriter struct{ err error }
