@@ -28,11 +28,6 @@ func (p linePSP) Charge(ctx context.Context, m txqueue.Message) error {
 	return errs[0]
 }
 
-// pipeBuf is PIPE_BUF on Linux: a write of at most this many bytes to a
-// pipe (process-compose reads the connector's output from one) is all or
-// nothing. (macOS promises that for 512 bytes only.)
-const pipeBuf = 4096
-
 // ChargeRound prints the lines of a whole round in one Write (txqueue.RoundPSP):
 // one syscall instead of one per line, and the round's lines leave together,
 // right before the connector records them, which keeps the window in which a

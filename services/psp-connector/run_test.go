@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -436,9 +437,9 @@ func TestLinePSPChargeRound(t *testing.T) {
 // TestARoundLeavesInWritesThatFitAPipe: the ledger's promise (a transaction
 // named in a ledger line had its contract line printed) holds only while
 // each Write is at most PIPE_BUF, since process-compose reads the
-// connector's stdout from a pipe. A round of CHARGE_CONCURRENCY's default
-// with the longest lines a transaction can have (a 19-digit user id, the
-// largest amount) leaves in one Write; a round of any allowed size (up to
+// connector's stdout from a pipe. On Linux a round of CHARGE_CONCURRENCY's
+// default with the longest lines a transaction can have (a 19-digit user id,
+// the largest amount) leaves in one Write; a round of any allowed size (up to
 // 64) leaves in Writes of at most pipeBuf, each its transactions' lines then
 // the ledger line naming exactly them, every transaction once, in order.
 // It logs the largest round that fits one Write, which the README quotes.
@@ -467,7 +468,7 @@ func TestARoundLeavesInWritesThatFitAPipe(t *testing.T) {
 		if len(w.writes) == 1 {
 			oneWrite = size
 		}
-		if size == cfg.Chargers && len(w.writes) != 1 {
+		if size == cfg.Chargers && runtime.GOOS == "linux" && len(w.writes) != 1 {
 			t.Errorf("a round of the default %d with the longest lines: %d writes, want 1", size, len(w.writes))
 		}
 		rest := round
@@ -498,7 +499,7 @@ func TestARoundLeavesInWritesThatFitAPipe(t *testing.T) {
 			}
 		}
 	}
-	if oneWrite < cfg.Chargers {
+	if runtime.GOOS == "linux" && oneWrite < cfg.Chargers {
 		t.Errorf("rounds of up to %d fit one write, fewer than the default %d", oneWrite, cfg.Chargers)
 	}
 	t.Logf("rounds of up to %d with the longest lines fit one write of %d bytes", oneWrite, pipeBuf)
