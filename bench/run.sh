@@ -19,6 +19,7 @@ set -euo pipefail
 DURATION=${BENCH_DURATION:-10s}
 CONC=${BENCH_CONCURRENCY:-64}
 OVERHEAD_RATE=${BENCH_OVERHEAD_RATE:-2000}
+OVERHEAD_LIGHT_RATE=${BENCH_OVERHEAD_LIGHT_RATE:-200}
 XADD_REQUESTS=${BENCH_XADD_REQUESTS:-300000}
 COLD_RUNS=${BENCH_COLD_RUNS:-5}
 OUT=${BENCH_OUT:-$ROOT/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -46,7 +47,7 @@ log "machine"
 	echo "stack.local.env: $(if [ -f stack.local.env ]; then echo present, its settings apply:; grep -v '^#' stack.local.env | tr '\n' ' '; else echo none; fi)"
 	echo "REDIS_APPENDFSYNC: ${REDIS_APPENDFSYNC:-(stack.env default)}"
 	echo "HAPROXY_ACCESS_LOG: $HAPROXY_ACCESS_LOG (stack.env default: all)"
-	echo "settings: duration=$DURATION concurrency=$CONC overhead_rate=$OVERHEAD_RATE state=$STACK_STATE_DIR platform_port=$PLATFORM_PORT"
+	echo "settings: duration=$DURATION concurrency=$CONC overhead_rate=$OVERHEAD_RATE overhead_light_rate=$OVERHEAD_LIGHT_RATE state=$STACK_STATE_DIR platform_port=$PLATFORM_PORT"
 } | tee "$OUT/machine.txt" >&2
 
 log "build"
@@ -112,7 +113,9 @@ DIRECT=(--token-url "http://127.0.0.1:$AUTH_API_PORT/token"
 	--status-url "http://127.0.0.1:$CORE_API_PORT/transactions/")
 lg "${DIRECT[@]}" -c "$CONC" --duration "$DURATION" >"$OUT/tx-direct.json"
 
-log "2b. router overhead: through HAProxy and direct at the same time, $((OVERHEAD_RATE / 2))/s each (open loop), twice"
+# overhead_pairs RATE NAME: through HAProxy and direct at the same time,
+# RATE/2 each (open loop), twice, into NAME-router-<i>.json and
+# NAME-direct-<i>.json.
 # At the same time, not one after the other: this machine's speed drifts by
 # tens of percent within minutes, so phases run in turn compare two different
 # machines. Run together, both halves share the CPU and Redis's fsyncs, and
@@ -120,15 +123,27 @@ log "2b. router overhead: through HAProxy and direct at the same time, $((OVERHE
 # would count the same processes' CPU.
 # Each runs in a subshell, where a failure sets only the subshell's FAILED,
 # so the subshell exits with it.
-for i in 1 2; do
-	OPEN=(-c "$CONC" --rate "$((OVERHEAD_RATE / 2))" --duration "$DURATION")
-	(lg_unwatched --target "$ROUTER" "${OPEN[@]}" >"$OUT/overhead-router-$i.json"; exit "$FAILED") &
-	via_router=$!
-	(lg_unwatched "${DIRECT[@]}" "${OPEN[@]}" >"$OUT/overhead-direct-$i.json"; exit "$FAILED") &
-	direct=$!
-	wait "$via_router" || FAILED=1
-	wait "$direct" || FAILED=1
-done
+overhead_pairs() {
+	local rate=$1 name=$2 i via_router direct
+	local -a OPEN
+	for i in 1 2; do
+		OPEN=(-c "$CONC" --rate "$((rate / 2))" --duration "$DURATION")
+		(lg_unwatched --target "$ROUTER" "${OPEN[@]}" >"$OUT/$name-router-$i.json"; exit "$FAILED") &
+		via_router=$!
+		(lg_unwatched "${DIRECT[@]}" "${OPEN[@]}" >"$OUT/$name-direct-$i.json"; exit "$FAILED") &
+		direct=$!
+		wait "$via_router" || FAILED=1
+		wait "$direct" || FAILED=1
+	done
+}
+
+log "2b. router overhead: through HAProxy and direct at the same time, $((OVERHEAD_RATE / 2))/s each (open loop), twice"
+overhead_pairs "$OVERHEAD_RATE" overhead
+
+# The same at a light load: at 1,000/s each the two cores are busy, and each
+# of the hop's wake-ups waits for a CPU; here the hop's own cost shows.
+log "2c. router overhead at a light load: $((OVERHEAD_LIGHT_RATE / 2))/s each, twice"
+overhead_pairs "$OVERHEAD_LIGHT_RATE" overhead-light
 
 log "3. queue ceiling: redis-benchmark XADD on the stack's Redis"
 x redis-benchmark -s "$REDIS_SOCK" -c "$CONC" -n "$XADD_REQUESTS" --csv XADD bench:xadd '*' amount 100 currency USD >"$OUT/xadd.csv"
