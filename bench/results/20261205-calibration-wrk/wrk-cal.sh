@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The calibration of bench/run.sh (HAProxy with haproxy.cfg in front of
+# benchtool echo, c=64, 10 s) loaded by wrk and by loadgen in turn: how much
+# of the calibration's rate is the generator's.
+set -euo pipefail
+ROOT=${ROOT:-/work/main}
+OUT=${OUT:-/tmp/wrk-cal-$(date +%H%M%S)}
+mkdir -p "$OUT" "$OUT/bin"
+cd "$ROOT"
+CGO_ENABLED=0 go build -o "$OUT/bin/" ./bench/benchtool ./cmd/loadgen
+ECHO_SOCK=$OUT/echo.sock
+"$OUT/bin/benchtool" echo --addr 127.0.0.1:15010 --socket "$ECHO_SOCK" 2>/dev/null &
+ECHO_PID=$!
+PLATFORM_PORT=18090 HAPROXY_STATS_PORT=18494 AUTH_API_SERVER=unix@$ECHO_SOCK CORE_API_SERVER=unix@$ECHO_SOCK HAPROXY_ACCESS_LOG=errors \
+	haproxy -db -f "$ROOT/haproxy.cfg" >/dev/null 2>&1 &
+HAP_PID=$!
+trap 'kill $HAP_PID $ECHO_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do curl -fs -o /dev/null http://127.0.0.1:18090/transaction/health && break; sleep 0.05; done
+cat >"$OUT/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"token":"t","amount":100,"currency":"USD"}'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; } # utime+stime of the process, ticks
+hz=$(getconf CLK_TCK)
+busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }
+run_wrk() {
+	local b0 h0 e0
+	b0=$(busy); h0=$(cpu $HAP_PID); e0=$(cpu $ECHO_PID)
+	/usr/bin/time -f '%U %S' -o "$OUT/$1.time" wrk -t2 -c64 -d10s -s "$OUT/post.lua" http://127.0.0.1:18090/transaction/transaction >"$OUT/$1.txt"
+	echo "busy $(( $(busy) - b0 )) haproxy $(( $(cpu $HAP_PID) - h0 )) echo $(( $(cpu $ECHO_PID) - e0 )) hz $hz" >>"$OUT/$1.txt"
+}
+run_lg() {
+	local b0 h0 e0
+	b0=$(busy); h0=$(cpu $HAP_PID); e0=$(cpu $ECHO_PID)
+	/usr/bin/time -f '%U %S' -o "$OUT/$1.time" "$OUT/bin/loadgen" --quiet --json --redis-url none --verify none --target http://127.0.0.1:18090 -c 64 --duration 10s >"$OUT/$1.json"
+	echo "busy $(( $(busy) - b0 )) haproxy $(( $(cpu $HAP_PID) - h0 )) echo $(( $(cpu $ECHO_PID) - e0 )) hz $hz" >"$OUT/$1.txt"
+}
+wrk -t2 -c64 -d2s -s "$OUT/post.lua" http://127.0.0.1:18090/transaction/transaction >/dev/null # warm-up
+for i in 1 2 3; do
+	if [ $((i % 2)) -eq 1 ]; then run_wrk "wrk-$i"; run_lg "loadgen-$i"; else run_lg "loadgen-$i"; run_wrk "wrk-$i"; fi
+done
+for i in 1 2 3; do
+	w=$(awk '/^Requests\/sec/{print $2}' "$OUT/wrk-$i.txt")
+	l=$(jq .tx_accepted_per_s "$OUT/loadgen-$i.json")
+	echo "pair $i: wrk $w req/s (cpu $(cat "$OUT/wrk-$i.time"); $(tail -1 "$OUT/wrk-$i.txt"))  loadgen $l tx/s (cpu $(cat "$OUT/loadgen-$i.time"); $(cat "$OUT/loadgen-$i.txt"))"
+done | tee "$OUT/summary.txt"
+echo "results: $OUT"
