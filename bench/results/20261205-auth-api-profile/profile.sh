@@ -9,7 +9,8 @@ OUT=${OUT:-/tmp/auth-api-profile-$(date +%H%M%S)}
 mkdir -p "$OUT"
 bench_build command
 "$STACK" up --detach --wait --timeout 120s >/dev/null
-pid=$(pgrep -x auth-api | head -1)
+# This stack's auth-api: process-compose runs in a session of its own (setsid).
+pid=$(pgrep -x -s "$(cat "$STACK_STATE_DIR/process-compose.pid")" auth-api)
 "$LOADGEN" --quiet --json --redis-url "$REDIS_URL" --target "http://127.0.0.1:$PLATFORM_PORT" --mode token -c 64 --duration 12s >"$OUT/tokens.json" &
 load=$!
 sleep 3
