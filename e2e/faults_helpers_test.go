@@ -631,9 +631,10 @@ var contractLine = regexp.MustCompile(`^==> Making transaction with PSP: User ID
 
 // connectorChargers is the fault stack's CHARGE_CONCURRENCY (faultEnv), the
 // size of the connector's charging rounds. A round's lines and its ledger
-// line go out in one write of under 4,096 bytes (PIPE_BUF), so a kill of the
-// connector cannot cut a round in two: the connector that takes it over
-// finds it in the ledger lines and does not charge it again. (An outage of
+// line go out in writes of at most PIPE_BUF (4,096 bytes; one write for a
+// round of the default size), so a kill of the connector cannot cut a write
+// in two: the connector that takes the round over finds what was written in
+// the ledger lines and does not charge it again. (An outage of
 // Redis repeats none either: the round's charges stay in hand until their
 // record lands.) The connector's default, as the stack runs it.
 const connectorChargers = txqueue.DefaultChargers

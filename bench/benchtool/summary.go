@@ -59,12 +59,18 @@ func readJSON[T any](s *sum, name string) *T {
 
 func (s *sum) report(name string) *loadgen.Report { return readJSON[loadgen.Report](s, name) }
 
-// reportOptional is report for a file older runs may lack.
-func (s *sum) reportOptional(name string) *loadgen.Report {
+// readOptionalJSON is readJSON for a file older runs may lack: nil, not
+// missing, when it is absent.
+func readOptionalJSON[T any](s *sum, name string) *T {
 	if _, err := os.Stat(filepath.Join(s.dir, name)); err != nil {
 		return nil
 	}
-	return s.report(name)
+	return readJSON[T](s, name)
+}
+
+// reportOptional is report for a file older runs may lack.
+func (s *sum) reportOptional(name string) *loadgen.Report {
+	return readOptionalJSON[loadgen.Report](s, name)
 }
 
 // overheadPairs reads the two pairs of a router-overhead phase of
@@ -137,12 +143,7 @@ type coldFile struct {
 func (s *sum) cold(name string) *coldFile { return readJSON[coldFile](s, name) }
 
 // coldOptional is cold for a file older runs may lack.
-func (s *sum) coldOptional(name string) *coldFile {
-	if _, err := os.Stat(filepath.Join(s.dir, name)); err != nil {
-		return nil
-	}
-	return s.cold(name)
-}
+func (s *sum) coldOptional(name string) *coldFile { return readOptionalJSON[coldFile](s, name) }
 
 func (c *coldFile) runs() string {
 	var runs []string

@@ -45,7 +45,7 @@ type PSP interface {
 }
 
 // RoundPSP is a PSP that can also charge a whole round at once (the line PSP
-// prints a round's lines in one write). The consumer uses ChargeRound when
+// prints a round's lines in one write, or as few as PIPE_BUF allows). The consumer uses ChargeRound when
 // its PSP has it; errs[i] is round[i]'s outcome.
 type RoundPSP interface {
 	PSP
@@ -107,8 +107,8 @@ type ConsumerConfig struct {
 // bounds how fast it drains: rounds of 24 drained after the load in a median
 // of 0.35 s against 0.79 s for rounds of 16, in 7 alternated pairs
 // (BENCHMARKS.md, "Rounds of 24"). A round of 24 with the longest lines
-// still leaves in one write under PIPE_BUF, which the connector's ledger
-// needs (psp-connector's psp.go).
+// still leaves in one write under Linux's PIPE_BUF; a larger one leaves in
+// several, each with its own ledger line (psp-connector's psp.go).
 const DefaultChargers = 24
 
 func (c *ConsumerConfig) setDefaults() {
