@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/acme-payments/platform/internal/stacktest"
 )
@@ -38,7 +39,10 @@ func TestDocsLinksLeadToTrackedFiles(t *testing.T) {
 	}
 	links := 0
 	for _, doc := range docs {
-		for _, l := range relativeLinks(t, filepath.Join(root, doc)) {
+		for _, l := range docLinks(t, filepath.Join(root, doc)) {
+			if l.target == "" {
+				continue // an anchor in the same file: TestDocsAnchorsLeadToHeadings
+			}
 			links++
 			target := filepath.Clean(filepath.Join(filepath.Dir(doc), l.target))
 			where := fmt.Sprintf("%s:%d: link to %s", doc, l.line, l.target)
@@ -95,14 +99,15 @@ func markdownFiles(t *testing.T, root string, tracked trackedSet) []string {
 }
 
 type docLink struct {
-	line   int
-	target string // without its #fragment
+	line     int
+	target   string // without its #fragment; "" for an anchor in the same file
+	fragment string // after the "#", "" when there is none
 }
 
-// relativeLinks returns the links of one Markdown file that lead into the
-// checkout: not a URL, not an anchor in the same file. Code spans and code
-// blocks are skipped, since what looks like a link there is code.
-func relativeLinks(t *testing.T, path string) []docLink {
+// docLinks returns the links of one Markdown file that stay in the checkout:
+// not a URL. Code spans and code blocks are skipped, since what looks like a
+// link there is code.
+func docLinks(t *testing.T, path string) []docLink {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -126,15 +131,122 @@ func relativeLinks(t *testing.T, path string) []docLink {
 				continue // inside a code span
 			}
 			target := line[m[2]:m[3]]
-			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") || strings.HasPrefix(target, "#") {
+			if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
 				continue
 			}
-			target, _, _ = strings.Cut(target, "#")
-			links = append(links, docLink{line: n, target: target})
+			target, fragment, _ := strings.Cut(target, "#")
+			links = append(links, docLink{line: n, target: target, fragment: fragment})
 		}
 	}
 	if err := sc.Err(); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return links
+}
+
+// TestDocsAnchorsLeadToHeadings: every link to a #fragment of a Markdown file
+// of the checkout (the contents lists of BENCHMARKS.md and RELIABILITY.md, the
+// README's cross-references) names a heading of that file, as GitHub derives
+// its anchor. A heading renamed without its links leaves them pointing at the
+// top of the file, which no other test notices.
+func TestDocsAnchorsLeadToHeadings(t *testing.T) {
+	root := stacktest.RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+		t.Skipf("not a git checkout (%v): the docs and their links are checked in one", err)
+	}
+	docs := markdownFiles(t, root, trackedFiles(t, root))
+	anchors := map[string]map[string]bool{} // Markdown file -> its headings' anchors
+	anchorsOf := func(doc string) map[string]bool {
+		if a, ok := anchors[doc]; ok {
+			return a
+		}
+		anchors[doc] = headingAnchors(t, filepath.Join(root, doc))
+		return anchors[doc]
+	}
+	checked := 0
+	for _, doc := range docs {
+		for _, l := range docLinks(t, filepath.Join(root, doc)) {
+			if l.fragment == "" {
+				continue
+			}
+			target := doc
+			if l.target != "" {
+				target = filepath.Clean(filepath.Join(filepath.Dir(doc), l.target))
+			}
+			if !strings.HasSuffix(target, ".md") {
+				continue // a fragment of another kind of file: nothing to check it against
+			}
+			if _, err := os.Stat(filepath.Join(root, target)); err != nil {
+				continue // TestDocsLinksLeadToTrackedFiles reports it
+			}
+			checked++
+			if !anchorsOf(target)[l.fragment] {
+				t.Errorf("%s:%d: link to #%s: no heading of %s has that anchor", doc, l.line, l.fragment, target)
+			}
+		}
+	}
+	t.Logf("%d links to headings in %d Markdown files checked", checked, len(docs))
+}
+
+// headingAnchors returns the anchors GitHub gives the headings of one Markdown
+// file: lower case, every character but letters, digits, spaces, "-" and "_"
+// removed, spaces made "-", and "-1", "-2", ... after a repeated one. Headings
+// in code blocks are not headings.
+func headingAnchors(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := map[string]bool{}
+	seen := map[string]int{}
+	inBlock := false
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inBlock = !inBlock
+			continue
+		}
+		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
+		if inBlock || !strings.HasPrefix(line, "#") || !ok {
+			continue
+		}
+		anchor := headingAnchor(text)
+		if n := seen[anchor]; n > 0 {
+			seen[anchor]++
+			anchor = fmt.Sprintf("%s-%d", anchor, n)
+		} else {
+			seen[anchor] = 1
+		}
+		anchors[anchor] = true
+	}
+	return anchors
+}
+
+// headingAnchor is GitHub's anchor for a heading's text.
+func headingAnchor(text string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(strings.TrimSpace(text)) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func TestHeadingAnchor(t *testing.T) {
+	tests := []struct{ heading, want string }{
+		{"Run 36 (2026-12-05 22:41 UTC, at 391655a)", "run-36-2026-12-05-2241-utc-at-391655a"},
+		{`The calibration with wrk: what "45,000/s here" is on today's VM`, "the-calibration-with-wrk-what-45000s-here-is-on-todays-vm"},
+		{"Runs 25–28 (2026-12-05 14:26–14:36 UTC)", "runs-2528-2026-12-05-14261436-utc"},
+		{"1. Transactions/s: 227 µs", "1-transactionss-227-µs"},
+		{"`stack up` and `STACK_STATE_DIR`", "stack-up-and-stack_state_dir"},
+	}
+	for _, tt := range tests {
+		if got := headingAnchor(tt.heading); got != tt.want {
+			t.Errorf("headingAnchor(%q) = %q, want %q", tt.heading, got, tt.want)
+		}
+	}
 }
