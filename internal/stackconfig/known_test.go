@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -96,34 +97,10 @@ func TestCommittedStackEnvHasNoUnreadKey(t *testing.T) {
 // a new service setting must be listed, a removed one dropped.
 func TestServiceSettingsMatchTheServices(t *testing.T) {
 	read := map[string]bool{}
-	for _, typ := range []reflect.Type{reflect.TypeOf(envconfig.Server{}), reflect.TypeOf(envconfig.Queue{}), reflect.TypeOf(envconfig.Secret{})} {
-		for i := range typ.NumField() {
-			if key := typ.Field(i).Tag.Get("env"); key != "" && key != "-" {
-				read[key] = true
-			}
+	for _, reads := range settingsReadByService(t) {
+		for key := range reads {
+			read[key] = true
 		}
-	}
-	files, err := filepath.Glob(filepath.Join("..", "..", "services", "*", "config.go"))
-	if err != nil || len(files) != 3 {
-		t.Fatalf("got %v, %v; want the three services' config.go", files, err)
-	}
-	for _, f := range files {
-		file, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ast.Inspect(file, func(n ast.Node) bool {
-			if field, ok := n.(*ast.Field); ok && field.Tag != nil {
-				tag, err := strconv.Unquote(field.Tag.Value)
-				if err != nil {
-					t.Fatalf("%s: tag %s: %v", f, field.Tag.Value, err)
-				}
-				if key := reflect.StructTag(tag).Get("env"); key != "" && key != "-" {
-					read[key] = true
-				}
-			}
-			return true
-		})
 	}
 	known := knownSettings()
 	for key := range read {
@@ -141,6 +118,124 @@ func TestServiceSettingsMatchTheServices(t *testing.T) {
 			t.Errorf("perProcessSettings lists %s, which no service reads", key)
 		}
 	}
+}
+
+// TestPerProcessSettingsAreSetForEachService: the launcher warns that a
+// perProcessSettings key in a file "has no effect: process-compose.yaml sets
+// it for each service", so process-compose.yaml must set it, empty if need
+// be, in the environment of every service that reads it. One it left out
+// would reach that service from the file after all (psp-connector once got a
+// file's HTTP_SOCKET and listened there).
+func TestPerProcessSettingsAreSetForEachService(t *testing.T) {
+	set := composeEnvironments(t, filepath.Join("..", "..", "process-compose.yaml"))
+	for service, reads := range settingsReadByService(t) {
+		env, ok := set[service]
+		if !ok {
+			t.Errorf("process-compose.yaml has no process %s", service)
+			continue
+		}
+		for key := range perProcessSettings {
+			if reads[key] && !env[key] {
+				t.Errorf("process-compose.yaml: %s reads %s, and its environment does not set it: a file's value would reach it", service, key)
+			}
+		}
+	}
+}
+
+// settingsReadByService returns, for each service under services/, the
+// environment variables its config.go reads: its own struct tags, and those
+// of the envconfig structs it embeds.
+func settingsReadByService(t *testing.T) map[string]map[string]bool {
+	t.Helper()
+	shared := map[string]reflect.Type{
+		"Server": reflect.TypeOf(envconfig.Server{}),
+		"Queue":  reflect.TypeOf(envconfig.Queue{}),
+		"Secret": reflect.TypeOf(envconfig.Secret{}),
+	}
+	files, err := filepath.Glob(filepath.Join("..", "..", "services", "*", "config.go"))
+	if err != nil || len(files) != 3 {
+		t.Fatalf("got %v, %v; want the three services' config.go", files, err)
+	}
+	services := map[string]map[string]bool{}
+	for _, f := range files {
+		file, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		read := map[string]bool{}
+		ast.Inspect(file, func(n ast.Node) bool {
+			field, ok := n.(*ast.Field)
+			if !ok {
+				return true
+			}
+			if sel, ok := field.Type.(*ast.SelectorExpr); ok && len(field.Names) == 0 {
+				if pkg, ok := sel.X.(*ast.Ident); ok && pkg.Name == "envconfig" {
+					typ, ok := shared[sel.Sel.Name]
+					if !ok {
+						t.Fatalf("%s embeds envconfig.%s, which this test does not know", f, sel.Sel.Name)
+					}
+					for i := range typ.NumField() {
+						if key := typ.Field(i).Tag.Get("env"); key != "" && key != "-" {
+							read[key] = true
+						}
+					}
+				}
+			}
+			if field.Tag != nil {
+				tag, err := strconv.Unquote(field.Tag.Value)
+				if err != nil {
+					t.Fatalf("%s: tag %s: %v", f, field.Tag.Value, err)
+				}
+				if key := reflect.StructTag(tag).Get("env"); key != "" && key != "-" {
+					read[key] = true
+				}
+			}
+			return true
+		})
+		services[filepath.Base(filepath.Dir(f))] = read
+	}
+	return services
+}
+
+// composeEnvironments returns the keys each process of a process-compose.yaml
+// sets in its environment list ("- \"KEY=value\""). It reads the file's
+// layout, not YAML in general: processes at two spaces' indent under
+// "processes:", their fields at four.
+func composeEnvironments(t *testing.T, path string) map[string]map[string]bool {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs := map[string]map[string]bool{}
+	inProcesses, inEnvironment := false, false
+	process := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case indent == 0:
+			inProcesses, process = trimmed == "processes:", ""
+		case !inProcesses:
+		case indent == 2 && strings.HasSuffix(trimmed, ":"):
+			process = strings.TrimSuffix(trimmed, ":")
+			envs[process] = map[string]bool{}
+		case indent == 4:
+			inEnvironment = process != "" && trimmed == "environment:"
+		case inEnvironment && strings.HasPrefix(trimmed, "- "):
+			kv := strings.Trim(strings.TrimPrefix(trimmed, "- "), `"'`)
+			if key, _, ok := strings.Cut(kv, "="); ok {
+				envs[process][key] = true
+			}
+		}
+	}
+	if len(envs) == 0 {
+		t.Fatalf("%s: no process found under processes:", path)
+	}
+	return envs
 }
 
 // TestIgnoredInFilesMatchesWhatTheLauncherSets keeps ignoredInFiles in step
