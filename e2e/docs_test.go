@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
+	"iter"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -109,23 +109,8 @@ type docLink struct {
 // link there is code.
 func docLinks(t *testing.T, path string) []docLink {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var links []docLink
-	inBlock := false
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			inBlock = !inBlock
-			continue
-		}
-		if inBlock {
-			continue
-		}
+	for n, line := range proseLines(t, path) {
 		for _, m := range markdownLink.FindAllStringSubmatchIndex(line, -1) {
 			if strings.Count(line[:m[0]], "`")%2 == 1 {
 				continue // inside a code span
@@ -138,10 +123,29 @@ func docLinks(t *testing.T, path string) []docLink {
 			links = append(links, docLink{line: n, target: target, fragment: fragment})
 		}
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
 	return links
+}
+
+// proseLines returns the lines of a Markdown file outside its code blocks
+// (fenced by "```"), by line number from 1, in order.
+func proseLines(t *testing.T, path string) iter.Seq2[int, string] {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(yield func(int, string) bool) {
+		inBlock := false
+		for i, line := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "```") {
+				inBlock = !inBlock
+				continue
+			}
+			if !inBlock && !yield(i+1, line) {
+				return
+			}
+		}
+	}
 }
 
 // TestDocsAnchorsLeadToHeadings: every link to a #fragment of a Markdown file
@@ -194,29 +198,19 @@ func TestDocsAnchorsLeadToHeadings(t *testing.T) {
 // in code blocks are not headings.
 func headingAnchors(t *testing.T, path string) map[string]bool {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
 	anchors := map[string]bool{}
 	seen := map[string]int{}
-	inBlock := false
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(strings.TrimSpace(line), "```") {
-			inBlock = !inBlock
-			continue
-		}
+	for _, line := range proseLines(t, path) {
 		text, ok := strings.CutPrefix(strings.TrimLeft(line, "#"), " ")
-		if inBlock || !strings.HasPrefix(line, "#") || !ok {
+		if !strings.HasPrefix(line, "#") || !ok {
 			continue
 		}
-		anchor := headingAnchor(text)
-		if n := seen[anchor]; n > 0 {
-			seen[anchor]++
-			anchor = fmt.Sprintf("%s-%d", anchor, n)
-		} else {
-			seen[anchor] = 1
+		base := headingAnchor(text)
+		anchor := base
+		if n := seen[base]; n > 0 {
+			anchor = fmt.Sprintf("%s-%d", base, n)
 		}
+		seen[base]++
 		anchors[anchor] = true
 	}
 	return anchors
@@ -248,5 +242,18 @@ func TestHeadingAnchor(t *testing.T) {
 		if got := headingAnchor(tt.heading); got != tt.want {
 			t.Errorf("headingAnchor(%q) = %q, want %q", tt.heading, got, tt.want)
 		}
+	}
+}
+
+func TestHeadingAnchorsNumberRepeatsAndSkipCodeBlocks(t *testing.T) {
+	doc := filepath.Join(t.TempDir(), "doc.md")
+	text := "# Runs\n\n## Run 1\n\n```sh\n# not a heading\n```\n\n## Run 1\n\n### Run 1\n#nospace\n"
+	if err := os.WriteFile(doc, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(maps.Keys(headingAnchors(t, doc)))
+	want := []string{"run-1", "run-1-1", "run-1-2", "runs"}
+	if !slices.Equal(got, want) {
+		t.Errorf("headingAnchors = %q, want %q", got, want)
 	}
 }
