@@ -199,6 +199,34 @@ func TestStack(t *testing.T) {
 		}
 	})
 
+	// One access-log line maps a request to the transaction it queued, at
+	// the default log level (core-api's X-Transaction-ID, haproxy.cfg).
+	t.Run("access log: request id and transaction id in one line", func(t *testing.T) {
+		if aliceToken == "" {
+			aliceToken = s.token("alice")
+		}
+		r := s.do(nil, http.MethodPost, "/transaction/transaction",
+			map[string]any{"token": aliceToken, "amount": 100, "currency": "USD"}, nil)
+		requestID, txID := r.header.Get("X-Request-ID"), r.header.Get("X-Transaction-ID")
+		if r.status != http.StatusOK || requestID == "" || txID == "" || txID != r.body["id"] {
+			t.Fatalf("POST /transaction/transaction: got %s, X-Request-ID %q, X-Transaction-ID %q; want 200 with both, the second the body's id", r, requestID, txID)
+		}
+		var logged map[string]any
+		if !pollUntil(5*time.Second, func() bool {
+			for _, line := range strings.Split(s.logFile("haproxy"), "\n") {
+				if strings.Contains(line, `"request_id":"`+requestID+`"`) {
+					return json.Unmarshal([]byte(line), &logged) == nil
+				}
+			}
+			return false
+		}) {
+			t.Fatalf("haproxy log: got no JSON line with request_id %s", requestID)
+		}
+		if logged["transaction_id"] != txID || logged["path"] != "/transaction/transaction" {
+			t.Errorf("haproxy log line of request %s: got transaction_id %v, path %v; want %s, /transaction/transaction", requestID, logged["transaction_id"], logged["path"], txID)
+		}
+	})
+
 	// With every request logged (HAPROXY_ACCESS_LOG=all, the default),
 	// haproxy.cfg runs HAProxy on one thread: with two, a line is dropped
 	// when both write to the stdout pipe at once (haproxy.cfg says why).

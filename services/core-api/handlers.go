@@ -19,6 +19,13 @@ const (
 	replayedHeader       = "Idempotent-Replayed"
 )
 
+// transactionIDHeader names, in an answer to POST /transaction, the
+// transaction it is about: the one queued (or replayed), or the one that may
+// be queued (the 503 that gives its id). The body says it too; the header is
+// for HAProxy's access log (haproxy.cfg), which logs it with the request id,
+// so that one line maps a request to its transaction at any log level.
+const transactionIDHeader = "X-Transaction-ID"
+
 // transactionResponse is the body of a successful POST /transaction: the
 // contract's user_id, amount and currency, plus the id and status.
 type transactionResponse struct {
@@ -106,6 +113,9 @@ func invalidToken(err error) apiError {
 func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what string, err error) {
 	ae := failure(err)
 	body := httpx.ErrorBody{Error: ae.msg, ID: ae.id}
+	if ae.id != "" {
+		w.Header().Set(transactionIDHeader, ae.id)
+	}
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		log.InfoContext(ctx, what+" abandoned: the client went away", "error", err.Error())
 		httpx.WriteErrorBody(w, ae.status, body)
@@ -171,6 +181,7 @@ func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *tx
 			fail(ctx, log, w, "transaction", err)
 			return
 		}
+		w.Header().Set(transactionIDHeader, res.ID)
 		if res.Replayed {
 			w.Header().Set(replayedHeader, "true")
 		}

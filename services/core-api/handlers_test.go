@@ -259,6 +259,9 @@ func TestCreateTransactionAnswersAndQueuesWhatWasSent(t *testing.T) {
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("XRANGE: %v, %v; want one entry", entries, err)
 	}
+	if got := r.header.Get("X-Transaction-ID"); got == "" || got != r.body["id"] {
+		t.Errorf("X-Transaction-ID: got %q, want the id answered, %v", got, r.body["id"])
+	}
 	queued := map[string]any{"id": r.body["id"], "user_id": "2", "amount": "250", "currency": "EUR"}
 	for k, v := range queued {
 		if got := entries[0].Values[k]; got != v {
@@ -529,6 +532,9 @@ func TestTransactionRedisTooSlowMayBeQueued(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.body["error"] != errMaybeQueued.msg || !txqueue.ValidID(id) {
 		t.Fatalf("POST /transaction while Redis is too slow: got %d %s, want 503 %q with the transaction's id", r.status, r.raw, errMaybeQueued.msg)
 	}
+	if got := r.header.Get("X-Transaction-ID"); got != id {
+		t.Errorf("X-Transaction-ID of the 503: got %q, want the id it gives, %s", got, id)
+	}
 	if got := f.do(t, http.MethodGet, "/transactions/"+id, "", bearer); got.status != http.StatusOK || got.body["status"] != txqueue.StatusQueued {
 		t.Errorf("GET /transactions/%s once Redis is free: got %d %s, want 200 queued", id, got.status, got.raw)
 	}
@@ -540,9 +546,15 @@ func TestTransactionRedisTooSlowMayBeQueued(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.body["error"] != errMaybeQueuedKeyed.msg || r.body["id"] != nil {
 		t.Fatalf("POST /transaction with an Idempotency-Key while Redis is too slow: got %d %s, want 503 %q without an id", r.status, r.raw, errMaybeQueuedKeyed.msg)
 	}
+	if got := r.header.Get("X-Transaction-ID"); got != "" {
+		t.Errorf("X-Transaction-ID of the keyed 503: got %q, want none (the stored transaction may be another id)", got)
+	}
 	retry := f.do(t, http.MethodPost, "/transaction", body, keyed)
 	if retry.status != http.StatusOK || retry.header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("the retry with the same Idempotency-Key: got %d %s (Idempotent-Replayed %q), want 200, replayed", retry.status, retry.raw, retry.header.Get("Idempotent-Replayed"))
+	}
+	if got := retry.header.Get("X-Transaction-ID"); got == "" || got != retry.body["id"] {
+		t.Errorf("X-Transaction-ID of the replay: got %q, want the id answered, %v", got, retry.body["id"])
 	}
 	if n := f.rdb.XLen(context.Background(), txqueue.Stream).Val(); n != 2 {
 		t.Errorf("stream length %d, want 2: one transaction per request the client sent once", n)
