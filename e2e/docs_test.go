@@ -28,15 +28,7 @@ var markdownLink = regexp.MustCompile(`\[[^\]]*\]\(([^)\s]+)\)`)
 // wrote it, and is dead in every clone. It skips outside a git checkout:
 // the Nix build sandbox holds the tests' sources, not the docs.
 func TestDocsLinksLeadToTrackedFiles(t *testing.T) {
-	root := stacktest.RepoRoot(t)
-	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
-		t.Skipf("not a git checkout (%v): the docs and their links are checked in one", err)
-	}
-	tracked := trackedFiles(t, root)
-	docs := markdownFiles(t, root, tracked)
-	if len(docs) == 0 {
-		t.Fatalf("no Markdown file found under %s", root)
-	}
+	root, tracked, docs := docsCheckout(t)
 	links := 0
 	for _, doc := range docs {
 		for _, l := range docLinks(t, filepath.Join(root, doc)) {
@@ -60,6 +52,23 @@ func TestDocsLinksLeadToTrackedFiles(t *testing.T) {
 		}
 	}
 	t.Logf("%d relative links in %d Markdown files checked", links, len(docs))
+}
+
+// docsCheckout returns the checkout's root, its tracked files and its tracked
+// Markdown files, for the docs tests. It skips outside a git checkout (the
+// Nix build sandbox holds the tests' sources, not the docs).
+func docsCheckout(t *testing.T) (root string, tracked trackedSet, docs []string) {
+	t.Helper()
+	root = stacktest.RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
+		t.Skipf("not a git checkout (%v): the docs and their links are checked in one", err)
+	}
+	tracked = trackedFiles(t, root)
+	docs = markdownFiles(t, root, tracked)
+	if len(docs) == 0 {
+		t.Fatalf("no Markdown file found under %s", root)
+	}
+	return root, tracked, docs
 }
 
 // trackedSet is what `git ls-files` lists: files, and the directories that
@@ -154,11 +163,7 @@ func proseLines(t *testing.T, path string) iter.Seq2[int, string] {
 // its anchor. A heading renamed without its links leaves them pointing at the
 // top of the file, which no other test notices.
 func TestDocsAnchorsLeadToHeadings(t *testing.T) {
-	root := stacktest.RepoRoot(t)
-	if _, err := os.Stat(filepath.Join(root, ".git")); err != nil {
-		t.Skipf("not a git checkout (%v): the docs and their links are checked in one", err)
-	}
-	docs := markdownFiles(t, root, trackedFiles(t, root))
+	root, _, docs := docsCheckout(t)
 	anchors := map[string]map[string]bool{} // Markdown file -> its headings' anchors
 	anchorsOf := func(doc string) map[string]bool {
 		if a, ok := anchors[doc]; ok {

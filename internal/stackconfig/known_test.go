@@ -127,7 +127,7 @@ func TestServiceSettingsMatchTheServices(t *testing.T) {
 // would reach that service from the file after all (psp-connector once got a
 // file's HTTP_SOCKET and listened there).
 func TestPerProcessSettingsAreSetForEachService(t *testing.T) {
-	set := composeEnvironments(t, filepath.Join("..", "..", "process-compose.yaml"))
+	set := composeEnvironments(t, filepath.Join("..", "..", ComposeFileName))
 	for service, reads := range settingsReadByService(t) {
 		env, ok := set[service]
 		if !ok {
