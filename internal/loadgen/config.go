@@ -38,6 +38,20 @@ const (
 	VerifyNone Verify = "none"
 )
 
+// Arrivals selects how an open loop spaces its requests in time.
+type Arrivals string
+
+const (
+	// ArrivalsEven sends a request exactly every 1/Rate.
+	ArrivalsEven Arrivals = "even"
+	// ArrivalsPoisson sends requests at the same mean Rate with independent,
+	// exponentially distributed gaps (a Poisson process), as clients acting
+	// on their own would. Two even schedules at the same rate keep a fixed
+	// phase against each other and against anything periodic on the server
+	// (a batch, an fsync); Poisson arrivals average over every phase.
+	ArrivalsPoisson Arrivals = "poisson"
+)
+
 // Via selects where statuses are looked up.
 type Via string
 
@@ -83,6 +97,8 @@ type Config struct {
 	// Rate per second and latency is measured from the due time, so a stalled
 	// server cannot hide its queueing delay (no coordinated omission).
 	Rate float64
+	// Arrivals spaces the open loop's requests (Rate > 0 only).
+	Arrivals Arrivals
 	// Bearer sends the token in an Authorization header instead of the body.
 	Bearer bool
 	// StdClient uses net/http's client instead of the generator's own
@@ -120,7 +136,8 @@ type Config struct {
 	Progress io.Writer
 	// ProgressInterval is the progress period (default 1 s).
 	ProgressInterval time.Duration
-	// Seed seeds the random amounts and currencies (0: time-based).
+	// Seed seeds the random amounts and currencies, and Poisson arrivals
+	// (0: time-based).
 	Seed uint64
 }
 
@@ -137,6 +154,7 @@ func DefaultConfig(base string) Config {
 		Mode:             ModeTransactions,
 		Concurrency:      64,
 		Duration:         10 * time.Second,
+		Arrivals:         ArrivalsEven,
 		Currencies:       []string{"USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "SEK"},
 		MaxAmount:        100_000,
 		TokenRefresh:     5 * time.Second,
@@ -204,6 +222,15 @@ func (c *Config) validate() error {
 	// The schedule spaces requests 1/rate apart in whole nanoseconds.
 	if math.IsNaN(c.Rate) || c.Rate < 0 || (c.Rate > 0 && (c.Rate < MinRate || c.Rate > MaxRate)) {
 		errs = append(errs, fmt.Errorf("--rate: %v is not 0 (closed loop) or from %v to %v per second", c.Rate, MinRate, MaxRate))
+	}
+	if c.Arrivals == "" {
+		c.Arrivals = ArrivalsEven
+	}
+	switch {
+	case c.Arrivals != ArrivalsEven && c.Arrivals != ArrivalsPoisson:
+		errs = append(errs, fmt.Errorf("--arrivals: %q is not even or poisson", c.Arrivals))
+	case c.Arrivals == ArrivalsPoisson && c.Rate == 0:
+		errs = append(errs, errors.New("--arrivals: poisson spaces an open loop's requests; it needs --rate"))
 	}
 	if len(c.Currencies) == 0 {
 		errs = append(errs, errors.New("--currencies: at least one currency is needed"))

@@ -55,6 +55,13 @@ func TestRunAccounting(t *testing.T) {
 			errors: map[string]int64{}, ok: true,
 		},
 		{
+			name:     "open loop count, poisson arrivals",
+			fake:     fakerouter.Options{},
+			cfg:      func(c *Config) { c.Count = 60; c.Rate = 300; c.Arrivals = ArrivalsPoisson },
+			accepted: 60, processed: 60, tokensBefore: 2,
+			errors: map[string]int64{}, ok: true,
+		},
+		{
 			name:     "bearer header, three merchants",
 			fake:     fakerouter.Options{},
 			cfg:      func(c *Config) { c.Count = 90; c.Bearer = true; c.Merchants = 3 },
@@ -296,6 +303,9 @@ func TestConfigValidate(t *testing.T) {
 		{"rate infinite", func(c *Config) { c.Rate = math.Inf(1) }, "--rate"},
 		{"rate too small to schedule", func(c *Config) { c.Rate = 1e-12 }, "--rate"},
 		{"open loop", func(c *Config) { c.Rate = 2.5 }, ""},
+		{"open loop, poisson arrivals", func(c *Config) { c.Rate = 2.5; c.Arrivals = ArrivalsPoisson }, ""},
+		{"poisson arrivals in a closed loop", func(c *Config) { c.Arrivals = ArrivalsPoisson }, "--arrivals: poisson spaces an open loop's requests; it needs --rate"},
+		{"unknown arrivals", func(c *Config) { c.Rate = 2.5; c.Arrivals = "bursty" }, `--arrivals: "bursty" is not even or poisson`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -553,12 +563,12 @@ func TestLatencyCountsClampedValues(t *testing.T) {
 }
 
 func TestWriteTextSmallRate(t *testing.T) {
-	rep := &Report{Mode: ModeTransactions, Rate: 0.25, Accepted: 1}
+	rep := &Report{Mode: ModeTransactions, Rate: 0.25, Arrivals: ArrivalsEven, Accepted: 1}
 	var b bytes.Buffer
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "open loop at 0.25/s") {
+	if !strings.Contains(b.String(), "open loop at 0.25/s (even arrivals)") {
 		t.Errorf("got %q, want the rate 0.25/s", b.String())
 	}
 }

@@ -15,6 +15,9 @@ type Report struct {
 	Concurrency int     `json:"concurrency"`
 	Merchants   int     `json:"merchants"`
 	Rate        float64 `json:"rate,omitempty"`
+	// Arrivals is how the open loop spaced its requests ("even" or
+	// "poisson"); empty for a closed loop.
+	Arrivals Arrivals `json:"arrivals,omitempty"`
 	// Elapsed is the load phase in seconds: first request sent to last
 	// response received.
 	Elapsed     float64 `json:"elapsed_s"`
@@ -101,7 +104,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	loop := "closed loop"
 	if rep.Rate > 0 {
-		loop = fmt.Sprintf("open loop at %g/s", rep.Rate)
+		loop = fmt.Sprintf("open loop at %g/s (%s arrivals)", rep.Rate, rep.Arrivals)
 	}
 	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target)
 	before := ""

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
 		due := make(chan time.Time, 4*cfg.Concurrency)
-		go r.schedule(ctx, start, due)
+		go r.schedule(ctx, start, due, newArrivalClock(cfg.Rate, cfg.Arrivals, seed))
 		for _, w := range workers {
 			wg.Add(1)
 			go func() {
@@ -185,6 +186,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Concurrency: cfg.Concurrency,
 		Merchants:   cfg.Merchants,
 		Rate:        cfg.Rate,
+		Arrivals:    arrivalsOf(cfg),
 		Target:      cfg.TxURL,
 		Elapsed:     loadEnd.Sub(start).Seconds(),
 		Interrupted: ctx.Err() != nil,
@@ -215,17 +217,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 }
 
 // schedule sends the due time of every request of an open-loop run. Due
-// times come from the request's index, never from when the previous one was
-// sent, so a slow server makes requests late (measured) rather than fewer.
-func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time) {
+// times come from the request's index (and, for Poisson arrivals, the gaps
+// drawn before it), never from when the previous one was sent, so a slow
+// server makes requests late (measured) rather than fewer.
+func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time, arrivals *arrivalClock) {
 	defer close(due)
 	cfg := r.cfg
 	end := start.Add(cfg.Duration)
-	perReq := float64(time.Second) / cfg.Rate
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for i := int64(0); ; i++ {
-		t := start.Add(time.Duration(float64(i) * perReq))
+		t := start.Add(arrivals.next())
 		if cfg.Count > 0 && i >= cfg.Count || cfg.Duration > 0 && !t.Before(end) {
 			return
 		}
@@ -243,6 +245,47 @@ func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.
 			return
 		}
 	}
+}
+
+// arrivalsOf is how the run's requests were spaced, for the report: empty
+// for a closed loop, which has no schedule.
+func arrivalsOf(cfg Config) Arrivals {
+	if cfg.Rate == 0 {
+		return ""
+	}
+	return cfg.Arrivals
+}
+
+// arrivalClock gives each request of an open loop its due time, as an
+// offset from the start: the first at 0, then 1/Rate apart (ArrivalsEven),
+// or with exponentially distributed gaps of mean 1/Rate (ArrivalsPoisson).
+type arrivalClock struct {
+	perReq float64    // mean gap, ns
+	rng    *rand.Rand // the Poisson gaps; nil for even arrivals
+	i      int64      // requests given so far
+	at     float64    // the last offset given, ns (Poisson)
+}
+
+func newArrivalClock(rate float64, arrivals Arrivals, seed uint64) *arrivalClock {
+	a := &arrivalClock{perReq: float64(time.Second) / rate}
+	if arrivals == ArrivalsPoisson {
+		// Its own stream: the workers' amounts use streams 0..c-1.
+		a.rng = rand.New(rand.NewPCG(seed, math.MaxUint64))
+	}
+	return a
+}
+
+// next returns the due offset of the next request.
+func (a *arrivalClock) next() time.Duration {
+	defer func() { a.i++ }()
+	if a.rng == nil {
+		// From the index, not a running sum: no rounding error builds up.
+		return time.Duration(float64(a.i) * a.perReq)
+	}
+	if a.i > 0 {
+		a.at += a.rng.ExpFloat64() * a.perReq
+	}
+	return time.Duration(a.at)
 }
 
 // one sends one request that was due at due.

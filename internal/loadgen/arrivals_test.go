@@ -1,0 +1,94 @@
+package loadgen
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// The open loop's schedules, without a clock: the due offsets of the first
+// n requests.
+func dueOffsets(rate float64, arrivals Arrivals, seed uint64, n int) []time.Duration {
+	clock := newArrivalClock(rate, arrivals, seed)
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = clock.next()
+	}
+	return out
+}
+
+func TestArrivalClockEvenIsExactlyOneOverTheRate(t *testing.T) {
+	tests := []struct {
+		rate float64
+		i    int
+		want time.Duration
+	}{
+		{rate: 1000, i: 0, want: 0},
+		{rate: 1000, i: 1, want: time.Millisecond},
+		{rate: 1000, i: 9999, want: 9999 * time.Millisecond},
+		{rate: 3, i: 3, want: time.Second},        // no rounding builds up
+		{rate: 0.25, i: 2, want: 8 * time.Second}, // slower than one a second
+	}
+	for _, tt := range tests {
+		got := dueOffsets(tt.rate, ArrivalsEven, 1, tt.i+1)[tt.i]
+		if got != tt.want {
+			t.Errorf("rate %g, request %d: due at %v, want %v", tt.rate, tt.i, got, tt.want)
+		}
+	}
+}
+
+// Poisson arrivals keep the mean rate, but their gaps spread as an
+// exponential distribution's do: standard deviation equal to the mean, and
+// about 1/e of the gaps longer than the mean (even gaps: none).
+func TestArrivalClockPoissonGaps(t *testing.T) {
+	const rate, n = 1000.0, 20000
+	mean := float64(time.Second) / rate
+	due := dueOffsets(rate, ArrivalsPoisson, 42, n)
+	if due[0] != 0 {
+		t.Errorf("first request due at %v, want 0", due[0])
+	}
+	var sum, sumSq float64
+	longer := 0
+	for i := 1; i < n; i++ {
+		gap := float64(due[i] - due[i-1])
+		if gap < 0 {
+			t.Fatalf("request %d due before request %d", i, i-1)
+		}
+		sum += gap
+		sumSq += gap * gap
+		if gap > mean {
+			longer++
+		}
+	}
+	gaps := float64(n - 1)
+	gotMean := sum / gaps
+	sd := math.Sqrt(sumSq/gaps - gotMean*gotMean)
+	// With 20,000 gaps the sample mean is within 2 % of the true one with
+	// overwhelming odds (its standard error is 0.7 %); the seed is fixed.
+	if math.Abs(gotMean-mean) > 0.02*mean {
+		t.Errorf("mean gap %.0f ns, want %.0f ± 2 %%", gotMean, mean)
+	}
+	if math.Abs(sd-mean) > 0.05*mean {
+		t.Errorf("gaps' standard deviation %.0f ns, want about the mean, %.0f ± 5 %%", sd, mean)
+	}
+	if frac := float64(longer) / gaps; math.Abs(frac-1/math.E) > 0.02 {
+		t.Errorf("%.3f of the gaps longer than the mean, want about 1/e = %.3f", frac, 1/math.E)
+	}
+}
+
+func TestArrivalClockPoissonFollowsTheSeed(t *testing.T) {
+	a := dueOffsets(500, ArrivalsPoisson, 7, 100)
+	b := dueOffsets(500, ArrivalsPoisson, 7, 100)
+	c := dueOffsets(500, ArrivalsPoisson, 8, 100)
+	same, differs := true, false
+	for i := range a {
+		same = same && a[i] == b[i]
+		differs = differs || a[i] != c[i]
+	}
+	if !same {
+		t.Error("two schedules with seed 7 differ; --seed must reproduce a run's arrivals")
+	}
+	if !differs {
+		t.Error("seeds 7 and 8 gave the same schedule")
+	}
+}
