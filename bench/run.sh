@@ -119,7 +119,11 @@ lg "${DIRECT[@]}" -c "$CONC" --duration "$DURATION" >"$OUT/tx-direct.json"
 # At the same time, not one after the other: this machine's speed drifts by
 # tens of percent within minutes, so phases run in turn compare two different
 # machines. Run together, both halves share the CPU and Redis's fsyncs, and
-# the p50 difference is the router's hop. No --watch-pid: both generators
+# the p50 difference is the router's hop. With Poisson arrivals (since
+# 2026-12-06): two evenly spaced schedules at one rate keep a fixed phase
+# against each other for the whole pair, and that phase moved the difference
+# by up to 0.5 ms from pair to pair (BENCHMARKS.md, "Even and Poisson
+# arrivals"). No --watch-pid: both generators
 # would count the same processes' CPU.
 # Each runs in a subshell, where a failure sets only the subshell's FAILED,
 # so the subshell exits with it.
@@ -127,7 +131,7 @@ overhead_pairs() {
 	local rate=$1 name=$2 i via_router direct
 	local -a OPEN
 	for i in 1 2; do
-		OPEN=(-c "$CONC" --rate "$((rate / 2))" --duration "$DURATION")
+		OPEN=(-c "$CONC" --rate "$((rate / 2))" --arrivals poisson --duration "$DURATION")
 		(lg_unwatched --target "$ROUTER" "${OPEN[@]}" >"$OUT/$name-router-$i.json"; exit "$FAILED") &
 		via_router=$!
 		(lg_unwatched "${DIRECT[@]}" "${OPEN[@]}" >"$OUT/$name-direct-$i.json"; exit "$FAILED") &
