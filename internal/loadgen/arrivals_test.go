@@ -92,3 +92,43 @@ func TestArrivalClockPoissonFollowsTheSeed(t *testing.T) {
 		t.Error("seeds 7 and 8 gave the same schedule")
 	}
 }
+
+// The open loop's scheduler follows Config.Arrivals. Its start is an hour
+// ago, so every request is already due and nothing waits on the clock.
+func TestScheduleFollowsArrivals(t *testing.T) {
+	tests := []struct {
+		arrivals Arrivals
+		distinct int // at least this many different gaps among the 499
+	}{
+		{ArrivalsEven, 0},
+		{ArrivalsPoisson, 400},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.arrivals), func(t *testing.T) {
+			cfg := testConfig("http://127.0.0.1:8080")
+			cfg.Rate, cfg.Count, cfg.Duration, cfg.Arrivals = 1000, 500, 0, tt.arrivals
+			r := &runner{cfg: &cfg}
+			due := make(chan time.Time, cfg.Count)
+			start := time.Now().Add(-time.Hour)
+			r.schedule(t.Context(), start, due, 42)
+			var times []time.Time
+			for d := range due {
+				times = append(times, d)
+			}
+			if len(times) != int(cfg.Count) {
+				t.Fatalf("%d due times, want %d", len(times), cfg.Count)
+			}
+			gaps := map[time.Duration]bool{}
+			for i := 1; i < len(times); i++ {
+				gaps[times[i].Sub(times[i-1])] = true
+			}
+			switch {
+			case tt.distinct == 0 && len(gaps) > 1:
+				// Whole nanoseconds: 1 ms apart exactly at 1,000/s.
+				t.Errorf("even arrivals: %d different gaps, want one (1 ms)", len(gaps))
+			case len(gaps) < tt.distinct:
+				t.Errorf("%s arrivals: %d different gaps among %d, want at least %d", tt.arrivals, len(gaps), len(times)-1, tt.distinct)
+			}
+		})
+	}
+}

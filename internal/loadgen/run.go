@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
 		due := make(chan time.Time, 4*cfg.Concurrency)
-		go r.schedule(ctx, start, due, newArrivalClock(cfg.Rate, cfg.Arrivals, seed))
+		go r.schedule(ctx, start, due, seed)
 		for _, w := range workers {
 			wg.Add(1)
 			go func() {
@@ -220,9 +220,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // times come from the request's index (and, for Poisson arrivals, the gaps
 // drawn before it), never from when the previous one was sent, so a slow
 // server makes requests late (measured) rather than fewer.
-func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time, arrivals *arrivalClock) {
+func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time, seed uint64) {
 	defer close(due)
 	cfg := r.cfg
+	arrivals := newArrivalClock(cfg.Rate, cfg.Arrivals, seed)
 	end := start.Add(cfg.Duration)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
