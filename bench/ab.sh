@@ -9,6 +9,8 @@
 #   bench/ab.sh after CHARGE_CONCURRENCY=4      # plus settings for this run
 #   BENCH_DURATION=5s bench/ab.sh quick
 #   BENCH_RATE=3000 bench/ab.sh open            # open loop at 3,000 tx/s
+#   BENCH_RATE=3000 BENCH_ARRIVALS=poisson bench/ab.sh open-poisson
+#                                               # the same with Poisson arrivals
 #
 # Settings are exported for the stack (stack.env's variables, or a service's
 # own, such as CHARGE_CONCURRENCY or BATCH_SIZE); the stack itself is
@@ -38,10 +40,13 @@ PC_PID=$(cat "$STACK_STATE_DIR/process-compose.pid")
 LG=("$LOADGEN" --redis-url "$REDIS_URL" --target "http://127.0.0.1:$PLATFORM_PORT" -c 64)
 "${LG[@]}" --quiet --duration 2s >/dev/null # warm-up, not reported, closed loop
 if [[ -n ${BENCH_RATE:-} ]]; then
-	LG+=(--rate "$BENCH_RATE")
+	LG+=(--rate "$BENCH_RATE" --arrivals "${BENCH_ARRIVALS:-even}")
+elif [[ -n ${BENCH_ARRIVALS:-} ]]; then
+	echo "bench/ab.sh: BENCH_ARRIVALS=$BENCH_ARRIVALS needs BENCH_RATE (an open loop)" >&2
+	exit 2
 fi
 {
-	echo "ab: $label  settings: ${*:-(none)}${BENCH_RATE:+  open loop at $BENCH_RATE tx/s}  commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')  load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "ab: $label  settings: ${*:-(none)}${BENCH_RATE:+  open loop at $BENCH_RATE tx/s, ${BENCH_ARRIVALS:-even} arrivals}  commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo ' (dirty)')  load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	"${LG[@]}" --quiet --watch-pid "$PC_PID" --duration "${BENCH_DURATION:-10s}"
 } | tee "$REPORT"
 echo "saved: $REPORT" >&2
