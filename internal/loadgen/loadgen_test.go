@@ -193,6 +193,35 @@ func TestRunDurationRefreshesTokens(t *testing.T) {
 	}
 }
 
+// The report gives the seed the run used, so that --seed can repeat its
+// amounts, currencies and arrivals: the one asked for, or the one drawn.
+func TestRunReportsItsSeed(t *testing.T) {
+	tests := []struct {
+		name string
+		seed uint64 // 0: drawn from the clock
+	}{
+		{"asked for", 7},
+		{"drawn", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := fakerouter.Start(t, fakerouter.Options{})
+			cfg := testConfig(srv.URL)
+			cfg.Count, cfg.Seed = 10, tt.seed
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			switch {
+			case tt.seed != 0 && rep.Seed != tt.seed:
+				t.Errorf("seed: got %d, want %d", rep.Seed, tt.seed)
+			case tt.seed == 0 && rep.Seed == 0:
+				t.Error("seed: got 0, want the seed drawn from the clock")
+			}
+		})
+	}
+}
+
 func TestRunTokenMode(t *testing.T) {
 	_, srv := fakerouter.Start(t, fakerouter.Options{})
 	cfg := testConfig(srv.URL)
@@ -563,13 +592,13 @@ func TestLatencyCountsClampedValues(t *testing.T) {
 }
 
 func TestWriteTextSmallRate(t *testing.T) {
-	rep := &Report{Mode: ModeTransactions, Rate: 0.25, Arrivals: ArrivalsEven, Accepted: 1}
+	rep := &Report{Mode: ModeTransactions, Rate: 0.25, Arrivals: ArrivalsEven, Accepted: 1, Seed: 7}
 	var b bytes.Buffer
 	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "open loop at 0.25/s (even arrivals)") {
-		t.Errorf("got %q, want the rate 0.25/s", b.String())
+	if !strings.Contains(b.String(), "open loop at 0.25/s (even arrivals)") || !strings.Contains(b.String(), ", seed 7\n") {
+		t.Errorf("got %q, want the rate 0.25/s, its arrivals and the seed", b.String())
 	}
 }
 

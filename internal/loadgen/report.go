@@ -18,6 +18,10 @@ type Report struct {
 	// Arrivals is how the open loop spaced its requests ("even" or
 	// "poisson"); empty for a closed loop.
 	Arrivals Arrivals `json:"arrivals,omitempty"`
+	// Seed is the seed of the run's random amounts, currencies and Poisson
+	// arrivals: --seed, or the one drawn from the clock when --seed was 0.
+	// Passed as --seed, it repeats them.
+	Seed uint64 `json:"seed"`
 	// Elapsed is the load phase in seconds: first request sent to last
 	// response received.
 	Elapsed     float64 `json:"elapsed_s"`
@@ -106,7 +110,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if rep.Rate > 0 {
 		loop = fmt.Sprintf("open loop at %g/s (%s arrivals)", rep.Rate, rep.Arrivals)
 	}
-	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target)
+	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s, seed %d\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target, rep.Seed)
 	before := ""
 	if rep.TokensBeforeLoad > 0 {
 		before = fmt.Sprintf("; %d before the load", rep.TokensBeforeLoad)

@@ -187,6 +187,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Merchants:   cfg.Merchants,
 		Rate:        cfg.Rate,
 		Arrivals:    arrivalsOf(cfg),
+		Seed:        seed,
 		Target:      cfg.TxURL,
 		Elapsed:     loadEnd.Sub(start).Seconds(),
 		Interrupted: ctx.Err() != nil,
