@@ -103,7 +103,8 @@ const usage = `usage: loadgen [flags]
 
 Drives POST /auth/token and POST /transaction/transaction through the router,
 then waits until every accepted transaction is processed. Closed loop (as fast
-as -c workers go) unless --rate is set (open loop, latency from the due time).
+as -c workers go) unless --rate is set (open loop, latency from the due time;
+--arrivals poisson spaces its requests by random gaps instead of evenly).
 Exits non-zero when an accepted transaction was never processed.
 
 Flags:
@@ -162,7 +163,7 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", def.DrainTimeout, "how long after the load to wait for every transaction to be processed")
 	jsonOut := fs.Bool("json", false, "print the report as JSON")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
-	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed for amounts, currencies and Poisson arrivals (0: time)")
+	fs.Uint64Var(&cfg.Seed, "seed", 0, "random seed for amounts, currencies, Poisson arrivals and the verification sample (0: drawn at random; the report gives it)")
 	cpuProfile := fs.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	fs.IntVar(&cfg.WatchPID, "watch-pid", 0, "report the CPU time of this process and its descendants during the load (Linux; e.g. the stack's process-compose pid)")
 	if err := fs.Parse(args[1:]); err != nil {

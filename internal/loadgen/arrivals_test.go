@@ -107,10 +107,10 @@ func TestScheduleFollowsArrivals(t *testing.T) {
 		t.Run(string(tt.arrivals), func(t *testing.T) {
 			cfg := testConfig("http://127.0.0.1:8080")
 			cfg.Rate, cfg.Count, cfg.Duration, cfg.Arrivals = 1000, 500, 0, tt.arrivals
-			r := &runner{cfg: &cfg}
+			r := &runner{cfg: &cfg, seed: 42}
 			due := make(chan time.Time, cfg.Count)
 			start := time.Now().Add(-time.Hour)
-			r.schedule(t.Context(), start, due, 42)
+			r.schedule(t.Context(), start, due)
 			var times []time.Time
 			for d := range due {
 				times = append(times, d)

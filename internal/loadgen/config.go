@@ -136,8 +136,9 @@ type Config struct {
 	Progress io.Writer
 	// ProgressInterval is the progress period (default 1 s).
 	ProgressInterval time.Duration
-	// Seed seeds the random amounts and currencies, and Poisson arrivals
-	// (0: time-based).
+	// Seed seeds the random amounts and currencies, Poisson arrivals and
+	// the verification sample (0: one drawn at random, which the report
+	// gives).
 	Seed uint64
 }
 

@@ -113,6 +113,13 @@ func (h *h1conn) do(ctx context.Context, method, host, path string, body []byte,
 	h.wbuf = b
 
 	_ = h.c.SetDeadline(time.Now().Add(h.timeout))
+	if err := ctx.Err(); err != nil {
+		// Stopped since the check above: the stop's past deadline may have
+		// come before the one just set, which would hold this request for
+		// its whole timeout.
+		h.close()
+		return h1resp{}, err
+	}
 	if _, err := h.c.Write(b); err != nil {
 		h.close()
 		return h1resp{}, ctxErr(ctx, err)

@@ -194,7 +194,8 @@ func TestRunDurationRefreshesTokens(t *testing.T) {
 }
 
 // The report gives the seed the run used, so that --seed can repeat its
-// amounts, currencies and arrivals: the one asked for, or the one drawn.
+// amounts, currencies and arrivals: the one asked for, or the one drawn,
+// which must come back exactly from the JSON report.
 func TestRunReportsItsSeed(t *testing.T) {
 	tests := []struct {
 		name string
@@ -202,6 +203,7 @@ func TestRunReportsItsSeed(t *testing.T) {
 	}{
 		{"asked for", 7},
 		{"drawn", 0},
+		{"drawn again", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,8 +217,17 @@ func TestRunReportsItsSeed(t *testing.T) {
 			switch {
 			case tt.seed != 0 && rep.Seed != tt.seed:
 				t.Errorf("seed: got %d, want %d", rep.Seed, tt.seed)
-			case tt.seed == 0 && rep.Seed == 0:
-				t.Error("seed: got 0, want the seed drawn from the clock")
+			case tt.seed == 0 && (rep.Seed == 0 || rep.Seed >= 1<<53):
+				// Under 2^53: readers that hold JSON numbers as float64 (jq,
+				// JavaScript) get it back exactly.
+				t.Errorf("seed: got %d, want one drawn in [1, 2^53)", rep.Seed)
+			}
+			var back map[string]any
+			if b, err := json.Marshal(rep); err != nil || json.Unmarshal(b, &back) != nil {
+				t.Fatalf("report JSON: %v", err)
+			}
+			if got := uint64(back["seed"].(float64)); got != rep.Seed {
+				t.Errorf("seed through JSON as a float64: got %d, want %d", got, rep.Seed)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-payments/platform/internal/loadgen/fakerouter"
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/txqueue"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestRunVerifiesThroughRedis runs the generator against an HTTP front that
@@ -112,4 +115,56 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// A queue probe that fails after the load (here: its stream is deleted as
+// the last transaction is accepted, with an entry never delivered, so it
+// never reads drained) is retried every 2 ms until the drain timeout; its
+// error counts once, not once per attempt.
+func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	stream := "stream-" + t.Name()
+	if err := rdb.XGroupCreateMkStream(ctx, stream, DefaultGroup, "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"id", "never-delivered"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f, api := fakerouter.Start(t, fakerouter.Options{})
+	probe, err := NewQueueProbe(srv.URL, stream, DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close() })
+	cfg := testConfig(api.URL)
+	cfg.Count = 10
+	cfg.Queue = probe
+	cfg.Verify = VerifyNone
+	cfg.DrainTimeout = 300 * time.Millisecond
+	deleted := make(chan error, 1)
+	go func() {
+		for range 5000 { // up to 5 s
+			if f.Accepted.Load() >= cfg.Count {
+				deleted <- rdb.Del(ctx, stream).Err()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		deleted <- errors.New("the load never reached its count")
+	}()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("delete the stream: %v", err)
+	}
+	if n := rep.Errors["queue probe"]; n != 1 {
+		t.Errorf(`errors["queue probe"]: got %d, want 1 (errors %v)`, n, rep.Errors)
+	}
+	if rep.Verification.Drained {
+		t.Error("drained: got true from a probe that failed")
+	}
 }

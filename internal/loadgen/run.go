@@ -31,6 +31,10 @@ type runner struct {
 	txAccepted   atomic.Int64
 	remaining    atomic.Int64 // closed loop with Count: requests left to start
 	start        time.Time    // the start of the load
+	// seed is the run's: Config.Seed, or drawn when that is 0. It seeds the
+	// workers' amounts and currencies, Poisson arrivals and the
+	// verification sample.
+	seed uint64
 }
 
 // worker is one connection's loop state; nothing in it is shared.
@@ -110,8 +114,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	workers := make([]*worker, cfg.Concurrency)
 	seed := cfg.Seed
 	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
+		seed = drawSeed()
 	}
+	r.seed = seed
 	for i := range workers {
 		workers[i] = &worker{
 			id:  i,
@@ -135,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
 		due := make(chan time.Time, 4*cfg.Concurrency)
-		go r.schedule(ctx, start, due, seed)
+		go r.schedule(ctx, start, due)
 		for _, w := range workers {
 			wg.Add(1)
 			go func() {
@@ -221,10 +226,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // times come from the request's index (and, for Poisson arrivals, the gaps
 // drawn before it), never from when the previous one was sent, so a slow
 // server makes requests late (measured) rather than fewer.
-func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time, seed uint64) {
+func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time) {
 	defer close(due)
 	cfg := r.cfg
-	arrivals := newArrivalClock(cfg.Rate, cfg.Arrivals, seed)
+	arrivals := newArrivalClock(cfg.Rate, cfg.Arrivals, r.seed)
 	end := start.Add(cfg.Duration)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -247,6 +252,14 @@ func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.
 			return
 		}
 	}
+}
+
+// drawSeed draws a run's seed when --seed is 0: nonzero and under 2^53,
+// so that it comes back exactly from the report's JSON through readers that
+// hold numbers as float64 (jq, JavaScript, Go's any), and --seed repeats
+// the run.
+func drawSeed() uint64 {
+	return rand.Uint64()>>11 | 1
 }
 
 // arrivalsOf is how the run's requests were spaced, for the report: empty

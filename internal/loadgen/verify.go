@@ -97,10 +97,16 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 
 	if cfg.Queue != nil {
 		v.DrainMethod = "queue"
+		probeFailed := false
 		for {
 			s, err := cfg.Queue.State(ctx)
 			if err != nil && ctx.Err() == nil {
-				r.errs.add("queue probe")
+				// Once: it is retried every 2 ms until the drain timeout,
+				// and one cause would otherwise count thousands of times.
+				if !probeFailed {
+					r.errs.add("queue probe")
+				}
+				probeFailed = true
 			} else if s.Drained() {
 				drainedAt = time.Now()
 				v.Drained = true
@@ -118,7 +124,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	if cfg.Verify == VerifyNone {
 		check = nil
 	} else if cfg.Verify == VerifySample && cfg.VerifySample < len(accepted) {
-		check = sample(accepted, cfg.VerifySample, cfg.Seed)
+		check = sample(accepted, cfg.VerifySample, r.seed)
 	}
 	v.Checked = int64(len(check))
 	if len(check) > 0 {
@@ -281,7 +287,9 @@ func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txSt
 	m := r.merchants[tx.merchant]
 	tok, err := m.get(ctx, r, s)
 	if err != nil {
-		r.errs.add("status skipped: no token")
+		if !isCanceled(ctx, err) {
+			r.errs.add("status skipped: no token")
+		}
 		return stateUnknown, 0, false
 	}
 	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, tok)
