@@ -72,14 +72,9 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 			api := httptest.NewServer(mux)
 			t.Cleanup(api.Close)
 
-			probe, err := NewQueueProbe(srv.URL, DefaultStream, DefaultGroup)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { probe.Close() })
 			cfg := testConfig(api.URL)
 			cfg.Count = 300
-			cfg.Queue = probe
+			cfg.Queue = startQueueProbe(t, srv.URL, DefaultStream)
 			cfg.DrainTimeout = 500 * time.Millisecond
 			if !tt.consumer {
 				cfg.DrainTimeout = 100 * time.Millisecond
@@ -110,6 +105,18 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 	}
 }
 
+// startQueueProbe opens a queue probe on the Redis at url, for stream and
+// the connector's group, closed when the test ends.
+func startQueueProbe(t *testing.T, url, stream string) *QueueProbe {
+	t.Helper()
+	probe, err := NewQueueProbe(url, stream, DefaultGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close() })
+	return probe
+}
+
 // writeJSON answers v as JSON with status, as the router's services do.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
@@ -133,14 +140,9 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, api := fakerouter.Start(t, fakerouter.Options{})
-	probe, err := NewQueueProbe(srv.URL, stream, DefaultGroup)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { probe.Close() })
 	cfg := testConfig(api.URL)
 	cfg.Count = 10
-	cfg.Queue = probe
+	cfg.Queue = startQueueProbe(t, srv.URL, stream)
 	cfg.Verify = VerifyNone
 	cfg.DrainTimeout = 300 * time.Millisecond
 	deleted := make(chan error, 1)
