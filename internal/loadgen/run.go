@@ -292,12 +292,13 @@ func newArrivalClock(rate float64, arrivals Arrivals, seed uint64) *arrivalClock
 
 // next returns the due offset of the next request.
 func (a *arrivalClock) next() time.Duration {
-	defer func() { a.i++ }()
+	i := a.i
+	a.i++
 	if a.rng == nil {
 		// From the index, not a running sum: no rounding error builds up.
-		return time.Duration(float64(a.i) * a.perReq)
+		return time.Duration(float64(i) * a.perReq)
 	}
-	if a.i > 0 {
+	if i > 0 {
 		a.at += a.rng.ExpFloat64() * a.perReq
 	}
 	return time.Duration(a.at)
