@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
+	"github.com/acme-payments/platform/internal/stacktest"
+)
+
+// TestRouterRetriesAnswerlessRequestsOnlyWhenSafe runs haproxy.cfg in front
+// of a backend that closes the connection without a byte of answer the first
+// time it gets each request, as a service does when its graceful shutdown
+// closes a keep-alive connection HAProxy had just sent a request on. HAProxy
+// sends such a request again only where that cannot do anything twice: a
+// GET, and a transaction with an Idempotency-Key (core-api answers a repeat
+// with the first one's id). A transaction without a key may have been
+// queued before the connection closed, so it gets the router's JSON 502 and
+// goes to the backend once. So does a login: repeating it would be safe, but
+// the copy HAProxy keeps of a request it may retry costs every login CPU,
+// and the client can repeat a login itself.
+func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	root := stacktest.RepoRoot(t)
+	backend := startDropOnceBackend(t)
+	port := startRouter(t, haproxy, root, backend.socket)
+
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		wantStatus, wantAttempts int
+	}{
+		{name: "transaction with an Idempotency-Key", method: "POST", path: "/transaction/transaction",
+			body: `{"token":"t","amount":1,"currency":"USD"}`, header: map[string]string{"Idempotency-Key": "k-1"},
+			wantStatus: 200, wantAttempts: 2},
+		{name: "transaction without a key", method: "POST", path: "/transaction/transaction",
+			body: `{"token":"t","amount":1,"currency":"USD"}`, wantStatus: 502, wantAttempts: 1},
+		{name: "status lookup", method: "GET", path: "/transaction/transactions/tx_1",
+			wantStatus: 200, wantAttempts: 2},
+		{name: "login", method: "POST", path: "/auth/token",
+			body: `{"username":"alice","password":"x"}`, wantStatus: 502, wantAttempts: 1},
+	}
+	// A connection per request: HAProxy closes the client's connection
+	// after a 502.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			testCase := fmt.Sprint("case-", i)
+			req, err := http.NewRequest(tt.method, fmt.Sprintf("http://127.0.0.1:%d%s", port, tt.path), strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(dropOnceHeader, testCase)
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tt.method, tt.path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.wantStatus {
+				t.Errorf("status: got %d %s, want %d", resp.StatusCode, body, tt.wantStatus)
+			}
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("Content-Type: got %q, want JSON (body %s)", ct, body)
+			}
+			if got := backend.attempts(testCase); got != tt.wantAttempts {
+				t.Errorf("attempts at the backend: got %d, want %d", got, tt.wantAttempts)
+			}
+		})
+	}
+}
+
+// dropOnceHeader names a request for the drop-once backend: the first
+// request with each value is dropped.
+const dropOnceHeader = "X-Test-Case"
+
+// dropOnceBackend serves GET /health, and closes the connection without
+// answering the first request of each dropOnceHeader value; it answers the
+// next ones 200 with a JSON body.
+type dropOnceBackend struct {
+	socket string
+	mu     sync.Mutex
+	seen   map[string]int
+}
+
+func (b *dropOnceBackend) attempts(testCase string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seen[testCase]
+}
+
+func startDropOnceBackend(t *testing.T) *dropOnceBackend {
+	t.Helper()
+	b := &dropOnceBackend{socket: filepath.Join(t.TempDir(), "backend.sock"), seen: map[string]int{}}
+	ln, err := net.Listen("unix", b.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		testCase := r.Header.Get(dropOnceHeader)
+		if r.URL.Path == "/health" || testCase == "" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"pass","checks":{}}`)
+			return
+		}
+		b.mu.Lock()
+		b.seen[testCase]++
+		first := b.seen[testCase] == 1
+		b.mu.Unlock()
+		if first {
+			conn, _, err := http.NewResponseController(w).Hijack()
+			if err == nil {
+				conn.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"id":"tx_1","token":"t"}`)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return b
+}
+
+// startRouter runs HAProxy on the repository's haproxy.cfg with both
+// backends on socket, and returns its port once a request through it is
+// answered.
+func startRouter(t *testing.T, haproxy, root, socket string) int {
+	t.Helper()
+	ports := stacktest.FreePorts(t, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, haproxy, "-db", "-f", filepath.Join(root, stackconfig.HAProxyFileName))
+	cmd.Env = append(os.Environ(),
+		"PLATFORM_HOST=127.0.0.1",
+		fmt.Sprint("PLATFORM_PORT=", ports[0]),
+		fmt.Sprint("HAPROXY_STATS_PORT=", ports[1]),
+		"AUTH_API_SERVER=unix@"+socket,
+		"CORE_API_SERVER=unix@"+socket,
+		"HAPROXY_ACCESS_LOG=all",
+		"AUTH_RATE_LIMIT=1000",
+	)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("start haproxy: %v", err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("haproxy's output:\n%s", out.String())
+		}
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d/transaction/health", ports[0])
+	for range 100 { // up to 5 s
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return ports[0]
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("haproxy did not answer %s within 5 s", url)
+	return 0
+}
