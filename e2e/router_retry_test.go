@@ -167,16 +167,15 @@ func startRouter(t *testing.T, haproxy, root, socket string) int {
 		}
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d/transaction/health", ports[0])
-	for range 100 { // up to 5 s
+	if !pollUntil(5*time.Second, func() bool {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return ports[0]
-			}
+		if err != nil {
+			return false
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}) {
+		t.Fatalf("haproxy did not answer %s within 5 s", url)
 	}
-	t.Fatalf("haproxy did not answer %s within 5 s", url)
-	return 0
+	return ports[0]
 }

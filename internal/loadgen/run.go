@@ -112,16 +112,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	workers := make([]*worker, cfg.Concurrency)
-	seed := cfg.Seed
-	if seed == 0 {
-		seed = drawSeed()
+	r.seed = cfg.Seed
+	if r.seed == 0 {
+		r.seed = drawSeed()
 	}
-	r.seed = seed
 	for i := range workers {
 		workers[i] = &worker{
 			id:  i,
 			m:   r.merchants[i%len(r.merchants)],
-			rng: rand.New(rand.NewPCG(seed, uint64(i))),
+			rng: rand.New(rand.NewPCG(r.seed, uint64(i))),
 			s:   r.c.session(),
 		}
 		defer workers[i].s.close()
@@ -192,7 +191,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Merchants:   cfg.Merchants,
 		Rate:        cfg.Rate,
 		Arrivals:    arrivalsOf(cfg),
-		Seed:        seed,
+		Seed:        r.seed,
 		Target:      cfg.TxURL,
 		Elapsed:     loadEnd.Sub(start).Seconds(),
 		Interrupted: ctx.Err() != nil,
