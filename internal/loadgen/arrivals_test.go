@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"context"
 	"math"
 	"testing"
 	"time"
@@ -8,11 +9,16 @@ import (
 
 // The open loop's schedules, without a clock: the due offsets of the first
 // n requests.
-func dueOffsets(rate float64, arrivals Arrivals, seed uint64, n int) []time.Duration {
+func dueOffsets(t *testing.T, rate float64, arrivals Arrivals, seed uint64, n int) []time.Duration {
+	t.Helper()
 	clock := newArrivalClock(rate, arrivals, seed)
 	out := make([]time.Duration, n)
 	for i := range out {
-		out[i] = clock.next()
+		var index int64
+		index, out[i] = clock.next()
+		if index != int64(i) {
+			t.Fatalf("arrivalClock.next gave index %d for request %d", index, i)
+		}
 	}
 	return out
 }
@@ -30,7 +36,7 @@ func TestArrivalClockEvenIsExactlyOneOverTheRate(t *testing.T) {
 		{rate: 0.25, i: 2, want: 8 * time.Second}, // slower than one a second
 	}
 	for _, tt := range tests {
-		got := dueOffsets(tt.rate, ArrivalsEven, 1, tt.i+1)[tt.i]
+		got := dueOffsets(t, tt.rate, ArrivalsEven, 1, tt.i+1)[tt.i]
 		if got != tt.want {
 			t.Errorf("rate %g, request %d: due at %v, want %v", tt.rate, tt.i, got, tt.want)
 		}
@@ -43,7 +49,7 @@ func TestArrivalClockEvenIsExactlyOneOverTheRate(t *testing.T) {
 func TestArrivalClockPoissonGaps(t *testing.T) {
 	const rate, n = 1000.0, 20000
 	mean := float64(time.Second) / rate
-	due := dueOffsets(rate, ArrivalsPoisson, 42, n)
+	due := dueOffsets(t, rate, ArrivalsPoisson, 42, n)
 	if due[0] != 0 {
 		t.Errorf("first request due at %v, want 0", due[0])
 	}
@@ -77,9 +83,9 @@ func TestArrivalClockPoissonGaps(t *testing.T) {
 }
 
 func TestArrivalClockPoissonFollowsTheSeed(t *testing.T) {
-	a := dueOffsets(500, ArrivalsPoisson, 7, 100)
-	b := dueOffsets(500, ArrivalsPoisson, 7, 100)
-	c := dueOffsets(500, ArrivalsPoisson, 8, 100)
+	a := dueOffsets(t, 500, ArrivalsPoisson, 7, 100)
+	b := dueOffsets(t, 500, ArrivalsPoisson, 7, 100)
+	c := dueOffsets(t, 500, ArrivalsPoisson, 8, 100)
 	same, differs := true, false
 	for i := range a {
 		same = same && a[i] == b[i]
@@ -130,5 +136,60 @@ func TestScheduleFollowsArrivals(t *testing.T) {
 				t.Errorf("%s arrivals: %d different gaps among %d, want at least %d", tt.arrivals, len(gaps), len(times)-1, tt.distinct)
 			}
 		})
+	}
+}
+
+// The schedule's window is what an open loop's rates are divided by: n
+// requests at a rate span n gaps, up to the due time of the request after
+// the last one, or the whole --duration. Every request is already due (the
+// start is an hour ago), so nothing waits on the clock.
+func TestScheduleWindow(t *testing.T) {
+	tests := []struct {
+		name     string
+		count    int64
+		duration time.Duration
+		arrivals Arrivals
+		want     time.Duration // 0: the due offset of request `count`
+		sent     int
+	}{
+		{name: "even count", count: 10, arrivals: ArrivalsEven, want: 10 * time.Millisecond, sent: 10},
+		{name: "even duration", duration: 25 * time.Millisecond, arrivals: ArrivalsEven, want: 25 * time.Millisecond, sent: 25},
+		{name: "poisson count", count: 10, arrivals: ArrivalsPoisson, sent: 10},
+		{name: "poisson duration", duration: 25 * time.Millisecond, arrivals: ArrivalsPoisson, want: 25 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig("http://127.0.0.1:8080")
+			cfg.Rate, cfg.Count, cfg.Duration, cfg.Arrivals = 1000, tt.count, tt.duration, tt.arrivals
+			r := &runner{cfg: &cfg, seed: 42}
+			due := make(chan time.Time, 1000)
+			r.schedule(t.Context(), time.Now().Add(-time.Hour), due)
+			sent := len(due)
+			if tt.sent > 0 && sent != tt.sent {
+				t.Errorf("%d requests scheduled, want %d", sent, tt.sent)
+			}
+			want := tt.want
+			if want == 0 {
+				want = dueOffsets(t, cfg.Rate, cfg.Arrivals, r.seed, int(tt.count)+1)[tt.count]
+			}
+			if r.window != want {
+				t.Errorf("window %v, want %v", r.window, want)
+			}
+		})
+	}
+}
+
+// An interrupted schedule sets no window: the run's elapsed time is then
+// the wall clock's, up to the interruption.
+func TestScheduleWindowInterrupted(t *testing.T) {
+	cfg := testConfig("http://127.0.0.1:8080")
+	cfg.Rate, cfg.Count, cfg.Duration = 1, 0, time.Hour
+	r := &runner{cfg: &cfg, seed: 42}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	due := make(chan time.Time, 10)
+	r.schedule(ctx, time.Now(), due)
+	if r.window != 0 {
+		t.Errorf("window %v after an interruption, want 0", r.window)
 	}
 }

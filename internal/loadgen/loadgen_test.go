@@ -253,6 +253,50 @@ func TestRunTokenMode(t *testing.T) {
 	}
 }
 
+// TestRunOpenLoopRatesSpanTheSchedule: an open loop's rates are its
+// requests over the time its schedule spans. Ten requests at 20/s are due
+// 0-450 ms apart and answered by 451 ms or so; dividing by that would
+// report 22/s.
+func TestRunOpenLoopRatesSpanTheSchedule(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  func(*Config)
+		want time.Duration // at least; the schedule's span
+	}{
+		{name: "count", cfg: func(c *Config) { c.Count = 10 }, want: 500 * time.Millisecond},
+		{name: "duration", cfg: func(c *Config) { c.Duration = 500 * time.Millisecond }, want: 500 * time.Millisecond},
+		{name: "tokens", cfg: func(c *Config) { c.Mode, c.Count = ModeTokens, 10 }, want: 500 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := fakerouter.Start(t, fakerouter.Options{})
+			cfg := testConfig(srv.URL)
+			cfg.Rate = 20
+			tt.cfg(&cfg)
+			rep, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if err := rep.Err(); err != nil {
+				t.Fatalf("run failed: %v", err)
+			}
+			n, perSec := rep.Accepted, rep.AcceptedPerSec
+			if cfg.Mode == ModeTokens {
+				n, perSec = rep.Tokens, rep.TokensPerSec
+			}
+			if n != 10 {
+				t.Fatalf("%d done, want 10", n)
+			}
+			if got := time.Duration(rep.Elapsed * float64(time.Second)); got < tt.want {
+				t.Errorf("elapsed %v, want at least the schedule's %v", got, tt.want)
+			}
+			if perSec > cfg.Rate {
+				t.Errorf("%.2f/s reported for a run at %g/s", perSec, cfg.Rate)
+			}
+		})
+	}
+}
+
 // TestRunTokenModeWithoutTokensFails: a token run in which every login was
 // refused did no work, and exits non-zero.
 func TestRunTokenModeWithoutTokensFails(t *testing.T) {

@@ -23,7 +23,9 @@ type Report struct {
 	// Passed as --seed, it repeats them.
 	Seed uint64 `json:"seed"`
 	// Elapsed is the load phase in seconds: first request sent to last
-	// response received.
+	// response received, or, for an open loop, to the end of its schedule
+	// if that is later (--duration, or the due time of the request after
+	// --count), so that a rate run with few requests reports its rate.
 	Elapsed     float64 `json:"elapsed_s"`
 	Interrupted bool    `json:"interrupted,omitempty"`
 

@@ -31,6 +31,11 @@ type runner struct {
 	txAccepted   atomic.Int64
 	remaining    atomic.Int64 // closed loop with Count: requests left to start
 	start        time.Time    // the start of the load
+	// window is how long an open loop's schedule ran, from the first due
+	// time to the next one it did not send (or its --duration); zero when
+	// it was interrupted, and for a closed loop. Set by schedule before it
+	// closes its channel.
+	window time.Duration
 	// seed is the run's: Config.Seed, or drawn when that is 0. It seeds the
 	// workers' amounts and currencies, Poisson arrivals and the
 	// verification sample.
@@ -193,7 +198,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		Arrivals:    arrivalsOf(cfg),
 		Seed:        r.seed,
 		Target:      cfg.TxURL,
-		Elapsed:     loadEnd.Sub(start).Seconds(),
+		Elapsed:     max(loadEnd.Sub(start), r.window).Seconds(),
 		Interrupted: ctx.Err() != nil,
 		CPU:         cpu,
 	}
@@ -225,18 +230,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // times come from the request's index (and, for Poisson arrivals, the gaps
 // drawn before it), never from when the previous one was sent, so a slow
 // server makes requests late (measured) rather than fewer.
+//
+// When the schedule ends by itself it sets r.window: n requests at a rate
+// span n gaps, not the n-1 up to the last one's due time, and a rate
+// figure divided by the shorter time would be a gap high (10 requests at
+// 1/s over 10 s answered within 9.1 s are 1.1/s).
 func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time) {
 	defer close(due)
 	cfg := r.cfg
 	arrivals := newArrivalClock(cfg.Rate, cfg.Arrivals, r.seed)
-	end := start.Add(cfg.Duration)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for i := int64(0); ; i++ {
-		t := start.Add(arrivals.next())
-		if cfg.Count > 0 && i >= cfg.Count || cfg.Duration > 0 && !t.Before(end) {
+	for {
+		i, offset := arrivals.next()
+		switch {
+		case cfg.Duration > 0 && offset >= cfg.Duration:
+			r.window = cfg.Duration
+			return
+		case cfg.Count > 0 && i >= cfg.Count:
+			r.window = offset
 			return
 		}
+		t := start.Add(offset)
 		if d := time.Until(t); d > 0 {
 			timer.Reset(d)
 			select {
@@ -289,18 +304,19 @@ func newArrivalClock(rate float64, arrivals Arrivals, seed uint64) *arrivalClock
 	return a
 }
 
-// next returns the due offset of the next request.
-func (a *arrivalClock) next() time.Duration {
+// next returns the index of the next request, counting from 0, and its due
+// offset.
+func (a *arrivalClock) next() (int64, time.Duration) {
 	i := a.i
 	a.i++
 	if a.rng == nil {
 		// From the index, not a running sum: no rounding error builds up.
-		return time.Duration(float64(i) * a.perReq)
+		return i, time.Duration(float64(i) * a.perReq)
 	}
 	if i > 0 {
 		a.at += a.rng.ExpFloat64() * a.perReq
 	}
-	return time.Duration(a.at)
+	return i, time.Duration(a.at)
 }
 
 // one sends one request that was due at due.
