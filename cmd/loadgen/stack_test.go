@@ -104,6 +104,7 @@ func TestAgainstRealStack(t *testing.T) {
 	}{
 		{"closed loop, statuses from Redis", []string{"--duration", "2s"}, loadgen.ModeTransactions},
 		{"open loop, statuses from the API", []string{"--rate", "300", "--count", "300", "--verify-via", "http"}, loadgen.ModeTransactions},
+		{"open loop, idempotency keys", []string{"--rate", "300", "--count", "300", "--idempotency-keys"}, loadgen.ModeTransactions},
 		{"tokens, with a CPU profile", []string{"--mode", "token", "--duration", "1s", "--cpuprofile", profile}, loadgen.ModeTokens},
 	}
 	for _, tt := range tests {
@@ -125,6 +126,9 @@ func TestAgainstRealStack(t *testing.T) {
 			}
 			if len(rep.Errors) != 0 {
 				t.Errorf("errors: got %v, want none", rep.Errors)
+			}
+			if want := slices.Contains(tt.args, "--idempotency-keys"); rep.IdempotencyKeys != want {
+				t.Errorf("report's idempotency_keys: got %v, want %v", rep.IdempotencyKeys, want)
 			}
 			if rep.CPU == nil || rep.CPU.Processes["core-api"] == 0 && tt.mode == loadgen.ModeTransactions {
 				t.Errorf("cpu: got %+v, want core-api's share", rep.CPU)

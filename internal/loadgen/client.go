@@ -96,9 +96,15 @@ func (s *session) close() {
 	}
 }
 
+// reqHeaders are a request's optional headers; an empty one is not sent.
+type reqHeaders struct {
+	bearer         string // Authorization: Bearer
+	idempotencyKey string // Idempotency-Key
+}
+
 // do sends one request to ep (with suffix appended to its path) and reads
 // the whole response body into s.buf.
-func (s *session) do(ctx context.Context, method string, ep *endpoint, suffix string, body []byte, bearer string) (h1resp, error) {
+func (s *session) do(ctx context.Context, method string, ep *endpoint, suffix string, body []byte, hdr reqHeaders) (h1resp, error) {
 	if ep.fast {
 		h := s.conns[ep.addr]
 		if h == nil {
@@ -108,7 +114,7 @@ func (s *session) do(ctx context.Context, method string, ep *endpoint, suffix st
 			h = &h1conn{addr: ep.addr, timeout: s.cl.timeout}
 			s.conns[ep.addr] = h
 		}
-		return h.do(ctx, method, ep.host, ep.path+suffix, body, bearer, &s.buf)
+		return h.do(ctx, method, ep.host, ep.path+suffix, body, hdr, &s.buf)
 	}
 	var rd io.Reader
 	if body != nil {
@@ -121,8 +127,11 @@ func (s *session) do(ctx context.Context, method string, ep *endpoint, suffix st
 	if body != nil {
 		req.Header["Content-Type"] = []string{"application/json"}
 	}
-	if bearer != "" {
-		req.Header["Authorization"] = []string{"Bearer " + bearer}
+	if hdr.bearer != "" {
+		req.Header["Authorization"] = []string{"Bearer " + hdr.bearer}
+	}
+	if hdr.idempotencyKey != "" {
+		req.Header["Idempotency-Key"] = []string{hdr.idempotencyKey}
 	}
 	resp, err := s.cl.std.Do(req)
 	if err != nil {
@@ -155,7 +164,7 @@ func (e *errStatus) Error() string { return "HTTP " + strconv.Itoa(e.status) }
 
 // fetchToken logs in once. A non-200 answer is an *errStatus.
 func (s *session) fetchToken(ctx context.Context, body []byte) (token, error) {
-	resp, err := s.do(ctx, http.MethodPost, &s.cl.token, "", body, "")
+	resp, err := s.do(ctx, http.MethodPost, &s.cl.token, "", body, reqHeaders{})
 	if err != nil {
 		return token{}, err
 	}

@@ -101,6 +101,9 @@ type Config struct {
 	Arrivals Arrivals
 	// Bearer sends the token in an Authorization header instead of the body.
 	Bearer bool
+	// IdempotencyKeys sends every transaction with an Idempotency-Key of
+	// its own, as a merchant that may retry would.
+	IdempotencyKeys bool
 	// StdClient uses net/http's client instead of the generator's own
 	// minimal HTTP/1.1 client (which is used for http:// URLs otherwise).
 	StdClient bool
@@ -258,6 +261,9 @@ func (c *Config) validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("--verify: %q is not all, sample or none", c.Verify))
+	}
+	if c.Mode == ModeTokens && c.IdempotencyKeys {
+		errs = append(errs, errors.New("--idempotency-keys: --mode token sends no transactions"))
 	}
 	switch {
 	case c.Mode == ModeTokens && c.VerifyVia != "":

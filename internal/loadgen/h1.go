@@ -77,7 +77,7 @@ func (h *h1conn) close() {
 
 // do sends one request (body may be nil) and reads the response body into
 // out. host is the Host header, path the request target.
-func (h *h1conn) do(ctx context.Context, method, host, path string, body []byte, bearer string, out *bytes.Buffer) (h1resp, error) {
+func (h *h1conn) do(ctx context.Context, method, host, path string, body []byte, hdr reqHeaders, out *bytes.Buffer) (h1resp, error) {
 	if err := ctx.Err(); err != nil {
 		return h1resp{}, err
 	}
@@ -98,9 +98,14 @@ func (h *h1conn) do(ctx context.Context, method, host, path string, body []byte,
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
 	b = append(b, "\r\nUser-Agent: loadgen\r\n"...)
-	if bearer != "" {
+	if hdr.bearer != "" {
 		b = append(b, "Authorization: Bearer "...)
-		b = append(b, bearer...)
+		b = append(b, hdr.bearer...)
+		b = append(b, "\r\n"...)
+	}
+	if hdr.idempotencyKey != "" {
+		b = append(b, "Idempotency-Key: "...)
+		b = append(b, hdr.idempotencyKey...)
 		b = append(b, "\r\n"...)
 	}
 	if body != nil {

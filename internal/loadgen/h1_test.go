@@ -75,7 +75,7 @@ func TestH1ConnResponses(t *testing.T) {
 			h := &h1conn{addr: addr, timeout: 2 * time.Second}
 			t.Cleanup(h.close)
 			var out bytes.Buffer
-			resp, err := h.do(context.Background(), "POST", addr, "/x", []byte(`{}`), "tok", &out)
+			resp, err := h.do(context.Background(), "POST", addr, "/x", []byte(`{}`), reqHeaders{bearer: "tok"}, &out)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err: got %v, want error=%v", err, tt.wantErr)
 			}
@@ -100,7 +100,7 @@ func TestH1ConnReusesOneConnection(t *testing.T) {
 	var got atomic.Value
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		got.Store(r.Method + " " + r.URL.RequestURI() + " " + r.Host + " " + r.Header.Get("Authorization") + " " + r.Header.Get("Content-Type") + " " + string(b))
+		got.Store(r.Method + " " + r.URL.RequestURI() + " " + r.Host + " " + r.Header.Get("Authorization") + " " + r.Header.Get("Idempotency-Key") + " " + r.Header.Get("Content-Type") + " " + string(b))
 		if r.URL.Query().Get("big") != "" {
 			// Large enough for net/http to switch to chunked encoding.
 			_, _ = w.Write(bytes.Repeat([]byte("x"), 10000))
@@ -125,7 +125,7 @@ func TestH1ConnReusesOneConnection(t *testing.T) {
 		if i%10 == 0 {
 			path = "/p?big=1"
 		}
-		resp, err := h.do(context.Background(), "POST", "example.test", path, []byte(`{"a":1}`), "T", &out)
+		resp, err := h.do(context.Background(), "POST", "example.test", path, []byte(`{"a":1}`), reqHeaders{bearer: "T", idempotencyKey: "K-1"}, &out)
 		if err != nil || resp.status != 200 {
 			t.Fatalf("request %d: %v %d", i, err, resp.status)
 		}
@@ -133,10 +133,10 @@ func TestH1ConnReusesOneConnection(t *testing.T) {
 			t.Fatalf("chunked body: got %d bytes, want 10000", out.Len())
 		}
 	}
-	if want := `POST /p?i=1 example.test Bearer T application/json {"a":1}`; got.Load() != want {
+	if want := `POST /p?i=1 example.test Bearer T K-1 application/json {"a":1}`; got.Load() != want {
 		t.Errorf("server saw %q, want %q", got.Load(), want)
 	}
-	if _, err := h.do(context.Background(), "GET", "example.test", "/g", nil, "", &out); err != nil || out.String() != `{"ok":true}` {
+	if _, err := h.do(context.Background(), "GET", "example.test", "/g", nil, reqHeaders{}, &out); err != nil || out.String() != `{"ok":true}` {
 		t.Errorf("GET: %v %q", err, out.String())
 	}
 	if n := conns.Load(); n != 1 {
@@ -158,7 +158,7 @@ func TestH1ConnCanceled(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	var out bytes.Buffer
 	// Unblocked by the cancel, not by the minute's timeout: context.Canceled.
-	_, err := h.do(ctx, "GET", addr, "/", nil, "", &out)
+	_, err := h.do(ctx, "GET", addr, "/", nil, reqHeaders{}, &out)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
@@ -199,7 +199,7 @@ func TestH1ConnServerClosedIdleConnection(t *testing.T) {
 		h := &h1conn{addr: ln.Addr().String(), timeout: 5 * time.Second}
 		var out bytes.Buffer
 		for i := 0; i < 2; i++ {
-			resp, err := h.do(context.Background(), "POST", "x", "/t", []byte(`{}`), "", &out)
+			resp, err := h.do(context.Background(), "POST", "x", "/t", []byte(`{}`), reqHeaders{}, &out)
 			if err != nil || resp.status != 200 {
 				t.Errorf("farewell %q, request %d: got %d, %v; want 200 on a new connection", farewell, i, resp.status, err)
 			}

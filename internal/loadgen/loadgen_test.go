@@ -297,6 +297,48 @@ func TestRunOpenLoopRatesSpanTheSchedule(t *testing.T) {
 	}
 }
 
+// TestRunSendsIdempotencyKeys: with --idempotency-keys every transaction
+// request carries a key of its own, through either HTTP client, and two
+// runs with one --seed do not share a key; without it none carries one.
+func TestRunSendsIdempotencyKeys(t *testing.T) {
+	tests := []struct {
+		name      string
+		keys, std bool
+	}{
+		{name: "no keys"},
+		{name: "keys", keys: true},
+		{name: "keys, net/http client", keys: true, std: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, srv := fakerouter.Start(t, fakerouter.Options{})
+			cfg := testConfig(srv.URL)
+			cfg.Count, cfg.IdempotencyKeys, cfg.StdClient = 100, tt.keys, tt.std
+			for run := 1; run <= 2; run++ {
+				rep, err := Run(t.Context(), cfg)
+				if err != nil {
+					t.Fatalf("run %d: %v", run, err)
+				}
+				if err := rep.Err(); err != nil {
+					t.Fatalf("run %d failed: %v", run, err)
+				}
+				if rep.IdempotencyKeys != tt.keys {
+					t.Errorf("run %d: report's idempotency_keys %v, want %v", run, rep.IdempotencyKeys, tt.keys)
+				}
+			}
+			keyed, distinct := f.IdempotencyKeys()
+			want := 0
+			if tt.keys {
+				want = int(f.TxRequests.Load())
+			}
+			if keyed != want || distinct != want {
+				t.Errorf("%d of %d transaction requests keyed, %d different keys; want %d and %d",
+					keyed, f.TxRequests.Load(), distinct, want, want)
+			}
+		})
+	}
+}
+
 // TestRunTokenModeWithoutTokensFails: a token run in which every login was
 // refused did no work, and exits non-zero.
 func TestRunTokenModeWithoutTokensFails(t *testing.T) {
@@ -390,6 +432,8 @@ func TestConfigValidate(t *testing.T) {
 		{"open loop, poisson arrivals", func(c *Config) { c.Rate = 2.5; c.Arrivals = ArrivalsPoisson }, ""},
 		{"poisson arrivals in a closed loop", func(c *Config) { c.Arrivals = ArrivalsPoisson }, "--arrivals: poisson spaces an open loop's requests; it needs --rate"},
 		{"unknown arrivals", func(c *Config) { c.Rate = 2.5; c.Arrivals = "bursty" }, `--arrivals: "bursty" is not even or poisson`},
+		{"idempotency keys", func(c *Config) { c.IdempotencyKeys = true }, ""},
+		{"idempotency keys without transactions", func(c *Config) { c.Mode = ModeTokens; c.IdempotencyKeys = true }, "--idempotency-keys: --mode token sends no transactions"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

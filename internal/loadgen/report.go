@@ -22,6 +22,8 @@ type Report struct {
 	// arrivals: --seed, or the one drawn from the clock when --seed was 0.
 	// Passed as --seed, it repeats them.
 	Seed uint64 `json:"seed"`
+	// IdempotencyKeys: every transaction carried an Idempotency-Key.
+	IdempotencyKeys bool `json:"idempotency_keys,omitempty"`
 	// Elapsed is the load phase in seconds: first request sent to last
 	// response received, or, for an open loop, to the end of its schedule
 	// if that is later (--duration, or the due time of the request after

@@ -40,6 +40,11 @@ type runner struct {
 	// workers' amounts and currencies, Poisson arrivals and the
 	// verification sample.
 	seed uint64
+	// keyPrefix starts the run's Idempotency-Keys (Config.IdempotencyKeys).
+	// It is drawn for every run, whatever the seed: a run repeated with
+	// --seed within core-api's 24 h would otherwise send the first run's
+	// keys, and be answered with the first run's transactions.
+	keyPrefix string
 }
 
 // worker is one connection's loop state; nothing in it is shared.
@@ -49,6 +54,8 @@ type worker struct {
 	rng      *rand.Rand
 	s        *session
 	body     []byte
+	key      []byte // the last Idempotency-Key
+	keys     int64  // Idempotency-Keys made
 	accepted []acceptedTx
 	// maybeQueued are transactions answered with a 503 that says they may
 	// be queued (Redis did not answer core-api in time), with their id.
@@ -116,6 +123,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		r.tokenLat = newLatency()
 	}
 
+	if cfg.IdempotencyKeys {
+		r.keyPrefix = "loadgen-" + strconv.FormatUint(rand.Uint64(), 36) + "-"
+	}
 	workers := make([]*worker, cfg.Concurrency)
 	r.seed = cfg.Seed
 	if r.seed == 0 {
@@ -191,16 +201,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// The load's figures are taken now; verification's own logins and
 	// lookups must not count in them.
 	rep := &Report{
-		Mode:        cfg.Mode,
-		Concurrency: cfg.Concurrency,
-		Merchants:   cfg.Merchants,
-		Rate:        cfg.Rate,
-		Arrivals:    arrivalsOf(cfg),
-		Seed:        r.seed,
-		Target:      cfg.TxURL,
-		Elapsed:     max(loadEnd.Sub(start), r.window).Seconds(),
-		Interrupted: ctx.Err() != nil,
-		CPU:         cpu,
+		Mode:            cfg.Mode,
+		Concurrency:     cfg.Concurrency,
+		Merchants:       cfg.Merchants,
+		Rate:            cfg.Rate,
+		Arrivals:        arrivalsOf(cfg),
+		Seed:            r.seed,
+		IdempotencyKeys: cfg.IdempotencyKeys,
+		Target:          cfg.TxURL,
+		Elapsed:         max(loadEnd.Sub(start), r.window).Seconds(),
+		Interrupted:     ctx.Err() != nil,
+		CPU:             cpu,
 	}
 	if cfg.Mode == ModeTokens {
 		rep.Target = cfg.TokenURL
@@ -339,9 +350,12 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		return
 	}
 	body := w.txBody(r.cfg, tok)
-	bearer := ""
+	var hdr reqHeaders
 	if r.cfg.Bearer {
-		bearer = tok
+		hdr.bearer = tok
+	}
+	if r.keyPrefix != "" {
+		hdr.idempotencyKey = w.nextKey(r.keyPrefix)
 	}
 	sent := time.Now()
 	if r.cfg.Rate == 0 {
@@ -351,7 +365,7 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		// omission).
 		due = sent
 	}
-	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, bearer)
+	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, hdr)
 	done := time.Now()
 	r.txSent.Add(1)
 	if err != nil {
@@ -476,6 +490,18 @@ func (w *worker) txBody(cfg *Config, tok string) []byte {
 	b = append(b, `"}`...)
 	w.body = b
 	return b
+}
+
+// nextKey is the Idempotency-Key of the worker's next transaction: the
+// run's prefix, the worker and its count, unique within the run.
+func (w *worker) nextKey(prefix string) string {
+	w.keys++
+	b := append(w.key[:0], prefix...)
+	b = strconv.AppendInt(b, int64(w.id), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, w.keys, 10)
+	w.key = b
+	return string(b)
 }
 
 func jwtSafe(s string) bool {

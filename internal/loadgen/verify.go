@@ -292,7 +292,7 @@ func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txSt
 		}
 		return stateUnknown, 0, false
 	}
-	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, tok)
+	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, reqHeaders{bearer: tok})
 	if err != nil {
 		if !isCanceled(ctx, err) {
 			r.errs.add("status " + transportKind(err))

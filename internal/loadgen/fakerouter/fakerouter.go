@@ -61,8 +61,9 @@ type Router struct {
 	TxRequests atomic.Int64 // transaction requests
 	Accepted   atomic.Int64 // transactions answered 200
 
-	mu  sync.Mutex
-	txs map[string]*fakeTx
+	mu   sync.Mutex
+	txs  map[string]*fakeTx
+	keys map[string]int // Idempotency-Key: transaction requests that carried it
 }
 
 type fakeTx struct {
@@ -77,7 +78,7 @@ func New(opts Options) *Router {
 	if opts.TokenTTL == 0 {
 		opts.TokenTTL = 30 * time.Second
 	}
-	return &Router{opts: opts, txs: make(map[string]*fakeTx)}
+	return &Router{opts: opts, txs: make(map[string]*fakeTx), keys: make(map[string]int)}
 }
 
 // Start serves a new Router on a loopback httptest server, closed when the
@@ -143,6 +144,11 @@ var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 // Bearer header.
 func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	n := f.TxRequests.Add(1)
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		f.mu.Lock()
+		f.keys[key]++
+		f.mu.Unlock()
+	}
 	if f.opts.FailTxEvery > 0 && n%f.opts.FailTxEvery == 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
 		return
@@ -188,6 +194,18 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	f.txs[id] = &fakeTx{user: u, created: time.Now(), lost: f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0}
 	f.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
+}
+
+// IdempotencyKeys says how many transaction requests carried an
+// Idempotency-Key, and how many different keys they carried. (The fake
+// does not replay a key's answer, as core-api does.)
+func (f *Router) IdempotencyKeys() (keyed, distinct int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, n := range f.keys {
+		keyed += n
+	}
+	return keyed, len(f.keys)
 }
 
 // Status is GET /transaction/transactions/{id}, for the token's own user
