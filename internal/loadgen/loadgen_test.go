@@ -253,8 +253,8 @@ func TestRunTokenMode(t *testing.T) {
 	}
 }
 
-// TestRunOpenLoopRatesSpanTheSchedule: an open loop's rates are its
-// requests over the time its schedule spans. Ten requests at 20/s are due
+// TestRunOpenLoopRatesSpanTheSchedule: an open loop's rates, accepted and
+// processed, are its requests over the time its schedule spans. Ten requests at 20/s are due
 // 0-450 ms apart and answered by 451 ms or so; dividing by that would
 // report 22/s.
 func TestRunOpenLoopRatesSpanTheSchedule(t *testing.T) {
@@ -292,6 +292,9 @@ func TestRunOpenLoopRatesSpanTheSchedule(t *testing.T) {
 			}
 			if perSec > cfg.Rate {
 				t.Errorf("%.2f/s reported for a run at %g/s", perSec, cfg.Rate)
+			}
+			if v := rep.Verification; v != nil && v.ProcessedPerSec > cfg.Rate {
+				t.Errorf("%.2f/s processed reported for a run at %g/s", v.ProcessedPerSec, cfg.Rate)
 			}
 		})
 	}

@@ -25,9 +25,10 @@ type Report struct {
 	// IdempotencyKeys: every transaction carried an Idempotency-Key.
 	IdempotencyKeys bool `json:"idempotency_keys,omitempty"`
 	// Elapsed is the load phase in seconds: first request sent to last
-	// response received, or, for an open loop, to the end of its schedule
-	// if that is later (--duration, or the due time of the request after
-	// --count), so that a rate run with few requests reports its rate.
+	// response received, or, for an open loop, the span of its schedule if
+	// that is longer (--duration, or --count over --rate), so that a rate
+	// run with few requests reports its rate. It is then more than the wall
+	// clock's time: --rate 0.001 --count 1 reports 1000 s.
 	Elapsed     float64 `json:"elapsed_s"`
 	Interrupted bool    `json:"interrupted,omitempty"`
 

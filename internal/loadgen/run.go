@@ -31,10 +31,10 @@ type runner struct {
 	txAccepted   atomic.Int64
 	remaining    atomic.Int64 // closed loop with Count: requests left to start
 	start        time.Time    // the start of the load
-	// window is how long an open loop's schedule ran, from the first due
-	// time to the next one it did not send (or its --duration); zero when
-	// it was interrupted, and for a closed loop. Set by schedule before it
-	// closes its channel.
+	// window is the span of an open loop's schedule: its --duration, or
+	// --count over --rate. Set by schedule before it closes its channel
+	// when the schedule ran to its end; zero when the run was stopped
+	// before that, and for a closed loop.
 	window time.Duration
 	// seed is the run's: Config.Seed, or drawn when that is 0. It seeds the
 	// workers' amounts and currencies, Poisson arrivals and the
@@ -245,7 +245,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // When the schedule ends by itself it sets r.window: n requests at a rate
 // span n gaps, not the n-1 up to the last one's due time, and a rate
 // figure divided by the shorter time would be a gap high (10 requests at
-// 1/s over 10 s answered within 9.1 s are 1.1/s).
+// 1/s over 10 s answered within 9.1 s are 1.1/s). With --count the span is
+// n/rate for Poisson arrivals too: the due time of a request n+1 that is
+// never sent would make the mean rate reported n/(n-1) times too high.
 func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.Time) {
 	defer close(due)
 	cfg := r.cfg
@@ -259,7 +261,7 @@ func (r *runner) schedule(ctx context.Context, start time.Time, due chan<- time.
 			r.window = cfg.Duration
 			return
 		case cfg.Count > 0 && i >= cfg.Count:
-			r.window = offset
+			r.window = time.Duration(float64(cfg.Count) * float64(time.Second) / cfg.Rate)
 			return
 		}
 		t := start.Add(offset)

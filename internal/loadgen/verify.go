@@ -156,7 +156,9 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	}
 	if v.Drained {
 		v.DrainSeconds = drainedAt.Sub(loadEnd).Seconds()
-		window := drainedAt.Sub(start).Seconds()
+		// Not less than the schedule's span: the queue may drain before
+		// an open loop's schedule ends.
+		window := max(drainedAt.Sub(start), r.window).Seconds()
 		switch {
 		case v.Checked == v.Accepted:
 			v.ProcessedPerSec = float64(v.Processed) / window
