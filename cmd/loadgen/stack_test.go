@@ -16,6 +16,8 @@ import (
 	"github.com/acme-payments/platform/internal/loadgen"
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/stacktest"
+	"github.com/acme-payments/platform/internal/txqueue"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestAgainstRealStack is the load generator's smoke test on the real
@@ -107,8 +109,25 @@ func TestAgainstRealStack(t *testing.T) {
 		{"open loop, idempotency keys", []string{"--rate", "300", "--count", "300", "--idempotency-keys"}, loadgen.ModeTransactions},
 		{"tokens, with a CPU profile", []string{"--mode", "token", "--duration", "1s", "--cpuprofile", profile}, loadgen.ModeTokens},
 	}
+	// Idempotency records in the stack's Redis: one per keyed transaction
+	// accepted, none for the others.
+	rdb := redis.NewClient(&redis.Options{Network: "unix", Addr: filepath.Join(state, "redis", "redis.sock")})
+	t.Cleanup(func() { rdb.Close() })
+	idempotencyRecords := func(t *testing.T) int {
+		t.Helper()
+		n := 0
+		iter := rdb.Scan(ctx, 0, txqueue.IdempotencyKeys, 1000).Iterator()
+		for iter.Next(ctx) {
+			n++
+		}
+		if err := iter.Err(); err != nil {
+			t.Fatalf("scan the stack's Redis for idempotency records: %v", err)
+		}
+		return n
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			recordsBefore := idempotencyRecords(t)
 			var out, errOut bytes.Buffer
 			err := run(ctx, append(append([]string{}, base...), tt.args...), nil, &out, &errOut)
 			if err != nil {
@@ -127,8 +146,16 @@ func TestAgainstRealStack(t *testing.T) {
 			if len(rep.Errors) != 0 {
 				t.Errorf("errors: got %v, want none", rep.Errors)
 			}
-			if want := slices.Contains(tt.args, "--idempotency-keys"); rep.IdempotencyKeys != want {
-				t.Errorf("report's idempotency_keys: got %v, want %v", rep.IdempotencyKeys, want)
+			keyed := slices.Contains(tt.args, "--idempotency-keys")
+			if rep.IdempotencyKeys != keyed {
+				t.Errorf("report's idempotency_keys: got %v, want %v", rep.IdempotencyKeys, keyed)
+			}
+			want := 0
+			if keyed {
+				want = int(rep.Accepted)
+			}
+			if got := idempotencyRecords(t) - recordsBefore; got != want {
+				t.Errorf("idempotency records: %d new in the stack's Redis, want %d", got, want)
 			}
 			if rep.CPU == nil || rep.CPU.Processes["core-api"] == 0 && tt.mode == loadgen.ModeTransactions {
 				t.Errorf("cpu: got %+v, want core-api's share", rep.CPU)

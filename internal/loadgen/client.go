@@ -138,7 +138,7 @@ func (s *session) do(ctx context.Context, method string, ep *endpoint, suffix st
 		return h1resp{}, err
 	}
 	defer resp.Body.Close()
-	out := h1resp{status: resp.StatusCode}
+	out := h1resp{status: resp.StatusCode, replayed: resp.Header.Get("Idempotent-Replayed") == "true"}
 	if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && sec > 0 {
 		out.retryAfter = time.Duration(sec) * time.Second
 	}

@@ -42,6 +42,7 @@ const idleCheckAfter = time.Millisecond
 type h1resp struct {
 	status     int
 	retryAfter time.Duration
+	replayed   bool // Idempotent-Replayed: true, core-api's answer for a key seen before
 }
 
 var errMalformed = errors.New("malformed HTTP response")
@@ -197,6 +198,8 @@ func (h *h1conn) read(out *bytes.Buffer, head bool) (resp h1resp, keep bool, err
 			} else if asciiEqualFold(value, "keep-alive") {
 				keep = true
 			}
+		case asciiEqualFold(name, "idempotent-replayed"):
+			resp.replayed = asciiEqualFold(value, "true")
 		case asciiEqualFold(name, "retry-after"):
 			if s, err := strconv.Atoi(string(value)); err == nil && s > 0 {
 				resp.retryAfter = time.Duration(s) * time.Second

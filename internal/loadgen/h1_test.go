@@ -58,16 +58,18 @@ func TestH1ConnResponses(t *testing.T) {
 		keep    bool
 		retry   time.Duration
 		wantErr bool
+		replay  bool // Idempotent-Replayed: true
 	}{
-		{"content length", "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}", 200, `{"a":1}`, true, 0, false},
-		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n4\r\n\":1}\r\n0\r\nX-T: 1\r\n\r\n", 200, `{"a":1}`, true, 0, false},
-		{"connection close", "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\n{}", 429, `{}`, false, 2 * time.Second, false},
-		{"body to EOF", "HTTP/1.1 200 OK\r\n\r\nhello", 200, "hello", false, 0, false},
-		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "ok", false, 0, false},
-		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", 204, "", true, 0, false},
-		{"garbage", "SSH-2.0-OpenSSH\r\n\r\n", 0, "", false, 0, true},
-		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, "", false, 0, true},
-		{"truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, "", false, 0, true},
+		{"content length", "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n{\"a\":1}", 200, `{"a":1}`, true, 0, false, false},
+		{"chunked with extension and trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n{\"a\r\n4\r\n\":1}\r\n0\r\nX-T: 1\r\n\r\n", 200, `{"a":1}`, true, 0, false, false},
+		{"connection close", "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nRetry-After: 2\r\nContent-Length: 2\r\n\r\n{}", 429, `{}`, false, 2 * time.Second, false, false},
+		{"replayed", "HTTP/1.1 200 OK\r\nIdempotent-Replayed: true\r\nContent-Length: 2\r\n\r\n{}", 200, `{}`, true, 0, false, true},
+		{"body to EOF", "HTTP/1.1 200 OK\r\n\r\nhello", 200, "hello", false, 0, false, false},
+		{"http/1.0", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "ok", false, 0, false, false},
+		{"no content", "HTTP/1.1 204 No Content\r\n\r\n", 204, "", true, 0, false, false},
+		{"garbage", "SSH-2.0-OpenSSH\r\n\r\n", 0, "", false, 0, true, false},
+		{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", 0, "", false, 0, true, false},
+		{"truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0, "", false, 0, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -85,8 +87,9 @@ func TestH1ConnResponses(t *testing.T) {
 				}
 				return
 			}
-			if resp.status != tt.status || out.String() != tt.body || resp.retryAfter != tt.retry {
-				t.Errorf("got %d %q retry %v, want %d %q retry %v", resp.status, out.String(), resp.retryAfter, tt.status, tt.body, tt.retry)
+			if resp.status != tt.status || out.String() != tt.body || resp.retryAfter != tt.retry || resp.replayed != tt.replay {
+				t.Errorf("got %d %q retry %v replayed %v, want %d %q retry %v replayed %v",
+					resp.status, out.String(), resp.retryAfter, resp.replayed, tt.status, tt.body, tt.retry, tt.replay)
 			}
 			if kept := h.c != nil; kept != tt.keep {
 				t.Errorf("keep-alive: got %v, want %v", kept, tt.keep)

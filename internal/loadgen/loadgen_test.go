@@ -83,6 +83,18 @@ func TestRunAccounting(t *testing.T) {
 			errors: map[string]int64{"tx 503 (may be queued)": 20}, ok: true,
 		},
 		{
+			// Keyed, the 503 has no id: the transaction is sent again with
+			// its key. Every tenth request that is not a replay gets a 503,
+			// every other one of those stored all the same: 210 such
+			// requests for 200 transactions, 21 503s, 11 stored, whose
+			// retries are answered as replays (and 10 not, retried afresh).
+			name:     "keyed 503s that may be queued are sent again with their key",
+			fake:     fakerouter.Options{MaybeQueuedEvery: 10},
+			cfg:      func(c *Config) { c.Count = 200; c.IdempotencyKeys = true },
+			accepted: 200, processed: 200, maybeQueued: 21, maybeFound: 11, tokensBefore: 2,
+			errors: map[string]int64{"tx 503 (may be queued)": 21}, ok: true,
+		},
+		{
 			name:     "throttled logins are retried and counted",
 			fake:     fakerouter.Options{ThrottleLogins: 2},
 			cfg:      func(c *Config) { c.Count = 20; c.Concurrency = 2 },
@@ -160,6 +172,9 @@ func TestRunAccounting(t *testing.T) {
 				}
 				if want := fmt.Sprintf("maybe queued  %d answered", tt.maybeQueued); tt.maybeQueued > 0 && !strings.Contains(text.String(), want) {
 					t.Errorf("text report has no %q line:\n%s", want, text.String())
+				}
+				if got := strings.Contains(text.String(), ", idempotency keys\n"); got != cfg.IdempotencyKeys {
+					t.Errorf("text report's first line names idempotency keys: %v, want %v:\n%s", got, cfg.IdempotencyKeys, text.String())
 				}
 			})
 		}
@@ -520,7 +535,8 @@ func TestTxBody(t *testing.T) {
 	for _, bearer := range []bool{false, true} {
 		cfg.Bearer = bearer
 		for _, tok := range []string{"a.b-c_d.e", `we"ird`} {
-			body := w.txBody(&cfg, tok)
+			amount, currency := w.drawTx(&cfg)
+			body := w.txBody(&cfg, tok, amount, currency)
 			var got struct {
 				Token    *string `json:"token"`
 				Amount   int64   `json:"amount"`
@@ -534,6 +550,9 @@ func TestTxBody(t *testing.T) {
 			}
 			if got.Amount < 1 || got.Amount > cfg.MaxAmount || !currencyRE.MatchString(got.Currency) {
 				t.Errorf("body %s: amount or currency out of range", body)
+			}
+			if got.Amount != amount || got.Currency != currency {
+				t.Errorf("body %s: want the amount and currency drawn, %d %s", body, amount, currency)
 			}
 		}
 	}

@@ -115,7 +115,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 	if rep.Rate > 0 {
 		loop = fmt.Sprintf("open loop at %g/s (%s arrivals)", rep.Rate, rep.Arrivals)
 	}
-	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s, seed %d\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target, rep.Seed)
+	keys := ""
+	if rep.IdempotencyKeys {
+		keys = ", idempotency keys"
+	}
+	fmt.Fprintf(&b, "mode %s, %s, concurrency %d, merchants %d, target %s, seed %d%s\n", rep.Mode, loop, rep.Concurrency, rep.Merchants, rep.Target, rep.Seed, keys)
 	before := ""
 	if rep.TokensBeforeLoad > 0 {
 		before = fmt.Sprintf("; %d before the load", rep.TokensBeforeLoad)
@@ -126,7 +130,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  unverified %d  (%s, %.1fs)\n",
 			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Unverified, v.Via, v.VerifySeconds)
 		if v.MaybeQueued > 0 {
-			fmt.Fprintf(&b, "maybe queued  %d answered 503 \"may be queued\" with an id; %d of them were queued all the same\n", v.MaybeQueued, v.MaybeQueuedFound)
+			fmt.Fprintf(&b, "maybe queued  %d answered 503 \"may be queued\"; %d of them were queued all the same (looked up by id, or replayed for their Idempotency-Key)\n", v.MaybeQueued, v.MaybeQueuedFound)
 		}
 		if v.Drained {
 			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,8 +30,13 @@ type runner struct {
 	tokensBefore int64 // the merchants' logins before the load
 	txSent       atomic.Int64
 	txAccepted   atomic.Int64
-	remaining    atomic.Int64 // closed loop with Count: requests left to start
-	start        time.Time    // the start of the load
+	// keyedMaybeQueued counts the 503s "may be queued" to transactions
+	// with an Idempotency-Key; keyedReplayed those of them whose key's
+	// next try was answered as a replay: they had been queued.
+	keyedMaybeQueued atomic.Int64
+	keyedReplayed    atomic.Int64
+	remaining        atomic.Int64 // closed loop with Count: requests left to start
+	start            time.Time    // the start of the load
 	// window is the span of an open loop's schedule: its --duration, or
 	// --count over --rate. Set by schedule before it closes its channel
 	// when the schedule ran to its end; zero when the run was stopped
@@ -227,6 +233,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if len(maybeQueued) > 0 && ctx.Err() == nil && cfg.Verify != VerifyNone {
 			v.MaybeQueued, v.MaybeQueuedFound = r.lookUpMaybeQueued(ctx, maybeQueued)
 		}
+		v.MaybeQueued += r.keyedMaybeQueued.Load()
+		v.MaybeQueuedFound += r.keyedReplayed.Load()
 		if ctx.Err() != nil { // stopped while verifying
 			v.Interrupted, rep.Interrupted = true, true
 		}
@@ -343,68 +351,103 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		r.oneToken(ctx, w, due)
 		return
 	}
-	tok, err := w.m.get(ctx, r, w.s)
-	if err != nil {
-		if !isCanceled(ctx, err) {
-			r.errs.add("tx skipped: no token")
-			sleepCtx(ctx, 50*time.Millisecond)
-		}
-		return
-	}
-	body := w.txBody(r.cfg, tok)
-	var hdr reqHeaders
-	if r.cfg.Bearer {
-		hdr.bearer = tok
-	}
+	amount, currency := w.drawTx(r.cfg)
+	key := ""
 	if r.keyPrefix != "" {
-		hdr.idempotencyKey = w.nextKey(r.keyPrefix)
+		key = w.nextKey(r.keyPrefix)
 	}
-	sent := time.Now()
-	if r.cfg.Rate == 0 {
-		// Closed loop: the clock starts with the request, after any login.
-		// Open loop: it started when the request was due, waiting for a
-		// token included, so that no delay goes unmeasured (coordinated
-		// omission).
-		due = sent
-	}
-	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, hdr)
-	done := time.Now()
-	r.txSent.Add(1)
-	if err != nil {
-		if isCanceled(ctx, err) {
-			// Cut by Ctrl-C in flight: the API may have queued it.
-			r.errs.add("tx interrupted in flight")
-		} else {
-			r.errs.add("tx " + transportKind(err))
+	var sent time.Time
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		tok, err := w.m.get(ctx, r, w.s)
+		if err != nil {
+			if !isCanceled(ctx, err) {
+				r.errs.add("tx skipped: no token")
+				sleepCtx(ctx, 50*time.Millisecond)
+			}
+			return
+		}
+		body := w.txBody(r.cfg, tok, amount, currency)
+		hdr := reqHeaders{idempotencyKey: key}
+		if r.cfg.Bearer {
+			hdr.bearer = tok
+		}
+		if attempt == 0 {
+			sent = time.Now()
+			if r.cfg.Rate == 0 {
+				// Closed loop: the clock starts with the request, after any
+				// login. Open loop: it started when the request was due,
+				// waiting for a token included, so that no delay goes
+				// unmeasured (coordinated omission).
+				due = sent
+			}
+		}
+		resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, hdr)
+		done := time.Now()
+		r.txSent.Add(1)
+		if err != nil {
+			if isCanceled(ctx, err) {
+				// Cut by Ctrl-C in flight: the API may have queued it.
+				r.errs.add("tx interrupted in flight")
+			} else {
+				r.errs.add("tx " + transportKind(err))
+			}
+			return
+		}
+		// A 200 carries the transaction's id; so does core-api's 503 that
+		// says the transaction may be queued (Redis did not answer it in
+		// time), when the request had no Idempotency-Key.
+		var out struct {
+			ID string `json:"id"`
+		}
+		hasID := json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != ""
+		tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
+		switch {
+		case resp.status == http.StatusServiceUnavailable && hasID:
+			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
+			w.maybeQueued = append(w.maybeQueued, tx)
+		case resp.status == http.StatusServiceUnavailable && key != "" && bytes.Contains(w.s.buf.Bytes(), mayBeQueued):
+			// With a key, core-api gives no id: the same request sent again
+			// with the key answers with whichever transaction was stored,
+			// as a merchant would learn it.
+			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
+			r.keyedMaybeQueued.Add(1)
+			if attempt < keyedRetries {
+				sleepCtx(ctx, backoff)
+				backoff *= 2
+				if ctx.Err() == nil {
+					continue
+				}
+			}
+		case resp.status != http.StatusOK:
+			r.errs.add(statusKey("tx", resp.status))
+			if resp.status == http.StatusUnauthorized || resp.status == http.StatusUnprocessableEntity {
+				// Most likely the token expired in flight; the next request
+				// logs in again.
+				w.m.invalidate(tok)
+			}
+		case !hasID:
+			r.errs.add("tx 200 without id")
+		default:
+			if attempt > 0 && resp.replayed {
+				r.keyedReplayed.Add(1) // the first try's was stored after all
+			}
+			r.txLat.record(done.Sub(earliest(due, sent)))
+			r.txAccepted.Add(1)
+			w.accepted = append(w.accepted, tx)
 		}
 		return
-	}
-	// A 200 carries the transaction's id; so does core-api's 503 that says
-	// the transaction may be queued (Redis did not answer it in time).
-	var out struct {
-		ID string `json:"id"`
-	}
-	hasID := json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != ""
-	tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
-	switch {
-	case resp.status == http.StatusServiceUnavailable && hasID:
-		r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
-		w.maybeQueued = append(w.maybeQueued, tx)
-	case resp.status != http.StatusOK:
-		r.errs.add(statusKey("tx", resp.status))
-		if resp.status == http.StatusUnauthorized || resp.status == http.StatusUnprocessableEntity {
-			// Most likely the token expired in flight; the next request
-			// logs in again.
-			w.m.invalidate(tok)
-		}
-	case !hasID:
-		r.errs.add("tx 200 without id")
-	default:
-		r.txLat.record(done.Sub(earliest(due, sent)))
-		r.txAccepted.Add(1)
-		w.accepted = append(w.accepted, tx)
 	}
 }
+
+// keyedRetries bounds how many times a transaction answered "may be queued"
+// for its Idempotency-Key is sent again with the key (after 50, 100, 200
+// and 400 ms).
+const keyedRetries = 4
+
+// mayBeQueued is in the error text of core-api's 503 for a transaction
+// Redis did not answer in time (RELIABILITY.md D46).
+var mayBeQueued = []byte("may be queued")
 
 // oneToken is one request of a token-only run.
 func (r *runner) oneToken(ctx context.Context, w *worker, due time.Time) {
@@ -468,9 +511,14 @@ func errKey(what string, err error) string {
 // txBody builds {"token":...,"amount":...,"currency":...} in the worker's
 // buffer. Tokens are JWTs (base64url and dots), so no escaping is needed;
 // anything else is marshalled properly.
-func (w *worker) txBody(cfg *Config, tok string) []byte {
-	amount := 1 + w.rng.Int64N(cfg.MaxAmount)
-	cur := cfg.Currencies[w.rng.IntN(len(cfg.Currencies))]
+// drawTx draws a transaction's amount and currency.
+func (w *worker) drawTx(cfg *Config) (amount int64, currency string) {
+	amount = 1 + w.rng.Int64N(cfg.MaxAmount)
+	return amount, cfg.Currencies[w.rng.IntN(len(cfg.Currencies))]
+}
+
+// txBody is a transaction's JSON body, in the worker's buffer.
+func (w *worker) txBody(cfg *Config, tok string, amount int64, cur string) []byte {
 	b := w.body[:0]
 	b = append(b, '{')
 	if !cfg.Bearer {

@@ -36,6 +36,9 @@ func IdempotencyKey(userID int64, key string) string {
 	return idempotencyPrefix + strconv.FormatInt(userID, 10) + ":" + key
 }
 
+// IdempotencyKeys matches the name of every idempotency record (SCAN MATCH).
+const IdempotencyKeys = idempotencyPrefix + "*"
+
 // Fields of a stream entry.
 const (
 	fieldID         = "id"

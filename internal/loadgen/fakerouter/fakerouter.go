@@ -7,6 +7,10 @@
 // generator must count: lost transactions, 503s, throttled or slow logins,
 // a status endpoint that is down.
 //
+// Idempotency-Keys work as core-api's do: a key stored before answers its
+// transaction again (Idempotent-Replayed: true), or 422 for different
+// parameters; a malformed key gets a 400.
+//
 // It checks no signature and stores nothing outside the process. Whether the
 // generator agrees with the real stack is tested against the real stack
 // (cmd/loadgen's stack test and e2e/).
@@ -24,6 +28,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/txqueue"
 )
 
 // Options are the fake's knobs; the zero value is a router that processes
@@ -40,8 +46,10 @@ type Options struct {
 	// FailTxEvery > 0: every FailTxEvery-th transaction request gets a 503.
 	FailTxEvery int64
 	// MaybeQueuedEvery > 0: every MaybeQueuedEvery-th transaction request
-	// gets core-api's 503 "may be queued" with an id; every other one of
-	// those is stored (queued, then processed) all the same.
+	// (replays of a stored Idempotency-Key not counted) gets core-api's 503
+	// "may be queued", with an id when the request had no key; every other
+	// one of those is stored (queued, then processed) all the same, with
+	// its key.
 	MaybeQueuedEvery int64
 	// ThrottleLogins: the first ThrottleLogins token requests get a 429.
 	ThrottleLogins int64
@@ -60,10 +68,20 @@ type Router struct {
 	Logins     atomic.Int64 // token requests
 	TxRequests atomic.Int64 // transaction requests
 	Accepted   atomic.Int64 // transactions answered 200
+	fresh      atomic.Int64 // transaction requests that were not replays
 
-	mu   sync.Mutex
-	txs  map[string]*fakeTx
-	keys map[string]int // Idempotency-Key: transaction requests that carried it
+	mu     sync.Mutex
+	txs    map[string]*fakeTx
+	keys   map[string]int       // Idempotency-Key: transaction requests that carried it
+	stored map[string]storedKey // user + " " + Idempotency-Key: what it stored
+}
+
+// storedKey is what an Idempotency-Key stored, as core-api's idempotency
+// record: the transaction's id and the parameters a repeat must match.
+type storedKey struct {
+	id       string
+	amount   int64
+	currency string
 }
 
 type fakeTx struct {
@@ -78,7 +96,7 @@ func New(opts Options) *Router {
 	if opts.TokenTTL == 0 {
 		opts.TokenTTL = 30 * time.Second
 	}
-	return &Router{opts: opts, txs: make(map[string]*fakeTx), keys: make(map[string]int)}
+	return &Router{opts: opts, txs: make(map[string]*fakeTx), keys: make(map[string]int), stored: make(map[string]storedKey)}
 }
 
 // Start serves a new Router on a loopback httptest server, closed when the
@@ -144,10 +162,15 @@ var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
 // Bearer header.
 func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	n := f.TxRequests.Add(1)
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
+	key := r.Header.Get("Idempotency-Key")
+	if key != "" {
 		f.mu.Lock()
 		f.keys[key]++
 		f.mu.Unlock()
+		if !txqueue.ValidIdempotencyKey(key) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Idempotency-Key must be 1 to 255 printable ASCII characters"})
+			return
+		}
 	}
 	if f.opts.FailTxEvery > 0 && n%f.opts.FailTxEvery == 0 {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
@@ -174,12 +197,35 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "Signature has expired"})
 		return
 	}
-	if every := f.opts.MaybeQueuedEvery; every > 0 && n%every == 0 {
+	scope := u + " " + key
+	if key != "" {
+		// A key seen before answers its stored transaction, or 422.
+		f.mu.Lock()
+		s, seen := f.stored[scope]
+		f.mu.Unlock()
+		switch {
+		case seen && (s.amount != in.Amount || s.currency != in.Currency):
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "Idempotency-Key was already used with a different request"})
+			return
+		case seen:
+			f.Accepted.Add(1)
+			w.Header().Set("Idempotent-Replayed", "true")
+			writeJSON(w, http.StatusOK, map[string]any{"id": s.id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
+			return
+		}
+	}
+	// Counted apart from replays, so that how many 503s a run gets does
+	// not depend on which requests came in between.
+	fresh := f.fresh.Add(1)
+	if every := f.opts.MaybeQueuedEvery; every > 0 && fresh%every == 0 {
 		id := fmt.Sprintf("tx_%032x", 1<<40+n)
-		if (n/every)%2 == 1 {
-			f.mu.Lock()
-			f.txs[id] = &fakeTx{user: u, created: time.Now()}
-			f.mu.Unlock()
+		if (fresh/every)%2 == 1 {
+			f.store(id, u, scope, key, in.Amount, in.Currency, false)
+		}
+		if key != "" {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+				"error": "Transaction queue did not answer in time; the transaction may be queued: retry with the same Idempotency-Key"})
+			return
 		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id,
 			"error": "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"})
@@ -190,15 +236,22 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	if f.opts.OneID {
 		id = "tx_same"
 	}
-	f.mu.Lock()
-	f.txs[id] = &fakeTx{user: u, created: time.Now(), lost: f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0}
-	f.mu.Unlock()
+	f.store(id, u, scope, key, in.Amount, in.Currency, f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
 }
 
+// store queues a transaction, and its key's record when it had a key.
+func (f *Router) store(id, user, scope, key string, amount int64, currency string, lost bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.txs[id] = &fakeTx{user: user, created: time.Now(), lost: lost}
+	if key != "" {
+		f.stored[scope] = storedKey{id: id, amount: amount, currency: currency}
+	}
+}
+
 // IdempotencyKeys says how many transaction requests carried an
-// Idempotency-Key, and how many different keys they carried. (The fake
-// does not replay a key's answer, as core-api does.)
+// Idempotency-Key, and how many different keys they carried.
 func (f *Router) IdempotencyKeys() (keyed, distinct int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
