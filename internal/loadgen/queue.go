@@ -57,6 +57,14 @@ func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
 		return nil, err
 	}
 	opts.PoolSize = 32 // status lookups run in parallel
+	// Context deadlines (the progress line's 200 ms, Ctrl-C) bound every
+	// call, and a Redis that does not answer costs seconds, not minutes:
+	// the probe is polled again anyway.
+	opts.ContextTimeoutEnabled = true
+	opts.DialTimeout = time.Second
+	opts.ReadTimeout = 2 * time.Second
+	opts.WriteTimeout = 2 * time.Second
+	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
 	return &QueueProbe{rdb: rdb, stream: stream, group: group, q: txqueue.NewQueue(rdb, 0)}, nil
 }

@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -118,5 +120,49 @@ func TestQueueProbe(t *testing.T) {
 
 	if _, err := (&QueueProbe{rdb: q.rdb, stream: stream, group: "nope"}).State(ctx); err == nil {
 		t.Errorf("unknown group: got nil error, want one")
+	}
+}
+
+// A Redis that accepts connections and never answers holds the probe no
+// longer than its context: the progress line gives it 200 ms, and Ctrl-C
+// must cut a read in flight. Without ContextTimeoutEnabled go-redis waited
+// its own 3 s read timeout, with retries (5.0 s here).
+func TestQueueProbeHonoursItsContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	q, err := NewQueueProbe("redis://"+ln.Addr().String(), "s", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { q.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err = q.State(ctx)
+	if took := time.Since(began); err == nil || took > time.Second {
+		t.Errorf("State against a silent Redis with a 200 ms context: %v after %v, want an error within 1 s", err, took)
 	}
 }
