@@ -88,13 +88,16 @@ type errorCounts struct {
 	n  atomic.Int64
 }
 
-func (e *errorCounts) add(key string) {
-	e.n.Add(1)
+func (e *errorCounts) add(key string) { e.addN(key, 1) }
+
+// addN counts n errors of one kind.
+func (e *errorCounts) addN(key string, n int64) {
+	e.n.Add(n)
 	e.mu.Lock()
 	if e.m == nil {
 		e.m = make(map[string]int64)
 	}
-	e.m[key]++
+	e.m[key] += n
 	e.mu.Unlock()
 }
 

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -205,24 +206,40 @@ func duplicateIDs(accepted []acceptedTx) int64 {
 
 // checkStatuses looks every transaction up, again and again while some are
 // queued or not found, until all are final or the deadline passes (at least
-// one full round is always made). It returns each one's last state and a
-// time by which every transaction found final was final: for a processed
-// one with both timestamps, when its answer came plus its enqueue→processed
-// time (it was created before the answer; the server's two timestamps are
-// compared only with each other); otherwise when the lookup found it final.
-// (The time a lookup last saw one still queued, used before, is a moment
-// when the backlog had certainly not drained.) e2e, unless nil, gets the
-// enqueue→processed latency of each processed one whose two timestamps
-// are known.
+// one full round is always made, unless lookups fail past the deadline:
+// then the rest are left unverified, so that a status endpoint that does not
+// answer costs one request timeout, not one per transaction). It returns
+// each one's last state and a time by which every transaction found final
+// was final: for a processed one with both timestamps, when its answer came
+// plus its enqueue→processed time (it was created before the answer; the
+// server's two timestamps are compared only with each other); otherwise
+// when the lookup found it final. (The time a lookup last saw one still
+// queued, used before, is a moment when the backlog had certainly not
+// drained.) e2e, unless nil, gets the enqueue→processed latency of each
+// processed one whose two timestamps are known. A transaction's failed
+// lookups count once in the errors, with the first one's kind, however many
+// rounds it fails in.
 func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline time.Time, e2e *latency) ([]txState, time.Time) {
 	states := make([]txState, len(txs))
+	lookupFailed := make([]bool, len(txs))
 	open := make([]int, len(txs))
 	for i := range open {
 		open[i] = i
 	}
 	finalBy := time.Time{}
-	par := min(r.cfg.Concurrency, 32)
-	for round := 0; len(open) > 0 && ctx.Err() == nil; round++ {
+	// One session per parallel lookup for all the rounds: a session per
+	// round dialled again every 20 ms.
+	sessions := make([]*session, min(r.cfg.Concurrency, 32))
+	for p := range sessions {
+		sessions[p] = r.c.session()
+	}
+	defer func() {
+		for _, s := range sessions {
+			s.close()
+		}
+	}()
+	var abandon atomic.Bool // lookups fail and the deadline is past
+	for round := 0; len(open) > 0 && ctx.Err() == nil && !abandon.Load(); round++ {
 		if round > 0 {
 			if time.Now().After(deadline) {
 				break
@@ -233,18 +250,25 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 		var mu sync.Mutex
 		var still []int
 		var wg sync.WaitGroup
-		for p := 0; p < par; p++ {
+		for _, sess := range sessions {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				sess := r.c.session()
-				defer sess.close()
 				for i := range idx {
-					s, d, ok := r.lookup(ctx, txs[i], sess)
+					s, d, ok, errKey := r.lookup(ctx, txs[i], sess)
 					if ok && e2e != nil {
 						e2e.record(d)
 					}
 					states[i] = s
+					if errKey != "" {
+						if !lookupFailed[i] {
+							lookupFailed[i] = true
+							r.errs.add(errKey)
+						}
+						if time.Now().After(deadline) {
+							abandon.Store(true)
+						}
+					}
 					mu.Lock()
 					switch s {
 					case stateQueued, stateMissing, stateUnknown:
@@ -262,11 +286,21 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 				}
 			}()
 		}
+		sent := 0
 		for _, i := range open {
+			if abandon.Load() || ctx.Err() != nil {
+				break
+			}
 			idx <- i
+			sent++
 		}
 		close(idx)
 		wg.Wait()
+		if skipped := len(open) - sent; round == 0 && skipped > 0 && ctx.Err() == nil {
+			// Never looked up: unverified. (Skipped in a later round, what
+			// the round before saw stands.)
+			r.errs.addN("status not looked up: lookups failing past the drain timeout", int64(skipped))
+		}
 		open = still
 	}
 	return states, finalBy
@@ -274,60 +308,59 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 
 // lookup asks the status endpoint about one transaction with its merchant's
 // token and returns, for a processed one, its enqueue→processed latency (ok
-// says whether it was known).
-func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txState, d time.Duration, ok bool) {
+// says whether it was known), or, when the lookup failed, the kind of error
+// for the report (not counted: checkStatuses counts it once per
+// transaction).
+func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txState, d time.Duration, ok bool, errKey string) {
 	if r.cfg.VerifyVia == ViaRedis {
 		st, d, ok, err := r.cfg.Queue.lookup(ctx, tx.id)
 		if err != nil {
-			if !isCanceled(ctx, err) {
-				r.errs.add("status redis error")
+			if isCanceled(ctx, err) {
+				return stateUnknown, 0, false, ""
 			}
-			return stateUnknown, 0, false
+			return stateUnknown, 0, false, "status redis error"
 		}
-		return st, d, ok
+		return st, d, ok, ""
 	}
 	m := r.merchants[tx.merchant]
 	tok, err := m.get(ctx, r, s)
 	if err != nil {
-		if !isCanceled(ctx, err) {
-			r.errs.add("status skipped: no token")
+		if isCanceled(ctx, err) {
+			return stateUnknown, 0, false, ""
 		}
-		return stateUnknown, 0, false
+		return stateUnknown, 0, false, "status skipped: no token"
 	}
 	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, reqHeaders{bearer: tok})
 	if err != nil {
-		if !isCanceled(ctx, err) {
-			r.errs.add("status " + transportKind(err))
+		if isCanceled(ctx, err) {
+			return stateUnknown, 0, false, ""
 		}
-		return stateUnknown, 0, false
+		return stateUnknown, 0, false, "status " + transportKind(err)
 	}
 	switch status := resp.status; status {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return stateMissing, 0, false
+		return stateMissing, 0, false, ""
 	default:
-		r.errs.add(statusKey("status", status))
 		if status == http.StatusUnauthorized || status == http.StatusUnprocessableEntity {
 			m.invalidate(tok)
 		}
-		return stateUnknown, 0, false
+		return stateUnknown, 0, false, statusKey("status", status)
 	}
 	var body statusBody
 	if err := json.Unmarshal(s.buf.Bytes(), &body); err != nil {
-		r.errs.add("status 200 undecodable")
-		return stateUnknown, 0, false
+		return stateUnknown, 0, false, "status 200 undecodable"
 	}
 	switch body.Status {
 	case "processed":
 		d, ok = body.endToEnd()
-		return stateProcessed, d, ok
+		return stateProcessed, d, ok, ""
 	case "failed":
-		return stateFailed, 0, false
+		return stateFailed, 0, false, ""
 	case "queued", "processing":
-		return stateQueued, 0, false
+		return stateQueued, 0, false, ""
 	}
-	r.errs.add("status 200 unknown state " + strconv.Quote(body.Status))
-	return stateUnknown, 0, false
+	return stateUnknown, 0, false, "status 200 unknown state " + strconv.Quote(body.Status)
 }
 
 // statusBody is the part of GET /transactions/{id} used here. Times may be
