@@ -395,6 +395,10 @@ func TestRunInterruptedWhileVerifying(t *testing.T) {
 	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "interrupted while verifying") {
 		t.Errorf("Err: got %v, want interrupted while verifying", err)
 	}
+	// No verdict either way: not "fail", which --json said until 2026-12-06.
+	if verdict, why := rep.Verdict(); verdict != VerdictNotVerified || !strings.Contains(why, "interrupted") {
+		t.Errorf("verdict %s (%s), want not verified: interrupted", verdict, why)
+	}
 	if n := rep.Errors["queue probe"]; n > 0 {
 		t.Errorf("errors: %d queue probe errors from the interruption", n)
 	}

@@ -18,9 +18,12 @@ type Report struct {
 	// Arrivals is how the open loop spaced its requests ("even" or
 	// "poisson"); empty for a closed loop.
 	Arrivals Arrivals `json:"arrivals,omitempty"`
-	// Seed is the seed of the run's random amounts, currencies and Poisson
-	// arrivals: --seed, or the one drawn from the clock when --seed was 0.
-	// Passed as --seed, it repeats them.
+	// Seed is the seed of the run's random amounts, currencies, Poisson
+	// arrivals and verification sample: --seed, or the one drawn at random
+	// when --seed was 0. Passed as --seed, it repeats the arrivals, each
+	// worker's sequence of amounts and currencies, and which positions of
+	// the accepted list are sampled (which transactions those are depends
+	// on how many each worker sent, which varies in a closed loop).
 	Seed uint64 `json:"seed"`
 	// IdempotencyKeys: every transaction carried an Idempotency-Key.
 	IdempotencyKeys bool `json:"idempotency_keys,omitempty"`
@@ -99,6 +102,13 @@ func (rep *Report) Err() error {
 	if v.Unverified > 0 {
 		errs = append(errs, fmt.Errorf("%d of %d checked transactions could not be looked up (see errors): not known to be processed", v.Unverified, v.Checked))
 	}
+	if v.MaybeQueuedUnprocessed > 0 {
+		errs = append(errs, fmt.Errorf("%d of the %d transactions answered 503 \"may be queued\" and found queued were not processed (failed, or still queued)",
+			v.MaybeQueuedUnprocessed, v.MaybeQueuedFound))
+	}
+	if n := rep.Errors[errTxWithoutID]; n > 0 {
+		errs = append(errs, fmt.Errorf("%d answers of 200 carried no transaction id: accepted, and never checked", n))
+	}
 	if v.DuplicateIDs > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted answers repeated an id of an earlier one", v.DuplicateIDs))
 	}
@@ -130,7 +140,12 @@ func (rep *Report) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  unverified %d  (%s, %.1fs)\n",
 			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Unverified, v.Via, v.VerifySeconds)
 		if v.MaybeQueued > 0 {
-			fmt.Fprintf(&b, "maybe queued  %d answered 503 \"may be queued\"; %d of them were queued all the same (looked up by id, or replayed for their Idempotency-Key)\n", v.MaybeQueued, v.MaybeQueuedFound)
+			unprocessed := ""
+			if v.MaybeQueuedUnprocessed > 0 {
+				unprocessed = fmt.Sprintf(", and %d of those not processed", v.MaybeQueuedUnprocessed)
+			}
+			fmt.Fprintf(&b, "maybe queued  %d answered 503 \"may be queued\"; %d of them were queued all the same (looked up by id, or replayed for their Idempotency-Key)%s\n",
+				v.MaybeQueued, v.MaybeQueuedFound, unprocessed)
 		}
 		if v.Drained {
 			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)
@@ -195,8 +210,14 @@ const (
 // Verdict is the run's outcome and why, one line: VerdictFail with Err's
 // reasons (the command then exits 1); VerdictPass with what was checked
 // ("" when nothing was to be, as for tokens); or VerdictNotVerified when
-// nothing could be (--verify none and no queue probe).
+// nothing could be: the run was interrupted, --verify none and no queue
+// probe, or a probe whose group took fewer entries than were accepted.
 func (rep *Report) Verdict() (verdict, why string) {
+	if rep.Interrupted || rep.Verification != nil && rep.Verification.Interrupted {
+		// Stopped: no verdict either way (Err says why, and the command
+		// exits 1).
+		return VerdictNotVerified, rep.Err().Error()
+	}
 	if err := rep.Err(); err != nil {
 		return VerdictFail, strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
@@ -205,8 +226,11 @@ func (rep *Report) Verdict() (verdict, why string) {
 		return VerdictPass, ""
 	case v.Checked > 0:
 		return VerdictPass, "every checked accepted transaction was processed"
-	case v.Drained:
+	case v.Drained && v.GroupTaken >= v.Accepted:
 		return VerdictPass, "the backlog drained (statuses not checked)"
+	case v.Drained:
+		return VerdictNotVerified, fmt.Sprintf("the queue probe's group took %d entries during the run, fewer than the %d accepted: it watches another stream or Redis (statuses not checked)",
+			v.GroupTaken, v.Accepted)
 	}
 	return VerdictNotVerified, "--verify=none and no queue probe"
 }

@@ -231,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
 		v := r.verify(ctx, accepted, start, loadEnd, before)
 		if len(maybeQueued) > 0 && ctx.Err() == nil && cfg.Verify != VerifyNone {
-			v.MaybeQueued, v.MaybeQueuedFound = r.lookUpMaybeQueued(ctx, maybeQueued)
+			v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed = r.lookUpMaybeQueued(ctx, maybeQueued, loadEnd.Add(cfg.DrainTimeout))
 		}
 		v.MaybeQueued += r.keyedMaybeQueued.Load()
 		v.MaybeQueuedFound += r.keyedReplayed.Load()
@@ -427,7 +427,7 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 				w.m.invalidate(tok)
 			}
 		case !hasID:
-			r.errs.add("tx 200 without id")
+			r.errs.add(errTxWithoutID)
 		default:
 			if attempt > 0 && resp.replayed {
 				r.keyedReplayed.Add(1) // the first try's was stored after all
@@ -439,6 +439,10 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		return
 	}
 }
+
+// errTxWithoutID counts 200 answers without a transaction id: accepted,
+// and never to be checked, so an error of the run.
+const errTxWithoutID = "tx 200 without id"
 
 // keyedRetries bounds how many times a transaction answered "may be queued"
 // for its Idempotency-Key is sent again with the key (after 50, 100, 200

@@ -33,13 +33,19 @@ type Verification struct {
 	Queued     int64 `json:"queued"`
 	Missing    int64 `json:"missing"`
 	Unverified int64 `json:"unverified"`
-	// MaybeQueued counts the transactions answered with a 503 that says
-	// they may be queued, with an id (core-api, when Redis did not answer
-	// in time); MaybeQueuedFound how many of them the status lookup found
-	// after the load (queued, processed or failed): queued although the
-	// client was told 503. Neither is an error of the run.
+	// MaybeQueued counts the 503s that said a transaction may be queued
+	// (core-api, when Redis did not answer in time): with an id, or, for a
+	// transaction sent with an Idempotency-Key, without one.
+	// MaybeQueuedFound counts how many of them were queued all the same:
+	// found by the status lookup after the load (queued, processed or
+	// failed), or answered as a replay when sent again with the key.
+	// Neither is an error of the run.
 	MaybeQueued      int64 `json:"maybe_queued,omitempty"`
 	MaybeQueuedFound int64 `json:"maybe_queued_found,omitempty"`
+	// MaybeQueuedUnprocessed counts those found that were not processed:
+	// failed, or still queued at the drain deadline. That is an error of
+	// the run: queued is a promise to process, whatever the answer said.
+	MaybeQueuedUnprocessed int64 `json:"maybe_queued_unprocessed,omitempty"`
 	// DuplicateIDs counts accepted answers whose id an earlier accepted
 	// answer of the run already had: two transactions under one id, which
 	// one status record could not account for.
@@ -174,17 +180,37 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 }
 
 // lookUpMaybeQueued looks each of txs up once, after the load's own
-// verification, and returns how many there are and how many were found.
-// One round: one not found then is taken as never queued (a call Redis had
-// not read when core-api gave up runs within the drain's time, long over).
-func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx) (n, found int64) {
+// verification, and returns how many there are, how many were found, and
+// how many of those were not processed. One round: one not found then is
+// taken as never queued (a call Redis had not read when core-api gave up
+// runs within the drain's time, long over). One found queued is followed
+// until it is final or the deadline passes, as an accepted one is: queued
+// it must be processed, whatever the client was told; failed, or still
+// queued at the deadline, it counts as not processed.
+func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx, deadline time.Time) (n, found, unprocessed int64) {
 	states, _ := r.checkStatuses(ctx, txs, time.Now(), nil) // their latencies are not the load's
-	for _, s := range states {
-		if s == stateQueued || s == stateProcessed || s == stateFailed {
+	var queued []acceptedTx
+	for i, s := range states {
+		switch s {
+		case stateProcessed:
 			found++
+		case stateFailed:
+			found++
+			unprocessed++
+		case stateQueued:
+			found++
+			queued = append(queued, txs[i])
 		}
 	}
-	return int64(len(txs)), found
+	if len(queued) > 0 {
+		later, _ := r.checkStatuses(ctx, queued, deadline, nil)
+		for _, s := range later {
+			if s != stateProcessed {
+				unprocessed++
+			}
+		}
+	}
+	return int64(len(txs)), found, unprocessed
 }
 
 // duplicateIDs counts the accepted transactions whose id came before in the

@@ -4,26 +4,33 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/acme-payments/platform/internal/loadgen/fakerouter"
+	"github.com/acme-payments/platform/internal/redistest"
 )
 
-// fakeWithStatus serves the fake router with its status endpoint replaced
-// by status, on a loopback httptest server; newConns counts the
+// fakeWith serves the fake router on a loopback httptest server, with its
+// transaction or status endpoint replaced by tx or status when they are not
+// nil (each given the fake, to hand requests on to); newConns counts the
 // connections clients made to it.
-func fakeWithStatus(t *testing.T, opts fakerouter.Options, status http.HandlerFunc) (srv *httptest.Server, newConns *atomic.Int64) {
+func fakeWith(t *testing.T, opts fakerouter.Options, tx, status func(*fakerouter.Router) http.HandlerFunc) (srv *httptest.Server, newConns *atomic.Int64) {
 	t.Helper()
 	f := fakerouter.New(opts)
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /auth/token", f.Token)
-	mux.HandleFunc("POST /transaction/transaction", f.Transaction)
-	if status == nil {
-		status = f.Status
+	txHandler, statusHandler := http.HandlerFunc(f.Transaction), http.HandlerFunc(f.Status)
+	if tx != nil {
+		txHandler = tx(f)
 	}
-	mux.HandleFunc("GET /transaction/transactions/{id}", status)
+	if status != nil {
+		statusHandler = status(f)
+	}
+	mux.HandleFunc("POST /transaction/transaction", txHandler)
+	mux.HandleFunc("GET /transaction/transactions/{id}", statusHandler)
 	srv = httptest.NewUnstartedServer(mux)
 	newConns = new(atomic.Int64)
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -41,8 +48,8 @@ func fakeWithStatus(t *testing.T, opts fakerouter.Options, status http.HandlerFu
 // at a time with a 250 ms timeout took 2.5 s, and the defaults (32 at a
 // time, 10 s) would take hours for a long run.
 func TestVerificationGivesUpOnASilentStatusEndpoint(t *testing.T) {
-	srv, _ := fakeWithStatus(t, fakerouter.Options{}, func(w http.ResponseWriter, r *http.Request) {
-		<-r.Context().Done()
+	srv, _ := fakeWith(t, fakerouter.Options{}, nil, func(*fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }
 	})
 	cfg := testConfig(srv.URL)
 	cfg.Count, cfg.Concurrency = 20, 2
@@ -85,7 +92,7 @@ func TestVerificationCountsAFailingLookupOncePerTransaction(t *testing.T) {
 // stays queued is looked up every 20 ms until the drain timeout, and each
 // round dialled a new connection per worker (355 in 1 s for 8 workers).
 func TestVerificationKeepsItsConnections(t *testing.T) {
-	srv, newConns := fakeWithStatus(t, fakerouter.Options{LoseEvery: 1}, nil)
+	srv, newConns := fakeWith(t, fakerouter.Options{LoseEvery: 1}, nil, nil)
 	cfg := testConfig(srv.URL)
 	cfg.Count = 40
 	cfg.DrainTimeout = time.Second
@@ -99,5 +106,103 @@ func TestVerificationKeepsItsConnections(t *testing.T) {
 	// The load's 8 connections, a login's, and the lookups' 8.
 	if n := newConns.Load(); n > int64(3*cfg.Concurrency) {
 		t.Errorf("%d connections to the router for %d workers", n, cfg.Concurrency)
+	}
+}
+
+// A transaction answered 503 "may be queued" with an id, and found queued
+// after the load, must be processed like an accepted one: failed, or still
+// queued at the drain deadline, it fails the run. Before, "found" was all
+// the report said, and the run passed.
+func TestRunFailsWhenAMaybeQueuedTransactionIsNotProcessed(t *testing.T) {
+	for _, final := range []string{"queued", "failed", "processed"} {
+		t.Run(final, func(t *testing.T) {
+			var n atomic.Int64
+			srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					if n.Add(1) == 3 {
+						writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": "tx_maybe",
+							"error": "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"})
+						return
+					}
+					f.Transaction(w, r)
+				}
+			}, func(f *fakerouter.Router) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					if r.PathValue("id") == "tx_maybe" {
+						writeJSON(w, http.StatusOK, map[string]any{"status": final, "created_at": time.Now(), "processed_at": time.Now()})
+						return
+					}
+					f.Status(w, r)
+				}
+			})
+			cfg := testConfig(srv.URL)
+			cfg.Count = 10
+			cfg.DrainTimeout = 300 * time.Millisecond
+			rep, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := rep.Verification
+			wantUnprocessed := int64(1)
+			if final == "processed" {
+				wantUnprocessed = 0
+			}
+			if v.MaybeQueued != 1 || v.MaybeQueuedFound != 1 || v.MaybeQueuedUnprocessed != wantUnprocessed {
+				t.Errorf("maybe queued %d, found %d, not processed %d; want 1, 1, %d", v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed, wantUnprocessed)
+			}
+			if verdict, why := rep.Verdict(); (verdict == VerdictPass) != (final == "processed") {
+				t.Errorf("verdict %s (%s) with the maybe-queued transaction %s", verdict, why, final)
+			}
+		})
+	}
+}
+
+// A 200 without a transaction id was accepted and can never be checked:
+// the run fails. Before, it was an error in the list and the verdict
+// passed.
+func TestRunFailsOnAcceptedAnswersWithoutAnID(t *testing.T) {
+	var n atomic.Int64
+	srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1)%5 == 0 {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "queued"})
+				return
+			}
+			f.Transaction(w, r)
+		}
+	}, nil)
+	cfg := testConfig(srv.URL)
+	cfg.Count = 20
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if verdict, why := rep.Verdict(); verdict != VerdictFail || !strings.Contains(why, "4 answers of 200 carried no transaction id") {
+		t.Errorf("verdict %s (%s), want fail naming the 4 answers without an id", verdict, why)
+	}
+}
+
+// With --verify none the queue probe alone vouches for the run, and only
+// if its group took at least as many entries as were accepted: a probe of
+// another stream (or another stack's Redis) reads drained at once. Before,
+// the run passed with every transaction lost.
+func TestRunVerifyNoneNeedsTheGroupToTakeTheLoad(t *testing.T) {
+	srv := redistest.Start(t)
+	stream := "loadgen-verify-none"
+	if err := srv.Client(t).XGroupCreateMkStream(t.Context(), stream, DefaultGroup, "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, api := fakerouter.Start(t, fakerouter.Options{LoseEvery: 1}) // its transactions never reach that stream
+	cfg := testConfig(api.URL)
+	cfg.Count = 10
+	cfg.Queue = startQueueProbe(t, srv.URL, stream)
+	cfg.Verify = VerifyNone
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verdict, why := rep.Verdict()
+	if verdict != VerdictNotVerified || !strings.Contains(why, "took 0 entries during the run, fewer than the 10 accepted") {
+		t.Errorf("verdict %s (%s), want not verified, naming the group's 0 of 10", verdict, why)
 	}
 }
