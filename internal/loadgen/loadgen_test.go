@@ -357,6 +357,27 @@ func TestRunSendsIdempotencyKeys(t *testing.T) {
 	}
 }
 
+// A keyed transaction that gets "may be queued" on every try is sent 5
+// times in all, then counted once as unresolved: it has no id to look up.
+func TestRunKeyedRetriesAreBounded(t *testing.T) {
+	srv, _ := fakeWith(t, fakerouter.Options{}, func(*fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
+				"error": "Transaction queue did not answer in time; the transaction may be queued: retry with the same Idempotency-Key"})
+		}
+	}, nil)
+	cfg := testConfig(srv.URL)
+	cfg.Count, cfg.IdempotencyKeys = 2, true
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"tx 503 (may be queued)": 10, "tx 503 (may be queued): retries with its key used up": 2}
+	if !equalCounts(rep.Errors, want) || rep.Sent != 10 {
+		t.Errorf("errors %v, sent %d; want %v and 10", rep.Errors, rep.Sent, want)
+	}
+}
+
 // TestRunTokenModeWithoutTokensFails: a token run in which every login was
 // refused did no work, and exits non-zero.
 func TestRunTokenModeWithoutTokensFails(t *testing.T) {

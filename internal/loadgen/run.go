@@ -418,6 +418,9 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 				if ctx.Err() == nil {
 					continue
 				}
+			} else {
+				// Its fate is not known: no id to look up.
+				r.errs.add("tx 503 (may be queued): retries with its key used up")
 			}
 		case resp.status != http.StatusOK:
 			r.errs.add(statusKey("tx", resp.status))
@@ -501,6 +504,9 @@ func (r *runner) login(ctx context.Context, body []byte, s *session) (token, err
 		sleepCtx(ctx, backoff)
 		backoff = min(2*backoff, time.Second)
 	}
+	if err := ctx.Err(); err != nil {
+		return token{}, err // stopped during the last wait: not a failed login
+	}
 	return token{}, last
 }
 
@@ -512,16 +518,15 @@ func errKey(what string, err error) string {
 	return what + " " + transportKind(err)
 }
 
-// txBody builds {"token":...,"amount":...,"currency":...} in the worker's
-// buffer. Tokens are JWTs (base64url and dots), so no escaping is needed;
-// anything else is marshalled properly.
 // drawTx draws a transaction's amount and currency.
 func (w *worker) drawTx(cfg *Config) (amount int64, currency string) {
 	amount = 1 + w.rng.Int64N(cfg.MaxAmount)
 	return amount, cfg.Currencies[w.rng.IntN(len(cfg.Currencies))]
 }
 
-// txBody is a transaction's JSON body, in the worker's buffer.
+// txBody builds {"token":...,"amount":...,"currency":...} in the worker's
+// buffer. Tokens are JWTs (base64url and dots), so no escaping is needed;
+// anything else is marshalled properly.
 func (w *worker) txBody(cfg *Config, tok string, amount int64, cur string) []byte {
 	b := w.body[:0]
 	b = append(b, '{')
