@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -90,7 +92,28 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 
 // ServeListeners is Serve on listeners the caller opened; the first one's
 // address is the "addr" of the ready line, the others are "also".
+//
+// When ctx is done it first serves the connections already waiting in each
+// listener's backlog (a unix socket's file is removed first, so that no
+// more come: a client's connect fails at once, and HAProxy answers 503),
+// for at most backlogDrainMax, and only then stops accepting. Closing a
+// listener resets the connections still queued on it, and http.Server
+// closes unanswered a connection whose request it reads after Shutdown
+// began: HAProxy answered both with a 502 (RELIABILITY.md D47). So Shutdown
+// waits until the request of each connection taken from the backlog has
+// reached the handler (or the connection closed). To know, it sets
+// srv.ConnContext and wraps srv.Handler, keeping what they were.
 func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
+	bls := make([]*backlogListener, 0, len(lns))
+	for i, ln := range lns {
+		if bl := newBacklogListener(ln); bl != nil {
+			lns[i] = bl
+			bls = append(bls, bl)
+		}
+	}
+	if len(bls) > 0 {
+		markBacklogRequests(srv)
+	}
 	// Each listener's Serve error, naming that listener.
 	errc := make(chan error, len(lns))
 	also := make([]string, 0, len(lns)-1)
@@ -122,6 +145,20 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace.String())
+	for _, bl := range bls {
+		bl.drain()
+	}
+	timeout := time.NewTimer(backlogDrainMax + 100*time.Millisecond) // a Serve loop that never came back to Accept
+	defer timeout.Stop()
+	for _, bl := range bls {
+		select {
+		case <-bl.drained:
+		case <-timeout.C:
+		}
+	}
+	for _, bl := range bls {
+		bl.waitServed(timeout.C)
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -135,4 +172,154 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// backlogDrainMax bounds how long a stopping server keeps accepting the
+// connections that wait in its listen backlog. A unix socket gets no new
+// ones once its file is gone; a TCP listener may, for as long as clients
+// keep connecting.
+const backlogDrainMax = 250 * time.Millisecond
+
+// backlogIdle is how long Accept waits for one more connection while
+// draining before it takes the backlog as empty.
+const backlogIdle = 5 * time.Millisecond
+
+// backlogListener is a listener that can serve its backlog before it
+// closes (ServeListeners). While draining, its Accept returns the
+// connections already queued, each with a short deadline for the next; once
+// none comes within backlogIdle (or backlogDrainMax has passed) it reports
+// drained and waits for Close, rather than handing http.Server an error it
+// would retry or end on too early.
+type backlogListener struct {
+	net.Listener
+	deadline func(time.Time) error
+	unix     *net.UnixListener // nil for TCP
+
+	draining  atomic.Bool
+	drainEnd  atomic.Int64 // UnixNano by which draining stops, however busy
+	drained   chan struct{}
+	drainOnce sync.Once
+	closed    chan struct{}
+	closeOnce sync.Once
+	// pending counts the connections taken from the backlog whose request
+	// has not reached the handler yet (backlogConn).
+	pending sync.WaitGroup
+}
+
+// waitServed waits until every connection taken from the backlog has had
+// its request reach the handler, or closed, or until timeout.
+func (l *backlogListener) waitServed(timeout <-chan time.Time) {
+	done := make(chan struct{})
+	go func() {
+		l.pending.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-timeout:
+	}
+}
+
+// backlogConn is a connection taken from the backlog while draining. It is
+// settled once its first request reaches the handler (markBacklogRequests)
+// or it closes.
+type backlogConn struct {
+	net.Conn
+	once    sync.Once
+	pending *sync.WaitGroup
+}
+
+func (c *backlogConn) settle() { c.once.Do(c.pending.Done) }
+
+func (c *backlogConn) Close() error {
+	c.settle()
+	return c.Conn.Close()
+}
+
+type backlogConnKey struct{}
+
+// markBacklogRequests makes srv settle each backlogConn when a request of
+// it reaches the handler: from then on Shutdown waits for it.
+func markBacklogRequests(srv *http.Server) {
+	connContext := srv.ConnContext
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if connContext != nil {
+			ctx = connContext(ctx, c)
+		}
+		if bc, ok := c.(*backlogConn); ok {
+			ctx = context.WithValue(ctx, backlogConnKey{}, bc)
+		}
+		return ctx
+	}
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if bc, ok := r.Context().Value(backlogConnKey{}).(*backlogConn); ok {
+			bc.settle()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// newBacklogListener wraps a TCP or unix listener; nil for any other, which
+// is closed as it is.
+func newBacklogListener(ln net.Listener) *backlogListener {
+	bl := &backlogListener{Listener: ln, drained: make(chan struct{}), closed: make(chan struct{})}
+	switch l := ln.(type) {
+	case *net.TCPListener:
+		bl.deadline = l.SetDeadline
+	case *net.UnixListener:
+		bl.deadline, bl.unix = l.SetDeadline, l
+	default:
+		return nil
+	}
+	return bl
+}
+
+// drain begins serving the backlog: a unix socket's file goes first, so
+// that connecting fails from now on instead of queueing a connection that
+// would be reset; the deadline wakes an Accept that is waiting.
+func (l *backlogListener) drain() {
+	l.drainEnd.Store(time.Now().Add(backlogDrainMax).UnixNano())
+	l.draining.Store(true)
+	if l.unix != nil {
+		l.unix.SetUnlinkOnClose(false) // removed now; a successor's socket must not go at Close
+		_ = os.Remove(l.unix.Addr().String())
+	}
+	_ = l.deadline(l.nextDeadline())
+}
+
+// nextDeadline is when a draining Accept stops waiting for one more.
+func (l *backlogListener) nextDeadline() time.Time {
+	return time.Unix(0, min(time.Now().Add(backlogIdle).UnixNano(), l.drainEnd.Load()))
+}
+
+func (l *backlogListener) Accept() (net.Conn, error) {
+	if l.draining.Load() {
+		// From this call on: the time http.Server took to start the last
+		// connection's goroutine must not count, or a busy machine would
+		// end the drain with connections still queued.
+		_ = l.deadline(l.nextDeadline())
+	}
+	c, err := l.Listener.Accept()
+	if !l.draining.Load() {
+		return c, err
+	}
+	if err == nil {
+		l.pending.Add(1)
+		return &backlogConn{Conn: c, pending: &l.pending}, nil
+	}
+	if c != nil {
+		c.Close()
+	}
+	l.drainOnce.Do(func() { close(l.drained) })
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *backlogListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }

@@ -244,3 +244,66 @@ func TestServeRefusesSocketPathInUse(t *testing.T) {
 		t.Errorf("regular file changed: %q", b)
 	}
 }
+
+// Connections waiting in the listen backlog when the server stops are
+// served, not reset: HAProxy answered 502 for a request it had sent on one
+// (RELIABILITY.md D47). The connections are made, and their requests
+// written, before anything accepts; then the server starts with its context
+// already done. Before, Shutdown closed the listener at once and the
+// connections still queued were reset.
+func TestServeListenerServesItsBacklogWhenStopping(t *testing.T) {
+	const waiting = 20
+	for _, network := range []string{"tcp", "unix"} {
+		t.Run(network, func(t *testing.T) {
+			log, _ := newTestLogger()
+			srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
+			}), log)
+			var ln net.Listener
+			var err error
+			if network == "tcp" {
+				ln, err = net.Listen("tcp", "127.0.0.1:0")
+			} else {
+				ln, err = listenUnix(filepath.Join(t.TempDir(), "s.sock"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns := make([]net.Conn, waiting)
+			for i := range conns {
+				c, err := net.DialTimeout(network, ln.Addr().String(), time.Second)
+				if err != nil {
+					t.Fatalf("connection %d: %v", i, err)
+				}
+				defer c.Close()
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				conns[i] = c
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			if err := ServeListener(ctx, srv, ln, 5*time.Second, log); err != nil {
+				t.Fatalf("ServeListener: %v", err)
+			}
+			served := 0
+			for i, c := range conns {
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				b, err := io.ReadAll(c)
+				if strings.HasPrefix(string(b), "HTTP/1.1 200 ") && strings.Contains(string(b), `{"served":"yes"}`) {
+					served++
+				} else {
+					t.Logf("connection %d: %q, %v", i, b, err)
+				}
+			}
+			if served != waiting {
+				t.Errorf("%d of the %d connections waiting in the backlog were served", served, waiting)
+			}
+			if network == "unix" {
+				if _, err := os.Stat(ln.Addr().String()); !os.IsNotExist(err) {
+					t.Errorf("socket file after the stop: %v, want it removed", err)
+				}
+			}
+		})
+	}
+}
