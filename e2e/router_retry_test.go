@@ -23,10 +23,11 @@ import (
 // time it gets each request, as a service does when its graceful shutdown
 // closes a keep-alive connection HAProxy had just sent a request on. HAProxy
 // sends such a request again only where that cannot do anything twice: a
-// GET, and a transaction with an Idempotency-Key (core-api answers a repeat
-// with the first one's id). A transaction without a key may have been
-// queued before the connection closed, so it gets the router's JSON 502 and
-// goes to the backend once. So does a login: repeating it would be safe, but
+// GET, and a transaction with exactly one Idempotency-Key (core-api answers
+// a repeat with the first one's id). A transaction without a key may have
+// been queued before the connection closed, so it gets the router's JSON 502
+// and goes to the backend once; so does any other method, and a POST with
+// two keys. So does a login: repeating it would be safe, but
 // the copy HAProxy keeps of a request it may retry costs every login CPU,
 // and the client can repeat a login itself.
 func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
@@ -37,12 +38,19 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 
 	tests := []struct {
 		name, method, path, body string
-		header                   map[string]string
+		header                   http.Header
 		wantStatus, wantAttempts int
 	}{
 		{name: "transaction with an Idempotency-Key", method: "POST", path: "/transaction/transaction",
-			body: `{"token":"t","amount":1,"currency":"USD"}`, header: map[string]string{"Idempotency-Key": "k-1"},
+			body: `{"token":"t","amount":1,"currency":"USD"}`, header: http.Header{"Idempotency-Key": {"k-1"}},
 			wantStatus: 200, wantAttempts: 2},
+		{name: "transaction with two Idempotency-Keys", method: "POST", path: "/transaction/transaction",
+			body: `{"token":"t","amount":1,"currency":"USD"}`, header: http.Header{"Idempotency-Key": {"k-2", "k-3"}},
+			wantStatus: 502, wantAttempts: 1},
+		{name: "PUT, even with a key", method: "PUT", path: "/transaction/transaction",
+			body: `{"token":"t","amount":1,"currency":"USD"}`, header: http.Header{"Idempotency-Key": {"k-4"}},
+			wantStatus: 502, wantAttempts: 1},
+		{name: "DELETE", method: "DELETE", path: "/transaction/transactions/tx_1", wantStatus: 502, wantAttempts: 1},
 		{name: "transaction without a key", method: "POST", path: "/transaction/transaction",
 			body: `{"token":"t","amount":1,"currency":"USD"}`, wantStatus: 502, wantAttempts: 1},
 		{name: "status lookup", method: "GET", path: "/transaction/transactions/tx_1",
@@ -63,7 +71,7 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set(dropOnceHeader, testCase)
 			for k, v := range tt.header {
-				req.Header.Set(k, v)
+				req.Header[k] = v
 			}
 			resp, err := client.Do(req)
 			if err != nil {
