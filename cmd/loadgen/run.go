@@ -105,7 +105,9 @@ Drives POST /auth/token and POST /transaction/transaction through the router,
 then waits until every accepted transaction is processed. Closed loop (as fast
 as -c workers go) unless --rate is set (open loop, latency from the due time;
 --arrivals poisson spaces its requests by random gaps instead of evenly).
-Exits non-zero when an accepted transaction was never processed.
+Exits non-zero when an accepted transaction was never processed, or could
+not be checked; 0 with the verdict "not verified" when nothing could be
+checked (--verify none without the queue probe).
 
 Flags:
 `

@@ -359,6 +359,7 @@ func TestRunSendsIdempotencyKeys(t *testing.T) {
 
 // A keyed transaction that gets "may be queued" on every try is sent 5
 // times in all, then counted once as unresolved: it has no id to look up.
+// So is one whose retries get other answers a retry may mend.
 func TestRunKeyedRetriesAreBounded(t *testing.T) {
 	srv, _ := fakeWith(t, fakerouter.Options{}, func(*fakerouter.Router) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -372,9 +373,39 @@ func TestRunKeyedRetriesAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int64{"tx 503 (may be queued)": 10, "tx 503 (may be queued): retries with its key used up": 2}
+	want := map[string]int64{"tx 503 (may be queued)": 10, errKeyedUnresolved: 2}
 	if !equalCounts(rep.Errors, want) || rep.Sent != 10 {
 		t.Errorf("errors %v, sent %d; want %v and 10", rep.Errors, rep.Sent, want)
+	}
+}
+
+// A keyed transaction is sent again with its key after any answer a retry
+// may mend, not only "may be queued": a 502, a 429, core-api's plain 503.
+// Until 2026-12-06 such an answer to a retry ended it, uncounted, and a
+// transaction an earlier try had queued went unnoticed.
+func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
+	for _, status := range []int{http.StatusBadGateway, http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			var tries atomic.Int64
+			srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					if tries.Add(1) == 1 {
+						writeJSON(w, status, map[string]string{"error": "try again"})
+						return
+					}
+					f.Transaction(w, r)
+				}
+			}, nil)
+			cfg := testConfig(srv.URL)
+			cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
+			rep, err := Run(t.Context(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Accepted != 1 || rep.Sent != 2 || rep.Errors[errKeyedUnresolved] != 0 {
+				t.Errorf("accepted %d, sent %d, errors %v; want the retry accepted", rep.Accepted, rep.Sent, rep.Errors)
+			}
+		})
 	}
 }
 

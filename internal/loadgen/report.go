@@ -106,6 +106,9 @@ func (rep *Report) Err() error {
 		errs = append(errs, fmt.Errorf("%d of the %d transactions answered 503 \"may be queued\" and found queued were not processed (failed, or still queued)",
 			v.MaybeQueuedUnprocessed, v.MaybeQueuedFound))
 	}
+	if v.MaybeQueuedUnverified > 0 {
+		errs = append(errs, fmt.Errorf("%d transactions answered 503 \"may be queued\" could not be looked up (see errors): not known whether they were queued", v.MaybeQueuedUnverified))
+	}
 	if n := rep.Errors[errTxWithoutID]; n > 0 {
 		errs = append(errs, fmt.Errorf("%d answers of 200 carried no transaction id: accepted, and never checked", n))
 	}

@@ -231,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
 		v := r.verify(ctx, accepted, start, loadEnd, before)
 		if len(maybeQueued) > 0 && ctx.Err() == nil && cfg.Verify != VerifyNone {
-			v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed = r.lookUpMaybeQueued(ctx, maybeQueued, loadEnd.Add(cfg.DrainTimeout))
+			v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed, v.MaybeQueuedUnverified = r.lookUpMaybeQueued(ctx, maybeQueued, loadEnd.Add(cfg.DrainTimeout))
 		}
 		v.MaybeQueued += r.keyedMaybeQueued.Load()
 		v.MaybeQueuedFound += r.keyedReplayed.Load()
@@ -358,6 +358,23 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 	}
 	var sent time.Time
 	backoff := 50 * time.Millisecond
+	hadMaybeQueued := false // a try was answered "may be queued"
+	// retryKeyed waits before the next try of a keyed transaction whose
+	// try failed in a way a retry may mend (a 5xx, a 429, a transport
+	// error): it reports whether to try again, and counts the transaction
+	// once as unresolved when its retries are used up.
+	retryKeyed := func(attempt int) bool {
+		if key == "" || ctx.Err() != nil {
+			return false
+		}
+		if attempt >= keyedRetries {
+			r.errs.add(errKeyedUnresolved)
+			return false
+		}
+		sleepCtx(ctx, backoff)
+		backoff *= 2
+		return ctx.Err() == nil
+	}
 	for attempt := 0; ; attempt++ {
 		tok, err := w.m.get(ctx, r, w.s)
 		if err != nil {
@@ -391,6 +408,9 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 				r.errs.add("tx interrupted in flight")
 			} else {
 				r.errs.add("tx " + transportKind(err))
+				if retryKeyed(attempt) {
+					continue
+				}
 			}
 			return
 		}
@@ -412,15 +432,9 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 			// as a merchant would learn it.
 			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
 			r.keyedMaybeQueued.Add(1)
-			if attempt < keyedRetries {
-				sleepCtx(ctx, backoff)
-				backoff *= 2
-				if ctx.Err() == nil {
-					continue
-				}
-			} else {
-				// Its fate is not known: no id to look up.
-				r.errs.add("tx 503 (may be queued): retries with its key used up")
+			hadMaybeQueued = true
+			if retryKeyed(attempt) {
+				continue
 			}
 		case resp.status != http.StatusOK:
 			r.errs.add(statusKey("tx", resp.status))
@@ -429,11 +443,14 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 				// logs in again.
 				w.m.invalidate(tok)
 			}
+			if (resp.status >= 500 || resp.status == http.StatusTooManyRequests) && retryKeyed(attempt) {
+				continue
+			}
 		case !hasID:
 			r.errs.add(errTxWithoutID)
 		default:
-			if attempt > 0 && resp.replayed {
-				r.keyedReplayed.Add(1) // the first try's was stored after all
+			if hadMaybeQueued && resp.replayed {
+				r.keyedReplayed.Add(1) // a "may be queued" try was stored after all
 			}
 			r.txLat.record(done.Sub(earliest(due, sent)))
 			r.txAccepted.Add(1)
@@ -447,10 +464,15 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 // and never to be checked, so an error of the run.
 const errTxWithoutID = "tx 200 without id"
 
-// keyedRetries bounds how many times a transaction answered "may be queued"
-// for its Idempotency-Key is sent again with the key (after 50, 100, 200
-// and 400 ms).
+// keyedRetries bounds how many times a transaction with an
+// Idempotency-Key is sent again with its key after a try that a retry may
+// mend: a 503 "may be queued", another 5xx, a 429, a transport error
+// (after 50, 100, 200 and 400 ms).
 const keyedRetries = 4
+
+// errKeyedUnresolved counts the keyed transactions whose retries were used
+// up: whether one of their tries was queued is not known.
+const errKeyedUnresolved = "tx with Idempotency-Key unresolved: retries used up"
 
 // mayBeQueued is in the error text of core-api's 503 for a transaction
 // Redis did not answer in time (RELIABILITY.md D46).

@@ -46,6 +46,9 @@ type Verification struct {
 	// failed, or still queued at the drain deadline. That is an error of
 	// the run: queued is a promise to process, whatever the answer said.
 	MaybeQueuedUnprocessed int64 `json:"maybe_queued_unprocessed,omitempty"`
+	// MaybeQueuedUnverified counts those whose every lookup failed: it is
+	// not known whether they were queued, so the run cannot pass.
+	MaybeQueuedUnverified int64 `json:"maybe_queued_unverified,omitempty"`
 	// DuplicateIDs counts accepted answers whose id an earlier accepted
 	// answer of the run already had: two transactions under one id, which
 	// one status record could not account for.
@@ -64,7 +67,7 @@ type Verification struct {
 	DrainSeconds float64 `json:"drain_s"`
 	// GroupTaken is how many stream entries the consumer group took between
 	// the start of the load and drained (queue method only).
-	GroupTaken int64 `json:"group_taken,omitempty"`
+	GroupTaken int64 `json:"group_taken"`
 	// Via is where the statuses were looked up.
 	Via Via `json:"via"`
 	// VerifySeconds is how long the whole verification took.
@@ -135,7 +138,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	}
 	v.Checked = int64(len(check))
 	if len(check) > 0 {
-		states, finalBy := r.checkStatuses(ctx, check, deadline, v.e2e)
+		states, finalBy := r.checkStatuses(ctx, check, deadline, v.e2e, false)
 		for _, s := range states {
 			switch s {
 			case stateProcessed:
@@ -179,38 +182,32 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	return v
 }
 
-// lookUpMaybeQueued looks each of txs up once, after the load's own
-// verification, and returns how many there are, how many were found, and
-// how many of those were not processed. One round: one not found then is
-// taken as never queued (a call Redis had not read when core-api gave up
-// runs within the drain's time, long over). One found queued is followed
-// until it is final or the deadline passes, as an accepted one is: queued
-// it must be processed, whatever the client was told; failed, or still
-// queued at the deadline, it counts as not processed.
-func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx, deadline time.Time) (n, found, unprocessed int64) {
-	states, _ := r.checkStatuses(ctx, txs, time.Now(), nil) // their latencies are not the load's
-	var queued []acceptedTx
-	for i, s := range states {
+// lookUpMaybeQueued looks up the transactions answered "may be queued",
+// after the load's own verification, until each is final or not found (one
+// not found then was never queued: a call Redis had not read when core-api
+// gave up runs within the drain's time, long over), or the deadline passes;
+// a deadline already past still gives them a second of lookups. It returns
+// how many there are, how many were found (queued at some point), how many
+// of those were not processed (failed, or still queued at the deadline: a
+// promise broken, whatever the client was told), and how many could not be
+// looked up at all.
+func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx, deadline time.Time) (n, found, unprocessed, unverified int64) {
+	if soon := time.Now().Add(time.Second); deadline.Before(soon) {
+		deadline = soon
+	}
+	states, _ := r.checkStatuses(ctx, txs, deadline, nil, true) // their latencies are not the load's
+	for _, s := range states {
 		switch s {
 		case stateProcessed:
 			found++
-		case stateFailed:
+		case stateFailed, stateQueued:
 			found++
 			unprocessed++
-		case stateQueued:
-			found++
-			queued = append(queued, txs[i])
+		case stateUnknown:
+			unverified++
 		}
 	}
-	if len(queued) > 0 {
-		later, _ := r.checkStatuses(ctx, queued, deadline, nil)
-		for _, s := range later {
-			if s != stateProcessed {
-				unprocessed++
-			}
-		}
-	}
-	return int64(len(txs)), found, unprocessed
+	return int64(len(txs)), found, unprocessed, unverified
 }
 
 // duplicateIDs counts the accepted transactions whose id came before in the
@@ -231,10 +228,12 @@ func duplicateIDs(accepted []acceptedTx) int64 {
 }
 
 // checkStatuses looks every transaction up, again and again while some are
-// queued or not found, until all are final or the deadline passes (at least
-// one full round is always made, unless lookups fail past the deadline:
-// then the rest are left unverified, so that a status endpoint that does not
-// answer costs one request timeout, not one per transaction). It returns
+// queued or not found (or, with missingFinal, only queued), until all are
+// final or the deadline passes. At least one full round is always made,
+// and past the deadline one more for the lookups that failed, unless every
+// session's lookups keep failing past the deadline: then the rest are left
+// unverified, so that a status endpoint that does not answer costs about
+// one request timeout, not one per transaction. It returns
 // each one's last state and a time by which every transaction found final
 // was final: for a processed one with both timestamps, when its answer came
 // plus its enqueue→processed time (it was created before the answer; the
@@ -245,7 +244,7 @@ func duplicateIDs(accepted []acceptedTx) int64 {
 // processed one whose two timestamps are known. A transaction's failed
 // lookups count once in the errors, with the first one's kind, however many
 // rounds it fails in.
-func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline time.Time, e2e *latency) ([]txState, time.Time) {
+func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline time.Time, e2e *latency, missingFinal bool) ([]txState, time.Time) {
 	states := make([]txState, len(txs))
 	lookupFailed := make([]bool, len(txs))
 	open := make([]int, len(txs))
@@ -264,11 +263,27 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 			s.close()
 		}
 	}()
-	var abandon atomic.Bool // lookups fail and the deadline is past
+	// abandon: past the deadline, the last lookups of every session (and at
+	// least the last 3) failed. One failure among answers is a transient
+	// error, not a status endpoint that stopped answering.
+	var abandon atomic.Bool
+	var failingInARow atomic.Int64
+	giveUpAfter := int64(max(len(sessions), 3))
+	lateRetry := false
 	for round := 0; len(open) > 0 && ctx.Err() == nil && !abandon.Load(); round++ {
 		if round > 0 {
 			if time.Now().After(deadline) {
-				break
+				// Past the deadline, one more round for the lookups that
+				// failed (not for the queued or missing: their answer
+				// stands).
+				if lateRetry {
+					break
+				}
+				lateRetry = true
+				open = slices.DeleteFunc(open, func(i int) bool { return states[i] != stateUnknown })
+				if len(open) == 0 {
+					break
+				}
 			}
 			sleepCtx(ctx, 20*time.Millisecond)
 		}
@@ -291,13 +306,16 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 							lookupFailed[i] = true
 							r.errs.add(errKey)
 						}
-						if time.Now().After(deadline) {
+						if failingInARow.Add(1) >= giveUpAfter && time.Now().After(deadline) {
 							abandon.Store(true)
 						}
+					} else {
+						failingInARow.Store(0)
 					}
 					mu.Lock()
-					switch s {
-					case stateQueued, stateMissing, stateUnknown:
+					switch {
+					case s == stateMissing && missingFinal:
+					case s == stateQueued, s == stateMissing, s == stateUnknown:
 						still = append(still, i)
 					default:
 						by := time.Now()

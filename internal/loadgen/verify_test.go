@@ -206,3 +206,90 @@ func TestRunVerifyNoneNeedsTheGroupToTakeTheLoad(t *testing.T) {
 		t.Errorf("verdict %s (%s), want not verified, naming the group's 0 of 10", verdict, why)
 	}
 }
+
+// mayBeQueuedUnkeyed is core-api's 503 text for a transaction without a key
+// that Redis did not answer in time; the answer carries the id.
+const mayBeQueuedUnkeyed = "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"
+
+// The "may be queued" transactions are looked up until each is final or
+// not found, with failed lookups tried again: one failed lookup was taken
+// for "never queued", and stopped the lookups of the others, so a run with
+// a transaction queued for ever passed.
+func TestMaybeQueuedLookupsRetryFailuresAndCheckEveryOne(t *testing.T) {
+	var n, flakyLooks atomic.Int64
+	srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			ids := map[int64]string{3: "tx_flaky_then_queued", 4: "tx_never_queued", 5: "tx_stuck", 6: "tx_unreachable"}
+			if id, ok := ids[n.Add(1)]; ok {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id, "error": mayBeQueuedUnkeyed})
+				return
+			}
+			f.Transaction(w, r)
+		}
+	}, func(f *fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			switch r.PathValue("id") {
+			case "tx_flaky_then_queued":
+				if flakyLooks.Add(1) == 1 {
+					writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+					return
+				}
+				writeJSON(w, http.StatusOK, map[string]any{"status": "processed", "created_at": time.Now(), "processed_at": time.Now()})
+			case "tx_never_queued":
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": "Transaction not found"})
+			case "tx_stuck":
+				writeJSON(w, http.StatusOK, map[string]any{"status": "queued", "created_at": time.Now()})
+			case "tx_unreachable":
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+			default:
+				f.Status(w, r)
+			}
+		}
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Count, cfg.Concurrency, cfg.Merchants = 12, 1, 1
+	cfg.DrainTimeout = 300 * time.Millisecond
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Verification
+	if v.MaybeQueued != 4 || v.MaybeQueuedFound != 2 || v.MaybeQueuedUnprocessed != 1 || v.MaybeQueuedUnverified != 1 {
+		t.Errorf("maybe queued %d, found %d, not processed %d, unverified %d; want 4, 2 (flaky, stuck), 1 (stuck), 1 (unreachable)",
+			v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed, v.MaybeQueuedUnverified)
+	}
+	if verdict, why := rep.Verdict(); verdict != VerdictFail || !strings.Contains(why, "not processed") || !strings.Contains(why, "could not be looked up") {
+		t.Errorf("verdict %s (%s), want fail naming the stuck and the unreachable one", verdict, why)
+	}
+}
+
+// One lookup failing once, after the drain deadline, is tried again and
+// leaves the rest of the lookups alone: it made the 22 transactions after
+// it unverified, and a run in which every one was processed failed.
+func TestVerificationRidesOutATransientLookupError(t *testing.T) {
+	var looks atomic.Int64
+	srv, _ := fakeWith(t, fakerouter.Options{}, nil, func(f *fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			time.Sleep(20 * time.Millisecond) // so that the deadline passes during the first round
+			if looks.Add(1) == 8 {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+				return
+			}
+			f.Status(w, r)
+		}
+	})
+	cfg := testConfig(srv.URL)
+	cfg.Count, cfg.Concurrency, cfg.Merchants = 30, 1, 1
+	cfg.DrainTimeout = 100 * time.Millisecond
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Verification
+	if v.Processed != 30 || v.Unverified != 0 {
+		t.Errorf("processed %d, unverified %d of 30; want all processed", v.Processed, v.Unverified)
+	}
+	if verdict, why := rep.Verdict(); verdict != VerdictPass {
+		t.Errorf("verdict %s (%s), want pass", verdict, why)
+	}
+}
