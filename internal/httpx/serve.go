@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,8 +31,9 @@ func NewServer(h http.Handler, log *slog.Logger) *http.Server {
 // Serve listens on addr and, when socket is not empty, also on a unix socket
 // at that path (HAProxy's way in: no TCP stack on the hop; a stale socket file
 // left by a crash is replaced), logs one "ready" line once both are bound, and
-// serves until ctx is done. Then it stops accepting, lets in-flight requests
-// finish within grace, and returns. A listen failure is returned at once,
+// serves until ctx is done. Then it serves the connections already waiting
+// (ServeListeners), stops accepting, lets in-flight requests finish within
+// grace, and returns. A listen failure is returned at once,
 // naming the address or path and the variables that set it (addr comes from
 // HTTP_HOST and HTTP_PORT, socket from HTTP_SOCKET: envconfig.Server).
 func Serve(ctx context.Context, srv *http.Server, addr, socket string, grace time.Duration, log *slog.Logger) error {
@@ -63,8 +65,8 @@ func Listen(addr, socket string) ([]net.Listener, error) {
 }
 
 // listenUnix listens on a unix socket at path, first removing a socket file
-// nobody answers on (left by a killed process). Closing the listener removes
-// the file.
+// nobody answers on (left by a killed process). The file is removed when the
+// server stops (ServeListeners), or else when the listener closes.
 func listenUnix(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
@@ -91,18 +93,20 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 }
 
 // ServeListeners is Serve on listeners the caller opened; the first one's
-// address is the "addr" of the ready line, the others are "also".
+// address is the "addr" of the ready line, the others are "also". It takes
+// srv over: it sets srv.ConnContext and wraps srv.Handler (keeping what they
+// did), so call it once per server.
 //
 // When ctx is done it first serves the connections already waiting in each
 // listener's backlog (a unix socket's file is removed first, so that no
 // more come: a client's connect fails at once, and HAProxy answers 503),
-// for at most backlogDrainMax, and only then stops accepting. Closing a
-// listener resets the connections still queued on it, and http.Server
-// closes unanswered a connection whose request it reads after Shutdown
-// began: HAProxy answered both with a 502 (RELIABILITY.md D47). So Shutdown
-// waits until the request of each connection taken from the backlog has
-// reached the handler (or the connection closed). To know, it sets
-// srv.ConnContext and wraps srv.Handler, keeping what they were.
+// and only then stops accepting. Closing a listener resets the connections
+// still queued on it, and http.Server closes unanswered a connection whose
+// request it reads after Shutdown began: HAProxy answered both with a 502
+// (RELIABILITY.md D47). So Shutdown waits until every connection accepted so
+// far has had its first request reach the handler; one that has sent
+// nothing by then is closed, as the listener's close would have reset it.
+// All of that takes at most backlogDrainMax plus 100 ms.
 func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
 	bls := make([]*backlogListener, 0, len(lns))
 	for i, ln := range lns {
@@ -112,7 +116,7 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 		}
 	}
 	if len(bls) > 0 {
-		markBacklogRequests(srv)
+		markFirstRequests(srv)
 	}
 	// Each listener's Serve error, naming that listener.
 	errc := make(chan error, len(lns))
@@ -148,16 +152,17 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	for _, bl := range bls {
 		bl.drain()
 	}
-	timeout := time.NewTimer(backlogDrainMax + 100*time.Millisecond) // a Serve loop that never came back to Accept
-	defer timeout.Stop()
+	// One bound for all of it, whatever a Serve loop or a client does.
+	drainCtx, stopDrain := context.WithTimeout(context.Background(), backlogDrainMax+100*time.Millisecond)
+	defer stopDrain()
 	for _, bl := range bls {
 		select {
 		case <-bl.drained:
-		case <-timeout.C:
+		case <-drainCtx.Done():
 		}
 	}
 	for _, bl := range bls {
-		bl.waitServed(timeout.C)
+		bl.waitFirstRequests(drainCtx)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
@@ -176,8 +181,8 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 
 // backlogDrainMax bounds how long a stopping server keeps accepting the
 // connections that wait in its listen backlog. A unix socket gets no new
-// ones once its file is gone; a TCP listener may, for as long as clients
-// keep connecting.
+// ones once its file is gone; a TCP listener takes new ones too, as long as
+// they come within backlogIdle of each other.
 const backlogDrainMax = 250 * time.Millisecond
 
 // backlogIdle is how long Accept waits for one more connection while
@@ -189,7 +194,8 @@ const backlogIdle = 5 * time.Millisecond
 // connections already queued, each with a short deadline for the next; once
 // none comes within backlogIdle (or backlogDrainMax has passed) it reports
 // drained and waits for Close, rather than handing http.Server an error it
-// would retry or end on too early.
+// would retry or end on too early. It keeps the connections whose first
+// request has not reached the handler yet (firstRequestConn).
 type backlogListener struct {
 	net.Listener
 	deadline func(time.Time) error
@@ -201,72 +207,16 @@ type backlogListener struct {
 	drainOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
-	// pending counts the connections taken from the backlog whose request
-	// has not reached the handler yet (backlogConn).
-	pending sync.WaitGroup
-}
 
-// waitServed waits until every connection taken from the backlog has had
-// its request reach the handler, or closed, or until timeout.
-func (l *backlogListener) waitServed(timeout <-chan time.Time) {
-	done := make(chan struct{})
-	go func() {
-		l.pending.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-timeout:
-	}
-}
-
-// backlogConn is a connection taken from the backlog while draining. It is
-// settled once its first request reaches the handler (markBacklogRequests)
-// or it closes.
-type backlogConn struct {
-	net.Conn
-	once    sync.Once
-	pending *sync.WaitGroup
-}
-
-func (c *backlogConn) settle() { c.once.Do(c.pending.Done) }
-
-func (c *backlogConn) Close() error {
-	c.settle()
-	return c.Conn.Close()
-}
-
-type backlogConnKey struct{}
-
-// markBacklogRequests makes srv settle each backlogConn when a request of
-// it reaches the handler: from then on Shutdown waits for it.
-func markBacklogRequests(srv *http.Server) {
-	connContext := srv.ConnContext
-	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if connContext != nil {
-			ctx = connContext(ctx, c)
-		}
-		if bc, ok := c.(*backlogConn); ok {
-			ctx = context.WithValue(ctx, backlogConnKey{}, bc)
-		}
-		return ctx
-	}
-	h := srv.Handler
-	if h == nil {
-		h = http.DefaultServeMux
-	}
-	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if bc, ok := r.Context().Value(backlogConnKey{}).(*backlogConn); ok {
-			bc.settle()
-		}
-		h.ServeHTTP(w, r)
-	})
+	mu      sync.Mutex
+	waiting map[*firstRequestConn]struct{}
 }
 
 // newBacklogListener wraps a TCP or unix listener; nil for any other, which
 // is closed as it is.
 func newBacklogListener(ln net.Listener) *backlogListener {
-	bl := &backlogListener{Listener: ln, drained: make(chan struct{}), closed: make(chan struct{})}
+	bl := &backlogListener{Listener: ln, drained: make(chan struct{}), closed: make(chan struct{}),
+		waiting: make(map[*firstRequestConn]struct{})}
 	switch l := ln.(type) {
 	case *net.TCPListener:
 		bl.deadline = l.SetDeadline
@@ -285,8 +235,12 @@ func (l *backlogListener) drain() {
 	l.drainEnd.Store(time.Now().Add(backlogDrainMax).UnixNano())
 	l.draining.Store(true)
 	if l.unix != nil {
-		l.unix.SetUnlinkOnClose(false) // removed now; a successor's socket must not go at Close
-		_ = os.Remove(l.unix.Addr().String())
+		// Removed now, so a successor's socket at the same path must not
+		// go at Close; an abstract socket (@name) has no file.
+		l.unix.SetUnlinkOnClose(false)
+		if path := l.unix.Addr().String(); !strings.HasPrefix(path, "@") {
+			_ = os.Remove(path)
+		}
 	}
 	_ = l.deadline(l.nextDeadline())
 }
@@ -304,15 +258,15 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 		_ = l.deadline(l.nextDeadline())
 	}
 	c, err := l.Listener.Accept()
-	if !l.draining.Load() {
-		return c, err
-	}
 	if err == nil {
-		l.pending.Add(1)
-		return &backlogConn{Conn: c, pending: &l.pending}, nil
+		fc := &firstRequestConn{Conn: c, l: l}
+		l.mu.Lock()
+		l.waiting[fc] = struct{}{}
+		l.mu.Unlock()
+		return fc, nil
 	}
-	if c != nil {
-		c.Close()
+	if !l.draining.Load() {
+		return nil, err
 	}
 	l.drainOnce.Do(func() { close(l.drained) })
 	<-l.closed
@@ -322,4 +276,94 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 func (l *backlogListener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
 	return l.Listener.Close()
+}
+
+// waitFirstRequests waits until every connection has had its first request
+// reach the handler, or closed; when ctx ends first, it closes those that
+// have not, which have sent nothing whole (as the listener's close would
+// have reset them, before; a silent one would hold Shutdown for the
+// server's ReadHeaderTimeout).
+func (l *backlogListener) waitFirstRequests(ctx context.Context) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		l.mu.Lock()
+		n := len(l.waiting)
+		l.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			l.mu.Lock()
+			left := make([]*firstRequestConn, 0, len(l.waiting))
+			for c := range l.waiting {
+				left = append(left, c)
+			}
+			l.mu.Unlock()
+			for _, c := range left {
+				c.Close()
+			}
+			return
+		}
+	}
+}
+
+// firstRequestConn is an accepted connection until its first request
+// reaches the handler (markFirstRequests) or it closes: until then, a
+// stopping server waits for it (waitFirstRequests).
+type firstRequestConn struct {
+	net.Conn
+	l    *backlogListener
+	once sync.Once
+}
+
+func (c *firstRequestConn) settle() {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.waiting, c)
+		c.l.mu.Unlock()
+	})
+}
+
+func (c *firstRequestConn) Close() error {
+	c.settle()
+	return c.Conn.Close()
+}
+
+// CloseWrite passes the half-close on, which http.Server uses to let a
+// client read an error answer before the connection closes.
+func (c *firstRequestConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+type firstRequestConnKey struct{}
+
+// markFirstRequests makes srv settle each firstRequestConn when a request
+// of it reaches the handler: from then on Shutdown waits for it.
+func markFirstRequests(srv *http.Server) {
+	connContext := srv.ConnContext
+	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if connContext != nil {
+			ctx = connContext(ctx, c)
+		}
+		if fc, ok := c.(*firstRequestConn); ok {
+			ctx = context.WithValue(ctx, firstRequestConnKey{}, fc)
+		}
+		return ctx
+	}
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fc, ok := r.Context().Value(firstRequestConnKey{}).(*firstRequestConn); ok {
+			fc.settle()
+		}
+		h.ServeHTTP(w, r)
+	})
 }

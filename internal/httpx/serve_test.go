@@ -307,3 +307,60 @@ func TestServeListenerServesItsBacklogWhenStopping(t *testing.T) {
 		})
 	}
 }
+
+// A connection accepted before the stop whose request arrives after it
+// began is answered: http.Server would close it unanswered once Shutdown
+// has begun, so Shutdown waits for every connection's first request. One
+// that sends nothing is closed when the drain's bound is reached, rather
+// than holding the stop for the server's ReadHeaderTimeout (5 s).
+func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
+	log, _ := newTestLogger()
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
+	}), log)
+	ln, err := listenUnix(filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- ServeListener(ctx, srv, ln, 5*time.Second, log) }()
+
+	late, err := net.DialTimeout("unix", ln.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	silent, err := net.DialTimeout("unix", ln.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	time.Sleep(20 * time.Millisecond) // both accepted
+	began := time.Now()
+	cancel()
+	time.Sleep(30 * time.Millisecond) // the stop has begun
+	if _, err := io.WriteString(late, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = late.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(late); !strings.HasPrefix(string(b), "HTTP/1.1 200 ") {
+		t.Errorf("request sent 30 ms into the stop: got %q, %v; want a 200", b, err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+		if took := time.Since(began); took > 2*time.Second {
+			t.Errorf("stop took %v with a silent connection open, want well under the 5 s ReadHeaderTimeout", took)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not return")
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(time.Second))
+	if n, err := silent.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("silent connection after the stop: read %d bytes, %v; want it closed", n, err)
+	}
+}
