@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,7 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 // nothing by then is closed, as the listener's close would have reset it.
 // All of that takes at most backlogDrainMax plus 100 ms.
 func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
+	lns = slices.Clone(lns) // the caller's stay as they are
 	bls := make([]*backlogListener, 0, len(lns))
 	for i, ln := range lns {
 		if bl := newBacklogListener(ln); bl != nil {

@@ -380,6 +380,9 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		if err != nil {
 			if !isCanceled(ctx, err) {
 				r.errs.add("tx skipped: no token")
+				if attempt > 0 && key != "" {
+					r.errs.add(errKeyedUnresolved) // an earlier try may have been queued
+				}
 				sleepCtx(ctx, 50*time.Millisecond)
 			}
 			return
