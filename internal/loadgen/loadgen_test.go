@@ -364,15 +364,12 @@ func TestRunKeyedRetriesAreBounded(t *testing.T) {
 	srv, _ := fakeWith(t, fakerouter.Options{}, func(*fakerouter.Router) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-				"error": "Transaction queue did not answer in time; the transaction may be queued: retry with the same Idempotency-Key"})
+				"error": fakerouter.MaybeQueuedKeyedText})
 		}
 	}, nil)
 	cfg := testConfig(srv.URL)
 	cfg.Count, cfg.IdempotencyKeys = 2, true
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	want := map[string]int64{"tx 503 (may be queued)": 10, errKeyedUnresolved: 2}
 	if !equalCounts(rep.Errors, want) || rep.Sent != 10 {
 		t.Errorf("errors %v, sent %d; want %v and 10", rep.Errors, rep.Sent, want)
@@ -398,10 +395,7 @@ func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
 			}, nil)
 			cfg := testConfig(srv.URL)
 			cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
-			rep, err := Run(t.Context(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep := mustRun(t, cfg)
 			if rep.Accepted != 1 || rep.Sent != 2 || rep.Errors[errKeyedUnresolved] != 0 {
 				t.Errorf("accepted %d, sent %d, errors %v; want the retry accepted", rep.Accepted, rep.Sent, rep.Errors)
 			}

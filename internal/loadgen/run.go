@@ -427,13 +427,13 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
 		switch {
 		case resp.status == http.StatusServiceUnavailable && hasID:
-			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
+			r.errs.add(errTxMaybeQueued)
 			w.maybeQueued = append(w.maybeQueued, tx)
 		case resp.status == http.StatusServiceUnavailable && key != "" && bytes.Contains(w.s.buf.Bytes(), mayBeQueued):
 			// With a key, core-api gives no id: the same request sent again
 			// with the key answers with whichever transaction was stored,
 			// as a merchant would learn it.
-			r.errs.add(statusKey("tx", resp.status) + " (may be queued)")
+			r.errs.add(errTxMaybeQueued)
 			r.keyedMaybeQueued.Add(1)
 			hadMaybeQueued = true
 			if retryKeyed(attempt) {
@@ -462,6 +462,10 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		return
 	}
 }
+
+// errTxMaybeQueued counts core-api's 503s that say the transaction may be
+// queued, with an id or (keyed) without one.
+const errTxMaybeQueued = "tx 503 (may be queued)"
 
 // errTxWithoutID counts 200 answers without a transaction id: accepted,
 // and never to be checked, so an error of the run.

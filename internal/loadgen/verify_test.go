@@ -43,6 +43,16 @@ func fakeWith(t *testing.T, opts fakerouter.Options, tx, status func(*fakerouter
 	return srv, newConns
 }
 
+// mustRun runs cfg, which must not fail to start.
+func mustRun(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return rep
+}
+
 // A status endpoint that never answers costs about one request timeout
 // past the drain deadline, not one per transaction: before, 20 lookups two
 // at a time with a 250 ms timeout took 2.5 s, and the defaults (32 at a
@@ -54,10 +64,7 @@ func TestVerificationGivesUpOnASilentStatusEndpoint(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count, cfg.Concurrency = 20, 2
 	cfg.RequestTimeout, cfg.DrainTimeout = 250*time.Millisecond, 100*time.Millisecond
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	v := rep.Verification
 	if v.VerifySeconds > 1.5 {
 		t.Errorf("verification took %.2f s with a 250 ms request timeout and a 100 ms drain timeout", v.VerifySeconds)
@@ -79,10 +86,7 @@ func TestVerificationCountsAFailingLookupOncePerTransaction(t *testing.T) {
 	cfg.Count = 20
 	cfg.VerifyVia = ViaHTTP
 	cfg.DrainTimeout = 300 * time.Millisecond
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	if n, u := rep.Errors["status 503"], rep.Verification.Unverified; n != 20 || u != 20 {
 		t.Errorf(`errors["status 503"] %d, unverified %d: want 20 and 20`, n, u)
 	}
@@ -96,10 +100,7 @@ func TestVerificationKeepsItsConnections(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count = 40
 	cfg.DrainTimeout = time.Second
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	if rep.Verification.Queued != 40 {
 		t.Fatalf("queued %d, want all 40 (the fake loses every one)", rep.Verification.Queued)
 	}
@@ -121,7 +122,7 @@ func TestRunFailsWhenAMaybeQueuedTransactionIsNotProcessed(t *testing.T) {
 				return func(w http.ResponseWriter, r *http.Request) {
 					if n.Add(1) == 3 {
 						writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": "tx_maybe",
-							"error": "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"})
+							"error": fakerouter.MaybeQueuedText})
 						return
 					}
 					f.Transaction(w, r)
@@ -138,10 +139,7 @@ func TestRunFailsWhenAMaybeQueuedTransactionIsNotProcessed(t *testing.T) {
 			cfg := testConfig(srv.URL)
 			cfg.Count = 10
 			cfg.DrainTimeout = 300 * time.Millisecond
-			rep, err := Run(t.Context(), cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			rep := mustRun(t, cfg)
 			v := rep.Verification
 			wantUnprocessed := int64(1)
 			if final == "processed" {
@@ -173,10 +171,7 @@ func TestRunFailsOnAcceptedAnswersWithoutAnID(t *testing.T) {
 	}, nil)
 	cfg := testConfig(srv.URL)
 	cfg.Count = 20
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	if verdict, why := rep.Verdict(); verdict != VerdictFail || !strings.Contains(why, "4 answers of 200 carried no transaction id") {
 		t.Errorf("verdict %s (%s), want fail naming the 4 answers without an id", verdict, why)
 	}
@@ -197,19 +192,12 @@ func TestRunVerifyNoneNeedsTheGroupToTakeTheLoad(t *testing.T) {
 	cfg.Count = 10
 	cfg.Queue = startQueueProbe(t, srv.URL, stream)
 	cfg.Verify = VerifyNone
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	verdict, why := rep.Verdict()
 	if verdict != VerdictNotVerified || !strings.Contains(why, "took 0 entries during the run, fewer than the 10 accepted") {
 		t.Errorf("verdict %s (%s), want not verified, naming the group's 0 of 10", verdict, why)
 	}
 }
-
-// mayBeQueuedUnkeyed is core-api's 503 text for a transaction without a key
-// that Redis did not answer in time; the answer carries the id.
-const mayBeQueuedUnkeyed = "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"
 
 // The "may be queued" transactions are looked up until each is final or
 // not found, with failed lookups tried again: one failed lookup was taken
@@ -221,7 +209,7 @@ func TestMaybeQueuedLookupsRetryFailuresAndCheckEveryOne(t *testing.T) {
 		return func(w http.ResponseWriter, r *http.Request) {
 			ids := map[int64]string{3: "tx_flaky_then_queued", 4: "tx_never_queued", 5: "tx_stuck", 6: "tx_unreachable"}
 			if id, ok := ids[n.Add(1)]; ok {
-				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id, "error": mayBeQueuedUnkeyed})
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id, "error": fakerouter.MaybeQueuedText})
 				return
 			}
 			f.Transaction(w, r)
@@ -249,10 +237,7 @@ func TestMaybeQueuedLookupsRetryFailuresAndCheckEveryOne(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count, cfg.Concurrency, cfg.Merchants = 12, 1, 1
 	cfg.DrainTimeout = 300 * time.Millisecond
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	v := rep.Verification
 	if v.MaybeQueued != 4 || v.MaybeQueuedFound != 2 || v.MaybeQueuedUnprocessed != 1 || v.MaybeQueuedUnverified != 1 {
 		t.Errorf("maybe queued %d, found %d, not processed %d, unverified %d; want 4, 2 (flaky, stuck), 1 (stuck), 1 (unreachable)",
@@ -281,10 +266,7 @@ func TestVerificationRidesOutATransientLookupError(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count, cfg.Concurrency, cfg.Merchants = 30, 1, 1
 	cfg.DrainTimeout = 100 * time.Millisecond
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := mustRun(t, cfg)
 	v := rep.Verification
 	if v.Processed != 30 || v.Unverified != 0 {
 		t.Errorf("processed %d, unverified %d of 30; want all processed", v.Processed, v.Unverified)

@@ -32,6 +32,14 @@ import (
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
+// Core-api's 503 texts for a transaction Redis did not answer in time
+// (services/core-api/handlers.go): without a key the answer carries the
+// id to look up; with one, the request is to be sent again with its key.
+const (
+	MaybeQueuedText      = "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"
+	MaybeQueuedKeyedText = "Transaction queue did not answer in time; the transaction may be queued: retry with the same Idempotency-Key"
+)
+
 // Options are the fake's knobs; the zero value is a router that processes
 // every transaction at once.
 type Options struct {
@@ -224,11 +232,11 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 		}
 		if key != "" {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-				"error": "Transaction queue did not answer in time; the transaction may be queued: retry with the same Idempotency-Key"})
+				"error": MaybeQueuedKeyedText})
 			return
 		}
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id,
-			"error": "Transaction queue did not answer in time; the transaction may be queued: look up its id before sending it again"})
+			"error": MaybeQueuedText})
 		return
 	}
 	k := f.Accepted.Add(1)
