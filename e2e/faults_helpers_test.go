@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -376,6 +377,12 @@ type loadResult struct {
 	// core-api's 503 "may be queued" (Redis did not answer in time), by
 	// whether the retry with the same key was a replay (it had been queued).
 	maybeQueuedWas, maybeQueuedWasNot int
+	// resentByClient counts attempts that Go's client sent a second time by
+	// itself, on a new connection, because the kept-alive one it had used
+	// closed without an answer (it does so for a request with an
+	// Idempotency-Key). The router does that when the service closed its
+	// own kept-alive connection under the request.
+	resentByClient int
 }
 
 func (r *loadResult) summary() string {
@@ -394,8 +401,8 @@ func (r *loadResult) summary() string {
 		parts = append(parts, fmt.Sprintf("%s×%d", k, n))
 	}
 	rate := float64(len(r.accepted)) / r.elapsed.Seconds()
-	return fmt.Sprintf("accepted %d in %s (%.0f tx/s), %d attempts: %s; after a broken connection: %d answers lost (retry replayed), %d never reached the server (retry queued afresh); after a 503 \"may be queued\": %d had been (retry replayed), %d not (retry queued afresh); accepted per second %v",
-		len(r.accepted), r.elapsed.Round(time.Millisecond), rate, r.attempts, strings.Join(parts, ", "), r.answerLost, r.neverReached, r.maybeQueuedWas, r.maybeQueuedWasNot, r.perSecond)
+	return fmt.Sprintf("accepted %d in %s (%.0f tx/s), %d attempts: %s; after a broken connection: %d answers lost (retry replayed), %d never reached the server (retry queued afresh); after a 503 \"may be queued\": %d had been (retry replayed), %d not (retry queued afresh); %d resent by the client after a kept-alive connection closed without an answer; accepted per second %v",
+		len(r.accepted), r.elapsed.Round(time.Millisecond), rate, r.attempts, strings.Join(parts, ", "), r.answerLost, r.neverReached, r.maybeQueuedWas, r.maybeQueuedWasNot, r.resentByClient, r.perSecond)
 }
 
 // tokenSource keeps one fresh token per user, logging in again through the
@@ -561,10 +568,19 @@ func (s *faultStack) sendOne(ctx context.Context, c *http.Client, ts *tokenSourc
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, opts.url, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
+		var conns atomic.Int32
+		req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+			GotConn: func(httptrace.GotConnInfo) { conns.Add(1) },
+		}))
 		began := time.Now()
 		r, err := c.Do(req)
 		took := time.Since(began)
 		atomic.AddInt64(&res.attempts, 1)
+		if n := int(conns.Load()); n > 1 {
+			res.mu.Lock()
+			res.resentByClient += n - 1
+			res.mu.Unlock()
+		}
 		if err != nil {
 			res.mu.Lock()
 			res.transport[transportKind(err)]++

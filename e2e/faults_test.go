@@ -726,9 +726,12 @@ func (s *faultStack) sigtermUnderLoad(t *testing.T, tokens *tokenSource, svc str
 			routerReplays++
 		}
 	}
-	if res.statuses[http.StatusBadGateway] > 0 || res.transport["transport error"] > 0 || res.answerLost > 0 || routerReplays > 0 {
-		t.Errorf("through the router: 502 ×%d, transport errors %v, answers lost %d, replays %d: requests in flight at SIGTERM were dropped",
-			res.statuses[http.StatusBadGateway], res.transport, res.answerLost, routerReplays)
+	// A request resent by the client itself had its kept-alive connection
+	// closed unanswered by the router: without an Idempotency-Key, Go's
+	// client (as any other) would have reported an error (D48).
+	if res.statuses[http.StatusBadGateway] > 0 || res.transport["transport error"] > 0 || res.answerLost > 0 || routerReplays > 0 || res.resentByClient > 0 {
+		t.Errorf("through the router: 502 ×%d, transport errors %v, answers lost %d, replays %d, resent by the client %d: requests in flight at SIGTERM were dropped",
+			res.statuses[http.StatusBadGateway], res.transport, res.answerLost, routerReplays, res.resentByClient)
 	}
 	if res.nonJSON > 0 {
 		t.Errorf("%d error answers were not JSON", res.nonJSON)

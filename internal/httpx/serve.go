@@ -108,6 +108,12 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 // far has had its first request reach the handler; one that has sent
 // nothing by then is closed, as the listener's close would have reset it.
 // All of that takes at most backlogDrainMax plus 100 ms.
+//
+// From the stop on, every answer also ends its connection (Connection:
+// close), and Shutdown waits, at most keepAliveDrainMax, until the
+// connections kept alive have closed that way. Shutdown closes an idle one
+// at once, and a client that had just sent a request on it gets no answer:
+// HAProxy then closes its own client's connection unanswered (D48).
 func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
 	lns = slices.Clone(lns) // the caller's stay as they are
 	bls := make([]*backlogListener, 0, len(lns))
@@ -117,9 +123,7 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 			bls = append(bls, bl)
 		}
 	}
-	if len(bls) > 0 {
-		markFirstRequests(srv)
-	}
+	conns := trackConns(srv)
 	// Each listener's Serve error, naming that listener.
 	errc := make(chan error, len(lns))
 	also := make([]string, 0, len(lns)-1)
@@ -151,6 +155,9 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	case <-ctx.Done():
 	}
 	log.Info("shutting down", "grace", grace.String())
+	conns.stopping.Store(true)
+	keepAliveCtx, stopKeepAlive := context.WithTimeout(context.Background(), keepAliveDrainMax)
+	defer stopKeepAlive()
 	for _, bl := range bls {
 		bl.drain()
 	}
@@ -166,6 +173,7 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	for _, bl := range bls {
 		bl.waitFirstRequests(drainCtx)
 	}
+	conns.waitClosed(keepAliveCtx)
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -313,7 +321,7 @@ func (l *backlogListener) waitFirstRequests(ctx context.Context) {
 }
 
 // firstRequestConn is an accepted connection until its first request
-// reaches the handler (markFirstRequests) or it closes: until then, a
+// reaches the handler (trackConns) or it closes: until then, a
 // stopping server waits for it (waitFirstRequests).
 type firstRequestConn struct {
 	net.Conn
@@ -345,9 +353,38 @@ func (c *firstRequestConn) CloseWrite() error {
 
 type firstRequestConnKey struct{}
 
-// markFirstRequests makes srv settle each firstRequestConn when a request
-// of it reaches the handler: from then on Shutdown waits for it.
-func markFirstRequests(srv *http.Server) {
+// keepAliveDrainMax bounds how long a stopping server waits for its
+// connections to close after their last answer (ServeListeners). Under
+// load HAProxy sends its next request on each within milliseconds; one it
+// leaves idle that long is closed by Shutdown.
+const keepAliveDrainMax = 250 * time.Millisecond
+
+// connTracker follows a server's connections for its stop: how many are
+// open, and, once stopping, it has every answer end its connection, so that
+// the client stops reusing it before the server would close it idle.
+type connTracker struct {
+	stopping atomic.Bool
+	open     atomic.Int64
+}
+
+// trackConns takes srv's ConnState, ConnContext and Handler over (keeping
+// what they did). The handler settles each firstRequestConn when a request
+// of it arrives (from then on Shutdown waits for it), and says Connection:
+// close once stopping.
+func trackConns(srv *http.Server) *connTracker {
+	t := &connTracker{}
+	connState := srv.ConnState
+	srv.ConnState = func(c net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			t.open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			t.open.Add(-1)
+		}
+		if connState != nil {
+			connState(c, st)
+		}
+	}
 	connContext := srv.ConnContext
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if connContext != nil {
@@ -366,6 +403,23 @@ func markFirstRequests(srv *http.Server) {
 		if fc, ok := r.Context().Value(firstRequestConnKey{}).(*firstRequestConn); ok {
 			fc.settle()
 		}
+		if t.stopping.Load() {
+			w.Header().Set("Connection", "close")
+		}
 		h.ServeHTTP(w, r)
 	})
+	return t
+}
+
+// waitClosed waits until every connection has closed, or ctx ends.
+func (t *connTracker) waitClosed(ctx context.Context) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for t.open.Load() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+	}
 }

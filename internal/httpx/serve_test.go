@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -362,5 +363,81 @@ func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
 	_ = silent.SetReadDeadline(time.Now().Add(time.Second))
 	if n, err := silent.Read(make([]byte, 1)); n != 0 || err == nil {
 		t.Errorf("silent connection after the stop: read %d bytes, %v; want it closed", n, err)
+	}
+}
+
+// A kept-alive connection that carries one more request after the stop
+// began gets its answer, which ends the connection (Connection: close):
+// Shutdown would close it idle, unanswered, the moment the request came
+// (RELIABILITY.md D48). One that stays idle is closed once keepAliveDrainMax
+// has passed.
+func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
+	log, _ := newTestLogger()
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
+	}), log)
+	ln, err := listenUnix(filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- ServeListener(ctx, srv, ln, 5*time.Second, log) }()
+
+	// get sends one request on c and reads its answer.
+	get := func(c net.Conn, r *bufio.Reader) (*http.Response, error) {
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(r, nil)
+		if err != nil {
+			return nil, err
+		}
+		_, err = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res, err
+	}
+	keptAlive := make([]net.Conn, 2) // the first sends again after the stop, the second stays idle
+	readers := make([]*bufio.Reader, len(keptAlive))
+	for i := range keptAlive {
+		c, err := net.DialTimeout("unix", ln.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		keptAlive[i], readers[i] = c, bufio.NewReader(c)
+		res, err := get(c, readers[i])
+		if err != nil || res.StatusCode != http.StatusOK || res.Close {
+			t.Fatalf("connection %d before the stop: %v, %v; want a 200 that keeps it alive", i, res, err)
+		}
+	}
+	began := time.Now()
+	cancel()
+	time.Sleep(50 * time.Millisecond) // the backlog drained, the stop under way
+	res, err := get(keptAlive[0], readers[0])
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("request on a kept-alive connection 50 ms into the stop: %v, %v; want a 200", res, err)
+	}
+	if !res.Close {
+		t.Errorf("answer during the stop: Connection %q, want close", res.Header.Get("Connection"))
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+		if took := time.Since(began); took > 2*time.Second {
+			t.Errorf("stop took %v with an idle kept-alive connection, want about keepAliveDrainMax (%v)", took, keepAliveDrainMax)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not return")
+	}
+	for i, c := range keptAlive {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		if n, err := readers[i].Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Errorf("kept-alive connection %d after the stop: read %d bytes, %v; want it closed", i, n, err)
+		}
 	}
 }
