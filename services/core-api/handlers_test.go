@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/acme-payments/platform/internal/loadgen/fakerouter"
 	"github.com/acme-payments/platform/internal/logging"
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/servicetest"
@@ -621,5 +622,22 @@ func TestHealthFailsWhileRedisRefusesWrites(t *testing.T) {
 				t.Errorf("GET /health once writes are accepted again: got %d %s, want 200", again.status, again.raw)
 			}
 		})
+	}
+}
+
+// The load generator's tests run against a fake router that answers core-api's
+// 503s "may be queued" with copies of their texts; the generator tells them
+// apart from other 503s by those texts.
+func TestLoadgenFakeRouterAnswersWithCoreAPIsTexts(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		core, fake string
+	}{
+		{"may be queued, with a key", errMaybeQueuedKeyed.msg, fakerouter.MaybeQueuedKeyedText},
+		{"may be queued, without a key", errMaybeQueued.msg, fakerouter.MaybeQueuedText},
+	} {
+		if tc.core != tc.fake {
+			t.Errorf("%s: core-api says %q, the fake router %q", tc.name, tc.core, tc.fake)
+		}
 	}
 }
