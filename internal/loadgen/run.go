@@ -340,7 +340,8 @@ func (a *arrivalClock) next() (int64, time.Duration) {
 	return i, time.Duration(a.at)
 }
 
-// one sends one request that was due at due.
+// one sends one request that was due at due: a login in a token-only run,
+// else a transaction, tried again with its key while a retry may mend it.
 func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 	if ctx.Err() != nil {
 		// Interrupted: the due times still buffered were never sent, and
@@ -351,116 +352,136 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		r.oneToken(ctx, w, due)
 		return
 	}
-	amount, currency := w.drawTx(r.cfg)
-	key := ""
+	t := txTry{due: due, backoff: 50 * time.Millisecond}
+	t.amount, t.currency = w.drawTx(r.cfg)
 	if r.keyPrefix != "" {
-		key = w.nextKey(r.keyPrefix)
+		t.key = w.nextKey(r.keyPrefix)
 	}
-	var sent time.Time
-	backoff := 50 * time.Millisecond
-	hadMaybeQueued := false // a try was answered "may be queued"
-	// retryKeyed waits before the next try of a keyed transaction whose
-	// try failed in a way a retry may mend (a 5xx, a 429, a transport
-	// error): it reports whether to try again, and counts the transaction
-	// once as unresolved when its retries are used up.
-	retryKeyed := func(attempt int) bool {
-		if key == "" || ctx.Err() != nil {
+	for r.tryTx(ctx, w, &t) {
+		t.attempt++
+	}
+}
+
+// txTry is one transaction across its tries.
+type txTry struct {
+	amount   int64
+	currency string
+	key      string // its Idempotency-Key, or ""
+	attempt  int    // the try under way, from 0
+	backoff  time.Duration
+	// due is when the transaction was due (open loop) or first sent (closed
+	// loop); sent is when its first try went out.
+	due, sent time.Time
+	// hadMaybeQueued: a try was answered "may be queued".
+	hadMaybeQueued bool
+}
+
+// tryTx sends one try of t and counts its outcome; it reports whether to
+// send t again.
+func (r *runner) tryTx(ctx context.Context, w *worker, t *txTry) bool {
+	tok, err := w.m.get(ctx, r, w.s)
+	if err != nil {
+		if !isCanceled(ctx, err) {
+			r.errs.add("tx skipped: no token")
+			if t.attempt > 0 && t.key != "" {
+				r.errs.add(errKeyedUnresolved) // an earlier try may have been queued
+			}
+			sleepCtx(ctx, 50*time.Millisecond)
+		}
+		return false
+	}
+	body := w.txBody(r.cfg, tok, t.amount, t.currency)
+	hdr := reqHeaders{idempotencyKey: t.key}
+	if r.cfg.Bearer {
+		hdr.bearer = tok
+	}
+	if t.attempt == 0 {
+		t.sent = time.Now()
+		if r.cfg.Rate == 0 {
+			// Closed loop: the clock starts with the request, after any
+			// login. Open loop: it started when the request was due,
+			// waiting for a token included, so that no delay goes
+			// unmeasured (coordinated omission).
+			t.due = t.sent
+		}
+	}
+	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, hdr)
+	done := time.Now()
+	r.txSent.Add(1)
+	if err != nil {
+		if isCanceled(ctx, err) {
+			// Cut by Ctrl-C in flight: the API may have queued it.
+			r.errs.add("tx interrupted in flight")
 			return false
 		}
-		if attempt >= keyedRetries {
-			r.errs.add(errKeyedUnresolved)
-			return false
-		}
-		sleepCtx(ctx, backoff)
-		backoff *= 2
-		return ctx.Err() == nil
+		r.errs.add("tx " + transportKind(err))
+		return r.retryKeyed(ctx, t)
 	}
-	for attempt := 0; ; attempt++ {
-		tok, err := w.m.get(ctx, r, w.s)
-		if err != nil {
-			if !isCanceled(ctx, err) {
-				r.errs.add("tx skipped: no token")
-				if attempt > 0 && key != "" {
-					r.errs.add(errKeyedUnresolved) // an earlier try may have been queued
-				}
-				sleepCtx(ctx, 50*time.Millisecond)
-			}
-			return
-		}
-		body := w.txBody(r.cfg, tok, amount, currency)
-		hdr := reqHeaders{idempotencyKey: key}
-		if r.cfg.Bearer {
-			hdr.bearer = tok
-		}
-		if attempt == 0 {
-			sent = time.Now()
-			if r.cfg.Rate == 0 {
-				// Closed loop: the clock starts with the request, after any
-				// login. Open loop: it started when the request was due,
-				// waiting for a token included, so that no delay goes
-				// unmeasured (coordinated omission).
-				due = sent
-			}
-		}
-		resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, hdr)
-		done := time.Now()
-		r.txSent.Add(1)
-		if err != nil {
-			if isCanceled(ctx, err) {
-				// Cut by Ctrl-C in flight: the API may have queued it.
-				r.errs.add("tx interrupted in flight")
-			} else {
-				r.errs.add("tx " + transportKind(err))
-				if retryKeyed(attempt) {
-					continue
-				}
-			}
-			return
-		}
-		// A 200 carries the transaction's id; so does core-api's 503 that
-		// says the transaction may be queued (Redis did not answer it in
-		// time), when the request had no Idempotency-Key.
-		var out struct {
-			ID string `json:"id"`
-		}
-		hasID := json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != ""
-		tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
-		switch {
-		case resp.status == http.StatusServiceUnavailable && hasID:
-			r.errs.add(errTxMaybeQueued)
-			w.maybeQueued = append(w.maybeQueued, tx)
-		case resp.status == http.StatusServiceUnavailable && key != "" && bytes.Contains(w.s.buf.Bytes(), mayBeQueued):
-			// With a key, core-api gives no id: the same request sent again
-			// with the key answers with whichever transaction was stored,
-			// as a merchant would learn it.
-			r.errs.add(errTxMaybeQueued)
-			r.keyedMaybeQueued.Add(1)
-			hadMaybeQueued = true
-			if retryKeyed(attempt) {
-				continue
-			}
-		case resp.status != http.StatusOK:
-			r.errs.add(statusKey("tx", resp.status))
-			if resp.status == http.StatusUnauthorized || resp.status == http.StatusUnprocessableEntity {
-				// Most likely the token expired in flight; the next request
-				// logs in again.
-				w.m.invalidate(tok)
-			}
-			if (resp.status >= 500 || resp.status == http.StatusTooManyRequests) && retryKeyed(attempt) {
-				continue
-			}
-		case !hasID:
-			r.errs.add(errTxWithoutID)
-		default:
-			if hadMaybeQueued && resp.replayed {
-				r.keyedReplayed.Add(1) // a "may be queued" try was stored after all
-			}
-			r.txLat.record(done.Sub(earliest(due, sent)))
-			r.txAccepted.Add(1)
-			w.accepted = append(w.accepted, tx)
-		}
-		return
+	return r.settleTx(ctx, w, t, resp, tok, done)
+}
+
+// settleTx counts the answer to a try of t, answered at done, and keeps
+// an accepted transaction (or one that may be queued, with its id) for the
+// verification; it reports whether to send t again.
+func (r *runner) settleTx(ctx context.Context, w *worker, t *txTry, resp h1resp, tok string, done time.Time) bool {
+	// A 200 carries the transaction's id; so does core-api's 503 that says
+	// the transaction may be queued (Redis did not answer it in time), when
+	// the request had no Idempotency-Key.
+	var out struct {
+		ID string `json:"id"`
 	}
+	hasID := json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != ""
+	tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
+	switch {
+	case resp.status == http.StatusServiceUnavailable && hasID:
+		r.errs.add(errTxMaybeQueued)
+		w.maybeQueued = append(w.maybeQueued, tx)
+	case resp.status == http.StatusServiceUnavailable && t.key != "" && bytes.Contains(w.s.buf.Bytes(), mayBeQueued):
+		// With a key, core-api gives no id: the same request sent again
+		// with the key answers with whichever transaction was stored, as a
+		// merchant would learn it.
+		r.errs.add(errTxMaybeQueued)
+		r.keyedMaybeQueued.Add(1)
+		t.hadMaybeQueued = true
+		return r.retryKeyed(ctx, t)
+	case resp.status != http.StatusOK:
+		r.errs.add(statusKey("tx", resp.status))
+		if resp.status == http.StatusUnauthorized || resp.status == http.StatusUnprocessableEntity {
+			// Most likely the token expired in flight; the next request
+			// logs in again.
+			w.m.invalidate(tok)
+		}
+		if resp.status >= 500 || resp.status == http.StatusTooManyRequests {
+			return r.retryKeyed(ctx, t)
+		}
+	case !hasID:
+		r.errs.add(errTxWithoutID)
+	default:
+		if t.hadMaybeQueued && resp.replayed {
+			r.keyedReplayed.Add(1) // a "may be queued" try was stored after all
+		}
+		r.txLat.record(done.Sub(earliest(t.due, t.sent)))
+		r.txAccepted.Add(1)
+		w.accepted = append(w.accepted, tx)
+	}
+	return false
+}
+
+// retryKeyed waits before the next try of a keyed transaction whose try
+// failed in a way a retry may mend (a 5xx, a 429, a transport error): it
+// reports whether to try again, and counts the transaction once as
+// unresolved when its retries are used up. An unkeyed one is not retried.
+func (r *runner) retryKeyed(ctx context.Context, t *txTry) bool {
+	if t.key == "" || ctx.Err() != nil {
+		return false
+	}
+	if t.attempt >= keyedRetries {
+		r.errs.add(errKeyedUnresolved)
+		return false
+	}
+	sleepCtx(ctx, t.backoff)
+	t.backoff *= 2
+	return ctx.Err() == nil
 }
 
 // errTxMaybeQueued counts core-api's 503s that say the transaction may be
