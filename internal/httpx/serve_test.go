@@ -315,18 +315,7 @@ func TestServeListenerServesItsBacklogWhenStopping(t *testing.T) {
 // that sends nothing is closed when the drain's bound is reached, rather
 // than holding the stop for the server's ReadHeaderTimeout (5 s).
 func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
-	log, _ := newTestLogger()
-	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
-	}), log)
-	ln, err := listenUnix(filepath.Join(t.TempDir(), "s.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- ServeListener(ctx, srv, ln, 5*time.Second, log) }()
+	ln, stop := serveOnUnixSocket(t)
 
 	late, err := net.DialTimeout("unix", ln.Addr().String(), time.Second)
 	if err != nil {
@@ -340,7 +329,7 @@ func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
 	defer silent.Close()
 	time.Sleep(20 * time.Millisecond) // both accepted
 	began := time.Now()
-	cancel()
+	stop.cancel()
 	time.Sleep(30 * time.Millisecond) // the stop has begun
 	if _, err := io.WriteString(late, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -349,16 +338,8 @@ func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
 	if b, err := io.ReadAll(late); !strings.HasPrefix(string(b), "HTTP/1.1 200 ") {
 		t.Errorf("request sent 30 ms into the stop: got %q, %v; want a 200", b, err)
 	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("ServeListener: %v", err)
-		}
-		if took := time.Since(began); took > 2*time.Second {
-			t.Errorf("stop took %v with a silent connection open, want well under the 5 s ReadHeaderTimeout", took)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ServeListener did not return")
+	if took := stop.wait(t, began); took > 2*time.Second {
+		t.Errorf("stop took %v with a silent connection open, want well under the 5 s ReadHeaderTimeout", took)
 	}
 	_ = silent.SetReadDeadline(time.Now().Add(time.Second))
 	if n, err := silent.Read(make([]byte, 1)); n != 0 || err == nil {
@@ -372,18 +353,7 @@ func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
 // (RELIABILITY.md D48). One that stays idle is closed once keepAliveDrainMax
 // has passed.
 func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
-	log, _ := newTestLogger()
-	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
-	}), log)
-	ln, err := listenUnix(filepath.Join(t.TempDir(), "s.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	served := make(chan error, 1)
-	go func() { served <- ServeListener(ctx, srv, ln, 5*time.Second, log) }()
+	ln, stop := serveOnUnixSocket(t)
 
 	// get sends one request on c and reads its answer.
 	get := func(c net.Conn, r *bufio.Reader) (*http.Response, error) {
@@ -414,7 +384,7 @@ func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
 		}
 	}
 	began := time.Now()
-	cancel()
+	stop.cancel()
 	time.Sleep(50 * time.Millisecond) // the backlog drained, the stop under way
 	res, err := get(keptAlive[0], readers[0])
 	if err != nil || res.StatusCode != http.StatusOK {
@@ -423,21 +393,54 @@ func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
 	if !res.Close {
 		t.Errorf("answer during the stop: Connection %q, want close", res.Header.Get("Connection"))
 	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Errorf("ServeListener: %v", err)
-		}
-		if took := time.Since(began); took > 2*time.Second {
-			t.Errorf("stop took %v with an idle kept-alive connection, want about keepAliveDrainMax (%v)", took, keepAliveDrainMax)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("ServeListener did not return")
+	if took := stop.wait(t, began); took > 2*time.Second {
+		t.Errorf("stop took %v with an idle kept-alive connection, want about keepAliveDrainMax (%v)", took, keepAliveDrainMax)
 	}
 	for i, c := range keptAlive {
 		_ = c.SetReadDeadline(time.Now().Add(time.Second))
 		if n, err := readers[i].Read(make([]byte, 1)); n != 0 || err == nil {
 			t.Errorf("kept-alive connection %d after the stop: read %d bytes, %v; want it closed", i, n, err)
 		}
+	}
+}
+
+// stoppableServer is a ServeListener under way; cancel begins its stop.
+type stoppableServer struct {
+	cancel context.CancelFunc
+	served chan error
+}
+
+// serveOnUnixSocket serves {"served":"yes"} on a unix socket in a temporary
+// directory until the returned server's cancel.
+func serveOnUnixSocket(t *testing.T) (net.Listener, *stoppableServer) {
+	t.Helper()
+	log, _ := newTestLogger()
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
+	}), log)
+	ln, err := listenUnix(filepath.Join(t.TempDir(), "s.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	s := &stoppableServer{cancel: cancel, served: make(chan error, 1)}
+	go func() { s.served <- ServeListener(ctx, srv, ln, 5*time.Second, log) }()
+	return ln, s
+}
+
+// wait waits for ServeListener to return, fails the test on its error or
+// after 10 s, and returns how long after began it returned.
+func (s *stoppableServer) wait(t *testing.T, began time.Time) time.Duration {
+	t.Helper()
+	select {
+	case err := <-s.served:
+		if err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+		return time.Since(began)
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not return")
+		return 0
 	}
 }
