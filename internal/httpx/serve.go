@@ -202,8 +202,9 @@ const backlogIdle = 5 * time.Millisecond
 // backlogListener is a listener that can serve its backlog before it
 // closes (ServeListeners). While draining, its Accept returns the
 // connections already queued, each with a short deadline for the next; once
-// none comes within backlogIdle (or backlogDrainMax has passed) it reports
-// drained and waits for Close, rather than handing http.Server an error it
+// none comes within backlogIdle (or backlogDrainMax has passed) it closes
+// its socket (a later connect is refused), reports drained and waits for
+// Close, rather than handing http.Server an error it
 // would retry or end on too early. It keeps the connections whose first
 // request has not reached the handler yet (firstRequestConn).
 type backlogListener struct {
@@ -217,6 +218,9 @@ type backlogListener struct {
 	drainOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
+	// The socket closes once drained, before Close.
+	socketOnce sync.Once
+	socketErr  error
 
 	mu      sync.Mutex
 	waiting map[*firstRequestConn]struct{}
@@ -278,6 +282,11 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 	if !l.draining.Load() {
 		return nil, err
 	}
+	// Drained: the socket closes now, so that a client that connects from
+	// here on is refused at once, which it can retry, rather than queued
+	// in the backlog and reset when Shutdown closes the listener, maybe
+	// with its request sent.
+	_ = l.closeSocket()
 	l.drainOnce.Do(func() { close(l.drained) })
 	<-l.closed
 	return nil, net.ErrClosed
@@ -285,7 +294,14 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 
 func (l *backlogListener) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
-	return l.Listener.Close()
+	return l.closeSocket()
+}
+
+// closeSocket closes the listening socket once; Shutdown's Close after the
+// drain closed it must not fail with "use of closed network connection".
+func (l *backlogListener) closeSocket() error {
+	l.socketOnce.Do(func() { l.socketErr = l.Listener.Close() })
+	return l.socketErr
 }
 
 // waitFirstRequests waits until every connection has had its first request

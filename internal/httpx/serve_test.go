@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -442,5 +445,60 @@ func (s *stoppableServer) wait(t *testing.T, began time.Time) time.Duration {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ServeListener did not return")
 		return 0
+	}
+}
+
+// Once a stopping server has served its backlog, a new connect is refused at
+// once, even while an in-flight request still holds the stop: left open, the
+// listener would queue it, and reset it when Shutdown closed the listener,
+// maybe after the client had sent its request.
+func TestServeListenerRefusesConnectionsOnceItsBacklogIsServed(t *testing.T) {
+	log, _ := newTestLogger()
+	entered, release := make(chan struct{}), make(chan struct{})
+	srv := NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		close(entered)
+		<-release
+		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
+	}), log)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- ServeListener(ctx, srv, ln, 5*time.Second, log) }()
+
+	inFlight := make(chan error, 1)
+	go func() {
+		res, err := http.Get("http://" + ln.Addr().String() + "/")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %d", res.StatusCode)
+			}
+		}
+		inFlight <- err
+	}()
+	<-entered
+	cancel()
+	time.Sleep(100 * time.Millisecond) // the backlog (empty) served; the stop waits for the request
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Errorf("connect 100 ms into the stop, after the backlog was served: accepted; want it refused")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("connect 100 ms into the stop: %v, want connection refused", err)
+	}
+	close(release)
+	if err := <-inFlight; err != nil {
+		t.Errorf("request in flight at the stop: %v, want a 200", err)
+	}
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeListener did not return")
 	}
 }
