@@ -95,8 +95,8 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 
 // ServeListeners is Serve on listeners the caller opened; the first one's
 // address is the "addr" of the ready line, the others are "also". It takes
-// srv over: it sets srv.ConnContext and wraps srv.Handler (keeping what they
-// did), so call it once per server.
+// srv over: it sets srv.ConnContext and srv.ConnState and wraps srv.Handler
+// (keeping what they did), so call it once per server.
 //
 // When ctx is done it first serves the connections already waiting in each
 // listener's backlog (a unix socket's file is removed first, so that no
@@ -109,11 +109,14 @@ func ServeListener(ctx context.Context, srv *http.Server, ln net.Listener, grace
 // nothing by then is closed, as the listener's close would have reset it.
 // All of that takes at most backlogDrainMax plus 100 ms.
 //
-// From the stop on, every answer also ends its connection (Connection:
-// close), and Shutdown waits, at most keepAliveDrainMax, until the
-// connections kept alive have closed that way. Shutdown closes an idle one
-// at once, and a client that had just sent a request on it gets no answer:
-// HAProxy then closes its own client's connection unanswered (D48).
+// Every request that reaches the handler from the stop on is answered with
+// Connection: close, and Shutdown waits until the connections kept alive
+// have closed that way, for at most keepAliveDrainMax from the stop.
+// Shutdown closes an idle one at once, and a client that had just sent a
+// request on it gets no answer: HAProxy then closes its own client's
+// connection unanswered (D48). A request already in the handler at the
+// stop is answered as usual; its connection closes with the next one, or
+// with Shutdown.
 func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, grace time.Duration, log *slog.Logger) error {
 	lns = slices.Clone(lns) // the caller's stay as they are
 	bls := make([]*backlogListener, 0, len(lns))
@@ -246,16 +249,17 @@ func newBacklogListener(ln net.Listener) *backlogListener {
 // that connecting fails from now on instead of queueing a connection that
 // would be reset; the deadline wakes an Accept that is waiting.
 func (l *backlogListener) drain() {
-	l.drainEnd.Store(time.Now().Add(backlogDrainMax).UnixNano())
-	l.draining.Store(true)
 	if l.unix != nil {
 		// Removed now, so a successor's socket at the same path must not
-		// go at Close; an abstract socket (@name) has no file.
+		// go at Close; an abstract socket (@name) has no file. Before
+		// draining is set: from then on Accept may close the socket.
 		l.unix.SetUnlinkOnClose(false)
 		if path := l.unix.Addr().String(); !strings.HasPrefix(path, "@") {
 			_ = os.Remove(path)
 		}
 	}
+	l.drainEnd.Store(time.Now().Add(backlogDrainMax).UnixNano())
+	l.draining.Store(true)
 	_ = l.deadline(l.nextDeadline())
 }
 
@@ -369,10 +373,11 @@ func (c *firstRequestConn) CloseWrite() error {
 
 type firstRequestConnKey struct{}
 
-// keepAliveDrainMax bounds how long a stopping server waits for its
-// connections to close after their last answer (ServeListeners). Under
-// load HAProxy sends its next request on each within milliseconds; one it
-// leaves idle that long is closed by Shutdown.
+// keepAliveDrainMax bounds how long, from the stop, a stopping server
+// waits for its connections to close after an answer with Connection:
+// close (ServeListeners). Under load HAProxy sends its next request on
+// each within milliseconds; one it leaves idle until then is closed by
+// Shutdown.
 const keepAliveDrainMax = 250 * time.Millisecond
 
 // connTracker follows a server's connections for its stop: how many are

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -358,20 +359,6 @@ func TestServeListenerStopsForConnectionsWithoutARequest(t *testing.T) {
 func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
 	ln, stop := serveOnUnixSocket(t)
 
-	// get sends one request on c and reads its answer.
-	get := func(c net.Conn, r *bufio.Reader) (*http.Response, error) {
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			return nil, err
-		}
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		res, err := http.ReadResponse(r, nil)
-		if err != nil {
-			return nil, err
-		}
-		_, err = io.Copy(io.Discard, res.Body)
-		res.Body.Close()
-		return res, err
-	}
 	keptAlive := make([]net.Conn, 2) // the first sends again after the stop, the second stays idle
 	readers := make([]*bufio.Reader, len(keptAlive))
 	for i := range keptAlive {
@@ -381,7 +368,7 @@ func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
 		}
 		defer c.Close()
 		keptAlive[i], readers[i] = c, bufio.NewReader(c)
-		res, err := get(c, readers[i])
+		res, err := getOn(c, readers[i])
 		if err != nil || res.StatusCode != http.StatusOK || res.Close {
 			t.Fatalf("connection %d before the stop: %v, %v; want a 200 that keeps it alive", i, res, err)
 		}
@@ -389,7 +376,7 @@ func TestServeListenerAnswersKeptAliveConnectionsWhenStopping(t *testing.T) {
 	began := time.Now()
 	stop.cancel()
 	time.Sleep(50 * time.Millisecond) // the backlog drained, the stop under way
-	res, err := get(keptAlive[0], readers[0])
+	res, err := getOn(keptAlive[0], readers[0])
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("request on a kept-alive connection 50 ms into the stop: %v, %v; want a 200", res, err)
 	}
@@ -501,4 +488,92 @@ func TestServeListenerRefusesConnectionsOnceItsBacklogIsServed(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("ServeListener did not return")
 	}
+}
+
+// The stop waits for the open connections that trackConns counts, so every
+// way a connection ends must count it out: closed by the client after a
+// request or before one, or hijacked by a handler (Go reports no close for
+// those). One counted twice or never would hold every stop for
+// keepAliveDrainMax.
+func TestTrackConnsCountsEveryWayAConnectionEnds(t *testing.T) {
+	hijacked := make(chan net.Conn, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hijack" {
+			c, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				t.Errorf("hijack: %v", err)
+				return
+			}
+			hijacked <- c // held open until the end of the test
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"served": "yes"})
+	})}
+	var states atomic.Int64
+	srv.ConnState = func(net.Conn, http.ConnState) { states.Add(1) } // the caller's own hook
+	conns := trackConns(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	for i := range 3 { // a request, then the client closes
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := getOn(c, bufio.NewReader(c))
+		c.Close()
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("connection %d: %v, %v", i, res, err)
+		}
+	}
+	for range 3 { // closed before any request
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "GET /hijack HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case hc := <-hijacked:
+		defer hc.Close()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler never hijacked the connection")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for conns.open.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := conns.open.Load(); n != 0 {
+		t.Errorf("open connections counted after 3 closed after a request, 3 closed before one and 1 hijacked: %d, want 0", n)
+	}
+	if states.Load() == 0 {
+		t.Error("the caller's ConnState hook was never called")
+	}
+}
+
+// getOn sends one GET / on c and reads its answer through r.
+func getOn(c net.Conn, r *bufio.Reader) (*http.Response, error) {
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res, err
 }
