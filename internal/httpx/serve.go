@@ -202,12 +202,20 @@ const backlogDrainMax = 250 * time.Millisecond
 // draining before it takes the backlog as empty.
 const backlogIdle = 5 * time.Millisecond
 
+// backlogSweepMax and backlogSweepIdle bound the sweep of the backlog at
+// the end of a drain (backlogListener.sweep): at most that many
+// connections, each within that long of the one before.
+const (
+	backlogSweepMax  = 64
+	backlogSweepIdle = time.Millisecond
+)
+
 // backlogListener is a listener that can serve its backlog before it
 // closes (ServeListeners). While draining, its Accept returns the
 // connections already queued, each with a short deadline for the next; once
-// none comes within backlogIdle (or backlogDrainMax has passed) it closes
-// its socket (a later connect is refused), reports drained and waits for
-// Close, rather than handing http.Server an error it
+// none comes within backlogIdle (or backlogDrainMax has passed) it takes
+// what is queued still (sweep), closes its socket (a later connect is
+// refused), reports drained and waits for Close, rather than handing http.Server an error it
 // would retry or end on too early. It keeps the connections whose first
 // request has not reached the handler yet (firstRequestConn).
 type backlogListener struct {
@@ -221,6 +229,10 @@ type backlogListener struct {
 	drainOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
+	// After the drain's wait, the sweep of what is queued (sweep).
+	sweeping   atomic.Bool
+	sweepTaken atomic.Int32
+	swept      atomic.Bool
 	// The socket closes once drained, before Close.
 	socketOnce sync.Once
 	socketErr  error
@@ -269,6 +281,9 @@ func (l *backlogListener) nextDeadline() time.Time {
 }
 
 func (l *backlogListener) Accept() (net.Conn, error) {
+	if l.sweeping.Load() {
+		return l.sweep()
+	}
 	if l.draining.Load() {
 		// From this call on: the time http.Server took to start the last
 		// connection's goroutine must not count, or a busy machine would
@@ -277,23 +292,45 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 	}
 	c, err := l.Listener.Accept()
 	if err == nil {
-		fc := &firstRequestConn{Conn: c, l: l}
-		l.mu.Lock()
-		l.waiting[fc] = struct{}{}
-		l.mu.Unlock()
-		return fc, nil
+		return l.track(c), nil
 	}
 	if !l.draining.Load() {
 		return nil, err
 	}
-	// Drained: the socket closes now, so that a client that connects from
-	// here on is refused at once, which it can retry, rather than queued
-	// in the backlog and reset when Shutdown closes the listener, maybe
-	// with its request sent.
+	l.sweeping.Store(true)
+	return l.sweep()
+}
+
+// sweep takes, once the drain's wait has ended (none came within
+// backlogIdle, or backlogDrainMax passed), what the kernel has queued by
+// then: a deadline that passed before the poller reported a queued
+// connection ends the wait with that connection still queued, and the
+// close would reset it. Each accept here tries the queue first and waits
+// at most backlogSweepIdle for one more, for at most backlogSweepMax
+// connections. Then the socket closes, so that a client that connects from
+// then on is refused at once, which it can retry, rather than queued and
+// reset when Shutdown closes the listener, maybe with its request sent.
+func (l *backlogListener) sweep() (net.Conn, error) {
+	if !l.swept.Load() && l.sweepTaken.Add(1) <= backlogSweepMax {
+		_ = l.deadline(time.Now().Add(backlogSweepIdle))
+		if c, err := l.Listener.Accept(); err == nil {
+			return l.track(c), nil
+		}
+	}
+	l.swept.Store(true)
 	_ = l.closeSocket()
 	l.drainOnce.Do(func() { close(l.drained) })
 	<-l.closed
 	return nil, net.ErrClosed
+}
+
+// track keeps c until its first request reaches the handler.
+func (l *backlogListener) track(c net.Conn) net.Conn {
+	fc := &firstRequestConn{Conn: c, l: l}
+	l.mu.Lock()
+	l.waiting[fc] = struct{}{}
+	l.mu.Unlock()
+	return fc
 }
 
 func (l *backlogListener) Close() error {

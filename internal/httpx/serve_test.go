@@ -577,3 +577,52 @@ func getOn(c net.Conn, r *bufio.Reader) (*http.Response, error) {
 	res.Body.Close()
 	return res, err
 }
+
+// Connections still queued when the drain's time is up are taken, not left
+// for the close to reset: on a busy machine the poller can report them
+// only after the deadline has passed, as here, where the accept loop first
+// runs after the bound.
+func TestBacklogListenerTakesWhatIsQueuedWhenTheDrainEnds(t *testing.T) {
+	const queued = 20
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := newBacklogListener(ln)
+	defer bl.Close()
+	for i := range queued {
+		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		defer c.Close()
+	}
+	bl.drainEnd.Store(time.Now().Add(-time.Millisecond).UnixNano()) // the bound, passed
+	bl.draining.Store(true)
+	taken := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			c, err := bl.Accept()
+			if err != nil {
+				taken <- n
+				return
+			}
+			c.Close()
+			n++
+		}
+	}()
+	select {
+	case <-bl.drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the drain never ended")
+	}
+	bl.Close()
+	if n := <-taken; n != queued {
+		t.Errorf("connections taken from the backlog after the drain's bound: %d, want all %d queued", n, queued)
+	}
+	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		c.Close()
+		t.Error("connect after the drain: accepted, want refused")
+	}
+}
