@@ -171,6 +171,9 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 		select {
 		case <-bl.drained:
 		case <-drainCtx.Done():
+			// A Serve loop still draining would accept a connection
+			// whose request Shutdown leaves unanswered: none from now.
+			_ = bl.closeSocket()
 		}
 	}
 	for _, bl := range bls {
@@ -192,10 +195,11 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 	return nil
 }
 
-// backlogDrainMax bounds how long a stopping server keeps accepting the
-// connections that wait in its listen backlog. A unix socket gets no new
-// ones once its file is gone; a TCP listener takes new ones too, as long as
-// they come within backlogIdle of each other.
+// backlogDrainMax bounds how long a stopping server waits for more
+// connections in its listen backlog; the sweep after it (backlogSweepMax)
+// takes what is queued then. A unix socket gets no new ones once its file
+// is gone; a TCP listener takes new ones too, as long as they come within
+// backlogIdle of each other.
 const backlogDrainMax = 250 * time.Millisecond
 
 // backlogIdle is how long Accept waits for one more connection while
@@ -203,10 +207,12 @@ const backlogDrainMax = 250 * time.Millisecond
 const backlogIdle = 5 * time.Millisecond
 
 // backlogSweepMax and backlogSweepIdle bound the sweep of the backlog at
-// the end of a drain (backlogListener.sweep): at most that many
-// connections, each within that long of the one before.
+// the end of a drain (backlogListener.sweep): it lasts at most
+// backlogSweepMax, and ends when an accept finds none within
+// backlogSweepIdle. Both fit in the 100 ms that ServeListeners allows
+// past backlogDrainMax.
 const (
-	backlogSweepMax  = 64
+	backlogSweepMax  = 20 * time.Millisecond
 	backlogSweepIdle = time.Millisecond
 )
 
@@ -230,9 +236,9 @@ type backlogListener struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	// After the drain's wait, the sweep of what is queued (sweep).
-	sweeping   atomic.Bool
-	sweepTaken atomic.Int32
-	swept      atomic.Bool
+	sweeping atomic.Bool
+	sweepEnd atomic.Int64 // UnixNano by which the sweep ends; 0 before it
+	swept    atomic.Bool
 	// The socket closes once drained, before Close.
 	socketOnce sync.Once
 	socketErr  error
@@ -302,17 +308,24 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 }
 
 // sweep takes, once the drain's wait has ended (none came within
-// backlogIdle, or backlogDrainMax passed), what the kernel has queued by
-// then: a deadline that passed before the poller reported a queued
-// connection ends the wait with that connection still queued, and the
-// close would reset it. Each accept here tries the queue first and waits
-// at most backlogSweepIdle for one more, for at most backlogSweepMax
-// connections. Then the socket closes, so that a client that connects from
-// then on is refused at once, which it can retry, rather than queued and
-// reset when Shutdown closes the listener, maybe with its request sent.
+// backlogIdle, or backlogDrainMax passed), what the kernel has queued: a
+// deadline that passed before the poller reported a queued connection
+// ends the wait with that connection still queued, and the close would
+// reset it. Each accept here tries the queue first, and waits at most
+// backlogSweepIdle for a connection; the sweep ends on the first accept
+// that finds none, or backlogSweepMax after it began (from drainEnd at the
+// latest), so it may leave some of a long queue, and takes connections
+// that come meanwhile. Then the socket closes, so that a client that
+// connects from then on is refused at once, which it can retry, rather
+// than queued and reset when Shutdown closes the listener, maybe with its
+// request sent.
 func (l *backlogListener) sweep() (net.Conn, error) {
-	if !l.swept.Load() && l.sweepTaken.Add(1) <= backlogSweepMax {
-		_ = l.deadline(time.Now().Add(backlogSweepIdle))
+	now := time.Now()
+	if l.sweepEnd.Load() == 0 {
+		l.sweepEnd.Store(min(now.UnixNano(), l.drainEnd.Load()) + int64(backlogSweepMax))
+	}
+	if end := l.sweepEnd.Load(); !l.swept.Load() && now.UnixNano() < end {
+		_ = l.deadline(time.Unix(0, min(now.Add(backlogSweepIdle).UnixNano(), end)))
 		if c, err := l.Listener.Accept(); err == nil {
 			return l.track(c), nil
 		}

@@ -581,48 +581,71 @@ func getOn(c net.Conn, r *bufio.Reader) (*http.Response, error) {
 // Connections still queued when the drain's time is up are taken, not left
 // for the close to reset: on a busy machine the poller can report them
 // only after the deadline has passed, as here, where the accept loop first
-// runs after the bound.
+// runs after the bound. The sweep that takes them has a bound of its own,
+// however slow the accept loop: ServeListeners gives the drain 100 ms past
+// backlogDrainMax, and a connection accepted after that would have its
+// request read after Shutdown began, and be closed unanswered.
 func TestBacklogListenerTakesWhatIsQueuedWhenTheDrainEnds(t *testing.T) {
-	const queued = 20
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl := newBacklogListener(ln)
-	defer bl.Close()
-	for i := range queued {
-		c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
-		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
-		}
-		defer c.Close()
-	}
-	bl.drainEnd.Store(time.Now().Add(-time.Millisecond).UnixNano()) // the bound, passed
-	bl.draining.Store(true)
-	taken := make(chan int, 1)
-	go func() {
-		n := 0
-		for {
-			c, err := bl.Accept()
+	for _, tc := range []struct {
+		name      string
+		queued    int
+		perAccept time.Duration // the accept loop's time for each connection
+		wantAll   bool
+	}{
+		{"a fast accept loop takes all", 20, 0, true},
+		{"a slow accept loop stops in time", 100, 3 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
-				taken <- n
-				return
+				t.Fatal(err)
 			}
-			c.Close()
-			n++
-		}
-	}()
-	select {
-	case <-bl.drained:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the drain never ended")
-	}
-	bl.Close()
-	if n := <-taken; n != queued {
-		t.Errorf("connections taken from the backlog after the drain's bound: %d, want all %d queued", n, queued)
-	}
-	if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
-		c.Close()
-		t.Error("connect after the drain: accepted, want refused")
+			bl := newBacklogListener(ln)
+			defer bl.Close()
+			for i := range tc.queued {
+				c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+				if err != nil {
+					t.Fatalf("connection %d: %v", i, err)
+				}
+				defer c.Close()
+			}
+			bound := time.Now().Add(-time.Millisecond)
+			bl.drainEnd.Store(bound.UnixNano()) // passed
+			bl.draining.Store(true)
+			taken := make(chan int, 1)
+			go func() {
+				n := 0
+				for {
+					c, err := bl.Accept()
+					if err != nil {
+						taken <- n
+						return
+					}
+					c.Close()
+					n++
+					time.Sleep(tc.perAccept)
+				}
+			}()
+			select {
+			case <-bl.drained:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the drain never ended")
+			}
+			if late := time.Since(bound); late > 100*time.Millisecond {
+				t.Errorf("drained %v after the drain's bound, want within the 100 ms ServeListeners allows", late)
+			}
+			bl.Close()
+			n := <-taken
+			if tc.wantAll && n != tc.queued {
+				t.Errorf("connections taken from the backlog after the drain's bound: %d, want all %d queued", n, tc.queued)
+			}
+			if n == 0 {
+				t.Errorf("no connection taken from the backlog after the drain's bound, %d queued", tc.queued)
+			}
+			if c, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+				c.Close()
+				t.Error("connect after the drain: accepted, want refused")
+			}
+		})
 	}
 }
