@@ -221,8 +221,8 @@ const (
 // connections already queued, each with a short deadline for the next; once
 // none comes within backlogIdle (or backlogDrainMax has passed) it takes
 // what is queued still (sweep), closes its socket (a later connect is
-// refused), reports drained and waits for Close, rather than handing http.Server an error it
-// would retry or end on too early. It keeps the connections whose first
+// refused), reports drained and waits for Close, rather than handing
+// http.Server an error it would retry or end on too early. It keeps the connections whose first
 // request has not reached the handler yet (firstRequestConn).
 type backlogListener struct {
 	net.Listener
@@ -235,10 +235,9 @@ type backlogListener struct {
 	drainOnce sync.Once
 	closed    chan struct{}
 	closeOnce sync.Once
-	// After the drain's wait, the sweep of what is queued (sweep).
-	sweeping atomic.Bool
-	sweepEnd atomic.Int64 // UnixNano by which the sweep ends; 0 before it
-	swept    atomic.Bool
+	// sweepEnd is when the sweep of what is queued after the drain's wait
+	// ends (UnixNano, sweep): 0 before it, in the past once it has ended.
+	sweepEnd atomic.Int64
 	// The socket closes once drained, before Close.
 	socketOnce sync.Once
 	socketErr  error
@@ -287,7 +286,7 @@ func (l *backlogListener) nextDeadline() time.Time {
 }
 
 func (l *backlogListener) Accept() (net.Conn, error) {
-	if l.sweeping.Load() {
+	if l.sweepEnd.Load() != 0 {
 		return l.sweep()
 	}
 	if l.draining.Load() {
@@ -303,7 +302,7 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 	if !l.draining.Load() {
 		return nil, err
 	}
-	l.sweeping.Store(true)
+	l.sweepEnd.Store(min(time.Now().UnixNano(), l.drainEnd.Load()) + int64(backlogSweepMax))
 	return l.sweep()
 }
 
@@ -320,17 +319,13 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 // than queued and reset when Shutdown closes the listener, maybe with its
 // request sent.
 func (l *backlogListener) sweep() (net.Conn, error) {
-	now := time.Now()
-	if l.sweepEnd.Load() == 0 {
-		l.sweepEnd.Store(min(now.UnixNano(), l.drainEnd.Load()) + int64(backlogSweepMax))
-	}
-	if end := l.sweepEnd.Load(); !l.swept.Load() && now.UnixNano() < end {
-		_ = l.deadline(time.Unix(0, min(now.Add(backlogSweepIdle).UnixNano(), end)))
+	if now, end := time.Now().UnixNano(), l.sweepEnd.Load(); now < end {
+		_ = l.deadline(time.Unix(0, min(now+int64(backlogSweepIdle), end)))
 		if c, err := l.Listener.Accept(); err == nil {
 			return l.track(c), nil
 		}
+		l.sweepEnd.Store(1) // ended: none came
 	}
-	l.swept.Store(true)
 	_ = l.closeSocket()
 	l.drainOnce.Do(func() { close(l.drained) })
 	<-l.closed
@@ -431,8 +426,9 @@ type firstRequestConnKey struct{}
 const keepAliveDrainMax = 250 * time.Millisecond
 
 // connTracker follows a server's connections for its stop: how many are
-// open, and, once stopping, it has every answer end its connection, so that
-// the client stops reusing it before the server would close it idle.
+// open, and, once stopping, it has each request from then on answered with
+// Connection: close, so that the client stops reusing the connection
+// before the server would close it idle.
 type connTracker struct {
 	stopping atomic.Bool
 	open     atomic.Int64
