@@ -359,30 +359,37 @@ func (l *backlogListener) closeSocket() error {
 // have reset them, before; a silent one would hold Shutdown for the
 // server's ReadHeaderTimeout).
 func (l *backlogListener) waitFirstRequests(ctx context.Context) {
+	if waitUntil(ctx, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.waiting) == 0
+	}) {
+		return
+	}
+	l.mu.Lock()
+	left := make([]*firstRequestConn, 0, len(l.waiting))
+	for c := range l.waiting {
+		left = append(left, c)
+	}
+	l.mu.Unlock()
+	for _, c := range left {
+		c.Close()
+	}
+}
+
+// waitUntil checks done every millisecond until it holds (true) or ctx
+// ends (false).
+func waitUntil(ctx context.Context, done func() bool) bool {
 	tick := time.NewTicker(time.Millisecond)
 	defer tick.Stop()
-	for {
-		l.mu.Lock()
-		n := len(l.waiting)
-		l.mu.Unlock()
-		if n == 0 {
-			return
-		}
+	for !done() {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
-			l.mu.Lock()
-			left := make([]*firstRequestConn, 0, len(l.waiting))
-			for c := range l.waiting {
-				left = append(left, c)
-			}
-			l.mu.Unlock()
-			for _, c := range left {
-				c.Close()
-			}
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // firstRequestConn is an accepted connection until its first request
@@ -480,13 +487,5 @@ func trackConns(srv *http.Server) *connTracker {
 
 // waitClosed waits until every connection has closed, or ctx ends.
 func (t *connTracker) waitClosed(ctx context.Context) {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for t.open.Load() > 0 {
-		select {
-		case <-tick.C:
-		case <-ctx.Done():
-			return
-		}
-	}
+	waitUntil(ctx, func() bool { return t.open.Load() == 0 })
 }
