@@ -33,7 +33,7 @@ func (l *launcher) lockStateDir(ctx context.Context, client *procompose.Client) 
 		f.Close()
 		switch {
 		case errors.Is(err, syscall.EWOULDBLOCK):
-			return nil, fmt.Errorf("another launcher (stack up or stack reset) is using %s right now; when it is done, `stack status` says what runs", l.cfg.StateDir)
+			return nil, l.errLauncherBusy()
 		case errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.ENOLCK):
 			// A file system without locks (some network mounts): go on as
 			// before the lock, with the checks alone.
@@ -46,4 +46,40 @@ func (l *launcher) lockStateDir(ctx context.Context, client *procompose.Client) 
 		return nil, err
 	}
 	return func() { f.Close() }, nil
+}
+
+// errIfInUse is what up and reset check before they take the lock: the
+// stack runs (errIfRunning), or processes of it run without
+// process-compose (strays). Either may be the work of another launcher
+// that is starting the stack right now, between its lock and process-compose's
+// pid file, and the advice for a leftover (`stack down`) would stop that
+// stack: while another launcher holds the lock, the refusal says so instead.
+func (l *launcher) errIfInUse(ctx context.Context, client *procompose.Client, leftover string) error {
+	err := l.errIfRunning(ctx, client)
+	if err == nil {
+		if left := strays(l.cfg.StateDir); len(left) > 0 {
+			err = fmt.Errorf(leftover, describeProcs(left))
+		}
+	}
+	if err != nil && ctx.Err() == nil && l.launcherBusy() {
+		return l.errLauncherBusy()
+	}
+	return err
+}
+
+// errLauncherBusy is the refusal while another launcher holds the lock.
+func (l *launcher) errLauncherBusy() error {
+	return fmt.Errorf("another launcher (stack up or stack reset) is using %s right now; when it is done, `stack status` says what runs", l.cfg.StateDir)
+}
+
+// launcherBusy reports whether another launcher holds the state dir's lock
+// at this moment. Not for a launcher that holds it itself: its own lock
+// makes the answer yes.
+func (l *launcher) launcherBusy() bool {
+	f, err := os.OpenFile(l.lockFile(), os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer f.Close() // drops the lock if it was taken
+	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB), syscall.EWOULDBLOCK)
 }

@@ -24,11 +24,8 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
-	if err := l.errIfRunning(ctx, client); err != nil {
+	if err := l.errIfInUse(ctx, client, "processes of this stack are still running (%s); stop them first with `stack down`"); err != nil {
 		return err
-	}
-	if left := strays(c.StateDir); len(left) > 0 {
-		return fmt.Errorf("processes of this stack are still running (%s); stop them first with `stack down`", describeProcs(left))
 	}
 	if _, err := os.Stat(c.StateDir); errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)

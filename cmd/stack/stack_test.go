@@ -1188,11 +1188,31 @@ func TestSecondLauncherIsKeptOut(t *testing.T) {
 		environ = append(environ, fmt.Sprintf("%s=%d", name, ln.Addr().(*net.TCPAddr).Port))
 		ln.Close()
 	}
-	for _, args := range [][]string{{"stack", "up", "--detach"}, {"stack", "reset", "--yes"}} {
-		var stdout, stderr bytes.Buffer
-		err := run(context.Background(), args, environ, nil, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), "another launcher (stack up or stack reset) is using "+state) {
-			t.Errorf("%s while another launcher holds the lock: got %v, want it refused", strings.Join(args[1:], " "), err)
+	tryWhileLocked := func(when string) {
+		t.Helper()
+		for _, args := range [][]string{{"stack", "up", "--detach"}, {"stack", "reset", "--yes"}} {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), args, environ, nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "another launcher (stack up or stack reset) is using "+state) {
+				t.Errorf("%s while another launcher holds the lock, %s: got %v, want it refused as such", strings.Join(args[1:], " "), when, err)
+			}
+		}
+	}
+	tryWhileLocked("before it starts anything")
+	// The first launcher has started process-compose, which has not written
+	// its pid file yet, and process-compose its first process: neither is an
+	// earlier run's leftover, and the advice to stop them with `stack down`
+	// would stop the stack being started.
+	if _, err := os.Stat("/proc/self"); err == nil {
+		for _, name := range []string{"process-compose", "redis-server"} {
+			pid := startAs(t, name, []string{"STACK_STATE_DIR=" + state, "STACK_LAUNCHER=/bin/stack"}, state)
+			tryWhileLocked("with its " + name + " started")
+			_ = syscall.Kill(pid, syscall.SIGKILL) // a zombie until the test ends: not alive
+			for deadline := time.Now().Add(5 * time.Second); alive(pid); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%s stand-in pid %d still alive 5 s after SIGKILL", name, pid)
+				}
+			}
 		}
 	}
 	if _, err := os.Stat(state); err != nil {

@@ -46,11 +46,8 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
-	if err := l.errIfRunning(ctx, client); err != nil {
+	if err := l.errIfInUse(ctx, client, "processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`"); err != nil {
 		return err
-	}
-	if left := strays(c.StateDir); len(left) > 0 {
-		return fmt.Errorf("processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`", describeProcs(left))
 	}
 	// Someone else's directory, then ports: a taken port is the commonest
 	// refusal, and both should come before a build or a new state dir.
