@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,10 +27,12 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 	tests := []struct {
 		name     string
 		consumer bool
+		forget   bool // every 10th answer's id was never enqueued: no status record
 		ok       bool
 	}{
-		{"consumer running: all processed", true, true},
-		{"no consumer: all lost", false, false},
+		{"consumer running: all processed", true, false, true},
+		{"no consumer: all lost", false, false, false},
+		{"consumer running, 30 accepted with no record: lost", true, true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +56,7 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 			}
 
 			q := txqueue.NewQueue(rdb, time.Hour)
+			var answered atomic.Int64
 			mux := http.NewServeMux()
 			mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, 200, map[string]string{"token": "h.e30.s"})
@@ -62,6 +67,10 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 					Currency string
 				}
 				_ = json.NewDecoder(r.Body).Decode(&in)
+				if tt.forget && answered.Add(1)%10 == 0 {
+					writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", answered.Load()), "status": "queued"})
+					return
+				}
 				e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, "")
 				if err != nil {
 					writeJSON(w, 503, map[string]string{"error": err.Error()})
@@ -90,12 +99,18 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 			if err := rep.Err(); (err == nil) != tt.ok {
 				t.Errorf("Err: got %v, want ok=%v", err, tt.ok)
 			}
-			if tt.consumer {
+			switch {
+			case tt.forget:
+				if !v.Drained || v.Processed != 270 || v.Missing != 30 || v.GroupTaken != 270 {
+					t.Errorf("got drained %v processed %d missing %d group took %d, want true 270 30 270",
+						v.Drained, v.Processed, v.Missing, v.GroupTaken)
+				}
+			case tt.consumer:
 				if !v.Drained || v.Processed != 300 || v.GroupTaken != 300 || rep.Latency["enqueue_to_processed"].Count != 300 {
 					t.Errorf("got drained %v processed %d group took %d e2e count %d, want true 300 300 300",
 						v.Drained, v.Processed, v.GroupTaken, rep.Latency["enqueue_to_processed"].Count)
 				}
-			} else if v.Drained || v.Queued != 300 {
+			case v.Drained || v.Queued != 300:
 				t.Errorf("got drained %v queued %d, want false 300", v.Drained, v.Queued)
 			}
 			if len(rep.Errors) != 0 {

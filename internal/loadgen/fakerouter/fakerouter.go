@@ -51,6 +51,10 @@ type Options struct {
 	// LoseEvery > 0: every LoseEvery-th accepted transaction stays queued
 	// for ever.
 	LoseEvery int64
+	// ForgetEvery > 0: every ForgetEvery-th accepted transaction is never
+	// stored, so that its status lookup answers 404, as one whose record
+	// Redis lost would.
+	ForgetEvery int64
 	// FailTxEvery > 0: every FailTxEvery-th transaction request gets a 503.
 	FailTxEvery int64
 	// MaybeQueuedEvery > 0: every MaybeQueuedEvery-th transaction request
@@ -244,7 +248,9 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	if f.opts.OneID {
 		id = "tx_same"
 	}
-	f.store(id, u, scope, key, in.Amount, in.Currency, f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0)
+	if f.opts.ForgetEvery <= 0 || k%f.opts.ForgetEvery != 0 {
+		f.store(id, u, scope, key, in.Amount, in.Currency, f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0)
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
 }
 
