@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -145,9 +146,9 @@ func startDropOnceBackend(t *testing.T) *dropOnceBackend {
 }
 
 // startRouter runs HAProxy on the repository's haproxy.cfg with both
-// backends on socket, and returns its port once a request through it is
-// answered.
-func startRouter(t *testing.T, haproxy, root, socket string) int {
+// backends on socket (and AUTH_RATE_LIMIT 1000 unless env says otherwise),
+// and returns its port once a request through it is answered.
+func startRouter(t *testing.T, haproxy, root, socket string, env ...string) int {
 	t.Helper()
 	ports := stacktest.FreePorts(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -161,6 +162,7 @@ func startRouter(t *testing.T, haproxy, root, socket string) int {
 		"HAPROXY_ACCESS_LOG=all",
 		"AUTH_RATE_LIMIT=1000",
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -186,4 +188,47 @@ func startRouter(t *testing.T, haproxy, root, socket string) int {
 		t.Fatalf("haproxy did not answer %s within 5 s", url)
 	}
 	return ports[0]
+}
+
+// TestRouterCountsOnlyAdmittedLogins: the router's login limit counts the
+// token requests it lets through, not those it refuses, so a client that
+// goes over AUTH_RATE_LIMIT per 10 s gets that many logins per 10 s again
+// once its earlier ones age out of the window. Counting the refused ones
+// too kept a client that went on above the rate refused for as long as it
+// did (a review: 20 logins, then 429 for good at 3 logins a second). The
+// rate is HAProxy's, over 10 s, read as this period's count plus the last
+// period's weighted by what is left of this one: just after the first 10 s,
+// 5 admitted logins weigh about 4.7 (under the limit of 5), 5 admitted and
+// 15 refused about 19.
+func TestRouterCountsOnlyAdmittedLogins(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	const limit = 5
+	port := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket, fmt.Sprint("AUTH_RATE_LIMIT=", limit))
+	client := &http.Client{Timeout: 10 * time.Second}
+	login := func() int {
+		t.Helper()
+		resp, err := client.Post(fmt.Sprintf("http://127.0.0.1:%d/auth/token", port), "application/json",
+			strings.NewReader(`{"username":"alice","password":"password"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	began := time.Now()
+	var got []int
+	for range 4 * limit {
+		got = append(got, login())
+	}
+	want := slices.Repeat([]int{http.StatusOK}, limit)
+	want = append(want, slices.Repeat([]int{http.StatusTooManyRequests}, 3*limit)...)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d logins in a row: got %v, want %d admitted, then 429s", 4*limit, got, limit)
+	}
+	time.Sleep(time.Until(began.Add(10*time.Second + 500*time.Millisecond)))
+	if status := login(); status != http.StatusOK {
+		t.Errorf("a login %s after the first, its 5 admitted logins aged a period: got %d, want 200 (refused requests must not count)",
+			time.Since(began).Round(time.Millisecond), status)
+	}
 }
