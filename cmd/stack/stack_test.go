@@ -1706,3 +1706,41 @@ func TestUpKeepsTheAPIWithPCNoServer(t *testing.T) {
 		t.Errorf("status --json: %s\nwant the process sleeper", stdout.String())
 	}
 }
+
+// TestSearchPathFindsExactlyTheChosenBinaries: process-compose.yaml names
+// programs without a path, so the PATH the launcher gives it must find each
+// one it chose. Putting the chosen binaries' directories first ran a stale
+// core-api from the state dir's bin/, where auth-api was built, instead of
+// the core-api the launcher took from PATH (a review).
+func TestSearchPathFindsExactlyTheChosenBinaries(t *testing.T) {
+	built, onPath := t.TempDir(), t.TempDir()
+	exe := func(dir, name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bins := binaries{
+		"auth-api":      exe(built, "auth-api"),
+		"psp-connector": exe(built, "psp-connector"),
+		"core-api":      exe(onPath, "core-api"),
+	}
+	exe(built, "core-api") // an earlier build, not chosen
+	linkDir := filepath.Join(t.TempDir(), "bin")
+	for round := range 2 { // the second up replaces the first's links
+		path, err := bins.searchPath(linkDir, built+string(filepath.ListSeparator)+onPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, want := range bins {
+			found, err := lookPath([]string{"PATH=" + path}, name)
+			if err != nil {
+				t.Fatalf("round %d: %s not found on %s: %v", round, name, path, err)
+			}
+			if got, _ := filepath.EvalSymlinks(found); got != want {
+				t.Errorf("round %d: %s on the stack's PATH runs %s, want %s", round, name, got, want)
+			}
+		}
+	}
+}

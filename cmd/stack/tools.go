@@ -228,22 +228,45 @@ func isFile(p string) bool {
 	return err == nil && st.Mode().IsRegular()
 }
 
-// searchPath returns a PATH that finds each chosen binary first, then the
-// original PATH, so process-compose.yaml can name programs without paths.
-func (b binaries) searchPath(orig string) string {
-	var dirs []string
-	seen := map[string]bool{}
-	for _, name := range append(append([]string{}, serviceNames...), "process-compose", "redis-server", "haproxy") {
-		if p, ok := b[name]; ok {
-			d := filepath.Dir(p)
-			if !seen[d] {
-				seen[d] = true
-				dirs = append(dirs, d)
-			}
+// searchPath fills dir with one symlink per chosen binary, named as
+// process-compose.yaml names the program, and nothing else, and returns a
+// PATH that looks there first, then in orig. Each name then finds exactly
+// the launcher's choice: the directories the binaries came from may hold
+// other programs of the same names (the state dir's bin/ keeps a core-api
+// built earlier even when core-api now comes from PATH), and putting those
+// directories first ran the stale one.
+func (b binaries) searchPath(dir, orig string) (string, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return "", err
+	}
+	for name, p := range b {
+		if err := os.Symlink(p, filepath.Join(dir, name)); err != nil {
+			return "", err
 		}
 	}
-	if orig != "" {
-		dirs = append(dirs, orig)
+	if orig == "" {
+		return dir, nil
 	}
-	return strings.Join(dirs, string(filepath.ListSeparator))
+	return dir + string(filepath.ListSeparator) + orig, nil
+}
+
+// fromPath says, inside a checkout, which services the launcher takes from
+// PATH rather than building them from the checkout, and where each is:
+// after `nix profile install`, say, an edit of the checkout would not run.
+func (l *launcher) fromPath(bins binaries) {
+	if l.layout.Checkout == "" {
+		return
+	}
+	var taken []string
+	for _, name := range serviceNames {
+		if p := bins[name]; p != "" && filepath.Dir(p) != l.cfg.BinDir() {
+			taken = append(taken, fmt.Sprintf("%s (%s)", name, p))
+		}
+	}
+	if len(taken) > 0 {
+		fmt.Fprintf(l.stderr, "stack: services taken from PATH: %s\n", strings.Join(taken, ", "))
+	}
 }

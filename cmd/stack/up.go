@@ -80,6 +80,11 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if err := l.clearRunFiles(); err != nil {
 		return err
 	}
+	l.fromPath(bins)
+	searchPath, err := bins.searchPath(c.PathDir(), lookupEnv(l.environ, "PATH"))
+	if err != nil {
+		return fmt.Errorf("link the stack's programs into %s: %w", c.PathDir(), err)
+	}
 	if err := l.writeLaunched(); err != nil {
 		return err
 	}
@@ -100,7 +105,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"STACK_LAUNCHER":             probeBin,
 		"STACK_SERVICE_STOP_TIMEOUT": strconv.Itoa(c.ServiceStopTimeout()),
 		"STACK_HAPROXY_STOP_SIGNAL":  strconv.Itoa(int(syscall.SIGUSR1)),
-		"PATH":                       bins.searchPath(lookupEnv(l.environ, "PATH")),
+		"PATH":                       searchPath,
 		// The API is on a unix socket in the 0700 state dir and the
 		// launcher's requests carry no token: a PC_API_TOKEN of the user's
 		// (process-compose v1.94 and later: every request without it gets

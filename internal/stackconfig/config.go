@@ -351,6 +351,10 @@ func (c Config) ProcessComposeSocket() string {
 // launched URLs, process-compose's settings dir when the user has none.
 func (c Config) RunDir() string { return filepath.Join(c.StateDir, "run") }
 
+// PathDir holds a symlink to each program the stack runs, as the launcher
+// chose it; it comes first on the PATH the launcher gives process-compose.
+func (c Config) PathDir() string { return filepath.Join(c.RunDir(), "bin") }
+
 // ProcessComposeLog is process-compose's own log.
 func (c Config) ProcessComposeLog() string { return filepath.Join(c.LogDir(), "process-compose.log") }
 
