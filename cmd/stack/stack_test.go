@@ -1744,3 +1744,35 @@ func TestSearchPathFindsExactlyTheChosenBinaries(t *testing.T) {
 		}
 	}
 }
+
+// TestUpWarnsWhenNixWouldCopyTheSecret: in a copy of the repository that is
+// not a git checkout, Nix takes the flake `.` whole, so a state dir inside
+// it (the JWT secret) would land in the world-readable store (a review).
+func TestUpWarnsWhenNixWouldCopyTheSecret(t *testing.T) {
+	tests := []struct {
+		name     string
+		git      bool
+		stateDir func(checkout string) string
+		warn     bool
+	}{
+		{"not a git checkout, state dir inside", false, func(co string) string { return filepath.Join(co, ".stack") }, true},
+		{"a git checkout", true, func(co string) string { return filepath.Join(co, ".stack") }, false},
+		{"not a git checkout, state dir elsewhere", false, func(string) string { return t.TempDir() }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			co := fakeCheckout(t)
+			if tt.git {
+				if err := os.Mkdir(filepath.Join(co, ".git"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var stderr bytes.Buffer
+			l := &launcher{layout: stackconfig.Layout{Checkout: co, ConfigDir: co}, cfg: stackconfig.Config{StateDir: tt.stateDir(co)}, stderr: &stderr}
+			l.warnIfCopiedWhole()
+			if got := strings.Contains(stderr.String(), "is not a git checkout"); got != tt.warn {
+				t.Errorf("warned: %v, want %v (%q)", got, tt.warn, stderr.String())
+			}
+		})
+	}
+}

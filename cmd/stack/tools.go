@@ -270,3 +270,19 @@ func (l *launcher) fromPath(bins binaries) {
 		fmt.Fprintf(l.stderr, "stack: services taken from PATH: %s\n", strings.Join(taken, ", "))
 	}
 }
+
+// warnIfCopiedWhole warns when the checkout is not a git repository (an
+// unpacked archive, say) and the state dir is inside it: Nix then takes the
+// flake `.` as `path:.` and copies the whole directory, the state dir's JWT
+// secret and stack.local.env included, into the world-readable store.
+func (l *launcher) warnIfCopiedWhole() {
+	co := l.layout.Checkout
+	if co == "" || !strings.HasPrefix(l.cfg.StateDir, co+string(filepath.Separator)) {
+		return
+	}
+	if _, err := os.Lstat(filepath.Join(co, ".git")); err == nil {
+		return
+	}
+	fmt.Fprintf(l.stderr, "stack: warning: %s is not a git checkout, so `nix run .`, `nix develop .` and `nix flake check .` there copy all of it into the world-readable Nix store, %s (the JWT secret) and %s included; set STACK_STATE_DIR outside it, or use a git clone\n",
+		co, l.rel(l.cfg.StateDir), stackconfig.LocalFileName)
+}

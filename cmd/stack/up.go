@@ -81,6 +81,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		return err
 	}
 	l.fromPath(bins)
+	l.warnIfCopiedWhole()
 	searchPath, err := bins.searchPath(c.PathDir(), lookupEnv(l.environ, "PATH"))
 	if err != nil {
 		return fmt.Errorf("link the stack's programs into %s: %w", c.PathDir(), err)

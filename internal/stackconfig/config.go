@@ -91,8 +91,9 @@ func (c Config) Ports() []Port {
 // wins), parses the result and resolves the state directory against cwd.
 // A relative STACK_STATE_DIR (or USERS_FILE) is relative to the directory of
 // the file that sets it, or to cwd when set in the environment (absPaths);
-// an empty STACK_STATE_DIR defaults to
-// <checkout>/.stack, else $XDG_STATE_HOME/acme-platform, else <cwd>/.stack.
+// an empty STACK_STATE_DIR defaults to <checkout>/.stack, else
+// $XDG_STATE_HOME/acme-platform, else $HOME/.local/state/acme-platform (the
+// XDG default), else <cwd>/.stack.
 func Load(l Layout, cwd string, environ []string) (Config, error) {
 	values := map[string]string{}
 	sources := map[string]string{}
@@ -119,7 +120,7 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	}
 	cfg.Values, cfg.Sources = values, sources
 	cfg.Warnings = unreadKeys(sources)
-	cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"])
+	cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"], values["HOME"])
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = UnixURL(cfg.RedisSocket())
 	}
@@ -243,13 +244,18 @@ func servicePortVar(service string) string {
 	return strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_PORT"
 }
 
-func (c *Config) resolveStateDir(l Layout, cwd, xdgState string) {
+// resolveStateDir sets the default state dir. Outside a checkout it is
+// one per user, not one per working directory: `stack down` run from another
+// directory than `stack up` must find the stack.
+func (c *Config) resolveStateDir(l Layout, cwd, xdgState, home string) {
 	switch {
 	case c.StateDir != "": // absolute already (absPaths)
 	case l.Checkout != "":
 		c.StateDir = filepath.Join(l.Checkout, ".stack")
 	case xdgState != "" && filepath.IsAbs(xdgState):
 		c.StateDir = filepath.Join(xdgState, "acme-platform")
+	case home != "" && filepath.IsAbs(home):
+		c.StateDir = filepath.Join(home, ".local", "state", "acme-platform")
 	default:
 		c.StateDir = filepath.Join(cwd, ".stack")
 	}

@@ -134,8 +134,9 @@ func TestLoadStateDir(t *testing.T) {
 		want    string
 	}{
 		{"checkout default", co, nil, filepath.Join(co.Checkout, ".stack")},
-		{"installed default", share, nil, filepath.Join(cwd, ".stack")},
-		{"installed with XDG_STATE_HOME", share, []string{"XDG_STATE_HOME=/xdg"}, "/xdg/acme-platform"},
+		{"installed, no HOME", share, nil, filepath.Join(cwd, ".stack")},
+		{"installed default", share, []string{"HOME=/home/u"}, "/home/u/.local/state/acme-platform"},
+		{"installed with XDG_STATE_HOME", share, []string{"HOME=/home/u", "XDG_STATE_HOME=/xdg"}, "/xdg/acme-platform"},
 		{"explicit absolute", co, []string{"STACK_STATE_DIR=/srv/st"}, "/srv/st"},
 		{"explicit relative to cwd", share, []string{"STACK_STATE_DIR=st"}, filepath.Join(cwd, "st")},
 	}
