@@ -76,6 +76,16 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	default:
 		return &exitError{code: 2, err: fmt.Errorf("unknown command %q; the commands are up, down, status, logs, reset, version and help (stack help says more)", cmd)}
 	}
+	if loadErr != nil && cmd == "down" && !slices.ContainsFunc(rest, isHelp) && l.layout.ConfigDir != "" {
+		// down needs only the state dir: a bad setting of another kind
+		// (an edit since up, say) must not keep a running stack from being
+		// stopped. status still refuses, and names it.
+		if cfg, skipped, err := stackconfig.LoadStateDir(l.layout, l.cwd, environ); err == nil {
+			fmt.Fprintf(stderr, "stack: warning: %v\n  (down needs only the state dir, %s: going on with the defaults of the settings at fault)\n",
+				skipped, l.rel(cfg.StateDir))
+			l.cfg, loadErr = cfg, nil
+		}
+	}
 	if loadErr != nil {
 		switch {
 		case slices.ContainsFunc(rest, isHelp):

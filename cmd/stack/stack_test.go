@@ -1776,3 +1776,31 @@ func TestUpWarnsWhenNixWouldCopyTheSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestDownDespiteABadSetting: down needs only the state dir, so a setting
+// of another kind that does not parse (an edit since up) must not keep the
+// stack from being stopped; it is named in a warning. A bad state dir still
+// stops it: down cannot tell which stack to stop.
+func TestDownDespiteABadSetting(t *testing.T) {
+	if _, err := os.Stat("/proc/self"); err != nil {
+		t.Skip("needs /proc")
+	}
+	t.Chdir(fakeCheckout(t))
+	state := preparedStateDir(t)
+	stray := startAs(t, "redis-server", []string{"STACK_STATE_DIR=" + state, "STACK_LAUNCHER=/bin/stack"}, filepath.Join(state, "redis"))
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"stack", "down"}, []string{"STACK_STATE_DIR=" + state, "PLATFORM_PORT=80a", "SHUTDOWN_GRACE=soon"}, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("down with PLATFORM_PORT=80a: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "PLATFORM_PORT") || !strings.Contains(stderr.String(), "SHUTDOWN_GRACE") {
+		t.Errorf("down's warning does not name both bad settings:\n%s", stderr.String())
+	}
+	if alive(stray) {
+		t.Errorf("the stack's redis-server (pid %d) still runs after down:\n%s%s", stray, stdout.String(), stderr.String())
+	}
+	err = run(context.Background(), []string{"stack", "down"}, []string{"STACK_STATE_DIR=" + state + "'"}, nil, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "STACK_STATE_DIR") {
+		t.Errorf("down with a bad STACK_STATE_DIR: got %v, want the error naming it", err)
+	}
+}

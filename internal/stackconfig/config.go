@@ -95,6 +95,40 @@ func (c Config) Ports() []Port {
 // $XDG_STATE_HOME/acme-platform, else $HOME/.local/state/acme-platform (the
 // XDG default), else <cwd>/.stack.
 func Load(l Layout, cwd string, environ []string) (Config, error) {
+	return load(l, cwd, environ, nil)
+}
+
+// LoadStateDir is Load for the commands that need only the state dir
+// (stop, status): it leaves out any setting that does not parse or
+// validate, at its default, so that a bad PLATFORM_PORT cannot keep a
+// running stack from being stopped. It fails only when the state dir itself
+// is at fault. Load's error, when there was one, is returned as skipped.
+func LoadStateDir(l Layout, cwd string, environ []string) (cfg Config, skipped error, err error) {
+	dropped := map[string]bool{}
+	for range 8 {
+		cfg, err = load(l, cwd, environ, dropped)
+		if err == nil {
+			return cfg, skipped, nil
+		}
+		if skipped == nil {
+			skipped = err
+		}
+		names := envconfig.SettingsAtFault(err)
+		if len(names) == 0 {
+			return Config{}, nil, err
+		}
+		for _, name := range names {
+			if name == "STACK_STATE_DIR" || dropped[name] {
+				return Config{}, nil, err
+			}
+			dropped[name] = true
+		}
+	}
+	return Config{}, nil, err
+}
+
+// load is Load with the settings named in drop left at their defaults.
+func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config, error) {
 	values := map[string]string{}
 	sources := map[string]string{}
 	for _, f := range []struct {
@@ -111,6 +145,10 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	}
 	for k, v := range env.ToMap(environ) {
 		values[k], sources[k] = v, FromEnvironment
+	}
+	for k := range drop {
+		delete(values, k)
+		delete(sources, k)
 	}
 	absPaths(values, sources, cwd)
 
