@@ -1804,3 +1804,53 @@ func TestDownDespiteABadSetting(t *testing.T) {
 		t.Errorf("down with a bad STACK_STATE_DIR: got %v, want the error naming it", err)
 	}
 }
+
+// TestMissingToolsInACheckout: inside a checkout the launcher builds what
+// is missing, but not process-compose (a minute) when Redis or HAProxy is
+// missing too, and without go on PATH it says that go is what is missing
+// (it said there was no checkout).
+func TestMissingToolsInACheckout(t *testing.T) {
+	co := fakeCheckout(t)
+	for _, f := range stackconfig.ProcessComposeBuild(co) {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("exit 1\n"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withGo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(withGo, "go"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, path string
+		want       []string
+	}{
+		{"go on PATH, no Redis", withGo, []string{"redis-server is not on PATH", "builds it from the checkout (tools/build-process-compose, about a minute) once the tools above are there"}},
+		{"no go", t.TempDir(), []string{"auth-api is not on PATH and go is not on PATH to build it from the checkout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			l := &launcher{
+				environ: []string{"PATH=" + tt.path},
+				layout:  stackconfig.Layout{ConfigDir: co, Checkout: co, How: "checkout"},
+				cfg:     stackconfig.Config{StateDir: filepath.Join(t.TempDir(), "st")},
+				stderr:  &stderr,
+			}
+			_, err := l.findBinaries(context.Background())
+			if err == nil {
+				t.Fatal("got nil, want an error naming the missing tools")
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("got %q, want it to contain %q", err, want)
+				}
+			}
+			if strings.Contains(stderr.String(), "building") {
+				t.Errorf("built something for a start that cannot succeed:\n%s", stderr.String())
+			}
+		})
+	}
+}

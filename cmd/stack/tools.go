@@ -51,6 +51,9 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 		bins["process-compose"] = p
 	} else if isExecutable(built) && (!canBuild || !newerThan(built, pcInputs...)) {
 		bins["process-compose"] = built
+	} else if canBuild && isFile(pcInputs[0]) && len(missing) > 0 {
+		// Not a minute's build for a start that fails anyway.
+		missing = append(missing, "process-compose is not on PATH: the launcher builds it from the checkout (tools/build-process-compose, about a minute) once the tools above are there; or get it with "+installHints["process-compose"])
 	} else if canBuild && isFile(pcInputs[0]) {
 		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the version pinned in tools/go.mod into %s (tools/build-process-compose)\n", l.rel(l.cfg.BinDir()))
 		if err := l.buildProcessCompose(ctx, pcInputs[0], built); err != nil {
@@ -69,7 +72,11 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 			continue
 		}
 		if !canBuild {
-			missing = append(missing, fmt.Sprintf("%s is not on PATH and there is no checkout with Go to build it from; run `nix run .#stack`, or run the launcher inside a checkout with Go installed", name))
+			why := "there is no checkout to build it from; run `nix run .#stack`, or run the launcher inside a checkout with Go installed"
+			if l.layout.Checkout != "" {
+				why = "go is not on PATH to build it from the checkout; install Go 1.24 or newer, or use `nix develop` or `nix run .#stack`"
+			}
+			missing = append(missing, fmt.Sprintf("%s is not on PATH and %s", name, why))
 			continue
 		}
 		out := filepath.Join(l.cfg.BinDir(), name)
