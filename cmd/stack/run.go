@@ -116,6 +116,11 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if errors.Is(err, errHelpShown) {
 		return nil
 	}
+	var ee *exitError
+	if err != nil && ctx.Err() != nil && !errors.As(err, &ee) {
+		// SIGINT or SIGTERM: say so, not just "context canceled".
+		return &exitError{code: 130, err: fmt.Errorf("interrupted: %w", err)}
+	}
 	return err
 }
 

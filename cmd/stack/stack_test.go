@@ -1854,3 +1854,19 @@ func TestMissingToolsInACheckout(t *testing.T) {
 		})
 	}
 }
+
+// TestInterruptedCommandsSaySo: a command stopped by SIGINT or SIGTERM
+// (its context canceled) exits 130 and says it was interrupted, not just
+// "context canceled" (a review).
+func TestInterruptedCommandsSaySo(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := preparedStateDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	err := run(ctx, []string{"stack", "up", "--detach", "--wait"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, &stderr)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 130 || !strings.HasPrefix(err.Error(), "interrupted") {
+		t.Errorf("up with its context canceled: got %v, want exit 130 and an error saying it was interrupted", err)
+	}
+}

@@ -67,6 +67,9 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	defer release()
 	bins, err := l.findBinaries(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted("while building; nothing was started")
+		}
 		return err
 	}
 	secret, _, err := c.EnsureJWTSecret()
@@ -218,6 +221,9 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 		Abort:       abort,
 		MaxRestarts: giveUpAfterRestarts,
 	}.Wait(waitCtx)
+	if err != nil && ctx.Err() != nil {
+		return errInterrupted("while waiting for readiness; the stack was left running: `stack status` shows it, `stack down` stops it")
+	}
 	if err != nil {
 		return l.notReady(err)
 	}
@@ -473,4 +479,10 @@ func (l *launcher) processComposeConfigDir() (string, error) {
 		return "", fmt.Errorf("create process-compose's config dir: %w", err)
 	}
 	return dir, nil
+}
+
+// errInterrupted is the error of a command stopped by SIGINT or SIGTERM: exit
+// status 130, as a shell gives a command ended by Ctrl-C.
+func errInterrupted(what string) error {
+	return &exitError{code: 130, err: errors.New("interrupted " + what)}
 }
