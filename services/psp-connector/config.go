@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -83,6 +86,32 @@ func (c *config) validate() error {
 	}
 	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
 		return fmt.Errorf("BATCH_SIZE must be between 1 and %d, got %d", maxBatchSize, c.BatchSize)
+	}
+	return c.checkChargeLog()
+}
+
+// checkChargeLog checks at start what the ledger needs only after a crash:
+// that CHARGE_LOG can be read. The file need not exist yet (whoever collects
+// the output may create it with the first line), but its directory must, and
+// a file that exists must open; otherwise the recovery would find nothing
+// and charge again, with a warning no one reads.
+func (c *config) checkChargeLog() error {
+	if c.ChargeLog == "" {
+		return nil
+	}
+	f, err := os.Open(c.ChargeLog)
+	if err == nil {
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return fmt.Errorf("CHARGE_LOG %q is a directory: it must name the file this connector's standard output goes to", c.ChargeLog)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("CHARGE_LOG %q cannot be read back for the rounds' ledger lines: %w", c.ChargeLog, err)
+	}
+	if st, err := os.Stat(filepath.Dir(c.ChargeLog)); err != nil || !st.IsDir() {
+		return fmt.Errorf("CHARGE_LOG %q is in no directory that exists: it must name the file this connector's standard output goes to", c.ChargeLog)
 	}
 	return nil
 }

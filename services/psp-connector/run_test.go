@@ -267,6 +267,8 @@ func TestRunFailsFast(t *testing.T) {
 		{"SHUTDOWN_GRACE zero", nil, []string{"SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
 		{"HTTP_HOST not an address", nil, []string{"HTTP_HOST=256.0.0.1", "REDIS_URL=unix:///nonexistent.sock"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
 		{"arguments", []string{"psp-connector", "--once"}, nil, "environment variables"},
+		{"CHARGE_LOG in no directory", nil, []string{"CHARGE_LOG=/nonexistent/psp-connector.log"}, "CHARGE_LOG"},
+		{"CHARGE_LOG a directory", nil, []string{"CHARGE_LOG=" + os.TempDir() + "/"}, "CHARGE_LOG"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
