@@ -105,3 +105,34 @@ func DecodeJSONBytes(body []byte, dst any) error {
 	}
 	return nil
 }
+
+// Falsy reports whether raw, a field of a decoded JSON object (nil when
+// absent), is what the original Python services' "not value" took for blank:
+// absent, null, false, "", 0 (any spelling of a zero number), [] or {}. The
+// contract's "blank" checks of auth-api and core-api both mean this.
+func Falsy(raw json.RawMessage) bool {
+	if raw == nil {
+		return true
+	}
+	switch string(raw) {
+	case "null", "false", `""`, "[]", "{}":
+		return true
+	}
+	if raw[0] == '[' || raw[0] == '{' {
+		// Empty containers with inner white space.
+		return len(strings.TrimSpace(string(raw[1:len(raw)-1]))) == 0
+	}
+	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
+		// A valid JSON number is zero when every digit of its mantissa is.
+		for _, b := range raw {
+			switch {
+			case b == 'e' || b == 'E':
+				return true
+			case b >= '1' && b <= '9':
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}

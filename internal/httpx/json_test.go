@@ -1,6 +1,7 @@
 package httpx
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -140,5 +141,28 @@ func TestReadJSONBodyContentType(t *testing.T) {
 				t.Fatalf("got %v, want a *DecodeError with status %d", err, tt.wantStatus)
 			}
 		})
+	}
+}
+
+// TestFalsy: the original services' "not value" on a JSON field, which
+// auth-api's and core-api's blank checks both use.
+func TestFalsy(t *testing.T) {
+	tests := []struct {
+		raw  string // "" stands for an absent field
+		want bool
+	}{
+		{"", true}, {"null", true}, {"false", true}, {`""`, true}, {"[]", true}, {"{}", true},
+		{"[ ]", true}, {"{\n}", true}, {"0", true}, {"-0", true}, {"0.0", true}, {"0e5", true}, {"-0.000E+9", true},
+		{"true", false}, {`" "`, false}, {`"0"`, false}, {"[0]", false}, {`{"a":0}`, false},
+		{"1", false}, {"0.5", false}, {"-0.01", false}, {"1e-400", false}, {"100", false},
+	}
+	for _, tt := range tests {
+		var raw json.RawMessage
+		if tt.raw != "" {
+			raw = json.RawMessage(tt.raw)
+		}
+		if got := Falsy(raw); got != tt.want {
+			t.Errorf("Falsy(%q) = %v, want %v", tt.raw, got, tt.want)
+		}
 	}
 }

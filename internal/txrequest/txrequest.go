@@ -64,14 +64,14 @@ func Decode(body []byte, bearer string) (Transaction, error) {
 		}
 	}
 
-	tokenBlank := falsy(token)
+	tokenBlank := httpx.Falsy(token)
 	if tokenBlank && bearer == "" {
 		return Transaction{}, invalid(msgTokenBlank)
 	}
-	if falsy(amount) || isZeroString(amount) {
+	if httpx.Falsy(amount) || isZeroString(amount) {
 		return Transaction{}, invalid(msgAmountBlank)
 	}
-	if falsy(currency) {
+	if httpx.Falsy(currency) {
 		return Transaction{}, invalid(msgCurrencyBlank)
 	}
 
@@ -122,34 +122,6 @@ func notAnObject(body []byte) error {
 
 func invalid(msg string) error {
 	return &httpx.DecodeError{Status: http.StatusUnprocessableEntity, Msg: msg}
-}
-
-// falsy reports whether raw is absent or a JSON value Python treats as false.
-func falsy(raw json.RawMessage) bool {
-	if raw == nil {
-		return true
-	}
-	switch string(raw) {
-	case "null", "false", `""`, "[]", "{}":
-		return true
-	}
-	if raw[0] == '[' || raw[0] == '{' {
-		// Empty containers with inner white space.
-		return len(strings.TrimSpace(string(raw[1:len(raw)-1]))) == 0
-	}
-	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
-		// A valid JSON number is zero when every digit of its mantissa is.
-		for _, b := range raw {
-			switch {
-			case b == 'e' || b == 'E':
-				return true
-			case b >= '1' && b <= '9':
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }
 
 // isZeroString reports whether raw is a JSON string of one or more "0"s,

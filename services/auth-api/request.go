@@ -46,30 +46,15 @@ func tokenRequestFromFields(fields map[string]json.RawMessage) (tokenRequest, er
 }
 
 // textField reads one field: its string value, whether it is blank (absent or
-// falsy), and whether it is a string at all.
+// falsy, httpx.Falsy), and whether it is a string at all.
 func textField(raw json.RawMessage) (value string, blank, ok bool) {
-	if raw == nil {
+	if httpx.Falsy(raw) {
 		return "", true, false
 	}
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := json.Unmarshal(raw, &value); err != nil {
 		return "", false, false
 	}
-	switch v := v.(type) {
-	case nil:
-		return "", true, false
-	case string:
-		return v, v == "", true
-	case bool:
-		return "", !v, false
-	case float64:
-		return "", v == 0, false
-	case []any:
-		return "", len(v) == 0, false
-	case map[string]any:
-		return "", len(v) == 0, false
-	}
-	return "", false, false
+	return value, false, true
 }
 
 func unprocessable(msg string) error {
