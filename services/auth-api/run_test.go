@@ -140,3 +140,14 @@ func TestRunFailsFast(t *testing.T) {
 		})
 	}
 }
+
+func TestMain(m *testing.M) {
+	servicetest.RunMainIfAsked(main)
+	os.Exit(m.Run())
+}
+
+// TestRunSecondSignalStopsAtOnce: the first SIGTERM (or Ctrl-C) drains,
+// and a second one stops the process at once; it waited out the drain.
+func TestRunSecondSignalStopsAtOnce(t *testing.T) {
+	servicetest.CheckSecondSignalStopsAtOnce(t, "/token", "JWT_SECRET="+string(testSecret))
+}

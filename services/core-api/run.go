@@ -20,6 +20,9 @@ import (
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// From the first signal on, a second one has its default effect: a
+	// second Ctrl-C stops the process at once instead of waiting out the drain.
+	context.AfterFunc(ctx, stop)
 
 	if len(args) > 1 {
 		return errors.New("takes no arguments; it is configured by environment variables (see README.md)")

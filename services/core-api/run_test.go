@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -117,4 +118,15 @@ func TestRunFailsFast(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestMain(m *testing.M) {
+	servicetest.RunMainIfAsked(main)
+	os.Exit(m.Run())
+}
+
+// TestRunSecondSignalStopsAtOnce: the first SIGTERM (or Ctrl-C) drains,
+// and a second one stops the process at once; it waited out the drain.
+func TestRunSecondSignalStopsAtOnce(t *testing.T) {
+	servicetest.CheckSecondSignalStopsAtOnce(t, "/transaction", "JWT_SECRET="+string(testSecret), "REDIS_URL=unix://"+t.TempDir()+"/none.sock")
 }

@@ -749,3 +749,15 @@ func startConsumer(t *testing.T, rdb *redis.Client, name string, psp txqueue.PSP
 		return <-done
 	}
 }
+
+func TestMain(m *testing.M) {
+	servicetest.RunMainIfAsked(main)
+	os.Exit(m.Run())
+}
+
+// TestRunSecondSignalStopsAtOnce: the first SIGTERM (or Ctrl-C) drains,
+// and a second one stops the process at once; it waited out the drain
+// (here a request to its health server that never finishes).
+func TestRunSecondSignalStopsAtOnce(t *testing.T) {
+	servicetest.CheckSecondSignalStopsAtOnce(t, "/health", "REDIS_URL=unix://"+t.TempDir()+"/none.sock")
+}
