@@ -61,7 +61,9 @@ func (l *launcher) errIfInUse(ctx context.Context, client *procompose.Client, le
 			err = fmt.Errorf(leftover, describeProcs(left))
 		}
 	}
-	if err != nil && ctx.Err() == nil && l.launcherBusy() {
+	// A stack that answers is running, whoever holds the lock (a
+	// foreground up holds it for the stack's whole life): say so.
+	if err != nil && !errors.Is(err, errStackRunning) && ctx.Err() == nil && l.launcherBusy() {
 		return l.errLauncherBusy()
 	}
 	return err

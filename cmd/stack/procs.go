@@ -45,11 +45,14 @@ func (l *launcher) processComposePid() int {
 // answering, or something holds the API socket and does not answer (a
 // stopped or stuck process-compose where /proc cannot tell). `up` and
 // `reset` refuse then.
+// errStackRunning is errIfRunning's refusal when process-compose answers.
+var errStackRunning = errors.New("the stack is running")
+
 func (l *launcher) errIfRunning(ctx context.Context, client *procompose.Client) error {
 	err := client.Live(ctx)
 	switch {
 	case err == nil:
-		return fmt.Errorf("the stack is running from %s; see `stack status`, or stop it with `stack down`", l.cfg.StateDir)
+		return fmt.Errorf("%w from %s; see `stack status`, or stop it with `stack down`", errStackRunning, l.cfg.StateDir)
 	case ctx.Err() != nil:
 		return ctx.Err()
 	}

@@ -994,6 +994,13 @@ func TestUpResetRefuseARunningStack(t *testing.T) {
 	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
 		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
 	}
+	// A foreground `stack up` holds the launcher's lock for the stack's
+	// whole life: the refusal still says that the stack runs, with the
+	// advice for it, not that another launcher is busy.
+	foreground := &launcher{cfg: stackconfig.Config{StateDir: state}}
+	if err := syscall.Flock(int(mustOpen(t, foreground.lockFile()).Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{{"up", "--detach"}, {"reset", "--yes"}} {
 		t.Run(args[0], func(t *testing.T) {
 			err := run(context.Background(), append([]string{"stack"}, args...), environ, nil, io.Discard, io.Discard)
@@ -1005,6 +1012,17 @@ func TestUpResetRefuseARunningStack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustOpen opens path for writing, creating it, until the test ends.
+func mustOpen(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }
 
 // TestStatusNamesAStuckProcessCompose: a process-compose of the stack whose
