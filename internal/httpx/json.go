@@ -11,6 +11,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -123,16 +124,14 @@ func Falsy(raw json.RawMessage) bool {
 		return len(strings.TrimSpace(string(raw[1:len(raw)-1]))) == 0
 	}
 	if raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9') {
-		// A valid JSON number is zero when every digit of its mantissa is.
-		for _, b := range raw {
-			switch {
-			case b == 'e' || b == 'E':
-				return true
-			case b >= '1' && b <= '9':
-				return false
-			}
+		if bytes.ContainsAny(raw, ".eE") {
+			// A float (Python's is float64, as Go's): zero also when it
+			// underflows, as 1e-400 does; 1e400 is infinite, not zero.
+			f, _ := strconv.ParseFloat(string(raw), 64)
+			return f == 0
 		}
-		return true
+		// An integer (Python's int) is zero when every digit is.
+		return !bytes.ContainsAny(raw, "123456789")
 	}
 	return false
 }

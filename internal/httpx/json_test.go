@@ -154,7 +154,11 @@ func TestFalsy(t *testing.T) {
 		{"", true}, {"null", true}, {"false", true}, {`""`, true}, {"[]", true}, {"{}", true},
 		{"[ ]", true}, {"{\n}", true}, {"0", true}, {"-0", true}, {"0.0", true}, {"0e5", true}, {"-0.000E+9", true},
 		{"true", false}, {`" "`, false}, {`"0"`, false}, {"[0]", false}, {`{"a":0}`, false},
-		{"1", false}, {"0.5", false}, {"-0.01", false}, {"1e-400", false}, {"100", false},
+		{"1", false}, {"0.5", false}, {"-0.01", false}, {"100", false},
+		// Python's float: 1e-400 underflows to 0.0, so it is blank; the
+		// smallest denormal and an overflow to infinity are not.
+		{"1e-400", true}, {"0.1e-330", true}, {"-1e-999", true}, {"2e-324", true},
+		{"4.9e-324", false}, {"3e-324", false}, {"1e400", false}, {"1.5e-10", false}, {"10e-1", false},
 	}
 	for _, tt := range tests {
 		var raw json.RawMessage
