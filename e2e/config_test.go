@@ -264,7 +264,10 @@ func TestHAProxyErrorfiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, err := filepath.Glob(filepath.Join(root, stackconfig.HAProxyErrorsDir, "*.http"))
-	if err != nil || len(files) == 0 {
+	// A backend's own answers, in a directory named after it.
+	perBackend, err2 := filepath.Glob(filepath.Join(root, stackconfig.HAProxyErrorsDir, "*", "*.http"))
+	files = append(files, perBackend...)
+	if err = errors.Join(err, err2); err != nil || len(files) == 0 {
 		t.Fatalf("no errorfiles in %s: %v", stackconfig.HAProxyErrorsDir, err)
 	}
 	// HAProxy's HTTP/1 layer answers a request it refuses while parsing it
@@ -281,7 +284,7 @@ func TestHAProxyErrorfiles(t *testing.T) {
 		}
 	})
 	for _, f := range files {
-		name := filepath.Base(f)
+		name, _ := filepath.Rel(filepath.Join(root, stackconfig.HAProxyErrorsDir), f)
 		t.Run(name, func(t *testing.T) {
 			raw, err := os.ReadFile(f)
 			if err != nil {
@@ -295,7 +298,7 @@ func TestHAProxyErrorfiles(t *testing.T) {
 			if err != nil {
 				t.Fatalf("body: %v", err)
 			}
-			if want := strings.TrimSuffix(name, ".http"); strconv.Itoa(res.StatusCode) != want {
+			if want := strings.TrimSuffix(filepath.Base(name), ".http"); strconv.Itoa(res.StatusCode) != want {
 				t.Errorf("status %d, want %s (the file name)", res.StatusCode, want)
 			}
 			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
@@ -308,7 +311,7 @@ func TestHAProxyErrorfiles(t *testing.T) {
 			if err := json.Unmarshal(body, &msg); err != nil || msg.Error == "" {
 				t.Errorf("body %q: want JSON with a non-empty error (%v)", body, err)
 			}
-			if !strings.Contains(string(cfg), "errorfile "+strings.TrimSuffix(name, ".http")+" "+stackconfig.HAProxyErrorsDir+"/"+name) {
+			if !strings.Contains(string(cfg), "errorfile "+strings.TrimSuffix(filepath.Base(name), ".http")+" "+stackconfig.HAProxyErrorsDir+"/"+filepath.ToSlash(name)) {
 				t.Errorf("haproxy.cfg does not load %s", name)
 			}
 		})

@@ -41,6 +41,7 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 		name, method, path, body string
 		header                   http.Header
 		wantStatus, wantAttempts int
+		wantError                string // in the JSON error, when set
 	}{
 		{name: "transaction with an Idempotency-Key", method: "POST", path: "/transaction/transaction",
 			body: `{"token":"t","amount":1,"currency":"USD"}`, header: http.Header{"Idempotency-Key": {"k-1"}},
@@ -53,11 +54,13 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 			wantStatus: 502, wantAttempts: 1},
 		{name: "DELETE", method: "DELETE", path: "/transaction/transactions/tx_1", wantStatus: 502, wantAttempts: 1},
 		{name: "transaction without a key", method: "POST", path: "/transaction/transaction",
-			body: `{"token":"t","amount":1,"currency":"USD"}`, wantStatus: 502, wantAttempts: 1},
+			body: `{"token":"t","amount":1,"currency":"USD"}`, wantStatus: 502, wantAttempts: 1,
+			wantError: "core-api gave no valid answer, and the transaction may have been queued all the same: send it again only with the same Idempotency-Key"},
 		{name: "status lookup", method: "GET", path: "/transaction/transactions/tx_1",
 			wantStatus: 200, wantAttempts: 2},
 		{name: "login", method: "POST", path: "/auth/token",
-			body: `{"username":"alice","password":"x"}`, wantStatus: 502, wantAttempts: 1},
+			body: `{"username":"alice","password":"x"}`, wantStatus: 502, wantAttempts: 1,
+			wantError: "Bad gateway: the service answered with an invalid response"},
 	}
 	// A connection per request: HAProxy closes the client's connection
 	// after a 502.
@@ -85,6 +88,9 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 			}
 			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 				t.Errorf("Content-Type: got %q, want JSON (body %s)", ct, body)
+			}
+			if tt.wantError != "" && !strings.Contains(string(body), tt.wantError) {
+				t.Errorf("body: got %s, want an error saying %q", body, tt.wantError)
 			}
 			if got := backend.attempts(testCase); got != tt.wantAttempts {
 				t.Errorf("attempts at the backend: got %d, want %d", got, tt.wantAttempts)
