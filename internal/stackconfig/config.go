@@ -98,33 +98,33 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 	return load(l, cwd, environ, nil)
 }
 
-// LoadStateDir is Load for the commands that need only the state dir
-// (stop, status): it leaves out any setting that does not parse or
-// validate, at its default, so that a bad PLATFORM_PORT cannot keep a
-// running stack from being stopped. It fails only when the state dir itself
-// is at fault. Load's error, when there was one, is returned as skipped.
-func LoadStateDir(l Layout, cwd string, environ []string) (cfg Config, skipped error, err error) {
+// LoadStateDir is Load for stop, which needs only the state dir: it leaves
+// out every setting that does not parse or validate, at its default, so that
+// a bad PLATFORM_PORT cannot keep a running stack from being stopped. It
+// fails only when the state dir itself is at fault, or when an error names
+// no setting it could leave out. skipped holds every error it went past.
+func LoadStateDir(l Layout, cwd string, environ []string) (cfg Config, skipped, err error) {
 	dropped := map[string]bool{}
-	for range 8 {
+	var errs []error
+	for {
 		cfg, err = load(l, cwd, environ, dropped)
 		if err == nil {
-			return cfg, skipped, nil
+			return cfg, errors.Join(errs...), nil
 		}
-		if skipped == nil {
-			skipped = err
-		}
-		names := envconfig.SettingsAtFault(err)
-		if len(names) == 0 {
-			return Config{}, nil, err
-		}
-		for _, name := range names {
-			if name == "STACK_STATE_DIR" || dropped[name] {
+		errs = append(errs, err)
+		more := false
+		for _, name := range envconfig.SettingsAtFault(err) {
+			if name == "STACK_STATE_DIR" {
 				return Config{}, nil, err
 			}
-			dropped[name] = true
+			if !dropped[name] {
+				dropped[name], more = true, true
+			}
+		}
+		if !more { // each round drops a setting, so this ends
+			return Config{}, nil, err
 		}
 	}
-	return Config{}, nil, err
 }
 
 // load is Load with the settings named in drop left at their defaults.
