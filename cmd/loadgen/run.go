@@ -52,7 +52,8 @@ type stackDefaults struct {
 // configuration as the launcher does (stack.env, stack.local.env, then the
 // environment), so loadgen finds the router's port and the Redis socket of
 // the stack that `stack up` started from the same place. Elsewhere it reads
-// PLATFORM_PORT, REDIS_URL and STACK_STATE_DIR (default ./.stack) alone.
+// PLATFORM_PORT, REDIS_URL and STACK_STATE_DIR alone, STACK_STATE_DIR's
+// default being the launcher's outside a checkout (stackconfig.UserStateDir).
 // The Redis socket is used only when it exists (a running stack).
 func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 	shareDir := env.ToMap(environ)["STACK_SHARE_DIR"]
@@ -86,7 +87,9 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 	}
 	d := stackDefaults{target: fmt.Sprintf("http://127.0.0.1:%d", e.PlatformPort), redisURL: e.RedisURL}
 	if d.redisURL == "" {
-		sock := filepath.Join(cmp.Or(e.StackStateDir, ".stack"), "redis", "redis.sock")
+		vars := env.ToMap(environ)
+		stateDir := cmp.Or(e.StackStateDir, stackconfig.UserStateDir(cwd, vars["XDG_STATE_HOME"], vars["HOME"]))
+		sock := filepath.Join(stateDir, "redis", "redis.sock")
 		if abs, err := filepath.Abs(sock); err == nil && isSocket(abs) {
 			d.redisURL = stackconfig.UnixURL(abs)
 		}

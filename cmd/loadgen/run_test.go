@@ -57,16 +57,22 @@ func runningStackDir(t *testing.T) (dir, sock string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.MkdirAll(filepath.Join(dir, "redis"), 0o700); err != nil {
+	return dir, listenUnix(t, filepath.Join(dir, "redis", "redis.sock"))
+}
+
+// listenUnix listens on a unix socket at path (its directories created)
+// until the test ends, as a running stack's Redis does, and returns path.
+func listenUnix(t *testing.T, path string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	sock = filepath.Join(dir, "redis", "redis.sock")
-	ln, err := net.Listen("unix", sock)
+	ln, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	return dir, sock
+	return path
 }
 
 // checkoutWith returns a directory the launcher takes for a checkout (go.mod
@@ -91,6 +97,9 @@ func checkoutWith(t *testing.T, localEnv string) string {
 func TestFindStack(t *testing.T) {
 	state, sock := runningStackDir(t)
 	idle := t.TempDir() // a state dir with no Redis running
+	// The launcher's state dir outside a checkout, one per user.
+	home := t.TempDir()
+	userSock := listenUnix(t, filepath.Join(home, ".local", "state", "acme-platform", "redis", "redis.sock"))
 	tests := []struct {
 		name      string
 		cwd       string
@@ -116,6 +125,12 @@ func TestFindStack(t *testing.T) {
 		{"no stack files: defaults",
 			t.TempDir(), nil,
 			stackDefaults{target: "http://127.0.0.1:8080"}, ""},
+		{"no stack files: the launcher's per-user state dir",
+			t.TempDir(), []string{"HOME=" + home},
+			stackDefaults{target: "http://127.0.0.1:8080", redisURL: "unix://" + userSock}, ""},
+		{"no stack files: XDG_STATE_HOME before HOME",
+			t.TempDir(), []string{"HOME=" + idle, "XDG_STATE_HOME=" + filepath.Join(home, ".local", "state")},
+			stackDefaults{target: "http://127.0.0.1:8080", redisURL: "unix://" + userSock}, ""},
 		{"no stack files: a bad PLATFORM_PORT is named",
 			t.TempDir(), []string{"PLATFORM_PORT=abc"},
 			stackDefaults{}, `PLATFORM_PORT must be a whole number, got "abc"`},

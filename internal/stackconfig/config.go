@@ -290,14 +290,23 @@ func (c *Config) resolveStateDir(l Layout, cwd, xdgState, home string) {
 	case c.StateDir != "": // absolute already (absPaths)
 	case l.Checkout != "":
 		c.StateDir = filepath.Join(l.Checkout, ".stack")
-	case xdgState != "" && filepath.IsAbs(xdgState):
-		c.StateDir = filepath.Join(xdgState, "acme-platform")
-	case home != "" && filepath.IsAbs(home):
-		c.StateDir = filepath.Join(home, ".local", "state", "acme-platform")
 	default:
-		c.StateDir = filepath.Join(cwd, ".stack")
+		c.StateDir = UserStateDir(cwd, xdgState, home)
 	}
 	c.StateDir = filepath.Clean(c.StateDir)
+}
+
+// UserStateDir is the default state dir outside a checkout, one per user:
+// $XDG_STATE_HOME/acme-platform, else $HOME/.local/state/acme-platform (the
+// XDG default), else <cwd>/.stack. The load generator looks there too.
+func UserStateDir(cwd, xdgState, home string) string {
+	switch {
+	case xdgState != "" && filepath.IsAbs(xdgState):
+		return filepath.Join(xdgState, "acme-platform")
+	case home != "" && filepath.IsAbs(home):
+		return filepath.Join(home, ".local", "state", "acme-platform")
+	}
+	return filepath.Join(cwd, ".stack")
 }
 
 // maxSocketPath is the longest unix socket path every supported OS accepts
