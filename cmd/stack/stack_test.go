@@ -1775,6 +1775,7 @@ func TestUpWarnsWhenNixWouldCopyTheSecret(t *testing.T) {
 	}{
 		{"not a git checkout, state dir inside", false, func(co string) string { return filepath.Join(co, ".stack") }, true},
 		{"a git checkout", true, func(co string) string { return filepath.Join(co, ".stack") }, false},
+		{"in a subdirectory of a git repository", false, func(co string) string { return filepath.Join(co, ".stack") }, false},
 		{"not a git checkout, state dir elsewhere", false, func(string) string { return t.TempDir() }, false},
 	}
 	for _, tt := range tests {
@@ -1784,6 +1785,18 @@ func TestUpWarnsWhenNixWouldCopyTheSecret(t *testing.T) {
 				if err := os.Mkdir(filepath.Join(co, ".git"), 0o700); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if strings.Contains(tt.name, "subdirectory") {
+				// The checkout moves into repo/platform, repo holding .git.
+				repo := t.TempDir()
+				if err := os.Mkdir(filepath.Join(repo, ".git"), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				sub := filepath.Join(repo, "platform")
+				if err := os.Rename(co, sub); err != nil {
+					t.Fatal(err)
+				}
+				co = sub
 			}
 			var stderr bytes.Buffer
 			l := &launcher{layout: stackconfig.Layout{Checkout: co, ConfigDir: co}, cfg: stackconfig.Config{StateDir: tt.stateDir(co)}, stderr: &stderr}

@@ -278,7 +278,7 @@ func (l *launcher) fromPath(bins binaries) {
 	}
 }
 
-// warnIfCopiedWhole warns when the checkout is not a git repository (an
+// warnIfCopiedWhole warns when the checkout is not in a git repository (an
 // unpacked archive, say) and the state dir is inside it: Nix then takes the
 // flake `.` as `path:.` and copies the whole directory, the state dir's JWT
 // secret and stack.local.env included, into the world-readable store.
@@ -287,8 +287,15 @@ func (l *launcher) warnIfCopiedWhole() {
 	if co == "" || !strings.HasPrefix(l.cfg.StateDir, co+string(filepath.Separator)) {
 		return
 	}
-	if _, err := os.Lstat(filepath.Join(co, ".git")); err == nil {
-		return
+	// The checkout's directory or one above it may be the git repository
+	// (a flake in a subdirectory is copied as tracked files too).
+	for dir := co; ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
 	}
 	fmt.Fprintf(l.stderr, "stack: warning: %s is not a git checkout, so `nix run .`, `nix develop .` and `nix flake check .` there copy all of it into the world-readable Nix store, %s (the JWT secret) and %s included; set STACK_STATE_DIR outside it, or use a git clone\n",
 		co, l.rel(l.cfg.StateDir), stackconfig.LocalFileName)

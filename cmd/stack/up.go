@@ -202,6 +202,9 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 			}
 			select {
 			case <-waitCtx.Done():
+				if ctx.Err() != nil {
+					return errInterrupted(fmt.Sprintf("while process-compose (pid %d) was starting; it goes on in the background: `stack status` shows it, `stack down` stops it", cmd.Process.Pid))
+				}
 				return fmt.Errorf("process-compose (pid %d) did not open its API socket %s within 10s; see %s", cmd.Process.Pid, client.Socket(), outPath)
 			case <-time.After(10 * time.Millisecond):
 			}
