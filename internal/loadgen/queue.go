@@ -39,8 +39,13 @@ type QueueState struct {
 	// Pending is the number delivered but not yet acknowledged.
 	Pending int64
 	// EntriesRead is the group's logical read counter; its growth over one
-	// run is how many entries the group took.
+	// run is how many entries the group took (too few after a Redis restart:
+	// see Drained).
 	EntriesRead int64
+	// EntriesAdded is the stream's count of entries ever added; its growth
+	// over one run is how many entries reached the stream. An AOF replay
+	// repeats the XADDs, and a rewrite keeps the count (XSETID ENTRIESADDED).
+	EntriesAdded int64
 }
 
 // Drained reports whether the group has taken and acknowledged everything.
@@ -89,7 +94,7 @@ func (q *QueueProbe) State(ctx context.Context) (QueueState, error) {
 		if g.Name != q.group {
 			continue
 		}
-		s := QueueState{Lag: g.Lag, Pending: g.Pending, EntriesRead: g.EntriesRead}
+		s := QueueState{Lag: g.Lag, Pending: g.Pending, EntriesRead: g.EntriesRead, EntriesAdded: stream.Val().EntriesAdded}
 		if stream.Val().LastGeneratedID == g.LastDeliveredID {
 			s.CaughtUp, s.Lag = true, 0
 		} else if s.Lag == 0 {

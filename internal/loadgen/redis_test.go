@@ -101,14 +101,14 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 			}
 			switch {
 			case tt.forget:
-				if !v.Drained || v.Processed != 270 || v.Missing != 30 || v.GroupTaken != 270 {
-					t.Errorf("got drained %v processed %d missing %d group took %d, want true 270 30 270",
-						v.Drained, v.Processed, v.Missing, v.GroupTaken)
+				if !v.Drained || v.Processed != 270 || v.Missing != 30 || v.GroupTaken != 270 || v.StreamAdded != 270 {
+					t.Errorf("got drained %v processed %d missing %d group took %d stream added %d, want true 270 30 270 270",
+						v.Drained, v.Processed, v.Missing, v.GroupTaken, v.StreamAdded)
 				}
 			case tt.consumer:
-				if !v.Drained || v.Processed != 300 || v.GroupTaken != 300 || rep.Latency["enqueue_to_processed"].Count != 300 {
-					t.Errorf("got drained %v processed %d group took %d e2e count %d, want true 300 300 300",
-						v.Drained, v.Processed, v.GroupTaken, rep.Latency["enqueue_to_processed"].Count)
+				if !v.Drained || v.Processed != 300 || v.GroupTaken != 300 || v.StreamAdded != 300 || rep.Latency["enqueue_to_processed"].Count != 300 {
+					t.Errorf("got drained %v processed %d group took %d stream added %d e2e count %d, want true 300 300 300 300",
+						v.Drained, v.Processed, v.GroupTaken, v.StreamAdded, rep.Latency["enqueue_to_processed"].Count)
 				}
 			case v.Drained || v.Queued != 300:
 				t.Errorf("got drained %v queued %d, want false 300", v.Drained, v.Queued)

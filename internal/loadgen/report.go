@@ -118,11 +118,12 @@ func (rep *Report) Err() error {
 	if v.DrainMethod != "none" && !v.Drained {
 		errs = append(errs, errors.New("the backlog did not drain within the drain timeout"))
 	}
-	if v.Checked == 0 && v.Drained && v.DrainMethod == "queue" && v.GroupTaken < v.Accepted {
+	if v.Checked == 0 && v.Drained && v.DrainMethod == "queue" && v.StreamAdded < v.Accepted {
 		// With no status checked, the probe alone vouches for the run, and
-		// it saw fewer entries go through than were accepted.
-		errs = append(errs, fmt.Errorf("the queue probe's group took %d entries during the run, fewer than the %d accepted (statuses not checked): transactions were lost, or the probe watches another stream or Redis",
-			v.GroupTaken, v.Accepted))
+		// fewer entries reached its stream than were accepted. (Not the
+		// group's count, which a Redis restart leaves too low.)
+		errs = append(errs, fmt.Errorf("the queue probe's stream got %d entries during the run, fewer than the %d accepted (statuses not checked): transactions were lost, or the probe watches another stream or Redis",
+			v.StreamAdded, v.Accepted))
 	}
 	return errors.Join(errs...)
 }

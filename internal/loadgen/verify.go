@@ -68,6 +68,10 @@ type Verification struct {
 	// GroupTaken is how many stream entries the consumer group took between
 	// the start of the load and drained (queue method only).
 	GroupTaken int64 `json:"group_taken"`
+	// StreamAdded is how many entries reached the stream between the start
+	// of the load and drained (queue method only): what vouches for a run
+	// whose statuses are not checked.
+	StreamAdded int64 `json:"stream_added"`
 	// Via is where the statuses were looked up.
 	Via Via `json:"via"`
 	// VerifySeconds is how long the whole verification took.
@@ -121,6 +125,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 				drainedAt = time.Now()
 				v.Drained = true
 				v.GroupTaken = s.EntriesRead - before.EntriesRead
+				v.StreamAdded = s.EntriesAdded - before.EntriesAdded
 				break
 			}
 			if time.Now().After(deadline) || ctx.Err() != nil {

@@ -195,7 +195,7 @@ func TestRunVerifyNoneNeedsTheGroupToTakeTheLoad(t *testing.T) {
 	cfg.Verify = VerifyNone
 	rep := mustRun(t, cfg)
 	verdict, why := rep.Verdict()
-	if verdict != VerdictFail || !strings.Contains(why, "took 0 entries during the run, fewer than the 10 accepted") || rep.Err() == nil {
+	if verdict != VerdictFail || !strings.Contains(why, "stream got 0 entries during the run, fewer than the 10 accepted") || rep.Err() == nil {
 		t.Errorf("verdict %s (%s), Err %v; want fail, naming the group's 0 of 10", verdict, why, rep.Err())
 	}
 }
