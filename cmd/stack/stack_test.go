@@ -1893,16 +1893,44 @@ func TestMissingToolsInACheckout(t *testing.T) {
 
 // TestInterruptedCommandsSaySo: a command stopped by SIGINT or SIGTERM
 // (its context canceled) exits 130 and says it was interrupted, not just
-// "context canceled" (a review).
+// "context canceled" (a review): before it starts, and while it builds the
+// services (a go that takes its time), where nothing was started yet.
 func TestInterruptedCommandsSaySo(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	state := preparedStateDir(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	var stdout, stderr bytes.Buffer
-	err := run(ctx, []string{"stack", "up", "--detach", "--wait"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, &stderr)
-	var ee *exitError
-	if !errors.As(err, &ee) || ee.code != 130 || !strings.HasPrefix(err.Error(), "interrupted") {
-		t.Errorf("up with its context canceled: got %v, want exit 130 and an error saying it was interrupted", err)
+	tools := t.TempDir()
+	for name, script := range map[string]string{"redis-server": "exit 1", "haproxy": "exit 1", "process-compose": "exit 1", "go": "sleep 30"} {
+		if err := os.WriteFile(filepath.Join(tools, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	environ := []string{"STACK_STATE_DIR=" + state, "PATH=" + tools + string(filepath.ListSeparator) + os.Getenv("PATH")}
+	ports := stacktest.FreePorts(t, 5)
+	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
+	}
+	tests := []struct {
+		name, want string
+		after      time.Duration // the interruption, from the start
+	}{
+		{"before it starts", "interrupted", 0},
+		{"while it builds", "interrupted while building; nothing was started", 300 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.after == 0 {
+				cancel()
+			} else {
+				time.AfterFunc(tt.after, cancel)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, []string{"stack", "up", "--detach", "--wait"}, environ, nil, &stdout, &stderr)
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != 130 || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("up interrupted %s: got %v (stderr %q), want exit 130 and %q", tt.name, err, stderr.String(), tt.want)
+			}
+		})
 	}
 }

@@ -101,6 +101,11 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 	return bins, nil
 }
 
+// buildWaitDelay bounds the wait for a build's output once the build is
+// stopped (Ctrl-C): the compilers it started may live on a moment, holding
+// the launcher's pipe open.
+const buildWaitDelay = 2 * time.Second
+
 // buildProcessCompose runs the checkout's tools/build-process-compose (script),
 // which builds the pinned process-compose, as the flake does, into out.
 func (l *launcher) buildProcessCompose(ctx context.Context, script, out string) error {
@@ -114,6 +119,7 @@ func (l *launcher) buildProcessCompose(ctx context.Context, script, out string) 
 	cmd.Env = staticBuildEnv(l.environ)
 	cmd.Stdout = l.stderr
 	cmd.Stderr = l.stderr
+	cmd.WaitDelay = buildWaitDelay
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s %s: %w", script, out, err)
 	}
@@ -192,6 +198,7 @@ func (l *launcher) goBuild(ctx context.Context, goBin, dir, out string, pkgs ...
 	cmd.Env = staticBuildEnv(l.environ)
 	cmd.Stdout = l.stderr
 	cmd.Stderr = l.stderr
+	cmd.WaitDelay = buildWaitDelay
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go %s (in %s): %w", strings.Join(args, " "), dir, err)
 	}
