@@ -44,9 +44,9 @@ func CheckSecondSignalStopsAtOnce(t *testing.T, path string, environ ...string) 
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		err := <-exited
 		if t.Failed() {
-			t.Logf("the service's output:\n%s", out.String())
+			t.Logf("the service's output (it ended: %v):\n%s", err, out.String())
 		}
 	})
 	addr := ""
