@@ -1898,13 +1898,19 @@ func TestMissingToolsInACheckout(t *testing.T) {
 func TestInterruptedCommandsSaySo(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	state := preparedStateDir(t)
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep on PATH")
+	}
+	// PATH is these alone: the services on the test's own PATH (the Nix
+	// check's) would leave nothing to build.
 	tools := t.TempDir()
-	for name, script := range map[string]string{"redis-server": "exit 1", "haproxy": "exit 1", "process-compose": "exit 1", "go": "sleep 30"} {
+	for name, script := range map[string]string{"redis-server": "exit 1", "haproxy": "exit 1", "process-compose": "exit 1", "go": sleep + " 30"} {
 		if err := os.WriteFile(filepath.Join(tools, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	environ := []string{"STACK_STATE_DIR=" + state, "PATH=" + tools + string(filepath.ListSeparator) + os.Getenv("PATH")}
+	environ := []string{"STACK_STATE_DIR=" + state, "PATH=" + tools}
 	ports := stacktest.FreePorts(t, 5)
 	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
 		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
