@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -237,4 +238,36 @@ func TestRouterCountsOnlyAdmittedLogins(t *testing.T) {
 		t.Errorf("a login %s after the first, its 5 admitted logins aged a period: got %d, want 200 (refused requests must not count)",
 			time.Since(began).Round(time.Millisecond), status)
 	}
+}
+
+// TestRouterTimesOutAStalledBody: a request whose body stops coming is the
+// client's fault, and is bounded as a slow header is: HAProxy waits for the
+// whole body (option http-buffer-request) within timeout http-request, 5 s,
+// then answers its JSON 408. Before, it passed the headers on at once and
+// the stalled body held the service's handler: 2.6 answered, after the
+// server timeout (15 s), core-api's 504 "core-api did not answer in time"
+// (a review of the router), 3.4.7 a 400 after 30 s (RELIABILITY.md D51).
+func TestRouterTimesOutAStalledBody(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	port := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket)
+	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprint(conn, "POST /transaction/transaction HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"amount\":"); err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(12 * time.Second)) // only turns a hang into a failure
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body within 12 s: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("stalled body: got %d %s after %s, want HAProxy's JSON 408", resp.StatusCode, body, time.Since(began).Round(time.Millisecond))
+	}
+	t.Logf("stalled body: %d after %s", resp.StatusCode, time.Since(began).Round(time.Millisecond))
 }
