@@ -81,6 +81,9 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 		// (an edit since up, say) must not keep a running stack from being
 		// stopped. status still refuses, and names it.
 		if cfg, skipped, err := stackconfig.LoadStateDir(l.layout, l.cwd, environ); err == nil {
+			if skipped == nil { // the files changed since the first load
+				skipped = loadErr
+			}
 			fmt.Fprintf(stderr, "stack: warning: %s\n  (down needs only the state dir, %s: going on with the defaults of the settings at fault)\n",
 				strings.ReplaceAll(skipped.Error(), "\n", "\n  "), l.rel(cfg.StateDir))
 			l.cfg, loadErr = cfg, nil

@@ -160,7 +160,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		if v.Drained {
 			fmt.Fprintf(&b, "drain  (%s) drained %.3fs after the load  processed %.0f/s", v.DrainMethod, v.DrainSeconds, v.ProcessedPerSec)
 			if v.DrainMethod == "queue" {
-				fmt.Fprintf(&b, "  group took %d", v.GroupTaken)
+				fmt.Fprintf(&b, "  stream got %d", v.StreamAdded)
 			}
 			b.WriteString("\n")
 		} else if v.DrainMethod != "none" {

@@ -66,7 +66,8 @@ type Verification struct {
 	// that found it final.
 	DrainSeconds float64 `json:"drain_s"`
 	// GroupTaken is how many stream entries the consumer group took between
-	// the start of the load and drained (queue method only).
+	// the start of the load and drained (queue method only), from the
+	// group's entries-read: wrong after a Redis restart, which empties it.
 	GroupTaken int64 `json:"group_taken"`
 	// StreamAdded is how many entries reached the stream between the start
 	// of the load and drained (queue method only): what vouches for a run
@@ -78,7 +79,7 @@ type Verification struct {
 	VerifySeconds float64 `json:"verify_s"`
 	// ProcessedPerSec is processed transactions per second from the start of
 	// the load until drained: the processed count when every accepted one was
-	// checked, else GroupTaken when the queue was probed, else the sampled
+	// checked, else StreamAdded when the queue was probed, else the sampled
 	// processed count scaled to all accepted.
 	ProcessedPerSec float64 `json:"processed_per_s"`
 
@@ -178,7 +179,7 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 		case v.Checked == v.Accepted:
 			v.ProcessedPerSec = float64(v.Processed) / window
 		case v.DrainMethod == "queue":
-			v.ProcessedPerSec = float64(v.GroupTaken) / window
+			v.ProcessedPerSec = float64(v.StreamAdded) / window
 		case v.Checked > 0:
 			v.ProcessedPerSec = float64(v.Processed) * float64(v.Accepted) / float64(v.Checked) / window
 		}

@@ -178,11 +178,11 @@ func TestRunFailsOnAcceptedAnswersWithoutAnID(t *testing.T) {
 }
 
 // With --verify none the queue probe alone vouches for the run, and only
-// if its group took at least as many entries as were accepted: a probe of
+// if at least as many entries reached its stream as were accepted: a probe of
 // another stream (or another stack's Redis) reads drained at once. Before,
 // the run passed with every transaction lost; then it was "not verified",
 // which exits 0, though the probe saw them lost (a review).
-func TestRunVerifyNoneNeedsTheGroupToTakeTheLoad(t *testing.T) {
+func TestRunVerifyNoneNeedsTheStreamToGetTheLoad(t *testing.T) {
 	srv := redistest.Start(t)
 	stream := "loadgen-verify-none"
 	if err := srv.Client(t).XGroupCreateMkStream(t.Context(), stream, DefaultGroup, "$").Err(); err != nil {
@@ -196,7 +196,7 @@ func TestRunVerifyNoneNeedsTheGroupToTakeTheLoad(t *testing.T) {
 	rep := mustRun(t, cfg)
 	verdict, why := rep.Verdict()
 	if verdict != VerdictFail || !strings.Contains(why, "stream got 0 entries during the run, fewer than the 10 accepted") || rep.Err() == nil {
-		t.Errorf("verdict %s (%s), Err %v; want fail, naming the group's 0 of 10", verdict, why, rep.Err())
+		t.Errorf("verdict %s (%s), Err %v; want fail, naming the stream's 0 of 10", verdict, why, rep.Err())
 	}
 }
 
