@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# lightab.sh CHECKOUT LABEL (results in /tmp/lab): a fresh stack of CHECKOUT, then bench/run.sh's phase 2c:
-# 100/s Poisson through HAProxy and 100/s direct at the same time, 10 s, twice; p50 difference.
+# lightab.sh CHECKOUT LABEL [CPUS] (results in /tmp/lab): a fresh stack of CHECKOUT, then bench/run.sh's phase 2c:
+# 100/s Poisson through HAProxy and 100/s direct at the same time, 10 s, twice; p50 difference. With CPUS, the
+# stack and both load generators run under `taskset -c CPUS` (../20261206-pinned/).
 set -euo pipefail
 mkdir -p /tmp/lab
-checkout=$1 label=$2
+checkout=$1 label=$2 cpus=${3-}
+PIN=()
+[ -n "$cpus" ] && PIN=(taskset -c "$cpus")
 log() { :; }
 . "$checkout/bench/stack.sh"
 bench_build command >/dev/null 2>&1
-"$STACK" up --detach --wait --timeout 120s >/dev/null 2>&1
-LG=("$LOADGEN" --quiet --json --redis-url "$REDIS_URL")
+"${PIN[@]}" "$STACK" up --detach --wait --timeout 120s >/dev/null 2>&1
+LG=("${PIN[@]}" "$LOADGEN" --quiet --json --redis-url "$REDIS_URL")
 DIRECT=(--token-url "http://127.0.0.1:$AUTH_API_PORT/token" --tx-url "http://127.0.0.1:$CORE_API_PORT/transaction" --status-url "http://127.0.0.1:$CORE_API_PORT/transactions/")
 "${LG[@]}" --target "http://127.0.0.1:$PLATFORM_PORT" -c 64 --duration 2s >/dev/null
 for i in 1 2; do
