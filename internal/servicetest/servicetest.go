@@ -69,20 +69,27 @@ func Start(tb testing.TB, name string, run RunFunc, environ ...string) *Service 
 		}
 	})
 
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	return &Service{URL: "http://" + waitReady(tb, name, out, errc), Out: out, stop: stop}
+}
+
+// waitReady returns the address of the service's "ready" line in out, and
+// fails tb when none comes within 10 s, or when ended (the service's end)
+// comes first; what ended delivers is put back for whoever waits next.
+func waitReady(tb testing.TB, name string, out *Buffer, ended chan error) string {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		select {
-		case err := <-errc:
-			tb.Fatalf("%s: run returned before ready: %v\n%s", name, err, out.String())
+		case err := <-ended:
+			ended <- err
+			tb.Fatalf("%s: ended before ready: %v\n%s", name, err, out.String())
 		default:
 		}
 		if addr := readyAddr(out.String()); addr != "" {
-			return &Service{URL: "http://" + addr, Out: out, stop: stop}
+			return addr
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	tb.Fatalf("%s: no ready line within 10s:\n%s", name, out.String())
-	return nil
+	return ""
 }
 
 // readyAddr finds the address in the first JSON log line with msg "ready".

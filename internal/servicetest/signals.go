@@ -49,20 +49,7 @@ func CheckSecondSignalStopsAtOnce(t *testing.T, path string, environ ...string) 
 			t.Logf("the service's output (it ended: %v):\n%s", err, out.String())
 		}
 	})
-	addr := ""
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("exited before it was ready: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no ready line within 10 s")
-		}
-		addr = readyAddr(out.String())
-	}
-	conn, err := net.Dial("tcp", addr)
+	conn, err := net.Dial("tcp", waitReady(t, os.Args[0], out, exited))
 	if err != nil {
 		t.Fatal(err)
 	}
