@@ -36,7 +36,7 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
 	root := stacktest.RepoRoot(t)
 	backend := startDropOnceBackend(t)
-	port := startRouter(t, haproxy, root, backend.socket)
+	port := startRouter(t, haproxy, root, backend.socket).platform
 
 	tests := []struct {
 		name, method, path, body string
@@ -152,10 +152,14 @@ func startDropOnceBackend(t *testing.T) *dropOnceBackend {
 	return b
 }
 
+// routerPorts are a router's two listening ports: the platform's entry
+// point and its local stats frontend.
+type routerPorts struct{ platform, stats int }
+
 // startRouter runs HAProxy on the repository's haproxy.cfg with both
 // backends on socket (and AUTH_RATE_LIMIT 1000 unless env says otherwise),
-// and returns its port once a request through it is answered.
-func startRouter(t *testing.T, haproxy, root, socket string, env ...string) int {
+// and returns its ports once a request through it is answered.
+func startRouter(t *testing.T, haproxy, root, socket string, env ...string) routerPorts {
 	t.Helper()
 	ports := stacktest.FreePorts(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -194,7 +198,7 @@ func startRouter(t *testing.T, haproxy, root, socket string, env ...string) int 
 	}) {
 		t.Fatalf("haproxy did not answer %s within 5 s", url)
 	}
-	return ports[0]
+	return routerPorts{platform: ports[0], stats: ports[1]}
 }
 
 // TestRouterCountsOnlyAdmittedLogins: the router's login limit counts the
@@ -210,7 +214,7 @@ func startRouter(t *testing.T, haproxy, root, socket string, env ...string) int 
 func TestRouterCountsOnlyAdmittedLogins(t *testing.T) {
 	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
 	const limit = 5
-	port := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket, fmt.Sprint("AUTH_RATE_LIMIT=", limit))
+	port := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket, fmt.Sprint("AUTH_RATE_LIMIT=", limit)).platform
 	client := &http.Client{Timeout: 10 * time.Second}
 	login := func() int {
 		t.Helper()
@@ -249,7 +253,7 @@ func TestRouterCountsOnlyAdmittedLogins(t *testing.T) {
 // (a review of the router), 3.4.7 a 400 after 30 s (RELIABILITY.md D51).
 func TestRouterTimesOutAStalledBody(t *testing.T) {
 	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
-	port := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket)
+	port := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket).platform
 	conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)
@@ -270,4 +274,67 @@ func TestRouterTimesOutAStalledBody(t *testing.T) {
 		t.Errorf("stalled body: got %d %s after %s, want HAProxy's JSON 408", resp.StatusCode, body, time.Since(began).Round(time.Millisecond))
 	}
 	t.Logf("stalled body: %d after %s", resp.StatusCode, time.Since(began).Round(time.Millisecond))
+}
+
+// TestRouterStatsAnswerWhenTheEntryPointIsFull: the stats frontend (the
+// launcher's readiness probe /healthz, /stats, /metrics) keeps answering
+// while the platform's entry point holds all the connections it takes
+// (defaults' maxconn), which is when an operator needs it. It has its own
+// room under the process's global maxconn. Before, both limits were 4000:
+// a flood of idle connections on the entry point filled the process,
+// HAProxy stopped accepting on every listener, and /healthz went
+// unanswered until the flood's connections timed out.
+func TestRouterStatsAnswerWhenTheEntryPointIsFull(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	ports := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket)
+	const entryPointMaxconn = 4000 // haproxy.cfg, defaults
+	// Idle connections, as a flood of clients that connect and send
+	// nothing; HAProxy closes them after timeout http-request (5 s), so
+	// everything below happens within that.
+	began := time.Now()
+	flood := make([]net.Conn, 0, entryPointMaxconn)
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	for range entryPointMaxconn {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports.platform), time.Second)
+		if err != nil {
+			t.Fatalf("connection %d of the flood: %v", len(flood)+1, err)
+		}
+		flood = append(flood, c)
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	get := func(path string) (int, string, error) {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", ports.stats, path))
+		if err != nil {
+			return 0, "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), err
+	}
+	// The stats CSV says the flood filled the entry point: its frontend's
+	// current sessions (scur, the 5th field) at its maxconn.
+	var scur string
+	if !pollUntil(2*time.Second, func() bool {
+		status, body, err := get("/stats;csv")
+		if err != nil || status != http.StatusOK {
+			return false
+		}
+		for _, line := range strings.Split(body, "\n") {
+			if f := strings.Split(line, ","); len(f) > 4 && f[0] == "platform" && f[1] == "FRONTEND" {
+				scur = f[4]
+			}
+		}
+		return scur == fmt.Sprint(entryPointMaxconn)
+	}) {
+		t.Fatalf("%d idle connections on the entry point, %s after the first: the stats frontend did not show them all held (platform's scur %q), or did not answer", entryPointMaxconn, time.Since(began).Round(time.Millisecond), scur)
+	}
+	status, body, err := get("/healthz")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("/healthz with the entry point full: got %d %q, %v; want 200", status, body, err)
+	}
+	t.Logf("entry point full (%s sessions), /healthz answered %d, %s after the flood began", scur, status, time.Since(began).Round(time.Millisecond))
 }
