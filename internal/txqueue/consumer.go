@@ -669,8 +669,9 @@ func appendChargeable(charge []Message, m Message, roundSize int) []Message {
 // are recorded processed and acknowledged, not charged again. The others an
 // earlier delivery may have charged are charged again, each with the
 // at-least-once warning. A failed lookup charges them all again; a failed
-// record leaves the made ones pending, to be looked up again on their next
-// delivery.
+// record leaves the whole batch pending, uncharged, so that the made ones
+// are looked up again on their next delivery and no later round of the
+// batch is taken for one that never started.
 func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 	var maybe []string
 	for _, m := range charge {
@@ -713,9 +714,15 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 	}
 	ids := txIDs(recorded)
 	if _, err := c.runRecord(context.WithoutCancel(ctx), c.newRecordCall(recorded, nil, nil)); err != nil {
-		c.log.Warn("the PSP made these before their consumer stopped; recording them failed, left pending",
-			"count", len(recorded), "transaction_ids", ids, "error", err.Error())
-		return again
+		// Left claimed, they would be the lowest unrecorded round of this
+		// claim, so that a claim after a crash during a later round of
+		// this batch would take that later round, charged, for one that
+		// never started, and charge it again unlooked-up. So charge
+		// nothing of the batch: all of it stays pending, its rounds as
+		// claimed, none of them started.
+		c.log.Warn("the PSP made these before their consumer stopped; recording them failed, so the batch is left pending, uncharged",
+			"count", len(recorded), "transaction_ids", ids, "batch", len(charge), "error", err.Error())
+		return nil
 	}
 	c.log.Info("the PSP made these before their consumer stopped; recorded processed, not charged again",
 		"count", len(recorded), "transaction_ids", ids)

@@ -1778,3 +1778,133 @@ func TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome(t *testing.T) {
 		})
 	}
 }
+
+// breakingLedger is a LedgerPSP whose lookup says made names transactions
+// it made and, the first time, leaves Redis refusing writes (maxmemory 1)
+// until the next charge, or for 100 ms, so that the record of what it made fails. The round
+// whose first transaction is hang is charged and then hangs (the connector
+// killed between a round's charges and its record) until release is closed.
+type breakingLedger struct {
+	rdb     *redis.Client
+	made    map[string]bool
+	hang    string
+	release chan struct{}
+
+	mu      sync.Mutex
+	broke   bool
+	charged []string
+}
+
+func (p *breakingLedger) Made(ctx context.Context, ids []string) (map[string]bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.broke {
+		p.broke = true
+		if err := p.rdb.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+			return nil, err
+		}
+		time.AfterFunc(100*time.Millisecond, func() {
+			_ = p.rdb.ConfigSet(context.Background(), "maxmemory", "0").Err()
+		})
+	}
+	return p.made, nil
+}
+
+func (p *breakingLedger) Charge(ctx context.Context, m Message) error {
+	errs := []error{nil}
+	p.ChargeRound(ctx, []Message{m}, errs)
+	return errs[0]
+}
+
+func (p *breakingLedger) ChargeRound(ctx context.Context, round []Message, errs []error) {
+	_ = p.rdb.ConfigSet(context.WithoutCancel(ctx), "maxmemory", "0").Err()
+	p.mu.Lock()
+	p.charged = append(p.charged, txIDs(round)...)
+	p.mu.Unlock()
+	for i := range round {
+		errs[i] = nil
+	}
+	if round[0].ID == p.hang {
+		<-p.release
+		for i := range round {
+			errs[i] = errors.New("killed")
+		}
+	}
+}
+
+// TestAFailedLedgerRecordLeavesNoEarlierRoundBehind: "dead" stopped before
+// recording its first round of 16 (of 20). The survivor finds one of that
+// round in the PSP's ledger, but recording it fails (Redis refuses writes for
+// a moment). Had it charged the other 15 and then been killed between the
+// charges of its next round (the last 4) and their record, the one left
+// claimed by the failed record would pass, for the next claim, for the
+// survivor's round in hand, and those 4 for a round that never started:
+// charged again with no ledger lookup. Whatever the survivor charged before
+// it was killed, the third consumer must look it up first.
+func TestAFailedLedgerRecordLeavesNoEarlierRoundBehind(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	batch := roundInHandOfDeadConsumer(t, q, 20) // dead's rounds: 0-15, 16-19; none recorded
+
+	survivor := &breakingLedger{rdb: rdb, made: map[string]bool{batch[0].ID: true}, hang: batch[16].ID, release: make(chan struct{})}
+	cfg := survivorConfig()
+	cfg.Chargers = 16
+	allIdle := func(vt time.Duration) func() bool {
+		return func() bool {
+			p, err := rdb.XPendingExt(context.Background(), &redis.XPendingExtArgs{
+				Stream: Stream, Group: Group, Start: "-", End: "+", Count: 100,
+			}).Result()
+			if err != nil || len(p) == 0 {
+				return false
+			}
+			for _, e := range p {
+				if e.Idle < vt+50*time.Millisecond {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	waitFor(t, "the dead batch idle", allIdle(cfg.VisibilityTimeout))
+	c, err := NewConsumer(rdb, cfg, survivor, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		close(survivor.release)
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("the survivor's Run: got %v, want nil", err)
+		}
+	}()
+	waitFor(t, "the survivor's last round charged", func() bool {
+		survivor.mu.Lock()
+		defer survivor.mu.Unlock()
+		return slices.Contains(survivor.charged, batch[19].ID)
+	})
+
+	// The survivor is "killed": a third consumer takes over what is left.
+	made := map[string]bool{}
+	survivor.mu.Lock()
+	for _, id := range survivor.charged {
+		made[id] = true
+	}
+	survivor.mu.Unlock()
+	made[batch[0].ID] = true
+	third := &ledgerRecorder{made: made}
+	cfg3 := fastConfig("third")
+	cfg3.BatchSize = 64
+	waitFor(t, "what the survivor left idle", allIdle(cfg3.VisibilityTimeout))
+	stop := runConsumer(t, rdb, cfg3, third, log)
+	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+	stop()
+	for id := range made {
+		if n := third.calls(id); n != 0 {
+			t.Errorf("%s, charged by the survivor before it was killed, charged %d more times without a ledger lookup", id, n)
+		}
+	}
+}
