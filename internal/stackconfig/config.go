@@ -424,10 +424,16 @@ func (c Config) ServiceStopTimeout() int {
 }
 
 // PrepareStateDir creates the state directory (mode 0700, tightened if it
-// already exists) and its redis/, run/, logs/ and bin/ subdirectories.
+// already exists) and its redis/, run/, logs/ and bin/ subdirectories. It
+// refuses a state dir (or one of those) that another user owns, before
+// changing anything in it: its owner could undo the mode and replace what is
+// in it (checkOwner).
 func (c Config) PrepareStateDir() error {
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir (STACK_STATE_DIR): %w", err)
+	}
+	if err := checkOwnerOf(c.StateDir, os.Stat); err != nil { // through a symlinked state dir, its target
+		return fmt.Errorf("state dir (STACK_STATE_DIR): %w", err)
 	}
 	if err := os.Chmod(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
@@ -435,6 +441,9 @@ func (c Config) PrepareStateDir() error {
 	for _, d := range []string{filepath.Dir(c.RedisSocket()), c.RunDir(), c.LogDir(), c.BinDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
+		}
+		if err := checkOwnerOf(d, os.Lstat); err != nil {
+			return fmt.Errorf("state dir (STACK_STATE_DIR): %w", err)
 		}
 	}
 	if _, err := os.Stat(c.StateMarkerFile()); errors.Is(err, os.ErrNotExist) {
@@ -444,6 +453,16 @@ func (c Config) PrepareStateDir() error {
 		}
 	}
 	return nil
+}
+
+// checkOwnerOf stats path with stat (os.Stat or os.Lstat) and refuses it
+// unless this user owns it (checkOwner).
+func checkOwnerOf(path string, stat func(string) (os.FileInfo, error)) error {
+	fi, err := stat(path)
+	if err != nil {
+		return err
+	}
+	return checkOwner(path, fi)
 }
 
 // StateMarkerFile marks a directory as a state dir, so that what else may

@@ -57,7 +57,7 @@ func TestParseEnvFile(t *testing.T) {
 		{"comment after a quoted value", "A='warn'   # c\nB=\"127.0.0.1\"  # local\n", map[string]string{"A": "warn", "B": "127.0.0.1"}, ""},
 		{"empty quotes", "A=''\n", map[string]string{"A": ""}, ""},
 		{"no closing quote", "A=\"x\n", nil, "f:1: A: no closing \""},
-		{"text after the closing quote", "A='x' y\n", nil, "f:1: A: \"y\" after the closing '"},
+		{"text after the closing quote", "A='x' y\n", nil, "f:1: A: text after the closing '"},
 		{"hash inside a value", "A=a#b\n", map[string]string{"A": "a#b"}, ""},
 		{"value with equals", "A=b=c\n", map[string]string{"A": "b=c"}, ""},
 		{"later line wins", "A=1\nA=2\n", map[string]string{"A": "2"}, ""},
@@ -384,6 +384,36 @@ func TestProcessComposeBuild(t *testing.T) {
 	for _, f := range inputs {
 		if !isFile(f) {
 			t.Errorf("%s: not a file of this checkout", f)
+		}
+	}
+}
+
+// TestParseEnvFileErrorsDoNotQuoteValues: a malformed line may hold the JWT
+// secret, and the error goes to a terminal or a CI log (RELIABILITY.md D55).
+// Before, "JWT_SECRET <value>" and "JWT_SECRET='<value>'<more>" were quoted back.
+func TestParseEnvFileErrorsDoNotQuoteValues(t *testing.T) {
+	const secret = "s3cr3t-0123456789abcdef"
+	for _, line := range []string{
+		"JWT_SECRET " + secret,
+		"JWT_SECRET: " + secret,
+		"JWT_SECRET='x'" + secret,
+		`JWT_SECRET="x" ` + secret,
+		"JWT SECRET=" + secret,
+		secret[:6] + " " + secret[6:] + "=x",
+	} {
+		_, err := ParseEnvFile(strings.NewReader("A=1\n"+line+"\n"), "f")
+		if err == nil {
+			t.Errorf("%q: parsed, want an error", line)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "f:2:") {
+			t.Errorf("%q: got %v, want an error naming line 2", line, err)
+		}
+		for i := 0; i+6 <= len(secret); i++ {
+			if strings.Contains(err.Error(), secret[i:i+6]) {
+				t.Errorf("%q: the error quotes part of the value: %v", line, err)
+				break
+			}
 		}
 	}
 }

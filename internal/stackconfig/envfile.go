@@ -25,8 +25,14 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 		line = strings.TrimPrefix(line, "export ")
 		key, val, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
-		if !ok || !validKey(key) {
-			return nil, fmt.Errorf("%s:%d: want KEY=value, got %q", name, n, sc.Text())
+		// The errors never quote the line: it may hold JWT_SECRET's value
+		// (JWT_SECRET: ..., a missing "="), and they reach terminals and CI
+		// logs (RELIABILITY.md D55).
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("%s:%d: want KEY=value, got a line without \"=\"", name, n)
+		case !validKey(key):
+			return nil, fmt.Errorf("%s:%d: want KEY=value, got a name before \"=\" that is not letters, digits and _ (or starts with a digit)", name, n)
 		}
 		val = strings.TrimSpace(val)
 		switch {
@@ -36,7 +42,7 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 				return nil, fmt.Errorf("%s:%d: %s: no closing %c", name, n, key, val[0])
 			}
 			if rest := strings.TrimSpace(val[end+1:]); rest != "" && !strings.HasPrefix(rest, "#") {
-				return nil, fmt.Errorf("%s:%d: %s: %q after the closing %c", name, n, key, rest, val[0])
+				return nil, fmt.Errorf("%s:%d: %s: text after the closing %c (a comment starts with #)", name, n, key, val[0])
 			}
 			val = val[1:end]
 		case strings.HasPrefix(val, "#"):

@@ -37,6 +37,10 @@ func (c Config) EnsureJWTSecret() (string, SecretSource, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", "", fmt.Errorf("create secret directory: %w", err)
 	}
+	// Another user's directory or file could hold a key they know.
+	if err := checkOwnerOf(filepath.Dir(path), os.Lstat); err != nil {
+		return "", "", fmt.Errorf("secret directory: %w", err)
+	}
 	if err := os.Chmod(filepath.Dir(path), 0o700); err != nil {
 		return "", "", fmt.Errorf("restrict secret directory: %w", err)
 	}
@@ -50,6 +54,9 @@ func (c Config) EnsureJWTSecret() (string, SecretSource, error) {
 		st, err := os.Stat(path)
 		if err != nil {
 			return "", "", err
+		}
+		if err := checkOwner(path, st); err != nil {
+			return "", "", fmt.Errorf("JWT secret: %w", err)
 		}
 		if st.Mode().Perm()&0o077 != 0 {
 			if err := os.Chmod(path, 0o600); err != nil {

@@ -132,3 +132,70 @@ func TestPrepareStateDir(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusesAnotherUsersStateDir: a state dir, or a secret file, that
+// another user made in advance (under /tmp, say) is theirs to change; with a
+// secrets/jwt_secret of their own in it they would know the signing key
+// (RELIABILITY.md D54). As root, the chmod to 0700 succeeded and the planted
+// key was used.
+func TestRefusesAnotherUsersStateDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to make files another user owns")
+	}
+	const other = 65534
+	planted := "another-users-key-that-they-know-0123456789"
+
+	t.Run("state dir", func(t *testing.T) {
+		c := stateConfig(t)
+		writeFile(t, c.SecretFile(), planted+"\n")
+		for _, p := range []string{c.StateDir, filepath.Dir(c.SecretFile()), c.SecretFile()} {
+			if err := os.Lchown(p, other, other); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(c.StateDir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		err := c.PrepareStateDir()
+		if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("PrepareStateDir: got %v, want a refusal naming the owner", err)
+		}
+		if m := mode(t, c.StateDir); m != 0o777 {
+			t.Errorf("the refused dir's mode changed to %o", m)
+		}
+		if secret, _, err := c.EnsureJWTSecret(); err == nil || secret == planted {
+			t.Errorf("EnsureJWTSecret: got %q, %v; want a refusal", secret, err)
+		}
+	})
+
+	t.Run("symlinked state dir", func(t *testing.T) {
+		c := stateConfig(t)
+		target := filepath.Join(t.TempDir(), "theirs")
+		if err := os.Mkdir(target, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(target, other, other); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, c.StateDir); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PrepareStateDir(); err == nil {
+			t.Fatal("PrepareStateDir accepted a symlink to another user's directory")
+		}
+	})
+
+	t.Run("secret file", func(t *testing.T) {
+		c := stateConfig(t)
+		if err := c.PrepareStateDir(); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, c.SecretFile(), planted+"\n")
+		if err := os.Chown(c.SecretFile(), other, other); err != nil {
+			t.Fatal(err)
+		}
+		if secret, _, err := c.EnsureJWTSecret(); err == nil || secret == planted {
+			t.Errorf("EnsureJWTSecret: got %q, %v; want a refusal", secret, err)
+		}
+	})
+}
