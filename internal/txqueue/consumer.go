@@ -533,17 +533,37 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	// another consumer at a lease renewal): rounds are cut where the stored
 	// round changes.
 	for len(rest) > 0 {
+		if ctx.Err() != nil {
+			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
+				"count", len(rest))
+			break
+		}
+		// A round starts only with at least half of the lease left. The
+		// record of the round before renews it when due (below), but a
+		// record retried until Redis answered (recordUntilRedisAnswers),
+		// or slow, or a pause of the process, can take longer than what
+		// was left: another consumer may have taken the rest over
+		// meanwhile. Then renew it first, keeping only what is still ours.
+		if time.Since(leased) > c.cfg.VisibilityTimeout/2 {
+			ren := c.newRecordCall(nil, nil, rest)
+			ren.args[0] = time.Now().UnixNano()
+			owned, err := c.runRecord(keep, ren)
+			if err != nil {
+				c.log.WarnContext(ctx, "could not renew the lease on the rest of the batch; left pending, uncharged",
+					"count", len(rest), "error", err.Error())
+				break
+			}
+			leased = time.Unix(0, ren.args[0].(int64))
+			if rest = c.stillOurs(ctx, rest, owned); len(rest) == 0 {
+				break
+			}
+		}
 		n := 1
 		for n < len(rest) && rest[n].round == rest[0].round {
 			n++
 		}
 		round := rest[:n]
 		rest = rest[len(round):]
-		if ctx.Err() != nil {
-			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
-				"count", len(round)+len(rest))
-			break
-		}
 		// The record of the whole round is built before its charges, so
 		// that in the usual case (every charge succeeded) it leaves at once:
 		// a crash between the charges and the record's send repeats the

@@ -1,0 +1,149 @@
+package txqueue
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// recordCut is a go-redis hook that fails this client's record script calls
+// while on, without sending them: the connector's link to Redis is cut (a
+// partition, or a Redis that stops answering only it), while other
+// connectors still reach Redis.
+type recordCut struct{ on atomic.Bool }
+
+func (h *recordCut) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *recordCut) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		args := cmd.Args()
+		if h.on.Load() && len(args) > 1 && (cmd.Name() == "evalsha" || cmd.Name() == "eval") &&
+			(args[1] == recordScript.Hash()) {
+			err := errors.New("i/o timeout (the test cut the link)")
+			cmd.SetErr(err)
+			return err
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *recordCut) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestARecordRetriedPastTheLeaseChargesNothingTakenOver: connector a charges
+// the first round (of 1) of its batch of 4, and its record cannot reach
+// Redis for longer than the lease. a keeps the charge in hand and retries
+// (D1c); meanwhile b reclaims the batch and charges it: the round in hand
+// again (the known cost of an outage longer than VISIBILITY_TIMEOUT with two
+// connectors, README), and the three rounds a never started. Once a's record
+// lands, a must not charge those three as well: its lease on them ran out
+// during the retries and b took them over.
+func TestARecordRetriedPastTheLeaseChargesNothingTakenOver(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 4)
+
+	cut := &recordCut{}
+	rdbA := connectTo(t, srv)
+	rdbA.AddHook(cut)
+	a := &recorder{fail: func(m Message) error {
+		if m.ID == ids[0] {
+			cut.on.Store(true)
+		}
+		return nil
+	}}
+	cfgA := fastConfig("a")
+	cfgA.BatchSize, cfgA.Chargers = len(ids), 1
+	stopA := runConsumer(t, rdbA, cfgA, a, log)
+	waitFor(t, "a's first round charged", func() bool { return a.calls(ids[0]) == 1 })
+
+	b := &recorder{}
+	stopB := runConsumer(t, rdb, fastConfig("b"), b, log)
+	for _, id := range ids[1:] {
+		waitFor(t, id+" processed by b", statusIs(q, id, StatusProcessed))
+	}
+	cut.on.Store(false) // the link is back: a's record lands
+	waitFor(t, "a's record after the cut", func() bool {
+		return hasLogLine(logs.String(), map[string]string{"msg": "recorded the charges after Redis came back"})
+	})
+	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+	stopA() // a finishes the batch in hand first
+	stopB()
+	for i, id := range ids[1:] {
+		if got := a.calls(id) + b.calls(id); got != 1 {
+			t.Errorf("round %d of a's batch, never started by a before its lease ran out: charged %d times (a %d, b %d), want 1",
+				i+1, got, a.calls(id), b.calls(id))
+		}
+	}
+}
+
+// slowRecordReply is a go-redis hook that, once armed, holds back the reply
+// of this client's next record script call for pause: the record ran, and
+// its answer comes late (a GC pause or SIGSTOP of the connector right after
+// it, or a slow network path to it).
+type slowRecordReply struct {
+	armed atomic.Bool
+	pause time.Duration
+}
+
+func (h *slowRecordReply) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *slowRecordReply) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		err := next(ctx, cmd)
+		args := cmd.Args()
+		if len(args) > 1 && cmd.Name() == "evalsha" && args[1] == recordScript.Hash() && h.armed.CompareAndSwap(true, false) {
+			time.Sleep(h.pause)
+		}
+		return err
+	}
+}
+
+func (h *slowRecordReply) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+// TestAPauseBetweenRoundsChargesNothingTakenOver: connector a charges the
+// first round (of 1) of its batch of 3 well within its lease, so that
+// round's record renews nothing; then a stops for twice the lease before
+// its next round (its record's answer is late, or a GC pause, SIGSTOP).
+// Meanwhile b reclaims the rest of the batch and charges it. When a goes
+// on, it must not charge what b took over: a round starts only with at
+// least half of its lease left.
+func TestAPauseBetweenRoundsChargesNothingTakenOver(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 3)
+
+	cfgA := fastConfig("a")
+	cfgA.BatchSize, cfgA.Chargers = len(ids), 1
+	slow := &slowRecordReply{pause: 3 * cfgA.VisibilityTimeout}
+	rdbA := connectTo(t, srv)
+	rdbA.AddHook(slow)
+	a := &recorder{fail: func(m Message) error {
+		if m.ID == ids[0] {
+			slow.armed.Store(true)
+		}
+		return nil
+	}}
+	stopA := runConsumer(t, rdbA, cfgA, a, log)
+	waitFor(t, "a's first round charged", func() bool { return a.calls(ids[0]) == 1 })
+	b := &recorder{}
+	stopB := runConsumer(t, rdb, fastConfig("b"), b, log)
+	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+	time.Sleep(slow.pause) // a goes on
+	stopA()
+	stopB()
+	for i, id := range ids {
+		if got := a.calls(id) + b.calls(id); got != 1 {
+			t.Errorf("round %d of a's batch: charged %d times (a %d, b %d), want 1", i, got, a.calls(id), b.calls(id))
+		}
+	}
+}
