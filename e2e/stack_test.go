@@ -83,6 +83,16 @@ func TestStack(t *testing.T) {
 	if out, err := other.Output(); err != nil || !strings.Contains(string(out), `"platform_url": "`+s.base+`"`) {
 		t.Errorf("status with PLATFORM_PORT=1 in its environment: got %v\n%s\nwant platform_url %s, the running stack's", err, out, s.base)
 	}
+	// A bad setting (an edit since up) does not make status say the stack
+	// is not running: status needs only the state dir, and warns. It did
+	// (a review: "running": false, exit 1).
+	bad := exec.CommandContext(ctx, filepath.Join(s.bin, "stack"), "status", "--json")
+	var badErr bytes.Buffer
+	bad.Dir, bad.Env, bad.Stderr = s.dir, append(append([]string{}, s.env...), "PLATFORM_PORT=80a"), &badErr
+	if out, err := bad.Output(); err != nil || !strings.Contains(string(out), `"running": true`) ||
+		!strings.Contains(string(out), `"platform_url": "`+s.base+`"`) || !strings.Contains(badErr.String(), "PLATFORM_PORT") {
+		t.Errorf("status with PLATFORM_PORT=80a in its environment: got %v\n%s\n%s\nwant the running stack, and a warning naming PLATFORM_PORT", err, out, badErr.String())
+	}
 	for _, p := range before.Processes {
 		if !p.Ready || p.Pid <= 0 {
 			t.Errorf("after up --wait: got %+v, want ready with a pid", p)

@@ -31,6 +31,9 @@ type launcher struct {
 	exe     string
 	layout  stackconfig.Layout
 	cfg     stackconfig.Config
+	// skipped names the bad settings down or status went past, at their
+	// defaults (they need only the state dir).
+	skipped error
 	stdin   io.Reader
 	stdout  io.Writer
 	stderr  io.Writer
@@ -76,17 +79,17 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	default:
 		return &exitError{code: 2, err: fmt.Errorf("unknown command %q; the commands are up, down, status, logs, reset, version and help (stack help says more)", cmd)}
 	}
-	if loadErr != nil && cmd == "down" && !slices.ContainsFunc(rest, isHelp) && l.layout.ConfigDir != "" {
-		// down needs only the state dir: a bad setting of another kind
-		// (an edit since up, say) must not keep a running stack from being
-		// stopped. status still refuses, and names it.
+	if loadErr != nil && (cmd == "down" || cmd == "status") && !slices.ContainsFunc(rest, isHelp) && l.layout.ConfigDir != "" {
+		// down and status need only the state dir: a bad setting of
+		// another kind (an edit since up, say) must not keep a running
+		// stack from being stopped, or make status say it is not running.
 		if cfg, skipped, err := stackconfig.LoadStateDir(l.layout, l.cwd, environ); err == nil {
 			if skipped == nil { // the files changed since the first load
 				skipped = loadErr
 			}
-			fmt.Fprintf(stderr, "stack: warning: %s\n  (down needs only the state dir, %s: going on with the defaults of the settings at fault)\n",
-				strings.ReplaceAll(skipped.Error(), "\n", "\n  "), l.rel(cfg.StateDir))
-			l.cfg, loadErr = cfg, nil
+			fmt.Fprintf(stderr, "stack: warning: %s\n  (%s needs only the state dir, %s: going on with the defaults of the settings at fault)\n",
+				strings.ReplaceAll(skipped.Error(), "\n", "\n  "), cmd, l.rel(cfg.StateDir))
+			l.cfg, l.skipped, loadErr = cfg, skipped, nil
 		}
 	}
 	if loadErr != nil {
@@ -258,9 +261,10 @@ func describeHow(how string) string {
 	}
 }
 
-// rel shortens path relative to the current directory when that is shorter.
+// rel shortens a path under the current directory to one relative to it;
+// any other path (a sibling of it, say) stays as it is.
 func (l *launcher) rel(path string) string {
-	if r, err := filepath.Rel(l.cwd, path); err == nil && len(r) < len(path) && !strings.HasPrefix(r, "../..") {
+	if r, err := filepath.Rel(l.cwd, path); err == nil && len(r) < len(path) && filepath.IsLocal(r) {
 		return r
 	}
 	return path

@@ -242,7 +242,13 @@ func TestCommandLines(t *testing.T) {
 	}
 }
 
-func TestStatusJSONOnABadSetting(t *testing.T) {
+// TestStatusOnABadSetting: status needs only the state dir. A bad setting
+// of another kind is named in a warning (on stderr, and in the JSON's
+// "warning"), and status reports the stack's state as always: here, not
+// running, exit status 3 (e2e's TestStack checks a running one). Before,
+// it said "running": false with exit status 1 whatever ran. A bad state
+// dir is an error: JSON still, with "error".
+func TestStatusOnABadSetting(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"stack", "status", "--json"}, []string{"PLATFORM_PORT=80a"}, nil, &stdout, &stderr)
@@ -250,13 +256,22 @@ func TestStatusJSONOnABadSetting(t *testing.T) {
 	if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
 		t.Fatalf("status --json with a bad setting: stdout %q is not JSON: %v", stdout.String(), jerr)
 	}
-	if err == nil || rep.Running || rep.Error != err.Error() || !strings.Contains(rep.Error, "PLATFORM_PORT") {
-		t.Errorf("got %v and report %+v, want the error naming PLATFORM_PORT in both", err, rep)
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 3 || rep.Running || rep.Error != "" || !strings.Contains(rep.Warning, "PLATFORM_PORT") ||
+		!strings.Contains(stderr.String(), "PLATFORM_PORT") {
+		t.Errorf("got %v, report %+v, stderr %q; want exit status 3 (not running) and a warning naming PLATFORM_PORT", err, rep, stderr.String())
+	}
+
+	stdout.Reset()
+	err = run(context.Background(), []string{"stack", "status", "--json=true"}, []string{"STACK_STATE_DIR=/tmp/it's"}, nil, &stdout, &stderr)
+	rep = statusReport{}
+	if jerr := json.Unmarshal(stdout.Bytes(), &rep); err == nil || jerr != nil || rep.Error != err.Error() || !strings.Contains(rep.Error, "STACK_STATE_DIR") {
+		t.Errorf("status --json=true with a bad state dir: got %v, stdout %q; want JSON with the error naming STACK_STATE_DIR", err, stdout.String())
 	}
 }
 
 // TestHelpWithABadSetting: -h after any command still prints the help, which
-// names the bad setting; status --json still prints JSON.
+// names the bad setting.
 func TestHelpWithABadSetting(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	environ := []string{"PLATFORM_PORT=80a"}
@@ -266,12 +281,6 @@ func TestHelpWithABadSetting(t *testing.T) {
 		if err != nil || !strings.Contains(stdout.String(), "Usage:") || !strings.Contains(stdout.String(), `PLATFORM_PORT must be a whole number, got "80a"`) {
 			t.Errorf("%s: got %v, stdout %q; want the help, naming the bad setting", args, err, stdout.String())
 		}
-	}
-	var stdout, stderr bytes.Buffer
-	err := run(context.Background(), []string{"stack", "status", "--json=true"}, environ, nil, &stdout, &stderr)
-	var rep statusReport
-	if jerr := json.Unmarshal(stdout.Bytes(), &rep); err == nil || jerr != nil || rep.Error != err.Error() {
-		t.Errorf("status --json=true with a bad setting: got %v, stdout %q; want JSON with the error", err, stdout.String())
 	}
 }
 

@@ -26,6 +26,9 @@ type statusReport struct {
 	Leftover []leftoverProcess `json:"leftover,omitempty"`
 	// Error says what is wrong when the exit status is 1.
 	Error string `json:"error,omitempty"`
+	// Warning names the bad settings status went past, at their defaults:
+	// it needs only the state dir.
+	Warning string `json:"warning,omitempty"`
 }
 
 // leftoverProcess is a process of the stack that process-compose left.
@@ -99,6 +102,9 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 	}
 	if problem != nil {
 		rep.Error = problem.Error()
+	}
+	if l.skipped != nil {
+		rep.Warning = l.skipped.Error()
 	}
 
 	switch {

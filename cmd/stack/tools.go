@@ -86,7 +86,9 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 		}
 	}
 	if len(toBuild) > 0 && len(missing) == 0 {
-		fmt.Fprintf(l.stderr, "stack: building %s from the checkout into %s\n", strings.Join(toBuild, ", "), l.rel(l.cfg.BinDir()))
+		// With an empty Go build cache this is the longest step of a first
+		// up (1m16s on a 2-core machine): say so before it starts.
+		fmt.Fprintf(l.stderr, "stack: building %s from the checkout into %s (about a minute the first time, seconds once Go's build cache has them)\n", strings.Join(toBuild, ", "), l.rel(l.cfg.BinDir()))
 		pkgs := make([]string, len(toBuild))
 		for i, name := range toBuild {
 			pkgs[i] = "./services/" + name

@@ -94,9 +94,26 @@ func (c Config) Ports() []Port {
 // an empty STACK_STATE_DIR defaults to <checkout>/.stack, else
 // $XDG_STATE_HOME/acme-platform, else $HOME/.local/state/acme-platform (the
 // XDG default), else <cwd>/.stack.
+//
+// A bad setting does not hide the others: the error names each one
+// (loadPast), so that one run shows everything to mend.
 func Load(l Layout, cwd string, environ []string) (Config, error) {
-	return load(l, cwd, environ, nil)
+	cfg, err := load(l, cwd, environ, nil)
+	if err == nil {
+		return cfg, nil
+	}
+	if _, skipped, last := loadPast(l, cwd, environ, ""); skipped != nil || last != nil {
+		err = indented{errors.Join(skipped, last)}
+	}
+	return Config{}, err
 }
+
+// indented shows each line of its error after the first indented, under it
+// (stack: PLATFORM_PORT must be ...\n  LOG_LEVEL must be ...).
+type indented struct{ error }
+
+func (e indented) Error() string { return strings.ReplaceAll(e.error.Error(), "\n", "\n  ") }
+func (e indented) Unwrap() error { return e.error }
 
 // LoadStateDir is Load for stop, which needs only the state dir: it leaves
 // out every setting that does not parse or validate, at its default, so that
@@ -104,6 +121,14 @@ func Load(l Layout, cwd string, environ []string) (Config, error) {
 // fails only when the state dir itself is at fault, or when an error names
 // no setting it could leave out. skipped holds every error it went past.
 func LoadStateDir(l Layout, cwd string, environ []string) (cfg Config, skipped, err error) {
+	return loadPast(l, cwd, environ, "STACK_STATE_DIR")
+}
+
+// loadPast loads with every setting that does not parse or validate left at
+// its default, round after round, and returns every error it went past
+// (skipped). It fails (err) when an error names no setting it could leave
+// out, or names keep, which must not be left out.
+func loadPast(l Layout, cwd string, environ []string, keep string) (cfg Config, skipped, err error) {
 	dropped := map[string]bool{}
 	var errs []error
 	for {
@@ -111,19 +136,19 @@ func LoadStateDir(l Layout, cwd string, environ []string) (cfg Config, skipped, 
 		if err == nil {
 			return cfg, errors.Join(errs...), nil
 		}
-		errs = append(errs, err)
 		more := false
 		for _, name := range envconfig.SettingsAtFault(err) {
-			if name == "STACK_STATE_DIR" {
-				return Config{}, nil, err
+			if name == keep {
+				return Config{}, errors.Join(errs...), err
 			}
 			if !dropped[name] {
 				dropped[name], more = true, true
 			}
 		}
 		if !more { // each round drops a setting, so this ends
-			return Config{}, nil, err
+			return Config{}, errors.Join(errs...), err
 		}
+		errs = append(errs, err)
 	}
 }
 

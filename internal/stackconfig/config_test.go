@@ -217,6 +217,23 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// TestLoadNamesEveryBadSetting: one run names every bad setting, not the
+// first only, so that a user mends them all at once (it named one per run;
+// LOG_LEVEL's is found only once the ports parse).
+func TestLoadNamesEveryBadSetting(t *testing.T) {
+	l := checkout(t, "")
+	bad := []string{"PLATFORM_PORT=abc", "LOG_LEVEL=loud", "SHUTDOWN_GRACE=soon", "STACK_STATE_DIR=/tmp/it's"}
+	_, err := Load(l, l.Checkout, bad)
+	if err == nil {
+		t.Fatalf("Load(%v): no error", bad)
+	}
+	for _, setting := range bad {
+		if name, _, _ := strings.Cut(setting, "="); !strings.Contains(err.Error(), name) {
+			t.Errorf("Load(%v): the error does not name %s:\n%v", bad, name, err)
+		}
+	}
+}
+
 func TestReadEnvFileNamesAnUnreadableFileOnce(t *testing.T) {
 	dir := t.TempDir()
 	_, err := ReadEnvFile(dir, true)

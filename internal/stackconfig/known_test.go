@@ -33,7 +33,7 @@ func TestLoadErrorsSayWhereTheValueCameFrom(t *testing.T) {
 		{"a built-in default gets no note", "", "", []string{"AUTH_API_PORT=5002"},
 			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in the environment)"},
 		{"two bad values, each placed on its line", "", "CORE_API_PORT=x\n", []string{"SHUTDOWN_GRACE=soon"},
-			"CORE_API_PORT must be a whole number, got \"x\" (CORE_API_PORT is set in <local>)\n" +
+			"CORE_API_PORT must be a whole number, got \"x\" (CORE_API_PORT is set in <local>)\n  " +
 				"SHUTDOWN_GRACE must be a duration such as 10s, got \"soon\" (SHUTDOWN_GRACE is set in the environment)"},
 		{"set empty in a file: the default, no note", "CORE_API_PORT=\n", "", []string{"AUTH_API_PORT=5002"},
 			"AUTH_API_PORT and CORE_API_PORT are both 5002; give each its own port (AUTH_API_PORT is set in the environment)"},
