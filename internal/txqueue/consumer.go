@@ -325,9 +325,13 @@ func (c *Consumer) trim(ctx context.Context) {
 	}
 }
 
-// deliveryCounts asks XPENDING, in one pipeline, how often each entry has been
-// delivered. Entries it cannot tell about are left out (and count as a first
-// delivery), so a Redis hiccup never dead-letters anything by mistake.
+// deliveryCounts asks XPENDING, in one pipeline, how often each of msgs, just
+// reclaimed by XAUTOCLAIM, has been delivered. An entry it cannot tell about
+// (XPENDING failed) counts as delivered twice: the least a reclaimed entry
+// has (its first delivery, and XAUTOCLAIM's). Never as a first delivery,
+// which would hide that an earlier delivery may have charged it (the claim
+// of one whose record expired, claimScript), and never more, so that a
+// Redis hiccup dead-letters nothing by mistake.
 func (c *Consumer) deliveryCounts(ctx context.Context, msgs []redis.XMessage) map[string]int64 {
 	pipe := c.rdb.Pipeline()
 	cmds := make([]*redis.XPendingExtCmd, len(msgs))
@@ -338,13 +342,28 @@ func (c *Consumer) deliveryCounts(ctx context.Context, msgs []redis.XMessage) ma
 	}
 	_, _ = pipe.Exec(ctx)
 	counts := make(map[string]int64, len(msgs))
+	var unknown []string
+	var unknownErr error
 	for i, m := range msgs {
-		if p, err := cmds[i].Result(); err == nil && len(p) == 1 {
+		counts[m.ID] = minReclaimedDeliveries
+		p, err := cmds[i].Result()
+		switch {
+		case err != nil:
+			unknown, unknownErr = append(unknown, m.ID), err
+		case len(p) == 1 && p[0].RetryCount > minReclaimedDeliveries:
 			counts[m.ID] = p[0].RetryCount
 		}
 	}
+	if len(unknown) > 0 {
+		c.log.Warn("could not read the delivery counts of reclaimed entries; counting them as delivered twice",
+			"count", len(unknown), "stream_ids", unknown, "error", unknownErr.Error())
+	}
 	return counts
 }
+
+// minReclaimedDeliveries is the fewest deliveries an entry XAUTOCLAIM
+// reclaimed can have had, this one included.
+const minReclaimedDeliveries = 2
 
 // deadLetter is an entry on its way to DeadLetterStream.
 type deadLetter struct {
