@@ -277,7 +277,7 @@ func TestHAProxyErrorfiles(t *testing.T) {
 	// 500, 501; 414 and 431 from 3.1), and from 3.3 sends the errorfile
 	// for that status, when there is one, else its built-in HTML.
 	t.Run("every status of the HTTP/1 layer", func(t *testing.T) {
-		for _, code := range []string{"400", "408", "413", "414", "422", "431", "500", "501"} {
+		for _, code := range []string{"400", "405", "408", "413", "414", "422", "431", "500", "501"} {
 			if !regexp.MustCompile(`(?m)^\s*errorfile ` + code + ` `).Match(cfg) {
 				t.Errorf("haproxy.cfg has no errorfile %s: HAProxy 3.3 and later answer their %s with built-in HTML", code, code)
 			}

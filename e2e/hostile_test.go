@@ -227,6 +227,11 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		{name: "HTTP 1.0 GET with a body", req: []byte("GET /transaction/health HTTP/1.0\r\nHost: " + b.host +
 			"\r\nContent-Length: 2\r\n\r\n{}"), parseError: true, closedOnNewHAProxy: true, wantStatus: 413},
 		{name: "garbage request line", req: []byte("GARBAGE\r\n\r\n"), parseError: true},
+		// The router speaks HTTP/1 only (bind ... proto h1), which every
+		// test here covers; it spoke HTTP/2 to a client that began with
+		// its preface (h2c with prior knowledge), a second parser that no
+		// test covered (a security review).
+		{name: "HTTP/2 preface", req: []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), parseError: true},
 		{name: "HTTP/9.9", req: bytes.Replace(b.tx(`{}`), []byte("HTTP/1.1"), []byte("HTTP/9.9"), 1)},
 		// Idempotency-Key: checked before anything is queued, and logged.
 		{name: "Idempotency-Key too long", req: b.post("/transaction/transaction", "application/json", b.validTx(),
