@@ -338,3 +338,36 @@ func TestRouterStatsAnswerWhenTheEntryPointIsFull(t *testing.T) {
 	}
 	t.Logf("entry point full (%s sessions), /healthz answered %d, %s after the flood began", scur, status, time.Since(began).Round(time.Millisecond))
 }
+
+// TestRouterStatsFrontendAnswersEachPath: the local stats frontend answers
+// its three paths, and any other with a JSON 404. It answered HAProxy's 503
+// "no healthy backend, try again shortly" there (a security review): there
+// is no backend to be healthy, and nothing to try again.
+func TestRouterStatsFrontendAnswersEachPath(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	ports := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket)
+	client := &http.Client{Timeout: 5 * time.Second}
+	tests := []struct {
+		path       string
+		wantStatus []int // any of them: /metrics is 501 without the Prometheus exporter
+		wantType   string
+	}{
+		{"/healthz", []int{http.StatusOK}, "application/json"},
+		{"/stats", []int{http.StatusOK}, "text/html"},
+		{"/stats;csv", []int{http.StatusOK}, "text/plain"},
+		{"/metrics", []int{http.StatusOK, http.StatusNotImplemented}, ""},
+		{"/nope", []int{http.StatusNotFound}, "application/json"},
+		{"/", []int{http.StatusNotFound}, "application/json"},
+	}
+	for _, tt := range tests {
+		resp, err := client.Get(fmt.Sprintf("http://127.0.0.1:%d%s", ports.stats, tt.path))
+		if err != nil {
+			t.Fatalf("GET %s: %v", tt.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !slices.Contains(tt.wantStatus, resp.StatusCode) || !strings.HasPrefix(resp.Header.Get("Content-Type"), tt.wantType) {
+			t.Errorf("stats frontend, GET %s: got %d %q %.80q, want %v %s", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), body, tt.wantStatus, tt.wantType)
+		}
+	}
+}
