@@ -115,9 +115,10 @@ type indented struct{ error }
 func (e indented) Error() string { return strings.ReplaceAll(e.error.Error(), "\n", "\n  ") }
 func (e indented) Unwrap() error { return e.error }
 
-// LoadStateDir is Load for stop, which needs only the state dir: it leaves
-// out every setting that does not parse or validate, at its default, so that
-// a bad PLATFORM_PORT cannot keep a running stack from being stopped. It
+// LoadStateDir is Load for down and status, which need only the state dir:
+// it leaves out every setting that does not parse or validate, at its
+// default, so that a bad PLATFORM_PORT cannot keep a running stack from
+// being stopped, or from being reported as running. It
 // fails only when the state dir itself is at fault, or when an error names
 // no setting it could leave out. skipped holds every error it went past.
 func LoadStateDir(l Layout, cwd string, environ []string) (cfg Config, skipped, err error) {
