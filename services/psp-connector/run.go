@@ -45,6 +45,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		return err
 	}
 	defer rdb.Close()
+	// A REDIS_URL of another Redis may not keep what it answers: say so
+	// once it answers (the stack's own Redis does).
+	go txqueue.WarnIfNotDurable(ctx, rdb, log)
 
 	consumer, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{
 		Name:              cfg.ConsumerName,
