@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -183,5 +184,76 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 	}
 	if rep.Verification.Drained {
 		t.Error("drained: got true from a probe that failed")
+	}
+}
+
+// TestRunSampleFailsWhenTheStreamGotFewerThanAccepted: with --verify sample
+// and the queue probe, the sample vouches only for the transactions it
+// checked, and the probe's count is what vouches for the rest. Here every
+// 10th accepted answer carries an id that was never enqueued (the
+// connector drains everything that was): the stream got 90 entries for 100
+// accepted, so transactions were lost, whichever ones the sample of 3
+// happened to look up.
+func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond},
+		txqueue.PSPFunc(func(context.Context, txqueue.Message) error { return nil }),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	q := txqueue.NewQueue(rdb, time.Hour)
+	var answered atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]string{"token": "h.e30.s"})
+	})
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		if n := answered.Add(1); n%10 == 0 {
+			writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", n), "status": "queued"})
+			return
+		}
+		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: 1, Currency: "EUR"}, "")
+		if err != nil {
+			writeJSON(w, 503, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
+	})
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+
+	cfg := testConfig(api.URL)
+	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
+	cfg.Count = 100
+	cfg.Verify, cfg.VerifySample = VerifySample, 3
+	cfg.Seed = 2 // samples the 34th, 35th and 73rd answers: none of the lost
+	cfg.Queue = startQueueProbe(t, srv.URL, DefaultStream)
+	cfg.DrainTimeout = 2 * time.Second
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	v := rep.Verification
+	if rep.Accepted != 100 || v.Checked != 3 || !v.Drained || v.StreamAdded != 90 {
+		t.Fatalf("accepted %d checked %d drained %v stream added %d, want 100 3 true 90 (errors %v)",
+			rep.Accepted, v.Checked, v.Drained, v.StreamAdded, rep.Errors)
+	}
+	if v.Processed != 3 {
+		t.Fatalf("the sample found %d of 3 processed: it hit a lost one, and the test proves nothing", v.Processed)
+	}
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "fewer than the 100 accepted") {
+		verdict, why := rep.Verdict()
+		t.Errorf("Err: got %v (verdict %s: %s), want the stream's 90 entries for 100 accepted to fail the run", err, verdict, why)
 	}
 }

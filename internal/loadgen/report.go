@@ -118,12 +118,13 @@ func (rep *Report) Err() error {
 	if v.DrainMethod != "none" && !v.Drained {
 		errs = append(errs, errors.New("the backlog did not drain within the drain timeout"))
 	}
-	if v.Checked == 0 && v.Drained && v.DrainMethod == "queue" && v.StreamAdded < v.Accepted {
-		// With no status checked, the probe alone vouches for the run, and
-		// fewer entries reached its stream than were accepted. (Not the
-		// group's count, which a Redis restart leaves too low.)
-		errs = append(errs, fmt.Errorf("the queue probe's stream got %d entries during the run, fewer than the %d accepted (statuses not checked): transactions were lost, or the probe watches another stream or Redis",
-			v.StreamAdded, v.Accepted))
+	if v.Checked < v.Accepted && v.Drained && v.DrainMethod == "queue" && v.StreamAdded < v.Accepted {
+		// With statuses not checked, or only a sample of them, the probe
+		// vouches for the rest, and fewer entries reached its stream than
+		// were accepted. (Not the group's count, which a Redis restart
+		// leaves too low.)
+		errs = append(errs, fmt.Errorf("the queue probe's stream got %d entries during the run, fewer than the %d accepted (statuses checked: %d): transactions were lost, or the probe watches another stream or Redis",
+			v.StreamAdded, v.Accepted, v.Checked))
 	}
 	return errors.Join(errs...)
 }
@@ -221,8 +222,9 @@ const (
 // reasons (the command then exits 1); VerdictPass with what was checked
 // ("" when nothing was to be, as for tokens); or VerdictNotVerified when
 // nothing could be: the run was interrupted, or --verify none and no queue
-// probe. With --verify none and a probe, a group that took fewer entries
-// than were accepted fails the run (Err).
+// probe. With a probe and not every status checked (--verify none or
+// sample), a stream that got fewer entries than were accepted fails the
+// run (Err).
 func (rep *Report) Verdict() (verdict, why string) {
 	if rep.Interrupted || rep.Verification != nil && rep.Verification.Interrupted {
 		// Stopped: no verdict either way (Err says why, and the command
