@@ -823,3 +823,54 @@ func TestStatusDrainIsNotBeforeTheLastProcessing(t *testing.T) {
 		t.Errorf("drain: got %.3f s, want at least %.3f (each transaction took %v after its creation)", v.DrainSeconds, min, took)
 	}
 }
+
+// TestRunOpenLoopReportsFallingBehind: an open loop whose workers are all
+// busy when requests fall due sends them late, in a burst once a worker is
+// free, and measures their latency from the due time (no coordinated
+// omission). The report must also say that the schedule was not kept:
+// otherwise a generator short of connections (-c) or of CPU passes its own
+// queueing off as the platform's latency, at a rate it never sent. Here one
+// worker meets a router that takes 50 ms per transaction at 100/s.
+func TestRunOpenLoopReportsFallingBehind(t *testing.T) {
+	f := fakerouter.New(fakerouter.Options{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", f.Token)
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(50 * time.Millisecond)
+		f.Transaction(w, r)
+	})
+	mux.HandleFunc("GET /transaction/transactions/{id}", f.Status)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency, cfg.Merchants = 1, 1
+	cfg.Rate, cfg.Count = 100, 10
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	// The 10th was due at 90 ms and sent after 9 answers of 50 ms.
+	if p := rep.Latency["tx"]; p.Max < 400 {
+		t.Errorf("tx latency max %.1f ms, want at least 400 (from the due time)", p.Max)
+	}
+	var text bytes.Buffer
+	if err := rep.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	js, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(js, &fields); err != nil {
+		t.Fatal(err)
+	}
+	late, _ := fields["late_starts"].(float64)
+	lag, _ := fields["max_start_lag_ms"].(float64)
+	if late < 8 || lag < 300 || !strings.Contains(text.String(), "behind schedule: ") {
+		t.Errorf("late_starts %v, max_start_lag_ms %v, want at least 8 and 300, and a line saying the schedule was not kept:\n%s", late, lag, text.String())
+	}
+}

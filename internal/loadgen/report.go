@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Report is the outcome of one run; it is also the --json output.
@@ -34,6 +35,13 @@ type Report struct {
 	// clock's time: --rate 0.001 --count 1 reports 1000 s.
 	Elapsed     float64 `json:"elapsed_s"`
 	Interrupted bool    `json:"interrupted,omitempty"`
+	// LateStarts counts an open loop's requests that a worker took up more
+	// than 10 ms after their due time (every worker was busy, or the
+	// generator short of CPU), and MaxStartLag is the largest such delay:
+	// the schedule was not kept. Their latency counts the wait from the due
+	// time, and the rate achieved is below Rate.
+	LateStarts  int64   `json:"late_starts,omitempty"`
+	MaxStartLag float64 `json:"max_start_lag_ms,omitempty"`
 
 	// Tokens and TokensPerSec count the logins of the load phase; the
 	// merchants' first logins, before the clock starts, are
@@ -63,6 +71,8 @@ func (r *runner) fillLoad(rep *Report) {
 	rep.TokensBeforeLoad = r.tokensBefore
 	rep.Sent = r.txSent.Load()
 	rep.Accepted = r.txAccepted.Load()
+	rep.LateStarts = r.lateStarts.Load()
+	rep.MaxStartLag = float64(r.maxStartLag.Load()) / float64(time.Millisecond)
 	if rep.Elapsed > 0 {
 		rep.TokensPerSec = float64(rep.Tokens) / rep.Elapsed
 		rep.AcceptedPerSec = float64(rep.Accepted) / rep.Elapsed
@@ -147,6 +157,10 @@ func (rep *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(&b, "load  %.2fs  tokens %d (%.0f/s%s)  tx sent %d  accepted %d (%.0f/s)\n",
 		rep.Elapsed, rep.Tokens, rep.TokensPerSec, before, rep.Sent, rep.Accepted, rep.AcceptedPerSec)
+	if rep.LateStarts > 0 {
+		fmt.Fprintf(&b, "behind schedule: %d requests started more than 10 ms after their due time (at most %.1f ms): every worker (-c) was busy, or the generator short of CPU; their latency counts the wait\n",
+			rep.LateStarts, rep.MaxStartLag)
+	}
 	if v := rep.Verification; v != nil {
 		fmt.Fprintf(&b, "verify  checked %d of %d  processed %d  failed %d  queued %d  missing %d  unverified %d  (%s, %.1fs)\n",
 			v.Checked, v.Accepted, v.Processed, v.Failed, v.Queued, v.Missing, v.Unverified, v.Via, v.VerifySeconds)

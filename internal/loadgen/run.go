@@ -36,7 +36,12 @@ type runner struct {
 	keyedMaybeQueued atomic.Int64
 	keyedReplayed    atomic.Int64
 	remaining        atomic.Int64 // closed loop with Count: requests left to start
-	start            time.Time    // the start of the load
+	// lateStarts counts the open loop's requests that a worker took up
+	// more than lateAfter after their due time; maxStartLag is the
+	// largest such delay, ns: the schedule was not kept.
+	lateStarts  atomic.Int64
+	maxStartLag atomic.Int64
+	start       time.Time // the start of the load
 	// window is the span of an open loop's schedule: its --duration, or
 	// --count over --rate. Set by schedule before it closes its channel
 	// when the schedule ran to its end; zero when the run was stopped
@@ -348,6 +353,9 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 		// must not count as sent or as cut in flight.
 		return
 	}
+	if r.cfg.Rate > 0 {
+		r.noteStart(time.Since(due))
+	}
 	if r.cfg.Mode == ModeTokens {
 		r.oneToken(ctx, w, due)
 		return
@@ -359,6 +367,24 @@ func (r *runner) one(ctx context.Context, w *worker, due time.Time) {
 	}
 	for r.tryTx(ctx, w, &t) {
 		t.attempt++
+	}
+}
+
+// lateAfter is how late after its due time an open loop's request may be
+// taken up by a worker before it counts as late (Report.LateStarts): more
+// than a timer's and a busy scheduler's jitter.
+const lateAfter = 10 * time.Millisecond
+
+// noteStart counts how late an open loop's request was taken up.
+func (r *runner) noteStart(lag time.Duration) {
+	if lag > lateAfter {
+		r.lateStarts.Add(1)
+	}
+	for {
+		m := r.maxStartLag.Load()
+		if int64(lag) <= m || r.maxStartLag.CompareAndSwap(m, int64(lag)) {
+			return
+		}
 	}
 }
 
