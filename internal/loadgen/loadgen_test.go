@@ -874,3 +874,46 @@ func TestRunOpenLoopReportsFallingBehind(t *testing.T) {
 		t.Errorf("late_starts %v, max_start_lag_ms %v, want at least 8 and 300, and a line saying the schedule was not kept:\n%s", late, lag, text.String())
 	}
 }
+
+// TestRunDurationRateIsNotDilutedByAStraggler: a --duration run's rates are
+// those of its duration. One transaction the router holds for 3 s, taken up
+// just before a 1 s closed loop ends, kept the load phase open until its
+// answer while every other worker had stopped: accepted/s was the second's
+// work divided by 4 s.
+func TestRunDurationRateIsNotDilutedByAStraggler(t *testing.T) {
+	f := fakerouter.New(fakerouter.Options{})
+	start := time.Now()
+	var held atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", f.Token)
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		if time.Since(start) > 900*time.Millisecond && held.CompareAndSwap(false, true) {
+			time.Sleep(3 * time.Second)
+		} else {
+			time.Sleep(5 * time.Millisecond)
+		}
+		f.Transaction(w, r)
+	})
+	mux.HandleFunc("GET /transaction/transactions/{id}", f.Status)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	cfg := testConfig(srv.URL)
+	cfg.Concurrency, cfg.Merchants = 2, 1
+	cfg.Duration = time.Second
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := rep.Err(); err != nil {
+		t.Fatalf("run failed: %v", err)
+	}
+	if !held.Load() || rep.Elapsed < 2.5 {
+		t.Fatalf("no transaction was held past the end (elapsed %.2fs): the test proves nothing", rep.Elapsed)
+	}
+	// Two workers at about 5 ms each, one of them for ~0.9 s only: far
+	// more than 150/s, whatever the machine, over the second of the load.
+	if got, want := rep.AcceptedPerSec, float64(rep.Accepted-1)/cfg.Duration.Seconds()*0.9; got < want {
+		t.Errorf("accepted %d (%.0f/s) in a %v run with a straggler answered %.2fs after the start: want at least %.0f/s",
+			rep.Accepted, got, cfg.Duration, rep.Elapsed, want)
+	}
+}

@@ -46,6 +46,10 @@ type Report struct {
 	// Tokens and TokensPerSec count the logins of the load phase; the
 	// merchants' first logins, before the clock starts, are
 	// TokensBeforeLoad, and re-logins while verifying count nowhere.
+	// With --duration, TokensPerSec and AcceptedPerSec count the requests
+	// sent within the duration that succeeded, over it: requests still in
+	// flight at its end keep Elapsed open until their answer (a timeout: up
+	// to --timeout) while the other workers have stopped.
 	Tokens           int64   `json:"tokens"`
 	TokensPerSec     float64 `json:"tokens_per_s"`
 	TokensBeforeLoad int64   `json:"tokens_before_load,omitempty"`
@@ -73,7 +77,13 @@ func (r *runner) fillLoad(rep *Report) {
 	rep.Accepted = r.txAccepted.Load()
 	rep.LateStarts = r.lateStarts.Load()
 	rep.MaxStartLag = float64(r.maxStartLag.Load()) / float64(time.Millisecond)
-	if rep.Elapsed > 0 {
+	if d := r.cfg.Duration; d > 0 && rep.Elapsed > 0 {
+		// The requests sent within the duration, over it (over less
+		// when the run was stopped before its end).
+		span := min(d.Seconds(), rep.Elapsed)
+		rep.TokensPerSec = float64(r.tokensInWindow.Load()) / span
+		rep.AcceptedPerSec = float64(r.txAcceptedInWindow.Load()) / span
+	} else if rep.Elapsed > 0 {
 		rep.TokensPerSec = float64(rep.Tokens) / rep.Elapsed
 		rep.AcceptedPerSec = float64(rep.Accepted) / rep.Elapsed
 	}

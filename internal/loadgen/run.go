@@ -42,6 +42,15 @@ type runner struct {
 	lateStarts  atomic.Int64
 	maxStartLag atomic.Int64
 	start       time.Time // the start of the load
+	// windowEnd is start plus --duration (zero with --count): the
+	// duration's rates count the requests sent by then that succeeded
+	// (txAcceptedInWindow, tokensInWindow), over the duration, so that a
+	// request still in flight at its end, answered long after it while
+	// the other workers had stopped, does not stretch the second count;
+	// and an open loop's requests sent late, after it, are not in it.
+	windowEnd          time.Time
+	txAcceptedInWindow atomic.Int64
+	tokensInWindow     atomic.Int64
 	// window is the span of an open loop's schedule: its --duration, or
 	// --count over --rate. Set by schedule before it closes its channel
 	// when the schedule ran to its end; zero when the run was stopped
@@ -161,6 +170,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	start := time.Now()
 	r.start = start
+	if cfg.Duration > 0 {
+		r.windowEnd = start.Add(cfg.Duration)
+	}
 	progressDone := r.startProgress(ctx, start)
 	var wg sync.WaitGroup
 	if cfg.Rate > 0 {
@@ -488,6 +500,9 @@ func (r *runner) settleTx(ctx context.Context, w *worker, t *txTry, resp h1resp,
 		}
 		r.txLat.record(done.Sub(earliest(t.due, t.sent)))
 		r.txAccepted.Add(1)
+		if r.inWindow(t.sent) {
+			r.txAcceptedInWindow.Add(1)
+		}
 		w.accepted = append(w.accepted, tx)
 	}
 	return false
@@ -545,6 +560,16 @@ func (r *runner) oneToken(ctx context.Context, w *worker, due time.Time) {
 	}
 	r.tokenLat.record(done.Sub(earliest(due, sent)))
 	r.tokensOK.Add(1)
+	if r.inWindow(sent) {
+		r.tokensInWindow.Add(1)
+	}
+}
+
+// inWindow reports whether a request sent at sent went out within a
+// --duration run's duration (never before the load: windowEnd is set at
+// its start).
+func (r *runner) inWindow(sent time.Time) bool {
+	return !r.windowEnd.IsZero() && sent.Before(r.windowEnd)
 }
 
 // login fetches a token for a merchant session, retrying refusals and
@@ -559,6 +584,9 @@ func (r *runner) login(ctx context.Context, body []byte, s *session) (token, err
 		if err == nil {
 			r.tokenLat.record(time.Since(sent))
 			r.tokensOK.Add(1)
+			if r.inWindow(sent) {
+				r.tokensInWindow.Add(1)
+			}
 			return tok, nil
 		}
 		if isCanceled(ctx, err) {
