@@ -37,54 +37,15 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv := redistest.Start(t)
-			rdb := srv.Client(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			t.Cleanup(cancel)
-			if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "$").Err(); err != nil {
-				t.Fatal(err)
+			forget := func(int64) bool { return false }
+			if tt.forget {
+				forget = func(n int64) bool { return n%10 == 0 }
 			}
-			if tt.consumer {
-				c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond},
-					txqueue.PSPFunc(func(context.Context, txqueue.Message) error { return nil }),
-					slog.New(slog.NewTextHandler(io.Discard, nil)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				done := make(chan struct{})
-				go func() { defer close(done); _ = c.Run(ctx) }()
-				t.Cleanup(func() { cancel(); <-done })
-			}
-
-			q := txqueue.NewQueue(rdb, time.Hour)
-			var answered atomic.Int64
-			mux := http.NewServeMux()
-			mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
-				writeJSON(w, 200, map[string]string{"token": "h.e30.s"})
-			})
-			mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
-				var in struct {
-					Amount   int64
-					Currency string
-				}
-				_ = json.NewDecoder(r.Body).Decode(&in)
-				if tt.forget && answered.Add(1)%10 == 0 {
-					writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", answered.Load()), "status": "queued"})
-					return
-				}
-				e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, "")
-				if err != nil {
-					writeJSON(w, 503, map[string]string{"error": err.Error()})
-					return
-				}
-				writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
-			})
-			api := httptest.NewServer(mux)
-			t.Cleanup(api.Close)
+			api, redisURL := startEnqueuingFront(t, tt.consumer, forget)
 
 			cfg := testConfig(api.URL)
 			cfg.Count = 300
-			cfg.Queue = startQueueProbe(t, srv.URL, DefaultStream)
+			cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
 			cfg.DrainTimeout = 500 * time.Millisecond
 			if !tt.consumer {
 				cfg.DrainTimeout = 100 * time.Millisecond
@@ -119,6 +80,60 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startEnqueuingFront starts a real Redis with the consumer group in place
+// (with consumer, a txqueue consumer that processes every entry) and an HTTP
+// front for the generator: logins get a token, and the n-th transaction
+// (from 1) is enqueued with the real txqueue, unless forget(n), when it is
+// answered 200 with an id that was never enqueued (a lost transaction). It
+// returns the front and the Redis's URL.
+func startEnqueuingFront(t *testing.T, consumer bool, forget func(n int64) bool) (*httptest.Server, string) {
+	t.Helper()
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "$").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if consumer {
+		c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond},
+			txqueue.PSPFunc(func(context.Context, txqueue.Message) error { return nil }),
+			slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); _ = c.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	q := txqueue.NewQueue(rdb, time.Hour)
+	var answered atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]string{"token": "h.e30.s"})
+	})
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			Amount   int64
+			Currency string
+		}
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if n := answered.Add(1); forget(n) {
+			writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", n), "status": "queued"})
+			return
+		}
+		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, "")
+		if err != nil {
+			writeJSON(w, 503, map[string]string{"error": err.Error()})
+			return
+		}
+		writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
+	})
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	return api, srv.URL
 }
 
 // startQueueProbe opens a queue probe on the Redis at url, for stream and
@@ -195,50 +210,14 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 // accepted, so transactions were lost, whichever ones the sample of 3
 // happened to look up.
 func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := srv.Client(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "$").Err(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond},
-		txqueue.PSPFunc(func(context.Context, txqueue.Message) error { return nil }),
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-
-	q := txqueue.NewQueue(rdb, time.Hour)
-	var answered atomic.Int64
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, 200, map[string]string{"token": "h.e30.s"})
-	})
-	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
-		if n := answered.Add(1); n%10 == 0 {
-			writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", n), "status": "queued"})
-			return
-		}
-		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: 1, Currency: "EUR"}, "")
-		if err != nil {
-			writeJSON(w, 503, map[string]string{"error": err.Error()})
-			return
-		}
-		writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
-	})
-	api := httptest.NewServer(mux)
-	t.Cleanup(api.Close)
+	api, redisURL := startEnqueuingFront(t, true, func(n int64) bool { return n%10 == 0 })
 
 	cfg := testConfig(api.URL)
 	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
 	cfg.Count = 100
 	cfg.Verify, cfg.VerifySample = VerifySample, 3
 	cfg.Seed = 2 // samples the 34th, 35th and 73rd answers: none of the lost
-	cfg.Queue = startQueueProbe(t, srv.URL, DefaultStream)
+	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
 	cfg.DrainTimeout = 2 * time.Second
 	rep, err := Run(context.Background(), cfg)
 	if err != nil {
