@@ -527,3 +527,41 @@ func TestVerifyChecksTheSignatureBeforeThePayload(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyRejectsLineBreaksInTheSignature: Go's base64 decoder skips CR and
+// LF anywhere in its input, so without a check of its own Verify accepted a
+// valid token with line breaks in its signature segment, as many distinct
+// strings as a client cared to make from one token, each remembered in the
+// cache under its whole string (up to the 1 MiB body cap each).
+func TestVerifyRejectsLineBreaksInTheSignature(t *testing.T) {
+	valid := signRaw(t, hs256, payload(t, nil), testSecret)
+	parts := strings.Split(valid, ".")
+	head, sig := parts[0]+"."+parts[1]+".", parts[2]
+	tests := []struct {
+		name string
+		raw  string
+	}{
+		{"LF inside", head + sig[:5] + "\n" + sig[5:]},
+		{"CR inside", head + sig[:5] + "\r" + sig[5:]},
+		{"CRLF at the end", head + sig + "\r\n"},
+		{"LF first", head + "\n" + sig},
+		{"half a MiB of CRLF", head + sig + strings.Repeat("\r\n", 1<<18)},
+	}
+	v := NewVerifier(testSecret, fixedClock(testNow))
+	if _, err := v.Verify(valid); err != nil {
+		t.Fatalf("the token itself: got %v, want none", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for range 2 { // the second time, a cache would answer
+				got, err := v.Verify(tt.raw)
+				if !errors.Is(err, ErrCryptoPadding) {
+					t.Fatalf("got claims %+v, error %v; want error %q", got, err, ErrCryptoPadding)
+				}
+			}
+		})
+	}
+	if n := len(v.verified); n != 1 {
+		t.Errorf("got %d tokens cached, want 1 (the token itself)", n)
+	}
+}

@@ -30,7 +30,7 @@ var (
 	ErrHeaderString      = &Error{"Invalid header string: must be a json object"}    // header is not a JSON object
 	ErrPayloadPadding    = &Error{"Invalid payload padding"}                         // payload is not base64url
 	ErrPayloadString     = &Error{"Invalid payload string: must be a json object"}   // payload is not a JSON object
-	ErrCryptoPadding     = &Error{"Invalid crypto padding"}                          // signature is not base64url
+	ErrCryptoPadding     = &Error{"Invalid crypto padding"}                          // signature is not base64url (CR or LF in it included)
 	ErrNoAlgorithm       = &Error{"No algorithm was specified in the JWS header."}   // header has no alg
 	ErrAlgNotAllowed     = &Error{"The specified alg value is not allowed"}          // alg is not HS256 (none, HS384, RS256, ...)
 	ErrSignature         = &Error{"Signature verification failed."}                  // wrong secret or tampered token
@@ -113,6 +113,13 @@ func (v *Verifier) Verify(raw string) (Claims, error) {
 		return Claims{}, ErrNotEnoughSegments
 	case n > 2:
 		return Claims{}, ErrTooManySegments
+	}
+	// Go's base64 decoder skips CR and LF, so a valid token with line breaks
+	// in its signature would verify: endless distinct strings, each cached
+	// under its whole length. (In the header or payload they already fail
+	// the signature, which covers those segments as sent.)
+	if strings.ContainsAny(raw[strings.LastIndexByte(raw, '.')+1:], "\r\n") {
+		return Claims{}, ErrCryptoPadding
 	}
 	if c, ok := v.cached(raw); ok {
 		return c, nil
