@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,9 @@ func TestIssueThenVerify(t *testing.T) {
 		{1, "alice", true},
 		{3, "charlie", false},
 		{42, "zoë \"quoted\"", true},
+		// The users file takes any positive int64 id.
+		{1_000_000_000_000_000_000, "nineteen digits", true},
+		{math.MaxInt64, "max int64", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.username, func(t *testing.T) {

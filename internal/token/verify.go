@@ -369,17 +369,20 @@ func parseInteger(b []byte) (int64, bool) {
 	if neg {
 		b = b[1:]
 	}
-	if !isDigits(b) || len(b) > 18 { // 18 digits always fit in an int64
+	if !isDigits(b) || len(b) > 19 { // 19 digits always fit in a uint64
 		return 0, false
 	}
-	var n int64
+	var n uint64
 	for _, d := range b {
-		n = n*10 + int64(d-'0')
+		n = n*10 + uint64(d-'0')
+	}
+	if n > math.MaxInt64 {
+		return 0, false
 	}
 	if neg {
-		n = -n
+		return -int64(n), true
 	}
-	return n, true
+	return int64(n), true
 }
 
 // isDigits reports whether b is one or more ASCII digits.
