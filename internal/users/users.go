@@ -94,11 +94,23 @@ func Parse(data []byte, source string) (*DB, error) {
 	if len(list) == 0 {
 		return nil, fmt.Errorf("%s: no users", source)
 	}
+	// encoding/json matched the keys case-insensitively, the last of two
+	// equal ones winning: check them as written.
+	keys, err := fieldNames(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 
 	db := &DB{byName: make(map[string]*entry, len(list))}
 	ids := make(map[int64]string, len(list))
 	for i, u := range list {
 		where := fmt.Sprintf("%s: user #%d", source, i+1)
+		if err := checkFieldNames(keys[i]); err != nil {
+			if u.Username != nil {
+				where += fmt.Sprintf(" (%s)", *u.Username)
+			}
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
 		switch {
 		case u.ID == nil:
 			return nil, fmt.Errorf("%s: missing \"id\"", where)
@@ -132,6 +144,57 @@ func Parse(data []byte, source string) (*DB, error) {
 		db.byName[name] = e
 	}
 	return db, nil
+}
+
+// fieldNames returns the keys of each object in data, a JSON array of
+// objects that has already decoded into []fileUser, as they are written.
+func fieldNames(data []byte) ([][]string, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // [
+		return nil, err
+	}
+	var all [][]string
+	for dec.More() {
+		if _, err := dec.Token(); err != nil { // {
+			return nil, err
+		}
+		var keys []string
+		for dec.More() {
+			key, err := dec.Token()
+			if err != nil {
+				return nil, err
+			}
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return nil, err
+			}
+			k, _ := key.(string)
+			keys = append(keys, k)
+		}
+		if _, err := dec.Token(); err != nil { // }
+			return nil, err
+		}
+		all = append(all, keys)
+	}
+	return all, nil
+}
+
+// checkFieldNames refuses a user's key that is not exactly one of the four,
+// or one given twice.
+func checkFieldNames(keys []string) error {
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		switch k {
+		case "id", "username", "password", "enabled":
+		default:
+			return fmt.Errorf("unknown field %q (the fields are \"id\", \"username\", \"password\" and \"enabled\", in lower case)", k)
+		}
+		if seen[k] {
+			return fmt.Errorf("field %q given twice", k)
+		}
+		seen[k] = true
+	}
+	return nil
 }
 
 // isBcrypt reports whether a stored password is a bcrypt hash rather than

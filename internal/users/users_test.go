@@ -138,6 +138,12 @@ func TestLoadErrors(t *testing.T) {
 		{"trailing ]", `[{"id":1,"username":"a","password":"p","enabled":true}]]`, "unexpected data"},
 		{"trailing }", `[{"id":1,"username":"a","password":"p","enabled":true}] }`, "unexpected data"},
 		{"trailing ] and more", `[{"id":1,"username":"a","password":"p","enabled":true}]] garbage`, "unexpected data"},
+		// encoding/json matches field names case-insensitively, and the last
+		// of two equal keys wins: each of these enabled a disabled user.
+		{"field name in another case", `[{"id":1,"username":"a","password":"p","enabled":false,"Enabled":true}]`, `user #1 (a): unknown field "Enabled"`},
+		{"field name in capitals", `[{"ID":1,"USERNAME":"a","PASSWORD":"p","ENABLED":true}]`, `user #1 (a): unknown field "ID"`},
+		{"field given twice", `[{"id":1,"username":"a","password":"p","enabled":false,"enabled":true}]`, `user #1 (a): field "enabled" given twice`},
+		{"second user's field given twice", `[{"id":1,"username":"a","password":"p","enabled":true},{"id":2,"username":"b","password":"p","password":"q","enabled":true}]`, `user #2 (b): field "password" given twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
