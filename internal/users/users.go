@@ -139,6 +139,9 @@ func Parse(data []byte, source string) (*DB, error) {
 			}
 			e.bcrypt = []byte(*u.Password)
 		} else {
+			if looksLikeHash(*u.Password) {
+				return nil, fmt.Errorf("%s (%s): \"password\" looks like a password hash, but only bcrypt ($2a$, $2b$, $2y$, nothing around it) is read as one; as plaintext the hash itself would be the password", where, name)
+			}
 			e.plain = sha256.Sum256([]byte(*u.Password))
 		}
 		db.byName[name] = e
@@ -201,6 +204,26 @@ func checkFieldNames(keys []string) error {
 // plaintext.
 func isBcrypt(p string) bool {
 	return strings.HasPrefix(p, "$2a$") || strings.HasPrefix(p, "$2b$") || strings.HasPrefix(p, "$2y$")
+}
+
+// looksLikeHash reports whether a password that is not a bcrypt hash starts,
+// white space aside, like a modular crypt hash ("$id$": $2x$, $6$,
+// $argon2id$...), which as plaintext would make the hash the password.
+func looksLikeHash(p string) bool {
+	p = strings.TrimSpace(p)
+	if len(p) < 3 || p[0] != '$' {
+		return false
+	}
+	end := strings.IndexByte(p[1:], '$')
+	if end < 1 || end > 16 {
+		return false
+	}
+	for _, c := range p[1 : 1+end] {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // bcryptAlphabet is bcrypt's base64 alphabet, for the salt and the digest.

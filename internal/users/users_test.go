@@ -138,6 +138,14 @@ func TestLoadErrors(t *testing.T) {
 		{"trailing ]", `[{"id":1,"username":"a","password":"p","enabled":true}]]`, "unexpected data"},
 		{"trailing }", `[{"id":1,"username":"a","password":"p","enabled":true}] }`, "unexpected data"},
 		{"trailing ] and more", `[{"id":1,"username":"a","password":"p","enabled":true}]] garbage`, "unexpected data"},
+		// A hash auth-api does not take as one was the plaintext password:
+		// the hash itself logged in, the user's password did not.
+		{"bcrypt hash after a space", bcryptUser(" " + validHash), "looks like a password hash"},
+		{"bcrypt hash before a newline", bcryptUser(validHash + "\n"), "malformed bcrypt hash"},
+		{"bcrypt $2x$", bcryptUser("$2x$" + validHash[4:]), "looks like a password hash"},
+		{"bcrypt $2$", bcryptUser("$2$" + validHash[4:]), "looks like a password hash"},
+		{"sha512-crypt", bcryptUser("$6$saltsalt$qFmFH.bQmmtXzyBY0s9v7Oicd2z4XSIecDzlB5KiA2/jctKu9YterLp8wwnSq.qc.eoxqOmSuNp2xS0ktL3nh/"), "looks like a password hash"},
+		{"argon2id", bcryptUser("$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo"), "looks like a password hash"},
 		// encoding/json matches field names case-insensitively, and the last
 		// of two equal keys wins: each of these enabled a disabled user.
 		{"field name in another case", `[{"id":1,"username":"a","password":"p","enabled":false,"Enabled":true}]`, `user #1 (a): unknown field "Enabled"`},
@@ -189,5 +197,20 @@ func TestValidHashLoads(t *testing.T) {
 	}
 	if _, err := db.Authenticate("a", "password"); err != nil {
 		t.Errorf("got %v, want the password to match", err)
+	}
+}
+
+// TestPlaintextWithDollarsLoads guards TestLoadErrors' hash-like rows:
+// plaintext passwords with dollar signs that are not a "$id$" prefix load.
+func TestPlaintextWithDollarsLoads(t *testing.T) {
+	for _, pw := range []string{"pa$$word", "$5 note", "$$", "$", "100$", "$ x$y"} {
+		db, err := Load(writeFile(t, bcryptUser(pw)))
+		if err != nil {
+			t.Errorf("%q: %v", pw, err)
+			continue
+		}
+		if _, err := db.Authenticate("a", pw); err != nil {
+			t.Errorf("%q: got %v, want the password to match", pw, err)
+		}
 	}
 }
