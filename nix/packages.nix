@@ -9,8 +9,32 @@
 }:
 let
   fs = lib.fileset;
-  # What a binary is built from: Go code and embedded data, no docs, no tests.
-  code = dir: fs.fileFilter (f: !f.hasExt "md" && !lib.hasSuffix "_test.go" f.name) dir;
+  # What a binary is built from: Go code and embedded data, no docs, no tests. Tests are
+  # *_test.go, every testdata/ (fuzz corpora) and the tests' own helper packages, which no
+  # binary imports (a build that needed one would fail on the missing package): editing any
+  # of them rebuilds no package.
+  testHelpers = map (p: toString (root + "/internal/${p}")) [
+    "gopin"
+    "redistest"
+    "servicetest"
+    "stacktest"
+  ];
+  code =
+    dir:
+    fs.fromSource (
+      lib.cleanSourceWith {
+        src = dir;
+        filter =
+          path: type:
+          let
+            name = baseNameOf path;
+          in
+          if type == "directory" then
+            name != "testdata" && !lib.elem path testHelpers
+          else
+            !lib.hasSuffix ".md" name && !lib.hasSuffix "_test.go" name;
+      }
+    );
 
   # Every binary of the module: a static binary of one main package, from the committed
   # vendor/ (vendorHash = null), rebuilt only when its own sources change.
