@@ -20,6 +20,9 @@
     let
       inherit (nixpkgs) lib;
       version = "0.1.0";
+      # nixos-26.05 is the last nixpkgs release with x86_64-darwin (its release notes, as
+      # quoted in nix-community/infra#1860): a lock moved to a later release must drop it,
+      # or evaluating its outputs fails.
       systems = [
         "x86_64-linux"
         "aarch64-linux"
