@@ -48,6 +48,9 @@ type User struct {
 // DB is a read-only set of users, safe for concurrent use.
 type DB struct {
 	byName map[string]*entry
+	// warnings say what is unsafe about the file the users came from
+	// (Load); the users load all the same.
+	warnings []string
 }
 
 type entry struct {
@@ -63,11 +66,54 @@ func Load(path string) (*DB, error) {
 	if path == "" {
 		return Parse(reference, ReferenceSource)
 	}
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("USERS_FILE: %w", err)
 	}
-	return Parse(data, "USERS_FILE "+path)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("USERS_FILE: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("USERS_FILE: %w", err)
+	}
+	db, err := Parse(data, "USERS_FILE "+path)
+	if err != nil {
+		return nil, err
+	}
+	db.warnings = fileWarnings(path, fi.Mode().Perm(), db.plaintext())
+	return db, nil
+}
+
+// fileWarnings says what is unsafe about a users file with mode perm that
+// holds plain plaintext passwords: others who can write it decide who logs
+// in, and others who can read it know those passwords.
+func fileWarnings(path string, perm os.FileMode, plain int) []string {
+	var w []string
+	if perm&0o022 != 0 {
+		w = append(w, fmt.Sprintf("USERS_FILE %s is writable by other users (mode %04o): they can change who logs in; chmod 600", path, perm))
+	}
+	if plain > 0 && perm&0o044 != 0 {
+		w = append(w, fmt.Sprintf("USERS_FILE %s holds %d plaintext passwords and is readable by other users (mode %04o); chmod 600, or store bcrypt hashes", path, plain, perm))
+	}
+	return w
+}
+
+// Warnings says what is unsafe about the users file (its mode), one
+// sentence each; none for the reference users.
+func (db *DB) Warnings() []string { return db.warnings }
+
+// plaintext counts the users whose password is stored as plaintext.
+func (db *DB) plaintext() int {
+	n := 0
+	for _, e := range db.byName {
+		if e.bcrypt == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // fileUser is one element of the users file; pointers tell missing fields

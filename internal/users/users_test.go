@@ -214,3 +214,51 @@ func TestPlaintextWithDollarsLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadWarnsAboutTheFilesMode: a users file others can write decides who
+// logs in, and one others can read gives away its plaintext passwords (not
+// its bcrypt hashes): each is a warning, and the users load all the same.
+func TestLoadWarnsAboutTheFilesMode(t *testing.T) {
+	plain := `[{"id":1,"username":"alice","password":"password","enabled":true}]`
+	hashed := bcryptUser(validHash)
+	tests := []struct {
+		name    string
+		content string
+		mode    os.FileMode
+		want    []string // a substring of each warning, in order
+	}{
+		{"plaintext, owner only", plain, 0o600, nil},
+		{"plaintext, readable by all", plain, 0o644, []string{"holds 1 plaintext passwords and is readable by other users (mode 0644)"}},
+		{"plaintext, group-readable", plain, 0o640, []string{"readable by other users (mode 0640)"}},
+		{"bcrypt, readable by all", hashed, 0o644, nil},
+		{"bcrypt, writable by all", hashed, 0o666, []string{"is writable by other users (mode 0666)"}},
+		{"plaintext, writable by the group", plain, 0o660, []string{"writable by other users (mode 0660)", "readable by other users (mode 0660)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "users.json")
+			if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			db, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := db.Warnings()
+			if len(got) != len(tt.want) {
+				t.Fatalf("got warnings %q, want %d (%q)", got, len(tt.want), tt.want)
+			}
+			for i, w := range tt.want {
+				if !strings.Contains(got[i], w) || !strings.Contains(got[i], path) {
+					t.Errorf("warning %d: got %q, want it to name %s and contain %q", i, got[i], path, w)
+				}
+			}
+		})
+	}
+	if db, err := Load(""); err != nil || len(db.Warnings()) != 0 {
+		t.Errorf("the reference users: got %v, %q; want no warning", err, db.Warnings())
+	}
+}

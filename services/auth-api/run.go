@@ -42,6 +42,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		source = users.ReferenceSource
 	}
 	log.Info("users loaded", "source", source, "count", db.Len())
+	for _, w := range db.Warnings() {
+		log.Warn(w)
+	}
 
 	issuer := token.NewIssuer([]byte(cfg.JWTSecret), nil)
 	srv := httpx.NewServer(newHandler(log, db, issuer), log)
