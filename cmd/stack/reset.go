@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/acme-payments/platform/internal/procompose"
+	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
 // reset deletes the state dir after confirmation (or --yes). It refuses
@@ -21,6 +22,28 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	if err := l.parseFlags(fs, args); err != nil {
 		return err
 	}
+	// STACK_STATE_DIR may be a symlink to the state dir: what it points to
+	// (its secret and data) is deleted, then the link, not the link alone.
+	// The link is resolved once, here, and everything below (the checks, the
+	// question, the deletion) works on what it pointed to then: resolved
+	// again after the question, a link that another user owns (one planted
+	// in /tmp, say) could be pointed at any of this user's directories in
+	// the meantime, and that directory was deleted unchecked.
+	link := ""
+	if fi, err := os.Lstat(l.cfg.StateDir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if err := stackconfig.CheckOwned(l.cfg.StateDir); err != nil {
+			return fmt.Errorf("not deleting what the state dir's symlink points to: %w", err)
+		}
+		target, err := filepath.EvalSymlinks(l.cfg.StateDir)
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", l.cfg.StateDir)
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reset: resolve the symlink %s: %w", l.cfg.StateDir, err)
+		}
+		link, l.cfg.StateDir = l.cfg.StateDir, target
+	}
 	c := l.cfg
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
@@ -30,6 +53,10 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	if _, err := os.Stat(c.StateDir); errors.Is(err, os.ErrNotExist) {
 		fmt.Fprintf(l.stdout, "stack: nothing to reset (%s does not exist)\n", c.StateDir)
 		return nil
+	}
+	// Another user's directory is theirs to delete (up refuses it too).
+	if err := stackconfig.CheckOwned(c.StateDir); err != nil {
+		return fmt.Errorf("not deleting the state dir: %w", err)
 	}
 	if name, err := l.foreignEntry(); err != nil {
 		return fmt.Errorf("cannot list %s, so cannot tell whether it is a stack state dir; not deleting it: %w", c.StateDir, err)
@@ -53,24 +80,15 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 			return errors.New("reset cancelled (--yes skips the question)")
 		}
 	}
-	// STACK_STATE_DIR may be a symlink to the state dir: delete what it
-	// points to (its secret and data), then the link, not the link alone.
-	if fi, err := os.Lstat(c.StateDir); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		target, err := filepath.EvalSymlinks(c.StateDir)
-		if err != nil {
-			return fmt.Errorf("reset: resolve the symlink %s: %w", c.StateDir, err)
-		}
-		if err := os.RemoveAll(target); err != nil {
-			return fmt.Errorf("reset: %w", err)
-		}
-		if err := os.Remove(c.StateDir); err != nil {
-			return fmt.Errorf("reset: deleted %s, but not the symlink to it: %w", target, err)
-		}
-		fmt.Fprintf(l.stdout, "stack: deleted %s and the symlink %s to it\n", target, c.StateDir)
-		return nil
-	}
 	if err := os.RemoveAll(c.StateDir); err != nil {
 		return fmt.Errorf("reset: %w", err)
+	}
+	if link != "" {
+		if err := os.Remove(link); err != nil {
+			return fmt.Errorf("reset: deleted %s, but not the symlink to it: %w", c.StateDir, err)
+		}
+		fmt.Fprintf(l.stdout, "stack: deleted %s and the symlink %s to it\n", c.StateDir, link)
+		return nil
 	}
 	fmt.Fprintf(l.stdout, "stack: deleted %s\n", c.StateDir)
 	return nil

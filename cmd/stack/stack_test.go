@@ -1406,6 +1406,99 @@ func TestResetThroughASymlink(t *testing.T) {
 	}
 }
 
+// swapOnRead is reset's stdin: when the question is answered, it first
+// points the symlink link at to (as another user who owns the link could,
+// while reset waits for "yes").
+type swapOnRead struct {
+	t        *testing.T
+	link, to string
+	done     bool
+}
+
+func (r *swapOnRead) Read(p []byte) (int, error) {
+	if r.done {
+		return 0, io.EOF
+	}
+	r.done = true
+	tmp := r.link + ".new"
+	if err := os.Symlink(r.to, tmp); err != nil {
+		r.t.Error(err)
+	}
+	if err := os.Rename(tmp, r.link); err != nil {
+		r.t.Error(err)
+	}
+	return copy(p, "yes\n"), nil
+}
+
+// TestResetResolvesTheSymlinkOnce: reset through a symlinked
+// STACK_STATE_DIR checks, and deletes, what the link pointed to when it
+// checked. It resolved the link again after the question, so a link
+// repointed meanwhile (at a directory the check never saw) had that
+// directory deleted, whatever it held.
+func TestResetResolvesTheSymlinkOnce(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := preparedStateDir(t)
+	precious := t.TempDir()
+	keep := filepath.Join(precious, "data")
+	if err := os.WriteFile(keep, []byte("not the stack's"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "st")
+	if err := os.Symlink(state, link); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	stdin := &swapOnRead{t: t, link: link, to: precious}
+	if err := run(context.Background(), []string{"stack", "reset"}, []string{"STACK_STATE_DIR=" + link}, stdin, &stdout, &stderr); err != nil {
+		t.Fatalf("reset through a symlink: %v (%s)", err, stderr.String())
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("%s, which the link pointed to only after reset had checked it: %v; want it left alone", keep, err)
+	}
+	if _, err := os.Lstat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the state dir the link pointed to when reset checked it, %s: got %v, want it gone", state, err)
+	}
+}
+
+// TestResetRefusesAnotherUsersLinkOrDir: reset, as up does (D54), refuses
+// a STACK_STATE_DIR symlink or a state dir that another user owns: the
+// owner of the link can point it anywhere; another user's directory is
+// theirs to delete. Root only (to give the link or the directory away).
+func TestResetRefusesAnotherUsersLinkOrDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to make a file another user's")
+	}
+	t.Chdir(fakeCheckout(t))
+	for _, tc := range []struct {
+		name string
+		give func(state, link string) error
+	}{
+		{"the link", func(_, link string) error { return os.Lchown(link, 12345, 12345) }},
+		{"the state dir", func(state, _ string) error { return os.Chown(state, 12345, 12345) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := preparedStateDir(t)
+			link := filepath.Join(t.TempDir(), "st")
+			if err := os.Symlink(state, link); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.give(state, link); err != nil {
+				t.Fatal(err)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"stack", "reset", "--yes"}, []string{"STACK_STATE_DIR=" + link}, nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "owned by uid 12345") {
+				t.Errorf("reset --yes with %s another user's: got %v, want a refusal naming uid 12345", tc.name, err)
+			}
+			for _, p := range []string{state, link} {
+				if _, err := os.Lstat(p); err != nil {
+					t.Errorf("%s after the refusal: %v; want it left", p, err)
+				}
+			}
+		})
+	}
+}
+
 // TestStopStraysInDependencyOrder: the stack's processes left without
 // process-compose (it was killed) are stopped as process-compose stops them:
 // HAProxy first, with its soft-stop signal, then the APIs, then

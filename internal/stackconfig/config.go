@@ -458,8 +458,14 @@ func (c Config) PrepareStateDir() error {
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir (STACK_STATE_DIR): %w", err)
 	}
-	if err := checkOwnerOf(c.StateDir, os.Stat); err != nil { // through a symlinked state dir, its target
-		return fmt.Errorf("state dir (STACK_STATE_DIR): %w", err)
+	// Through a symlinked state dir, its target, and the link itself: its
+	// owner can point it elsewhere at any time, as everything is reached
+	// through it (a link planted in /tmp where the settings name a state
+	// dir that does not exist yet).
+	for _, stat := range []func(string) (os.FileInfo, error){os.Stat, os.Lstat} {
+		if err := checkOwnerOf(c.StateDir, stat); err != nil {
+			return fmt.Errorf("state dir (STACK_STATE_DIR): %w", err)
+		}
 	}
 	if err := os.Chmod(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
@@ -490,6 +496,10 @@ func checkOwnerOf(path string, stat func(string) (os.FileInfo, error)) error {
 	}
 	return checkOwner(path, fi)
 }
+
+// CheckOwned refuses path unless this user owns it; a symlink is not
+// followed: its own owner is the one checked (checkOwner).
+func CheckOwned(path string) error { return checkOwnerOf(path, os.Lstat) }
 
 // StateMarkerFile marks a directory as a state dir, so that what else may
 // appear in it (a core dump, .DS_Store) does not make up and reset take it

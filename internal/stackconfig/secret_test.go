@@ -185,6 +185,23 @@ func TestRefusesAnotherUsersStateDir(t *testing.T) {
 		}
 	})
 
+	t.Run("another user's symlink to this user's directory", func(t *testing.T) {
+		c := stateConfig(t)
+		target := filepath.Join(t.TempDir(), "mine")
+		if err := os.Mkdir(target, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, c.StateDir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(c.StateDir, other, other); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.PrepareStateDir(); err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("PrepareStateDir through a symlink another user owns: got %v, want a refusal naming the owner", err)
+		}
+	})
+
 	t.Run("secret file", func(t *testing.T) {
 		c := stateConfig(t)
 		if err := c.PrepareStateDir(); err != nil {
