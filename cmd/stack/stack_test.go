@@ -2042,3 +2042,26 @@ func TestInterruptedCommandsSaySo(t *testing.T) {
 		})
 	}
 }
+
+// TestLookPathSkipsRelativeEntries: an empty or relative PATH entry (a
+// trailing ":", ".") is not searched, so a program of the stack's name in the
+// current directory is never taken for it. It was, as the current directory.
+func TestLookPathSkipsRelativeEntries(t *testing.T) {
+	here := t.TempDir()
+	t.Chdir(here)
+	if err := os.WriteFile(filepath.Join(here, "redis-server"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := t.TempDir()
+	for _, path := range []string{":", ".", elsewhere + ":", "." + string(filepath.ListSeparator) + elsewhere, "./"} {
+		if found, err := lookPath([]string{"PATH=" + path}, "redis-server"); err == nil {
+			t.Errorf("PATH=%q: found %s, want not found (the current directory is not searched)", path, found)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(elsewhere, "redis-server"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := lookPath([]string{"PATH=.:" + elsewhere}, "redis-server"); err != nil || found != filepath.Join(elsewhere, "redis-server") {
+		t.Errorf("PATH=.:%s: got %q, %v; want the one in %s", elsewhere, found, err, elsewhere)
+	}
+}

@@ -223,8 +223,12 @@ func staticBuildEnv(environ []string) []string {
 // lookPath is exec.LookPath over the PATH of environ.
 func lookPath(environ []string, name string) (string, error) {
 	for _, dir := range filepath.SplitList(lookupEnv(environ, "PATH")) {
-		if dir == "" {
-			dir = "."
+		if !filepath.IsAbs(dir) {
+			// An empty or relative entry ("PATH=/usr/bin:", ".") would
+			// run whatever the current directory holds under that name,
+			// as the stack's Redis or HAProxy: skipped, as Go's own
+			// exec.LookPath refuses it (exec.ErrDot).
+			continue
 		}
 		p := filepath.Join(dir, name)
 		if isExecutable(p) {
