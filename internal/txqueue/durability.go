@@ -62,7 +62,7 @@ func IsRedisRefusal(err error) bool {
 // as a warning, or that its settings keep what it answers. Redis need not
 // be up when it starts: it asks again every second until Redis answers or
 // ctx ends. A Redis that refuses CONFIG is logged once, at info, and not
-// asked again. Run it in its own goroutine.
+// asked again. Run it in its own goroutine (GoWarnIfNotDurable).
 func WarnIfNotDurable(ctx context.Context, rdb *redis.Client, log *slog.Logger) {
 	for {
 		askCtx, cancel := context.WithTimeout(ctx, time.Second)
@@ -87,5 +87,24 @@ func WarnIfNotDurable(ctx context.Context, rdb *redis.Client, log *slog.Logger) 
 			return
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// GoWarnIfNotDurable runs WarnIfNotDurable in its own goroutine and returns
+// a function that stops it and waits for it to return. A service defers
+// that after its defer of rdb.Close, so that the check ends before the
+// client closes, also when run returns with an error before ctx ends: then
+// it would ask a closed client every second, and could log after run had
+// returned.
+func GoWarnIfNotDurable(ctx context.Context, rdb *redis.Client, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WarnIfNotDurable(ctx, rdb, log)
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }

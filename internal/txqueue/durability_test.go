@@ -115,3 +115,27 @@ func TestWarnIfNotDurable(t *testing.T) {
 		}
 	})
 }
+
+// TestGoWarnIfNotDurableStops: its stop ends the check while Redis is still
+// down, with ctx not done (a service's run returning with an error), and
+// nothing is logged after it returns.
+func TestGoWarnIfNotDurableStops(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, buf := testLogger(t)
+	srv.Kill()
+	stop := GoWarnIfNotDurable(context.Background(), rdb, log)
+	time.Sleep(100 * time.Millisecond) // its first try, on a Redis that is down
+	stopped := make(chan struct{})
+	go func() {
+		stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stop did not return within 10 s")
+	}
+	if got := buf.String(); got != "" {
+		t.Errorf("logged while Redis was down, want nothing:\n%s", got)
+	}
+}

@@ -46,8 +46,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 	defer rdb.Close()
 	// A REDIS_URL of another Redis may not keep what it answers: say so
-	// once it answers (the stack's own Redis does).
-	go txqueue.WarnIfNotDurable(ctx, rdb, log)
+	// once it answers (the stack's own Redis does). Stopped before rdb
+	// closes, whatever run returns.
+	defer txqueue.GoWarnIfNotDurable(ctx, rdb, log)()
 
 	consumer, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{
 		Name:              cfg.ConsumerName,
