@@ -565,7 +565,6 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		// meanwhile. Then renew it first, keeping only what is still ours.
 		if time.Since(leased) > c.cfg.VisibilityTimeout/2 {
 			ren := c.newRecordCall(nil, nil, rest)
-			ren.args[0] = time.Now().UnixNano()
 			owned, err := c.runRecord(keep, ren)
 			if err != nil {
 				c.log.WarnContext(ctx, "could not renew the lease on the rest of the batch; left pending, uncharged",
