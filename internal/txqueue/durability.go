@@ -40,12 +40,14 @@ func DurabilityProblems(ctx context.Context, rdb *redis.Client) (settings map[st
 	for i, name := range names {
 		got[name] = cmds[i].Val()[name]
 	}
-	if got["appendonly"] != "yes" {
+	// A setting CONFIG GET did not answer (a proxy in front of Redis, say)
+	// is not judged.
+	if got["appendonly"] != "" && got["appendonly"] != "yes" {
 		problems = append(problems, fmt.Sprintf("appendonly is %q, not yes: a Redis restart loses every queued transaction, each answered 200", got["appendonly"]))
 	} else if got["appendfsync"] == "no" {
 		problems = append(problems, "appendfsync is no: the kernel decides when the AOF reaches the disk, so a host crash loses transactions answered 200 (always, the stack's default, or everysec)")
 	}
-	if got["maxmemory"] != "0" && got["maxmemory-policy"] != "noeviction" {
+	if mm, policy := got["maxmemory"], got["maxmemory-policy"]; mm != "" && mm != "0" && policy != "" && policy != "noeviction" {
 		problems = append(problems, fmt.Sprintf("maxmemory-policy is %q with maxmemory %s, not noeviction: Redis may evict status and Idempotency-Key records (a keyed retry then queues twice), or with allkeys-* the queue itself", got["maxmemory-policy"], got["maxmemory"]))
 	}
 	return got, problems, nil

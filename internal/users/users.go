@@ -88,8 +88,8 @@ func Load(path string) (*DB, error) {
 }
 
 // fileWarnings says what is unsafe about a users file with mode perm that
-// holds plain plaintext passwords: others who can write it decide who logs
-// in, and others who can read it know those passwords.
+// holds plain passwords stored as plaintext: others who can write it decide
+// who logs in, and others who can read it know those passwords.
 func fileWarnings(path string, perm os.FileMode, plain int) []string {
 	var w []string
 	if perm&0o022 != 0 {
