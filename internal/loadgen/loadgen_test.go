@@ -832,16 +832,7 @@ func TestStatusDrainIsNotBeforeTheLastProcessing(t *testing.T) {
 // queueing off as the platform's latency, at a rate it never sent. Here one
 // worker meets a router that takes 50 ms per transaction at 100/s.
 func TestRunOpenLoopReportsFallingBehind(t *testing.T) {
-	f := fakerouter.New(fakerouter.Options{})
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /auth/token", f.Token)
-	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(50 * time.Millisecond)
-		f.Transaction(w, r)
-	})
-	mux.HandleFunc("GET /transaction/transactions/{id}", f.Status)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := startSlowRouter(t, func() { time.Sleep(50 * time.Millisecond) })
 	cfg := testConfig(srv.URL)
 	cfg.Concurrency, cfg.Merchants = 1, 1
 	cfg.Rate, cfg.Count = 100, 10
@@ -881,22 +872,15 @@ func TestRunOpenLoopReportsFallingBehind(t *testing.T) {
 // answer while every other worker had stopped: accepted/s was the second's
 // work divided by 4 s.
 func TestRunDurationRateIsNotDilutedByAStraggler(t *testing.T) {
-	f := fakerouter.New(fakerouter.Options{})
 	start := time.Now()
 	var held atomic.Bool
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /auth/token", f.Token)
-	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+	srv := startSlowRouter(t, func() {
 		if time.Since(start) > 900*time.Millisecond && held.CompareAndSwap(false, true) {
 			time.Sleep(3 * time.Second)
 		} else {
 			time.Sleep(5 * time.Millisecond)
 		}
-		f.Transaction(w, r)
 	})
-	mux.HandleFunc("GET /transaction/transactions/{id}", f.Status)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
 	cfg := testConfig(srv.URL)
 	cfg.Concurrency, cfg.Merchants = 2, 1
 	cfg.Duration = time.Second
@@ -916,4 +900,21 @@ func TestRunDurationRateIsNotDilutedByAStraggler(t *testing.T) {
 		t.Errorf("accepted %d (%.0f/s) in a %v run with a straggler answered %.2fs after the start: want at least %.0f/s",
 			rep.Accepted, got, cfg.Duration, rep.Elapsed, want)
 	}
+}
+
+// startSlowRouter serves the fake router's routes, each transaction after
+// wait returns.
+func startSlowRouter(t *testing.T, wait func()) *httptest.Server {
+	t.Helper()
+	f := fakerouter.New(fakerouter.Options{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /auth/token", f.Token)
+	mux.HandleFunc("POST /transaction/transaction", func(w http.ResponseWriter, r *http.Request) {
+		wait()
+		f.Transaction(w, r)
+	})
+	mux.HandleFunc("GET /transaction/transactions/{id}", f.Status)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
 }
