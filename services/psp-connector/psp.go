@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -164,28 +165,38 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 		}
 	}
 	marker := []byte(`"msg":"` + chargedMsg + `"`)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.Contains(line, marker) {
+	// A ledger line is at most pipeBuf bytes. A longer line (another
+	// writer's, or the NUL bytes a truncated log starts with when its
+	// writer goes on at its old offset) names nothing: it is skipped, not
+	// an error, so that the ledger lines around it are still found.
+	rd := bufio.NewReaderSize(f, 64<<10)
+	long := false // in a line longer than rd's buffer
+	for {
+		line, err := rd.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			long = true
 			continue
 		}
-		var rec struct {
-			Msg            string   `json:"msg"`
-			TransactionIDs []string `json:"transaction_ids"`
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.path, err)
 		}
-		if json.Unmarshal(line, &rec) != nil || rec.Msg != chargedMsg {
-			continue
-		}
-		for _, id := range rec.TransactionIDs {
-			if _, ok := want[id]; ok {
-				want[id] = true
+		if !long && bytes.Contains(line, marker) {
+			var rec struct {
+				Msg            string   `json:"msg"`
+				TransactionIDs []string `json:"transaction_ids"`
+			}
+			if json.Unmarshal(line, &rec) == nil && rec.Msg == chargedMsg {
+				for _, id := range rec.TransactionIDs {
+					if _, ok := want[id]; ok {
+						want[id] = true
+					}
+				}
 			}
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.path, err)
+		long = false
+		if err != nil { // io.EOF
+			break
+		}
 	}
 	return want, nil
 }

@@ -761,3 +761,61 @@ func TestMain(m *testing.M) {
 func TestRunSecondSignalStopsAtOnce(t *testing.T) {
 	servicetest.CheckSecondSignalStopsAtOnce(t, "/health", "REDIS_URL=unix://"+t.TempDir()+"/none.sock")
 }
+
+// TestLedgerPSPMadeSkipsWhatIsNoLine: what is not a line of the connector's
+// output in CHARGE_LOG, a line longer than any ledger line (another
+// writer's, or garbage) or the run of NUL bytes that a log truncated under a
+// writer without O_APPEND starts with, costs only itself: the ledger lines
+// around it are still found. Before, bufio.Scanner's limit made Made fail,
+// and every transaction in hand was charged again.
+func TestLedgerPSPMadeSkipsWhatIsNoLine(t *testing.T) {
+	round := testRound()
+	ids := []string{round[0].ID, round[1].ID, round[2].ID}
+	for _, tt := range []struct {
+		name    string
+		between func(f *os.File) error
+	}{
+		{"a line of 2 MB", func(f *os.File) error {
+			_, err := f.WriteString(strings.Repeat("x", 2<<20) + "\n")
+			return err
+		}},
+		{"a hole of 70 MB: a truncated log written on at its old offset", func(f *os.File) error {
+			st, err := f.Stat()
+			if err != nil {
+				return err
+			}
+			if err := f.Truncate(st.Size() + 70<<20); err != nil {
+				return err
+			}
+			_, err = f.Seek(0, io.SeekEnd)
+			return err
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "psp-connector.log")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			psp := ledgerPSP{linePSP: linePSP{w: f}, path: path}
+			errs := make([]error, 1)
+			psp.ChargeRound(context.Background(), round[:1], errs)
+			if err := tt.between(f); err != nil {
+				t.Fatal(err)
+			}
+			psp.ChargeRound(context.Background(), round[1:2], errs)
+			got, err := psp.Made(context.Background(), ids)
+			if err != nil {
+				t.Fatalf("Made: %v", err)
+			}
+			// The first round is more than 64 MB back after the hole.
+			want := []bool{!strings.HasPrefix(tt.name, "a hole"), true, false}
+			for i := range ids {
+				if got[ids[i]] != want[i] {
+					t.Errorf("Made(%s): got %v, want %v", ids[i], got[ids[i]], want[i])
+				}
+			}
+		})
+	}
+}
