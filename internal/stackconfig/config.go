@@ -98,14 +98,11 @@ func (c Config) Ports() []Port {
 // A bad setting does not hide the others: the error names each one
 // (loadPast), so that one run shows everything to mend.
 func Load(l Layout, cwd string, environ []string) (Config, error) {
-	cfg, err := load(l, cwd, environ, nil)
-	if err == nil {
+	cfg, skipped, err := loadPast(l, cwd, environ, "")
+	if skipped == nil && err == nil {
 		return cfg, nil
 	}
-	if _, skipped, last := loadPast(l, cwd, environ, ""); skipped != nil || last != nil {
-		err = indented{errors.Join(skipped, last)}
-	}
-	return Config{}, err
+	return Config{}, indented{errors.Join(skipped, err)}
 }
 
 // indented shows each line of its error after the first indented, under it

@@ -586,13 +586,7 @@ func testRound() []txqueue.Message {
 // or that was never charged, is not; a file that cannot be read is an error
 // naming CHARGE_LOG.
 func TestLedgerPSPMade(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "psp-connector.log")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	psp := ledgerPSP{linePSP: linePSP{w: f}, path: path}
+	f, psp := newLedgerLog(t)
 	round := testRound()
 	errs := make([]error, 2)
 	psp.ChargeRound(context.Background(), round[:2], errs)
@@ -792,13 +786,7 @@ func TestLedgerPSPMadeSkipsWhatIsNoLine(t *testing.T) {
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "psp-connector.log")
-			f, err := os.Create(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			psp := ledgerPSP{linePSP: linePSP{w: f}, path: path}
+			f, psp := newLedgerLog(t)
 			errs := make([]error, 1)
 			psp.ChargeRound(context.Background(), round[:1], errs)
 			if err := tt.between(f); err != nil {
@@ -818,4 +806,17 @@ func TestLedgerPSPMadeSkipsWhatIsNoLine(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newLedgerLog creates an empty CHARGE_LOG in t's temporary directory,
+// closed when t ends, and a ledger PSP that writes to it and reads it back.
+func newLedgerLog(t *testing.T) (*os.File, ledgerPSP) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "psp-connector.log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f, ledgerPSP{linePSP: linePSP{w: f}, path: path}
 }
