@@ -27,6 +27,10 @@ type config struct {
 	// ChargeLog is the file this connector's standard output ends up in,
 	// read back for the rounds' ledger lines (ledgerPSP); "" for none.
 	ChargeLog string `env:"CHARGE_LOG"`
+	// ChargeLedger is a file of the connector's own that each round's
+	// ledger line is appended to, and read back with CHARGE_LOG
+	// (ledgerPSP); "" for none.
+	ChargeLedger string `env:"CHARGE_LEDGER"`
 
 	// ServeHealth: HTTP_PORT is set, so serve GET /health (README.md).
 	ServeHealth bool `env:"-"`
@@ -87,7 +91,10 @@ func (c *config) validate() error {
 	if c.BatchSize < 1 || c.BatchSize > maxBatchSize {
 		return fmt.Errorf("BATCH_SIZE must be between 1 and %d, got %d", maxBatchSize, c.BatchSize)
 	}
-	return c.checkChargeLog()
+	if err := c.checkChargeLog(); err != nil {
+		return err
+	}
+	return c.checkChargeLedger()
 }
 
 // checkChargeLog checks at start what the ledger needs only after a crash:
@@ -112,6 +119,25 @@ func (c *config) checkChargeLog() error {
 	}
 	if st, err := os.Stat(filepath.Dir(c.ChargeLog)); err != nil || !st.IsDir() {
 		return fmt.Errorf("CHARGE_LOG %q is in no directory that exists: it must name the file this connector's standard output goes to", c.ChargeLog)
+	}
+	return nil
+}
+
+// checkChargeLedger checks that CHARGE_LEDGER, when set, is in a directory
+// that exists (the connector creates the file) and is not CHARGE_LOG: the
+// copy is there for when that file is truncated.
+func (c *config) checkChargeLedger() error {
+	if c.ChargeLedger == "" {
+		return nil
+	}
+	if c.ChargeLog != "" && filepath.Clean(c.ChargeLedger) == filepath.Clean(c.ChargeLog) {
+		return fmt.Errorf("CHARGE_LEDGER %q is CHARGE_LOG: it must be a file of the connector's own, which nothing else writes or truncates", c.ChargeLedger)
+	}
+	if st, err := os.Stat(filepath.Dir(c.ChargeLedger)); err != nil || !st.IsDir() {
+		return fmt.Errorf("CHARGE_LEDGER %q is in no directory that exists: the connector creates the file, not its directory", c.ChargeLedger)
+	}
+	if st, err := os.Stat(c.ChargeLedger); err == nil && !st.Mode().IsRegular() {
+		return fmt.Errorf("CHARGE_LEDGER %q is not a regular file", c.ChargeLedger)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"time"
@@ -131,37 +132,90 @@ func appendLedgerLine(b []byte, round []txqueue.Message, now time.Time) []byte {
 	return append(b, "]}\n"...)
 }
 
-// ledgerPSP is linePSP with its output's ledger lines read back
-// (txqueue.LedgerPSP): path is the file the connector's standard output goes
-// to (CHARGE_LOG; in the stack, its log file). Contract lines and the
-// ledger line naming them leave in one Write of at most pipeBuf bytes
-// (linePSP.ChargeRound), and a write to a pipe of at most PIPE_BUF bytes is
-// all or nothing, so a transaction named in the file had its contract line
-// printed, even if the connector was killed right after.
+// ledgerPSP is linePSP with its ledger lines read back (txqueue.LedgerPSP),
+// from one source or both:
+//
+//   - log (CHARGE_LOG): the file the connector's standard output goes to (in
+//     the stack, its log file). Contract lines and the ledger line naming
+//     them leave in one Write of at most pipeBuf bytes
+//     (linePSP.ChargeRound), and a write to a pipe of at most PIPE_BUF bytes
+//     is all or nothing, so a transaction named in the file had its contract
+//     line printed, even if the connector was killed right after. But the
+//     file is not the connector's: process-compose truncates it when it
+//     starts the connector itself (a stop and start through its API or TUI),
+//     and `stack up` starts it afresh.
+//   - own (CHARGE_LEDGER): a file of the connector's own, to which each
+//     round's ledger line is appended right after the round was printed, and
+//     which nothing else truncates. A kill between the two leaves the round
+//     in the log only; a truncated log, in this file only. Both at once,
+//     both are needed to charge a round twice.
+//
+// A transaction named in either was printed.
 type ledgerPSP struct {
 	linePSP
-	path string
+	log string      // CHARGE_LOG, "" for none
+	own *ledgerFile // CHARGE_LEDGER, nil for none
 }
 
-// ledgerTail bounds how much of the end of the file Made reads: a round in
+// Charge charges m alone, as a round of one.
+func (p ledgerPSP) Charge(ctx context.Context, m txqueue.Message) error {
+	var errs [1]error
+	p.ChargeRound(ctx, []txqueue.Message{m}, errs[:])
+	return errs[0]
+}
+
+// ChargeRound prints the round (linePSP.ChargeRound), then appends to
+// CHARGE_LEDGER the ledger line of those of its transactions whose lines went
+// out whole.
+func (p ledgerPSP) ChargeRound(ctx context.Context, round []txqueue.Message, errs []error) {
+	p.linePSP.ChargeRound(ctx, round, errs)
+	if p.own != nil {
+		p.own.record(round, errs)
+	}
+}
+
+// ledgerTail bounds how much of the end of each file Made reads: a round in
 // hand when its connector stopped is near the end, a visibility timeout ago.
 const ledgerTail = 64 << 20
 
 // Made answers which of ids a ledger line in the last ledgerTail bytes of
-// the file names.
+// CHARGE_LOG, or of CHARGE_LEDGER and its previous file, names. A source
+// that cannot be read is an error, naming it: then every transaction in
+// question is charged again, at least once.
 func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error) {
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = false
 	}
-	f, err := os.Open(p.path)
+	if p.log != "" {
+		if err := readLedgerLines(p.log, want); err != nil {
+			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.log, err)
+		}
+	}
+	if p.own != nil {
+		// The previous file first: it may be gone, or never was.
+		err := readLedgerLines(p.own.previous(), want)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.previous(), err)
+		}
+		if err := readLedgerLines(p.own.path, want); err != nil {
+			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.path, err)
+		}
+	}
+	return want, nil
+}
+
+// readLedgerLines marks true each id of want that a ledger line in the last
+// ledgerTail bytes of the file at path names.
+func readLedgerLines(path string, want map[string]bool) error {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("CHARGE_LOG: %w", err)
+		return err
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() > ledgerTail {
 		if _, err := f.Seek(fi.Size()-ledgerTail, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.path, err)
+			return err
 		}
 	}
 	marker := []byte(`"msg":"` + chargedMsg + `"`)
@@ -178,7 +232,7 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 			continue
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.path, err)
+			return err
 		}
 		if !long && bytes.Contains(line, marker) {
 			var rec struct {
@@ -195,8 +249,7 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 		}
 		long = false
 		if err != nil { // io.EOF
-			break
+			return nil
 		}
 	}
-	return want, nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,11 +37,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	log := logging.New(stdout, "psp-connector", cfg.Level)
 	log.Info("starting", "version", version)
 	txqueue.RouteClientLogs(log)
-	if cfg.ChargeLog != "" {
-		log.Info("reading the charges' ledger lines back from CHARGE_LOG", "path", cfg.ChargeLog)
-	} else {
-		log.Info("no CHARGE_LOG: a round printed but not recorded when the connector stopped is charged again (at least once)")
+	psp, err := newPSP(stdout, cfg, log)
+	if err != nil {
+		return err
 	}
+	defer psp.Close()
 	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
 	if err != nil {
 		return err
@@ -59,7 +61,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		StatusTTL:         cfg.StatusTTL,
 		ShutdownGrace:     cfg.ShutdownGrace,
 		Chargers:          cfg.Chargers,
-	}, newPSP(stdout, cfg.ChargeLog), log)
+	}, psp.PSP, log)
 	if err != nil {
 		return err
 	}
@@ -90,12 +92,32 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	return errors.Join(serveErr, <-consumed)
 }
 
+// openedPSP is the PSP the consumer charges with, and what closes its
+// files.
+type openedPSP struct {
+	txqueue.PSP
+	Close func() error
+}
+
 // newPSP is the line PSP on stdout, reading its ledger lines back from
-// chargeLog when that is set (CHARGE_LOG): then a round a killed connector
-// printed but did not record is recorded, not printed again.
-func newPSP(stdout io.Writer, chargeLog string) txqueue.PSP {
-	if chargeLog == "" {
-		return linePSP{w: stdout}
+// CHARGE_LOG and CHARGE_LEDGER when either is set: then a round a killed
+// connector printed but did not record is recorded, not printed again. It
+// says at start which it reads.
+func newPSP(stdout io.Writer, cfg config, log *slog.Logger) (openedPSP, error) {
+	line := linePSP{w: stdout}
+	if cfg.ChargeLog == "" && cfg.ChargeLedger == "" {
+		log.Info("no CHARGE_LOG or CHARGE_LEDGER: a round printed but not recorded when the connector stopped is charged again (at least once)")
+		return openedPSP{PSP: line, Close: func() error { return nil }}, nil
 	}
-	return ledgerPSP{linePSP: linePSP{w: stdout}, path: chargeLog}
+	p := ledgerPSP{linePSP: line, log: cfg.ChargeLog}
+	closeFile := func() error { return nil }
+	if cfg.ChargeLedger != "" {
+		own, err := openLedgerFile(cfg.ChargeLedger, ledgerTail, log)
+		if err != nil {
+			return openedPSP{}, fmt.Errorf("CHARGE_LEDGER %q cannot be opened to append the rounds' ledger lines: %w", cfg.ChargeLedger, err)
+		}
+		p.own, closeFile = own, own.Close
+	}
+	log.Info("reading the charges' ledger lines back", "CHARGE_LOG", cfg.ChargeLog, "CHARGE_LEDGER", cfg.ChargeLedger)
+	return openedPSP{PSP: p, Close: closeFile}, nil
 }

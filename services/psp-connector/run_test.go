@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -269,6 +270,10 @@ func TestRunFailsFast(t *testing.T) {
 		{"arguments", []string{"psp-connector", "--once"}, nil, "environment variables"},
 		{"CHARGE_LOG in no directory", nil, []string{"CHARGE_LOG=/nonexistent/psp-connector.log"}, "CHARGE_LOG"},
 		{"CHARGE_LOG a directory", nil, []string{"CHARGE_LOG=" + os.TempDir() + "/"}, "CHARGE_LOG"},
+		{"CHARGE_LEDGER in no directory", nil, []string{"CHARGE_LEDGER=/nonexistent/ledger.jsonl"}, "CHARGE_LEDGER"},
+		{"CHARGE_LEDGER a directory", nil, []string{"CHARGE_LEDGER=" + os.TempDir()}, "CHARGE_LEDGER"},
+		{"CHARGE_LEDGER is CHARGE_LOG", nil, []string{"CHARGE_LOG=" + os.TempDir() + "/psp.log", "CHARGE_LEDGER=" + os.TempDir() + "//psp.log"}, "CHARGE_LEDGER"},
+		{"CHARGE_LEDGER cannot be created", nil, []string{"CHARGE_LEDGER=/proc/ledger.jsonl", "REDIS_URL=unix:///nonexistent.sock"}, "CHARGE_LEDGER"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -609,45 +614,86 @@ func TestLedgerPSPMade(t *testing.T) {
 		}
 	}
 
-	missing := ledgerPSP{path: filepath.Join(t.TempDir(), "none.log")}
+	missing := ledgerPSP{log: filepath.Join(t.TempDir(), "none.log")}
 	if _, err := missing.Made(context.Background(), ids); err == nil || !strings.Contains(err.Error(), "CHARGE_LOG") {
 		t.Errorf("Made on a missing file: got %v, want an error naming CHARGE_LOG", err)
 	}
 }
 
-// stuckAfterWrite writes to w, then blocks every Write after the first
-// until release is closed: a connector frozen right after a round's lines
-// went out, before their record, as a kill -9 there leaves it.
-type stuckAfterWrite struct {
-	w       io.Writer
-	wrote   chan struct{} // closed after the first Write
-	release chan struct{}
-	once    sync.Once
+// freezeAfterWrite passes Writes on to w, and after the first one freezes
+// Redis for the connector using hook: as a connector stopped (SIGSTOP, or
+// killed) after its round's lines went out, with its ledger copy, and
+// before their record.
+type freezeAfterWrite struct {
+	w     io.Writer
+	hook  *redisFreeze
+	wrote chan struct{} // closed after the first Write
+	once  sync.Once
 }
 
-func (s *stuckAfterWrite) Write(p []byte) (int, error) {
+func (s *freezeAfterWrite) Write(p []byte) (int, error) {
 	n, err := s.w.Write(p)
-	s.once.Do(func() { close(s.wrote) })
-	<-s.release
+	s.once.Do(func() {
+		s.hook.on.Store(true)
+		close(s.wrote)
+	})
 	return n, err
 }
 
+// redisFreeze is a go-redis hook that, once on, holds every command of its
+// client until release is closed.
+type redisFreeze struct {
+	on      atomic.Bool
+	release chan struct{}
+}
+
+func (h *redisFreeze) hold() {
+	if h.on.Load() {
+		<-h.release
+	}
+}
+
+func (h *redisFreeze) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *redisFreeze) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.hold()
+		return next(ctx, cmd)
+	}
+}
+
+func (h *redisFreeze) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.hold()
+		return next(ctx, cmds)
+	}
+}
+
 // TestLedgerMakesARoundInHandExactlyOnce: a connector prints a round to its
-// log file and stops before recording it (its Write never returns, as if it
-// were killed right after it). A second connector reading the same file
+// log file and stops before recording it (Redis never answers it again, as
+// if it were killed right after the print). A second connector reading the same file
 // back (CHARGE_LOG) takes the round over once the first one's lease ran
 // out: it finds the round's ledger line, records the transactions and
 // prints none of their lines again. Every transaction has exactly one
-// contract line in the file, and each is processed. Without the ledger
+// contract line in the output, and each is processed. Without the ledger
 // (linePSP), the same run prints the round twice.
+//
+// When the log is truncated before the takeover (process-compose does that
+// when it starts the connector itself, after a stop through its API or TUI),
+// only CHARGE_LEDGER, the connector's own copy of its ledger lines, still
+// names the round: with it the round is charged once, without it twice.
 func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 	for _, tt := range []struct {
-		name       string
-		ledger     bool
-		wantRepeat bool
+		name        string
+		log, own    bool // CHARGE_LOG, CHARGE_LEDGER
+		truncateLog bool
+		wantRepeat  bool
 	}{
-		{"ledger lines read back (CHARGE_LOG)", true, false},
-		{"no ledger: at least once", false, true},
+		{"ledger lines read back (CHARGE_LOG)", true, false, false, false},
+		{"CHARGE_LOG and CHARGE_LEDGER", true, true, false, false},
+		{"log truncated before the takeover, CHARGE_LEDGER kept", true, true, true, false},
+		{"log truncated before the takeover, CHARGE_LOG only", true, false, true, true},
+		{"no ledger: at least once", false, false, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := redistest.Start(t)
@@ -662,31 +708,62 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				}
 				ids = append(ids, res.ID)
 			}
-			path := filepath.Join(t.TempDir(), "psp-connector.log")
+			dir := t.TempDir()
+			path := filepath.Join(dir, "psp-connector.log")
 			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
 			log := slog.New(slog.NewJSONHandler(f, nil))
-			psp := func(w io.Writer) txqueue.PSP {
-				if tt.ledger {
-					return ledgerPSP{linePSP: linePSP{w: w}, path: path}
+			var own *ledgerFile
+			if tt.own {
+				own, err = openLedgerFile(filepath.Join(dir, "ledger.jsonl"), ledgerTail, log)
+				if err != nil {
+					t.Fatal(err)
 				}
-				return linePSP{w: w}
+				t.Cleanup(func() { own.Close() })
 			}
-			frozen := &stuckAfterWrite{w: f, wrote: make(chan struct{}), release: make(chan struct{})}
-			stopFirst := startConsumer(t, rdb, "first", psp(frozen), log)
+			psp := func(w io.Writer) txqueue.PSP {
+				if !tt.log && !tt.own {
+					return linePSP{w: w}
+				}
+				p := ledgerPSP{linePSP: linePSP{w: w}, own: own}
+				if tt.log {
+					p.log = path
+				}
+				return p
+			}
+			freeze := &redisFreeze{release: make(chan struct{})}
+			rdbFirst := srv.Client(t)
+			rdbFirst.AddHook(freeze)
+			frozen := &freezeAfterWrite{w: f, hook: freeze, wrote: make(chan struct{})}
+			stopFirst := startConsumer(t, rdbFirst, "first", psp(frozen), log)
 			t.Cleanup(func() {
-				close(frozen.release)
+				close(freeze.release)
 				if err := stopFirst(); err != nil {
-					t.Errorf("first connector, once its Write returned: %v", err)
+					t.Errorf("first connector, once Redis answered it again: %v", err)
 				}
 			})
 			select {
 			case <-frozen.wrote:
 			case <-time.After(15 * time.Second):
 				t.Fatal("the first connector printed nothing within 15 s")
+			}
+			if own != nil {
+				waitFor(t, "the first connector's ledger copy", func() bool {
+					st, err := os.Stat(own.path)
+					return err == nil && st.Size() > 0
+				})
+			}
+			var lost []byte // what the truncation took
+			if tt.truncateLog {
+				if lost, err = os.ReadFile(path); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Truncate(path, 0); err != nil {
+					t.Fatal(err)
+				}
 			}
 
 			stopSecond := startConsumer(t, rdb, "second", psp(f), log)
@@ -704,7 +781,7 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out := string(b)
+			out := string(lost) + string(b)
 			for i := range ids {
 				line := fmt.Sprintf("==> Making transaction with PSP: User ID: 1, Amount: %d, Currency: USD\n", 100+i)
 				got := strings.Count(out, line)
@@ -717,8 +794,8 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				}
 			}
 			made := strings.Contains(out, "the PSP made these before their consumer stopped; recorded processed, not charged again")
-			if made != tt.ledger {
-				t.Errorf("log says the round was found in the ledger: got %v, want %v\n%s", made, tt.ledger, out)
+			if made == tt.wantRepeat {
+				t.Errorf("log says the round was found in the ledger: got %v, want %v\n%s", made, !tt.wantRepeat, out)
 			}
 		})
 	}
@@ -818,5 +895,5 @@ func newLedgerLog(t *testing.T) (*os.File, ledgerPSP) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	return f, ledgerPSP{linePSP: linePSP{w: f}, path: path}
+	return f, ledgerPSP{linePSP: linePSP{w: f}, log: path}
 }

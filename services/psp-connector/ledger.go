@@ -1,0 +1,137 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// ledgerFile is the connector's own copy of its ledger lines (CHARGE_LEDGER):
+// appended to (O_APPEND) after each round is printed, never truncated. When
+// it grows past limit, it becomes path.1 (replacing the one before) and a new
+// one starts, so that it holds at most about twice limit on disk, and its
+// last limit bytes are always in the two files (Made reads the last
+// ledgerTail bytes of each; a round in hand is a visibility timeout old).
+type ledgerFile struct {
+	path  string
+	limit int64
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	f       *os.File
+	torn    bool // the last write may have left part of a line: start on a new one
+	failing bool // a write failed and was logged; the next success is logged too
+}
+
+// openLedgerFile opens (creating it, mode 0600) the ledger file at path, to
+// append to. A file that does not end in a newline (a write cut by a kill
+// or a full disk) gets the next line on a line of its own.
+func openLedgerFile(path string, limit int64, log *slog.Logger) (*ledgerFile, error) {
+	f, err := openAppend(path)
+	if err != nil {
+		return nil, err
+	}
+	l := &ledgerFile{path: path, limit: limit, log: log, f: f}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err != nil && !errors.Is(err, io.EOF) {
+			f.Close()
+			return nil, err
+		}
+		l.torn = last[0] != '\n'
+	}
+	return l, nil
+}
+
+// openAppend opens path to append to, creating it with mode 0600; it is
+// opened for reading too, so that openLedgerFile can look at its last byte.
+func openAppend(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_APPEND, 0o600)
+}
+
+// previous is the path of the file before the current one.
+func (l *ledgerFile) previous() string { return l.path + ".1" }
+
+// record appends the ledger line of round's transactions whose errs[i] is
+// nil (their lines went out whole). A failed write is logged (once until a
+// write succeeds again): it costs only the case of a truncated CHARGE_LOG
+// (ledgerPSP).
+func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
+	charged := make([]txqueue.Message, 0, len(round))
+	for i, m := range round {
+		if errs[i] == nil {
+			charged = append(charged, m)
+		}
+	}
+	if len(charged) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := make([]byte, 0, 160+len(charged)*40)
+	if l.torn {
+		b = append(b, '\n')
+	}
+	b = appendLedgerLine(b, charged, time.Now())
+	if _, err := l.f.Write(b); err != nil {
+		l.torn = true
+		if !l.failing {
+			l.failing = true
+			l.log.Warn("could not write the ledger copy (CHARGE_LEDGER); until it works again, a round in hand when the connector stops is found only in CHARGE_LOG",
+				"path", l.path, "error", err.Error())
+		}
+		return
+	}
+	l.torn = false
+	if l.failing {
+		l.failing = false
+		l.log.Info("the ledger copy (CHARGE_LEDGER) is written again", "path", l.path)
+	}
+	if err := l.rotate(); err != nil {
+		l.log.Warn("could not start a new ledger copy (CHARGE_LEDGER); writing on in the old one", "path", l.path, "error", err.Error())
+	}
+}
+
+// rotate moves the file to previous() and starts a new one once it holds
+// limit bytes or more. It leaves a file that is no longer at path (another
+// connector rotated it) where it is, and opens the one at path.
+func (l *ledgerFile) rotate() error {
+	st, err := l.f.Stat()
+	if err != nil || st.Size() < l.limit {
+		return err
+	}
+	if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
+		if err := os.Rename(l.path, l.previous()); err != nil {
+			return err
+		}
+	}
+	f, err := openAppend(l.path)
+	if err != nil {
+		return err
+	}
+	l.f.Close()
+	l.f = f
+	return nil
+}
+
+// Close closes the file.
+func (l *ledgerFile) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}

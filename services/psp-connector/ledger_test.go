@@ -1,0 +1,202 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// newLedgerCopy opens a CHARGE_LEDGER in t's temporary directory that
+// starts a new file past limit bytes, logging to the returned buffer, and a
+// ledger PSP that prints to out and keeps its ledger lines only there.
+func newLedgerCopy(t *testing.T, limit int64, out *bytes.Buffer) (ledgerPSP, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	own, err := openLedgerFile(filepath.Join(t.TempDir(), "ledger.jsonl"), limit, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { own.Close() })
+	return ledgerPSP{linePSP: linePSP{w: out}, own: own}, &logs
+}
+
+// checkMade asks psp which of round's transactions it made, and compares
+// with want, in round's order.
+func checkMade(t *testing.T, psp ledgerPSP, round []txqueue.Message, want ...bool) {
+	t.Helper()
+	ids := make([]string, len(round))
+	for i, m := range round {
+		ids[i] = m.ID
+	}
+	got, err := psp.Made(context.Background(), ids)
+	if err != nil {
+		t.Fatalf("Made: %v", err)
+	}
+	for i, id := range ids {
+		if got[id] != want[i] {
+			t.Errorf("Made(%s): got %v, want %v", id, got[id], want[i])
+		}
+	}
+}
+
+// TestLedgerCopyNamesWhatWentOutWhole: the copy (CHARGE_LEDGER) names the
+// transactions whose lines were printed, in one line per round, and not
+// those whose lines a failed Write did not print: what CHARGE_LOG's ledger
+// line would have said, kept where nothing truncates it.
+func TestLedgerCopyNamesWhatWentOutWhole(t *testing.T) {
+	round := testRound()
+	var out bytes.Buffer
+	psp, _ := newLedgerCopy(t, ledgerTail, &out)
+	errs := make([]error, 2)
+	psp.ChargeRound(context.Background(), round[:2], errs)
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatalf("ChargeRound: %v", errs)
+	}
+	// A Write that prints nothing charges nothing, and names nothing.
+	failing := ledgerPSP{linePSP: linePSP{w: failingWriter{err: os.ErrClosed}}, own: psp.own}
+	failing.ChargeRound(context.Background(), round[2:3], errs[:1])
+	if errs[0] == nil {
+		t.Fatal("ChargeRound on a failing Write: got no error")
+	}
+	b, err := os.ReadFile(psp.own.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLedgerLine(t, string(b), round[:2]...)
+	checkMade(t, psp, round, true, true, false)
+}
+
+// TestLedgerCopyStartsANewFilePastItsLimit: past its limit the copy becomes
+// CHARGE_LEDGER.1, replacing the one before, and a new one starts; Made
+// reads both, so what the last limit bytes named is still found, and the
+// copy never holds much more than twice its limit.
+func TestLedgerCopyStartsANewFilePastItsLimit(t *testing.T) {
+	round := testRound()
+	var out bytes.Buffer
+	psp, _ := newLedgerCopy(t, ledgerTail, &out)
+	errs := make([]error, 1)
+	charge := func(i int) {
+		t.Helper()
+		psp.ChargeRound(context.Background(), round[i:i+1], errs)
+		if errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+	}
+	charge(0)
+	st, err := os.Stat(psp.own.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two rounds of one fill a file: a line is some 140 bytes, and the
+	// lines' times differ in length by at most 9 (RFC 3339, trailing zeros
+	// of the nanoseconds dropped).
+	lineLen := st.Size()
+	psp.own.limit = lineLen + 20
+	if _, err := os.Stat(psp.own.previous()); err == nil {
+		t.Fatal("a new file after one round, want one after two")
+	}
+	charge(1) // fills the file: it becomes .1
+	charge(2)
+	checkMade(t, psp, round, true, true, true)
+	charge(0) // the second file fills: it replaces .1, with rounds 0 and 1 in it
+	checkMade(t, psp, round, true, false, true)
+	for _, path := range []string{psp.own.path, psp.own.previous()} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() > 2*lineLen+20 {
+			t.Errorf("%s holds %d bytes, want at most its limit and a line (%d)", path, st.Size(), 2*lineLen+20)
+		}
+	}
+}
+
+// TestLedgerCopyStartsOnANewLine: a copy cut in the middle of a line (a kill
+// during its write, a full disk) gets the next ledger line on a line of its
+// own, whether the cut was in an earlier run or in this one; glued to the
+// cut line, it would not parse, and would name nothing.
+func TestLedgerCopyStartsOnANewLine(t *testing.T) {
+	round := testRound()
+	cut := appendLedgerLine(nil, round[:1], time.Now())
+	cut = cut[:len(cut)/2]
+
+	t.Run("cut by an earlier run", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "ledger.jsonl")
+		if err := os.WriteFile(path, cut, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer own.Close()
+		psp := ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
+		psp.ChargeRound(context.Background(), round[1:2], make([]error, 1))
+		checkMade(t, psp, round, false, true, false)
+	})
+
+	t.Run("a write of this run failed, then one succeeded", func(t *testing.T) {
+		var out bytes.Buffer
+		psp, logs := newLedgerCopy(t, ledgerTail, &out)
+		// The file swapped for one that refuses writes, then back.
+		good := psp.own.f
+		bad, err := os.Open(psp.own.path) // read-only: every Write fails
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bad.Close()
+		psp.own.f = bad
+		errs := make([]error, 1)
+		psp.ChargeRound(context.Background(), round[0:1], errs)
+		psp.ChargeRound(context.Background(), round[1:2], errs)
+		if errs[0] != nil {
+			t.Fatalf("a failed copy failed the charge: %v", errs[0])
+		}
+		if strings.Count(out.String(), "==> Making transaction") != 2 {
+			t.Errorf("the rounds were not printed:\n%s", out.String())
+		}
+		if n := strings.Count(logs.String(), "could not write the ledger copy (CHARGE_LEDGER)"); n != 1 {
+			t.Errorf("got %d warnings for two failed writes, want 1:\n%s", n, logs.String())
+		}
+		if _, err := good.Write(cut); err != nil { // as a short write leaves it
+			t.Fatal(err)
+		}
+		psp.own.f = good
+		psp.ChargeRound(context.Background(), round[2:3], errs)
+		if !strings.Contains(logs.String(), "the ledger copy (CHARGE_LEDGER) is written again") {
+			t.Errorf("no line saying the copy is written again:\n%s", logs.String())
+		}
+		checkMade(t, psp, round, false, false, true)
+	})
+}
+
+// TestLedgerPSPMadeNamesTheFileItCannotRead: an unreadable source fails the
+// lookup (every transaction in question is then charged again, at least
+// once), with an error naming its variable; a missing previous copy is no
+// error (there is none before the first new file).
+func TestLedgerPSPMadeNamesTheFileItCannotRead(t *testing.T) {
+	round := testRound()
+	var out bytes.Buffer
+	psp, _ := newLedgerCopy(t, ledgerTail, &out)
+	psp.ChargeRound(context.Background(), round[:1], make([]error, 1))
+	checkMade(t, psp, round, true, false, false)
+
+	withLog := psp
+	withLog.log = filepath.Join(t.TempDir(), "none.log")
+	if _, err := withLog.Made(context.Background(), []string{round[0].ID}); err == nil || !strings.Contains(err.Error(), "CHARGE_LOG") {
+		t.Errorf("Made with CHARGE_LOG missing: got %v, want an error naming CHARGE_LOG", err)
+	}
+	if err := os.Remove(psp.own.path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := psp.Made(context.Background(), []string{round[0].ID}); err == nil || !strings.Contains(err.Error(), "CHARGE_LEDGER") {
+		t.Errorf("Made with CHARGE_LEDGER removed: got %v, want an error naming CHARGE_LEDGER", err)
+	}
+}
