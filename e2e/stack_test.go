@@ -111,7 +111,7 @@ func TestStack(t *testing.T) {
 		}
 	})
 
-	var aliceToken string
+	var aliceToken, processedID string
 	t.Run("token, transaction, processed", func(t *testing.T) {
 		aliceToken = s.token("alice")
 		amount := 100000 + rand.IntN(900000)
@@ -141,6 +141,7 @@ func TestStack(t *testing.T) {
 		}) {
 			t.Fatalf("transaction %s: got status %q after 15s, want processed", id, status)
 		}
+		processedID = id
 		line := fmt.Sprintf("==> Making transaction with PSP: User ID: 1, Amount: %d, Currency: USD", amount)
 		if n := strings.Count(s.logFile("psp-connector"), line); n != 1 {
 			t.Errorf("psp-connector log: got %d lines %q, want exactly 1", n, line)
@@ -348,6 +349,42 @@ func TestStack(t *testing.T) {
 		}
 		if strings.HasPrefix(stdout, "\n") || strings.Contains(stdout, "\n\n") {
 			t.Errorf("stack logs psp-connector after a restart: a blank line in %q (process-compose writes them into the file; logs leaves them out)", stdout)
+		}
+	})
+
+	// process-compose truncates a process's log when it starts the process
+	// itself (a stop and start through its API or TUI), and the connector's
+	// log is where its ledger lines were (CHARGE_LOG): its own copy
+	// (CHARGE_LEDGER) keeps them.
+	t.Run("ledger kept across a stop and start through process-compose", func(t *testing.T) {
+		if processedID == "" {
+			t.Skip("no transaction was processed")
+		}
+		ledgerLine := `"transaction_ids":["` + processedID + `"`
+		if !strings.Contains(s.logFile("psp-connector"), ledgerLine) {
+			t.Fatalf("psp-connector log: no ledger line naming %s before the stop", processedID)
+		}
+		pc := newPCAPI(filepath.Join(s.vars["STACK_STATE_DIR"], "process-compose.sock"))
+		if err := pc.stop("psp-connector"); err != nil {
+			t.Fatalf("stop psp-connector through process-compose: %v", err)
+		}
+		if err := pc.start("psp-connector"); err != nil {
+			t.Fatalf("start psp-connector through process-compose: %v", err)
+		}
+		if !pollUntil(20*time.Second, func() bool {
+			return strings.Contains(s.logFile("psp-connector"), `"msg":"consuming"`)
+		}) {
+			t.Fatalf("psp-connector not consuming 20 s after its start:\n%s", s.logFile("psp-connector"))
+		}
+		if strings.Contains(s.logFile("psp-connector"), ledgerLine) {
+			t.Logf("process-compose kept the connector's log across a stop and start (it truncated it up to v1.122 at least)")
+		}
+		b, err := os.ReadFile(filepath.Join(s.vars["STACK_STATE_DIR"], "ledger", "psp-connector.jsonl"))
+		if err != nil {
+			t.Fatalf("the connector's ledger copy: %v", err)
+		}
+		if !strings.Contains(string(b), ledgerLine) {
+			t.Errorf("the connector's ledger copy has no line naming %s:\n%s", processedID, b)
 		}
 	})
 

@@ -70,7 +70,7 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	defer release()
 	if !*yes {
 		fmt.Fprintf(l.stderr, "This deletes %s: Redis data (every queued and processed transaction), logs,\n", c.StateDir)
-		fmt.Fprint(l.stderr, "built binaries and the generated JWT secret. Type \"yes\" to continue: ")
+		fmt.Fprint(l.stderr, "the PSP's ledger, built binaries and the generated JWT secret. Type \"yes\" to continue: ")
 		answer, _ := bufio.NewReader(l.stdin).ReadString('\n')
 		if f, ok := l.stdin.(*os.File); !ok || !isTerminal(f) {
 			// The answer was not typed, so no newline ended the prompt's line.
@@ -101,7 +101,7 @@ func (l *launcher) stateEntries() map[string]bool {
 	c := l.cfg
 	known := make(map[string]bool)
 	for _, p := range []string{
-		c.RedisSocket(), c.RunDir(), c.LogDir(), c.BinDir(), c.SecretFile(),
+		c.RedisSocket(), c.RunDir(), c.LogDir(), c.LedgerFile(), c.BinDir(), c.SecretFile(),
 		c.ProcessComposeSocket(), l.pidFile(), c.StateMarkerFile(), l.lockFile(),
 	} {
 		if rel, err := filepath.Rel(c.StateDir, p); err == nil && filepath.IsLocal(rel) {

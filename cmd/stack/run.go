@@ -242,7 +242,8 @@ Processes: `+strings.Join(processNames, ", ")+`
 	}
 	c := l.cfg
 	fmt.Fprintf(w, "\nState dir (STACK_STATE_DIR): %s\n", c.StateDir)
-	fmt.Fprintf(w, "  redis/ (AOF data and the unix socket), logs/<process>.log, secrets/jwt_secret,\n")
+	fmt.Fprintf(w, "  redis/ (AOF data and the unix socket), logs/<process>.log, ledger/ (psp-connector's\n")
+	fmt.Fprintf(w, "  record of what it charged, kept across up), secrets/jwt_secret,\n")
 	fmt.Fprintf(w, "  bin/ (binaries built from the checkout), run/ (the running stack's sockets, URLs,\n")
 	fmt.Fprintf(w, "  links to the programs it runs, process-compose's settings dir), process-compose.sock,\n")
 	fmt.Fprintf(w, "  process-compose.pid\n")

@@ -437,6 +437,13 @@ func (c Config) ProcessComposeLog() string { return filepath.Join(c.LogDir(), "p
 // LogDir holds one log file per process, plus process-compose's own.
 func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
 
+// LedgerFile is psp-connector's own copy of its ledger lines
+// (CHARGE_LEDGER): in a directory of its own, which `up` leaves alone, as
+// the PSP's record of what it made outlives the logs.
+func (c Config) LedgerFile() string {
+	return filepath.Join(c.StateDir, "ledger", "psp-connector.jsonl")
+}
+
 // BinDir holds binaries the launcher builds (services, process-compose).
 func (c Config) BinDir() string { return filepath.Join(c.StateDir, "bin") }
 
@@ -447,8 +454,9 @@ func (c Config) ServiceStopTimeout() int {
 }
 
 // PrepareStateDir creates the state directory (mode 0700, tightened if it
-// already exists) and its redis/, run/, logs/ and bin/ subdirectories. It
-// refuses a state dir (or one of those) that another user owns, before
+// already exists) and its redis/, run/, logs/, ledger/ and bin/
+// subdirectories. It refuses a state dir (or one of those) that another
+// user owns, before
 // changing anything in it: its owner could undo the mode and replace what is
 // in it (checkOwner).
 func (c Config) PrepareStateDir() error {
@@ -467,7 +475,7 @@ func (c Config) PrepareStateDir() error {
 	if err := os.Chmod(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
 	}
-	for _, d := range []string{filepath.Dir(c.RedisSocket()), c.RunDir(), c.LogDir(), c.BinDir()} {
+	for _, d := range []string{filepath.Dir(c.RedisSocket()), c.RunDir(), c.LogDir(), filepath.Dir(c.LedgerFile()), c.BinDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", d, err)
 		}

@@ -23,10 +23,11 @@ var serviceSettings = []string{
 // for each process itself, so a value in a file never reaches a service:
 // each with what to set instead.
 var perProcessSettings = map[string]string{
-	"HTTP_HOST":   "the services listen on 127.0.0.1 only; PLATFORM_HOST moves the router",
-	"HTTP_PORT":   "set AUTH_API_PORT, CORE_API_PORT or PSP_CONNECTOR_PORT",
-	"HTTP_SOCKET": "the services' sockets are in $STACK_STATE_DIR/run",
-	"CHARGE_LOG":  "psp-connector reads its own log, $STACK_STATE_DIR/logs/psp-connector.log",
+	"HTTP_HOST":     "the services listen on 127.0.0.1 only; PLATFORM_HOST moves the router",
+	"HTTP_PORT":     "set AUTH_API_PORT, CORE_API_PORT or PSP_CONNECTOR_PORT",
+	"HTTP_SOCKET":   "the services' sockets are in $STACK_STATE_DIR/run",
+	"CHARGE_LOG":    "psp-connector reads its own log, $STACK_STATE_DIR/logs/psp-connector.log",
+	"CHARGE_LEDGER": "psp-connector keeps its ledger in $STACK_STATE_DIR/ledger/psp-connector.jsonl",
 }
 
 // ignoredInFiles are variables a file cannot set: the launcher reads
