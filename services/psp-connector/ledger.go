@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -25,8 +26,9 @@ type ledgerFile struct {
 
 	mu      sync.Mutex
 	f       *os.File
-	torn    bool // the last write may have left part of a line: start on a new one
-	failing bool // a write failed and was logged; the next success is logged too
+	size    int64 // bytes in f, as written through it
+	torn    bool  // the last write may have left part of a line: start on a new one
+	failing bool  // a write failed and was logged; the next success is logged too
 }
 
 // openLedgerFile opens (creating it, mode 0600) the ledger file at path, to
@@ -47,6 +49,7 @@ func openLedgerFile(path string, limit int64, log *slog.Logger) (*ledgerFile, er
 		f.Close()
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
+	l.size = st.Size()
 	if st.Size() > 0 {
 		last := make([]byte, 1)
 		if _, err := f.ReadAt(last, st.Size()-1); err != nil && !errors.Is(err, io.EOF) {
@@ -72,10 +75,13 @@ func (l *ledgerFile) previous() string { return l.path + ".1" }
 // write succeeds again): it costs only the case of a truncated CHARGE_LOG
 // (ledgerPSP).
 func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
-	charged := make([]txqueue.Message, 0, len(round))
-	for i, m := range round {
-		if errs[i] == nil {
-			charged = append(charged, m)
+	charged := round
+	if slices.ContainsFunc(errs[:len(round)], func(err error) bool { return err != nil }) {
+		charged = nil
+		for i, m := range round {
+			if errs[i] == nil {
+				charged = append(charged, m)
+			}
 		}
 	}
 	if len(charged) == 0 {
@@ -88,7 +94,9 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 		b = append(b, '\n')
 	}
 	b = appendLedgerLine(b, charged, time.Now())
-	if _, err := l.f.Write(b); err != nil {
+	n, err := l.f.Write(b)
+	l.size += int64(n)
+	if err != nil {
 		l.torn = true
 		if !l.failing {
 			l.failing = true
@@ -111,8 +119,11 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 // limit bytes or more. It leaves a file that is no longer at path (another
 // connector rotated it) where it is, and opens the one at path.
 func (l *ledgerFile) rotate() error {
+	if l.size < l.limit {
+		return nil
+	}
 	st, err := l.f.Stat()
-	if err != nil || st.Size() < l.limit {
+	if err != nil {
 		return err
 	}
 	if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
@@ -125,7 +136,10 @@ func (l *ledgerFile) rotate() error {
 		return err
 	}
 	l.f.Close()
-	l.f = f
+	l.f, l.size = f, 0
+	if st, err := f.Stat(); err == nil {
+		l.size = st.Size() // another connector's lines, when it rotated first
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -198,5 +199,40 @@ func TestLedgerPSPMadeNamesTheFileItCannotRead(t *testing.T) {
 	}
 	if _, err := psp.Made(context.Background(), []string{round[0].ID}); err == nil || !strings.Contains(err.Error(), "CHARGE_LEDGER") {
 		t.Errorf("Made with CHARGE_LEDGER removed: got %v, want an error naming CHARGE_LEDGER", err)
+	}
+}
+
+// BenchmarkChargeRound: the cost of the ledger copy, a second write per
+// round. A round of the default 24 printed to a file (the stack's stdout is
+// a pipe to process-compose, which writes a file), with and without
+// CHARGE_LEDGER; compare the two in one run.
+func BenchmarkChargeRound(b *testing.B) {
+	round := make([]txqueue.Message, txqueue.DefaultChargers)
+	for i := range round {
+		round[i] = txqueue.Message{ID: fmt.Sprintf("tx_%032x", i), Transaction: txqueue.Transaction{UserID: int64(i + 1), Amount: 100, Currency: "USD"}}
+	}
+	for _, copy := range []bool{false, true} {
+		b.Run(fmt.Sprintf("CHARGE_LEDGER=%v", copy), func(b *testing.B) {
+			out, err := os.Create(filepath.Join(b.TempDir(), "psp-connector.log"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer out.Close()
+			psp := ledgerPSP{linePSP: linePSP{w: out}, log: out.Name()}
+			if copy {
+				own, err := openLedgerFile(filepath.Join(b.TempDir(), "ledger.jsonl"), ledgerTail, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer own.Close()
+				psp.own = own
+			}
+			errs := make([]error, len(round))
+			b.ReportAllocs()
+			for b.Loop() {
+				psp.ChargeRound(context.Background(), round, errs)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(round)), "ns/tx")
+		})
 	}
 }
