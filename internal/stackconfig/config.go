@@ -7,6 +7,7 @@ package stackconfig
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"net"
 	"net/url"
@@ -458,19 +459,19 @@ func (c Config) ServiceStopTimeout() int {
 // subdirectories. It refuses a state dir (or one of those) that another
 // user owns, before
 // changing anything in it: its owner could undo the mode and replace what is
-// in it (checkOwner).
+// in it (checkOwner); and one below a directory that another user could
+// change (CheckParents), before creating anything.
 func (c Config) PrepareStateDir() error {
+	if err := CheckParents(c.StateDir); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("create state dir (STACK_STATE_DIR): %w", err)
 	}
-	// Through a symlinked state dir, its target, and the link itself: its
-	// owner can point it elsewhere at any time, as everything is reached
-	// through it (a link planted in /tmp where the settings name a state
-	// dir that does not exist yet).
-	for _, stat := range []func(string) (os.FileInfo, error){os.Stat, os.Lstat} {
-		if err := checkOwnerOf(c.StateDir, stat); err != nil {
-			return fmt.Errorf("state dir (STACK_STATE_DIR): %w", err)
-		}
+	// Again: a directory MkdirAll was to create may have been made by
+	// another user first (in /tmp, say).
+	if err := c.CheckStateDir(); err != nil {
+		return err
 	}
 	if err := os.Chmod(c.StateDir, 0o700); err != nil {
 		return fmt.Errorf("restrict state dir %s to mode 0700: %w", c.StateDir, err)
@@ -492,6 +493,76 @@ func (c Config) PrepareStateDir() error {
 	return nil
 }
 
+// CheckStateDir refuses a state dir that is not this user's to trust, for
+// every command that uses what it holds (up, down, status, logs): one below
+// a directory another user could change (CheckParents), or one that another
+// user owns, through a symlink its target and the link itself: the link's
+// owner can point it elsewhere at any time, as everything is reached through
+// it (a link planted in /tmp where the settings name a state dir that does
+// not exist yet). A state dir that does not exist yet passes.
+func (c Config) CheckStateDir() error {
+	if err := CheckParents(c.StateDir); err != nil {
+		return err
+	}
+	for _, stat := range []func(string) (os.FileInfo, error){os.Stat, os.Lstat} {
+		if err := checkOwnerOf(c.StateDir, stat); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state dir (STACK_STATE_DIR): %w", err)
+		}
+	}
+	return nil
+}
+
+// CheckParents refuses stateDir when a directory above it, on its path as
+// given or on the path it resolves to, lets a user other than root and this
+// one rename what it holds (checkParent): they could move the state dir
+// away, between runs or while the stack runs, and put theirs, or a symlink,
+// in its place; the launcher, perhaps as root, would then use their socket,
+// pid file and logs. A symlink on the way is judged by the directory that
+// holds it and by where it leads; directories not created yet are skipped.
+func CheckParents(stateDir string) error {
+	dirs := parents(stateDir)
+	for p := stateDir; ; p = filepath.Dir(p) {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			if real != p {
+				if p != stateDir {
+					dirs = append(dirs, real)
+				}
+				dirs = append(dirs, parents(real)...)
+			}
+			break
+		}
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for _, d := range dirs {
+		fi, err := os.Lstat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return fmt.Errorf("state dir (STACK_STATE_DIR) %s: cannot check the directories above it: %w", stateDir, err)
+		case fi.Mode()&os.ModeSymlink != 0:
+			continue // where it leads is in dirs
+		}
+		if err := checkParent(d, fi); err != nil {
+			return fmt.Errorf("state dir (STACK_STATE_DIR) %s: the directory above it %w: another user could move the state dir away and put theirs in its place; point STACK_STATE_DIR at a directory whose parents only root and this user can change (the default outside a checkout, ~/.local/state/acme-platform, is one)", stateDir, err)
+		}
+	}
+	return nil
+}
+
+// parents lists the directories above path, nearest first, up to the root.
+func parents(path string) []string {
+	var out []string
+	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
+		out = append(out, p)
+		if filepath.Dir(p) == p {
+			return out
+		}
+	}
+}
+
 // checkOwnerOf stats path with stat (os.Stat or os.Lstat) and refuses it
 // unless this user owns it (checkOwner).
 func checkOwnerOf(path string, stat func(string) (os.FileInfo, error)) error {
@@ -501,6 +572,10 @@ func checkOwnerOf(path string, stat func(string) (os.FileInfo, error)) error {
 	}
 	return checkOwner(path, fi)
 }
+
+// ErrNotOwned is in every refusal of a state dir, or of a file in it, that
+// another user owns.
+var ErrNotOwned = errors.New("another user could read or replace what the stack keeps there")
 
 // CheckOwned refuses path unless this user owns it; a symlink is not
 // followed: its own owner is the one checked (checkOwner).

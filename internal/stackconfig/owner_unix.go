@@ -3,8 +3,12 @@
 package stackconfig
 
 import (
+	"bufio"
+	"bytes"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -20,7 +24,130 @@ func checkOwner(path string, fi os.FileInfo) error {
 		return nil
 	}
 	if euid := os.Geteuid(); int(st.Uid) != euid {
-		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d): another user could read or replace what the stack keeps there; point STACK_STATE_DIR at a new directory of this user's", path, st.Uid, euid)
+		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d): %w; point STACK_STATE_DIR at a new directory of this user's", path, st.Uid, euid, ErrNotOwned)
 	}
 	return nil
+}
+
+// checkParent refuses dir, a directory above the state dir (fi from Lstat),
+// when a user other than root and this one could rename or replace what it
+// holds, as OpenSSH's StrictModes judges the directories above
+// ~/.ssh/authorized_keys: dir must be owned by root or this user, and not
+// writable by others or by its group, unless it is sticky (as /tmp is: only
+// an entry's owner may rename it). A group whose only members are root and
+// this user may write it (a user private group: Debian's and Fedora's umask
+// 002 makes a checkout group-writable), as Debian's OpenSSH allows; a group
+// that /etc/group does not list (one from LDAP, say) cannot be told apart
+// and may too. An owner outside this user namespace (the overflow uid: the
+// Nix build sandbox shows its /, root's on the host, so) counts as root.
+func checkParent(dir string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	euid := os.Geteuid()
+	perm := fi.Mode().Perm()
+	switch {
+	case st.Uid != 0 && int(st.Uid) != euid && !outsideNamespace(st.Uid):
+		return fmt.Errorf("%s is owned by uid %d, neither root nor this user (uid %d)", dir, st.Uid, euid)
+	case fi.Mode()&os.ModeSticky != 0:
+		return nil
+	case perm&0o002 != 0:
+		return fmt.Errorf("%s is writable by every user and not sticky (mode %04o)", dir, perm)
+	case perm&0o020 != 0 && !groupOfRootAndMe(st.Gid, euid):
+		return fmt.Errorf("%s is writable by its group, gid %d, which has members other than root and this user, or none (mode %04o)", dir, st.Gid, perm)
+	}
+	return nil
+}
+
+// outsideNamespace reports whether uid, a file's owner, is no user of this
+// user namespace: the kernel shows such an owner as the overflow uid. False
+// where /proc/self/uid_map cannot be read.
+func outsideNamespace(uid uint32) bool {
+	m, err := os.ReadFile("/proc/self/uid_map")
+	return err == nil && !idMapped(uid, m)
+}
+
+// idMapped reports whether id is inside one of the ranges of a uid_map
+// (lines of "first-inside first-outside count"). A line it cannot read
+// counts as mapping everything.
+func idMapped(id uint32, idMap []byte) bool {
+	sc := bufio.NewScanner(bytes.NewReader(idMap))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			continue
+		}
+		first, err1 := strconv.ParseUint(f[0], 10, 32)
+		count, err2 := strconv.ParseUint(f[2], 10, 33)
+		if err1 != nil || err2 != nil {
+			return true
+		}
+		if uint64(id) >= first && uint64(id)-first < count {
+			return true
+		}
+	}
+	return false
+}
+
+// groupOfRootAndMe reports whether group gid has members, and only root and
+// the user uid, as /etc/passwd (primary groups) and /etc/group (the others)
+// list them; true for a group /etc/group does not list.
+func groupOfRootAndMe(gid uint32, uid int) bool {
+	passwd, _ := os.ReadFile("/etc/passwd")
+	group, err := os.ReadFile("/etc/group")
+	if err != nil {
+		return true
+	}
+	return onlyRootAndMe(gid, uint32(uid), passwd, group)
+}
+
+// onlyRootAndMe is groupOfRootAndMe on the contents of /etc/passwd and
+// /etc/group. A group with no member is refused: only setgid programs (or
+// root) write with it, and one could be made to write there.
+func onlyRootAndMe(gid, uid uint32, passwd, group []byte) bool {
+	want := strconv.FormatUint(uint64(gid), 10)
+	uids := map[string]string{} // user name: uid
+	members := 0
+	for _, f := range colonFields(passwd) {
+		if len(f) < 4 {
+			continue
+		}
+		uids[f[0]] = f[2]
+		if f[3] == want {
+			if f[2] != "0" && f[2] != strconv.FormatUint(uint64(uid), 10) {
+				return false
+			}
+			members++
+		}
+	}
+	for _, f := range colonFields(group) {
+		if len(f) < 4 || f[2] != want {
+			continue
+		}
+		for _, name := range strings.Split(f[3], ",") {
+			if name == "" {
+				continue
+			}
+			if u, ok := uids[name]; !ok || (u != "0" && u != strconv.FormatUint(uint64(uid), 10)) {
+				return false
+			}
+			members++
+		}
+		return members > 0
+	}
+	return true
+}
+
+// colonFields splits each line of a passwd or group file at its colons,
+// leaving out comments and NIS lines ("+", "-").
+func colonFields(b []byte) [][]string {
+	var out [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "+") || strings.HasPrefix(line, "-") {
+			continue
+		}
+		out = append(out, strings.Split(line, ":"))
+	}
+	return out
 }
