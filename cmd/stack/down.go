@@ -28,6 +28,9 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 		return &exitError{code: 2, err: fmt.Errorf("--timeout must be a positive duration such as 90s, got %s", *timeout)}
 	}
 	c := l.cfg
+	if err := l.checkStateDir(c.ProcessComposeSocket(), l.pidFile()); err != nil {
+		return err
+	}
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
 	pcPid := l.processComposePid()

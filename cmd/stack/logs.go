@@ -43,6 +43,9 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	if len(names) > 1 {
 		return &exitError{code: 2, err: errors.New("logs: name one process, or none for all")}
 	}
+	if err := l.checkStateDir(l.cfg.LogDir()); err != nil {
+		return err
+	}
 	// Every process's log: each line after its process's name, as in
 	// process-compose's own output (not tail's "==> name <==" headers,
 	// which psp-connector's contract lines look like).

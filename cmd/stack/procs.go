@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/acme-payments/platform/internal/procompose"
+	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
 // pidFile holds process-compose's pid while the stack runs.
@@ -77,6 +78,33 @@ func notThisUsers(stateDir string, err error) error {
 		return nil
 	}
 	return fmt.Errorf("cannot tell whether a stack runs from %s: this user may not enter it (%w); if another user started it (with sudo, say), run the command as that user", stateDir, err)
+}
+
+// checkStateDir refuses what down, status and logs (and up, before it asks
+// whether the stack runs) would otherwise trust: a state dir that is not this
+// user's, or lies below a directory another user could change
+// (stackconfig's CheckStateDir), and each of files, in it, that another user
+// owns. Run as root on such a state dir, down would take another user's
+// socket for process-compose's API and kill the process groups its answer
+// names, signal the pid their file names, or, through a state dir they can
+// point at / or /var/lib, stop the system's own haproxy or redis-server as
+// strays; logs would print whatever their links lead to.
+func (l *launcher) checkStateDir(files ...string) error {
+	if err := l.cfg.CheckStateDir(); err != nil {
+		switch {
+		case errors.Is(err, fs.ErrPermission):
+			return notThisUsers(l.cfg.StateDir, err)
+		case errors.Is(err, stackconfig.ErrNotOwned):
+			return fmt.Errorf("%w; or, if another user started the stack (with sudo, say), run the command as that user", err)
+		}
+		return err
+	}
+	for _, f := range files {
+		if err := stackconfig.CheckOwned(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("not using %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // errNotAnswering says that process-compose (pid) runs but its API on

@@ -22,6 +22,11 @@ func (l *launcher) reset(ctx context.Context, args []string) error {
 	if err := l.parseFlags(fs, args); err != nil {
 		return err
 	}
+	// Below a directory another user could change, the state dir could be
+	// swapped between the checks and the deletion.
+	if err := stackconfig.CheckParents(l.cfg.StateDir); err != nil {
+		return fmt.Errorf("not deleting the state dir: %w", err)
+	}
 	// STACK_STATE_DIR may be a symlink to the state dir: what it points to
 	// (its secret and data) is deleted, then the link, not the link alone.
 	// The link is resolved once, here, and everything below (the checks, the

@@ -1710,10 +1710,168 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 		switch {
 		case line == "":
 			t.Errorf("%s: no result line from the run as nobody:\n%s", cmd, out)
-		case strings.Contains(line, "not running") || !strings.Contains(line, "exit 1") || !strings.Contains(line, "permission denied") || !strings.Contains(line, c.StateDir):
-			t.Errorf("%s on another user's state dir: got %s; want exit 1 saying permission denied, naming the state dir, and not \"not running\"", cmd, line)
+		case strings.Contains(line, "not running") || !strings.Contains(line, "exit 1") || !strings.Contains(line, c.StateDir+" is owned by uid 0") || !strings.Contains(line, "run the command as that user"):
+			t.Errorf("%s on another user's state dir: got %s; want exit 1 naming the state dir and its owner, saying to run it as that user, and not \"not running\"", cmd, line)
 		}
 	}
+}
+
+// TestCommandsRefuseAStateDirNotTheirs: every command that uses what the
+// state dir holds refuses one that is not this user's to trust, naming what
+// is at fault: a directory above it that another user may write (they can
+// move the state dir away and put theirs in its place), a state dir or a
+// symlink to it that another user owns, or, for the commands that use them,
+// process-compose's API socket, its pid file or the log dir, when another
+// user owns them. Run as root, down took another user's socket for
+// process-compose's API and SIGKILLed the process group its answer named,
+// and stopped, as a leftover of the stack, a haproxy working in the
+// directory another user's symlink led to (two rows check that they
+// survive).
+// Giving a file away needs root; the first row does not.
+func TestCommandsRefuseAStateDirNotTheirs(t *testing.T) {
+	const other = 65534
+	all := []string{"status", "logs", "down", "up", "reset"}
+	tests := []struct {
+		name string
+		root bool
+		cmds []string
+		// give makes state, a prepared state dir, not this user's to trust,
+		// and returns the STACK_STATE_DIR to use, what each refusal must
+		// contain, and a check to run after the commands (or nil).
+		give func(t *testing.T, state string) (stateDir, want string, after func(*testing.T))
+	}{
+		{"a directory above it writable by all", false, all, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			parent := filepath.Dir(state)
+			if err := os.Chmod(parent, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			return state, "above it " + parent + " is writable by every user", nil
+		}},
+		{"the state dir another user's", true, all, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			mustLchown(t, state, other)
+			return state, state + " is owned by uid 65534", nil
+		}},
+		{"another user's symlink to it", true, all, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			link := shortStateDir(t)
+			if err := os.Symlink(state, link); err != nil {
+				t.Fatal(err)
+			}
+			mustLchown(t, link, other)
+			return link, link + " is owned by uid 65534", nil
+		}},
+		{"another user's symlink to where a haproxy runs", true, []string{"status", "down"}, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			// The system's own haproxy works in /, for one.
+			dir := t.TempDir()
+			victim := startAs(t, "haproxy", nil, dir)
+			link := shortStateDir(t)
+			if err := os.Symlink(dir, link); err != nil {
+				t.Fatal(err)
+			}
+			mustLchown(t, link, other)
+			return link, link + " is owned by uid 65534", func(t *testing.T) {
+				if !alive(victim) {
+					t.Errorf("haproxy (pid %d), working where another user's symlink led, was stopped", victim)
+				}
+			}
+		}},
+		{"the API socket another user's", true, []string{"status", "down"}, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			socket := stackconfig.Config{StateDir: state}.ProcessComposeSocket()
+			victim := orphanedGroup(t)
+			serveFakeAPI(t, socket, victim)
+			mustLchown(t, socket, other)
+			return state, "not using " + socket + ": " + socket + " is owned by uid 65534", func(t *testing.T) {
+				// A SIGKILL takes a moment to end the process.
+				for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+					if !groupAlive(victim) {
+						t.Fatalf("process group %d, named by another user's API socket, was killed", victim)
+					}
+				}
+			}
+		}},
+		{"the pid file another user's", true, []string{"status", "down"}, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			pidFile := filepath.Join(state, "process-compose.pid")
+			if err := writePid(pidFile, os.Getpid()); err != nil {
+				t.Fatal(err)
+			}
+			mustLchown(t, pidFile, other)
+			return state, "not using " + pidFile + ": " + pidFile + " is owned by uid 65534", nil
+		}},
+		{"the log dir another user's", true, []string{"logs"}, func(t *testing.T, state string) (string, string, func(*testing.T)) {
+			logDir := stackconfig.Config{StateDir: state}.LogDir()
+			mustLchown(t, logDir, other)
+			return state, "not using " + logDir + ": " + logDir + " is owned by uid 65534", nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.root && os.Geteuid() != 0 {
+				t.Skip("needs root, to give a file to another user")
+			}
+			t.Chdir(fakeCheckout(t))
+			stateDir, want, after := tc.give(t, preparedStateDir(t))
+			// Free ports and stand-in tools, for an up that is not refused.
+			environ := fakeTools(t, stateDir, "#!/bin/sh\nexit 3\n")
+			for _, cmd := range tc.cmds {
+				args := map[string][]string{"up": {"--detach"}, "down": {"--timeout", "10s"}, "reset": {"--yes"}}[cmd]
+				var stdout, stderr bytes.Buffer
+				err := run(context.Background(), append([]string{"stack", cmd}, args...), environ, nil, &stdout, &stderr)
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("stack %s: got %v (stdout %q); want a refusal containing %q", cmd, err, stdout.String(), want)
+				}
+				if _, err := os.Lstat(stateDir); err != nil {
+					t.Errorf("after stack %s: %v; want the state dir left", cmd, err)
+				}
+			}
+			if after != nil {
+				after(t)
+			}
+		})
+	}
+}
+
+func mustLchown(t *testing.T, path string, uid int) {
+	t.Helper()
+	if err := os.Lchown(path, uid, uid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// orphanedGroup starts a process group whose leader has exited while a
+// member (sleep) runs on, and returns its id; the group is killed when t
+// ends.
+func orphanedGroup(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", "sleep 60 & exit 0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+	if !groupAlive(pgid) {
+		t.Fatalf("process group %d is empty", pgid)
+	}
+	return pgid
+}
+
+// serveFakeAPI answers as process-compose's API on socket, naming one
+// running process, haproxy, with pid; POST /project/stop closes it and
+// every connection, as process-compose exits.
+func serveFakeAPI(t *testing.T, socket string, pid int) {
+	t.Helper()
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	api := &http.Server{Handler: mux}
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"status":"alive"}`) })
+	mux.HandleFunc("GET /processes", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"data":[{"name":"haproxy","status":"Running","pid":%d,"is_running":true}]}`, pid)
+	})
+	mux.HandleFunc("POST /project/stop", func(w http.ResponseWriter, r *http.Request) { go api.Close() })
+	go func() { _ = api.Serve(ln) }()
+	t.Cleanup(func() { api.Close() })
 }
 
 // TestUpGivesProcessComposeNoPCVariablesOfTheUsers: process-compose reads

@@ -69,35 +69,40 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		StatsURL:    urls.StatsURL,
 		Processes:   []processReport{},
 	}
-	procs, err := client.Processes(ctx)
-	// Without an API process-compose itself may still run (starting, or stuck).
-	rep.ProcessComposePid = l.processComposePid()
-	var problem error
-	switch {
-	case err == nil:
-		rep.Running = true
-		if urls, ok := l.readLaunched(); ok {
-			rep.PlatformURL, rep.StatsURL = urls.PlatformURL, urls.StatsURL
-		}
-		for _, p := range procs {
-			rep.Processes = append(rep.Processes, processReport{
-				Name: p.Name, Status: p.Status, Ready: p.Ready(), Pid: p.Pid,
-				Restarts: p.Restarts, ExitCode: p.ExitCode, UptimeMS: p.Age.Milliseconds(),
-			})
-		}
-	case rep.ProcessComposePid > 0:
-		problem = errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
-	case notThisUsers(c.StateDir, err) != nil:
-		problem = notThisUsers(c.StateDir, err)
-	case !errors.Is(err, procompose.ErrNotRunning):
-		problem = err
-	default:
-		left := strays(c.StateDir)
-		for _, p := range left {
-			rep.Leftover = append(rep.Leftover, leftoverProcess{Name: processName(p.Name), Pid: p.Pid})
-		}
-		if len(left) > 0 {
-			problem = fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
+	// Nothing of a state dir that is not this user's to trust is used.
+	var procs []procompose.Process
+	problem := l.checkStateDir(c.ProcessComposeSocket(), l.pidFile())
+	if problem == nil {
+		var err error
+		procs, err = client.Processes(ctx)
+		// Without an API process-compose itself may still run (starting, or stuck).
+		rep.ProcessComposePid = l.processComposePid()
+		switch {
+		case err == nil:
+			rep.Running = true
+			if urls, ok := l.readLaunched(); ok {
+				rep.PlatformURL, rep.StatsURL = urls.PlatformURL, urls.StatsURL
+			}
+			for _, p := range procs {
+				rep.Processes = append(rep.Processes, processReport{
+					Name: p.Name, Status: p.Status, Ready: p.Ready(), Pid: p.Pid,
+					Restarts: p.Restarts, ExitCode: p.ExitCode, UptimeMS: p.Age.Milliseconds(),
+				})
+			}
+		case rep.ProcessComposePid > 0:
+			problem = errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
+		case notThisUsers(c.StateDir, err) != nil:
+			problem = notThisUsers(c.StateDir, err)
+		case !errors.Is(err, procompose.ErrNotRunning):
+			problem = err
+		default:
+			left := strays(c.StateDir)
+			for _, p := range left {
+				rep.Leftover = append(rep.Leftover, leftoverProcess{Name: processName(p.Name), Pid: p.Pid})
+			}
+			if len(left) > 0 {
+				problem = fmt.Errorf("process-compose is gone but processes of this stack still run (%s); stop them with `stack down`", describeProcs(left))
+			}
 		}
 	}
 	if problem != nil {

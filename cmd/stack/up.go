@@ -44,6 +44,11 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	}
 
 	c := l.cfg
+	// Before asking whether a stack runs there (PrepareStateDir checks it
+	// again, before changing anything).
+	if err := l.checkStateDir(); err != nil {
+		return err
+	}
 	client := procompose.NewClient(c.ProcessComposeSocket())
 	defer client.Close()
 	if err := l.errIfInUse(ctx, client, "processes of an earlier run of this stack are still running without process-compose (%s); stop them with `stack down`"); err != nil {
