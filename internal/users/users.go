@@ -38,6 +38,18 @@ var (
 // match on their first 72 bytes alone, so they are refused outright.
 const maxBcryptPassword = 72
 
+// MaxBcryptCost is the highest bcrypt cost a users file may hold. bcrypt
+// reads up to 31, and each step doubles the CPU time of every login. Measured
+// with BenchmarkAuthenticateBcrypt on the 2-core dev machine (AMD EPYC, Go
+// 1.26): one compare costs about 60 ms at cost 10 (bcrypt.DefaultCost), 0.24 s
+// at 12 and 0.95 s at 14; so about 1.9 s at 15, a minute at 20 and 35 hours
+// at 31, a core busy all along. 14 is the highest cost whose login stays under
+// a second here, 16 times the default's work, and above what password-storage
+// guidance asks for (10 or more); a higher cost would mostly let one request
+// hold a core for seconds. Hashes cannot be rehashed without the passwords,
+// so the bound errs on the generous side.
+const MaxBcryptCost = 14
+
 // User is an authenticated user, without their password.
 type User struct {
 	ID       int64
@@ -182,6 +194,10 @@ func Parse(data []byte, source string) (*DB, error) {
 		if isBcrypt(*u.Password) {
 			if err := checkBcrypt(*u.Password); err != nil {
 				return nil, fmt.Errorf("%s (%s): malformed bcrypt hash: %w", where, name, err)
+			}
+			if cost, _ := bcrypt.Cost([]byte(*u.Password)); cost > MaxBcryptCost {
+				return nil, fmt.Errorf("%s (%s): bcrypt cost %d is over the maximum of %d: each step doubles the CPU time of a login (cost 14 takes about 1 s, cost 20 a minute); store a hash of cost %d or less",
+					where, name, cost, MaxBcryptCost, MaxBcryptCost)
 			}
 			e.bcrypt = []byte(*u.Password)
 		} else {

@@ -167,6 +167,42 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+// TestBcryptCostLimit: a hash of a cost over MaxBcryptCost is refused at
+// load, naming the file, the user, the cost and the maximum; one login at
+// cost 31 would take about a day and a half of CPU. Loading checks only the
+// hash's form, so these rows compare nothing.
+func TestBcryptCostLimit(t *testing.T) {
+	tests := []struct {
+		cost    string
+		wantErr string // "" when the hash loads
+	}{
+		{"04", ""},
+		{"10", ""},
+		{"14", ""},
+		{"15", "user #1 (a): bcrypt cost 15 is over the maximum of 14"},
+		{"20", "user #1 (a): bcrypt cost 20 is over the maximum of 14"},
+		{"31", "user #1 (a): bcrypt cost 31 is over the maximum of 14"},
+	}
+	for _, tt := range tests {
+		t.Run("cost "+tt.cost, func(t *testing.T) {
+			path := writeFile(t, bcryptUser("$2a$"+tt.cost+validHash[6:]))
+			db, err := Load(path)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("got %v, want the hash to load", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("got a DB of %d users, want an error", db.Len())
+			}
+			if !strings.Contains(err.Error(), "USERS_FILE "+path) || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("got %q, want it to name USERS_FILE %s and say %q", err, path, tt.wantErr)
+			}
+		})
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nope.json")
 	_, err := Load(path)
@@ -260,5 +296,28 @@ func TestLoadWarnsAboutTheFilesMode(t *testing.T) {
 	}
 	if db, err := Load(""); err != nil || len(db.Warnings()) != 0 {
 		t.Errorf("the reference users: got %v, %q; want no warning", err, db.Warnings())
+	}
+}
+
+// BenchmarkAuthenticateBcrypt measures one login of a bcrypt user at the
+// costs around MaxBcryptCost (its comment and the README quote the figures).
+// Each cost doubles the time. Generating each hash costs one compare too.
+func BenchmarkAuthenticateBcrypt(b *testing.B) {
+	for _, cost := range []int{10, 12, 14} {
+		h, err := bcrypt.GenerateFromPassword([]byte("password"), cost)
+		if err != nil {
+			b.Fatal(err)
+		}
+		db, err := Parse([]byte(bcryptUser(string(h))), "benchmark users")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("cost=%d", cost), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := db.Authenticate("a", "password"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

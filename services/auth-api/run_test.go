@@ -105,6 +105,11 @@ func TestRunFailsFast(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(`{"alice":"password"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A well-formed hash at cost 20: a minute of CPU per login (users.MaxBcryptCost).
+	slow := filepath.Join(t.TempDir(), "slow.json")
+	if err := os.WriteFile(slow, []byte(`[{"id":1,"username":"a","password":"$2a$20$cRWBifNpODLX19.VVLP1hOIlhqD/FOuTi5PGjwkZJ/fPnCBbIRY1y","enabled":true}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -120,6 +125,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"SHUTDOWN_GRACE zero", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
 		{"USERS_FILE missing", nil, []string{"JWT_SECRET=x", "USERS_FILE=/nonexistent/users.json"}, "USERS_FILE: open /nonexistent/users.json"},
 		{"USERS_FILE malformed", nil, []string{"JWT_SECRET=x", "USERS_FILE=" + bad}, "USERS_FILE " + bad},
+		{"USERS_FILE with a bcrypt cost over 14", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "USERS_FILE=" + slow}, "USERS_FILE " + slow + ": user #1 (a): bcrypt cost 20 is over the maximum of 14"},
 		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
 		{"HTTP_SOCKET in a missing directory", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "HTTP_SOCKET=/nonexistent/dir/x.sock"}, "HTTP_SOCKET: listen on unix socket /nonexistent/dir/x.sock"},
 		{"arguments", []string{"auth-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},
