@@ -42,10 +42,10 @@ func FuzzParse(f *testing.F) {
 				continue
 			}
 			want := User{ID: u.ID, Username: u.Username, Enabled: u.Enabled}
-			if got, err := db.Authenticate(u.Username, u.Password); err != nil || got != want {
+			if got, err := db.Authenticate(t.Context(), u.Username, u.Password); err != nil || got != want {
 				t.Fatalf("Authenticate(%q, its password): got %+v, %v; want %+v", u.Username, got, err, want)
 			}
-			if _, err := db.Authenticate(u.Username, u.Password+"x"); !errors.Is(err, ErrInvalidPassword) {
+			if _, err := db.Authenticate(t.Context(), u.Username, u.Password+"x"); !errors.Is(err, ErrInvalidPassword) {
 				t.Fatalf("Authenticate(%q, another password): got %v, want ErrInvalidPassword", u.Username, err)
 			}
 		}

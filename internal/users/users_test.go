@@ -63,7 +63,7 @@ func TestReferenceUsers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.username+"/"+tt.password, func(t *testing.T) {
-			got, err := db.Authenticate(tt.username, tt.password)
+			got, err := db.Authenticate(t.Context(), tt.username, tt.password)
 			if !errors.Is(err, tt.wantErr) || got != tt.want {
 				t.Errorf("got %+v, %v; want %+v, %v", got, err, tt.want, tt.wantErr)
 			}
@@ -101,7 +101,7 @@ func TestBcryptUsers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.username+"/"+tt.password, func(t *testing.T) {
-			got, err := db.Authenticate(tt.username, tt.password)
+			got, err := db.Authenticate(t.Context(), tt.username, tt.password)
 			if !errors.Is(err, tt.wantErr) || got != tt.want {
 				t.Errorf("got %+v, %v; want %+v, %v", got, err, tt.want, tt.wantErr)
 			}
@@ -218,7 +218,7 @@ func BenchmarkAuthenticatePlaintext(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
-		if _, err := db.Authenticate("alice", "password"); err != nil {
+		if _, err := db.Authenticate(b.Context(), "alice", "password"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -231,7 +231,7 @@ func TestValidHashLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Authenticate("a", "password"); err != nil {
+	if _, err := db.Authenticate(t.Context(), "a", "password"); err != nil {
 		t.Errorf("got %v, want the password to match", err)
 	}
 }
@@ -245,7 +245,7 @@ func TestPlaintextWithDollarsLoads(t *testing.T) {
 			t.Errorf("%q: %v", pw, err)
 			continue
 		}
-		if _, err := db.Authenticate("a", pw); err != nil {
+		if _, err := db.Authenticate(t.Context(), "a", pw); err != nil {
 			t.Errorf("%q: got %v, want the password to match", pw, err)
 		}
 	}
@@ -314,7 +314,7 @@ func BenchmarkAuthenticateBcrypt(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("cost=%d", cost), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				if _, err := db.Authenticate("a", "password"); err != nil {
+				if _, err := db.Authenticate(b.Context(), "a", "password"); err != nil {
 					b.Fatal(err)
 				}
 			}

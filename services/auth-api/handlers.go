@@ -25,7 +25,7 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Hand
 		req, err := readTokenRequest(r)
 		if err == nil {
 			var user users.User
-			if user, err = db.Authenticate(req.Username, req.Password); err == nil {
+			if user, err = db.Authenticate(ctx, req.Username, req.Password); err == nil {
 				raw, err := issuer.Issue(user.ID, user.Username, user.Enabled)
 				if err != nil {
 					log.ErrorContext(ctx, "sign token", "user_id", user.ID, "error", err)
