@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
@@ -29,10 +30,14 @@ var reference []byte
 // ReferenceSource names the embedded user list in errors and logs.
 const ReferenceSource = "embedded reference users"
 
-// Authentication outcomes; auth-api maps them to 404 and 401.
+// Authentication outcomes; auth-api maps them to 404, 401 and 503.
 var (
 	ErrNotFound        = errors.New("user not found")
 	ErrInvalidPassword = errors.New("invalid password")
+	// ErrNotChecked: the login's context ended before a bcrypt slot was
+	// free (LimitBcrypt), so the password was not compared. It comes
+	// wrapped with the context's error.
+	ErrNotChecked = errors.New("password not checked")
 )
 
 // maxBcryptPassword is the longest password bcrypt looks at; longer ones would
@@ -67,6 +72,9 @@ type DB struct {
 	// compare is bcrypt.CompareHashAndPassword; tests put a stand-in here
 	// to count and hold the comparisons.
 	compare func(hash, password []byte) error
+	// bcryptSlots holds one token per bcrypt comparison under way; its
+	// capacity is how many may run at once (LimitBcrypt).
+	bcryptSlots chan struct{}
 }
 
 type entry struct {
@@ -164,6 +172,7 @@ func Parse(data []byte, source string) (*DB, error) {
 	}
 
 	db := &DB{byName: make(map[string]*entry, len(list)), compare: bcrypt.CompareHashAndPassword}
+	db.LimitBcrypt(0)
 	ids := make(map[int64]string, len(list))
 	for i, u := range list {
 		where := fmt.Sprintf("%s: user #%d", source, i+1)
@@ -320,19 +329,41 @@ func checkBcrypt(hash string) error {
 // Len returns the number of users.
 func (db *DB) Len() int { return len(db.byName) }
 
+// LimitBcrypt sets how many bcrypt comparisons may run at once, n ≥ 1; n ≤
+// 0 means GOMAXPROCS, the default. Each holds a core for its whole length
+// (MaxBcryptCost), so more at once would not end sooner: they would share
+// the cores, and every other request with them. Call it before the first
+// Authenticate.
+func (db *DB) LimitBcrypt(n int) {
+	if n <= 0 {
+		n = runtime.GOMAXPROCS(0)
+	}
+	db.bcryptSlots = make(chan struct{}, n)
+}
+
+// BcryptLimit is how many bcrypt comparisons may run at once (LimitBcrypt).
+func (db *DB) BcryptLimit() int { return cap(db.bcryptSlots) }
+
 // Authenticate returns the user named username (exact match) when password is
 // theirs, ErrNotFound when there is no such user, and ErrInvalidPassword
 // otherwise. Plaintext passwords are compared in constant time (as SHA-256
-// digests, so the length does not leak either); bcrypt users cost one bcrypt
-// verification.
+// digests, so the length does not leak either), at once. A bcrypt user costs
+// one bcrypt comparison, which waits for a slot (LimitBcrypt; first come,
+// first served); when ctx ends first, or has ended already, the password is
+// not compared and the error is ErrNotChecked. Unknown users, plaintext
+// users and passwords over 72 bytes never wait. Nothing hides which users
+// exist: the contract answers them 404 and the others 401.
 func (db *DB) Authenticate(ctx context.Context, username, password string) (User, error) {
 	e, ok := db.byName[username]
 	if !ok {
 		return User{}, ErrNotFound
 	}
 	if e.bcrypt != nil {
-		if len(password) > maxBcryptPassword || db.compare(e.bcrypt, []byte(password)) != nil {
+		if len(password) > maxBcryptPassword {
 			return User{}, ErrInvalidPassword
+		}
+		if err := db.compareBcrypt(ctx, e.bcrypt, password); err != nil {
+			return User{}, err
 		}
 		return e.user, nil
 	}
@@ -341,4 +372,24 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (User
 		return User{}, ErrInvalidPassword
 	}
 	return e.user, nil
+}
+
+// compareBcrypt compares password with hash once a slot is free, or returns
+// ErrNotChecked, wrapping the context's error, when ctx ends first. A
+// context already over gets no comparison even with a slot free: nobody
+// waits for the answer.
+func (db *DB) compareBcrypt(ctx context.Context, hash []byte, password string) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrNotChecked, context.Cause(ctx))
+	}
+	select {
+	case db.bcryptSlots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: waiting for one of %d bcrypt slots: %w", ErrNotChecked, cap(db.bcryptSlots), context.Cause(ctx))
+	}
+	defer func() { <-db.bcryptSlots }()
+	if db.compare(hash, []byte(password)) != nil {
+		return ErrInvalidPassword
+	}
+	return nil
 }
