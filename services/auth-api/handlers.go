@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/acme-payments/platform/internal/httpx"
@@ -62,6 +63,14 @@ func loginFailure(err error) (status int, msg, reason string) {
 		return http.StatusNotFound, "User not found", "user_not_found"
 	case errors.Is(err, users.ErrInvalidPassword):
 		return http.StatusUnauthorized, "Invalid password", "invalid_password"
+	case errors.Is(err, users.ErrNotChecked):
+		// The request's context ended while the login waited for a bcrypt
+		// slot: the client went away, or the server closed the connection
+		// at the end of its drain. Beyond the contract, like core-api's
+		// 503s: nobody is likely to read it, but a request must not end
+		// in net/http's empty 200, and the log and any proxy see a 503.
+		return http.StatusServiceUnavailable, "Password not checked: too many logins in progress; try again",
+			"password_not_checked: " + strings.TrimPrefix(err.Error(), users.ErrNotChecked.Error()+": ")
 	case errors.As(err, &de):
 		return de.Status, de.Msg, "bad_request: " + de.Msg
 	}

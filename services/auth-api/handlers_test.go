@@ -2,14 +2,20 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/logging"
@@ -272,4 +278,74 @@ func BenchmarkIssueToken(b *testing.B) {
 	}
 	h := newHandler(logging.New(io.Discard, "auth-api", slog.LevelInfo), db, token.NewIssuer(testSecret, nil))
 	servicetest.BenchmarkPostJSON(b, h, "/token", `{"username":"alice","password":"password"}`)
+}
+
+// TestTokenWhenTheRequestHasEnded: a login of a bcrypt user whose request
+// has ended (the client went away while it waited for a bcrypt slot, or the
+// server closed the connection) is not compared, and answers the JSON 503
+// added to the contract, logged as such; plaintext and unknown users are
+// answered as ever, since they never wait for a slot.
+func TestTokenWhenTheRequestHasEnded(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "users.json")
+	file := `[{"id":1,"username":"alice","password":"password","enabled":true},` +
+		`{"id":10,"username":"dora","password":"` + string(hash) + `","enabled":true}]`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := users.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &servicetest.Buffer{}
+	h := newHandler(logging.New(logs, "auth-api", slog.LevelDebug), db, token.NewIssuer(testSecret, nil))
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name       string
+		ctx        context.Context
+		body       string
+		wantStatus int
+		wantError  string // "" for a token
+		wantReason string // in the "login failed" line
+	}{
+		{"bcrypt user, request ended", ended, `{"username":"dora","password":"pw"}`, 503,
+			"Password not checked: too many logins in progress; try again", "password_not_checked: context canceled"},
+		{"bcrypt user, wrong password, request ended", ended, `{"username":"dora","password":"nope"}`, 503,
+			"Password not checked: too many logins in progress; try again", "password_not_checked: context canceled"},
+		{"plaintext user, request ended", ended, `{"username":"alice","password":"password"}`, 200, "", ""},
+		{"unknown user, request ended", ended, `{"username":"dave","password":"pw"}`, 404, "User not found", "user_not_found"},
+		{"bcrypt user", context.Background(), `{"username":"dora","password":"pw"}`, 200, "", ""},
+		{"bcrypt user, wrong password", context.Background(), `{"username":"dora","password":"nope"}`, 401, "Invalid password", "invalid_password"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := fmt.Sprintf("req-ended-%d", i)
+			req := httptest.NewRequestWithContext(tt.ctx, http.MethodPost, "/token", strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(httpx.RequestIDHeader, id)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			var body map[string]string
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Header().Get("Content-Type") != "application/json" {
+				t.Fatalf("got %q (%s), want a JSON object: %v", rec.Body, rec.Header().Get("Content-Type"), err)
+			}
+			if rec.Code != tt.wantStatus || body["error"] != tt.wantError || (tt.wantError == "") != (body["token"] != "") {
+				t.Errorf("got %d %s, want %d with error %q", rec.Code, rec.Body, tt.wantStatus, tt.wantError)
+			}
+			var reason any
+			for _, line := range strings.Split(logs.String(), "\n") {
+				var rec map[string]any
+				if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "login failed" && rec["request_id"] == id {
+					reason = rec["reason"]
+				}
+			}
+			if tt.wantReason != "" && reason != tt.wantReason {
+				t.Errorf("got reason %v logged, want %q", reason, tt.wantReason)
+			}
+		})
+	}
 }
