@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/acme-payments/platform/internal/envconfig"
 )
 
@@ -9,6 +11,10 @@ type config struct {
 	envconfig.Server
 	envconfig.Secret
 	UsersFile string `env:"USERS_FILE"`
+	// BcryptConcurrency bounds the bcrypt comparisons under way at once
+	// (users.DB.LimitBcrypt); 0, the default, means GOMAXPROCS. Lower it to
+	// keep cores for the rest of a machine shared with other services.
+	BcryptConcurrency int `env:"BCRYPT_CONCURRENCY"`
 }
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
@@ -26,5 +32,11 @@ func (c *config) validate() error {
 	if err := c.Secret.Validate(); err != nil {
 		return err
 	}
-	return c.Server.Validate()
+	if err := c.Server.Validate(); err != nil {
+		return err
+	}
+	if c.BcryptConcurrency < 0 {
+		return fmt.Errorf("BCRYPT_CONCURRENCY must be how many bcrypt comparisons may run at once, 1 or more (0 or unset: GOMAXPROCS), got %d", c.BcryptConcurrency)
+	}
+	return nil
 }

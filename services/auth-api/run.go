@@ -41,7 +41,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if source == "" {
 		source = users.ReferenceSource
 	}
-	log.Info("users loaded", "source", source, "count", db.Len())
+	db.LimitBcrypt(cfg.BcryptConcurrency)
+	log.Info("users loaded", "source", source, "count", db.Len(), "bcrypt_concurrency", db.BcryptLimit())
 	for _, w := range db.Warnings() {
 		log.Warn(w)
 	}

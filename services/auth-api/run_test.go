@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +102,36 @@ func TestRunUsesUsersFile(t *testing.T) {
 	}
 }
 
+// TestRunLimitsBcrypt: BCRYPT_CONCURRENCY reaches the users (the "users
+// loaded" line says the bound in force), GOMAXPROCS when it is unset.
+func TestRunLimitsBcrypt(t *testing.T) {
+	tests := []struct {
+		environ []string
+		want    int
+	}{
+		{nil, runtime.GOMAXPROCS(0)},
+		{[]string{"BCRYPT_CONCURRENCY=0"}, runtime.GOMAXPROCS(0)},
+		{[]string{"BCRYPT_CONCURRENCY=3"}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.environ), func(t *testing.T) {
+			_, out, stop := startRun(t, append([]string{"JWT_SECRET=" + string(testSecret)}, tt.environ...)...)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf(`"bcrypt_concurrency":%d`, tt.want)
+			for _, line := range strings.Split(out.String(), "\n") {
+				if strings.Contains(line, `"msg":"users loaded"`) && !strings.Contains(line, want) {
+					t.Errorf("got %s, want %s in it", line, want)
+				}
+			}
+			if !strings.Contains(out.String(), `"msg":"users loaded"`) {
+				t.Errorf("no \"users loaded\" line in:\n%s", out.String())
+			}
+		})
+	}
+}
+
 func TestRunFailsFast(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "users.json")
 	if err := os.WriteFile(bad, []byte(`{"alice":"password"}`), 0o600); err != nil {
@@ -126,6 +158,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"USERS_FILE missing", nil, []string{"JWT_SECRET=x", "USERS_FILE=/nonexistent/users.json"}, "USERS_FILE: open /nonexistent/users.json"},
 		{"USERS_FILE malformed", nil, []string{"JWT_SECRET=x", "USERS_FILE=" + bad}, "USERS_FILE " + bad},
 		{"USERS_FILE with a bcrypt cost over 14", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "USERS_FILE=" + slow}, "USERS_FILE " + slow + ": user #1 (a): bcrypt cost 20 is over the maximum of 14"},
+		{"BCRYPT_CONCURRENCY negative", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "BCRYPT_CONCURRENCY=-2"}, "BCRYPT_CONCURRENCY must be"},
 		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
 		{"HTTP_SOCKET in a missing directory", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "HTTP_SOCKET=/nonexistent/dir/x.sock"}, "HTTP_SOCKET: listen on unix socket /nonexistent/dir/x.sock"},
 		{"arguments", []string{"auth-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},
