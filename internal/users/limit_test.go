@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -289,5 +293,48 @@ func TestLimitBcrypt(t *testing.T) {
 		if got := db.BcryptLimit(); got != tt.want {
 			t.Errorf("LimitBcrypt(%d): got %d, want %d", tt.set, got, tt.want)
 		}
+	}
+}
+
+// TestClientGoneEndsTheWait: with net/http, a login's context is its
+// request's, which ends when the client closes the connection; a login
+// waiting for a slot then returns ErrNotChecked without comparing. The
+// client closes only once the login is waiting (watchedCtx), and the test
+// waits for the handler's result: no timing.
+func TestClientGoneEndsTheWait(t *testing.T) {
+	db := limitUsers(t, 1)
+	f := newFakeBcrypt(t, db)
+	defer holdSlots(t, db, f, 1)()
+
+	waiting := make(chan struct{})
+	result := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := watch(r.Context())
+		go func() {
+			<-ctx.asked
+			close(waiting)
+		}()
+		_, err := db.Authenticate(ctx, "b", "gone")
+		result <- err
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-waiting:
+	case pw := <-f.entered:
+		t.Fatalf("the login compared (%q) with the only slot taken", pw)
+	}
+	conn.Close()
+	if err := <-result; !errors.Is(err, ErrNotChecked) || !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want ErrNotChecked wrapping context.Canceled", err)
+	}
+	if _, _, calls := f.counts(); calls != 1 {
+		t.Errorf("got %d comparisons, want only the held one", calls)
 	}
 }
