@@ -330,13 +330,16 @@ func checkBcrypt(hash string) error {
 func (db *DB) Len() int { return len(db.byName) }
 
 // LimitBcrypt sets how many bcrypt comparisons may run at once, n ≥ 1; n ≤
-// 0 means GOMAXPROCS, the default. Each holds a core for its whole length
-// (MaxBcryptCost), so more at once would not end sooner: they would share
-// the cores, and every other request with them. Call it before the first
-// Authenticate.
+// 0 means the default, one fewer than GOMAXPROCS (at least 1). Each holds a
+// core for its whole length (MaxBcryptCost), so more at once would not end
+// sooner: they would share the cores, and every other request with them.
+// The core left over keeps the other requests' answers prompt: with 32
+// logins of a cost-12 user under way on the 2-core dev machine, a plaintext
+// login took up to 1.0–1.5 s unbounded, up to 49–56 ms with 2 slots and up
+// to 2 ms with 1 (RELIABILITY.md D65). Call it before the first Authenticate.
 func (db *DB) LimitBcrypt(n int) {
 	if n <= 0 {
-		n = runtime.GOMAXPROCS(0)
+		n = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	db.bcryptSlots = make(chan struct{}, n)
 }

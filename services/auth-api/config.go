@@ -12,8 +12,8 @@ type config struct {
 	envconfig.Secret
 	UsersFile string `env:"USERS_FILE"`
 	// BcryptConcurrency bounds the bcrypt comparisons under way at once
-	// (users.DB.LimitBcrypt); 0, the default, means GOMAXPROCS. Lower it to
-	// keep cores for the rest of a machine shared with other services.
+	// (users.DB.LimitBcrypt); 0, the default, means one fewer than
+	// GOMAXPROCS (at least 1), so that a core is left to the other requests.
 	BcryptConcurrency int `env:"BCRYPT_CONCURRENCY"`
 }
 
@@ -36,7 +36,7 @@ func (c *config) validate() error {
 		return err
 	}
 	if c.BcryptConcurrency < 0 {
-		return fmt.Errorf("BCRYPT_CONCURRENCY must be how many bcrypt comparisons may run at once, 1 or more (0 or unset: GOMAXPROCS), got %d", c.BcryptConcurrency)
+		return fmt.Errorf("BCRYPT_CONCURRENCY must be how many bcrypt comparisons may run at once, 1 or more (0 or unset: one fewer than GOMAXPROCS, at least 1), got %d", c.BcryptConcurrency)
 	}
 	return nil
 }

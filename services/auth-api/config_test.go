@@ -48,7 +48,7 @@ func TestParseConfig(t *testing.T) {
 		{"HTTP_HOST empty", []string{"JWT_SECRET=x", "HTTP_HOST="}, func(c config) bool { return c.Host == "127.0.0.1" }, nil},
 		{"LOG_LEVEL bad", []string{"JWT_SECRET=x", "LOG_LEVEL=verbose"}, nil, []string{"LOG_LEVEL"}},
 		{"SHUTDOWN_GRACE negative", []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=-1s"}, nil, []string{"SHUTDOWN_GRACE"}},
-		{"BCRYPT_CONCURRENCY unset: GOMAXPROCS", []string{"JWT_SECRET=x"}, func(c config) bool { return c.BcryptConcurrency == 0 }, nil},
+		{"BCRYPT_CONCURRENCY unset: the default", []string{"JWT_SECRET=x"}, func(c config) bool { return c.BcryptConcurrency == 0 }, nil},
 		{"BCRYPT_CONCURRENCY set", []string{"JWT_SECRET=x", "BCRYPT_CONCURRENCY=3"}, func(c config) bool { return c.BcryptConcurrency == 3 }, nil},
 		{"BCRYPT_CONCURRENCY negative", []string{"JWT_SECRET=x", "BCRYPT_CONCURRENCY=-1"}, nil, []string{"BCRYPT_CONCURRENCY must be", "got -1"}},
 		{"BCRYPT_CONCURRENCY text", []string{"JWT_SECRET=x", "BCRYPT_CONCURRENCY=two"}, nil, []string{"BCRYPT_CONCURRENCY must be a whole number"}},
