@@ -336,7 +336,7 @@ func (db *DB) Len() int { return len(db.byName) }
 // The core left over keeps the other requests' answers prompt: with 32
 // logins of a cost-12 user under way on the 2-core dev machine, a plaintext
 // login took up to 1.0–1.5 s unbounded, up to 49–56 ms with 2 slots and up
-// to 2 ms with 1 (RELIABILITY.md D65). Call it before the first Authenticate.
+// to 2 ms with 1 (RELIABILITY.md D68). Call it before the first Authenticate.
 func (db *DB) LimitBcrypt(n int) {
 	if n <= 0 {
 		n = max(1, runtime.GOMAXPROCS(0)-1)
