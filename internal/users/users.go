@@ -1,7 +1,8 @@
 // Package users is auth-api's user database: a JSON array of
 // {"id", "username", "password", "enabled"} read once at start (USERS_FILE),
 // or the reference users embedded in the binary. Passwords are plaintext,
-// compared in constant time, or bcrypt hashes ($2a$, $2b$, $2y$).
+// compared in constant time, or bcrypt hashes ($2a$, $2b$, $2y$) of a cost up
+// to MaxBcryptCost, compared at most LimitBcrypt at once.
 package users
 
 import (
