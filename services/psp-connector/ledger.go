@@ -26,9 +26,8 @@ type ledgerFile struct {
 
 	mu      sync.Mutex
 	f       *os.File
-	size    int64 // bytes in f, as written through it
-	torn    bool  // the last write may have left part of a line: start on a new one
-	failing bool  // a write failed and was logged; the next success is logged too
+	torn    bool // the last write may have left part of a line: start on a new one
+	failing bool // a write failed and was logged; the next success is logged too
 }
 
 // openLedgerFile opens (creating it, mode 0600) the ledger file at path, to
@@ -49,7 +48,6 @@ func openLedgerFile(path string, limit int64, log *slog.Logger) (*ledgerFile, er
 		f.Close()
 		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
-	l.size = st.Size()
 	if st.Size() > 0 {
 		last := make([]byte, 1)
 		if _, err := f.ReadAt(last, st.Size()-1); err != nil && !errors.Is(err, io.EOF) {
@@ -94,9 +92,7 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 		b = append(b, '\n')
 	}
 	b = appendLedgerLine(b, charged, time.Now())
-	n, err := l.f.Write(b)
-	l.size += int64(n)
-	if err != nil {
+	if _, err := l.f.Write(b); err != nil {
 		l.torn = true
 		if !l.failing {
 			l.failing = true
@@ -117,13 +113,15 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 
 // rotate moves the file to previous() and starts a new one once it holds
 // limit bytes or more. It leaves a file that is no longer at path (another
-// connector rotated it) where it is, and opens the one at path.
+// connector rotated it) where it is, and opens the one at path. The size is
+// the file's own (one fstat a round), not a count of this connector's
+// writes: with another connector appending to the same file and starting a
+// new one first, the file this one writes to has become previous(), and a
+// count of its own lines would keep it writing there until the other one's
+// next new file replaced previous(), taking those lines with it.
 func (l *ledgerFile) rotate() error {
-	if l.size < l.limit {
-		return nil
-	}
 	st, err := l.f.Stat()
-	if err != nil {
+	if err != nil || st.Size() < l.limit {
 		return err
 	}
 	if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
@@ -136,10 +134,7 @@ func (l *ledgerFile) rotate() error {
 		return err
 	}
 	l.f.Close()
-	l.f, l.size = f, 0
-	if st, err := f.Stat(); err == nil {
-		l.size = st.Size() // another connector's lines, when it rotated first
-	}
+	l.f = f
 	return nil
 }
 

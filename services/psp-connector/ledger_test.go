@@ -236,3 +236,59 @@ func BenchmarkChargeRound(b *testing.B) {
 		})
 	}
 }
+
+// rounds returns n rounds of one transaction each, with ids of their own.
+func rounds(n int) []txqueue.Message {
+	round := make([]txqueue.Message, n)
+	for i := range round {
+		round[i] = txqueue.Message{ID: fmt.Sprintf("tx_%032x", 0x100+i), Transaction: txqueue.Transaction{UserID: 1, Amount: int64(100 + i), Currency: "USD"}}
+	}
+	return round
+}
+
+// TestLedgerCopySharedByTwoConnectors: two connectors append to one
+// CHARGE_LEDGER, one of them busier. When the busy one starts a new file,
+// the other one's open file has become CHARGE_LEDGER.1: its next line may
+// go there (Made reads it), but it must then move on to the new file, not
+// go on writing to the old one, which the busy one's next new file
+// replaces: the lines written to it then are in no file, and a round in
+// hand is not found.
+func TestLedgerCopySharedByTwoConnectors(t *testing.T) {
+	msgs := rounds(6)
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	var logs bytes.Buffer
+	open := func() ledgerPSP {
+		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.NewJSONHandler(&logs, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { own.Close() })
+		return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
+	}
+	busy, quiet := open(), open()
+	charge := func(psp ledgerPSP, i int) {
+		t.Helper()
+		errs := make([]error, 1)
+		psp.ChargeRound(context.Background(), msgs[i:i+1], errs)
+		if errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+	}
+	charge(busy, 0)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two lines fill a file (TestLedgerCopyStartsANewFilePastItsLimit).
+	busy.own.limit, quiet.own.limit = st.Size()+20, st.Size()+20
+	charge(busy, 1)  // a new file: 0 and 1 in .1
+	charge(quiet, 2) // into .1, or the new file
+	charge(busy, 3)
+	charge(busy, 4)  // another new file: 3, 4 (and 2 if it went there) in .1
+	charge(quiet, 5) // the round in hand
+	checkMade(t, busy, msgs[3:], true, true, true)
+	checkMade(t, quiet, msgs[5:], true)
+	if logs.Len() > 0 {
+		t.Errorf("warnings:\n%s", logs.String())
+	}
+}
