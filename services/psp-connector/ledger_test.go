@@ -292,3 +292,38 @@ func TestLedgerCopySharedByTwoConnectors(t *testing.T) {
 		t.Errorf("warnings:\n%s", logs.String())
 	}
 }
+
+// TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile: a connector sharing
+// CHARGE_LEDGER starts a new file while Made reads (between its opens of
+// the current file and the previous one). The current file's lines, the
+// newest, are then in the previous file: Made must still find them, as it
+// does when it reads the current file first.
+func TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile(t *testing.T) {
+	msgs := rounds(2)
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	open := func() ledgerPSP {
+		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { own.Close() })
+		return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
+	}
+	mine, other := open(), open()
+	mine.ChargeRound(context.Background(), msgs[:1], make([]error, 1)) // the round in hand
+	other.own.limit = 1                                                // its next round starts a new file
+
+	opens := 0
+	openLedger = func(name string) (*os.File, error) {
+		f, err := os.Open(name)
+		if opens++; opens == 1 {
+			other.ChargeRound(context.Background(), msgs[1:], make([]error, 1))
+			if _, err := os.Stat(other.own.previous()); err != nil {
+				t.Fatalf("the other connector started no new file: %v", err)
+			}
+		}
+		return f, err
+	}
+	t.Cleanup(func() { openLedger = os.Open })
+	checkMade(t, mine, msgs, true, true)
+}

@@ -193,22 +193,30 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 		}
 	}
 	if p.own != nil {
-		// The previous file first: it may be gone, or never was.
+		// The current file first, then the previous one (which may be
+		// gone, or never was): a connector sharing the file that starts a
+		// new one in between has moved what was read first to where it is
+		// read next. The other way round, the lines of the file moved
+		// (the newest) would be in neither read.
+		if err := readLedgerLines(p.own.path, want); err != nil {
+			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.path, err)
+		}
 		err := readLedgerLines(p.own.previous(), want)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.previous(), err)
-		}
-		if err := readLedgerLines(p.own.path, want); err != nil {
-			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.path, err)
 		}
 	}
 	return want, nil
 }
 
+// openLedger opens a file for readLedgerLines; tests wrap it, to act
+// between the opens of one Made.
+var openLedger = os.Open
+
 // readLedgerLines marks true each id of want that a ledger line in the last
 // ledgerTail bytes of the file at path names.
 func readLedgerLines(path string, want map[string]bool) error {
-	f, err := os.Open(path)
+	f, err := openLedger(path)
 	if err != nil {
 		return err
 	}
