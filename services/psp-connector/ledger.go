@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/acme-payments/platform/internal/txqueue"
@@ -119,13 +121,28 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 // new one first, the file this one writes to has become previous(), and a
 // count of its own lines would keep it writing there until the other one's
 // next new file replaced previous(), taking those lines with it.
+//
+// Connectors sharing the file take turns (an flock on its directory), so
+// that the look at path and the move are one step: otherwise two of them
+// could both find their file at path, and the second one move the first
+// one's new file onto previous(), replacing the full file. One that finds
+// another connector starting a new file leaves it to that one, and looks
+// again after its next round.
 func (l *ledgerFile) rotate() error {
 	st, err := l.f.Stat()
 	if err != nil || st.Size() < l.limit {
 		return err
 	}
+	unlock, err := lockDir(filepath.Dir(l.path))
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
-		if err := os.Rename(l.path, l.previous()); err != nil {
+		if err := renameLedger(l.path, l.previous()); err != nil {
 			return err
 		}
 	}
@@ -137,6 +154,28 @@ func (l *ledgerFile) rotate() error {
 	l.f = f
 	return nil
 }
+
+// lockDir takes an exclusive flock on dir without waiting for it
+// (syscall.EWOULDBLOCK when another connector holds it), and returns its
+// release. On a file system without locks it goes on without one.
+func lockDir(dir string) (unlock func(), err error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		d.Close()
+		if errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.ENOLCK) {
+			return func() {}, nil
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { d.Close() }, nil
+}
+
+// renameLedger moves the file to previous(); tests wrap it, to act between
+// rotate's look at the file and its move.
+var renameLedger = os.Rename
 
 // Close closes the file.
 func (l *ledgerFile) Close() error {

@@ -327,3 +327,54 @@ func TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile(t *testing.T) {
 	t.Cleanup(func() { openLedger = os.Open })
 	checkMade(t, mine, msgs, true, true)
 }
+
+// TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce: two connectors
+// sharing CHARGE_LEDGER both find it full and both start a new file, the
+// second one's look at the file (still its own) before the first one's
+// move, and its move after the first one's new file. Moved by both, that
+// new file would replace CHARGE_LEDGER.1, the full file with the newest
+// rounds, and the first connector would go on writing to it where the
+// next new file replaces it. Only one of them may move the file.
+func TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce(t *testing.T) {
+	msgs := rounds(4)
+	path := filepath.Join(t.TempDir(), "ledger.jsonl")
+	open := func() ledgerPSP {
+		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { own.Close() })
+		return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
+	}
+	first, second := open(), open()
+	charge := func(psp ledgerPSP, i int) {
+		t.Helper()
+		errs := make([]error, 1)
+		psp.ChargeRound(context.Background(), msgs[i:i+1], errs)
+		if errs[0] != nil {
+			t.Fatal(errs[0])
+		}
+	}
+	charge(first, 0)
+	charge(second, 1) // the round in hand: the newest line of the full file
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.own.limit, second.own.limit = st.Size(), st.Size() // full
+
+	renames := 0
+	renameLedger = func(from, to string) error {
+		if renames++; renames == 1 {
+			// The second connector has looked, and is about to move the
+			// file: the first one starts its new file now.
+			charge(first, 2)
+		}
+		return os.Rename(from, to)
+	}
+	t.Cleanup(func() { renameLedger = os.Rename })
+	second.own.rotate()
+	renameLedger = os.Rename
+	charge(first, 3)
+	checkMade(t, second, msgs, true, true, true, true)
+}
