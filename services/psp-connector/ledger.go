@@ -30,6 +30,7 @@ type ledgerFile struct {
 	f       *os.File
 	torn    bool // the last write may have left part of a line: start on a new one
 	failing bool // a write failed and was logged; the next success is logged too
+	stuck   bool // a new file could not be started, and that was logged
 }
 
 // openLedgerFile opens (creating it, mode 0600) the ledger file at path, to
@@ -108,13 +109,21 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 		l.failing = false
 		l.log.Info("the ledger copy (CHARGE_LEDGER) is written again", "path", l.path)
 	}
-	if err := l.rotate(); err != nil {
-		l.log.Warn("could not start a new ledger copy (CHARGE_LEDGER); writing on in the old one", "path", l.path, "error", err.Error())
+	// Once until a new file starts: rotate tries again after every round,
+	// and a warning a round would flood the log (CHARGE_LOG).
+	switch rotated, err := l.rotate(); {
+	case err != nil && !l.stuck:
+		l.stuck = true
+		l.log.Warn("could not start a new ledger copy (CHARGE_LEDGER); writing on in the old one, and trying again after each round",
+			"path", l.path, "error", err.Error())
+	case rotated && l.stuck:
+		l.stuck = false
+		l.log.Info("started a new ledger copy (CHARGE_LEDGER) again", "path", l.path)
 	}
 }
 
 // rotate moves the file to previous() and starts a new one once it holds
-// limit bytes or more. It leaves a file that is no longer at path (another
+// limit bytes or more, and says whether it did. It leaves a file that is no longer at path (another
 // connector rotated it) where it is, and opens the one at path. The size is
 // the file's own (one fstat a round), not a count of this connector's
 // writes: with another connector appending to the same file and starting a
@@ -128,31 +137,31 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 // one's new file onto previous(), replacing the full file. One that finds
 // another connector starting a new file leaves it to that one, and looks
 // again after its next round.
-func (l *ledgerFile) rotate() error {
+func (l *ledgerFile) rotate() (rotated bool, err error) {
 	st, err := l.f.Stat()
 	if err != nil || st.Size() < l.limit {
-		return err
+		return false, err
 	}
 	unlock, err := lockDir(filepath.Dir(l.path))
 	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer unlock()
 	if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
 		if err := renameLedger(l.path, l.previous()); err != nil {
-			return err
+			return false, err
 		}
 	}
 	f, err := openAppend(l.path)
 	if err != nil {
-		return err
+		return false, err
 	}
 	l.f.Close()
 	l.f = f
-	return nil
+	return true, nil
 }
 
 // lockDir takes an exclusive flock on dir without waiting for it

@@ -373,8 +373,53 @@ func TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce(t *testing.T) {
 		return os.Rename(from, to)
 	}
 	t.Cleanup(func() { renameLedger = os.Rename })
-	second.own.rotate()
+	if _, err := second.own.rotate(); err != nil {
+		t.Fatal(err)
+	}
 	renameLedger = os.Rename
 	charge(first, 3)
 	checkMade(t, second, msgs, true, true, true, true)
+}
+
+// TestLedgerCopyWarnsOnceWhenItCannotStartANewFile: a copy past its limit
+// that cannot become CHARGE_LEDGER.1 (a directory is in the way) is written
+// on, with one warning, not one a round: at thousands of transactions a
+// second, a warning a round would flood the log, which is CHARGE_LOG,
+// pushing its ledger lines out of the part Made reads. Once the way is
+// clear, the new file starts.
+func TestLedgerCopyWarnsOnceWhenItCannotStartANewFile(t *testing.T) {
+	msgs := rounds(5)
+	var out bytes.Buffer
+	psp, logs := newLedgerCopy(t, 1, &out) // a new file after every round
+	if err := os.MkdirAll(filepath.Join(psp.own.previous(), "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 4 {
+		psp.ChargeRound(context.Background(), msgs[i:i+1], make([]error, 1))
+	}
+	const warning = "could not start a new ledger copy (CHARGE_LEDGER)"
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("got %d warnings %q for 4 rounds, want 1:\n%s", n, warning, logs.String())
+	}
+	b, err := os.ReadFile(psp.own.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs[:4] {
+		if !strings.Contains(string(b), m.ID) {
+			t.Errorf("%s is not in the copy written on:\n%s", m.ID, b)
+		}
+	}
+
+	if err := os.RemoveAll(psp.own.previous()); err != nil {
+		t.Fatal(err)
+	}
+	psp.ChargeRound(context.Background(), msgs[4:5], make([]error, 1))
+	if st, err := os.Stat(psp.own.path); err != nil || st.Size() != 0 {
+		t.Errorf("no new file once the way was clear: %v", err)
+	}
+	if !strings.Contains(logs.String(), "started a new ledger copy (CHARGE_LEDGER) again") {
+		t.Errorf("no line saying a new file started again:\n%s", logs.String())
+	}
+	checkMade(t, psp, msgs, true, true, true, true, true) // all in .1
 }
