@@ -124,14 +124,19 @@ func (c *config) checkChargeLog() error {
 }
 
 // checkChargeLedger checks that CHARGE_LEDGER, when set, is in a directory
-// that exists (the connector creates the file) and is not CHARGE_LOG: the
-// copy is there for when that file is truncated.
+// that exists (the connector creates the file) and is not CHARGE_LOG, by
+// any name: the copy is there for when that file is truncated. Nor may its
+// previous file (.1) be CHARGE_LOG: starting a new file would move the log
+// away from where its writer writes it.
 func (c *config) checkChargeLedger() error {
 	if c.ChargeLedger == "" {
 		return nil
 	}
-	if c.ChargeLog != "" && filepath.Clean(c.ChargeLedger) == filepath.Clean(c.ChargeLog) {
-		return fmt.Errorf("CHARGE_LEDGER %q is CHARGE_LOG: it must be a file of the connector's own, which nothing else writes or truncates", c.ChargeLedger)
+	if c.ChargeLog != "" && sameFile(c.ChargeLedger, c.ChargeLog) {
+		return fmt.Errorf("CHARGE_LEDGER %q is CHARGE_LOG (%q): it must be a file of the connector's own, which nothing else writes or truncates", c.ChargeLedger, c.ChargeLog)
+	}
+	if c.ChargeLog != "" && sameFile(c.ChargeLedger+".1", c.ChargeLog) {
+		return fmt.Errorf("CHARGE_LEDGER %q becomes CHARGE_LOG (%q) when it starts a new file (it moves to %q): it must be a file of the connector's own", c.ChargeLedger, c.ChargeLog, c.ChargeLedger+".1")
 	}
 	if st, err := os.Stat(filepath.Dir(c.ChargeLedger)); err != nil || !st.IsDir() {
 		return fmt.Errorf("CHARGE_LEDGER %q is in no directory that exists: the connector creates the file, not its directory", c.ChargeLedger)
@@ -140,4 +145,30 @@ func (c *config) checkChargeLedger() error {
 		return fmt.Errorf("CHARGE_LEDGER %q is not a regular file", c.ChargeLedger)
 	}
 	return nil
+}
+
+// sameFile reports whether paths a and b name one file: both exist and are
+// the same file (through symlinks, or hard links), or they are the same path
+// once made absolute with their directories' symlinks resolved (for a file
+// not created yet).
+func sameFile(a, b string) bool {
+	sa, errA := os.Stat(a)
+	sb, errB := os.Stat(b)
+	if errA == nil && errB == nil {
+		return os.SameFile(sa, sb)
+	}
+	return resolvedPath(a) == resolvedPath(b)
+}
+
+// resolvedPath is path made absolute, with the symlinks in its directory
+// resolved; path itself need not exist.
+func resolvedPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	if dir, err := filepath.EvalSymlinks(filepath.Dir(abs)); err == nil {
+		return filepath.Join(dir, filepath.Base(abs))
+	}
+	return abs
 }

@@ -423,3 +423,54 @@ func TestLedgerCopyWarnsOnceWhenItCannotStartANewFile(t *testing.T) {
 	}
 	checkMade(t, psp, msgs, true, true, true, true, true) // all in .1
 }
+
+// TestChargeLedgerMustNotBeChargeLog: CHARGE_LEDGER is refused when it is
+// CHARGE_LOG by another name (relative, through a symlinked directory or a
+// symlink, a hard link), or when its previous file (.1) would be: the copy
+// would be truncated with the log, and starting its new file would move the
+// log away from process-compose's path. Names that differ only in slashes
+// were refused already; a file of its own beside the log is accepted.
+func TestChargeLedgerMustNotBeChargeLog(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "psp-connector.log")
+	if err := os.WriteFile(log, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(log, filepath.Join(dir, "log-symlink")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(log, filepath.Join(dir, "log-hardlink")); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	tests := []struct {
+		name        string
+		log, ledger string
+		refused     bool
+	}{
+		{"a file of its own", log, filepath.Join(dir, "ledger.jsonl"), false},
+		{"a file of its own, relative", log, "ledger.jsonl", false},
+		{"the same, with a double slash", log, dir + "//psp-connector.log", true},
+		{"the same, relative", log, "psp-connector.log", true},
+		{"the same, relative, the log not there yet", filepath.Join(dir, "new.log"), "./new.log", true},
+		{"the same, through a symlinked directory", log, filepath.Join(link, "psp-connector.log"), true},
+		{"a symlink to it", log, filepath.Join(dir, "log-symlink"), true},
+		{"a hard link to it", log, filepath.Join(dir, "log-hardlink"), true},
+		{"its .1 is the log", filepath.Join(dir, "x.1"), filepath.Join(link, "x"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseConfig([]string{"CHARGE_LOG=" + tt.log, "CHARGE_LEDGER=" + tt.ledger})
+			switch {
+			case tt.refused && (err == nil || !strings.Contains(err.Error(), "CHARGE_LEDGER")):
+				t.Errorf("got %v, want an error naming CHARGE_LEDGER", err)
+			case !tt.refused && err != nil:
+				t.Errorf("got %v, want no error", err)
+			}
+		})
+	}
+}
