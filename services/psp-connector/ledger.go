@@ -90,12 +90,18 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Before the write as well as after it: since this connector's last
+	// round, another one sharing the file may have made it previous() (and
+	// its next new file replaces that), or someone removed it. Written
+	// there, the line would soon be in no file Made reads.
+	size := l.startNewFileIfDue()
 	b := make([]byte, 0, 160+len(charged)*40)
 	if l.torn {
 		b = append(b, '\n')
 	}
 	b = appendLedgerLine(b, charged, time.Now())
-	if _, err := l.f.Write(b); err != nil {
+	n, err := l.f.Write(b)
+	if err != nil {
 		l.torn = true
 		if !l.failing {
 			l.failing = true
@@ -109,59 +115,87 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 		l.failing = false
 		l.log.Info("the ledger copy (CHARGE_LEDGER) is written again", "path", l.path)
 	}
-	// Once until a new file starts: rotate tries again after every round,
-	// and a warning a round would flood the log (CHARGE_LOG).
-	switch rotated, err := l.rotate(); {
+	if size+int64(n) >= l.limit {
+		l.startNewFileIfDue()
+	}
+}
+
+// startNewFileIfDue is rotate, with its failure logged once until a new
+// file starts: it is tried again at every round, and a warning a round
+// would flood the log (CHARGE_LOG). It returns the size of the file it
+// leaves open (0 when unknown).
+func (l *ledgerFile) startNewFileIfDue() int64 {
+	size, rotated, err := l.rotate()
+	switch {
 	case err != nil && !l.stuck:
 		l.stuck = true
-		l.log.Warn("could not start a new ledger copy (CHARGE_LEDGER); writing on in the old one, and trying again after each round",
+		l.log.Warn("could not start a new ledger copy (CHARGE_LEDGER); writing on in the old one, and trying again at each round",
 			"path", l.path, "error", err.Error())
 	case rotated && l.stuck:
 		l.stuck = false
 		l.log.Info("started a new ledger copy (CHARGE_LEDGER) again", "path", l.path)
 	}
+	return size
 }
 
-// rotate moves the file to previous() and starts a new one once it holds
-// limit bytes or more, and says whether it did. It leaves a file that is no longer at path (another
-// connector rotated it) where it is, and opens the one at path. The size is
-// the file's own (one fstat a round), not a count of this connector's
-// writes: with another connector appending to the same file and starting a
-// new one first, the file this one writes to has become previous(), and a
-// count of its own lines would keep it writing there until the other one's
-// next new file replaced previous(), taking those lines with it.
+// rotate starts a new file when the one this connector writes to holds
+// limit bytes or more, or was removed, and says whether it did, with the
+// size of the file it then writes to. The size is the file's own (one
+// fstat a round), not a count of this connector's writes: another
+// connector sharing the file writes to it too, and may have moved it to
+// previous() already.
 //
-// Connectors sharing the file take turns (an flock on its directory), so
-// that the look at path and the move are one step: otherwise two of them
+// The file is moved to previous() only while it is at path, and only
+// under an flock of its directory, so that the look at path and the move
+// are one step among connectors sharing the file: otherwise two of them
 // could both find their file at path, and the second one move the first
-// one's new file onto previous(), replacing the full file. One that finds
-// another connector starting a new file leaves it to that one, and looks
-// again after its next round.
-func (l *ledgerFile) rotate() (rotated bool, err error) {
+// one's new file onto previous(), replacing the full one. The lock is not
+// waited for: while another connector holds it, the file is written on
+// where it is at path (that one moves it), and a file no longer at path is
+// left. Then, and after a move, the file at path is opened, which needs no
+// lock.
+func (l *ledgerFile) rotate() (size int64, rotated bool, err error) {
 	st, err := l.f.Stat()
-	if err != nil || st.Size() < l.limit {
-		return false, err
-	}
-	unlock, err := lockDir(filepath.Dir(l.path))
-	if errors.Is(err, syscall.EWOULDBLOCK) {
-		return false, nil
-	}
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
-	defer unlock()
-	if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
-		if err := renameLedger(l.path, l.previous()); err != nil {
-			return false, err
+	if st.Size() < l.limit && !removed(st) {
+		return st.Size(), false, nil
+	}
+	if !removed(st) {
+		unlock, err := lockDir(filepath.Dir(l.path))
+		switch {
+		case err == nil:
+			defer unlock()
+			if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
+				if err := renameLedger(l.path, l.previous()); err != nil {
+					return st.Size(), false, err
+				}
+			}
+		case errors.Is(err, syscall.EWOULDBLOCK):
+			if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
+				return st.Size(), false, nil
+			}
+		default:
+			return st.Size(), false, err
 		}
 	}
 	f, err := openAppend(l.path)
 	if err != nil {
-		return false, err
+		return st.Size(), false, err
 	}
 	l.f.Close()
 	l.f = f
-	return true, nil
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	return size, true, nil
+}
+
+// removed reports whether the file st describes has no name left.
+func removed(st os.FileInfo) bool {
+	s, ok := st.Sys().(*syscall.Stat_t)
+	return ok && s.Nlink == 0
 }
 
 // lockDir takes an exclusive flock on dir without waiting for it

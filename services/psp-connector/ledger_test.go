@@ -248,48 +248,64 @@ func rounds(n int) []txqueue.Message {
 
 // TestLedgerCopySharedByTwoConnectors: two connectors append to one
 // CHARGE_LEDGER, one of them busier. When the busy one starts a new file,
-// the other one's open file has become CHARGE_LEDGER.1: its next line may
-// go there (Made reads it), but it must then move on to the new file, not
-// go on writing to the old one, which the busy one's next new file
-// replaces: the lines written to it then are in no file, and a round in
-// hand is not found.
+// the other one's open file has become CHARGE_LEDGER.1, and the busy one's
+// next new file replaces it: the quiet one must move on to the new file
+// before that, not go on writing where its lines end up in no file, and a
+// round in hand is not found. Whether it writes between the busy one's new
+// files or is idle through two of them (or the file is removed), its last
+// round is found.
 func TestLedgerCopySharedByTwoConnectors(t *testing.T) {
-	msgs := rounds(6)
-	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	var logs bytes.Buffer
-	open := func() ledgerPSP {
-		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.NewJSONHandler(&logs, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { own.Close() })
-		return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
+	const busy, quiet = 0, 1
+	tests := []struct {
+		name   string
+		lines  int64 // the lines that fill a file
+		writes []int // which connector charges each round, in turn
+		remove int   // remove the file before this round (0: never)
+	}{
+		{"the quiet one writes between the busy one's new files", 2, []int{busy, busy, quiet, busy, busy, quiet}, 0},
+		{"the quiet one idle through two new files", 2, []int{busy, busy, busy, busy, quiet}, 0},
+		{"the file removed", 4, []int{busy, quiet, quiet}, 2},
 	}
-	busy, quiet := open(), open()
-	charge := func(psp ledgerPSP, i int) {
-		t.Helper()
-		errs := make([]error, 1)
-		psp.ChargeRound(context.Background(), msgs[i:i+1], errs)
-		if errs[0] != nil {
-			t.Fatal(errs[0])
-		}
-	}
-	charge(busy, 0)
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Two lines fill a file (TestLedgerCopyStartsANewFilePastItsLimit).
-	busy.own.limit, quiet.own.limit = st.Size()+20, st.Size()+20
-	charge(busy, 1)  // a new file: 0 and 1 in .1
-	charge(quiet, 2) // into .1, or the new file
-	charge(busy, 3)
-	charge(busy, 4)  // another new file: 3, 4 (and 2 if it went there) in .1
-	charge(quiet, 5) // the round in hand
-	checkMade(t, busy, msgs[3:], true, true, true)
-	checkMade(t, quiet, msgs[5:], true)
-	if logs.Len() > 0 {
-		t.Errorf("warnings:\n%s", logs.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			msgs := rounds(len(tt.writes))
+			path := filepath.Join(t.TempDir(), "ledger.jsonl")
+			var logs bytes.Buffer
+			var psps []ledgerPSP
+			for range 2 {
+				own, err := openLedgerFile(path, ledgerTail, slog.New(slog.NewJSONHandler(&logs, nil)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { own.Close() })
+				psps = append(psps, ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own})
+			}
+			// The lines' times differ in length by at most 9
+			// (TestLedgerCopyStartsANewFilePastItsLimit).
+			line := int64(len(appendLedgerLine(nil, msgs[:1], time.Now())))
+			for _, psp := range psps {
+				psp.own.limit = (tt.lines-1)*line + 20
+			}
+			for i, who := range tt.writes {
+				if tt.remove > 0 && i == tt.remove {
+					if err := os.Remove(path); err != nil {
+						t.Fatal(err)
+					}
+				}
+				errs := make([]error, 1)
+				psps[who].ChargeRound(context.Background(), msgs[i:i+1], errs)
+				if errs[0] != nil {
+					t.Fatal(errs[0])
+				}
+			}
+			last := len(msgs) - 1
+			for _, psp := range psps {
+				checkMade(t, psp, msgs[last:], true)
+			}
+			if logs.Len() > 0 {
+				t.Errorf("warnings:\n%s", logs.String())
+			}
+		})
 	}
 }
 
@@ -373,7 +389,7 @@ func TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce(t *testing.T) {
 		return os.Rename(from, to)
 	}
 	t.Cleanup(func() { renameLedger = os.Rename })
-	if _, err := second.own.rotate(); err != nil {
+	if _, _, err := second.own.rotate(); err != nil {
 		t.Fatal(err)
 	}
 	renameLedger = os.Rename
@@ -415,13 +431,13 @@ func TestLedgerCopyWarnsOnceWhenItCannotStartANewFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	psp.ChargeRound(context.Background(), msgs[4:5], make([]error, 1))
-	if st, err := os.Stat(psp.own.path); err != nil || st.Size() != 0 {
+	if st, err := os.Stat(psp.own.previous()); err != nil || !st.Mode().IsRegular() {
 		t.Errorf("no new file once the way was clear: %v", err)
 	}
 	if !strings.Contains(logs.String(), "started a new ledger copy (CHARGE_LEDGER) again") {
 		t.Errorf("no line saying a new file started again:\n%s", logs.String())
 	}
-	checkMade(t, psp, msgs, true, true, true, true, true) // all in .1
+	checkMade(t, psp, msgs[4:], true)
 }
 
 // TestChargeLedgerMustNotBeChargeLog: CHARGE_LEDGER is refused when it is
