@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/acme-payments/platform/internal/txqueue"
@@ -172,7 +171,7 @@ func (l *ledgerFile) rotate() (size int64, rotated bool, err error) {
 					return st.Size(), false, err
 				}
 			}
-		case errors.Is(err, syscall.EWOULDBLOCK):
+		case errors.Is(err, errLockHeld):
 			if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
 				return st.Size(), false, nil
 			}
@@ -192,29 +191,8 @@ func (l *ledgerFile) rotate() (size int64, rotated bool, err error) {
 	return size, true, nil
 }
 
-// removed reports whether the file st describes has no name left.
-func removed(st os.FileInfo) bool {
-	s, ok := st.Sys().(*syscall.Stat_t)
-	return ok && s.Nlink == 0
-}
-
-// lockDir takes an exclusive flock on dir without waiting for it
-// (syscall.EWOULDBLOCK when another connector holds it), and returns its
-// release. On a file system without locks it goes on without one.
-func lockDir(dir string) (unlock func(), err error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(d.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		d.Close()
-		if errors.Is(err, syscall.ENOTSUP) || errors.Is(err, syscall.ENOLCK) {
-			return func() {}, nil
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return func() { d.Close() }, nil
-}
+// errLockHeld: another connector holds the lock lockDir asked for.
+var errLockHeld = errors.New("another connector holds the lock")
 
 // renameLedger moves the file to previous(); tests wrap it, to act between
 // rotate's look at the file and its move.
