@@ -546,11 +546,24 @@ func CheckParents(stateDir string) error {
 			continue // where it leads is in dirs
 		}
 		if err := checkParent(d, fi); err != nil {
-			return fmt.Errorf("state dir (STACK_STATE_DIR) %s: the directory above it %w: another user could move the state dir away and put theirs in its place; point STACK_STATE_DIR at a directory whose parents only root and this user can change (the default outside a checkout, ~/.local/state/acme-platform, is one)", stateDir, err)
+			// A mode is mended in place, which also lets down stop a stack
+			// running from there; pointing STACK_STATE_DIR elsewhere would
+			// leave it running.
+			mend := ""
+			if errors.As(err, new(modeError)) {
+				mend = fmt.Sprintf("make %s writable by its owner only (chmod go-w %s), or ", d, d)
+			}
+			return fmt.Errorf("state dir (STACK_STATE_DIR) %s: the directory above it %w: another user could move the state dir away and put theirs in its place; %spoint STACK_STATE_DIR at a directory whose parents only root and this user can change (the default outside a checkout, ~/.local/state/acme-platform, is one)", stateDir, err, mend)
 		}
 	}
 	return nil
 }
+
+// modeError is a refusal of checkParent for the directory's mode, not its
+// owner: chmod go-w mends it.
+type modeError string
+
+func (e modeError) Error() string { return string(e) }
 
 // parents lists the directories above path, nearest first, up to the root.
 func parents(path string) []string {

@@ -53,9 +53,9 @@ func checkParent(dir string, fi os.FileInfo) error {
 	case fi.Mode()&os.ModeSticky != 0:
 		return nil
 	case perm&0o002 != 0:
-		return fmt.Errorf("%s is writable by every user and not sticky (mode %04o)", dir, perm)
+		return modeError(fmt.Sprintf("%s is writable by every user and not sticky (mode %04o)", dir, perm))
 	case perm&0o020 != 0 && !groupOfRootAndMe(st.Gid, euid):
-		return fmt.Errorf("%s is writable by its group, gid %d, which has members other than root and this user, or none (mode %04o)", dir, st.Gid, perm)
+		return modeError(fmt.Sprintf("%s is writable by its group, gid %d, which has members other than root and this user, or none (mode %04o)", dir, st.Gid, perm))
 	}
 	return nil
 }

@@ -15,13 +15,17 @@ import (
 // runs; up, as root, would then use their socket and logs, and down would
 // signal what their pid file names. PrepareStateDir refuses it, naming
 // STACK_STATE_DIR and the directory, before creating anything; a sticky
-// directory (/tmp) and this user's own are fine. Giving a directory away
+// directory (/tmp) and this user's own are fine. A directory refused for its
+// mode has the refusal say how to mend it in place (chmod go-w): pointing
+// STACK_STATE_DIR elsewhere leaves a stack already running from there
+// running, as `down` would then look elsewhere. Giving a directory away
 // needs root.
 func TestRefusesAStateDirOthersCanMove(t *testing.T) {
 	const other = 65534
 	type layout struct {
 		stateDir string // the STACK_STATE_DIR to prepare
 		culprit  string // the directory the refusal names; "" for none
+		owned    bool   // refused for its owner, not its mode: no chmod mends it
 	}
 	tests := []struct {
 		name     string
@@ -38,38 +42,38 @@ func TestRefusesAStateDirOthersCanMove(t *testing.T) {
 		}, ""},
 		{"in a directory writable by all", false, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "shared"), 0o777)
-			return layout{filepath.Join(base, "shared", "st"), filepath.Join(base, "shared")}
+			return layout{filepath.Join(base, "shared", "st"), filepath.Join(base, "shared"), false}
 		}, ""},
 		{"two levels below a directory writable by all", false, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "shared"), 0o777)
 			mkdir(t, filepath.Join(base, "shared", "mine"), 0o700)
-			return layout{filepath.Join(base, "shared", "mine", "st"), filepath.Join(base, "shared")}
+			return layout{filepath.Join(base, "shared", "mine", "st"), filepath.Join(base, "shared"), false}
 		}, ""},
 		{"below a directory writable by all, not created yet", false, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "shared"), 0o777)
-			return layout{filepath.Join(base, "shared", "new", "st"), filepath.Join(base, "shared")}
+			return layout{filepath.Join(base, "shared", "new", "st"), filepath.Join(base, "shared"), false}
 		}, "shared/new"},
 		{"through a symlink into a directory writable by all", false, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "shared"), 0o777)
 			mkdir(t, filepath.Join(base, "shared", "mine"), 0o700)
 			symlink(t, filepath.Join(base, "shared", "mine"), filepath.Join(base, "link"))
-			return layout{filepath.Join(base, "link", "st"), filepath.Join(base, "shared")}
+			return layout{filepath.Join(base, "link", "st"), filepath.Join(base, "shared"), false}
 		}, ""},
 		{"a symlink to a state dir in a directory writable by all", false, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "shared"), 0o777)
 			mkdir(t, filepath.Join(base, "shared", "st"), 0o700)
 			symlink(t, filepath.Join(base, "shared", "st"), filepath.Join(base, "st"))
-			return layout{filepath.Join(base, "st"), filepath.Join(base, "shared")}
+			return layout{filepath.Join(base, "st"), filepath.Join(base, "shared"), false}
 		}, ""},
 		{"in another user's directory", true, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "theirs"), 0o755)
 			chown(t, filepath.Join(base, "theirs"), other)
-			return layout{filepath.Join(base, "theirs", "st"), filepath.Join(base, "theirs")}
+			return layout{filepath.Join(base, "theirs", "st"), filepath.Join(base, "theirs"), true}
 		}, ""},
 		{"in another user's sticky directory", true, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "theirs"), 0o777|os.ModeSticky)
 			chown(t, filepath.Join(base, "theirs"), other)
-			return layout{filepath.Join(base, "theirs", "st"), filepath.Join(base, "theirs")}
+			return layout{filepath.Join(base, "theirs", "st"), filepath.Join(base, "theirs"), true}
 		}, ""},
 	}
 	for _, tc := range tests {
@@ -89,6 +93,9 @@ func TestRefusesAStateDirOthersCanMove(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), "STACK_STATE_DIR") || !strings.Contains(err.Error(), "above it "+l.culprit+" ") {
 				t.Fatalf("PrepareStateDir: got %v, want a refusal naming STACK_STATE_DIR and %s", err, l.culprit)
+			}
+			if fix := "chmod go-w " + l.culprit; strings.Contains(err.Error(), fix) == l.owned {
+				t.Errorf("PrepareStateDir: got %v; want %q in it: %v", err, fix, !l.owned)
 			}
 			if tc.mustMiss != "" {
 				if _, err := os.Lstat(filepath.Join(base, tc.mustMiss)); !os.IsNotExist(err) {
