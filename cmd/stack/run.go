@@ -203,8 +203,9 @@ Commands:
           process-compose is gone but processes of the stack are left.
   logs    Print a process's whole log since the last up, across restarts
           (every process when none is named); -f keeps following.
-  reset   Delete the state directory (Redis data, logs, the generated JWT
-          secret) after confirmation, or at once with --yes.
+  reset   Delete the state directory (Redis data, logs, psp-connector's
+          ledger, the generated JWT secret) after confirmation, or at once
+          with --yes.
   version Print the launcher's version (stamped by the Nix build; "dev" otherwise).
 
 Processes: `+strings.Join(processNames, ", ")+`
