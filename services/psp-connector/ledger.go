@@ -122,12 +122,19 @@ func (l *ledgerFile) record(round []txqueue.Message, errs []error) {
 // startNewFileIfDue is rotate, with its failure logged once until a new
 // file starts: it is tried again at every round, and a warning a round
 // would flood the log (CHARGE_LOG). It returns the size of the file it
-// leaves open (0 when unknown).
+// leaves open (0 when unknown). A file that was removed, and cannot be made
+// again (its directory is gone), is written on too, but no name leads to
+// it: the warning says that the copy is lost until then, not kept.
 func (l *ledgerFile) startNewFileIfDue() int64 {
 	size, rotated, err := l.rotate()
 	switch {
 	case err != nil && !l.stuck:
 		l.stuck = true
+		if st, serr := l.f.Stat(); serr == nil && removed(st) {
+			l.log.Warn("the ledger copy (CHARGE_LEDGER) was removed and cannot be made again; until it can (tried at each round), a round in hand when the connector stops is found only in CHARGE_LOG",
+				"path", l.path, "error", err.Error())
+			break
+		}
 		l.log.Warn("could not start a new ledger copy (CHARGE_LEDGER); writing on in the old one, and trying again at each round",
 			"path", l.path, "error", err.Error())
 	case rotated && l.stuck:

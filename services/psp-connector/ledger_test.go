@@ -440,6 +440,42 @@ func TestLedgerCopyWarnsOnceWhenItCannotStartANewFile(t *testing.T) {
 	checkMade(t, psp, msgs[4:], true)
 }
 
+// TestLedgerCopyWarnsWhenItsDirectoryIsRemoved: a copy whose directory was
+// removed (rm -rf of the stack's ledger/ while it runs) cannot be made
+// again, and the lines written on go to a file no longer at any name, which
+// Made never reads. The one warning says so, not that the copy is written
+// on in the old file; once the directory is back, a new file starts and
+// names the next round.
+func TestLedgerCopyWarnsWhenItsDirectoryIsRemoved(t *testing.T) {
+	msgs := rounds(4)
+	var out bytes.Buffer
+	psp, logs := newLedgerCopy(t, ledgerTail, &out)
+	psp.ChargeRound(context.Background(), msgs[:1], make([]error, 1))
+	dir := filepath.Dir(psp.own.path)
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		psp.ChargeRound(context.Background(), msgs[i:i+1], make([]error, 1))
+	}
+	const warning = "the ledger copy (CHARGE_LEDGER) was removed"
+	if n := strings.Count(logs.String(), warning); n != 1 {
+		t.Errorf("got %d warnings %q for 2 rounds, want 1:\n%s", n, warning, logs.String())
+	}
+	if strings.Contains(logs.String(), "writing on in the old one") {
+		t.Errorf("a warning says the copy is written on, but its file has no name left:\n%s", logs.String())
+	}
+
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	psp.ChargeRound(context.Background(), msgs[3:], make([]error, 1))
+	if !strings.Contains(logs.String(), "started a new ledger copy (CHARGE_LEDGER) again") {
+		t.Errorf("no line saying a new file started again:\n%s", logs.String())
+	}
+	checkMade(t, psp, msgs[3:], true)
+}
+
 // TestChargeLedgerMustNotBeChargeLog: CHARGE_LEDGER is refused when it is
 // CHARGE_LOG by another name (relative, through a symlinked directory or a
 // symlink, a hard link), or when its previous file (.1) would be: the copy
