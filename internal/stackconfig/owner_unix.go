@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,7 +56,7 @@ func checkParent(dir string, fi os.FileInfo) error {
 	case perm&0o002 != 0:
 		return modeError(fmt.Sprintf("%s is writable by every user and not sticky (mode %04o)", dir, perm))
 	case perm&0o020 != 0 && !groupOfRootAndMe(st.Gid, euid):
-		return modeError(fmt.Sprintf("%s is writable by its group, gid %d, which has members other than root and this user, or none (mode %04o)", dir, st.Gid, perm))
+		return modeError(fmt.Sprintf("%s is writable by its group, %s, which has members other than root and this user, or none (mode %04o)", dir, groupName(st.Gid), perm))
 	}
 	return nil
 }
@@ -150,4 +151,13 @@ func colonFields(b []byte) [][]string {
 		out = append(out, strings.Split(line, ":"))
 	}
 	return out
+}
+
+// groupName is "<name> (gid N)", or "gid N" when the group has no name here.
+func groupName(gid uint32) string {
+	id := strconv.FormatUint(uint64(gid), 10)
+	if g, err := user.LookupGroupId(id); err == nil && g.Name != "" {
+		return g.Name + " (gid " + id + ")"
+	}
+	return "gid " + id
 }

@@ -2,7 +2,10 @@
 
 package stackconfig
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestOnlyRootAndMe: a group-writable directory above the state dir is
 // fine when the group's members are this user (uid 1000) and root only: a
@@ -62,5 +65,17 @@ func TestIDMapped(t *testing.T) {
 				t.Errorf("idMapped(%d, %q): got %v, want %v", tc.uid, tc.uidMap, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestGroupName: a refused group-writable directory names its group by name
+// where the system has one (root's group, gid 0, is root or wheel), and by
+// number alone otherwise.
+func TestGroupName(t *testing.T) {
+	if got := groupName(0); !strings.HasSuffix(got, " (gid 0)") || strings.HasPrefix(got, " ") {
+		t.Errorf("groupName(0) = %q, want a name, then (gid 0)", got)
+	}
+	if got := groupName(3999999); got != "gid 3999999" {
+		t.Errorf("groupName(3999999) = %q, want gid 3999999", got)
 	}
 }
