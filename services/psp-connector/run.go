@@ -41,7 +41,11 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer psp.Close()
+	defer func() {
+		if err := psp.Close(); err != nil {
+			log.Warn("could not close the ledger copy (CHARGE_LEDGER)", "error", err.Error())
+		}
+	}()
 	rdb, err := txqueue.Connect(ctx, cfg.RedisURL)
 	if err != nil {
 		return err
