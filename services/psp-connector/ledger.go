@@ -24,6 +24,10 @@ type ledgerFile struct {
 	path  string
 	limit int64
 	log   *slog.Logger
+	// rename and open are os.Rename, for rotate's move, and os.Open, for
+	// Made's reads; tests wrap them, to act in between.
+	rename func(oldpath, newpath string) error
+	open   func(name string) (*os.File, error)
 
 	mu      sync.Mutex
 	f       *os.File
@@ -40,7 +44,7 @@ func openLedgerFile(path string, limit int64, log *slog.Logger) (*ledgerFile, er
 	if err != nil {
 		return nil, err
 	}
-	l := &ledgerFile{path: path, limit: limit, log: log, f: f}
+	l := &ledgerFile{path: path, limit: limit, log: log, rename: os.Rename, open: os.Open, f: f}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
@@ -174,7 +178,7 @@ func (l *ledgerFile) rotate() (size int64, rotated bool, err error) {
 		case err == nil:
 			defer unlock()
 			if cur, err := os.Stat(l.path); err == nil && os.SameFile(cur, st) {
-				if err := renameLedger(l.path, l.previous()); err != nil {
+				if err := l.rename(l.path, l.previous()); err != nil {
 					return st.Size(), false, err
 				}
 			}
@@ -200,10 +204,6 @@ func (l *ledgerFile) rotate() (size int64, rotated bool, err error) {
 
 // errLockHeld: another connector holds the lock lockDir asked for.
 var errLockHeld = errors.New("another connector holds the lock")
-
-// renameLedger moves the file to previous(); tests wrap it, to act between
-// rotate's look at the file and its move.
-var renameLedger = os.Rename
 
 // Close closes the file.
 func (l *ledgerFile) Close() error {

@@ -330,7 +330,7 @@ func TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile(t *testing.T) {
 	other.own.limit = 1                                                // its next round starts a new file
 
 	opens := 0
-	openLedger = func(name string) (*os.File, error) {
+	mine.own.open = func(name string) (*os.File, error) {
 		f, err := os.Open(name)
 		if opens++; opens == 1 {
 			other.ChargeRound(context.Background(), msgs[1:], make([]error, 1))
@@ -340,7 +340,6 @@ func TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile(t *testing.T) {
 		}
 		return f, err
 	}
-	t.Cleanup(func() { openLedger = os.Open })
 	checkMade(t, mine, msgs, true, true)
 }
 
@@ -380,7 +379,7 @@ func TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce(t *testing.T) {
 	first.own.limit, second.own.limit = st.Size(), st.Size() // full
 
 	renames := 0
-	renameLedger = func(from, to string) error {
+	second.own.rename = func(from, to string) error {
 		if renames++; renames == 1 {
 			// The second connector has looked, and is about to move the
 			// file: the first one starts its new file now.
@@ -388,11 +387,10 @@ func TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce(t *testing.T) {
 		}
 		return os.Rename(from, to)
 	}
-	t.Cleanup(func() { renameLedger = os.Rename })
 	if _, _, err := second.own.rotate(); err != nil {
 		t.Fatal(err)
 	}
-	renameLedger = os.Rename
+	second.own.rename = os.Rename
 	charge(first, 3)
 	checkMade(t, second, msgs, true, true, true, true)
 }

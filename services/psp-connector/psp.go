@@ -188,7 +188,7 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 		want[id] = false
 	}
 	if p.log != "" {
-		if err := readLedgerLines(p.log, want); err != nil {
+		if err := readLedgerLines(os.Open, p.log, want); err != nil {
 			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.log, err)
 		}
 	}
@@ -198,10 +198,10 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 		// new one in between has moved what was read first to where it is
 		// read next. The other way round, the lines of the file moved
 		// (the newest) would be in neither read.
-		if err := readLedgerLines(p.own.path, want); err != nil {
+		if err := readLedgerLines(p.own.open, p.own.path, want); err != nil {
 			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.path, err)
 		}
-		err := readLedgerLines(p.own.previous(), want)
+		err := readLedgerLines(p.own.open, p.own.previous(), want)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.previous(), err)
 		}
@@ -209,14 +209,10 @@ func (p ledgerPSP) Made(_ context.Context, ids []string) (map[string]bool, error
 	return want, nil
 }
 
-// openLedger opens a file for readLedgerLines; tests wrap it, to act
-// between the opens of one Made.
-var openLedger = os.Open
-
 // readLedgerLines marks true each id of want that a ledger line in the last
-// ledgerTail bytes of the file at path names.
-func readLedgerLines(path string, want map[string]bool) error {
-	f, err := openLedger(path)
+// ledgerTail bytes of the file at path, opened with open, names.
+func readLedgerLines(open func(string) (*os.File, error), path string, want map[string]bool) error {
+	f, err := open(path)
 	if err != nil {
 		return err
 	}
