@@ -512,28 +512,18 @@ func (c Config) CheckStateDir() error {
 	return nil
 }
 
-// CheckParents refuses stateDir when a directory above it, on its path as
-// given or on the path it resolves to, lets a user other than root and this
-// one rename what it holds (checkParent): they could move the state dir
-// away, between runs or while the stack runs, and put theirs, or a symlink,
-// in its place; the launcher, perhaps as root, would then use their socket,
-// pid file and logs. A symlink on the way is judged by the directory that
-// holds it and by where it leads; directories not created yet are skipped.
+// CheckParents refuses stateDir when a directory that a lookup of it reads
+// a name from (lookupDirs: the directories above it, and those on the way
+// to where each symlink on its path leads) lets a user other than root and
+// this one rename what it holds (checkParent): they could move the state
+// dir, or a symlink on the way to it, away, between runs or while the
+// stack runs, and put theirs, or a symlink, in its place; the launcher,
+// perhaps as root, would then use their socket, pid file and logs.
+// Directories not created yet are skipped.
 func CheckParents(stateDir string) error {
-	dirs := parents(stateDir)
-	for p := stateDir; ; p = filepath.Dir(p) {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			if real != p {
-				if p != stateDir {
-					dirs = append(dirs, real)
-				}
-				dirs = append(dirs, parents(real)...)
-			}
-			break
-		}
-		if filepath.Dir(p) == p {
-			break
-		}
+	dirs, err := lookupDirs(stateDir)
+	if err != nil {
+		return fmt.Errorf("state dir (STACK_STATE_DIR) %s: cannot check the directories above it: %w", stateDir, err)
 	}
 	for _, d := range dirs {
 		fi, err := os.Lstat(d)
@@ -542,8 +532,6 @@ func CheckParents(stateDir string) error {
 			continue
 		case err != nil:
 			return fmt.Errorf("state dir (STACK_STATE_DIR) %s: cannot check the directories above it: %w", stateDir, err)
-		case fi.Mode()&os.ModeSymlink != 0:
-			continue // where it leads is in dirs
 		}
 		if err := checkParent(d, fi); err != nil {
 			// A mode is mended in place, which also lets down stop a stack
@@ -564,17 +552,6 @@ func CheckParents(stateDir string) error {
 type modeError string
 
 func (e modeError) Error() string { return string(e) }
-
-// parents lists the directories above path, nearest first, up to the root.
-func parents(path string) []string {
-	var out []string
-	for p := filepath.Dir(path); ; p = filepath.Dir(p) {
-		out = append(out, p)
-		if filepath.Dir(p) == p {
-			return out
-		}
-	}
-}
 
 // checkOwnerOf stats path with stat (os.Stat or os.Lstat) and refuses it
 // unless this user owns it (checkOwner).

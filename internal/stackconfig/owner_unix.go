@@ -5,9 +5,13 @@ package stackconfig
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +63,59 @@ func checkParent(dir string, fi os.FileInfo) error {
 		return modeError(fmt.Sprintf("%s is writable by its group, %s, which has members other than root and this user, or none (mode %04o)", dir, groupName(st.Gid), perm))
 	}
 	return nil
+}
+
+// lookupDirs lists the directories that a lookup of path, made absolute,
+// reads a name from, as the kernel resolves it: those on the path, and,
+// for each symlink met on the way (path itself included, and a link a
+// link leads to), those on the way to where it leads, from the directory
+// that holds it when it is relative. Each is a real directory, with no
+// symlink in its name. The lookup ends at the first name that does not
+// exist: the directories below are not created yet.
+func lookupDirs(path string) ([]string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	dir, rest := "/", abs
+	for links := 0; rest != ""; {
+		var name string
+		name, rest, _ = strings.Cut(rest, "/")
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			dir = filepath.Dir(dir)
+			continue
+		}
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+		next := filepath.Join(dir, name)
+		fi, err := os.Lstat(next)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return dirs, nil
+		case err != nil:
+			return nil, err
+		case fi.Mode()&fs.ModeSymlink == 0:
+			dir = next
+			continue
+		}
+		if links++; links > 255 {
+			return nil, fmt.Errorf("%s: too many levels of symbolic links", path)
+		}
+		target, err := os.Readlink(next)
+		if err != nil {
+			return nil, err
+		}
+		if filepath.IsAbs(target) {
+			dir = "/"
+		}
+		rest = target + "/" + rest
+	}
+	return dirs, nil
 }
 
 // outsideNamespace reports whether uid, a file's owner, is no user of this

@@ -65,6 +65,30 @@ func TestRefusesAStateDirOthersCanMove(t *testing.T) {
 			symlink(t, filepath.Join(base, "shared", "st"), filepath.Join(base, "st"))
 			return layout{filepath.Join(base, "st"), filepath.Join(base, "shared"), false}
 		}, ""},
+		{"a symlink to it through a link in a directory writable by all", false, func(t *testing.T, base string) layout {
+			// st -> shared/hop -> mine/st: whoever replaces hop moves st.
+			mkdir(t, filepath.Join(base, "shared"), 0o777)
+			mkdir(t, filepath.Join(base, "mine"), 0o700)
+			mkdir(t, filepath.Join(base, "mine", "st"), 0o700)
+			symlink(t, filepath.Join(base, "mine", "st"), filepath.Join(base, "shared", "hop"))
+			symlink(t, filepath.Join(base, "shared", "hop"), filepath.Join(base, "st"))
+			return layout{filepath.Join(base, "st"), filepath.Join(base, "shared"), false}
+		}, ""},
+		{"below relative symlinks through a directory writable by all", false, func(t *testing.T, base string) layout {
+			// link -> shared/hop -> ../mine, both relative.
+			mkdir(t, filepath.Join(base, "shared"), 0o777)
+			mkdir(t, filepath.Join(base, "mine"), 0o700)
+			symlink(t, "../mine", filepath.Join(base, "shared", "hop"))
+			symlink(t, "shared/hop", filepath.Join(base, "link"))
+			return layout{filepath.Join(base, "link", "st"), filepath.Join(base, "shared"), false}
+		}, ""},
+		{"below relative symlinks of this user's only", false, func(t *testing.T, base string) layout {
+			mkdir(t, filepath.Join(base, "mine"), 0o700)
+			mkdir(t, filepath.Join(base, "mine", "sub"), 0o700)
+			symlink(t, "../mine/sub", filepath.Join(base, "mine", "hop"))
+			symlink(t, "mine/hop/..", filepath.Join(base, "link"))
+			return layout{stateDir: filepath.Join(base, "link", "st")}
+		}, ""},
 		{"in another user's directory", true, func(t *testing.T, base string) layout {
 			mkdir(t, filepath.Join(base, "theirs"), 0o755)
 			chown(t, filepath.Join(base, "theirs"), other)
