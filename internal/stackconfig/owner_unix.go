@@ -133,8 +133,11 @@ func idMapped(id uint32, idMap []byte) bool {
 	sc := bufio.NewScanner(bytes.NewReader(idMap))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) != 3 {
+		if len(f) == 0 {
 			continue
+		}
+		if len(f) != 3 {
+			return true
 		}
 		first, err1 := strconv.ParseUint(f[0], 10, 32)
 		count, err2 := strconv.ParseUint(f[2], 10, 33)

@@ -58,6 +58,8 @@ func TestIDMapped(t *testing.T) {
 		{"two ranges", "0 1000 1\n1 100000 65536\n", 65536, true},
 		{"past two ranges", "0 1000 1\n1 100000 65536\n", 65537, false},
 		{"empty", "", 0, false},
+		{"a line of two fields", "0 0\n", 65534, true},
+		{"a line not of numbers", "0 0 all\n", 65534, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
