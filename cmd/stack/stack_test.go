@@ -1777,14 +1777,17 @@ func TestCommandsRefuseAStateDirNotTheirs(t *testing.T) {
 		{"the API socket another user's", true, []string{"status", "down"}, func(t *testing.T, state string) (string, string, func(*testing.T)) {
 			socket := stackconfig.Config{StateDir: state}.ProcessComposeSocket()
 			victim := orphanedGroup(t)
-			serveFakeAPI(t, socket, victim)
+			asked := serveFakeAPI(t, socket, victim)
 			mustLchown(t, socket, other)
 			return state, "not using " + socket + ": " + socket + " is owned by uid 65534", func(t *testing.T) {
-				// A SIGKILL takes a moment to end the process.
-				for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-					if !groupAlive(victim) {
-						t.Fatalf("process group %d, named by another user's API socket, was killed", victim)
-					}
+				// down kills only the groups the API named, so an API never
+				// asked is one whose answer was not used (no waiting for a
+				// SIGKILL to take effect).
+				if n := asked.Load(); n > 0 {
+					t.Errorf("another user's API socket got %d requests, want none", n)
+				}
+				if !groupAlive(victim) {
+					t.Errorf("process group %d, named by another user's API socket, was killed", victim)
 				}
 			}
 		}},
@@ -1856,15 +1859,20 @@ func orphanedGroup(t *testing.T) int {
 
 // serveFakeAPI answers as process-compose's API on socket, naming one
 // running process, haproxy, with pid; POST /project/stop closes it and
-// every connection, as process-compose exits.
-func serveFakeAPI(t *testing.T, socket string, pid int) {
+// every connection, as process-compose exits. It returns the count of
+// requests it has been sent, each counted before it is answered.
+func serveFakeAPI(t *testing.T, socket string, pid int) *atomic.Int64 {
 	t.Helper()
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	api := &http.Server{Handler: mux}
+	var asked atomic.Int64
+	api := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		mux.ServeHTTP(w, r)
+	})}
 	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"status":"alive"}`) })
 	mux.HandleFunc("GET /processes", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"data":[{"name":"haproxy","status":"Running","pid":%d,"is_running":true}]}`, pid)
@@ -1872,6 +1880,7 @@ func serveFakeAPI(t *testing.T, socket string, pid int) {
 	mux.HandleFunc("POST /project/stop", func(w http.ResponseWriter, r *http.Request) { go api.Close() })
 	go func() { _ = api.Serve(ln) }()
 	t.Cleanup(func() { api.Close() })
+	return &asked
 }
 
 // TestUpGivesProcessComposeNoPCVariablesOfTheUsers: process-compose reads
