@@ -141,6 +141,7 @@ func TestBcryptComparisonsAreBounded(t *testing.T) {
 			defer close(stop)
 			var wg sync.WaitGroup
 			errs := make([]error, tt.n)
+			returned := make(chan int, tt.n)
 			for i := range tt.n {
 				ctx := watch(context.Background())
 				go func() {
@@ -154,6 +155,7 @@ func TestBcryptComparisonsAreBounded(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					_, errs[i] = db.Authenticate(ctx, "b", fmt.Sprintf("hold-%d", i))
+					returned <- i
 				}()
 			}
 			// Wait until every login has been seen and the first k compare
@@ -171,6 +173,8 @@ func TestBcryptComparisonsAreBounded(t *testing.T) {
 						t.Fatal(err)
 					}
 					seen[i] = true
+				case i := <-returned:
+					t.Fatalf("login %d returned (%v) while every comparison was held: it neither waited for a slot nor compared", i, errs[i])
 				}
 			}
 			if inFlight, _, _ := f.counts(); inFlight != tt.k {
@@ -215,6 +219,8 @@ func TestCancelledWaiterDoesNotCompare(t *testing.T) {
 				cancel()
 			case pw := <-f.entered:
 				t.Errorf("the login compared (%q) with all %d slots taken", pw, k)
+			case err := <-done:
+				t.Fatalf("the login returned (%v) with all %d slots taken, before its context ended: it did not wait", err, k)
 			}
 			err := <-done
 			if !errors.Is(err, ErrNotChecked) || !errors.Is(err, context.Canceled) {
@@ -332,6 +338,8 @@ func TestClientGoneEndsTheWait(t *testing.T) {
 	case <-waiting:
 	case pw := <-f.entered:
 		t.Fatalf("the login compared (%q) with the only slot taken", pw)
+	case err := <-result:
+		t.Fatalf("the login returned (%v) with the only slot taken, before its client went away: it did not wait", err)
 	}
 	conn.Close()
 	if err := <-result; !errors.Is(err, ErrNotChecked) || !errors.Is(err, context.Canceled) {
