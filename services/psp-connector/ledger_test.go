@@ -317,15 +317,7 @@ func TestLedgerCopySharedByTwoConnectors(t *testing.T) {
 func TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile(t *testing.T) {
 	msgs := rounds(2)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	open := func() ledgerPSP {
-		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { own.Close() })
-		return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
-	}
-	mine, other := open(), open()
+	mine, other := openSharedLedger(t, path), openSharedLedger(t, path)
 	mine.ChargeRound(context.Background(), msgs[:1], make([]error, 1)) // the round in hand
 	other.own.limit = 1                                                // its next round starts a new file
 
@@ -353,15 +345,7 @@ func TestLedgerPSPMadeWhileAnotherConnectorStartsANewFile(t *testing.T) {
 func TestLedgerCopyNewFileStartedByTwoConnectorsAtOnce(t *testing.T) {
 	msgs := rounds(4)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	open := func() ledgerPSP {
-		own, err := openLedgerFile(path, ledgerTail, slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { own.Close() })
-		return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
-	}
-	first, second := open(), open()
+	first, second := openSharedLedger(t, path), openSharedLedger(t, path)
 	charge := func(psp ledgerPSP, i int) {
 		t.Helper()
 		errs := make([]error, 1)
@@ -523,4 +507,17 @@ func TestChargeLedgerMustNotBeChargeLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// openSharedLedger opens the CHARGE_LEDGER at path as one more connector
+// sharing it does, closed when t ends: a ledger PSP whose own lines go only
+// to the copy.
+func openSharedLedger(t *testing.T, path string) ledgerPSP {
+	t.Helper()
+	own, err := openLedgerFile(path, ledgerTail, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { own.Close() })
+	return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
 }
