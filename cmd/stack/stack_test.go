@@ -1207,13 +1207,9 @@ func TestSecondLauncherIsKeptOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	environ := []string{"STACK_STATE_DIR=" + state}
-	for _, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		environ = append(environ, fmt.Sprintf("%s=%d", name, ln.Addr().(*net.TCPAddr).Port))
-		ln.Close()
+	ports := stacktest.FreePorts(t, 5) // five distinct ports (fakeTools)
+	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
 	}
 	tryWhileLocked := func(when string) {
 		t.Helper()
@@ -1948,13 +1944,12 @@ func fakeTools(t *testing.T, stateDir, processCompose string) []string {
 		t.Fatal(err)
 	}
 	environ := []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir(), "STACK_STATE_DIR=" + stateDir}
-	for _, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		environ = append(environ, fmt.Sprintf("%s=%d", v, ln.Addr().(*net.TCPAddr).Port))
-		ln.Close()
+	// Held open together while they are chosen (stacktest.FreePorts): one
+	// listener closed before the next was opened could give two variables
+	// the same port, which the launcher refuses (CI saw it once).
+	ports := stacktest.FreePorts(t, 5)
+	for i, v := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		environ = append(environ, fmt.Sprintf("%s=%d", v, ports[i]))
 	}
 	return environ
 }
