@@ -126,10 +126,10 @@ func TestComposeFileLoads(t *testing.T) {
 	cmd.Dir = dir
 	cmd.Env = append(stackEnvDefaults(t),
 		"PATH="+os.Getenv("PATH"), "HOME="+dir,
-		"STACK_STATE_DIR="+dir, "STACK_CONFIG_DIR="+root, "STACK_LAUNCHER=/bin/true",
+		"STACK_STATE_DIR="+dir, "STACK_CONFIG_DIR="+root, "STACK_LAUNCHER=/bin/true", "STACK_API_SOCKET="+dir+"/process-compose.sock",
 		"STACK_SERVICE_STOP_TIMEOUT=15", "STACK_HAPROXY_STOP_SIGNAL=10", "REDIS_URL=unix://"+dir+"/redis/redis.sock")
 	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "Validated 5 configured processes") {
+	if err != nil || !strings.Contains(string(out), "Validated 6 configured processes") {
 		t.Fatalf("process-compose up --dry-run: %v\n%s", err, out)
 	}
 }
@@ -190,7 +190,7 @@ func TestUpTimeoutNamesProcesses(t *testing.T) {
 
 	stderr := upMustFail(t, s, "3s", 20*time.Second,
 		"psp-connector is not ready: running, readiness probe not passing",
-		"last lines of", "/nonexistent/redis.sock", "1 of 5 processes not ready after",
+		"last lines of", "/nonexistent/redis.sock", "1 of 6 processes not ready after",
 		"stack down")
 	// Redis and auth-api, which needs nothing else, are fine; core-api is
 	// ready while it answers (its /health says 503 about Redis), and so

@@ -33,7 +33,8 @@ func TestStack(t *testing.T) {
 	pcDir := requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	s := newStack(t, ctx, pcDir, nil)
+	// The watchdog's restart of a hung service, below, in 3 s rather than 15.
+	s := newStack(t, ctx, pcDir, map[string]string{"RESTART_HUNG_AFTER": "3s"})
 
 	t.Run("port taken", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+s.vars["PLATFORM_PORT"])
@@ -67,14 +68,14 @@ func TestStack(t *testing.T) {
 		t.Fatalf("stack up --detach --wait: %v\n%s\n%s", err, stdout, stderr)
 	}
 	t.Logf("stack up --detach --wait returned after %s:\n%s", time.Since(start).Round(time.Millisecond), stderr)
-	for _, name := range []string{"redis", "auth-api", "core-api", "psp-connector", "haproxy"} {
+	for _, name := range []string{"redis", "auth-api", "core-api", "psp-connector", "haproxy", "watchdog"} {
 		if !strings.Contains(stderr, "stack: "+name) || !strings.Contains(stderr, "ready after") {
 			t.Errorf("up's progress: got %q, want a ready line for %s", stderr, name)
 		}
 	}
 	before := s.status()
-	if !before.Running || len(before.Processes) != 5 {
-		t.Fatalf("stack status after up: got %+v, want 5 running processes", before)
+	if !before.Running || len(before.Processes) != 6 {
+		t.Fatalf("stack status after up: got %+v, want 6 running processes", before)
 	}
 	// status run with another PLATFORM_PORT still shows where the running
 	// stack listens: the URLs up recorded.
@@ -388,6 +389,60 @@ func TestStack(t *testing.T) {
 		}
 	})
 
+	// A service that runs but answers nothing (here: stopped with SIGSTOP)
+	// is stopped by the watchdog after RESTART_HUNG_AFTER (3 s here), with
+	// SIGQUIT and SIGCONT, so that its log gets the Go runtime's goroutine
+	// dump, and process-compose starts it again. Without the watchdog it
+	// stayed stopped: process-compose restarts only processes that exit.
+	t.Run("a hung service is restarted by the watchdog", func(t *testing.T) {
+		hung := processState{}
+		for _, p := range s.status().Processes {
+			if p.Name == "auth-api" {
+				hung = p
+			}
+		}
+		if err := syscall.Kill(hung.Pid, syscall.SIGSTOP); err != nil {
+			t.Fatalf("SIGSTOP auth-api (pid %d): %v", hung.Pid, err)
+		}
+		var restarted processState
+		var health response
+		if !pollUntil(30*time.Second, func() bool {
+			for _, p := range s.status().Processes {
+				if p.Name == "auth-api" {
+					restarted = p
+				}
+			}
+			if !restarted.Ready || restarted.Pid == hung.Pid {
+				return false
+			}
+			// HAProxy's health check brings the new auth-api in.
+			health = s.do(nil, http.MethodGet, "/auth/health", nil, nil)
+			return health.status == http.StatusOK && strings.Contains(s.logFile("watchdog"), `"msg":"restarted by process-compose"`)
+		}) {
+			_ = syscall.Kill(hung.Pid, syscall.SIGCONT)
+			t.Fatalf("30 s after SIGSTOP: got %+v, GET /auth/health %s; want auth-api restarted, ready with a new pid, 200 through the router and the watchdog's line\nwatchdog log:\n%s",
+				restarted, health, s.logFile("watchdog"))
+		}
+		if !pidGone(hung.Pid) {
+			t.Errorf("the hung auth-api (pid %d) still runs beside its successor", hung.Pid)
+		}
+		wd := s.logFile("watchdog")
+		for _, want := range []string{
+			fmt.Sprintf(`"msg":"not answering","service":"watchdog","process":"auth-api","pid":%d`, hung.Pid),
+			fmt.Sprintf(`"msg":"restarting a hung process","service":"watchdog","process":"auth-api","pid":%d`, hung.Pid),
+			fmt.Sprintf(`"msg":"restarted by process-compose","service":"watchdog","process":"auth-api","hung_pid":%d,"pid":%d`, hung.Pid, restarted.Pid),
+		} {
+			if !strings.Contains(wd, want) {
+				t.Errorf("watchdog log: no line with %s:\n%s", want, wd)
+			}
+		}
+		// The Go runtime's answer to SIGQUIT: every goroutine's stack, in
+		// the service's own log, before the new run's lines.
+		if log := s.logFile("auth-api"); !strings.Contains(log, "SIGQUIT: quit") || !strings.Contains(log, "goroutine ") {
+			t.Errorf("auth-api log: no goroutine dump from SIGQUIT:\n%s", log)
+		}
+	})
+
 	t.Run("down leaves nothing behind, then reset deletes the state dir", func(t *testing.T) {
 		rep := s.status()
 		pids := map[string]int{"process-compose": rep.ProcessComposePid}
@@ -439,6 +494,9 @@ func TestStack(t *testing.T) {
 			{"haproxy", "core-api"},
 			{"core-api", "psp-connector"},
 			{"psp-connector", "redis"},
+			// The watchdog stops first: it must not take a process being
+			// stopped for a hung one.
+			{"watchdog", "haproxy"},
 		} {
 			if gone[pair.dependency].Before(gone[pair.dependent]) {
 				t.Errorf("shutdown order: %s exited %s before %s, which depends on it", pair.dependency,
@@ -758,7 +816,7 @@ func TestForegroundUpTUIQuitsOnConfirmedCtrlC(t *testing.T) {
 	var rep statusReport
 	if !pollUntil(60*time.Second, func() bool {
 		rep = s.status()
-		return gone() || rep.Running && len(rep.Processes) == 5 && allReady(rep) && // redis, 3 services, haproxy
+		return gone() || rep.Running && len(rep.Processes) == 6 && allReady(rep) && // redis, 3 services, haproxy, watchdog
 			strings.Contains(screen.plainText(), "F1Shortcuts")
 	}) || gone() {
 		t.Fatalf("stack up on a terminal: not every process ready with the TUI drawn after 60 s (exited: %v)\n%s", gone(), screen.lastText())

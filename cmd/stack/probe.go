@@ -94,13 +94,14 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 }
 
-// checkHTTP passes when GET url answers with a status in pass.
 // probeAttemptTimeout bounds one attempt. It is longer than a service's own
 // bound on its health checks (httpx.HealthTimeout, 500 ms), so that a
 // service whose dependency hangs (a stopped Redis) still gets its 503 to the
 // probe: core-api's probe passes on that 503.
 const probeAttemptTimeout = 2 * httpx.HealthTimeout
 
+// checkHTTP passes when GET url answers with a status in pass, or with any
+// status when pass is nil (the watchdog's question: does it answer at all?).
 func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[int]bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -112,7 +113,7 @@ func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[in
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if !pass[resp.StatusCode] {
+	if pass != nil && !pass[resp.StatusCode] {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil
@@ -121,24 +122,34 @@ func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[in
 // checkRedis sends PING over the unix socket and wants +PONG (a Redis still
 // loading its AOF answers -LOADING, which is not ready).
 func checkRedis(ctx context.Context, socket string) error {
+	line, err := pingRedis(ctx, socket)
+	if err != nil {
+		return err
+	}
+	if line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+// pingRedis sends PING over the unix socket and returns the first line of
+// whatever Redis answers.
+func pingRedis(ctx context.Context, socket string) (string, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
+		return "", err
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil {
-		return fmt.Errorf("read PING reply: %w", err)
+		return "", fmt.Errorf("read PING reply: %w", err)
 	}
-	if line = strings.TrimSpace(line); line != "+PONG" {
-		return fmt.Errorf("PING answered %q", line)
-	}
-	return nil
+	return strings.TrimSpace(line), nil
 }

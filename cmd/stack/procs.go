@@ -309,8 +309,20 @@ var stackCommands = map[string]bool{
 	"psp-connector": true, "process-compose": true,
 }
 
+// isWatchdog reports whether process pid is a launcher running `watchdog`
+// (process-compose.yaml's watchdog process), whatever the launcher's file is
+// called (stack; .stack-wrapped in the Nix package).
+func isWatchdog(pid int) bool {
+	cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return len(args) > 1 && args[1] == "watchdog"
+}
+
 // strays finds processes of the stack whose state dir is stateDir: one of
-// the stack's programs that runsIn it. They are what is left when
+// the stack's programs, or its watchdog, that runsIn it. They are what is left when
 // process-compose itself was killed. Linux only (it reads /proc); nil
 // elsewhere.
 func strays(stateDir string) []procompose.Process {
@@ -326,7 +338,15 @@ func strays(stateDir string) []procompose.Process {
 			continue
 		}
 		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err != nil || !stackCommands[strings.TrimSpace(string(comm))] {
+		if err != nil {
+			continue
+		}
+		name := strings.TrimSpace(string(comm))
+		switch {
+		case stackCommands[name]:
+		case isWatchdog(pid):
+			name = "watchdog"
+		default:
 			continue
 		}
 		if !runsIn(pid, stateDir) {
@@ -335,7 +355,7 @@ func strays(stateDir string) []procompose.Process {
 		if !alive(pid) {
 			continue
 		}
-		found = append(found, procompose.Process{Name: strings.TrimSpace(string(comm)), Pid: pid})
+		found = append(found, procompose.Process{Name: name, Pid: pid})
 	}
 	return found
 }

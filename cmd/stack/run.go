@@ -18,7 +18,7 @@ import (
 )
 
 // processNames are the processes of process-compose.yaml, each after the processes it depends on.
-var processNames = []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"}
+var processNames = []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy", "watchdog"}
 
 // serviceNames are the platform's own binaries, built from services/<name>.
 var serviceNames = []string{"auth-api", "core-api", "psp-connector"}
@@ -40,7 +40,8 @@ type launcher struct {
 }
 
 // run parses the command line and runs one command: up (the default), down,
-// status, logs, reset, help, or the internal probe used by process-compose.yaml.
+// status, logs, reset, help, or the internal probe and watchdog that
+// process-compose.yaml runs.
 func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -52,8 +53,11 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	if cmd == "up" && len(rest) > 0 && isHelp(rest[0]) {
 		cmd, rest = "help", nil
 	}
-	if cmd == "probe" {
+	switch cmd {
+	case "probe":
 		return probe(ctx, rest, stdout)
+	case "watchdog":
+		return watchdog(ctx, rest, stdout)
 	}
 	if cmd == "up" && len(rest) > 0 && rest[0] == "--version" {
 		cmd, rest = "version", rest[1:]

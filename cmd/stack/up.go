@@ -112,6 +112,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		"JWT_SECRET":                 secret,
 		"STACK_CONFIG_DIR":           l.layout.ConfigDir,
 		"STACK_LAUNCHER":             probeBin,
+		"STACK_API_SOCKET":           c.ProcessComposeSocket(),
 		"STACK_SERVICE_STOP_TIMEOUT": strconv.Itoa(c.ServiceStopTimeout()),
 		"STACK_HAPROXY_STOP_SIGNAL":  strconv.Itoa(int(syscall.SIGUSR1)),
 		"PATH":                       searchPath,

@@ -52,6 +52,7 @@ type Config struct {
 	RedisAppendSync string        `env:"REDIS_APPENDFSYNC" envDefault:"always"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownGrace   time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
+	HangAfter       time.Duration `env:"RESTART_HUNG_AFTER" envDefault:"15s"`
 	JWTSecret       string        `env:"JWT_SECRET"`
 
 	// Values is every setting after merging (files, then environment).
@@ -390,8 +391,15 @@ func (c *Config) validate() error {
 	if c.ShutdownGrace <= 0 || c.ShutdownGrace > time.Hour {
 		return envconfig.Invalid("SHUTDOWN_GRACE", "must be a positive duration up to 1h, such as 10s, got %s", c.ShutdownGrace)
 	}
+	if c.HangAfter != 0 && (c.HangAfter < MinHangAfter || c.HangAfter > time.Hour) {
+		return envconfig.Invalid("RESTART_HUNG_AFTER", "must be 0 (never restart a hung process) or a duration from %s to 1h, such as 15s, got %s", MinHangAfter, c.HangAfter)
+	}
 	return nil
 }
+
+// MinHangAfter is the shortest RESTART_HUNG_AFTER: below it, a busy
+// machine's slow answers could look like a hang to the watchdog.
+const MinHangAfter = 3 * time.Second
 
 // UnixURL is the redis URL of the unix socket at path: unix://<path>, with
 // the path escaped, so that a '#', '?' or '%' in a directory name reaches the

@@ -39,6 +39,7 @@ var ignoredInFiles = map[string]string{
 	"CORE_API_SOCKET":            "the launcher sets it",
 	"STACK_CONFIG_DIR":           "the launcher sets it",
 	"STACK_LAUNCHER":             "the launcher sets it",
+	"STACK_API_SOCKET":           "the launcher sets it",
 	"STACK_SERVICE_STOP_TIMEOUT": "the launcher sets it from SHUTDOWN_GRACE",
 	"STACK_HAPROXY_STOP_SIGNAL":  "the launcher sets it",
 	"PATH":                       "the launcher builds it from the environment's PATH",

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/procompose"
+)
+
+// watchStep is one tick of the watchdog: what process-compose reports
+// (nil: its API fails), whether each watched process answers, and how much
+// time passes before the tick.
+type watchStep struct {
+	wait      time.Duration
+	running   map[string]int    // process -> pid, status Running
+	status    map[string]string // process -> a status other than Running, with pid 1000
+	answers   map[string]bool   // missing: does not answer
+	apiFails  bool
+	wantSends []string // "SIGQUIT 1000", ... sent during this tick
+}
+
+// TestWatchdogRestartsOnlyAHungProcess drives the watchdog's decisions tick
+// by tick, with a clock of its own: which signals it sends, to whom and when.
+func TestWatchdogRestartsOnlyAHungProcess(t *testing.T) {
+	const after = 15 * time.Second
+	tests := []struct {
+		name  string
+		after time.Duration
+		steps []watchStep
+	}{
+		{
+			name: "a service that answers is left alone",
+			steps: []watchStep{
+				{running: map[string]int{"core-api": 1000}, answers: map[string]bool{"core-api": true}},
+				{wait: 20 * time.Second, running: map[string]int{"core-api": 1000}, answers: map[string]bool{"core-api": true}},
+			},
+		},
+		{
+			name: "a service silent for RESTART_HUNG_AFTER gets SIGQUIT and SIGCONT, then SIGKILL if it stays",
+			steps: []watchStep{
+				{running: map[string]int{"core-api": 1000}},
+				{wait: 14 * time.Second, running: map[string]int{"core-api": 1000}},
+				{wait: time.Second, running: map[string]int{"core-api": 1000}, wantSends: []string{"SIGQUIT 1000", "SIGCONT 1000"}},
+				{wait: 4 * time.Second, running: map[string]int{"core-api": 1000}},
+				{wait: time.Second, running: map[string]int{"core-api": 1000}, wantSends: []string{"SIGKILL 1000"}},
+				{wait: time.Second, running: map[string]int{"core-api": 1000}},
+				{wait: time.Second, running: map[string]int{"core-api": 1001}, answers: map[string]bool{"core-api": true}},
+			},
+		},
+		{
+			name: "Redis and HAProxy get SIGKILL at once",
+			steps: []watchStep{
+				{running: map[string]int{"redis": 1000, "haproxy": 2000}},
+				{wait: after, running: map[string]int{"redis": 1000, "haproxy": 2000}, wantSends: []string{"SIGKILL 1000", "SIGKILL 2000"}},
+				{wait: 10 * time.Second, running: map[string]int{"redis": 1000, "haproxy": 2000}},
+			},
+		},
+		{
+			name: "one answer in between starts the count again",
+			steps: []watchStep{
+				{running: map[string]int{"auth-api": 1000}},
+				{wait: 10 * time.Second, running: map[string]int{"auth-api": 1000}, answers: map[string]bool{"auth-api": true}},
+				{wait: time.Second, running: map[string]int{"auth-api": 1000}},
+				{wait: 14 * time.Second, running: map[string]int{"auth-api": 1000}},
+				{wait: time.Second, running: map[string]int{"auth-api": 1000}, wantSends: []string{"SIGQUIT 1000", "SIGCONT 1000"}},
+			},
+		},
+		{
+			name: "a new pid starts the count again",
+			steps: []watchStep{
+				{running: map[string]int{"psp-connector": 1000}},
+				{wait: 10 * time.Second, running: map[string]int{"psp-connector": 1001}},
+				{wait: 10 * time.Second, running: map[string]int{"psp-connector": 1001}},
+				{wait: 5 * time.Second, running: map[string]int{"psp-connector": 1001}, wantSends: []string{"SIGQUIT 1001", "SIGCONT 1001"}},
+			},
+		},
+		{
+			name: "a process being stopped or restarted by process-compose is left alone",
+			steps: []watchStep{
+				{running: map[string]int{"core-api": 1000}},
+				{wait: 10 * time.Second, status: map[string]string{"core-api": "Terminating"}},
+				{wait: 10 * time.Second, status: map[string]string{"core-api": "Completed"}},
+				{wait: 10 * time.Second, status: map[string]string{"core-api": "Restarting"}},
+				{wait: 14 * time.Second, running: map[string]int{"core-api": 1000}},
+			},
+		},
+		{
+			name: "without process-compose's API nothing is signalled",
+			steps: []watchStep{
+				{running: map[string]int{"core-api": 1000}},
+				{wait: 20 * time.Second, apiFails: true},
+				{wait: 20 * time.Second, apiFails: true},
+			},
+		},
+		{
+			name:  "RESTART_HUNG_AFTER=0 only logs",
+			after: -1,
+			steps: []watchStep{
+				{running: map[string]int{"core-api": 1000, "redis": 2000}},
+				{wait: time.Hour, running: map[string]int{"core-api": 1000, "redis": 2000}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var step watchStep
+			clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+			var sent []string
+			var targets []watchTarget
+			for _, name := range []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"} {
+				targets = append(targets, watchTarget{name: name, target: "test:" + name, check: func(context.Context) error {
+					if step.answers[name] {
+						return nil
+					}
+					return errors.New("context deadline exceeded")
+				}})
+			}
+			processes := func(context.Context) ([]procompose.Process, error) {
+				if step.apiFails {
+					return nil, procompose.ErrNotRunning
+				}
+				var procs []procompose.Process
+				for name, pid := range step.running {
+					procs = append(procs, procompose.Process{Name: name, Status: procompose.StatusRunning, Pid: pid})
+				}
+				for name, status := range step.status {
+					procs = append(procs, procompose.Process{Name: name, Status: status, Pid: 1000})
+				}
+				return procs, nil
+			}
+			a := after
+			if tt.after < 0 {
+				a = 0
+			}
+			var logs bytes.Buffer
+			w := newWatch(targets, a, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
+			w.now = func() time.Time { return clock }
+			w.signal = func(pid int, sig syscall.Signal) error {
+				sent = append(sent, fmt.Sprintf("%s %d", signalName(sig), pid))
+				return nil
+			}
+			for i, s := range tt.steps {
+				step = s
+				clock = clock.Add(s.wait)
+				sent = nil
+				w.tick(context.Background())
+				if strings.Join(sent, ", ") != strings.Join(s.wantSends, ", ") {
+					t.Errorf("tick %d (at +%s): sent [%s], want [%s]\nlog:\n%s", i, s.wait, strings.Join(sent, ", "), strings.Join(s.wantSends, ", "), logs.String())
+				}
+			}
+		})
+	}
+}
+
+// TestWatchdogLogsEachEventOnce: a hang is logged once it has lasted 2 s,
+// when the process is signalled and when process-compose has restarted it;
+// not at every tick in between, and not for one missed check.
+func TestWatchdogLogsEachEventOnce(t *testing.T) {
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	pid, answers := 1000, false
+	target := watchTarget{name: "core-api", target: "http://127.0.0.1:1/health", check: func(context.Context) error {
+		if answers {
+			return nil
+		}
+		return errors.New("connection refused")
+	}}
+	processes := func(context.Context) ([]procompose.Process, error) {
+		return []procompose.Process{{Name: "core-api", Status: procompose.StatusRunning, Pid: pid}}, nil
+	}
+	var logs bytes.Buffer
+	w := newWatch([]watchTarget{target}, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
+	w.now = func() time.Time { return clock }
+	w.signal = func(int, syscall.Signal) error { return nil }
+	// One miss, as when HAProxy has just started, is not worth a line.
+	w.tick(context.Background())
+	clock = clock.Add(time.Second)
+	answers = true
+	w.tick(context.Background())
+	if logs.Len() > 0 {
+		t.Errorf("one missed check logged:\n%s", logs.String())
+	}
+	answers = false
+	for range 20 {
+		w.tick(context.Background())
+		clock = clock.Add(time.Second)
+	}
+	pid, answers = 1001, true
+	w.tick(context.Background())
+	for msg, want := range map[string]int{
+		`"msg":"not answering"`:                1,
+		`"msg":"restarting a hung process"`:    1,
+		`"msg":"restarted by process-compose"`: 1,
+		`"hung_pid":1000,"pid":1001`:           1,
+	} {
+		if got := strings.Count(logs.String(), msg); got != want {
+			t.Errorf("%s: logged %d times, want %d\n%s", msg, got, want, logs.String())
+		}
+	}
+}
+
+func TestWatchdogArguments(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"core-api=http://127.0.0.1:1/health"}, "--api is required"},
+		{[]string{"--api", "/x.sock"}, "no process to watch"},
+		{[]string{"--api", "/x.sock", "--after", "2s", "core-api=http://127.0.0.1:1/health"}, "--after must be 0 or at least 3s, got 2s"},
+		{[]string{"--api", "/x.sock", "core-api"}, `"core-api": want <process>=http://`},
+		{[]string{"--api", "/x.sock", "core-api=tcp://127.0.0.1:1"}, `"core-api=tcp://127.0.0.1:1": want`},
+		{[]string{"--api", "/x.sock", "a=redis:/x", "a=redis:/y"}, `process "a" given twice`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			var out bytes.Buffer
+			err := watchdog(context.Background(), tt.args, &out)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("got %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+}
