@@ -101,8 +101,8 @@ func (q Queue) Validate() error {
 type Secret struct {
 	JWTSecret string `env:"JWT_SECRET"`
 
-	// Weak is set by Validate when JWTSecret is shorter than
-	// token.MinSecretBytes: the service starts, with a warning.
+	// Weak is set by Validate when token.EstimateSecret puts JWTSecret
+	// under token.MinSecretBits: the service starts, with a warning.
 	Weak bool `env:"-"`
 }
 
@@ -113,11 +113,18 @@ func (s *Secret) Validate() error {
 	return err
 }
 
-// WarnIfWeak logs, once at start, that the secret is too short.
+// WarnIfWeak logs, once at start, that the secret is too weak for HS256:
+// what was estimated from which alphabet, and how to make a good one. It
+// logs the secret's length and alphabet, never the secret.
 func (s Secret) WarnIfWeak(log *slog.Logger) {
-	if s.Weak {
-		log.Warn("JWT_SECRET is shorter than 32 bytes; use a long random secret", "length", len(s.JWTSecret))
+	if !s.Weak {
+		return
 	}
+	est := token.EstimateSecret(s.JWTSecret)
+	log.Warn(fmt.Sprintf("JWT_SECRET is weak: %d %s at %d bits each hold at most %d bits of key, and HS256 needs %d (RFC 7518, section 3.2); "+
+		"make one with `openssl rand -base64 32` (32 random bytes) and give auth-api and core-api the same",
+		est.Length, est.Alphabet, est.BitsPerChar, est.Bits, token.MinSecretBits),
+		"alphabet", est.Alphabet, "length", est.Length, "estimated_bits", est.Bits, "min_bits", token.MinSecretBits)
 }
 
 // nameEnvVars rewrites the env library's parse errors, which name Go struct

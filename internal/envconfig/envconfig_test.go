@@ -107,7 +107,8 @@ func TestSecret(t *testing.T) {
 		{"missing names JWT_SECRET", nil, "JWT_SECRET", false},
 		{"empty names JWT_SECRET", []string{"JWT_SECRET="}, "JWT_SECRET", false},
 		{"short is weak", []string{"JWT_SECRET=short"}, "", true},
-		{"32 bytes is strong", []string{"JWT_SECRET=" + strings.Repeat("s", 32)}, "", false},
+		{"32 hex digits are weak: 128 bits", []string{"JWT_SECRET=" + strings.Repeat("0123456789abcdef", 2)}, "", true},
+		{"64 hex digits are strong: 256 bits", []string{"JWT_SECRET=" + strings.Repeat("0123456789abcdef", 4)}, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +125,51 @@ func TestSecret(t *testing.T) {
 			}
 			if err != nil || s.Weak != tt.wantWeak {
 				t.Errorf("got weak %v, %v; want weak %v, nil", s.Weak, err, tt.wantWeak)
+			}
+		})
+	}
+}
+
+// TestWarnIfWeak: the warning names JWT_SECRET, says what was estimated
+// from which alphabet and how to make a good secret, and never holds the
+// secret; a strong secret logs nothing.
+func TestWarnIfWeak(t *testing.T) {
+	tests := []struct {
+		name   string
+		secret string
+		want   []string // in the log; nil for no line at all
+	}{
+		{"32 hex digits", "9f3ac2d17b4e80d5a6c1e2f3b4a59687",
+			[]string{`"level":"WARN"`, "JWT_SECRET is weak: 32 hex digits at 4 bits each hold at most 128 bits of key", "HS256 needs 256 (RFC 7518, section 3.2)",
+				"openssl rand -base64 32", `"alphabet":"hex digits"`, `"length":32`, `"estimated_bits":128`, `"min_bits":256`}},
+		{"short", "hunter2!", []string{"JWT_SECRET is weak: 8 bytes at 8 bits each hold at most 64 bits of key", "openssl rand -base64 32"}},
+		{"64 hex digits", strings.Repeat("9f3ac2d17b4e80d5", 4), nil},
+		{"44 base64 characters", "n8pQ0zJ3vXo1yXr4gq0m3d2mJq3b7h1sO7mW1Qk3fZc=", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s Secret
+			if err := Parse([]string{"JWT_SECRET=" + tt.secret}, &s); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			s.WarnIfWeak(slog.New(slog.NewJSONHandler(&out, nil)))
+			if tt.want == nil {
+				if out.Len() != 0 {
+					t.Errorf("got %s, want no warning", out.String())
+				}
+				return
+			}
+			for _, want := range tt.want {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("got %s, want %s in it", out.String(), want)
+				}
+			}
+			if strings.Contains(out.String(), tt.secret) {
+				t.Errorf("got %s: the secret itself is in the log", out.String())
 			}
 		})
 	}

@@ -5,6 +5,7 @@ package token
 
 import (
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,9 +27,6 @@ const MaxSkew = 5 * time.Second
 // now's whole second is after exp's (python-jose: exp < now, in seconds).
 func Expired(exp, now time.Time) bool { return now.Unix() > exp.Unix() }
 
-// MinSecretBytes is the shortest JWT_SECRET that does not draw a warning.
-const MinSecretBytes = 32
-
 // Claims are the verified contents of a token.
 type Claims struct {
 	UserID    int64
@@ -37,14 +35,68 @@ type Claims struct {
 	ExpiresAt time.Time
 }
 
+// MinSecretBits is the key strength, in bits, below which JWT_SECRET draws
+// a warning: HS256 wants a key of at least its hash's 256 bits (RFC 7518,
+// section 3.2). 32 random bytes, written as 64 hex digits or 43 base64
+// characters (44 with padding), just reach it.
+const MinSecretBits = 256
+
+// SecretStrength is an estimate of the key strength of a JWT_SECRET, made
+// from the alphabet it is written in (EstimateSecret). It never holds the
+// secret.
+type SecretStrength struct {
+	Alphabet    string // "hex digits", "base64 characters" or "bytes"
+	Length      int    // characters counted: bytes, base64 padding left out
+	BitsPerChar int    // 4, 6 or 8
+	Bits        int    // Length × BitsPerChar
+}
+
+// Weak reports whether the estimate is under MinSecretBits.
+func (s SecretStrength) Weak() bool { return s.Bits < MinSecretBits }
+
+// EstimateSecret estimates how many bits of key secret can hold from the
+// alphabet it uses: 4 per character when it is all hex digits, 6 when it is
+// all base64 or base64url characters (trailing "=" padding not counted), 8
+// per byte otherwise. It is an upper bound, reached only by characters
+// chosen at random: it cannot tell a password or a repeated character from
+// random ones, so a long one passes. It catches the common mistake, a
+// random key too short for its encoding: 32 hex digits are 128 bits, not
+// 256.
+func EstimateSecret(secret string) SecretStrength {
+	unpadded := strings.TrimRight(secret, "=")
+	switch {
+	case only(secret, hexDigits):
+		return newStrength("hex digits", len(secret), 4)
+	case only(unpadded, base64Chars) && len(secret)-len(unpadded) <= 2:
+		return newStrength("base64 characters", len(unpadded), 6)
+	}
+	return newStrength("bytes", len(secret), 8)
+}
+
+// hexDigits and base64Chars are the alphabets EstimateSecret knows;
+// base64Chars holds both the standard and the URL-safe alphabet.
+const (
+	hexDigits   = "0123456789abcdefABCDEF"
+	base64Chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_"
+)
+
+// only reports whether every character of s is in alphabet.
+func only(s, alphabet string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return !strings.ContainsRune(alphabet, r) })
+}
+
+func newStrength(alphabet string, n, bitsPerChar int) SecretStrength {
+	return SecretStrength{Alphabet: alphabet, Length: n, BitsPerChar: bitsPerChar, Bits: n * bitsPerChar}
+}
+
 // CheckSecret reports whether secret is usable as JWT_SECRET: an error when it
-// is empty, and weak when it is shorter than MinSecretBytes (the service still
-// starts, but should log a warning).
+// is empty, and weak when EstimateSecret puts it under MinSecretBits (the
+// service still starts, but should log a warning).
 func CheckSecret(secret string) (weak bool, err error) {
 	if secret == "" {
 		return false, errors.New("JWT_SECRET is required: set it to the HS256 secret shared by auth-api and core-api (at least 32 random bytes)")
 	}
-	return len(secret) < MinSecretBytes, nil
+	return EstimateSecret(secret).Weak(), nil
 }
 
 // Issuer signs tokens for authenticated users. It is safe for concurrent

@@ -268,28 +268,51 @@ func TestVerifyAccepts(t *testing.T) {
 	}
 }
 
+// TestCheckSecret: a secret is weak when the alphabet it is written in
+// cannot hold 256 bits of key at its length (4 bits a hex digit, 6 a base64
+// character, 8 any other byte), whatever its number of characters.
 func TestCheckSecret(t *testing.T) {
+	// key stands for 32 random bytes (fixed, so that the test is the same on
+	// every run; its row checks that they are not all base64 characters).
+	key := sha256.Sum256([]byte("TestCheckSecret"))
+	hex64 := fmt.Sprintf("%x", key[:])
+	std := base64.StdEncoding.EncodeToString(key[:])
 	tests := []struct {
-		secret   string
-		wantWeak bool
-		wantErr  bool
+		name         string
+		secret       string
+		wantWeak     bool
+		wantAlphabet string
+		wantBits     int
 	}{
-		{"", false, true},
-		{"short", true, false},
-		{strings.Repeat("x", 31), true, false},
-		{strings.Repeat("x", 32), false, false},
-		{strings.Repeat("x", 64), false, false},
+		{"32 hex chars: 16 bytes", hex64[:32], true, "hex digits", 128},
+		{"32 hex chars, upper case", strings.ToUpper(hex64[:32]), true, "hex digits", 128},
+		{"63 hex chars", hex64[:63], true, "hex digits", 252},
+		{"64 hex chars: 32 bytes, as the launcher makes them", hex64, false, "hex digits", 256},
+		{"44 base64 chars from 32 random bytes (openssl rand -base64 32)", std, false, "base64 characters", 258},
+		{"43 base64url chars from 32 random bytes, unpadded", base64.RawURLEncoding.EncodeToString(key[:]), false, "base64 characters", 258},
+		{"42 base64 chars", std[:42], true, "base64 characters", 252},
+		{"32 random bytes as raw bytes", string(key[:]), false, "bytes", 256},
+		{"31 random bytes as raw bytes", string(key[:31]), true, "bytes", 248},
+		{"short", "short", true, "base64 characters", 30},
+		{"32 letters: the old rule's minimum", strings.Repeat("x", 32), true, "base64 characters", 192},
+		{"three = of padding is no base64", std[:40] + "===", false, "bytes", 344},
+		{"= inside is no base64", std[:20] + "=" + std[20:40], false, "bytes", 328},
+		{"32 bytes with a space", "correct horse battery staple 123", false, "bytes", 256},
 	}
 	for _, tt := range tests {
-		t.Run(tt.secret, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			weak, err := CheckSecret(tt.secret)
-			if weak != tt.wantWeak || (err != nil) != tt.wantErr {
-				t.Fatalf("got weak=%v err=%v, want weak=%v err=%v", weak, err, tt.wantWeak, tt.wantErr)
+			if err != nil || weak != tt.wantWeak {
+				t.Errorf("CheckSecret: got weak=%v err=%v, want weak=%v err=nil", weak, err, tt.wantWeak)
 			}
-			if err != nil && !strings.Contains(err.Error(), "JWT_SECRET") {
-				t.Errorf("got %q, want it to name JWT_SECRET", err)
+			got := EstimateSecret(tt.secret)
+			if got.Alphabet != tt.wantAlphabet || got.Bits != tt.wantBits || got.Weak() != tt.wantWeak {
+				t.Errorf("EstimateSecret: got %+v (weak %v), want %d bits of %s (weak %v)", got, got.Weak(), tt.wantBits, tt.wantAlphabet, tt.wantWeak)
 			}
 		})
+	}
+	if _, err := CheckSecret(""); err == nil || !strings.Contains(err.Error(), "JWT_SECRET is required") {
+		t.Errorf("empty: got %v, want the error naming JWT_SECRET", err)
 	}
 }
 

@@ -10,7 +10,7 @@ import (
 )
 
 func TestParseConfigDefaults(t *testing.T) {
-	cfg, err := parseConfig([]string{"JWT_SECRET=" + strings.Repeat("s", 32)})
+	cfg, err := parseConfig([]string{"JWT_SECRET=" + string(testSecret)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,7 +18,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		Server: envconfig.Server{
 			Host: "127.0.0.1", Port: 5000, LogLevel: "info", ShutdownGrace: 10 * time.Second, Level: slog.LevelInfo,
 		},
-		Secret: envconfig.Secret{JWTSecret: strings.Repeat("s", 32)},
+		Secret: envconfig.Secret{JWTSecret: string(testSecret)},
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
@@ -32,14 +32,15 @@ func TestParseConfig(t *testing.T) {
 		check   func(config) bool
 		wantErr []string // substrings of the error; nil for success
 	}{
-		{"everything set", []string{"JWT_SECRET=" + strings.Repeat("s", 40), "HTTP_HOST=0.0.0.0", "HTTP_PORT=5001",
+		{"everything set", []string{"JWT_SECRET=" + string(testSecret), "HTTP_HOST=0.0.0.0", "HTTP_PORT=5001",
 			"USERS_FILE=/etc/users.json", "LOG_LEVEL=debug", "SHUTDOWN_GRACE=3s"},
 			func(c config) bool {
 				return c.Host == "0.0.0.0" && c.Port == 5001 && c.UsersFile == "/etc/users.json" &&
 					c.Level == slog.LevelDebug && c.ShutdownGrace == 3*time.Second && !c.Weak
 			}, nil},
 		{"weak secret accepted, flagged", []string{"JWT_SECRET=short"}, func(c config) bool { return c.Weak }, nil},
-		{"31-byte secret is weak", []string{"JWT_SECRET=" + strings.Repeat("s", 31)}, func(c config) bool { return c.Weak }, nil},
+		{"32 hex digits are weak: 128 bits", []string{"JWT_SECRET=" + string(testSecret[:32])}, func(c config) bool { return c.Weak }, nil},
+		{"64 hex digits are not: 256 bits", []string{"JWT_SECRET=" + string(testSecret)}, func(c config) bool { return !c.Weak }, nil},
 		{"port 0 allowed", []string{"JWT_SECRET=x", "HTTP_PORT=0"}, func(c config) bool { return c.Port == 0 }, nil},
 		{"JWT_SECRET missing", nil, nil, []string{"JWT_SECRET is required"}},
 		{"JWT_SECRET empty", []string{"JWT_SECRET="}, nil, []string{"JWT_SECRET is required"}},

@@ -21,8 +21,9 @@ import (
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
-// testSecret is a 32-byte JWT secret, long enough not to draw a warning.
-var testSecret = []byte("0123456789abcdef0123456789abcdef")
+// testSecret is 64 hex digits, 256 bits: strong enough not to draw a
+// warning (token.MinSecretBits).
+var testSecret = []byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
 
 // fixture is core-api's handler on a private Redis, behind httptest.
 type fixture struct {

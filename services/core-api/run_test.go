@@ -54,7 +54,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		}
 	}
 	if strings.Contains(out.String(), `"level":"WARN"`) {
-		t.Errorf("got a warning with a 32-byte secret:\n%s", out.String())
+		t.Errorf("got a warning with a 256-bit secret:\n%s", out.String())
 	}
 }
 
@@ -72,14 +72,24 @@ func TestRunStartsWithoutRedis(t *testing.T) {
 	}
 }
 
+// TestRunWarnsAboutWeakSecret: a secret too weak for HS256, short or 32
+// hex digits (128 bits), draws a warning naming JWT_SECRET, and the service
+// starts all the same.
 func TestRunWarnsAboutWeakSecret(t *testing.T) {
 	srv := redistest.Start(t)
-	_, out, stop := startRun(t, "JWT_SECRET=short", "REDIS_URL="+srv.URL)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), `"level":"WARN"`) || !strings.Contains(out.String(), "JWT_SECRET") {
-		t.Errorf("got no warning naming JWT_SECRET:\n%s", out.String())
+	for name, secret := range map[string]string{"short": "short", "32 hex digits": string(testSecret[:32])} {
+		t.Run(name, func(t *testing.T) {
+			_, out, stop := startRun(t, "JWT_SECRET="+secret, "REDIS_URL="+srv.URL)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out.String(), `"level":"WARN"`) || !strings.Contains(out.String(), "JWT_SECRET is weak") {
+				t.Errorf("got no warning naming JWT_SECRET:\n%s", out.String())
+			}
+			if !strings.Contains(out.String(), `"msg":"ready"`) {
+				t.Errorf("got no ready line:\n%s", out.String())
+			}
+		})
 	}
 }
 
