@@ -13,7 +13,7 @@ import (
 // TestServiceSettingsMatchTheServices keeps the list in step with the
 // services' config structs.
 var serviceSettings = []string{
-	"USERS_FILE", "BCRYPT_CONCURRENCY", // auth-api
+	"USERS_FILE", "BCRYPT_CONCURRENCY", "BCRYPT_MAX_WAITING", // auth-api
 	"STATUS_TTL",                                            // core-api, psp-connector
 	"CONSUMER_NAME", "VISIBILITY_TIMEOUT", "CLAIM_INTERVAL", // psp-connector
 	"MAX_DELIVERIES", "CHARGE_CONCURRENCY", "BATCH_SIZE",

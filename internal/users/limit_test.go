@@ -87,7 +87,7 @@ func limitUsers(t *testing.T, k int) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.LimitBcrypt(k)
+	db.LimitBcrypt(k, 0)
 	return db
 }
 
@@ -281,26 +281,29 @@ func TestOnlyBcryptComparisonsWait(t *testing.T) {
 }
 
 // TestLimitBcrypt: the default leaves one of GOMAXPROCS's cores to the
-// other requests, and takes one when there is only one.
+// other requests, and takes one when there is only one; by default
+// DefaultWaitingPerSlot logins may wait per slot.
 func TestLimitBcrypt(t *testing.T) {
 	def := max(1, runtime.GOMAXPROCS(0)-1)
-	tests := []struct{ set, want int }{
-		{0, def},
-		{-1, def},
-		{1, 1},
-		{5, 5},
+	tests := []struct{ slots, waiting, wantSlots, wantWaiting int }{
+		{0, 0, def, DefaultWaitingPerSlot * def},
+		{-1, -1, def, DefaultWaitingPerSlot * def},
+		{1, 0, 1, DefaultWaitingPerSlot},
+		{5, 0, 5, 5 * DefaultWaitingPerSlot},
+		{0, 7, def, 7},
+		{2, 1, 2, 1},
 	}
 	for _, tt := range tests {
 		db, err := Load("")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := db.BcryptLimit(); got != def {
-			t.Errorf("by default: got %d, want GOMAXPROCS - 1 (at least 1), %d", got, def)
+		if got, gotWaiting := db.BcryptLimit(), db.BcryptWaitingLimit(); got != def || gotWaiting != DefaultWaitingPerSlot*def {
+			t.Errorf("by default: got %d slots and %d waiting, want GOMAXPROCS - 1 (at least 1), %d, and %d", got, gotWaiting, def, DefaultWaitingPerSlot*def)
 		}
-		db.LimitBcrypt(tt.set)
-		if got := db.BcryptLimit(); got != tt.want {
-			t.Errorf("LimitBcrypt(%d): got %d, want %d", tt.set, got, tt.want)
+		db.LimitBcrypt(tt.slots, tt.waiting)
+		if got, gotWaiting := db.BcryptLimit(), db.BcryptWaitingLimit(); got != tt.wantSlots || gotWaiting != tt.wantWaiting {
+			t.Errorf("LimitBcrypt(%d, %d): got %d slots and %d waiting, want %d and %d", tt.slots, tt.waiting, got, gotWaiting, tt.wantSlots, tt.wantWaiting)
 		}
 	}
 }
@@ -347,5 +350,135 @@ func TestClientGoneEndsTheWait(t *testing.T) {
 	}
 	if _, _, calls := f.counts(); calls != 1 {
 		t.Errorf("got %d comparisons, want only the held one", calls)
+	}
+}
+
+// fillWaiting starts n logins of "b" that wait for a slot (all slots held
+// by holdSlots), and returns once each is seen waiting (watchedCtx), with
+// their results: each ends when a slot frees, or when its cancel is called.
+func fillWaiting(t *testing.T, db *DB, f *fakeBcrypt, n int) (results []chan error, cancels []context.CancelFunc) {
+	t.Helper()
+	for i := range n {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		wctx := watch(ctx)
+		done := make(chan error, 1)
+		go func() {
+			_, err := db.Authenticate(wctx, "b", fmt.Sprintf("wait-%d", i))
+			done <- err
+		}()
+		select {
+		case <-wctx.asked:
+		case pw := <-f.entered:
+			t.Fatalf("waiting login %d compared (%q) with every slot held", i, pw)
+		case err := <-done:
+			t.Fatalf("waiting login %d returned (%v) with every slot held and %d waiting before it: it was refused, want it to wait", i, err, i)
+		}
+		results = append(results, done)
+		cancels = append(cancels, cancel)
+	}
+	return results, cancels
+}
+
+// tryLogin starts one login of "b" with every slot held and says how it
+// went: it waited for a slot (waited; it is left waiting), or it returned
+// err at once; one that compares fails the test.
+func tryLogin(t *testing.T, db *DB, f *fakeBcrypt, password string) (waited bool, err error) {
+	t.Helper()
+	wctx := watch(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Authenticate(wctx, "b", password)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return false, err
+	case <-wctx.asked:
+		return true, nil
+	case pw := <-f.entered:
+		t.Fatalf("login %q compared (%q) with every slot held", password, pw)
+	}
+	return false, nil
+}
+
+// TestWaitingLoginsAreBounded: with n slots and m logins allowed to wait
+// (LimitBcrypt), n logins comparing and m waiting, the next bcrypt login is
+// refused at once with ErrTooManyWaiting (auth-api's 503): it neither waits
+// nor compares. Plaintext and unknown users, and passwords too long for
+// bcrypt, are answered as ever. Once the held comparisons end, all n+m are
+// checked, and the next login compares again. No timing: each login is seen
+// comparing (fakeBcrypt), waiting (watchedCtx) or returned.
+func TestWaitingLoginsAreBounded(t *testing.T) {
+	tests := []struct{ n, m int }{
+		{1, 1},
+		{1, 4},
+		{2, 3},
+		{3, 6},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d slots, %d waiting", tt.n, tt.m), func(t *testing.T) {
+			db := limitUsers(t, tt.n)
+			db.LimitBcrypt(tt.n, tt.m)
+			f := newFakeBcrypt(t, db)
+			finish := holdSlots(t, db, f, tt.n)
+			waiting, _ := fillWaiting(t, db, f, tt.m)
+
+			waited, err := tryLogin(t, db, f, "one too many")
+			if waited {
+				t.Fatalf("login %d of %d slots and %d waiting: it waits, want it refused at once", tt.n+tt.m+1, tt.n, tt.m)
+			}
+			if !errors.Is(err, ErrTooManyWaiting) || !errors.Is(err, ErrNotChecked) {
+				t.Errorf("login %d: got %v, want ErrTooManyWaiting (an ErrNotChecked)", tt.n+tt.m+1, err)
+			}
+			for _, other := range []struct {
+				username, password string
+				want               error
+			}{
+				{"p", "secret", nil},
+				{"p", "wrong", ErrInvalidPassword},
+				{"nobody", "secret", ErrNotFound},
+				{"b", strings.Repeat("x", maxBcryptPassword+1), ErrInvalidPassword},
+			} {
+				if _, err := db.Authenticate(context.Background(), other.username, other.password); !errors.Is(err, other.want) || (other.want == nil) != (err == nil) {
+					t.Errorf("%s with every place taken: got %v, want %v", other.username, err, other.want)
+				}
+			}
+
+			finish() // the held logins succeed...
+			for i, done := range waiting {
+				if err := <-done; err != nil { // ...and so do the waiting ones
+					t.Errorf("waiting login %d: got %v, want it checked once its turn came", i, err)
+				}
+			}
+			if _, most, calls := f.counts(); most != tt.n || calls != tt.n+tt.m {
+				t.Errorf("got at most %d comparisons at once and %d in all, want %d and %d (the refused login not compared)", most, calls, tt.n, tt.n+tt.m)
+			}
+			if _, err := db.Authenticate(context.Background(), "b", "after"); err != nil {
+				t.Errorf("a login after the others ended: got %v, want it checked", err)
+			}
+		})
+	}
+}
+
+// TestWaiterThatLeavesFreesItsPlace: a waiting login whose context ends
+// (its client went away) leaves the wait, and the next login may wait in
+// its place instead of being refused.
+func TestWaiterThatLeavesFreesItsPlace(t *testing.T) {
+	db := limitUsers(t, 1)
+	db.LimitBcrypt(1, 2)
+	f := newFakeBcrypt(t, db)
+	defer holdSlots(t, db, f, 1)()
+	waiting, cancels := fillWaiting(t, db, f, 2)
+
+	if waited, err := tryLogin(t, db, f, "refused"); waited || !errors.Is(err, ErrTooManyWaiting) {
+		t.Fatalf("with 1 comparing and 2 waiting: got waited=%v, %v; want ErrTooManyWaiting at once", waited, err)
+	}
+	cancels[0]()
+	if err := <-waiting[0]; !errors.Is(err, ErrNotChecked) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("the waiter whose context ended: got %v, want ErrNotChecked wrapping context.Canceled", err)
+	}
+	if waited, err := tryLogin(t, db, f, "in its place"); !waited {
+		t.Errorf("after a waiter left: got %v, want the next login to wait", err)
 	}
 }

@@ -2,7 +2,8 @@
 // {"id", "username", "password", "enabled"} read once at start (USERS_FILE),
 // or the reference users embedded in the binary. Passwords are plaintext,
 // compared in constant time, or bcrypt hashes ($2a$, $2b$, $2y$) of a cost up
-// to MaxBcryptCost, compared at most LimitBcrypt at once.
+// to MaxBcryptCost, compared at most LimitBcrypt at once, with a bounded
+// number of logins waiting for a turn.
 package users
 
 import (
@@ -35,10 +36,15 @@ const ReferenceSource = "embedded reference users"
 var (
 	ErrNotFound        = errors.New("user not found")
 	ErrInvalidPassword = errors.New("invalid password")
-	// ErrNotChecked: the login's context ended before a bcrypt slot was
-	// free (LimitBcrypt), so the password was not compared. It comes
-	// wrapped with the context's error.
+	// ErrNotChecked: the password was not compared, because the login's
+	// context ended before a bcrypt slot was free (LimitBcrypt; it comes
+	// wrapped with the context's error), or because too many logins were
+	// waiting already (as ErrTooManyWaiting).
 	ErrNotChecked = errors.New("password not checked")
+	// ErrTooManyWaiting: every bcrypt slot was taken and as many logins as
+	// may wait were waiting (LimitBcrypt), so the login was refused at
+	// once, without a comparison. It wraps ErrNotChecked.
+	ErrTooManyWaiting = fmt.Errorf("%w: too many bcrypt logins waiting", ErrNotChecked)
 )
 
 // maxBcryptPassword is the longest password bcrypt looks at; longer ones would
@@ -76,6 +82,10 @@ type DB struct {
 	// bcryptSlots holds one token per bcrypt comparison under way; its
 	// capacity is how many may run at once (LimitBcrypt).
 	bcryptSlots chan struct{}
+	// bcryptAdmitted holds one token per bcrypt login comparing or waiting
+	// for a slot; its capacity is the slots plus the logins that may wait.
+	// A login that finds it full is refused at once.
+	bcryptAdmitted chan struct{}
 }
 
 type entry struct {
@@ -173,7 +183,7 @@ func Parse(data []byte, source string) (*DB, error) {
 	}
 
 	db := &DB{byName: make(map[string]*entry, len(list)), compare: bcrypt.CompareHashAndPassword}
-	db.LimitBcrypt(0)
+	db.LimitBcrypt(0, 0)
 	ids := make(map[int64]string, len(list))
 	for i, u := range list {
 		where := fmt.Sprintf("%s: user #%d", source, i+1)
@@ -330,23 +340,46 @@ func checkBcrypt(hash string) error {
 // Len returns the number of users.
 func (db *DB) Len() int { return len(db.byName) }
 
-// LimitBcrypt sets how many bcrypt comparisons may run at once, n ≥ 1; n ≤
-// 0 means the default, one fewer than GOMAXPROCS (at least 1). Each holds a
-// core for its whole length (MaxBcryptCost), so more at once would not end
-// sooner: they would share the cores, and every other request with them.
-// The core left over keeps the other requests' answers prompt: with 32
-// logins of a cost-12 user under way on the 2-core dev machine, a plaintext
-// login took up to 1.0–1.5 s unbounded, up to 49–56 ms with 2 slots and up
-// to 2 ms with 1 (RELIABILITY.md D68). Call it before the first Authenticate.
-func (db *DB) LimitBcrypt(n int) {
-	if n <= 0 {
-		n = max(1, runtime.GOMAXPROCS(0)-1)
+// LimitBcrypt sets how many bcrypt comparisons may run at once, slots ≥ 1,
+// and how many bcrypt logins may wait for one of them, waiting ≥ 1: at most
+// slots+waiting are under way, comparing or waiting, and a bcrypt login that
+// comes when they are is refused at once (ErrTooManyWaiting). slots ≤ 0
+// means the default, one fewer than GOMAXPROCS (at least 1); waiting ≤ 0,
+// DefaultWaitingPerSlot per slot. Each comparison holds a core for its whole
+// length (MaxBcryptCost), so more at once would not end sooner: they would
+// share the cores, and every other request with them. The core left over
+// keeps the other requests' answers prompt: with 32 logins of a cost-12 user
+// under way on the 2-core dev machine, a plaintext login took up to 1.0–1.5 s
+// unbounded, up to 49–56 ms with 2 slots and up to 2 ms with 1
+// (RELIABILITY.md D68). Call it before the first Authenticate.
+func (db *DB) LimitBcrypt(slots, waiting int) {
+	if slots <= 0 {
+		slots = max(1, runtime.GOMAXPROCS(0)-1)
 	}
-	db.bcryptSlots = make(chan struct{}, n)
+	if waiting <= 0 {
+		waiting = DefaultWaitingPerSlot * slots
+	}
+	db.bcryptSlots = make(chan struct{}, slots)
+	db.bcryptAdmitted = make(chan struct{}, slots+waiting)
 }
+
+// DefaultWaitingPerSlot is how many bcrypt logins may wait per slot unless
+// LimitBcrypt is told otherwise. A login waits for the comparisons ahead of
+// it, so the logins that wait should be about as many as the slots get
+// through before the client gives up: at MaxBcryptCost (0.95 s on the 2-core
+// dev machine) a slot compares 16 in about 15 s, HAProxy's `timeout server`
+// for auth-api, after which the router answers 504 and the login's wait was
+// for nothing; at the default cost 10 (60 ms) 16 take about a second. A
+// login refused at once is a 503 that costs nothing and says to try again;
+// one that waits holds a goroutine, its connection and its request.
+const DefaultWaitingPerSlot = 16
 
 // BcryptLimit is how many bcrypt comparisons may run at once (LimitBcrypt).
 func (db *DB) BcryptLimit() int { return cap(db.bcryptSlots) }
+
+// BcryptWaitingLimit is how many bcrypt logins may wait for a slot
+// (LimitBcrypt).
+func (db *DB) BcryptWaitingLimit() int { return cap(db.bcryptAdmitted) - cap(db.bcryptSlots) }
 
 // Authenticate returns the user named username (exact match) when password is
 // theirs, ErrNotFound when there is no such user, and ErrInvalidPassword
@@ -354,9 +387,11 @@ func (db *DB) BcryptLimit() int { return cap(db.bcryptSlots) }
 // digests, so the length does not leak either), at once. A bcrypt user costs
 // one bcrypt comparison, which waits for a slot (LimitBcrypt; first come,
 // first served); when ctx ends first, or has ended already, the password is
-// not compared and the error is ErrNotChecked. Unknown users, plaintext
-// users and passwords over 72 bytes never wait. Nothing hides which users
-// exist: the contract answers them 404 and the others 401.
+// not compared and the error is ErrNotChecked, and when too many logins wait
+// already, it is refused at once with ErrTooManyWaiting. Unknown users,
+// plaintext users and passwords over 72 bytes never wait, nor are refused.
+// Nothing hides which users exist: the contract answers them 404 and the
+// others 401.
 func (db *DB) Authenticate(ctx context.Context, username, password string) (User, error) {
 	e, ok := db.byName[username]
 	if !ok {
@@ -379,13 +414,20 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (User
 }
 
 // compareBcrypt compares password with hash once a slot is free, or returns
-// ErrNotChecked, wrapping the context's error, when ctx ends first. A
-// context already over gets no comparison even with a slot free: nobody
-// waits for the answer.
+// ErrNotChecked, wrapping the context's error, when ctx ends first, or
+// ErrTooManyWaiting, at once, when all slots are taken and as many logins as
+// may wait are waiting. A context already over gets no comparison even with
+// a slot free: nobody waits for the answer.
 func (db *DB) compareBcrypt(ctx context.Context, hash []byte, password string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrNotChecked, context.Cause(ctx))
 	}
+	select {
+	case db.bcryptAdmitted <- struct{}{}:
+	default:
+		return fmt.Errorf("%w: the most allowed, %d comparing and %d waiting, are under way", ErrTooManyWaiting, db.BcryptLimit(), db.BcryptWaitingLimit())
+	}
+	defer func() { <-db.bcryptAdmitted }()
 	select {
 	case db.bcryptSlots <- struct{}{}:
 	case <-ctx.Done():

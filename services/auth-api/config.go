@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/acme-payments/platform/internal/envconfig"
+	"github.com/acme-payments/platform/internal/users"
 )
 
 // config is auth-api's whole configuration, read from the environment.
@@ -15,6 +16,12 @@ type config struct {
 	// (users.DB.LimitBcrypt); 0, the default, means one fewer than
 	// GOMAXPROCS (at least 1), so that a core is left to the other requests.
 	BcryptConcurrency int `env:"BCRYPT_CONCURRENCY"`
+	// BcryptMaxWaiting bounds the bcrypt logins waiting for a comparison
+	// slot; one more is answered 503 at once (users.DB.LimitBcrypt). 0, the
+	// default, means users.DefaultWaitingPerSlot (16) per slot: about what
+	// the slots get through at the highest bcrypt cost allowed before
+	// HAProxy's 15 s timeout cuts a waiting login off.
+	BcryptMaxWaiting int `env:"BCRYPT_MAX_WAITING"`
 }
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
@@ -37,6 +44,9 @@ func (c *config) validate() error {
 	}
 	if c.BcryptConcurrency < 0 {
 		return fmt.Errorf("BCRYPT_CONCURRENCY must be how many bcrypt comparisons may run at once, 1 or more (0 or unset: one fewer than GOMAXPROCS, at least 1), got %d", c.BcryptConcurrency)
+	}
+	if c.BcryptMaxWaiting < 0 {
+		return fmt.Errorf("BCRYPT_MAX_WAITING must be how many bcrypt logins may wait for a comparison slot, 1 or more (0 or unset: %d per slot), got %d", users.DefaultWaitingPerSlot, c.BcryptMaxWaiting)
 	}
 	return nil
 }

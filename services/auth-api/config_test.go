@@ -53,6 +53,10 @@ func TestParseConfig(t *testing.T) {
 		{"BCRYPT_CONCURRENCY set", []string{"JWT_SECRET=x", "BCRYPT_CONCURRENCY=3"}, func(c config) bool { return c.BcryptConcurrency == 3 }, nil},
 		{"BCRYPT_CONCURRENCY negative", []string{"JWT_SECRET=x", "BCRYPT_CONCURRENCY=-1"}, nil, []string{"BCRYPT_CONCURRENCY must be", "got -1"}},
 		{"BCRYPT_CONCURRENCY text", []string{"JWT_SECRET=x", "BCRYPT_CONCURRENCY=two"}, nil, []string{"BCRYPT_CONCURRENCY must be a whole number"}},
+		{"BCRYPT_MAX_WAITING unset: the default", []string{"JWT_SECRET=x"}, func(c config) bool { return c.BcryptMaxWaiting == 0 }, nil},
+		{"BCRYPT_MAX_WAITING set", []string{"JWT_SECRET=x", "BCRYPT_MAX_WAITING=40"}, func(c config) bool { return c.BcryptMaxWaiting == 40 }, nil},
+		{"BCRYPT_MAX_WAITING negative", []string{"JWT_SECRET=x", "BCRYPT_MAX_WAITING=-1"}, nil, []string{"BCRYPT_MAX_WAITING must be", "got -1"}},
+		{"BCRYPT_MAX_WAITING text", []string{"JWT_SECRET=x", "BCRYPT_MAX_WAITING=many"}, nil, []string{"BCRYPT_MAX_WAITING must be a whole number"}},
 		{"two bad values, both named", []string{"JWT_SECRET=x", "HTTP_PORT=x", "SHUTDOWN_GRACE=y"}, nil, []string{"HTTP_PORT", "SHUTDOWN_GRACE"}},
 	}
 	for _, tt := range tests {

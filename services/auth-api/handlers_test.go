@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -347,6 +348,38 @@ func TestTokenWhenTheRequestHasEnded(t *testing.T) {
 			}
 			if tt.wantReason != "" && reason != tt.wantReason {
 				t.Errorf("got reason %v logged, want %q", reason, tt.wantReason)
+			}
+		})
+	}
+}
+
+// TestLoginFailure: the one mapping from a failed login to what the client
+// sees and the reason logged. A login refused because too many wait for a
+// bcrypt slot (users.ErrTooManyWaiting; counted in internal/users,
+// TestWaitingLoginsAreBounded) gets the same 503 as one whose request ended
+// while it waited, with its own reason in the log.
+func TestLoginFailure(t *testing.T) {
+	const notChecked = "Password not checked: too many logins in progress; try again"
+	tests := []struct {
+		name       string
+		err        error
+		wantStatus int
+		wantMsg    string
+		wantReason string
+	}{
+		{"no such user", users.ErrNotFound, 404, "User not found", "user_not_found"},
+		{"wrong password", users.ErrInvalidPassword, 401, "Invalid password", "invalid_password"},
+		{"request ended while waiting", fmt.Errorf("%w: waiting for one of 1 bcrypt slots: %w", users.ErrNotChecked, context.Canceled),
+			503, notChecked, "password_not_checked: waiting for one of 1 bcrypt slots: context canceled"},
+		{"too many waiting", fmt.Errorf("%w: the most allowed, 1 comparing and 16 waiting, are under way", users.ErrTooManyWaiting),
+			503, notChecked, "password_not_checked: too many bcrypt logins waiting: the most allowed, 1 comparing and 16 waiting, are under way"},
+		{"anything else", errors.New("boom"), 500, "Internal server error", "boom"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			status, msg, reason := loginFailure(tt.err)
+			if status != tt.wantStatus || msg != tt.wantMsg || reason != tt.wantReason {
+				t.Errorf("got %d %q %q, want %d %q %q", status, msg, reason, tt.wantStatus, tt.wantMsg, tt.wantReason)
 			}
 		})
 	}

@@ -41,8 +41,8 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	if source == "" {
 		source = users.ReferenceSource
 	}
-	db.LimitBcrypt(cfg.BcryptConcurrency)
-	log.Info("users loaded", "source", source, "count", db.Len(), "bcrypt_concurrency", db.BcryptLimit())
+	db.LimitBcrypt(cfg.BcryptConcurrency, cfg.BcryptMaxWaiting)
+	log.Info("users loaded", "source", source, "count", db.Len(), "bcrypt_concurrency", db.BcryptLimit(), "bcrypt_max_waiting", db.BcryptWaitingLimit())
 	for _, w := range db.Warnings() {
 		log.Warn(w)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/acme-payments/platform/internal/servicetest"
+	"github.com/acme-payments/platform/internal/users"
 )
 
 // startRun runs the real service in-process on a free port with environ
@@ -112,17 +113,20 @@ func TestRunUsesUsersFile(t *testing.T) {
 	}
 }
 
-// TestRunLimitsBcrypt: BCRYPT_CONCURRENCY reaches the users (the "users
-// loaded" line says the bound in force), GOMAXPROCS - 1 (at least 1) when it
-// is unset.
+// TestRunLimitsBcrypt: BCRYPT_CONCURRENCY and BCRYPT_MAX_WAITING reach the
+// users (the "users loaded" line says the bounds in force): GOMAXPROCS - 1
+// (at least 1) slots and users.DefaultWaitingPerSlot waiting per slot when
+// they are unset.
 func TestRunLimitsBcrypt(t *testing.T) {
+	def := max(1, runtime.GOMAXPROCS(0)-1)
 	tests := []struct {
-		environ []string
-		want    int
+		environ           []string
+		want, wantWaiting int
 	}{
-		{nil, max(1, runtime.GOMAXPROCS(0)-1)},
-		{[]string{"BCRYPT_CONCURRENCY=0"}, max(1, runtime.GOMAXPROCS(0)-1)},
-		{[]string{"BCRYPT_CONCURRENCY=3"}, 3},
+		{nil, def, users.DefaultWaitingPerSlot * def},
+		{[]string{"BCRYPT_CONCURRENCY=0", "BCRYPT_MAX_WAITING=0"}, def, users.DefaultWaitingPerSlot * def},
+		{[]string{"BCRYPT_CONCURRENCY=3"}, 3, 3 * users.DefaultWaitingPerSlot},
+		{[]string{"BCRYPT_CONCURRENCY=3", "BCRYPT_MAX_WAITING=5"}, 3, 5},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.environ), func(t *testing.T) {
@@ -130,7 +134,7 @@ func TestRunLimitsBcrypt(t *testing.T) {
 			if err := stop(); err != nil {
 				t.Fatal(err)
 			}
-			want := fmt.Sprintf(`"bcrypt_concurrency":%d`, tt.want)
+			want := fmt.Sprintf(`"bcrypt_concurrency":%d,"bcrypt_max_waiting":%d`, tt.want, tt.wantWaiting)
 			for _, line := range strings.Split(out.String(), "\n") {
 				if strings.Contains(line, `"msg":"users loaded"`) && !strings.Contains(line, want) {
 					t.Errorf("got %s, want %s in it", line, want)
@@ -170,6 +174,7 @@ func TestRunFailsFast(t *testing.T) {
 		{"USERS_FILE malformed", nil, []string{"JWT_SECRET=x", "USERS_FILE=" + bad}, "USERS_FILE " + bad},
 		{"USERS_FILE with a bcrypt cost over 14", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "USERS_FILE=" + slow}, "USERS_FILE " + slow + ": user #1 (a): bcrypt cost 20 is over the maximum of 14"},
 		{"BCRYPT_CONCURRENCY negative", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "BCRYPT_CONCURRENCY=-2"}, "BCRYPT_CONCURRENCY must be"},
+		{"BCRYPT_MAX_WAITING negative", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "BCRYPT_MAX_WAITING=-2"}, "BCRYPT_MAX_WAITING must be"},
 		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
 		{"HTTP_SOCKET in a missing directory", nil, []string{"JWT_SECRET=x", "HTTP_PORT=0", "HTTP_SOCKET=/nonexistent/dir/x.sock"}, "HTTP_SOCKET: listen on unix socket /nonexistent/dir/x.sock"},
 		{"arguments", []string{"auth-api", "--port=5000"}, []string{"JWT_SECRET=x"}, "environment variables"},
