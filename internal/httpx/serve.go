@@ -49,7 +49,7 @@ func Serve(ctx context.Context, srv *http.Server, addr, socket string, grace tim
 // before it starts other work: it listens on addr and, when socket is not
 // empty, on that unix socket too.
 func Listen(addr, socket string) ([]net.Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listenTCP(addr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP_HOST, HTTP_PORT: listen on %s: %w", addr, err)
 	}
@@ -63,6 +63,17 @@ func Listen(addr, socket string) ([]net.Listener, error) {
 		lns = append(lns, uln)
 	}
 	return lns, nil
+}
+
+// listenTCP listens on addr with plain TCP. Go listens with Multipath TCP
+// by default since 1.24 where the kernel has it, and an MPTCP socket
+// refuses the socket filter that a stop puts on the listener
+// (stopNewConnections: EOPNOTSUPP); its clients here are on loopback, and
+// none speaks MPTCP.
+func listenTCP(addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	return lc.Listen(context.Background(), "tcp", addr)
 }
 
 // listenUnix listens on a unix socket at path, first removing a socket file
@@ -228,6 +239,7 @@ type backlogListener struct {
 	net.Listener
 	deadline func(time.Time) error
 	unix     *net.UnixListener // nil for TCP
+	tcp      *net.TCPListener  // nil for a unix socket
 
 	draining  atomic.Bool
 	drainEnd  atomic.Int64 // UnixNano by which draining stops, however busy
@@ -253,7 +265,7 @@ func newBacklogListener(ln net.Listener) *backlogListener {
 		waiting: make(map[*firstRequestConn]struct{})}
 	switch l := ln.(type) {
 	case *net.TCPListener:
-		bl.deadline = l.SetDeadline
+		bl.deadline, bl.tcp = l.SetDeadline, l
 	case *net.UnixListener:
 		bl.deadline, bl.unix = l.SetDeadline, l
 	default:
@@ -303,6 +315,12 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.sweepEnd.Store(min(time.Now().UnixNano(), l.drainEnd.Load()) + int64(backlogSweepMax))
+	if l.tcp != nil {
+		// From here no new connection joins the backlog (Linux), so the
+		// sweep takes all there will be. Should the filter fail, the
+		// sweep is as before: one that completes after it is reset.
+		_ = stopNewConnections(l.tcp)
+	}
 	return l.sweep()
 }
 
