@@ -2227,3 +2227,55 @@ func TestLookPathSkipsRelativeEntries(t *testing.T) {
 		t.Errorf("PATH=.:%s: got %q, %v; want the one in %s", elsewhere, found, err, elsewhere)
 	}
 }
+
+// TestUpWarnsAboutAWeakSecret: `up` says, before anything starts, what
+// auth-api and core-api will log: the JWT secret in use holds less than
+// HS256's 256 bits of key, and where it was set; never the secret itself.
+func TestUpWarnsAboutAWeakSecret(t *testing.T) {
+	const (
+		hex16 = "0123456789abcdef0123456789abcdef" // 16 random bytes as hex: 128 bits
+		hex32 = hex16 + hex16                      // 32 bytes as hex: 256 bits
+	)
+	tests := []struct {
+		name     string
+		explicit string // JWT_SECRET, set in the environment; "" for none
+		file     string // secrets/jwt_secret before up; "" for none
+		want     string // in the warning; "" for no warning
+	}{
+		{"32 hex digits in the environment", hex16, "", "JWT_SECRET is set in the environment) is weak: 32 hex digits at 4 bits each hold at most 128 bits"},
+		{"64 hex digits in the environment", hex32, "", ""},
+		{"32 hex digits in the secret file", "", hex16, "secrets/jwt_secret) is weak: 32 hex digits"},
+		{"the generated secret", "", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := stackconfig.Config{StateDir: preparedStateDir(t), JWTSecret: tt.explicit,
+				Values: map[string]string{"JWT_SECRET": tt.explicit}, Sources: map[string]string{"JWT_SECRET": stackconfig.FromEnvironment}}
+			if tt.file != "" {
+				if err := os.MkdirAll(filepath.Dir(c.SecretFile()), 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(c.SecretFile(), []byte(tt.file+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			secret, source, err := c.EnsureJWTSecret()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stderr bytes.Buffer
+			l := &launcher{cfg: c, stderr: &stderr}
+			l.warnIfWeakSecret(secret, source)
+			got := stderr.String()
+			switch {
+			case tt.want == "" && got != "":
+				t.Errorf("warned %q, want no warning", got)
+			case tt.want != "" && !strings.Contains(got, tt.want):
+				t.Errorf("warned %q, want it to contain %q", got, tt.want)
+			}
+			if strings.Contains(got, secret) {
+				t.Errorf("the warning shows the secret: %q", got)
+			}
+		})
+	}
+}

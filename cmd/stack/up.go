@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/acme-payments/platform/internal/procompose"
+	"github.com/acme-payments/platform/internal/stackconfig"
+	"github.com/acme-payments/platform/internal/token"
 )
 
 // up prepares everything, then runs process-compose: in the foreground, or
@@ -77,10 +79,11 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		}
 		return err
 	}
-	secret, _, err := c.EnsureJWTSecret()
+	secret, source, err := c.EnsureJWTSecret()
 	if err != nil {
 		return err
 	}
+	l.warnIfWeakSecret(secret, source)
 	probeBin, err := l.probeBinary()
 	if err != nil {
 		return err
@@ -374,6 +377,22 @@ func (l *launcher) probeBinary() (string, error) {
 		return "", fmt.Errorf("copy the launcher to %s for readiness probes: %w", dst, err)
 	}
 	return dst, nil
+}
+
+// warnIfWeakSecret says, before anything starts, what auth-api and
+// core-api will log at their start: the JWT secret in use is too weak for
+// HS256 (token.EstimateSecret), naming where it was set. The generated one
+// never is.
+func (l *launcher) warnIfWeakSecret(secret string, source stackconfig.SecretSource) {
+	est := token.EstimateSecret(secret)
+	if !est.Weak() {
+		return
+	}
+	where := "from " + l.cfg.SecretFile()
+	if source == stackconfig.SecretExplicit {
+		where = strings.Join(l.cfg.WhereSet("", "JWT_SECRET"), "; ") // JWT_SECRET is set in <file>
+	}
+	fmt.Fprintf(l.stderr, "stack: warning: the JWT secret (%s) is weak: %s\n", where, est.Shortfall())
 }
 
 // clearRunFiles removes the previous run's logs and a stale API socket, so

@@ -121,9 +121,7 @@ func (s Secret) WarnIfWeak(log *slog.Logger) {
 		return
 	}
 	est := token.EstimateSecret(s.JWTSecret)
-	log.Warn(fmt.Sprintf("JWT_SECRET is weak: %d %s at %d bits each hold at most %d bits of key, and HS256 needs %d (RFC 7518, section 3.2); "+
-		"make one with `openssl rand -base64 32` (32 random bytes) and give auth-api and core-api the same",
-		est.Length, est.Alphabet, est.BitsPerChar, est.Bits, token.MinSecretBits),
+	log.Warn("JWT_SECRET is weak: "+est.Shortfall(),
 		"alphabet", est.Alphabet, "length", est.Length, "estimated_bits", est.Bits, "min_bits", token.MinSecretBits)
 }
 

@@ -5,6 +5,7 @@ package token
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,14 @@ type SecretStrength struct {
 
 // Weak reports whether the estimate is under MinSecretBits.
 func (s SecretStrength) Weak() bool { return s.Bits < MinSecretBits }
+
+// Shortfall says why a weak secret is weak, and how to make a good one, for
+// the services' warning and the launcher's alike; never the secret.
+func (s SecretStrength) Shortfall() string {
+	return fmt.Sprintf("%d %s at %d bits each hold at most %d bits of key, and HS256 needs %d (RFC 7518, section 3.2); "+
+		"make one with `openssl rand -base64 32` (32 random bytes) and give auth-api and core-api the same",
+		s.Length, s.Alphabet, s.BitsPerChar, s.Bits, MinSecretBits)
+}
 
 // EstimateSecret estimates how many bits of key secret can hold from the
 // alphabet it uses: 4 per character when it is all hex digits, 6 when it is
