@@ -199,6 +199,15 @@ func (w *watch) tick(ctx context.Context) {
 			w.log.Warn("cannot ask process-compose which processes run; restarting nothing until it answers", "error", err.Error())
 		}
 		w.apiFailing = true
+		// Nor does it count this tick as silence: a check that failed
+		// before the API went quiet and one that fails after it answers
+		// again are not a silence of all the time between, in which
+		// nothing was checked. The count starts again.
+		for _, st := range w.state {
+			if st.quitAt.IsZero() {
+				st.silentSince, st.reported = time.Time{}, false
+			}
+		}
 		return
 	}
 	if w.apiFailing {

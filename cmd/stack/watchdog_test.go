@@ -100,6 +100,20 @@ func TestWatchdogRestartsOnlyAHungProcess(t *testing.T) {
 			},
 		},
 		{
+			// A check that failed before process-compose's API went silent
+			// and one that fails after it answers again are not 21 s of
+			// silence: nobody looked in between.
+			name: "silence while process-compose's API does not answer is not counted",
+			steps: []watchStep{
+				{running: map[string]int{"core-api": 1000}},
+				{wait: 10 * time.Second, apiFails: true},
+				{wait: 10 * time.Second, apiFails: true},
+				{wait: time.Second, running: map[string]int{"core-api": 1000}},
+				{wait: 14 * time.Second, running: map[string]int{"core-api": 1000}},
+				{wait: time.Second, running: map[string]int{"core-api": 1000}, wantSends: []string{"SIGQUIT 1000", "SIGCONT 1000"}},
+			},
+		},
+		{
 			name:  "RESTART_HUNG_AFTER=0 only logs",
 			after: -1,
 			steps: []watchStep{
