@@ -181,7 +181,7 @@ func newWatch(targets []watchTarget, after time.Duration, processes func(context
 	return &watch{
 		targets: targets, after: after, processes: processes, log: log,
 		now:      time.Now,
-		signal:   func(pid int, sig syscall.Signal) error { return syscall.Kill(pid, sig) },
+		signal:   signalGroup,
 		state:    map[string]*watched{},
 		replaced: map[string]int{},
 	}
@@ -350,6 +350,25 @@ func (w *watch) finish(name string, st *watched) {
 	if err := w.signal(st.pid, syscall.SIGKILL); err != nil {
 		w.log.Warn("signal failed", "process", name, "pid", st.pid, "signal", "SIGKILL", "error", err.Error())
 	}
+}
+
+// signalGroup sends sig to the process group that pid leads, as
+// process-compose's own stop does: it starts every process as the leader of
+// a group of its own, so the group also holds what the process forked. A
+// SIGKILL to Redis's pid alone left its AOF rewrite child running, which
+// holds Redis's stdout, and process-compose, which waits for the end of a
+// process's output, restarted Redis only when the child was done. A pid that
+// leads no group is not one process-compose started (it exited, and the
+// kernel gave its pid to another program): nothing is sent.
+func signalGroup(pid int, sig syscall.Signal) error {
+	pgid, err := syscall.Getpgid(pid)
+	if err != nil {
+		return err
+	}
+	if pgid != pid {
+		return fmt.Errorf("pid %d leads no process group (it is in %d's): not the process process-compose started", pid, pgid)
+	}
+	return syscall.Kill(-pid, sig)
 }
 
 func signalName(sig syscall.Signal) string {

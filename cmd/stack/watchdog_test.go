@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -315,5 +317,67 @@ func TestWatchdogAsksProcessComposeOnlyWhenNeeded(t *testing.T) {
 	}
 	if got := ticks(5); got != 0 {
 		t.Errorf("5 ticks after the restart was seen, every process answering: asked process-compose %d times, want 0", got)
+	}
+}
+
+// TestWatchdogSignalsTheProcessGroup: process-compose starts every process
+// as the leader of a process group of its own, and stops it by signalling
+// the group. The watchdog's signal goes to that group too: a SIGKILL to
+// Redis's pid alone left its AOF rewrite child running, which holds Redis's
+// stdout, so process-compose, which waits for the end of a process's
+// output, restarted Redis only once the child had finished (23 s later,
+// tried by hand). And a pid that leads no group is not a process
+// process-compose started (the kernel gave the pid of one that exited to
+// another program): nothing is sent to it.
+func TestWatchdogSignalsTheProcessGroup(t *testing.T) {
+	if !haveProc() {
+		t.Skip("needs /proc to tell a zombie from a live process")
+	}
+	w := newWatch(nil, 15*time.Second, nil, slog.New(slog.DiscardHandler))
+
+	// A group leader (as process-compose starts Redis) with a child that
+	// shares its stdout (as Redis's AOF rewrite child does).
+	leader := exec.Command("sh", "-c", "sleep 600 & echo $!; wait")
+	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := leader.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-leader.Process.Pid, syscall.SIGKILL); _ = leader.Wait() })
+	line := make([]byte, 32)
+	n, _ := out.Read(line)
+	child, err := strconv.Atoi(strings.TrimSpace(string(line[:n])))
+	if err != nil {
+		t.Fatalf("the child's pid: got %q: %v", line[:n], err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	if err := w.signal(leader.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL to the group of pid %d: %v", leader.Process.Pid, err)
+	}
+	_ = leader.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for alive(child) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(child) {
+		t.Errorf("SIGKILL to the leader (pid %d): its child (pid %d), in its group, still runs", leader.Process.Pid, child)
+	}
+
+	// Not a group leader: in this test's own group.
+	other := exec.Command("sleep", "600")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.signal(other.Process.Pid, syscall.SIGKILL); err == nil {
+		t.Errorf("SIGKILL to pid %d, which leads no process group: got no error", other.Process.Pid)
+	}
+	// Whichever signal reached it first ended it.
+	_ = other.Process.Signal(syscall.SIGTERM)
+	_ = other.Wait()
+	if ws, ok := other.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGTERM {
+		t.Errorf("pid %d, which leads no process group: ended by %v, want the test's own SIGTERM", other.Process.Pid, other.ProcessState)
 	}
 }
