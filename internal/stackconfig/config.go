@@ -607,6 +607,7 @@ func (c Config) Environ(extra map[string]string) []string {
 	m["HAPROXY_ACCESS_LOG"] = c.AccessLog
 	m["LOG_LEVEL"] = strings.ToLower(c.LogLevel)
 	m["SHUTDOWN_GRACE"] = c.ShutdownGrace.String()
+	m["RESTART_HUNG_AFTER"] = c.HangAfter.String()
 	for k, v := range extra {
 		m[k] = v
 	}

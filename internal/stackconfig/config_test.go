@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -288,7 +289,8 @@ func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
 		"PLATFORM_PORT": "8080", "HAPROXY_STATS_PORT": "8404", "AUTH_API_PORT": "5001", "CORE_API_PORT": "5002",
 		"PSP_CONNECTOR_PORT": "5003", "PLATFORM_HOST": "127.0.0.1", "AUTH_RATE_LIMIT": "20",
 		"REDIS_APPENDFSYNC": "always", "HAPROXY_ACCESS_LOG": "all", "LOG_LEVEL": "info", "SHUTDOWN_GRACE": "3s",
-		"STACK_STATE_DIR": cfg.StateDir, "REDIS_URL": cfg.RedisURL, "JWT_SECRET": "s", "HOME": "/other",
+		"RESTART_HUNG_AFTER": "15s", "STACK_STATE_DIR": cfg.StateDir,
+		"REDIS_URL": cfg.RedisURL, "JWT_SECRET": "s", "HOME": "/other",
 		"AUTH_API_SOCKET": filepath.Join(cfg.StateDir, "run", "auth-api.sock"),
 		"CORE_API_SOCKET": filepath.Join(cfg.StateDir, "run", "core-api.sock"),
 	}
@@ -302,6 +304,41 @@ func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
 	}
 	if cfg.ShutdownGrace != 3*time.Second {
 		t.Errorf("grace: got %s, want 3s", cfg.ShutdownGrace)
+	}
+}
+
+// TestEnvironSetsEveryComposeVariable: every ${VAR} of the committed
+// process-compose.yaml gets a value without stack.env (a STACK_SHARE_DIR
+// may leave it out), from Environ or from the launcher itself. process-compose
+// expands an unset one to nothing: RESTART_HUNG_AFTER, missing from Environ,
+// gave the watchdog `--after ""`, and it failed at every start.
+func TestEnvironSetsEveryComposeVariable(t *testing.T) {
+	compose, err := os.ReadFile(filepath.Join("..", "..", ComposeFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := checkout(t, "") // no stack.env
+	cfg, err := Load(l, l.Checkout, []string{"HOME=/h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, kv := range cfg.Environ(nil) {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	vars := regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`).FindAllStringSubmatch(string(compose), -1)
+	if len(vars) == 0 {
+		t.Fatalf("no ${VAR} in %s", ComposeFileName)
+	}
+	for _, m := range vars {
+		name := m[1]
+		if why := ignoredInFiles[name]; strings.HasPrefix(why, "the launcher sets it") {
+			continue // up sets it for process-compose
+		}
+		if got[name] == "" {
+			t.Errorf("%s uses ${%s}, which Environ leaves empty without stack.env", ComposeFileName, name)
+		}
 	}
 }
 
