@@ -290,6 +290,11 @@ func (w *watch) observe(name string, pid int) *watched {
 		return nil
 	}
 	if hung, ok := w.replaced[name]; ok {
+		if pid == hung {
+			// process-compose (v1.64.1) says Running before it records the
+			// new pid: not restarted yet.
+			return nil
+		}
 		w.log.Info("restarted by process-compose", "process", name, "hung_pid", hung, "pid", pid)
 		delete(w.replaced, name)
 	}

@@ -381,3 +381,43 @@ func TestWatchdogSignalsTheProcessGroup(t *testing.T) {
 		t.Errorf("pid %d, which leads no process group: ended by %v, want the test's own SIGTERM", other.Process.Pid, other.ProcessState)
 	}
 }
+
+// TestWatchdogWaitsForTheRestartedPid: process-compose v1.64.1 sets a
+// restarted process's status to Running before it records the new pid
+// (setStateAndRun, then the pid, in app/process.go), so a question in
+// between is answered "Running" with the pid of the process it replaces:
+// once in 20 restarts of auth-api with the API asked without pause. That is
+// not the restart yet: the one line for it names the new pid.
+func TestWatchdogWaitsForTheRestartedPid(t *testing.T) {
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	status, pid, answers := procompose.StatusRunning, 1000, false
+	target := watchTarget{name: "auth-api", target: "test:auth-api", check: func(context.Context) error {
+		if answers {
+			return nil
+		}
+		return errors.New("context deadline exceeded")
+	}}
+	processes := func(context.Context) ([]procompose.Process, error) {
+		return []procompose.Process{{Name: "auth-api", Status: status, Pid: pid}}, nil
+	}
+	var logs bytes.Buffer
+	w := newWatch([]watchTarget{target}, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
+	w.now = func() time.Time { return clock }
+	w.signal = func(int, syscall.Signal) error { return nil }
+	for range 17 { // hung: SIGQUIT after 15 s
+		w.tick(context.Background())
+		clock = clock.Add(time.Second)
+	}
+	status = "Restarting" // it exited; process-compose waits its backoff
+	w.tick(context.Background())
+	status = procompose.StatusRunning // started, its new pid not recorded yet
+	w.tick(context.Background())
+	pid, answers = 1001, true
+	w.tick(context.Background())
+	w.tick(context.Background())
+
+	lines := strings.Count(logs.String(), `"msg":"restarted by process-compose"`)
+	if lines != 1 || !strings.Contains(logs.String(), `"hung_pid":1000,"pid":1001`) {
+		t.Errorf("got %d restart lines, want one naming the new pid 1001:\n%s", lines, logs.String())
+	}
+}
