@@ -394,6 +394,43 @@ func TestStack(t *testing.T) {
 	// SIGQUIT and SIGCONT, so that its log gets the Go runtime's goroutine
 	// dump, and process-compose starts it again. Without the watchdog it
 	// stayed stopped: process-compose restarts only processes that exit.
+	// The stats port takes 16 connections, and any local user can hold
+	// them: the watchdog asks HAProxy on a unix socket of its own in the
+	// state dir instead, so that such a user cannot get a healthy HAProxy
+	// taken for hung and killed (it was, checked on the stats port).
+	t.Run("the stats port held full: HAProxy not taken for hung", func(t *testing.T) {
+		pid := 0
+		for _, p := range s.status().Processes {
+			if p.Name == "haproxy" {
+				pid = p.Pid
+			}
+		}
+		var held []net.Conn
+		for range 32 {
+			c, err := net.DialTimeout("tcp", "127.0.0.1:"+s.vars["HAPROXY_STATS_PORT"], time.Second)
+			if err != nil {
+				break
+			}
+			held = append(held, c)
+		}
+		// RESTART_HUNG_AFTER is 3 s here: held for twice that and more.
+		time.Sleep(7 * time.Second)
+		for _, c := range held {
+			c.Close()
+		}
+		if len(held) <= 16 {
+			t.Fatalf("held %d connections to the stats port, want more than its 16", len(held))
+		}
+		for _, p := range s.status().Processes {
+			if p.Name == "haproxy" && (p.Pid != pid || p.Restarts > 0) {
+				t.Errorf("HAProxy with its stats port full for 7 s: got %+v, want pid %d, never restarted", p, pid)
+			}
+		}
+		if wd := s.logFile("watchdog"); strings.Contains(wd, `"process":"haproxy"`) {
+			t.Errorf("watchdog log names haproxy while only its stats port was full:\n%s", wd)
+		}
+	})
+
 	t.Run("a hung service is restarted by the watchdog", func(t *testing.T) {
 		hung := processState{}
 		for _, p := range s.status().Processes {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -25,8 +26,11 @@ import (
 //
 //	stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=<target> ...
 //
-// where a target is http://… (any HTTP answer counts, a 503 too) or
-// redis:<socket> (any reply to PING counts, -LOADING too). It checks each
+// where a target is http://… or http-unix:<socket>:/<path> (any HTTP answer
+// counts, a 503 too) or redis:<socket> (any reply to PING counts, -LOADING
+// too). HAProxy is asked on a unix socket in the state dir, in a frontend of
+// its own: its stats port, which any local user can reach, takes 16
+// connections, and one who held them made a healthy HAProxy look hung. It checks each
 // target every --every and, when one does not answer, asks
 // process-compose's API (on --api) whether it runs, and its pid. A process
 // that runs and has answered nothing for --after is hung (deadlocked,
@@ -130,7 +134,7 @@ func parseWatchTargets(args []string) ([]watchTarget, error) {
 	for _, a := range args {
 		name, target, ok := strings.Cut(a, "=")
 		if !ok || name == "" || target == "" {
-			return nil, fmt.Errorf("%q: want <process>=http://… or <process>=redis:<socket>", a)
+			return nil, fmt.Errorf("%q: want <process>=http://…, <process>=http-unix:<socket>:/<path> or <process>=redis:<socket>", a)
 		}
 		if slices.ContainsFunc(targets, func(t watchTarget) bool { return t.name == name }) {
 			return nil, fmt.Errorf("process %q given twice", name)
@@ -139,6 +143,22 @@ func parseWatchTargets(args []string) ([]watchTarget, error) {
 		switch {
 		case strings.HasPrefix(target, "http://"):
 			t.check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, nil) }
+		case strings.HasPrefix(target, "http-unix:"):
+			// http-unix:<socket>:<path>, the path after the last colon.
+			spec := strings.TrimPrefix(target, "http-unix:")
+			i := strings.LastIndex(spec, ":")
+			if i <= 0 || !strings.HasPrefix(spec[i+1:], "/") {
+				return nil, fmt.Errorf("%q: want <process>=http-unix:<socket>:/<path>", a)
+			}
+			socket, path := spec[:i], spec[i+1:]
+			unixClient := &http.Client{Transport: &http.Transport{
+				DisableKeepAlives: true,
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					var d net.Dialer
+					return d.DialContext(ctx, "unix", socket)
+				},
+			}}
+			t.check = func(ctx context.Context) error { return checkHTTP(ctx, unixClient, "http://localhost"+path, nil) }
 		case strings.HasPrefix(target, "redis:"):
 			socket := strings.TrimPrefix(target, "redis:")
 			t.check = func(ctx context.Context) error {
@@ -146,7 +166,7 @@ func parseWatchTargets(args []string) ([]watchTarget, error) {
 				return err
 			}
 		default:
-			return nil, fmt.Errorf("%q: want <process>=http://… or <process>=redis:<socket>", a)
+			return nil, fmt.Errorf("%q: want <process>=http://…, <process>=http-unix:<socket>:/<path> or <process>=redis:<socket>", a)
 		}
 		targets = append(targets, t)
 	}

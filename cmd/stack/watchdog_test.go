@@ -232,6 +232,8 @@ func TestWatchdogArguments(t *testing.T) {
 		{[]string{"--api", "/x.sock", "core-api"}, `"core-api": want <process>=http://`},
 		{[]string{"--api", "/x.sock", "core-api=tcp://127.0.0.1:1"}, `"core-api=tcp://127.0.0.1:1": want`},
 		{[]string{"--api", "/x.sock", "a=redis:/x", "a=redis:/y"}, `process "a" given twice`},
+		{[]string{"--api", "/x.sock", "haproxy=http-unix:/run/h.sock"}, `want <process>=http-unix:<socket>:/<path>`},
+		{[]string{"--api", "/x.sock", "haproxy=http-unix::/healthz"}, `want <process>=http-unix:<socket>:/<path>`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
