@@ -57,7 +57,7 @@ func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, s
 	case "probe":
 		return probe(ctx, rest, stdout)
 	case "watchdog":
-		return watchdog(ctx, rest, stdout)
+		return watchdog(ctx, rest, environ, stdout)
 	}
 	if cmd == "up" && len(rest) > 0 && rest[0] == "--version" {
 		cmd, rest = "version", rest[1:]
@@ -174,7 +174,8 @@ func lookupEnv(environ []string, key string) string {
 // usage prints the help, with the files and state dir in use.
 func (l *launcher) usage(w io.Writer, loadErr error) {
 	fmt.Fprint(w, `stack runs the payments platform locally: Redis, auth-api, core-api and
-psp-connector behind HAProxy, supervised by process-compose.
+psp-connector behind HAProxy, supervised by process-compose, with a
+watchdog that restarts any of them that hangs (RESTART_HUNG_AFTER).
 
 Usage:
   stack [up] [--detach [--wait] [--timeout 30s]] [--no-tui]

@@ -49,14 +49,21 @@ import (
 // answering and when it answers again (for a debugger's breakpoints, say).
 // It logs JSON lines on stdout (logs/watchdog.log) and exits when its
 // parent, process-compose, is gone.
-func watchdog(ctx context.Context, args []string, stdout io.Writer) error {
+func watchdog(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("watchdog", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	api := fs.String("api", "", "process-compose's API socket")
 	after := fs.Duration("after", 15*time.Second, "restart a process that answers nothing for this long (0: only log)")
 	every := fs.Duration("every", time.Second, "check every process this often")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the flag package printed the usage
+		}
 		return &exitError{code: 2, err: err}
+	}
+	level, err := logging.ParseLevel(lookupEnv(environ, "LOG_LEVEL"))
+	if err != nil {
+		return &exitError{code: 2, err: fmt.Errorf("LOG_LEVEL: %w", err)}
 	}
 	usage := "usage: stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=http://…|redis:<socket> ..."
 	switch {
@@ -84,7 +91,7 @@ func watchdog(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	client := procompose.NewClient(*api)
 	defer client.Close()
-	w := newWatch(targets, *after, client.Processes, logging.New(stdout, "watchdog", slog.LevelInfo))
+	w := newWatch(targets, *after, client.Processes, logging.New(stdout, "watchdog", level))
 	names := make([]string, len(targets))
 	for i, t := range targets {
 		names[i] = t.name

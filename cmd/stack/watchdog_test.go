@@ -238,12 +238,19 @@ func TestWatchdogArguments(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			var out bytes.Buffer
-			err := watchdog(context.Background(), tt.args, &out)
+			err := watchdog(context.Background(), tt.args, nil, &out)
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("got %v, want an error containing %q", err, tt.wantErr)
 			}
 		})
 	}
+	t.Run("LOG_LEVEL=loud", func(t *testing.T) {
+		var out bytes.Buffer
+		err := watchdog(context.Background(), []string{"--api", "/x.sock", "a=redis:/x"}, []string{"LOG_LEVEL=loud"}, &out)
+		if err == nil || !strings.Contains(err.Error(), `LOG_LEVEL: unknown log level "loud"`) {
+			t.Errorf("got %v, want an error naming LOG_LEVEL", err)
+		}
+	})
 }
 
 // TestWatchdogAsksProcessComposeOnlyWhenNeeded: process-compose answers
