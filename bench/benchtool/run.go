@@ -345,5 +345,13 @@ func readProc(pid int) (proc, error) {
 			p.RSSKB, _ = strconv.ParseInt(strings.TrimSuffix(v, " kB"), 10, 64)
 		}
 	}
+	// The stack's watchdog is the launcher (stack, or .stack-wrapped in
+	// the Nix package) running `watchdog`: named by its job, as in
+	// process-compose.yaml.
+	if cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline")); err == nil {
+		if args := strings.Split(string(cmdline), "\x00"); len(args) > 1 && args[1] == "watchdog" {
+			p.Name = "watchdog"
+		}
+	}
 	return p, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -159,5 +160,36 @@ func TestRSSLeavesOutTransientProcesses(t *testing.T) {
 		if has(stable, c.Process.Pid) || !has(transient, c.Process.Pid) {
 			t.Errorf("pid %d came or went between the readings: want it transient, got stable %+v, transient %+v", c.Process.Pid, stable, transient)
 		}
+	}
+}
+
+// TestReadProcNamesTheWatchdog: the stack's watchdog is the launcher
+// running `watchdog`; the memory table names it by that job, not by the
+// launcher's file name. A stand-in: cat run as "stack watchdog", blocked
+// opening a FIFO named watchdog.
+func TestReadProcNamesTheWatchdog(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(dir, "watchdog"), 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	cat, err := exec.LookPath("cat")
+	if err != nil {
+		t.Skip("no cat")
+	}
+	cmd := &exec.Cmd{Path: cat, Args: []string{"stack", "watchdog"}, Dir: dir}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	p, err := readProc(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name != "watchdog" {
+		t.Errorf("name of a launcher running watchdog: %q, want watchdog", p.Name)
+	}
+	self, err := readProc(os.Getpid())
+	if err != nil || self.Name == "watchdog" {
+		t.Errorf("name of this test: %q, %v; want its own", self.Name, err)
 	}
 }
