@@ -33,8 +33,9 @@ func TestStack(t *testing.T) {
 	pcDir := requireTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	// The watchdog's restart of a hung service, below, in 3 s rather than 15.
-	s := newStack(t, ctx, pcDir, map[string]string{"RESTART_HUNG_AFTER": "3s"})
+	// The watchdog's restart of a hung service, below, in 3 s rather than
+	// 15; the drain at a stop shorter than that, as the launcher requires.
+	s := newStack(t, ctx, pcDir, map[string]string{"RESTART_HUNG_AFTER": "3s", "SHUTDOWN_GRACE": "2s"})
 
 	t.Run("port taken", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:"+s.vars["PLATFORM_PORT"])

@@ -37,7 +37,7 @@ import (
 // stopped with SIGSTOP, stuck in the kernel):
 // the watchdog sends it SIGQUIT and SIGCONT if it is one of the platform's
 // Go services (the Go runtime writes every goroutine's stack to its log and
-// exits), or SIGKILL (Redis, HAProxy); a process still running
+// exits), or SIGTERM and SIGCONT (Redis, HAProxy); a process still running
 // watchdogKillAfter later gets SIGKILL. process-compose then restarts it as
 // after any crash (restart: always), keeping its log.
 //
@@ -198,10 +198,11 @@ type watch struct {
 // watched is one process as the watchdog last saw it.
 type watched struct {
 	pid         int
-	silentSince time.Time // when the first unanswered check of this pid began; zero while it answers
-	reported    bool      // "not answering" logged for this silence
-	quitAt      time.Time // when the first signal was sent; zero before
-	killed      bool      // SIGKILL sent
+	silentSince time.Time      // when the first unanswered check of this pid began; zero while it answers
+	reported    bool           // "not answering" logged for this silence
+	quitAt      time.Time      // when the first signal was sent; zero before
+	firstSignal syscall.Signal // SIGQUIT or SIGTERM
+	killed      bool           // SIGKILL sent
 }
 
 func newWatch(targets []watchTarget, after time.Duration, processes func(context.Context) ([]procompose.Process, error), log *slog.Logger) *watch {
@@ -354,21 +355,21 @@ func (w *watch) judge(t watchTarget, st *watched, started time.Time, err error) 
 	if w.after == 0 || silent < w.after {
 		return
 	}
-	sig := syscall.SIGKILL
+	// The Go services dump every goroutine's stack on SIGQUIT; Redis and
+	// HAProxy stop on SIGTERM (Redis writing out its AOF first, which
+	// under appendfsync everysec keeps its last second of writes).
+	sig := syscall.SIGTERM
 	if slices.Contains(serviceNames, t.name) {
 		sig = syscall.SIGQUIT
 	}
 	w.log.Error("restarting a hung process", "process", t.name, "pid", st.pid, "silent_for", silent.Round(time.Millisecond).String(),
 		"last_error", err.Error(), "signal", signalName(sig))
-	st.quitAt = w.now()
-	st.killed = sig == syscall.SIGKILL
+	st.quitAt, st.firstSignal = w.now(), sig
 	if err := w.signal(st.pid, sig); err != nil {
 		w.log.Warn("signal failed", "process", t.name, "pid", st.pid, "signal", signalName(sig), "error", err.Error())
 	}
-	if sig != syscall.SIGKILL {
-		// A stopped process acts on SIGQUIT only once it runs again.
-		_ = w.signal(st.pid, syscall.SIGCONT)
-	}
+	// A stopped process acts on a signal only once it runs again.
+	_ = w.signal(st.pid, syscall.SIGCONT)
 }
 
 // finish sends SIGKILL to a process that still runs watchdogKillAfter after
@@ -377,7 +378,7 @@ func (w *watch) finish(name string, st *watched) {
 	if st.killed || w.now().Sub(st.quitAt) < watchdogKillAfter {
 		return
 	}
-	w.log.Error("still running after SIGQUIT; killing it", "process", name, "pid", st.pid, "waited", watchdogKillAfter.String())
+	w.log.Error("still running after "+signalName(st.firstSignal)+"; killing it", "process", name, "pid", st.pid, "waited", watchdogKillAfter.String())
 	st.killed = true
 	if err := w.signal(st.pid, syscall.SIGKILL); err != nil {
 		w.log.Warn("signal failed", "process", name, "pid", st.pid, "signal", "SIGKILL", "error", err.Error())
@@ -411,6 +412,8 @@ func signalName(sig syscall.Signal) string {
 		return "SIGKILL"
 	case syscall.SIGCONT:
 		return "SIGCONT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
 	}
 	return sig.String()
 }

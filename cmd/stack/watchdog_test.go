@@ -57,10 +57,12 @@ func TestWatchdogRestartsOnlyAHungProcess(t *testing.T) {
 			},
 		},
 		{
-			name: "Redis and HAProxy get SIGKILL at once",
+			name: "Redis and HAProxy get SIGTERM and SIGCONT, then SIGKILL if they stay",
 			steps: []watchStep{
 				{running: map[string]int{"redis": 1000, "haproxy": 2000}},
-				{wait: after, running: map[string]int{"redis": 1000, "haproxy": 2000}, wantSends: []string{"SIGKILL 1000", "SIGKILL 2000"}},
+				{wait: after, running: map[string]int{"redis": 1000, "haproxy": 2000}, wantSends: []string{"SIGTERM 1000", "SIGCONT 1000", "SIGTERM 2000", "SIGCONT 2000"}},
+				{wait: 4 * time.Second, running: map[string]int{"redis": 1000, "haproxy": 2000}},
+				{wait: time.Second, running: map[string]int{"redis": 1000, "haproxy": 2000}, wantSends: []string{"SIGKILL 1000", "SIGKILL 2000"}},
 				{wait: 10 * time.Second, running: map[string]int{"redis": 1000, "haproxy": 2000}},
 			},
 		},

@@ -394,6 +394,13 @@ func (c *Config) validate() error {
 	if c.HangAfter != 0 && (c.HangAfter < MinHangAfter || c.HangAfter > time.Hour) {
 		return envconfig.Invalid("RESTART_HUNG_AFTER", "must be 0 (never restart a hung process) or a duration from %s to 1h, such as 15s, got %s", MinHangAfter, c.HangAfter)
 	}
+	// A service draining after a SIGTERM that process-compose did not send
+	// (kill by hand) shows as running with its listeners closed: it must
+	// not be taken for hung before its drain may end.
+	if c.HangAfter != 0 && c.HangAfter <= c.ShutdownGrace {
+		return &envconfig.SettingError{Vars: []string{"RESTART_HUNG_AFTER", "SHUTDOWN_GRACE"},
+			Msg: fmt.Sprintf("RESTART_HUNG_AFTER (%s) must be longer than SHUTDOWN_GRACE (%s), or 0: a service draining after a SIGTERM answers nothing, and would be taken for hung", c.HangAfter, c.ShutdownGrace)}
+	}
 	return nil
 }
 

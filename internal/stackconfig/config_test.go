@@ -205,6 +205,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"access log", []string{"HAPROXY_ACCESS_LOG=some"}, "HAPROXY_ACCESS_LOG must be all or errors"},
 		{"log level", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL must be debug, info, warn or error"},
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
+		{"hang timeout too short", []string{"RESTART_HUNG_AFTER=1s"}, "RESTART_HUNG_AFTER must be 0 (never restart a hung process) or a duration from 3s to 1h"},
+		{"hang timeout within the drain", []string{"RESTART_HUNG_AFTER=20s", "SHUTDOWN_GRACE=30s"}, "RESTART_HUNG_AFTER (20s) must be longer than SHUTDOWN_GRACE (30s), or 0"},
 		{"state dir with a quote", []string{`STACK_STATE_DIR=/tmp/it's`}, "STACK_STATE_DIR"},
 		{"state dir too long", []string{"STACK_STATE_DIR=/" + strings.Repeat("d", 120)}, "STACK_STATE_DIR"},
 	}
