@@ -20,6 +20,7 @@ import (
 // probe is the readiness check process-compose.yaml runs for every process:
 //
 //	stack probe [--within 4s] [--status 200] http <url>  passes on an answer with one of the statuses
+//	stack probe [...] http-unix <socket>:/<path>      the same, over a unix socket
 //	stack probe [--within 4s] redis <socket>              passes on +PONG
 //
 // --status takes a comma-separated list: core-api's probe passes on 200 or
@@ -46,7 +47,7 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() != 2 {
-		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 4s] [--status 200,...] http <url> | redis <socket>")}
+		return &exitError{code: 2, err: errors.New("usage: stack probe [--within 4s] [--status 200,...] http <url> | http-unix <socket>:/<path> | redis <socket>")}
 	}
 	pass := map[int]bool{}
 	for _, f := range strings.Split(*statusList, ",") {
@@ -61,10 +62,16 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	case "http":
 		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 		check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, pass) }
+	case "http-unix":
+		client, url, err := unixHTTP(target)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		check = func(ctx context.Context) error { return checkHTTP(ctx, client, url, pass) }
 	case "redis":
 		check = func(ctx context.Context) error { return checkRedis(ctx, target) }
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("probe kind %q: want http or redis", kind)}
+		return &exitError{code: 2, err: fmt.Errorf("probe kind %q: want http, http-unix or redis", kind)}
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, *within)
@@ -92,6 +99,25 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		delay = min(delay*2, 250*time.Millisecond)
 	}
+}
+
+// unixHTTP reads "<socket>:/<path>" (the path after the last colon) and
+// returns a client that connects to the unix socket, a new connection per
+// request, and the URL to GET with it.
+func unixHTTP(spec string) (*http.Client, string, error) {
+	i := strings.LastIndex(spec, ":")
+	if i <= 0 || !strings.HasPrefix(spec[i+1:], "/") {
+		return nil, "", fmt.Errorf("%q: want <socket>:/<path>", spec)
+	}
+	socket, path := spec[:i], spec[i+1:]
+	client := &http.Client{Transport: &http.Transport{
+		DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}}
+	return client, "http://localhost" + path, nil
 }
 
 // probeAttemptTimeout bounds one attempt. It is longer than a service's own

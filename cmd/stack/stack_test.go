@@ -615,6 +615,49 @@ func TestProbeRedis(t *testing.T) {
 	}
 }
 
+// TestProbeHTTPUnix: HAProxy's readiness is asked on a unix socket in the
+// state dir (its stats port is open to every local user, who could fill it).
+func TestProbeHTTPUnix(t *testing.T) {
+	dir, err := os.MkdirTemp("", "probe-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "h.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" {
+			http.Error(w, "no", http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, `{"status":"pass"}`)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"http-unix", sock + ":/healthz"}, ""},
+		{[]string{"--within", "50ms", "http-unix", sock + ":/other"}, "404"},
+		{[]string{"--within", "50ms", "http-unix", sock + ".none:/healthz"}, "no such file"},
+		{[]string{"http-unix", sock}, "want <socket>:/<path>"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		err := probe(context.Background(), tt.args, &out)
+		switch {
+		case tt.wantErr == "" && err != nil:
+			t.Errorf("probe %v: %v, want it to pass", tt.args, err)
+		case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+			t.Errorf("probe %v: %v, want an error containing %q", tt.args, err, tt.wantErr)
+		}
+	}
+}
+
 func TestFollowLogRestartsAfterTruncation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.log")
 	if err := os.WriteFile(path, []byte("one\ntwo\n"), 0o600); err != nil {

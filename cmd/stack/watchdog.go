@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -151,21 +150,11 @@ func parseWatchTargets(args []string) ([]watchTarget, error) {
 		case strings.HasPrefix(target, "http://"):
 			t.check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, nil) }
 		case strings.HasPrefix(target, "http-unix:"):
-			// http-unix:<socket>:<path>, the path after the last colon.
-			spec := strings.TrimPrefix(target, "http-unix:")
-			i := strings.LastIndex(spec, ":")
-			if i <= 0 || !strings.HasPrefix(spec[i+1:], "/") {
+			unixClient, url, err := unixHTTP(strings.TrimPrefix(target, "http-unix:"))
+			if err != nil {
 				return nil, fmt.Errorf("%q: want <process>=http-unix:<socket>:/<path>", a)
 			}
-			socket, path := spec[:i], spec[i+1:]
-			unixClient := &http.Client{Transport: &http.Transport{
-				DisableKeepAlives: true,
-				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-					var d net.Dialer
-					return d.DialContext(ctx, "unix", socket)
-				},
-			}}
-			t.check = func(ctx context.Context) error { return checkHTTP(ctx, unixClient, "http://localhost"+path, nil) }
+			t.check = func(ctx context.Context) error { return checkHTTP(ctx, unixClient, url, nil) }
 		case strings.HasPrefix(target, "redis:"):
 			socket := strings.TrimPrefix(target, "redis:")
 			t.check = func(ctx context.Context) error {
