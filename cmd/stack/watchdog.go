@@ -64,7 +64,7 @@ func watchdog(ctx context.Context, args, environ []string, stdout io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("LOG_LEVEL: %w", err)}
 	}
-	usage := "usage: stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=http://…|redis:<socket> ..."
+	usage := "usage: stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=http://…|http-unix:<socket>:/<path>|redis:<socket> ..."
 	switch {
 	case *api == "":
 		return &exitError{code: 2, err: errors.New("--api is required; " + usage)}
@@ -121,9 +121,9 @@ const watchdogGCPercent = 20
 // before the watchdog logs it.
 const reportSilenceAfter = 2 * time.Second
 
-// watchdogKillAfter is how long a hung process gets to exit after SIGQUIT
-// (a Go service writes its goroutines' stacks in milliseconds) before
-// SIGKILL.
+// watchdogKillAfter is how long a hung process gets to exit after its first
+// signal (a Go service writes its goroutines' stacks in milliseconds; Redis
+// writes out its AOF) before SIGKILL.
 const watchdogKillAfter = 5 * time.Second
 
 // watchTarget is one process and how to ask whether it answers.
@@ -133,7 +133,8 @@ type watchTarget struct {
 	check  func(context.Context) error
 }
 
-// parseWatchTargets reads <process>=<http-url | redis:socket> arguments.
+// parseWatchTargets reads <process>=<http-url | http-unix:socket:/path |
+// redis:socket> arguments.
 func parseWatchTargets(args []string) ([]watchTarget, error) {
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	var targets []watchTarget
@@ -362,7 +363,7 @@ func (w *watch) judge(t watchTarget, st *watched, started time.Time, err error) 
 }
 
 // finish sends SIGKILL to a process that still runs watchdogKillAfter after
-// its SIGQUIT (process-compose still reports it, with the same pid).
+// its first signal (process-compose still reports it, with the same pid).
 func (w *watch) finish(name string, st *watched) {
 	if st.killed || w.now().Sub(st.quitAt) < watchdogKillAfter {
 		return
