@@ -14,7 +14,7 @@ import (
 )
 
 // down asks process-compose to stop every process in reverse dependency
-// order (HAProxy first, Redis after the services that use it), waits until
+// order (the watchdog and HAProxy first, Redis after the services that use it), waits until
 // process-compose has exited, and checks that no process of the stack
 // survived; survivors are killed and reported as an error.
 func (l *launcher) down(ctx context.Context, args []string) error {
@@ -98,7 +98,7 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 			running = append(running, p)
 		}
 	}
-	fmt.Fprintf(l.stderr, "stack: stopping %d processes (HAProxy first, Redis after the services that use it)\n", len(running))
+	fmt.Fprintf(l.stderr, "stack: stopping %d processes (the watchdog and HAProxy first, Redis after the services that use it)\n", len(running))
 	// SIGTERM makes process-compose stop its processes in order, as the API's
 	// POST /project/stop does; the API is used only when process-compose's pid
 	// is unknown (no /proc). Through the API process-compose can outlive
