@@ -60,7 +60,7 @@ func probe(ctx context.Context, args []string, stdout io.Writer) error {
 	var check func(context.Context) error
 	switch kind, target := fs.Arg(0), fs.Arg(1); kind {
 	case "http":
-		client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+		client := checkClient("")
 		check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, pass) }
 	case "http-unix":
 		client, url, err := unixHTTP(target)
@@ -110,14 +110,21 @@ func unixHTTP(spec string) (*http.Client, string, error) {
 		return nil, "", fmt.Errorf("%q: want <socket>:/<path>", spec)
 	}
 	socket, path := spec[:i], spec[i+1:]
-	client := &http.Client{Transport: &http.Transport{
-		DisableKeepAlives: true,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	return checkClient(socket), "http://localhost" + path, nil
+}
+
+// checkClient is the HTTP client of the probes and the watchdog's checks:
+// a new connection per request, so that a check also finds a listener
+// that no longer accepts; over the unix socket when socket is set.
+func checkClient(socket string) *http.Client {
+	tr := &http.Transport{DisableKeepAlives: true}
+	if socket != "" {
+		tr.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
-		},
-	}}
-	return client, "http://localhost" + path, nil
+		}
+	}
+	return &http.Client{Transport: tr}
 }
 
 // probeAttemptTimeout bounds one attempt. It is longer than a service's own

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -64,7 +63,7 @@ func watchdog(ctx context.Context, args, environ []string, stdout io.Writer) err
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("LOG_LEVEL: %w", err)}
 	}
-	usage := "usage: stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=http://…|http-unix:<socket>:/<path>|redis:<socket> ..."
+	usage := "usage: stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=<target> ...; each is " + watchTargetForms
 	switch {
 	case *api == "":
 		return &exitError{code: 2, err: errors.New("--api is required; " + usage)}
@@ -133,15 +132,19 @@ type watchTarget struct {
 	check  func(context.Context) error
 }
 
+// watchTargetForms are the arguments parseWatchTargets reads, for its
+// errors and the usage.
+const watchTargetForms = "<process>=http://…, <process>=http-unix:<socket>:/<path> or <process>=redis:<socket>"
+
 // parseWatchTargets reads <process>=<http-url | http-unix:socket:/path |
 // redis:socket> arguments.
 func parseWatchTargets(args []string) ([]watchTarget, error) {
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := checkClient("")
 	var targets []watchTarget
 	for _, a := range args {
 		name, target, ok := strings.Cut(a, "=")
 		if !ok || name == "" || target == "" {
-			return nil, fmt.Errorf("%q: want <process>=http://…, <process>=http-unix:<socket>:/<path> or <process>=redis:<socket>", a)
+			return nil, fmt.Errorf("%q: want %s", a, watchTargetForms)
 		}
 		if slices.ContainsFunc(targets, func(t watchTarget) bool { return t.name == name }) {
 			return nil, fmt.Errorf("process %q given twice", name)
@@ -163,7 +166,7 @@ func parseWatchTargets(args []string) ([]watchTarget, error) {
 				return err
 			}
 		default:
-			return nil, fmt.Errorf("%q: want <process>=http://…, <process>=http-unix:<socket>:/<path> or <process>=redis:<socket>", a)
+			return nil, fmt.Errorf("%q: want %s", a, watchTargetForms)
 		}
 		targets = append(targets, t)
 	}
