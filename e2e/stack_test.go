@@ -102,7 +102,7 @@ func TestStack(t *testing.T) {
 	}
 
 	t.Run("health through the router", func(t *testing.T) {
-		for _, path := range []string{"/auth/health", "/transaction/health"} {
+		for _, path := range []string{"/auth/health", "/transaction/health", "/auth/live", "/transaction/live"} {
 			r := s.do(nil, http.MethodGet, path, nil, nil)
 			if r.status != http.StatusOK || r.body["status"] != "pass" {
 				t.Errorf("GET %s: got %s, want 200 with status pass", path, r)

@@ -133,8 +133,7 @@ func checkClient(socket string) *http.Client {
 // probe: core-api's probe passes on that 503.
 const probeAttemptTimeout = 2 * httpx.HealthTimeout
 
-// checkHTTP passes when GET url answers with a status in pass, or with any
-// status when pass is nil (the watchdog's question: does it answer at all?).
+// checkHTTP passes when GET url answers with a status in pass.
 func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[int]bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -146,7 +145,7 @@ func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[in
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	if pass != nil && !pass[resp.StatusCode] {
+	if !pass[resp.StatusCode] {
 		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
 	return nil

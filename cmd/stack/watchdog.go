@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -24,15 +25,19 @@ import (
 //
 //	stack watchdog --api <socket> [--after 15s] [--every 1s] <process>=<target> ...
 //
-// where a target is http://… or http-unix:<socket>:/<path> (any HTTP answer
-// counts, a 503 too) or redis:<socket> (any reply to PING counts, -LOADING
-// too). HAProxy is asked on a unix socket in the state dir, in a frontend of
+// where a target is http://… or http-unix:<socket>:/<path> (a 200 counts:
+// the Go services' GET /live, which answers 503 only when the process itself
+// finds it is stuck, as psp-connector does when its consuming loop has
+// started nothing for a while; HAProxy's /healthz) or redis:<socket> (any
+// reply to PING counts, -LOADING too). A 503 from /health would not do: it
+// means a dependency is down (core-api's while Redis is), which a restart
+// does not mend. HAProxy is asked on a unix socket in the state dir, in a frontend of
 // its own: its stats port, which any local user can reach, takes 16
 // connections, and one who held them made a healthy HAProxy look hung. It checks each
-// target every --every and, when one does not answer, asks
+// target every --every and, when one does not answer so, asks
 // process-compose's API (on --api) whether it runs, and its pid. A process
-// that runs and has answered nothing for --after is hung (deadlocked,
-// stopped with SIGSTOP, stuck in the kernel):
+// that runs and has answered nothing so for --after is hung (deadlocked,
+// stopped with SIGSTOP, stuck in the kernel, its own loop stuck):
 // the watchdog sends it SIGQUIT and SIGCONT if it is one of the platform's
 // Go services (the Go runtime writes every goroutine's stack to its log and
 // exits), or SIGTERM and SIGCONT (Redis, HAProxy); a process still running
@@ -134,7 +139,11 @@ type watchTarget struct {
 
 // watchTargetForms are the arguments parseWatchTargets reads, for its
 // errors and the usage.
-const watchTargetForms = "<process>=http://…, <process>=http-unix:<socket>:/<path> or <process>=redis:<socket>"
+const watchTargetForms = "<process>=http://…, <process>=http-unix:<socket>:/<path> (each wants a 200) or <process>=redis:<socket>"
+
+// aliveStatus is the one HTTP status that counts as an answer for the
+// watchdog (see watchdog).
+var aliveStatus = map[int]bool{http.StatusOK: true}
 
 // parseWatchTargets reads <process>=<http-url | http-unix:socket:/path |
 // redis:socket> arguments.
@@ -152,13 +161,13 @@ func parseWatchTargets(args []string) ([]watchTarget, error) {
 		t := watchTarget{name: name, target: target}
 		switch {
 		case strings.HasPrefix(target, "http://"):
-			t.check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, nil) }
+			t.check = func(ctx context.Context) error { return checkHTTP(ctx, client, target, aliveStatus) }
 		case strings.HasPrefix(target, "http-unix:"):
 			unixClient, url, err := unixHTTP(strings.TrimPrefix(target, "http-unix:"))
 			if err != nil {
 				return nil, fmt.Errorf("%q: want <process>=http-unix:<socket>:/<path>", a)
 			}
-			t.check = func(ctx context.Context) error { return checkHTTP(ctx, unixClient, url, nil) }
+			t.check = func(ctx context.Context) error { return checkHTTP(ctx, unixClient, url, aliveStatus) }
 		case strings.HasPrefix(target, "redis:"):
 			socket := strings.TrimPrefix(target, "redis:")
 			t.check = func(ctx context.Context) error {

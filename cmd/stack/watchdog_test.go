@@ -6,7 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -253,6 +258,67 @@ func TestWatchdogArguments(t *testing.T) {
 			t.Errorf("got %v, want an error naming LOG_LEVEL", err)
 		}
 	})
+}
+
+// TestWatchTargetsWantA200: an HTTP target answers for the watchdog only
+// with a 200 (a service's /live fails with 503 when the service finds itself
+// stuck); any other status, or none, is silence, over TCP and over a unix
+// socket alike.
+func TestWatchTargetsWantA200(t *testing.T) {
+	dir, err := os.MkdirTemp("", "watch-") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	sock := filepath.Join(dir, "h.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// GET /<status> answers that status.
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
+		if err != nil {
+			code = http.StatusBadRequest
+		}
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"status":%q}`, http.StatusText(code))
+	})
+	unixSrv := &http.Server{Handler: handler}
+	go func() { _ = unixSrv.Serve(ln) }()
+	t.Cleanup(func() { unixSrv.Close() })
+	tcpSrv := httptest.NewServer(handler)
+	t.Cleanup(tcpSrv.Close)
+
+	tests := []struct {
+		status int
+		alive  bool
+	}{
+		{http.StatusOK, true},
+		{http.StatusServiceUnavailable, false},
+		{http.StatusNotFound, false},
+		{http.StatusInternalServerError, false},
+	}
+	for _, tt := range tests {
+		for _, target := range []string{
+			fmt.Sprintf("%s/%d", tcpSrv.URL, tt.status),
+			fmt.Sprintf("http-unix:%s:/%d", sock, tt.status),
+		} {
+			targets, err := parseWatchTargets([]string{"p=" + target})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err = targets[0].check(ctx)
+			cancel()
+			if alive := err == nil; alive != tt.alive {
+				t.Errorf("%s: check returned %v; want alive=%v", target, err, tt.alive)
+			}
+			if err != nil && !strings.Contains(err.Error(), strconv.Itoa(tt.status)) {
+				t.Errorf("%s: error %q does not name the status (the watchdog logs it)", target, err)
+			}
+		}
+	}
 }
 
 // TestWatchdogAsksProcessComposeOnlyWhenNeeded: process-compose answers

@@ -30,7 +30,10 @@ type HealthResponse struct {
 // HealthTimeout bounds each check so a hung dependency cannot hang the probe.
 const HealthTimeout = 500 * time.Millisecond
 
-// HandleHealth runs every check on each request and reports the result.
+// HandleHealth runs every check on each request and reports the result. The
+// services serve it twice: GET /health with what readiness needs, and
+// GET /live with only what, failing, means the process must be restarted
+// (the stack's watchdog restarts on anything but a 200 there).
 func HandleHealth(checks ...Check) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp := HealthResponse{Status: "pass", Checks: map[string][]CheckResult{}}

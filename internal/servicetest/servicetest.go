@@ -105,16 +105,27 @@ func readyAddr(log string) string {
 
 // Buffer is a bytes.Buffer safe for a service writing while a test reads.
 type Buffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	held sync.RWMutex // write-locked between Hold and Release
+	mu   sync.Mutex
+	buf  bytes.Buffer
 }
 
-// Write appends p.
+// Write appends p, once the buffer is not held.
 func (b *Buffer) Write(p []byte) (int, error) {
+	b.held.RLock()
+	defer b.held.RUnlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
+
+// Hold makes every Write wait until Release, as a full pipe that nobody
+// reads would: the service's stdout stops taking output. String still
+// answers.
+func (b *Buffer) Hold() { b.held.Lock() }
+
+// Release lets the Writes that Hold kept waiting, and later ones, through.
+func (b *Buffer) Release() { b.held.Unlock() }
 
 // String returns everything written so far.
 func (b *Buffer) String() string {

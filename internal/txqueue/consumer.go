@@ -99,7 +99,18 @@ type ConsumerConfig struct {
 	// chargeAll): a crash can repeat at most one round, and bigger rounds
 	// mean fewer round trips per charge. [DefaultChargers]
 	Chargers int
+	// StallAfter is how long Run may go without starting a step (a read,
+	// a reclaim page, a round of charges, an attempt at a record or at
+	// the group) before LiveCheck fails: the loop is stuck, and the
+	// process needs a restart. [VisibilityTimeout, at least minStallAfter]
+	StallAfter time.Duration
 }
+
+// minStallAfter bounds StallAfter's default from below: each step's Redis
+// calls are bounded by ioTimeout (twice that for a batch's acks), and a
+// read waits up to Block more, so a loop that is only slow (Redis
+// answering late, a retry's backoff) starts a step well within it.
+const minStallAfter = 10 * time.Second
 
 // DefaultChargers is ConsumerConfig.Chargers's default, and psp-connector's
 // CHARGE_CONCURRENCY's. The connector's rounds are one record round trip
@@ -133,6 +144,9 @@ func (c *ConsumerConfig) setDefaults() {
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
+	if c.StallAfter <= 0 {
+		c.StallAfter = max(c.VisibilityTimeout, minStallAfter)
+	}
 	if c.Chargers <= 0 {
 		c.Chargers = DefaultChargers
 	}
@@ -147,6 +161,9 @@ type Consumer struct {
 	log *slog.Logger
 
 	consuming atomic.Bool // the group is in place and Run reads from it
+	// stepAt is when Run last started a step (Unix nanoseconds; see
+	// stepping), for LiveCheck.
+	stepAt atomic.Int64
 
 	// Run's goroutine only: transactions charged and recorded since
 	// progressSince, for the next progress line (logProgress).
@@ -191,6 +208,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err := c.ensureGroup(ctx); err != nil || ctx.Err() != nil {
 		return err
 	}
+	c.stepping()
 	c.consuming.Store(true)
 	defer c.consuming.Store(false)
 	c.log.Info("consuming", "stream", Stream, "group", Group, "consumer", c.cfg.Name,
@@ -201,6 +219,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	nextClaim := time.Now()
 	c.progressSince = nextClaim
 	for ctx.Err() == nil {
+		c.stepping()
 		if !time.Now().Before(nextClaim) {
 			c.logProgress()
 			c.reclaim(ctx, work)
@@ -249,6 +268,22 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
+// stepping notes that Run starts a step now: LiveCheck fails once none has
+// started for StallAfter.
+func (c *Consumer) stepping() { c.stepAt.Store(time.Now().UnixNano()) }
+
+// stalled returns how long Run has gone without starting a step, when that
+// is longer than StallAfter while it consumes; otherwise 0.
+func (c *Consumer) stalled(now time.Time) time.Duration {
+	if !c.consuming.Load() {
+		return 0
+	}
+	if d := now.Sub(time.Unix(0, c.stepAt.Load())); d > c.cfg.StallAfter {
+		return d
+	}
+	return 0
+}
+
 // logProgress logs, at info, how many transactions were charged and recorded
 // since its last call, when there were any: the connector's heartbeat, once
 // per ClaimInterval under load (each transaction's own "processed" line is at
@@ -267,6 +302,7 @@ func (c *Consumer) logProgress() {
 func (c *Consumer) ensureGroup(ctx context.Context) error {
 	backoff := minBackoff
 	for {
+		c.stepping()
 		err := c.rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err()
 		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return nil
@@ -289,6 +325,7 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 func (c *Consumer) reclaim(ctx, work context.Context) {
 	start := "0-0"
 	for page := 0; page < maxClaimPages && ctx.Err() == nil; page++ {
+		c.stepping()
 		msgs, next, err := c.rdb.XAutoClaim(work, &redis.XAutoClaimArgs{
 			Stream: Stream, Group: Group, Consumer: c.cfg.Name,
 			MinIdle: c.cfg.VisibilityTimeout, Start: start, Count: int64(c.cfg.BatchSize),
@@ -552,6 +589,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	// another consumer at a lease renewal): rounds are cut where the stored
 	// round changes.
 	for len(rest) > 0 {
+		c.stepping()
 		if ctx.Err() != nil {
 			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
 				"count", len(rest))
@@ -807,6 +845,7 @@ func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Mes
 		if ctx.Err() != nil {
 			return nil, err
 		}
+		c.stepping()
 		rec.args[0] = time.Now().UnixNano()
 		owned, rerr := c.runRecord(keep, rec)
 		if rerr == nil {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1176,6 +1177,64 @@ func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 	if err := check.Run(context.Background()); err == nil {
 		t.Error("check passes after Run returned; want it to fail")
 	}
+}
+
+// TestConsumerLiveCheckFailsOnlyWhenStuck: the connector's /live check (which
+// the stack's watchdog restarts it on) passes while the consumer waits for a
+// Redis that is down, longer than StallAfter, because it keeps retrying;
+// fails, with readiness, once a charge that never returns has kept the loop
+// from starting a step for StallAfter; and passes again when the charge
+// returns.
+func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	release := make(chan struct{})
+	var charging atomic.Bool
+	psp := PSPFunc(func(ctx context.Context, m Message) error {
+		charging.Store(true)
+		<-release
+		return nil
+	})
+	cfg := fastConfig("stuck")
+	// Above the consumer's longest wait between two retries (maxBackoff).
+	cfg.StallAfter = 3 * time.Second
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	live, ready := c.LiveCheck(), c.Check()
+	waitFor(t, "consumer ready", func() bool { return ready.Run(context.Background()) == nil })
+
+	srv.Kill()
+	for end := time.Now().Add(cfg.StallAfter + 1500*time.Millisecond); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if err := live.Run(context.Background()); err != nil {
+			t.Fatalf("live check failed while Redis was down (the consumer retries, it is not stuck): %v", err)
+		}
+	}
+	srv.Restart(t)
+
+	id := enqueueN(t, q, 1)[0]
+	waitFor(t, "the charge to start", charging.Load)
+	waitFor(t, "the live check to fail", func() bool { return live.Run(context.Background()) != nil })
+	if err := live.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "stuck") {
+		t.Errorf("live check: got %v, want it to say the loop is stuck", err)
+	}
+	if err := ready.Run(context.Background()); err == nil {
+		t.Error("readiness check passes while the loop is stuck; want it to fail too")
+	}
+	close(release)
+	waitFor(t, "the live check to pass again", func() bool { return live.Run(context.Background()) == nil })
+	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
 }
 
 // TestConsumerStoppedBeforeRedisAnswers stops a consumer that is still

@@ -3,8 +3,10 @@ package txqueue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -54,12 +56,30 @@ func RedisCheck(log *slog.Logger, rdb *redis.Client) httpx.Check {
 
 // Check is the consumer's /health check: it fails until Run has the
 // consumer group in place, so a readiness probe passes only once the
-// connector is really consuming.
+// connector is really consuming, and while Run is stuck (LiveCheck).
 func (c *Consumer) Check() httpx.Check {
 	return httpx.Check{Name: "consumer", Run: func(context.Context) error {
 		if !c.consuming.Load() {
 			return errNotConsuming
 		}
-		return nil
+		return c.stuck()
 	}}
+}
+
+// LiveCheck is the consumer's /live check, for the stack's watchdog: it
+// fails only when Run, consuming, has started no step (a read, a round of
+// charges, an attempt at a record…) for StallAfter, as when a write of the
+// PSP's blocks or a call never returns. A consumer waiting for Redis keeps
+// starting steps (its retries), and one not consuming yet, or any more,
+// passes: readiness (Check) is about those.
+func (c *Consumer) LiveCheck() httpx.Check {
+	return httpx.Check{Name: "consumer", Run: func(context.Context) error { return c.stuck() }}
+}
+
+// stuck returns the checks' error for a stalled Run, or nil.
+func (c *Consumer) stuck() error {
+	if d := c.stalled(time.Now()); d > 0 {
+		return fmt.Errorf("consuming loop has started no step for %s (the most allowed is %s): it is stuck", d.Round(time.Second), c.cfg.StallAfter)
+	}
+	return nil
 }

@@ -183,14 +183,18 @@ func TestTokenRequiresJSONContentType(t *testing.T) {
 	}
 }
 
+// TestHealth: GET /health (readiness) and GET /live (the stack's watchdog)
+// both pass with no checks: auth-api uses nothing but itself.
 func TestHealth(t *testing.T) {
 	url, _ := newTestServer(t)
-	res := do(t, http.MethodGet, url+"/health", "", "")
-	if res.status != http.StatusOK {
-		t.Errorf("got status %d, want 200", res.status)
-	}
-	if got, want := res.raw, `{"status":"pass","checks":{}}`+"\n"; got != want {
-		t.Errorf("got %q, want %q", got, want)
+	for _, path := range []string{"/health", "/live"} {
+		res := do(t, http.MethodGet, url+path, "", "")
+		if res.status != http.StatusOK {
+			t.Errorf("GET %s: got status %d, want 200", path, res.status)
+		}
+		if got, want := res.raw, `{"status":"pass","checks":{}}`+"\n"; got != want {
+			t.Errorf("GET %s: got %q, want %q", path, got, want)
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 func newHandler(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /health", httpx.HandleHealth())
+	mux.Handle("GET /live", httpx.HandleHealth()) // answering is all of auth-api's work
 	mux.Handle("POST /token", handleToken(log, db, issuer))
 	return httpx.Middleware(log, httpx.Routes(mux))
 }

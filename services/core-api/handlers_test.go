@@ -492,6 +492,10 @@ func TestHealthAndRedisOutage(t *testing.T) {
 	if r.status != http.StatusServiceUnavailable || r.body["status"] != "fail" {
 		t.Errorf("with Redis down: got %d %s, want 503 fail", r.status, r.raw)
 	}
+	// Redis down is no reason to restart core-api: the watchdog's /live passes.
+	if r := f.do(t, http.MethodGet, "/live", "", nil); r.status != http.StatusOK || r.body["status"] != "pass" {
+		t.Errorf("GET /live with Redis down: got %d %s, want 200 pass", r.status, r.raw)
+	}
 	r = f.do(t, http.MethodPost, "/transaction", `{"token":"`+alice+`","amount":1,"currency":"USD"}`, nil)
 	if r.status != http.StatusServiceUnavailable || r.body["error"] == nil {
 		t.Errorf("POST /transaction with Redis down: got %d %s, want a JSON 503", r.status, r.raw)

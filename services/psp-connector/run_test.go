@@ -67,6 +67,18 @@ func getHealth(t *testing.T, url string) (int, string) {
 	return res.StatusCode, body.Status
 }
 
+// getLive returns the status code and body of GET /live.
+func getLive(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url + "/live")
+	if err != nil {
+		t.Fatalf("GET /live: %v", err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
 // contractLines returns the lines of out that the PSP step printed.
 func contractLines(out string) []string {
 	var lines []string
@@ -76,6 +88,56 @@ func contractLines(out string) []string {
 		}
 	}
 	return lines
+}
+
+// TestRunLiveFailsWhileItsOutputIsBlocked: the connector's stdout stops
+// taking writes, as a pipe nobody reads would, so the charge in hand blocks
+// in its Write while the HTTP server still answers. GET /live (the stack's
+// watchdog restarts the connector on anything but its 200) answers 200
+// before, 503 saying the loop is stuck once the loop has started no step
+// for its limit (VISIBILITY_TIMEOUT, at least 10 s), and 200 again once the
+// output flows; the transaction is then processed, once.
+func TestRunLiveFailsWhileItsOutputIsBlocked(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	q := txqueue.NewQueue(rdb, time.Hour)
+	svc := servicetest.Start(t, "psp-connector", run, "CONSUMER_NAME=test", "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s")
+	waitFor(t, "GET /health to pass", func() bool { code, _ := getHealth(t, svc.URL); return code == http.StatusOK })
+	if code, body := getLive(t, svc.URL); code != http.StatusOK {
+		t.Fatalf("GET /live before: got %d %s, want 200", code, body)
+	}
+
+	svc.Out.Hold()
+	res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-blocked"}, "")
+	if err != nil {
+		svc.Out.Release()
+		t.Fatal(err)
+	}
+	var code int
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if code, body = getLive(t, svc.URL); code != http.StatusOK {
+			break
+		}
+	}
+	healthCode, healthStatus := getHealth(t, svc.URL)
+	svc.Out.Release()
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "stuck") {
+		t.Errorf("GET /live with the output blocked: got %d %s, want 503 saying the loop is stuck", code, body)
+	}
+	if healthCode != http.StatusServiceUnavailable || healthStatus != "fail" {
+		t.Errorf("GET /health with the output blocked: got %d %q, want 503 fail", healthCode, healthStatus)
+	}
+
+	waitFor(t, "GET /live to pass again", func() bool { code, _ := getLive(t, svc.URL); return code == http.StatusOK })
+	waitFor(t, res.ID+" processed", func() bool {
+		rec, err := q.Status(ctx, res.ID)
+		return err == nil && rec.Status == txqueue.StatusProcessed
+	})
+	if got := contractLines(svc.Out.String()); len(got) != 1 {
+		t.Errorf("contract lines: got %d %q, want 1", len(got), got)
+	}
 }
 
 // TestRunProcessesQueuedTransactions runs the connector on three queued
