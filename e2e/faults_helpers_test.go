@@ -235,6 +235,50 @@ func (s *faultStack) readLog(t *testing.T, process string) string {
 	return string(b)
 }
 
+// defaultHangAfter is RESTART_HUNG_AFTER's default (stack.env): how long a
+// silence gets a process restarted on a stack run as it ships.
+const defaultHangAfter = 15 * time.Second
+
+// watchdogSilences reads the watchdog's log: for each process, how long each
+// silence it reported lasted ("not answering" until "answers again" or
+// "replaced while not answering"; one not over by end counts until end),
+// and the restarts it logged.
+func watchdogSilences(t *testing.T, log string, end time.Time) (silences map[string][]time.Duration, restarts []string) {
+	t.Helper()
+	silences = map[string][]time.Duration{}
+	open := map[string]time.Time{}
+	for _, line := range strings.Split(log, "\n") {
+		var ev struct {
+			Msg, Process, Since string
+			SilentFor           string `json:"silent_for"`
+		}
+		if line == "" || json.Unmarshal([]byte(line), &ev) != nil {
+			continue
+		}
+		switch ev.Msg {
+		case "not answering":
+			since, err := time.Parse(time.RFC3339Nano, ev.Since)
+			if err != nil {
+				t.Fatalf("watchdog log: %q: %v", line, err)
+			}
+			open[ev.Process] = since
+		case "answers again", "replaced while not answering":
+			d, err := time.ParseDuration(ev.SilentFor)
+			if err != nil {
+				t.Fatalf("watchdog log: %q: %v", line, err)
+			}
+			silences[ev.Process] = append(silences[ev.Process], d)
+			delete(open, ev.Process)
+		case "restarting a hung process":
+			restarts = append(restarts, line)
+		}
+	}
+	for name, since := range open {
+		silences[name] = append(silences[name], end.Sub(since))
+	}
+	return silences, restarts
+}
+
 // pidOf returns a running process's pid, failing when it is not running.
 func (s *faultStack) pidOf(t *testing.T, name string) int {
 	t.Helper()

@@ -326,6 +326,32 @@ func TestFaults(t *testing.T) {
 		}
 	})
 
+	// The suite runs with RESTART_HUNG_AFTER=0 (faultEnv), but the watchdog
+	// still judges: every silence it saw, under all of the above, must be
+	// one that the default 15 s would not have restarted, but for the
+	// connector the suite froze on purpose. The router's row with Redis
+	// down checks the watchdog's targets too: core-api's /health is a 503
+	// for its whole length, its /live a 200.
+	t.Run("the watchdog would have restarted only the frozen connector", func(t *testing.T) {
+		silences, restarts := watchdogSilences(t, st.readLog(t, "watchdog"), time.Now())
+		if len(restarts) > 0 {
+			t.Errorf("the watchdog restarted processes with RESTART_HUNG_AFTER=0:\n%s", strings.Join(restarts, "\n"))
+		}
+		var summary []string
+		for _, name := range []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"} {
+			longest := time.Duration(0)
+			for _, d := range silences[name] {
+				longest = max(longest, d)
+			}
+			summary = append(summary, fmt.Sprintf("%s %d, longest %s", name, len(silences[name]), longest.Round(time.Millisecond)))
+			if name != "psp-connector" && longest >= defaultHangAfter {
+				t.Errorf("%s: silent for %s, which RESTART_HUNG_AFTER's default (%s) would have restarted", name, longest, defaultHangAfter)
+			}
+		}
+		t.Logf("RESULT watchdog's judgement | the faults above, RESTART_HUNG_AFTER=0 | silences reported (over 2 s): %s | restarts %d",
+			strings.Join(summary, "; "), len(restarts))
+	})
+
 	t.Run("stack down leaves nothing", func(t *testing.T) {
 		ps, err := st.pc.processes()
 		if err != nil {

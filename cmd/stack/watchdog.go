@@ -315,6 +315,12 @@ func (w *watch) observe(name string, pid int) *watched {
 	if st != nil && !st.quitAt.IsZero() {
 		w.replaced[name] = st.pid
 	}
+	if st != nil && st.quitAt.IsZero() && st.reported {
+		// Its silence ends here, without an answer: say how long it was, as
+		// "answers again" does.
+		w.log.Info("replaced while not answering", "process", name, "pid", st.pid, "new_pid", pid,
+			"silent_for", w.now().Sub(st.silentSince).Round(time.Millisecond).String())
+	}
 	delete(w.state, name)
 	if pid == 0 {
 		return nil

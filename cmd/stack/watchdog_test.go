@@ -228,6 +228,47 @@ func TestWatchdogLogsEachEventOnce(t *testing.T) {
 	}
 }
 
+// TestWatchdogLogsASilenceEndedByAnotherPid: a process reported as not
+// answering that process-compose replaces (it crashed, or someone restarted
+// it) before it answers again ends its silence with a line that says how long
+// it was, as "answers again" does; the new pid starts afresh.
+func TestWatchdogLogsASilenceEndedByAnotherPid(t *testing.T) {
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	pid, answers := 1000, false
+	target := watchTarget{name: "redis", target: "redis:/x.sock", check: func(context.Context) error {
+		if answers {
+			return nil
+		}
+		return errors.New("connection refused")
+	}}
+	processes := func(context.Context) ([]procompose.Process, error) {
+		return []procompose.Process{{Name: "redis", Status: procompose.StatusRunning, Pid: pid}}, nil
+	}
+	var logs bytes.Buffer
+	w := newWatch([]watchTarget{target}, 0, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
+	w.now = func() time.Time { return clock }
+	w.signal = func(int, syscall.Signal) error { t.Error("signalled with RESTART_HUNG_AFTER=0"); return nil }
+	for range 5 {
+		w.tick(context.Background())
+		clock = clock.Add(time.Second)
+	}
+	pid = 1001 // replaced, not answering yet
+	w.tick(context.Background())
+	clock = clock.Add(time.Second)
+	answers = true
+	w.tick(context.Background())
+	for msg, want := range map[string]int{
+		`"msg":"not answering"`: 1,
+		`"msg":"replaced while not answering","process":"redis","pid":1000,"new_pid":1001`: 1,
+		`"silent_for":"5s"`:     1,
+		`"msg":"answers again"`: 0,
+	} {
+		if got := strings.Count(logs.String(), msg); got != want {
+			t.Errorf("%s: logged %d times, want %d\n%s", msg, got, want, logs.String())
+		}
+	}
+}
+
 func TestWatchdogArguments(t *testing.T) {
 	tests := []struct {
 		args    []string
