@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // fakeBcrypt stands in for bcrypt.CompareHashAndPassword (DB.compare): it
@@ -59,7 +60,7 @@ func (f *fakeBcrypt) counts() (inFlight, most, calls int) {
 }
 
 // watchedCtx closes asked the first time its Done is called: Authenticate
-// asks for it only to wait for a bcrypt slot (or to take a free one).
+// asks for it only to wait for a bcrypt slot.
 type watchedCtx struct {
 	context.Context
 	once  sync.Once
@@ -481,4 +482,90 @@ func TestWaiterThatLeavesFreesItsPlace(t *testing.T) {
 	if waited, err := tryLogin(t, db, f, "in its place"); !waited {
 		t.Errorf("after a waiter left: got %v, want the next login to wait", err)
 	}
+}
+
+// TestStopWaitingEndsTheWaits: once StopWaiting is called (auth-api: its
+// drain has begun), every login waiting for a bcrypt slot returns
+// ErrStopping (an ErrNotChecked: auth-api's 503) at once, without a
+// comparison, and a bcrypt login that finds every slot taken is refused at
+// once instead of waiting; the comparisons under way finish and succeed.
+// Plaintext and unknown users, and passwords too long for bcrypt, are
+// answered as ever, and a bcrypt login that finds a slot free is still
+// compared. No timing: each login is seen comparing (fakeBcrypt), waiting
+// (watchedCtx) or returned; a bound of 10 s only turns a login that keeps
+// waiting into a failure.
+func TestStopWaitingEndsTheWaits(t *testing.T) {
+	tests := []struct{ n, m int }{
+		{1, 1},
+		{1, 4},
+		{2, 3},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d slots, %d waiting", tt.n, tt.m), func(t *testing.T) {
+			db := limitUsers(t, tt.n)
+			db.LimitBcrypt(tt.n, tt.m+1)
+			f := newFakeBcrypt(t, db)
+			finish := holdSlots(t, db, f, tt.n)
+			waiting, _ := fillWaiting(t, db, f, tt.m)
+
+			db.StopWaiting()
+			for i, done := range waiting {
+				select {
+				case err := <-done:
+					if !errors.Is(err, ErrStopping) || !errors.Is(err, ErrNotChecked) {
+						t.Errorf("waiting login %d after StopWaiting: got %v, want ErrStopping (an ErrNotChecked)", i, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("waiting login %d still waits 10 s after StopWaiting, for a slot held all along", i)
+				}
+			}
+			// A place is free to wait in (m+1 may wait), but none waits now.
+			if err := loginWithin(t, db, "after the stop"); !errors.Is(err, ErrStopping) {
+				t.Errorf("a bcrypt login with every slot taken after StopWaiting: got %v, want ErrStopping at once", err)
+			}
+			for _, other := range []struct {
+				username, password string
+				want               error
+			}{
+				{"p", "secret", nil},
+				{"p", "wrong", ErrInvalidPassword},
+				{"nobody", "secret", ErrNotFound},
+				{"b", strings.Repeat("x", maxBcryptPassword+1), ErrInvalidPassword},
+			} {
+				if _, err := db.Authenticate(context.Background(), other.username, other.password); !errors.Is(err, other.want) || (other.want == nil) != (err == nil) {
+					t.Errorf("%s after StopWaiting: got %v, want %v", other.username, err, other.want)
+				}
+			}
+			if _, _, calls := f.counts(); calls != tt.n {
+				t.Errorf("got %d comparisons, want only the %d held ones", calls, tt.n)
+			}
+
+			finish()         // the comparisons under way finish and succeed
+			db.StopWaiting() // twice is harmless
+			if _, err := db.Authenticate(context.Background(), "b", "a slot free"); err != nil {
+				t.Errorf("a bcrypt login with a slot free after StopWaiting: got %v, want it compared", err)
+			}
+			if _, _, calls := f.counts(); calls != tt.n+1 {
+				t.Errorf("got %d comparisons in all, want %d: the held ones and the last", calls, tt.n+1)
+			}
+		})
+	}
+}
+
+// loginWithin runs a login of "b" and returns its error, failing the test
+// when it has not returned within 10 s: it waits, for a slot held all along.
+func loginWithin(t *testing.T, db *DB, password string) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Authenticate(context.Background(), "b", password)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("login %q still waits after 10 s", password)
+	}
+	return nil
 }

@@ -3,7 +3,7 @@
 // or the reference users embedded in the binary. Passwords are plaintext,
 // compared in constant time, or bcrypt hashes ($2a$, $2b$, $2y$) of a cost up
 // to MaxBcryptCost, compared at most LimitBcrypt at once, with a bounded
-// number of logins waiting for a turn.
+// number of logins waiting for a turn, and none once StopWaiting is called.
 package users
 
 import (
@@ -19,6 +19,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -45,6 +46,10 @@ var (
 	// may wait were waiting (LimitBcrypt), so the login was refused at
 	// once, without a comparison. It wraps ErrNotChecked.
 	ErrTooManyWaiting = fmt.Errorf("%w: too many bcrypt logins waiting", ErrNotChecked)
+	// ErrStopping: StopWaiting was called (the server is stopping) and
+	// every bcrypt slot was taken, so the login was answered at once, or
+	// left its wait, without a comparison. It wraps ErrNotChecked.
+	ErrStopping = fmt.Errorf("%w: the server is stopping", ErrNotChecked)
 )
 
 // maxBcryptPassword is the longest password bcrypt looks at; longer ones would
@@ -86,6 +91,10 @@ type DB struct {
 	// for a slot; its capacity is the slots plus the logins that may wait.
 	// A login that finds it full is refused at once.
 	bcryptAdmitted chan struct{}
+	// stopWaiting is closed by StopWaiting: from then on no login waits
+	// for a slot.
+	stopWaiting chan struct{}
+	stopOnce    sync.Once
 }
 
 type entry struct {
@@ -182,7 +191,8 @@ func Parse(data []byte, source string) (*DB, error) {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
 
-	db := &DB{byName: make(map[string]*entry, len(list)), compare: bcrypt.CompareHashAndPassword}
+	db := &DB{byName: make(map[string]*entry, len(list)), compare: bcrypt.CompareHashAndPassword,
+		stopWaiting: make(chan struct{})}
 	db.LimitBcrypt(0, 0)
 	ids := make(map[int64]string, len(list))
 	for i, u := range list {
@@ -374,6 +384,17 @@ func (db *DB) LimitBcrypt(slots, waiting int) {
 // one that waits holds a goroutine, its connection and its request.
 const DefaultWaitingPerSlot = 16
 
+// StopWaiting ends the waits for a bcrypt slot, for good: every login
+// waiting for one returns ErrStopping at once, and so does every later
+// bcrypt login that finds all slots taken. The comparisons under way finish,
+// a login that finds a slot free is still compared, and plaintext and
+// unknown users are answered as ever. auth-api calls it when its drain
+// begins, so that the logins waiting do not hold the drain, only to be cut
+// off at its end (RELIABILITY.md D73). Calling it again does nothing.
+func (db *DB) StopWaiting() {
+	db.stopOnce.Do(func() { close(db.stopWaiting) })
+}
+
 // BcryptLimit is how many bcrypt comparisons may run at once (LimitBcrypt).
 func (db *DB) BcryptLimit() int { return cap(db.bcryptSlots) }
 
@@ -387,8 +408,9 @@ func (db *DB) BcryptWaitingLimit() int { return cap(db.bcryptAdmitted) - cap(db.
 // digests, so the length does not leak either), at once. A bcrypt user costs
 // one bcrypt comparison, which waits for a slot (LimitBcrypt; first come,
 // first served); when ctx ends first, or has ended already, the password is
-// not compared and the error is ErrNotChecked, and when too many logins wait
-// already, it is refused at once with ErrTooManyWaiting. Unknown users,
+// not compared and the error is ErrNotChecked, when too many logins wait
+// already, it is refused at once with ErrTooManyWaiting, and once
+// StopWaiting is called it waits no more: ErrStopping. Unknown users,
 // plaintext users and passwords over 72 bytes never wait, nor are refused.
 // Nothing hides which users exist: the contract answers them 404 and the
 // others 401.
@@ -414,10 +436,12 @@ func (db *DB) Authenticate(ctx context.Context, username, password string) (User
 }
 
 // compareBcrypt compares password with hash once a slot is free, or returns
-// ErrNotChecked, wrapping the context's error, when ctx ends first, or
+// ErrNotChecked, wrapping the context's error, when ctx ends first,
 // ErrTooManyWaiting, at once, when all slots are taken and as many logins as
-// may wait are waiting. A context already over gets no comparison even with
-// a slot free: nobody waits for the answer.
+// may wait are waiting, or ErrStopping when all slots are taken once
+// StopWaiting has been called, or when it is called during the wait. A
+// context already over gets no comparison even with a slot free: nobody
+// waits for the answer.
 func (db *DB) compareBcrypt(ctx context.Context, hash []byte, password string) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrNotChecked, context.Cause(ctx))
@@ -429,9 +453,15 @@ func (db *DB) compareBcrypt(ctx context.Context, hash []byte, password string) e
 	}
 	defer func() { <-db.bcryptAdmitted }()
 	select {
-	case db.bcryptSlots <- struct{}{}:
-	case <-ctx.Done():
-		return fmt.Errorf("%w: waiting for one of %d bcrypt slots: %w", ErrNotChecked, cap(db.bcryptSlots), context.Cause(ctx))
+	case db.bcryptSlots <- struct{}{}: // a slot is free: no wait, stopping or not
+	default:
+		select {
+		case db.bcryptSlots <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for one of %d bcrypt slots: %w", ErrNotChecked, cap(db.bcryptSlots), context.Cause(ctx))
+		case <-db.stopWaiting: // before the wait or during it
+			return fmt.Errorf("%w: all %d bcrypt slots are comparing, and no login waits for one any more", ErrStopping, cap(db.bcryptSlots))
+		}
 	}
 	defer func() { <-db.bcryptSlots }()
 	if db.compare(hash, []byte(password)) != nil {
