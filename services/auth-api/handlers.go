@@ -64,11 +64,13 @@ func loginFailure(err error) (status int, msg, reason string) {
 	case errors.Is(err, users.ErrInvalidPassword):
 		return http.StatusUnauthorized, "Invalid password", "invalid_password"
 	case errors.Is(err, users.ErrNotChecked):
-		// The request's context ended while the login waited for a bcrypt
-		// slot: the client went away, or the server closed the connection
-		// at the end of its drain. Beyond the contract, like core-api's
-		// 503s: nobody is likely to read it, but a request must not end
-		// in net/http's empty 200, and the log and any proxy see a 503.
+		// The password was not compared: the request's context ended while
+		// the login waited for a bcrypt slot (the client went away: nobody
+		// reads the 503, but a request must not end in net/http's empty
+		// 200, and the log and any proxy see it), too many logins waited
+		// already (users.ErrTooManyWaiting), or the server is stopping
+		// with every slot taken (users.ErrStopping). Beyond the contract,
+		// like core-api's 503s; the reason logged says which.
 		return http.StatusServiceUnavailable, "Password not checked: too many logins in progress; try again",
 			"password_not_checked: " + strings.TrimPrefix(err.Error(), users.ErrNotChecked.Error()+": ")
 	case errors.As(err, &de):

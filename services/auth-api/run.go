@@ -15,7 +15,8 @@ import (
 )
 
 // run starts auth-api with the given environment and serves until ctx is
-// done or SIGINT/SIGTERM arrives, then drains in-flight requests.
+// done or SIGINT/SIGTERM arrives, then drains in-flight requests; bcrypt
+// logins waiting for a slot are answered 503 at once then.
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -42,6 +43,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		source = users.ReferenceSource
 	}
 	db.LimitBcrypt(cfg.BcryptConcurrency, cfg.BcryptMaxWaiting)
+	// Once the drain begins, a bcrypt login waiting for a slot is answered
+	// 503 at once instead of holding the drain (RELIABILITY.md D73).
+	context.AfterFunc(ctx, db.StopWaiting)
 	log.Info("users loaded", "source", source, "count", db.Len(), "bcrypt_concurrency", db.BcryptLimit(), "bcrypt_max_waiting", db.BcryptWaitingLimit())
 	for _, w := range db.Warnings() {
 		log.Warn(w)

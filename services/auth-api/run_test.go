@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/servicetest"
 	"github.com/acme-payments/platform/internal/users"
 )
@@ -205,4 +209,140 @@ func TestMain(m *testing.M) {
 // and a second one stops the process at once; it waited out the drain.
 func TestRunSecondSignalStopsAtOnce(t *testing.T) {
 	servicetest.CheckSecondSignalStopsAtOnce(t, "/token", "JWT_SECRET="+string(testSecret))
+}
+
+// TestRunDrainAnswersWaitingLoginsAtOnce: when run's context ends (SIGTERM)
+// with one bcrypt comparison under way and BCRYPT_MAX_WAITING logins
+// waiting for its slot, the waiting ones get the JSON 503 at once, without
+// a comparison, logged with the reason, and the one under way finishes with
+// its token; run returns once it has, far within SHUTDOWN_GRACE (30 s).
+// Before, the waiting logins were compared one by one during the drain, a
+// second each here: 17 s in all. The comparisons are real, of a cost chosen
+// to take about a second on this machine (slowHash), so that the 18 logins
+// are under way long before the first ends; the first answer, the login
+// refused because 17 are under way already, shows that they are. The
+// bounds, 5 s for an answer that comes at once and 10 s for run, leave room
+// for a slow machine.
+func TestRunDrainAnswersWaitingLoginsAtOnce(t *testing.T) {
+	const waiting = 16
+	hash, perLogin := slowHash(t)
+	path := filepath.Join(t.TempDir(), "users.json")
+	if err := os.WriteFile(path, []byte(`[{"id":10,"username":"dora","password":"`+hash+`","enabled":true}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, out, stop := startRun(t, "JWT_SECRET="+string(testSecret), "USERS_FILE="+path, "SHUTDOWN_GRACE=30s",
+		"BCRYPT_CONCURRENCY=1", fmt.Sprintf("BCRYPT_MAX_WAITING=%d", waiting))
+
+	type answer struct {
+		id     string
+		status int
+		body   map[string]string
+		at     time.Time
+	}
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	answers := make(chan answer, waiting+2)
+	for i := range waiting + 2 { // one compares, 16 wait, one is refused
+		go func() {
+			a := answer{id: fmt.Sprintf("drain-%d", i)}
+			defer func() { a.at = time.Now(); answers <- a }()
+			req, err := http.NewRequest(http.MethodPost, url+"/token", strings.NewReader(`{"username":"dora","password":"pw"}`))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set(httpx.RequestIDHeader, a.id)
+			res, err := client.Do(req)
+			if err != nil {
+				t.Errorf("%s: %v", a.id, err)
+				return
+			}
+			defer res.Body.Close()
+			a.status = res.StatusCode
+			if err := json.NewDecoder(res.Body).Decode(&a.body); err != nil {
+				t.Errorf("%s: %d with a body that is not a JSON object: %v", a.id, a.status, err)
+			}
+		}()
+	}
+	const notChecked = "Password not checked: too many logins in progress; try again"
+	first := <-answers
+	if first.status != http.StatusServiceUnavailable || !strings.HasPrefix(loginFailedReason(out.String(), first.id), "password_not_checked: too many bcrypt logins waiting") {
+		t.Fatalf("first answer: got %d %v (reason %q), want the 503 of a login refused with 17 under way; a comparison of %v ended before 18 logins came in",
+			first.status, first.body, loginFailedReason(out.String(), first.id), perLogin)
+	}
+
+	stopped := time.Now()
+	runErr := make(chan error, 1)
+	go func() { runErr <- stop() }()
+	var tokens, refused int
+	var last, slowest503 time.Duration
+	for range waiting + 1 {
+		a := <-answers
+		took := a.at.Sub(stopped).Round(time.Millisecond)
+		last = max(last, took)
+		switch {
+		case a.status == http.StatusOK && a.body["token"] != "":
+			tokens++
+		case a.status == http.StatusServiceUnavailable && a.body["error"] == notChecked:
+			refused++
+			slowest503 = max(slowest503, took)
+			if reason := loginFailedReason(out.String(), a.id); !strings.HasPrefix(reason, "password_not_checked: the server is stopping") {
+				t.Errorf("%s: got reason %q logged, want it to say the server is stopping", a.id, reason)
+			}
+			if took > 5*time.Second {
+				t.Errorf("%s: got its 503 %v after the stop, want it at once", a.id, took)
+			}
+		default:
+			t.Errorf("%s: got %d %v %v after the stop, want a token or the 503", a.id, a.status, a.body, took)
+		}
+	}
+	if tokens != 1 || refused != waiting {
+		t.Errorf("of the %d logins under way at the stop: got %d tokens and %d 503s, want 1 (the one comparing) and %d (those waiting)", waiting+1, tokens, refused, waiting)
+	}
+	if err := <-runErr; err != nil {
+		t.Errorf("run: got %v, want nil", err)
+	}
+	took := time.Since(stopped)
+	t.Logf("with 1 comparison (%v each) under way and %d logins waiting: the last 503 %v after the stop, the last answer %v, run returned after %v",
+		perLogin, waiting, slowest503, last, took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("run returned %v after the stop, want it once the comparison under way ends (%v each), far within SHUTDOWN_GRACE (30 s)", took.Round(time.Millisecond), perLogin)
+	}
+}
+
+// slowHash returns a bcrypt hash of "pw" whose comparison takes about a
+// second on this machine (longer under the race detector, which makes
+// bcrypt about 12 times slower, by the cost it chooses), at most
+// users.MaxBcryptCost, and how long making it took.
+func slowHash(t *testing.T) (string, time.Duration) {
+	t.Helper()
+	const probe = 8
+	h, err := bcrypt.GenerateFromPassword([]byte("pw"), probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_ = bcrypt.CompareHashAndPassword(h, []byte("pw"))
+	cost := probe
+	for d := time.Since(start); d < time.Second && cost < users.MaxBcryptCost; d *= 2 {
+		cost++
+	}
+	start = time.Now()
+	if h, err = bcrypt.GenerateFromPassword([]byte("pw"), cost); err != nil {
+		t.Fatal(err)
+	}
+	return string(h), time.Since(start).Round(time.Millisecond)
+}
+
+// loginFailedReason is the reason of the "login failed" line logged with
+// request id id, or "" when there is none.
+func loginFailedReason(log, id string) string {
+	for _, line := range strings.Split(log, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "login failed" && rec["request_id"] == id {
+			reason, _ := rec["reason"].(string)
+			return reason
+		}
+	}
+	return ""
 }
