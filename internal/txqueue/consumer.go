@@ -107,9 +107,10 @@ type ConsumerConfig struct {
 }
 
 // minStallAfter bounds StallAfter's default from below: each step's Redis
-// calls are bounded by ioTimeout (twice that for a batch's acks), and a
-// read waits up to Block more, so a loop that is only slow (Redis
-// answering late, a retry's backoff) starts a step well within it.
+// calls are bounded by ioTimeout (twice that for a record or a batch's
+// acks), and the read by Block more (its own deadline: go-redis alone
+// would give it 10 s more), so a loop that is only slow (Redis answering
+// late or holding writes, a retry's backoff) starts a step well within it.
 const minStallAfter = 10 * time.Second
 
 // DefaultChargers is ConsumerConfig.Chargers's default, and psp-connector's
@@ -230,10 +231,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if block < time.Millisecond {
 			block = time.Millisecond // BLOCK 0 would wait forever
 		}
-		streams, err := c.rdb.XReadGroup(work, &redis.XReadGroupArgs{
+		// The read is a step of its own, after the reclaim and the trim,
+		// and it is given block plus ioTimeout: go-redis's own bound on a
+		// blocking command is Block plus 10 s, so a Redis that holds the
+		// read unanswered (writes paused; stopped) kept the loop from
+		// starting a step for longer than minStallAfter (Connect's client
+		// obeys context deadlines).
+		c.stepping()
+		readCtx, cancelRead := context.WithTimeout(work, block+ioTimeout)
+		streams, err := c.rdb.XReadGroup(readCtx, &redis.XReadGroupArgs{
 			Group: Group, Consumer: c.cfg.Name, Streams: []string{Stream, ">"},
 			Count: int64(c.cfg.BatchSize), Block: block,
 		}).Result()
+		cancelRead()
 		if err == nil || errors.Is(err, redis.Nil) {
 			if backoff > minBackoff {
 				c.log.Info("reading from stream again")

@@ -1237,6 +1237,51 @@ func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
 	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
 }
 
+// TestConsumerLiveCheckPassesWhileRedisHoldsWrites: Redis that holds every
+// write unanswered (CLIENT PAUSE WRITE: XREADGROUP, XAUTOCLAIM and the
+// scripts wait, PING and HELLO are answered) is slow, not a stuck consumer:
+// with StallAfter at its default for a short VisibilityTimeout (the 10 s
+// floor) and the real Block and ClaimInterval, the live check passes all
+// along. go-redis gives a blocking read Block plus 10 s to answer, so the
+// read alone outlasted the floor; with the reclaim and trim before it and
+// a retry's backoff after it, the check failed for 1 to 5 s out of every
+// 13 to 15 (a stack with RESTART_HUNG_AFTER=3s restarted the connector).
+func TestConsumerLiveCheckPassesWhileRedisHoldsWrites(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	c, err := NewConsumer(rdb, ConsumerConfig{Name: "paused", VisibilityTimeout: time.Second},
+		PSPFunc(func(context.Context, Message) error { return nil }), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := c.cfg.StallAfter, minStallAfter; got != want {
+		t.Fatalf("StallAfter: got %s, want the floor %s", got, want)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	admin := srv.Client(t)
+	defer func() {
+		_ = admin.Do(context.Background(), "CLIENT", "UNPAUSE").Err()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	live, ready := c.LiveCheck(), c.Check()
+	waitFor(t, "consumer ready", func() bool { return ready.Run(context.Background()) == nil })
+
+	hold := minStallAfter + 4*time.Second
+	if err := admin.Do(context.Background(), "CLIENT", "PAUSE", hold.Milliseconds(), "WRITE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if err := live.Run(context.Background()); err != nil {
+			t.Fatalf("live check failed while Redis held writes (the consumer retries, it is not stuck): %v", err)
+		}
+	}
+}
+
 // TestConsumerStoppedBeforeRedisAnswers stops a consumer that is still
 // waiting for Redis to create its group: Run returns nil, and neither its log
 // nor its health check ever says it was consuming.
