@@ -133,7 +133,16 @@ func checkClient(socket string) *http.Client {
 // probe: core-api's probe passes on that 503.
 const probeAttemptTimeout = 2 * httpx.HealthTimeout
 
-// checkHTTP passes when GET url answers with a status in pass.
+// statusError is checkHTTP's error for an answer with a status not in pass.
+type statusError struct {
+	url, status, body string
+	code              int
+}
+
+func (e *statusError) Error() string { return fmt.Sprintf("GET %s: %s: %s", e.url, e.status, e.body) }
+
+// checkHTTP passes when GET url answers with a status in pass; otherwise
+// its error is a *statusError.
 func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[int]bool) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -146,7 +155,7 @@ func checkHTTP(ctx context.Context, client *http.Client, url string, pass map[in
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if !pass[resp.StatusCode] {
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+		return &statusError{url: url, status: resp.Status, body: strings.TrimSpace(string(body)), code: resp.StatusCode}
 	}
 	return nil
 }

@@ -28,7 +28,8 @@ import (
 // where a target is http://… or http-unix:<socket>:/<path> (a 200 counts:
 // the Go services' GET /live, which answers 503 only when the process itself
 // finds it is stuck, as psp-connector does when its consuming loop has
-// started nothing for a while; HAProxy's /healthz) or redis:<socket> (any
+// started nothing for a while; HAProxy's /healthz; a 404 counts too, logged
+// once: a service older than /live) or redis:<socket> (any
 // reply to PING counts, -LOADING too). A 503 from /health would not do: it
 // means a dependency is down (core-api's while Redis is), which a restart
 // does not mend. HAProxy is asked on a unix socket in the state dir, in a frontend of
@@ -56,7 +57,7 @@ func watchdog(ctx context.Context, args, environ []string, stdout io.Writer) err
 	fs := flag.NewFlagSet("watchdog", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	api := fs.String("api", "", "process-compose's API socket")
-	after := fs.Duration("after", 15*time.Second, "restart a process that answers nothing for this long (0: only log)")
+	after := fs.Duration("after", 15*time.Second, "restart a process that has not answered as alive for this long (0: only log)")
 	every := fs.Duration("every", time.Second, "check every process this often")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -141,8 +142,8 @@ type watchTarget struct {
 // errors and the usage.
 const watchTargetForms = "<process>=http://…, <process>=http-unix:<socket>:/<path> (each wants a 200) or <process>=redis:<socket>"
 
-// aliveStatus is the one HTTP status that counts as an answer for the
-// watchdog (see watchdog).
+// aliveStatus is the HTTP status that passes an HTTP target's check (see
+// watchdog; tick also takes a 404 as an answer).
 var aliveStatus = map[int]bool{http.StatusOK: true}
 
 // parseWatchTargets reads <process>=<http-url | http-unix:socket:/path |
@@ -193,8 +194,9 @@ type watch struct {
 	signal func(pid int, sig syscall.Signal) error
 
 	state      map[string]*watched
-	replaced   map[string]int // the pid of each process signalled as hung, until a new one runs
-	apiFailing bool           // the last call to the API failed (logged once)
+	replaced   map[string]int  // the pid of each process signalled as hung, until a new one runs
+	noLive     map[string]bool // answered its HTTP target with a 404 (logged once)
+	apiFailing bool            // the last call to the API failed (logged once)
 }
 
 // watched is one process as the watchdog last saw it.
@@ -214,6 +216,7 @@ func newWatch(targets []watchTarget, after time.Duration, processes func(context
 		signal:   signalGroup,
 		state:    map[string]*watched{},
 		replaced: map[string]int{},
+		noLive:   map[string]bool{},
 	}
 }
 
@@ -249,7 +252,21 @@ func (w *watch) tick(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	for i := range w.targets {
+	for i, t := range w.targets {
+		var se *statusError
+		if errors.As(errs[i], &se) && se.code == http.StatusNotFound {
+			// A service older than GET /live (one taken from PATH, which
+			// the launcher prefers to a build of the checkout) answers
+			// it 404: it answers, as every process did before /live, so
+			// only its silence counts. Taken for hung, every such
+			// service was restarted every RESTART_HUNG_AFTER, for good.
+			if !w.noLive[t.name] {
+				w.noLive[t.name] = true
+				w.log.Warn("answers 404 on its target: taken as alive (a service older than GET /live, or a wrong path), so only silence or another status than 200 restarts it",
+					"process", t.name, "target", t.target)
+			}
+			errs[i] = nil
+		}
 		needAPI = needAPI || errs[i] != nil
 	}
 	if !needAPI {

@@ -301,10 +301,10 @@ func TestWatchdogArguments(t *testing.T) {
 	})
 }
 
-// TestWatchTargetsWantA200: an HTTP target answers for the watchdog only
-// with a 200 (a service's /live fails with 503 when the service finds itself
-// stuck); any other status, or none, is silence, over TCP and over a unix
-// socket alike.
+// TestWatchTargetsWantA200: an HTTP target's check passes only on a 200 (a
+// service's /live fails with 503 when the service finds itself stuck); any
+// other status, or none, fails it, over TCP and over a unix socket alike
+// (tick then takes a 404 as an answer: TestWatchdogTakesA404ForAnOlderService).
 func TestWatchTargetsWantA200(t *testing.T) {
 	dir, err := os.MkdirTemp("", "watch-") // short: unix socket paths are limited
 	if err != nil {
@@ -359,6 +359,49 @@ func TestWatchTargetsWantA200(t *testing.T) {
 				t.Errorf("%s: error %q does not name the status (the watchdog logs it)", target, err)
 			}
 		}
+	}
+}
+
+// TestWatchdogTakesA404ForAnOlderService: a service older than GET /live
+// (the launcher takes a service on PATH over a build of the checkout)
+// answers it with the JSON 404 of any unknown path. It answers, as every
+// process did before /live: the watchdog says so once and restarts
+// nothing. Taken for hung, such a stack's three services were restarted
+// every RESTART_HUNG_AFTER, for good (by hand: 6 restarts in 40 s).
+func TestWatchdogTakesA404ForAnOlderService(t *testing.T) {
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintln(w, `{"error":"Not found"}`)
+	}))
+	t.Cleanup(old.Close)
+	targets, err := parseWatchTargets([]string{"core-api=" + old.URL + "/live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	asked := 0
+	processes := func(context.Context) ([]procompose.Process, error) {
+		asked++
+		return []procompose.Process{{Name: "core-api", Status: procompose.StatusRunning, Pid: 1000}}, nil
+	}
+	var logs bytes.Buffer
+	var sent []string
+	w := newWatch(targets, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
+	w.now = func() time.Time { return clock }
+	w.signal = func(pid int, sig syscall.Signal) error {
+		sent = append(sent, fmt.Sprintf("%s %d", signalName(sig), pid))
+		return nil
+	}
+	for range 30 {
+		w.tick(context.Background())
+		clock = clock.Add(time.Second)
+	}
+	if len(sent) > 0 || asked > 0 {
+		t.Errorf("30 s of 404s on /live: sent [%s] and asked process-compose %d times, want nothing\n%s", strings.Join(sent, ", "), asked, logs.String())
+	}
+	if got := strings.Count(logs.String(), `"msg":"answers 404 on its target`); got != 1 {
+		t.Errorf("logged the 404 %d times, want once\n%s", got, logs.String())
 	}
 }
 
