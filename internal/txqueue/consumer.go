@@ -162,6 +162,7 @@ type Consumer struct {
 	log *slog.Logger
 
 	consuming atomic.Bool // the group is in place and Run reads from it
+	running   atomic.Bool // Run has started and not returned: LiveCheck watches its steps
 	// stepAt is when Run last started a step (Unix nanoseconds; see
 	// stepping), for LiveCheck.
 	stepAt atomic.Int64
@@ -204,6 +205,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancelWork) })
 	defer stop()
 
+	// Watched from here, not only once consuming: a loop stuck while it
+	// waits for the group (a warning's write that blocks) is stuck too.
+	c.stepping()
+	c.running.Store(true)
+	defer c.running.Store(false)
 	// ensureGroup also returns nil when ctx ended first: then nothing was
 	// consumed, and nothing may say so.
 	if err := c.ensureGroup(ctx); err != nil || ctx.Err() != nil {
@@ -283,9 +289,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) stepping() { c.stepAt.Store(time.Now().UnixNano()) }
 
 // stalled returns how long Run has gone without starting a step, when that
-// is longer than StallAfter while it consumes; otherwise 0.
+// is longer than StallAfter while it runs (waiting for the group, or
+// consuming); otherwise 0.
 func (c *Consumer) stalled(now time.Time) time.Duration {
-	if !c.consuming.Load() {
+	if !c.running.Load() {
 		return 0
 	}
 	if d := now.Sub(time.Unix(0, c.stepAt.Load())); d > c.cfg.StallAfter {

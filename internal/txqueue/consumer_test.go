@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme-payments/platform/internal/logging"
+	"github.com/acme-payments/platform/internal/servicetest"
 )
 
 // recorder is a PSP that records every charge; fail, when set, decides
@@ -1235,6 +1238,54 @@ func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
 	close(release)
 	waitFor(t, "the live check to pass again", func() bool { return live.Run(context.Background()) == nil })
 	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+}
+
+// TestConsumerLiveCheckFailsWhenStuckBeforeConsuming: a consumer whose
+// loop is stuck while it waits for Redis to create its group (here, its
+// warning blocks in a Write to an output nobody reads, as the D74 case
+// once consuming) is stuck too, and the watchdog would never restart it if
+// the live check passed for every consumer not consuming yet: it stays
+// not ready, charging nothing, for good. The check fails once no attempt
+// has started for StallAfter, and passes again when the output flows.
+func TestConsumerLiveCheckFailsWhenStuckBeforeConsuming(t *testing.T) {
+	srv, rdb := startRedis(t)
+	srv.Kill()
+	out := &servicetest.Buffer{}
+	log := logging.New(out, "txqueue-test", slog.LevelInfo)
+	cfg := fastConfig("stuck-early")
+	cfg.StallAfter = 2 * time.Second
+	c, err := NewConsumer(rdb, cfg, PSPFunc(func(context.Context, Message) error { return nil }), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	held := true
+	release := func() {
+		if held {
+			held = false
+			out.Release()
+		}
+	}
+	defer func() {
+		release()
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	live := c.LiveCheck()
+	waitFor(t, "the first warning about the group", func() bool {
+		return strings.Contains(out.String(), "cannot create consumer group yet")
+	})
+	out.Hold()
+	waitFor(t, "the live check to fail", func() bool { return live.Run(context.Background()) != nil })
+	if err := live.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "stuck") {
+		t.Errorf("live check: got %v, want it to say the loop is stuck", err)
+	}
+	release()
+	waitFor(t, "the live check to pass again", func() bool { return live.Run(context.Background()) == nil })
 }
 
 // TestConsumerLiveCheckPassesWhileRedisHoldsWrites: Redis that holds every

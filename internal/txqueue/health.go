@@ -67,11 +67,13 @@ func (c *Consumer) Check() httpx.Check {
 }
 
 // LiveCheck is the consumer's /live check, for the stack's watchdog: it
-// fails only when Run, consuming, has started no step (a read, a round of
-// charges, an attempt at a record…) for StallAfter, as when a write of the
-// PSP's blocks or a call never returns. A consumer waiting for Redis keeps
-// starting steps (its retries), and one not consuming yet, or any more,
-// passes: readiness (Check) is about those.
+// fails only when Run has started no step (an attempt at the group, a
+// read, a round of charges, an attempt at a record…) for StallAfter, as
+// when a write of the PSP's or of the log blocks or a call never returns,
+// whether it consumes already or still waits for the group. A consumer
+// waiting for Redis keeps starting steps (its retries), and one whose Run
+// has not started or has returned passes: readiness (Check) is about
+// whether it consumes.
 func (c *Consumer) LiveCheck() httpx.Check {
 	return httpx.Check{Name: "consumer", Run: func(context.Context) error { return c.stuck() }}
 }
