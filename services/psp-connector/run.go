@@ -15,9 +15,9 @@ import (
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
-// run starts the consumer with the given environment, and the /health server
-// when HTTP_PORT is set, and runs until ctx is done or
-// SIGINT/SIGTERM arrives. Then the consumer finishes the batch in hand
+// run starts the consumer with the given environment, and the HTTP server
+// of GET /health and GET /live when HTTP_PORT is set, and runs until ctx is
+// done or SIGINT/SIGTERM arrives. Then the consumer finishes the batch in hand
 // (within SHUTDOWN_GRACE) and leaves the rest pending for the next start,
 // and the health server drains.
 func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
