@@ -163,9 +163,11 @@ type Consumer struct {
 
 	consuming atomic.Bool // the group is in place and Run reads from it
 	running   atomic.Bool // Run has started and not returned: LiveCheck watches its steps
-	// stepAt is when Run last started a step (Unix nanoseconds; see
-	// stepping), for LiveCheck.
-	stepAt atomic.Int64
+	// stepAt is when Run last started a step (see stepping), for
+	// LiveCheck: nanoseconds since created, on the monotonic clock, so
+	// that a step of the wall clock is not taken for a stuck loop.
+	stepAt  atomic.Int64
+	created time.Time
 
 	// Run's goroutine only: transactions charged and recorded since
 	// progressSince, for the next progress line (logProgress).
@@ -179,7 +181,7 @@ func NewConsumer(rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logge
 		return nil, errors.New("consumer name is empty")
 	}
 	cfg.setDefaults()
-	return &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log}, nil
+	return &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log, created: time.Now()}, nil
 }
 
 // Backoff bounds for retrying while Redis is unreachable.
@@ -286,16 +288,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // stepping notes that Run starts a step now: LiveCheck fails once none has
 // started for StallAfter.
-func (c *Consumer) stepping() { c.stepAt.Store(time.Now().UnixNano()) }
+func (c *Consumer) stepping() { c.stepAt.Store(int64(time.Since(c.created))) }
 
 // stalled returns how long Run has gone without starting a step, when that
 // is longer than StallAfter while it runs (waiting for the group, or
 // consuming); otherwise 0.
-func (c *Consumer) stalled(now time.Time) time.Duration {
+func (c *Consumer) stalled() time.Duration {
 	if !c.running.Load() {
 		return 0
 	}
-	if d := now.Sub(time.Unix(0, c.stepAt.Load())); d > c.cfg.StallAfter {
+	if d := time.Since(c.created) - time.Duration(c.stepAt.Load()); d > c.cfg.StallAfter {
 		return d
 	}
 	return 0

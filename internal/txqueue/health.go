@@ -80,8 +80,8 @@ func (c *Consumer) LiveCheck() httpx.Check {
 
 // stuck returns the checks' error for a stalled Run, or nil.
 func (c *Consumer) stuck() error {
-	if d := c.stalled(time.Now()); d > 0 {
-		return fmt.Errorf("consuming loop has started no step for %s (the most allowed is %s): it is stuck", d.Round(time.Second), c.cfg.StallAfter)
+	if d := c.stalled(); d > 0 {
+		return fmt.Errorf("consuming loop has started no step for %s (the most allowed is %s): it is stuck", d.Round(100*time.Millisecond), c.cfg.StallAfter)
 	}
 	return nil
 }

@@ -109,9 +109,12 @@ func TestRunLiveFailsWhileItsOutputIsBlocked(t *testing.T) {
 	}
 
 	svc.Out.Hold()
+	// Released once, also when the test fails while the output is held:
+	// the service could not stop otherwise.
+	release := sync.OnceFunc(svc.Out.Release)
+	defer release()
 	res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-blocked"}, "")
 	if err != nil {
-		svc.Out.Release()
 		t.Fatal(err)
 	}
 	var code int
@@ -122,7 +125,7 @@ func TestRunLiveFailsWhileItsOutputIsBlocked(t *testing.T) {
 		}
 	}
 	healthCode, healthStatus := getHealth(t, svc.URL)
-	svc.Out.Release()
+	release()
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "stuck") {
 		t.Errorf("GET /live with the output blocked: got %d %s, want 503 saying the loop is stuck", code, body)
 	}
