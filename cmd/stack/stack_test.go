@@ -615,10 +615,12 @@ func TestProbeRedis(t *testing.T) {
 	}
 }
 
-// TestProbeHTTPUnix: HAProxy's readiness is asked on a unix socket in the
-// state dir (its stats port is open to every local user, who could fill it).
-func TestProbeHTTPUnix(t *testing.T) {
-	dir, err := os.MkdirTemp("", "probe-") // short: unix socket paths are limited
+// serveHTTPOnUnixSocket serves h on a unix socket in a directory of its
+// own until the test ends, and returns the socket's path (short: unix
+// socket paths are limited).
+func serveHTTPOnUnixSocket(t *testing.T, h http.Handler) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "http-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,15 +630,22 @@ func TestProbeHTTPUnix(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return sock
+}
+
+// TestProbeHTTPUnix: HAProxy's readiness is asked on a unix socket in the
+// state dir (its stats port is open to every local user, who could fill it).
+func TestProbeHTTPUnix(t *testing.T) {
+	sock := serveHTTPOnUnixSocket(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.Error(w, "no", http.StatusNotFound)
 			return
 		}
 		fmt.Fprint(w, `{"status":"pass"}`)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	}))
 	tests := []struct {
 		args    []string
 		wantErr string

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -182,48 +179,66 @@ func TestWatchdogRestartsOnlyAHungProcess(t *testing.T) {
 	}
 }
 
+// oneWatched is a watchdog over one process on a clock of its own: the test
+// sets clock, pid (what process-compose reports, Running) and answers
+// (whether its check passes), and reads logs.
+type oneWatched struct {
+	w       *watch
+	clock   time.Time
+	pid     int
+	answers bool
+	logs    bytes.Buffer
+}
+
+func newOneWatched(name, target string, after time.Duration) *oneWatched {
+	o := &oneWatched{clock: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), pid: 1000}
+	check := func(context.Context) error {
+		if o.answers {
+			return nil
+		}
+		return errors.New("connection refused")
+	}
+	processes := func(context.Context) ([]procompose.Process, error) {
+		return []procompose.Process{{Name: name, Status: procompose.StatusRunning, Pid: o.pid}}, nil
+	}
+	o.w = newWatch([]watchTarget{{name: name, target: target, check: check}}, after, processes, slog.New(slog.NewJSONHandler(&o.logs, nil)))
+	o.w.now = func() time.Time { return o.clock }
+	o.w.signal = func(int, syscall.Signal) error { return nil }
+	return o
+}
+
+// tick runs one tick, then lets d pass.
+func (o *oneWatched) tick(d time.Duration) {
+	o.w.tick(context.Background())
+	o.clock = o.clock.Add(d)
+}
+
 // TestWatchdogLogsEachEventOnce: a hang is logged once it has lasted 2 s,
 // when the process is signalled and when process-compose has restarted it;
 // not at every tick in between, and not for one missed check.
 func TestWatchdogLogsEachEventOnce(t *testing.T) {
-	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	pid, answers := 1000, false
-	target := watchTarget{name: "core-api", target: "http://127.0.0.1:1/health", check: func(context.Context) error {
-		if answers {
-			return nil
-		}
-		return errors.New("connection refused")
-	}}
-	processes := func(context.Context) ([]procompose.Process, error) {
-		return []procompose.Process{{Name: "core-api", Status: procompose.StatusRunning, Pid: pid}}, nil
-	}
-	var logs bytes.Buffer
-	w := newWatch([]watchTarget{target}, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
-	w.now = func() time.Time { return clock }
-	w.signal = func(int, syscall.Signal) error { return nil }
+	o := newOneWatched("core-api", "http://127.0.0.1:1/health", 15*time.Second)
 	// One miss, as when HAProxy has just started, is not worth a line.
-	w.tick(context.Background())
-	clock = clock.Add(time.Second)
-	answers = true
-	w.tick(context.Background())
-	if logs.Len() > 0 {
-		t.Errorf("one missed check logged:\n%s", logs.String())
+	o.tick(time.Second)
+	o.answers = true
+	o.tick(0)
+	if o.logs.Len() > 0 {
+		t.Errorf("one missed check logged:\n%s", o.logs.String())
 	}
-	answers = false
+	o.answers = false
 	for range 20 {
-		w.tick(context.Background())
-		clock = clock.Add(time.Second)
+		o.tick(time.Second)
 	}
-	pid, answers = 1001, true
-	w.tick(context.Background())
+	o.pid, o.answers = 1001, true
+	o.tick(0)
 	for msg, want := range map[string]int{
 		`"msg":"not answering"`:                1,
 		`"msg":"restarting a hung process"`:    1,
 		`"msg":"restarted by process-compose"`: 1,
 		`"hung_pid":1000,"pid":1001`:           1,
 	} {
-		if got := strings.Count(logs.String(), msg); got != want {
-			t.Errorf("%s: logged %d times, want %d\n%s", msg, got, want, logs.String())
+		if got := strings.Count(o.logs.String(), msg); got != want {
+			t.Errorf("%s: logged %d times, want %d\n%s", msg, got, want, o.logs.String())
 		}
 	}
 }
@@ -233,38 +248,23 @@ func TestWatchdogLogsEachEventOnce(t *testing.T) {
 // it) before it answers again ends its silence with a line that says how long
 // it was, as "answers again" does; the new pid starts afresh.
 func TestWatchdogLogsASilenceEndedByAnotherPid(t *testing.T) {
-	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	pid, answers := 1000, false
-	target := watchTarget{name: "redis", target: "redis:/x.sock", check: func(context.Context) error {
-		if answers {
-			return nil
-		}
-		return errors.New("connection refused")
-	}}
-	processes := func(context.Context) ([]procompose.Process, error) {
-		return []procompose.Process{{Name: "redis", Status: procompose.StatusRunning, Pid: pid}}, nil
-	}
-	var logs bytes.Buffer
-	w := newWatch([]watchTarget{target}, 0, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
-	w.now = func() time.Time { return clock }
-	w.signal = func(int, syscall.Signal) error { t.Error("signalled with RESTART_HUNG_AFTER=0"); return nil }
+	o := newOneWatched("redis", "redis:/x.sock", 0)
+	o.w.signal = func(int, syscall.Signal) error { t.Error("signalled with RESTART_HUNG_AFTER=0"); return nil }
 	for range 5 {
-		w.tick(context.Background())
-		clock = clock.Add(time.Second)
+		o.tick(time.Second)
 	}
-	pid = 1001 // replaced, not answering yet
-	w.tick(context.Background())
-	clock = clock.Add(time.Second)
-	answers = true
-	w.tick(context.Background())
+	o.pid = 1001 // replaced, not answering yet
+	o.tick(time.Second)
+	o.answers = true
+	o.tick(0)
 	for msg, want := range map[string]int{
 		`"msg":"not answering"`: 1,
 		`"msg":"replaced while not answering","process":"redis","pid":1000,"new_pid":1001`: 1,
 		`"silent_for":"5s"`:     1,
 		`"msg":"answers again"`: 0,
 	} {
-		if got := strings.Count(logs.String(), msg); got != want {
-			t.Errorf("%s: logged %d times, want %d\n%s", msg, got, want, logs.String())
+		if got := strings.Count(o.logs.String(), msg); got != want {
+			t.Errorf("%s: logged %d times, want %d\n%s", msg, got, want, o.logs.String())
 		}
 	}
 }
@@ -306,16 +306,6 @@ func TestWatchdogArguments(t *testing.T) {
 // other status, or none, fails it, over TCP and over a unix socket alike
 // (tick then takes a 404 as an answer: TestWatchdogTakesA404ForAnOlderService).
 func TestWatchTargetsWantA200(t *testing.T) {
-	dir, err := os.MkdirTemp("", "watch-") // short: unix socket paths are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "h.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// GET /<status> answers that status.
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/"))
@@ -325,9 +315,7 @@ func TestWatchTargetsWantA200(t *testing.T) {
 		w.WriteHeader(code)
 		fmt.Fprintf(w, `{"status":%q}`, http.StatusText(code))
 	})
-	unixSrv := &http.Server{Handler: handler}
-	go func() { _ = unixSrv.Serve(ln) }()
-	t.Cleanup(func() { unixSrv.Close() })
+	sock := serveHTTPOnUnixSocket(t, handler)
 	tcpSrv := httptest.NewServer(handler)
 	t.Cleanup(tcpSrv.Close)
 

@@ -69,6 +69,14 @@ func fastConfig(name string) ConsumerConfig {
 // ends); stop fails the test if Run returned an error or did not return.
 func runConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) (stop func()) {
 	t.Helper()
+	_, stop = startConsumer(t, rdb, cfg, psp, log)
+	return stop
+}
+
+// startConsumer is runConsumer that also returns the consumer, for a test
+// of its checks.
+func startConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) (c *Consumer, stop func()) {
+	t.Helper()
 	c, err := NewConsumer(rdb, cfg, psp, log)
 	if err != nil {
 		t.Fatalf("NewConsumer: %v", err)
@@ -91,7 +99,7 @@ func runConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, l
 		})
 	}
 	t.Cleanup(stop)
-	return stop
+	return c, stop
 }
 
 // waitFor polls cond until it holds, failing the test after 15 s.
@@ -1202,19 +1210,9 @@ func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
 	cfg := fastConfig("stuck")
 	// Above the consumer's longest wait between two retries (maxBackoff).
 	cfg.StallAfter = 3 * time.Second
-	c, err := NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	c, _ := startConsumer(t, rdb, cfg, psp, log)
+	unblock := sync.OnceFunc(func() { close(release) })
+	defer unblock() // before the cleanup stops the consumer, also on a failure
 	live, ready := c.LiveCheck(), c.Check()
 	waitFor(t, "consumer ready", func() bool { return ready.Run(context.Background()) == nil })
 
@@ -1235,7 +1233,7 @@ func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
 	if err := ready.Run(context.Background()); err == nil {
 		t.Error("readiness check passes while the loop is stuck; want it to fail too")
 	}
-	close(release)
+	unblock()
 	waitFor(t, "the live check to pass again", func() bool { return live.Run(context.Background()) == nil })
 	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
 }
@@ -1254,32 +1252,14 @@ func TestConsumerLiveCheckFailsWhenStuckBeforeConsuming(t *testing.T) {
 	log := logging.New(out, "txqueue-test", slog.LevelInfo)
 	cfg := fastConfig("stuck-early")
 	cfg.StallAfter = 2 * time.Second
-	c, err := NewConsumer(rdb, cfg, PSPFunc(func(context.Context, Message) error { return nil }), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	held := true
-	release := func() {
-		if held {
-			held = false
-			out.Release()
-		}
-	}
-	defer func() {
-		release()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	c, _ := startConsumer(t, rdb, cfg, PSPFunc(func(context.Context, Message) error { return nil }), log)
 	live := c.LiveCheck()
 	waitFor(t, "the first warning about the group", func() bool {
 		return strings.Contains(out.String(), "cannot create consumer group yet")
 	})
 	out.Hold()
+	release := sync.OnceFunc(out.Release)
+	defer release() // before the cleanup stops the consumer, also on a failure
 	waitFor(t, "the live check to fail", func() bool { return live.Run(context.Background()) != nil })
 	if err := live.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "stuck") {
 		t.Errorf("live check: got %v, want it to say the loop is stuck", err)
@@ -1300,25 +1280,14 @@ func TestConsumerLiveCheckFailsWhenStuckBeforeConsuming(t *testing.T) {
 func TestConsumerLiveCheckPassesWhileRedisHoldsWrites(t *testing.T) {
 	srv, rdb := startRedis(t)
 	log, _ := testLogger(t)
-	c, err := NewConsumer(rdb, ConsumerConfig{Name: "paused", VisibilityTimeout: time.Second},
+	c, _ := startConsumer(t, rdb, ConsumerConfig{Name: "paused", VisibilityTimeout: time.Second},
 		PSPFunc(func(context.Context, Message) error { return nil }), log)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if got, want := c.cfg.StallAfter, minStallAfter; got != want {
 		t.Fatalf("StallAfter: got %s, want the floor %s", got, want)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
 	admin := srv.Client(t)
-	defer func() {
-		_ = admin.Do(context.Background(), "CLIENT", "UNPAUSE").Err()
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	// Before the cleanup stops the consumer, also on a failure.
+	defer func() { _ = admin.Do(context.Background(), "CLIENT", "UNPAUSE").Err() }()
 	live, ready := c.LiveCheck(), c.Check()
 	waitFor(t, "consumer ready", func() bool { return ready.Run(context.Background()) == nil })
 

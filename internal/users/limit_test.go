@@ -403,6 +403,27 @@ func tryLogin(t *testing.T, db *DB, f *fakeBcrypt, password string) (waited bool
 	return false, nil
 }
 
+// checkOthersNeverWait checks that the logins that never wait for a bcrypt
+// slot (a plaintext user, an unknown one, a password bcrypt would not look
+// at) are answered as ever, when (a phrase for the errors) every place is
+// taken or waits are over.
+func checkOthersNeverWait(t *testing.T, db *DB, when string) {
+	t.Helper()
+	for _, other := range []struct {
+		username, password string
+		want               error
+	}{
+		{"p", "secret", nil},
+		{"p", "wrong", ErrInvalidPassword},
+		{"nobody", "secret", ErrNotFound},
+		{"b", strings.Repeat("x", maxBcryptPassword+1), ErrInvalidPassword},
+	} {
+		if _, err := db.Authenticate(context.Background(), other.username, other.password); !errors.Is(err, other.want) || (other.want == nil) != (err == nil) {
+			t.Errorf("%s %s: got %v, want %v", other.username, when, err, other.want)
+		}
+	}
+}
+
 // TestWaitingLoginsAreBounded: with n slots and m logins allowed to wait
 // (LimitBcrypt), n logins comparing and m waiting, the next bcrypt login is
 // refused at once with ErrTooManyWaiting (auth-api's 503): it neither waits
@@ -432,19 +453,7 @@ func TestWaitingLoginsAreBounded(t *testing.T) {
 			if !errors.Is(err, ErrTooManyWaiting) || !errors.Is(err, ErrNotChecked) {
 				t.Errorf("login %d: got %v, want ErrTooManyWaiting (an ErrNotChecked)", tt.n+tt.m+1, err)
 			}
-			for _, other := range []struct {
-				username, password string
-				want               error
-			}{
-				{"p", "secret", nil},
-				{"p", "wrong", ErrInvalidPassword},
-				{"nobody", "secret", ErrNotFound},
-				{"b", strings.Repeat("x", maxBcryptPassword+1), ErrInvalidPassword},
-			} {
-				if _, err := db.Authenticate(context.Background(), other.username, other.password); !errors.Is(err, other.want) || (other.want == nil) != (err == nil) {
-					t.Errorf("%s with every place taken: got %v, want %v", other.username, err, other.want)
-				}
-			}
+			checkOthersNeverWait(t, db, "with every place taken")
 
 			finish() // the held logins succeed...
 			for i, done := range waiting {
@@ -523,19 +532,7 @@ func TestStopWaitingEndsTheWaits(t *testing.T) {
 			if err := loginWithin(t, db, "after the stop"); !errors.Is(err, ErrStopping) {
 				t.Errorf("a bcrypt login with every slot taken after StopWaiting: got %v, want ErrStopping at once", err)
 			}
-			for _, other := range []struct {
-				username, password string
-				want               error
-			}{
-				{"p", "secret", nil},
-				{"p", "wrong", ErrInvalidPassword},
-				{"nobody", "secret", ErrNotFound},
-				{"b", strings.Repeat("x", maxBcryptPassword+1), ErrInvalidPassword},
-			} {
-				if _, err := db.Authenticate(context.Background(), other.username, other.password); !errors.Is(err, other.want) || (other.want == nil) != (err == nil) {
-					t.Errorf("%s after StopWaiting: got %v, want %v", other.username, err, other.want)
-				}
-			}
+			checkOthersNeverWait(t, db, "after StopWaiting")
 			if _, _, calls := f.counts(); calls != tt.n {
 				t.Errorf("got %d comparisons, want only the %d held ones", calls, tt.n)
 			}
