@@ -63,14 +63,21 @@ func loginFailure(err error) (status int, msg, reason string) {
 		return http.StatusNotFound, "User not found", "user_not_found"
 	case errors.Is(err, users.ErrInvalidPassword):
 		return http.StatusUnauthorized, "Invalid password", "invalid_password"
+	case errors.Is(err, users.ErrStopping):
+		// The drain has begun with every bcrypt slot taken: the client
+		// reads this, and its next try reaches the next process (or
+		// HAProxy's own 503 until it is up), so it says why, as HAProxy's
+		// "no healthy backend, try again shortly" does, not that too many
+		// logins are in progress (RELIABILITY.md D73).
+		return http.StatusServiceUnavailable, "Password not checked: the server is stopping; try again shortly",
+			"password_not_checked: " + strings.TrimPrefix(err.Error(), users.ErrNotChecked.Error()+": ")
 	case errors.Is(err, users.ErrNotChecked):
 		// The password was not compared: the request's context ended while
 		// the login waited for a bcrypt slot (the client went away: nobody
 		// reads the 503, but a request must not end in net/http's empty
-		// 200, and the log and any proxy see it), too many logins waited
-		// already (users.ErrTooManyWaiting), or the server is stopping
-		// with every slot taken (users.ErrStopping). Beyond the contract,
-		// like core-api's 503s; the reason logged says which.
+		// 200, and the log and any proxy see it), or too many logins waited
+		// already (users.ErrTooManyWaiting). Beyond the contract, like
+		// core-api's 503s; the reason logged says which.
 		return http.StatusServiceUnavailable, "Password not checked: too many logins in progress; try again",
 			"password_not_checked: " + strings.TrimPrefix(err.Error(), users.ErrNotChecked.Error()+": ")
 	case errors.As(err, &de):

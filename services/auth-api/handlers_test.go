@@ -357,13 +357,17 @@ func TestTokenWhenTheRequestHasEnded(t *testing.T) {
 	}
 }
 
+// msgStopping is the 503's error for a bcrypt login not compared because the
+// server is stopping: it says so, and that a later try can succeed.
+const msgStopping = "Password not checked: the server is stopping; try again shortly"
+
 // TestLoginFailure: the one mapping from a failed login to what the client
 // sees and the reason logged. A login refused because too many wait for a
 // bcrypt slot (users.ErrTooManyWaiting; counted in internal/users,
-// TestWaitingLoginsAreBounded) or because the server is stopping
-// (users.ErrStopping; TestRunDrainAnswersWaitingLoginsAtOnce) gets the same
-// 503 as one whose request ended while it waited, with its own reason in
-// the log.
+// TestWaitingLoginsAreBounded) gets the same 503 as one whose request ended
+// while it waited, with its own reason in the log; one refused because the
+// server is stopping (users.ErrStopping; TestRunDrainAnswersWaitingLoginsAtOnce)
+// gets a 503 that says so, not that too many logins are in progress.
 func TestLoginFailure(t *testing.T) {
 	const notChecked = "Password not checked: too many logins in progress; try again"
 	tests := []struct {
@@ -380,7 +384,7 @@ func TestLoginFailure(t *testing.T) {
 		{"too many waiting", fmt.Errorf("%w: the most allowed, 1 comparing and 16 waiting, are under way", users.ErrTooManyWaiting),
 			503, notChecked, "password_not_checked: too many bcrypt logins waiting: the most allowed, 1 comparing and 16 waiting, are under way"},
 		{"server stopping", fmt.Errorf("%w: all 1 bcrypt slots are comparing, and no login waits for one any more", users.ErrStopping),
-			503, notChecked, "password_not_checked: the server is stopping: all 1 bcrypt slots are comparing, and no login waits for one any more"},
+			503, msgStopping, "password_not_checked: the server is stopping: all 1 bcrypt slots are comparing, and no login waits for one any more"},
 		{"anything else", errors.New("boom"), 500, "Internal server error", "boom"},
 	}
 	for _, tt := range tests {

@@ -264,7 +264,6 @@ func TestRunDrainAnswersWaitingLoginsAtOnce(t *testing.T) {
 			}
 		}()
 	}
-	const notChecked = "Password not checked: too many logins in progress; try again"
 	first := <-answers
 	if first.status != http.StatusServiceUnavailable || !strings.HasPrefix(loginFailedReason(out.String(), first.id), "password_not_checked: too many bcrypt logins waiting") {
 		t.Fatalf("first answer: got %d %v (reason %q), want the 503 of a login refused with 17 under way; a comparison of %v ended before 18 logins came in",
@@ -283,7 +282,7 @@ func TestRunDrainAnswersWaitingLoginsAtOnce(t *testing.T) {
 		switch {
 		case a.status == http.StatusOK && a.body["token"] != "":
 			tokens++
-		case a.status == http.StatusServiceUnavailable && a.body["error"] == notChecked:
+		case a.status == http.StatusServiceUnavailable && a.body["error"] == msgStopping:
 			refused++
 			slowest503 = max(slowest503, took)
 			if reason := loginFailedReason(out.String(), a.id); !strings.HasPrefix(reason, "password_not_checked: the server is stopping") {
