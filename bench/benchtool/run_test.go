@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -181,12 +182,22 @@ func TestReadProcNamesTheWatchdog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	p, err := readProc(cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
+	// Start returns once the exec is past its point of no return, which can
+	// be before the kernel has set the new program's arguments: its
+	// cmdline reads empty for a moment (seen once in CI's Nix build, named
+	// "cat"). Read again until it is set, for at most 5 s.
+	var p proc
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if p, err = readProc(cmd.Process.Pid); err != nil {
+			t.Fatal(err)
+		}
+		if p.Name == "watchdog" || time.Now().After(deadline) {
+			break
+		}
 	}
 	if p.Name != "watchdog" {
-		t.Errorf("name of a launcher running watchdog: %q, want watchdog", p.Name)
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "cmdline"))
+		t.Errorf("name of a launcher running watchdog: %q (cmdline %q), want watchdog", p.Name, cmdline)
 	}
 	self, err := readProc(os.Getpid())
 	if err != nil || self.Name == "watchdog" {
