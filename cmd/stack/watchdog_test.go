@@ -131,18 +131,11 @@ func TestWatchdogRestartsOnlyAHungProcess(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var step watchStep
-			clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-			var sent []string
 			var targets []watchTarget
 			for _, name := range []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"} {
-				targets = append(targets, watchTarget{name: name, target: "test:" + name, check: func(context.Context) error {
-					if step.answers[name] {
-						return nil
-					}
-					return errors.New("context deadline exceeded")
-				}})
+				targets = append(targets, watchTarget{name: name, target: "test:" + name, check: checkAnswers(func() bool { return step.answers[name] })})
 			}
-			processes := func(context.Context) ([]procompose.Process, error) {
+			processes := func() ([]procompose.Process, error) {
 				if step.apiFails {
 					return nil, procompose.ErrNotRunning
 				}
@@ -159,58 +152,80 @@ func TestWatchdogRestartsOnlyAHungProcess(t *testing.T) {
 			if tt.after < 0 {
 				a = 0
 			}
-			var logs bytes.Buffer
-			w := newWatch(targets, a, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
-			w.now = func() time.Time { return clock }
-			w.signal = func(pid int, sig syscall.Signal) error {
-				sent = append(sent, fmt.Sprintf("%s %d", signalName(sig), pid))
-				return nil
-			}
+			tw := newTestWatch(targets, a, processes)
 			for i, s := range tt.steps {
 				step = s
-				clock = clock.Add(s.wait)
-				sent = nil
-				w.tick(context.Background())
-				if strings.Join(sent, ", ") != strings.Join(s.wantSends, ", ") {
-					t.Errorf("tick %d (at +%s): sent [%s], want [%s]\nlog:\n%s", i, s.wait, strings.Join(sent, ", "), strings.Join(s.wantSends, ", "), logs.String())
+				tw.clock = tw.clock.Add(s.wait)
+				tw.sent = nil
+				tw.tick(context.Background())
+				if strings.Join(tw.sent, ", ") != strings.Join(s.wantSends, ", ") {
+					t.Errorf("tick %d (at +%s): sent [%s], want [%s]\nlog:\n%s", i, s.wait, strings.Join(tw.sent, ", "), strings.Join(s.wantSends, ", "), tw.logs.String())
 				}
 			}
 		})
 	}
 }
 
-// oneWatched is a watchdog over one process on a clock of its own: the test
-// sets clock, pid (what process-compose reports, Running) and answers
-// (whether its check passes), and reads logs.
+// testWatch is a watchdog for a test: on a clock of its own, with the
+// signals it sends recorded (sent), the questions to process-compose
+// counted (asked), and its log kept.
+type testWatch struct {
+	*watch
+	clock time.Time
+	asked int
+	sent  []string
+	logs  bytes.Buffer
+}
+
+// newTestWatch returns a testWatch of targets, whose process-compose answers
+// what processes returns.
+func newTestWatch(targets []watchTarget, after time.Duration, processes func() ([]procompose.Process, error)) *testWatch {
+	tw := &testWatch{clock: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	ask := func(context.Context) ([]procompose.Process, error) {
+		tw.asked++
+		return processes()
+	}
+	tw.watch = newWatch(targets, after, ask, slog.New(slog.NewJSONHandler(&tw.logs, nil)))
+	tw.now = func() time.Time { return tw.clock }
+	tw.signal = func(pid int, sig syscall.Signal) error {
+		tw.sent = append(tw.sent, fmt.Sprintf("%s %d", signalName(sig), pid))
+		return nil
+	}
+	return tw
+}
+
+// step runs one tick, then lets d pass.
+func (tw *testWatch) step(d time.Duration) {
+	tw.tick(context.Background())
+	tw.clock = tw.clock.Add(d)
+}
+
+// checkAnswers is a check that passes while answers says so.
+func checkAnswers(answers func() bool) func(context.Context) error {
+	return func(context.Context) error {
+		if answers() {
+			return nil
+		}
+		return errors.New("context deadline exceeded")
+	}
+}
+
+// oneWatched is a testWatch over one process: the test sets its status and
+// pid (what process-compose reports) and whether its check answers.
 type oneWatched struct {
-	w       *watch
-	clock   time.Time
+	*testWatch
+	status  string
 	pid     int
 	answers bool
-	logs    bytes.Buffer
 }
 
 func newOneWatched(name, target string, after time.Duration) *oneWatched {
-	o := &oneWatched{clock: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC), pid: 1000}
-	check := func(context.Context) error {
-		if o.answers {
-			return nil
-		}
-		return errors.New("connection refused")
-	}
-	processes := func(context.Context) ([]procompose.Process, error) {
-		return []procompose.Process{{Name: name, Status: procompose.StatusRunning, Pid: o.pid}}, nil
-	}
-	o.w = newWatch([]watchTarget{{name: name, target: target, check: check}}, after, processes, slog.New(slog.NewJSONHandler(&o.logs, nil)))
-	o.w.now = func() time.Time { return o.clock }
-	o.w.signal = func(int, syscall.Signal) error { return nil }
+	o := &oneWatched{status: procompose.StatusRunning, pid: 1000}
+	o.testWatch = newTestWatch([]watchTarget{{name: name, target: target, check: checkAnswers(func() bool { return o.answers })}}, after,
+		func() ([]procompose.Process, error) {
+			return []procompose.Process{{Name: name, Status: o.status, Pid: o.pid}}, nil
+		})
 	return o
-}
-
-// tick runs one tick, then lets d pass.
-func (o *oneWatched) tick(d time.Duration) {
-	o.w.tick(context.Background())
-	o.clock = o.clock.Add(d)
 }
 
 // TestWatchdogLogsEachEventOnce: a hang is logged once it has lasted 2 s,
@@ -219,18 +234,18 @@ func (o *oneWatched) tick(d time.Duration) {
 func TestWatchdogLogsEachEventOnce(t *testing.T) {
 	o := newOneWatched("core-api", "http://127.0.0.1:1/health", 15*time.Second)
 	// One miss, as when HAProxy has just started, is not worth a line.
-	o.tick(time.Second)
+	o.step(time.Second)
 	o.answers = true
-	o.tick(0)
+	o.step(0)
 	if o.logs.Len() > 0 {
 		t.Errorf("one missed check logged:\n%s", o.logs.String())
 	}
 	o.answers = false
 	for range 20 {
-		o.tick(time.Second)
+		o.step(time.Second)
 	}
 	o.pid, o.answers = 1001, true
-	o.tick(0)
+	o.step(0)
 	for msg, want := range map[string]int{
 		`"msg":"not answering"`:                1,
 		`"msg":"restarting a hung process"`:    1,
@@ -249,14 +264,14 @@ func TestWatchdogLogsEachEventOnce(t *testing.T) {
 // it was, as "answers again" does; the new pid starts afresh.
 func TestWatchdogLogsASilenceEndedByAnotherPid(t *testing.T) {
 	o := newOneWatched("redis", "redis:/x.sock", 0)
-	o.w.signal = func(int, syscall.Signal) error { t.Error("signalled with RESTART_HUNG_AFTER=0"); return nil }
+	o.signal = func(int, syscall.Signal) error { t.Error("signalled with RESTART_HUNG_AFTER=0"); return nil }
 	for range 5 {
-		o.tick(time.Second)
+		o.step(time.Second)
 	}
 	o.pid = 1001 // replaced, not answering yet
-	o.tick(time.Second)
+	o.step(time.Second)
 	o.answers = true
-	o.tick(0)
+	o.step(0)
 	for msg, want := range map[string]int{
 		`"msg":"not answering"`: 1,
 		`"msg":"replaced while not answering","process":"redis","pid":1000,"new_pid":1001`: 1,
@@ -367,29 +382,17 @@ func TestWatchdogTakesA404ForAnOlderService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	asked := 0
-	processes := func(context.Context) ([]procompose.Process, error) {
-		asked++
+	tw := newTestWatch(targets, 15*time.Second, func() ([]procompose.Process, error) {
 		return []procompose.Process{{Name: "core-api", Status: procompose.StatusRunning, Pid: 1000}}, nil
-	}
-	var logs bytes.Buffer
-	var sent []string
-	w := newWatch(targets, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
-	w.now = func() time.Time { return clock }
-	w.signal = func(pid int, sig syscall.Signal) error {
-		sent = append(sent, fmt.Sprintf("%s %d", signalName(sig), pid))
-		return nil
-	}
+	})
 	for range 30 {
-		w.tick(context.Background())
-		clock = clock.Add(time.Second)
+		tw.step(time.Second)
 	}
-	if len(sent) > 0 || asked > 0 {
-		t.Errorf("30 s of 404s on /live: sent [%s] and asked process-compose %d times, want nothing\n%s", strings.Join(sent, ", "), asked, logs.String())
+	if len(tw.sent) > 0 || tw.asked > 0 {
+		t.Errorf("30 s of 404s on /live: sent [%s] and asked process-compose %d times, want nothing\n%s", strings.Join(tw.sent, ", "), tw.asked, tw.logs.String())
 	}
-	if got := strings.Count(logs.String(), `"msg":"answers 404 on its target`); got != 1 {
-		t.Errorf("logged the 404 %d times, want once\n%s", got, logs.String())
+	if got := strings.Count(tw.logs.String(), `"msg":"answers 404 on its target`); got != 1 {
+		t.Errorf("logged the 404 %d times, want once\n%s", got, tw.logs.String())
 	}
 }
 
@@ -400,43 +403,26 @@ func TestWatchdogTakesA404ForAnOlderService(t *testing.T) {
 // 29.5 ms of CPU a second. So the watchdog asks only when a check failed,
 // or while it waits for process-compose to restart a process it stopped.
 func TestWatchdogAsksProcessComposeOnlyWhenNeeded(t *testing.T) {
-	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	answers := map[string]bool{}
 	pids := map[string]int{}
 	var targets []watchTarget
 	for i, name := range []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy"} {
 		answers[name], pids[name] = true, 1000+i
-		targets = append(targets, watchTarget{name: name, target: "test:" + name, check: func(context.Context) error {
-			if answers[name] {
-				return nil
-			}
-			return errors.New("context deadline exceeded")
-		}})
+		targets = append(targets, watchTarget{name: name, target: "test:" + name, check: checkAnswers(func() bool { return answers[name] })})
 	}
-	asked := 0
-	processes := func(context.Context) ([]procompose.Process, error) {
-		asked++
+	tw := newTestWatch(targets, 15*time.Second, func() ([]procompose.Process, error) {
 		var procs []procompose.Process
 		for name, pid := range pids {
 			procs = append(procs, procompose.Process{Name: name, Status: procompose.StatusRunning, Pid: pid})
 		}
 		return procs, nil
-	}
-	var logs bytes.Buffer
-	var sent []string
-	w := newWatch(targets, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
-	w.now = func() time.Time { return clock }
-	w.signal = func(pid int, sig syscall.Signal) error {
-		sent = append(sent, fmt.Sprintf("%s %d", signalName(sig), pid))
-		return nil
-	}
+	})
 	ticks := func(n int) int {
-		before := asked
+		before := tw.asked
 		for range n {
-			w.tick(context.Background())
-			clock = clock.Add(time.Second)
+			tw.step(time.Second)
 		}
-		return asked - before
+		return tw.asked - before
 	}
 
 	if got := ticks(10); got != 0 {
@@ -454,15 +440,15 @@ func TestWatchdogAsksProcessComposeOnlyWhenNeeded(t *testing.T) {
 	// watchdog still asks until it has seen the new pid, which it logs.
 	answers["core-api"] = false
 	ticks(16)
-	if want := "SIGQUIT 1002, SIGCONT 1002"; strings.Join(sent, ", ") != want {
-		t.Fatalf("core-api silent for 16 ticks: sent [%s], want [%s]\n%s", strings.Join(sent, ", "), want, logs.String())
+	if want := "SIGQUIT 1002, SIGCONT 1002"; strings.Join(tw.sent, ", ") != want {
+		t.Fatalf("core-api silent for 16 ticks: sent [%s], want [%s]\n%s", strings.Join(tw.sent, ", "), want, tw.logs.String())
 	}
 	answers["core-api"], pids["core-api"] = true, 2002
 	if got := ticks(1); got != 1 {
 		t.Errorf("the tick after the restart: asked process-compose %d times, want 1", got)
 	}
-	if !strings.Contains(logs.String(), `"msg":"restarted by process-compose","process":"core-api","hung_pid":1002,"pid":2002`) {
-		t.Errorf("no restart line for core-api's pid 2002:\n%s", logs.String())
+	if !strings.Contains(tw.logs.String(), `"msg":"restarted by process-compose","process":"core-api","hung_pid":1002,"pid":2002`) {
+		t.Errorf("no restart line for core-api's pid 2002:\n%s", tw.logs.String())
 	}
 	if got := ticks(5); got != 0 {
 		t.Errorf("5 ticks after the restart was seen, every process answering: asked process-compose %d times, want 0", got)
@@ -538,35 +524,20 @@ func TestWatchdogSignalsTheProcessGroup(t *testing.T) {
 // once in 20 restarts of auth-api with the API asked without pause. That is
 // not the restart yet: the one line for it names the new pid.
 func TestWatchdogWaitsForTheRestartedPid(t *testing.T) {
-	clock := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	status, pid, answers := procompose.StatusRunning, 1000, false
-	target := watchTarget{name: "auth-api", target: "test:auth-api", check: func(context.Context) error {
-		if answers {
-			return nil
-		}
-		return errors.New("context deadline exceeded")
-	}}
-	processes := func(context.Context) ([]procompose.Process, error) {
-		return []procompose.Process{{Name: "auth-api", Status: status, Pid: pid}}, nil
-	}
-	var logs bytes.Buffer
-	w := newWatch([]watchTarget{target}, 15*time.Second, processes, slog.New(slog.NewJSONHandler(&logs, nil)))
-	w.now = func() time.Time { return clock }
-	w.signal = func(int, syscall.Signal) error { return nil }
+	o := newOneWatched("auth-api", "test:auth-api", 15*time.Second)
 	for range 17 { // hung: SIGQUIT after 15 s
-		w.tick(context.Background())
-		clock = clock.Add(time.Second)
+		o.step(time.Second)
 	}
-	status = "Restarting" // it exited; process-compose waits its backoff
-	w.tick(context.Background())
-	status = procompose.StatusRunning // started, its new pid not recorded yet
-	w.tick(context.Background())
-	pid, answers = 1001, true
-	w.tick(context.Background())
-	w.tick(context.Background())
+	o.status = "Restarting" // it exited; process-compose waits its backoff
+	o.step(0)
+	o.status = procompose.StatusRunning // started, its new pid not recorded yet
+	o.step(0)
+	o.pid, o.answers = 1001, true
+	o.step(0)
+	o.step(0)
 
-	lines := strings.Count(logs.String(), `"msg":"restarted by process-compose"`)
-	if lines != 1 || !strings.Contains(logs.String(), `"hung_pid":1000,"pid":1001`) {
-		t.Errorf("got %d restart lines, want one naming the new pid 1001:\n%s", lines, logs.String())
+	lines := strings.Count(o.logs.String(), `"msg":"restarted by process-compose"`)
+	if lines != 1 || !strings.Contains(o.logs.String(), `"hung_pid":1000,"pid":1001`) {
+		t.Errorf("got %d restart lines, want one naming the new pid 1001:\n%s", lines, o.logs.String())
 	}
 }
