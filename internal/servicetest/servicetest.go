@@ -72,6 +72,29 @@ func Start(tb testing.TB, name string, run RunFunc, environ ...string) *Service 
 	return &Service{URL: "http://" + waitReady(tb, name, out, errc), Out: out, stop: stop}
 }
 
+// WarnsAboutWeakSecret runs run, the service called name, with environ and
+// each JWT_SECRET too weak for HS256 (a short one, and 32 hex digits: 128
+// bits), and wants a warning naming JWT_SECRET and the service ready all the
+// same.
+func WarnsAboutWeakSecret(t *testing.T, name string, run RunFunc, environ ...string) {
+	t.Helper()
+	for what, secret := range map[string]string{"short": "short", "32 hex digits": "0123456789abcdef0123456789abcdef"} {
+		t.Run(what, func(t *testing.T) {
+			svc := Start(t, name, run, append([]string{"JWT_SECRET=" + secret}, environ...)...)
+			if err := svc.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			out := svc.Out.String()
+			if !strings.Contains(out, `"level":"WARN"`) || !strings.Contains(out, "JWT_SECRET is weak") {
+				t.Errorf("got no warning naming JWT_SECRET:\n%s", out)
+			}
+			if !strings.Contains(out, `"msg":"ready"`) {
+				t.Errorf("got no ready line:\n%s", out)
+			}
+		})
+	}
+}
+
 // waitReady returns the address of the service's "ready" line in out, and
 // fails tb when none comes within 10 s, or when ended (the service's end)
 // comes first; what ended delivers is put back for whoever waits next.

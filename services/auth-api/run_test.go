@@ -81,20 +81,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 // hex digits (128 bits), draws a warning naming JWT_SECRET, and the service
 // starts all the same.
 func TestRunWarnsAboutWeakSecret(t *testing.T) {
-	for name, secret := range map[string]string{"short": "short", "32 hex digits": string(testSecret[:32])} {
-		t.Run(name, func(t *testing.T) {
-			_, out, stop := startRun(t, "JWT_SECRET="+secret)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			if !strings.Contains(out.String(), `"level":"WARN"`) || !strings.Contains(out.String(), "JWT_SECRET is weak") {
-				t.Errorf("got no warning naming JWT_SECRET:\n%s", out.String())
-			}
-			if !strings.Contains(out.String(), `"msg":"ready"`) {
-				t.Errorf("got no ready line:\n%s", out.String())
-			}
-		})
-	}
+	servicetest.WarnsAboutWeakSecret(t, "auth-api", run)
 }
 
 func TestRunUsesUsersFile(t *testing.T) {
