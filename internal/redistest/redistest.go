@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,14 @@ type Server struct {
 
 	appendfsync string
 	cmd         *exec.Cmd
+	run         *serverRun // the running process's, for Kill
+}
+
+// serverRun is one start of the server: whether the test ended it, and its
+// end, which a goroutine waits for.
+type serverRun struct {
+	killed atomic.Bool
+	ended  chan struct{} // closed once the process has been waited for
 }
 
 // RequireBinary skips the test when name is not on PATH, or fails it when the
@@ -86,8 +95,22 @@ func (s *Server) start(tb testing.TB, bin string) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
-	s.cmd = cmd
-	tb.Cleanup(func() { s.Kill() })
+	run := &serverRun{ended: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(run.ended) }()
+	s.cmd, s.run = cmd, run
+	tb.Cleanup(func() {
+		// A server that ended without the test's Kill (a crash, or a
+		// signal from elsewhere) is said, with how it ended: a test that
+		// failed on its Redis gone then shows why.
+		select {
+		case <-run.ended:
+			if !run.killed.Load() {
+				tb.Logf("redis-server (pid %d) ended without the test stopping it: %s\n%s", cmd.Process.Pid, cmd.ProcessState, s.logTail())
+			}
+		default:
+		}
+		s.Kill()
+	})
 
 	client := s.Client(tb)
 	deadline := time.Now().Add(10 * time.Second)
@@ -174,9 +197,10 @@ func (s *Server) Kill() {
 	if s.cmd == nil || s.cmd.Process == nil {
 		return
 	}
+	s.run.killed.Store(true)
 	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	s.cmd = nil
+	<-s.run.ended
+	s.cmd, s.run = nil, nil
 }
 
 // Restart kills the server and starts it again on the same socket and data
