@@ -92,7 +92,10 @@ type ConsumerConfig struct {
 	MaxDeliveries int
 	// StatusTTL is the expiry of status records the consumer has to recreate. [168h]
 	StatusTTL time.Duration
-	// ShutdownGrace is how long the batch in hand may take after ctx is done. [10s]
+	// ShutdownGrace is how long Run may take after ctx is done: the batch
+	// in hand starts no round after ShutdownGrace less finishReserve, and
+	// the calls that finish a round (its record, the batch's acks) end
+	// with it too. [10s]
 	ShutdownGrace time.Duration
 	// Chargers is how many transactions of a batch are charged at once, in a
 	// round recorded by one script call before the next round starts (see
@@ -201,10 +204,19 @@ const maxClaimPages = 16
 // for the next start, and returns nil. It returns an error only for a state
 // retrying cannot fix (Stream is not a stream).
 func (c *Consumer) Run(ctx context.Context) error {
-	// work outlives ctx by ShutdownGrace, so the batch in hand can finish.
+	// work outlives ctx by ShutdownGrace less finishReserve, so the batch
+	// in hand can finish; the calls that finish a round already charged
+	// (finishing) have until ShutdownGrace is over. Before, they had their
+	// own timeouts on top of it, and with Redis answering late a drain
+	// outlasted ShutdownGrace by 1.3 s (TestConsumerDrainEndsWithinShutdownGrace).
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownGrace, cancelWork) })
+	end := new(atomic.Int64)
+	work = context.WithValue(work, graceEndKey{}, end)
+	stop := context.AfterFunc(ctx, func() {
+		end.Store(time.Now().Add(c.cfg.ShutdownGrace).UnixNano())
+		time.AfterFunc(c.cfg.ShutdownGrace-finishReserve(c.cfg.ShutdownGrace), cancelWork)
+	})
 	defer stop()
 
 	// Watched from here, not only once consuming: a loop stuck while it
@@ -284,6 +296,33 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.logProgress()
 	c.log.Info("consumer stopped; unread entries stay queued, unacked ones pending")
 	return nil
+}
+
+// graceEndKey is the key, in Run's work context, of when ShutdownGrace is
+// over: unix nanoseconds, 0 until Run's ctx is done (see finishing).
+type graceEndKey struct{}
+
+// finishing returns the context, with timeout d, for a Redis call that
+// finishes what was charged (a round's record, the batch's acks and
+// releases): it is not cut short when ctx, Run's work, ends, since the
+// charge already happened, but it ends when ShutdownGrace is over. A
+// deadline, not a cancel: the client bounds a call already sent only by
+// its context's deadline. A call sent before the stop keeps its d.
+func finishing(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(d)
+	if end, ok := ctx.Value(graceEndKey{}).(*atomic.Int64); ok {
+		if e := end.Load(); e != 0 && e < deadline.UnixNano() {
+			deadline = time.Unix(0, e)
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
+}
+
+// finishReserve is the part of ShutdownGrace kept for finishing what the
+// batch in hand charged: a record attempt in flight and the acks after it
+// (2*ioTimeout each), or half of a shorter grace.
+func finishReserve(grace time.Duration) time.Duration {
+	return min(4*ioTimeout, grace/2)
 }
 
 // stepping notes that Run starts a step now: LiveCheck fails once none has
@@ -507,9 +546,10 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	release, chargeDead := c.chargeAll(ctx, charge, time.Unix(0, now))
 	dead = append(dead, chargeDead...)
 
-	// Acks and the rest must land even when shutdown's grace is over: the
-	// PSP step already happened (or, for acks, an earlier delivery's did).
-	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*ioTimeout)
+	// Acks and the rest must land even when the batch's time (ctx) is
+	// over, until ShutdownGrace is: the PSP step already happened (or, for
+	// acks, an earlier delivery's did).
+	done, cancel := finishing(ctx, 2*ioTimeout)
 	defer cancel()
 	if len(acks) > 0 {
 		if err := c.rdb.XAck(done, Stream, Group, acks...).Err(); err != nil {
@@ -591,14 +631,11 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 // the record fails (Redis is down or restarting), the
 // round's charges stay in hand and the record is retried until Redis answers,
 // with no new charge meanwhile: a Redis outage repeats no charge. Only when
-// ctx ends (shutdown's grace is over) first are they given up, left pending
+// ctx ends (ShutdownGrace, less finishReserve, is over) first are they given up, left pending
 // for an at-least-once redelivery, and the rest left pending, uncharged. It
 // returns the messages whose PSP step failed (to release), and those that
 // failed their last delivery.
 func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Time) (release []Message, dead []deadLetter) {
-	// Once a message is charged, recording it must not be cut short by
-	// shutdown: the side effect already happened.
-	keep := context.WithoutCancel(ctx)
 	errs := make([]error, c.cfg.Chargers)
 	rest := msgs
 	// The claim stored each message's round (Message.round), and a claim
@@ -610,7 +647,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	for len(rest) > 0 {
 		c.stepping()
 		if ctx.Err() != nil {
-			c.log.WarnContext(ctx, "shutdown's grace is over; the rest of the batch is left pending, uncharged",
+			c.log.WarnContext(ctx, "shutdown's grace is nearly over; the rest of the batch is left pending, uncharged",
 				"count", len(rest))
 			break
 		}
@@ -622,7 +659,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		// meanwhile. Then renew it first, keeping only what is still ours.
 		if time.Since(leased) > c.cfg.VisibilityTimeout/2 {
 			ren := c.newRecordCall(nil, nil, rest)
-			owned, err := c.runRecord(keep, ren)
+			owned, err := c.runRecord(ctx, ren)
 			if err != nil {
 				c.log.WarnContext(ctx, "could not renew the lease on the rest of the batch; left pending, uncharged",
 					"count", len(rest), "error", err.Error())
@@ -685,9 +722,9 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			rec = c.newRecordCall(charged, failed, renewing)
 		}
 		rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
-		owned, err := c.runRecord(keep, rec)
+		owned, err := c.runRecord(ctx, rec)
 		if err != nil {
-			owned, err = c.recordUntilRedisAnswers(ctx, keep, charged, rec, err)
+			owned, err = c.recordUntilRedisAnswers(ctx, charged, rec, err)
 		}
 		if err != nil {
 			for _, m := range charged {
@@ -808,7 +845,7 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 		return again
 	}
 	ids := txIDs(recorded)
-	if _, err := c.runRecord(context.WithoutCancel(ctx), c.newRecordCall(recorded, nil, nil)); err != nil {
+	if _, err := c.runRecord(ctx, c.newRecordCall(recorded, nil, nil)); err != nil {
 		// Left claimed, they would be the lowest unrecorded round of this
 		// claim, so that a claim after a crash during a later round of
 		// this batch would take that later round, charged, for one that
@@ -851,9 +888,9 @@ func (c *Consumer) chargeRound(ctx context.Context, round []Message, errs []erro
 // first attempt failed with err, with backoff until it succeeds (the lease
 // renewal's answer, nil) or ctx ends (the last error). The charges stay in
 // hand meanwhile, so that a Redis outage or restart never makes a redelivery
-// charge them again. Each attempt runs on keep, so one in flight when ctx
-// ends still completes.
-func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Message, rec recordCall, err error) ([]int64, error) {
+// charge them again. An attempt in flight when ctx ends still completes,
+// within ShutdownGrace (runRecord).
+func (c *Consumer) recordUntilRedisAnswers(ctx context.Context, msgs []Message, rec recordCall, err error) ([]int64, error) {
 	ids := txIDs(msgs)
 	c.log.Warn("could not record the charges; keeping them in hand and retrying until Redis answers",
 		"count", len(msgs), "transaction_ids", ids, "error", err.Error())
@@ -866,7 +903,7 @@ func (c *Consumer) recordUntilRedisAnswers(ctx, keep context.Context, msgs []Mes
 		}
 		c.stepping()
 		rec.args[0] = time.Now().UnixNano()
-		owned, rerr := c.runRecord(keep, rec)
+		owned, rerr := c.runRecord(ctx, rec)
 		if rerr == nil {
 			c.log.Info("recorded the charges after Redis came back", "count", len(msgs), "transaction_ids", ids,
 				"attempts", attempt, "waited_ms", time.Since(start).Milliseconds())
@@ -925,9 +962,11 @@ func newRecordCall(consumer string, charged, failed, renew []Message) recordCall
 }
 
 // runRecord sends rec and returns the lease renewal's answer, one flag per
-// renewed message (1: still this consumer's).
+// renewed message (1: still this consumer's). Once a message is charged,
+// recording it must not be cut short when ctx ends, only when
+// ShutdownGrace is over (finishing): the side effect already happened.
 func (c *Consumer) runRecord(ctx context.Context, rec recordCall) ([]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*ioTimeout)
+	ctx, cancel := finishing(ctx, 2*ioTimeout)
 	defer cancel()
 	return recordScript.Run(ctx, c.rdb, rec.keys, rec.args...).Int64Slice()
 }

@@ -936,6 +936,82 @@ func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
 	}
 }
 
+// TestConsumerDrainEndsWithinShutdownGrace stops the consumer while Redis
+// holds writes (CLIENT PAUSE WRITE), in the middle of a batch with a
+// round whose charges were declined and an entry that does not decode: its
+// record, the release of its claims and the dead letter all wait for Redis.
+// Run still returns within ShutdownGrace; before, each of those calls had
+// its own timeout on top of it (by hand: 1.3 s past a 3 s grace). Nothing
+// is lost: once Redis writes again, the next consumer charges both and
+// dead-letters the entry.
+func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	ctx := context.Background()
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: map[string]any{"garbage": "yes"}}).Err(); err != nil {
+		t.Fatalf("XADD poison: %v", err)
+	}
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 2)
+	admin := srv.Client(t)
+	defer func() { _ = admin.Do(ctx, "CLIENT", "UNPAUSE").Err() }()
+
+	cfg := fastConfig("stopped-while-redis-holds-writes")
+	cfg.BatchSize, cfg.Chargers, cfg.ShutdownGrace = 4, 2, 3*time.Second
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stoppedAt time.Time
+	var pause sync.Once
+	declining := PSPFunc(func(context.Context, Message) error {
+		pause.Do(func() {
+			if err := admin.Do(ctx, "CLIENT", "PAUSE", 30_000, "WRITE").Err(); err != nil {
+				t.Errorf("CLIENT PAUSE: %v", err)
+			}
+			stoppedAt = time.Now()
+			cancel() // SIGTERM, with the round in hand
+		})
+		return errors.New("declined by the test's PSP")
+	})
+	c, err := NewConsumer(rdb, cfg, declining, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s of its stop")
+	}
+	// The slack is for a loaded machine's timers; the calls that outlasted
+	// the grace before took 1 s each (the client's read timeout).
+	took, most := time.Since(stoppedAt), cfg.ShutdownGrace+time.Second
+	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), cfg.ShutdownGrace)
+	if took > most {
+		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack)", took.Round(time.Millisecond), most)
+	}
+
+	if err := admin.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatalf("CLIENT UNPAUSE: %v", err)
+	}
+	psp := &recorder{}
+	runConsumer(t, rdb, fastConfig("next"), psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s by the next consumer: got %d, want 1", id, got)
+		}
+	}
+	waitFor(t, "the entry that does not decode dead-lettered", func() bool {
+		n, _ := rdb.XLen(ctx, DeadLetterStream).Result()
+		return n == 1
+	})
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+}
+
 // TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
 // keep retrying and process the backlog once Redis is back.
 func TestConsumerWaitsForRedis(t *testing.T) {
