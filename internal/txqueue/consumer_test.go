@@ -102,6 +102,23 @@ func startConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP,
 	return c, stop
 }
 
+// runUntilItsStop runs c until Run returns, which the test makes it do by
+// cancelling ctx (from its PSP, with a batch in hand); it fails the test if
+// Run returns an error, or has not returned after within.
+func runUntilItsStop(t *testing.T, c *Consumer, ctx context.Context, within time.Duration) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("Run did not return within %s", within)
+	}
+}
+
 // waitFor polls cond until it holds, failing the test after 15 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -907,16 +924,7 @@ func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
 		cancel() // SIGTERM arrives while the batch is in hand
 		return psp.Charge(ctx, m)
 	})
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Run did not return after cancel")
-	}
+	runUntilItsStop(t, c, runCtx, 15*time.Second)
 	if got := psp.total(); got != cfg.BatchSize {
 		t.Fatalf("charges before shutdown: got %d, want the batch of %d", got, cfg.BatchSize)
 	}
@@ -976,16 +984,7 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30 s of its stop")
-	}
+	runUntilItsStop(t, c, runCtx, 30*time.Second)
 	// The slack is for a loaded machine's timers; the calls that outlasted
 	// the grace before took 1 s each (the client's read timeout).
 	took, most := time.Since(stoppedAt), cfg.ShutdownGrace+time.Second
