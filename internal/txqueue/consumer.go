@@ -212,10 +212,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	end := new(atomic.Int64)
-	work = context.WithValue(work, graceEndKey{}, end)
+	// over ends with ShutdownGrace: a record of charges in hand is retried
+	// until then, past work's end (recordUntilRedisAnswers).
+	over, cancelOver := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelOver()
+	work = context.WithValue(work, graceEndKey{}, &graceEnd{at: end, over: over})
 	stop := context.AfterFunc(ctx, func() {
 		end.Store(time.Now().Add(c.cfg.ShutdownGrace).UnixNano())
 		time.AfterFunc(c.cfg.ShutdownGrace-finishReserve(c.cfg.ShutdownGrace), cancelWork)
+		time.AfterFunc(c.cfg.ShutdownGrace, cancelOver)
 	})
 	defer stop()
 
@@ -298,9 +303,25 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return nil
 }
 
-// graceEndKey is the key, in Run's work context, of when ShutdownGrace is
-// over: unix nanoseconds, 0 until Run's ctx is done (see finishing).
+// graceEndKey is the key, in Run's work context, of its *graceEnd.
 type graceEndKey struct{}
+
+// graceEnd is when ShutdownGrace is over: at, in unix nanoseconds, 0 until
+// Run's ctx is done (see finishing); over, a context that ends then.
+type graceEnd struct {
+	at   *atomic.Int64
+	over context.Context
+}
+
+// untilGraceEnd returns the context that ends when ShutdownGrace is over,
+// for a step that finishes what was charged and may outlast ctx, Run's
+// work (which ends finishReserve earlier); ctx itself outside Run.
+func untilGraceEnd(ctx context.Context) context.Context {
+	if g, ok := ctx.Value(graceEndKey{}).(*graceEnd); ok {
+		return g.over
+	}
+	return ctx
+}
 
 // finishing returns the context, with timeout d, for a Redis call that
 // finishes what was charged (a round's record, the batch's acks and
@@ -310,8 +331,8 @@ type graceEndKey struct{}
 // its context's deadline. A call sent before the stop keeps its d.
 func finishing(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(d)
-	if end, ok := ctx.Value(graceEndKey{}).(*atomic.Int64); ok {
-		if e := end.Load(); e != 0 && e < deadline.UnixNano() {
+	if g, ok := ctx.Value(graceEndKey{}).(*graceEnd); ok {
+		if e := g.at.Load(); e != 0 && e < deadline.UnixNano() {
 			deadline = time.Unix(0, e)
 		}
 	}
@@ -631,8 +652,9 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 // the record fails (Redis is down or restarting), the
 // round's charges stay in hand and the record is retried until Redis answers,
 // with no new charge meanwhile: a Redis outage repeats no charge. Only when
-// ctx ends (ShutdownGrace, less finishReserve, is over) first are they given up, left pending
-// for an at-least-once redelivery, and the rest left pending, uncharged. It
+// ShutdownGrace is over first are they given up, left pending for an
+// at-least-once redelivery; no round starts once ctx has ended
+// (ShutdownGrace less finishReserve), the rest left pending, uncharged. It
 // returns the messages whose PSP step failed (to release), and those that
 // failed their last delivery.
 func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Time) (release []Message, dead []deadLetter) {
@@ -886,19 +908,22 @@ func (c *Consumer) chargeRound(ctx context.Context, round []Message, errs []erro
 
 // recordUntilRedisAnswers retries rec, the record of charged msgs, whose
 // first attempt failed with err, with backoff until it succeeds (the lease
-// renewal's answer, nil) or ctx ends (the last error). The charges stay in
-// hand meanwhile, so that a Redis outage or restart never makes a redelivery
-// charge them again. An attempt in flight when ctx ends still completes,
+// renewal's answer, nil) or ShutdownGrace is over (the last error): not
+// only until ctx, Run's work, ends, finishReserve earlier, since the charges
+// already happened, and a Redis back within the grace records them. The
+// charges stay in hand meanwhile, so that a Redis outage or restart never
+// makes a redelivery charge them again. An attempt in flight still ends
 // within ShutdownGrace (runRecord).
 func (c *Consumer) recordUntilRedisAnswers(ctx context.Context, msgs []Message, rec recordCall, err error) ([]int64, error) {
 	ids := txIDs(msgs)
 	c.log.Warn("could not record the charges; keeping them in hand and retrying until Redis answers",
 		"count", len(msgs), "transaction_ids", ids, "error", err.Error())
+	lasting := untilGraceEnd(ctx)
 	start := time.Now()
 	backoff := minBackoff
 	for attempt := 2; ; attempt++ {
-		sleep(ctx, backoff)
-		if ctx.Err() != nil {
+		sleep(lasting, backoff)
+		if lasting.Err() != nil {
 			return nil, err
 		}
 		c.stepping()

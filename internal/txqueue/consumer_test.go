@@ -1011,6 +1011,73 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
 }
 
+// TestConsumerDrainRecordsWhenRedisReturnsWithinGrace: Redis goes away as
+// a round is charged, at the stop, and is back within ShutdownGrace, after
+// the batch's time (ShutdownGrace less finishReserve) but before the grace's
+// end. The record, retried until then, lands: the charge is recorded once,
+// and nothing is left for a redelivery to charge again. Retried only until
+// the batch's time ended, it was given up with the grace's last part unused,
+// and the next consumer (a PSP without a ledger) charged it a second time.
+func TestConsumerDrainRecordsWhenRedisReturnsWithinGrace(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	id := enqueueN(t, q, 1)[0]
+
+	cfg := fastConfig("redis-back-within-the-grace")
+	cfg.ShutdownGrace = 4 * time.Second // the batch's time ends 2 s after the stop
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stoppedAt time.Time
+	var once sync.Once
+	stopped := make(chan struct{})
+	psp := &recorder{fail: func(Message) error {
+		once.Do(func() {
+			srv.Kill()
+			stoppedAt = time.Now()
+			cancel() // SIGTERM, with the round charged and its record to come
+			close(stopped)
+		})
+		return nil
+	}}
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan time.Time, 1)
+	go func() {
+		if err := c.Run(runCtx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		done <- time.Now()
+	}()
+	<-stopped
+	time.Sleep(time.Until(stoppedAt.Add(cfg.ShutdownGrace - finishReserve(cfg.ShutdownGrace) + 500*time.Millisecond)))
+	srv.Restart(t)
+	back := time.Since(stoppedAt)
+	var returned time.Time
+	select {
+	case returned = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s of its stop")
+	}
+	took := returned.Sub(stoppedAt)
+	t.Logf("Redis back %s after the stop; Run returned %s after it (ShutdownGrace %s)",
+		back.Round(time.Millisecond), took.Round(time.Millisecond), cfg.ShutdownGrace)
+	if took > cfg.ShutdownGrace+time.Second {
+		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack)", took.Round(time.Millisecond), cfg.ShutdownGrace+time.Second)
+	}
+	if !statusIs(q, id, StatusProcessed)() {
+		t.Errorf("not recorded processed when Run returned, though Redis was back %s before the grace's end", (cfg.ShutdownGrace - back).Round(time.Millisecond))
+	}
+	runConsumer(t, rdb, fastConfig("next"), psp, log)
+	waitFor(t, "processed", statusIs(q, id, StatusProcessed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	if got := psp.calls(id); got != 1 {
+		t.Errorf("charges: got %d, want 1", got)
+	}
+}
+
 // TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
 // keep retrying and process the backlog once Redis is back.
 func TestConsumerWaitsForRedis(t *testing.T) {
