@@ -328,13 +328,20 @@ func untilGraceEnd(ctx context.Context) context.Context {
 // releases): it is not cut short when ctx, Run's work, ends, since the
 // charge already happened, but it ends when ShutdownGrace is over. A
 // deadline, not a cancel: the client bounds a call already sent only by
-// its context's deadline. A call sent before the stop keeps its d.
-func finishing(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(d)
+// its context's deadline. A call sent before the stop keeps its d. It has
+// least at the least, however near (or past) the grace's end: for the
+// first record of a round charged in hand, which is worth the overrun when
+// the PSP step itself outlasted the grace (nothing bounds it).
+func finishing(ctx context.Context, d, least time.Duration) (context.Context, context.CancelFunc) {
+	now := time.Now()
+	deadline := now.Add(d)
 	if g, ok := ctx.Value(graceEndKey{}).(*graceEnd); ok {
 		if e := g.at.Load(); e != 0 && e < deadline.UnixNano() {
 			deadline = time.Unix(0, e)
 		}
+	}
+	if floor := now.Add(least); deadline.Before(floor) {
+		deadline = floor
 	}
 	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
@@ -570,7 +577,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	// Acks and the rest must land even when the batch's time (ctx) is
 	// over, until ShutdownGrace is: the PSP step already happened (or, for
 	// acks, an earlier delivery's did).
-	done, cancel := finishing(ctx, 2*ioTimeout)
+	done, cancel := finishing(ctx, 2*ioTimeout, 0)
 	defer cancel()
 	if len(acks) > 0 {
 		if err := c.rdb.XAck(done, Stream, Group, acks...).Err(); err != nil {
@@ -681,7 +688,7 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		// meanwhile. Then renew it first, keeping only what is still ours.
 		if time.Since(leased) > c.cfg.VisibilityTimeout/2 {
 			ren := c.newRecordCall(nil, nil, rest)
-			owned, err := c.runRecord(ctx, ren)
+			owned, err := c.runRecord(ctx, ren, 0)
 			if err != nil {
 				c.log.WarnContext(ctx, "could not renew the lease on the rest of the batch; left pending, uncharged",
 					"count", len(rest), "error", err.Error())
@@ -744,7 +751,15 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			rec = c.newRecordCall(charged, failed, renewing)
 		}
 		rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
-		owned, err := c.runRecord(ctx, rec)
+		// A PSP step that ended near or past ShutdownGrace's end still
+		// gets one attempt at its record (ioTimeout): the drain has
+		// outlasted the grace by the PSP's doing, and a charge left
+		// unrecorded is looked up, or charged again, at its redelivery.
+		var least time.Duration
+		if len(charged) > 0 {
+			least = ioTimeout
+		}
+		owned, err := c.runRecord(ctx, rec, least)
 		if err != nil {
 			owned, err = c.recordUntilRedisAnswers(ctx, charged, rec, err)
 		}
@@ -867,7 +882,7 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 		return again
 	}
 	ids := txIDs(recorded)
-	if _, err := c.runRecord(ctx, c.newRecordCall(recorded, nil, nil)); err != nil {
+	if _, err := c.runRecord(ctx, c.newRecordCall(recorded, nil, nil), 0); err != nil {
 		// Left claimed, they would be the lowest unrecorded round of this
 		// claim, so that a claim after a crash during a later round of
 		// this batch would take that later round, charged, for one that
@@ -928,7 +943,7 @@ func (c *Consumer) recordUntilRedisAnswers(ctx context.Context, msgs []Message, 
 		}
 		c.stepping()
 		rec.args[0] = time.Now().UnixNano()
-		owned, rerr := c.runRecord(ctx, rec)
+		owned, rerr := c.runRecord(ctx, rec, 0)
 		if rerr == nil {
 			c.log.Info("recorded the charges after Redis came back", "count", len(msgs), "transaction_ids", ids,
 				"attempts", attempt, "waited_ms", time.Since(start).Milliseconds())
@@ -989,9 +1004,10 @@ func newRecordCall(consumer string, charged, failed, renew []Message) recordCall
 // runRecord sends rec and returns the lease renewal's answer, one flag per
 // renewed message (1: still this consumer's). Once a message is charged,
 // recording it must not be cut short when ctx ends, only when
-// ShutdownGrace is over (finishing): the side effect already happened.
-func (c *Consumer) runRecord(ctx context.Context, rec recordCall) ([]int64, error) {
-	ctx, cancel := finishing(ctx, 2*ioTimeout)
+// ShutdownGrace is over (finishing, with least at the least): the side
+// effect already happened.
+func (c *Consumer) runRecord(ctx context.Context, rec recordCall, least time.Duration) ([]int64, error) {
+	ctx, cancel := finishing(ctx, 2*ioTimeout, least)
 	defer cancel()
 	return recordScript.Run(ctx, c.rdb, rec.keys, rec.args...).Int64Slice()
 }

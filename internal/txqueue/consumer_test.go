@@ -1078,6 +1078,56 @@ func TestConsumerDrainRecordsWhenRedisReturnsWithinGrace(t *testing.T) {
 	}
 }
 
+// TestConsumerRecordsAChargeThatOutlastedTheGrace: the PSP step of a
+// round returns after ShutdownGrace is over (nothing bounds it: the line
+// PSP's write to a stdout that blocks), with Redis answering at once. The
+// drain has outlasted the grace already; the round's record is still sent,
+// and lands, instead of leaving a charge that happened for a redelivery to
+// make again (charged twice by a PSP without a ledger).
+func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, _ := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	id := enqueueN(t, q, 1)[0]
+
+	cfg := fastConfig("charge-outlasting-the-grace")
+	cfg.ShutdownGrace = time.Second
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stoppedAt time.Time
+	var once sync.Once
+	psp := &recorder{fail: func(Message) error {
+		once.Do(func() {
+			stoppedAt = time.Now()
+			cancel() // SIGTERM, in the middle of the charge
+			time.Sleep(cfg.ShutdownGrace + 200*time.Millisecond)
+		})
+		return nil
+	}}
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(runCtx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	took := time.Since(stoppedAt)
+	t.Logf("Run returned %s after its stop (ShutdownGrace %s, the charge %s)", took.Round(time.Millisecond),
+		cfg.ShutdownGrace, cfg.ShutdownGrace+200*time.Millisecond)
+	if most := cfg.ShutdownGrace + 200*time.Millisecond + 2*ioTimeout; took > most {
+		t.Errorf("Run returned %s after its stop, want at most %s (the charge and one record attempt)", took.Round(time.Millisecond), most)
+	}
+	if !statusIs(q, id, StatusProcessed)() {
+		t.Errorf("the charge was not recorded when Run returned")
+	}
+	runConsumer(t, rdb, fastConfig("next"), psp, log)
+	waitFor(t, "processed", statusIs(q, id, StatusProcessed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	if got := psp.calls(id); got != 1 {
+		t.Errorf("charges: got %d, want 1", got)
+	}
+}
+
 // TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
 // keep retrying and process the backlog once Redis is back.
 func TestConsumerWaitsForRedis(t *testing.T) {
