@@ -211,14 +211,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// outlasted ShutdownGrace by 1.3 s (TestConsumerDrainEndsWithinShutdownGrace).
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	end := new(atomic.Int64)
+	end := new(atomic.Pointer[time.Time])
 	// over ends with ShutdownGrace: a record of charges in hand is retried
 	// until then, past work's end (recordUntilRedisAnswers).
 	over, cancelOver := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelOver()
 	work = context.WithValue(work, graceEndKey{}, &graceEnd{at: end, over: over})
 	stop := context.AfterFunc(ctx, func() {
-		end.Store(time.Now().Add(c.cfg.ShutdownGrace).UnixNano())
+		// With the monotonic clock's reading: a wall clock stepped during
+		// the drain moves no deadline.
+		at := time.Now().Add(c.cfg.ShutdownGrace)
+		end.Store(&at)
 		time.AfterFunc(c.cfg.ShutdownGrace-finishReserve(c.cfg.ShutdownGrace), cancelWork)
 		time.AfterFunc(c.cfg.ShutdownGrace, cancelOver)
 	})
@@ -306,10 +309,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 // graceEndKey is the key, in Run's work context, of its *graceEnd.
 type graceEndKey struct{}
 
-// graceEnd is when ShutdownGrace is over: at, in unix nanoseconds, 0 until
-// Run's ctx is done (see finishing); over, a context that ends then.
+// graceEnd is when ShutdownGrace is over: at, nil until Run's ctx is done
+// (see finishing); over, a context that ends then.
 type graceEnd struct {
-	at   *atomic.Int64
+	at   *atomic.Pointer[time.Time]
 	over context.Context
 }
 
@@ -336,8 +339,8 @@ func finishing(ctx context.Context, d, least time.Duration) (context.Context, co
 	now := time.Now()
 	deadline := now.Add(d)
 	if g, ok := ctx.Value(graceEndKey{}).(*graceEnd); ok {
-		if e := g.at.Load(); e != 0 && e < deadline.UnixNano() {
-			deadline = time.Unix(0, e)
+		if at := g.at.Load(); at != nil && at.Before(deadline) {
+			deadline = *at
 		}
 	}
 	if floor := now.Add(least); deadline.Before(floor) {
