@@ -119,6 +119,24 @@ func runUntilItsStop(t *testing.T, c *Consumer, ctx context.Context, within time
 	}
 }
 
+// checkChargedOnceAfterTheNextConsumer runs the next consumer, with psp,
+// until every id is processed and no entry is pending, and checks that psp
+// charged each id once in all: what a stopped consumer left was neither
+// lost nor charged again.
+func checkChargedOnceAfterTheNextConsumer(t *testing.T, rdb *redis.Client, q *Queue, psp *recorder, log *slog.Logger, ids ...string) {
+	t.Helper()
+	runConsumer(t, rdb, fastConfig("next"), psp, log)
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+	}
+}
+
 // waitFor polls cond until it holds, failing the test after 15 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -996,19 +1014,10 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 	if err := admin.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatalf("CLIENT UNPAUSE: %v", err)
 	}
-	psp := &recorder{}
-	runConsumer(t, rdb, fastConfig("next"), psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s by the next consumer: got %d, want 1", id, got)
-		}
+	checkChargedOnceAfterTheNextConsumer(t, rdb, q, &recorder{}, log, ids...)
+	if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 1 {
+		t.Errorf("dead letters: got %d, %v; want 1 (the entry that does not decode)", n, err)
 	}
-	waitFor(t, "the entry that does not decode dead-lettered", func() bool {
-		n, _ := rdb.XLen(ctx, DeadLetterStream).Result()
-		return n == 1
-	})
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
 }
 
 // TestConsumerDrainRecordsWhenRedisReturnsWithinGrace: Redis goes away as
@@ -1070,12 +1079,7 @@ func TestConsumerDrainRecordsWhenRedisReturnsWithinGrace(t *testing.T) {
 	if !statusIs(q, id, StatusProcessed)() {
 		t.Errorf("not recorded processed when Run returned, though Redis was back %s before the grace's end", (cfg.ShutdownGrace - back).Round(time.Millisecond))
 	}
-	runConsumer(t, rdb, fastConfig("next"), psp, log)
-	waitFor(t, "processed", statusIs(q, id, StatusProcessed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
-	if got := psp.calls(id); got != 1 {
-		t.Errorf("charges: got %d, want 1", got)
-	}
+	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, id)
 }
 
 // TestConsumerRecordsAChargeThatOutlastedTheGrace: the PSP step of a
@@ -1120,12 +1124,7 @@ func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
 	if !statusIs(q, id, StatusProcessed)() {
 		t.Errorf("the charge was not recorded when Run returned")
 	}
-	runConsumer(t, rdb, fastConfig("next"), psp, log)
-	waitFor(t, "processed", statusIs(q, id, StatusProcessed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
-	if got := psp.calls(id); got != 1 {
-		t.Errorf("charges: got %d, want 1", got)
-	}
+	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, id)
 }
 
 // TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
