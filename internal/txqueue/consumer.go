@@ -255,6 +255,13 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.trim(work)
 			nextClaim = time.Now().Add(c.cfg.ClaimInterval)
 		}
+		if ctx.Err() != nil {
+			// Stopped during the reclaim pass: read no more. The read
+			// has a deadline of its own, and taken after the stop it
+			// outlasted a short grace (2.7 s for 2 s, with Redis
+			// holding writes; TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace).
+			continue
+		}
 		block := min(c.cfg.Block, time.Until(nextClaim))
 		if block < time.Millisecond {
 			block = time.Millisecond // BLOCK 0 would wait forever
@@ -767,9 +774,14 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			owned, err = c.recordUntilRedisAnswers(ctx, charged, rec, err)
 		}
 		if err != nil {
+			// Said as it will be: with a ledger, the redelivery asks it
+			// first (madeBefore), and the stack's connector has one.
+			msg := "could not record the charge before shutdown; entry left pending, a redelivery charges again"
+			if _, ok := c.psp.(LedgerPSP); ok {
+				msg = "could not record the charge before shutdown; entry left pending, a redelivery asks the PSP's ledger before charging it again"
+			}
 			for _, m := range charged {
-				c.log.ErrorContext(logging.WithRequestID(ctx, m.RequestID),
-					"could not record the charge before shutdown; entry left pending, a redelivery charges again",
+				c.log.ErrorContext(logging.WithRequestID(ctx, m.RequestID), msg,
 					"transaction_id", m.ID, "stream_id", m.StreamID, "error", err.Error())
 			}
 			if len(rest) > 0 {

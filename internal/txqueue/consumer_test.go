@@ -1127,6 +1127,136 @@ func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
 	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, id)
 }
 
+// TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace stops the
+// consumer while its reclaim pass waits on a Redis that holds writes (CLIENT
+// PAUSE WRITE), with nothing in hand: the stop lands during the trim that
+// follows the failed XAUTOCLAIM. The loop checks its ctx only at its top, so
+// it still sends the iteration's XREADGROUP after the stop, with a deadline
+// of its own (Block plus 1 s) that ShutdownGrace does not bound: with the
+// stack's Block of 1 s and a grace of 2 s, Run returned 2.7 s after the
+// stop. On a real stack: 3.397 s after a SIGTERM with SHUTDOWN_GRACE=3s, and
+// with 2.5s the watchdog (RESTART_HUNG_AFTER=3s) sent the draining
+// connector SIGQUIT 3.04 s after it, in that XREADGROUP. A check of ctx
+// before the read (none after a stop) makes it 0.7 s.
+func TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace(t *testing.T) {
+	srv, rdb := startRedis(t)
+	ctx := context.Background()
+	admin := srv.Client(t)
+	defer func() { _ = admin.Do(ctx, "CLIENT", "UNPAUSE").Err() }()
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var paused atomic.Bool
+	var stoppedAt atomic.Int64
+	var once sync.Once
+	logs := &syncBuffer{}
+	// The stop comes 300 ms after the reclaim's XAUTOCLAIM failed (it
+	// waited out the client's 1 s read timeout): the trim after it is in
+	// flight, and ends about 700 ms after the stop.
+	tw := writerFunc(func(p []byte) (int, error) {
+		if paused.Load() && strings.Contains(string(p), `"msg":"reclaim failed"`) {
+			once.Do(func() {
+				time.AfterFunc(300*time.Millisecond, func() {
+					stoppedAt.Store(time.Now().UnixNano())
+					cancel() // SIGTERM
+				})
+			})
+		}
+		return logs.Write(p)
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	log := logging.New(tw, "txqueue-test", slog.LevelDebug)
+
+	cfg := fastConfig("stopped-during-reclaim")
+	// The stack's Block and ClaimInterval (the defaults), so that the read
+	// after the trim waits Block, not what is left of a 50 ms interval.
+	cfg.Block, cfg.ClaimInterval, cfg.ShutdownGrace = time.Second, 5*time.Second, 2*time.Second
+	c, err := NewConsumer(rdb, cfg, &recorder{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	waitFor(t, "the consumer consuming", func() bool { return strings.Contains(logs.String(), `"msg":"consuming"`) })
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", 30_000, "WRITE").Err(); err != nil {
+		t.Fatalf("CLIENT PAUSE: %v", err)
+	}
+	paused.Store(true)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return within 30 s")
+	}
+	if stoppedAt.Load() == 0 {
+		t.Fatal("Run returned before its stop")
+	}
+	took := time.Since(time.Unix(0, stoppedAt.Load()))
+	most := cfg.ShutdownGrace + 250*time.Millisecond
+	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), cfg.ShutdownGrace)
+	if took > most {
+		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack): a read sent after the stop outlasted the grace",
+			took.Round(time.Millisecond), most)
+	}
+}
+
+// writerFunc is an io.Writer made of a function.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestConsumerSaysWhatTheRedeliveryOfAnUnrecordedChargeDoes: Redis goes
+// away as a round is charged, at the stop, and is not back before
+// ShutdownGrace's end, so the charge is left unrecorded. The error logged
+// for it says what its redelivery will do: ask the PSP's ledger first, when
+// the PSP keeps one (the stack's connector does), or charge it again.
+func TestConsumerSaysWhatTheRedeliveryOfAnUnrecordedChargeDoes(t *testing.T) {
+	const (
+		chargedAgain = "could not record the charge before shutdown; entry left pending, a redelivery charges again"
+		askedFirst   = "could not record the charge before shutdown; entry left pending, a redelivery asks the PSP's ledger before charging it again"
+	)
+	tests := []struct {
+		name    string
+		psp     func(charge func(Message) error) PSP
+		wantLog string
+	}{
+		{"a PSP without a ledger", func(charge func(Message) error) PSP { return &recorder{fail: charge} }, chargedAgain},
+		{"a PSP with a ledger", func(charge func(Message) error) PSP {
+			return &ledgerRecorder{recorder: recorder{fail: charge}}
+		}, askedFirst},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			q := NewQueue(rdb, time.Hour)
+			id := enqueueN(t, q, 1)[0]
+			cfg := fastConfig("redis-gone-at-the-stop")
+			cfg.ShutdownGrace = time.Second
+			runCtx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			c, err := NewConsumer(rdb, cfg, tt.psp(func(Message) error {
+				srv.Kill()
+				cancel() // SIGTERM, with the charge made
+				return nil
+			}), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runUntilItsStop(t, c, runCtx, 15*time.Second)
+			if !hasLogLine(logs.String(), map[string]string{"msg": tt.wantLog, "transaction_id": id}) {
+				t.Errorf("no log line %q for %s:\n%s", tt.wantLog, id, logs.String())
+			}
+		})
+	}
+}
+
 // TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
 // keep retrying and process the backlog once Redis is back.
 func TestConsumerWaitsForRedis(t *testing.T) {
