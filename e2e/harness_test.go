@@ -54,6 +54,10 @@ func upReadyStack(t *testing.T, ctx context.Context) *stackUnderTest {
 	return s
 }
 
+// stackShutdownGrace is the test stacks' SHUTDOWN_GRACE, unless a test
+// sets its own.
+const stackShutdownGrace = 5 * time.Second
+
 // newStack prepares (but does not start) a stack, and stops it when the test
 // ends. It runs the launcher with STACK_SHARE_DIR at this checkout and its
 // working directory in a temporary directory, so that a developer's
@@ -79,7 +83,7 @@ func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]
 		"CORE_API_PORT":      strconv.Itoa(p[3]),
 		"PSP_CONNECTOR_PORT": strconv.Itoa(p[4]),
 		"AUTH_RATE_LIMIT":    "20",
-		"SHUTDOWN_GRACE":     "5s",
+		"SHUTDOWN_GRACE":     stackShutdownGrace.String(),
 	}
 	for k, v := range extra {
 		vars[k] = v
