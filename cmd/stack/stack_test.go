@@ -1086,6 +1086,47 @@ func mustOpen(t *testing.T, path string) *os.File {
 	return f
 }
 
+// TestStatusTakesAnAPIClosedUnansweredForAGoneProcessCompose: a
+// process-compose killed with SIGKILL shows as gone (its main thread a
+// zombie) a moment before its other threads have exited and closed its API
+// socket: a status asked then was let in, and the connection closed
+// unanswered ("connection reset by peer", seen in CI's
+// TestDownAfterProcessComposeKilled). With no process-compose left, status
+// says it is not running (exit 3), as once the socket is closed, instead of
+// printing the reset.
+func TestStatusTakesAnAPIClosedUnansweredForAGoneProcessCompose(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		close func(net.Conn)
+	}{
+		// Unread bytes at the close make the kernel reset the connection.
+		{"reset", func(c net.Conn) { c.Close() }},
+		{"closed after the request", func(c net.Conn) {
+			_, _ = c.Read(make([]byte, 4096))
+			c.Close()
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state, _, ln := stateDirWithAPISocket(t)
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					tc.close(c)
+				}
+			}()
+			var stdout bytes.Buffer
+			err := run(context.Background(), []string{"stack", "status", "--json"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, io.Discard)
+			var ee *exitError
+			if !errors.As(err, &ee) || ee.code != 3 || strings.Contains(stdout.String(), `"error"`) {
+				t.Errorf("status with an API socket that closes each connection unanswered and no process-compose: got %v %s, want exit status 3 (not running) and no error", err, stdout.String())
+			}
+		})
+	}
+}
+
 // TestStatusNamesAStuckProcessCompose: a process-compose of the stack whose
 // API socket is bound but silent (stopped, or stuck): status names its pid
 // instead of printing the API's timeout alone.

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"syscall"
 	"time"
 )
 
@@ -112,6 +113,14 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 func isDialError(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// ClosedUnanswered reports whether err is a connection to process-compose
+// closed before any answer (reset, or at its end): what a process-compose
+// killed as it was asked does, or anything else that lets a connection in
+// and drops it. Whether process-compose is gone, its pid tells.
+func ClosedUnanswered(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // Alive reports whether process-compose answers on the socket (see Live).
