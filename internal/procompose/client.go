@@ -13,8 +13,8 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
-	"syscall"
 	"time"
 )
 
@@ -116,11 +116,15 @@ func isDialError(err error) bool {
 }
 
 // ClosedUnanswered reports whether err is a connection to process-compose
-// closed before any answer (reset, or at its end): what a process-compose
-// killed as it was asked does, or anything else that lets a connection in
-// and drops it. Whether process-compose is gone, its pid tells.
+// made and then lost before any answer (reset; closed at its end, or
+// before the request went out, which Go's client calls "server closed idle
+// connection"), not a timeout: what a process-compose killed as it was
+// asked does, or anything else that lets a connection in and drops it.
+// Whether process-compose is gone, its pid tells.
 func ClosedUnanswered(err error) bool {
-	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+	var ue *url.Error
+	return errors.As(err, &ue) && !ue.Timeout() && !isDialError(err) &&
+		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, fs.ErrPermission)
 }
 
 // Alive reports whether process-compose answers on the socket (see Live).

@@ -133,6 +133,42 @@ func TestClientLiveOnASilentSocket(t *testing.T) {
 	if c.Alive(context.Background()) {
 		t.Errorf("alive on a silent socket: got true, want false")
 	}
+	if ClosedUnanswered(err) {
+		t.Errorf("ClosedUnanswered(%v) on a silent socket: got true, want false (a timeout: something holds the socket)", err)
+	}
+}
+
+// TestClosedUnansweredOnADroppedConnection: a socket whose holder lets each
+// connection in and drops it unanswered (a process-compose being killed)
+// gives errors that ClosedUnanswered names, whichever way Go's client sees
+// the drop; none of them is ErrNotRunning (the socket did let them in).
+func TestClosedUnansweredOnADroppedConnection(t *testing.T) {
+	socket := filepath.Join(t.TempDir(), "dropping.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for i := 0; ; i++ {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			if i%2 == 1 { // after the request, else before it is read
+				_, _ = conn.Read(make([]byte, 4096))
+			}
+			conn.Close()
+		}
+	}()
+	c := NewClient(socket)
+	defer c.Close()
+	for range 20 {
+		_, err := c.Processes(context.Background())
+		if err == nil || errors.Is(err, ErrNotRunning) || !ClosedUnanswered(err) {
+			t.Fatalf("processes on a socket that drops each connection: got %v, want an error ClosedUnanswered names", err)
+		}
+	}
 }
 
 func TestClientNotRunning(t *testing.T) {
