@@ -45,6 +45,9 @@ func (l *launcher) down(ctx context.Context, args []string) error {
 	if err != nil && pcPid > 0 && ctx.Err() == nil {
 		err = procompose.ErrNotRunning // its API is gone or silent; it is handled below
 	}
+	if err != nil && apiGone(err, l.processComposePid()) {
+		err = procompose.ErrNotRunning // dropped by a process-compose gone since (D76)
+	}
 	if _, statErr := os.Lstat(c.ProcessComposeSocket()); err != nil && pcPid <= 0 && errors.Is(statErr, os.ErrNotExist) {
 		// Nothing to ask, however short the timeout: only strays to look for.
 		err = procompose.ErrNotRunning

@@ -63,10 +63,20 @@ func (l *launcher) errIfRunning(ctx context.Context, client *procompose.Client) 
 	if err := notThisUsers(l.cfg.StateDir, err); err != nil {
 		return err
 	}
-	if !errors.Is(err, procompose.ErrNotRunning) {
+	if !apiGone(err, 0) {
 		return fmt.Errorf("something holds process-compose's API socket %s but does not answer (%v); if it is a stopped stack, `stack down` ends it", client.Socket(), err)
 	}
 	return nil
+}
+
+// apiGone reports whether err, from process-compose's API, means that no
+// process-compose runs, pcPid being what processComposePid found after
+// the call: nothing listens on the socket, or the connection was dropped
+// unanswered while no process-compose of the state dir is alive. A
+// process-compose killed as it was asked does that: its main thread shows
+// as gone (a zombie) before its other threads have closed its socket (D76).
+func apiGone(err error, pcPid int) bool {
+	return errors.Is(err, procompose.ErrNotRunning) || (pcPid <= 0 && procompose.ClosedUnanswered(err))
 }
 
 // notThisUsers words err, from process-compose's API, when it says this

@@ -1086,44 +1086,65 @@ func mustOpen(t *testing.T, path string) *os.File {
 	return f
 }
 
-// TestStatusTakesAnAPIClosedUnansweredForAGoneProcessCompose: a
+// TestCommandsTakeAnAPIClosedUnansweredForAGoneProcessCompose: a
 // process-compose killed with SIGKILL shows as gone (its main thread a
 // zombie) a moment before its other threads have exited and closed its API
-// socket: a status asked then was let in, and the connection closed
+// socket: a command asking then was let in, and the connection dropped
 // unanswered ("connection reset by peer", seen in CI's
 // TestDownAfterProcessComposeKilled). With no process-compose left, status
-// says it is not running (exit 3), as once the socket is closed, instead of
-// printing the reset.
-func TestStatusTakesAnAPIClosedUnansweredForAGoneProcessCompose(t *testing.T) {
-	for _, tc := range []struct {
+// says it is not running (exit 3), down that there is nothing to stop, and
+// reset goes on, as once the socket is closed, instead of failing on the
+// drop (D76).
+func TestCommandsTakeAnAPIClosedUnansweredForAGoneProcessCompose(t *testing.T) {
+	drops := []struct {
 		name  string
 		close func(net.Conn)
 	}{
-		// Unread bytes at the close make the kernel reset the connection.
-		{"reset", func(c net.Conn) { c.Close() }},
-		{"closed after the request", func(c net.Conn) {
+		{"dropped at once", func(c net.Conn) { c.Close() }},
+		{"dropped after the request", func(c net.Conn) {
 			_, _ = c.Read(make([]byte, 4096))
 			c.Close()
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			state, _, ln := stateDirWithAPISocket(t)
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					tc.close(c)
-				}
-			}()
-			var stdout bytes.Buffer
-			err := run(context.Background(), []string{"stack", "status", "--json"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, io.Discard)
+	}
+	commands := []struct {
+		args  []string
+		check func(t *testing.T, err error, stdout, state string)
+	}{
+		{[]string{"status", "--json"}, func(t *testing.T, err error, stdout, _ string) {
 			var ee *exitError
-			if !errors.As(err, &ee) || ee.code != 3 || strings.Contains(stdout.String(), `"error"`) {
-				t.Errorf("status with an API socket that closes each connection unanswered and no process-compose: got %v %s, want exit status 3 (not running) and no error", err, stdout.String())
+			if !errors.As(err, &ee) || ee.code != 3 || strings.Contains(stdout, `"error"`) {
+				t.Errorf("got %v %s, want exit status 3 (not running) and no error", err, stdout)
 			}
-		})
+		}},
+		{[]string{"down"}, func(t *testing.T, err error, stdout, _ string) {
+			if err != nil || !strings.Contains(stdout, "stack: not running") {
+				t.Errorf("got %v %q, want \"not running\" and no error", err, stdout)
+			}
+		}},
+		{[]string{"reset", "--yes"}, func(t *testing.T, err error, _, state string) {
+			if _, serr := os.Stat(state); err != nil || !errors.Is(serr, os.ErrNotExist) {
+				t.Errorf("got %v (state dir: %v), want the state dir reset", err, serr)
+			}
+		}},
+	}
+	for _, drop := range drops {
+		for _, cmd := range commands {
+			t.Run(drop.name+"/"+cmd.args[0], func(t *testing.T) {
+				state, _, ln := stateDirWithAPISocket(t)
+				go func() {
+					for {
+						c, err := ln.Accept()
+						if err != nil {
+							return
+						}
+						drop.close(c)
+					}
+				}()
+				var stdout bytes.Buffer
+				err := run(context.Background(), append([]string{"stack"}, cmd.args...), []string{"STACK_STATE_DIR=" + state}, nil, &stdout, io.Discard)
+				cmd.check(t, err, stdout.String(), state)
+			})
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -77,11 +76,6 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 		procs, err = client.Processes(ctx)
 		// Without an API process-compose itself may still run (starting, or stuck).
 		rep.ProcessComposePid = l.processComposePid()
-		// A process-compose killed as it was asked closes the connection
-		// unanswered: gone by its pid (its main thread exits before the
-		// others have closed its socket), it is not running.
-		gone := errors.Is(err, procompose.ErrNotRunning) ||
-			(rep.ProcessComposePid == 0 && procompose.ClosedUnanswered(err))
 		switch {
 		case err == nil:
 			rep.Running = true
@@ -98,7 +92,7 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 			problem = errNotAnswering(rep.ProcessComposePid, c.ProcessComposeSocket(), err)
 		case notThisUsers(c.StateDir, err) != nil:
 			problem = notThisUsers(c.StateDir, err)
-		case !gone:
+		case !apiGone(err, rep.ProcessComposePid):
 			problem = err
 		default:
 			left := strays(c.StateDir)
