@@ -74,18 +74,45 @@ func TestStopNewConnections(t *testing.T) {
 // every attempt: answered, refused at connect (retried safely), or broken
 // after the connect (reset, or closed unanswered: the client cannot tell
 // whether its request was served). Since the listener drops new SYNs from
-// the sweep on (stopNewConnections), no attempt may break. Without it, the
-// connections that completed between the sweep's last accept and the close
-// were reset: measured in this test, 0–3 per 8 stops.
+// the sweep on (stopNewConnections), only a connection whose handshake was
+// half done when the filter went on (its SYN answered, its ACK not yet in:
+// RELIABILITY.md D72's residual window) may break: at most mostBroken in
+// its 32 stops. Without the filter, the connections that completed between
+// the sweep's last accept and the close were reset: 8, 13 and 14 in 32
+// stops; with it, 0–1 in 32 stops (and once 1 in 8, in CI's offline flake
+// check, which failed the test when it allowed none).
 func TestServeListenerStopResetsNoNewConnection(t *testing.T) {
 	const (
-		servers = 8
-		clients = 4
-		perStop = 400 // requests each client sends at most: bounded loops
+		rounds     = 4 // of servers stopped side by side, one after the other
+		servers    = 8
+		clients    = 4
+		perStop    = 400 // requests each client sends at most: bounded loops
+		mostBroken = 4
 	)
-	type tally struct{ answered, refused, broken atomic.Int64 }
-	var all tally
-	var examples sync.Map
+	var all stopTally
+	for range rounds {
+		stopServers(t, servers, clients, perStop, &all)
+	}
+	t.Logf("%d stops: %d answered, %d refused at connect, %d broken after the connect",
+		rounds*servers, all.answered.Load(), all.refused.Load(), all.broken.Load())
+	if n := all.broken.Load(); n > mostBroken {
+		var errs []string
+		all.examples.Range(func(k, _ any) bool { errs = append(errs, k.(string)); return true })
+		t.Errorf("%d connections broke after the connect (the listener reset them at its close), want at most %d: %v", n, mostBroken, errs)
+	}
+}
+
+// stopTally counts the attempts of TestServeListenerStopResetsNoNewConnection,
+// with one example of each way a connection broke.
+type stopTally struct {
+	answered, refused, broken atomic.Int64
+	examples                  sync.Map
+}
+
+// stopServers starts servers side by side, each with clients opening a
+// connection per request, stops each once its clients are under way, and
+// counts every attempt in all (see TestServeListenerStopResetsNoNewConnection).
+func stopServers(t *testing.T, servers, clients, perStop int, all *stopTally) {
 	done := make(chan struct{}, servers)
 	for range servers {
 		go func() {
@@ -125,7 +152,7 @@ func TestServeListenerStopResetsNoNewConnection(t *testing.T) {
 						c.Close()
 						if err != nil {
 							all.broken.Add(1)
-							examples.Store(err.Error(), true)
+							all.examples.Store(err.Error(), true)
 							continue
 						}
 						res.Body.Close()
@@ -134,7 +161,7 @@ func TestServeListenerStopResetsNoNewConnection(t *testing.T) {
 				}()
 			}
 			// Stop once the clients are well under way.
-			for sent.Load() < clients*perStop/4 {
+			for sent.Load() < int64(clients*perStop/4) {
 				time.Sleep(time.Millisecond)
 			}
 			began := time.Now()
@@ -145,12 +172,5 @@ func TestServeListenerStopResetsNoNewConnection(t *testing.T) {
 	}
 	for range servers {
 		<-done
-	}
-	t.Logf("%d stops: %d answered, %d refused at connect, %d broken after the connect",
-		servers, all.answered.Load(), all.refused.Load(), all.broken.Load())
-	if n := all.broken.Load(); n > 0 {
-		var errs []string
-		examples.Range(func(k, _ any) bool { errs = append(errs, k.(string)); return true })
-		t.Errorf("%d connections broke after the connect (the listener reset them at its close): %v", n, errs)
 	}
 }
