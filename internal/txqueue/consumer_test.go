@@ -2149,6 +2149,77 @@ func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 	}
 }
 
+// stoppingLedger is a ledgerRecorder whose lookup is slow: it stops its
+// consumer (stop, as a SIGTERM would) and answers only when its context
+// ends, with the context's error, as ledgerPSP.Made does when stopped.
+type stoppingLedger struct {
+	ledgerRecorder
+	stop func()
+}
+
+func (l *stoppingLedger) Made(ctx context.Context, ids []string) (map[string]bool, error) {
+	l.mu.Lock()
+	l.asked = append(l.asked, ids...)
+	l.mu.Unlock()
+	l.stop()
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestConsumerStoppedDuringTheLedgerLookupLeavesTheBatchPending: a stop
+// that ends the lookup of a dead consumer's round in hand (the shutdown's
+// grace nearly over) leaves the batch pending, uncharged, and says so, not
+// that the round is charged again; Run returns within the grace, and the
+// next consumer finds the round in the ledger and charges nothing.
+func TestConsumerStoppedDuringTheLedgerLookupLeavesTheBatchPending(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	batch := roundInHandOfDeadConsumer(t, q, 1)
+	id := batch[0].ID
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := fastConfig("stopped-while-looking-up")
+	cfg.ShutdownGrace = time.Second
+	survivor := &stoppingLedger{stop: cancel}
+	c, err := NewConsumer(rdb, cfg, survivor, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	runUntilItsStop(t, c, runCtx, 15*time.Second)
+	t.Logf("Run returned %s after its start", time.Since(began))
+
+	survivor.mu.Lock()
+	asked := slices.Clone(survivor.asked)
+	survivor.mu.Unlock()
+	if !slices.Contains(asked, id) {
+		t.Fatalf("the ledger was asked about %v, want %s among them", asked, id)
+	}
+	if got := survivor.calls(id); got != 0 {
+		t.Errorf("charges during the stop: got %d, want 0", got)
+	}
+	const left = "shutdown's grace ended while asking the PSP which transactions it made; the batch is left pending, uncharged"
+	if !hasLogLine(logs.String(), map[string]string{"msg": left}) {
+		t.Errorf("no log line %q:\n%s", left, logs.String())
+	}
+	if hasLogLine(logs.String(), map[string]string{"msg": "could not ask the PSP which transactions it made; charging them again (at least once)"}) {
+		t.Errorf("the stopped lookup was logged as a failed one, charging again:\n%s", logs.String())
+	}
+	if n := pendingCount(t, rdb); n != 1 {
+		t.Errorf("pending after the stop: got %d, want 1", n)
+	}
+
+	next := &ledgerRecorder{made: map[string]bool{id: true}}
+	runConsumer(t, rdb, fastConfig("next"), next, log)
+	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	if got := next.calls(id); got != 0 {
+		t.Errorf("the next consumer's charges of %s, which the ledger names: got %d, want 0", id, got)
+	}
+}
+
 // roundLedger is a RoundPSP and a LedgerPSP: it records the transactions of
 // each round it charges, and says it made those in made.
 type roundLedger struct {

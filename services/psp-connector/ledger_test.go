@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -520,4 +521,57 @@ func openSharedLedger(t *testing.T, path string) ledgerPSP {
 	}
 	t.Cleanup(func() { own.Close() })
 	return ledgerPSP{linePSP: linePSP{w: &bytes.Buffer{}}, own: own}
+}
+
+// TestLedgerPSPMadeStopsWhenItsContextEnds: the lookup reads up to three
+// 64 MiB tails (seconds, after a crash), and a stop must not wait for it:
+// Made ends with its context's error, naming the file it was reading, and
+// names nothing made (the consumer then leaves the batch pending). The log
+// here holds 32 MiB of ledger lines, the transaction asked about in the last
+// one; read in full, it is found.
+func TestLedgerPSPMadeStopsWhenItsContextEnds(t *testing.T) {
+	f, psp := newLedgerLog(t)
+	round := make([]txqueue.Message, 24)
+	for i := range round {
+		round[i] = txqueue.Message{ID: fmt.Sprintf("tx_%032x", i+1), Transaction: txqueue.Transaction{UserID: 1, Amount: 1, Currency: "USD"}}
+	}
+	line := appendLedgerLine(nil, round, time.Now())
+	full := bytes.Repeat(line, (32<<20)/len(line))
+	if _, err := f.Write(full); err != nil {
+		t.Fatal(err)
+	}
+	last := txqueue.Message{ID: fmt.Sprintf("tx_%032x", 1<<20)}
+	if _, err := f.Write(appendLedgerLine(nil, []txqueue.Message{last}, time.Now())); err != nil {
+		t.Fatal(err)
+	}
+
+	began := time.Now()
+	made, err := psp.Made(context.Background(), []string{last.ID})
+	if err != nil || !made[last.ID] {
+		t.Fatalf("Made, read in full: got %v, %v; want %s made", made, err, last.ID)
+	}
+	t.Logf("read in full in %s", time.Since(began))
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	during, cancelDuring := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancelDuring()
+	tests := []struct {
+		name string
+		ctx  context.Context
+		want error
+	}{
+		{"stopped before the lookup", cancelled, context.Canceled},
+		{"stopped 20 ms into the lookup", during, context.DeadlineExceeded},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			began := time.Now()
+			made, err := psp.Made(tt.ctx, []string{last.ID})
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "CHARGE_LOG") {
+				t.Errorf("Made: got %v, %v; want an error naming CHARGE_LOG, with %v", made, err, tt.want)
+			}
+			t.Logf("returned in %s", time.Since(began))
+		})
+	}
 }
