@@ -57,11 +57,14 @@ type RoundPSP interface {
 // every transaction an earlier delivery may have charged (the round in hand
 // when that delivery's consumer stopped, before its record), and records
 // the ones it made as processed instead of charging them again. Without it,
-// or when the lookup fails, those are charged again: at least once.
+// or when the lookup fails, those are charged again: at least once. A lookup
+// that fails once ctx, Run's work, is done (the stop's grace nearly over)
+// charges nothing: the whole batch is left pending (D77).
 type LedgerPSP interface {
 	PSP
 	// Made answers, for each of ids, whether the PSP made that transaction;
-	// an id it does not know is false.
+	// an id it does not know is false. It should end when ctx is done, with
+	// an error.
 	Made(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
@@ -852,7 +855,10 @@ func appendChargeable(charge []Message, m Message, roundSize int) []Message {
 // delivery may have charged and that the PSP says it made (LedgerPSP): those
 // are recorded processed and acknowledged, not charged again. The others an
 // earlier delivery may have charged are charged again, each with the
-// at-least-once warning. A failed lookup charges them all again; a failed
+// at-least-once warning. A failed lookup charges them all again, unless ctx
+// is done by then (the stop's grace nearly over, when chargeAll would start
+// no round anyway): then, as after a failed record, the whole batch is left
+// pending, uncharged, to be looked up in full on its next delivery. A failed
 // record leaves the whole batch pending, uncharged, so that the made ones
 // are looked up again on their next delivery and no later round of the
 // batch is taken for one that never started.
