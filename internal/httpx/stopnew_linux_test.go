@@ -81,15 +81,16 @@ func TestStopNewConnections(t *testing.T) {
 // is ECONNREFUSED) is such a connection too, completed and reset before the
 // dial looked (CI saw 2 in 32 stops). Without the filter, the connections
 // that completed between the sweep's last accept and the close were reset:
-// 66–85 in 64 stops; with it, 0–2 in 64 stops, beside CPU hogs and under
-// -race too.
+// 66–85 in 64 stops; with it, 0–4 in 64 stops, beside CPU hogs and under
+// -race too. mostBroken is three times the most seen with the filter, and a
+// fifth of the least seen without it.
 func TestServeListenerStopResetsNoNewConnection(t *testing.T) {
 	const (
 		rounds     = 4 // of servers stopped side by side, one after the other
 		servers    = 16
 		clients    = 4
 		perStop    = 400 // requests each client sends at most: bounded loops
-		mostBroken = 8
+		mostBroken = 12
 	)
 	var all stopTally
 	for range rounds {
