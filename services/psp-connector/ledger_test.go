@@ -552,22 +552,26 @@ func TestLedgerPSPMadeStopsWhenItsContextEnds(t *testing.T) {
 	}
 	t.Logf("read in full in %s", time.Since(began))
 
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	during, cancelDuring := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancelDuring()
 	tests := []struct {
 		name string
-		ctx  context.Context
+		ctx  func() (context.Context, context.CancelFunc) // made just before the lookup
 		want error
 	}{
-		{"stopped before the lookup", cancelled, context.Canceled},
-		{"stopped 20 ms into the lookup", during, context.DeadlineExceeded},
+		{"stopped before the lookup", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, context.Canceled},
+		{"stopped 20 ms into the lookup", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 20*time.Millisecond)
+		}, context.DeadlineExceeded},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
 			began := time.Now()
-			made, err := psp.Made(tt.ctx, []string{last.ID})
+			made, err := psp.Made(ctx, []string{last.ID})
 			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), "CHARGE_LOG") {
 				t.Errorf("Made: got %v, %v; want an error naming CHARGE_LOG, with %v", made, err, tt.want)
 			}
