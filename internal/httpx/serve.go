@@ -316,8 +316,9 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 	}
 	l.sweepEnd.Store(min(time.Now().UnixNano(), l.drainEnd.Load()) + int64(backlogSweepMax))
 	if l.tcp != nil {
-		// From here no new connection joins the backlog (Linux), so the
-		// sweep takes all there will be. Should the filter fail, the
+		// From here no new connection starts (Linux): the sweep takes
+		// all there will be, and one whose handshake was half done if it
+		// completes within backlogSweepIdle. Should the filter fail, the
 		// sweep is as before: one that completes after it is reset.
 		_ = stopNewConnections(l.tcp)
 	}

@@ -8,27 +8,38 @@ import (
 	"syscall"
 )
 
-// stopNewConnections has the kernel drop every packet that reaches ln's
-// socket from now on (a socket filter that accepts nothing): the SYN of a
-// new connection is dropped, so none completes into the listen backlog any
-// more, and the client sends its SYN again about a second later, when the
-// socket is closed and the connect is refused. Connections already in the
-// backlog are sockets of their own, outside the filter, and can still be
-// accepted. Without it, one that completed between the drain's last accept
-// and the close was reset by the close, possibly with its request sent
-// (RELIABILITY.md, "Listen backlog at SIGTERM").
+// stopNewConnections has the kernel drop, from now on, every SYN that
+// opens a connection to ln's socket (a socket filter): no new connection
+// starts, and the client sends its SYN again about a second later, when the
+// socket is closed and the connect is refused. Every other packet passes,
+// so a connection whose SYN was answered before still completes into the
+// listen backlog when its ACK comes, and the drain's sweep takes it (until
+// 2026-12-07 the filter dropped every packet, that ACK too: such a
+// connection never completed and the close reset it, D72's residual
+// window). Connections already in the backlog are sockets of their own,
+// outside the filter, and can still be accepted. Without the filter, one
+// that completed between the drain's last accept and the close was reset
+// by the close, possibly with its request sent (RELIABILITY.md, D72).
 func stopNewConnections(ln *net.TCPListener) error {
 	raw, err := ln.SyscallConn()
 	if err != nil {
 		return err
 	}
-	dropAll := []syscall.SockFilter{{Code: syscall.BPF_RET | syscall.BPF_K, K: 0}}
+	// A TCP socket's filter sees the segment from its TCP header on:
+	// byte 13 holds the flags.
+	dropSYNs := []syscall.SockFilter{
+		{Code: syscall.BPF_LD | syscall.BPF_B | syscall.BPF_ABS, K: 13},
+		{Code: syscall.BPF_ALU | syscall.BPF_AND | syscall.BPF_K, K: 0x12}, // SYN and ACK
+		{Code: syscall.BPF_JMP | syscall.BPF_JEQ | syscall.BPF_K, K: 0x02, Jt: 0, Jf: 1},
+		{Code: syscall.BPF_RET | syscall.BPF_K, K: 0},          // SYN without ACK: dropped
+		{Code: syscall.BPF_RET | syscall.BPF_K, K: 0xffffffff}, // the rest: kept whole
+	}
 	var setErr error
 	if err := raw.Control(func(fd uintptr) {
 		// Deprecated in favour of golang.org/x/net/bpf, which only
 		// assembles filters; attaching one is this call either way, and
 		// golang.org/x/sys/unix would be 7 MB more of vendor/ for it.
-		setErr = syscall.AttachLsf(int(fd), dropAll) //nolint:staticcheck // see above
+		setErr = syscall.AttachLsf(int(fd), dropSYNs) //nolint:staticcheck // see above
 	}); err != nil {
 		return err
 	}
