@@ -12,14 +12,16 @@ import (
 // opens a connection to ln's socket (a socket filter): no new connection
 // starts, and the client sends its SYN again about a second later, when the
 // socket is closed and the connect is refused. Every other packet passes,
-// so a connection whose SYN was answered before still completes into the
-// listen backlog when its ACK comes, and the drain's sweep takes it (until
-// 2026-12-07 the filter dropped every packet, that ACK too: such a
-// connection never completed and the close reset it, D72's residual
-// window). Connections already in the backlog are sockets of their own,
-// outside the filter, and can still be accepted. Without the filter, one
-// that completed between the drain's last accept and the close was reset
-// by the close, possibly with its request sent (RELIABILITY.md, D72).
+// so a connection whose SYN was answered before (with a request sock, or
+// with a syncookie) still completes into the listen backlog when its ACK
+// comes, and the drain's sweep takes it (until 2026-12-07 the filter
+// dropped every packet, that ACK too: such a connection never completed
+// and the close reset it, D72's residual window). Connections already in
+// the backlog are sockets of their own, outside the filter, and can still
+// be accepted; one that completes after it is a clone of the listener with
+// a copy of the filter, which drops nothing it needs. Without the filter,
+// one that completed between the drain's last accept and the close was
+// reset by the close, possibly with its request sent (RELIABILITY.md, D72).
 func stopNewConnections(ln *net.TCPListener) error {
 	raw, err := ln.SyscallConn()
 	if err != nil {
