@@ -436,7 +436,8 @@ func stopSurvivors(stateDir string, grace time.Duration) error {
 }
 
 // stopStrays stops the stack's processes in the order process-compose
-// stops them (stopOrder): HAProxy first, with its soft-stop signal (SIGUSR1,
+// stops them (stopOrder): the watchdog first, so that it restarts nothing
+// being stopped, then HAProxy, with its soft-stop signal (SIGUSR1,
 // as process-compose.yaml has it: requests in flight finish), then the APIs,
 // then psp-connector, and Redis only once the services that use it are gone
 // (a connector still recording its charges needs Redis, or it charges them
