@@ -875,7 +875,9 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 	var made map[string]bool
 	if ledger, ok := c.psp.(LedgerPSP); ok {
 		var err error
-		if made, err = ledger.Made(ctx, maybe); err != nil && ctx.Err() != nil {
+		made, err = ledger.Made(ctx, maybe)
+		switch {
+		case err != nil && ctx.Err() != nil:
 			// The stop's grace is nearly over: chargeAll would start no
 			// round of the batch anyway, so none is charged again on a
 			// lookup cut short. The batch stays pending, to be looked up
@@ -883,7 +885,7 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 			c.log.Warn("shutdown's grace ended while asking the PSP which transactions it made; the batch is left pending, uncharged",
 				"count", len(maybe), "transaction_ids", maybe, "batch", len(charge), "error", err.Error())
 			return nil
-		} else if err != nil {
+		case err != nil:
 			c.log.Warn("could not ask the PSP which transactions it made; charging them again (at least once)",
 				"count", len(maybe), "transaction_ids", maybe, "error", err.Error())
 			made = nil
