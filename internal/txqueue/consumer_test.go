@@ -107,15 +107,25 @@ func startConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP,
 // Run returns an error, or has not returned after within.
 func runUntilItsStop(t *testing.T, c *Consumer, ctx context.Context, within time.Duration) {
 	t.Helper()
+	startRun(t, c, ctx)(within)
+}
+
+// startRun runs c.Run(ctx) in the background, for a test that acts while it
+// runs, and returns wait: it waits for Run to return once ctx is cancelled,
+// failing the test if Run returns an error, or has not returned after within.
+func startRun(t *testing.T, c *Consumer, ctx context.Context) (wait func(within time.Duration)) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
+	return func(within time.Duration) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(within):
+			t.Fatalf("Run did not return within %s", within)
 		}
-	case <-time.After(within):
-		t.Fatalf("Run did not return within %s", within)
 	}
 }
 
@@ -1179,21 +1189,13 @@ func TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
+	waitRun := startRun(t, c, runCtx)
 	waitFor(t, "the consumer consuming", func() bool { return strings.Contains(logs.String(), `"msg":"consuming"`) })
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", 30_000, "WRITE").Err(); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
 	paused.Store(true)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("Run did not return within 30 s")
-	}
+	waitRun(30 * time.Second)
 	if stoppedAt.Load() == 0 {
 		t.Fatal("Run returned before its stop")
 	}
@@ -1496,16 +1498,13 @@ func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 		t.Fatal("check passed before Run; want it to fail until the group is in place")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	waitRun := startRun(t, c, ctx)
 	waitFor(t, "consumer check passes", func() bool { return check.Run(context.Background()) == nil })
 	if n, err := rdb.Exists(context.Background(), Stream).Result(); err != nil || n != 1 {
 		t.Errorf("stream exists: got %d, %v; want 1 (the group was created with MKSTREAM)", n, err)
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	waitRun(15 * time.Second)
 	if err := check.Run(context.Background()); err == nil {
 		t.Error("check passes after Run returned; want it to fail")
 	}
@@ -1635,15 +1634,12 @@ func TestConsumerStoppedBeforeRedisAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
+	waitRun := startRun(t, c, ctx)
 	waitFor(t, "a failed group creation", func() bool {
 		return strings.Contains(logs.String(), "cannot create consumer group yet")
 	})
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	waitRun(15 * time.Second)
 	if strings.Contains(logs.String(), `"msg":"consuming"`) {
 		t.Errorf("log says consuming after a stop before the group existed:\n%s", logs.String())
 	}
