@@ -22,13 +22,8 @@ type config struct {
 	VisibilityTimeout time.Duration `env:"VISIBILITY_TIMEOUT" envDefault:"30s"`
 	ClaimInterval     time.Duration `env:"CLAIM_INTERVAL" envDefault:"5s"`
 	MaxDeliveries     int           `env:"MAX_DELIVERIES" envDefault:"5"`
-	// BatchSize is how many entries one read takes, and one claim call
-	// claims: six rounds of 24. A batch costs two round trips (read,
-	// claim) before its rounds, so a larger one moves more per round trip;
-	// at 64 the connector fell behind a load accepted at 8,000-11,000/s
-	// (BENCHMARKS.md, "Batches of 144").
-	BatchSize int `env:"BATCH_SIZE" envDefault:"144"`
-	Chargers  int `env:"CHARGE_CONCURRENCY" envDefault:"24"` // txqueue.DefaultChargers
+	BatchSize         int           `env:"BATCH_SIZE" envDefault:"144"`        // txqueue.DefaultBatchSize
+	Chargers          int           `env:"CHARGE_CONCURRENCY" envDefault:"24"` // txqueue.DefaultChargers
 	// ChargeLog is the file this connector's standard output ends up in,
 	// read back for the rounds' ledger lines (ledgerPSP); "" for none.
 	ChargeLog string `env:"CHARGE_LOG"`

@@ -226,9 +226,12 @@ func TestRunProcessesQueuedTransactions(t *testing.T) {
 			if progress != float64(len(want)) {
 				t.Errorf("progress lines count %v processed transactions, want %d", progress, len(want))
 			}
-			// The consuming line says the rounds' size: CHARGE_CONCURRENCY, unset here.
+			// The consuming line says the batches' and the rounds' sizes:
+			// BATCH_SIZE's and CHARGE_CONCURRENCY's defaults, unset here,
+			// the same as txqueue's.
+			batchSize := fmt.Sprintf(`"batch_size":%d`, txqueue.DefaultBatchSize)
 			roundSize := fmt.Sprintf(`"round_size":%d`, txqueue.DefaultChargers)
-			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, roundSize, `"msg":"stopped"`} {
+			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, batchSize, roundSize, `"msg":"stopped"`} {
 				if !strings.Contains(out.String(), wantLog) {
 					t.Errorf("stdout lacks %s", wantLog)
 				}
