@@ -617,7 +617,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		for i, r := range res {
 			if err := r.Err(); err != nil {
 				// The claim stays; a redelivery charges again after saying so.
-				c.log.Warn("could not release the claim after a PSP failure",
+				c.log.Warn("could not release the claim of a transaction not charged",
 					"transaction_id", release[i].ID, "error", err.Error())
 			}
 		}
@@ -685,9 +685,9 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 // with no new charge meanwhile: a Redis outage repeats no charge. Only when
 // ShutdownGrace is over first are they given up, left pending for an
 // at-least-once redelivery; no round starts once ctx has ended
-// (ShutdownGrace less finishReserve), the rest left pending, uncharged. It
-// returns the messages whose PSP step failed (to release), and those that
-// failed their last delivery.
+// (ShutdownGrace less finishReserve), the rest left pending, uncharged, and
+// released. It returns the messages to release (their PSP step failed, or
+// their round never started), and those that failed their last delivery.
 func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Time) (release []Message, dead []deadLetter) {
 	errs := make([]error, c.cfg.Chargers)
 	rest := msgs
@@ -700,8 +700,15 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	for len(rest) > 0 {
 		c.stepping()
 		if ctx.Err() != nil {
+			// The rounds of rest never started: their claims are released
+			// (handle), so that the next delivery charges them as first
+			// charges. Left claimed, the next claim took the first of
+			// them for this consumer's round in hand and charged it with
+			// the at-least-once warning, though nothing had charged it
+			// (TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes).
 			c.log.WarnContext(ctx, "shutdown's grace is nearly over; the rest of the batch is left pending, uncharged",
 				"count", len(rest))
+			release = append(release, rest...)
 			break
 		}
 		// A round starts only with at least half of the lease left. The

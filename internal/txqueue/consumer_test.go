@@ -1137,6 +1137,67 @@ func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
 	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, id)
 }
 
+// TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes stops a consumer
+// in the first of a batch's two rounds, with a charge that outlasts the
+// batch's time (ShutdownGrace less finishReserve): the round is recorded,
+// the second never starts. Its claims are released when Run returns (no
+// charging_by left), so the next consumer charges them once as first
+// charges, without the at-least-once warning. Left claimed (before), the
+// next claim took them for the stopped consumer's round in hand, and
+// charged them saying "claimed before without a recorded charge; charging
+// (at least once)", for transactions nothing had charged: seen with the
+// stack's batches of 144 when records took 1.3 s each.
+func TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 8)
+
+	cfg := fastConfig("stopped-between-rounds")
+	cfg.BatchSize, cfg.Chargers = 8, 4
+	cfg.ShutdownGrace = 2 * time.Second // the batch's time ends 1 s after the stop
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	psp := &recorder{fail: func(Message) error {
+		once.Do(func() {
+			cancel() // SIGTERM, in the first round's charge
+			time.Sleep(cfg.ShutdownGrace - finishReserve(cfg.ShutdownGrace) + 200*time.Millisecond)
+		})
+		return nil
+	}}
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(runCtx); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	var charged, unstarted []string
+	for _, id := range ids {
+		if psp.calls(id) > 0 {
+			charged = append(charged, id)
+		} else {
+			unstarted = append(unstarted, id)
+		}
+	}
+	if len(charged) != cfg.Chargers || len(unstarted) != cfg.BatchSize-cfg.Chargers {
+		t.Fatalf("charged before the stop: %d, want the first round's %d", len(charged), cfg.Chargers)
+	}
+	for _, id := range unstarted {
+		by, err := rdb.HGet(context.Background(), StatusKey(id), "charging_by").Result()
+		if !errors.Is(err, redis.Nil) {
+			t.Errorf("%s, whose round never started: charging_by %q (%v) after Run returned, want none (released)", id, by, err)
+		}
+	}
+
+	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, ids...)
+	const warned = "claimed before without a recorded charge; charging (at least once)"
+	if hasLogLine(logs.String(), map[string]string{"msg": warned}) {
+		t.Errorf("the next consumer charged the unstarted round with the at-least-once warning:\n%s", logs.String())
+	}
+}
+
 // TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace stops the
 // consumer while its reclaim pass waits on a Redis that holds writes (CLIENT
 // PAUSE WRITE), with nothing in hand: the stop lands during the trim that
