@@ -609,21 +609,39 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 				"count", len(acks), "error", err.Error())
 		}
 	}
+	// The releases and the dead letters are sent side by side, each in its
+	// own pipeline: they share done's time, and one after the other, the
+	// releases of a stop's unstarted rounds (up to a batch less a round)
+	// took the dead letters' time when Redis answered late
+	// (TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease). A
+	// transaction in both ends dead-lettered either way.
+	var wg sync.WaitGroup
 	if len(release) > 0 {
-		releaseNow := time.Now().UnixNano()
-		res := evalBatch(done, c.rdb, releaseScript, len(release), func(i int) ([]string, []any) {
-			return []string{StatusKey(release[i].ID)}, []any{c.cfg.Name, releaseNow}
-		})
-		for i, r := range res {
-			if err := r.Err(); err != nil {
-				// The claim stays; a redelivery charges again after saying so.
-				c.log.Warn("could not release the claim of a transaction not charged",
-					"transaction_id", release[i].ID, "error", err.Error())
-			}
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.release(done, release)
+		}()
 	}
 	if len(dead) > 0 {
 		c.deadLetter(done, dead, now)
+	}
+	wg.Wait()
+}
+
+// release releases the claims of msgs (releaseScript), one script each,
+// pipelined: their PSP step failed, or their round never started.
+func (c *Consumer) release(ctx context.Context, msgs []Message) {
+	now := time.Now().UnixNano()
+	res := evalBatch(ctx, c.rdb, releaseScript, len(msgs), func(i int) ([]string, []any) {
+		return []string{StatusKey(msgs[i].ID)}, []any{c.cfg.Name, now}
+	})
+	for i, r := range res {
+		if err := r.Err(); err != nil {
+			// The claim stays; a redelivery charges again after saying so.
+			c.log.Warn("could not release the claim of a transaction not charged",
+				"transaction_id", msgs[i].ID, "error", err.Error())
+		}
 	}
 }
 

@@ -1198,6 +1198,116 @@ func TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes(t *testing.T) {
 	}
 }
 
+// lateScripts is a go-redis hook that, once on, holds back each pipeline of
+// this client's calls of the given scripts for lag before it goes out, or
+// until its context ends (then the calls fail with the context's error):
+// Redis answering them late.
+type lateScripts struct {
+	on      atomic.Bool
+	lag     time.Duration
+	scripts []*redis.Script
+}
+
+func (h *lateScripts) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *lateScripts) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (h *lateScripts) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.on.Load() && slices.ContainsFunc(cmds, h.late) {
+			select {
+			case <-time.After(h.lag):
+			case <-ctx.Done():
+				for _, cmd := range cmds {
+					cmd.SetErr(ctx.Err())
+				}
+				return ctx.Err()
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *lateScripts) late(cmd redis.Cmder) bool {
+	args := cmd.Args()
+	return len(args) > 1 && cmd.Name() == "evalsha" &&
+		slices.ContainsFunc(h.scripts, func(s *redis.Script) bool { return args[1] == s.Hash() })
+}
+
+// TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease: as in
+// TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes, a stop leaves
+// the second round of a batch unstarted, and the batch also holds an entry
+// to dead-letter (it does not decode); Redis answers each release and
+// dead-letter call 1.2 s late. The batch's finishing calls share one
+// deadline, 2*ioTimeout from its end, cut here to 1.8 s by the grace's
+// end: the release, sent before the dead letters, took their time, and
+// the dead letter failed ("dead-lettering failed; entry left pending",
+// until a redelivery after VisibilityTimeout), though it fitted before
+// the stop's release existed. Sent side by side, both land.
+func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
+	srv, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: map[string]any{"garbage": "yes"}}).Err(); err != nil {
+		t.Fatalf("XADD poison: %v", err)
+	}
+	q := NewQueue(rdb, time.Hour)
+	ids := enqueueN(t, q, 7)
+
+	late := &lateScripts{lag: 1200 * time.Millisecond, scripts: []*redis.Script{releaseScript, deadLetterScript}}
+	rdbC := connectTo(t, srv)
+	rdbC.AddHook(late)
+	cfg := fastConfig("stopped-between-rounds")
+	cfg.BatchSize, cfg.Chargers = 8, 4  // the poison entry, and rounds of 4 and 3
+	cfg.ShutdownGrace = 4 * time.Second // the batch's time ends 2 s after the stop
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var stoppedAt time.Time
+	var once sync.Once
+	psp := &recorder{fail: func(Message) error {
+		once.Do(func() {
+			stoppedAt = time.Now()
+			late.on.Store(true)
+			cancel() // SIGTERM, in the first round's charge
+			time.Sleep(cfg.ShutdownGrace - finishReserve(cfg.ShutdownGrace) + 200*time.Millisecond)
+		})
+		return nil
+	}}
+	c, err := NewConsumer(rdbC, cfg, psp, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilItsStop(t, c, runCtx, 30*time.Second)
+	late.on.Store(false)
+	took, most := time.Since(stoppedAt), cfg.ShutdownGrace+time.Second
+	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), cfg.ShutdownGrace)
+	if took > most {
+		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack)", took.Round(time.Millisecond), most)
+	}
+
+	if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 1 {
+		t.Errorf("dead letters when Run returned: got %d, %v; want 1 (the entry that does not decode)", n, err)
+	}
+	if hasLogLine(logs.String(), map[string]string{"msg": "dead-lettering failed; entry left pending"}) {
+		t.Errorf("the dead letter failed:\n%s", logs.String())
+	}
+	var unstarted int
+	for _, id := range ids {
+		if psp.calls(id) > 0 {
+			continue
+		}
+		unstarted++
+		by, err := rdb.HGet(ctx, StatusKey(id), "charging_by").Result()
+		if !errors.Is(err, redis.Nil) {
+			t.Errorf("%s, whose round never started: charging_by %q (%v) after Run returned, want none (released)", id, by, err)
+		}
+	}
+	if unstarted != len(ids)-cfg.Chargers {
+		t.Fatalf("unstarted at the stop: %d, want the second round's %d", unstarted, len(ids)-cfg.Chargers)
+	}
+	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, ids...)
+}
+
 // TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace stops the
 // consumer while its reclaim pass waits on a Redis that holds writes (CLIENT
 // PAUSE WRITE), with nothing in hand: the stop lands during the trim that
