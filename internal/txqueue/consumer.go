@@ -639,7 +639,7 @@ func (c *Consumer) release(ctx context.Context, msgs []Message) {
 	for i, r := range res {
 		if err := r.Err(); err != nil {
 			// The claim stays; a redelivery charges again after saying so.
-			c.log.Warn("could not release the claim of a transaction not charged",
+			c.log.Warn("could not release the claim; its next delivery may charge it with the at-least-once warning",
 				"transaction_id", msgs[i].ID, "error", err.Error())
 		}
 	}
@@ -721,9 +721,11 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 			// The rounds of rest never started: their claims are released
 			// (handle), so that the next delivery charges them as first
 			// charges. Left claimed, the next claim took the first of
-			// them for this consumer's round in hand and charged it with
-			// the at-least-once warning, though nothing had charged it
-			// (TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes).
+			// those rounds for this consumer's round in hand and charged
+			// it with the at-least-once warning, though nothing had
+			// charged it (TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes).
+			// The other stops below (a failed renewal, a record given
+			// up) leave their rest claimed: Redis was failing.
 			c.log.WarnContext(ctx, "shutdown's grace is nearly over; the rest of the batch is left pending, uncharged",
 				"count", len(rest))
 			release = append(release, rest...)
