@@ -972,6 +972,15 @@ func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
 	}
 }
 
+// addUndecodableEntry queues an entry that does not decode (poison), for a
+// batch with an entry to dead-letter.
+func addUndecodableEntry(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: Stream, Values: map[string]any{"garbage": "yes"}}).Err(); err != nil {
+		t.Fatalf("XADD poison: %v", err)
+	}
+}
+
 // TestConsumerDrainEndsWithinShutdownGrace stops the consumer while Redis
 // holds writes (CLIENT PAUSE WRITE), in the middle of a batch with a
 // round whose charges were declined and an entry that does not decode: its
@@ -984,9 +993,7 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 	srv, rdb := startRedis(t)
 	log, _ := testLogger(t)
 	ctx := context.Background()
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: map[string]any{"garbage": "yes"}}).Err(); err != nil {
-		t.Fatalf("XADD poison: %v", err)
-	}
+	addUndecodableEntry(t, rdb)
 	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 2)
 	admin := srv.Client(t)
@@ -1248,9 +1255,7 @@ func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
 	srv, rdb := startRedis(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: map[string]any{"garbage": "yes"}}).Err(); err != nil {
-		t.Fatalf("XADD poison: %v", err)
-	}
+	addUndecodableEntry(t, rdb)
 	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 7)
 
