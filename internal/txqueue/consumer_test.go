@@ -1144,6 +1144,24 @@ func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
 	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, id)
 }
 
+// stopInTheFirstCharge returns a PSP whose first charge stops Run (cancel,
+// as a SIGTERM would; atStop runs just before, when not nil) and then
+// outlasts the batch's time (ShutdownGrace less finishReserve) by 200 ms:
+// its round is recorded, and no later round of the batch starts.
+func stopInTheFirstCharge(cfg ConsumerConfig, cancel context.CancelFunc, atStop func()) *recorder {
+	var once sync.Once
+	return &recorder{fail: func(Message) error {
+		once.Do(func() {
+			if atStop != nil {
+				atStop()
+			}
+			cancel()
+			time.Sleep(cfg.ShutdownGrace - finishReserve(cfg.ShutdownGrace) + 200*time.Millisecond)
+		})
+		return nil
+	}}
+}
+
 // TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes stops a consumer
 // in the first of a batch's two rounds, with a charge that outlasts the
 // batch's time (ShutdownGrace less finishReserve): the round is recorded,
@@ -1165,14 +1183,7 @@ func TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes(t *testing.T) {
 	cfg.ShutdownGrace = 2 * time.Second // the batch's time ends 1 s after the stop
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var once sync.Once
-	psp := &recorder{fail: func(Message) error {
-		once.Do(func() {
-			cancel() // SIGTERM, in the first round's charge
-			time.Sleep(cfg.ShutdownGrace - finishReserve(cfg.ShutdownGrace) + 200*time.Millisecond)
-		})
-		return nil
-	}}
+	psp := stopInTheFirstCharge(cfg, cancel, nil)
 	c, err := NewConsumer(rdb, cfg, psp, log)
 	if err != nil {
 		t.Fatal(err)
@@ -1268,16 +1279,10 @@ func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stoppedAt time.Time
-	var once sync.Once
-	psp := &recorder{fail: func(Message) error {
-		once.Do(func() {
-			stoppedAt = time.Now()
-			late.on.Store(true)
-			cancel() // SIGTERM, in the first round's charge
-			time.Sleep(cfg.ShutdownGrace - finishReserve(cfg.ShutdownGrace) + 200*time.Millisecond)
-		})
-		return nil
-	}}
+	psp := stopInTheFirstCharge(cfg, cancel, func() {
+		stoppedAt = time.Now()
+		late.on.Store(true)
+	})
 	c, err := NewConsumer(rdbC, cfg, psp, log)
 	if err != nil {
 		t.Fatal(err)
