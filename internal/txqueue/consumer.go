@@ -106,6 +106,13 @@ type ConsumerConfig struct {
 	// chargeAll): a crash can repeat at most one round, and bigger rounds
 	// mean fewer round trips per charge. [DefaultChargers]
 	Chargers int
+	// Gone reports whether the consumer of that name in Group has stopped
+	// for good (psp-connector: a consumer named for a process of this
+	// host that no longer exists). Run removes such consumers from Group
+	// once nothing is pending for them, at start and after each reclaim
+	// pass, so that the group does not list every connector that ever ran.
+	// Nil: only this consumer leaves, at its stop. [nil]
+	Gone func(name string) bool
 	// StallAfter is how long Run may go without starting a step (a read,
 	// a reclaim page, a round of charges, an attempt at a record or at
 	// the group) before LiveCheck fails: the loop is stuck, and the
@@ -267,6 +274,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.logProgress()
 			c.reclaim(ctx, work)
 			c.trim(work)
+			c.forgetGone(work)
 			nextClaim = time.Now().Add(c.cfg.ClaimInterval)
 		}
 		if ctx.Err() != nil {
@@ -323,8 +331,77 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	c.logProgress()
+	c.leave(work)
 	c.log.Info("consumer stopped; unread entries stay queued, unacked ones pending")
 	return nil
+}
+
+// leave removes this consumer from Group at its stop when nothing is pending
+// for it (forgetScript): the next start joins under a name of its own
+// (psp-connector's is hostname-pid). One that stops with entries pending
+// stays, and those are reclaimed after VisibilityTimeout; then forgetGone,
+// in the connector that reclaimed them, removes it. Like the calls that
+// finish a batch, it is not cut short when work ends, only when
+// ShutdownGrace is over.
+func (c *Consumer) leave(work context.Context) {
+	ctx, cancel := finishing(work, ioTimeout, 0)
+	defer cancel()
+	res, err := forgetScript.Run(ctx, c.rdb, []string{Stream}, Group, c.cfg.Name).Int64Slice()
+	switch {
+	case err != nil:
+		c.log.Warn("could not leave the consumer group; it stays listed", "group", Group,
+			"consumer", c.cfg.Name, "error", err.Error())
+	case len(res) == 1 && res[0] == 1:
+		c.log.Info("left the consumer group: nothing pending for it", "group", Group, "consumer", c.cfg.Name)
+	default:
+		c.log.Info("stays in the consumer group: entries are pending for it", "group", Group,
+			"consumer", c.cfg.Name)
+	}
+}
+
+// maxForget bounds how many consumers one forgetGone call removes, and so
+// Redis's time in one forgetScript call; the next pass removes more.
+const maxForget = 100
+
+// forgetGone removes from Group the consumers that cfg.Gone says have
+// stopped for good and that have nothing pending (forgetScript checks that
+// again, atomically). One with entries pending stays until a reclaim has
+// taken them over. Errors are logged and ignored: the next pass tries again.
+func (c *Consumer) forgetGone(ctx context.Context) {
+	if c.cfg.Gone == nil {
+		return
+	}
+	c.stepping()
+	consumers, err := c.rdb.XInfoConsumers(ctx, Stream, Group).Result()
+	if err != nil {
+		if !strings.HasPrefix(err.Error(), "NOGROUP") && ctx.Err() == nil {
+			c.log.Warn("listing the group's consumers failed", "error", err.Error())
+		}
+		return
+	}
+	var gone []any
+	for _, k := range consumers {
+		if len(gone) < maxForget && k.Pending == 0 && k.Name != c.cfg.Name && c.cfg.Gone(k.Name) {
+			gone = append(gone, k.Name)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	res, err := forgetScript.Run(ctx, c.rdb, []string{Stream}, append([]any{Group}, gone...)...).Int64Slice()
+	if err != nil {
+		c.log.Warn("removing stopped consumers from the group failed", "error", err.Error())
+		return
+	}
+	var removed []any
+	for i, r := range res {
+		if r == 1 && i < len(gone) {
+			removed = append(removed, gone[i])
+		}
+	}
+	if len(removed) > 0 {
+		c.log.Info("removed stopped consumers from the group", "group", Group, "consumers", removed)
+	}
 }
 
 // graceEndKey is the key, in Run's work context, of its *graceEnd.

@@ -304,5 +304,29 @@ end
 return redis.call('XTRIM', KEYS[1], 'MINID', bound)
 `)
 
+// forgetScript removes consumers from a group, each only while nothing is
+// pending for it: XGROUP DELCONSUMER drops the consumer's pending entries
+// with it, and with them the only record that they were delivered and never
+// acknowledged, so a consumer that holds any stays. Removing one that still
+// runs loses nothing: Redis adds it again at its next read or claim.
+//
+// KEYS: 1 stream
+// ARGV: 1 group, 2.. consumer names
+// Returns, per name, 1 when it is no longer in the group (removed, or never
+// there), 0 when it stays for its pending entries.
+var forgetScript = redis.NewScript(`
+local out = {}
+for i = 2, #ARGV do
+  if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i]) > 0 then
+    out[#out + 1] = 0
+  else
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[i])
+    out[#out + 1] = 1
+  end
+end
+return out
+`)
+
 // allScripts are preloaded by Connect and reloaded after a NOSCRIPT.
-var allScripts = []*redis.Script{enqueueScript, claimScript, recordScript, releaseScript, deadLetterScript, trimScript}
+var allScripts = []*redis.Script{enqueueScript, claimScript, recordScript, releaseScript, deadLetterScript,
+	trimScript, forgetScript}

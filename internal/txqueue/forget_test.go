@@ -1,0 +1,163 @@
+package txqueue
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// groupConsumers lists the names of Group's consumers, sorted.
+func groupConsumers(t *testing.T, rdb *redis.Client) []string {
+	t.Helper()
+	consumers, err := rdb.XInfoConsumers(context.Background(), Stream, Group).Result()
+	if err != nil {
+		t.Fatalf("XINFO CONSUMERS: %v", err)
+	}
+	names := make([]string, len(consumers))
+	for i, k := range consumers {
+		names[i] = k.Name
+	}
+	slices.Sort(names)
+	return names
+}
+
+// holdOneEntry queues a transaction and reads it as consumer name, which
+// then stops without acknowledging it: one entry pending for name.
+func holdOneEntry(t *testing.T, q *Queue, name string) {
+	t.Helper()
+	enqueueN(t, q, 1)
+	got, err := q.rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{
+		Group: Group, Consumer: name, Streams: []string{Stream, ">"}, Count: 1, Block: -1,
+	}).Result()
+	if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
+		t.Fatalf("XREADGROUP as %s: got %v, %v; want 1 entry", name, got, err)
+	}
+}
+
+// TestForgetScriptKeepsAConsumerWithEntriesPending: forgetScript removes a
+// consumer only while nothing is pending for it, since XGROUP DELCONSUMER
+// would drop its pending entries, which no reclaim could then find.
+func TestForgetScriptKeepsAConsumerWithEntriesPending(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+		t.Fatalf("XGROUP CREATE: %v", err)
+	}
+	holdOneEntry(t, q, "holding")
+	if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, "idle").Err(); err != nil {
+		t.Fatalf("XGROUP CREATECONSUMER: %v", err)
+	}
+
+	got, err := forgetScript.Run(ctx, rdb, []string{Stream}, Group, "holding", "idle", "never-there").Int64Slice()
+	if err != nil {
+		t.Fatalf("forgetScript: %v", err)
+	}
+	if want := []int64{0, 1, 1}; !slices.Equal(got, want) {
+		t.Errorf("forgetScript for holding, idle, never-there: got %v, want %v", got, want)
+	}
+	if names := groupConsumers(t, rdb); !slices.Equal(names, []string{"holding"}) {
+		t.Errorf("consumers after: got %q, want only holding", names)
+	}
+	if n := pendingCount(t, rdb); n != 1 {
+		t.Errorf("pending after: got %d, want holding's 1", n)
+	}
+}
+
+// TestConsumerLeavesTheGroupAtItsStop: a consumer that stops with nothing
+// pending for it leaves Group, since the next start joins under a new name
+// (psp-connector's hostname-pid); one that stops with entries pending stays,
+// so that they can still be reclaimed.
+func TestConsumerLeavesTheGroupAtItsStop(t *testing.T) {
+	tests := []struct {
+		name      string
+		failAll   bool // every charge fails: the entries stay pending
+		wantNames []string
+		wantLog   string
+	}{
+		{"nothing pending", false, []string{}, "left the consumer group: nothing pending for it"},
+		{"entries pending", true, []string{"stopping"}, "stays in the consumer group: entries are pending for it"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, logs := testLogger(t)
+			q := NewQueue(rdb, time.Hour)
+			ids := enqueueN(t, q, 5)
+			psp := &recorder{}
+			if tt.failAll {
+				psp.fail = func(Message) error { return errors.New("the PSP is down") }
+			}
+			cfg := fastConfig("stopping")
+			cfg.MaxDeliveries = 1000 // nothing is dead-lettered in the test's time
+			stop := runConsumer(t, rdb, cfg, psp, log)
+			if tt.failAll {
+				waitFor(t, "a failed charge of each", func() bool { return psp.total() >= len(ids) })
+			} else {
+				for _, id := range ids {
+					waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+				}
+			}
+			stop()
+			if names := groupConsumers(t, rdb); !slices.Equal(names, tt.wantNames) {
+				t.Errorf("consumers after the stop: got %q, want %q", names, tt.wantNames)
+			}
+			if !hasLogLine(logs.String(), map[string]string{"msg": tt.wantLog, "consumer": "stopping"}) {
+				t.Errorf("no log line %q", tt.wantLog)
+			}
+		})
+	}
+}
+
+// TestConsumerForgetsGoneConsumersOnceNothingIsPendingForThem: the group
+// holds consumers that ConsumerConfig.Gone judges gone, one of them with an
+// entry pending (a connector killed with a batch in hand), and one that is
+// not gone. The running consumer removes the idle gone one, reclaims and
+// charges the held entry, then removes its holder too, and keeps the one
+// that is not gone.
+func TestConsumerForgetsGoneConsumersOnceNothingIsPendingForThem(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+		t.Fatalf("XGROUP CREATE: %v", err)
+	}
+	holdOneEntry(t, q, "gone-holding")
+	for _, name := range []string{"gone-idle", "running-idle"} {
+		if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, name).Err(); err != nil {
+			t.Fatalf("XGROUP CREATECONSUMER %s: %v", name, err)
+		}
+	}
+
+	psp := &recorder{}
+	cfg := fastConfig("survivor")
+	cfg.VisibilityTimeout = time.Second // gone-holding's entry stays its own for a few passes
+	cfg.Gone = func(name string) bool { return strings.HasPrefix(name, "gone-") }
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	waitFor(t, "gone-idle removed", func() bool {
+		return !slices.Contains(groupConsumers(t, rdb), "gone-idle")
+	})
+	if names := groupConsumers(t, rdb); !slices.Contains(names, "gone-holding") {
+		t.Errorf("consumers before the reclaim: got %q, want gone-holding kept for its pending entry", names)
+	}
+	want := []string{"running-idle", "survivor"}
+	waitFor(t, "only running-idle and survivor left", func() bool {
+		return slices.Equal(groupConsumers(t, rdb), want)
+	})
+	if psp.total() != 1 {
+		t.Errorf("charges: got %d, want gone-holding's entry charged once", psp.total())
+	}
+	if n := pendingCount(t, rdb); n != 0 {
+		t.Errorf("pending: got %d, want 0", n)
+	}
+	stop()
+	if !strings.Contains(logs.String(), `"msg":"removed stopped consumers from the group"`) {
+		t.Errorf("no log line for the removal")
+	}
+}
