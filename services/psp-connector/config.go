@@ -34,6 +34,10 @@ type config struct {
 
 	// ServeHealth: HTTP_PORT is set, so serve GET /health (README.md).
 	ServeHealth bool `env:"-"`
+	// ConsumerGone judges the group's other consumers gone for good: set
+	// with the default CONSUMER_NAME only (goneFromThisHost), nil for a
+	// name of the operator's, whose scheme it cannot know.
+	ConsumerGone func(name string) bool `env:"-"`
 }
 
 // minVisibilityTimeout bounds VISIBILITY_TIMEOUT from below.
@@ -74,6 +78,7 @@ func (c *config) validate() error {
 			host = "psp-connector"
 		}
 		c.ConsumerName = host + "-" + strconv.Itoa(os.Getpid())
+		c.ConsumerGone = goneFromThisHost(host, os.Getpid())
 	}
 	if c.VisibilityTimeout < minVisibilityTimeout {
 		return fmt.Errorf("VISIBILITY_TIMEOUT must be at least %s, such as 30s (it is also the lease on a transaction being charged: shorter than a round of charges and its record, another connector could charge it again), got %s",

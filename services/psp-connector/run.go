@@ -65,6 +65,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		StatusTTL:         cfg.StatusTTL,
 		ShutdownGrace:     cfg.ShutdownGrace,
 		Chargers:          cfg.Chargers,
+		Gone:              cfg.ConsumerGone,
 	}, psp.PSP, log)
 	if err != nil {
 		return err

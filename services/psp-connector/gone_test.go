@@ -1,0 +1,116 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/acme-payments/platform/internal/servicetest"
+	"github.com/acme-payments/platform/internal/txqueue"
+)
+
+// exitedPid runs a process that exits at once and returns its pid, reaped:
+// no process has it now (Linux hands pids out in turn, so none will soon).
+func exitedPid(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("run true: %v", err)
+	}
+	return cmd.Process.Pid
+}
+
+func TestGoneFromThisHost(t *testing.T) {
+	self, dead := os.Getpid(), exitedPid(t)
+	gone := goneFromThisHost("box-1", self)
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"box-1-" + strconv.Itoa(dead), true},
+		{"box-1-" + strconv.Itoa(self), false},         // this connector
+		{"box-1-1", false},                             // pid 1 runs
+		{"other-" + strconv.Itoa(dead), false},         // another host's
+		{"box-1-x" + strconv.Itoa(dead), false},        // not a pid
+		{"box-1-0" + strconv.Itoa(dead), false},        // not as the default writes it
+		{"box-1-0", false},                             // no such pid
+		{"box-1-" + strconv.Itoa(-dead), false},        // nor this
+		{"box-" + strconv.Itoa(dead), false},           // a host "box"
+		{"box-1-" + strconv.Itoa(dead) + "-2", false},  // a CONSUMER_NAME of the operator's
+		{"box-1-99999999999999999999999999999", false}, // out of range
+	}
+	for _, tt := range tests {
+		if got := gone(tt.name); got != tt.want {
+			t.Errorf("gone(%q): got %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestRunRemovesStoppedConnectorsFromTheGroup: with the default
+// CONSUMER_NAME, hostname-pid, the connector removes from the consumer
+// group the consumers of this host whose process is gone, the one killed
+// with an entry pending once it has reclaimed and charged that entry, and
+// keeps the others: a running process's, another host's, an operator's
+// name. At its stop it leaves the group itself.
+func TestRunRemovesStoppedConnectorsFromTheGroup(t *testing.T) {
+	srv, rdb, q, res := redisWithOneQueued(t, txqueue.Transaction{UserID: 2, Amount: 42, Currency: "GBP"})
+	ctx := context.Background()
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skipf("no hostname: %v", err)
+	}
+	dead := strconv.Itoa(exitedPid(t))
+	killed, stopped := host+"-"+dead, host+"-"+strconv.Itoa(exitedPid(t))
+	kept := []string{host + "-1", "elsewhere-" + dead, "operators-name"}
+	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: txqueue.Group, Consumer: killed, Streams: []string{txqueue.Stream, ">"}, Count: 1, Block: -1,
+	}).Result()
+	if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
+		t.Fatalf("XREADGROUP as the killed connector: got %v, %v", got, err)
+	}
+	for _, name := range append([]string{stopped}, kept...) {
+		if err := rdb.XGroupCreateConsumer(ctx, txqueue.Stream, txqueue.Group, name).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumers := func() []string {
+		ks, err := rdb.XInfoConsumers(ctx, txqueue.Stream, txqueue.Group).Result()
+		if err != nil {
+			t.Fatalf("XINFO CONSUMERS: %v", err)
+		}
+		var names []string
+		for _, k := range ks {
+			names = append(names, k.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+
+	svc := servicetest.Start(t, "psp-connector", run, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s", "CLAIM_INTERVAL=50ms")
+	self := host + "-" + strconv.Itoa(os.Getpid())
+	want := slices.Sorted(slices.Values(append([]string{self}, kept...)))
+	waitFor(t, "the stopped and the killed connector removed", func() bool {
+		return slices.Equal(consumers(), want)
+	})
+	rec, err := q.Status(ctx, res.ID)
+	if err != nil || rec.Status != txqueue.StatusProcessed {
+		t.Errorf("the killed connector's entry: got %+v, %v; want processed", rec, err)
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(kept)
+	if names := consumers(); !slices.Equal(names, kept) {
+		t.Errorf("consumers after the stop: got %q, want %q", names, kept)
+	}
+}
