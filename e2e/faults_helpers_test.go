@@ -293,6 +293,29 @@ func (s *faultStack) pidOf(t *testing.T, name string) int {
 	return p.Pid
 }
 
+// groupConsumersOnceOne waits, up to timeout, until the consumer group lists
+// a single consumer, and returns the names it lists then (or at the
+// timeout). The connector removes the consumers of its killed predecessors
+// once their entries are reclaimed, at its next claim pass.
+func (s *faultStack) groupConsumersOnceOne(t *testing.T, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ks, err := s.rdb.XInfoConsumers(context.Background(), txqueue.Stream, txqueue.Group).Result()
+		if err != nil {
+			t.Fatalf("XINFO CONSUMERS: %v", err)
+		}
+		names := make([]string, len(ks))
+		for i, k := range ks {
+			names[i] = k.Name
+		}
+		if len(names) <= 1 || time.Now().After(deadline) {
+			return names
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // signal sends sig to a process of the stack, after checking that the pid
 // is the process's own binary and not a shell around it, and that it is this
 // stack's: go test runs packages side by side, and a pid process-compose

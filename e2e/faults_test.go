@@ -106,8 +106,14 @@ func TestFaults(t *testing.T) {
 		// and the connector that takes the round over records it instead of
 		// charging it again (psp-connector's README).
 		o := verifyExactlyOnce(t, st, res, [2]int64{first, first + faultLoad}, 90*time.Second)
-		t.Logf("RESULT kill -9 psp-connector ×%d (%d during the load, %d while draining) | %d tx, 32 workers | %s",
-			len(connectorKills)+drained, len(connectorKills), drained, faultLoad, o)
+		// Each start joined the group under a name of its own; the killed
+		// ones, their entries reclaimed, are removed (RELIABILITY.md, D79).
+		consumers := st.groupConsumersOnceOne(t, 10*time.Second)
+		if want := "-" + strconv.Itoa(st.pidOf(t, "psp-connector")); len(consumers) != 1 || !strings.HasSuffix(consumers[0], want) {
+			t.Errorf("consumers in the group after the kills: got %q, want only the running connector's (…%s)", consumers, want)
+		}
+		t.Logf("RESULT kill -9 psp-connector ×%d (%d during the load, %d while draining) | %d tx, 32 workers | %s | consumers in the group after: %d of %d connectors started",
+			len(connectorKills)+drained, len(connectorKills), drained, faultLoad, o, len(consumers), len(connectorKills)+drained+1)
 		if drained < 3 {
 			t.Errorf("only %d kills while draining, want at least 3: the backlog drained too fast to test", drained)
 		}
