@@ -26,16 +26,26 @@ func groupConsumers(t *testing.T, rdb *redis.Client) []string {
 	return names
 }
 
-// holdOneEntry queues a transaction and reads it as consumer name, which
-// then stops without acknowledging it: one entry pending for name.
-func holdOneEntry(t *testing.T, q *Queue, name string) {
+// groupWithConsumers creates Group with consumers of two kinds: holding,
+// which read one transaction and stopped without acknowledging it (one
+// entry pending for it), and idle, which never read anything.
+func groupWithConsumers(t *testing.T, q *Queue, holding string, idle ...string) {
 	t.Helper()
+	ctx := context.Background()
+	if err := q.rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+		t.Fatalf("XGROUP CREATE: %v", err)
+	}
 	enqueueN(t, q, 1)
-	got, err := q.rdb.XReadGroup(context.Background(), &redis.XReadGroupArgs{
-		Group: Group, Consumer: name, Streams: []string{Stream, ">"}, Count: 1, Block: -1,
+	got, err := q.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: Group, Consumer: holding, Streams: []string{Stream, ">"}, Count: 1, Block: -1,
 	}).Result()
 	if err != nil || len(got) != 1 || len(got[0].Messages) != 1 {
-		t.Fatalf("XREADGROUP as %s: got %v, %v; want 1 entry", name, got, err)
+		t.Fatalf("XREADGROUP as %s: got %v, %v; want 1 entry", holding, got, err)
+	}
+	for _, name := range idle {
+		if err := q.rdb.XGroupCreateConsumer(ctx, Stream, Group, name).Err(); err != nil {
+			t.Fatalf("XGROUP CREATECONSUMER %s: %v", name, err)
+		}
 	}
 }
 
@@ -45,14 +55,7 @@ func holdOneEntry(t *testing.T, q *Queue, name string) {
 func TestForgetScriptKeepsAConsumerWithEntriesPending(t *testing.T) {
 	_, rdb := startRedis(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
-	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
-		t.Fatalf("XGROUP CREATE: %v", err)
-	}
-	holdOneEntry(t, q, "holding")
-	if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, "idle").Err(); err != nil {
-		t.Fatalf("XGROUP CREATECONSUMER: %v", err)
-	}
+	groupWithConsumers(t, NewQueue(rdb, time.Hour), "holding", "idle")
 
 	got, err := forgetScript.Run(ctx, rdb, []string{Stream}, Group, "holding", "idle", "never-there").Int64Slice()
 	if err != nil {
@@ -123,17 +126,7 @@ func TestConsumerLeavesTheGroupAtItsStop(t *testing.T) {
 func TestConsumerForgetsGoneConsumersOnceNothingIsPendingForThem(t *testing.T) {
 	_, rdb := startRedis(t)
 	log, logs := testLogger(t)
-	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
-	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
-		t.Fatalf("XGROUP CREATE: %v", err)
-	}
-	holdOneEntry(t, q, "gone-holding")
-	for _, name := range []string{"gone-idle", "running-idle"} {
-		if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, name).Err(); err != nil {
-			t.Fatalf("XGROUP CREATECONSUMER %s: %v", name, err)
-		}
-	}
+	groupWithConsumers(t, NewQueue(rdb, time.Hour), "gone-holding", "gone-idle", "running-idle")
 
 	psp := &recorder{}
 	cfg := fastConfig("survivor")
