@@ -110,8 +110,9 @@ type ConsumerConfig struct {
 	// for good (psp-connector: a consumer named for a process of this
 	// host that no longer exists). Run removes such consumers from Group
 	// once nothing is pending for them, at start and after each reclaim
-	// pass, so that the group does not list every connector that ever ran.
-	// Nil: only this consumer leaves, at its stop. [nil]
+	// pass (not after a stop), so that the group does not list every
+	// connector that ever ran. Nil: only this consumer leaves, at its
+	// stop. [nil]
 	Gone func(name string) bool
 	// StallAfter is how long Run may go without starting a step (a read,
 	// a reclaim page, a round of charges, an attempt at a record or at
@@ -274,7 +275,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.logProgress()
 			c.reclaim(ctx, work)
 			c.trim(work)
-			c.forgetGone(work)
+			c.forgetGone(ctx, work)
 			nextClaim = time.Now().Add(c.cfg.ClaimInterval)
 		}
 		if ctx.Err() != nil {
@@ -367,14 +368,19 @@ const maxForget = 100
 // stopped for good and that have nothing pending (forgetScript checks that
 // again, atomically). One with entries pending stays until a reclaim has
 // taken them over. Errors are logged and ignored: the next pass tries again.
-func (c *Consumer) forgetGone(ctx context.Context) {
-	if c.cfg.Gone == nil {
+// Nothing is done once ctx, Run's, is done (a stop during the reclaim pass):
+// what is left of ShutdownGrace is for this consumer's own leave, and a
+// running connector's next pass, or the next start, removes the others.
+// Before, with Redis holding writes, the listing and the script after a stop
+// took what was left of a 2 s grace, and the leave was cut short at its end.
+func (c *Consumer) forgetGone(ctx, work context.Context) {
+	if c.cfg.Gone == nil || ctx.Err() != nil {
 		return
 	}
 	c.stepping()
-	consumers, err := c.rdb.XInfoConsumers(ctx, Stream, Group).Result()
+	consumers, err := c.rdb.XInfoConsumers(work, Stream, Group).Result()
 	if err != nil {
-		if !strings.HasPrefix(err.Error(), "NOGROUP") && ctx.Err() == nil {
+		if !strings.HasPrefix(err.Error(), "NOGROUP") && work.Err() == nil {
 			c.log.Warn("listing the group's consumers failed", "error", err.Error())
 		}
 		return
@@ -385,10 +391,10 @@ func (c *Consumer) forgetGone(ctx context.Context) {
 			gone = append(gone, k.Name)
 		}
 	}
-	if len(gone) == 0 {
+	if len(gone) == 0 || ctx.Err() != nil {
 		return
 	}
-	res, err := forgetScript.Run(ctx, c.rdb, []string{Stream}, append([]any{Group}, gone...)...).Int64Slice()
+	res, err := forgetScript.Run(work, c.rdb, []string{Stream}, append([]any{Group}, gone...)...).Int64Slice()
 	if err != nil {
 		c.log.Warn("removing stopped consumers from the group failed", "error", err.Error())
 		return

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -152,5 +153,63 @@ func TestConsumerForgetsGoneConsumersOnceNothingIsPendingForThem(t *testing.T) {
 	stop()
 	if !strings.Contains(logs.String(), `"msg":"removed stopped consumers from the group"`) {
 		t.Errorf("no log line for the removal")
+	}
+}
+
+// TestConsumerStoppedDuringItsReclaimPassRemovesNoOtherConsumer: a stop
+// that lands in the reclaim pass (here in the charge of an entry reclaimed
+// from a gone consumer) ends the pass there. The consumer still leaves the
+// group itself, but it no longer looks for gone consumers after its stop:
+// that is for the next pass of a running connector, or the next start. Before,
+// it listed the group and ran the removal script after the stop, and with
+// Redis holding writes those took what was left of a 2 s ShutdownGrace,
+// so that its own leave was cut short at the grace's end.
+func TestConsumerStoppedDuringItsReclaimPassRemovesNoOtherConsumer(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+		t.Fatalf("XGROUP CREATE: %v", err)
+	}
+	holdOneEntry(t, q, "gone-holding")
+	if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, "gone-idle").Err(); err != nil {
+		t.Fatalf("XGROUP CREATECONSUMER: %v", err)
+	}
+	cfg := fastConfig("stopped-in-its-reclaim-pass")
+	// The held entry is idle for VisibilityTimeout: the first pass reclaims it.
+	time.Sleep(cfg.VisibilityTimeout + 50*time.Millisecond)
+	var stopped atomic.Bool
+	var askedAfterTheStop atomic.Int32
+	cfg.Gone = func(name string) bool {
+		if stopped.Load() {
+			askedAfterTheStop.Add(1)
+		}
+		return strings.HasPrefix(name, "gone-")
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	psp := &recorder{}
+	c, err := NewConsumer(rdb, cfg, PSPFunc(func(ctx context.Context, m Message) error {
+		stopped.Store(true)
+		cancel() // SIGTERM, in the charge of the reclaimed entry
+		return psp.Charge(ctx, m)
+	}), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilItsStop(t, c, runCtx, 15*time.Second)
+
+	if psp.total() != 1 || pendingCount(t, rdb) != 0 {
+		t.Fatalf("charges: got %d, pending %d; want the reclaimed entry charged and acknowledged", psp.total(), pendingCount(t, rdb))
+	}
+	if n := askedAfterTheStop.Load(); n != 0 {
+		t.Errorf("Gone asked %d times after the stop, want 0: the stop looks for no gone consumer", n)
+	}
+	if names, want := groupConsumers(t, rdb), []string{"gone-holding", "gone-idle"}; !slices.Equal(names, want) {
+		t.Errorf("consumers after the stop: got %q, want %q (the stopped one left; the gone ones are the next pass's)", names, want)
+	}
+	if !hasLogLine(logs.String(), map[string]string{"msg": "left the consumer group: nothing pending for it", "consumer": cfg.Name}) {
+		t.Errorf("no log line of the stopped consumer leaving the group")
 	}
 }
