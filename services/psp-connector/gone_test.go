@@ -53,6 +53,33 @@ func TestGoneFromThisHost(t *testing.T) {
 	}
 }
 
+// TestOnlyTheDefaultConsumerNameJudgesOthersGone: the test for gone
+// consumers comes with the default CONSUMER_NAME, hostname-pid, whose
+// scheme it knows; a name of the operator's gets none, so that such a
+// connector removes no consumer but its own, at its stop.
+func TestOnlyTheDefaultConsumerNameJudgesOthersGone(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skipf("no hostname: %v", err)
+	}
+	dead := host + "-" + strconv.Itoa(exitedPid(t))
+	for _, tt := range []struct {
+		environ  []string
+		wantGone bool
+	}{
+		{nil, true},
+		{[]string{"CONSUMER_NAME=connector-a"}, false},
+	} {
+		cfg, err := parseConfig(append([]string{"REDIS_URL=redis://127.0.0.1:6379"}, tt.environ...))
+		if err != nil {
+			t.Fatalf("parseConfig(%q): %v", tt.environ, err)
+		}
+		if got := cfg.ConsumerGone != nil && cfg.ConsumerGone(dead); got != tt.wantGone {
+			t.Errorf("with %q (consumer %s): %s judged gone: got %v, want %v", tt.environ, cfg.ConsumerName, dead, got, tt.wantGone)
+		}
+	}
+}
+
 // TestRunRemovesStoppedConnectorsFromTheGroup: with the default
 // CONSUMER_NAME, hostname-pid, the connector removes from the consumer
 // group the consumers of this host whose process is gone, the one killed
