@@ -1328,7 +1328,8 @@ func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
 // stop. On a real stack: 3.397 s after a SIGTERM with SHUTDOWN_GRACE=3s, and
 // with 2.5s the watchdog (RESTART_HUNG_AFTER=3s) sent the draining
 // connector SIGQUIT 3.04 s after it, in that XREADGROUP. A check of ctx
-// before the read (none after a stop) makes it 0.7 s.
+// before the read (none after a stop) makes it 0.7 s; 1.7 s since D79, as
+// the consumer's leave at its stop waits its 1 s for the paused Redis.
 func TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace(t *testing.T) {
 	srv, rdb := startRedis(t)
 	ctx := context.Background()
