@@ -213,3 +213,58 @@ func TestConsumerStoppedDuringItsReclaimPassRemovesNoOtherConsumer(t *testing.T)
 		t.Errorf("no log line of the stopped consumer leaving the group")
 	}
 }
+
+// TestForgetScriptOnABlockedReaderLosesNothing: forgetScript removes a
+// consumer that is in fact alive, blocked in XREADGROUP (a second machine
+// of the same hostname), when nothing is pending for it. An entry queued
+// then is still delivered to it, and pending under it: Redis adds the
+// consumer back as it serves the read (7.0: blocked.c creates it; 7.2 and
+// later run the command again), so no entry is delivered without a
+// pending record.
+func TestForgetScriptOnABlockedReaderLosesNothing(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	q := NewQueue(rdb, time.Hour)
+	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
+		t.Fatalf("XGROUP CREATE: %v", err)
+	}
+	// Created first, so that it is listed on Redis 7.0 too, which adds a
+	// reader only once it serves it.
+	if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, "alive").Err(); err != nil {
+		t.Fatalf("XGROUP CREATECONSUMER: %v", err)
+	}
+	type read struct {
+		streams []redis.XStream
+		err     error
+	}
+	done := make(chan read, 1)
+	go func() {
+		s, err := rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: Group, Consumer: "alive", Streams: []string{Stream, ">"}, Count: 10, Block: 10 * time.Second,
+		}).Result()
+		done <- read{s, err}
+	}()
+	waitFor(t, "the read blocked", func() bool {
+		info, err := rdb.Info(ctx, "clients").Result()
+		return err == nil && strings.Contains(info, "blocked_clients:1\r\n")
+	})
+	got, err := forgetScript.Run(ctx, rdb, []string{Stream}, Group, "alive").Int64Slice()
+	if err != nil || !slices.Equal(got, []int64{1}) {
+		t.Fatalf("forgetScript for the blocked reader: got %v, %v; want [1]", got, err)
+	}
+	if names := groupConsumers(t, rdb); len(names) != 0 {
+		t.Fatalf("consumers after the removal: got %q, want none", names)
+	}
+	enqueueN(t, q, 1)
+	r := <-done
+	if r.err != nil || len(r.streams) != 1 || len(r.streams[0].Messages) != 1 {
+		t.Fatalf("the blocked read: got %v, %v; want the entry queued after the removal", r.streams, r.err)
+	}
+	pending, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: Stream, Group: Group, Start: "-", End: "+", Count: 10}).Result()
+	if err != nil || len(pending) != 1 || pending[0].Consumer != "alive" || pending[0].ID != r.streams[0].Messages[0].ID {
+		t.Errorf("pending after the read: got %+v, %v; want the entry, under alive", pending, err)
+	}
+	if names := groupConsumers(t, rdb); !slices.Equal(names, []string{"alive"}) {
+		t.Errorf("consumers after the read: got %q, want alive back", names)
+	}
+}
