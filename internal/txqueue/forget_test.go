@@ -168,14 +168,7 @@ func TestConsumerStoppedDuringItsReclaimPassRemovesNoOtherConsumer(t *testing.T)
 	_, rdb := startRedis(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
-	if err := rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err(); err != nil {
-		t.Fatalf("XGROUP CREATE: %v", err)
-	}
-	holdOneEntry(t, q, "gone-holding")
-	if err := rdb.XGroupCreateConsumer(ctx, Stream, Group, "gone-idle").Err(); err != nil {
-		t.Fatalf("XGROUP CREATECONSUMER: %v", err)
-	}
+	groupWithConsumers(t, NewQueue(rdb, time.Hour), "gone-holding", "gone-idle")
 	cfg := fastConfig("stopped-in-its-reclaim-pass")
 	// The held entry is idle for VisibilityTimeout: the first pass reclaims it.
 	time.Sleep(cfg.VisibilityTimeout + 50*time.Millisecond)
