@@ -416,6 +416,59 @@ func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
 	}
 }
 
+// A keyed transaction whose earlier try may have been queued (a 502, a
+// "may be queued", a time-out) and whose retry gets an answer that is not
+// retried (a 422 for a token that expired during the back-off, a 400) has
+// an unknown fate: it is counted as unresolved, as one whose retries were
+// used up is. Until 2026-12-08 such a retry ended it, counted nowhere but
+// as a "tx 422": a transaction the first try had queued went unnoticed.
+func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		first  func(w http.ResponseWriter)
+		second int
+	}{
+		{"502 then 422", func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusBadGateway, map[string]string{"error": "bad gateway"})
+		}, http.StatusUnprocessableEntity},
+		{"may be queued then 400", func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": fakerouter.MaybeQueuedKeyedText})
+		}, http.StatusBadRequest},
+		{"time-out then 401", func(w http.ResponseWriter) { time.Sleep(400 * time.Millisecond) }, http.StatusUnauthorized},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var tries atomic.Int64
+			srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+				return func(w http.ResponseWriter, r *http.Request) {
+					if tries.Add(1) == 1 {
+						tt.first(w)
+						return
+					}
+					writeJSON(w, tt.second, map[string]string{"error": "refused"})
+				}
+			}, nil)
+			cfg := testConfig(srv.URL)
+			cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
+			cfg.RequestTimeout = 200 * time.Millisecond
+			rep := mustRun(t, cfg)
+			if rep.Sent != 2 || rep.Errors[errKeyedUnresolved] != 1 {
+				t.Errorf("sent %d, errors %v; want 2 tries and the transaction counted unresolved", rep.Sent, rep.Errors)
+			}
+		})
+	}
+	// A keyed transaction refused at its first try was never queued.
+	srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "refused"})
+		}
+	}, nil)
+	cfg := testConfig(srv.URL)
+	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
+	if rep := mustRun(t, cfg); rep.Errors[errKeyedUnresolved] != 0 {
+		t.Errorf("errors %v: a first try refused is not unresolved", rep.Errors)
+	}
+}
+
 // TestRunTokenModeWithoutTokensFails: a token run in which every login was
 // refused did no work, and exits non-zero.
 func TestRunTokenModeWithoutTokensFails(t *testing.T) {

@@ -494,6 +494,12 @@ func (r *runner) settleTx(ctx context.Context, w *worker, t *txTry, resp h1resp,
 		if resp.status >= 500 || resp.status == http.StatusTooManyRequests {
 			return r.retryKeyed(ctx, t)
 		}
+		if t.attempt > 0 && t.key != "" {
+			// An earlier try may have been queued (it was retried), and
+			// this answer ends the transaction: its fate is unknown, as
+			// when the retries are used up.
+			r.errs.add(errKeyedUnresolved)
+		}
 	case !hasID:
 		r.errs.add(errTxWithoutID)
 	default:
@@ -542,7 +548,9 @@ const errTxWithoutID = "tx 200 without id"
 const keyedRetries = 4
 
 // errKeyedUnresolved counts the keyed transactions whose retries were used
-// up: whether one of their tries was queued is not known.
+// up, or whose retry got an answer that ends them (a 4xx other than 429)
+// after a try that may have been queued: whether one of their tries was
+// queued is not known.
 const errKeyedUnresolved = "tx with Idempotency-Key unresolved: retries used up"
 
 // mayBeQueued is in the error text of core-api's 503 for a transaction
