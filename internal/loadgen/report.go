@@ -179,6 +179,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 			if v.MaybeQueuedUnprocessed > 0 {
 				unprocessed = fmt.Sprintf(", and %d of those not processed", v.MaybeQueuedUnprocessed)
 			}
+			if v.maybeQueuedNotLookedUp {
+				unprocessed += "; those with an id not looked up (--verify none)"
+			}
 			fmt.Fprintf(&b, "maybe queued  %d answered 503 \"may be queued\"; %d of them were queued all the same (looked up by id, or replayed for their Idempotency-Key)%s\n",
 				v.MaybeQueued, v.MaybeQueuedFound, unprocessed)
 		}

@@ -247,8 +247,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
 		v := r.verify(ctx, accepted, start, loadEnd, before)
+		// Counted whatever --verify; looked up unless it is none.
+		v.MaybeQueued = int64(len(maybeQueued))
 		if len(maybeQueued) > 0 && ctx.Err() == nil && cfg.Verify != VerifyNone {
-			v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed, v.MaybeQueuedUnverified = r.lookUpMaybeQueued(ctx, maybeQueued, loadEnd.Add(cfg.DrainTimeout))
+			_, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed, v.MaybeQueuedUnverified = r.lookUpMaybeQueued(ctx, maybeQueued, loadEnd.Add(cfg.DrainTimeout))
+		} else if len(maybeQueued) > 0 {
+			v.maybeQueuedNotLookedUp = true
 		}
 		v.MaybeQueued += r.keyedMaybeQueued.Load()
 		v.MaybeQueuedFound += r.keyedReplayed.Load()

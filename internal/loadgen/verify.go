@@ -84,6 +84,10 @@ type Verification struct {
 	ProcessedPerSec float64 `json:"processed_per_s"`
 
 	e2e *latency
+	// maybeQueuedNotLookedUp: transactions answered "may be queued" with
+	// an id were not looked up (--verify none), so MaybeQueuedFound does
+	// not count them.
+	maybeQueuedNotLookedUp bool
 }
 
 // Lost is the number of checked transactions that were accepted but never

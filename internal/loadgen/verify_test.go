@@ -276,3 +276,27 @@ func TestVerificationRidesOutATransientLookupError(t *testing.T) {
 		t.Errorf("verdict %s (%s), want pass", verdict, why)
 	}
 }
+
+// The report counts every 503 "may be queued", whatever --verify: with
+// --verify none, until 2026-12-08, maybe_queued counted only those of
+// keyed transactions, and the text report had no "maybe queued" line for
+// the others (they were only under errors).
+func TestMaybeQueuedIsCountedWithVerifyNone(t *testing.T) {
+	for _, verify := range []Verify{VerifyAll, VerifyNone} {
+		t.Run(string(verify), func(t *testing.T) {
+			_, srv := fakerouter.Start(t, fakerouter.Options{MaybeQueuedEvery: 5})
+			cfg := testConfig(srv.URL)
+			cfg.Count, cfg.Verify = 20, verify
+			rep := mustRun(t, cfg)
+			v := rep.Verification
+			if n := rep.Errors[errTxMaybeQueued]; n != 4 || v.MaybeQueued != n {
+				t.Errorf("maybe queued %d, errors %v: want the 4 answers counted in both", v.MaybeQueued, rep.Errors)
+			}
+			var b strings.Builder
+			_ = rep.WriteText(&b)
+			if !strings.Contains(b.String(), "maybe queued  4 answered") {
+				t.Errorf("text report has no maybe queued line:\n%s", b.String())
+			}
+		})
+	}
+}
