@@ -420,7 +420,7 @@ func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
 // "may be queued", a time-out) and whose retry gets an answer that is not
 // retried (a 422 for a token that expired during the back-off, a 400) has
 // an unknown fate: it is counted as unresolved, as one whose retries were
-// used up is. Until 2026-12-08 such a retry ended it, counted nowhere but
+// used up is. Until 2026-12-07 such a retry ended it, counted nowhere but
 // as a "tx 422": a transaction the first try had queued went unnoticed.
 func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
 	for _, tt := range []struct {

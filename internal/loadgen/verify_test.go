@@ -278,7 +278,7 @@ func TestVerificationRidesOutATransientLookupError(t *testing.T) {
 }
 
 // The report counts every 503 "may be queued", whatever --verify: with
-// --verify none, until 2026-12-08, maybe_queued counted only those of
+// --verify none, until 2026-12-07, maybe_queued counted only those of
 // keyed transactions, and the text report had no "maybe queued" line for
 // the others (they were only under errors).
 func TestMaybeQueuedIsCountedWithVerifyNone(t *testing.T) {
