@@ -88,6 +88,12 @@ const (
 // delivery may have charged (its round in hand, or its record expired) is
 // charged again, at least once, never marked failed.
 //
+// A claim sent again with the same consumer and the same now (ARGV[1]) is
+// this consumer's retry of a call whose answer it never got
+// (Consumer.claimUntilRedisAnswers): when the first call ran, its claims
+// are taken as this one's, charged by nobody, since the consumer charges
+// only what an answer told it to.
+//
 // Of an earlier claim whose consumer stopped, only the first round it had
 // not recorded can have been charged: the later rounds had not started.
 // Among the keys of one call, that is the lowest unrecorded round of each
@@ -135,6 +141,8 @@ for i, k in ipairs(KEYS) do
     elseif r[6] then
       out[i] = 2
     elseif not r[2] then
+      out[i] = 1
+    elseif r[2] == ARGV[3] and r[3] == ARGV[1] then
       out[i] = 1
     elseif (tonumber(r[4]) or -1) == firstRound[r[2] .. '@' .. r[3]] then
       out[i] = 2
