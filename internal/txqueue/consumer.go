@@ -1116,7 +1116,13 @@ func (c *Consumer) recordUntilRedisAnswers(ctx context.Context, msgs []Message, 
 // answer) as that same claim. Before, a claim that failed left the batch
 // pending until VisibilityTimeout, 30 s by default: after Redis held writes
 // for 4.5 s, one batch of 41 was processed 33 s after it was queued.
-// An error Redis answered with (a script's) is not retried.
+// An error Redis answered with (a script's) is not retried. A claim that
+// succeeds late keeps its first call's now, so its lease may be more than
+// half gone, or over, by then: chargeAll renews it before the first round,
+// keeping only what is still this consumer's (the renewal and another
+// consumer's claim are both scripts, one after the other in Redis), so a
+// batch another consumer took over during a long outage is not charged
+// here too.
 func (c *Consumer) claimUntilRedisAnswers(ctx context.Context, now int64, msgs []Message) ([]claimCode, error) {
 	claims, err := c.claimer().claim(ctx, c.rdb, now, msgs)
 	if err == nil || !redisDidNotAnswer(err) || ctx.Err() != nil {
