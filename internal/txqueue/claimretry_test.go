@@ -155,3 +155,28 @@ func TestRedisDidNotAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimScriptRetryKeepsTheMaybeChargedMark: the first call of a claim
+// took over a stopped consumer's round in hand (2, maybe charged) and its
+// next round (4, never started), and its answer was lost. The same call
+// again still answers 2 for the round in hand, whose maybe_charged mark
+// says an earlier delivery may have charged it (so it is looked up in the
+// PSP's ledger, and a failed charge never dead-letters it), and 1 for the
+// round that never started. A retry branch checked before the mark
+// answered 1 for all, charging the round in hand as a first charge.
+func TestClaimScriptRetryKeepsTheMaybeChargedMark(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	msgs := readAsDeadConsumer(t, NewQueue(rdb, time.Hour), 17)
+	claimAsDeadConsumerAt(t, rdb, msgs, time.Millisecond, time.Now().Add(-time.Second)) // rounds of 16: 16 in hand, 1 not started
+	cl := claimer{consumer: "me", lease: time.Millisecond, statusTTL: time.Hour, roundSize: 16}
+	now := time.Now().UnixNano()
+	want := append(slices.Repeat([]claimCode{claimChargeUnknownRound}, 16), claimChargeRoundNeverStarted)
+	if got, err := cl.claim(ctx, rdb, now, msgs); err != nil || !slices.Equal(got, want) {
+		t.Fatalf("the first call: got %v, %v; want %v", got, err, want)
+	}
+	want[16] = claimCharge
+	if got, err := cl.claim(ctx, rdb, now, msgs); err != nil || !slices.Equal(got, want) {
+		t.Errorf("the same call again: got %v, %v; want %v", got, err, want)
+	}
+}
