@@ -91,8 +91,9 @@ const (
 // A claim sent again with the same consumer and the same now (ARGV[1]) is
 // this consumer's retry of a call whose answer it never got
 // (Consumer.claimUntilRedisAnswers): when the first call ran, its claims
-// are taken as this one's, charged by nobody, since the consumer charges
-// only what an answer told it to.
+// are taken as this one's, charged by nobody since, as the consumer charges
+// only what an answer told it to. One the first call marked maybe_charged
+// keeps that answer (2): the branch comes after the mark's.
 //
 // Of an earlier claim whose consumer stopped, only the first round it had
 // not recorded can have been charged: the later rounds had not started.
