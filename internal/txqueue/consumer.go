@@ -1087,23 +1087,41 @@ func (c *Consumer) recordUntilRedisAnswers(ctx context.Context, msgs []Message, 
 	ids := txIDs(msgs)
 	c.log.Warn("could not record the charges; keeping them in hand and retrying until Redis answers",
 		"count", len(msgs), "transaction_ids", ids, "error", err.Error())
-	lasting := untilGraceEnd(ctx)
 	start := time.Now()
+	var owned []int64
+	attempts, err := c.retryUntilRedisAnswers(untilGraceEnd(ctx), err, func() error {
+		rec.args[0] = time.Now().UnixNano()
+		var rerr error
+		owned, rerr = c.runRecord(ctx, rec, 0)
+		return rerr
+	}, func(error) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("recorded the charges after Redis came back", "count", len(msgs), "transaction_ids", ids,
+		"attempts", attempts, "waited_ms", time.Since(start).Milliseconds())
+	return owned, nil
+}
+
+// retryUntilRedisAnswers calls try again, after a backoff from minBackoff
+// doubling to maxRecordBackoff, each attempt a step of Run's, since its
+// first call failed with err: until try succeeds, fails with an error that
+// retry rejects, or ctx ends. It returns the attempts made, the first
+// call's included, and try's last error (err when ctx ended before any
+// retry). The record of charges in hand retries every error until
+// ShutdownGrace is over; a claim, only those Redis did not answer, until
+// the batch's time ends.
+func (c *Consumer) retryUntilRedisAnswers(ctx context.Context, err error, try func() error, retry func(error) bool) (int, error) {
 	backoff := minBackoff
 	for attempt := 2; ; attempt++ {
-		sleep(lasting, backoff)
-		if lasting.Err() != nil {
-			return nil, err
+		sleep(ctx, backoff)
+		if ctx.Err() != nil {
+			return attempt - 1, err
 		}
 		c.stepping()
-		rec.args[0] = time.Now().UnixNano()
-		owned, rerr := c.runRecord(ctx, rec, 0)
-		if rerr == nil {
-			c.log.Info("recorded the charges after Redis came back", "count", len(msgs), "transaction_ids", ids,
-				"attempts", attempt, "waited_ms", time.Since(start).Milliseconds())
-			return owned, nil
+		if err = try(); err == nil || !retry(err) {
+			return attempt, err
 		}
-		err = rerr
 		backoff = min(2*backoff, maxRecordBackoff)
 	}
 }
@@ -1131,24 +1149,17 @@ func (c *Consumer) claimUntilRedisAnswers(ctx context.Context, now int64, msgs [
 	c.log.Warn("could not claim the batch; retrying until Redis answers", "count", len(msgs),
 		"transaction_ids", txIDs(msgs), "error", err.Error())
 	start := time.Now()
-	backoff := minBackoff
-	for attempt := 2; ; attempt++ {
-		sleep(ctx, backoff)
-		if ctx.Err() != nil {
-			return nil, err
-		}
-		c.stepping()
-		claims, err = c.claimer().claim(ctx, c.rdb, now, msgs)
-		if err == nil {
-			c.log.Info("claimed the batch after Redis came back", "count", len(msgs),
-				"attempts", attempt, "waited_ms", time.Since(start).Milliseconds())
-			return claims, nil
-		}
-		if !redisDidNotAnswer(err) {
-			return nil, err
-		}
-		backoff = min(2*backoff, maxRecordBackoff)
+	attempts, err := c.retryUntilRedisAnswers(ctx, err, func() error {
+		var cerr error
+		claims, cerr = c.claimer().claim(ctx, c.rdb, now, msgs)
+		return cerr
+	}, redisDidNotAnswer)
+	if err != nil {
+		return nil, err
 	}
+	c.log.Info("claimed the batch after Redis came back", "count", len(msgs),
+		"attempts", attempts, "waited_ms", time.Since(start).Milliseconds())
+	return claims, nil
 }
 
 // redisDidNotAnswer reports whether a call failed for want of Redis's
