@@ -143,6 +143,10 @@ func TestRedisDidNotAnswer(t *testing.T) {
 		{"the call's deadline", context.DeadlineExceeded, true},
 		{"Redis answered an error", rdb.Do(ctx, "NOSUCHCOMMAND").Err(), false},
 		{"Redis answered a script's error", rdb.Eval(ctx, "return redis.error_reply('WRONGTYPE no')", nil).Err(), false},
+		{"Redis busy running a script", rdb.Eval(ctx, "return redis.error_reply('BUSY Redis is busy running a script.')", nil).Err(), true},
+		{"Redis still loading its data", rdb.Eval(ctx, "return redis.error_reply('LOADING Redis is loading the dataset in memory')", nil).Err(), true},
+		{"Redis answered BUSYGROUP", xgroupCreateTwice(ctx, rdb), false},
+		{"Redis answered BUSYKEY", rdb.Eval(ctx, "return redis.error_reply('BUSYKEY Target key name already exists.')", nil).Err(), false},
 		{"an answer this code cannot read", errors.New("claim script: got 2 codes for 3 transactions"), false},
 		{"this client closed", closed.Ping(ctx).Err(), false},
 	}
@@ -179,4 +183,11 @@ func TestClaimScriptRetryKeepsTheMaybeChargedMark(t *testing.T) {
 	if got, err := cl.claim(ctx, rdb, now, msgs); err != nil || !slices.Equal(got, want) {
 		t.Errorf("the same call again: got %v, %v; want %v", got, err, want)
 	}
+}
+
+// xgroupCreateTwice returns Redis's answer to creating a group that exists:
+// BUSYGROUP, an error of the call, though it starts with BUSY.
+func xgroupCreateTwice(ctx context.Context, rdb *redis.Client) error {
+	rdb.XGroupCreateMkStream(ctx, "busygroup-test", "g", "$")
+	return rdb.XGroupCreateMkStream(ctx, "busygroup-test", "g", "$").Err()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1172,12 +1173,10 @@ func redisDidNotAnswer(err error) bool {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &answered):
-		for _, prefix := range []string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"} {
-			if strings.HasPrefix(answered.Error(), prefix) {
-				return true
-			}
-		}
-		return false
+		// The error's code is its first word: BUSYGROUP and BUSYKEY are
+		// answers to the call itself, not BUSY.
+		code, _, _ := strings.Cut(answered.Error(), " ")
+		return slices.Contains([]string{"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN"}, code)
 	case errors.Is(err, redis.ErrClosed):
 		return false // this client was closed: nothing will answer
 	case errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
