@@ -16,8 +16,9 @@ import (
 
 // logs prints one process's log (or every process's) since the last up:
 // process-compose keeps one file per process in the state dir's logs/ and
-// appends to it across restarts. With -f it keeps following until Ctrl-C,
-// starting over when a new up truncates the file.
+// appends to it across restarts, and past its max_size_mb renames it to a
+// piece of its own (rotatedPieces), printed first. With -f it keeps
+// following until Ctrl-C, starting over when a new up deletes the file.
 func (l *launcher) logs(ctx context.Context, args []string) error {
 	follow := false
 	var names []string
@@ -64,13 +65,19 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 		found := 0
 		for _, name := range names {
 			path := filepath.Join(l.cfg.LogDir(), name+".log")
-			if err := copyLog(l.stdout, path, prefixOf(name)); err != nil {
-				if errors.Is(err, os.ErrNotExist) {
-					continue
+			copied := 0
+			for _, piece := range append(rotatedPieces(path), path) {
+				if err := copyLog(l.stdout, piece, prefixOf(name)); err != nil {
+					if errors.Is(err, os.ErrNotExist) {
+						continue
+					}
+					return err
 				}
-				return err
+				copied++
 			}
-			found++
+			if copied > 0 {
+				found++
+			}
 		}
 		if found == 0 {
 			return fmt.Errorf("no log for %s in %s (has the stack been started?)", strings.Join(names, ", "), l.rel(l.cfg.LogDir()))
@@ -88,7 +95,13 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			followLog(ctx, filepath.Join(l.cfg.LogDir(), name+".log"), func(line string) {
+			path := filepath.Join(l.cfg.LogDir(), name+".log")
+			for _, piece := range rotatedPieces(path) {
+				mu.Lock()
+				_ = copyLog(l.stdout, piece, prefix) // gone meanwhile: nothing to print
+				mu.Unlock()
+			}
+			followLog(ctx, path, func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
 				fmt.Fprintf(l.stdout, "%s%s\n", prefix, line)
@@ -98,6 +111,39 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	wg.Wait()
 	return nil
 }
+
+// rotatedPieces returns the earlier pieces of the log at path, oldest
+// first. process-compose rotates a process's log (log_configuration.rotation
+// in process-compose.yaml, by lumberjack, in v1.64.1 and current releases):
+// once the file would pass max_size_mb it is renamed to
+// <name>-<local time as 2006-01-02T15-04-05.000>.log and a new one starts
+// at path. The names sort by time (but for the hour a clock set back for
+// daylight saving repeats); `stack up` deletes them with the logs.
+func rotatedPieces(path string) []string {
+	dir, file := filepath.Split(path)
+	prefix := strings.TrimSuffix(file, ".log") + "-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var pieces []string
+	for _, e := range entries {
+		rest, isPiece := strings.CutPrefix(e.Name(), prefix)
+		stamp, isLog := strings.CutSuffix(rest, ".log")
+		if !isPiece || !isLog || !e.Type().IsRegular() {
+			continue
+		}
+		if _, err := time.Parse(rotatedLayout, stamp); err == nil {
+			pieces = append(pieces, filepath.Join(dir, e.Name()))
+		}
+	}
+	slices.Sort(pieces)
+	return pieces
+}
+
+// rotatedLayout is the time in a rotated piece's name (lumberjack's
+// backupTimeFormat).
+const rotatedLayout = "2006-01-02T15-04-05.000"
 
 // copyLog writes the file at path to w, each line after prefix, leaving out
 // empty lines (see isBlank).

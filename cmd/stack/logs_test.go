@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acme-payments/platform/internal/stackconfig"
+	"github.com/acme-payments/platform/internal/stacktest"
+)
+
+// TestLogsPrintsRotatedPiecesFirst: past max_size_mb process-compose
+// renames a process's log to <name>-<time>.log and starts a new one, so
+// `stack logs` prints those pieces, oldest first, before the file itself,
+// and with -f too. Files that only look like pieces are left out.
+func TestLogsPrintsRotatedPiecesFirst(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	environ := []string{"STACK_STATE_DIR=" + state}
+	logDir := filepath.Join(state, "logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"core-api-2026-12-07T06-16-51.886.log": "second piece\n",
+		"core-api-2026-12-07T05-59-59.999.log": "first piece\n",
+		"core-api.log":                         "current\n",
+		"core-api-old.log":                     "not a piece: no time in its name\n",
+		"core-api-2026-12-07.log":              "not a piece: a date only\n",
+		"auth-api-2026-12-07T06-00-00.000.log": "auth-api's piece\n",
+		"auth-api.log":                         "auth-api's current\n",
+	} {
+		if err := os.WriteFile(filepath.Join(logDir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(logDir, "core-api-2026-12-07T04-00-00.000.log"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"one process", []string{"logs", "core-api"}, "first piece\nsecond piece\ncurrent\n"},
+		{"every process", []string{"logs"}, "core-api      | first piece\ncore-api      | second piece\ncore-api      | current\n" +
+			"auth-api      | auth-api's piece\nauth-api      | auth-api's current\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), append([]string{"stack"}, tt.args...), environ, nil, &stdout, &stderr); err != nil {
+				t.Fatalf("%v\n%s", err, stderr.String())
+			}
+			if stdout.String() != tt.want {
+				t.Errorf("stack %s:\ngot  %q\nwant %q", strings.Join(tt.args, " "), stdout.String(), tt.want)
+			}
+		})
+	}
+
+	t.Run("following", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		// A file, not a buffer: logs -f writes it while the test reads it.
+		out, err := os.Create(filepath.Join(t.TempDir(), "stdout"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Close()
+		done := make(chan error, 1)
+		go func() {
+			done <- run(ctx, []string{"stack", "logs", "-f", "core-api"}, environ, nil, out, &bytes.Buffer{})
+		}()
+		want := "first piece\nsecond piece\ncurrent\n"
+		printed := func() string { b, _ := os.ReadFile(out.Name()); return string(b) }
+		deadline := time.Now().Add(5 * time.Second)
+		for printed() != want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := printed(); got != want {
+			t.Errorf("stack logs -f core-api: got %q, want %q", got, want)
+		}
+	})
+}
+
+// TestProcessComposeRotatesTheLogIntoPiecesLogsReads runs the real
+// process-compose with process-compose.yaml's own log_configuration, its
+// max_size_mb lowered to 1, on a process that prints 1.8 MB: the log is
+// rotated into pieces rotatedPieces finds, and together they hold every
+// line once, in order. It also checks that the log is appended to, not
+// truncated, when the process starts again (the reason for the rotation
+// block: process-compose truncates a log without it, and a stop and start
+// through its API or TUI lost the process's earlier lines).
+func TestProcessComposeRotatesTheLogIntoPiecesLogsReads(t *testing.T) {
+	bin := stacktest.ProcessCompose(t)
+	logConfig := composeLogConfiguration(t)
+	const lowered = "max_size_mb: 1"
+	if !strings.Contains(logConfig, "max_size_mb: ") {
+		t.Fatalf("process-compose.yaml's log_configuration has no rotation.max_size_mb:\n%s", logConfig)
+	}
+	logConfig = replaceLineWith(logConfig, "max_size_mb: ", lowered)
+
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "logs", "core-api.log")
+	const lines = 40000 // 2.4 MB: two pieces of 1 MB and the rest
+	compose := fmt.Sprintf(`version: "0.5"
+processes:
+  core-api:
+    command: "seq -f 'line %%06.0f of a log long enough to be rotated twice at 1 MB' 1 %d"
+    availability:
+      restart: "no"
+    log_location: %q
+    log_configuration:
+%s`, lines, logPath, logConfig)
+	if err := os.WriteFile(filepath.Join(dir, "pc.yaml"), []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	upOnce := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "up", "--tui=false", "--no-server", "--disable-dotenv",
+			"--config", filepath.Join(dir, "pc.yaml"), "--log-file", filepath.Join(dir, "pc.log"))
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("process-compose up: %v\n%s", err, out)
+		}
+	}
+	readAll := func() (pieces []string, text string) {
+		t.Helper()
+		var b bytes.Buffer
+		pieces = rotatedPieces(logPath)
+		for _, p := range append(pieces, logPath) {
+			if err := copyLog(&b, p, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return pieces, b.String()
+	}
+	wantLines := func(runs int) string {
+		var b strings.Builder
+		for range runs {
+			for i := 1; i <= lines; i++ {
+				fmt.Fprintf(&b, "line %06d of a log long enough to be rotated twice at 1 MB\n", i)
+			}
+		}
+		return b.String()
+	}
+
+	upOnce()
+	pieces, got := readAll()
+	if len(pieces) != 2 {
+		t.Errorf("after %d lines of %d bytes with max_size_mb 1: %d pieces %v, want 2", lines, len("line 000001 of a log long enough to be rotated twice at 1 MB\n"), len(pieces), pieces)
+	}
+	if got != wantLines(1) {
+		t.Fatalf("the pieces and the log hold %d lines, want the %d printed once each, in order", strings.Count(got, "\n"), lines)
+	}
+
+	// The process started again by process-compose (as after a stop and
+	// start through its API): appended to.
+	upOnce()
+	if _, got = readAll(); got != wantLines(2) {
+		t.Fatalf("after the process's second start: %d lines, want both runs' %d (the log appended to, not truncated)", strings.Count(got, "\n"), 2*lines)
+	}
+}
+
+// composeLogConfiguration returns the body of process-compose.yaml's
+// `log_configuration: &log` block, which every process shares, indented
+// for a process's log_configuration key.
+func composeLogConfiguration(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(t), stackconfig.ComposeFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "log_configuration: &log\n")
+	if !ok {
+		t.Fatalf("%s has no `log_configuration: &log` block", stackconfig.ComposeFileName)
+	}
+	var block []string
+	indent := -1
+	for _, line := range strings.Split(after, "\n") {
+		n := len(line) - len(strings.TrimLeft(line, " "))
+		if indent < 0 {
+			indent = n
+		}
+		if strings.TrimSpace(line) == "" || n < indent {
+			break
+		}
+		block = append(block, "      "+line[indent:])
+	}
+	return strings.Join(block, "\n") + "\n"
+}
+
+// replaceLineWith replaces the text of the line of block holding key
+// (keeping its indentation) with line.
+func replaceLineWith(block, key, line string) string {
+	lines := strings.Split(block, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, key) {
+			lines[i] = l[:len(l)-len(strings.TrimLeft(l, " "))] + line
+		}
+	}
+	return strings.Join(lines, "\n")
+}
