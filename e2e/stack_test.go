@@ -354,11 +354,12 @@ func TestStack(t *testing.T) {
 		}
 	})
 
-	// process-compose truncates a process's log when it starts the process
-	// itself (a stop and start through its API or TUI), and the connector's
-	// log is where its ledger lines were (CHARGE_LOG): its own copy
-	// (CHARGE_LEDGER) keeps them.
-	t.Run("ledger kept across a stop and start through process-compose", func(t *testing.T) {
+	// A stop and start through process-compose's API or TUI keeps the
+	// process's log: with log_configuration.rotation, process-compose
+	// appends to it (without, it truncated it, up to v1.122 at least, and
+	// the connector's log, CHARGE_LOG, is where its ledger lines are). The
+	// connector's own copy (CHARGE_LEDGER) keeps them as well.
+	t.Run("log and ledger kept across a stop and start through process-compose", func(t *testing.T) {
 		if processedID == "" {
 			t.Skip("no transaction was processed")
 		}
@@ -378,8 +379,8 @@ func TestStack(t *testing.T) {
 		}) {
 			t.Fatalf("psp-connector not consuming 20 s after its start:\n%s", s.logFile("psp-connector"))
 		}
-		if strings.Contains(s.logFile("psp-connector"), ledgerLine) {
-			t.Logf("process-compose kept the connector's log across a stop and start (it truncated it up to v1.122 at least)")
+		if !strings.Contains(s.logFile("psp-connector"), ledgerLine) {
+			t.Errorf("psp-connector log after a stop and start through process-compose: the ledger line naming %s is gone (the log truncated)", processedID)
 		}
 		b, err := os.ReadFile(filepath.Join(s.vars["STACK_STATE_DIR"], "ledger", "psp-connector.jsonl"))
 		if err != nil {

@@ -141,9 +141,10 @@ func appendLedgerLine(b []byte, round []txqueue.Message, now time.Time) []byte {
 //     (linePSP.ChargeRound), and a write to a pipe of at most PIPE_BUF bytes
 //     is all or nothing, so a transaction named in the file had its contract
 //     line printed, even if the connector was killed right after. But the
-//     file is not the connector's: process-compose truncates it when it
-//     starts the connector itself (a stop and start through its API or TUI),
-//     and `stack up` starts it afresh.
+//     file is not the connector's: `stack up` starts it afresh, process-compose
+//     renames it when it rotates it, and without its log rotation settings
+//     it truncates it when it starts the connector itself (a stop and start
+//     through its API or TUI).
 //   - own (CHARGE_LEDGER): a file of the connector's own, to which each
 //     round's ledger line is appended right after the round was printed, and
 //     which nothing else truncates. A kill between the two leaves the round
