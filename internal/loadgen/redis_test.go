@@ -37,11 +37,11 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			forget := func(int64) bool { return false }
+			answer := func(int64) frontAnswer { return answerQueued }
 			if tt.forget {
-				forget = func(n int64) bool { return n%10 == 0 }
+				answer = forgetEvery(10)
 			}
-			api, redisURL := startEnqueuingFront(t, tt.consumer, forget)
+			api, redisURL := startEnqueuingFront(t, tt.consumer, answer)
 
 			cfg := testConfig(api.URL)
 			cfg.Count = 300
@@ -82,13 +82,37 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 	}
 }
 
+// frontAnswer is what startEnqueuingFront does with a transaction.
+type frontAnswer int
+
+const (
+	// answerQueued: enqueued, answered 200 with its id.
+	answerQueued frontAnswer = iota
+	// answerForgotten: answered 200 with an id that was never enqueued (a
+	// lost transaction).
+	answerForgotten
+	// answerMaybeQueued: enqueued, and answered as core-api answers when
+	// Redis's answer came too late: a 503 "may be queued" with its id.
+	answerMaybeQueued
+)
+
+// forgetEvery answers every n-th transaction answerForgotten, the others
+// answerQueued.
+func forgetEvery(n int64) func(int64) frontAnswer {
+	return func(i int64) frontAnswer {
+		if i%n == 0 {
+			return answerForgotten
+		}
+		return answerQueued
+	}
+}
+
 // startEnqueuingFront starts a real Redis with the consumer group in place
 // (with consumer, a txqueue consumer that processes every entry) and an HTTP
 // front for the generator: logins get a token, and the n-th transaction
-// (from 1) is enqueued with the real txqueue, unless forget(n), when it is
-// answered 200 with an id that was never enqueued (a lost transaction). It
-// returns the front and the Redis's URL.
-func startEnqueuingFront(t *testing.T, consumer bool, forget func(n int64) bool) (*httptest.Server, string) {
+// (from 1) is handled as answer(n) says. It returns the front and the
+// Redis's URL.
+func startEnqueuingFront(t *testing.T, consumer bool, answer func(n int64) frontAnswer) (*httptest.Server, string) {
 	t.Helper()
 	srv := redistest.Start(t)
 	rdb := srv.Client(t)
@@ -120,16 +144,21 @@ func startEnqueuingFront(t *testing.T, consumer bool, forget func(n int64) bool)
 			Currency string
 		}
 		_ = json.NewDecoder(r.Body).Decode(&in)
-		if n := answered.Add(1); forget(n) {
+		n := answered.Add(1)
+		a := answer(n)
+		if a == answerForgotten {
 			writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", n), "status": "queued"})
 			return
 		}
 		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, "")
-		if err != nil {
+		switch {
+		case err != nil:
 			writeJSON(w, 503, map[string]string{"error": err.Error()})
-			return
+		case a == answerMaybeQueued:
+			writeJSON(w, 503, map[string]any{"id": e.ID, "error": fakerouter.MaybeQueuedText})
+		default:
+			writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
 		}
-		writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
 	})
 	api := httptest.NewServer(mux)
 	t.Cleanup(api.Close)
@@ -210,7 +239,7 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 // accepted, so transactions were lost, whichever ones the sample of 3
 // happened to look up.
 func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
-	api, redisURL := startEnqueuingFront(t, true, func(n int64) bool { return n%10 == 0 })
+	api, redisURL := startEnqueuingFront(t, true, forgetEvery(10))
 
 	cfg := testConfig(api.URL)
 	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
@@ -234,5 +263,48 @@ func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
 	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "fewer than the 100 accepted") {
 		verdict, why := rep.Verdict()
 		t.Errorf("Err: got %v (verdict %s: %s), want the stream's 90 entries for 100 accepted to fail the run", err, verdict, why)
+	}
+}
+
+// TestRunSampleFailsWhenMaybeQueuedMakeUpTheStreamsCount: as above, the
+// stream's count vouches for the accepted transactions the sample did not
+// check, but 10 transactions answered 503 "may be queued" (with an id) were
+// queued all the same, and as many accepted ones were lost: the stream got
+// 90 entries for 90 accepted. Found queued by their ids, the 10 count
+// against the stream too, and the run fails. Until 2026-12-07 it passed.
+func TestRunSampleFailsWhenMaybeQueuedMakeUpTheStreamsCount(t *testing.T) {
+	api, redisURL := startEnqueuingFront(t, true, func(n int64) frontAnswer {
+		switch n % 10 {
+		case 0:
+			return answerForgotten
+		case 5:
+			return answerMaybeQueued
+		}
+		return answerQueued
+	})
+
+	cfg := testConfig(api.URL)
+	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
+	cfg.Count = 100
+	cfg.Verify, cfg.VerifySample = VerifySample, 3
+	cfg.Seed = 2
+	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
+	cfg.DrainTimeout = 2 * time.Second
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	v := rep.Verification
+	if rep.Accepted != 90 || v.Checked != 3 || !v.Drained || v.StreamAdded != 90 || v.MaybeQueued != 10 || v.MaybeQueuedFound != 10 {
+		t.Fatalf("accepted %d checked %d drained %v stream added %d may be queued %d found %d, want 90 3 true 90 10 10 (errors %v)",
+			rep.Accepted, v.Checked, v.Drained, v.StreamAdded, v.MaybeQueued, v.MaybeQueuedFound, rep.Errors)
+	}
+	if v.Processed != 3 {
+		t.Fatalf("the sample found %d of 3 processed: it hit a lost one, and the test proves nothing", v.Processed)
+	}
+	want := `the queue probe's stream got 90 entries during the run, fewer than the 90 accepted and the 10 answered "may be queued" found queued`
+	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), want) {
+		verdict, why := rep.Verdict()
+		t.Errorf("Err: got %v (verdict %s: %s), want %q", err, verdict, why, want)
 	}
 }

@@ -88,6 +88,12 @@ type Verification struct {
 	// an id were not looked up (--verify none), so MaybeQueuedFound does
 	// not count them.
 	maybeQueuedNotLookedUp bool
+	// maybeQueuedFoundByID counts those answered "may be queued" with an id
+	// that were found queued: entries the stream got for transactions not
+	// counted as accepted, which the stream's count must not take for
+	// accepted ones (a keyed one found by its replay is counted as
+	// accepted, its entry once).
+	maybeQueuedFoundByID int64
 }
 
 // Lost is the number of checked transactions that were accepted but never
