@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/acme-payments/platform/internal/loadgen/fakerouter"
+	tokens "github.com/acme-payments/platform/internal/token"
 )
 
 func testConfig(base string) Config {
@@ -418,10 +419,10 @@ func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
 
 // A keyed transaction whose earlier try may have been queued (a 502, a
 // "may be queued", a time-out) and whose retry gets an answer that is not
-// retried (a 422 for a token that expired during the back-off, a 400) has
-// an unknown fate: it is counted as unresolved, as one whose retries were
-// used up is. Until 2026-12-07 such a retry ended it, counted nowhere but
-// as a "tx 422": a transaction the first try had queued went unnoticed.
+// retried (a 422 other than an expired token's, a 400, a 401) has an
+// unknown fate: it is counted as unresolved, as one whose retries were used
+// up is. Until 2026-12-07 such a retry ended it, counted nowhere but as a
+// "tx 422": a transaction the first try had queued went unnoticed.
 func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
@@ -466,6 +467,37 @@ func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
 	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
 	if rep := mustRun(t, cfg); rep.Errors[errKeyedUnresolved] != 0 {
 		t.Errorf("errors %v: a first try refused is not unresolved", rep.Errors)
+	}
+}
+
+// A keyed transaction whose retry finds its token expired during the
+// back-off (core-api's 422 "Signature has expired.") is sent again with a
+// fresh token, whose answer settles it. Until 2026-12-07 it was counted as
+// unresolved.
+func TestRunKeyedRetryGetsAFreshTokenAfterItsTokenExpired(t *testing.T) {
+	var tries atomic.Int64
+	var f *fakerouter.Router
+	srv, _ := fakeWith(t, fakerouter.Options{}, func(router *fakerouter.Router) http.HandlerFunc {
+		f = router
+		return func(w http.ResponseWriter, r *http.Request) {
+			switch tries.Add(1) {
+			case 1:
+				writeJSON(w, http.StatusBadGateway, map[string]string{"error": "bad gateway"})
+			case 2:
+				writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": tokens.ErrExpired.Error()})
+			default:
+				router.Transaction(w, r)
+			}
+		}
+	}, nil)
+	cfg := testConfig(srv.URL)
+	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
+	rep := mustRun(t, cfg)
+	if rep.Accepted != 1 || rep.Sent != 3 || rep.Errors[errKeyedUnresolved] != 0 {
+		t.Errorf("accepted %d, sent %d, errors %v; want the third try, with a fresh token, accepted", rep.Accepted, rep.Sent, rep.Errors)
+	}
+	if got := f.Logins.Load(); got != 2 {
+		t.Errorf("%d logins, want 2: the expired token is not sent again", got)
 	}
 }
 

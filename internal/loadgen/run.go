@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	tokens "github.com/acme-payments/platform/internal/token"
 )
 
 // runner holds one run's shared state. Counters are atomics read by the
@@ -499,6 +501,12 @@ func (r *runner) settleTx(ctx context.Context, w *worker, t *txTry, resp h1resp,
 		if resp.status >= 500 || resp.status == http.StatusTooManyRequests {
 			return r.retryKeyed(ctx, t)
 		}
+		if t.attempt > 0 && resp.status == http.StatusUnprocessableEntity && bytes.Contains(w.s.buf.Bytes(), tokenExpired) {
+			// The token expired during the back-off: the next try logs in
+			// again (invalidated above), and its answer, a replay or a new
+			// transaction, says whether an earlier try was queued.
+			return r.retryKeyed(ctx, t)
+		}
 		if t.attempt > 0 && t.key != "" {
 			// An earlier try may have been queued (it was retried), and
 			// this answer ends the transaction: its fate is unknown, as
@@ -557,6 +565,9 @@ const keyedRetries = 4
 // after a try that may have been queued: whether one of their tries was
 // queued is not known.
 const errKeyedUnresolved = "tx with Idempotency-Key unresolved: retries used up"
+
+// tokenExpired is in the error text of core-api's 422 for an expired token.
+var tokenExpired = []byte(tokens.ErrExpired.Error())
 
 // mayBeQueued is in the error text of core-api's 503 for a transaction
 // Redis did not answer in time (RELIABILITY.md D46).
