@@ -1694,7 +1694,7 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 	check := func() error {
 		return checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "127.0.0.1", Port: port}}, "/repo/stack.local.env")
 	}
-	if os.Getenv("STACK_TEST_AS_NOBODY") == "1" {
+	if stacktest.AsNobody() {
 		fmt.Printf("checkPorts: %v\n", check())
 		return
 	}
@@ -1704,7 +1704,7 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 			msg = err.Error()
 		}
 	} else {
-		out := rerunAsNobody(t, "", nil)
+		out := stacktest.RerunAsNobody(t, "", nil)
 		line, ok := "", false
 		for _, l := range strings.Split(out, "\n") {
 			if rest, found := strings.CutPrefix(l, "checkPorts: "); found {
@@ -1724,47 +1724,6 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 	}
 }
 
-// openTempDir makes a directory under the system's temp dir (not t.TempDir(),
-// whose parents other users may not enter), mode 0755 so that another user
-// can enter it, removed when t ends.
-func openTempDir(t *testing.T, prefix string) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
-// rerunAsNobody runs the calling test again, alone, as the user nobody, in
-// dir (a temporary directory when ""), with STACK_TEST_AS_NOBODY=1 and env,
-// and returns its output; it skips t when that cannot be done. The test
-// binary is copied where nobody may run it.
-func rerunAsNobody(t *testing.T, dir string, env []string) string {
-	t.Helper()
-	bin := openTempDir(t, "stack-nobody-")
-	exe := filepath.Join(bin, "stack.test")
-	if err := copyFile(os.Args[0], exe); err != nil {
-		t.Fatal(err)
-	}
-	if dir == "" {
-		dir = bin
-	}
-	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
-	cmd.Dir = dir
-	cmd.Env = append([]string{"STACK_TEST_AS_NOBODY=1", "PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot run %s as nobody: %v\n%s", t.Name(), err, out)
-	}
-	return string(out)
-}
-
 // TestCommandsOnAnotherUsersStateDir: a state dir this user may not enter
 // (another user's stack, started with sudo, say) hides whether a stack runs
 // there. status and down must say they cannot tell, naming the state dir,
@@ -1772,7 +1731,7 @@ func rerunAsNobody(t *testing.T, dir string, env []string) string {
 // its ports). Run as nobody against a state dir of root's, whose
 // process-compose API socket is bound.
 func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
-	if os.Getenv("STACK_TEST_AS_NOBODY") == "1" {
+	if stacktest.AsNobody() {
 		environ := []string{"STACK_STATE_DIR=" + os.Getenv("STATE")}
 		for _, cmd := range []string{"status", "down"} {
 			var stdout, stderr bytes.Buffer
@@ -1792,7 +1751,7 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to make a state dir nobody cannot enter")
 	}
-	dir := openTempDir(t, "stack-other-user-")
+	dir := stacktest.OpenTempDir(t, "stack-other-user-")
 	for name, content := range map[string]string{
 		"go.mod": "module x\n", stackconfig.ComposeFileName: "processes: {}\n", stackconfig.DefaultsFileName: "PLATFORM_PORT=8080\n",
 	} {
@@ -1809,7 +1768,7 @@ func TestCommandsOnAnotherUsersStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	out := rerunAsNobody(t, dir, []string{"STATE=" + c.StateDir})
+	out := stacktest.RerunAsNobody(t, dir, []string{"STATE=" + c.StateDir})
 	for _, cmd := range []string{"status", "down"} {
 		var line string
 		for _, l := range strings.Split(out, "\n") {

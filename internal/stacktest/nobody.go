@@ -1,0 +1,62 @@
+package stacktest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// asNobodyVar is set to 1 in the environment of a test run again as nobody.
+const asNobodyVar = "STACK_TEST_AS_NOBODY"
+
+// AsNobody reports whether this test binary is the run RerunAsNobody made.
+func AsNobody() bool { return os.Getenv(asNobodyVar) == "1" }
+
+// OpenTempDir makes a directory under the system's temp dir (not
+// t.TempDir(), whose parents other users may not enter), mode 0755 so that
+// another user can enter it, removed when tb ends.
+func OpenTempDir(tb testing.TB, prefix string) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// RerunAsNobody runs the calling test again, alone, as the user nobody
+// (uid and gid 65534), in dir (a temporary directory when ""), with
+// AsNobody true and env, and returns its output; it skips t when that
+// cannot be done. The test binary is copied where nobody may run it. Only
+// root can do this: a test that needs another user's view calls it when
+// os.Geteuid() is 0, and looks for itself otherwise.
+func RerunAsNobody(t *testing.T, dir string, env []string) string {
+	t.Helper()
+	bin := OpenTempDir(t, "test-nobody-")
+	exe := filepath.Join(bin, filepath.Base(os.Args[0]))
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if dir == "" {
+		dir = bin
+	}
+	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append([]string{asNobodyVar + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Skipf("cannot run %s as nobody: %v\n%s", t.Name(), err, out)
+	}
+	return string(out)
+}
