@@ -4,15 +4,19 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/acme-payments/platform/internal/servicetest"
+	"github.com/acme-payments/platform/internal/stacktest"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
@@ -50,6 +54,41 @@ func TestGoneFromThisHost(t *testing.T) {
 		if got := gone(tt.name); got != tt.want {
 			t.Errorf("gone(%q): got %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestGoneFromThisHostTakesAnotherUsersProcessAsAlive: to a connector that
+// is not root, kill(pid, 0) on another user's process answers EPERM, not
+// ESRCH: that process exists, so its consumer is not gone. The tests run as
+// root, to whom kill never answers EPERM, so this one runs again as nobody,
+// against pid 1 (root's init), and a pid no process has.
+func TestGoneFromThisHostTakesAnotherUsersProcessAsAlive(t *testing.T) {
+	check := func() string {
+		dead := exitedPid(t)
+		gone := goneFromThisHost("box-1", os.Getpid())
+		return fmt.Sprintf("kill(1, 0): %v; gone(box-1-1): %v; gone(box-1-<exited>): %v",
+			syscall.Kill(1, 0), gone("box-1-1"), gone("box-1-"+strconv.Itoa(dead)))
+	}
+	const mark = "judged as another user: "
+	if stacktest.AsNobody() {
+		fmt.Println(mark + check())
+		return
+	}
+	got := ""
+	if os.Geteuid() != 0 {
+		got = check()
+	} else {
+		for _, l := range strings.Split(stacktest.RerunAsNobody(t, "", nil), "\n") {
+			if rest, ok := strings.CutPrefix(l, mark); ok {
+				got = rest
+			}
+		}
+	}
+	if !strings.HasPrefix(got, "kill(1, 0): operation not permitted;") {
+		t.Skipf("pid 1 is not another user's process here (%q)", got)
+	}
+	if want := "kill(1, 0): operation not permitted; gone(box-1-1): false; gone(box-1-<exited>): true"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
 
