@@ -393,25 +393,48 @@ func TestRunKeyedRetriesAreBounded(t *testing.T) {
 // A keyed transaction is sent again with its key after any answer a retry
 // may mend, not only "may be queued": a 502, a 429, core-api's plain 503.
 // Until 2026-12-06 such an answer to a retry ended it, uncounted, and a
-// transaction an earlier try had queued went unnoticed.
+// transaction an earlier try had queued went unnoticed. A retry that finds
+// its token expired during the back-off (core-api's 422 "Signature has
+// expired.") is sent again with a fresh token, whose answer settles it;
+// until 2026-12-07 it was counted as unresolved.
 func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
-	for _, status := range []int{http.StatusBadGateway, http.StatusTooManyRequests, http.StatusServiceUnavailable} {
-		t.Run(http.StatusText(status), func(t *testing.T) {
+	type answer struct {
+		status int
+		text   string
+	}
+	tests := []struct {
+		name       string
+		before     []answer // the answers before the transaction is accepted
+		wantLogins int64
+	}{
+		{"a 502", []answer{{http.StatusBadGateway, "try again"}}, 1},
+		{"a 429", []answer{{http.StatusTooManyRequests, "try again"}}, 1},
+		{"a 503", []answer{{http.StatusServiceUnavailable, "try again"}}, 1},
+		{"a 502, then the token expired", []answer{{http.StatusBadGateway, "bad gateway"},
+			{http.StatusUnprocessableEntity, tokens.ErrExpired.Error()}}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
 			var tries atomic.Int64
-			srv, _ := fakeWith(t, fakerouter.Options{}, func(f *fakerouter.Router) http.HandlerFunc {
+			var f *fakerouter.Router
+			srv, _ := fakeWith(t, fakerouter.Options{}, func(router *fakerouter.Router) http.HandlerFunc {
+				f = router
 				return func(w http.ResponseWriter, r *http.Request) {
-					if tries.Add(1) == 1 {
-						writeJSON(w, status, map[string]string{"error": "try again"})
+					if n := int(tries.Add(1)); n <= len(tt.before) {
+						writeJSON(w, tt.before[n-1].status, map[string]string{"error": tt.before[n-1].text})
 						return
 					}
-					f.Transaction(w, r)
+					router.Transaction(w, r)
 				}
 			}, nil)
 			cfg := testConfig(srv.URL)
 			cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
 			rep := mustRun(t, cfg)
-			if rep.Accepted != 1 || rep.Sent != 2 || rep.Errors[errKeyedUnresolved] != 0 {
-				t.Errorf("accepted %d, sent %d, errors %v; want the retry accepted", rep.Accepted, rep.Sent, rep.Errors)
+			if want := int64(len(tt.before) + 1); rep.Accepted != 1 || rep.Sent != want || rep.Errors[errKeyedUnresolved] != 0 {
+				t.Errorf("accepted %d, sent %d, errors %v; want try %d accepted", rep.Accepted, rep.Sent, rep.Errors, want)
+			}
+			if got := f.Logins.Load(); got != tt.wantLogins {
+				t.Errorf("%d logins, want %d (an expired token is not sent again)", got, tt.wantLogins)
 			}
 		})
 	}
@@ -467,37 +490,6 @@ func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
 	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
 	if rep := mustRun(t, cfg); rep.Errors[errKeyedUnresolved] != 0 {
 		t.Errorf("errors %v: a first try refused is not unresolved", rep.Errors)
-	}
-}
-
-// A keyed transaction whose retry finds its token expired during the
-// back-off (core-api's 422 "Signature has expired.") is sent again with a
-// fresh token, whose answer settles it. Until 2026-12-07 it was counted as
-// unresolved.
-func TestRunKeyedRetryGetsAFreshTokenAfterItsTokenExpired(t *testing.T) {
-	var tries atomic.Int64
-	var f *fakerouter.Router
-	srv, _ := fakeWith(t, fakerouter.Options{}, func(router *fakerouter.Router) http.HandlerFunc {
-		f = router
-		return func(w http.ResponseWriter, r *http.Request) {
-			switch tries.Add(1) {
-			case 1:
-				writeJSON(w, http.StatusBadGateway, map[string]string{"error": "bad gateway"})
-			case 2:
-				writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": tokens.ErrExpired.Error()})
-			default:
-				router.Transaction(w, r)
-			}
-		}
-	}, nil)
-	cfg := testConfig(srv.URL)
-	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
-	rep := mustRun(t, cfg)
-	if rep.Accepted != 1 || rep.Sent != 3 || rep.Errors[errKeyedUnresolved] != 0 {
-		t.Errorf("accepted %d, sent %d, errors %v; want the third try, with a fresh token, accepted", rep.Accepted, rep.Sent, rep.Errors)
-	}
-	if got := f.Logins.Load(); got != 2 {
-		t.Errorf("%d logins, want 2: the expired token is not sent again", got)
 	}
 }
 

@@ -233,78 +233,64 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 
 // TestRunSampleFailsWhenTheStreamGotFewerThanAccepted: with --verify sample
 // and the queue probe, the sample vouches only for the transactions it
-// checked, and the probe's count is what vouches for the rest. Here every
-// 10th accepted answer carries an id that was never enqueued (the
-// connector drains everything that was): the stream got 90 entries for 100
-// accepted, so transactions were lost, whichever ones the sample of 3
-// happened to look up.
+// checked, and the probe's count is what vouches for the rest. In each row
+// every 10th accepted answer carries an id that was never enqueued (the
+// connector drains everything that was), and the sample of 3 (seed 2, one
+// worker, so one order of answers) happens to look up none of them: the
+// stream's count must fail the run.
+//   - The stream got 90 entries for 100 accepted.
+//   - 10 more answered 503 "may be queued" (with an id) were queued all the
+//     same: the stream got 90 entries for 90 accepted. Found queued by their
+//     ids, those 10 count against the stream too. Until 2026-12-07 that run
+//     passed.
 func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
-	api, redisURL := startEnqueuingFront(t, true, forgetEvery(10))
-
-	cfg := testConfig(api.URL)
-	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
-	cfg.Count = 100
-	cfg.Verify, cfg.VerifySample = VerifySample, 3
-	cfg.Seed = 2 // samples the 34th, 35th and 73rd answers: none of the lost
-	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
-	cfg.DrainTimeout = 2 * time.Second
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
+	tests := []struct {
+		name                                  string
+		answer                                func(n int64) frontAnswer
+		wantAccepted, wantStream, wantMaybeQd int64
+		wantErr                               string
+	}{
+		{"10 of 100 accepted lost", forgetEvery(10), 100, 90, 0,
+			"the queue probe's stream got 90 entries during the run, fewer than the 100 accepted (statuses checked: 3)"},
+		{"10 of 90 accepted lost, 10 that may be queued were", func(n int64) frontAnswer {
+			switch n % 10 {
+			case 0:
+				return answerForgotten
+			case 5:
+				return answerMaybeQueued
+			}
+			return answerQueued
+		}, 90, 90, 10,
+			`the queue probe's stream got 90 entries during the run, fewer than the 90 accepted and the 10 answered "may be queued" found queued (statuses checked: 3)`},
 	}
-	v := rep.Verification
-	if rep.Accepted != 100 || v.Checked != 3 || !v.Drained || v.StreamAdded != 90 {
-		t.Fatalf("accepted %d checked %d drained %v stream added %d, want 100 3 true 90 (errors %v)",
-			rep.Accepted, v.Checked, v.Drained, v.StreamAdded, rep.Errors)
-	}
-	if v.Processed != 3 {
-		t.Fatalf("the sample found %d of 3 processed: it hit a lost one, and the test proves nothing", v.Processed)
-	}
-	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "fewer than the 100 accepted") {
-		verdict, why := rep.Verdict()
-		t.Errorf("Err: got %v (verdict %s: %s), want the stream's 90 entries for 100 accepted to fail the run", err, verdict, why)
-	}
-}
-
-// TestRunSampleFailsWhenMaybeQueuedMakeUpTheStreamsCount: as above, the
-// stream's count vouches for the accepted transactions the sample did not
-// check, but 10 transactions answered 503 "may be queued" (with an id) were
-// queued all the same, and as many accepted ones were lost: the stream got
-// 90 entries for 90 accepted. Found queued by their ids, the 10 count
-// against the stream too, and the run fails. Until 2026-12-07 it passed.
-func TestRunSampleFailsWhenMaybeQueuedMakeUpTheStreamsCount(t *testing.T) {
-	api, redisURL := startEnqueuingFront(t, true, func(n int64) frontAnswer {
-		switch n % 10 {
-		case 0:
-			return answerForgotten
-		case 5:
-			return answerMaybeQueued
-		}
-		return answerQueued
-	})
-
-	cfg := testConfig(api.URL)
-	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
-	cfg.Count = 100
-	cfg.Verify, cfg.VerifySample = VerifySample, 3
-	cfg.Seed = 2
-	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
-	cfg.DrainTimeout = 2 * time.Second
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	v := rep.Verification
-	if rep.Accepted != 90 || v.Checked != 3 || !v.Drained || v.StreamAdded != 90 || v.MaybeQueued != 10 || v.MaybeQueuedFound != 10 {
-		t.Fatalf("accepted %d checked %d drained %v stream added %d may be queued %d found %d, want 90 3 true 90 10 10 (errors %v)",
-			rep.Accepted, v.Checked, v.Drained, v.StreamAdded, v.MaybeQueued, v.MaybeQueuedFound, rep.Errors)
-	}
-	if v.Processed != 3 {
-		t.Fatalf("the sample found %d of 3 processed: it hit a lost one, and the test proves nothing", v.Processed)
-	}
-	want := `the queue probe's stream got 90 entries during the run, fewer than the 90 accepted and the 10 answered "may be queued" found queued`
-	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), want) {
-		verdict, why := rep.Verdict()
-		t.Errorf("Err: got %v (verdict %s: %s), want %q", err, verdict, why, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			api, redisURL := startEnqueuingFront(t, true, tt.answer)
+			cfg := testConfig(api.URL)
+			cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
+			cfg.Count = 100
+			cfg.Verify, cfg.VerifySample = VerifySample, 3
+			cfg.Seed = 2
+			cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
+			cfg.DrainTimeout = 2 * time.Second
+			rep, err := Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			v := rep.Verification
+			if rep.Accepted != tt.wantAccepted || v.Checked != 3 || !v.Drained || v.StreamAdded != tt.wantStream ||
+				v.MaybeQueued != tt.wantMaybeQd || v.MaybeQueuedFound != tt.wantMaybeQd {
+				t.Fatalf("accepted %d checked %d drained %v stream added %d may be queued %d found %d, want %d 3 true %d %d %d (errors %v)",
+					rep.Accepted, v.Checked, v.Drained, v.StreamAdded, v.MaybeQueued, v.MaybeQueuedFound,
+					tt.wantAccepted, tt.wantStream, tt.wantMaybeQd, tt.wantMaybeQd, rep.Errors)
+			}
+			if v.Processed != 3 {
+				t.Fatalf("the sample found %d of 3 processed: it hit a lost one, and the test proves nothing", v.Processed)
+			}
+			if err := rep.Err(); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				verdict, why := rep.Verdict()
+				t.Errorf("Err: got %v (verdict %s: %s), want %q", err, verdict, why, tt.wantErr)
+			}
+		})
 	}
 }
