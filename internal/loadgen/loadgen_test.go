@@ -168,6 +168,10 @@ func TestRunAccounting(t *testing.T) {
 				if got := rep.Latency["tx"].Count; got != tt.accepted {
 					t.Errorf("tx latency count: got %d, want %d", got, tt.accepted)
 				}
+				// Every try not answered 200: those sent less those accepted.
+				if got, want := rep.Latency["tx_not_accepted"].Count, rep.Sent-rep.Accepted; got != want {
+					t.Errorf("tx_not_accepted latency count: got %d, want %d (%d sent, %d accepted)", got, want, rep.Sent, rep.Accepted)
+				}
 				if got := rep.Latency["enqueue_to_processed"].Count; got != tt.processed {
 					t.Errorf("enqueue_to_processed count: got %d, want %d", got, tt.processed)
 				}
@@ -477,6 +481,10 @@ func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
 			rep := mustRun(t, cfg)
 			if rep.Sent != 2 || rep.Errors[errKeyedUnresolved] != 1 {
 				t.Errorf("sent %d, errors %v; want 2 tries and the transaction counted unresolved", rep.Sent, rep.Errors)
+			}
+			// Both tries count in tx_not_accepted, a time-out at its 200 ms.
+			if p := rep.Latency["tx_not_accepted"]; p.Count != 2 || (tt.name == "time-out then 401" && p.Max < 200) {
+				t.Errorf("tx_not_accepted latency: %d tries, max %.1f ms; want 2 (and a time-out's 200 ms)", p.Count, p.Max)
 			}
 		})
 	}

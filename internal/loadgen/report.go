@@ -57,7 +57,11 @@ type Report struct {
 	Accepted         int64   `json:"tx_accepted"`
 	AcceptedPerSec   float64 `json:"tx_accepted_per_s"`
 
-	// Latency holds "token", "tx" and "enqueue_to_processed" distributions.
+	// Latency holds "token", "tx" and "enqueue_to_processed" distributions,
+	// of successes (a transaction's from its first try to its accepted
+	// answer), and "tx_not_accepted": each try of a transaction that ended
+	// without a 200 (another status, a transport error or time-out), from
+	// that try's send, to show how fast the failures came.
 	Latency map[string]Percentiles `json:"latency_ms"`
 	// Errors counts failures by kind: "tx 503", "token 429", "tx timeout",
 	// "status 404", ...
@@ -88,8 +92,9 @@ func (r *runner) fillLoad(rep *Report) {
 		rep.AcceptedPerSec = float64(rep.Accepted) / rep.Elapsed
 	}
 	rep.Latency = map[string]Percentiles{
-		"token": r.tokenLat.summary(),
-		"tx":    r.txLat.summary(),
+		"token":           r.tokenLat.summary(),
+		"tx":              r.txLat.summary(),
+		"tx_not_accepted": r.txNotAcceptedLat.summary(),
 	}
 }
 
@@ -155,6 +160,10 @@ func (rep *Report) Err() error {
 	return errors.Join(errs...)
 }
 
+// latencyKinds are the report's latency distributions, in the order the
+// text report prints them (one without a count is left out).
+var latencyKinds = []string{"token", "tx", "tx_not_accepted", "enqueue_to_processed"}
+
 // WriteText writes the report for people.
 func (rep *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
@@ -202,14 +211,14 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 	}
 	fmt.Fprintf(&b, "latency ms %-22s %8s %8s %8s %8s %8s %8s %9s\n", "", "p50", "p90", "p99", "p99.9", "max", "mean", "count")
-	for _, k := range []string{"token", "tx", "enqueue_to_processed"} {
+	for _, k := range latencyKinds {
 		p, ok := rep.Latency[k]
 		if !ok || p.Count == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "           %-22s %8.3f %8.3f %8.3f %8.3f %8.3f %8.3f %9d\n", k, p.P50, p.P90, p.P99, p.P999, p.Max, p.Mean, p.Count)
 	}
-	for _, k := range []string{"token", "tx", "enqueue_to_processed"} {
+	for _, k := range latencyKinds {
 		if p := rep.Latency[k]; p.Clamped > 0 {
 			fmt.Fprintf(&b, "           %s: %d above 10 min, counted as 10 min (max and top percentiles are floors)\n", k, p.Clamped)
 		}

@@ -26,7 +26,11 @@ type runner struct {
 
 	tokenLat *latency
 	txLat    *latency
-	errs     errorCounts
+	// txNotAcceptedLat: each try of a transaction that ended without a
+	// 200 (another status, a transport error or time-out), from that
+	// try's send.
+	txNotAcceptedLat *latency
+	errs             errorCounts
 
 	tokensOK     atomic.Int64
 	tokensBefore int64 // the merchants' logins before the load
@@ -106,6 +110,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		c:        newClient(&cfg, cfg.Concurrency),
 		tokenLat: newLatency(),
 		txLat:    newLatency(),
+
+		txNotAcceptedLat: newLatency(),
 	}
 	defer r.c.close()
 	for i := 0; i < cfg.Merchants; i++ {
@@ -452,6 +458,7 @@ func (r *runner) tryTx(ctx context.Context, w *worker, t *txTry) bool {
 			t.due = t.sent
 		}
 	}
+	tried := time.Now()
 	resp, err := w.s.do(ctx, http.MethodPost, &r.c.tx, "", body, hdr)
 	done := time.Now()
 	r.txSent.Add(1)
@@ -462,7 +469,11 @@ func (r *runner) tryTx(ctx context.Context, w *worker, t *txTry) bool {
 			return false
 		}
 		r.errs.add("tx " + transportKind(err))
+		r.txNotAcceptedLat.record(done.Sub(tried))
 		return r.retryKeyed(ctx, t)
+	}
+	if resp.status != http.StatusOK {
+		r.txNotAcceptedLat.record(done.Sub(tried))
 	}
 	return r.settleTx(ctx, w, t, resp, tok, done)
 }
