@@ -95,13 +95,7 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			path := filepath.Join(l.cfg.LogDir(), name+".log")
-			for _, piece := range rotatedPieces(path) {
-				mu.Lock()
-				_ = copyLog(l.stdout, piece, prefix) // gone meanwhile: nothing to print
-				mu.Unlock()
-			}
-			followLog(ctx, path, func(line string) {
+			followLog(ctx, filepath.Join(l.cfg.LogDir(), name+".log"), func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
 				fmt.Fprintf(l.stdout, "%s%s\n", prefix, line)
@@ -171,12 +165,18 @@ func copyLog(w io.Writer, path, prefix string) error {
 }
 
 // followLog emits every complete line of path, then each new one, until ctx
-// ends; it waits for a missing file, rereads a truncated one from the start,
-// and moves to a new file at path (a new `stack up` deletes the old logs)
-// once it has read the old one to its end.
+// ends, the log's rotated pieces (rotatedPieces) first; it waits for a
+// missing file, rereads a truncated one from the start, and moves to a new
+// file at path once it has read the old one to its end: after a rotation,
+// by way of every piece rotated since, however many rotations came between
+// two looks (a follower that went straight to the new file left out the
+// pieces in between), or a new one after a `stack up`, which deletes the
+// old logs.
 func followLog(ctx context.Context, path string, emit func(string)) {
 	var f *os.File
 	var opened os.FileInfo
+	var before os.FileInfo // the file read up to a rotation or a new up
+	first := true
 	var rd *bufio.Reader
 	var offset int64
 	var partial strings.Builder
@@ -206,7 +206,10 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 				if opened, err = file.Stat(); err != nil {
 					file.Close()
 				} else {
-					f, rd, offset = file, bufio.NewReader(file), 0
+					if first || before != nil {
+						emitPiecesBetween(path, before, opened, emit)
+					}
+					f, rd, offset, first, before = file, bufio.NewReader(file), 0, false, nil
 					partial.Reset()
 				}
 			}
@@ -219,6 +222,9 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 				readLines() // a replaced file's last lines too
 			}
 			if truncated || replaced {
+				if replaced {
+					before = opened
+				}
 				f.Close()
 				f = nil
 				continue
@@ -230,6 +236,41 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// emitPiecesBetween emits the lines of the log's rotated pieces that came
+// after the file before (all of them when before is nil, or is no piece: a
+// new `stack up` deleted it) and before the file next, the one at path now
+// (or, when it was rotated already as well, its piece and those after it are
+// left for its own turn).
+func emitPiecesBetween(path string, before, next os.FileInfo, emit func(string)) {
+	pieces := rotatedPieces(path)
+	is := func(piece string, file os.FileInfo) bool {
+		st, err := os.Stat(piece)
+		return err == nil && os.SameFile(st, file)
+	}
+	if before != nil {
+		for i, piece := range pieces {
+			if is(piece, before) {
+				pieces = pieces[i+1:]
+				break
+			}
+		}
+	}
+	for _, piece := range pieces {
+		if is(piece, next) {
+			return
+		}
+		_ = copyLog(emitWriter(emit), piece, "") // gone meanwhile: nothing to print
+	}
+}
+
+// emitWriter passes each line copyLog writes to emit.
+type emitWriter func(string)
+
+func (e emitWriter) Write(b []byte) (int, error) {
+	e(strings.TrimSuffix(string(b), "\n"))
+	return len(b), nil
 }
 
 // isBlank reports an empty log line. No process of the stack logs one:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -212,4 +213,73 @@ func replaceLineWith(block, key, line string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// TestFollowLogPrintsThePiecesOfSeveralRotationsBetweenTwoLooks: a follower
+// looks at the log every 100 ms; process-compose may rotate it more than
+// once in between (at max_size_mb 1 it did, 6 of 28 pieces skipped, 62,910
+// of 300,000 lines). The follower reads the file it had to its end, then
+// every piece rotated since, then the new file.
+func TestFollowLogPrintsThePiecesOfSeveralRotationsBetweenTwoLooks(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "core-api.log")
+	if err := os.WriteFile(path, []byte("line 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines := make(chan string, 64)
+	go followLog(ctx, path, func(l string) { lines <- l })
+	want := func(line string) {
+		t.Helper()
+		select {
+		case got := <-lines:
+			if got != line {
+				t.Fatalf("got %q, want %q", got, line)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no line within 5 s, want %q (a piece left out)", line)
+		}
+	}
+	want("line 1")
+	// As lumberjack rotates: append, rename to a piece, start a new file.
+	n := 1
+	stamp := time.Date(2026, 12, 7, 7, 0, 0, 0, time.Local)
+	rotate := func() {
+		t.Helper()
+		n++
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = fmt.Fprintf(f, "line %d\n", n)
+		if err := errors.Join(err, f.Close()); err != nil {
+			t.Fatal(err)
+		}
+		stamp = stamp.Add(time.Millisecond)
+		if err := os.Rename(path, filepath.Join(dir, "core-api-"+stamp.Format(rotatedLayout)+".log")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		for range 3 { // three rotations well within one look's 100 ms
+			rotate()
+		}
+		for i := n - 2; i <= n; i++ {
+			want(fmt.Sprintf("line %d", i))
+		}
+	}
+	// And what follows in the newest file.
+	if err := os.WriteFile(path, []byte("line 11\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want("line 11")
+	select {
+	case l := <-lines:
+		t.Fatalf("got %q more (printed twice?)", l)
+	case <-time.After(300 * time.Millisecond):
+	}
 }
