@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,56 @@ func TestFollowLogPrintsThePiecesOfSeveralRotationsBetweenTwoLooks(t *testing.T)
 	case l := <-lines:
 		t.Fatalf("got %q more (printed twice?)", l)
 	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+// TestUpStartsAnEmptyLogForEveryProcess: with log rotation, process-compose
+// (lumberjack) makes a process's log at the process's first line, not at
+// its start as it did before D81, so HAProxy, which prints nothing until
+// its first request, had no log after `stack up --wait`, and `stack logs
+// haproxy` failed with "has the stack been started?". `up` starts an empty
+// one for each process, after deleting the last run's logs and pieces.
+func TestUpStartsAnEmptyLogForEveryProcess(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := shortStateDir(t)
+	logDir := filepath.Join(state, "logs")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"core-api.log", "core-api-2026-12-07T06-16-51.886.log", "process-compose.log"} {
+		if err := os.WriteFile(filepath.Join(logDir, name), []byte("the last run's\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := &launcher{cfg: stackconfig.Config{StateDir: state}}
+	if err := l.clearRunFiles(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(logDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		info, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Size() != 0 || info.Mode() != 0o600 {
+			t.Errorf("%s: %d bytes, mode %v; want an empty file of mode 0600", e.Name(), info.Size(), info.Mode())
+		}
+	}
+	var want []string
+	for _, p := range processNames {
+		want = append(want, p+".log")
+	}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Errorf("logs/ after up's clearing: %v, want %v", names, want)
+	}
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "logs", "haproxy"}, []string{"STACK_STATE_DIR=" + state}, nil, &stdout, &stderr); err != nil || stdout.Len() != 0 {
+		t.Errorf("stack logs haproxy before haproxy printed anything: %v, %q; want nothing printed and no error", err, stdout.String())
 	}
 }

@@ -395,8 +395,13 @@ func (l *launcher) warnIfWeakSecret(secret string, source stackconfig.SecretSour
 	fmt.Fprintf(l.stderr, "stack: warning: the JWT secret (%s) is weak: %s\n", where, est.Shortfall())
 }
 
-// clearRunFiles removes the previous run's logs and a stale API socket, so
-// `stack logs` shows this run only.
+// clearRunFiles removes the previous run's logs (their rotated pieces too)
+// and a stale API socket, so `stack logs` shows this run only, and starts
+// an empty log for each process: with log rotation, process-compose makes a
+// process's log only at its first line (lumberjack opens the file at the
+// first write), and HAProxy prints nothing until its first request, so
+// `stack logs haproxy` would tell a running stack's user that there is no
+// log yet. process-compose appends to these (RELIABILITY.md D81).
 func (l *launcher) clearRunFiles() error {
 	logs, err := filepath.Glob(filepath.Join(l.cfg.LogDir(), "*.log"))
 	if err != nil {
@@ -404,6 +409,15 @@ func (l *launcher) clearRunFiles() error {
 	}
 	for _, f := range append(logs, l.cfg.ProcessComposeSocket(), l.pidFile()) {
 		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	for _, name := range processNames {
+		f, err := os.OpenFile(filepath.Join(l.cfg.LogDir(), name+".log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if err != nil {
+			return fmt.Errorf("start %s's log: %w", name, err)
+		}
+		if err := f.Close(); err != nil {
 			return err
 		}
 	}
