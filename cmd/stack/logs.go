@@ -64,18 +64,11 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	if !follow {
 		found := 0
 		for _, name := range names {
-			path := filepath.Join(l.cfg.LogDir(), name+".log")
-			copied := 0
-			for _, piece := range append(rotatedPieces(path), path) {
-				if err := copyLog(l.stdout, piece, prefixOf(name)); err != nil {
-					if errors.Is(err, os.ErrNotExist) {
-						continue
-					}
-					return err
-				}
-				copied++
+			copied, err := copyWholeLog(l.stdout, filepath.Join(l.cfg.LogDir(), name+".log"), prefixOf(name))
+			if err != nil {
+				return err
 			}
-			if copied > 0 {
+			if copied {
 				found++
 			}
 		}
@@ -139,14 +132,60 @@ func rotatedPieces(path string) []string {
 // backupTimeFormat).
 const rotatedLayout = "2006-01-02T15-04-05.000"
 
-// copyLog writes the file at path to w, each line after prefix, leaving out
-// empty lines (see isBlank).
+// copyWholeLog writes the log at path to w, its rotated pieces first, and
+// reports whether there was any. It opens the log before it lists the
+// pieces, so that a rotation in between leaves none out: the file it opened
+// is a piece by then, printed last, and what was written after it (the new
+// log, and any piece newer than it) is left for the next look.
+func copyWholeLog(w io.Writer, path, prefix string) (bool, error) {
+	cur, err := os.Open(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	var opened os.FileInfo
+	if cur != nil {
+		defer cur.Close()
+		if opened, err = cur.Stat(); err != nil {
+			return false, err
+		}
+	}
+	afterLogOpened()
+	copied := false
+	for _, piece := range rotatedPieces(path) {
+		if st, err := os.Stat(piece); err == nil && opened != nil && os.SameFile(st, opened) {
+			break // the log opened above, rotated since: read below
+		}
+		if err := copyLog(w, piece, prefix); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return copied, err
+		}
+		copied = true
+	}
+	if cur == nil {
+		return copied, nil
+	}
+	return true, copyLines(w, cur, prefix)
+}
+
+// afterLogOpened runs between copyWholeLog's open of the log and its list
+// of the pieces: a test rotates the log there.
+var afterLogOpened = func() {}
+
+// copyLog writes the file at path to w (copyLines).
 func copyLog(w io.Writer, path, prefix string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	return copyLines(w, f, prefix)
+}
+
+// copyLines writes what is left of f to w, each line after prefix, leaving
+// out empty lines (see isBlank).
+func copyLines(w io.Writer, f *os.File, prefix string) error {
 	rd := bufio.NewReader(f)
 	for {
 		line, err := rd.ReadString('\n')

@@ -95,6 +95,39 @@ func TestLogsPrintsRotatedPiecesFirst(t *testing.T) {
 	})
 }
 
+// TestLogsReadsALogRotatedWhileItIsPrinted: a rotation between the look at
+// the pieces and the open of the log would leave the log's lines out of
+// `stack logs` (read neither as a piece nor as the log, whose new file they
+// are not in). The log is opened first: rotated after that, it is printed
+// once, after the older pieces, and the new file is left for the next look.
+func TestLogsReadsALogRotatedWhileItIsPrinted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "core-api.log")
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("core-api-2026-12-07T06-00-00.000.log", "first piece\n")
+	write("core-api.log", "current\n")
+	afterLogOpened = func() { // process-compose rotates the log, and writes on
+		if err := os.Rename(path, filepath.Join(dir, "core-api-2026-12-07T07-00-00.000.log")); err != nil {
+			t.Error(err)
+		}
+		write("core-api.log", "after the look\n")
+	}
+	t.Cleanup(func() { afterLogOpened = func() {} })
+	var b bytes.Buffer
+	copied, err := copyWholeLog(&b, path, "")
+	if err != nil || !copied {
+		t.Fatalf("copyWholeLog: %v, %v", copied, err)
+	}
+	if want := "first piece\ncurrent\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}
+
 // TestProcessComposeRotatesTheLogIntoPiecesLogsReads runs the real
 // process-compose with process-compose.yaml's own log_configuration, its
 // max_size_mb lowered to 1, on a process that prints 1.8 MB: the log is
