@@ -143,7 +143,7 @@ func (rep *Report) Err() error {
 	if v.DrainMethod != "none" && !v.Drained {
 		errs = append(errs, errors.New("the backlog did not drain within the drain timeout"))
 	}
-	if want := v.Accepted + v.maybeQueuedFoundByID; v.Checked < v.Accepted && v.Drained && v.DrainMethod == "queue" && v.StreamAdded < want {
+	if want := v.Accepted + v.MaybeQueuedFoundByID; v.Checked < v.Accepted && v.Drained && v.DrainMethod == "queue" && v.StreamAdded < want {
 		// With statuses not checked, or only a sample of them, the probe
 		// vouches for the rest, and fewer entries reached its stream than
 		// were accepted, plus those answered "may be queued" that were
@@ -151,8 +151,8 @@ func (rep *Report) Err() error {
 		// accepted ones were lost hid the loss. (Not the group's count,
 		// which a Redis restart leaves too low.)
 		also := ""
-		if v.maybeQueuedFoundByID > 0 {
-			also = fmt.Sprintf(" and the %d answered \"may be queued\" found queued", v.maybeQueuedFoundByID)
+		if v.MaybeQueuedFoundByID > 0 {
+			also = fmt.Sprintf(" and the %d answered \"may be queued\" found queued", v.MaybeQueuedFoundByID)
 		}
 		errs = append(errs, fmt.Errorf("the queue probe's stream got %d entries during the run, fewer than the %d accepted%s (statuses checked: %d): transactions were lost, or the probe watches another stream or Redis",
 			v.StreamAdded, v.Accepted, also, v.Checked))

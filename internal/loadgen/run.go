@@ -259,7 +259,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		v.MaybeQueued = int64(len(maybeQueued))
 		if len(maybeQueued) > 0 && ctx.Err() == nil && cfg.Verify != VerifyNone {
 			_, v.MaybeQueuedFound, v.MaybeQueuedUnprocessed, v.MaybeQueuedUnverified = r.lookUpMaybeQueued(ctx, maybeQueued, loadEnd.Add(cfg.DrainTimeout))
-			v.maybeQueuedFoundByID = v.MaybeQueuedFound
+			v.MaybeQueuedFoundByID = v.MaybeQueuedFound
 		} else if len(maybeQueued) > 0 {
 			v.maybeQueuedNotLookedUp = true
 		}

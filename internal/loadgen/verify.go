@@ -49,6 +49,13 @@ type Verification struct {
 	// MaybeQueuedUnverified counts those whose every lookup failed: it is
 	// not known whether they were queued, so the run cannot pass.
 	MaybeQueuedUnverified int64 `json:"maybe_queued_unverified,omitempty"`
+	// MaybeQueuedFoundByID counts those of MaybeQueuedFound answered with
+	// an id and found by its lookup: entries the stream got for
+	// transactions not counted as accepted, which the stream's count must
+	// not take for accepted ones (a keyed one found by its replay is
+	// counted as accepted, its entry once). In the JSON so that Err gives
+	// the same verdict on a report read back from it (bench/benchtool).
+	MaybeQueuedFoundByID int64 `json:"maybe_queued_found_by_id,omitempty"`
 	// DuplicateIDs counts accepted answers whose id an earlier accepted
 	// answer of the run already had: two transactions under one id, which
 	// one status record could not account for.
@@ -88,12 +95,6 @@ type Verification struct {
 	// an id were not looked up (--verify none), so MaybeQueuedFound does
 	// not count them.
 	maybeQueuedNotLookedUp bool
-	// maybeQueuedFoundByID counts those answered "may be queued" with an id
-	// that were found queued: entries the stream got for transactions not
-	// counted as accepted, which the stream's count must not take for
-	// accepted ones (a keyed one found by its replay is counted as
-	// accepted, its entry once).
-	maybeQueuedFoundByID int64
 }
 
 // Lost is the number of checked transactions that were accepted but never
