@@ -92,7 +92,8 @@ const (
 	// lost transaction).
 	answerForgotten
 	// answerMaybeQueued: enqueued, and answered as core-api answers when
-	// Redis's answer came too late: a 503 "may be queued" with its id.
+	// Redis's answer came too late: a 503 "may be queued" with its id, or,
+	// sent with an Idempotency-Key, without one.
 	answerMaybeQueued
 )
 
@@ -110,8 +111,9 @@ func forgetEvery(n int64) func(int64) frontAnswer {
 // startEnqueuingFront starts a real Redis with the consumer group in place
 // (with consumer, a txqueue consumer that processes every entry) and an HTTP
 // front for the generator: logins get a token, and the n-th transaction
-// (from 1) is handled as answer(n) says. It returns the front and the
-// Redis's URL.
+// (from 1) is handled as answer(n) says, with its Idempotency-Key if it has
+// one (a replay is answered with Idempotent-Replayed: true). It returns the
+// front and the Redis's URL.
 func startEnqueuingFront(t *testing.T, consumer bool, answer func(n int64) frontAnswer) (*httptest.Server, string) {
 	t.Helper()
 	srv := redistest.Start(t)
@@ -150,13 +152,19 @@ func startEnqueuingFront(t *testing.T, consumer bool, answer func(n int64) front
 			writeJSON(w, 200, map[string]any{"id": fmt.Sprintf("tx_%032x", n), "status": "queued"})
 			return
 		}
-		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, "")
+		key := r.Header.Get("Idempotency-Key")
+		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, key)
 		switch {
 		case err != nil:
 			writeJSON(w, 503, map[string]string{"error": err.Error()})
+		case a == answerMaybeQueued && key != "":
+			writeJSON(w, 503, map[string]any{"error": fakerouter.MaybeQueuedKeyedText})
 		case a == answerMaybeQueued:
 			writeJSON(w, 503, map[string]any{"id": e.ID, "error": fakerouter.MaybeQueuedText})
 		default:
+			if e.Replayed {
+				w.Header().Set("Idempotent-Replayed", "true")
+			}
 			writeJSON(w, 200, map[string]any{"id": e.ID, "status": "queued"})
 		}
 	})
@@ -292,5 +300,43 @@ func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
 				t.Errorf("Err: got %v (verdict %s: %s), want %q", err, verdict, why, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestRunSampleCountsAKeyedMaybeQueuedOnce: with --idempotency-keys, a 503
+// "may be queued" has no id; its retry is answered as a replay, so the
+// transaction is counted accepted, and found queued by the replay. Its one
+// entry in the stream must count once against the stream's count, as the
+// accepted one it is: taken also for one found by id, it made the bound
+// 111 for a stream of 100 entries, and this clean run failed. Every 10th
+// request (the 5th, 15th, ..., 105th: 111 requests for 100 transactions)
+// is stored and answered "may be queued"; the request after it is its
+// retry.
+func TestRunSampleCountsAKeyedMaybeQueuedOnce(t *testing.T) {
+	api, redisURL := startEnqueuingFront(t, true, func(n int64) frontAnswer {
+		if n%10 == 5 {
+			return answerMaybeQueued
+		}
+		return answerQueued
+	})
+	cfg := testConfig(api.URL)
+	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of requests: a retry follows its 503
+	cfg.Count = 100
+	cfg.IdempotencyKeys = true
+	cfg.Verify, cfg.VerifySample = VerifySample, 3
+	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
+	cfg.DrainTimeout = 2 * time.Second
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	v := rep.Verification
+	if rep.Accepted != 100 || rep.Sent != 111 || v.Checked != 3 || !v.Drained || v.StreamAdded != 100 ||
+		v.MaybeQueued != 11 || v.MaybeQueuedFound != 11 || v.MaybeQueuedFoundByID != 0 {
+		t.Fatalf("accepted %d sent %d checked %d drained %v stream added %d may be queued %d found %d (by id %d), want 100 111 3 true 100 11 11 (0) (errors %v)",
+			rep.Accepted, rep.Sent, v.Checked, v.Drained, v.StreamAdded, v.MaybeQueued, v.MaybeQueuedFound, v.MaybeQueuedFoundByID, rep.Errors)
+	}
+	if err := rep.Err(); err != nil {
+		t.Errorf("Err: got %v, want nil: every transaction was stored once, and processed", err)
 	}
 }
