@@ -444,6 +444,48 @@ func TestRunKeyedRetriesMendOtherFailures(t *testing.T) {
 	}
 }
 
+// TestRunKeyedRetriesOfAnExpiredTokenAreBounded: a keyed transaction whose
+// every retry is answered 422 "Signature has expired." is sent again, each
+// time after a fresh login, only within its 4 retries, then counted
+// unresolved. Each of its 5 tries counts in tx_not_accepted from its own
+// send: answered at once, none took long, where from the first try's send
+// the last would count the 750 ms of back-off before it.
+func TestRunKeyedRetriesOfAnExpiredTokenAreBounded(t *testing.T) {
+	var tries atomic.Int64
+	var f *fakerouter.Router
+	srv, _ := fakeWith(t, fakerouter.Options{}, func(router *fakerouter.Router) http.HandlerFunc {
+		f = router
+		return func(w http.ResponseWriter, r *http.Request) {
+			if tries.Add(1) == 1 {
+				writeJSON(w, http.StatusBadGateway, map[string]string{"error": "bad gateway"})
+				return
+			}
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": tokens.ErrExpired.Error()})
+		}
+	}, nil)
+	cfg := testConfig(srv.URL)
+	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // an unbounded retry ends here
+	defer cancel()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if rep.Interrupted || rep.Sent != 1+keyedRetries || rep.Accepted != 0 || rep.Errors[errKeyedUnresolved] != 1 {
+		t.Errorf("interrupted %v, sent %d, accepted %d, errors %v; want %d tries, then unresolved",
+			rep.Interrupted, rep.Sent, rep.Accepted, rep.Errors, 1+keyedRetries)
+	}
+	// The login before the load, and one after each of the first 3
+	// expired answers (the 4th ends the transaction).
+	if got := f.Logins.Load(); got != keyedRetries {
+		t.Errorf("%d logins, want %d: each retry after an expired answer logs in again", got, keyedRetries)
+	}
+	if p := rep.Latency["tx_not_accepted"]; p.Count != 1+keyedRetries || p.Max >= 400 {
+		t.Errorf("tx_not_accepted latency: %d tries, max %.1f ms; want %d, each well under the 750 ms of back-off",
+			p.Count, p.Max, 1+keyedRetries)
+	}
+}
+
 // A keyed transaction whose earlier try may have been queued (a 502, a
 // "may be queued", a time-out) and whose retry gets an answer that is not
 // retried (a 422 other than an expired token's, a 400, a 401) has an
