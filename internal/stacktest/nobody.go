@@ -1,6 +1,7 @@
 package stacktest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,31 +33,38 @@ func OpenTempDir(tb testing.TB, prefix string) string {
 
 // RerunAsNobody runs the calling test again, alone, as the user nobody
 // (uid and gid 65534), in dir (a temporary directory when ""), with
-// AsNobody true and env, and returns its output; it skips t when that
-// cannot be done. The test binary is copied where nobody may run it. Only
-// root can do this: a test that needs another user's view calls it when
-// os.Geteuid() is 0, and looks for itself otherwise.
-func RerunAsNobody(t *testing.T, dir string, env []string) string {
-	t.Helper()
-	bin := OpenTempDir(t, "test-nobody-")
+// AsNobody true and env, and returns its output. The test binary is copied
+// where nobody may run it. Only root can do this: a test that needs another
+// user's view calls it when os.Geteuid() is 0, and looks for itself
+// otherwise. When the run cannot be started it skips tb, or fails it under
+// CI=true (Missing); a run that started and failed (a non-zero exit) fails
+// tb with its output: until 2026-12-07 that was a skip too, so a run as
+// nobody that failed passed unseen, under CI=true as well.
+func RerunAsNobody(tb testing.TB, dir string, env []string) string {
+	tb.Helper()
+	bin := OpenTempDir(tb, "test-nobody-")
 	exe := filepath.Join(bin, filepath.Base(os.Args[0]))
 	b, err := os.ReadFile(os.Args[0])
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := os.WriteFile(exe, b, 0o755); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if dir == "" {
 		dir = bin
 	}
-	cmd := exec.Command(exe, "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd := exec.Command(exe, "-test.run=^"+tb.Name()+"$", "-test.count=1", "-test.v")
 	cmd.Dir = dir
 	cmd.Env = append([]string{asNobodyVar + "=1", "PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Skipf("cannot run %s as nobody: %v\n%s", t.Name(), err, out)
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit):
+		tb.Fatalf("%s, run again as nobody, failed (%v):\n%s", tb.Name(), err, out)
+	case err != nil:
+		Missing(tb, "cannot run %s as nobody: %v", tb.Name(), err)
 	}
 	return string(out)
 }
