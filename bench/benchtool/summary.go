@@ -307,7 +307,7 @@ func (s *sum) write(w io.Writer) {
 		if r.Mode == loadgen.ModeTokens {
 			achieved = r.TokensPerSec
 		}
-		for _, k := range []string{"token", "tx", "enqueue_to_processed"} {
+		for _, k := range loadgen.LatencyKinds() {
 			p := r.Latency[k]
 			if p.Count == 0 || (k == "token" && r.Mode != loadgen.ModeTokens) {
 				continue

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -163,6 +164,11 @@ func (rep *Report) Err() error {
 // latencyKinds are the report's latency distributions, in the order the
 // text report prints them (one without a count is left out).
 var latencyKinds = []string{"token", "tx", "tx_not_accepted", "enqueue_to_processed"}
+
+// LatencyKinds returns the keys of Report.Latency, in the order the text
+// report prints them, for readers of the report that print them too
+// (bench/benchtool's summary).
+func LatencyKinds() []string { return slices.Clone(latencyKinds) }
 
 // WriteText writes the report for people.
 func (rep *Report) WriteText(w io.Writer) error {
