@@ -273,14 +273,8 @@ func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			api, redisURL := startEnqueuingFront(t, true, tt.answer)
-			cfg := testConfig(api.URL)
-			cfg.Concurrency, cfg.Merchants = 1, 1 // one order of answers, so one sample for the seed
-			cfg.Count = 100
-			cfg.Verify, cfg.VerifySample = VerifySample, 3
+			cfg := sampledRun(t, tt.answer)
 			cfg.Seed = 2
-			cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
-			cfg.DrainTimeout = 2 * time.Second
 			rep, err := Run(context.Background(), cfg)
 			if err != nil {
 				t.Fatalf("Run: %v", err)
@@ -313,19 +307,13 @@ func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
 // is stored and answered "may be queued"; the request after it is its
 // retry.
 func TestRunSampleCountsAKeyedMaybeQueuedOnce(t *testing.T) {
-	api, redisURL := startEnqueuingFront(t, true, func(n int64) frontAnswer {
+	cfg := sampledRun(t, func(n int64) frontAnswer {
 		if n%10 == 5 {
 			return answerMaybeQueued
 		}
 		return answerQueued
 	})
-	cfg := testConfig(api.URL)
-	cfg.Concurrency, cfg.Merchants = 1, 1 // one order of requests: a retry follows its 503
-	cfg.Count = 100
-	cfg.IdempotencyKeys = true
-	cfg.Verify, cfg.VerifySample = VerifySample, 3
-	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
-	cfg.DrainTimeout = 2 * time.Second
+	cfg.IdempotencyKeys = true // a retry follows its 503, one worker
 	rep, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("Run: %v", err)
@@ -339,4 +327,21 @@ func TestRunSampleCountsAKeyedMaybeQueuedOnce(t *testing.T) {
 	if err := rep.Err(); err != nil {
 		t.Errorf("Err: got %v, want nil: every transaction was stored once, and processed", err)
 	}
+}
+
+// sampledRun starts a front that answers as answer says (startEnqueuingFront,
+// with a consumer) and returns the configuration of a run of 100
+// transactions through it, one worker (one order of answers, so one sample
+// for a seed), statuses sampled 3 at a time, and the queue probe on its
+// Redis.
+func sampledRun(t *testing.T, answer func(n int64) frontAnswer) Config {
+	t.Helper()
+	api, redisURL := startEnqueuingFront(t, true, answer)
+	cfg := testConfig(api.URL)
+	cfg.Concurrency, cfg.Merchants = 1, 1
+	cfg.Count = 100
+	cfg.Verify, cfg.VerifySample = VerifySample, 3
+	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
+	cfg.DrainTimeout = 2 * time.Second
+	return cfg
 }

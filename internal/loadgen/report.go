@@ -271,8 +271,8 @@ const (
 // ("" when nothing was to be, as for tokens); or VerdictNotVerified when
 // nothing could be: the run was interrupted, or --verify none and no queue
 // probe. With a probe and not every status checked (--verify none or
-// sample), a stream that got fewer entries than were accepted fails the
-// run (Err).
+// sample), a stream that got fewer entries than were accepted, plus those
+// answered "may be queued" found queued by their ids, fails the run (Err).
 func (rep *Report) Verdict() (verdict, why string) {
 	if rep.Interrupted || rep.Verification != nil && rep.Verification.Interrupted {
 		// Stopped: no verdict either way (Err says why, and the command
