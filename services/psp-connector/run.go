@@ -73,7 +73,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 
 	if !cfg.ServeHealth {
 		log.Info("no health endpoint: set HTTP_PORT for GET /health")
-		return consumer.Run(ctx)
+		return stopped(log, consumer.Run(ctx))
 	}
 	// Listen first: a connector that cannot serve its health check exits
 	// before it charges anything.
@@ -91,10 +91,25 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 		cancel()
 		consumed <- err
 	}()
-	srv := httpx.NewServer(newHandler(log, rdb, consumer), log)
-	serveErr := httpx.ServeListeners(ctx, srv, lns, cfg.ShutdownGrace, log)
+	// The health server's own lines ("ready", "shutting down", "stopped")
+	// say server=health: it stops at the signal, while the consumer may
+	// drain its batch for seconds more, and the connector's last line is
+	// its own "stopped" (stopped).
+	hlog := log.With("server", "health")
+	srv := httpx.NewServer(newHandler(log, rdb, consumer), hlog)
+	serveErr := httpx.ServeListeners(ctx, srv, lns, cfg.ShutdownGrace, hlog)
 	cancel()
-	return errors.Join(serveErr, <-consumed)
+	return stopped(log, errors.Join(serveErr, <-consumed))
+}
+
+// stopped logs the connector's last line, "stopped", when err is nil (the
+// consumer, and the health server when there is one, ended cleanly), and
+// returns err.
+func stopped(log *slog.Logger, err error) error {
+	if err == nil {
+		log.Info("stopped")
+	}
+	return err
 }
 
 // openedPSP is the PSP the consumer charges with, and what closes its

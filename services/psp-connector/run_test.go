@@ -231,11 +231,12 @@ func TestRunProcessesQueuedTransactions(t *testing.T) {
 			// the same as txqueue's.
 			batchSize := fmt.Sprintf(`"batch_size":%d`, txqueue.DefaultBatchSize)
 			roundSize := fmt.Sprintf(`"round_size":%d`, txqueue.DefaultChargers)
-			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, batchSize, roundSize, `"msg":"stopped"`} {
+			for _, wantLog := range []string{`"msg":"ready"`, `"msg":"consuming"`, batchSize, roundSize, `"msg":"stopped","service":"psp-connector","server":"health"`} {
 				if !strings.Contains(out.String(), wantLog) {
 					t.Errorf("stdout lacks %s", wantLog)
 				}
 			}
+			checkStoppedLast(t, out.String())
 		})
 	}
 }
@@ -417,6 +418,21 @@ func TestRunWithOnlyRedisURL(t *testing.T) {
 	}
 	if strings.Contains(out.String(), `"msg":"ready"`) {
 		t.Errorf("got a ready line (a listener) without HTTP_PORT:\n%s", out.String())
+	}
+	checkStoppedLast(t, out.String())
+}
+
+// checkStoppedLast checks that the connector's last line is its own
+// "stopped", after the consumer's and the health server's lines: the health
+// server's "stopped" (server=health) came before the consumer's last lines
+// when the consumer drained a batch after the signal, and without HTTP_PORT
+// there was no "stopped" at all.
+func checkStoppedLast(t *testing.T, out string) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(last, `"msg":"stopped"`) || strings.Contains(last, `"server"`) {
+		t.Errorf("last line: got %s, want the connector's own \"stopped\"", last)
 	}
 }
 
