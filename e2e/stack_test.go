@@ -371,6 +371,21 @@ func TestStack(t *testing.T) {
 		if err := pc.stop("psp-connector"); err != nil {
 			t.Fatalf("stop psp-connector through process-compose: %v", err)
 		}
+		// Stopped, its row shows no pid nor uptime: process-compose keeps
+		// the last pid and an age that stood still.
+		var row string
+		pollUntil(10*time.Second, func() bool {
+			out, _, _ := s.run("status")
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, "psp-connector ") {
+					row = strings.Join(strings.Fields(l), " ")
+				}
+			}
+			return strings.HasPrefix(row, "psp-connector Completed")
+		})
+		if want := "psp-connector Completed no - 0 -"; row != want {
+			t.Errorf("stack status after a stop through process-compose: row %q, want %q", row, want)
+		}
 		if err := pc.start("psp-connector"); err != nil {
 			t.Fatalf("start psp-connector through process-compose: %v", err)
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
@@ -125,7 +126,11 @@ func (l *launcher) status(ctx context.Context, args []string) error {
 			if p.Ready() {
 				ready = "yes"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\n", p.Name, p.Status, ready, p.Pid, p.Restarts, p.Age.Round(time.Second))
+			pid, uptime := "-", "-"
+			if hasProcess(p.Status) {
+				pid, uptime = strconv.Itoa(p.Pid), p.Age.Round(time.Second).String()
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.Name, p.Status, ready, pid, p.Restarts, uptime)
 		}
 		tw.Flush()
 		fmt.Fprintf(l.stdout, "platform %s, HAProxy stats %s\n", rep.PlatformURL, rep.StatsURL)
@@ -185,4 +190,14 @@ func (l *launcher) readLaunched() (launchedURLs, bool) {
 		return u, false
 	}
 	return u, true
+}
+
+// hasProcess reports whether a process in status has a process of its own,
+// whose pid and uptime mean something: Running, or Terminating (being
+// stopped). process-compose keeps a stopped process's last pid, and an age
+// that stood still when it was last asked while the process ran (2 s shown
+// for one that had run 11 s, after a stop through its API), so the table
+// shows "-" for both then; --json keeps its figures, with the status.
+func hasProcess(status string) bool {
+	return status == procompose.StatusRunning || status == "Terminating"
 }
