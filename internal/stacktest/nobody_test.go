@@ -56,6 +56,11 @@ func TestRerunAsNobody(t *testing.T) {
 		t.Skip("needs root, to run a test as nobody")
 	}
 	r, out := rerun(t, "", []string{"CHILD=pass"})
+	if r.skipped != "" && r.fatal == "" {
+		// The Nix build's sandbox: its temporary directory is closed to
+		// other users, so no run as nobody can start.
+		t.Skipf("no run as nobody can start here: %s", r.skipped)
+	}
 	if r.fatal != "" || r.skipped != "" || !strings.Contains(out, "as uid 65534 gid 65534\n") {
 		t.Errorf("a run that passes: fatal %q, skipped %q, output:\n%s", r.fatal, r.skipped, out)
 	}
