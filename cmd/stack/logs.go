@@ -151,10 +151,7 @@ func copyWholeLog(w io.Writer, path, prefix string) (bool, error) {
 	}
 	afterLogOpened()
 	copied := false
-	for _, piece := range rotatedPieces(path) {
-		if st, err := os.Stat(piece); err == nil && opened != nil && os.SameFile(st, opened) {
-			break // the log opened above, rotated since: read below
-		}
+	for _, piece := range piecesBetween(path, nil, opened) {
 		if err := copyLog(w, piece, prefix); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
@@ -277,31 +274,40 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 	}
 }
 
-// emitPiecesBetween emits the lines of the log's rotated pieces that came
-// after the file before (all of them when before is nil, or is no piece: a
-// new `stack up` deleted it) and before the file next, the one at path now
-// (or, when it was rotated already as well, its piece and those after it are
-// left for its own turn).
+// emitPiecesBetween emits the lines of piecesBetween(path, before, next).
 func emitPiecesBetween(path string, before, next os.FileInfo, emit func(string)) {
+	for _, piece := range piecesBetween(path, before, next) {
+		_ = copyLog(emitWriter(emit), piece, "") // gone meanwhile: nothing to print
+	}
+}
+
+// piecesBetween returns the log's rotated pieces (rotatedPieces), oldest
+// first, that came after the file before (all of them when before is nil,
+// or is no piece: a new `stack up` deleted it) and before the file next,
+// one opened at path (all of them when next is nil; when next was rotated
+// since it was opened, its piece and those after it are left out: next is
+// read as it is, and the newer ones at the next look).
+func piecesBetween(path string, before, next os.FileInfo) []string {
 	pieces := rotatedPieces(path)
 	is := func(piece string, file os.FileInfo) bool {
+		if file == nil {
+			return false
+		}
 		st, err := os.Stat(piece)
 		return err == nil && os.SameFile(st, file)
 	}
-	if before != nil {
-		for i, piece := range pieces {
-			if is(piece, before) {
-				pieces = pieces[i+1:]
-				break
-			}
+	for i, piece := range pieces {
+		if is(piece, before) {
+			pieces = pieces[i+1:]
+			break
 		}
 	}
-	for _, piece := range pieces {
+	for i, piece := range pieces {
 		if is(piece, next) {
-			return
+			return pieces[:i]
 		}
-		_ = copyLog(emitWriter(emit), piece, "") // gone meanwhile: nothing to print
 	}
+	return pieces
 }
 
 // emitWriter passes each line copyLog writes to emit.

@@ -199,5 +199,5 @@ func (l *launcher) readLaunched() (launchedURLs, bool) {
 // for one that had run 11 s, after a stop through its API), so the table
 // shows "-" for both then; --json keeps its figures, with the status.
 func hasProcess(status string) bool {
-	return status == procompose.StatusRunning || status == "Terminating"
+	return status == procompose.StatusRunning || status == procompose.StatusTerminating
 }

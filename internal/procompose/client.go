@@ -33,8 +33,9 @@ type Process struct {
 
 // Statuses process-compose reports that matter here.
 const (
-	StatusRunning = "Running"
-	HealthReady   = "Ready"
+	StatusRunning     = "Running"
+	StatusTerminating = "Terminating" // being stopped: its process still runs
+	HealthReady       = "Ready"
 )
 
 // Ready says whether the process is running and, when it has a readiness
