@@ -12,12 +12,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/acme-payments/platform/internal/rotatedlog"
 )
 
 // logs prints one process's log (or every process's) since the last up:
 // process-compose keeps one file per process in the state dir's logs/ and
 // appends to it across restarts, and past its max_size_mb renames it to a
-// piece of its own (rotatedPieces), printed first. With -f it keeps
+// piece of its own (rotatedlog.Pieces), printed first. With -f it keeps
 // following until Ctrl-C, starting over when a new up deletes the file.
 func (l *launcher) logs(ctx context.Context, args []string) error {
 	follow := false
@@ -99,39 +101,6 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	return nil
 }
 
-// rotatedPieces returns the earlier pieces of the log at path, oldest
-// first. process-compose rotates a process's log (log_configuration.rotation
-// in process-compose.yaml, by lumberjack, in v1.64.1 and current releases):
-// once the file would pass max_size_mb it is renamed to
-// <name>-<local time as 2006-01-02T15-04-05.000>.log and a new one starts
-// at path. The names sort by time (but for the hour a clock set back for
-// daylight saving repeats); `stack up` deletes them with the logs.
-func rotatedPieces(path string) []string {
-	dir, file := filepath.Split(path)
-	prefix := strings.TrimSuffix(file, ".log") + "-"
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil
-	}
-	var pieces []string
-	for _, e := range entries {
-		rest, isPiece := strings.CutPrefix(e.Name(), prefix)
-		stamp, isLog := strings.CutSuffix(rest, ".log")
-		if !isPiece || !isLog || !e.Type().IsRegular() {
-			continue
-		}
-		if _, err := time.Parse(rotatedLayout, stamp); err == nil {
-			pieces = append(pieces, filepath.Join(dir, e.Name()))
-		}
-	}
-	slices.Sort(pieces)
-	return pieces
-}
-
-// rotatedLayout is the time in a rotated piece's name (lumberjack's
-// backupTimeFormat).
-const rotatedLayout = "2006-01-02T15-04-05.000"
-
 // copyWholeLog writes the log at path to w, its rotated pieces first, and
 // reports whether there was any. It opens the log before it lists the
 // pieces, so that a rotation in between leaves none out: the file it opened
@@ -201,7 +170,7 @@ func copyLines(w io.Writer, f *os.File, prefix string) error {
 }
 
 // followLog emits every complete line of path, then each new one, until ctx
-// ends, the log's rotated pieces (rotatedPieces) first; it waits for a
+// ends, the log's rotated pieces (rotatedlog.Pieces) first; it waits for a
 // missing file, rereads a truncated one from the start, and moves to a new
 // file at path once it has read the old one to its end: after a rotation,
 // by way of every piece rotated since, however many rotations came between
@@ -281,14 +250,14 @@ func emitPiecesBetween(path string, before, next os.FileInfo, emit func(string))
 	}
 }
 
-// piecesBetween returns the log's rotated pieces (rotatedPieces), oldest
+// piecesBetween returns the log's rotated pieces (rotatedlog.Pieces), oldest
 // first, that came after the file before (all of them when before is nil,
 // or is no piece: a new `stack up` deleted it) and before the file next,
 // one opened at path (all of them when next is nil; when next was rotated
 // since it was opened, its piece and those after it are left out: next is
 // read as it is, and the newer ones at the next look).
 func piecesBetween(path string, before, next os.FileInfo) []string {
-	pieces := rotatedPieces(path)
+	pieces := rotatedlog.Pieces(path)
 	is := func(piece string, file os.FileInfo) bool {
 		if file == nil {
 			return false

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-payments/platform/internal/rotatedlog"
 	"github.com/acme-payments/platform/internal/stackconfig"
 	"github.com/acme-payments/platform/internal/stacktest"
 )
@@ -131,7 +132,7 @@ func TestLogsReadsALogRotatedWhileItIsPrinted(t *testing.T) {
 // TestProcessComposeRotatesTheLogIntoPiecesLogsReads runs the real
 // process-compose with process-compose.yaml's own log_configuration, its
 // max_size_mb lowered to 1, on a process that prints 1.8 MB: the log is
-// rotated into pieces rotatedPieces finds, and together they hold every
+// rotated into pieces rotatedlog.Pieces finds, and together they hold every
 // line once, in order. It also checks that the log is appended to, not
 // truncated, when the process starts again (the reason for the rotation
 // block: process-compose truncates a log without it, and a stop and start
@@ -174,7 +175,7 @@ processes:
 	readAll := func() (pieces []string, text string) {
 		t.Helper()
 		var b bytes.Buffer
-		pieces = rotatedPieces(logPath)
+		pieces = rotatedlog.Pieces(logPath)
 		for _, p := range append(pieces, logPath) {
 			if err := copyLog(&b, p, ""); err != nil {
 				t.Fatal(err)
@@ -291,7 +292,7 @@ func TestFollowLogPrintsThePiecesOfSeveralRotationsBetweenTwoLooks(t *testing.T)
 			t.Fatal(err)
 		}
 		stamp = stamp.Add(time.Millisecond)
-		if err := os.Rename(path, filepath.Join(dir, "core-api-"+stamp.Format(rotatedLayout)+".log")); err != nil {
+		if err := os.Rename(path, rotatedlog.PieceName(path, stamp)); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(path, nil, 0o600); err != nil {

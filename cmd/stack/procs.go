@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/acme-payments/platform/internal/procompose"
+	"github.com/acme-payments/platform/internal/rotatedlog"
 	"github.com/acme-payments/platform/internal/stackconfig"
 )
 
@@ -247,8 +248,10 @@ func verifyGone(procs []procompose.Process, stateDir string) error {
 	return fmt.Errorf("survived the shutdown and were killed with SIGKILL: %s", strings.Join(names, ", "))
 }
 
-// tail returns the last n lines of the file at path, or a note saying why
-// there are none.
+// tail returns the last n lines of the log at path, or a note saying why
+// there are none. A log with fewer lines than n that process-compose has
+// rotated (rotatedlog) gets the rest from the piece before it: the lines
+// just before a process failed may have gone there.
 func tail(path string, n int) string {
 	f, err := os.Open(path)
 	if err != nil {
@@ -258,6 +261,23 @@ func tail(path string, n int) string {
 		return fmt.Sprintf("(cannot read: %v)", err)
 	}
 	defer f.Close()
+	lines := lastLines(f, n)
+	if opened, err := f.Stat(); err == nil && len(lines) < n {
+		if piece := rotatedlog.PieceBefore(path, opened); piece != "" {
+			if pf, err := os.Open(piece); err == nil {
+				lines = append(lastLines(pf, n-len(lines)), lines...)
+				pf.Close()
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return "(empty)"
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lastLines returns the last n lines of f, read from its last 256 KB.
+func lastLines(f *os.File, n int) []string {
 	if st, err := f.Stat(); err == nil && st.Size() > 256<<10 {
 		_, _ = f.Seek(-256<<10, io.SeekEnd)
 	}
@@ -270,10 +290,7 @@ func tail(path string, n int) string {
 			lines = lines[1:]
 		}
 	}
-	if len(lines) == 0 {
-		return "(empty)"
-	}
-	return strings.Join(lines, "\n")
+	return lines
 }
 
 // copyFile copies src to dst (mode 0755) through a temporary file and a

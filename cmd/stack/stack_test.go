@@ -27,6 +27,7 @@ import (
 	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/procompose"
 	"github.com/acme-payments/platform/internal/redistest"
+	"github.com/acme-payments/platform/internal/rotatedlog"
 	"github.com/acme-payments/platform/internal/stackconfig"
 	"github.com/acme-payments/platform/internal/stacktest"
 )
@@ -98,6 +99,49 @@ func TestWriteNotReadyShowsStateAndLogTail(t *testing.T) {
 	}
 	if strings.Contains(got, "core-api line 25\n") {
 		t.Errorf("got:\n%s\nwant only the last 15 lines", got)
+	}
+}
+
+// TestTailTakesTheRestFromThePieceBeforeAShortLog: when process-compose has
+// just rotated a process's log (rotatedlog), its last lines before it failed
+// are in the newest piece, so the report of a process that is not ready reads
+// them from there.
+func TestTailTakesTheRestFromThePieceBeforeAShortLog(t *testing.T) {
+	lines := func(from, to int) string {
+		var b strings.Builder
+		for i := from; i <= to; i++ {
+			fmt.Fprintf(&b, "line %d\n", i)
+		}
+		return b.String()
+	}
+	stamp := time.Date(2026, 12, 7, 9, 0, 0, 0, time.Local)
+	tests := []struct {
+		name   string
+		pieces []string // oldest first
+		log    string
+		want   string
+	}{
+		{"a log of enough lines", []string{lines(1, 20)}, lines(21, 40), strings.TrimSuffix(lines(26, 40), "\n")},
+		{"a short log", []string{"older piece\n", lines(1, 20)}, lines(21, 23), strings.TrimSuffix(lines(9, 23), "\n")},
+		{"an empty log just rotated", []string{lines(1, 20)}, "", strings.TrimSuffix(lines(6, 20), "\n")},
+		{"a short log never rotated", nil, lines(1, 3), strings.TrimSuffix(lines(1, 3), "\n")},
+		{"an empty log never rotated", nil, "", "(empty)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "core-api.log")
+			for i, piece := range tt.pieces {
+				if err := os.WriteFile(rotatedlog.PieceName(path, stamp.Add(time.Duration(i)*time.Second)), []byte(piece), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.WriteFile(path, []byte(tt.log), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if got := tail(path, 15); got != tt.want {
+				t.Errorf("tail:\ngot  %q\nwant %q", got, tt.want)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,78 @@
+// Package rotatedlog finds the pieces of a log that process-compose has
+// rotated. With log_configuration.rotation in process-compose.yaml (the
+// stack's, since RELIABILITY.md D81) process-compose writes a process's log
+// through lumberjack, in v1.64.1 and in current releases: once the file
+// would pass max_size_mb it is renamed to
+// <name>-<local time as 2006-01-02T15-04-05.000>.log beside it, and a new
+// file starts at the old path. `stack logs` prints the pieces before the
+// log, `stack up`'s report of a process that is not ready reads the newest
+// one when the log is short, and psp-connector reads its ledger lines back
+// from the newest one (CHARGE_LOG).
+package rotatedlog
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// TimeLayout is the time in a piece's name (lumberjack's backupTimeFormat).
+const TimeLayout = "2006-01-02T15-04-05.000"
+
+// PieceName is the name lumberjack gives the log at path when it rotates it
+// at t (in t's location: lumberjack uses local time unless told otherwise).
+func PieceName(path string, t time.Time) string {
+	dir, file := filepath.Split(path)
+	return filepath.Join(dir, strings.TrimSuffix(file, ".log")+"-"+t.Format(TimeLayout)+".log")
+}
+
+// Pieces returns the earlier pieces of the log at path, oldest first: the
+// regular files beside it named as PieceName names them. The names sort by
+// time (but for the hour a clock set back for daylight saving repeats).
+// A directory that cannot be read has none.
+func Pieces(path string) []string {
+	dir, file := filepath.Split(path)
+	prefix := strings.TrimSuffix(file, ".log") + "-"
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var pieces []string
+	for _, e := range entries {
+		rest, isPiece := strings.CutPrefix(e.Name(), prefix)
+		stamp, isLog := strings.CutSuffix(rest, ".log")
+		if !isPiece || !isLog || !e.Type().IsRegular() {
+			continue
+		}
+		if _, err := time.Parse(TimeLayout, stamp); err == nil {
+			pieces = append(pieces, filepath.Join(dir, e.Name()))
+		}
+	}
+	slices.Sort(pieces)
+	return pieces
+}
+
+// PieceBefore returns the piece that holds the lines written just before
+// those of opened, a file opened at path (os.File.Stat's answer), or "" if
+// there is none. That is the newest piece, unless opened has itself been
+// rotated since it was opened (then it is a piece too, and the one before
+// it is the answer).
+func PieceBefore(path string, opened os.FileInfo) string {
+	pieces := Pieces(path)
+	for i := len(pieces) - 1; i >= 0; i-- {
+		fi, err := os.Stat(pieces[i])
+		if err != nil || !os.SameFile(fi, opened) {
+			continue
+		}
+		if i == 0 {
+			return ""
+		}
+		return pieces[i-1]
+	}
+	if len(pieces) == 0 {
+		return ""
+	}
+	return pieces[len(pieces)-1]
+}
