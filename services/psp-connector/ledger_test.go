@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-payments/platform/internal/rotatedlog"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
@@ -576,6 +577,75 @@ func TestLedgerPSPMadeStopsWhenItsContextEnds(t *testing.T) {
 				t.Errorf("Made: got %v, %v; want an error naming CHARGE_LOG, with %v", made, err, tt.want)
 			}
 			t.Logf("returned in %s", time.Since(began))
+		})
+	}
+}
+
+// TestLedgerPSPMadeReadsTheLogsRotatedPiece: process-compose rotates the
+// connector's log (rotatedlog), so a round printed just before a rotation is
+// in the newest piece, not in CHARGE_LOG. Made reads that piece when the log
+// is shorter than the tail it reads, and a log rotated while Made reads it
+// leaves nothing out of reach (rotatedlog.PieceBefore).
+func TestLedgerPSPMadeReadsTheLogsRotatedPiece(t *testing.T) {
+	stamp := time.Date(2026, 12, 7, 9, 0, 0, 0, time.Local)
+	tests := []struct {
+		name string
+		// steps, in order: a round's index printed to the log, or -1 for a
+		// rotation.
+		steps []int
+		// bigLog pads the log to ledgerTail bytes before Made (NUL bytes,
+		// as a truncated log starts with; a sparse file): then the lines of
+		// the piece are farther back than Made reads.
+		bigLog bool
+		want   []bool
+	}{
+		{"never rotated", []int{0, 1}, false, []bool{true, true, false}},
+		{"rotated after the last round", []int{0, 1, -1}, false, []bool{true, true, false}},
+		{"rotated between two rounds", []int{0, -1, 1}, false, []bool{true, true, false}},
+		{"rotated twice: the older piece is not read", []int{0, -1, 1, -1, 2}, false, []bool{false, true, true}},
+		{"a log as long as the tail read", []int{0, -1, 1}, true, []bool{false, true, false}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			round := testRound()
+			path := filepath.Join(t.TempDir(), "psp-connector.log")
+			open := func() *os.File {
+				t.Helper()
+				f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { f.Close() })
+				return f
+			}
+			out := open()
+			for _, step := range tt.steps {
+				if step < 0 { // as lumberjack rotates: rename, then a new file
+					stamp = stamp.Add(time.Second)
+					if err := os.Rename(path, rotatedlog.PieceName(path, stamp)); err != nil {
+						t.Fatal(err)
+					}
+					out = open()
+					continue
+				}
+				errs := make([]error, 1)
+				linePSP{w: out}.ChargeRound(context.Background(), round[step:step+1], errs)
+				if errs[0] != nil {
+					t.Fatal(errs[0])
+				}
+			}
+			if tt.bigLog {
+				if err := os.Truncate(path, ledgerTail); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := out.Write([]byte("\n")); err != nil {
+					t.Fatal(err)
+				}
+				// The round printed after the rotation is now farther
+				// back than Made reads: print it again, after the padding.
+				linePSP{w: out}.ChargeRound(context.Background(), round[1:2], make([]error, 1))
+			}
+			checkMade(t, ledgerPSP{log: path}, round, tt.want...)
 		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/acme-payments/platform/internal/rotatedlog"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
@@ -142,7 +143,8 @@ func appendLedgerLine(b []byte, round []txqueue.Message, now time.Time) []byte {
 //     is all or nothing, so a transaction named in the file had its contract
 //     line printed, even if the connector was killed right after. But the
 //     file is not the connector's: `stack up` starts it afresh, process-compose
-//     renames it when it rotates it, and without its log rotation settings
+//     renames it when it rotates it (the piece before the file read is read
+//     too: readChargeLog), and without its log rotation settings
 //     it truncates it when it starts the connector itself (a stop and start
 //     through its API or TUI).
 //   - own (CHARGE_LEDGER): a file of the connector's own, to which each
@@ -180,7 +182,8 @@ func (p ledgerPSP) ChargeRound(ctx context.Context, round []txqueue.Message, err
 const ledgerTail = 64 << 20
 
 // Made answers which of ids a ledger line in the last ledgerTail bytes of
-// CHARGE_LOG, or of CHARGE_LEDGER and its previous file, names. A source
+// CHARGE_LOG (and of its newest rotated piece, readChargeLog), or of
+// CHARGE_LEDGER and its previous file, names. A source
 // that cannot be read is an error, naming it: then every transaction in
 // question is charged again, at least once. Reading up to three such tails
 // can take seconds (1.9 s measured), so Made stops when ctx is done, with
@@ -191,7 +194,7 @@ func (p ledgerPSP) Made(ctx context.Context, ids []string) (map[string]bool, err
 		want[id] = false
 	}
 	if p.log != "" {
-		if err := readLedgerLines(ctx, os.Open, p.log, want); err != nil {
+		if err := readChargeLog(ctx, p.log, want); err != nil {
 			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.log, err)
 		}
 	}
@@ -212,6 +215,49 @@ func (p ledgerPSP) Made(ctx context.Context, ids []string) (map[string]bool, err
 	return want, nil
 }
 
+// readChargeLog marks true each id of want that a ledger line in the last
+// ledgerTail bytes of CHARGE_LOG names, across a rotation: when the file
+// read is shorter than that and process-compose has rotated the log
+// (rotatedlog), the rest is read from the end of the piece before it, where
+// a round printed just before the rotation is. The piece is found after the log is opened, so a
+// rotation in between moves nothing out of reach: the file read is a piece
+// by then, and the piece before it is read.
+func readChargeLog(ctx context.Context, path string, want map[string]bool) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	opened, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := scanLedgerLines(ctx, f, ledgerTail, want); err != nil {
+		return err
+	}
+	if opened.Size() >= ledgerTail {
+		return nil
+	}
+	piece := rotatedlog.PieceBefore(path, opened)
+	if piece == "" {
+		return nil
+	}
+	pf, err := os.Open(piece)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Gone since (`stack up` deletes the pieces): it held nothing of
+		// a round in hand, as this connector's run began after it.
+		return nil
+	}
+	if err == nil {
+		defer pf.Close()
+		err = scanLedgerLines(ctx, pf, ledgerTail-opened.Size(), want)
+	}
+	if err != nil {
+		return fmt.Errorf("its rotated piece %s: %w", piece, err)
+	}
+	return nil
+}
+
 // ledgerCheckEvery is how many lines readLedgerLines reads between two looks
 // at its context: about 1 ms of ledger lines of 24 transactions (about
 // 20 µs each to decode), far less of other lines.
@@ -229,8 +275,17 @@ func readLedgerLines(ctx context.Context, open func(string) (*os.File, error), p
 		return err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err == nil && fi.Size() > ledgerTail {
-		if _, err := f.Seek(fi.Size()-ledgerTail, io.SeekStart); err != nil {
+	return scanLedgerLines(ctx, f, ledgerTail, want)
+}
+
+// scanLedgerLines is readLedgerLines on a file opened already, reading its
+// last tail bytes.
+func scanLedgerLines(ctx context.Context, f *os.File, tail int64, want map[string]bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Size() > tail {
+		if _, err := f.Seek(fi.Size()-tail, io.SeekStart); err != nil {
 			return err
 		}
 	}
