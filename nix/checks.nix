@@ -16,8 +16,10 @@ let
   ];
   # What the tests read, named file by file: an allowlist, not "the repository minus docs",
   # because a `path:` flake's source is the whole directory, untracked files included:
-  # .git, stack.local.env and .stack/ (Redis data, the generated JWT secret), which must
-  # never be copied into the world-readable store. bench/ is its Go code only.
+  # .git, stack.local.env and .stack/ (Redis data, the generated JWT secret). The flake's
+  # source itself is then in the store already (README: use a git checkout; the launcher's
+  # default state dir is outside a checkout that is not one); the allowlist keeps the tests'
+  # derivations from copying such files again. bench/ is its Go code only.
   testSource = fs.toSource {
     inherit root;
     fileset = fs.unions [

@@ -2146,18 +2146,23 @@ func TestSearchPathFindsExactlyTheChosenBinaries(t *testing.T) {
 
 // TestUpWarnsWhenNixWouldCopyTheSecret: in a copy of the repository that is
 // not a git checkout, Nix takes the flake `.` whole, so a state dir inside
-// it (the JWT secret) would land in the world-readable store (a review).
+// it (the JWT secret) would land in the world-readable store (a review), and
+// so would a JWT_SECRET set in its stack.local.env. (The default state dir
+// is outside such a copy: stackconfig's TestLoadStateDir.)
 func TestUpWarnsWhenNixWouldCopyTheSecret(t *testing.T) {
+	inside := func(co string) string { return filepath.Join(co, ".stack") }
 	tests := []struct {
-		name     string
-		git      bool
-		stateDir func(checkout string) string
-		warn     bool
+		name        string
+		git         bool
+		stateDir    func(checkout string) string
+		localSecret bool // JWT_SECRET set in the checkout's stack.local.env
+		warn        string
 	}{
-		{"not a git checkout, state dir inside", false, func(co string) string { return filepath.Join(co, ".stack") }, true},
-		{"a git checkout", true, func(co string) string { return filepath.Join(co, ".stack") }, false},
-		{"in a subdirectory of a git repository", false, func(co string) string { return filepath.Join(co, ".stack") }, false},
-		{"not a git checkout, state dir elsewhere", false, func(string) string { return t.TempDir() }, false},
+		{"not a git checkout, state dir inside", false, inside, false, "the state dir"},
+		{"a git checkout", true, inside, true, ""},
+		{"in a subdirectory of a git repository", false, inside, true, ""},
+		{"not a git checkout, state dir elsewhere", false, func(string) string { return t.TempDir() }, false, ""},
+		{"not a git checkout, JWT_SECRET in stack.local.env", false, func(string) string { return t.TempDir() }, true, "stack.local.env (its JWT_SECRET)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -2180,10 +2185,16 @@ func TestUpWarnsWhenNixWouldCopyTheSecret(t *testing.T) {
 				co = sub
 			}
 			var stderr bytes.Buffer
-			l := &launcher{layout: stackconfig.Layout{Checkout: co, ConfigDir: co}, cfg: stackconfig.Config{StateDir: tt.stateDir(co)}, stderr: &stderr}
+			layout := stackconfig.Layout{Checkout: co, ConfigDir: co}
+			cfg := stackconfig.Config{StateDir: tt.stateDir(co), Sources: map[string]string{"JWT_SECRET": "environment"}}
+			if tt.localSecret {
+				cfg.Sources["JWT_SECRET"] = layout.LocalFile(co)
+			}
+			l := &launcher{layout: layout, cfg: cfg, stderr: &stderr}
 			l.warnIfCopiedWhole()
-			if got := strings.Contains(stderr.String(), "is not a git checkout"); got != tt.warn {
-				t.Errorf("warned: %v, want %v (%q)", got, tt.warn, stderr.String())
+			warned := strings.Contains(stderr.String(), "is not a git checkout")
+			if warned != (tt.warn != "") || !strings.Contains(stderr.String(), tt.warn) {
+				t.Errorf("got %q, want a warning naming %q (none for \"\")", stderr.String(), tt.warn)
 			}
 		})
 	}

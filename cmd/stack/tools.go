@@ -292,24 +292,27 @@ func (l *launcher) fromPath(bins binaries) {
 }
 
 // warnIfCopiedWhole warns when the checkout is not in a git repository (an
-// unpacked archive, say) and the state dir is inside it: Nix then takes the
-// flake `.` as `path:.` and copies the whole directory, the state dir's JWT
-// secret and stack.local.env included, into the world-readable store.
+// unpacked archive, say) and holds a secret: Nix then takes the flake `.`
+// as `path:.` and copies the whole directory into the world-readable store,
+// a state dir inside it (its JWT secret) and a JWT_SECRET set in
+// stack.local.env included. The default state dir is outside such a
+// checkout (stackconfig.InGitRepository); one set inside it, or the
+// fallback without HOME, is warned about.
 func (l *launcher) warnIfCopiedWhole() {
 	co := l.layout.Checkout
-	if co == "" || !strings.HasPrefix(l.cfg.StateDir, co+string(filepath.Separator)) {
+	if co == "" || stackconfig.InGitRepository(co) {
 		return
 	}
-	// The checkout's directory or one above it may be the git repository
-	// (a flake in a subdirectory is copied as tracked files too).
-	for dir := co; ; dir = filepath.Dir(dir) {
-		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
-			return
-		}
-		if filepath.Dir(dir) == dir {
-			break
-		}
+	var copied []string
+	if strings.HasPrefix(l.cfg.StateDir, co+string(filepath.Separator)) {
+		copied = append(copied, fmt.Sprintf("the state dir %s (the JWT secret)", l.rel(l.cfg.StateDir)))
 	}
-	fmt.Fprintf(l.stderr, "stack: warning: %s is not a git checkout, so `nix run .`, `nix develop .` and `nix flake check .` there copy all of it into the world-readable Nix store, %s (the JWT secret) and %s included; set STACK_STATE_DIR outside it, or use a git clone\n",
-		co, l.rel(l.cfg.StateDir), stackconfig.LocalFileName)
+	if local := l.layout.LocalFile(co); l.cfg.Sources["JWT_SECRET"] == local {
+		copied = append(copied, fmt.Sprintf("%s (its JWT_SECRET)", l.rel(local)))
+	}
+	if len(copied) == 0 {
+		return
+	}
+	fmt.Fprintf(l.stderr, "stack: warning: %s is not a git checkout, so `nix run .`, `nix develop .` and `nix flake check .` there copy all of it into the world-readable Nix store, %s included; keep them outside it (STACK_STATE_DIR; JWT_SECRET in the environment), or use a git clone\n",
+		co, strings.Join(copied, " and "))
 }

@@ -307,13 +307,17 @@ func servicePortVar(service string) string {
 	return strings.ToUpper(strings.ReplaceAll(service, "-", "_")) + "_PORT"
 }
 
-// resolveStateDir sets the default state dir. Outside a checkout it is
-// one per user, not one per working directory: `stack down` run from another
-// directory than `stack up` must find the stack.
+// resolveStateDir sets the default state dir: .stack in a checkout that is
+// in a git repository (git ignores it, and Nix copies only what git
+// tracks). Elsewhere it is one per user, not one per working directory:
+// `stack down` run from another directory than `stack up` must find the
+// stack. That includes a checkout outside git (an unpacked archive), which
+// Nix copies whole into the world-readable store, a .stack in it (its JWT
+// secret) included (InGitRepository).
 func (c *Config) resolveStateDir(l Layout, cwd, xdgState, home string) {
 	switch {
 	case c.StateDir != "": // absolute already (absPaths)
-	case l.Checkout != "":
+	case l.Checkout != "" && InGitRepository(l.Checkout):
 		c.StateDir = filepath.Join(l.Checkout, ".stack")
 	default:
 		c.StateDir = UserStateDir(cwd, xdgState, home)
@@ -321,7 +325,7 @@ func (c *Config) resolveStateDir(l Layout, cwd, xdgState, home string) {
 	c.StateDir = filepath.Clean(c.StateDir)
 }
 
-// UserStateDir is the default state dir outside a checkout, one per user:
+// UserStateDir is the default state dir outside a git checkout, one per user:
 // $XDG_STATE_HOME/acme-platform, else $HOME/.local/state/acme-platform (the
 // XDG default), else <cwd>/.stack. The load generator looks there too.
 func UserStateDir(cwd, xdgState, home string) string {

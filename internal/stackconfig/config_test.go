@@ -35,6 +35,10 @@ func checkout(t *testing.T, stackEnv string) Layout {
 	t.Cleanup(func() { os.RemoveAll(root) })
 	writeFile(t, filepath.Join(root, "go.mod"), "module x\n")
 	writeFile(t, filepath.Join(root, ComposeFileName), "processes: {}\n")
+	// A git checkout, as a clone is (its state dir defaults to .stack in it).
+	if err := os.Mkdir(filepath.Join(root, ".git"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if stackEnv != "" {
 		writeFile(t, filepath.Join(root, DefaultsFileName), stackEnv)
 	}
@@ -128,6 +132,12 @@ func TestLoadStateDir(t *testing.T) {
 	cwd := t.TempDir()
 	share := Layout{ConfigDir: t.TempDir(), How: "installed"}
 	co := checkout(t, "")
+	// An unpacked archive of the repository: Nix would copy a .stack in it
+	// into the store, so the default is the per-user one.
+	archive := checkout(t, "")
+	if err := os.Remove(filepath.Join(archive.Checkout, ".git")); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		layout  Layout
@@ -135,6 +145,10 @@ func TestLoadStateDir(t *testing.T) {
 		want    string
 	}{
 		{"checkout default", co, nil, filepath.Join(co.Checkout, ".stack")},
+		{"checkout default, HOME set", co, []string{"HOME=/home/u"}, filepath.Join(co.Checkout, ".stack")},
+		{"checkout outside git", archive, []string{"HOME=/home/u"}, "/home/u/.local/state/acme-platform"},
+		{"checkout outside git, with XDG_STATE_HOME", archive, []string{"HOME=/home/u", "XDG_STATE_HOME=/xdg"}, "/xdg/acme-platform"},
+		{"checkout outside git, no HOME", archive, nil, filepath.Join(cwd, ".stack")},
 		{"installed, no HOME", share, nil, filepath.Join(cwd, ".stack")},
 		{"installed default", share, []string{"HOME=/home/u"}, "/home/u/.local/state/acme-platform"},
 		{"installed with XDG_STATE_HOME", share, []string{"HOME=/home/u", "XDG_STATE_HOME=/xdg"}, "/xdg/acme-platform"},

@@ -98,6 +98,23 @@ func ProcessComposeBuild(checkout string) []string {
 	}
 }
 
+// InGitRepository reports whether dir, or a directory above it, holds .git.
+// Nix takes a flake there as the files git tracks; elsewhere (an unpacked
+// archive, say) as `path:`, and it copies the whole directory into the
+// world-readable store, whatever a state dir inside it holds.
+func InGitRepository(dir string) bool {
+	for {
+		if _, err := os.Lstat(filepath.Join(dir, ".git")); err == nil {
+			return true
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return false
+		}
+		dir = parent
+	}
+}
+
 // findCheckout is the nearest directory at or above cwd holding both go.mod
 // and process-compose.yaml, or "".
 func findCheckout(cwd string) string {
