@@ -95,6 +95,10 @@ in
       case $TMPDIR in /tmp/go-test.*) rm -rf "$TMPDIR" ;; esac
       export TMPDIR=$buildTmp
     '';
+    # buildGoModule runs `go test` once per package, with go's default limit of 10 minutes
+    # a package; e2e/ starts whole stacks one after another (about 3 minutes on the 2-core
+    # dev machine), which a slower builder could take past that.
+    checkFlags = [ "-timeout=30m" ];
     __darwinAllowLocalNetworking = true;
   };
 
