@@ -224,9 +224,8 @@ func enqueueN(t testing.TB, q *Queue, n int) []string {
 }
 
 func TestConsumerProcessesEachOnce(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 40) // more than one batch
 	psp := &recorder{}
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
@@ -259,10 +258,9 @@ func TestConsumerProcessesEachOnce(t *testing.T) {
 // against it), the connector must charge it once, even with both entries
 // in one batch, and acknowledge both.
 func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	ctx := context.Background()
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	id, entry := enqueueOneEntry(t, rdb, q)
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
 		t.Fatal(err)
@@ -282,10 +280,9 @@ func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 // must be acknowledged without a charge (the claim answers "failed before"),
 // not left pending, redelivered for ever.
 func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	ctx := context.Background()
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	id, entry := enqueueOneEntry(t, rdb, q)
 	cfg := fastConfig("c1")
 	cfg.MaxDeliveries = 1
@@ -319,10 +316,9 @@ func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
 // charged but not recorded. Round 1 is the round in hand: its redelivery
 // must carry the at-least-once warning, and the failed one none.
 func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	batch := readAsDeadConsumer(t, q, 32)
 	ids := txIDs(batch)
 	claimAsDeadConsumer(t, rdb, batch, time.Millisecond)
@@ -362,9 +358,8 @@ func TestConsumerSlowBatchIsNotTakenOver(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, _ := testLogger(t)
-			q := NewQueue(rdb, time.Hour)
 			ids := enqueueN(t, q, len(tt.rounds))
 			delay := map[string]time.Duration{}
 			for i, id := range ids {
@@ -427,9 +422,8 @@ func TestConsumerSlowBatchIsNotTakenOver(t *testing.T) {
 // renewal restarted the entry's idle time) nor claim it for a charge (the
 // claim counts the lease from leased_at) until the renewed lease runs out.
 func TestLeaseRenewalHoldsOffOtherConsumers(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	batch := readAsDeadConsumer(t, q, 1)
 	const lease = time.Second
 	claimedAt := time.Now()
@@ -468,10 +462,9 @@ func TestLeaseRenewalHoldsOffOtherConsumers(t *testing.T) {
 func TestConsumerRenewalKeepsTheClaimsRounds(t *testing.T) {
 	for _, renew := range []bool{false, true} {
 		t.Run(fmt.Sprintf("renewed %v", renew), func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
 			ctx := context.Background()
-			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(t, q, 48)
 			ids := txIDs(batch)
 			claimAsDeadConsumer(t, rdb, batch, 50*time.Millisecond)
@@ -558,10 +551,9 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, _ := testLogger(t)
 			ctx := context.Background()
-			q := NewQueue(rdb, time.Hour)
 			// The dead consumer claims as it reads, so its claim is dated
 			// from before the read: the survivor's first reclaim (once the
 			// entry has been idle for its VisibilityTimeout) then finds the
@@ -624,10 +616,9 @@ func TestConsumerWarnsOnlyForTheRoundInHand(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
 			ctx := context.Background()
-			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(t, q, 40)
 			ids := txIDs(batch)
 			if codes := claimAsDeadConsumer(t, rdb, batch, time.Millisecond); len(codes) != 40 || slices.ContainsFunc(codes, func(c claimCode) bool { return c != claimCharge }) {
@@ -794,10 +785,9 @@ func recordIDs(ctx context.Context, rdb *redis.Client, ids ...string) error {
 }
 
 func TestConsumerDeadLettersPoison(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	good := enqueueN(t, q, 1)[0]
 	// A transaction whose entry got corrupted: its record exists, its entry does not decode.
 	withID := enqueueN(t, q, 1)[0]
@@ -849,10 +839,9 @@ func TestConsumerDeadLettersPoison(t *testing.T) {
 }
 
 func TestConsumerDeadLettersAfterMaxDeliveries(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	id := enqueueN(t, q, 1)[0]
 	psp := &recorder{fail: func(Message) error { return errors.New("PSP is down") }}
 	cfg := fastConfig("c1")
@@ -888,9 +877,8 @@ func TestConsumerDeadLettersAfterMaxDeliveries(t *testing.T) {
 // sent), and the failed ones go on to their redeliveries and the dead
 // letters.
 func TestConsumerRecordsOnlyTheChargesThatSucceeded(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 16) // amounts 100..115
 	declined := func(amount int64) bool { return amount%2 == 1 }
 	psp := &recorder{fail: func(m Message) error {
@@ -933,10 +921,9 @@ func TestConsumerRecordsOnlyTheChargesThatSucceeded(t *testing.T) {
 // charges the first of a batch: the batch in hand completes and is acked; the
 // rest stays in the stream for the next consumer, and nothing is charged twice.
 func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 10)
 
 	cfg := fastConfig("first")
@@ -990,11 +977,10 @@ func addUndecodableEntry(t *testing.T, rdb *redis.Client) {
 // is lost: once Redis writes again, the next consumer charges both and
 // dead-letters the entry.
 func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
 	ctx := context.Background()
 	addUndecodableEntry(t, rdb)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 2)
 	admin := srv.Client(t)
 	defer func() { _ = admin.Do(ctx, "CLIENT", "UNPAUSE").Err() }()
@@ -1045,9 +1031,8 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 // the batch's time ended, it was given up with the grace's last part unused,
 // and the next consumer (a PSP without a ledger) charged it a second time.
 func TestConsumerDrainRecordsWhenRedisReturnsWithinGrace(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	id := enqueueN(t, q, 1)[0]
 
 	cfg := fastConfig("redis-back-within-the-grace")
@@ -1106,9 +1091,8 @@ func TestConsumerDrainRecordsWhenRedisReturnsWithinGrace(t *testing.T) {
 // and lands, instead of leaving a charge that happened for a redelivery to
 // make again (charged twice by a PSP without a ledger).
 func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	id := enqueueN(t, q, 1)[0]
 
 	cfg := fastConfig("charge-outlasting-the-grace")
@@ -1173,9 +1157,8 @@ func stopInTheFirstCharge(cfg ConsumerConfig, cancel context.CancelFunc, atStop 
 // (at least once)", for transactions nothing had charged: seen with the
 // stack's batches of 144 when records took 1.3 s each.
 func TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 8)
 
 	cfg := fastConfig("stopped-between-rounds")
@@ -1263,11 +1246,10 @@ func (h *lateScripts) late(cmd redis.Cmder) bool {
 // until a redelivery after VisibilityTimeout), though it fitted before
 // the stop's release existed. Sent side by side, both land.
 func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
 	addUndecodableEntry(t, rdb)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 7)
 
 	late := &lateScripts{lag: 1200 * time.Millisecond, scripts: []*redis.Script{releaseScript, deadLetterScript}}
@@ -1417,9 +1399,8 @@ func TestConsumerSaysWhatTheRedeliveryOfAnUnrecordedChargeDoes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			srv, rdb := startRedis(t)
+			srv, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
-			q := NewQueue(rdb, time.Hour)
 			id := enqueueN(t, q, 1)[0]
 			cfg := fastConfig("redis-gone-at-the-stop")
 			cfg.ShutdownGrace = time.Second
@@ -1444,9 +1425,8 @@ func TestConsumerSaysWhatTheRedeliveryOfAnUnrecordedChargeDoes(t *testing.T) {
 // TestConsumerWaitsForRedis starts the consumer while Redis is down; it must
 // keep retrying and process the backlog once Redis is back.
 func TestConsumerWaitsForRedis(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 2)
 	srv.Kill()
 	psp := &recorder{}
@@ -1467,9 +1447,8 @@ func TestConsumerWaitsForRedis(t *testing.T) {
 // and restarts it: the round's charges stay in hand and are recorded once
 // Redis is back, and every transaction is charged exactly once.
 func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 40)
 	killed := make(chan struct{})
 	var once sync.Once
@@ -1509,9 +1488,8 @@ func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
 // the consumer must go on to what is queued afterwards, not retry the lost
 // group's XACK for ever.
 func TestConsumerCarriesOnWhenRedisLosesItsDataMidRound(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	first := enqueueN(t, q, 1)[0]
 	// The second transaction is queued after the loss, before the round's
 	// record: the stream exists again, without the group.
@@ -1552,9 +1530,8 @@ func TestConsumerCarriesOnWhenRedisLosesItsDataMidRound(t *testing.T) {
 // NOSCRIPT; the consumer recreates the group, reloads the scripts and carries
 // on with what is queued afterwards.
 func TestConsumerRecreatesLostGroup(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	first := enqueueN(t, q, 1)[0]
 	psp := &recorder{}
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
@@ -1587,9 +1564,8 @@ func TestConsumerRecreatesLostGroup(t *testing.T) {
 // decide whether a delivery charges: fresh, interrupted (same or another
 // consumer after the lease), busy (another consumer within the lease), done.
 func TestClaimScript(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	id := enqueueN(t, q, 1)[0]
 	lease := time.Second
 	t0 := time.Now()
@@ -1637,9 +1613,8 @@ func TestClaimScript(t *testing.T) {
 // gets its own code, in order, and a missing record is recreated from the
 // message.
 func TestClaimBatchMixedOutcomes(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 2)
 	if err := recordIDs(ctx, rdb, ids[0]); err != nil {
 		t.Fatalf("record: %v", err)
@@ -1699,9 +1674,8 @@ func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 // from starting a step for StallAfter; and passes again when the charge
 // returns.
 func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	release := make(chan struct{})
 	var charging atomic.Bool
 	psp := PSPFunc(func(ctx context.Context, m Message) error {
@@ -1868,9 +1842,8 @@ func consumeFullBatches(t *testing.T, psp interface {
 	calls(id string) int
 }) (*Queue, []string) {
 	t.Helper()
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, roundTotal)
 	cfg := fastConfig("c1")
 	cfg.Chargers, cfg.BatchSize = roundSize, roundBatch
@@ -1942,10 +1915,9 @@ func (f roundPSPFunc) ChargeRound(ctx context.Context, round []Message, errs []e
 // a second time (before the fix, m4 was charged twice without a warning).
 func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
 	const vt = 300 * time.Millisecond
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	batch := readAsDeadConsumer(t, q, 6)
 
 	var mu sync.Mutex
@@ -2029,10 +2001,9 @@ func TestOverDeliveredEntry(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
 			ctx := context.Background()
-			q := NewQueue(rdb, time.Hour)
 			batch := readAsDeadConsumer(t, q, 1) // delivery 1
 			id := batch[0].ID
 			for _, name := range []string{"dead2", "dead3"} { // deliveries 2 and 3
@@ -2099,10 +2070,9 @@ func TestOverDeliveredEntry(t *testing.T) {
 // expired). The survivor cannot tell whether it was charged, recreates the
 // record and charges it, saying so.
 func TestRedeliveryWithAnExpiredRecordWarns(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	batch := readAsDeadConsumer(t, q, 1)
 	id := batch[0].ID
 	claimAsDeadConsumer(t, rdb, batch, 100*time.Millisecond)
@@ -2166,10 +2136,9 @@ func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
 			ctx := context.Background()
-			q := NewQueue(rdb, time.Hour)
 			batch := roundInHandOfDeadConsumer(t, q, 1) // delivery 1: charged, no record
 			id := batch[0].ID
 
@@ -2219,10 +2188,9 @@ func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 // started, but dead's charge of x may have happened: the survivor must warn
 // for x as for y.
 func TestALaterClaimKeepsAnEarlierCharge(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
 	ctx := context.Background()
-	q := NewQueue(rdb, time.Hour)
 	batch := readAsDeadConsumer(t, q, 2) // y, x: delivery 1
 	y, x := batch[0], batch[1]
 	claimAsDeadConsumer(t, rdb, []Message{x}, 50*time.Millisecond) // dead charged x; no record
@@ -2293,10 +2261,9 @@ func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
 			ctx := context.Background()
-			q := NewQueue(rdb, time.Hour)
 			batch := roundInHandOfDeadConsumer(t, q, 1) // charged or not; no record
 			id := batch[0].ID
 
@@ -2350,9 +2317,8 @@ func (l *stoppingLedger) Made(ctx context.Context, ids []string) (map[string]boo
 // that the round is charged again; Run returns within the grace, and the
 // next consumer finds the round in the ledger and charges nothing.
 func TestConsumerStoppedDuringTheLedgerLookupLeavesTheBatchPending(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	batch := roundInHandOfDeadConsumer(t, q, 1)
 	id := batch[0].ID
 
@@ -2437,9 +2403,8 @@ func (p *roundLedger) Made(context.Context, []string) (map[string]bool, error) {
 func TestRoundsKeepTheClaimsRoundsWhenTheLedgerTakesSome(t *testing.T) {
 	for _, survivorRounds := range []int{16, DefaultChargers} {
 		t.Run(fmt.Sprintf("survivor's rounds of %d", survivorRounds), func(t *testing.T) {
-			_, rdb := startRedis(t)
+			_, rdb, q := startQueue(t)
 			log, _ := testLogger(t)
-			q := NewQueue(rdb, time.Hour)
 			batch := roundInHandOfDeadConsumer(t, q, 20) // rounds 0 (16) and 1 (4); none recorded
 
 			stored := map[string]int{} // the round the survivor's claim stores
@@ -2536,9 +2501,8 @@ func (p *breakingLedger) ChargeRound(ctx context.Context, round []Message, errs 
 // charged again with no ledger lookup. Whatever the survivor charged before
 // it was killed, the third consumer must look it up first.
 func TestAFailedLedgerRecordLeavesNoEarlierRoundBehind(t *testing.T) {
-	_, rdb := startRedis(t)
+	_, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	batch := roundInHandOfDeadConsumer(t, q, 20) // dead's rounds: 0-15, 16-19; none recorded
 
 	survivor := &breakingLedger{rdb: rdb, made: map[string]bool{batch[0].ID: true}, hang: batch[16].ID, release: make(chan struct{})}

@@ -44,9 +44,8 @@ func (h *recordCut) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 // lands, a must not charge those three as well: its lease on them ran out
 // during the retries and b took them over.
 func TestARecordRetriedPastTheLeaseChargesNothingTakenOver(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, logs := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 4)
 
 	cut := &recordCut{}
@@ -117,9 +116,8 @@ func (h *slowRecordReply) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 // on, it must not charge what b took over: a round starts only with at
 // least half of its lease left.
 func TestAPauseBetweenRoundsChargesNothingTakenOver(t *testing.T) {
-	srv, rdb := startRedis(t)
+	srv, rdb, q := startQueue(t)
 	log, _ := testLogger(t)
-	q := NewQueue(rdb, time.Hour)
 	ids := enqueueN(t, q, 3)
 
 	cfgA := fastConfig("a")

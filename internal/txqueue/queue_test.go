@@ -25,6 +25,14 @@ func startRedis(t *testing.T) (*redistest.Server, *redis.Client) {
 	return srv, connectTo(t, srv)
 }
 
+// startQueue is startRedis with a Queue on the client that keeps status
+// records for an hour, as most consumer tests start.
+func startQueue(t *testing.T) (*redistest.Server, *redis.Client, *Queue) {
+	t.Helper()
+	srv, rdb := startRedis(t)
+	return srv, rdb, NewQueue(rdb, time.Hour)
+}
+
 // connectTo returns a client of srv made by Connect, closed by t.Cleanup.
 func connectTo(t *testing.T, srv *redistest.Server) *redis.Client {
 	t.Helper()
