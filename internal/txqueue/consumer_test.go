@@ -77,10 +77,7 @@ func runConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, l
 // of its checks.
 func startConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) (c *Consumer, stop func()) {
 	t.Helper()
-	c, err := NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatalf("NewConsumer: %v", err)
-	}
+	c = newConsumer(t, rdb, cfg, psp, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -100,6 +97,16 @@ func startConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP,
 	}
 	t.Cleanup(stop)
 	return c, stop
+}
+
+// newConsumer is NewConsumer that fails the test on an error.
+func newConsumer(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) *Consumer {
+	t.Helper()
+	c, err := NewConsumer(rdb, cfg, psp, log)
+	if err != nil {
+		t.Fatalf("NewConsumer: %v", err)
+	}
+	return c
 }
 
 // runUntilItsStop runs c until Run returns, which the test makes it do by
@@ -136,15 +143,9 @@ func startRun(t *testing.T, c *Consumer, ctx context.Context) (wait func(within 
 func checkChargedOnceAfterTheNextConsumer(t *testing.T, rdb *redis.Client, q *Queue, psp *recorder, log *slog.Logger, ids ...string) {
 	t.Helper()
 	runConsumer(t, rdb, fastConfig("next"), psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
-	for _, id := range ids {
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s: got %d, want 1", id, got)
-		}
-	}
+	waitForProcessed(t, q, ids...)
+	waitForNothingPending(t, rdb)
+	checkChargedOnce(t, psp, ids...)
 }
 
 // waitFor polls cond until it holds, failing the test after 15 s.
@@ -175,6 +176,54 @@ func pendingCount(t *testing.T, rdb *redis.Client) int64 {
 		t.Fatalf("XPENDING: %v", err)
 	}
 	return p.Count
+}
+
+// waitForProcessed waits until the record of each of ids says processed.
+func waitForProcessed(t *testing.T, q *Queue, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	}
+}
+
+// waitForNothingPending waits until every entry delivered to Group is
+// acknowledged.
+func waitForNothingPending(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+}
+
+// consumeUntilNothingPending runs a consumer until every entry delivered
+// to Group is acknowledged, and stops it.
+func consumeUntilNothingPending(t *testing.T, rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logger) {
+	t.Helper()
+	stop := runConsumer(t, rdb, cfg, psp, log)
+	waitForNothingPending(t, rdb)
+	stop()
+}
+
+// chargeCounter is a test PSP's count of its charges of each transaction
+// (recorder's calls).
+type chargeCounter interface{ calls(id string) int }
+
+// checkChargedOnce fails the test for each of ids that psp did not charge
+// exactly once.
+func checkChargedOnce(t *testing.T, psp chargeCounter, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if got := psp.calls(id); got != 1 {
+			t.Errorf("charges of %s: got %d, want 1", id, got)
+		}
+	}
+}
+
+// checkStatus fails the test unless the record of transaction id has
+// status want.
+func checkStatus(t *testing.T, q *Queue, id, want string) {
+	t.Helper()
+	if rec, err := q.Status(context.Background(), id); err != nil || rec.Status != want {
+		t.Errorf("status of %s: got %+v, %v; want %s", id, rec, err, want)
+	}
 }
 
 // hasLogLine reports whether some JSON line of logs has every field in want.
@@ -229,10 +278,8 @@ func TestConsumerProcessesEachOnce(t *testing.T) {
 	ids := enqueueN(t, q, 40) // more than one batch
 	psp := &recorder{}
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForProcessed(t, q, ids...)
+	waitForNothingPending(t, rdb)
 	stop()
 
 	if got := psp.total(); got != len(ids) {
@@ -267,8 +314,8 @@ func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 	}
 	psp := &recorder{}
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
-	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForProcessed(t, q, id)
+	waitForNothingPending(t, rdb)
 	stop()
 	if got := psp.calls(id); got != 1 {
 		t.Errorf("charges of %s queued twice: got %d, want 1", id, got)
@@ -289,7 +336,7 @@ func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
 	declining := &recorder{fail: func(Message) error { return errors.New("PSP is down") }}
 	stop := runConsumer(t, rdb, cfg, declining, log)
 	waitFor(t, id+" failed", statusIs(q, id, StatusFailed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForNothingPending(t, rdb)
 	stop()
 
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
@@ -305,9 +352,7 @@ func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
 	if got := psp.calls(id); got != 0 {
 		t.Errorf("charges of the dead-lettered transaction's duplicate: got %d, want 0", got)
 	}
-	if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusFailed {
-		t.Errorf("status: got %+v, %v; want failed", rec, err)
-	}
+	checkStatus(t, q, id, StatusFailed)
 }
 
 // TestConsumerWarnsForTheRoundInHandAfterAFailedCharge: a dead consumer's
@@ -398,10 +443,8 @@ func TestConsumerSlowBatchIsNotTakenOver(t *testing.T) {
 			cfgB := fastConfig("b")
 			cfgB.VisibilityTimeout = vt
 			stopB := runConsumer(t, rdb, cfgB, fast, log)
-			for _, id := range ids {
-				waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-			}
-			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+			waitForProcessed(t, q, ids...)
+			waitForNothingPending(t, rdb)
 			stopA()
 			stopB()
 			for i, id := range ids {
@@ -527,8 +570,8 @@ func TestRecordLeavesNoRecordWithoutExpiry(t *testing.T) {
 			case !tt.wantGone && (ttl <= 0 || ttl > tt.queueTTL):
 				t.Errorf("PTTL of the status record: got %v, want in (0, %v]", ttl, tt.queueTTL)
 			}
-			if rec, err := q.Status(ctx, id); !tt.wantGone && (err != nil || rec.Status != StatusProcessed) {
-				t.Errorf("status: got %+v, %v; want processed", rec, err)
+			if !tt.wantGone {
+				checkStatus(t, q, id, StatusProcessed)
 			}
 		})
 	}
@@ -574,9 +617,7 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			}
 
 			psp := &recorder{}
-			stop := runConsumer(t, rdb, fastConfig("survivor"), psp, log)
-			waitFor(t, "entry reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
-			stop()
+			consumeUntilNothingPending(t, rdb, fastConfig("survivor"), psp, log)
 			if got := psp.calls(id); got != tt.wantCharges {
 				t.Errorf("charges: got %d, want %d", got, tt.wantCharges)
 			}
@@ -717,9 +758,7 @@ func reclaimAsSurvivorWith(t *testing.T, rdb *redis.Client, psp PSP, log *slog.L
 		}
 		return true
 	})
-	stop := runConsumer(t, rdb, cfg, psp, log)
-	waitFor(t, "entries reclaimed and acked", func() bool { return pendingCount(t, rdb) == 0 })
-	stop()
+	consumeUntilNothingPending(t, rdb, cfg, psp, log)
 }
 
 // warnedAtLeastOnce reports whether logs hold the at-least-once warning for
@@ -812,7 +851,7 @@ func TestConsumerDeadLettersPoison(t *testing.T) {
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
 	waitFor(t, "three dead letters", func() bool { n, _ := rdb.XLen(ctx, DeadLetterStream).Result(); return n == 3 })
 	waitFor(t, "good one processed", statusIs(q, good, StatusProcessed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForNothingPending(t, rdb)
 	stop()
 
 	if got := psp.total(); got != 1 {
@@ -849,7 +888,7 @@ func TestConsumerDeadLettersAfterMaxDeliveries(t *testing.T) {
 	cfg.ClaimInterval = 20 * time.Millisecond
 	stop := runConsumer(t, rdb, cfg, psp, log)
 	waitFor(t, "status failed", statusIs(q, id, StatusFailed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForNothingPending(t, rdb)
 	stop()
 
 	if got := psp.calls(id); got != cfg.MaxDeliveries {
@@ -928,10 +967,7 @@ func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
 
 	cfg := fastConfig("first")
 	cfg.BatchSize = 4
-	c, err := NewConsumer(rdb, cfg, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, nil, log)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	psp := &recorder{}
@@ -948,15 +984,9 @@ func TestConsumerShutdownFinishesBatchInHand(t *testing.T) {
 	}
 
 	stop := runConsumer(t, rdb, fastConfig("second"), psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
+	waitForProcessed(t, q, ids...)
 	stop()
-	for _, id := range ids {
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s: got %d, want 1", id, got)
-		}
-	}
+	checkChargedOnce(t, psp, ids...)
 }
 
 // addUndecodableEntry queues an entry that does not decode (poison), for a
@@ -1001,10 +1031,7 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 		})
 		return errors.New("declined by the test's PSP")
 	})
-	c, err := NewConsumer(rdb, cfg, declining, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, declining, log)
 	runUntilItsStop(t, c, runCtx, 30*time.Second)
 	// The slack is for a loaded machine's timers; the calls that outlasted
 	// the grace before took 1 s each (the client's read timeout).
@@ -1051,10 +1078,7 @@ func TestConsumerDrainRecordsWhenRedisReturnsWithinGrace(t *testing.T) {
 		})
 		return nil
 	}}
-	c, err := NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, psp, log)
 	done := make(chan time.Time, 1)
 	go func() {
 		if err := c.Run(runCtx); err != nil {
@@ -1109,10 +1133,7 @@ func TestConsumerRecordsAChargeThatOutlastedTheGrace(t *testing.T) {
 		})
 		return nil
 	}}
-	c, err := NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, psp, log)
 	if err := c.Run(runCtx); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -1167,10 +1188,7 @@ func TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes(t *testing.T) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	psp := stopInTheFirstCharge(cfg, cancel, nil)
-	c, err := NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, psp, log)
 	if err := c.Run(runCtx); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -1265,10 +1283,7 @@ func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
 		stoppedAt = time.Now()
 		late.on.Store(true)
 	})
-	c, err := NewConsumer(rdbC, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdbC, cfg, psp, log)
 	runUntilItsStop(t, c, runCtx, 30*time.Second)
 	late.on.Store(false)
 	took, most := time.Since(stoppedAt), cfg.ShutdownGrace+time.Second
@@ -1349,10 +1364,7 @@ func TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace(t *testing.T) {
 	// The stack's Block and ClaimInterval (the defaults), so that the read
 	// after the trim waits Block, not what is left of a 50 ms interval.
 	cfg.Block, cfg.ClaimInterval, cfg.ShutdownGrace = time.Second, 5*time.Second, 2*time.Second
-	c, err := NewConsumer(rdb, cfg, &recorder{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, &recorder{}, log)
 	waitRun := startRun(t, c, runCtx)
 	waitFor(t, "the consumer consuming", func() bool { return strings.Contains(logs.String(), `"msg":"consuming"`) })
 	if err := admin.Do(ctx, "CLIENT", "PAUSE", 30_000, "WRITE").Err(); err != nil {
@@ -1406,14 +1418,11 @@ func TestConsumerSaysWhatTheRedeliveryOfAnUnrecordedChargeDoes(t *testing.T) {
 			cfg.ShutdownGrace = time.Second
 			runCtx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			c, err := NewConsumer(rdb, cfg, tt.psp(func(Message) error {
+			c := newConsumer(t, rdb, cfg, tt.psp(func(Message) error {
 				srv.Kill()
 				cancel() // SIGTERM, with the charge made
 				return nil
 			}), log)
-			if err != nil {
-				t.Fatal(err)
-			}
 			runUntilItsStop(t, c, runCtx, 15*time.Second)
 			if !hasLogLine(logs.String(), map[string]string{"msg": tt.wantLog, "transaction_id": id}) {
 				t.Errorf("no log line %q for %s:\n%s", tt.wantLog, id, logs.String())
@@ -1433,9 +1442,7 @@ func TestConsumerWaitsForRedis(t *testing.T) {
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
 	time.Sleep(300 * time.Millisecond) // let it fail a few times
 	srv.Restart(t)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
+	waitForProcessed(t, q, ids...)
 	stop()
 	if got := psp.total(); got != len(ids) {
 		t.Errorf("charges: got %d, want %d", got, len(ids))
@@ -1466,16 +1473,10 @@ func TestConsumerRecordsChargesAcrossRedisRestart(t *testing.T) {
 	}
 	time.Sleep(400 * time.Millisecond) // several failed record attempts
 	srv.Restart(t)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForProcessed(t, q, ids...)
+	waitForNothingPending(t, rdb)
 	stop()
-	for _, id := range ids {
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s: got %d, want exactly 1", id, got)
-		}
-	}
+	checkChargedOnce(t, psp, ids...)
 	if !hasLogLine(logs.String(), map[string]string{"msg": "recorded the charges after Redis came back"}) {
 		t.Errorf("logs lack the line saying a charge was recorded after the restart:\n%s", logs.String())
 	}
@@ -1600,10 +1601,7 @@ func TestClaimScript(t *testing.T) {
 	if got := claim("c", time.Now()); got != claimDone {
 		t.Errorf("after record: got %d, want 0 (already processed)", got)
 	}
-	rec, err := q.Status(ctx, id)
-	if err != nil || rec.Status != StatusProcessed {
-		t.Errorf("status: got %+v, %v; want processed", rec, err)
-	}
+	checkStatus(t, q, id, StatusProcessed)
 	if n, _ := rdb.HExists(ctx, StatusKey(id), "charging_by").Result(); n {
 		t.Error("charging_by left on a processed record")
 	}
@@ -1646,10 +1644,7 @@ func TestClaimBatchMixedOutcomes(t *testing.T) {
 func TestConsumerCheckPassesOnceConsuming(t *testing.T) {
 	_, rdb := startRedis(t)
 	log, _ := testLogger(t)
-	c, err := NewConsumer(rdb, fastConfig("ready"), &recorder{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, fastConfig("ready"), &recorder{}, log)
 	check := c.Check()
 	if err := check.Run(context.Background()); err == nil {
 		t.Fatal("check passed before Run; want it to fail until the group is in place")
@@ -1711,7 +1706,7 @@ func TestConsumerLiveCheckFailsOnlyWhenStuck(t *testing.T) {
 	}
 	unblock()
 	waitFor(t, "the live check to pass again", func() bool { return live.Run(context.Background()) == nil })
-	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
+	waitForProcessed(t, q, id)
 }
 
 // TestConsumerLiveCheckFailsWhenStuckBeforeConsuming: a consumer whose
@@ -1785,10 +1780,7 @@ func TestConsumerStoppedBeforeRedisAnswers(t *testing.T) {
 	srv, rdb := startRedis(t)
 	srv.Kill()
 	log, logs := testLogger(t)
-	c, err := NewConsumer(rdb, fastConfig("early"), &recorder{}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, fastConfig("early"), &recorder{}, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	waitRun := startRun(t, c, ctx)
 	waitFor(t, "a failed group creation", func() bool {
@@ -1839,7 +1831,7 @@ const roundSize, roundBatch, roundTotal = 16, 64, 320
 // once, and returns the queue and the ids.
 func consumeFullBatches(t *testing.T, psp interface {
 	PSP
-	calls(id string) int
+	chargeCounter
 }) (*Queue, []string) {
 	t.Helper()
 	_, rdb, q := startQueue(t)
@@ -1848,15 +1840,9 @@ func consumeFullBatches(t *testing.T, psp interface {
 	cfg := fastConfig("c1")
 	cfg.Chargers, cfg.BatchSize = roundSize, roundBatch
 	stop := runConsumer(t, rdb, cfg, psp, log)
-	for _, id := range ids {
-		waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	}
+	waitForProcessed(t, q, ids...)
 	stop()
-	for _, id := range ids {
-		if got := psp.calls(id); got != 1 {
-			t.Errorf("charges of %s: got %d, want 1", id, got)
-		}
-	}
+	checkChargedOnce(t, psp, ids...)
 	return q, ids
 }
 
@@ -1946,10 +1932,7 @@ func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
 	})
 	cfg := fastConfig("dead")
 	cfg.Chargers, cfg.BatchSize, cfg.VisibilityTimeout = 2, 6, vt
-	c, err := NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, psp, log)
 	now := time.Now().UnixNano()
 	if _, err := c.claimer().claim(ctx, rdb, now, batch); err != nil {
 		t.Fatal(err)
@@ -2035,7 +2018,7 @@ func TestOverDeliveredEntry(t *testing.T) {
 					return err == nil && len(p) == 1 && p[0].RetryCount >= 5
 				})
 			} else {
-				waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+				waitForNothingPending(t, rdb)
 			}
 			stop()
 			dl, err := rdb.XRange(ctx, DeadLetterStream, "-", "+").Result()
@@ -2089,9 +2072,7 @@ func TestRedeliveryWithAnExpiredRecordWarns(t *testing.T) {
 	}) {
 		t.Errorf("no warning that the charge may repeat one")
 	}
-	if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusProcessed {
-		t.Errorf("status: got %+v, %v; want processed (the record recreated)", rec, err)
-	}
+	checkStatus(t, q, id, StatusProcessed) // the record recreated
 }
 
 // TestClaimKeepsTheRecordForTheStatusTTL: a record near the end of its TTL
@@ -2155,14 +2136,9 @@ func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 			}}
 			cfg := fastConfig("survivor")
 			cfg.MaxDeliveries = tt.maxDeliveries
-			stop := runConsumer(t, rdb, cfg, survivor, log)
-			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
-			stop()
+			consumeUntilNothingPending(t, rdb, cfg, survivor, log)
 
-			rec, err := q.Status(ctx, id)
-			if err != nil || rec.Status != StatusProcessed {
-				t.Errorf("status: got %+v, %v; want processed", rec, err)
-			}
+			checkStatus(t, q, id, StatusProcessed)
 			if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 0 {
 				t.Errorf("dead letters: got %d, %v; want 0", n, err)
 			}
@@ -2263,18 +2239,13 @@ func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, rdb, q := startQueue(t)
 			log, logs := testLogger(t)
-			ctx := context.Background()
 			batch := roundInHandOfDeadConsumer(t, q, 1) // charged or not; no record
 			id := batch[0].ID
 
 			survivor := &ledgerRecorder{made: map[string]bool{id: tt.made}, lookErr: tt.lookErr}
-			stop := runConsumer(t, rdb, fastConfig("survivor"), survivor, log)
-			waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
-			stop()
+			consumeUntilNothingPending(t, rdb, fastConfig("survivor"), survivor, log)
 
-			if rec, err := q.Status(ctx, id); err != nil || rec.Status != StatusProcessed {
-				t.Errorf("status: got %+v, %v; want processed", rec, err)
-			}
+			checkStatus(t, q, id, StatusProcessed)
 			if got := survivor.calls(id); got != tt.wantCharges {
 				t.Errorf("survivor's charges: got %d, want %d", got, tt.wantCharges)
 			}
@@ -2327,10 +2298,7 @@ func TestConsumerStoppedDuringTheLedgerLookupLeavesTheBatchPending(t *testing.T)
 	cfg := fastConfig("stopped-while-looking-up")
 	cfg.ShutdownGrace = time.Second
 	survivor := &stoppingLedger{stop: cancel}
-	c, err := NewConsumer(rdb, cfg, survivor, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, survivor, log)
 	began := time.Now()
 	runUntilItsStop(t, c, runCtx, 15*time.Second)
 	t.Logf("Run returned %s after its start", time.Since(began))
@@ -2357,8 +2325,8 @@ func TestConsumerStoppedDuringTheLedgerLookupLeavesTheBatchPending(t *testing.T)
 
 	next := &ledgerRecorder{made: map[string]bool{id: true}}
 	runConsumer(t, rdb, fastConfig("next"), next, log)
-	waitFor(t, id+" processed", statusIs(q, id, StatusProcessed))
-	waitFor(t, "no pending entries", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForProcessed(t, q, id)
+	waitForNothingPending(t, rdb)
 	if got := next.calls(id); got != 0 {
 		t.Errorf("the next consumer's charges of %s, which the ledger names: got %d, want 0", id, got)
 	}
@@ -2525,10 +2493,7 @@ func TestAFailedLedgerRecordLeavesNoEarlierRoundBehind(t *testing.T) {
 		}
 	}
 	waitFor(t, "the dead batch idle", allIdle(cfg.VisibilityTimeout))
-	c, err := NewConsumer(rdb, cfg, survivor, log)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newConsumer(t, rdb, cfg, survivor, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
@@ -2557,9 +2522,7 @@ func TestAFailedLedgerRecordLeavesNoEarlierRoundBehind(t *testing.T) {
 	cfg3 := fastConfig("third")
 	cfg3.BatchSize = 64
 	waitFor(t, "what the survivor left idle", allIdle(cfg3.VisibilityTimeout))
-	stop := runConsumer(t, rdb, cfg3, third, log)
-	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
-	stop()
+	consumeUntilNothingPending(t, rdb, cfg3, third, log)
 	for id := range made {
 		if n := third.calls(id); n != 0 {
 			t.Errorf("%s, charged by the survivor before it was killed, charged %d more times without a ledger lookup", id, n)
