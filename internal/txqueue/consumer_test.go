@@ -258,6 +258,16 @@ func enqueueOneEntry(t *testing.T, rdb *redis.Client, q *Queue) (string, redis.X
 	return id, entries[0]
 }
 
+// queueEntryAgain adds entry's fields to the stream as a new entry: a
+// transaction queued twice, as a rerun enqueue did before its script
+// guarded against it.
+func queueEntryAgain(t *testing.T, rdb *redis.Client, entry redis.XMessage) {
+	t.Helper()
+	if err := rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
+		t.Fatalf("XADD the entry again: %v", err)
+	}
+}
+
 func enqueueN(t testing.TB, q *Queue, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
@@ -306,12 +316,9 @@ func TestConsumerProcessesEachOnce(t *testing.T) {
 // in one batch, and acknowledge both.
 func TestConsumerChargesATransactionQueuedTwiceOnce(t *testing.T) {
 	_, rdb, q := startQueue(t)
-	ctx := context.Background()
 	log, _ := testLogger(t)
 	id, entry := enqueueOneEntry(t, rdb, q)
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	queueEntryAgain(t, rdb, entry)
 	psp := &recorder{}
 	stop := runConsumer(t, rdb, fastConfig("c1"), psp, log)
 	waitForProcessed(t, q, id)
@@ -339,9 +346,7 @@ func TestConsumerAcksADuplicateOfADeadLetteredTransaction(t *testing.T) {
 	waitForNothingPending(t, rdb)
 	stop()
 
-	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: Stream, Values: entry.Values}).Err(); err != nil {
-		t.Fatal(err)
-	}
+	queueEntryAgain(t, rdb, entry)
 	psp := &recorder{}
 	stop = runConsumer(t, rdb, cfg, psp, log)
 	waitFor(t, "the duplicate acknowledged", func() bool {
@@ -1035,11 +1040,7 @@ func TestConsumerDrainEndsWithinShutdownGrace(t *testing.T) {
 	runUntilItsStop(t, c, runCtx, 30*time.Second)
 	// The slack is for a loaded machine's timers; the calls that outlasted
 	// the grace before took 1 s each (the client's read timeout).
-	took, most := time.Since(stoppedAt), cfg.ShutdownGrace+time.Second
-	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), cfg.ShutdownGrace)
-	if took > most {
-		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack)", took.Round(time.Millisecond), most)
-	}
+	checkRunReturnedWithinGrace(t, stoppedAt, cfg.ShutdownGrace, time.Second, "")
 
 	if err := admin.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
 		t.Fatalf("CLIENT UNPAUSE: %v", err)
@@ -1167,6 +1168,44 @@ func stopInTheFirstCharge(cfg ConsumerConfig, cancel context.CancelFunc, atStop 
 	}}
 }
 
+// checkRunReturnedWithinGrace logs how long after its stop (at stoppedAt)
+// Run returned, which it has just done, and fails the test if that is more
+// than grace and slack (for a loaded machine's timers); why, when not
+// empty, says what a longer time means.
+func checkRunReturnedWithinGrace(t *testing.T, stoppedAt time.Time, grace, slack time.Duration, why string) {
+	t.Helper()
+	took, most := time.Since(stoppedAt), grace+slack
+	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), grace)
+	if took > most {
+		if why != "" {
+			why = ": " + why
+		}
+		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack)%s", took.Round(time.Millisecond), most, why)
+	}
+}
+
+// checkTheUnstartedRoundReleased checks, once Run has returned after a
+// stop in the first round of a batch of ids (rounds of chargers), that psp
+// charged that round alone, and that the claims of the rest, whose round
+// never started, were released (no charging_by left).
+func checkTheUnstartedRoundReleased(t *testing.T, rdb *redis.Client, psp chargeCounter, ids []string, chargers int) {
+	t.Helper()
+	unstarted := 0
+	for _, id := range ids {
+		if psp.calls(id) > 0 {
+			continue
+		}
+		unstarted++
+		by, err := rdb.HGet(context.Background(), StatusKey(id), "charging_by").Result()
+		if !errors.Is(err, redis.Nil) {
+			t.Errorf("%s, whose round never started: charging_by %q (%v) after Run returned, want none (released)", id, by, err)
+		}
+	}
+	if charged := len(ids) - unstarted; charged != chargers {
+		t.Fatalf("charged before the stop: %d of %d, want the first round's %d", charged, len(ids), chargers)
+	}
+}
+
 // TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes stops a consumer
 // in the first of a batch's two rounds, with a charge that outlasts the
 // batch's time (ShutdownGrace less finishReserve): the round is recorded,
@@ -1192,23 +1231,7 @@ func TestConsumerStoppedBetweenRoundsReleasesTheUnstartedOnes(t *testing.T) {
 	if err := c.Run(runCtx); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	var charged, unstarted []string
-	for _, id := range ids {
-		if psp.calls(id) > 0 {
-			charged = append(charged, id)
-		} else {
-			unstarted = append(unstarted, id)
-		}
-	}
-	if len(charged) != cfg.Chargers || len(unstarted) != cfg.BatchSize-cfg.Chargers {
-		t.Fatalf("charged before the stop: %d, want the first round's %d", len(charged), cfg.Chargers)
-	}
-	for _, id := range unstarted {
-		by, err := rdb.HGet(context.Background(), StatusKey(id), "charging_by").Result()
-		if !errors.Is(err, redis.Nil) {
-			t.Errorf("%s, whose round never started: charging_by %q (%v) after Run returned, want none (released)", id, by, err)
-		}
-	}
+	checkTheUnstartedRoundReleased(t, rdb, psp, ids, cfg.Chargers)
 
 	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, ids...)
 	const warned = "claimed before without a recorded charge; charging (at least once)"
@@ -1286,11 +1309,7 @@ func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
 	c := newConsumer(t, rdbC, cfg, psp, log)
 	runUntilItsStop(t, c, runCtx, 30*time.Second)
 	late.on.Store(false)
-	took, most := time.Since(stoppedAt), cfg.ShutdownGrace+time.Second
-	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), cfg.ShutdownGrace)
-	if took > most {
-		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack)", took.Round(time.Millisecond), most)
-	}
+	checkRunReturnedWithinGrace(t, stoppedAt, cfg.ShutdownGrace, time.Second, "")
 
 	if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 1 {
 		t.Errorf("dead letters when Run returned: got %d, %v; want 1 (the entry that does not decode)", n, err)
@@ -1298,20 +1317,7 @@ func TestConsumerStoppedBetweenRoundsDeadLettersBesideTheRelease(t *testing.T) {
 	if hasLogLine(logs.String(), map[string]string{"msg": "dead-lettering failed; entry left pending"}) {
 		t.Errorf("the dead letter failed:\n%s", logs.String())
 	}
-	var unstarted int
-	for _, id := range ids {
-		if psp.calls(id) > 0 {
-			continue
-		}
-		unstarted++
-		by, err := rdb.HGet(ctx, StatusKey(id), "charging_by").Result()
-		if !errors.Is(err, redis.Nil) {
-			t.Errorf("%s, whose round never started: charging_by %q (%v) after Run returned, want none (released)", id, by, err)
-		}
-	}
-	if unstarted != len(ids)-cfg.Chargers {
-		t.Fatalf("unstarted at the stop: %d, want the second round's %d", unstarted, len(ids)-cfg.Chargers)
-	}
+	checkTheUnstartedRoundReleased(t, rdb, psp, ids, cfg.Chargers)
 	checkChargedOnceAfterTheNextConsumer(t, rdb, q, psp, log, ids...)
 }
 
@@ -1375,13 +1381,8 @@ func TestConsumerStoppedDuringReclaimEndsWithinShutdownGrace(t *testing.T) {
 	if stoppedAt.Load() == 0 {
 		t.Fatal("Run returned before its stop")
 	}
-	took := time.Since(time.Unix(0, stoppedAt.Load()))
-	most := cfg.ShutdownGrace + 250*time.Millisecond
-	t.Logf("Run returned %s after its stop (ShutdownGrace %s)", took.Round(time.Millisecond), cfg.ShutdownGrace)
-	if took > most {
-		t.Errorf("Run returned %s after its stop, want at most %s (ShutdownGrace and a slack): a read sent after the stop outlasted the grace",
-			took.Round(time.Millisecond), most)
-	}
+	checkRunReturnedWithinGrace(t, time.Unix(0, stoppedAt.Load()), cfg.ShutdownGrace, 250*time.Millisecond,
+		"a read sent after the stop outlasted the grace")
 }
 
 // writerFunc is an io.Writer made of a function.
