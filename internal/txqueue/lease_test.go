@@ -3,11 +3,14 @@ package txqueue
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme-payments/platform/internal/redistest"
 )
 
 // recordCut is a go-redis hook that fails this client's record script calls
@@ -35,6 +38,27 @@ func (h *recordCut) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 	return next
 }
 
+// startAOnALinkOfItsOwn runs connector "a", which charges a batch of ids in
+// rounds of one, on a client of srv of its own with hook; its charge of
+// ids[0], its first round, calls arm, which turns the hook on. It returns
+// once that charge is made, with a's PSP and stop.
+func startAOnALinkOfItsOwn(t *testing.T, srv *redistest.Server, hook redis.Hook, arm func(), ids []string, log *slog.Logger) (*recorder, func()) {
+	t.Helper()
+	rdbA := connectTo(t, srv)
+	rdbA.AddHook(hook)
+	a := &recorder{fail: func(m Message) error {
+		if m.ID == ids[0] {
+			arm()
+		}
+		return nil
+	}}
+	cfgA := fastConfig("a")
+	cfgA.BatchSize, cfgA.Chargers = len(ids), 1
+	stopA := runConsumer(t, rdbA, cfgA, a, log)
+	waitFor(t, "a's first round charged", func() bool { return a.calls(ids[0]) == 1 })
+	return a, stopA
+}
+
 // TestARecordRetriedPastTheLeaseChargesNothingTakenOver: connector a charges
 // the first round (of 1) of its batch of 4, and its record cannot reach
 // Redis for longer than the lease. a keeps the charge in hand and retries
@@ -49,29 +73,16 @@ func TestARecordRetriedPastTheLeaseChargesNothingTakenOver(t *testing.T) {
 	ids := enqueueN(t, q, 4)
 
 	cut := &recordCut{}
-	rdbA := connectTo(t, srv)
-	rdbA.AddHook(cut)
-	a := &recorder{fail: func(m Message) error {
-		if m.ID == ids[0] {
-			cut.on.Store(true)
-		}
-		return nil
-	}}
-	cfgA := fastConfig("a")
-	cfgA.BatchSize, cfgA.Chargers = len(ids), 1
-	stopA := runConsumer(t, rdbA, cfgA, a, log)
-	waitFor(t, "a's first round charged", func() bool { return a.calls(ids[0]) == 1 })
+	a, stopA := startAOnALinkOfItsOwn(t, srv, cut, func() { cut.on.Store(true) }, ids, log)
 
 	b := &recorder{}
 	stopB := runConsumer(t, rdb, fastConfig("b"), b, log)
-	for _, id := range ids[1:] {
-		waitFor(t, id+" processed by b", statusIs(q, id, StatusProcessed))
-	}
-	cut.on.Store(false) // the link is back: a's record lands
+	waitForProcessed(t, q, ids[1:]...) // by b
+	cut.on.Store(false)                // the link is back: a's record lands
 	waitFor(t, "a's record after the cut", func() bool {
 		return hasLogLine(logs.String(), map[string]string{"msg": "recorded the charges after Redis came back"})
 	})
-	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForNothingPending(t, rdb)
 	stopA() // a finishes the batch in hand first
 	stopB()
 	for i, id := range ids[1:] {
@@ -120,22 +131,11 @@ func TestAPauseBetweenRoundsChargesNothingTakenOver(t *testing.T) {
 	log, _ := testLogger(t)
 	ids := enqueueN(t, q, 3)
 
-	cfgA := fastConfig("a")
-	cfgA.BatchSize, cfgA.Chargers = len(ids), 1
-	slow := &slowRecordReply{pause: 3 * cfgA.VisibilityTimeout}
-	rdbA := connectTo(t, srv)
-	rdbA.AddHook(slow)
-	a := &recorder{fail: func(m Message) error {
-		if m.ID == ids[0] {
-			slow.armed.Store(true)
-		}
-		return nil
-	}}
-	stopA := runConsumer(t, rdbA, cfgA, a, log)
-	waitFor(t, "a's first round charged", func() bool { return a.calls(ids[0]) == 1 })
+	slow := &slowRecordReply{pause: 3 * fastConfig("a").VisibilityTimeout} // three of a's leases
+	a, stopA := startAOnALinkOfItsOwn(t, srv, slow, func() { slow.armed.Store(true) }, ids, log)
 	b := &recorder{}
 	stopB := runConsumer(t, rdb, fastConfig("b"), b, log)
-	waitFor(t, "nothing pending", func() bool { return pendingCount(t, rdb) == 0 })
+	waitForNothingPending(t, rdb)
 	time.Sleep(slow.pause) // a goes on
 	stopA()
 	stopB()
