@@ -76,10 +76,11 @@ func (c *watchedCtx) Done() <-chan struct{} {
 	return c.Context.Done()
 }
 
-// limitUsers is a DB of a bcrypt user "b" (the fake takes any password) and
-// a plaintext one "p" (password "secret"), with at most k bcrypt
-// comparisons at once.
-func limitUsers(t *testing.T, k int) *DB {
+// limitUsers is a DB of a bcrypt user "b" and a plaintext one "p"
+// (password "secret"), with at most slots bcrypt comparisons at once and
+// waiting logins allowed to wait for one (LimitBcrypt: 0 for its default),
+// and the fakeBcrypt that makes its comparisons (it takes any password).
+func limitUsers(t *testing.T, slots, waiting int) (*DB, *fakeBcrypt) {
 	t.Helper()
 	db, err := Parse([]byte(fmt.Sprintf(`[
 		{"id": 1, "username": "b", "password": %q, "enabled": true},
@@ -88,8 +89,8 @@ func limitUsers(t *testing.T, k int) *DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.LimitBcrypt(k, 0)
-	return db
+	db.LimitBcrypt(slots, waiting)
+	return db, newFakeBcrypt(t, db)
 }
 
 // holdSlots starts n logins of "b" that the fake holds, and returns once
@@ -135,8 +136,7 @@ func TestBcryptComparisonsAreBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d slots, %d logins", tt.k, tt.n), func(t *testing.T) {
-			db := limitUsers(t, tt.k)
-			f := newFakeBcrypt(t, db)
+			db, f := limitUsers(t, tt.k, 0)
 			asked := make(chan int, tt.n)
 			stop := make(chan struct{})
 			defer close(stop)
@@ -202,8 +202,7 @@ func TestBcryptComparisonsAreBounded(t *testing.T) {
 func TestCancelledWaiterDoesNotCompare(t *testing.T) {
 	for _, k := range []int{1, 2} {
 		t.Run(fmt.Sprintf("%d slots", k), func(t *testing.T) {
-			db := limitUsers(t, k)
-			f := newFakeBcrypt(t, db)
+			db, f := limitUsers(t, k, 0)
 			finish := holdSlots(t, db, f, k)
 			defer finish()
 
@@ -257,8 +256,7 @@ func TestOnlyBcryptComparisonsWait(t *testing.T) {
 			name = "every slot taken"
 		}
 		t.Run(name, func(t *testing.T) {
-			db := limitUsers(t, 1)
-			f := newFakeBcrypt(t, db)
+			db, f := limitUsers(t, 1, 0)
 			held0 := 0
 			if held {
 				held0 = 1
@@ -315,8 +313,7 @@ func TestLimitBcrypt(t *testing.T) {
 // client closes only once the login is waiting (watchedCtx), and the test
 // waits for the handler's result: no timing.
 func TestClientGoneEndsTheWait(t *testing.T) {
-	db := limitUsers(t, 1)
-	f := newFakeBcrypt(t, db)
+	db, f := limitUsers(t, 1, 0)
 	defer holdSlots(t, db, f, 1)()
 
 	waiting := make(chan struct{})
@@ -440,9 +437,7 @@ func TestWaitingLoginsAreBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d slots, %d waiting", tt.n, tt.m), func(t *testing.T) {
-			db := limitUsers(t, tt.n)
-			db.LimitBcrypt(tt.n, tt.m)
-			f := newFakeBcrypt(t, db)
+			db, f := limitUsers(t, tt.n, tt.m)
 			finish := holdSlots(t, db, f, tt.n)
 			waiting, _ := fillWaiting(t, db, f, tt.m)
 
@@ -475,9 +470,7 @@ func TestWaitingLoginsAreBounded(t *testing.T) {
 // (its client went away) leaves the wait, and the next login may wait in
 // its place instead of being refused.
 func TestWaiterThatLeavesFreesItsPlace(t *testing.T) {
-	db := limitUsers(t, 1)
-	db.LimitBcrypt(1, 2)
-	f := newFakeBcrypt(t, db)
+	db, f := limitUsers(t, 1, 2)
 	defer holdSlots(t, db, f, 1)()
 	waiting, cancels := fillWaiting(t, db, f, 2)
 
@@ -511,9 +504,7 @@ func TestStopWaitingEndsTheWaits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%d slots, %d waiting", tt.n, tt.m), func(t *testing.T) {
-			db := limitUsers(t, tt.n)
-			db.LimitBcrypt(tt.n, tt.m+1)
-			f := newFakeBcrypt(t, db)
+			db, f := limitUsers(t, tt.n, tt.m+1)
 			finish := holdSlots(t, db, f, tt.n)
 			waiting, _ := fillWaiting(t, db, f, tt.m)
 
