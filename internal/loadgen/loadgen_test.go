@@ -29,6 +29,17 @@ func testConfig(base string) Config {
 	return cfg
 }
 
+// runLoad runs the load that cfg describes and returns its report, failing
+// the test if Run returns an error.
+func runLoad(t *testing.T, ctx context.Context, cfg Config) *Report {
+	t.Helper()
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	return rep
+}
+
 func TestRunAccounting(t *testing.T) {
 	tests := []struct {
 		name string
@@ -140,10 +151,7 @@ func TestRunAccounting(t *testing.T) {
 				cfg := testConfig(srv.URL)
 				cfg.StdClient = std
 				tt.cfg(&cfg)
-				rep, err := Run(context.Background(), cfg)
-				if err != nil {
-					t.Fatalf("Run: %v", err)
-				}
+				rep := runLoad(t, context.Background(), cfg)
 				if rep.Accepted != tt.accepted {
 					t.Errorf("accepted: got %d, want %d", rep.Accepted, tt.accepted)
 				}
@@ -205,10 +213,7 @@ func TestRunDurationRefreshesTokens(t *testing.T) {
 	cfg.Concurrency = 2
 	cfg.Duration = time.Second
 	cfg.TokenRefresh = 200 * time.Millisecond
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	// Two merchants, each logged in before the load and replacing a 400 ms
 	// token 200 ms before expiry over one second: at least 3 logins each
 	// during the load.
@@ -243,10 +248,7 @@ func TestRunReportsItsSeed(t *testing.T) {
 			_, srv := fakerouter.Start(t, fakerouter.Options{})
 			cfg := testConfig(srv.URL)
 			cfg.Count, cfg.Seed = 10, tt.seed
-			rep, err := Run(context.Background(), cfg)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			rep := runLoad(t, context.Background(), cfg)
 			switch {
 			case tt.seed != 0 && rep.Seed != tt.seed:
 				t.Errorf("seed: got %d, want %d", rep.Seed, tt.seed)
@@ -271,10 +273,7 @@ func TestRunTokenMode(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Mode = ModeTokens
 	cfg.Count = 150
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if rep.Tokens != 150 || rep.Latency["token"].Count != 150 {
 		t.Errorf("tokens: got %d (latency count %d), want 150", rep.Tokens, rep.Latency["token"].Count)
 	}
@@ -306,10 +305,7 @@ func TestRunOpenLoopRatesSpanTheSchedule(t *testing.T) {
 			cfg := testConfig(srv.URL)
 			cfg.Rate = 20
 			tt.cfg(&cfg)
-			rep, err := Run(t.Context(), cfg)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			rep := runLoad(t, t.Context(), cfg)
 			if err := rep.Err(); err != nil {
 				t.Fatalf("run failed: %v", err)
 			}
@@ -467,10 +463,7 @@ func TestRunKeyedRetriesOfAnExpiredTokenAreBounded(t *testing.T) {
 	cfg.Count, cfg.Concurrency, cfg.Merchants, cfg.IdempotencyKeys = 1, 1, 1, true
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second) // an unbounded retry ends here
 	defer cancel()
-	rep, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, ctx, cfg)
 	if rep.Interrupted || rep.Sent != 1+keyedRetries || rep.Accepted != 0 || rep.Errors[errKeyedUnresolved] != 1 {
 		t.Errorf("interrupted %v, sent %d, accepted %d, errors %v; want %d tries, then unresolved",
 			rep.Interrupted, rep.Sent, rep.Accepted, rep.Errors, 1+keyedRetries)
@@ -551,10 +544,7 @@ func TestRunTokenModeWithoutTokensFails(t *testing.T) {
 	cfg.Mode = ModeTokens
 	cfg.Count = 20
 	cfg.Password = "wrong"
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if err := rep.Err(); err == nil || !strings.Contains(err.Error(), "no token was issued") {
 		t.Errorf("Err: got %v, want no token was issued", err)
 	}
@@ -571,10 +561,7 @@ func TestRunInterruptedWhileVerifying(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	time.AfterFunc(500*time.Millisecond, cancel) // the 20 are sent in far less
-	rep, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, ctx, cfg)
 	if rep.Accepted != 20 || rep.Verification == nil || !rep.Verification.Interrupted {
 		t.Fatalf("got accepted %d, verification %+v; want 20, interrupted", rep.Accepted, rep.Verification)
 	}
@@ -797,10 +784,7 @@ func TestRunOpenLoopInterruptCountsOnlySentRequests(t *testing.T) {
 		}
 		cancel()
 	}()
-	rep, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, ctx, cfg)
 	// Requests cut in flight may or may not have reached the handler, but
 	// never more than Concurrency of them can be in flight.
 	if max := seen.Load() + int64(cfg.Concurrency); rep.Sent > max {
@@ -820,15 +804,12 @@ func TestRunLookupFailuresAreUnverified(t *testing.T) {
 	cfg.Count = 20
 	cfg.VerifyVia = ViaHTTP
 	cfg.DrainTimeout = 200 * time.Millisecond
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	v := rep.Verification
 	if v.Unverified != 20 || v.Missing != 0 || v.Queued != 0 || v.Lost() != 0 {
 		t.Errorf("got unverified %d, missing %d, queued %d; want 20, 0, 0", v.Unverified, v.Missing, v.Queued)
 	}
-	err = rep.Err()
+	err := rep.Err()
 	if err == nil || !strings.Contains(err.Error(), "20 of 20 checked transactions could not be looked up") || strings.Contains(err.Error(), "never processed") {
 		t.Errorf("Err: got %v, want could not be looked up, not never processed", err)
 	}
@@ -844,10 +825,7 @@ func TestRunDuplicateIDsFail(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count = 10
 	cfg.Merchants = 1 // one user: the one record is theirs
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if got := rep.Verification.DuplicateIDs; got != 9 {
 		t.Errorf("duplicate ids: got %d, want 9", got)
 	}
@@ -867,10 +845,7 @@ func TestRunClosedLoopLatencyExcludesLogin(t *testing.T) {
 	cfg.Merchants = 1
 	cfg.Duration = 1500 * time.Millisecond
 	cfg.TokenRefresh = 500 * time.Millisecond
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if rep.Tokens == 0 {
 		t.Fatal("no token was refreshed during the load: the test proves nothing")
 	}
@@ -937,10 +912,7 @@ func TestStatusDrainIsNotBeforeTheLastProcessing(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count = 20
 	cfg.Concurrency = 2
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	v := rep.Verification
 	if v == nil || !v.Drained || v.DrainMethod != "status" || v.Processed != 20 {
 		t.Fatalf("got %+v, want 20 processed, drained by status", v)
@@ -963,10 +935,7 @@ func TestRunOpenLoopReportsFallingBehind(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Concurrency, cfg.Merchants = 1, 1
 	cfg.Rate, cfg.Count = 100, 10
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if err := rep.Err(); err != nil {
 		t.Fatalf("run failed: %v", err)
 	}
@@ -1011,10 +980,7 @@ func TestRunDurationRateIsNotDilutedByAStraggler(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Concurrency, cfg.Merchants = 2, 1
 	cfg.Duration = time.Second
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if err := rep.Err(); err != nil {
 		t.Fatalf("run failed: %v", err)
 	}

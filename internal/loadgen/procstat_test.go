@@ -51,10 +51,7 @@ func TestRunWatchPID(t *testing.T) {
 	cfg := testConfig(srv.URL)
 	cfg.Count = 50
 	cfg.WatchPID = os.Getpid()
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	if rep.CPU == nil || len(rep.CPU.Processes) == 0 {
 		t.Errorf("got CPU %+v, want the test process", rep.CPU)
 	}

@@ -50,10 +50,7 @@ func TestRunVerifiesThroughRedis(t *testing.T) {
 			if !tt.consumer {
 				cfg.DrainTimeout = 100 * time.Millisecond
 			}
-			rep, err := Run(context.Background(), cfg)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			rep := runLoad(t, context.Background(), cfg)
 			v := rep.Verification
 			if rep.Accepted != 300 || v.Checked != 300 {
 				t.Fatalf("accepted %d checked %d, want 300 300 (errors %v)", rep.Accepted, v.Checked, rep.Errors)
@@ -224,10 +221,7 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 		}
 		deleted <- errors.New("the load never reached its count")
 	}()
-	rep, err := Run(ctx, cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, ctx, cfg)
 	if err := <-deleted; err != nil {
 		t.Fatalf("delete the stream: %v", err)
 	}
@@ -275,10 +269,7 @@ func TestRunSampleFailsWhenTheStreamGotFewerThanAccepted(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := sampledRun(t, tt.answer)
 			cfg.Seed = 2
-			rep, err := Run(context.Background(), cfg)
-			if err != nil {
-				t.Fatalf("Run: %v", err)
-			}
+			rep := runLoad(t, context.Background(), cfg)
 			v := rep.Verification
 			if rep.Accepted != tt.wantAccepted || v.Checked != 3 || !v.Drained || v.StreamAdded != tt.wantStream ||
 				v.MaybeQueued != tt.wantMaybeQd || v.MaybeQueuedFound != tt.wantMaybeQd {
@@ -314,10 +305,7 @@ func TestRunSampleCountsAKeyedMaybeQueuedOnce(t *testing.T) {
 		return answerQueued
 	})
 	cfg.IdempotencyKeys = true // a retry follows its 503, one worker
-	rep, err := Run(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, context.Background(), cfg)
 	v := rep.Verification
 	if rep.Accepted != 100 || rep.Sent != 111 || v.Checked != 3 || !v.Drained || v.StreamAdded != 100 ||
 		v.MaybeQueued != 11 || v.MaybeQueuedFound != 11 || v.MaybeQueuedFoundByID != 0 {

@@ -46,10 +46,7 @@ func fakeWith(t *testing.T, opts fakerouter.Options, tx, status func(*fakerouter
 // mustRun runs cfg, which must not fail to start.
 func mustRun(t *testing.T, cfg Config) *Report {
 	t.Helper()
-	rep, err := Run(t.Context(), cfg)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	rep := runLoad(t, t.Context(), cfg)
 	return rep
 }
 
