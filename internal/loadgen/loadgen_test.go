@@ -29,6 +29,14 @@ func testConfig(base string) Config {
 	return cfg
 }
 
+// startFakeRouter starts a fake router with opts and returns it with the
+// testConfig of a run against it.
+func startFakeRouter(t *testing.T, opts fakerouter.Options) (*fakerouter.Router, Config) {
+	t.Helper()
+	f, srv := fakerouter.Start(t, opts)
+	return f, testConfig(srv.URL)
+}
+
 // runLoad runs the load that cfg describes and returns its report, failing
 // the test if Run returns an error.
 func runLoad(t *testing.T, ctx context.Context, cfg Config) *Report {
@@ -147,8 +155,7 @@ func TestRunAccounting(t *testing.T) {
 	for _, tt := range tests {
 		for _, std := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/std-client=%v", tt.name, std), func(t *testing.T) {
-				f, srv := fakerouter.Start(t, tt.fake)
-				cfg := testConfig(srv.URL)
+				f, cfg := startFakeRouter(t, tt.fake)
 				cfg.StdClient = std
 				tt.cfg(&cfg)
 				rep := runLoad(t, context.Background(), cfg)
@@ -208,8 +215,7 @@ func TestRunAccounting(t *testing.T) {
 }
 
 func TestRunDurationRefreshesTokens(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{TokenTTL: 400 * time.Millisecond})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{TokenTTL: 400 * time.Millisecond})
 	cfg.Concurrency = 2
 	cfg.Duration = time.Second
 	cfg.TokenRefresh = 200 * time.Millisecond
@@ -245,8 +251,7 @@ func TestRunReportsItsSeed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, srv := fakerouter.Start(t, fakerouter.Options{})
-			cfg := testConfig(srv.URL)
+			_, cfg := startFakeRouter(t, fakerouter.Options{})
 			cfg.Count, cfg.Seed = 10, tt.seed
 			rep := runLoad(t, context.Background(), cfg)
 			switch {
@@ -269,8 +274,7 @@ func TestRunReportsItsSeed(t *testing.T) {
 }
 
 func TestRunTokenMode(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Mode = ModeTokens
 	cfg.Count = 150
 	rep := runLoad(t, context.Background(), cfg)
@@ -301,8 +305,7 @@ func TestRunOpenLoopRatesSpanTheSchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, srv := fakerouter.Start(t, fakerouter.Options{})
-			cfg := testConfig(srv.URL)
+			_, cfg := startFakeRouter(t, fakerouter.Options{})
 			cfg.Rate = 20
 			tt.cfg(&cfg)
 			rep := runLoad(t, t.Context(), cfg)
@@ -343,8 +346,7 @@ func TestRunSendsIdempotencyKeys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, srv := fakerouter.Start(t, fakerouter.Options{})
-			cfg := testConfig(srv.URL)
+			f, cfg := startFakeRouter(t, fakerouter.Options{})
 			cfg.Count, cfg.IdempotencyKeys, cfg.StdClient = 100, tt.keys, tt.std
 			for run := 1; run <= 2; run++ {
 				rep, err := Run(t.Context(), cfg)
@@ -539,8 +541,7 @@ func TestRunKeyedRetryEndedByAnotherAnswerIsUnresolved(t *testing.T) {
 // TestRunTokenModeWithoutTokensFails: a token run in which every login was
 // refused did no work, and exits non-zero.
 func TestRunTokenModeWithoutTokensFails(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Mode = ModeTokens
 	cfg.Count = 20
 	cfg.Password = "wrong"
@@ -554,8 +555,7 @@ func TestRunTokenModeWithoutTokensFails(t *testing.T) {
 // transactions that are never processed: the report says interrupted, not
 // that the transactions were lost.
 func TestRunInterruptedWhileVerifying(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{ProcessAfter: time.Hour})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{ProcessAfter: time.Hour})
 	cfg.Count = 20
 	cfg.DrainTimeout = time.Minute
 	ctx, cancel := context.WithCancel(context.Background())
@@ -578,8 +578,7 @@ func TestRunInterruptedWhileVerifying(t *testing.T) {
 }
 
 func TestRunFailsFastOnBadLogin(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Count = 10
 	cfg.Password = "wrong"
 	_, err := Run(context.Background(), cfg)
@@ -588,8 +587,7 @@ func TestRunFailsFastOnBadLogin(t *testing.T) {
 	}
 
 	// A user whose token says enabled: false would only collect 403s.
-	f, srv2 := fakerouter.Start(t, fakerouter.Options{})
-	cfg = testConfig(srv2.URL)
+	f, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Count = 10
 	cfg.Users = []string{"alice", "charlie"}
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), `"charlie" is not enabled`) {
@@ -799,8 +797,7 @@ func TestRunOpenLoopInterruptCountsOnlySentRequests(t *testing.T) {
 // TestRunLookupFailuresAreUnverified: lookups that keep failing say nothing
 // of the transaction; the run fails, but not as "never processed".
 func TestRunLookupFailuresAreUnverified(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{StatusDown: true})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{StatusDown: true})
 	cfg.Count = 20
 	cfg.VerifyVia = ViaHTTP
 	cfg.DrainTimeout = 200 * time.Millisecond
@@ -821,8 +818,7 @@ func TestRunLookupFailuresAreUnverified(t *testing.T) {
 // TestRunDuplicateIDsFail: two accepted transactions under one id cannot
 // both be accounted for by its one status record.
 func TestRunDuplicateIDsFail(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{OneID: true})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{OneID: true})
 	cfg.Count = 10
 	cfg.Merchants = 1 // one user: the one record is theirs
 	rep := runLoad(t, context.Background(), cfg)
@@ -839,8 +835,7 @@ func TestRunDuplicateIDsFail(t *testing.T) {
 func TestRunClosedLoopLatencyExcludesLogin(t *testing.T) {
 	// Logged in before the load, the merchant's token lasts 1.6 s and is
 	// replaced 0.5 s before that, within the 1.5 s load, by a 1 s login.
-	_, srv := fakerouter.Start(t, fakerouter.Options{LoginDelay: time.Second, TokenTTL: 1600 * time.Millisecond})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{LoginDelay: time.Second, TokenTTL: 1600 * time.Millisecond})
 	cfg.Concurrency = 2
 	cfg.Merchants = 1
 	cfg.Duration = 1500 * time.Millisecond

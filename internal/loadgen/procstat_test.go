@@ -47,8 +47,7 @@ func TestRunWatchPID(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("reads /proc")
 	}
-	_, srv := fakerouter.Start(t, fakerouter.Options{})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Count = 50
 	cfg.WatchPID = os.Getpid()
 	rep := runLoad(t, context.Background(), cfg)
@@ -57,8 +56,7 @@ func TestRunWatchPID(t *testing.T) {
 	}
 
 	// A pid that does not exist fails before the load, not after it.
-	f, srv2 := fakerouter.Start(t, fakerouter.Options{})
-	cfg = testConfig(srv2.URL)
+	f, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Count = 50
 	cfg.WatchPID = 1 << 30
 	if _, err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--watch-pid") {

@@ -204,8 +204,7 @@ func TestRunCountsAFailingQueueProbeOnce(t *testing.T) {
 	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"id", "never-delivered"}}).Err(); err != nil {
 		t.Fatal(err)
 	}
-	f, api := fakerouter.Start(t, fakerouter.Options{})
-	cfg := testConfig(api.URL)
+	f, cfg := startFakeRouter(t, fakerouter.Options{})
 	cfg.Count = 10
 	cfg.Queue = startQueueProbe(t, srv.URL, stream)
 	cfg.Verify = VerifyNone

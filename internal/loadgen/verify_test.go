@@ -78,8 +78,7 @@ func TestVerificationGivesUpOnASilentStatusEndpoint(t *testing.T) {
 // errors, as the report says (unverified: "see errors"): before, once per
 // 20 ms round (280 errors for 20 transactions).
 func TestVerificationCountsAFailingLookupOncePerTransaction(t *testing.T) {
-	_, srv := fakerouter.Start(t, fakerouter.Options{StatusDown: true})
-	cfg := testConfig(srv.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{StatusDown: true})
 	cfg.Count = 20
 	cfg.VerifyVia = ViaHTTP
 	cfg.DrainTimeout = 300 * time.Millisecond
@@ -185,8 +184,7 @@ func TestRunVerifyNoneNeedsTheStreamToGetTheLoad(t *testing.T) {
 	if err := srv.Client(t).XGroupCreateMkStream(t.Context(), stream, DefaultGroup, "$").Err(); err != nil {
 		t.Fatal(err)
 	}
-	_, api := fakerouter.Start(t, fakerouter.Options{LoseEvery: 1}) // its transactions never reach that stream
-	cfg := testConfig(api.URL)
+	_, cfg := startFakeRouter(t, fakerouter.Options{LoseEvery: 1}) // its transactions never reach that stream
 	cfg.Count = 10
 	cfg.Queue = startQueueProbe(t, srv.URL, stream)
 	cfg.Verify = VerifyNone
@@ -281,8 +279,7 @@ func TestVerificationRidesOutATransientLookupError(t *testing.T) {
 func TestMaybeQueuedIsCountedWithVerifyNone(t *testing.T) {
 	for _, verify := range []Verify{VerifyAll, VerifyNone} {
 		t.Run(string(verify), func(t *testing.T) {
-			_, srv := fakerouter.Start(t, fakerouter.Options{MaybeQueuedEvery: 5})
-			cfg := testConfig(srv.URL)
+			_, cfg := startFakeRouter(t, fakerouter.Options{MaybeQueuedEvery: 5})
 			cfg.Count, cfg.Verify = 20, verify
 			rep := mustRun(t, cfg)
 			v := rep.Verification
