@@ -321,6 +321,16 @@ func (c *Config) resolveStateDir(l Layout, cwd, xdgState, home string) {
 		c.StateDir = filepath.Join(l.Checkout, ".stack")
 	default:
 		c.StateDir = UserStateDir(cwd, xdgState, home)
+		// Before RELIABILITY.md D82 such a checkout had its state in
+		// .stack: a stack may still run there, or its Redis hold
+		// transactions not yet processed. Say so, rather than start
+		// afresh without a word.
+		old := Config{StateDir: filepath.Join(l.Checkout, ".stack")}
+		if l.Checkout != "" && filepath.Clean(c.StateDir) != old.StateDir && isFile(old.StateMarkerFile()) {
+			c.Warnings = append(c.Warnings, fmt.Sprintf("%s holds an earlier stack's state (Redis data, logs, secret); outside git the default state dir is %s now, since Nix copies such a checkout whole into the world-readable store. "+
+				"To go on with it: STACK_STATE_DIR=%s (better, from a git clone); to retire it: STACK_STATE_DIR=%s stack down, then delete it once its Redis holds nothing you need",
+				old.StateDir, c.StateDir, old.StateDir, old.StateDir))
+		}
 	}
 	c.StateDir = filepath.Clean(c.StateDir)
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,6 +164,52 @@ func TestLoadStateDir(t *testing.T) {
 			}
 			if cfg.StateDir != tt.want {
 				t.Errorf("got %q, want %q", cfg.StateDir, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadWarnsOfAStateDirLeftInACheckoutOutsideGit: before RELIABILITY.md
+// D82 a checkout outside git kept its state in .stack; its Redis may hold
+// transactions not yet processed, or its stack still run, so the launcher
+// names it rather than start afresh elsewhere without a word.
+func TestLoadWarnsOfAStateDirLeftInACheckoutOutsideGit(t *testing.T) {
+	tests := []struct {
+		name    string
+		git     bool
+		marker  bool // .stack/.stack-state, as up makes it
+		environ []string
+		warn    bool
+	}{
+		{"outside git, an earlier stack's state", false, true, []string{"HOME=/home/u"}, true},
+		{"outside git, a .stack that is no state dir", false, false, []string{"HOME=/home/u"}, false},
+		{"outside git, STACK_STATE_DIR set", false, true, []string{"HOME=/home/u", "STACK_STATE_DIR=/srv/st"}, false},
+		{"a git checkout", true, true, []string{"HOME=/home/u"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := checkout(t, "")
+			if !tt.git {
+				if err := os.Remove(filepath.Join(l.Checkout, ".git")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			left := filepath.Join(l.Checkout, ".stack")
+			if err := os.Mkdir(left, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if tt.marker {
+				writeFile(t, filepath.Join(left, ".stack-state"), "")
+			}
+			cfg, err := Load(l, l.Checkout, tt.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			warned := slices.ContainsFunc(cfg.Warnings, func(w string) bool {
+				return strings.Contains(w, left+" holds an earlier stack's state") && strings.Contains(w, "STACK_STATE_DIR="+left)
+			})
+			if warned != tt.warn {
+				t.Errorf("warned: got %v, want %v (warnings %q)", warned, tt.warn, cfg.Warnings)
 			}
 		})
 	}
