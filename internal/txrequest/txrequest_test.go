@@ -132,6 +132,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"amount beyond int64", `{"token":"t","amount":99999999999999999999999,"currency":"USD"}`, "", unproc, msgAmountTooLarge},
 		{"amount huge digit string", `{"token":"t","amount":"` + strings.Repeat("9", 5000) + `","currency":"USD"}`, "", unproc, msgAmountTooLarge},
 
+		// Bodies the router refuses (over 8 kB), which reach core-api's own
+		// port: e2e's hostile table has smaller ones through the router.
+		{"100k nested arrays", `{"token":"t","amount":100,"currency":"USD","x":` + strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000) + `}`, "", unproc, ""},
+		{"40k keys, amount missing", `{"token":"t","currency":"USD"` + strings.Repeat(`,"k":1`, 40_000) + `}`, "", unproc, "Amount is blank"},
+		{"amount string of 100k digits", `{"token":"t","amount":"` + strings.Repeat("9", 100_000) + `","currency":"USD"}`, "", unproc, msgAmountTooLarge},
+
 		// Token type, last (where the original would have crashed in jwt.decode).
 		{"token a number", `{"token":12,"amount":100,"currency":"USD"}`, "", unproc, "Token must be a string"},
 		{"token true", `{"token":true,"amount":100,"currency":"USD"}`, "b", unproc, "Token must be a string"},
