@@ -168,6 +168,20 @@ func (s *stackUnderTest) logFile(name string) string {
 	return string(b)
 }
 
+// logCount returns how many times substr is in process name's log, once
+// there are at least want, or after 5 s. process-compose writes a line to
+// the file some time after the process printed it (it reads the process's
+// pipe on its own time), so a line the process printed before something the
+// test saw (a status record, a readiness probe) may not be in the file yet.
+func (s *stackUnderTest) logCount(name, substr string, want int) int {
+	n := 0
+	pollUntil(5*time.Second, func() bool {
+		n = strings.Count(s.logFile(name), substr)
+		return n >= want
+	})
+	return n
+}
+
 // response is one HTTP answer, its body decoded as a JSON object.
 type response struct {
 	status int

@@ -145,7 +145,7 @@ func TestStack(t *testing.T) {
 		}
 		processedID = id
 		line := fmt.Sprintf("==> Making transaction with PSP: User ID: 1, Amount: %d, Currency: USD", amount)
-		if n := strings.Count(s.logFile("psp-connector"), line); n != 1 {
+		if n := s.logCount("psp-connector", line, 1); n != 1 {
 			t.Errorf("psp-connector log: got %d lines %q, want exactly 1", n, line)
 		}
 	})
@@ -342,7 +342,7 @@ func TestStack(t *testing.T) {
 		}) {
 			t.Fatalf("after kill -9: got %+v, want psp-connector restarted, ready, with a new pid", restarted)
 		}
-		if got := strings.Count(s.logFile("psp-connector"), `"msg":"ready"`); got != readyLines+1 {
+		if got := s.logCount("psp-connector", `"msg":"ready"`, readyLines+1); got != readyLines+1 {
 			t.Errorf("psp-connector log after a restart: got %d ready lines, want %d (the old run's lines kept)", got, readyLines+1)
 		}
 		stdout, _, err := s.run("logs", "psp-connector")
