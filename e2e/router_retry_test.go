@@ -347,6 +347,57 @@ func TestRouterBoundsARequestBody(t *testing.T) {
 	}
 }
 
+// TestRouterRefusesAChunkedBodyThatFillsItsBuffer: a chunked body carries
+// no length, so when 10 kB of headers and a body of whole chunks fill
+// HAProxy's buffer, wait-for-body stops waiting and req.body_size (the data
+// in the buffer and the rest of the chunk being read) equals req.body_len:
+// HAProxy passed such a request on, its body stalled, and the service was
+// held (3.4.7: no answer for 30 s, then a 400; 2.6.12: core-api's 504 after
+// 15 s, D51). Where the buffer fills depends on HAProxy's version, so each
+// chunk size around that point is sent once: each must be answered, 408 or
+// 413, within 8 s (the drop-once backend does not read the body, so a
+// request passed on gets no answer).
+func TestRouterRefusesAChunkedBodyThatFillsItsBuffer(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	router := startRouter(t, haproxy, stacktest.RepoRoot(t), startDropOnceBackend(t).socket)
+	head := "POST /transaction/transaction HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n" +
+		"X-Junk: " + strings.Repeat("j", 10<<10) + "\r\nTransfer-Encoding: chunked\r\n\r\n"
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for n := 4750; n < 5050; n++ { // the buffer fills at about 4,900 (4,885-4,893 on 2.6.12, 4,893-4,901 on 3.4.7)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", router.platform))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close()
+			began := time.Now()
+			if _, err := fmt.Fprintf(conn, "%s%x\r\n%s\r\n", head, n, strings.Repeat("a", n)); err != nil {
+				errs <- err
+				return
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(8 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+			if err != nil {
+				errs <- fmt.Errorf("a chunk of %d bytes: no answer within 8 s (passed on?): %v", n, err)
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusRequestTimeout && resp.StatusCode != http.StatusRequestEntityTooLarge {
+				errs <- fmt.Errorf("a chunk of %d bytes: got %d after %s, want a 408 or a 413", n, resp.StatusCode, time.Since(began).Round(time.Millisecond))
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // TestRouterStatsAnswerWhenTheEntryPointIsFull: the stats frontend (the
 // launcher's readiness probe /healthz, /stats, /metrics) keeps answering
 // while the platform's entry point holds all the connections it takes
