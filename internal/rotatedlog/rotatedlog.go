@@ -58,7 +58,8 @@ func Pieces(path string) []string {
 // those of opened, a file opened at path (os.File.Stat's answer), or "" if
 // there is none. That is the newest piece, unless opened has itself been
 // rotated since it was opened (then it is a piece too, and the one before
-// it is the answer).
+// it is the answer). A nil opened (no file at path: lumberjack renames the
+// log before it creates the new one) gets the newest piece.
 func PieceBefore(path string, opened os.FileInfo) string {
 	pieces := Pieces(path)
 	for i := len(pieces) - 1; i >= 0; i-- {

@@ -649,3 +649,28 @@ func TestLedgerPSPMadeReadsTheLogsRotatedPiece(t *testing.T) {
 		})
 	}
 }
+
+// TestLedgerPSPMadeReadsThePieceWhileTheLogIsRenamed: lumberjack rotates a
+// log by renaming it and then creating the new file, so for a moment there
+// is no CHARGE_LOG at all, only the piece holding its lines. Made reads the
+// piece then, rather than fail: a failure would charge the round again (and
+// skip CHARGE_LEDGER, which holds it too). With no piece either, a missing
+// CHARGE_LOG is still an error (TestLedgerPSPMadeNamesTheFileItCannotRead).
+func TestLedgerPSPMadeReadsThePieceWhileTheLogIsRenamed(t *testing.T) {
+	round := testRound()
+	path := filepath.Join(t.TempDir(), "psp-connector.log")
+	out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	errs := make([]error, 1)
+	linePSP{w: out}.ChargeRound(context.Background(), round[:1], errs)
+	if errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if err := os.Rename(path, rotatedlog.PieceName(path, time.Date(2026, 12, 7, 9, 0, 0, 0, time.Local))); err != nil {
+		t.Fatal(err)
+	}
+	checkMade(t, ledgerPSP{log: path}, round, true, false, false)
+}

@@ -221,9 +221,19 @@ func (p ledgerPSP) Made(ctx context.Context, ids []string) (map[string]bool, err
 // (rotatedlog), the rest is read from the end of the piece before it, where
 // a round printed just before the rotation is. The piece is found after the log is opened, so a
 // rotation in between moves nothing out of reach: the file read is a piece
-// by then, and the piece before it is read.
+// by then, and the piece before it is read. lumberjack renames the log
+// before it creates the new file, so a log missing while a piece is there
+// was rotated just now: the newest piece is read in its place.
 func readChargeLog(ctx context.Context, path string, want map[string]bool) error {
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if piece := rotatedlog.PieceBefore(path, nil); piece != "" {
+			if perr := readLedgerLines(ctx, os.Open, piece, want); perr != nil {
+				return fmt.Errorf("its rotated piece %s (the log itself missing): %w", piece, perr)
+			}
+			return nil
+		}
+	}
 	if err != nil {
 		return err
 	}
