@@ -93,9 +93,10 @@ func (c Config) Ports() []Port {
 // wins), parses the result and resolves the state directory against cwd.
 // A relative STACK_STATE_DIR (or USERS_FILE) is relative to the directory of
 // the file that sets it, or to cwd when set in the environment (absPaths);
-// an empty STACK_STATE_DIR defaults to <checkout>/.stack, else
-// $XDG_STATE_HOME/acme-platform, else $HOME/.local/state/acme-platform (the
-// XDG default), else <cwd>/.stack.
+// an empty STACK_STATE_DIR defaults to <checkout>/.stack in a checkout in a
+// git repository, else $XDG_STATE_HOME/acme-platform, else
+// $HOME/.local/state/acme-platform (the XDG default), else <cwd>/.stack
+// (resolveStateDir).
 //
 // A bad setting does not hide the others: the error names each one
 // (loadPast), so that one run shows everything to mend.
