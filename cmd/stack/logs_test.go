@@ -261,10 +261,7 @@ func TestFollowLogPrintsThePiecesOfSeveralRotationsBetweenTwoLooks(t *testing.T)
 	if err := os.WriteFile(path, []byte("line 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	lines := make(chan string, 64)
-	go followLog(ctx, path, func(l string) { lines <- l })
+	lines := followInBackground(t, path, 64)
 	want := func(line string) {
 		t.Helper()
 		select {

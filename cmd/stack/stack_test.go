@@ -763,6 +763,17 @@ func TestFollowLogRestartsAfterTruncation(t *testing.T) {
 	}
 }
 
+// followInBackground runs followLog on path until the test ends, and
+// returns the lines it prints, in a channel of buffer lines.
+func followInBackground(t *testing.T, path string, buffer int) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	lines := make(chan string, buffer)
+	go followLog(ctx, path, func(l string) { lines <- l })
+	return lines
+}
+
 // TestFollowLogMovesToANewFile: `stack up` deletes the last run's logs and
 // process-compose writes new ones; a follower must go on with the new file,
 // even when it is already longer than what it had read of the old one.
@@ -771,10 +782,7 @@ func TestFollowLogMovesToANewFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	lines := make(chan string, 16)
-	go followLog(ctx, path, func(l string) { lines <- l })
+	lines := followInBackground(t, path, 16)
 	next := func() string {
 		t.Helper()
 		select {
