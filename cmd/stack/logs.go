@@ -120,7 +120,7 @@ func copyWholeLog(w io.Writer, path, prefix string) (bool, error) {
 	}
 	afterLogOpened()
 	copied := false
-	for _, piece := range piecesBetween(path, nil, opened) {
+	for _, piece := range rotatedlog.Between(path, nil, opened) {
 		if err := copyLog(w, piece, prefix); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				continue
@@ -243,40 +243,11 @@ func followLog(ctx context.Context, path string, emit func(string)) {
 	}
 }
 
-// emitPiecesBetween emits the lines of piecesBetween(path, before, next).
+// emitPiecesBetween emits the lines of rotatedlog.Between(path, before, next).
 func emitPiecesBetween(path string, before, next os.FileInfo, emit func(string)) {
-	for _, piece := range piecesBetween(path, before, next) {
+	for _, piece := range rotatedlog.Between(path, before, next) {
 		_ = copyLog(emitWriter(emit), piece, "") // gone meanwhile: nothing to print
 	}
-}
-
-// piecesBetween returns the log's rotated pieces (rotatedlog.Pieces), oldest
-// first, that came after the file before (all of them when before is nil,
-// or is no piece: a new `stack up` deleted it) and before the file next,
-// one opened at path (all of them when next is nil; when next was rotated
-// since it was opened, its piece and those after it are left out: next is
-// read as it is, and the newer ones at the next look).
-func piecesBetween(path string, before, next os.FileInfo) []string {
-	pieces := rotatedlog.Pieces(path)
-	is := func(piece string, file os.FileInfo) bool {
-		if file == nil {
-			return false
-		}
-		st, err := os.Stat(piece)
-		return err == nil && os.SameFile(st, file)
-	}
-	for i, piece := range pieces {
-		if is(piece, before) {
-			pieces = pieces[i+1:]
-			break
-		}
-	}
-	for i, piece := range pieces {
-		if is(piece, next) {
-			return pieces[:i]
-		}
-	}
-	return pieces
 }
 
 // emitWriter passes each line copyLog writes to emit.

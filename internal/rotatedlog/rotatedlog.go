@@ -54,24 +54,44 @@ func Pieces(path string) []string {
 	return pieces
 }
 
+// Between returns the log's pieces, oldest first, that came after the file
+// before (all of them when before is nil, or is no piece: a new `stack up`
+// deleted it) and before the file next, one opened at path (all of them
+// when next is nil or is no piece; when next was rotated since it was
+// opened, its piece and those after it are left out: next is read as it
+// is, and the newer ones after it).
+func Between(path string, before, next os.FileInfo) []string {
+	pieces := Pieces(path)
+	is := func(piece string, file os.FileInfo) bool {
+		if file == nil {
+			return false
+		}
+		st, err := os.Stat(piece)
+		return err == nil && os.SameFile(st, file)
+	}
+	for i, piece := range pieces {
+		if is(piece, before) {
+			pieces = pieces[i+1:]
+			break
+		}
+	}
+	for i, piece := range pieces {
+		if is(piece, next) {
+			return pieces[:i]
+		}
+	}
+	return pieces
+}
+
 // PieceBefore returns the piece that holds the lines written just before
 // those of opened, a file opened at path (os.File.Stat's answer), or "" if
-// there is none. That is the newest piece, unless opened has itself been
-// rotated since it was opened (then it is a piece too, and the one before
-// it is the answer). A nil opened (no file at path: lumberjack renames the
-// log before it creates the new one) gets the newest piece.
+// there is none: the last of Between(path, nil, opened). That is the newest
+// piece, unless opened has itself been rotated since it was opened (then it
+// is a piece too, and the one before it is the answer). A nil opened (no
+// file at path: lumberjack renames the log before it creates the new one)
+// gets the newest piece.
 func PieceBefore(path string, opened os.FileInfo) string {
-	pieces := Pieces(path)
-	for i := len(pieces) - 1; i >= 0; i-- {
-		fi, err := os.Stat(pieces[i])
-		if err != nil || !os.SameFile(fi, opened) {
-			continue
-		}
-		if i == 0 {
-			return ""
-		}
-		return pieces[i-1]
-	}
+	pieces := Between(path, nil, opened)
 	if len(pieces) == 0 {
 		return ""
 	}
