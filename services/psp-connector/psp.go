@@ -225,42 +225,40 @@ func (p ledgerPSP) Made(ctx context.Context, ids []string) (map[string]bool, err
 // before it creates the new file, so a log missing while a piece is there
 // was rotated just now: the newest piece is read in its place.
 func readChargeLog(ctx context.Context, path string, want map[string]bool) error {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if piece := rotatedlog.PieceBefore(path, nil); piece != "" {
-			if perr := readLedgerLines(ctx, os.Open, piece, want); perr != nil {
-				return fmt.Errorf("its rotated piece %s (the log itself missing): %w", piece, perr)
-			}
+	tail := int64(ledgerTail) // what is left to read, the piece's share
+	var opened os.FileInfo    // nil: the log missing, being rotated
+	f, openErr := os.Open(path)
+	switch {
+	case errors.Is(openErr, fs.ErrNotExist):
+	case openErr != nil:
+		return openErr
+	default:
+		defer f.Close()
+		var err error
+		if opened, err = f.Stat(); err != nil {
+			return err
+		}
+		if err := scanLedgerLines(ctx, f, ledgerTail, want); err != nil {
+			return err
+		}
+		if opened.Size() >= ledgerTail {
 			return nil
 		}
-	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	opened, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := scanLedgerLines(ctx, f, ledgerTail, want); err != nil {
-		return err
-	}
-	if opened.Size() >= ledgerTail {
-		return nil
+		tail -= opened.Size()
 	}
 	piece := rotatedlog.PieceBefore(path, opened)
 	if piece == "" {
-		return nil
+		return openErr // nil, or the log missing with no piece: an error
 	}
 	pf, err := os.Open(piece)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && opened != nil {
 		// Gone since (`stack up` deletes the pieces): it held nothing of
 		// a round in hand, as this connector's run began after it.
 		return nil
 	}
 	if err == nil {
 		defer pf.Close()
-		err = scanLedgerLines(ctx, pf, ledgerTail-opened.Size(), want)
+		err = scanLedgerLines(ctx, pf, tail, want)
 	}
 	if err != nil {
 		return fmt.Errorf("its rotated piece %s: %w", piece, err)
