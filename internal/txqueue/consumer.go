@@ -67,7 +67,9 @@ type LedgerPSP interface {
 	PSP
 	// Made answers, for each of ids, whether the PSP made that transaction;
 	// an id it does not know is false. It should end when ctx is done, with
-	// an error.
+	// an error. With an error it may still answer: an id it answers true
+	// was made (found in a part of its records it could read) and is not
+	// charged again; the others are (nil: all of them).
 	Made(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
@@ -979,8 +981,9 @@ func appendChargeable(charge []Message, m Message, roundSize int) []Message {
 // delivery may have charged and that the PSP says it made (LedgerPSP): those
 // are recorded processed and acknowledged, not charged again. The others an
 // earlier delivery may have charged are charged again, each with the
-// at-least-once warning. A failed lookup charges them all again, unless ctx
-// is done by then (the stop's grace nearly over, when chargeAll would start
+// at-least-once warning. A failed lookup charges again those it did not
+// answer made (all of them when it answered nothing), unless ctx is done by
+// then (the stop's grace nearly over, when chargeAll would start
 // no round anyway): then, as after a failed record, the whole batch is left
 // pending, uncharged, to be looked up in full on its next delivery. A failed
 // record leaves the whole batch pending, uncharged, so that the made ones
@@ -1010,9 +1013,22 @@ func (c *Consumer) madeBefore(ctx context.Context, charge []Message) []Message {
 				"count", len(maybe), "transaction_ids", maybe, "batch", len(charge), "error", err.Error())
 			return nil
 		case err != nil:
-			c.log.Warn("could not ask the PSP which transactions it made; charging them again (at least once)",
-				"count", len(maybe), "transaction_ids", maybe, "error", err.Error())
-			made = nil
+			// What it found made was made: only the others are charged
+			// again. Charging again what one of its sources named made
+			// the lookup's failure a sure duplicate.
+			var unknown []string
+			for _, id := range maybe {
+				if !made[id] {
+					unknown = append(unknown, id)
+				}
+			}
+			if len(unknown) > 0 {
+				c.log.Warn("could not ask the PSP which transactions it made; charging them again (at least once)",
+					"count", len(unknown), "transaction_ids", unknown, "error", err.Error())
+			} else {
+				c.log.Warn("could not read all of the PSP's records of what it made, but it named every transaction asked about",
+					"count", len(maybe), "error", err.Error())
+			}
 		}
 	}
 	var again, recorded []Message

@@ -2218,8 +2218,8 @@ func (l *ledgerRecorder) Made(_ context.Context, ids []string) (map[string]bool,
 // stopped before its record. With a PSP that can say what it made
 // (LedgerPSP), the survivor asks it about that round first: what it made is
 // recorded processed and not charged again (exactly once); what it did not
-// make, or everything when the lookup fails, is charged with the
-// at-least-once warning, as without a ledger.
+// make, or when the lookup fails, everything it did not answer made, is
+// charged with the at-least-once warning, as without a ledger.
 func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 	tests := []struct {
 		name        string
@@ -2233,8 +2233,13 @@ func TestConsumerAsksTheLedgerBeforeChargingAgain(t *testing.T) {
 			wantCharges: 0, wantLog: "the PSP made these before their consumer stopped; recorded processed, not charged again"},
 		{name: "not made: charged, with the warning",
 			wantCharges: 1, wantWarning: true},
-		{name: "the lookup fails: charged, with the warning", made: true, lookErr: errors.New("ledger unreadable"),
+		{name: "the lookup fails: charged, with the warning", lookErr: errors.New("ledger unreadable"),
 			wantCharges: 1, wantWarning: true, wantLog: "could not ask the PSP which transactions it made; charging them again (at least once)"},
+		// Part of the ledger could not be read, but the rest named it:
+		// made, so not charged again (before, a failed lookup's answer was
+		// dropped, and the transaction was charged a second time).
+		{name: "the lookup fails but names it made: recorded, not charged again", made: true, lookErr: errors.New("one of two sources unreadable"),
+			wantCharges: 0, wantLog: "the PSP made these before their consumer stopped; recorded processed, not charged again"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -181,7 +181,7 @@ func TestLedgerCopyStartsOnANewLine(t *testing.T) {
 }
 
 // TestLedgerPSPMadeNamesTheFileItCannotRead: an unreadable source fails the
-// lookup (every transaction in question is then charged again, at least
+// lookup (what no other source names is then charged again, at least
 // once), with an error naming its variable; a missing previous copy is no
 // error (there is none before the first new file).
 func TestLedgerPSPMadeNamesTheFileItCannotRead(t *testing.T) {
@@ -653,8 +653,8 @@ func TestLedgerPSPMadeReadsTheLogsRotatedPiece(t *testing.T) {
 // TestLedgerPSPMadeReadsThePieceWhileTheLogIsRenamed: lumberjack rotates a
 // log by renaming it and then creating the new file, so for a moment there
 // is no CHARGE_LOG at all, only the piece holding its lines. Made reads the
-// piece then, rather than fail: a failure would charge the round again (and
-// skip CHARGE_LEDGER, which holds it too). With no piece either, a missing
+// piece then, rather than fail: a failure would charge the round again
+// unless CHARGE_LEDGER holds it too. With no piece either, a missing
 // CHARGE_LOG is still an error (TestLedgerPSPMadeNamesTheFileItCannotRead).
 func TestLedgerPSPMadeReadsThePieceWhileTheLogIsRenamed(t *testing.T) {
 	round := testRound()
@@ -673,4 +673,58 @@ func TestLedgerPSPMadeReadsThePieceWhileTheLogIsRenamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMade(t, ledgerPSP{log: path}, round, true, false, false)
+}
+
+// TestLedgerPSPMadeTrustsWhatASourceItCouldReadNames: a transaction named
+// by a ledger line in one source was printed, whatever the other source
+// says. When the other one cannot be read, Made still answers it made (and
+// says, with its error, which source failed, for those it found nowhere).
+// Before, the first failure ended the lookup with no answer, so the
+// consumer printed again a round CHARGE_LEDGER named: CHARGE_LOG removed
+// (an operator freeing disk: process-compose's lumberjack writes on in the
+// unlinked file until its next rotation, and there is no piece beside it),
+// or CHARGE_LEDGER removed while CHARGE_LOG named the round.
+func TestLedgerPSPMadeTrustsWhatASourceItCouldReadNames(t *testing.T) {
+	tests := []struct {
+		name    string
+		remove  func(log, own string) string // removes one source, returns its variable
+		wantErr string
+	}{
+		{"CHARGE_LOG removed, CHARGE_LEDGER names the round", func(log, _ string) string { return log }, "CHARGE_LOG"},
+		{"CHARGE_LEDGER removed, CHARGE_LOG names the round", func(_, own string) string { return own }, "CHARGE_LEDGER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			round := testRound()
+			dir := t.TempDir()
+			logPath := filepath.Join(dir, "psp-connector.log")
+			out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			own, err := openLedgerFile(filepath.Join(dir, "ledger.jsonl"), ledgerTail, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer own.Close()
+			psp := ledgerPSP{linePSP: linePSP{w: out}, log: logPath, own: own}
+			errs := make([]error, 1)
+			psp.ChargeRound(context.Background(), round[:1], errs)
+			if errs[0] != nil {
+				t.Fatal(errs[0])
+			}
+			if err := os.Remove(tt.remove(logPath, own.path)); err != nil {
+				t.Fatal(err)
+			}
+			ids := []string{round[0].ID, round[1].ID}
+			got, err := psp.Made(context.Background(), ids)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Made's error: got %v, want one naming %s", err, tt.wantErr)
+			}
+			if !got[round[0].ID] || got[round[1].ID] {
+				t.Errorf("Made: got %v, want %s made (named in the source still read), %s not", got, round[0].ID, round[1].ID)
+			}
+		})
+	}
 }

@@ -183,36 +183,40 @@ const ledgerTail = 64 << 20
 
 // Made answers which of ids a ledger line in the last ledgerTail bytes of
 // CHARGE_LOG (and of its newest rotated piece, readChargeLog), or of
-// CHARGE_LEDGER and its previous file, names. A source
-// that cannot be read is an error, naming it: then every transaction in
-// question is charged again, at least once. Reading up to three such tails
-// can take seconds (1.9 s measured), so Made stops when ctx is done, with
-// ctx's error: the consumer then leaves the batch pending, uncharged.
+// CHARGE_LEDGER and its previous file, names. A transaction named in one
+// source was printed, whatever the other says, so every source is read
+// even when one of them fails: a source that cannot be read is an error,
+// naming it, returned with what the others named (txqueue.LedgerPSP), and
+// only the transactions no source named are charged again, at least once.
+// Reading up to three such tails can take seconds (1.9 s measured), so Made
+// stops when ctx is done, with ctx's error: the consumer then leaves the
+// batch pending, uncharged.
 func (p ledgerPSP) Made(ctx context.Context, ids []string) (map[string]bool, error) {
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = false
 	}
+	var errs []error
 	if p.log != "" {
 		if err := readChargeLog(ctx, p.log, want); err != nil {
-			return nil, fmt.Errorf("CHARGE_LOG %s: %w", p.log, err)
+			errs = append(errs, fmt.Errorf("CHARGE_LOG %s: %w", p.log, err))
 		}
 	}
-	if p.own != nil {
+	if p.own != nil && ctx.Err() == nil {
 		// The current file first, then the previous one (which may be
 		// gone, or never was): a connector sharing the file that starts a
 		// new one in between has moved what was read first to where it is
 		// read next. The other way round, the lines of the file moved
 		// (the newest) would be in neither read.
 		if err := readLedgerLines(ctx, p.own.open, p.own.path, want); err != nil {
-			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.path, err)
+			errs = append(errs, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.path, err))
 		}
 		err := readLedgerLines(ctx, p.own.open, p.own.previous(), want)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.previous(), err)
+			errs = append(errs, fmt.Errorf("CHARGE_LEDGER %s: %w", p.own.previous(), err))
 		}
 	}
-	return want, nil
+	return want, errors.Join(errs...)
 }
 
 // readChargeLog marks true each id of want that a ledger line in the last

@@ -771,13 +771,18 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 		name        string
 		log, own    bool // CHARGE_LOG, CHARGE_LEDGER
 		truncateLog bool
-		wantRepeat  bool
+		// removeLog removes the log before the takeover (an operator
+		// freeing disk); its writer writes on in the unlinked file, as
+		// lumberjack does until its next rotation.
+		removeLog  bool
+		wantRepeat bool
 	}{
-		{"ledger lines read back (CHARGE_LOG)", true, false, false, false},
-		{"CHARGE_LOG and CHARGE_LEDGER", true, true, false, false},
-		{"log truncated before the takeover, CHARGE_LEDGER kept", true, true, true, false},
-		{"log truncated before the takeover, CHARGE_LOG only", true, false, true, true},
-		{"no ledger: at least once", false, false, false, true},
+		{"ledger lines read back (CHARGE_LOG)", true, false, false, false, false},
+		{"CHARGE_LOG and CHARGE_LEDGER", true, true, false, false, false},
+		{"log truncated before the takeover, CHARGE_LEDGER kept", true, true, true, false, false},
+		{"log truncated before the takeover, CHARGE_LOG only", true, false, true, false, true},
+		{"log removed before the takeover, CHARGE_LEDGER kept", true, true, false, true, false},
+		{"no ledger: at least once", false, false, false, false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := redistest.Start(t)
@@ -849,6 +854,16 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			var removed *os.File // the removed log, to read it back
+			if tt.removeLog {
+				if removed, err = os.Open(path); err != nil {
+					t.Fatal(err)
+				}
+				defer removed.Close()
+				if err := os.Remove(path); err != nil {
+					t.Fatal(err)
+				}
+			}
 
 			stopSecond := startConsumer(t, rdb, "second", psp(f), log)
 			for _, id := range ids {
@@ -861,7 +876,12 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				t.Fatalf("second connector: %v", err)
 			}
 
-			b, err := os.ReadFile(path)
+			var b []byte
+			if removed != nil {
+				b, err = io.ReadAll(removed)
+			} else {
+				b, err = os.ReadFile(path)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
