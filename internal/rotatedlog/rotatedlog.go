@@ -30,7 +30,8 @@ func PieceName(path string, t time.Time) string {
 
 // Pieces returns the earlier pieces of the log at path, oldest first: the
 // regular files beside it named as PieceName names them. The names sort by
-// time (but for the hour a clock set back for daylight saving repeats).
+// time (but for the hour a clock set back for daylight saving repeats;
+// PieceBefore goes by the pieces' modification times for that).
 // A directory that cannot be read has none.
 func Pieces(path string) []string {
 	dir, file := filepath.Split(path)
@@ -85,15 +86,46 @@ func Between(path string, before, next os.FileInfo) []string {
 
 // PieceBefore returns the piece that holds the lines written just before
 // those of opened, a file opened at path (os.File.Stat's answer), or "" if
-// there is none: the last of Between(path, nil, opened). That is the newest
-// piece, unless opened has itself been rotated since it was opened (then it
-// is a piece too, and the one before it is the answer). A nil opened (no
-// file at path: lumberjack renames the log before it creates the new one)
-// gets the newest piece.
+// there is none. That is the newest piece, unless opened has itself been
+// rotated since it was opened (then it is a piece too, and the one before it
+// is the answer). A nil opened (no file at path: lumberjack renames the log
+// before it creates the new one) gets the newest piece.
+//
+// Newest by modification time (a piece's last write, just before its
+// rotation), then by name: unlike the name, which is in local time, it does
+// not go back with a clock set back for daylight saving, so in the hour that
+// repeats the piece rotated last is still found (the last of Between,
+// ordered by name, can be an hour older then).
 func PieceBefore(path string, opened os.FileInfo) string {
-	pieces := Between(path, nil, opened)
-	if len(pieces) == 0 {
-		return ""
+	type piece struct {
+		name  string
+		mtime time.Time
 	}
-	return pieces[len(pieces)-1]
+	var pieces []piece // by name, as Pieces gives them
+	at := -1           // opened's place among them
+	for _, name := range Pieces(path) {
+		st, err := os.Stat(name)
+		if err != nil {
+			continue // gone since (`stack up` deletes them)
+		}
+		if opened != nil && os.SameFile(st, opened) {
+			at = len(pieces)
+		}
+		pieces = append(pieces, piece{name, st.ModTime()})
+	}
+	if at >= 0 {
+		// opened is a piece: only those written before it are candidates.
+		cut := pieces[at]
+		pieces = slices.DeleteFunc(pieces, func(p piece) bool {
+			return p.mtime.After(cut.mtime) || p.mtime.Equal(cut.mtime) && p.name >= cut.name
+		})
+	}
+	best := ""
+	var bestAt time.Time
+	for _, p := range pieces { // by name: a tie of times goes to the later name
+		if best == "" || !p.mtime.Before(bestAt) {
+			best, bestAt = p.name, p.mtime
+		}
+	}
+	return best
 }

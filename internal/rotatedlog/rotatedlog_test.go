@@ -119,3 +119,68 @@ func TestPieceBeforeTheOpenedLog(t *testing.T) {
 		})
 	}
 }
+
+// TestPieceBeforeAcrossAClockSetBack: a piece's name is lumberjack's local
+// time, so in the hour a clock set back for daylight saving repeats, a
+// newer piece can be named before an older one (01:10 the second time
+// round, after 01:50 the first). The piece that holds the lines written
+// just before the opened log is the one written last (its modification
+// time, which daylight saving does not move), not the one named last.
+func TestPieceBeforeAcrossAClockSetBack(t *testing.T) {
+	at := time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		// pieces in the order they were made: the time in each name
+		// (minutes past 01:00); their modification times follow that order.
+		pieces []int
+		// openedPiece is the index of the piece the opened log became
+		// (rotated after it was opened), or -1: the log is still at path.
+		openedPiece int
+		want        int // index of the piece PieceBefore should name, -1 for none
+	}{
+		{"the log at path: the newest piece is named before the one before it", []int{50, 10}, -1, 1},
+		{"the log at path: three pieces across the set-back", []int{40, 50, 5}, -1, 2},
+		{"the opened log rotated since, into a piece named before the one before it", []int{50, 20}, 1, 0},
+		{"the opened log rotated since, and a newer piece named between", []int{50, 10, 30}, 1, 0},
+		{"in order: as before", []int{10, 20, 30}, -1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "psp-connector.log")
+			var pieces []string
+			var opened os.FileInfo
+			for i, minute := range tt.pieces {
+				piece := PieceName(path, time.Date(2026, 10, 25, 1, minute, 0, 0, time.Local))
+				writeLogDir(t, dir, filepath.Base(piece))
+				mtime := at.Add(time.Duration(i) * 20 * time.Minute)
+				if err := os.Chtimes(piece, mtime, mtime); err != nil {
+					t.Fatal(err)
+				}
+				pieces = append(pieces, piece)
+				if i == tt.openedPiece {
+					st, err := os.Stat(piece)
+					if err != nil {
+						t.Fatal(err)
+					}
+					opened = st
+				}
+			}
+			if tt.openedPiece < 0 {
+				writeLogDir(t, dir, filepath.Base(path))
+				st, err := os.Stat(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opened = st
+			}
+			want := ""
+			if tt.want >= 0 {
+				want = pieces[tt.want]
+			}
+			if got := PieceBefore(path, opened); got != want {
+				t.Errorf("PieceBefore: got %q, want %q (pieces, oldest first: %q)", got, want, pieces)
+			}
+		})
+	}
+}

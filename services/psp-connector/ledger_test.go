@@ -728,3 +728,40 @@ func TestLedgerPSPMadeTrustsWhatASourceItCouldReadNames(t *testing.T) {
 		})
 	}
 }
+
+// TestLedgerPSPMadeReadsTheNewestPieceAcrossAClockSetBack: in the hour a
+// clock set back for daylight saving repeats, the piece rotated last (its
+// round just before the rotation) can be named before an older one.
+// Made reads the piece written last; before, it read the one named last,
+// an hour older, and missed the round.
+func TestLedgerPSPMadeReadsTheNewestPieceAcrossAClockSetBack(t *testing.T) {
+	round := testRound()
+	path := filepath.Join(t.TempDir(), "psp-connector.log")
+	at := time.Now().Add(-time.Hour)
+	for i, step := range []struct {
+		minute int // past 01:00, local time, in the piece's name
+		round  int // the round printed into it, -1 for none
+	}{{50, -1}, {10, 0}} {
+		out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step.round >= 0 {
+			linePSP{w: out}.ChargeRound(context.Background(), round[step.round:step.round+1], make([]error, 1))
+		} else if _, err := out.WriteString("{\"msg\":\"an older line\"}\n"); err != nil {
+			t.Fatal(err)
+		}
+		out.Close()
+		mtime := at.Add(time.Duration(i) * 20 * time.Minute)
+		if err := os.Chtimes(path, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path, rotatedlog.PieceName(path, time.Date(2026, 10, 25, 1, step.minute, 0, 0, time.Local))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, nil, 0o600); err != nil { // the new log, empty so far
+		t.Fatal(err)
+	}
+	checkMade(t, ledgerPSP{log: path}, round, true, false, false)
+}
