@@ -157,6 +157,10 @@ func loadPast(l Layout, cwd string, environ []string, keep string) (cfg Config, 
 func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config, error) {
 	values := map[string]string{}
 	sources := map[string]string{}
+	// fileSources keeps the file that set each key even where the
+	// environment then overrides it: a key a file sets in vain (PATH, always
+	// in the environment, most of all) still gets its warning.
+	fileSources := map[string]string{}
 	for _, f := range []struct {
 		path     string
 		optional bool
@@ -166,7 +170,7 @@ func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config,
 			return Config{}, err
 		}
 		for k, v := range vals {
-			values[k], sources[k] = v, f.path
+			values[k], sources[k], fileSources[k] = v, f.path, f.path
 		}
 	}
 	for k, v := range env.ToMap(environ) {
@@ -175,6 +179,7 @@ func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config,
 	for k := range drop {
 		delete(values, k)
 		delete(sources, k)
+		delete(fileSources, k)
 	}
 	absPaths(values, sources, cwd)
 
@@ -183,7 +188,7 @@ func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config,
 		return Config{}, origins{values, sources}.withSources(err)
 	}
 	cfg.Values, cfg.Sources = values, sources
-	cfg.Warnings = unreadKeys(sources)
+	cfg.Warnings = unreadKeys(fileSources)
 	cfg.resolveStateDir(l, cwd, values["XDG_STATE_HOME"], values["HOME"])
 	if cfg.RedisURL == "" {
 		cfg.RedisURL = UnixURL(cfg.RedisSocket())

@@ -77,6 +77,35 @@ func TestLoadWarnsAboutKeysNothingReads(t *testing.T) {
 	}
 }
 
+// TestLoadWarnsAboutAFileKeyTheEnvironmentAlsoSets: the environment wins
+// over both files, but a key a file sets in vain still gets its warning
+// when the environment has it too. PATH always is in the environment, so a
+// PATH line in stack.local.env (say, to put a newer HAProxy first) was
+// ignored without the warning README.md promises for it.
+func TestLoadWarnsAboutAFileKeyTheEnvironmentAlsoSets(t *testing.T) {
+	l := checkout(t, "")
+	writeFile(t, l.LocalFile(l.Checkout), "PATH=/opt/haproxy/bin:/usr/bin\nHTTP_PORT=9000\nFROBNICATE=1\n")
+	environ := []string{"HOME=/h", "PATH=/usr/bin:/bin", "HTTP_PORT=1", "FROBNICATE=2"}
+
+	cfg, err := Load(l, l.Checkout, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := l.LocalFile(l.Checkout)
+	want := []string{
+		local + ": FROBNICATE is not a setting of the stack or its services; every process gets it as it is",
+		local + ": HTTP_PORT has no effect: process-compose.yaml sets it for each service (set AUTH_API_PORT, CORE_API_PORT or PSP_CONNECTOR_PORT)",
+		local + ": PATH has no effect there: the launcher builds it from the environment's PATH",
+	}
+	slices.Sort(want)
+	if !slices.Equal(cfg.Warnings, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(cfg.Warnings, "\n"), strings.Join(want, "\n"))
+	}
+	if got := cfg.Values["PATH"]; got != "/usr/bin:/bin" {
+		t.Errorf("PATH = %q, want the environment's", got)
+	}
+}
+
 func TestCommittedStackEnvHasNoUnreadKey(t *testing.T) {
 	committed, err := ReadEnvFile(filepath.Join("..", "..", DefaultsFileName), false)
 	if err != nil {
