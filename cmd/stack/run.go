@@ -200,8 +200,9 @@ Commands:
           starting anything when one of its settings is bad, a port is
           taken or a tool is missing; builds process-compose and the
           services from the checkout when they are not on PATH.
-  down    Stop every process (router first, Redis after the services that
-          use it), wait until all are gone and check that none survived.
+  down    Stop every process (the watchdog and the router first, Redis
+          after the services that use it), wait until all are gone and
+          check that none survived.
   status  One line per process: status, readiness, pid, restarts, uptime.
           --json for scripts. Exit status 3 when the stack is not running;
           1 when process-compose runs but its API does not answer, or when
