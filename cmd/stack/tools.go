@@ -53,7 +53,7 @@ func (l *launcher) findBinaries(ctx context.Context) (binaries, error) {
 		bins["process-compose"] = built
 	} else if canBuild && isFile(pcInputs[0]) && len(missing) > 0 {
 		// Not a minute's build for a start that fails anyway.
-		missing = append(missing, "process-compose is not on PATH: the launcher builds it from the checkout (tools/build-process-compose, about a minute) once the tools above are there; or get it with "+installHints["process-compose"])
+		missing = append(missing, "process-compose is not on PATH: the launcher builds it from the checkout (tools/build-process-compose, about a minute) once the tools above are there; or get it with `nix develop` or `brew install f1bonacc1/tap/process-compose`")
 	} else if canBuild && isFile(pcInputs[0]) {
 		fmt.Fprintf(l.stderr, "stack: process-compose is not on PATH; building the version pinned in tools/go.mod into %s (tools/build-process-compose)\n", l.rel(l.cfg.BinDir()))
 		if err := l.buildProcessCompose(ctx, pcInputs[0], built); err != nil {
