@@ -185,6 +185,10 @@ func TestLoadWarnsOfAStateDirLeftInACheckoutOutsideGit(t *testing.T) {
 		{"outside git, a .stack that is no state dir", false, false, []string{"HOME=/home/u"}, false},
 		{"outside git, STACK_STATE_DIR set", false, true, []string{"HOME=/home/u", "STACK_STATE_DIR=/srv/st"}, false},
 		{"a git checkout", true, true, []string{"HOME=/home/u"}, false},
+		// With neither HOME nor XDG_STATE_HOME, and run from the checkout,
+		// the default is that same .stack: the state dir in use, not an
+		// earlier stack's to retire.
+		{"outside git, no HOME: .stack is the state dir still", false, true, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
