@@ -167,9 +167,16 @@ type routerPorts struct {
 // and returns its ports once a request through it is answered.
 func startRouter(t *testing.T, haproxy, root, socket string, env ...string) routerPorts {
 	t.Helper()
+	return startRouterWith(t, haproxy, root, socket, nil, env...)
+}
+
+// startRouterWith is startRouter with more of haproxy's arguments after the
+// config's (another -f, say).
+func startRouterWith(t *testing.T, haproxy, root, socket string, args []string, env ...string) routerPorts {
+	t.Helper()
 	ports := stacktest.FreePorts(t, 2)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, haproxy, "-db", "-f", filepath.Join(root, stackconfig.HAProxyFileName))
+	cmd := exec.CommandContext(ctx, haproxy, append([]string{"-db", "-f", filepath.Join(root, stackconfig.HAProxyFileName)}, args...)...)
 	cmd.Env = append(os.Environ(),
 		"PLATFORM_HOST=127.0.0.1",
 		fmt.Sprint("PLATFORM_PORT=", ports[0]),
