@@ -140,7 +140,11 @@ func fileWarnings(path string, perm os.FileMode, plain int) []string {
 		w = append(w, fmt.Sprintf("USERS_FILE %s is writable by other users (mode %04o): they can change who logs in; chmod 600", path, perm))
 	}
 	if plain > 0 && perm&0o044 != 0 {
-		w = append(w, fmt.Sprintf("USERS_FILE %s holds %d plaintext passwords and is readable by other users (mode %04o); chmod 600, or store bcrypt hashes", path, plain, perm))
+		passwords := "passwords"
+		if plain == 1 {
+			passwords = "password"
+		}
+		w = append(w, fmt.Sprintf("USERS_FILE %s holds %d plaintext %s and is readable by other users (mode %04o); chmod 600, or store bcrypt hashes", path, plain, passwords, perm))
 	}
 	return w
 }

@@ -256,6 +256,7 @@ func TestPlaintextWithDollarsLoads(t *testing.T) {
 // its bcrypt hashes): each is a warning, and the users load all the same.
 func TestLoadWarnsAboutTheFilesMode(t *testing.T) {
 	plain := `[{"id":1,"username":"alice","password":"password","enabled":true}]`
+	plain2 := `[{"id":1,"username":"alice","password":"password","enabled":true},{"id":2,"username":"bob","password":"secret","enabled":true}]`
 	hashed := bcryptUser(validHash)
 	tests := []struct {
 		name    string
@@ -264,7 +265,8 @@ func TestLoadWarnsAboutTheFilesMode(t *testing.T) {
 		want    []string // a substring of each warning, in order
 	}{
 		{"plaintext, owner only", plain, 0o600, nil},
-		{"plaintext, readable by all", plain, 0o644, []string{"holds 1 plaintext passwords and is readable by other users (mode 0644)"}},
+		{"plaintext, readable by all", plain, 0o644, []string{"holds 1 plaintext password and is readable by other users (mode 0644)"}},
+		{"two plaintext, readable by all", plain2, 0o644, []string{"holds 2 plaintext passwords and is readable by other users (mode 0644)"}},
 		{"plaintext, group-readable", plain, 0o640, []string{"readable by other users (mode 0640)"}},
 		{"bcrypt, readable by all", hashed, 0o644, nil},
 		{"bcrypt, writable by all", hashed, 0o666, []string{"is writable by other users (mode 0666)"}},
