@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -609,30 +610,17 @@ func TestLedgerPSPMadeReadsTheLogsRotatedPiece(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			round := testRound()
 			path := filepath.Join(t.TempDir(), "psp-connector.log")
-			open := func() *os.File {
-				t.Helper()
-				f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { f.Close() })
-				return f
-			}
-			out := open()
+			out := openLog(t, path)
 			for _, step := range tt.steps {
 				if step < 0 { // as lumberjack rotates: rename, then a new file
 					stamp = stamp.Add(time.Second)
 					if err := os.Rename(path, rotatedlog.PieceName(path, stamp)); err != nil {
 						t.Fatal(err)
 					}
-					out = open()
+					out = openLog(t, path)
 					continue
 				}
-				errs := make([]error, 1)
-				linePSP{w: out}.ChargeRound(context.Background(), round[step:step+1], errs)
-				if errs[0] != nil {
-					t.Fatal(errs[0])
-				}
+				printRound(t, out, round[step:step+1])
 			}
 			if tt.bigLog {
 				if err := os.Truncate(path, ledgerTail); err != nil {
@@ -643,7 +631,7 @@ func TestLedgerPSPMadeReadsTheLogsRotatedPiece(t *testing.T) {
 				}
 				// The round printed after the rotation is now farther
 				// back than Made reads: print it again, after the padding.
-				linePSP{w: out}.ChargeRound(context.Background(), round[1:2], make([]error, 1))
+				printRound(t, out, round[1:2])
 			}
 			checkMade(t, ledgerPSP{log: path}, round, tt.want...)
 		})
@@ -659,16 +647,7 @@ func TestLedgerPSPMadeReadsTheLogsRotatedPiece(t *testing.T) {
 func TestLedgerPSPMadeReadsThePieceWhileTheLogIsRenamed(t *testing.T) {
 	round := testRound()
 	path := filepath.Join(t.TempDir(), "psp-connector.log")
-	out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer out.Close()
-	errs := make([]error, 1)
-	linePSP{w: out}.ChargeRound(context.Background(), round[:1], errs)
-	if errs[0] != nil {
-		t.Fatal(errs[0])
-	}
+	printRound(t, openLog(t, path), round[:1])
 	if err := os.Rename(path, rotatedlog.PieceName(path, time.Date(2026, 12, 7, 9, 0, 0, 0, time.Local))); err != nil {
 		t.Fatal(err)
 	}
@@ -698,11 +677,7 @@ func TestLedgerPSPMadeTrustsWhatASourceItCouldReadNames(t *testing.T) {
 			round := testRound()
 			dir := t.TempDir()
 			logPath := filepath.Join(dir, "psp-connector.log")
-			out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer out.Close()
+			out := openLog(t, logPath)
 			own, err := openLedgerFile(filepath.Join(dir, "ledger.jsonl"), ledgerTail, slog.New(slog.DiscardHandler))
 			if err != nil {
 				t.Fatal(err)
@@ -742,12 +717,9 @@ func TestLedgerPSPMadeReadsTheNewestPieceAcrossAClockSetBack(t *testing.T) {
 		minute int // past 01:00, local time, in the piece's name
 		round  int // the round printed into it, -1 for none
 	}{{50, -1}, {10, 0}} {
-		out, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
+		out := openLog(t, path)
 		if step.round >= 0 {
-			linePSP{w: out}.ChargeRound(context.Background(), round[step.round:step.round+1], make([]error, 1))
+			printRound(t, out, round[step.round:step.round+1])
 		} else if _, err := out.WriteString("{\"msg\":\"an older line\"}\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -764,4 +736,28 @@ func TestLedgerPSPMadeReadsTheNewestPieceAcrossAClockSetBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkMade(t, ledgerPSP{log: path}, round, true, false, false)
+}
+
+// openLog opens the log at path for appending, creating it, as
+// process-compose writes a process's output there; it is closed when the
+// test ends.
+func openLog(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// printRound prints round's ledger lines to w, as the PSP step does,
+// failing the test if a charge fails.
+func printRound(t *testing.T, w io.Writer, round []txqueue.Message) {
+	t.Helper()
+	errs := make([]error, len(round))
+	linePSP{w: w}.ChargeRound(context.Background(), round, errs)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,26 +19,10 @@ import (
 func TestLedgerPSPMadeReadsLedgerTailBytesAcrossARotation(t *testing.T) {
 	round := testRound()
 	path := filepath.Join(t.TempDir(), "psp-connector.log")
-	print := func(f *os.File, i int) {
-		t.Helper()
-		errs := make([]error, 1)
-		linePSP{w: f}.ChargeRound(context.Background(), round[i:i+1], errs)
-		if errs[0] != nil {
-			t.Fatal(errs[0])
-		}
-	}
-	open := func() *os.File {
-		t.Helper()
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		return f
-	}
+	print := func(f *os.File, i int) { t.Helper(); printRound(t, f, round[i:i+1]) }
 	// The piece: round 0, then 16 kB of other lines, then round 2 at its
 	// end.
-	out := open()
+	out := openLog(t, path)
 	print(out, 0)
 	if _, err := out.WriteString(strings.Repeat(strings.Repeat("x", 63)+"\n", 256)); err != nil {
 		t.Fatal(err)
@@ -51,7 +34,7 @@ func TestLedgerPSPMadeReadsLedgerTailBytesAcrossARotation(t *testing.T) {
 	// The log: ledgerTail less 4 kB (NUL bytes, a sparse file), then round
 	// 1: it leaves the piece a share of under 4 kB, round 2's lines but not
 	// round 0's, 16 kB before them.
-	out = open()
+	out = openLog(t, path)
 	if err := os.Truncate(path, ledgerTail-4<<10); err != nil {
 		t.Fatal(err)
 	}

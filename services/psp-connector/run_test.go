@@ -799,13 +799,10 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 			}
 			dir := t.TempDir()
 			path := filepath.Join(dir, "psp-connector.log")
-			f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := openLog(t, path)
 			log := slog.New(slog.NewJSONHandler(f, nil))
 			var own *ledgerFile
+			var err error
 			if tt.own {
 				own, err = openLedgerFile(filepath.Join(dir, "ledger.jsonl"), ledgerTail, log)
 				if err != nil {
