@@ -6,8 +6,11 @@ import (
 	"fmt"
 	stdlog "log"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -32,7 +35,9 @@ const (
 const poolSize = 64
 
 // ParseURL is redis.ParseURL with errors that do not repeat the URL, which
-// may hold a password.
+// may hold a password, that say which schemes there are, and that refuse a
+// TCP port out of range at once (go-redis takes redis://host:99999 and
+// fails only at each dial, with no word of the URL).
 func ParseURL(redisURL string) (*redis.Options, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
@@ -40,7 +45,22 @@ func ParseURL(redisURL string) (*redis.Options, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
+		if strings.HasPrefix(err.Error(), "redis: invalid URL scheme") {
+			// Only the scheme (letters, digits, '+', '-', '.'): never the
+			// rest, which may hold a password.
+			scheme := ""
+			if u, perr := url.Parse(redisURL); perr == nil {
+				scheme = u.Scheme
+			}
+			err = fmt.Errorf("redis: invalid URL scheme %q: want redis://host:port/db, rediss://host:port/db or unix:///path?db=N", scheme)
+		}
 		return nil, err
+	}
+	if opts.Network == "tcp" {
+		_, port, _ := net.SplitHostPort(opts.Addr)
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port %s is not a port number (1-65535)", port)
+		}
 	}
 	return opts, nil
 }

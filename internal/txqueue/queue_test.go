@@ -82,9 +82,12 @@ func TestConnect(t *testing.T) {
 		wantPool int
 	}{
 		{"empty", "", "REDIS_URL is empty", 0},
-		{"bad scheme", "http://127.0.0.1:6379", "REDIS_URL: redis: invalid URL scheme: http", 0},
+		{"bad scheme", "http://127.0.0.1:6379", `REDIS_URL: redis: invalid URL scheme "http": want`, 0},
 		{"bad db", "redis://127.0.0.1:6379/x", "REDIS_URL: redis: invalid database number", 0},
 		{"unparsable hides password", "redis://user:s3cret@[::1", "REDIS_URL: ", 0},
+		{"no scheme", "garbage", `REDIS_URL: redis: invalid URL scheme "": want redis://host:port/db, rediss://host:port/db or unix:///path?db=N`, 0},
+		{"port out of range", "redis://user:s3cret@127.0.0.1:99999/0", "REDIS_URL: port 99999 is not a port number (1-65535)", 0},
+		{"port 0", "redis://127.0.0.1:0/0", "REDIS_URL: port 0 is not a port number (1-65535)", 0},
 		{"tcp", "redis://127.0.0.1:6379/0", "", poolSize},
 		{"tls", "rediss://127.0.0.1:6380/1", "", poolSize},
 		{"unix", "unix:///tmp/redis.sock?db=2", "", poolSize},
