@@ -111,12 +111,18 @@ func (c *config) checkChargeLog() error {
 	if c.ChargeLog == "" {
 		return nil
 	}
+	// Stat first: open(2) of a named pipe waits for a writer, for good.
+	if st, err := os.Stat(c.ChargeLog); err == nil {
+		switch {
+		case st.IsDir():
+			return fmt.Errorf("CHARGE_LOG %q is a directory: it must name the file this connector's standard output goes to", c.ChargeLog)
+		case !st.Mode().IsRegular():
+			return fmt.Errorf("CHARGE_LOG %q is not a regular file (mode %s): it must name the file this connector's standard output goes to, which is read back after a crash", c.ChargeLog, st.Mode())
+		}
+	}
 	f, err := os.Open(c.ChargeLog)
 	if err == nil {
-		defer f.Close()
-		if st, err := f.Stat(); err == nil && st.IsDir() {
-			return fmt.Errorf("CHARGE_LOG %q is a directory: it must name the file this connector's standard output goes to", c.ChargeLog)
-		}
+		f.Close()
 		return nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
