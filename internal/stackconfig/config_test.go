@@ -70,6 +70,7 @@ func TestParseEnvFile(t *testing.T) {
 		{"no equals", "A\n", nil, "f:1"},
 		{"bad key", "1A=1\n", nil, "f:1"},
 		{"bad key later", "A=1\nB C=2\n", nil, "f:2"},
+		{"a line over 64 KiB", "A=1\nB=" + strings.Repeat("x", 70000) + "\n", nil, "f:2: a line longer than 65536 bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -17,7 +18,8 @@ import (
 func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 	vals := map[string]string{}
 	sc := bufio.NewScanner(r)
-	for n := 1; sc.Scan(); n++ {
+	n := 1
+	for ; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
@@ -55,6 +57,9 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 		vals[key] = val
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("%s:%d: a line longer than %d bytes; a setting is one short line", name, n, bufio.MaxScanTokenSize)
+		}
 		var pathErr *os.PathError
 		if errors.As(err, &pathErr) { // it names the file already
 			return nil, err
@@ -66,16 +71,44 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 
 // ReadEnvFile is ParseEnvFile on a file; a missing file is an empty map when
 // optional is true.
+//
+// A symlink to nothing is an error, not a missing file (its settings were
+// meant to apply), and so is anything but a regular file: open(2) of a
+// named pipe would wait for a writer for good.
 func ReadEnvFile(path string, optional bool) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if optional && os.IsNotExist(err) {
+	st, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if target, lerr := os.Readlink(path); lerr == nil {
+			return nil, fmt.Errorf("%s is a symlink to %s, which does not exist", path, target)
+		}
+		if optional {
 			return map[string]string{}, nil
 		}
+	case err == nil && !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
+	}
+	f, err := os.Open(path)
+	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return ParseEnvFile(f, path)
+}
+
+// fileKind names what a file that is not a regular one is, for an error.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
 }
 
 func validKey(k string) bool {
