@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+
+	"github.com/acme-payments/platform/internal/cliflag"
 )
 
 // errHelpShown ends a command that printed the help because of -h/--help;
@@ -41,7 +43,7 @@ func checkFlags(fs *flag.FlagSet, args []string) error {
 	case errors.Is(err, flag.ErrHelp):
 		return err
 	case err != nil:
-		return badFlag(fs.Name(), err)
+		return badFlag(fs.Name(), cliflag.Explain(fs, err))
 	case fs.NArg() > 0:
 		return &exitError{code: 2, err: fmt.Errorf("%s takes no arguments, got %q", fs.Name(), fs.Args())}
 	}

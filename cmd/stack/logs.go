@@ -34,7 +34,10 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 		default:
 			if strings.HasPrefix(a, "-") {
 				// Worded as the flag package words it for the other commands.
-				name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+				if hasValue && (name == "f" || name == "follow") {
+					return badFlag("logs", fmt.Errorf("%s takes no value, got %q", strings.SplitN(a, "=", 2)[0], a))
+				}
 				return badFlag("logs", fmt.Errorf("flag provided but not defined: -%s", name))
 			}
 			if !slices.Contains(processNames, a) {

@@ -264,6 +264,12 @@ func TestCommandLines(t *testing.T) {
 		{"up --detach --wait --timeout 0", 2, "--timeout must be a positive duration"},
 		{"up --detach --wait --timeout -5s", 2, "--timeout must be a positive duration"},
 		{"down --timeout 0s", 2, "--timeout must be a positive duration"},
+		{"up --detach --wait --timeout abc", 2, `up: --timeout must be a duration such as 30s, got "abc"`},
+		{"down --timeout 90", 2, `down: --timeout must be a duration such as 30s, got "90"`},
+		{"status --json=maybe", 2, `status: --json must be true or false (or the flag alone, for true), got "maybe"`},
+		{"reset --yes=2", 2, `reset: --yes must be true or false (or the flag alone, for true), got "2"`},
+		{"logs -f=abc", 2, `logs: -f takes no value, got "-f=abc"`},
+		{"logs --follow=true", 2, `logs: --follow takes no value, got "--follow=true"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.args, func(t *testing.T) {
