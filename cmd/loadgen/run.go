@@ -19,6 +19,7 @@ import (
 
 	"github.com/caarlos0/env/v10"
 
+	"github.com/acme-payments/platform/internal/cliflag"
 	"github.com/acme-payments/platform/internal/envconfig"
 	"github.com/acme-payments/platform/internal/loadgen"
 	"github.com/acme-payments/platform/internal/stackconfig"
@@ -44,6 +45,10 @@ func (e environment) validate() error {
 type stackDefaults struct {
 	target   string
 	redisURL string // "" when no Redis is known
+	// redisFrom names where redisURL came from, for its errors: a
+	// REDIS_URL set in the environment or a settings file, or the stack's
+	// socket.
+	redisFrom string
 }
 
 // findStack works out where the stack listens. Where the launcher would find
@@ -70,8 +75,14 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		d := stackDefaults{target: fmt.Sprintf("http://%s:%d", host, cfg.PlatformPort)}
 		if cfg.Values["REDIS_URL"] != "" {
 			d.redisURL = cfg.RedisURL
+			where := "the environment"
+			if src := cfg.Sources["REDIS_URL"]; src != stackconfig.FromEnvironment {
+				where = src
+			}
+			d.redisFrom = "REDIS_URL (set in " + where + "; the default of --redis-url)"
 		} else if isSocket(cfg.RedisSocket()) {
 			d.redisURL = stackconfig.UnixURL(cfg.RedisSocket())
+			d.redisFrom = "the stack's Redis socket (the default of --redis-url)"
 		}
 		return d, nil
 	}
@@ -85,8 +96,10 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 	if err := e.validate(); err != nil {
 		return stackDefaults{}, err
 	}
-	d := stackDefaults{target: fmt.Sprintf("http://127.0.0.1:%d", e.PlatformPort), redisURL: e.RedisURL}
+	d := stackDefaults{target: fmt.Sprintf("http://127.0.0.1:%d", e.PlatformPort), redisURL: e.RedisURL,
+		redisFrom: "REDIS_URL (set in the environment; the default of --redis-url)"}
 	if d.redisURL == "" {
+		d.redisFrom = "the stack's Redis socket (the default of --redis-url)"
 		vars := env.ToMap(environ)
 		stateDir := cmp.Or(e.StackStateDir, stackconfig.UserStateDir(cwd, vars["XDG_STATE_HOME"], vars["HOME"]))
 		sock := filepath.Join(stateDir, "redis", "redis.sock")
@@ -133,12 +146,12 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	def := loadgen.DefaultConfig(target)
 	cfg := def
 
+	// The flag package prints nothing itself: -h prints the usage, and a
+	// bad flag is one line, worded by cliflag, not the whole usage after
+	// "parse error".
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
-		fs.PrintDefaults()
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&target, "target", target, "router base URL; the default is built from the stack's PLATFORM_HOST and PLATFORM_PORT")
 	tokenURL := fs.String("token-url", "", "token endpoint (default <target>/auth/token)")
 	txURL := fs.String("tx-url", "", "transaction endpoint (default <target>/transaction/transaction)")
@@ -174,9 +187,12 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	fs.IntVar(&cfg.WatchPID, "watch-pid", 0, "report the CPU time of this process and its descendants during the load (Linux; e.g. the stack's process-compose pid)")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprint(stderr, usage)
+			fs.PrintDefaults()
 			return nil
 		}
-		return err
+		return fmt.Errorf("%w (loadgen -h lists the flags)", cliflag.Explain(fs, err))
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -223,7 +239,11 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	if url := stackRedisURL(*redisURL, stack); url != "" && cfg.Mode == loadgen.ModeTransactions {
 		q, err := loadgen.NewQueueProbe(url, *stream, *group)
 		if err != nil {
-			return fmt.Errorf("--redis-url: %w", err)
+			from := "--redis-url"
+			if *redisURL == "" {
+				from = stack.redisFrom
+			}
+			return fmt.Errorf("%s: %w", from, err)
 		}
 		defer q.Close()
 		cfg.Queue = q

@@ -32,6 +32,11 @@ func TestRunUsageErrors(t *testing.T) {
 		{"negative duration", []string{"--duration", "-5s", "--count", "5", "--redis-url", "none"}, nil, "--duration: -5s is negative"},
 		{"a sample size without --verify sample", []string{"--verify-sample", "5", "--count", "5", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "--verify-sample: only with --verify sample"},
 		{"a sample size with --verify sample", []string{"--verify", "sample", "--verify-sample", "5", "--count", "5", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "log in as"},
+		{"a flag's value that does not parse", []string{"--duration", "abc"}, nil, `--duration must be a duration such as 30s, got "abc"`},
+		{"a one-letter flag's value that does not parse", []string{"-c", "x"}, nil, `-c must be a whole number, got "x"`},
+		{"negative --watch-pid", []string{"--watch-pid", "-5", "--count", "1", "--redis-url", "none", "--target", "http://127.0.0.1:1"}, nil, "--watch-pid: -5 is negative"},
+		// REDIS_URL, not the flag, is at fault: no --redis-url was given.
+		{"REDIS_URL unparsable", []string{"--count", "1", "--target", "http://127.0.0.1:1"}, []string{"REDIS_URL=garbage"}, `REDIS_URL (set in the environment; the default of --redis-url): redis: invalid URL scheme ""`},
 		{"profile in a missing directory", []string{"--cpuprofile", "/nonexistent/cpu.pprof", "--count", "5", "--redis-url", "none"}, nil, "--cpuprofile"},
 	}
 	for _, tt := range tests {
@@ -145,6 +150,7 @@ func TestFindStack(t *testing.T) {
 				}
 				return
 			}
+			got.redisFrom = "" // for errors only: TestRunUsageErrors checks it
 			if err != nil || got != tt.want {
 				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
 			}

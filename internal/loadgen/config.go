@@ -282,6 +282,9 @@ func (c *Config) validate() error {
 	if c.DrainTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--drain-timeout: %v is not positive", c.DrainTimeout))
 	}
+	if c.WatchPID < 0 {
+		errs = append(errs, fmt.Errorf("--watch-pid: %d is negative (a process id, or 0 for none)", c.WatchPID))
+	}
 	if c.ProgressInterval <= 0 {
 		c.ProgressInterval = time.Second
 	}
