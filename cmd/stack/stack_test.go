@@ -360,6 +360,27 @@ func TestRunRejectsUnknownCommand(t *testing.T) {
 	}
 }
 
+// TestCommandsNameAStateDirThatIsAFile: a STACK_STATE_DIR that names a
+// regular file is refused by every command that reads the state dir, naming
+// the variable and where it was set. Before, status, logs and down said
+// "not using <dir>/process-compose.sock: lstat ...: not a directory".
+func TestCommandsNameAStateDirThatIsAFile(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range []string{"status", "status --json", "logs", "down", "up --detach"} {
+		t.Run(args, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), append([]string{"stack"}, strings.Fields(args)...), []string{"STACK_STATE_DIR=" + file, "PATH=" + t.TempDir()}, nil, &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), "STACK_STATE_DIR is set in the environment") {
+				t.Errorf("got %v, want an error naming %s and STACK_STATE_DIR's origin", err, file)
+			}
+		})
+	}
+}
+
 func TestStatusWhenNotRunning(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	state, err := os.MkdirTemp("", "st-")

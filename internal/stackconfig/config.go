@@ -534,10 +534,19 @@ func (c Config) PrepareStateDir() error {
 // user owns, through a symlink its target and the link itself: the link's
 // owner can point it elsewhere at any time, as everything is reached through
 // it (a link planted in /tmp where the settings name a state dir that does
-// not exist yet). A state dir that does not exist yet passes.
+// not exist yet); and one that is no directory (a file where the settings
+// name it), naming STACK_STATE_DIR. A state dir that does not exist yet
+// passes.
 func (c Config) CheckStateDir() error {
 	if err := CheckParents(c.StateDir); err != nil {
 		return err
+	}
+	if fi, err := os.Stat(c.StateDir); err == nil && !fi.IsDir() {
+		where := ""
+		if notes := c.WhereSet("", "STACK_STATE_DIR"); len(notes) > 0 {
+			where = " (" + strings.Join(notes, "; ") + ")"
+		}
+		return fmt.Errorf("state dir %s is not a directory: point STACK_STATE_DIR at a directory, new or the stack's%s", c.StateDir, where)
 	}
 	for _, stat := range []func(string) (os.FileInfo, error){os.Stat, os.Lstat} {
 		if err := checkOwnerOf(c.StateDir, stat); err != nil && !errors.Is(err, fs.ErrNotExist) {
