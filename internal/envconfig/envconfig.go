@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"time"
@@ -140,8 +142,13 @@ func nameEnvVars(t reflect.Type, values map[string]string, err error) error {
 		if errors.As(e, &pe) {
 			if name := envName(t, pe.Name); name != "" {
 				msg := fmt.Sprintf("%s must be %s, got %q", name, want(pe.Type), values[name])
-				if errors.Is(pe.Err, strconv.ErrRange) {
+				switch {
+				case errors.Is(pe.Err, strconv.ErrRange):
 					msg = fmt.Sprintf("%s is out of range for %s, got %q", name, want(pe.Type), values[name])
+				case pe.Type == durationType && durationShape.MatchString(values[name]):
+					// Well formed, so too long: time.ParseDuration's error
+					// does not tell that from a typo.
+					msg = fmt.Sprintf("%s is out of range for a duration (at most %dh), got %q", name, int64(math.MaxInt64/int64(time.Hour)), values[name])
 				}
 				e = &SettingError{Vars: []string{name}, Msg: msg, Err: e}
 			}
@@ -195,10 +202,17 @@ func SettingsAtFault(err error) []string {
 	return vars
 }
 
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	// durationShape matches what time.ParseDuration takes, numbers with
+	// units, whatever their size.
+	durationShape = regexp.MustCompile(`^[-+]?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+)
+
 // want says what a value of type t looks like.
 func want(t reflect.Type) string {
 	switch {
-	case t == reflect.TypeOf(time.Duration(0)):
+	case t == durationType:
 		return "a duration such as 10s"
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Uint64:
 		return "a whole number"

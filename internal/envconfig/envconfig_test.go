@@ -83,6 +83,9 @@ func TestParseErrorsSayWhatTheValueMustBe(t *testing.T) {
 		{[]string{"HTTP_PORT=five"}, `HTTP_PORT must be a whole number, got "five"`},
 		{[]string{"EXTRA_NUMBER=99999999999999999999"}, `EXTRA_NUMBER is out of range for a whole number, got "99999999999999999999"`},
 		{[]string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
+		{[]string{"SHUTDOWN_GRACE=10x"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "10x"`},
+		{[]string{"SHUTDOWN_GRACE=9999999h"}, `SHUTDOWN_GRACE is out of range for a duration (at most 2562047h), got "9999999h"`},
+		{[]string{"SHUTDOWN_GRACE=1h99999999999m"}, `SHUTDOWN_GRACE is out of range for a duration (at most 2562047h), got "1h99999999999m"`},
 	}
 	for _, tt := range tests {
 		var cfg serviceConfig
