@@ -16,9 +16,13 @@ import (
 // (process-compose.yaml); a REDIS_URL pointing elsewhere may not:
 //   - appendonly must be yes: without the AOF a Redis restart loses every
 //     queued transaction;
-//   - appendfsync must not be no: the kernel then decides when the AOF
-//     reaches the disk, and a host crash loses what was answered (everysec,
-//     a documented choice of the stack, loses at most about a second);
+//   - appendfsync must be always: under no the kernel decides when the AOF
+//     reaches the disk, and a host crash loses what was answered; under
+//     everysec Redis postpones even the AOF's write(2) while a background
+//     fsync runs, and answers anyway, so a kill -9 of Redis alone loses
+//     what it answered meanwhile (RELIABILITY.md D6), with the
+//     Idempotency-Key records written with it, so that nothing tells the
+//     client, who holds a 200, to send it again;
 //   - with a maxmemory, maxmemory-policy must be noeviction: any other
 //     policy may evict status records (they expire) and Idempotency-Key
 //     records, so that a keyed retry queues twice, and allkeys-* the stream
@@ -45,7 +49,9 @@ func DurabilityProblems(ctx context.Context, rdb *redis.Client) (settings map[st
 	if got["appendonly"] != "" && got["appendonly"] != "yes" {
 		problems = append(problems, fmt.Sprintf("appendonly is %q, not yes: a Redis restart loses every queued transaction, each answered 200", got["appendonly"]))
 	} else if got["appendfsync"] == "no" {
-		problems = append(problems, "appendfsync is no: the kernel decides when the AOF reaches the disk, so a host crash loses transactions answered 200 (always, the stack's default, or everysec)")
+		problems = append(problems, "appendfsync is no: the kernel decides when the AOF reaches the disk, so a host crash loses transactions answered 200 (always, the stack's default, does not)")
+	} else if got["appendfsync"] == "everysec" {
+		problems = append(problems, "appendfsync is everysec: Redis answers before it writes the AOF while a background fsync runs, so a kill -9 of Redis (or a host crash) loses transactions answered 200, their Idempotency-Key records with them (always, the stack's default, does not)")
 	}
 	if mm, policy := got["maxmemory"], got["maxmemory-policy"]; mm != "" && mm != "0" && policy != "" && policy != "noeviction" {
 		problems = append(problems, fmt.Sprintf("maxmemory-policy is %q with maxmemory %s, not noeviction: Redis may evict status and Idempotency-Key records (a keyed retry then queues twice), or with allkeys-* the queue itself", got["maxmemory-policy"], got["maxmemory"]))

@@ -8,9 +8,10 @@ import (
 )
 
 // TestDurabilityProblems: a real Redis, its settings changed with CONFIG
-// SET, says what would lose a transaction answered 200; the stack's
-// settings (redistest's: appendonly yes, appendfsync always, no maxmemory)
-// say nothing.
+// SET, says what would lose a transaction answered 200 (everysec too: a
+// kill -9 of Redis loses what it answered while an fsync ran, D6); the
+// stack's settings (redistest's: appendonly yes, appendfsync always, no
+// maxmemory) say nothing.
 func TestDurabilityProblems(t *testing.T) {
 	tests := []struct {
 		name string
@@ -18,7 +19,10 @@ func TestDurabilityProblems(t *testing.T) {
 		want []string // a substring of each problem, in order; none: nothing wrong
 	}{
 		{"the stack's settings", nil, nil},
-		{"everysec, the stack's other choice", []string{"appendfsync", "everysec"}, nil},
+		// everysec answers before the AOF is written whenever an fsync is
+		// still running (D6: kill -9 of Redis lost 2 of 3 acknowledged
+		// enqueues, idempotency records with them, in 3 runs of 5 here).
+		{"everysec", []string{"appendfsync", "everysec"}, []string{"appendfsync is everysec"}},
 		{"no AOF", []string{"appendonly", "no"}, []string{`appendonly is "no"`}},
 		{"AOF left to the kernel", []string{"appendfsync", "no"}, []string{"appendfsync is no"}},
 		{"an evicting policy without maxmemory evicts nothing", []string{"maxmemory-policy", "allkeys-lru"}, nil},
