@@ -23,6 +23,9 @@ import (
 //     what it answered meanwhile (RELIABILITY.md D6), with the
 //     Idempotency-Key records written with it, so that nothing tells the
 //     client, who holds a 200, to send it again;
+//   - no-appendfsync-on-rewrite must be no: yes skips the fsync while a
+//     child rewrites the AOF (or saves), when Redis's durability "is the
+//     same as appendfsync no" (redis.conf), whatever appendfsync says;
 //   - with a maxmemory, maxmemory-policy must be noeviction: any other
 //     policy may evict status records (they expire) and Idempotency-Key
 //     records, so that a keyed retry queues twice, and allkeys-* the stream
@@ -32,7 +35,7 @@ import (
 // CONFIG (a managed Redis may; see IsRedisRefusal).
 func DurabilityProblems(ctx context.Context, rdb *redis.Client) (settings map[string]string, problems []string, err error) {
 	pipe := rdb.Pipeline()
-	names := []string{"appendonly", "appendfsync", "maxmemory", "maxmemory-policy"}
+	names := []string{"appendonly", "appendfsync", "no-appendfsync-on-rewrite", "maxmemory", "maxmemory-policy"}
 	cmds := make([]*redis.MapStringStringCmd, len(names))
 	for i, name := range names {
 		cmds[i] = pipe.ConfigGet(ctx, name)
@@ -52,6 +55,9 @@ func DurabilityProblems(ctx context.Context, rdb *redis.Client) (settings map[st
 		problems = append(problems, "appendfsync is no: the kernel decides when the AOF reaches the disk, so a host crash loses transactions answered 200 (always, the stack's default, does not)")
 	} else if got["appendfsync"] == "everysec" {
 		problems = append(problems, "appendfsync is everysec: Redis answers before it writes the AOF while a background fsync runs, so a kill -9 of Redis (or a host crash) loses transactions answered 200, their Idempotency-Key records with them (always, the stack's default, does not)")
+	}
+	if got["appendonly"] != "no" && got["appendfsync"] != "no" && got["no-appendfsync-on-rewrite"] == "yes" {
+		problems = append(problems, "no-appendfsync-on-rewrite is yes: Redis skips the fsync while it rewrites the AOF, so a host crash then loses transactions answered 200 (no, the default, does not)")
 	}
 	if mm, policy := got["maxmemory"], got["maxmemory-policy"]; mm != "" && mm != "0" && policy != "" && policy != "noeviction" {
 		problems = append(problems, fmt.Sprintf("maxmemory-policy is %q with maxmemory %s, not noeviction: Redis may evict status and Idempotency-Key records (a keyed retry then queues twice), or with allkeys-* the queue itself", got["maxmemory-policy"], got["maxmemory"]))

@@ -25,6 +25,9 @@ func TestDurabilityProblems(t *testing.T) {
 		{"everysec", []string{"appendfsync", "everysec"}, []string{"appendfsync is everysec"}},
 		{"no AOF", []string{"appendonly", "no"}, []string{`appendonly is "no"`}},
 		{"AOF left to the kernel", []string{"appendfsync", "no"}, []string{"appendfsync is no"}},
+		// Redis's own redis.conf: while a child saves or rewrites, "the
+		// durability of Redis is the same as appendfsync no".
+		{"no fsync during a rewrite", []string{"no-appendfsync-on-rewrite", "yes"}, []string{"no-appendfsync-on-rewrite is yes"}},
 		{"an evicting policy without maxmemory evicts nothing", []string{"maxmemory-policy", "allkeys-lru"}, nil},
 		{"an evicting policy with maxmemory", []string{"maxmemory", "1000000000", "maxmemory-policy", "volatile-ttl"},
 			[]string{`maxmemory-policy is "volatile-ttl" with maxmemory 1000000000`}},
