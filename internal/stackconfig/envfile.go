@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+
+	"github.com/acme-payments/platform/internal/regularfile"
 )
 
 // ParseEnvFile reads KEY=value lines: blank lines and lines starting with '#'
@@ -86,7 +88,7 @@ func ReadEnvFile(path string, optional bool) (map[string]string, error) {
 			return map[string]string{}, nil
 		}
 	case err == nil && !st.Mode().IsRegular():
-		return nil, fmt.Errorf("%s is not a regular file (%s)", path, fileKind(st.Mode()))
+		return nil, fmt.Errorf("%s is not a regular file (%s)", path, regularfile.Kind(st.Mode()))
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -94,21 +96,6 @@ func ReadEnvFile(path string, optional bool) (map[string]string, error) {
 	}
 	defer f.Close()
 	return ParseEnvFile(f, path)
-}
-
-// fileKind names what a file that is not a regular one is, for an error.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "mode " + m.String()
 }
 
 func validKey(k string) bool {

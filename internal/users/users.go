@@ -22,6 +22,8 @@ import (
 	"sync"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/acme-payments/platform/internal/regularfile"
 )
 
 // reference holds the contract's reference users: alice (1, enabled), becky
@@ -112,8 +114,8 @@ func Load(path string) (*DB, error) {
 	}
 	// Stat first: open(2) of a named pipe waits for a writer, for good,
 	// and a device or a directory is no file of users either.
-	if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("USERS_FILE %s is not a regular file (%s): it must name a JSON file of users", path, fileKind(st.Mode()))
+	if kind := regularfile.Irregular(path); kind != "" {
+		return nil, fmt.Errorf("USERS_FILE %s is not a regular file (%s): it must name a JSON file of users", path, kind)
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -134,21 +136,6 @@ func Load(path string) (*DB, error) {
 	}
 	db.warnings = fileWarnings(path, fi.Mode().Perm(), db.plaintext())
 	return db, nil
-}
-
-// fileKind names what a file that is not a regular one is, for an error.
-func fileKind(m os.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&os.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&os.ModeSocket != 0:
-		return "a socket"
-	case m&os.ModeDevice != 0:
-		return "a device"
-	}
-	return "mode " + m.String()
 }
 
 // fileWarnings says what is unsafe about a users file with mode perm that

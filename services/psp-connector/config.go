@@ -12,6 +12,7 @@ import (
 	"github.com/caarlos0/env/v10"
 
 	"github.com/acme-payments/platform/internal/envconfig"
+	"github.com/acme-payments/platform/internal/regularfile"
 )
 
 // config is psp-connector's whole configuration, read from the environment.
@@ -111,14 +112,13 @@ func (c *config) checkChargeLog() error {
 	if c.ChargeLog == "" {
 		return nil
 	}
-	// Stat first: open(2) of a named pipe waits for a writer, for good.
-	if st, err := os.Stat(c.ChargeLog); err == nil {
-		switch {
-		case st.IsDir():
-			return fmt.Errorf("CHARGE_LOG %q is a directory: it must name the file this connector's standard output goes to", c.ChargeLog)
-		case !st.Mode().IsRegular():
-			return fmt.Errorf("CHARGE_LOG %q is not a regular file (mode %s): it must name the file this connector's standard output goes to, which is read back after a crash", c.ChargeLog, st.Mode())
-		}
+	// Before the open: open(2) of a named pipe waits for a writer, for good.
+	switch kind := regularfile.Irregular(c.ChargeLog); kind {
+	case "":
+	case "a directory":
+		return fmt.Errorf("CHARGE_LOG %q is a directory: it must name the file this connector's standard output goes to", c.ChargeLog)
+	default:
+		return fmt.Errorf("CHARGE_LOG %q is not a regular file (%s): it must name the file this connector's standard output goes to, which is read back after a crash", c.ChargeLog, kind)
 	}
 	f, err := os.Open(c.ChargeLog)
 	if err == nil {
@@ -152,8 +152,8 @@ func (c *config) checkChargeLedger() error {
 	if st, err := os.Stat(filepath.Dir(c.ChargeLedger)); err != nil || !st.IsDir() {
 		return fmt.Errorf("CHARGE_LEDGER %q is in no directory that exists: the connector creates the file, not its directory", c.ChargeLedger)
 	}
-	if st, err := os.Stat(c.ChargeLedger); err == nil && !st.Mode().IsRegular() {
-		return fmt.Errorf("CHARGE_LEDGER %q is not a regular file", c.ChargeLedger)
+	if kind := regularfile.Irregular(c.ChargeLedger); kind != "" {
+		return fmt.Errorf("CHARGE_LEDGER %q is not a regular file (%s)", c.ChargeLedger, kind)
 	}
 	return nil
 }
