@@ -182,8 +182,12 @@ func (v *Verifier) cached(raw string) (Claims, bool) {
 }
 
 // remember caches a token that passed the full check at time at. When the
-// cache is full it drops the expired entries, or else all of them.
+// cache is full it drops the expired entries, or else all of them. raw is
+// copied: a token from ?token= or an Authorization header is a piece of the
+// request line or header value net/http read, and kept as it is it held all
+// of it, up to the 64 KB header limit an entry (RELIABILITY.md D89).
 func (v *Verifier) remember(raw string, c Claims, at time.Time) {
+	raw = strings.Clone(raw)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if len(v.verified) >= maxVerified {
