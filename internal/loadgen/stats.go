@@ -67,7 +67,7 @@ func (l *latency) summary() Percentiles {
 		return Percentiles{}
 	}
 	ms := func(us int64) float64 { return float64(us) / 1000 }
-	v := l.h.ValueAtPercentilesSlice([]float64{50, 90, 99, 99.9})
+	v := nearestRanks(l.h, []int64{500, 900, 990, 999})
 	return Percentiles{
 		Count:   l.h.TotalCount(),
 		Mean:    l.h.Mean() / 1000,
@@ -78,6 +78,31 @@ func (l *latency) summary() Percentiles {
 		Max:     ms(l.h.Max()),
 		Clamped: l.clamped,
 	}
+}
+
+// nearestRanks returns h's percentiles given in thousandths (990: p99),
+// ascending: each the value of rank ceil(p·n/1000) among h's n values, the
+// smallest that at least p‰ of them do not exceed (as HdrHistogram's
+// highest equivalent value, like its Max). HdrHistogram-go's own
+// ValueAtPercentile rounds p·n to the nearest rank instead, one rank low
+// whenever its fraction is under a half: the p90 of 6 values was the 5th,
+// the p99 of 60 the 59th, with one of the 60 above it
+// (TestPercentilesAtSmallCounts). h must not be empty.
+func nearestRanks(h *hdrhistogram.Histogram, perMille []int64) []int64 {
+	n := h.TotalCount()
+	out := make([]int64, len(perMille))
+	next, seen := 0, int64(0)
+	for _, bar := range h.Distribution() {
+		seen += bar.Count
+		for next < len(out) && seen >= max((perMille[next]*n+999)/1000, 1) {
+			out[next] = bar.To
+			next++
+		}
+		if next == len(out) {
+			break
+		}
+	}
+	return out
 }
 
 // errorCounts counts failures by a short key such as "tx 422" or
