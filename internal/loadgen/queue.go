@@ -24,7 +24,10 @@ type QueueProbe struct {
 	rdb    *redis.Client
 	stream string
 	group  string
-	q      *txqueue.Queue
+	// dead is the connector's dead-letter stream: the stream's name and
+	// ":dead" (txqueue.DeadLetterStream for the default stream).
+	dead string
+	q    *txqueue.Queue
 }
 
 // QueueState is one reading of the group.
@@ -71,7 +74,7 @@ func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
 	opts.WriteTimeout = 2 * time.Second
 	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
-	return &QueueProbe{rdb: rdb, stream: stream, group: group, q: txqueue.NewQueue(rdb, 0)}, nil
+	return &QueueProbe{rdb: rdb, stream: stream, group: group, dead: stream + ":dead", q: txqueue.NewQueue(rdb, 0)}, nil
 }
 
 // Close releases the probe's connections.
@@ -127,4 +130,44 @@ func (q *QueueProbe) lookup(ctx context.Context, id string) (txState, time.Durat
 		return stateQueued, 0, false, nil
 	}
 	return stateUnknown, 0, false, fmt.Errorf("transaction %s: unknown status %q", id, rec.Status)
+}
+
+// deadLetterMark is the id of the dead-letter stream's last entry, "0-0"
+// when it has none (or does not exist): deadLettered reads the entries after
+// it.
+func (q *QueueProbe) deadLetterMark(ctx context.Context) (string, error) {
+	last, err := q.rdb.XRevRangeN(ctx, q.dead, "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("XREVRANGE %s: %w", q.dead, err)
+	}
+	if len(last) == 0 {
+		return "0-0", nil
+	}
+	return last[0].ID, nil
+}
+
+// deadLettered counts the entries of the dead-letter stream after mark whose
+// transaction id is in ids: transactions of this run, not another client's.
+// The connector copies the transaction's entry into its dead letter, each
+// field's name prefixed "entry." (txqueue's entryFields): the id is in
+// "entry.id".
+func (q *QueueProbe) deadLettered(ctx context.Context, mark string, ids map[string]struct{}) (int64, error) {
+	var n int64
+	for {
+		page, err := q.rdb.XRangeN(ctx, q.dead, "("+mark, "+", 1000).Result()
+		if err != nil {
+			return n, fmt.Errorf("XRANGE %s: %w", q.dead, err)
+		}
+		for _, e := range page {
+			if id, _ := e.Values["entry.id"].(string); id != "" {
+				if _, ok := ids[id]; ok {
+					n++
+				}
+			}
+			mark = e.ID
+		}
+		if len(page) < 1000 {
+			return n, nil
+		}
+	}
 }

@@ -92,7 +92,18 @@ const (
 	// Redis's answer came too late: a 503 "may be queued" with its id, or,
 	// sent with an Idempotency-Key, without one.
 	answerMaybeQueued
+	// answerDeadLettered: enqueued in a currency the consumer's PSP step
+	// refuses, and answered 200 with its id: with one delivery allowed, the
+	// consumer dead-letters it (status failed, entry in the dead-letter
+	// stream, acked: the group drains).
+	answerDeadLettered
+	// answerOthersDeadLetter: enqueued and answered as answerQueued, and
+	// another client's transaction is dead-lettered beside it.
+	answerOthersDeadLetter
 )
+
+// refusedCurrency is the currency the test consumer's PSP step refuses.
+const refusedCurrency = "XXX"
 
 // forgetEvery answers every n-th transaction answerForgotten, the others
 // answerQueued.
@@ -121,8 +132,13 @@ func startEnqueuingFront(t *testing.T, consumer bool, answer func(n int64) front
 		t.Fatal(err)
 	}
 	if consumer {
-		c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond},
-			txqueue.PSPFunc(func(context.Context, txqueue.Message) error { return nil }),
+		c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: "test", Block: 100 * time.Millisecond, MaxDeliveries: 1},
+			txqueue.PSPFunc(func(_ context.Context, m txqueue.Message) error {
+				if m.Currency == refusedCurrency {
+					return errors.New("refused")
+				}
+				return nil
+			}),
 			slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
@@ -150,6 +166,16 @@ func startEnqueuingFront(t *testing.T, consumer bool, answer func(n int64) front
 			return
 		}
 		key := r.Header.Get("Idempotency-Key")
+		switch a {
+		case answerDeadLettered:
+			in.Currency = refusedCurrency
+		case answerOthersDeadLetter:
+			if err := rdb.XAdd(r.Context(), &redis.XAddArgs{Stream: txqueue.DeadLetterStream,
+				Values: []string{"entry.id", fmt.Sprintf("tx_%032x", 1<<40+n), "reason", "another client's"}}).Err(); err != nil {
+				writeJSON(w, 500, map[string]string{"error": err.Error()})
+				return
+			}
+		}
 		e, err := q.Enqueue(r.Context(), txqueue.Transaction{UserID: 1, Amount: in.Amount, Currency: in.Currency}, key)
 		switch {
 		case err != nil:
@@ -331,4 +357,79 @@ func sampledRun(t *testing.T, answer func(n int64) frontAnswer) Config {
 	cfg.Queue = startQueueProbe(t, redisURL, DefaultStream)
 	cfg.DrainTimeout = 2 * time.Second
 	return cfg
+}
+
+// TestRunFailsWhenAcceptedTransactionsWereDeadLettered: the connector
+// dead-letters a transaction it could not charge: status failed, entry in
+// the dead-letter stream, and acked, so the group drains and the stream got
+// an entry for every accepted transaction. The status lookups of --verify
+// all find it failed; but a sample that misses it (seed 2, one worker: the
+// 10th, 20th, ... are not among the 3), or --verify none, had only the
+// queue probe to vouch for the rest, and it passed the run with 10 of 100
+// accepted transactions failed. The probe reads the dead-letter stream's
+// entries of the run, matched by transaction id: another client's dead
+// letter in it at the same time is not this run's failure.
+func TestRunFailsWhenAcceptedTransactionsWereDeadLettered(t *testing.T) {
+	deadEvery10th := func(n int64) frontAnswer {
+		if n%10 == 0 {
+			return answerDeadLettered
+		}
+		return answerQueued
+	}
+	othersEvery10th := func(n int64) frontAnswer {
+		if n%10 == 0 {
+			return answerOthersDeadLetter
+		}
+		return answerQueued
+	}
+	tests := []struct {
+		name        string
+		answer      func(n int64) frontAnswer
+		verify      Verify
+		wantChecked int64
+		wantFailed  int64
+		wantDead    int64
+		wantErr     string // "": passes
+	}{
+		{"sample misses them", deadEvery10th, VerifySample, 3, 0, 10,
+			"10 of 100 accepted transactions were dead-lettered"},
+		{"verify none", deadEvery10th, VerifyNone, 0, 0, 10,
+			"10 of 100 accepted transactions were dead-lettered"},
+		{"verify all finds them failed", deadEvery10th, VerifyAll, 100, 10, 10,
+			"10 of 100 checked transactions failed"},
+		{"another client's dead letters: sample", othersEvery10th, VerifySample, 3, 0, 0, ""},
+		{"another client's dead letters: none", othersEvery10th, VerifyNone, 0, 0, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := sampledRun(t, tt.answer)
+			cfg.Seed = 2
+			cfg.Verify = tt.verify
+			if tt.verify != VerifySample {
+				cfg.VerifySample = 0
+			}
+			rep := runLoad(t, context.Background(), cfg)
+			v := rep.Verification
+			if rep.Accepted != 100 || v.Checked != tt.wantChecked || !v.Drained || v.StreamAdded != 100 || v.Failed != tt.wantFailed {
+				t.Fatalf("accepted %d checked %d drained %v stream added %d failed %d, want 100 %d true 100 %d (errors %v)",
+					rep.Accepted, v.Checked, v.Drained, v.StreamAdded, v.Failed, tt.wantChecked, tt.wantFailed, rep.Errors)
+			}
+			if tt.verify == VerifySample && v.Processed != 3 {
+				t.Fatalf("the sample found %d of 3 processed: it hit a dead-lettered one, and the test proves nothing", v.Processed)
+			}
+			if v.DeadLettered != tt.wantDead {
+				t.Errorf("dead-lettered: got %d, want %d", v.DeadLettered, tt.wantDead)
+			}
+			err := rep.Err()
+			verdict, why := rep.Verdict()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Err: got %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Err: got %v (verdict %s: %s), want %q", err, verdict, why, tt.wantErr)
+			case tt.wantErr != "" && verdict != VerdictFail:
+				t.Errorf("verdict: got %s, want %s", verdict, VerdictFail)
+			}
+		})
+	}
 }

@@ -138,6 +138,14 @@ func (rep *Report) Err() error {
 	if n := rep.Errors[errTxWithoutID]; n > 0 {
 		errs = append(errs, fmt.Errorf("%d answers of 200 carried no transaction id: accepted, and never checked", n))
 	}
+	if v.DeadLettered > 0 && v.Checked < v.Accepted {
+		// With every status checked they are among the failed already.
+		errs = append(errs, fmt.Errorf("%d of %d accepted transactions were dead-lettered (failed) by the connector (statuses checked: %d)",
+			v.DeadLettered, v.Accepted, v.Checked))
+	}
+	if v.DeadLetterUnread && v.Checked < v.Accepted {
+		errs = append(errs, errors.New("the dead-letter stream could not be read (see errors): the transactions not looked up are not known to be processed"))
+	}
 	if v.DuplicateIDs > 0 {
 		errs = append(errs, fmt.Errorf("%d accepted answers repeated an id of an earlier one", v.DuplicateIDs))
 	}
@@ -212,6 +220,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, "  stream got %d", v.StreamAdded)
 			}
 			b.WriteString("\n")
+			if v.DeadLettered > 0 {
+				fmt.Fprintf(&b, "dead-lettered  %d accepted transactions of this run are in the dead-letter stream (failed)\n", v.DeadLettered)
+			}
 		} else if v.DrainMethod != "none" {
 			fmt.Fprintf(&b, "drain  (%s) NOT drained within the drain timeout\n", v.DrainMethod)
 		}

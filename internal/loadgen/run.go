@@ -71,6 +71,9 @@ type runner struct {
 	// --seed within core-api's 24 h would otherwise send the first run's
 	// keys, and be answered with the first run's transactions.
 	keyPrefix string
+	// deadMark is the dead-letter stream's last entry before the load
+	// (queue probe only): the run's dead letters come after it.
+	deadMark string
 }
 
 // worker is one connection's loop state; nothing in it is shared.
@@ -128,6 +131,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		var err error
 		if before, err = cfg.Queue.State(ctx); err != nil {
 			return nil, fmt.Errorf("--redis-url: read the queue before the load: %w (--redis-url none verifies through the status endpoint instead)", err)
+		}
+		if r.deadMark, err = cfg.Queue.deadLetterMark(ctx); err != nil {
+			return nil, fmt.Errorf("--redis-url: read the dead-letter stream before the load: %w (--redis-url none verifies through the status endpoint instead)", err)
 		}
 	}
 

@@ -60,6 +60,14 @@ type Verification struct {
 	// answer of the run already had: two transactions under one id, which
 	// one status record could not account for.
 	DuplicateIDs int64 `json:"duplicate_ids,omitempty"`
+	// DeadLettered counts the accepted transactions the connector
+	// dead-lettered during the run (queue probe only): entries of the
+	// dead-letter stream added since the start of the load that carry an
+	// accepted transaction's id. Each is failed, and acked, so the group
+	// drains: without it a run whose statuses were not all looked up passed
+	// with them. DeadLetterUnread says the stream could not be read.
+	DeadLettered     int64 `json:"dead_lettered,omitempty"`
+	DeadLetterUnread bool  `json:"dead_letter_unread,omitempty"`
 
 	// DrainMethod says how draining was observed: "queue" (consumer group lag
 	// and pending both 0), "status" (every checked transaction left queued)
@@ -145,6 +153,22 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 			}
 			sleepCtx(ctx, 2*time.Millisecond)
 		}
+	}
+
+	if cfg.Queue != nil && ctx.Err() == nil {
+		// Dead-lettered entries are acked: the group drains, and the stream
+		// got their entries. Only their status, or the dead-letter stream,
+		// tells them from processed ones.
+		ids := make(map[string]struct{}, len(accepted))
+		for _, tx := range accepted {
+			ids[tx.id] = struct{}{}
+		}
+		n, err := cfg.Queue.deadLettered(ctx, r.deadMark, ids)
+		if err != nil && ctx.Err() == nil {
+			r.errs.add("dead-letter stream read")
+			v.DeadLetterUnread = true
+		}
+		v.DeadLettered = n
 	}
 
 	check := accepted
