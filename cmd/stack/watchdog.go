@@ -12,7 +12,6 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -35,7 +34,8 @@ import (
 // does not mend. HAProxy is asked on a unix socket in the state dir, in a frontend of
 // its own: its stats port, which any local user can reach, takes 16
 // connections, and one who held them made a healthy HAProxy look hung. It checks each
-// target every --every and, when one does not answer so, asks
+// target every --every (a check not answered within the tick goes on, and
+// its answer, however late, counts: see tick) and, when one does not answer so, asks
 // process-compose's API (on --api) whether it runs, and its pid. A process
 // that runs and has answered nothing so for --after is hung (deadlocked,
 // stopped with SIGSTOP, stuck in the kernel, its own loop stuck):
@@ -192,7 +192,11 @@ type watch struct {
 	// Replaced in tests.
 	now    func() time.Time
 	signal func(pid int, sig syscall.Signal) error
+	// answerWithin is how long a tick waits for its checks' answers
+	// (probeAttemptTimeout); a check not answered by then goes on.
+	answerWithin time.Duration
 
+	checks     map[string]*pendingCheck // each process's check, from the tick that asked until a tick takes its answer
 	state      map[string]*watched
 	replaced   map[string]int  // the pid of each process signalled as hung, until a new one runs
 	noLive     map[string]bool // answered its HTTP target with a 404 (logged once)
@@ -212,17 +216,59 @@ type watched struct {
 func newWatch(targets []watchTarget, after time.Duration, processes func(context.Context) ([]procompose.Process, error), log *slog.Logger) *watch {
 	return &watch{
 		targets: targets, after: after, processes: processes, log: log,
-		now:      time.Now,
-		signal:   signalGroup,
-		state:    map[string]*watched{},
-		replaced: map[string]int{},
-		noLive:   map[string]bool{},
+		now:          time.Now,
+		signal:       signalGroup,
+		answerWithin: probeAttemptTimeout,
+		checks:       map[string]*pendingCheck{},
+		state:        map[string]*watched{},
+		replaced:     map[string]int{},
+		noLive:       map[string]bool{},
 	}
 }
 
-// tick checks every watched process (all at once, each bounded by
-// probeAttemptTimeout) except one it has signalled, and only when one of
-// them did not answer, or one it signalled is yet to be restarted, asks
+// pendingCheck is one check of a process, asked at started.
+type pendingCheck struct {
+	started time.Time
+	done    chan struct{} // closed when err is set
+	err     error
+	cancel  context.CancelFunc
+}
+
+// checkAnswerLimit bounds one check: a connection that a hung process's
+// listen backlog took is never answered, and after this long a new one is
+// tried (the silence goes on from the first).
+const checkAnswerLimit = time.Minute
+
+// startCheck asks t, at started, whether it is alive.
+func (w *watch) startCheck(ctx context.Context, t watchTarget, started time.Time) *pendingCheck {
+	checkCtx, cancel := context.WithTimeout(ctx, checkAnswerLimit)
+	c := &pendingCheck{started: started, done: make(chan struct{}), cancel: cancel}
+	go func() {
+		defer close(c.done)
+		defer cancel()
+		c.err = t.check(checkCtx)
+	}()
+	return c
+}
+
+// dropCheck gives up name's check, if one is asked.
+func (w *watch) dropCheck(name string) {
+	if c := w.checks[name]; c != nil {
+		c.cancel()
+		delete(w.checks, name)
+	}
+}
+
+// tick checks every watched process (all at once) except one it has
+// signalled, and waits up to answerWithin (probeAttemptTimeout) for the
+// answers. A check not answered by then is not given up: it counts as
+// silence from when it was asked until it is answered, at a later tick,
+// and no other is asked meanwhile; an answer that comes late is an answer.
+// A process that answers every check, each a little later than a tick
+// waits (Redis whose every reply waits for an fsync of a busy disk, under
+// appendfsync always; a service on a saturated machine), is slow, not hung,
+// and a restart would not mend it. Only when one of them did not answer
+// (yet), or one it signalled is yet to be restarted, does it ask
 // process-compose which processes run, and acts on what it finds. While all
 // answer it asks nothing: process-compose answers GET /processes by
 // measuring each process's CPU and memory and reading every /proc/<pid>/stat
@@ -231,26 +277,48 @@ func newWatch(targets []watchTarget, after time.Duration, processes func(context
 func (w *watch) tick(ctx context.Context) {
 	started := w.now()
 	errs := make([]error, len(w.targets))
+	asked := make([]time.Time, len(w.targets)) // when the check that errs[i] is about was asked
 	checked := make([]bool, len(w.targets))
 	needAPI := len(w.replaced) > 0
-	var wg sync.WaitGroup
-	for i, t := range w.targets {
+	for _, t := range w.targets {
 		if st := w.state[t.name]; st != nil && !st.quitAt.IsZero() {
 			needAPI = true // being stopped: process-compose says when it is gone
 			continue
 		}
-		checked[i] = true
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			checkCtx, cancel := context.WithTimeout(ctx, probeAttemptTimeout)
-			defer cancel()
-			errs[i] = t.check(checkCtx)
-		}()
+		if w.checks[t.name] == nil {
+			w.checks[t.name] = w.startCheck(ctx, t, started)
+		}
 	}
-	wg.Wait()
+	answerBy := time.NewTimer(w.answerWithin)
+	defer answerBy.Stop()
+wait:
+	for _, t := range w.targets {
+		if c := w.checks[t.name]; c != nil {
+			select {
+			case <-c.done:
+			case <-answerBy.C:
+				break wait
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
 	if ctx.Err() != nil {
 		return
+	}
+	for i, t := range w.targets {
+		c := w.checks[t.name]
+		if c == nil {
+			continue
+		}
+		checked[i], asked[i] = true, c.started
+		select {
+		case <-c.done:
+			errs[i] = c.err
+			delete(w.checks, t.name)
+		default:
+			errs[i] = fmt.Errorf("no answer yet, asked %s ago", w.now().Sub(c.started).Round(time.Millisecond))
+		}
 	}
 	for i, t := range w.targets {
 		var se *statusError
@@ -270,9 +338,9 @@ func (w *watch) tick(ctx context.Context) {
 		needAPI = needAPI || errs[i] != nil
 	}
 	if !needAPI {
-		for _, t := range w.targets {
-			if st := w.state[t.name]; st != nil {
-				w.judge(t, st, started, nil)
+		for i, t := range w.targets {
+			if st := w.state[t.name]; st != nil && checked[i] {
+				w.judge(t, st, asked[i], started, nil)
 			}
 		}
 		return
@@ -316,7 +384,7 @@ func (w *watch) tick(ctx context.Context) {
 		case !st.quitAt.IsZero():
 			w.finish(t.name, st)
 		case checked[i]:
-			w.judge(t, st, started, errs[i])
+			w.judge(t, st, asked[i], started, errs[i])
 		}
 	}
 }
@@ -357,18 +425,19 @@ func (w *watch) observe(name string, pid int) *watched {
 }
 
 // judge updates a running process's state with its check's result (err,
-// from a check begun at started), and sends the first signal once it has
+// from a check asked at asked, taken by the tick begun at seen; an
+// unanswered one's error says so), and sends the first signal once it has
 // answered nothing for w.after.
-func (w *watch) judge(t watchTarget, st *watched, started time.Time, err error) {
+func (w *watch) judge(t watchTarget, st *watched, asked, seen time.Time, err error) {
 	if err == nil {
 		if st.reported {
-			w.log.Info("answers again", "process", t.name, "pid", st.pid, "silent_for", started.Sub(st.silentSince).Round(time.Millisecond).String())
+			w.log.Info("answers again", "process", t.name, "pid", st.pid, "silent_for", seen.Sub(st.silentSince).Round(time.Millisecond).String())
 		}
 		st.silentSince, st.reported = time.Time{}, false
 		return
 	}
 	if st.silentSince.IsZero() {
-		st.silentSince = started
+		st.silentSince = asked
 	}
 	silent := w.now().Sub(st.silentSince)
 	if !st.reported && silent >= reportSilenceAfter {
@@ -390,6 +459,7 @@ func (w *watch) judge(t watchTarget, st *watched, started time.Time, err error) 
 	w.log.Error("restarting a hung process", "process", t.name, "pid", st.pid, "silent_for", silent.Round(time.Millisecond).String(),
 		"last_error", err.Error(), "signal", signalName(sig))
 	st.quitAt, st.firstSignal = w.now(), sig
+	w.dropCheck(t.name) // its successor gets checks of its own
 	if err := w.signal(st.pid, sig); err != nil {
 		w.log.Warn("signal failed", "process", t.name, "pid", st.pid, "signal", signalName(sig), "error", err.Error())
 	}

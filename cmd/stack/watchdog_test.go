@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -539,5 +540,121 @@ func TestWatchdogWaitsForTheRestartedPid(t *testing.T) {
 	lines := strings.Count(o.logs.String(), `"msg":"restarted by process-compose"`)
 	if lines != 1 || !strings.Contains(o.logs.String(), `"hung_pid":1000,"pid":1001`) {
 		t.Errorf("got %d restart lines, want one naming the new pid 1001:\n%s", lines, o.logs.String())
+	}
+}
+
+// lateChecks is a check whose every answer the test gives by hand, after
+// the tick that asked: as a process answers that is slow but not hung (Redis
+// whose every reply waits for an fsync of a busy disk under appendfsync
+// always, a service on a saturated machine).
+type lateChecks struct {
+	mu      sync.Mutex
+	waiting []chan error
+}
+
+func (l *lateChecks) check(ctx context.Context) error {
+	ch := make(chan error, 1)
+	l.mu.Lock()
+	l.waiting = append(l.waiting, ch)
+	l.mu.Unlock()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// answer answers every check asked so far with err.
+func (l *lateChecks) answer(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, ch := range l.waiting {
+		ch <- err
+	}
+	l.waiting = nil
+}
+
+// TestWatchdogTakesALateAnswerAsAnAnswer: a process that answers every
+// check, but each later than the tick waits for it (probeAttemptTimeout,
+// 1 s; 100 ms here), answers: it is slow, not hung, and a restart mends
+// no slowness (Redis's restart drops every client mid-request and reloads
+// its AOF from the same slow disk). Each check was given up at the tick's
+// end and counted as silence, so such a process was restarted after
+// RESTART_HUNG_AFTER. Only a check nobody answers, or an answer that is not
+// 200, counts as silence, from the moment the check was asked.
+func TestWatchdogTakesALateAnswerAsAnAnswer(t *testing.T) {
+	unavailable := &statusError{url: "http://127.0.0.1:1/live", status: "503 Service Unavailable", code: http.StatusServiceUnavailable}
+	tests := []struct {
+		name string
+		// answer is what the check asked at tick i is answered with, after
+		// that tick: ok false leaves it unanswered.
+		answer func(i int) (err error, ok bool)
+		// wantFirstSignal is the tick at which SIGQUIT is sent; -1: never
+		// within 40 ticks.
+		wantFirstSignal int
+		wantLog         []string
+	}{
+		{
+			name:            "every check answered 200, each after the tick",
+			answer:          func(int) (error, bool) { return nil, true },
+			wantFirstSignal: -1,
+		},
+		{
+			// As a process stopped for 5 s and continued: its silence
+			// lasted until the tick that took the answer.
+			name:            "the check asked at tick 0 answered after tick 5, each later one after its tick",
+			answer:          func(i int) (error, bool) { return nil, i >= 5 },
+			wantFirstSignal: -1,
+			wantLog:         []string{`"msg":"not answering"`, `"error":"no answer yet, asked 2s ago"`, `"msg":"answers again","process":"core-api","pid":1000,"silent_for":"6s"`},
+		},
+		{
+			// Answered late up to tick 9; the check asked at tick 10 is
+			// never answered: hung 15 s after that check was asked.
+			name:            "answered late, then not at all",
+			answer:          func(i int) (error, bool) { return nil, i < 10 },
+			wantFirstSignal: 25,
+		},
+		{
+			name:            "every check answered 503, each after the tick",
+			answer:          func(int) (error, bool) { return unavailable, true },
+			wantFirstSignal: 15,
+		},
+		{
+			name:            "no check ever answered",
+			answer:          func(int) (error, bool) { return nil, false },
+			wantFirstSignal: 15,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var late lateChecks
+			tw := newTestWatch([]watchTarget{{name: "core-api", target: "test:core-api", check: late.check}}, 15*time.Second,
+				func() ([]procompose.Process, error) {
+					return []procompose.Process{{Name: "core-api", Status: procompose.StatusRunning, Pid: 1000}}, nil
+				})
+			tw.answerWithin = 100 * time.Millisecond
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			first := -1
+			for i := range 40 {
+				tw.tick(ctx)
+				if first < 0 && len(tw.sent) > 0 {
+					first = i
+				}
+				if err, ok := tt.answer(i); ok {
+					late.answer(err)
+				}
+				tw.clock = tw.clock.Add(time.Second)
+			}
+			if first != tt.wantFirstSignal {
+				t.Errorf("first signal at tick %d, want %d; sent [%s]\n%s", first, tt.wantFirstSignal, strings.Join(tw.sent, ", "), tw.logs.String())
+			}
+			for _, want := range tt.wantLog {
+				if !strings.Contains(tw.logs.String(), want) {
+					t.Errorf("no log line with %s:\n%s", want, tw.logs.String())
+				}
+			}
+		})
 	}
 }
