@@ -206,6 +206,7 @@ type watch struct {
 // watched is one process as the watchdog last saw it.
 type watched struct {
 	pid         int
+	seenAt      time.Time      // when this pid was first seen running: a check asked before is about another pid
 	silentSince time.Time      // when the first unanswered check of this pid began; zero while it answers
 	reported    bool           // "not answering" logged for this silence
 	quitAt      time.Time      // when the first signal was sent; zero before
@@ -406,6 +407,11 @@ func (w *watch) observe(name string, pid int) *watched {
 		w.log.Info("replaced while not answering", "process", name, "pid", st.pid, "new_pid", pid,
 			"silent_for", w.now().Sub(st.silentSince).Round(time.Millisecond).String())
 	}
+	if st != nil {
+		// A check still asked of it is about it, not about a successor:
+		// the next tick asks that one.
+		w.dropCheck(name)
+	}
 	delete(w.state, name)
 	if pid == 0 {
 		return nil
@@ -419,7 +425,7 @@ func (w *watch) observe(name string, pid int) *watched {
 		w.log.Info("restarted by process-compose", "process", name, "hung_pid", hung, "pid", pid)
 		delete(w.replaced, name)
 	}
-	st = &watched{pid: pid}
+	st = &watched{pid: pid, seenAt: w.now()}
 	w.state[name] = st
 	return st
 }
@@ -437,7 +443,13 @@ func (w *watch) judge(t watchTarget, st *watched, asked, seen time.Time, err err
 		return
 	}
 	if st.silentSince.IsZero() {
+		// From when the check was asked, but not before this pid was
+		// seen: a check asked of the process it replaced does not date
+		// its silence.
 		st.silentSince = asked
+		if asked.Before(st.seenAt) {
+			st.silentSince = st.seenAt
+		}
 	}
 	silent := w.now().Sub(st.silentSince)
 	if !st.reported && silent >= reportSilenceAfter {

@@ -658,3 +658,42 @@ func TestWatchdogTakesALateAnswerAsAnAnswer(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchdogGivesANewPidItsOwnSilence: a check asked of a process that
+// process-compose then replaced (it crashed, and was restarted) is about
+// the old pid. Its late error must not date the new pid's silence from
+// before that pid ran: here the old core-api went silent at tick 0, was
+// replaced at tick 10, and the new one answered from tick 20, after 10 s
+// of starting up; it was signalled at tick 15 as "silent for 15 s".
+func TestWatchdogGivesANewPidItsOwnSilence(t *testing.T) {
+	var late lateChecks
+	tick := 0
+	tw := newTestWatch([]watchTarget{{name: "core-api", target: "test:core-api", check: late.check}}, 15*time.Second,
+		func() ([]procompose.Process, error) {
+			pid := 1000
+			if tick >= 10 {
+				pid = 2000
+			}
+			return []procompose.Process{{Name: "core-api", Status: procompose.StatusRunning, Pid: pid}}, nil
+		})
+	tw.answerWithin = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reset := errors.New("read: connection reset by peer")
+	refused := errors.New("connect: connection refused")
+	for tick = range 30 {
+		tw.tick(ctx)
+		switch {
+		case tick == 9: // the old process dies; its check's connection is reset
+			late.answer(reset)
+		case tick >= 10 && tick < 19: // the new one is starting
+			late.answer(refused)
+		case tick >= 19:
+			late.answer(nil)
+		}
+		tw.clock = tw.clock.Add(time.Second)
+	}
+	if len(tw.sent) > 0 {
+		t.Errorf("sent [%s] to a process that ran 9 s without answering, then answered\n%s", strings.Join(tw.sent, ", "), tw.logs.String())
+	}
+}
