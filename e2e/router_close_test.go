@@ -7,6 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,4 +71,123 @@ func TestRouterAnswersAClientThatHalfCloses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRouterTellsWhenARetriedTransactionMayBeQueued: HAProxy sends a
+// transaction with an Idempotency-Key again when core-api closed the
+// connection without an answer (retry-on empty-response). If core-api is
+// gone by then (killed after it queued the transaction, say), the retry
+// finds no socket and the client gets the router's 503. That 503 said "no
+// healthy backend, try again shortly", the words the platform keeps for
+// when nothing can have been queued (core-api's own 503s, D46; the router's
+// 502 and 504 for core-api, D50), though the first try had reached core-api
+// (the review: 1 attempt at the backend, then this 503, on 2.6.12 and
+// 3.4.7). core-api's 503 now keeps those words and adds that a keyed
+// transaction is to be sent again only with the same key.
+func TestRouterTellsWhenARetriedTransactionMayBeQueued(t *testing.T) {
+	haproxy := stacktest.Binary(t, "haproxy", "apt-get install haproxy, or nix develop")
+	const (
+		general = "Service unavailable: no healthy backend, try again shortly"
+		sameKey = "send it again only with the same Idempotency-Key"
+	)
+	tx := `{"token":"t","amount":1,"currency":"USD"}`
+	tests := []struct {
+		name string
+		// stopFirst stops the backend before the request; otherwise it
+		// reads the request, stops and closes the connection unanswered.
+		stopFirst    bool
+		wantAttempts int
+		wantErrors   []string // each in the JSON 503's error
+	}{
+		{name: "keyed transaction, answer lost, core-api gone before the retry", wantAttempts: 1, wantErrors: []string{general, sameKey}},
+		{name: "core-api gone before the transaction", stopFirst: true, wantAttempts: 0, wantErrors: []string{general, sameKey}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			backend := startStopOnRequestBackend(t)
+			port := startRouter(t, haproxy, stacktest.RepoRoot(t), backend.socket).platform
+			if tt.stopFirst {
+				backend.stop()
+			}
+			req, err := http.NewRequest("POST", fmt.Sprintf("http://127.0.0.1:%d/transaction/transaction", port), strings.NewReader(tx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", "k-1")
+			req.Header.Set(dropOnceHeader, "stop")
+			client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var got struct{ Error string }
+			if resp.StatusCode != http.StatusServiceUnavailable || json.Unmarshal(body, &got) != nil {
+				t.Fatalf("got %d %s, want a JSON 503", resp.StatusCode, body)
+			}
+			for _, want := range tt.wantErrors {
+				if !strings.Contains(got.Error, want) {
+					t.Errorf("503's error %q does not say %q", got.Error, want)
+				}
+			}
+			if n := backend.attempts(); n != tt.wantAttempts {
+				t.Errorf("attempts at the backend: got %d, want %d", n, tt.wantAttempts)
+			}
+		})
+	}
+}
+
+// stopOnRequestBackend answers /health (and requests without
+// dropOnceHeader) until the first request that has that header, which it
+// reads whole; it then removes its socket, as a stopped service does, and
+// closes that request's connection without an answer.
+type stopOnRequestBackend struct {
+	socket string
+	ln     net.Listener
+	mu     sync.Mutex
+	seen   int
+	once   sync.Once
+}
+
+func (b *stopOnRequestBackend) attempts() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seen
+}
+
+func (b *stopOnRequestBackend) stop() {
+	b.once.Do(func() {
+		_ = b.ln.Close() // removes the socket's file too
+		_ = os.Remove(b.socket)
+	})
+}
+
+func startStopOnRequestBackend(t *testing.T) *stopOnRequestBackend {
+	t.Helper()
+	b := &stopOnRequestBackend{socket: filepath.Join(t.TempDir(), "backend.sock")}
+	ln, err := net.Listen("unix", b.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.ln = ln
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(dropOnceHeader) == "" {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"pass","checks":{}}`)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		b.mu.Lock()
+		b.seen++
+		b.mu.Unlock()
+		b.stop()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return b
 }
