@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -166,7 +165,7 @@ func (b *stopOnRequestBackend) stop() {
 
 func startStopOnRequestBackend(t *testing.T) *stopOnRequestBackend {
 	t.Helper()
-	b := &stopOnRequestBackend{socket: filepath.Join(t.TempDir(), "backend.sock")}
+	b := &stopOnRequestBackend{socket: socketPath(t, "backend.sock")}
 	ln, err := net.Listen("unix", b.socket)
 	if err != nil {
 		t.Fatal(err)

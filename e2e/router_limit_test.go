@@ -38,7 +38,7 @@ func TestRouterLimitsLoginsPerAddress(t *testing.T) {
 	}
 	const limit = 3
 	dir := t.TempDir()
-	api := filepath.Join(dir, "api.sock")
+	api := socketPath(t, "api.sock")
 	extra := filepath.Join(dir, "api.cfg")
 	if err := os.WriteFile(extra, []byte("global\n    stats socket "+api+" mode 600 level admin\n"), 0o600); err != nil {
 		t.Fatal(err)
