@@ -75,11 +75,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		d := stackDefaults{target: fmt.Sprintf("http://%s:%d", host, cfg.PlatformPort)}
 		if cfg.Values["REDIS_URL"] != "" {
 			d.redisURL = cfg.RedisURL
-			where := "the environment"
-			if src := cfg.Sources["REDIS_URL"]; src != stackconfig.FromEnvironment {
-				where = src
-			}
-			d.redisFrom = "REDIS_URL (set in " + where + "; the default of --redis-url)"
+			d.redisFrom = "REDIS_URL (" + cfg.SetIn("REDIS_URL") + "; the default of --redis-url)"
 		} else if isSocket(cfg.RedisSocket()) {
 			d.redisURL = stackconfig.UnixURL(cfg.RedisSocket())
 			d.redisFrom = "the stack's Redis socket (the default of --redis-url)"

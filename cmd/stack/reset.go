@@ -147,10 +147,7 @@ func (l *launcher) refuseForeignStateDir() error {
 	if errors.Is(err, os.ErrNotExist) || (err == nil && name == "") {
 		return nil
 	}
-	where := ""
-	if notes := c.WhereSet("", "STACK_STATE_DIR"); len(notes) > 0 {
-		where = " (" + strings.Join(notes, "; ") + ")"
-	}
+	where := c.StateDirNote()
 	if err != nil {
 		return fmt.Errorf("state dir %s: %w%s", c.StateDir, err, where)
 	}

@@ -253,6 +253,20 @@ func (o origins) sourceNote(name string) string {
 	return ""
 }
 
+// SetIn says where setting name got its value: "set in <file>", "set in
+// the environment", or "" at its built-in default (origins.setIn).
+func (c Config) SetIn(name string) string { return origins{c.Values, c.Sources}.setIn(name) }
+
+// StateDirNote is what an error about the state dir ends with: where
+// STACK_STATE_DIR was set, as " (STACK_STATE_DIR is set in <file>)", or ""
+// for the default state dir.
+func (c Config) StateDirNote() string {
+	if note := (origins{c.Values, c.Sources}).sourceNote("STACK_STATE_DIR"); note != "" {
+		return " (" + note + ")"
+	}
+	return ""
+}
+
 // setIn is "set in <file>", "set in the environment", or "" for a setting
 // at its built-in default: never set, or set empty (stack.env's
 // `STACK_STATE_DIR=` means the default, and naming stack.env would send the
@@ -542,11 +556,7 @@ func (c Config) CheckStateDir() error {
 		return err
 	}
 	if fi, err := os.Stat(c.StateDir); err == nil && !fi.IsDir() {
-		where := ""
-		if notes := c.WhereSet("", "STACK_STATE_DIR"); len(notes) > 0 {
-			where = " (" + strings.Join(notes, "; ") + ")"
-		}
-		return fmt.Errorf("state dir %s is not a directory: point STACK_STATE_DIR at a directory, new or the stack's%s", c.StateDir, where)
+		return fmt.Errorf("state dir %s is not a directory: point STACK_STATE_DIR at a directory, new or the stack's%s", c.StateDir, c.StateDirNote())
 	}
 	for _, stat := range []func(string) (os.FileInfo, error){os.Stat, os.Lstat} {
 		if err := checkOwnerOf(c.StateDir, stat); err != nil && !errors.Is(err, fs.ErrNotExist) {
