@@ -16,7 +16,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -182,11 +184,12 @@ type fileUser struct {
 
 // Parse builds a DB from the JSON of a users file; source names it in errors.
 func Parse(data []byte, source string) (*DB, error) {
+	// Unknown fields decode and are refused below, by checkFieldNames, which
+	// names the user they are in.
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var list []fileUser
 	if err := dec.Decode(&list); err != nil {
-		return nil, fmt.Errorf("%s: not a JSON array of {\"id\", \"username\", \"password\", \"enabled\"}: %w", source, err)
+		return nil, fmt.Errorf("%s: %s", source, explainDecode(data, err))
 	}
 	// Only white space may follow (dec.More would miss a stray "]" or "}").
 	if _, err := dec.Token(); err != io.EOF {
@@ -254,6 +257,65 @@ func Parse(data []byte, source string) (*DB, error) {
 		db.byName[name] = e
 	}
 	return db, nil
+}
+
+// explainDecode says in a users file's terms why data did not decode into
+// []fileUser, and where: a JSON value of the wrong kind by its field, the
+// kind it must be and its line and column, not by Go's type names.
+func explainDecode(data []byte, err error) string {
+	const shape = `a JSON array of users, each {"id": 1, "username": "alice", "password": "...", "enabled": true}`
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		// Offset is just past the value's first token (an object's "{").
+		at := lineColumn(data, typeErr.Offset-1)
+		got := jsonKind(typeErr.Value)
+		switch typeErr.Field {
+		case "":
+			if typeErr.Type.Kind() == reflect.Slice {
+				return fmt.Sprintf("%s: the file must be %s; got %s", at, shape, got)
+			}
+			return fmt.Sprintf("%s: each user must be a JSON object {\"id\", \"username\", \"password\", \"enabled\"}, got %s", at, got)
+		case "id":
+			return fmt.Sprintf("%s: \"id\" must be a whole number from 1 to %d, got %s", at, int64(math.MaxInt64), got)
+		case "enabled":
+			return fmt.Sprintf("%s: \"enabled\" must be true or false, got %s", at, got)
+		default:
+			return fmt.Sprintf("%s: %q must be a string, got %s", at, typeErr.Field, got)
+		}
+	case errors.As(err, &syntaxErr):
+		return fmt.Sprintf("%s: not valid JSON (%s); the file must be %s", lineColumn(data, syntaxErr.Offset-1), syntaxErr.Error(), shape)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("the JSON ends early, at byte %d: is the file cut short? It must be %s", len(data), shape)
+	case errors.Is(err, io.EOF):
+		return "the file is empty; it must be " + shape
+	}
+	return fmt.Sprintf("not %s: %v", shape, err)
+}
+
+// jsonKind names the JSON value encoding/json's UnmarshalTypeError.Value
+// describes: "number 1.5" is the number 1.5, "object" an object.
+func jsonKind(value string) string {
+	switch {
+	case value == "array" || value == "object" || value == "string" || value == "number":
+		return "a JSON " + value
+	case value == "bool":
+		return "a JSON boolean"
+	case strings.HasPrefix(value, "number "):
+		return "the number " + strings.TrimPrefix(value, "number ")
+	}
+	return value
+}
+
+// lineColumn is where the byte at offset of data falls, as "line 3, column 14"
+// (both from 1).
+func lineColumn(data []byte, offset int64) string {
+	offset = max(0, min(offset, int64(len(data))))
+	before := data[:offset]
+	line := bytes.Count(before, []byte("\n")) + 1
+	column := len(before) - bytes.LastIndexByte(before, '\n')
+	return fmt.Sprintf("line %d, column %d", line, column)
 }
 
 // fieldNames returns the keys of each object in data, a JSON array of

@@ -115,12 +115,19 @@ func TestLoadErrors(t *testing.T) {
 		content string
 		want    string // a substring of the error, besides the file name
 	}{
-		{"not JSON", `alice:password`, "not a JSON array"},
-		{"an object", `{"id": 1}`, "not a JSON array"},
-		{"truncated", `[{"id": 1, "username": "a"`, "not a JSON array"},
+		{"not JSON", `alice:password`, "line 1, column 1: not valid JSON (invalid character 'a' looking for beginning of value); the file must be a JSON array of users"},
+		{"an object", `{"id": 1}`, "line 1, column 1: the file must be a JSON array of users, each {\"id\": 1, \"username\": \"alice\", \"password\": \"...\", \"enabled\": true}; got a JSON object"},
+		{"a user not an object", "[\n  1\n]", "line 2, column 3: each user must be a JSON object {\"id\", \"username\", \"password\", \"enabled\"}, got a JSON number"},
+		{"truncated", `[{"id": 1, "username": "a"`, "the JSON ends early, at byte 26: is the file cut short?"},
+		{"empty file", ``, "the file is empty; it must be a JSON array of users"},
 		{"trailing data", `[{"id":1,"username":"a","password":"p","enabled":true}] []`, "unexpected data"},
 		{"empty", `[]`, "no users"},
-		{"id a string", `[{"id":"1","username":"a","password":"p","enabled":true}]`, "not a JSON array"},
+		{"id a string", `[{"id":"1","username":"a","password":"p","enabled":true}]`, `line 1, column 10: "id" must be a whole number from 1 to 9223372036854775807, got a JSON string`},
+		{"id a fraction", `[{"id":1.5,"username":"a","password":"p","enabled":true}]`, `"id" must be a whole number from 1 to 9223372036854775807, got the number 1.5`},
+		{"id too large", `[{"id":9223372036854775808,"username":"a","password":"p","enabled":true}]`, `got the number 9223372036854775808`},
+		{"username a number", "[{\"id\":1,\n\"username\":5,\"password\":\"p\",\"enabled\":true}]", `line 2, column 12: "username" must be a string, got a JSON number`},
+		{"enabled a string", `[{"id":1,"username":"a","password":"p","enabled":"yes"}]`, `"enabled" must be true or false, got a JSON string`},
+		{"unknown field holding an object", `[{"id":1,"username":"a","password":"p","enabled":true,"roles":{"admin":true}}]`, `user #1 (a): unknown field "roles"`},
 		{"unknown field", `[{"id":1,"username":"a","password":"p","enabled":true,"admin":true}]`, "admin"},
 		{"missing id", `[{"username":"a","password":"p","enabled":true}]`, `user #1: missing "id"`},
 		{"missing username", `[{"id":1,"password":"p","enabled":true}]`, `missing or empty "username"`},
