@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/acme-payments/platform/internal/txqueue"
 )
 
 // faultLoad is the size of the kill -9 loads (the 20,000).
@@ -461,12 +463,14 @@ func (s *faultStack) backlog(t *testing.T) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	groups, err := s.rdb.XInfoGroups(ctx, "transactions").Result()
+	groups, err := s.rdb.XInfoGroups(ctx, txqueue.Stream).Result()
 	if err != nil {
 		return -1
 	}
 	for _, g := range groups {
-		return g.Lag + g.Pending
+		if g.Name == txqueue.Group {
+			return g.Lag + g.Pending
+		}
 	}
 	return -1
 }
