@@ -24,8 +24,8 @@ type QueueProbe struct {
 	rdb    *redis.Client
 	stream string
 	group  string
-	// dead is the connector's dead-letter stream: the stream's name and
-	// ":dead" (txqueue.DeadLetterStream for the default stream).
+	// dead is the connector's dead-letter stream of stream
+	// (txqueue.DeadLetterStreamOf).
 	dead string
 	q    *txqueue.Queue
 }
@@ -74,7 +74,7 @@ func NewQueueProbe(url, stream, group string) (*QueueProbe, error) {
 	opts.WriteTimeout = 2 * time.Second
 	opts.MaxRetries = -1
 	rdb := redis.NewClient(opts)
-	return &QueueProbe{rdb: rdb, stream: stream, group: group, dead: stream + ":dead", q: txqueue.NewQueue(rdb, 0)}, nil
+	return &QueueProbe{rdb: rdb, stream: stream, group: group, dead: txqueue.DeadLetterStreamOf(stream), q: txqueue.NewQueue(rdb, 0)}, nil
 }
 
 // Close releases the probe's connections.

@@ -15,10 +15,19 @@ const (
 	Group = "psp-connector"
 	// DeadLetterStream receives entries that could not be decoded or failed
 	// MaxDeliveries times, with the reason; it is never trimmed either.
-	DeadLetterStream = "transactions:dead"
+	DeadLetterStream = Stream + deadLetterSuffix
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (Stripe: 24 h).
 	IdempotencyTTL = 24 * time.Hour
 )
+
+// deadLetterSuffix ends a dead-letter stream's name: the name of the stream
+// its entries came from, then this.
+const deadLetterSuffix = ":dead"
+
+// DeadLetterStreamOf names the dead-letter stream of stream:
+// DeadLetterStream for Stream. Tools that read a stream of another name (the
+// load generator's -stream) find its dead letters here.
+func DeadLetterStreamOf(stream string) string { return stream + deadLetterSuffix }
 
 // statusPrefix and idempotencyPrefix start the per-transaction and per-key names.
 const (
