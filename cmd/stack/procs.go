@@ -65,7 +65,7 @@ func (l *launcher) errIfRunning(ctx context.Context, client *procompose.Client) 
 		return err
 	}
 	if !apiGone(err, 0) {
-		return fmt.Errorf("something holds process-compose's API socket %s but does not answer (%v); if it is a stopped stack, `stack down` ends it", client.Socket(), err)
+		return fmt.Errorf("something holds process-compose's API socket %s but does not answer (%w); if it is a stopped stack, `stack down` ends it", client.Socket(), err)
 	}
 	return nil
 }

@@ -195,7 +195,7 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 		select {
 		case err := <-exited:
 			exited <- err
-			return fmt.Errorf("process-compose exited (%v); its output:\n%s", err, tail(outPath, 20))
+			return fmt.Errorf("process-compose exited (%w); its output:\n%s", err, tail(outPath, 20))
 		default:
 			return nil
 		}
