@@ -138,6 +138,6 @@ func newPSP(stdout io.Writer, cfg config, log *slog.Logger) (openedPSP, error) {
 		}
 		p.own, closeFile = own, own.Close
 	}
-	log.Info("reading the charges' ledger lines back", "CHARGE_LOG", cfg.ChargeLog, "CHARGE_LEDGER", cfg.ChargeLedger)
+	log.Info("reading the charges' ledger lines back", "charge_log", cfg.ChargeLog, "charge_ledger", cfg.ChargeLedger)
 	return openedPSP{PSP: p, Close: closeFile}, nil
 }
