@@ -29,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
@@ -132,19 +133,19 @@ func (f *Router) Token(w http.ResponseWriter, r *http.Request) {
 	time.Sleep(f.opts.LoginDelay)
 	if n <= f.opts.ThrottleLogins {
 		w.Header().Set("Retry-After", "0")
-		writeJSON(w, http.StatusTooManyRequests, map[string]string{"error": "Too Many Requests"})
+		httpx.WriteError(w, http.StatusTooManyRequests, "Too Many Requests")
 		return
 	}
 	var in struct{ Username, Password string }
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Password != "password" {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Invalid password"})
+		httpx.WriteError(w, http.StatusUnauthorized, "Invalid password")
 		return
 	}
 	exp := time.Now().Add(f.opts.TokenTTL)
 	payload, _ := json.Marshal(map[string]any{"username": in.Username, "exp": float64(exp.UnixNano()) / 1e9,
 		"enabled": in.Username != "charlie"})
 	tok := "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString(payload) + ".c2ln"
-	writeJSON(w, http.StatusOK, map[string]string{"token": tok})
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"token": tok})
 }
 
 // user checks a token's shape and expiry (not its signature) and returns its
@@ -180,12 +181,12 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 		f.keys[key]++
 		f.mu.Unlock()
 		if !txqueue.ValidIdempotencyKey(key) {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "Idempotency-Key must be 1 to 255 printable ASCII characters"})
+			httpx.WriteError(w, http.StatusBadRequest, "Idempotency-Key must be 1 to 255 printable ASCII characters")
 			return
 		}
 	}
 	if f.opts.FailTxEvery > 0 && n%f.opts.FailTxEvery == 0 {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+		httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable")
 		return
 	}
 	var in struct {
@@ -194,19 +195,19 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 		Currency string `json:"currency"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error()})
+		httpx.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	if in.Token == "" {
 		in.Token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 	}
 	if in.Amount < 1 || !currencyCode.MatchString(in.Currency) {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "bad body"})
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "bad body")
 		return
 	}
 	u := f.user(in.Token)
 	if u == "" {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "Signature has expired"})
+		httpx.WriteError(w, http.StatusUnprocessableEntity, "Signature has expired")
 		return
 	}
 	scope := u + " " + key
@@ -217,12 +218,12 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		switch {
 		case seen && (s.amount != in.Amount || s.currency != in.Currency):
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": "Idempotency-Key was already used with a different request"})
+			httpx.WriteError(w, http.StatusUnprocessableEntity, "Idempotency-Key was already used with a different request")
 			return
 		case seen:
 			f.Accepted.Add(1)
 			w.Header().Set("Idempotent-Replayed", "true")
-			writeJSON(w, http.StatusOK, map[string]any{"id": s.id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
+			httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": s.id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
 			return
 		}
 	}
@@ -235,12 +236,10 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 			f.store(id, u, scope, key, in.Amount, in.Currency, false)
 		}
 		if key != "" {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{
-				"error": MaybeQueuedKeyedText})
+			httpx.WriteError(w, http.StatusServiceUnavailable, MaybeQueuedKeyedText)
 			return
 		}
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"id": id,
-			"error": MaybeQueuedText})
+		httpx.WriteErrorBody(w, http.StatusServiceUnavailable, httpx.ErrorBody{Error: MaybeQueuedText, ID: id})
 		return
 	}
 	k := f.Accepted.Add(1)
@@ -251,7 +250,7 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 	if f.opts.ForgetEvery <= 0 || k%f.opts.ForgetEvery != 0 {
 		f.store(id, u, scope, key, in.Amount, in.Currency, f.opts.LoseEvery > 0 && k%f.opts.LoseEvery == 0)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "amount": in.Amount, "currency": in.Currency, "status": "queued"})
 }
 
 // store queues a transaction, and its key's record when it had a key.
@@ -279,19 +278,19 @@ func (f *Router) IdempotencyKeys() (keyed, distinct int) {
 // only.
 func (f *Router) Status(w http.ResponseWriter, r *http.Request) {
 	if f.opts.StatusDown {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "unavailable"})
+		httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable")
 		return
 	}
 	u := f.user(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
 	if u == "" {
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "no token"})
+		httpx.WriteError(w, http.StatusUnauthorized, "no token")
 		return
 	}
 	f.mu.Lock()
 	tx, ok := f.txs[r.PathValue("id")]
 	f.mu.Unlock()
 	if !ok || tx.user != u {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Transaction not found"})
+		httpx.WriteError(w, http.StatusNotFound, "Transaction not found")
 		return
 	}
 	out := map[string]any{"status": "queued", "created_at": tx.created, "updated_at": tx.created}
@@ -300,11 +299,5 @@ func (f *Router) Status(w http.ResponseWriter, r *http.Request) {
 		out["processed_at"] = done
 		out["updated_at"] = done
 	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	httpx.WriteJSON(w, http.StatusOK, out)
 }
