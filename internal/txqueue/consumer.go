@@ -727,8 +727,8 @@ func (c *Consumer) release(ctx context.Context, msgs []Message) {
 	for i, r := range res {
 		if err := r.Err(); err != nil {
 			// The claim stays; a redelivery charges again after saying so.
-			c.log.Warn("could not release the claim; its next delivery may charge it with the at-least-once warning",
-				"transaction_id", msgs[i].ID, "error", err.Error())
+			c.log.WarnContext(logging.WithRequestID(ctx, msgs[i].RequestID), "could not release the claim; its next delivery may charge it with the at-least-once warning",
+				"transaction_id", msgs[i].ID, "stream_id", msgs[i].StreamID, "error", err.Error())
 		}
 	}
 }

@@ -2535,3 +2535,28 @@ func TestAFailedLedgerRecordLeavesNoEarlierRoundBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestConsumerReleaseFailureNamesTheRequest: the warning that a claim
+// could not be released is about one transaction, so it carries the
+// request id and the stream id with the transaction id, as the consumer's
+// other lines about one transaction do.
+func TestConsumerReleaseFailureNamesTheRequest(t *testing.T) {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	if err := rdb.Close(); err != nil { // every call fails at once: the client is closed
+		t.Fatal(err)
+	}
+	log, buf := testLogger(t)
+	c := newConsumer(t, rdb, fastConfig("release-test"), &recorder{}, log)
+	m := Message{Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD", RequestID: "req-release"},
+		ID: "tx_00000000000000000000000000000001", StreamID: "1-0"}
+	c.release(context.Background(), []Message{m})
+	want := map[string]string{
+		"msg":            "could not release the claim; its next delivery may charge it with the at-least-once warning",
+		"transaction_id": m.ID,
+		"stream_id":      m.StreamID,
+		"request_id":     m.RequestID,
+	}
+	if !hasLogLine(buf.String(), want) {
+		t.Errorf("logs: got\n%s\nwant a line with %v", buf.String(), want)
+	}
+}
