@@ -98,7 +98,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		d.redisFrom = "the stack's Redis socket (the default of --redis-url)"
 		vars := env.ToMap(environ)
 		stateDir := cmp.Or(e.StackStateDir, stackconfig.UserStateDir(cwd, vars["XDG_STATE_HOME"], vars["HOME"]))
-		sock := filepath.Join(stateDir, "redis", "redis.sock")
+		sock := stackconfig.Config{StateDir: stateDir}.RedisSocket()
 		if abs, err := filepath.Abs(sock); err == nil && isSocket(abs) {
 			d.redisURL = stackconfig.UnixURL(abs)
 		}
