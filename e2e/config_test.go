@@ -358,3 +358,37 @@ func TestServiceBinariesExitOneOnBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestComposeLogLocations keeps process-compose.yaml's log_location of each
+// process where the launcher reads it (stackconfig.Config.LogFile): `stack
+// logs`, up's not-ready report and up's fresh log files all go by it.
+func TestComposeLogLocations(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(stacktest.RepoRoot(t), stackconfig.ComposeFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := stackconfig.Config{StateDir: "${STACK_STATE_DIR}"}
+	got := map[string]string{} // process → its log_location
+	inProcesses, process := false, ""
+	for _, line := range strings.Split(string(b), "\n") {
+		switch {
+		case strings.HasPrefix(line, "processes:"):
+			inProcesses = true
+		case line != "" && line[0] != ' ' && line[0] != '#':
+			inProcesses = false
+		case inProcesses && strings.HasPrefix(line, "  ") && !strings.HasPrefix(line, "   ") && strings.HasSuffix(line, ":"):
+			process = strings.TrimSuffix(strings.TrimSpace(line), ":")
+		case inProcesses && strings.HasPrefix(strings.TrimSpace(line), "log_location:"):
+			_, v, _ := strings.Cut(line, ":")
+			got[process] = strings.Trim(strings.TrimSpace(v), `"`)
+		}
+	}
+	for _, name := range []string{"redis", "psp-connector", "core-api", "auth-api", "haproxy", "watchdog"} {
+		if want := cfg.LogFile(name); got[name] != want {
+			t.Errorf("%s: %s's log_location: got %q, want %q (stackconfig.Config.LogFile)", stackconfig.ComposeFileName, name, got[name], want)
+		}
+	}
+	if len(got) != 6 {
+		t.Errorf("%s: got log_location for %d processes (%v), want 6", stackconfig.ComposeFileName, len(got), got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -69,7 +68,7 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 	if !follow {
 		found := 0
 		for _, name := range names {
-			copied, err := copyWholeLog(l.stdout, filepath.Join(l.cfg.LogDir(), name+".log"), prefixOf(name))
+			copied, err := copyWholeLog(l.stdout, l.cfg.LogFile(name), prefixOf(name))
 			if err != nil {
 				return err
 			}
@@ -93,7 +92,7 @@ func (l *launcher) logs(ctx context.Context, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			followLog(ctx, filepath.Join(l.cfg.LogDir(), name+".log"), func(line string) {
+			followLog(ctx, l.cfg.LogFile(name), func(line string) {
 				mu.Lock()
 				defer mu.Unlock()
 				fmt.Fprintf(l.stdout, "%s%s\n", prefix, line)

@@ -73,12 +73,15 @@ func TestCheckPortsNamesPortAndVariable(t *testing.T) {
 }
 
 func TestWriteNotReadyShowsStateAndLogTail(t *testing.T) {
-	dir := t.TempDir()
+	cfg := stackconfig.Config{StateDir: t.TempDir()}
+	if err := os.Mkdir(cfg.LogDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	var log strings.Builder
 	for i := 1; i <= 40; i++ {
 		fmt.Fprintf(&log, "core-api line %d\n", i)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "core-api.log"), []byte(log.String()), 0o600); err != nil {
+	if err := os.WriteFile(cfg.LogFile("core-api"), []byte(log.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	nr := &procompose.NotReadyError{Waited: 3 * time.Second, Processes: []procompose.Process{
@@ -86,7 +89,7 @@ func TestWriteNotReadyShowsStateAndLogTail(t *testing.T) {
 		{Name: "haproxy"},
 	}}
 	var out bytes.Buffer
-	writeNotReady(&out, nr, dir, func(p string) string { return p }, func(string, string) []string { return nil })
+	writeNotReady(&out, nr, cfg.LogFile, func(p string) string { return p }, func(string, string) []string { return nil })
 	got := out.String()
 	for _, want := range []string{
 		"core-api is not ready: running, readiness probe not passing",

@@ -301,7 +301,7 @@ func (l *launcher) upForeground(ctx context.Context, cmd *exec.Cmd, client *proc
 				// A process fails at start: say why, once, amid the logs,
 				// and go on watching the others.
 				OnFailingStart: func(nr *procompose.NotReadyError) {
-					writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel, l.cfg.WhereSet)
+					writeNotReady(l.stderr, nr, l.cfg.LogFile, l.rel, l.cfg.WhereSet)
 					fmt.Fprintln(l.stderr, "stack: the stack keeps running as it is; Ctrl-C stops it")
 				},
 			}.Wait(waitCtx)
@@ -413,7 +413,7 @@ func (l *launcher) clearRunFiles() error {
 		}
 	}
 	for _, name := range processNames {
-		f, err := os.OpenFile(filepath.Join(l.cfg.LogDir(), name+".log"), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		f, err := os.OpenFile(l.cfg.LogFile(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
 		if err != nil {
 			return fmt.Errorf("start %s's log: %w", name, err)
 		}
@@ -441,7 +441,7 @@ func (l *launcher) notReady(err error) error {
 	if !errors.As(err, &nr) {
 		return err
 	}
-	writeNotReady(l.stderr, nr, l.cfg.LogDir(), l.rel, l.cfg.WhereSet)
+	writeNotReady(l.stderr, nr, l.cfg.LogFile, l.rel, l.cfg.WhereSet)
 	return fmt.Errorf("%d of %d processes not ready after %s; the stack was left running: inspect it with `stack status` and `stack logs <process>`, stop it with `stack down`",
 		len(nr.Processes), len(processNames), nr.Waited.Round(time.Millisecond))
 }
@@ -449,12 +449,12 @@ func (l *launcher) notReady(err error) error {
 // writeNotReady prints one block per process that is not ready: its state,
 // the last lines of its log, and where each setting those lines name got its
 // value (whereSet).
-func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logDir string, rel func(string) string, whereSet func(process, text string) []string) {
+func writeNotReady(w io.Writer, nr *procompose.NotReadyError, logFile func(process string) string, rel func(string) string, whereSet func(process, text string) []string) {
 	if nr.Cause != nil {
 		fmt.Fprintf(w, "stack: %v\n", nr.Cause)
 	}
 	for _, p := range nr.Processes {
-		logPath := filepath.Join(logDir, p.Name+".log")
+		logPath := logFile(p.Name)
 		fmt.Fprintf(w, "stack: %s is not ready: %s\n", p.Name, procompose.Describe(p))
 		fmt.Fprintf(w, "  last lines of %s:\n", rel(logPath))
 		lines := tail(logPath, 15)

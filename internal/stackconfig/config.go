@@ -487,6 +487,10 @@ func (c Config) ProcessComposeLog() string { return filepath.Join(c.LogDir(), "p
 // LogDir holds one log file per process, plus process-compose's own.
 func (c Config) LogDir() string { return filepath.Join(c.StateDir, "logs") }
 
+// LogFile is the log of process (redis, auth-api, ..., watchdog): the
+// log_location process-compose.yaml gives it, in LogDir.
+func (c Config) LogFile(process string) string { return filepath.Join(c.LogDir(), process+".log") }
+
 // LedgerFile is psp-connector's own copy of its ledger lines
 // (CHARGE_LEDGER): in a directory of its own, which `up` leaves alone, as
 // the PSP's record of what it made outlives the logs.
