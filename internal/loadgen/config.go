@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"regexp"
 	"time"
+
+	tokens "github.com/acme-payments/platform/internal/token"
 )
 
 // Mode selects what the workers send.
@@ -247,8 +249,8 @@ func (c *Config) validate() error {
 	if c.MaxAmount < 1 {
 		errs = append(errs, fmt.Errorf("--max-amount: %d is not positive", c.MaxAmount))
 	}
-	if c.TokenRefresh < 0 || c.TokenRefresh >= 30*time.Second {
-		errs = append(errs, fmt.Errorf("--token-refresh: %v is not in [0, 30s)", c.TokenRefresh))
+	if c.TokenRefresh < 0 || c.TokenRefresh >= tokens.TTL {
+		errs = append(errs, fmt.Errorf("--token-refresh: %v is not in [0, %v), the tokens' lifetime", c.TokenRefresh, tokens.TTL))
 	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout: %v is not positive", c.RequestTimeout))

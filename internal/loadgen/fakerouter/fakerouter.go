@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/acme-payments/platform/internal/httpx"
+	"github.com/acme-payments/platform/internal/token"
 	"github.com/acme-payments/platform/internal/txqueue"
 )
 
@@ -44,7 +45,7 @@ const (
 // Options are the fake's knobs; the zero value is a router that processes
 // every transaction at once.
 type Options struct {
-	// TokenTTL is the tokens' lifetime; 0 means 30 s, as auth-api's.
+	// TokenTTL is the tokens' lifetime; 0 means auth-api's, token.TTL.
 	TokenTTL time.Duration
 	// ProcessAfter: a transaction's status turns "processed" this long after
 	// it was accepted.
@@ -107,7 +108,7 @@ type fakeTx struct {
 // mux of its own; Start serves them all.
 func New(opts Options) *Router {
 	if opts.TokenTTL == 0 {
-		opts.TokenTTL = 30 * time.Second
+		opts.TokenTTL = token.TTL
 	}
 	return &Router{opts: opts, txs: make(map[string]*fakeTx), keys: make(map[string]int), stored: make(map[string]storedKey)}
 }
