@@ -32,6 +32,7 @@ import (
 	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/token"
 	"github.com/acme-payments/platform/internal/txqueue"
+	"github.com/acme-payments/platform/internal/txrequest"
 )
 
 // Core-api's 503 texts for a transaction Redis did not answer in time
@@ -200,7 +201,7 @@ func (f *Router) Transaction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if in.Token == "" {
-		in.Token = strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		in.Token = txrequest.BearerToken(r.Header.Get("Authorization"))
 	}
 	if in.Amount < 1 || !currencyCode.MatchString(in.Currency) {
 		httpx.WriteError(w, http.StatusUnprocessableEntity, "bad body")
@@ -282,7 +283,7 @@ func (f *Router) Status(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusServiceUnavailable, "unavailable")
 		return
 	}
-	u := f.user(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	u := f.user(txrequest.BearerToken(r.Header.Get("Authorization")))
 	if u == "" {
 		httpx.WriteError(w, http.StatusUnauthorized, "no token")
 		return
