@@ -254,7 +254,7 @@ func upMustFail(t *testing.T, s *stackUnderTest, timeout string, within time.Dur
 
 // TestHAProxyErrorfiles checks every answer in haproxy-errors/: a complete
 // HTTP response whose status is its file name, JSON with a non-empty "error",
-// and a Content-Length that matches the body (HAProxy sends the file as it
+// an Allow header on a 405, and a Content-Length that matches the body (HAProxy sends the file as it
 // is, so a hand edit that changes the text must change the length too), and
 // that haproxy.cfg names each file.
 func TestHAProxyErrorfiles(t *testing.T) {
@@ -303,6 +303,11 @@ func TestHAProxyErrorfiles(t *testing.T) {
 			}
 			if ct := res.Header.Get("Content-Type"); ct != "application/json" {
 				t.Errorf("Content-Type %q, want application/json", ct)
+			}
+			// RFC 9110, section 15.5.6: a 405 must say which methods are
+			// allowed, as the services' 405s do.
+			if res.StatusCode == http.StatusMethodNotAllowed && res.Header.Get("Allow") == "" {
+				t.Errorf("a 405 without Allow, want the methods the router serves")
 			}
 			if after := len(raw) - (bytes.Index(raw, []byte("\r\n\r\n")) + 4); res.ContentLength != int64(after) {
 				t.Errorf("Content-Length %d, but %d bytes follow the header", res.ContentLength, after)

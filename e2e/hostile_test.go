@@ -462,7 +462,8 @@ func haproxyAtLeast(t *testing.T, major, minor int) bool {
 }
 
 // checkJSONError checks that res is a 4xx (exactly wantStatus when set) with
-// a JSON body {"error": <non-empty>} (exactly wantError when set).
+// a JSON body {"error": <non-empty>} (exactly wantError when set), and Allow
+// on a 405.
 func checkJSONError(t *testing.T, res rawResponse, wantStatus int, wantError string) {
 	t.Helper()
 	if res.status < 400 || res.status > 499 {
@@ -473,6 +474,9 @@ func checkJSONError(t *testing.T, res rawResponse, wantStatus int, wantError str
 	}
 	if ct := res.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		t.Errorf("got Content-Type %q, want application/json; body %q", ct, clipBytes(res.body))
+	}
+	if res.status == http.StatusMethodNotAllowed && res.header.Get("Allow") == "" {
+		t.Errorf("got a 405 without Allow (RFC 9110, section 15.5.6)")
 	}
 	var body struct {
 		Error *string `json:"error"`
