@@ -83,7 +83,6 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		amountBad = "Amount must be a positive integer (a JSON number or a string of digits)"
 		amountBig = "Amount must not exceed 1000000000"
 		curCode   = "Invalid currency code"
-		curType   = "Currency must be a string"
 		tokType   = "Token must be a string"
 	)
 	tok := fmt.Sprintf("%q", b.token)
@@ -175,10 +174,10 @@ func hostileCases(b hostileBuilder) []hostileCase {
 		{name: "amount missing", req: b.tx(`{"token":` + tok + `,"currency":"USD"}`), wantStatus: 422, wantError: "Amount is blank"},
 
 		// Wrong types and look-alikes for the currency.
-		{name: "currency number", req: b.txFields("100", "840"), wantStatus: 422, wantError: curType},
-		{name: "currency true", req: b.txFields("100", "true"), wantStatus: 422, wantError: curType},
-		{name: "currency array", req: b.txFields("100", `["USD"]`), wantStatus: 422, wantError: curType},
-		{name: "currency object", req: b.txFields("100", `{"code":"USD"}`), wantStatus: 422, wantError: curType},
+		{name: "currency number", req: b.txFields("100", "840"), wantStatus: 422, wantError: curCode},
+		{name: "currency true", req: b.txFields("100", "true"), wantStatus: 422, wantError: curCode},
+		{name: "currency array", req: b.txFields("100", `["USD"]`), wantStatus: 422, wantError: curCode},
+		{name: "currency object", req: b.txFields("100", `{"code":"USD"}`), wantStatus: 422, wantError: curCode},
 		{name: "currency null", req: b.txFields("100", "null"), wantStatus: 422, wantError: "Currency is blank"},
 		{name: "currency missing", req: b.tx(`{"token":` + tok + `,"amount":100}`), wantStatus: 422, wantError: "Currency is blank"},
 		{name: "currency lower case", req: b.txFields("100", `"usd"`), wantStatus: 422, wantError: curCode},

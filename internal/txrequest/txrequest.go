@@ -34,7 +34,6 @@ const (
 	msgAmountBlank    = "Amount is blank"
 	msgCurrencyBlank  = "Currency is blank"
 	msgCurrencyCode   = "Invalid currency code"
-	msgCurrencyType   = "Currency must be a string"
 	msgAmountInvalid  = "Amount must be a positive integer (a JSON number or a string of digits)"
 	msgAmountTooLarge = "Amount must not exceed 1000000000"
 	msgTokenType      = "Token must be a string"
@@ -44,8 +43,10 @@ const (
 // validates it; bearer (see BearerToken) stands in for a blank body token.
 // Keys match exactly, as in the original Python service. Blank means what
 // Python's "not value" meant: missing, null, "", 0, false, [] or {}; amount
-// "0" is blank too. Amount is an integer in 1..MaxAmount, as a JSON number
-// without fraction or exponent, or as a string of ASCII digits. Every failure
+// "0" is blank too. Currency is a JSON string of three ASCII capitals; any
+// other (a number, an array...) is the contract's "Invalid currency code".
+// Amount is an integer in 1..MaxAmount, as a JSON number without fraction or
+// exponent, or as a string of ASCII digits. Every failure
 // is an *httpx.DecodeError with status 422, for a body that is not a JSON
 // object (as the contract has it for malformed JSON) as for the fields.
 func Decode(body []byte, bearer string) (Transaction, error) {
@@ -75,12 +76,12 @@ func Decode(body []byte, bearer string) (Transaction, error) {
 		return Transaction{}, invalid(msgCurrencyBlank)
 	}
 
+	// A currency that is not a JSON string is not three capital letters
+	// either: the contract's text, whatever the type (840, USD's numeric
+	// code, included).
 	var tx Transaction
 	cur, ok := jsonString(currency)
-	if !ok {
-		return Transaction{}, invalid(msgCurrencyType)
-	}
-	if !isCurrencyCode(cur) {
+	if !ok || !isCurrencyCode(cur) {
 		return Transaction{}, invalid(msgCurrencyCode)
 	}
 	tx.Currency = cur

@@ -115,9 +115,13 @@ func TestDecodeRejects(t *testing.T) {
 		{"currency fullwidth look-alike", `{"token":"t","amount":100,"currency":"ＵＳＤ"}`, "", unproc, "Invalid currency code"},
 		{"currency Cyrillic look-alike", `{"token":"t","amount":100,"currency":"USА"}`, "", unproc, "Invalid currency code"},
 		{"currency digits", `{"token":"t","amount":100,"currency":"123"}`, "", unproc, "Invalid currency code"},
-		{"currency a number", `{"token":"t","amount":100,"currency":840}`, "", unproc, "Currency must be a string"},
-		{"currency an array", `{"token":"t","amount":100,"currency":["USD"]}`, "", unproc, "Currency must be a string"},
-		{"currency true", `{"token":"t","amount":100,"currency":true}`, "", unproc, "Currency must be a string"},
+		// Not three capital letters either: the contract's text, whatever the
+		// JSON type (840 is USD's ISO 4217 numeric code).
+		{"currency a number", `{"token":"t","amount":100,"currency":840}`, "", unproc, "Invalid currency code"},
+		{"currency a number, amount a float", `{"token":"t","amount":1.5,"currency":840}`, "", unproc, "Invalid currency code"},
+		{"currency an array", `{"token":"t","amount":100,"currency":["USD"]}`, "", unproc, "Invalid currency code"},
+		{"currency an object", `{"token":"t","amount":100,"currency":{"code":"USD"}}`, "", unproc, "Invalid currency code"},
+		{"currency true", `{"token":"t","amount":100,"currency":true}`, "", unproc, "Invalid currency code"},
 		{"currency checked before amount format", `{"token":"t","amount":1.5,"currency":"usd"}`, "", unproc, "Invalid currency code"},
 
 		// Amount format, after the currency.

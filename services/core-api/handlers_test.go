@@ -172,6 +172,8 @@ func TestCreateTransactionContract(t *testing.T) {
 		{"currency two letters", body(alice, 100, "US"), nil, 422, "Invalid currency code", 0},
 		{"currency trailing newline", body(alice, 100, "USD\n"), nil, 422, "Invalid currency code", 0},
 		{"currency digits", body(alice, 100, "123"), nil, 422, "Invalid currency code", 0},
+		{"currency a number (USD's ISO 4217 numeric code)", body(alice, 100, 840), nil, 422, "Invalid currency code", 0},
+		{"currency an array", body(alice, 100, []string{"USD"}), nil, 422, "Invalid currency code", 0},
 		{"token malformed", body("not-a-jwt", 100, "USD"), nil, 422, token.ErrNotEnoughSegments.Error(), 0},
 		{"token bad signature", body(otherSecret, 100, "USD"), nil, 422, token.ErrSignature.Error(), 0},
 		{"token expired", body(expired, 100, "USD"), nil, 422, token.ErrExpired.Error(), 0},
@@ -190,6 +192,7 @@ func TestCreateTransactionContract(t *testing.T) {
 		{"order: currency blank before bad token", body("garbage", 100, ""), nil, 422, "Currency is blank", 0},
 		{"order: currency format before token", body("garbage", 100, "usd"), nil, 422, "Invalid currency code", 0},
 		{"order: currency format before disabled user", body(charlie, 100, "usd"), nil, 422, "Invalid currency code", 0},
+		{"order: a currency number before token", body("garbage", 100, 840), nil, 422, "Invalid currency code", 0},
 
 		// Bearer token.
 		{"bearer token", `{"amount":100,"currency":"USD"}`, map[string]string{"Authorization": "Bearer " + alice}, 200, "", 100},
