@@ -282,8 +282,12 @@ func hostileCases(b hostileBuilder) []hostileCase {
 			wantStatus: 422, wantError: "Token is blank"},
 
 		// The token route.
-		{name: "login username array", req: b.post("/auth/token", "application/json", []byte(`{"username":["alice"],"password":"password"}`)), wantStatus: 422},
-		{name: "login password number", req: b.post("/auth/token", "application/json", []byte(`{"username":"alice","password":12345}`)), wantStatus: 422},
+		// Not strings: as in the original (its == was False), no such user, or
+		// alice's wrong password.
+		{name: "login username array", req: b.post("/auth/token", "application/json", []byte(`{"username":["alice"],"password":"password"}`)),
+			wantStatus: 404, wantError: "User not found"},
+		{name: "login password number", req: b.post("/auth/token", "application/json", []byte(`{"username":"alice","password":12345}`)),
+			wantStatus: 401, wantError: "Invalid password"},
 		{name: "login null body", req: b.post("/auth/token", "application/json", []byte(`null`)), wantStatus: 422},
 		{name: "login malformed", req: b.post("/auth/token", "application/json", []byte(`{"username":"alice",`)), wantStatus: 422},
 		{name: "login 2 MB username", req: b.post("/auth/token", "application/json",

@@ -475,6 +475,13 @@ func (db *DB) BcryptLimit() int { return cap(db.bcryptSlots) }
 // (LimitBcrypt).
 func (db *DB) BcryptWaitingLimit() int { return cap(db.bcryptAdmitted) - cap(db.bcryptSlots) }
 
+// Exists reports whether a user is named username (exact match), comparing
+// no password: for a login whose password no stored one can equal.
+func (db *DB) Exists(username string) bool {
+	_, ok := db.byName[username]
+	return ok
+}
+
 // Authenticate returns the user named username (exact match) when password is
 // theirs, ErrNotFound when there is no such user, and ErrInvalidPassword
 // otherwise. Plaintext passwords are compared in constant time (as SHA-256

@@ -67,6 +67,9 @@ func TestReferenceUsers(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || got != tt.want {
 				t.Errorf("got %+v, %v; want %+v, %v", got, err, tt.want, tt.wantErr)
 			}
+			if got, want := db.Exists(tt.username), !errors.Is(tt.wantErr, ErrNotFound); got != want {
+				t.Errorf("Exists(%q): got %v, want %v", tt.username, got, want)
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -26,7 +27,7 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Hand
 		req, err := readTokenRequest(r)
 		if err == nil {
 			var user users.User
-			if user, err = db.Authenticate(ctx, req.Username, req.Password); err == nil {
+			if user, err = authenticate(ctx, db, req); err == nil {
 				raw, err := issuer.Issue(user.ID, user.Username, user.Enabled)
 				if err != nil {
 					log.ErrorContext(ctx, "sign token", "user_id", user.ID, "error", err)
@@ -42,6 +43,23 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Hand
 		log.InfoContext(ctx, "login failed", "username", clip(req.Username), "reason", reason, "status", status)
 		httpx.WriteError(w, status, msg)
 	})
+}
+
+// authenticate checks req's username and password against db. A username
+// or password that is not a JSON string equals no user's, as in the original
+// (Python's == was False, not an error): no such user, or, for a user that
+// exists, a wrong password, both without a comparison.
+func authenticate(ctx context.Context, db *users.DB, req tokenRequest) (users.User, error) {
+	switch {
+	case req.UsernameNotString:
+		return users.User{}, users.ErrNotFound
+	case req.PasswordNotString:
+		if !db.Exists(req.Username) {
+			return users.User{}, users.ErrNotFound
+		}
+		return users.User{}, users.ErrInvalidPassword
+	}
+	return db.Authenticate(ctx, req.Username, req.Password)
 }
 
 // readTokenRequest reads and decodes the request body (capped by the

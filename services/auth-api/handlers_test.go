@@ -111,11 +111,21 @@ func TestTokenContract(t *testing.T) {
 		{"JSON array", `[{"username":"alice"}]`, 422, ""},
 		{"JSON null", `null`, 422, ""},
 		{"truncated", `{"username":"alice",`, 422, ""},
-		{"username a number", `{"username":5,"password":"password"}`, 422, "Username must be a string"},
 		{"username false is blank", `{"username":false,"password":"password"}`, 422, "Username is blank"},
-		{"password a list", `{"username":"alice","password":["password"]}`, 422, "Password must be a string"},
 		{"password 0 is blank", `{"username":"alice","password":0}`, 422, "Password is blank"},
-		{"password true", `{"username":"alice","password":true}`, 422, "Password must be a string"},
+
+		// A username or password that is not a string: the original compared
+		// it with ==, which was False, so the contract's "no such user" or
+		// "wrong password", never a crash.
+		{"username a number", `{"username":5,"password":"password"}`, 404, "User not found"},
+		{"username an array", `{"username":["alice"],"password":"password"}`, 404, "User not found"},
+		{"username true", `{"username":true,"password":"password"}`, 404, "User not found"},
+		{"username a number, password blank", `{"username":5,"password":""}`, 422, "Password is blank"},
+		{"username and password numbers", `{"username":5,"password":5}`, 404, "User not found"},
+		{"password a list", `{"username":"alice","password":["password"]}`, 401, "Invalid password"},
+		{"password true", `{"username":"alice","password":true}`, 401, "Invalid password"},
+		{"password a number", `{"username":"alice","password":12345}`, 401, "Invalid password"},
+		{"password a number, unknown user", `{"username":"dave","password":12345}`, 404, "User not found"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,14 +11,21 @@ import (
 type tokenRequest struct {
 	Username string
 	Password string
+	// UsernameNotString and PasswordNotString say the field was a JSON value
+	// other than a string and not blank (a number, true, an array...): no
+	// user's name or password equals it, as in the original, whose ==
+	// comparisons were then False, so the login is the contract's "no such
+	// user" or "wrong password" (authenticate). Username or Password is ""
+	// then.
+	UsernameNotString, PasswordNotString bool
 }
 
 // decodeTokenRequest parses body, a JSON object {"username", "password"},
-// in the contract's order: blank username, blank password, then their types.
-// Blank means what the original's "not value" meant (missing, null, "", 0,
-// false, [] or {}); any other non-string is a 422 naming the field. Keys match
-// exactly. Every failure is an *httpx.DecodeError; the username, when it is a
-// string, is returned with it for logging.
+// in the contract's order: blank username, then blank password. Blank means
+// what the original's "not value" meant (missing, null, "", 0, false, [] or
+// {}); any other non-string is flagged (tokenRequest). Keys match exactly.
+// Every failure is an *httpx.DecodeError; the username, when it is a string,
+// is returned with it for logging.
 func decodeTokenRequest(body []byte) (tokenRequest, error) {
 	var fields map[string]json.RawMessage
 	if err := httpx.DecodeJSONBytes(body, &fields); err != nil {
@@ -37,12 +44,8 @@ func tokenRequestFromFields(fields map[string]json.RawMessage) (tokenRequest, er
 		return tokenRequest{}, unprocessable("Username is blank")
 	case passBlank:
 		return tokenRequest{Username: user}, unprocessable("Password is blank")
-	case !userOK:
-		return tokenRequest{}, unprocessable("Username must be a string")
-	case !passOK:
-		return tokenRequest{Username: user}, unprocessable("Password must be a string")
 	}
-	return tokenRequest{Username: user, Password: pass}, nil
+	return tokenRequest{Username: user, Password: pass, UsernameNotString: !userOK, PasswordNotString: !passOK}, nil
 }
 
 // textField reads one field: its string value, whether it is blank (absent or
