@@ -34,11 +34,32 @@ const (
 // means more transactions per fsync. Connections are opened lazily.
 const poolSize = 64
 
-// ParseURL is redis.ParseURL with errors that do not repeat the URL, which
-// may hold a password, that say which schemes there are, and that refuse a
-// TCP port out of range at once (go-redis takes redis://host:99999 and
-// fails only at each dial, with no word of the URL).
+// ParseURL is redis.ParseURL with errors that do not repeat the URL's user
+// name or password, that say which schemes there are, and that refuse a TCP
+// port out of range at once (go-redis takes redis://host:99999 and fails
+// only at each dial, with no word of the URL). The user name and password
+// are taken to be everything between the scheme and the last '@', as a
+// person means them: net/url ends the host at the first '/', '?' or '#', so
+// a password holding one of them unescaped (base64 has '/') was read as
+// host, port, path or query, and the error quoted a piece of it.
 func ParseURL(redisURL string) (*redis.Options, error) {
+	opts, err := parseURL(redisURL)
+	if err == nil {
+		return opts, nil
+	}
+	if stripped, ok := withoutUserinfo(redisURL); ok {
+		// The error is the stripped URL's, which holds no credentials.
+		if _, serr := parseURL(stripped); serr != nil {
+			return nil, serr
+		}
+		return nil, errors.New("the user name or password (before the last '@') is not valid in a URL: percent-encode each '/', '?', '#', '%', '[', ']' or space in it ('/' is %2F)")
+	}
+	return nil, err
+}
+
+// parseURL is redis.ParseURL with the errors ParseURL describes, for a URL
+// that may still hold credentials only when it parses.
+func parseURL(redisURL string) (*redis.Options, error) {
 	opts, err := redis.ParseURL(redisURL)
 	if err != nil {
 		var ue *url.Error
@@ -63,6 +84,24 @@ func ParseURL(redisURL string) (*redis.Options, error) {
 		}
 	}
 	return opts, nil
+}
+
+// withoutUserinfo returns redisURL without what may be its user name and
+// password: everything from after "scheme:" and its slashes to the last '@'
+// (false when there is no '@' after them).
+func withoutUserinfo(redisURL string) (string, bool) {
+	at := strings.LastIndex(redisURL, "@")
+	if at < 0 {
+		return redisURL, false
+	}
+	start := 0
+	if scheme, rest, ok := strings.Cut(redisURL, ":"); ok {
+		start = len(scheme) + 1 + len(rest) - len(strings.TrimLeft(rest, "/"))
+	}
+	if start > at {
+		return redisURL, false
+	}
+	return redisURL[:start] + redisURL[at+1:], true
 }
 
 // Connect builds a client for redisURL (redis://, rediss:// or

@@ -122,6 +122,49 @@ func TestConnect(t *testing.T) {
 	}
 }
 
+// TestParseURLErrorsDoNotQuoteThePassword: a password with a character a
+// URL must escape ('/', '?', '#', '%': base64 has '/') ends the host early
+// in net/url, and the error that followed quoted a piece of it ("invalid
+// port \":Xk9pQ\" after host"), on the terminal and in the service's log at
+// each restart. No piece of 3 characters of the password may appear; the
+// error says to percent-encode, or is what the URL without its credentials
+// gets.
+func TestParseURLErrorsDoNotQuoteThePassword(t *testing.T) {
+	const encode = "percent-encode"
+	tests := []struct {
+		name, url, password, want string
+	}{
+		{"slash", "redis://:Xk9pQ/z8wRt7YhUe2Lm@127.0.0.1:6379/0", "Xk9pQ/z8wRt7YhUe2Lm", encode},
+		{"slash, user name", "redis://app:Xk9pQ/z8wRt7YhUe2Lm@127.0.0.1:6379/0", "Xk9pQ/z8wRt7YhUe2Lm", encode},
+		{"slash after digits", "redis://:4711/z8wRt7YhUe2Lm@127.0.0.1:6379/0", "4711/z8wRt7YhUe2Lm", encode},
+		{"question mark after digits", "redis://:4711?z8wRt7YhUe2Lm@127.0.0.1:6379/0", "4711?z8wRt7YhUe2Lm", encode},
+		{"hash", "redis://:Xk9pQ#z8wRt7YhUe2Lm@127.0.0.1:6379/0", "Xk9pQ#z8wRt7YhUe2Lm", encode},
+		{"percent", "redis://:Xk9%pQz8wRt7YhUe2Lm@127.0.0.1:6379/0", "Xk9%pQz8wRt7YhUe2Lm", encode},
+		{"tls", "rediss://:Xk9pQ/z8wRt7YhUe2Lm@127.0.0.1:6380/0", "Xk9pQ/z8wRt7YhUe2Lm", encode},
+		{"unix", "unix://app:Xk9pQ/z8wRt7YhUe2Lm@/tmp/redis.sock?db=1", "Xk9pQ/z8wRt7YhUe2Lm", encode},
+		{"one slash", "redis:/:Xk9pQz8wRt7YhUe2Lm@127.0.0.1:6379", "Xk9pQz8wRt7YhUe2Lm", "redis: invalid database number"},
+		{"bad db, good password", "redis://:Xk9pQz8wRt7YhUe2Lm@127.0.0.1:6379/x", "Xk9pQz8wRt7YhUe2Lm", `redis: invalid database number: "x"`},
+		{"bad port, password with slash", "redis://:Xk9pQ/z8wRt7YhUe2Lm@127.0.0.1:99999/0", "Xk9pQ/z8wRt7YhUe2Lm", "port 99999 is not a port number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseURL(tt.url)
+			if err == nil {
+				t.Fatalf("got nil error, want one containing %q", tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %q, want it to contain %q", err, tt.want)
+			}
+			for i := 0; i+3 <= len(tt.password); i++ {
+				if piece := tt.password[i : i+3]; strings.Contains(err.Error(), piece) {
+					t.Errorf("got error %q, which quotes %q of the password", err, piece)
+					break
+				}
+			}
+		})
+	}
+}
+
 func TestEnqueueWritesStreamAndStatus(t *testing.T) {
 	_, rdb := startRedis(t)
 	ctx := context.Background()
