@@ -84,6 +84,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		return err
 	}
 	l.warnIfWeakSecret(secret, source)
+	l.warnIfSecretSettingsReadable()
 	probeBin, err := l.probeBinary()
 	if err != nil {
 		return err
@@ -393,6 +394,16 @@ func (l *launcher) warnIfWeakSecret(secret string, source stackconfig.SecretSour
 		where = strings.Join(l.cfg.WhereSet("", "JWT_SECRET"), "; ") // JWT_SECRET is set in <file>
 	}
 	fmt.Fprintf(l.stderr, "stack: warning: the JWT secret (%s) is weak: %s\n", where, est.Shortfall())
+}
+
+// warnIfSecretSettingsReadable warns about each settings file that holds a
+// secret in use (JWT_SECRET, a REDIS_URL with a password) and that another
+// user may read: stack.local.env written with the usual umask is 0644, and
+// with JWT_SECRET any local user could sign a token for any user.
+func (l *launcher) warnIfSecretSettingsReadable() {
+	for _, w := range l.cfg.SecretSettingsOthersCanRead() {
+		fmt.Fprintf(l.stderr, "stack: warning: %s\n", w)
+	}
 }
 
 // clearRunFiles removes the previous run's logs (their rotated pieces too)

@@ -221,3 +221,25 @@ func groupName(gid uint32) string {
 	}
 	return "gid " + id
 }
+
+// readableByOthers says who besides root and this user may read the file fi
+// describes (from Stat), or "" when no one: its owner, every user, or a group
+// with members other than root and this user (or none), as checkParent
+// judges writers.
+func readableByOthers(fi os.FileInfo) string {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	euid := os.Geteuid()
+	perm := fi.Mode().Perm()
+	switch {
+	case st.Uid != 0 && int(st.Uid) != euid:
+		return fmt.Sprintf("is owned by uid %d, not this user (uid %d)", st.Uid, euid)
+	case perm&0o004 != 0:
+		return fmt.Sprintf("is readable by every user (mode %04o)", perm)
+	case perm&0o040 != 0 && !groupOfRootAndMe(st.Gid, euid):
+		return fmt.Sprintf("is readable by its group, %s, which has members other than root and this user, or none (mode %04o)", groupName(st.Gid), perm)
+	}
+	return ""
+}

@@ -103,3 +103,32 @@ func (c Config) EnsureJWTSecret() (string, SecretSource, error) {
 	}
 	return secret, SecretGenerated, nil
 }
+
+// SecretSettingsOthersCanRead warns, for each setting that holds a secret
+// (JWT_SECRET; a REDIS_URL with a user name or password, an '@' in it) and
+// was set in a settings file that another user may read (stack.local.env
+// written with the usual umask is mode 0644), that they can read it: with
+// JWT_SECRET they can sign a token for any user. Settings from the
+// environment are not judged (another user cannot read a process's
+// environment). The warnings name the file and the setting, never the value.
+func (c Config) SecretSettingsOthersCanRead() []string {
+	var warnings []string
+	for _, key := range []string{"JWT_SECRET", "REDIS_URL"} {
+		src, val := c.Sources[key], c.Values[key]
+		if src == "" || src == FromEnvironment || val == "" || (key == "REDIS_URL" && !strings.Contains(val, "@")) {
+			continue
+		}
+		fi, err := os.Stat(src)
+		if err != nil {
+			continue
+		}
+		if who := readableByOthers(fi); who != "" {
+			what := "JWT_SECRET: whoever reads it can sign a token for any user"
+			if key == "REDIS_URL" {
+				what = "a REDIS_URL with a password: whoever reads it can use that Redis"
+			}
+			warnings = append(warnings, fmt.Sprintf("%s %s, and sets %s; `chmod 600 %s` (or set %s in the environment)", src, who, what, src, key))
+		}
+	}
+	return warnings
+}

@@ -235,3 +235,66 @@ func TestRefusesAnotherUsersStateDir(t *testing.T) {
 		}
 	})
 }
+
+// TestWarnsOfSecretSettingsOthersCanRead: a JWT_SECRET in a stack.local.env
+// written with the usual umask (0644) handed the signing key to every local
+// user, who could then sign a token for any user, without a word from `up`
+// (the generated secret file is kept at 0600). Each row writes the file
+// with its mode (and group), loads the settings as the launcher does, and
+// wants a warning naming the file and the setting, never the value.
+func TestWarnsOfSecretSettingsOthersCanRead(t *testing.T) {
+	const secret = "7f3c9a1e5b2d8f4a6c0e9b7d5a3f1c8e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a"
+	const nogroup = 65534 // Debian's nogroup: no member at all
+	tests := []struct {
+		name    string
+		file    string // stack.local.env
+		mode    os.FileMode
+		gid     int // chown the file to this group first; -1: leave it
+		environ []string
+		want    string // in the one warning; "" for none
+	}{
+		{"JWT_SECRET, mode 0644", "JWT_SECRET=" + secret + "\n", 0o644, -1, nil, "is readable by every user (mode 0644), and sets JWT_SECRET"},
+		{"JWT_SECRET, mode 0604", "JWT_SECRET=" + secret + "\n", 0o604, -1, nil, "is readable by every user (mode 0604)"},
+		{"JWT_SECRET, mode 0600", "JWT_SECRET=" + secret + "\n", 0o600, -1, nil, ""},
+		{"JWT_SECRET, mode 0640, this user's group", "JWT_SECRET=" + secret + "\n", 0o640, os.Getegid(), nil, ""},
+		{"JWT_SECRET, mode 0640, group of others", "JWT_SECRET=" + secret + "\n", 0o640, nogroup, nil, "is readable by its group"},
+		{"JWT_SECRET in the environment wins", "JWT_SECRET=" + secret + "\n", 0o644, -1, []string{"JWT_SECRET=" + secret}, ""},
+		{"REDIS_URL with a password", "REDIS_URL=redis://:" + secret + "@127.0.0.1:6379/0\n", 0o644, -1, nil, "and sets a REDIS_URL with a password"},
+		{"REDIS_URL without one", "REDIS_URL=redis://127.0.0.1:6379/0\n", 0o644, -1, nil, ""},
+		{"no secret", "LOG_LEVEL=debug\n", 0o644, -1, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.gid == nogroup && os.Geteuid() != 0 {
+				t.Skip("needs root, to give the file to a group of others")
+			}
+			l := checkout(t, "")
+			local := l.LocalFile("")
+			writeFile(t, local, tt.file)
+			if tt.gid != -1 {
+				if err := os.Chown(local, -1, tt.gid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := os.Chmod(local, tt.mode); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Load(l, l.Checkout, tt.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := cfg.SecretSettingsOthersCanRead()
+			switch {
+			case tt.want == "" && len(got) != 0:
+				t.Errorf("got warnings %q, want none", got)
+			case tt.want != "" && (len(got) != 1 || !strings.Contains(got[0], tt.want) || !strings.Contains(got[0], local)):
+				t.Errorf("got warnings %q, want one naming %s and containing %q", got, local, tt.want)
+			}
+			for _, w := range got {
+				if strings.Contains(w, secret[:16]) {
+					t.Errorf("the warning shows the secret: %q", w)
+				}
+			}
+		})
+	}
+}
