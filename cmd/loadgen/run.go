@@ -82,7 +82,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		}
 		return d, nil
 	}
-	if shareDir != "" {
+	if shareDir != "" || errors.As(err, new(*stackconfig.UntrustedCheckoutError)) {
 		return stackDefaults{}, err
 	}
 	var e environment

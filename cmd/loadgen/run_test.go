@@ -96,6 +96,16 @@ func checkoutWith(t *testing.T, localEnv string) string {
 	return dir
 }
 
+// worldWritable makes dir writable by every user (a /tmp of a checkout's,
+// as another user would find it) and returns it.
+func worldWritable(t *testing.T, dir string) string {
+	t.Helper()
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // TestFindStack: loadgen's defaults come from the stack's own configuration
 // where the launcher would find it (from a subdirectory too, with
 // stack.local.env), else from the environment alone.
@@ -124,6 +134,9 @@ func TestFindStack(t *testing.T) {
 		{"checkout: a bad setting is named",
 			checkoutWith(t, "PLATFORM_PORT=eighty\n"), nil,
 			stackDefaults{}, `PLATFORM_PORT must be a whole number, got "eighty"`},
+		{"a checkout every user may add a file to is refused, not passed over",
+			filepath.Join(worldWritable(t, checkoutWith(t, "PLATFORM_PORT=18080\n")), "sub"), nil,
+			stackDefaults{}, "looks like a checkout of the platform"},
 		{"no stack files: PLATFORM_PORT and STACK_STATE_DIR",
 			t.TempDir(), []string{"PLATFORM_PORT=9999", "STACK_STATE_DIR=" + state},
 			stackDefaults{target: "http://127.0.0.1:9999", redisURL: "unix://" + sock}, ""},

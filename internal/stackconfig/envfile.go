@@ -76,7 +76,8 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 //
 // A symlink to nothing is an error, not a missing file (its settings were
 // meant to apply), and so is anything but a regular file: open(2) of a
-// named pipe would wait for a writer for good.
+// named pipe would wait for a writer for good. So is a file that a user
+// other than root and this one owns or may write (checkChangers).
 func ReadEnvFile(path string, optional bool) (map[string]string, error) {
 	st, err := os.Stat(path)
 	switch {
@@ -95,6 +96,19 @@ func ReadEnvFile(path string, optional bool) (map[string]string, error) {
 		return nil, err
 	}
 	defer f.Close()
+	// Judged as opened: one that another user could have put there or can
+	// change would hand them the stack (JWT_SECRET, REDIS_URL,
+	// STACK_STATE_DIR, USERS_FILE); an installed launcher reads
+	// stack.local.env from the current directory, /tmp say.
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if err := checkChangers(path, fi); err != nil {
+		mend := ""
+		if errors.As(err, new(modeError)) {
+			mend = fmt.Sprintf(", or make it writable by its owner only (chmod go-w %s)", path)
+		}
+		return nil, fmt.Errorf("settings file %s: %w: its settings (JWT_SECRET, REDIS_URL, STACK_STATE_DIR, ...) would be another user's to choose; remove it, or run the launcher from another directory%s", path, err, mend)
+	}
 	return ParseEnvFile(f, path)
 }
 

@@ -1,7 +1,9 @@
 package stackconfig
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,7 +54,10 @@ func (l Layout) LocalFile(cwd string) string {
 // holding both go.mod and process-compose.yaml (a checkout); then
 // <dir of exe>/../share/acme-platform (an installed package).
 func FindLayout(cwd, exe, shareDir string) (Layout, error) {
-	checkout := findCheckout(cwd)
+	checkout, err := findCheckout(cwd)
+	if err != nil {
+		return Layout{}, err
+	}
 	if shareDir != "" && !filepath.IsAbs(shareDir) {
 		// The processes run in the state dir: every path they get is absolute.
 		shareDir = filepath.Join(cwd, shareDir)
@@ -117,18 +122,58 @@ func InGitRepository(dir string) bool {
 
 // findCheckout is the nearest directory at or above cwd holding both go.mod
 // and process-compose.yaml, or "".
-func findCheckout(cwd string) string {
+func findCheckout(cwd string) (string, error) {
 	for dir := cwd; ; {
 		if isFile(filepath.Join(dir, "go.mod")) && isFile(filepath.Join(dir, ComposeFileName)) {
-			return dir
+			return dir, trustCheckout(dir)
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return ""
+			return "", nil
 		}
 		dir = parent
 	}
 }
+
+// trustCheckout refuses a checkout found at or above the current directory
+// that a user other than root and this one could have put there or can
+// change (checkChangers): the directory, or its go.mod, process-compose.yaml
+// or haproxy.cfg. The launcher runs the commands of its
+// process-compose.yaml, builds its code and takes its settings
+// (stack.local.env: JWT_SECRET, REDIS_URL, ...), so another user's
+// directory above the current one (/tmp, where anyone may create go.mod and
+// process-compose.yaml) would run as this user, as git's search for .git
+// did before its safe.directory check (CVE-2022-24765).
+func trustCheckout(dir string) error {
+	for _, p := range []string{dir, filepath.Join(dir, "go.mod"), filepath.Join(dir, ComposeFileName), filepath.Join(dir, HAProxyFileName)} {
+		fi, err := os.Stat(p) // a symlink is judged by where it leads (the current directory may be named through one)
+		if errors.Is(err, fs.ErrNotExist) && p != dir {
+			continue
+		}
+		if err == nil {
+			err = checkChangers(p, fi)
+		}
+		if err != nil {
+			mend := ""
+			if errors.As(err, new(modeError)) {
+				mend = fmt.Sprintf(", or make it writable by its owner only (chmod go-w %s)", p)
+			}
+			return &UntrustedCheckoutError{Dir: dir, err: fmt.Errorf("%s looks like a checkout of the platform (go.mod and %s), but %w: the launcher would run its commands and take its settings from a directory another user controls; run the launcher from a directory outside it%s", dir, ComposeFileName, err, mend)}
+		}
+	}
+	return nil
+}
+
+// UntrustedCheckoutError is FindLayout's refusal of a checkout that another
+// user controls (trustCheckout), which a caller that can do without a
+// checkout must not take for "no checkout here".
+type UntrustedCheckoutError struct {
+	Dir string // the checkout refused
+	err error
+}
+
+func (e *UntrustedCheckoutError) Error() string { return e.err.Error() }
+func (e *UntrustedCheckoutError) Unwrap() error { return e.err }
 
 // missingConfig names what a directory of the stack's files lacks of
 // process-compose.yaml, haproxy.cfg and haproxy-errors/ ("" for nothing):

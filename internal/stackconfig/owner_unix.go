@@ -223,9 +223,9 @@ func groupName(gid uint32) string {
 }
 
 // readableByOthers says who besides root and this user may read the file fi
-// describes (from Stat), or "" when no one: its owner, every user, or a group
-// with members other than root and this user (or none), as checkParent
-// judges writers.
+// describes (from Stat), or "" when no one: every user, or a group with
+// members other than root and this user (or none), as checkParent judges
+// writers. (A settings file of another user's is refused before: checkChangers.)
 func readableByOthers(fi os.FileInfo) string {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -234,12 +234,41 @@ func readableByOthers(fi os.FileInfo) string {
 	euid := os.Geteuid()
 	perm := fi.Mode().Perm()
 	switch {
-	case st.Uid != 0 && int(st.Uid) != euid:
-		return fmt.Sprintf("is owned by uid %d, not this user (uid %d)", st.Uid, euid)
 	case perm&0o004 != 0:
 		return fmt.Sprintf("is readable by every user (mode %04o)", perm)
 	case perm&0o040 != 0 && !groupOfRootAndMe(st.Gid, euid):
 		return fmt.Sprintf("is readable by its group, %s, which has members other than root and this user, or none (mode %04o)", groupName(st.Gid), perm)
 	}
 	return ""
+}
+
+// checkChangers refuses path (fi from Stat or Lstat), a checkout or a
+// settings file the launcher takes its commands or settings from, unless only
+// root and this user can change it: owned by one of them (an owner outside
+// this user namespace counts as root, as in checkParent), and writable by
+// no other user, nor by a group with other members. Unlike checkParent, a
+// sticky bit does not help: in a sticky directory another user may still
+// add a file of their own.
+func checkChangers(path string, fi os.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	euid := os.Geteuid()
+	perm := fi.Mode().Perm()
+	// A shared directory such as /tmp is sticky: chmod go-w is no mend there.
+	mode, refuse := uint32(perm), func(s string) error { return modeError(s) }
+	if fi.Mode()&os.ModeSticky != 0 {
+		mode |= 0o1000
+		refuse = func(s string) error { return errors.New(s + ", where any of them may add a file") }
+	}
+	switch {
+	case st.Uid != 0 && int(st.Uid) != euid && !outsideNamespace(st.Uid):
+		return fmt.Errorf("%s is owned by uid %d, neither root nor this user (uid %d)", path, st.Uid, euid)
+	case perm&0o002 != 0:
+		return refuse(fmt.Sprintf("%s is writable by every user (mode %04o)", path, mode))
+	case perm&0o020 != 0 && !groupOfRootAndMe(st.Gid, euid):
+		return refuse(fmt.Sprintf("%s is writable by its group, %s, which has members other than root and this user, or none (mode %04o)", path, groupName(st.Gid), mode))
+	}
+	return nil
 }
