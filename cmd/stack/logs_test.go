@@ -210,6 +210,89 @@ processes:
 	}
 }
 
+// TestProcessComposeKeepsABoundedNumberOfLogPieces: a stack left up for days
+// under load must not fill the disk with its logs. HAProxy's access log takes
+// about 425 bytes a transaction and psp-connector's about 120 (measured on
+// 150,000, RELIABILITY.md DX-C1): at 4,000 tx/s that is 8 GB an hour, and
+// without rotation.max_backups process-compose kept every 256 MB piece.
+// With the stack's own &log block (max_size_mb lowered to 1) a process
+// prints max_backups+4 MB: at most max_backups pieces are left, and those
+// with the log hold the last lines printed, whole and in order.
+func TestProcessComposeKeepsABoundedNumberOfLogPieces(t *testing.T) {
+	bin := stacktest.ProcessCompose(t)
+	logConfig := composeLogConfiguration(t)
+	keep := 0
+	for _, line := range strings.Split(logConfig, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "max_backups: "); ok {
+			if _, err := fmt.Sscan(v, &keep); err != nil || keep < 1 {
+				t.Fatalf("process-compose.yaml's rotation.max_backups is %q, want a number of pieces of at least 1 (0 keeps every piece)", v)
+			}
+		}
+	}
+	logConfig = replaceLineWith(logConfig, "max_size_mb: ", "max_size_mb: 1")
+
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "logs", "haproxy.log")
+	const line = "line %08.0f of an access log that grows for as long as the stack is up\n"
+	lineLen := len(fmt.Sprintf(line, 1.0))
+	printed := ((max(keep, 8) + 4) << 20) / lineLen
+	// The sleep lets lumberjack's cleanup, which runs in the background after
+	// a rotation, finish before process-compose exits.
+	compose := fmt.Sprintf(`version: "0.5"
+processes:
+  haproxy:
+    command: "seq -f '%s' 1 %d; sleep 1"
+    availability:
+      restart: "no"
+    log_location: %q
+    log_configuration:
+%s`, strings.TrimSuffix(line, "\n"), printed, logPath, logConfig)
+	if err := os.WriteFile(filepath.Join(dir, "pc.yaml"), []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "up", "--tui=false", "--no-server", "--disable-dotenv",
+		"--config", filepath.Join(dir, "pc.yaml"), "--log-file", filepath.Join(dir, "pc.log"))
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("process-compose up: %v\n%s", err, out)
+	}
+
+	pieces := rotatedlog.Pieces(logPath)
+	var b bytes.Buffer
+	for _, p := range append(pieces, logPath) {
+		if err := copyLog(&b, p, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var total int64
+	for _, p := range append(pieces, logPath) {
+		if st, err := os.Stat(p); err == nil {
+			total += st.Size()
+		}
+	}
+	if keep == 0 {
+		t.Fatalf("process-compose.yaml's rotation has no max_backups: after %.1f MB of log at max_size_mb 1, all %d pieces kept (%d bytes on disk); the logs grow without bound", float64(printed*lineLen)/(1<<20), len(pieces), total)
+	}
+	if len(pieces) > keep {
+		t.Errorf("after %.1f MB of log at max_size_mb 1: %d pieces kept, want at most max_backups %d", float64(printed*lineLen)/(1<<20), len(pieces), keep)
+	}
+	if limit := int64(keep+1) << 20; total > limit {
+		t.Errorf("the log and its pieces take %d bytes, want at most (max_backups+1) x max_size_mb = %d", total, limit)
+	}
+	got := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	if len(got) < keep<<20/lineLen {
+		t.Errorf("the pieces and the log hold %d lines, want at least the last %d MB's %d", len(got), keep, keep<<20/lineLen)
+	}
+	first := printed - len(got) + 1
+	for i, l := range got {
+		if want := fmt.Sprintf(strings.TrimSuffix(line, "\n"), float64(first+i)); l != want {
+			t.Fatalf("line %d of what is kept: got %q, want %q (the last %d lines printed, in order)", i+1, l, want, len(got))
+		}
+	}
+}
+
 // composeLogConfiguration returns the body of process-compose.yaml's
 // `log_configuration: &log` block, which every process shares, indented
 // for a process's log_configuration key.
