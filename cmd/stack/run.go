@@ -40,9 +40,14 @@ type launcher struct {
 }
 
 // run parses the command line and runs one command: up (the default), down,
-// status, logs, reset, help, or the internal probe and watchdog that
-// process-compose.yaml runs.
+// status, logs, reset, help, or the internal probe, watchdog and
+// redis-server that process-compose.yaml runs.
 func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "redis-server" {
+		// Before signals are caught: a SIGTERM in the moment before the
+		// exec must stop Redis's start, not be swallowed by the launcher.
+		return redisServer(args[2:], environ, stdout)
+	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
