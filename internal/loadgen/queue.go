@@ -147,11 +147,11 @@ func (q *QueueProbe) deadLetterMark(ctx context.Context) (string, error) {
 }
 
 // deadLettered counts the entries of the dead-letter stream after mark whose
-// transaction id is in ids: transactions of this run, not another client's.
+// transaction id ofThisRun accepts: not another client's.
 // The connector copies the transaction's entry into its dead letter, each
 // field's name prefixed "entry." (txqueue's entryFields): the id is in
 // "entry.id".
-func (q *QueueProbe) deadLettered(ctx context.Context, mark string, ids map[string]struct{}) (int64, error) {
+func (q *QueueProbe) deadLettered(ctx context.Context, mark string, ofThisRun func(id string) bool) (int64, error) {
 	var n int64
 	for {
 		page, err := q.rdb.XRangeN(ctx, q.dead, "("+mark, "+", 1000).Result()
@@ -160,7 +160,7 @@ func (q *QueueProbe) deadLettered(ctx context.Context, mark string, ids map[stri
 		}
 		for _, e := range page {
 			if id, _ := e.Values["entry.id"].(string); id != "" {
-				if _, ok := ids[id]; ok {
+				if ofThisRun(id) {
 					n++
 				}
 			}

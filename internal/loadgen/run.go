@@ -94,7 +94,7 @@ type worker struct {
 // acceptedTx is a transaction the API answered 200 with an id for (also kept
 // for a 503 that says it may be queued: worker.maybeQueued).
 type acceptedTx struct {
-	id       string
+	id       txID
 	merchant int32
 	// answered is when the answer came, from the start of the load: the
 	// transaction was created before it.
@@ -254,10 +254,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Target = cfg.TokenURL
 	}
 	r.fillLoad(rep)
-	var accepted, maybeQueued []acceptedTx
+	// Merged into lists of their final size: grown by append, a long run's
+	// list, the largest thing it holds, would be copied again and again.
+	var nAccepted, nMaybeQueued int
+	for _, w := range workers {
+		nAccepted += len(w.accepted)
+		nMaybeQueued += len(w.maybeQueued)
+	}
+	accepted, maybeQueued := make([]acceptedTx, 0, nAccepted), make([]acceptedTx, 0, nMaybeQueued)
 	for _, w := range workers {
 		accepted = append(accepted, w.accepted...)
 		maybeQueued = append(maybeQueued, w.maybeQueued...)
+		w.accepted, w.maybeQueued = nil, nil
 	}
 	if cfg.Mode == ModeTransactions && ctx.Err() == nil {
 		v := r.verify(ctx, accepted, start, loadEnd, before)
@@ -495,7 +503,7 @@ func (r *runner) settleTx(ctx context.Context, w *worker, t *txTry, resp h1resp,
 		ID string `json:"id"`
 	}
 	hasID := json.Unmarshal(w.s.buf.Bytes(), &out) == nil && out.ID != ""
-	tx := acceptedTx{id: out.ID, merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
+	tx := acceptedTx{id: parseTxID(out.ID), merchant: int32(w.id % len(r.merchants)), answered: done.Sub(r.start)}
 	switch {
 	case resp.status == http.StatusServiceUnavailable && hasID:
 		r.errs.add(errTxMaybeQueued)

@@ -125,6 +125,18 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 	cfg := r.cfg
 	began := time.Now()
 	v := Verification{Accepted: int64(len(accepted)), DrainMethod: "none", Via: cfg.VerifyVia, e2e: newLatency()}
+	// The sample is drawn first, from the accepted list in the order of the
+	// answers (Report.Seed), and copied out of it.
+	check := accepted
+	if cfg.Verify == VerifyNone {
+		check = nil
+	} else if cfg.Verify == VerifySample && cfg.VerifySample < len(accepted) {
+		check = sample(accepted, cfg.VerifySample, r.seed)
+	}
+	// Then the list is sorted by id, in place: duplicates are neighbours,
+	// and the dead letters' ids are looked up by binary search, with no set
+	// of them all.
+	slices.SortFunc(accepted, func(a, b acceptedTx) int { return compareTxIDs(a.id, b.id) })
 	v.DuplicateIDs = duplicateIDs(accepted)
 	deadline := loadEnd.Add(cfg.DrainTimeout)
 	drainedAt := time.Time{}
@@ -159,11 +171,11 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 		// Dead-lettered entries are acked: the group drains, and the stream
 		// got their entries. Only their status, or the dead-letter stream,
 		// tells them from processed ones.
-		ids := make(map[string]struct{}, len(accepted))
-		for _, tx := range accepted {
-			ids[tx.id] = struct{}{}
+		ofThisRun := func(id string) bool {
+			_, found := slices.BinarySearchFunc(accepted, parseTxID(id), func(tx acceptedTx, id txID) int { return compareTxIDs(tx.id, id) })
+			return found
 		}
-		n, err := cfg.Queue.deadLettered(ctx, r.deadMark, ids)
+		n, err := cfg.Queue.deadLettered(ctx, r.deadMark, ofThisRun)
 		if err != nil && ctx.Err() == nil {
 			r.errs.add("dead-letter stream read")
 			v.DeadLetterUnread = true
@@ -171,12 +183,6 @@ func (r *runner) verify(ctx context.Context, accepted []acceptedTx, start, loadE
 		v.DeadLettered = n
 	}
 
-	check := accepted
-	if cfg.Verify == VerifyNone {
-		check = nil
-	} else if cfg.Verify == VerifySample && cfg.VerifySample < len(accepted) {
-		check = sample(accepted, cfg.VerifySample, r.seed)
-	}
 	v.Checked = int64(len(check))
 	if len(check) > 0 {
 		states, finalBy := r.checkStatuses(ctx, check, deadline, v.e2e, false)
@@ -251,17 +257,12 @@ func (r *runner) lookUpMaybeQueued(ctx context.Context, txs []acceptedTx, deadli
 	return int64(len(txs)), found, unprocessed, unverified
 }
 
-// duplicateIDs counts the accepted transactions whose id came before in the
-// run.
+// duplicateIDs counts the accepted transactions, sorted by id, whose id
+// another one before it has.
 func duplicateIDs(accepted []acceptedTx) int64 {
-	ids := make([]string, len(accepted))
-	for i, tx := range accepted {
-		ids[i] = tx.id
-	}
-	slices.Sort(ids)
 	var n int64
-	for i := 1; i < len(ids); i++ {
-		if ids[i] == ids[i-1] {
+	for i := 1; i < len(accepted); i++ {
+		if accepted[i].id == accepted[i-1].id {
 			n++
 		}
 	}
@@ -398,7 +399,7 @@ func (r *runner) checkStatuses(ctx context.Context, txs []acceptedTx, deadline t
 // transaction).
 func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txState, d time.Duration, ok bool, errKey string) {
 	if r.cfg.VerifyVia == ViaRedis {
-		st, d, ok, err := r.cfg.Queue.lookup(ctx, tx.id)
+		st, d, ok, err := r.cfg.Queue.lookup(ctx, tx.id.String())
 		if err != nil {
 			if isCanceled(ctx, err) {
 				return stateUnknown, 0, false, ""
@@ -415,7 +416,7 @@ func (r *runner) lookup(ctx context.Context, tx acceptedTx, s *session) (st txSt
 		}
 		return stateUnknown, 0, false, "status skipped: no token"
 	}
-	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id, nil, reqHeaders{bearer: tok})
+	resp, err := s.do(ctx, http.MethodGet, &r.c.status, tx.id.String(), nil, reqHeaders{bearer: tok})
 	if err != nil {
 		if isCanceled(ctx, err) {
 			return stateUnknown, 0, false, ""
@@ -525,10 +526,20 @@ func sample(txs []acceptedTx, n int, seed uint64) []acceptedTx {
 		seed = uint64(time.Now().UnixNano())
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
-	c := append([]acceptedTx(nil), txs...)
-	for i := 0; i < n; i++ {
-		j := i + rng.IntN(len(c)-i)
-		c[i], c[j] = c[j], c[i]
+	// A Fisher-Yates shuffle of the positions stopped after n, the positions
+	// it moved kept in a map: not a copy of the whole list, a run's largest.
+	moved := make(map[int]int, n)
+	at := func(k int) int {
+		if p, ok := moved[k]; ok {
+			return p
+		}
+		return k
 	}
-	return c[:n]
+	c := make([]acceptedTx, n)
+	for i := range n {
+		j := i + rng.IntN(len(txs)-i)
+		// Position i is never read again: only j's swap need be kept.
+		c[i], moved[j] = txs[at(j)], at(i)
+	}
+	return c
 }

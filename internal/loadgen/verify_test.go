@@ -1,9 +1,12 @@
 package loadgen
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -292,5 +295,40 @@ func TestMaybeQueuedIsCountedWithVerifyNone(t *testing.T) {
 				t.Errorf("text report has no maybe queued line:\n%s", b.String())
 			}
 		})
+	}
+}
+
+// TestSampleDrawsWhatAShuffleOfTheWholeListDraws: sample shuffles only the
+// positions it draws, so as not to copy a run's whole accepted list; for a
+// --seed to repeat the positions sampled (Report.Seed), it must draw what a
+// Fisher-Yates shuffle of a copy of the whole list, stopped after n, drew.
+func TestSampleDrawsWhatAShuffleOfTheWholeListDraws(t *testing.T) {
+	txs := make([]acceptedTx, 1000)
+	for i := range txs {
+		txs[i] = acceptedTx{id: parseTxID(fmt.Sprintf("tx_%032x", i)), merchant: int32(i)}
+	}
+	wholeShuffle := func(n int, seed uint64) []acceptedTx {
+		rng := rand.New(rand.NewPCG(seed, 0x5eed))
+		c := append([]acceptedTx(nil), txs...)
+		for i := 0; i < n; i++ {
+			j := i + rng.IntN(len(c)-i)
+			c[i], c[j] = c[j], c[i]
+		}
+		return c[:n]
+	}
+	for _, n := range []int{1, 3, 100, 999, 1000} {
+		for _, seed := range []uint64{1, 2, 42} {
+			got, want := sample(txs, n, seed), wholeShuffle(n, seed)
+			if !slices.Equal(got, want) {
+				t.Errorf("n %d seed %d: got %v, want %v", n, seed, got[:min(n, 5)], want[:min(n, 5)])
+			}
+			seen := make(map[int32]bool, n)
+			for _, tx := range got {
+				if seen[tx.merchant] {
+					t.Fatalf("n %d seed %d: position %d drawn twice", n, seed, tx.merchant)
+				}
+				seen[tx.merchant] = true
+			}
+		}
 	}
 }
