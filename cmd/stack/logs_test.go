@@ -158,19 +158,9 @@ processes:
     log_location: %q
     log_configuration:
 %s`, lines, logPath, logConfig)
-	if err := os.WriteFile(filepath.Join(dir, "pc.yaml"), []byte(compose), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	upOnce := func() {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, bin, "up", "--tui=false", "--no-server", "--disable-dotenv",
-			"--config", filepath.Join(dir, "pc.yaml"), "--log-file", filepath.Join(dir, "pc.log"))
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("process-compose up: %v\n%s", err, out)
-		}
+		composeUpOnce(t, bin, dir, compose, 60*time.Second)
 	}
 	readAll := func() (pieces []string, text string) {
 		t.Helper()
@@ -247,17 +237,7 @@ processes:
     log_location: %q
     log_configuration:
 %s`, strings.TrimSuffix(line, "\n"), printed, logPath, logConfig)
-	if err := os.WriteFile(filepath.Join(dir, "pc.yaml"), []byte(compose), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "up", "--tui=false", "--no-server", "--disable-dotenv",
-		"--config", filepath.Join(dir, "pc.yaml"), "--log-file", filepath.Join(dir, "pc.log"))
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("process-compose up: %v\n%s", err, out)
-	}
+	composeUpOnce(t, bin, dir, compose, 90*time.Second)
 
 	pieces := rotatedlog.Pieces(logPath)
 	var b bytes.Buffer
@@ -290,6 +270,25 @@ processes:
 		if want := fmt.Sprintf(strings.TrimSuffix(line, "\n"), float64(first+i)); l != want {
 			t.Fatalf("line %d of what is kept: got %q, want %q (the last %d lines printed, in order)", i+1, l, want, len(got))
 		}
+	}
+}
+
+// composeUpOnce writes compose to dir/pc.yaml and runs the real
+// process-compose (bin) on it in dir until every process has exited,
+// without its API server or TUI, failing the test if it fails or takes
+// longer than timeout.
+func composeUpOnce(t *testing.T, bin, dir, compose string, timeout time.Duration) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, "pc.yaml"), []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "up", "--tui=false", "--no-server", "--disable-dotenv",
+		"--config", filepath.Join(dir, "pc.yaml"), "--log-file", filepath.Join(dir, "pc.log"))
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("process-compose up: %v\n%s", err, out)
 	}
 }
 
