@@ -61,8 +61,9 @@ type stackDefaults struct {
 // default being the launcher's outside a checkout (stackconfig.UserStateDir).
 // The Redis socket is used only when it exists (a running stack).
 func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
-	shareDir := env.ToMap(environ)["STACK_SHARE_DIR"]
-	layout, err := stackconfig.FindLayout(cwd, exe, shareDir)
+	vars := env.ToMap(environ)
+	shareDir := vars["STACK_SHARE_DIR"]
+	layout, err := stackconfig.FindLayout(cwd, exe, shareDir, vars["STACK_TRUSTED_CHECKOUT"])
 	if err == nil {
 		cfg, err := stackconfig.Load(layout, cwd, environ)
 		if err != nil {

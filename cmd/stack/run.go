@@ -151,7 +151,7 @@ func newLauncher(environ []string, stdin io.Reader, stdout, stderr io.Writer) (*
 		l.exe = ""
 	}
 	shareDir := lookupEnv(environ, "STACK_SHARE_DIR")
-	if l.layout, err = stackconfig.FindLayout(l.cwd, l.exe, shareDir); err != nil {
+	if l.layout, err = stackconfig.FindLayout(l.cwd, l.exe, shareDir, lookupEnv(environ, "STACK_TRUSTED_CHECKOUT")); err != nil {
 		return l, err
 	}
 	if l.cfg, err = stackconfig.Load(l.layout, l.cwd, environ); err != nil {

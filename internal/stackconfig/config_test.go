@@ -450,7 +450,7 @@ func TestFindLayout(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l, err := FindLayout(tt.cwd, tt.exe, tt.shareEnv)
+			l, err := FindLayout(tt.cwd, tt.exe, tt.shareEnv, "")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %+v, %v; want an error containing %q", l, err, tt.wantErr)

@@ -79,6 +79,13 @@ func ParseEnvFile(r io.Reader, name string) (map[string]string, error) {
 // named pipe would wait for a writer for good. So is a file that a user
 // other than root and this one owns or may write (checkChangers).
 func ReadEnvFile(path string, optional bool) (map[string]string, error) {
+	return readEnvFile(path, optional, true)
+}
+
+// readEnvFile is ReadEnvFile, which checks who may change the file only
+// when checkChangersToo: not for one in a checkout that
+// STACK_TRUSTED_CHECKOUT names (Layout.Trusted).
+func readEnvFile(path string, optional, checkChangersToo bool) (map[string]string, error) {
 	st, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -102,7 +109,7 @@ func ReadEnvFile(path string, optional bool) (map[string]string, error) {
 	// stack.local.env from the current directory, /tmp say.
 	if fi, err := f.Stat(); err != nil {
 		return nil, err
-	} else if err := checkChangers(path, fi); err != nil {
+	} else if err := checkChangers(path, fi); err != nil && checkChangersToo {
 		mend := ""
 		if errors.As(err, new(modeError)) {
 			mend = fmt.Sprintf(", or make it writable by its owner only (chmod go-w %s)", path)

@@ -52,6 +52,8 @@ func TestRefusesACheckoutAnotherUserControls(t *testing.T) {
 			writeFile(t, filepath.Join(co, HAProxyFileName), "global\n")
 			chown(t, filepath.Join(co, HAProxyFileName), other)
 		}, []string{HAProxyFileName + " is owned by uid 65534"}},
+		{"the refusal says how to trust it", false, func(t *testing.T, co string) { mkChmod(t, co, 0o777) },
+			[]string{"if you trust it, set STACK_TRUSTED_CHECKOUT=" + "<co>" + " in the environment"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,7 +70,10 @@ func TestRefusesACheckoutAnotherUserControls(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.arrange(t, co)
-			l, err := FindLayout(cwd, "", "")
+			for i := range tt.want {
+				tt.want[i] = strings.ReplaceAll(tt.want[i], "<co>", co)
+			}
+			l, err := FindLayout(cwd, "", "", "")
 			if len(tt.want) == 0 {
 				if err != nil || l.Checkout != co {
 					t.Fatalf("got %+v, %v; want the checkout %s", l, err, co)
@@ -147,5 +152,73 @@ func mkChmod(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Chmod(path, mode); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTakesTheCheckoutSTACK_TRUSTED_CHECKOUTNames: as git's safe.directory,
+// STACK_TRUSTED_CHECKOUT names a checkout to take although another user
+// owns it or may change it (root in a container, on a checkout mounted from
+// a user's, was refused with no way round but to run as that user), with its
+// settings files. It names one checkout: another one is still refused.
+func TestTakesTheCheckoutSTACK_TRUSTED_CHECKOUTNames(t *testing.T) {
+	const other = 65534
+	tests := []struct {
+		name    string
+		root    bool
+		arrange func(t *testing.T, co string)
+		trusted func(co string) string // STACK_TRUSTED_CHECKOUT's value
+		want    string                 // in the refusal; "": taken, trusted
+	}{
+		{"writable by every user, named", false, func(t *testing.T, co string) { mkChmod(t, co, 0o777) },
+			func(co string) string { return co }, ""},
+		{"named through a symlink", false, func(t *testing.T, co string) { mkChmod(t, co, 0o777) },
+			func(co string) string {
+				link := filepath.Join(filepath.Dir(co), "link")
+				if err := os.Symlink(co, link); err != nil {
+					t.Fatal(err)
+				}
+				return link
+			}, ""},
+		{"another checkout named", false, func(t *testing.T, co string) { mkChmod(t, co, 0o777) },
+			func(co string) string { return filepath.Dir(co) }, "is writable by every user (mode 0777)"},
+		{"owned by another user, with its stack.local.env, named", true, func(t *testing.T, co string) {
+			writeFile(t, filepath.Join(co, LocalFileName), "PLATFORM_PORT=18181\n")
+			chown(t, filepath.Join(co, LocalFileName), other)
+			chown(t, co, other)
+		}, func(co string) string { return co }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.root && os.Geteuid() != 0 {
+				t.Skip("needs root, to give a file to another user")
+			}
+			base, err := os.MkdirTemp("", "tc-") // short: the state dir's sockets go below it
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(base) })
+			co := filepath.Join(base, "mounted")
+			mkdir(t, co, 0o755)
+			writeFile(t, filepath.Join(co, "go.mod"), "module x\n")
+			writeFile(t, filepath.Join(co, ComposeFileName), "processes: {}\n")
+			tt.arrange(t, co)
+			l, err := FindLayout(co, "", "", tt.trusted(co))
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("got %+v, %v; want a refusal containing %q", l, err, tt.want)
+				}
+				return
+			}
+			if err != nil || l.Checkout != co || !l.Trusted {
+				t.Fatalf("got %+v, %v; want the checkout %s, trusted", l, err, co)
+			}
+			cfg, err := Load(l, co, []string{"HOME=" + co})
+			if err != nil {
+				t.Fatalf("Load: got %v, want the trusted checkout's settings taken", err)
+			}
+			if tt.root && cfg.PlatformPort != 18181 {
+				t.Errorf("PLATFORM_PORT: got %d, want 18181 from the checkout's stack.local.env", cfg.PlatformPort)
+			}
+		})
 	}
 }

@@ -31,10 +31,12 @@ var perProcessSettings = map[string]string{
 }
 
 // ignoredInFiles are variables a file cannot set: the launcher reads
-// STACK_SHARE_DIR from the environment only (it says where the files are),
-// and sets the others itself for every process (Config.Environ and up).
+// STACK_SHARE_DIR (where the files are) and STACK_TRUSTED_CHECKOUT from the
+// environment only (environmentOnly), and sets the others itself for every
+// process (Config.Environ and up).
 var ignoredInFiles = map[string]string{
 	"STACK_SHARE_DIR":            "the launcher reads it from the environment only, before it reads any file",
+	"STACK_TRUSTED_CHECKOUT":     "the launcher reads it from the environment only: a checkout's own file cannot vouch for the checkout",
 	"AUTH_API_SOCKET":            "the launcher sets it",
 	"CORE_API_SOCKET":            "the launcher sets it",
 	"STACK_CONFIG_DIR":           "the launcher sets it",
@@ -47,6 +49,10 @@ var ignoredInFiles = map[string]string{
 	"PC_API_TOKEN_PATH":          "the launcher clears it: process-compose's API is on a unix socket in the state dir",
 	"PC_DISABLED_PROCESSES":      "the launcher clears it: every process of the stack runs",
 }
+
+// environmentOnly are the entries of ignoredInFiles that the launcher reads
+// from the environment, and sets for no process.
+var environmentOnly = map[string]bool{"STACK_SHARE_DIR": true, "STACK_TRUSTED_CHECKOUT": true}
 
 // otherReadSettings are read by the launcher, by process-compose or by every
 // process's Go runtime, though not in Config.

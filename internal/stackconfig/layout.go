@@ -25,6 +25,10 @@ type Layout struct {
 	Checkout string
 	// How says how ConfigDir was found, for --help and error messages.
 	How string
+	// Trusted: Checkout is the one STACK_TRUSTED_CHECKOUT names, taken,
+	// with its settings files, whoever owns them or may change them
+	// (trustCheckout).
+	Trusted bool
 }
 
 // ComposeFile is the process-compose.yaml the stack runs.
@@ -52,9 +56,11 @@ func (l Layout) LocalFile(cwd string) string {
 // FindLayout looks for the stack's files, first match wins: shareDir (the
 // STACK_SHARE_DIR variable) when set; the nearest directory at or above cwd
 // holding both go.mod and process-compose.yaml (a checkout); then
-// <dir of exe>/../share/acme-platform (an installed package).
-func FindLayout(cwd, exe, shareDir string) (Layout, error) {
-	checkout, err := findCheckout(cwd)
+// <dir of exe>/../share/acme-platform (an installed package). trusted (the
+// STACK_TRUSTED_CHECKOUT variable, from the environment only) names a
+// checkout to take although another user owns it or may change it.
+func FindLayout(cwd, exe, shareDir, trusted string) (Layout, error) {
+	checkout, isTrusted, err := findCheckout(cwd, trusted)
 	if err != nil {
 		return Layout{}, err
 	}
@@ -66,10 +72,10 @@ func FindLayout(cwd, exe, shareDir string) (Layout, error) {
 		if missing := missingConfig(shareDir); missing != "" {
 			return Layout{}, fmt.Errorf("STACK_SHARE_DIR=%s has no %s", shareDir, missing)
 		}
-		return Layout{ConfigDir: shareDir, Checkout: checkout, How: "STACK_SHARE_DIR"}, nil
+		return Layout{ConfigDir: shareDir, Checkout: checkout, How: "STACK_SHARE_DIR", Trusted: isTrusted}, nil
 	}
 	if checkout != "" {
-		return Layout{ConfigDir: checkout, Checkout: checkout, How: "checkout"}, nil
+		return Layout{ConfigDir: checkout, Checkout: checkout, How: "checkout", Trusted: isTrusted}, nil
 	}
 	if exe != "" {
 		if resolved, err := filepath.EvalSymlinks(exe); err == nil {
@@ -121,18 +127,32 @@ func InGitRepository(dir string) bool {
 }
 
 // findCheckout is the nearest directory at or above cwd holding both go.mod
-// and process-compose.yaml, or "".
-func findCheckout(cwd string) (string, error) {
+// and process-compose.yaml, or "", and whether it is trusted, the one
+// trusted names.
+func findCheckout(cwd, trusted string) (string, bool, error) {
 	for dir := cwd; ; {
 		if isFile(filepath.Join(dir, "go.mod")) && isFile(filepath.Join(dir, ComposeFileName)) {
-			return dir, trustCheckout(dir)
+			if sameDir(dir, trusted) {
+				return dir, true, nil
+			}
+			return dir, false, trustCheckout(dir)
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", nil
+			return "", false, nil
 		}
 		dir = parent
 	}
+}
+
+// sameDir reports whether trusted names dir ("" names none).
+func sameDir(dir, trusted string) bool {
+	if trusted == "" {
+		return false
+	}
+	a, errA := os.Stat(dir)
+	b, errB := os.Stat(trusted)
+	return errA == nil && errB == nil && os.SameFile(a, b)
 }
 
 // trustCheckout refuses a checkout found at or above the current directory
@@ -143,7 +163,10 @@ func findCheckout(cwd string) (string, error) {
 // (stack.local.env: JWT_SECRET, REDIS_URL, ...), so another user's
 // directory above the current one (/tmp, where anyone may create go.mod and
 // process-compose.yaml) would run as this user, as git's search for .git
-// did before its safe.directory check (CVE-2022-24765).
+// did before its safe.directory check (CVE-2022-24765). As git's
+// safe.directory, STACK_TRUSTED_CHECKOUT in the environment names one to
+// take all the same (findCheckout): root in a container, say, on a checkout
+// mounted from a user's.
 func trustCheckout(dir string) error {
 	for _, p := range []string{dir, filepath.Join(dir, "go.mod"), filepath.Join(dir, ComposeFileName), filepath.Join(dir, HAProxyFileName)} {
 		fi, err := os.Stat(p) // a symlink is judged by where it leads (the current directory may be named through one)
@@ -156,9 +179,9 @@ func trustCheckout(dir string) error {
 		if err != nil {
 			mend := ""
 			if errors.As(err, new(modeError)) {
-				mend = fmt.Sprintf(", or make it writable by its owner only (chmod go-w %s)", p)
+				mend = fmt.Sprintf(", make it writable by its owner only (chmod go-w %s)", p)
 			}
-			return &UntrustedCheckoutError{Dir: dir, err: fmt.Errorf("%s looks like a checkout of the platform (go.mod and %s), but %w: the launcher would run its commands and take its settings from a directory another user controls; run the launcher from a directory outside it%s", dir, ComposeFileName, err, mend)}
+			return &UntrustedCheckoutError{Dir: dir, err: fmt.Errorf("%s looks like a checkout of the platform (go.mod and %s), but %w: the launcher would run its commands and take its settings from a directory another user controls; run the launcher from a directory outside it%s, or, if you trust it, set STACK_TRUSTED_CHECKOUT=%s in the environment", dir, ComposeFileName, err, mend, dir)}
 		}
 	}
 	return nil
