@@ -92,7 +92,7 @@ func reference(body []byte, bearer string) (Transaction, bool) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var m map[string]any
-	if dec.Decode(&m) != nil || dec.More() || !json.Valid(body) {
+	if dec.Decode(&m) != nil || dec.More() || !json.Valid(body) || givesAFieldTwice(body) {
 		return Transaction{}, false
 	}
 	var tx Transaction
@@ -121,4 +121,33 @@ func reference(body []byte, bearer string) (Transaction, bool) {
 	}
 	tx.Amount, tx.Currency = n, cur
 	return tx, true
+}
+
+// givesAFieldTwice reports whether the JSON object body (valid) has token,
+// amount or currency more than once at its top level, read with the
+// standard decoder's tokens.
+func givesAFieldTwice(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false
+		}
+		switch k, _ := key.(string); k {
+		case "token", "amount", "currency":
+			if seen[k] {
+				return true
+			}
+			seen[k] = true
+		}
+	}
+	return false
 }

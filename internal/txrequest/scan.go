@@ -10,8 +10,7 @@ import (
 // This file walks the top level of a JSON object that json.Valid already
 // accepted, without building a map: values are sub-slices of the body, so
 // decoding a transaction copies nothing it does not keep. Keys match exactly
-// (after unescaping), and a repeated key's last value wins, as with Python's
-// json.loads.
+// (after unescaping); Decode refuses a field it reads given twice.
 
 // firstByte returns the first byte of b that is not JSON white space, or 0.
 func firstByte(b []byte) byte {

@@ -37,11 +37,13 @@ const (
 	msgAmountInvalid  = "Amount must be a positive integer (a JSON number or a string of digits)"
 	msgAmountTooLarge = "Amount must not exceed 1000000000"
 	msgTokenType      = "Token must be a string"
+	msgDuplicate      = "Field given twice: " // and its name
 )
 
 // Decode parses body, a JSON object {"token", "amount", "currency"}, and
 // validates it; bearer (see BearerToken) stands in for a blank body token.
-// Keys match exactly, as in the original Python service. Blank means what
+// Keys match exactly, as in the original Python service; one of the three
+// given twice is refused. Blank means what
 // Python's "not value" meant: missing, null, "", 0, false, [] or {}; amount
 // "0" is blank too. Currency is a JSON string of three ASCII capitals; any
 // other (a number, an array...) is the contract's "Invalid currency code".
@@ -53,16 +55,27 @@ func Decode(body []byte, bearer string) (Transaction, error) {
 	if !json.Valid(body) || firstByte(body) != '{' {
 		return Transaction{}, notAnObject(body)
 	}
+	// A field given twice is refused: Python's json (the original's) took
+	// the last value, and a client log, proxy or fraud check that reads the
+	// first would see another amount than the one charged.
 	var token, amount, currency json.RawMessage
 	for key, val := range objectFields(body) {
+		var field *json.RawMessage
+		var name string
 		switch {
 		case keyIs(key, "token"):
-			token = val
+			field, name = &token, "token"
 		case keyIs(key, "amount"):
-			amount = val
+			field, name = &amount, "amount"
 		case keyIs(key, "currency"):
-			currency = val
+			field, name = &currency, "currency"
+		default:
+			continue
 		}
+		if *field != nil {
+			return Transaction{}, invalid(msgDuplicate + name)
+		}
+		*field = val
 	}
 
 	tokenBlank := httpx.Falsy(token)

@@ -31,7 +31,7 @@ func TestDecodeAccepts(t *testing.T) {
 		{"nested fields of the same name ignored", `{"x":{"token":"no","amount":9},"token":"t","amount":5,"y":["currency"],"currency":"USD"}`, "", Transaction{"t", 5, "USD"}},
 		{"white space everywhere", " { \"token\" :\t\"t\" ,\r\n\"amount\" : 5 , \"currency\" : \"USD\" } ", "", Transaction{"t", 5, "USD"}},
 		{"strings with braces and quotes", `{"a":"}{\"][","token":"t\"}","amount":5,"currency":"USD"}`, "", Transaction{"t\"}", 5, "USD"}},
-		{"duplicate key: last wins (as in Python)", `{"token":"t","amount":1,"amount":2,"currency":"USD"}`, "", Transaction{"t", 2, "USD"}},
+		{"an ignored key given twice", `{"token":"t","amount":1,"memo":"a","memo":"b","currency":"USD"}`, "", Transaction{"t", 1, "USD"}},
 		{"bearer when token missing", `{"amount":5,"currency":"USD"}`, "b", Transaction{"b", 5, "USD"}},
 		{"bearer when token empty", `{"token":"","amount":5,"currency":"USD"}`, "b", Transaction{"b", 5, "USD"}},
 		{"bearer when token null", `{"token":null,"amount":5,"currency":"USD"}`, "b", Transaction{"b", 5, "USD"}},
@@ -83,6 +83,14 @@ func TestDecodeRejects(t *testing.T) {
 		{"leading non-JSON white space (NBSP)", "\u00a0{\"token\":\"t\",\"amount\":1,\"currency\":\"USD\"}", "", unproc, ""},
 		{"invalid JSON in an ignored field", `{"token":"t","amount":1,"currency":"USD","x":[1,}`, "", unproc, ""},
 		{"invalid UTF-8 is still JSON", "{\"token\":\"t\",\"amount\":1,\"currency\":\"US\xff\"}", "", unproc, "Invalid currency code"},
+
+		// A field given twice: the original took the last value; a reader
+		// of the first would see another amount than the one charged.
+		{"amount given twice", `{"token":"t","amount":1,"amount":1000,"currency":"USD"}`, "", unproc, "Field given twice: amount"},
+		{"amount given twice, once escaped", `{"token":"t","amount":1,"\u0061mount":1000,"currency":"USD"}`, "", unproc, "Field given twice: amount"},
+		{"currency given twice", `{"token":"t","amount":1,"currency":"EUR","currency":"USD"}`, "", unproc, "Field given twice: currency"},
+		{"token given twice", `{"token":"a","token":"b","amount":1,"currency":"USD"}`, "", unproc, "Field given twice: token"},
+		{"amount given twice, the first blank", `{"token":"t","amount":null,"amount":5,"currency":"USD"}`, "", unproc, "Field given twice: amount"},
 
 		// The contract's rows, in its order.
 		{"token missing", `{"amount":100,"currency":"USD"}`, "", unproc, "Token is blank"},

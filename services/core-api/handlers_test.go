@@ -173,6 +173,9 @@ func TestCreateTransactionContract(t *testing.T) {
 		{"currency trailing newline", body(alice, 100, "USD\n"), nil, 422, "Invalid currency code", 0},
 		{"currency digits", body(alice, 100, "123"), nil, 422, "Invalid currency code", 0},
 		{"currency a number (USD's ISO 4217 numeric code)", body(alice, 100, 840), nil, 422, "Invalid currency code", 0},
+		// Beyond the contract: a field given twice (nothing queued: the
+		// fixture checks the stream after every refusal).
+		{"amount given twice", `{"token":"` + alice + `","amount":1,"amount":1000,"currency":"USD"}`, nil, 422, "Field given twice: amount", 0},
 		{"currency an array", body(alice, 100, []string{"USD"}), nil, 422, "Invalid currency code", 0},
 		{"token malformed", body("not-a-jwt", 100, "USD"), nil, 422, token.ErrNotEnoughSegments.Error(), 0},
 		{"token bad signature", body(otherSecret, 100, "USD"), nil, 422, token.ErrSignature.Error(), 0},
