@@ -24,7 +24,7 @@ func TestClaimScriptTakesItsOwnRetryAsTheSameClaim(t *testing.T) {
 	_, rdb := startRedis(t)
 	ctx := context.Background()
 	msgs := readAsDeadConsumer(t, NewQueue(rdb, time.Hour), 3)
-	cl := claimer{consumer: "me", lease: time.Minute, statusTTL: time.Hour, roundSize: 2, maxDeliveries: 5}
+	cl := claimer{claimant: "me", lease: time.Minute, statusTTL: time.Hour, roundSize: 2, maxDeliveries: 5}
 	now := time.Now().UnixNano()
 	tests := []struct {
 		name string
@@ -173,7 +173,7 @@ func TestClaimScriptRetryKeepsTheMaybeChargedMark(t *testing.T) {
 	ctx := context.Background()
 	msgs := readAsDeadConsumer(t, NewQueue(rdb, time.Hour), 17)
 	claimAsDeadConsumerAt(t, rdb, msgs, time.Millisecond, time.Now().Add(-time.Second)) // rounds of 16: 16 in hand, 1 not started
-	cl := claimer{consumer: "me", lease: time.Millisecond, statusTTL: time.Hour, roundSize: 16}
+	cl := claimer{claimant: "me", lease: time.Millisecond, statusTTL: time.Hour, roundSize: 16}
 	now := time.Now().UnixNano()
 	want := append(slices.Repeat([]claimCode{claimChargeUnknownRound}, 16), claimChargeRoundNeverStarted)
 	if got, err := cl.claim(ctx, rdb, now, msgs); err != nil || !slices.Equal(got, want) {

@@ -2,6 +2,8 @@ package txqueue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -81,8 +83,11 @@ func (f PSPFunc) Charge(ctx context.Context, m Message) error { return f(ctx, m)
 
 // ConsumerConfig tunes a Consumer; zero values take the defaults in brackets.
 type ConsumerConfig struct {
-	// Name is this consumer's name in Group; it must be unique among the
-	// running connectors. [hostname-pid is the connector's choice; required here]
+	// Name is this consumer's name in Group; it should be unique among
+	// the running connectors. Two of one name share their pending entries
+	// in Group, but not their claims: each claim names the Consumer that
+	// took it (Consumer.claimant), so neither takes the other's for its
+	// own. [hostname-pid is the connector's choice; required here]
 	Name string
 	// BatchSize is XREADGROUP's and XAUTOCLAIM's COUNT, and how many
 	// transactions one claim call claims. [DefaultBatchSize]
@@ -190,6 +195,13 @@ type Consumer struct {
 	cfg ConsumerConfig
 	psp PSP
 	log *slog.Logger
+	// claimant is who this Consumer is in the claims it writes
+	// (charging_by): its Name and a random suffix of its own. A claim must
+	// name the Consumer, not the name: with two connectors started under
+	// one CONSUMER_NAME, one whose lease ran out (a pause, a record
+	// retried past it) took the claims the other had made since on the
+	// rest of its batch for its own, and charged them too.
+	claimant string
 
 	consuming atomic.Bool // the group is in place and Run reads from it
 	running   atomic.Bool // Run has started and not returned: LiveCheck watches its steps
@@ -211,7 +223,10 @@ func NewConsumer(rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logge
 		return nil, errors.New("consumer name is empty")
 	}
 	cfg.setDefaults()
-	return &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log, created: time.Now()}, nil
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log, claimant: cfg.Name + "#" + hex.EncodeToString(b[:]),
+		created: time.Now()}, nil
 }
 
 // Backoff bounds for retrying while Redis is unreachable.
@@ -722,7 +737,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 func (c *Consumer) release(ctx context.Context, msgs []Message) {
 	now := time.Now().UnixNano()
 	res := evalBatch(ctx, c.rdb, releaseScript, len(msgs), func(i int) ([]string, []any) {
-		return []string{StatusKey(msgs[i].ID)}, []any{c.cfg.Name, now}
+		return []string{StatusKey(msgs[i].ID)}, []any{c.claimant, now}
 	})
 	for i, r := range res {
 		if err := r.Err(); err != nil {
@@ -737,17 +752,17 @@ func (c *Consumer) release(ctx context.Context, msgs []Message) {
 // rounds of which size: claimScript's arguments that do not change between
 // batches.
 type claimer struct {
-	consumer      string
+	claimant      string        // the Consumer's claimant: its name and a suffix of its own
 	lease         time.Duration // how long another consumer must wait before it may charge a claimed transaction
 	statusTTL     time.Duration // the expiry of a status record the claim recreates, and the least a claimed one keeps
 	roundSize     int           // the consumer's ConsumerConfig.Chargers
 	maxDeliveries int           // over it, a message never charged is dead-lettered; 0: no limit
 }
 
-// claimer returns this consumer's claimer: its name, VisibilityTimeout as the
-// lease, StatusTTL, Chargers as the round size and MaxDeliveries.
+// claimer returns this consumer's claimer: its claimant, VisibilityTimeout
+// as the lease, StatusTTL, Chargers as the round size and MaxDeliveries.
 func (c *Consumer) claimer() claimer {
-	return claimer{consumer: c.cfg.Name, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL,
+	return claimer{claimant: c.claimant, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL,
 		roundSize: c.cfg.Chargers, maxDeliveries: c.cfg.MaxDeliveries}
 }
 
@@ -759,7 +774,7 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 	}
 	keys := make([]string, len(msgs))
 	args := make([]any, 0, 6+5*len(msgs))
-	args = append(args, now, cl.statusTTL.Milliseconds(), cl.consumer, cl.lease.Nanoseconds(), cl.roundSize, cl.maxDeliveries)
+	args = append(args, now, cl.statusTTL.Milliseconds(), cl.claimant, cl.lease.Nanoseconds(), cl.roundSize, cl.maxDeliveries)
 	for i, m := range msgs {
 		keys[i] = StatusKey(m.ID)
 		args = append(args, m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano(), max(m.Deliveries, 1))
@@ -1225,16 +1240,17 @@ type recordCall struct {
 }
 
 func (c *Consumer) newRecordCall(charged, failed, renew []Message) recordCall {
-	return newRecordCall(c.cfg.Name, charged, failed, renew)
+	return newRecordCall(c.cfg.Name, c.claimant, charged, failed, renew)
 }
 
 // newRecordCall builds the record of a round: charged become processed,
-// failed are released, and the lease on renew is renewed (recordScript).
-func newRecordCall(consumer string, charged, failed, renew []Message) recordCall {
+// failed are released, and the lease on renew is renewed (recordScript),
+// for consumer (its name in Group) and claimant (who it is in the claims).
+func newRecordCall(consumer, claimant string, charged, failed, renew []Message) recordCall {
 	keys := make([]string, 1, 1+len(charged)+len(failed)+len(renew))
 	keys[0] = Stream
-	args := make([]any, 0, 5+len(charged)+len(renew))
-	args = append(args, time.Now().UnixNano(), Group, consumer, len(charged), len(failed))
+	args := make([]any, 0, 6+len(charged)+len(renew))
+	args = append(args, time.Now().UnixNano(), Group, consumer, len(charged), len(failed), claimant)
 	for _, m := range charged {
 		keys = append(keys, StatusKey(m.ID))
 		args = append(args, m.StreamID)

@@ -374,7 +374,7 @@ func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
 	claimAsDeadConsumer(t, rdb, batch, time.Millisecond)
 	const failedAt = 3
 	charged := slices.Concat(batch[:failedAt], batch[failedAt+1:16])
-	rec := newRecordCall("dead", charged, batch[failedAt:failedAt+1], nil)
+	rec := newRecordCall("dead", "dead", charged, batch[failedAt:failedAt+1], nil)
 	if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -480,7 +480,7 @@ func TestLeaseRenewalHoldsOffOtherConsumers(t *testing.T) {
 	}
 	time.Sleep(lease + lease/5) // the first lease, and the entry's idle time, are past it
 
-	renewal := newRecordCall("dead", nil, nil, batch)
+	renewal := newRecordCall("dead", "dead", nil, nil, batch)
 	renewedAt := time.Now()
 	renewal.args[0] = renewedAt.UnixNano()
 	owned, err := recordScript.Run(ctx, rdb, renewal.keys, renewal.args...).Int64Slice()
@@ -494,7 +494,7 @@ func TestLeaseRenewalHoldsOffOtherConsumers(t *testing.T) {
 	if err != nil || len(msgs) != 0 {
 		t.Errorf("XAUTOCLAIM by another consumer right after the renewal: got %d entries, %v; want none", len(msgs), err)
 	}
-	codes, err := claimer{consumer: "b", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb,
+	codes, err := claimer{claimant: "b", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb,
 		renewedAt.Add(lease/2).UnixNano(), batch)
 	if err != nil || codes[0] != claimBusy {
 		t.Errorf("claim by another consumer within the renewed lease: got %v, %v; want %d (busy)", codes, err, claimBusy)
@@ -520,7 +520,7 @@ func TestConsumerRenewalKeepsTheClaimsRounds(t *testing.T) {
 			if renew {
 				renewed = batch[16:32]
 			}
-			rec := newRecordCall("dead", batch[:16], nil, renewed)
+			rec := newRecordCall("dead", "dead", batch[:16], nil, renewed)
 			rec.args[0] = time.Now().UnixNano() + int64(time.Millisecond)
 			if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 				t.Fatal(err)
@@ -711,7 +711,7 @@ func claimAsDeadConsumer(t testing.TB, rdb *redis.Client, batch []Message, lease
 // claimAsDeadConsumerAt is claimAsDeadConsumer with the claim dated at.
 func claimAsDeadConsumerAt(t testing.TB, rdb *redis.Client, batch []Message, lease time.Duration, at time.Time) []claimCode {
 	t.Helper()
-	codes, err := claimer{consumer: "dead", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(context.Background(), rdb, at.UnixNano(), batch)
+	codes, err := claimer{claimant: "dead", lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(context.Background(), rdb, at.UnixNano(), batch)
 	if err != nil {
 		t.Fatalf("the dead consumer's claim: %v", err)
 	}
@@ -813,7 +813,7 @@ func readAsDeadConsumer(t testing.TB, q *Queue, n int) []Message {
 
 // recordRound runs recordScript for msgs, as the consumer does after a round.
 func recordRound(ctx context.Context, rdb *redis.Client, msgs []Message) error {
-	rec := newRecordCall("test", msgs, nil, nil)
+	rec := newRecordCall("test", "test", msgs, nil, nil)
 	return recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err()
 }
 
@@ -1573,7 +1573,7 @@ func TestClaimScript(t *testing.T) {
 	t0 := time.Now()
 	claim := func(consumer string, at time.Time) claimCode {
 		t.Helper()
-		codes, err := claimer{consumer: consumer, lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, at.UnixNano(),
+		codes, err := claimer{claimant: consumer, lease: lease, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, at.UnixNano(),
 			[]Message{{ID: id, Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}}})
 		if err != nil {
 			t.Fatalf("claim: %v", err)
@@ -1624,7 +1624,7 @@ func TestClaimBatchMixedOutcomes(t *testing.T) {
 		{ID: ids[1], Transaction: Transaction{UserID: 1, Amount: 100, Currency: "USD"}},
 		{ID: missing, Transaction: Transaction{UserID: 7, Amount: 42, Currency: "EUR"}, EnqueuedAt: time.Unix(0, 5)},
 	}
-	got, err := claimer{consumer: "a", lease: time.Second, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, time.Now().UnixNano(), batch)
+	got, err := claimer{claimant: "a", lease: time.Second, statusTTL: time.Hour, roundSize: 16}.claim(ctx, rdb, time.Now().UnixNano(), batch)
 	if err != nil {
 		t.Fatalf("claim: %v", err)
 	}
@@ -1922,7 +1922,7 @@ func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
 		switch n {
 		case 0:
 			time.Sleep(vt + 50*time.Millisecond) // the lease on the rest runs out
-			b := claimer{consumer: "b", lease: vt, statusTTL: time.Hour, roundSize: 16}
+			b := claimer{claimant: "b", lease: vt, statusTTL: time.Hour, roundSize: 16}
 			if _, err := b.claim(ctx, rdb, time.Now().UnixNano(), batch[2:3]); err != nil {
 				t.Errorf("b's claim of m2: %v", err)
 			}
@@ -2001,7 +2001,7 @@ func TestOverDeliveredEntry(t *testing.T) {
 				if tt.busy {
 					at = at.Add(time.Hour)
 				}
-				cl := claimer{consumer: tt.lastClaim, lease: tt.lease, statusTTL: time.Hour, roundSize: 16}
+				cl := claimer{claimant: tt.lastClaim, lease: tt.lease, statusTTL: time.Hour, roundSize: 16}
 				if _, err := cl.claim(ctx, rdb, at.UnixNano(), batch); err != nil {
 					t.Fatal(err)
 				}
@@ -2179,7 +2179,7 @@ func TestALaterClaimKeepsAnEarlierCharge(t *testing.T) {
 	for i := range batch {
 		batch[i].Deliveries = 2
 	}
-	cl := claimer{consumer: "dead2", lease: 50 * time.Millisecond, statusTTL: time.Hour, roundSize: 1}
+	cl := claimer{claimant: "dead2", lease: 50 * time.Millisecond, statusTTL: time.Hour, roundSize: 1}
 	codes, err := cl.claim(ctx, rdb, time.Now().UnixNano(), batch)
 	if err != nil {
 		t.Fatal(err)

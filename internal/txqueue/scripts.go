@@ -102,7 +102,8 @@ const (
 // rounds were stored) counts as possibly charged.
 //
 // KEYS: status hashes, one per transaction
-// ARGV: 1 now (unix ns), 2 status TTL (ms), 3 consumer name, 4 lease (ns),
+// ARGV: 1 now (unix ns), 2 status TTL (ms), 3 claimant (the consumer's name
+// and a suffix of its own: Consumer.claimant), 4 lease (ns),
 // 5 round size, 6 most deliveries (0: no limit), then per key 5 values:
 // user_id, amount, currency, enqueued_at (unix ns), deliveries (this one
 // included)
@@ -199,8 +200,9 @@ return out
 //
 // KEYS: 1 stream, then the round's charged status hashes (n), then its failed
 // ones (f), then those whose lease to renew
-// ARGV: 1 now (unix ns), 2 group, 3 consumer, 4 n, 5 f, then the n charged
-// stream ids, then the renewed ones' stream ids
+// ARGV: 1 now (unix ns), 2 group, 3 consumer (its name in the group), 4 n,
+// 5 f, 6 claimant (Consumer.claimant: who it is in the claims), then the n
+// charged stream ids, then the renewed ones' stream ids
 // Returns one flag per renewed transaction: 1 still ours, 0 not.
 var recordScript = redis.NewScript(`
 local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -210,17 +212,17 @@ for i = 2, n + 1 do
     redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged')
   end
 end
-if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 6, 5 + n)) end
+if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 7, 6 + n)) end
 for i = n + 2, n + f + 1 do
-  if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[3] then
+  if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[6] then
     redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
     redis.call('HSET', KEYS[i], 'updated_at', ARGV[1])
   end
 end
 local owned = {}
 for j = 1, #KEYS - 1 - n - f do
-  local k, id = KEYS[1 + n + f + j], ARGV[5 + n + j]
-  if redis.call('HGET', k, 'charging_by') == ARGV[3] then
+  local k, id = KEYS[1 + n + f + j], ARGV[6 + n + j]
+  if redis.call('HGET', k, 'charging_by') == ARGV[6] then
     redis.call('HSET', k, 'leased_at', ARGV[1])
     redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, id, 'JUSTID')
     owned[j] = 1
@@ -235,7 +237,7 @@ return owned
 // redelivery charges it afresh; it only touches a claim of this consumer.
 //
 // KEYS: 1 status hash
-// ARGV: 1 consumer name, 2 now (unix ns)
+// ARGV: 1 claimant (Consumer.claimant), 2 now (unix ns)
 var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
