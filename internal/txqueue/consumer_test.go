@@ -1961,8 +1961,9 @@ func TestRoundsKeepTheirStoredRoundsAfterALostRenewal(t *testing.T) {
 
 // TestOverDeliveredEntry: an entry delivered more than MaxDeliveries (3 in
 // fastConfig) is dead-lettered, status failed, only when nothing can have
-// charged it. Deliveries 1–3 go to connectors that stop (dead1–dead3), each
-// having done what the row says; the survivor's reclaim is delivery 4.
+// charged it and a PSP step of it failed. Deliveries 1–3 go to connectors
+// that stop (dead1–dead3), each having done what the row says; the
+// survivor's reclaim is delivery 4.
 func TestOverDeliveredEntry(t *testing.T) {
 	tests := []struct {
 		name string
@@ -1970,12 +1971,17 @@ func TestOverDeliveredEntry(t *testing.T) {
 		lastClaim string
 		lease     time.Duration
 		busy      bool // the last claim is dated an hour ahead
+		failed    bool // the last claim's PSP step failed, and its record released it
 		// want
 		deadLettered    bool
 		survivorCharges int
 		warned          bool
 	}{
-		{name: "never claimed: dead-lettered, failed", deadLettered: true},
+		// Its deliveries were cut short (stops or crashes before a claim):
+		// the PSP never saw it, so nothing failed (DX-F2).
+		{name: "never claimed: charged, not failed", survivorCharges: 1},
+		{name: "released after a failed PSP step: dead-lettered, failed",
+			lastClaim: "dead3", lease: 100 * time.Millisecond, failed: true, deadLettered: true},
 		{name: "its round in hand when dead3 stopped: charged again, at least once, not failed",
 			lastClaim: "dead3", lease: 100 * time.Millisecond, survivorCharges: 1, warned: true},
 		// A claim the survivor must take for live: dated an hour ahead (a
@@ -2003,6 +2009,12 @@ func TestOverDeliveredEntry(t *testing.T) {
 				}
 				cl := claimer{claimant: tt.lastClaim, lease: tt.lease, statusTTL: time.Hour, roundSize: 16}
 				if _, err := cl.claim(ctx, rdb, at.UnixNano(), batch); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tt.failed {
+				rec := newRecordCall("dead3", tt.lastClaim, nil, batch, nil)
+				if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 					t.Fatal(err)
 				}
 			}

@@ -113,3 +113,35 @@ func TestARestartUnderTheSameNameTakesItsOldBatchOver(t *testing.T) {
 		}
 	}
 }
+
+// TestACrashIsNotAFailedDelivery: with MaxDeliveries 1 (MAX_DELIVERIES=1,
+// which the connector accepts), a connector stopped for good in the first
+// round of its batch of 40, in rounds of 16. The survivor's reclaim is each
+// entry's second delivery, over the limit; but the PSP never saw rounds 1
+// and 2 (and round 0 may have been charged), so none of them failed: each
+// is charged once, none dead-lettered or marked failed. Before, the 24
+// transactions of rounds 1 and 2 were dead-lettered, status failed, never
+// sent to the PSP.
+func TestACrashIsNotAFailedDelivery(t *testing.T) {
+	_, rdb, q := startQueue(t)
+	log, _ := testLogger(t)
+	ctx := context.Background()
+	batch := readAsDeadConsumer(t, q, 40)
+	claimAsDeadConsumer(t, rdb, batch, time.Millisecond)
+
+	psp := &recorder{}
+	cfg := survivorConfig()
+	cfg.MaxDeliveries = 1
+	reclaimAsSurvivorWith(t, rdb, psp, log, cfg)
+	if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 0 {
+		t.Errorf("dead letters: got %d, %v; want 0", n, err)
+	}
+	for i, m := range batch {
+		if got := psp.calls(m.ID); got != 1 {
+			t.Errorf("transaction %d: charged %d times, want 1", i, got)
+		}
+		if rec, err := q.Status(ctx, m.ID); err != nil || rec.Status != StatusProcessed {
+			t.Errorf("transaction %d: status %q (%v), want %q", i, rec.Status, err, StatusProcessed)
+		}
+	}
+}

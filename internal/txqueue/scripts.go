@@ -56,9 +56,10 @@ const (
 	// status record is gone (expired), so an earlier delivery may have
 	// charged it.
 	claimChargeRecordExpired claimCode = 5
-	// claimDeadLetter: delivered more than the most deliveries allowed, and
-	// never charged (never claimed, released after a PSP failure, or its
-	// round never started): dead-letter it. Not claimed.
+	// claimDeadLetter: delivered more than the most deliveries allowed, a
+	// PSP step of it failed, and nothing has charged it since (released
+	// after that failure, or its round never started): dead-letter it. Not
+	// claimed.
 	claimDeadLetter claimCode = 6
 )
 
@@ -83,10 +84,16 @@ const (
 // every later claim answers 2 too (never 1, 4 or a dead letter).
 //
 // A message delivered more than the most deliveries allowed (ARGV[6], 0 for
-// no limit) is dead-lettered only if nothing can have charged it: one
-// another consumer is charging is left pending (busy), and one an earlier
-// delivery may have charged (its round in hand, or its record expired) is
-// charged again, at least once, never marked failed.
+// no limit) is dead-lettered only if nothing can have charged it and a PSP
+// step of it failed before (psp_failed, set by recordScript when it
+// releases a failed charge): one another consumer is charging is left
+// pending (busy), one an earlier delivery may have charged (its round in
+// hand, or its record expired) is charged again, at least once, never
+// marked failed, and one the PSP never saw (never claimed, its round never
+// started, or released at a stop: its deliveries were cut short by a
+// crash or a stop, not failed) is charged: dead-lettered, a transaction
+// the PSP was never asked about would read "failed" (with MAX_DELIVERIES
+// 1, a kill in a batch's first round failed all of its later rounds).
 //
 // A claim sent again with the same consumer and the same now (ARGV[1]) is
 // this consumer's retry of a call whose answer it never got
@@ -116,7 +123,7 @@ local now, ttl, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumbe
 local maxDeliveries = tonumber(ARGV[6])
 local recs, firstRound = {}, {}
 for i, k in ipairs(KEYS) do
-  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged')
+  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged', 'psp_failed')
   recs[i] = r
   if r[2] and r[1] ~= 'processed' and r[1] ~= 'failed' then
     local claim, round = r[2] .. '@' .. r[3], tonumber(r[4]) or -1
@@ -151,7 +158,7 @@ for i, k in ipairs(KEYS) do
     else
       out[i] = 4
     end
-    if over and (out[i] == 1 or out[i] == 4) then
+    if over and r[7] and (out[i] == 1 or out[i] == 4) then
       out[i] = 6
     end
   end
@@ -196,7 +203,8 @@ return out
 // The round's failed charges are released in the same call (as
 // releaseScript does), so that a crash later in the batch leaves no claim of
 // an earlier round behind: the claim script takes the lowest unrecorded round
-// of a dead consumer for the one in hand.
+// of a dead consumer for the one in hand. Each is marked psp_failed: over
+// the most deliveries, only such a one is dead-lettered (claimScript).
 //
 // KEYS: 1 stream, then the round's charged status hashes (n), then its failed
 // ones (f), then those whose lease to renew
@@ -209,14 +217,14 @@ local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged')
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged', 'psp_failed')
   end
 end
 if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 7, 6 + n)) end
 for i = n + 2, n + f + 1 do
   if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[6] then
     redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
-    redis.call('HSET', KEYS[i], 'updated_at', ARGV[1])
+    redis.call('HSET', KEYS[i], 'updated_at', ARGV[1], 'psp_failed', '1')
   end
 end
 local owned = {}
