@@ -613,7 +613,9 @@ func TestConsumerReclaimsAbandonedEntry(t *testing.T) {
 			batch := readAsDeadConsumer(t, q, 1)
 			id := batch[0].ID
 			if tt.claimed {
-				claimAsDeadConsumerAt(t, rdb, batch, time.Second, readAt)
+				// With the survivor's lease: a claim holds for the lease it
+				// was taken with.
+				claimAsDeadConsumerAt(t, rdb, batch, fastConfig("dead").VisibilityTimeout, readAt)
 			}
 			if tt.recorded {
 				if err := recordIDs(ctx, rdb, id); err != nil { // the record without its ack

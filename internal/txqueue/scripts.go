@@ -114,8 +114,13 @@ const (
 // 5 round size, 6 most deliveries (0: no limit), then per key 5 values:
 // user_id, amount, currency, enqueued_at (unix ns), deliveries (this one
 // included)
-// Another consumer's claim holds for the lease (ARGV[4]) from its charging_at
-// or, when its consumer renewed it (recordScript), from its leased_at.
+// Another consumer's claim holds for its own lease from its charging_at or,
+// when its consumer renewed it (recordScript), from its leased_at: the lease
+// it was taken with (charging_lease, its consumer's VisibilityTimeout),
+// ARGV[4] for a claim that has none (written before it was stored). Judged
+// by the reclaiming consumer's lease instead, a claim taken with a longer
+// one (connectors of different VISIBILITY_TIMEOUTs on one Redis) was taken
+// over while its consumer still charged the batch well within its lease.
 //
 // Returns one claimCode per key.
 var claimScript = redis.NewScript(`
@@ -123,7 +128,8 @@ local now, ttl, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumbe
 local maxDeliveries = tonumber(ARGV[6])
 local recs, firstRound = {}, {}
 for i, k in ipairs(KEYS) do
-  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged', 'psp_failed')
+  local r = redis.call('HMGET', k, 'status', 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged', 'psp_failed',
+    'charging_lease')
   recs[i] = r
   if r[2] and r[1] ~= 'processed' and r[1] ~= 'failed' then
     local claim, round = r[2] .. '@' .. r[3], tonumber(r[4]) or -1
@@ -142,7 +148,7 @@ for i, k in ipairs(KEYS) do
     out[i] = 0
   elseif r[1] == 'failed' then
     out[i] = -1
-  elseif r[2] and r[2] ~= ARGV[3] and math.max(tonumber(r[3]), tonumber(r[5]) or 0) + lease > now then
+  elseif r[2] and r[2] ~= ARGV[3] and math.max(tonumber(r[3]), tonumber(r[5]) or 0) + (tonumber(r[8]) or lease) > now then
     out[i] = 3
   else
     if not r[1] then
@@ -173,7 +179,7 @@ for i, k in ipairs(KEYS) do
     end
     redis.call('HDEL', k, 'leased_at')
     redis.call('HSET', k, 'charging_by', ARGV[3], 'charging_at', ARGV[1],
-      'charging_round', math.floor(charging / roundSize))
+      'charging_round', math.floor(charging / roundSize), 'charging_lease', ARGV[4])
     if out[i] == 2 or out[i] == 5 then redis.call('HSET', k, 'maybe_charged', '1') end
     charging = charging + 1
   end
@@ -217,13 +223,14 @@ local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
-    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged', 'psp_failed')
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'maybe_charged', 'psp_failed',
+      'charging_lease')
   end
 end
 if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 7, 6 + n)) end
 for i = n + 2, n + f + 1 do
   if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[6] then
-    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
+    redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
     redis.call('HSET', KEYS[i], 'updated_at', ARGV[1], 'psp_failed', '1')
   end
 end
@@ -248,7 +255,7 @@ return owned
 // ARGV: 1 claimant (Consumer.claimant), 2 now (unix ns)
 var releaseScript = redis.NewScript(`
 if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
+  redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
   return 1
 end
@@ -273,7 +280,7 @@ redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
 if #KEYS == 3 then
   redis.call('HSET', KEYS[3], 'status', 'failed', 'failed_at', ARGV[3], 'updated_at', ARGV[3],
     'error', ARGV[4])
-  redis.call('HDEL', KEYS[3], 'charging_by', 'charging_at', 'charging_round', 'leased_at')
+  redis.call('HDEL', KEYS[3], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
   if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
 end
 return 1
