@@ -520,6 +520,11 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
 			return nil
 		}
+		// Past its maxmemory, Redis refuses XGROUP CREATE before it looks
+		// for the group: one that is there already is all Run needs.
+		if strings.HasPrefix(err.Error(), "OOM") && c.groupExists(ctx) {
+			return nil
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -530,6 +535,13 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// groupExists reports whether Stream has Group (false also when that cannot
+// be read).
+func (c *Consumer) groupExists(ctx context.Context) bool {
+	groups, err := c.rdb.XInfoGroups(ctx, Stream).Result()
+	return err == nil && slices.ContainsFunc(groups, func(g redis.XInfoGroup) bool { return g.Name == Group })
 }
 
 // reclaim takes over entries pending longer than VisibilityTimeout (their

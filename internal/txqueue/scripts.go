@@ -2,6 +2,18 @@ package txqueue
 
 import "github.com/redis/go-redis/v9"
 
+// whenFull starts the consumer's scripts: Redis (7.0 and later) runs them
+// also past its maxmemory, where it refuses what adds data (noeviction, the
+// stack's policy). What stops at the ceiling is then only the intake
+// (enqueueScript, whose XADD Redis refuses: core-api's 503, nothing queued),
+// while what was accepted is still claimed, charged and recorded, each
+// adding a few fields to a record that exists (the claim recreates one that
+// expired). Without it, Redis refused a script whose first write adds data:
+// a round's record after its charges (the round held, retried, until
+// records expired and freed memory, STATUS_TTL later) and a claim whose
+// first record had expired.
+const whenFull = "#!lua flags=allow-oom"
+
 // enqueueScript queues one transaction atomically, in one round trip.
 //
 // KEYS: 1 stream, 2 status hash, [3 idempotency record]
@@ -123,7 +135,7 @@ const (
 // over while its consumer still charged the batch well within its lease.
 //
 // Returns one claimCode per key.
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(whenFull + `
 local now, ttl, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local maxDeliveries = tonumber(ARGV[6])
 local recs, firstRound = {}, {}
@@ -218,7 +230,7 @@ return out
 // 5 f, 6 claimant (Consumer.claimant: who it is in the claims), then the n
 // charged stream ids, then the renewed ones' stream ids
 // Returns one flag per renewed transaction: 1 still ours, 0 not.
-var recordScript = redis.NewScript(`
+var recordScript = redis.NewScript(whenFull + `
 local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -253,7 +265,7 @@ return owned
 //
 // KEYS: 1 status hash
 // ARGV: 1 claimant (Consumer.claimant), 2 now (unix ns)
-var releaseScript = redis.NewScript(`
+var releaseScript = redis.NewScript(whenFull + `
 if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
@@ -270,7 +282,7 @@ return 0
 // ARGV: 1 group, 2 entry id, 3 now (unix ns), 4 public reason, 5 status TTL
 // (ms), 6.. field/value pairs for the dead-letter entry
 // Returns 1 when dead-lettered, 0 when there was nothing to do.
-var deadLetterScript = redis.NewScript(`
+var deadLetterScript = redis.NewScript(whenFull + `
 if #KEYS == 3 and redis.call('HGET', KEYS[3], 'status') == 'processed' then
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
   return 0
@@ -295,7 +307,7 @@ return 1
 //
 // KEYS: 1 stream
 // Returns the number of entries removed.
-var trimScript = redis.NewScript(`
+var trimScript = redis.NewScript(whenFull + `
 if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return 0 end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 then return 0 end
@@ -340,7 +352,7 @@ return redis.call('XTRIM', KEYS[1], 'MINID', bound)
 // ARGV: 1 group, 2.. consumer names
 // Returns, per name, 1 when it is no longer in the group (removed, or never
 // there), 0 when it stays for its pending entries.
-var forgetScript = redis.NewScript(`
+var forgetScript = redis.NewScript(whenFull + `
 local out = {}
 for i = 2, #ARGV do
   if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i]) > 0 then
