@@ -86,7 +86,7 @@ func TestStackRedisRemovesWhatAKilledRewriteLeft(t *testing.T) {
 		"--config", filepath.Join(state, "pc.yaml"), "--log-file", filepath.Join(state, "pc.log"))
 	cmd.Dir = state
 	cmd.Env = append(os.Environ(), "STACK_STATE_DIR="+state, "STACK_LAUNCHER="+filepath.Join(bin, "stack"),
-		"REDIS_APPENDFSYNC=always", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+		"REDIS_APPENDFSYNC=always", "REDIS_MAXMEMORY=1073741824", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,12 @@ func TestStackRedisRemovesWhatAKilledRewriteLeft(t *testing.T) {
 		return 0
 	}
 	pid := waitPid(0)
+	// REDIS_MAXMEMORY is the ceiling, past which Redis evicts nothing.
+	for name, want := range map[string]string{"maxmemory": "1073741824", "maxmemory-policy": "noeviction"} {
+		if got := rdb.ConfigGet(ctx, name).Val()[name]; got != want {
+			t.Errorf("the stack's Redis: got %s %q, want %q", name, got, want)
+		}
+	}
 
 	const keys = 20000
 	pipe := rdb.Pipeline()

@@ -50,10 +50,15 @@ type Config struct {
 	AccessLog       string        `env:"HAPROXY_ACCESS_LOG" envDefault:"all"`
 	RedisURL        string        `env:"REDIS_URL"`
 	RedisAppendSync string        `env:"REDIS_APPENDFSYNC" envDefault:"always"`
+	RedisMaxMemory  string        `env:"REDIS_MAXMEMORY" envDefault:"auto"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	ShutdownGrace   time.Duration `env:"SHUTDOWN_GRACE" envDefault:"10s"`
 	HangAfter       time.Duration `env:"RESTART_HUNG_AFTER" envDefault:"15s"`
 	JWTSecret       string        `env:"JWT_SECRET"`
+
+	// RedisMaxMemoryBytes is REDIS_MAXMEMORY in bytes, auto worked out
+	// (half of the machine's memory); 0: no limit.
+	RedisMaxMemoryBytes int64 `env:"-"`
 
 	// Values is every setting after merging (files, then environment).
 	Values map[string]string `env:"-"`
@@ -421,6 +426,11 @@ func (c *Config) validate() error {
 	if !slices.Contains([]string{"always", "everysec", "no"}, c.RedisAppendSync) {
 		return envconfig.Invalid("REDIS_APPENDFSYNC", "must be always, everysec or no, got %q", c.RedisAppendSync)
 	}
+	maxmem, err := redisMaxMemory(c.RedisMaxMemory)
+	if err != nil {
+		return envconfig.Invalid("REDIS_MAXMEMORY", "%s", err)
+	}
+	c.RedisMaxMemoryBytes = maxmem
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.LogLevel)) {
 		return envconfig.Invalid("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.LogLevel)
 	}
@@ -656,6 +666,7 @@ func (c Config) Environ(extra map[string]string) []string {
 		m[s.envVar] = c.ServiceSocket(s.name)
 	}
 	m["REDIS_APPENDFSYNC"] = c.RedisAppendSync
+	m["REDIS_MAXMEMORY"] = strconv.FormatInt(c.RedisMaxMemoryBytes, 10)
 	m["HAPROXY_ACCESS_LOG"] = c.AccessLog
 	m["LOG_LEVEL"] = strings.ToLower(c.LogLevel)
 	m["SHUTDOWN_GRACE"] = c.ShutdownGrace.String()
@@ -669,4 +680,53 @@ func (c Config) Environ(extra map[string]string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// minRedisMaxMemory is the least REDIS_MAXMEMORY other than 0: below it,
+// Redis warns that it may not even start its work.
+const minRedisMaxMemory = 1 << 20
+
+// physicalMemory returns the machine's memory in bytes, or 0 when it cannot
+// tell (no /proc/meminfo). A variable, for tests.
+var physicalMemory = func() int64 {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// redisUnits are the size suffixes Redis reads in its configuration.
+var redisUnits = map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000 * 1000,
+	"mb": 1 << 20, "g": 1000 * 1000 * 1000, "gb": 1 << 30}
+
+// redisMaxMemory parses REDIS_MAXMEMORY: auto (half of the machine's
+// memory, or no limit where it cannot be read), 0 (no limit), or a size in
+// Redis's units (4gb, 512mb, bytes) of at least 1mb.
+func redisMaxMemory(v string) (int64, error) {
+	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+	case "auto":
+		return physicalMemory() / 2, nil
+	case "0":
+		return 0, nil
+	}
+	digits := strings.TrimRightFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	unit, ok := redisUnits[v[len(digits):]]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || err != nil || n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("must be auto, 0 (no limit) or a size such as 4gb or 512mb, got %q", v)
+	}
+	if n*unit < minRedisMaxMemory {
+		return 0, fmt.Errorf("must be auto, 0 (no limit) or at least 1mb, got %q", v)
+	}
+	return n * unit, nil
 }

@@ -1,10 +1,12 @@
 package stackconfig
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -268,6 +270,8 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"host with a space", []string{"PLATFORM_HOST=127.0.0.1 "}, "PLATFORM_HOST must be an IPv4 address"},
 		{"host IPv6", []string{"PLATFORM_HOST=::1"}, "PLATFORM_HOST must be an IPv4 address"},
 		{"fsync", []string{"REDIS_APPENDFSYNC=sometimes"}, "REDIS_APPENDFSYNC must be always, everysec or no"},
+		{"maxmemory not a size", []string{"REDIS_MAXMEMORY=lots"}, `REDIS_MAXMEMORY must be auto, 0 (no limit) or a size such as 4gb or 512mb, got "lots"`},
+		{"maxmemory too small", []string{"REDIS_MAXMEMORY=100kb"}, `REDIS_MAXMEMORY must be auto, 0 (no limit) or at least 1mb, got "100kb"`},
 		{"access log", []string{"HAPROXY_ACCESS_LOG=some"}, "HAPROXY_ACCESS_LOG must be all or errors"},
 		{"log level", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL must be debug, info, warn or error"},
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
@@ -537,5 +541,46 @@ func TestParseEnvFileErrorsDoNotQuoteValues(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestRedisMaxMemory: REDIS_MAXMEMORY reaches Redis (process-compose.yaml's
+// --maxmemory) in bytes: auto as half of the machine's memory, or no limit
+// (0) where that cannot be read; a size in Redis's units as it reads them.
+func TestRedisMaxMemory(t *testing.T) {
+	tests := []struct {
+		value    string
+		physical int64
+		want     int64
+	}{
+		{"auto", 24 << 30, 12 << 30},
+		{"auto", 0, 0},         // no /proc/meminfo: no limit
+		{"", 8 << 30, 4 << 30}, // empty: the default, auto
+		{"0", 8 << 30, 0},
+		{"4gb", 8 << 30, 4 << 30},
+		{"4GB", 8 << 30, 4 << 30},
+		{"512mb", 8 << 30, 512 << 20},
+		{"2g", 8 << 30, 2e9},
+		{"1048576", 8 << 30, 1 << 20},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%q with %d bytes", tt.value, tt.physical), func(t *testing.T) {
+			saved := physicalMemory
+			physicalMemory = func() int64 { return tt.physical }
+			t.Cleanup(func() { physicalMemory = saved })
+			cfg, err := Load(checkout(t, ""), "", []string{"REDIS_MAXMEMORY=" + tt.value})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.RedisMaxMemoryBytes != tt.want {
+				t.Errorf("RedisMaxMemoryBytes: got %d, want %d", cfg.RedisMaxMemoryBytes, tt.want)
+			}
+			if want := fmt.Sprintf("REDIS_MAXMEMORY=%d", tt.want); !slices.Contains(cfg.Environ(nil), want) {
+				t.Errorf("Environ: no %s", want)
+			}
+		})
+	}
+	if n := physicalMemory(); runtime.GOOS == "linux" && n <= 0 {
+		t.Errorf("physicalMemory on Linux: got %d, want MemTotal from /proc/meminfo", n)
 	}
 }
