@@ -119,8 +119,13 @@ func (rep *Report) Err() error {
 	}
 	var errs []error
 	if n := v.Lost(); n > 0 {
-		errs = append(errs, fmt.Errorf("%d of %d checked accepted transactions were never processed (%d still queued, %d not found)",
-			n, v.Checked, v.Queued, v.Missing))
+		var expiry string
+		if v.Missing > 0 {
+			// A run longer than STATUS_TTL finds its first records gone.
+			expiry = "; a record is kept for STATUS_TTL from its transaction's enqueue (1h in the local stack's stack.env), so one not found was never queued or had expired"
+		}
+		errs = append(errs, fmt.Errorf("%d of %d checked accepted transactions were never processed (%d still queued, %d not found)%s",
+			n, v.Checked, v.Queued, v.Missing, expiry))
 	}
 	if v.Failed > 0 {
 		errs = append(errs, fmt.Errorf("%d of %d checked transactions failed", v.Failed, v.Checked))

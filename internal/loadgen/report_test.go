@@ -22,7 +22,7 @@ func TestReportErrNamesEveryBrokenPromise(t *testing.T) {
 	}{
 		{"all processed", func(*Verification) {}, ""},
 		{"still queued", func(v *Verification) { v.Processed, v.Queued = 8, 2 }, "2 of 10 checked accepted transactions were never processed (2 still queued, 0 not found)"},
-		{"not found", func(v *Verification) { v.Processed, v.Missing = 7, 3 }, "3 of 10 checked accepted transactions were never processed (0 still queued, 3 not found)"},
+		{"not found", func(v *Verification) { v.Processed, v.Missing = 7, 3 }, "3 of 10 checked accepted transactions were never processed (0 still queued, 3 not found); a record is kept for STATUS_TTL from its transaction's enqueue (1h in the local stack's stack.env), so one not found was never queued or had expired"},
 		{"failed", func(v *Verification) { v.Processed, v.Failed = 9, 1 }, "1 of 10 checked transactions failed"},
 		{"unverified", func(v *Verification) { v.Processed, v.Unverified = 6, 4 }, "4 of 10 checked transactions could not be looked up"},
 		{"duplicate ids", func(v *Verification) { v.DuplicateIDs = 1 }, "1 accepted answers repeated an id"},
