@@ -31,17 +31,35 @@ var errNotConsuming = errors.New("consumer group not in place yet")
 // waits like a write while writes are paused.
 var writableScript = redis.NewScript("#!lua\nreturn 1")
 
+// writableWhenFullScript is writableScript that Redis runs past its
+// maxmemory too, as it runs the consumer's scripts (whenFull).
+var writableWhenFullScript = redis.NewScript(whenFull + "\nreturn 1")
+
 // RedisCheck is the /health check of a service on the queue: Redis answers
 // PING and would accept a write, since every transaction needs one. The
 // public answer says only which of the two failed; the reason, which names
 // hosts or socket paths, goes to the log.
 func RedisCheck(log *slog.Logger, rdb *redis.Client) httpx.Check {
+	return redisCheck(log, rdb, writableScript)
+}
+
+// ConsumerRedisCheck is RedisCheck for psp-connector, whose scripts Redis
+// runs past its maxmemory (whenFull): a full Redis, which refuses new
+// transactions, still passes it, since the connector still charges and
+// records what was accepted; a Redis refusing every write does not.
+func ConsumerRedisCheck(log *slog.Logger, rdb *redis.Client) httpx.Check {
+	return redisCheck(log, rdb, writableWhenFullScript)
+}
+
+// redisCheck is RedisCheck with the script that stands for the service's
+// writes.
+func redisCheck(log *slog.Logger, rdb *redis.Client, writable *redis.Script) httpx.Check {
 	return httpx.Check{Name: "redis", Run: func(ctx context.Context) error {
 		if err := rdb.Ping(ctx).Err(); err != nil {
 			log.WarnContext(ctx, "health check failed", "check", "redis", "error", err.Error())
 			return errRedisDown
 		}
-		err := writableScript.Run(ctx, rdb, nil).Err()
+		err := writable.Run(ctx, rdb, nil).Err()
 		if err != nil && strings.Contains(err.Error(), "Error compiling script") {
 			// A Redis before 7.0 knows no shebang: PING is all it can tell.
 			return nil

@@ -2,11 +2,14 @@ package txqueue
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/acme-payments/platform/internal/httpx"
 )
 
 // fillRedis makes Redis refuse what adds data, as a Redis past its
@@ -100,6 +103,45 @@ func TestConsumerChargesTheBacklogWhileRedisIsFull(t *testing.T) {
 			}
 			if n, err := admin.XInfoStream(ctx, Stream).Result(); err != nil || n.EntriesAdded != int64(len(ids)) {
 				t.Errorf("entries added to the stream: got %+v, %v; want %d", n, err, len(ids))
+			}
+		})
+	}
+}
+
+// TestRedisChecksAtTheCeiling: a full Redis fails core-api's check (it
+// refuses new transactions) but not psp-connector's, which still charges
+// what was accepted (before, both said "redis refuses writes"); a Redis
+// that refuses every write (too few replicas, here) fails both.
+func TestRedisChecksAtTheCeiling(t *testing.T) {
+	tests := []struct {
+		name         string
+		refuse       func(t *testing.T, admin *redis.Client)
+		wantCore     error
+		wantConsumer error
+	}{
+		{"full", fillRedis, errRedisRefusesWrites, nil},
+		{"refusing every write", func(t *testing.T, admin *redis.Client) {
+			if err := admin.ConfigSet(context.Background(), "min-replicas-to-write", "1").Err(); err != nil {
+				t.Fatal(err)
+			}
+		}, errRedisRefusesWrites, errRedisRefusesWrites},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, rdb := startRedis(t)
+			log, _ := testLogger(t)
+			ctx := context.Background()
+			for _, check := range []httpx.Check{RedisCheck(log, rdb), ConsumerRedisCheck(log, rdb)} {
+				if err := check.Run(ctx); err != nil {
+					t.Fatalf("before: got %v, want nil", err)
+				}
+			}
+			tt.refuse(t, rdb)
+			if err := RedisCheck(log, rdb).Run(ctx); !errors.Is(err, tt.wantCore) {
+				t.Errorf("RedisCheck: got %v, want %v", err, tt.wantCore)
+			}
+			if err := ConsumerRedisCheck(log, rdb).Run(ctx); !errors.Is(err, tt.wantConsumer) {
+				t.Errorf("ConsumerRedisCheck: got %v, want %v", err, tt.wantConsumer)
 			}
 		})
 	}

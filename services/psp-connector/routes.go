@@ -16,7 +16,7 @@ import (
 // the stack's watchdog (only the loop: 503 when it is stuck).
 func newHandler(log *slog.Logger, rdb *redis.Client, consumer *txqueue.Consumer) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /health", httpx.HandleHealth(txqueue.RedisCheck(log, rdb), consumer.Check()))
+	mux.Handle("GET /health", httpx.HandleHealth(txqueue.ConsumerRedisCheck(log, rdb), consumer.Check()))
 	mux.Handle("GET /live", httpx.HandleHealth(consumer.LiveCheck()))
 	return httpx.Middleware(log, httpx.Routes(mux))
 }

@@ -309,6 +309,50 @@ func TestRunHealthFailsWhenRedisIsDown(t *testing.T) {
 	}
 }
 
+// TestRunChargesWhileRedisIsFull: against a Redis at its maxmemory
+// (noeviction), which refuses new transactions, the connector charges what
+// was queued before and its /health passes: it works. Its check was
+// core-api's, which fails then ("redis refuses writes"), so a full Redis
+// showed the connector as not ready while it charged.
+func TestRunChargesWhileRedisIsFull(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	ctx := context.Background()
+	if err := rdb.XGroupCreateMkStream(ctx, txqueue.Stream, txqueue.Group, "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	q := txqueue.NewQueue(rdb, time.Hour)
+	var ids []string
+	for i := range 3 {
+		res, err := q.Enqueue(ctx, txqueue.Transaction{UserID: 1, Amount: int64(100 + i), Currency: "USD", RequestID: "req"}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, res.ID)
+	}
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	url, out, stop := startRun(t, "REDIS_URL="+srv.URL)
+	for _, id := range ids {
+		waitFor(t, id+" processed", func() bool {
+			rec, err := q.Status(ctx, id)
+			return err == nil && rec.Status == txqueue.StatusProcessed
+		})
+	}
+	if code, status := getHealth(t, url); code != http.StatusOK || status != "pass" {
+		t.Errorf("GET /health with Redis full: got %d %q, want 200 pass", code, status)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(contractLines(out.String())); got != len(ids) {
+		t.Errorf("contract lines: got %d, want %d", got, len(ids))
+	}
+}
+
 func TestRunFailsFast(t *testing.T) {
 	tests := []struct {
 		name    string
