@@ -30,7 +30,7 @@ func TestRecordsThatExpiredWhileQueuedAreChargedOnce(t *testing.T) {
 		}},
 		{"claimed by a consumer killed in its first round", func(t *testing.T, q *Queue) ([]string, map[string]bool) {
 			batch := readAsDeadConsumer(t, q, 32)
-			cl := claimer{consumer: "dead", lease: 100 * time.Millisecond, statusTTL: ttl, roundSize: 16}
+			cl := claimer{claimant: "dead", lease: 100 * time.Millisecond, statusTTL: ttl, roundSize: 16}
 			if _, err := cl.claim(context.Background(), q.rdb, time.Now().UnixNano(), batch); err != nil {
 				t.Fatal(err)
 			}
