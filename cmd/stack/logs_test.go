@@ -203,7 +203,7 @@ processes:
 // TestProcessComposeKeepsABoundedNumberOfLogPieces: a stack left up for days
 // under load must not fill the disk with its logs. HAProxy's access log takes
 // about 425 bytes a transaction and psp-connector's about 120 (measured on
-// 150,000, RELIABILITY.md DX-C1): at 4,000 tx/s that is 8 GB an hour, and
+// 150,000, RELIABILITY.md D99): at 4,000 tx/s that is 8 GB an hour, and
 // without rotation.max_backups process-compose kept every 256 MB piece.
 // With the stack's own &log block (max_size_mb lowered to 1) a process
 // prints max_backups+4 MB: at most max_backups pieces are left, and those

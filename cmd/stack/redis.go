@@ -23,7 +23,7 @@ import (
 // shutdown), but a Redis killed in the middle (kill -9, the OOM killer, the
 // watchdog's SIGKILL, a host crash) leaves it, up to the size of the data
 // set, and no later Redis looks at it: one more file for every such kill
-// (RELIABILITY.md DX-C2). Nothing reads them: Redis loads only what
+// (RELIABILITY.md D100). Nothing reads them: Redis loads only what
 // appendonlydir's manifest names, and no other Redis uses the dir (up's lock,
 // D30), so the next Redis's start is when to remove them.
 func redisServer(args, environ []string, stdout io.Writer) error {

@@ -1980,7 +1980,7 @@ func TestOverDeliveredEntry(t *testing.T) {
 		warned          bool
 	}{
 		// Its deliveries were cut short (stops or crashes before a claim):
-		// the PSP never saw it, so nothing failed (DX-F2).
+		// the PSP never saw it, so nothing failed (D102).
 		{name: "never claimed: charged, not failed", survivorCharges: 1},
 		{name: "released after a failed PSP step: dead-lettered, failed",
 			lastClaim: "dead3", lease: 100 * time.Millisecond, failed: true, deadLettered: true},
