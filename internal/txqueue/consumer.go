@@ -202,6 +202,9 @@ type Consumer struct {
 	// retried past it) took the claims the other had made since on the
 	// rest of its batch for its own, and charged them too.
 	claimant string
+	// scripts are the scripts in the dialect of c's Redis: those of 7.0
+	// and later until ensureGroup has asked it (scriptsFor).
+	scripts atomic.Pointer[consumerScripts]
 
 	consuming atomic.Bool // the group is in place and Run reads from it
 	running   atomic.Bool // Run has started and not returned: LiveCheck watches its steps
@@ -225,8 +228,10 @@ func NewConsumer(rdb *redis.Client, cfg ConsumerConfig, psp PSP, log *slog.Logge
 	cfg.setDefaults()
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log, claimant: cfg.Name + "#" + hex.EncodeToString(b[:]),
-		created: time.Now()}, nil
+	c := &Consumer{rdb: rdb, cfg: cfg, psp: psp, log: log, claimant: cfg.Name + "#" + hex.EncodeToString(b[:]),
+		created: time.Now()}
+	c.scripts.Store(scriptsWithAllowOOM)
+	return c, nil
 }
 
 // Backoff bounds for retrying while Redis is unreachable.
@@ -367,7 +372,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) leave(work context.Context) {
 	ctx, cancel := finishing(work, ioTimeout, 0)
 	defer cancel()
-	res, err := forgetScript.Run(ctx, c.rdb, []string{Stream}, Group, c.cfg.Name).Int64Slice()
+	res, err := c.script().forget.Run(ctx, c.rdb, []string{Stream}, Group, c.cfg.Name).Int64Slice()
 	switch {
 	case err != nil:
 		c.log.Warn("could not leave the consumer group; it stays listed", "group", Group,
@@ -414,7 +419,7 @@ func (c *Consumer) forgetGone(ctx, work context.Context) {
 	if len(gone) == 0 || ctx.Err() != nil {
 		return
 	}
-	res, err := forgetScript.Run(work, c.rdb, []string{Stream}, append([]any{Group}, gone...)...).Int64Slice()
+	res, err := c.script().forget.Run(work, c.rdb, []string{Stream}, append([]any{Group}, gone...)...).Int64Slice()
 	if err != nil {
 		c.log.Warn("removing stopped consumers from the group failed", "error", err.Error())
 		return
@@ -517,12 +522,11 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 	for {
 		c.stepping()
 		err := c.rdb.XGroupCreateMkStream(ctx, Stream, Group, "0").Err()
-		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") {
-			return nil
-		}
 		// Past its maxmemory, Redis refuses XGROUP CREATE before it looks
 		// for the group: one that is there already is all Run needs.
-		if strings.HasPrefix(err.Error(), "OOM") && c.groupExists(ctx) {
+		if err == nil || strings.HasPrefix(err.Error(), "BUSYGROUP") ||
+			strings.HasPrefix(err.Error(), "OOM") && c.groupExists(ctx) {
+			c.useScriptsFor(ctx)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -535,6 +539,35 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 		sleep(ctx, backoff)
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// script returns c's scripts (scriptsFor).
+func (c *Consumer) script() *consumerScripts { return c.scripts.Load() }
+
+// useScriptsFor asks c's Redis, once it answers, which scripts it runs
+// (scriptsFor), and says so when it is older than 7.0.
+func (c *Consumer) useScriptsFor(ctx context.Context) {
+	s := scriptsFor(ctx, c.rdb)
+	if s == scriptsBeforeRedis7 {
+		c.log.Warn("redis is older than 7.0: the consumer's scripts run without flags, so past its maxmemory a round's record waits for room (RELIABILITY.md D105)")
+	}
+	c.scripts.Store(s)
+}
+
+// scriptsProbe is the script scriptsFor asks Redis to compile: one with
+// whenFull's shebang, which writes nothing.
+var scriptsProbe = writableWhenFullScript
+
+// scriptsFor returns the consumer's scripts for rdb's Redis: those of
+// scriptsBeforeRedis7 when it cannot compile a script's shebang (before
+// 7.0), else scriptsWithAllowOOM (also when it does not answer: the calls
+// that need it will fail and be retried alike).
+func scriptsFor(ctx context.Context, rdb *redis.Client) *consumerScripts {
+	err := scriptsProbe.Run(ctx, rdb, nil).Err()
+	if err != nil && strings.Contains(err.Error(), "Error compiling script") {
+		return scriptsBeforeRedis7
+	}
+	return scriptsWithAllowOOM
 }
 
 // groupExists reports whether Stream has Group (false also when that cannot
@@ -577,7 +610,7 @@ func (c *Consumer) reclaim(ctx, work context.Context) {
 // is still queued or pending instead of growing with every transaction ever
 // accepted. Errors are logged and ignored: the next pass tries again.
 func (c *Consumer) trim(ctx context.Context) {
-	n, err := trimScript.Run(ctx, c.rdb, []string{Stream}).Int64()
+	n, err := c.script().trim.Run(ctx, c.rdb, []string{Stream}).Int64()
 	if err != nil {
 		c.log.Warn("trimming acknowledged entries failed", "error", err.Error())
 		return
@@ -748,7 +781,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 // pipelined: their PSP step failed, or their round never started.
 func (c *Consumer) release(ctx context.Context, msgs []Message) {
 	now := time.Now().UnixNano()
-	res := evalBatch(ctx, c.rdb, releaseScript, len(msgs), func(i int) ([]string, []any) {
+	res := evalBatch(ctx, c.rdb, c.script().release, len(msgs), func(i int) ([]string, []any) {
 		return []string{StatusKey(msgs[i].ID)}, []any{c.claimant, now}
 	})
 	for i, r := range res {
@@ -764,18 +797,27 @@ func (c *Consumer) release(ctx context.Context, msgs []Message) {
 // rounds of which size: claimScript's arguments that do not change between
 // batches.
 type claimer struct {
-	claimant      string        // the Consumer's claimant: its name and a suffix of its own
-	lease         time.Duration // how long another consumer must wait before it may charge a claimed transaction
-	statusTTL     time.Duration // the expiry of a status record the claim recreates, and the least a claimed one keeps
-	roundSize     int           // the consumer's ConsumerConfig.Chargers
-	maxDeliveries int           // over it, a message never charged is dead-lettered; 0: no limit
+	claimant      string           // the Consumer's claimant: its name and a suffix of its own
+	lease         time.Duration    // how long another consumer must wait before it may charge a claimed transaction
+	statusTTL     time.Duration    // the expiry of a status record the claim recreates, and the least a claimed one keeps
+	roundSize     int              // the consumer's ConsumerConfig.Chargers
+	maxDeliveries int              // over it, a message never charged is dead-lettered; 0: no limit
+	scripts       *consumerScripts // the Consumer's (nil: scriptsWithAllowOOM)
+}
+
+// scriptSet returns cl's scripts.
+func (cl claimer) scriptSet() *consumerScripts {
+	if cl.scripts == nil {
+		return scriptsWithAllowOOM
+	}
+	return cl.scripts
 }
 
 // claimer returns this consumer's claimer: its claimant, VisibilityTimeout
 // as the lease, StatusTTL, Chargers as the round size and MaxDeliveries.
 func (c *Consumer) claimer() claimer {
 	return claimer{claimant: c.claimant, lease: c.cfg.VisibilityTimeout, statusTTL: c.cfg.StatusTTL,
-		roundSize: c.cfg.Chargers, maxDeliveries: c.cfg.MaxDeliveries}
+		roundSize: c.cfg.Chargers, maxDeliveries: c.cfg.MaxDeliveries, scripts: c.script()}
 }
 
 // claim runs claimScript for msgs in one call and returns one claim code per
@@ -791,7 +833,7 @@ func (cl claimer) claim(ctx context.Context, rdb *redis.Client, now int64, msgs 
 		keys[i] = StatusKey(m.ID)
 		args = append(args, m.UserID, m.Amount, m.Currency, m.EnqueuedAt.UnixNano(), max(m.Deliveries, 1))
 	}
-	codes, err := claimScript.Run(ctx, rdb, keys, args...).Int64Slice()
+	codes, err := cl.scriptSet().claim.Run(ctx, rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return nil, err
 	}
@@ -1285,12 +1327,12 @@ func newRecordCall(consumer, claimant string, charged, failed, renew []Message) 
 func (c *Consumer) runRecord(ctx context.Context, rec recordCall, least time.Duration) ([]int64, error) {
 	ctx, cancel := finishing(ctx, 2*ioTimeout, least)
 	defer cancel()
-	return recordScript.Run(ctx, c.rdb, rec.keys, rec.args...).Int64Slice()
+	return c.script().record.Run(ctx, c.rdb, rec.keys, rec.args...).Int64Slice()
 }
 
 // deadLetter moves entries to DeadLetterStream, one script each, pipelined.
 func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64) {
-	res := evalBatch(ctx, c.rdb, deadLetterScript, len(dead), func(i int) ([]string, []any) {
+	res := evalBatch(ctx, c.rdb, c.script().deadLetter, len(dead), func(i int) ([]string, []any) {
 		d := dead[i]
 		keys := []string{Stream, DeadLetterStream}
 		if d.id != "" {

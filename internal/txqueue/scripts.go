@@ -14,6 +14,36 @@ import "github.com/redis/go-redis/v9"
 // first record had expired.
 const whenFull = "#!lua flags=allow-oom"
 
+// The consumer's scripts as Redis 7.0 and later run them, past their
+// maxmemory too (whenFull); scriptsFor picks these or scriptsBeforeRedis7.
+var (
+	claimScript      = redis.NewScript(whenFull + claimLua)
+	recordScript     = redis.NewScript(whenFull + recordLua)
+	releaseScript    = redis.NewScript(whenFull + releaseLua)
+	deadLetterScript = redis.NewScript(whenFull + deadLetterLua)
+	trimScript       = redis.NewScript(whenFull + trimLua)
+	forgetScript     = redis.NewScript(whenFull + forgetLua)
+)
+
+// consumerScripts are the scripts a Consumer runs, in the dialect of its
+// Redis (scriptsFor).
+type consumerScripts struct {
+	claim, record, release, deadLetter, trim, forget *redis.Script
+}
+
+var (
+	// scriptsWithAllowOOM, for Redis 7.0 and later (whenFull).
+	scriptsWithAllowOOM = &consumerScripts{claimScript, recordScript, releaseScript, deadLetterScript, trimScript, forgetScript}
+	// scriptsBeforeRedis7 are the same scripts without a shebang, which a
+	// Redis before 7.0 cannot compile ("unexpected symbol near '#'": every
+	// claim failed, and nothing was charged). Such a Redis runs them as
+	// 7.0 runs a script without flags: past its maxmemory it refuses one
+	// whose first write adds data, so there a round's record waits for
+	// room (RELIABILITY.md D105).
+	scriptsBeforeRedis7 = &consumerScripts{redis.NewScript(claimLua), redis.NewScript(recordLua), redis.NewScript(releaseLua),
+		redis.NewScript(deadLetterLua), redis.NewScript(trimLua), redis.NewScript(forgetLua)}
+)
+
 // enqueueScript queues one transaction atomically, in one round trip.
 //
 // KEYS: 1 stream, 2 status hash, [3 idempotency record]
@@ -135,7 +165,7 @@ const (
 // over while its consumer still charged the batch well within its lease.
 //
 // Returns one claimCode per key.
-var claimScript = redis.NewScript(whenFull + `
+const claimLua = `
 local now, ttl, lease, roundSize = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local maxDeliveries = tonumber(ARGV[6])
 local recs, firstRound = {}, {}
@@ -198,7 +228,7 @@ for i, k in ipairs(KEYS) do
   seen[k] = true
 end
 return out
-`)
+`
 
 // recordScript is the last step: the PSP step succeeded, so the records
 // become processed and the stream entries are acknowledged, together. It
@@ -230,7 +260,7 @@ return out
 // 5 f, 6 claimant (Consumer.claimant: who it is in the claims), then the n
 // charged stream ids, then the renewed ones' stream ids
 // Returns one flag per renewed transaction: 1 still ours, 0 not.
-var recordScript = redis.NewScript(whenFull + `
+const recordLua = `
 local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -258,21 +288,21 @@ for j = 1, #KEYS - 1 - n - f do
   end
 end
 return owned
-`)
+`
 
 // releaseScript undoes claimScript after the PSP step failed, so that a
 // redelivery charges it afresh; it only touches a claim of this consumer.
 //
 // KEYS: 1 status hash
 // ARGV: 1 claimant (Consumer.claimant), 2 now (unix ns)
-var releaseScript = redis.NewScript(whenFull + `
+const releaseLua = `
 if redis.call('HGET', KEYS[1], 'charging_by') == ARGV[1] then
   redis.call('HDEL', KEYS[1], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
   redis.call('HSET', KEYS[1], 'updated_at', ARGV[2])
   return 1
 end
 return 0
-`)
+`
 
 // deadLetterScript moves one pending entry to the dead-letter stream: XACK
 // (if nobody else did), XADD the entry with why, and mark the status record
@@ -282,7 +312,7 @@ return 0
 // ARGV: 1 group, 2 entry id, 3 now (unix ns), 4 public reason, 5 status TTL
 // (ms), 6.. field/value pairs for the dead-letter entry
 // Returns 1 when dead-lettered, 0 when there was nothing to do.
-var deadLetterScript = redis.NewScript(whenFull + `
+const deadLetterLua = `
 if #KEYS == 3 and redis.call('HGET', KEYS[3], 'status') == 'processed' then
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
   return 0
@@ -296,7 +326,7 @@ if #KEYS == 3 then
   if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
 end
 return 1
-`)
+`
 
 // trimScript removes acknowledged history from the stream, atomically: for
 // every consumer group the bound is its oldest pending entry or, when it has
@@ -307,7 +337,7 @@ return 1
 //
 // KEYS: 1 stream
 // Returns the number of entries removed.
-var trimScript = redis.NewScript(whenFull + `
+const trimLua = `
 if redis.call('TYPE', KEYS[1]).ok ~= 'stream' then return 0 end
 local groups = redis.call('XINFO', 'GROUPS', KEYS[1])
 if #groups == 0 then return 0 end
@@ -340,7 +370,7 @@ for _, g in ipairs(groups) do
   if not bound or less(b, bound) then bound = b end
 end
 return redis.call('XTRIM', KEYS[1], 'MINID', bound)
-`)
+`
 
 // forgetScript removes consumers from a group, each only while nothing is
 // pending for it: XGROUP DELCONSUMER drops the consumer's pending entries
@@ -352,7 +382,7 @@ return redis.call('XTRIM', KEYS[1], 'MINID', bound)
 // ARGV: 1 group, 2.. consumer names
 // Returns, per name, 1 when it is no longer in the group (removed, or never
 // there), 0 when it stays for its pending entries.
-var forgetScript = redis.NewScript(whenFull + `
+const forgetLua = `
 local out = {}
 for i = 2, #ARGV do
   if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[i]) > 0 then
@@ -363,7 +393,7 @@ for i = 2, #ARGV do
   end
 end
 return out
-`)
+`
 
 // allScripts are preloaded by Connect and reloaded after a NOSCRIPT.
 var allScripts = []*redis.Script{enqueueScript, claimScript, recordScript, releaseScript, deadLetterScript,
