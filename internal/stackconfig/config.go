@@ -57,7 +57,8 @@ type Config struct {
 	JWTSecret       string        `env:"JWT_SECRET"`
 
 	// RedisMaxMemoryBytes is REDIS_MAXMEMORY in bytes, auto worked out
-	// (half of the machine's memory); 0: no limit.
+	// (half of the machine's memory or of its cgroup's limit, whichever is
+	// less); 0: no limit.
 	RedisMaxMemoryBytes int64 `env:"-"`
 
 	// Values is every setting after merging (files, then environment).
@@ -686,10 +687,28 @@ func (c Config) Environ(extra map[string]string) []string {
 // Redis warns that it may not even start its work.
 const minRedisMaxMemory = 1 << 20
 
-// physicalMemory returns the machine's memory in bytes, or 0 when it cannot
-// tell (no /proc/meminfo). A variable, for tests.
-var physicalMemory = func() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
+// physicalMemory returns the memory the stack may use in bytes, or 0 when it
+// cannot tell: availableMemory of this system. A variable, for tests.
+var physicalMemory = func() int64 { return availableMemory("/") }
+
+// availableMemory is the memory the processes started from here may use, in
+// root's /proc and /sys: the machine's (MemTotal in /proc/meminfo), or the
+// memory limit of this process's cgroup or of one above it (a container's,
+// a systemd unit's MemoryMax), whichever is less; 0 when neither can be
+// read. Redis, started by process-compose from the launcher, is in the same
+// cgroup: past that limit the kernel's OOM killer ends it, so a ceiling
+// above it would never be reached.
+func availableMemory(root string) int64 {
+	total := memTotal(root)
+	if limit := cgroupMemoryLimit(root); limit > 0 && (total == 0 || limit < total) {
+		return limit
+	}
+	return total
+}
+
+// memTotal is MemTotal in root's /proc/meminfo in bytes, or 0.
+func memTotal(root string) int64 {
+	b, err := os.ReadFile(filepath.Join(root, "proc", "meminfo"))
 	if err != nil {
 		return 0
 	}
@@ -705,12 +724,53 @@ var physicalMemory = func() int64 {
 	return 0
 }
 
+// cgroupMemoryLimit is the least memory limit set on this process's cgroup
+// (/proc/self/cgroup) or on one above it, cgroup v2 (memory.max) or v1's
+// memory controller (memory.limit_in_bytes), or 0 for none. Each directory
+// from the cgroup's up to the hierarchy's root is read where it exists: in
+// a container the cgroup's path names the host's hierarchy, while the
+// container sees its own cgroup at the root.
+func cgroupMemoryLimit(root string) int64 {
+	b, err := os.ReadFile(filepath.Join(root, "proc", "self", "cgroup"))
+	if err != nil {
+		return 0
+	}
+	least := int64(0)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "/") {
+			continue
+		}
+		var base, file string
+		switch {
+		case f[0] == "0" && f[1] == "":
+			base, file = filepath.Join(root, "sys", "fs", "cgroup"), "memory.max"
+		case slices.Contains(strings.Split(f[1], ","), "memory"):
+			base, file = filepath.Join(root, "sys", "fs", "cgroup", "memory"), "memory.limit_in_bytes"
+		default:
+			continue
+		}
+		for dir := filepath.Clean(f[2]); ; dir = filepath.Dir(dir) {
+			v, err := os.ReadFile(filepath.Join(base, dir, file))
+			if n, perr := strconv.ParseInt(strings.TrimSpace(string(v)), 10, 64); err == nil && perr == nil && n > 0 &&
+				(least == 0 || n < least) {
+				least = n // "max" (v2's none) does not parse; v1's none is near MaxInt64
+			}
+			if dir == "/" {
+				break
+			}
+		}
+	}
+	return least
+}
+
 // redisUnits are the size suffixes Redis reads in its configuration.
 var redisUnits = map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000 * 1000,
 	"mb": 1 << 20, "g": 1000 * 1000 * 1000, "gb": 1 << 30}
 
 // redisMaxMemory parses REDIS_MAXMEMORY: auto (half of the machine's
-// memory, or no limit where it cannot be read), 0 (no limit), or a size in
+// memory or of its cgroup's memory limit, whichever is less, or no limit
+// where neither can be read), 0 (no limit), or a size in
 // Redis's units (4gb, 512mb, bytes) of at least 1mb.
 func redisMaxMemory(v string) (int64, error) {
 	switch v = strings.ToLower(strings.TrimSpace(v)); v {

@@ -545,7 +545,8 @@ func TestParseEnvFileErrorsDoNotQuoteValues(t *testing.T) {
 }
 
 // TestRedisMaxMemory: REDIS_MAXMEMORY reaches Redis (process-compose.yaml's
-// --maxmemory) in bytes: auto as half of the machine's memory, or no limit
+// --maxmemory) in bytes: auto as half of the memory the stack may use
+// (TestAutoRedisMaxMemoryHeedsTheCgroupLimit), or no limit
 // (0) where that cannot be read; a size in Redis's units as it reads them.
 func TestRedisMaxMemory(t *testing.T) {
 	tests := []struct {
