@@ -90,7 +90,7 @@ func (c *config) validate() error {
 	}
 	if least := 2 * (c.VisibilityTimeout + c.ClaimInterval); c.StatusTTL < least {
 		return &envconfig.SettingError{Vars: []string{"STATUS_TTL", "VISIBILITY_TIMEOUT", "CLAIM_INTERVAL"},
-			Msg: fmt.Sprintf("STATUS_TTL must be at least twice VISIBILITY_TIMEOUT plus CLAIM_INTERVAL (2 × (%s + %s) = %s), got %s: a status record holds the claim on its transaction, and a claimed one keeps only half of STATUS_TTL, which must outlast the wait for its reclaim; a shorter one expires in between, and a transaction the PSP declines is charged again every VISIBILITY_TIMEOUT, never dead-lettered",
+			Msg: fmt.Sprintf("STATUS_TTL must be at least twice the sum of VISIBILITY_TIMEOUT and CLAIM_INTERVAL (2 × (%s + %s) = %s), got %s: a status record holds the claim on its transaction, and a claimed one keeps only half of STATUS_TTL, which must outlast the wait for its reclaim; a shorter one expires in between, and a transaction the PSP declines is charged again every VISIBILITY_TIMEOUT, never dead-lettered",
 				c.VisibilityTimeout, c.ClaimInterval, least, c.StatusTTL)}
 	}
 	if c.MaxDeliveries < 1 {

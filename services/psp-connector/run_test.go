@@ -378,8 +378,8 @@ func TestRunFailsFast(t *testing.T) {
 		{"BATCH_SIZE huge", nil, []string{"BATCH_SIZE=1000000"}, "BATCH_SIZE"},
 		{"STATUS_TTL too short", nil, []string{"STATUS_TTL=10ms"}, "STATUS_TTL"},
 		// A claimed record must outlast the wait for its reclaim (D103).
-		{"STATUS_TTL shorter than VISIBILITY_TIMEOUT", nil, []string{"STATUS_TTL=1s", "VISIBILITY_TIMEOUT=2s"}, "STATUS_TTL must be at least twice VISIBILITY_TIMEOUT plus CLAIM_INTERVAL (2 × (2s + 5s) = 14s), got 1s"},
-		{"STATUS_TTL under twice VISIBILITY_TIMEOUT plus CLAIM_INTERVAL", nil, []string{"STATUS_TTL=69s"}, "STATUS_TTL must be at least twice VISIBILITY_TIMEOUT plus CLAIM_INTERVAL (2 × (30s + 5s) = 1m10s), got 1m9s"},
+		{"STATUS_TTL shorter than VISIBILITY_TIMEOUT", nil, []string{"STATUS_TTL=1s", "VISIBILITY_TIMEOUT=2s"}, "STATUS_TTL must be at least twice the sum of VISIBILITY_TIMEOUT and CLAIM_INTERVAL (2 × (2s + 5s) = 14s), got 1s"},
+		{"STATUS_TTL under twice VISIBILITY_TIMEOUT plus CLAIM_INTERVAL", nil, []string{"STATUS_TTL=69s"}, "STATUS_TTL must be at least twice the sum of VISIBILITY_TIMEOUT and CLAIM_INTERVAL (2 × (30s + 5s) = 1m10s), got 1m9s"},
 		{"LOG_LEVEL unknown", nil, []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{"SHUTDOWN_GRACE zero", nil, []string{"SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
 		{"HTTP_HOST not an address", nil, []string{"HTTP_HOST=256.0.0.1", "REDIS_URL=unix:///nonexistent.sock"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
