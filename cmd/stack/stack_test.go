@@ -49,7 +49,7 @@ func TestCheckPortsNamesPortAndVariable(t *testing.T) {
 	err = checkPorts([]stackconfig.Port{
 		{Var: "AUTH_API_PORT", Host: "127.0.0.1", Port: freePort},
 		{Var: "PLATFORM_PORT", Host: "127.0.0.1", Port: taken},
-	}, "/repo/stack.local.env")
+	}, "/repo/stack.local.env", nil)
 	if err == nil {
 		t.Fatal("got nil, want an error for the taken port")
 	}
@@ -63,12 +63,63 @@ func TestCheckPortsNamesPortAndVariable(t *testing.T) {
 		t.Errorf("got %q, want the free port's variable not named", msg)
 	}
 	// An address this machine does not have is the host variable's fault.
-	err = checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "192.0.2.1", Port: freePort}}, "x")
+	err = checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "192.0.2.1", Port: freePort}}, "x", nil)
 	if err == nil || !strings.Contains(err.Error(), "set PLATFORM_HOST to an address of this machine") || strings.Contains(err.Error(), "set PLATFORM_PORT") {
 		t.Errorf("an address not on this machine: got %v, want PLATFORM_HOST named, not PLATFORM_PORT", err)
 	}
-	if err := checkPorts([]stackconfig.Port{{Var: "AUTH_API_PORT", Host: "127.0.0.1", Port: freePort}}, "x"); err != nil {
+	if err := checkPorts([]stackconfig.Port{{Var: "AUTH_API_PORT", Host: "127.0.0.1", Port: freePort}}, "x", nil); err != nil {
 		t.Errorf("free port: got %v, want nil", err)
+	}
+}
+
+// TestUpSaysWhereToMoveATakenPort: a taken port's error says where to move
+// it. The environment overrides stack.local.env, so a port the environment
+// sets must be moved there: advice to set it in the file would change
+// nothing.
+func TestUpSaysWhereToMoveATakenPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	taken := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	tests := []struct {
+		name      string
+		inFile    bool // PLATFORM_PORT in stack.local.env, else in the environment
+		want, not string
+	}{
+		{"set in the environment", false, "set PLATFORM_PORT to another port in the environment, which sets it now (and overrides <local>)", "in <local> or in the environment"},
+		{"set in stack.local.env", true, "set PLATFORM_PORT to another port in <local> or in the environment", "which sets it now"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := fakeCheckout(t)
+			t.Chdir(root)
+			local := filepath.Join(root, stackconfig.LocalFileName)
+			environ := []string{"STACK_STATE_DIR=" + shortStateDir(t)}
+			ports := stacktest.FreePorts(t, 4)
+			for i, name := range []string{"HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+				environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
+			}
+			if tt.inFile {
+				if err := os.WriteFile(local, []byte("PLATFORM_PORT="+taken+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				environ = append(environ, "PLATFORM_PORT="+taken)
+			}
+			var stdout, stderr bytes.Buffer
+			err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
+			if err == nil {
+				t.Fatalf("up with PLATFORM_PORT %s taken: got success, want an error", taken)
+			}
+			msg := err.Error()
+			want := strings.ReplaceAll(tt.want, "<local>", local)
+			not := strings.ReplaceAll(tt.not, "<local>", local)
+			if !strings.Contains(msg, want) || strings.Contains(msg, not) {
+				t.Errorf("got %q, want it to contain %q, and not %q", msg, want, not)
+			}
+		})
 	}
 }
 
@@ -1774,7 +1825,7 @@ func TestCheckPortsNamesAPortThatNeedsPrivileges(t *testing.T) {
 		t.Skipf("port %d needs no privileges here (ip_unprivileged_port_start %d)", port, first)
 	}
 	check := func() error {
-		return checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "127.0.0.1", Port: port}}, "/repo/stack.local.env")
+		return checkPorts([]stackconfig.Port{{Var: "PLATFORM_PORT", HostVar: "PLATFORM_HOST", Host: "127.0.0.1", Port: port}}, "/repo/stack.local.env", nil)
 	}
 	if stacktest.AsNobody() {
 		fmt.Printf("checkPorts: %v\n", check())

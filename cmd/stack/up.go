@@ -61,7 +61,8 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	if err := l.refuseForeignStateDir(); err != nil {
 		return err
 	}
-	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd)); err != nil {
+	fromEnv := func(name string) bool { return c.Sources[name] == stackconfig.FromEnvironment }
+	if err := checkPorts(c.Ports(), l.layout.LocalFile(l.cwd), fromEnv); err != nil {
 		return err
 	}
 	if err := c.PrepareStateDir(); err != nil {
