@@ -167,7 +167,21 @@ func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config,
 	// environment then overrides it: a key a file sets in vain (PATH, always
 	// in the environment, most of all) still gets its warning.
 	fileSources := map[string]string{}
-	for _, f := range []struct {
+	// An empty value in stack.local.env or the environment means the
+	// default: stack.env's value, where it has one. Passed on empty, a
+	// service setting stack.env sets (STATUS_TTL=1h) fell back to the
+	// services' own default (168h) instead (RELIABILITY.md DX-I1). For the
+	// launcher's own settings stack.env's values are its built-in defaults
+	// (TestStackEnvMatchesDefaults), so nothing changes for them.
+	defaults := map[string]string{}
+	set := func(k, v, src string) {
+		if d := defaults[k]; v == "" && d != "" {
+			values[k], sources[k] = d, l.DefaultsFile()
+			return
+		}
+		values[k], sources[k] = v, src
+	}
+	for i, f := range []struct {
 		path     string
 		optional bool
 	}{{l.DefaultsFile(), true}, {l.LocalFile(cwd), true}} {
@@ -177,12 +191,16 @@ func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config,
 		if err != nil {
 			return Config{}, err
 		}
+		if i == 0 {
+			defaults = vals
+		}
 		for k, v := range vals {
-			values[k], sources[k], fileSources[k] = v, f.path, f.path
+			set(k, v, f.path)
+			fileSources[k] = f.path
 		}
 	}
 	for k, v := range env.ToMap(environ) {
-		values[k], sources[k] = v, FromEnvironment
+		set(k, v, FromEnvironment)
 	}
 	for k := range drop {
 		delete(values, k)

@@ -379,6 +379,52 @@ func TestEnvironGivesEveryProcessItsSettings(t *testing.T) {
 	}
 }
 
+// TestEmptyValueMeansStackEnvsDefault: an empty value in stack.local.env or
+// the environment means the default, stack.env's. For a service setting
+// stack.env sets (STATUS_TTL=1h), the services' own default (168h) is not
+// it: an empty STATUS_TTL gave every process "", and the services kept their
+// records a week.
+func TestEmptyValueMeansStackEnvsDefault(t *testing.T) {
+	tests := []struct {
+		name, local string
+		environ     []string
+		want        map[string]string // Environ's value of each key
+	}{
+		{"empty in stack.local.env", "STATUS_TTL=\nPLATFORM_PORT=\n", nil,
+			map[string]string{"STATUS_TTL": "1h", "PLATFORM_PORT": "9080"}},
+		{"empty in the environment", "", []string{"STATUS_TTL=", "PLATFORM_PORT="},
+			map[string]string{"STATUS_TTL": "1h", "PLATFORM_PORT": "9080"}},
+		{"empty in the environment over stack.local.env", "STATUS_TTL=2h\n", []string{"STATUS_TTL="},
+			map[string]string{"STATUS_TTL": "1h"}},
+		{"set in the environment", "STATUS_TTL=2h\n", []string{"STATUS_TTL=3h"},
+			map[string]string{"STATUS_TTL": "3h"}},
+		{"empty where stack.env sets nothing", "VISIBILITY_TIMEOUT=\n", []string{"CLAIM_INTERVAL="},
+			map[string]string{"VISIBILITY_TIMEOUT": "", "CLAIM_INTERVAL": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := checkout(t, "STATUS_TTL=1h\nPLATFORM_PORT=9080\nSTACK_STATE_DIR=\n")
+			if tt.local != "" {
+				writeFile(t, filepath.Join(l.Checkout, LocalFileName), tt.local)
+			}
+			cfg, err := Load(l, l.Checkout, tt.environ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, kv := range cfg.Environ(nil) {
+				k, v, _ := strings.Cut(kv, "=")
+				got[k] = v
+			}
+			for k, want := range tt.want {
+				if got[k] != want {
+					t.Errorf("%s: got %q, want %q", k, got[k], want)
+				}
+			}
+		})
+	}
+}
+
 // TestEnvironSetsEveryComposeVariable: every ${VAR} of the committed
 // process-compose.yaml gets a value without stack.env (a STACK_SHARE_DIR
 // may leave it out), from Environ or from the launcher itself. process-compose
