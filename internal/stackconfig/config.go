@@ -790,8 +790,9 @@ var redisUnits = map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 
 // memory or of its cgroup's memory limit, whichever is less, or no limit
 // where neither can be read), 0 (no limit), or a size in
 // Redis's units (4gb, 512mb, bytes) of at least 1mb.
-func redisMaxMemory(v string) (int64, error) {
-	switch v = strings.ToLower(strings.TrimSpace(v)); v {
+func redisMaxMemory(given string) (int64, error) {
+	v := strings.ToLower(strings.TrimSpace(given))
+	switch v {
 	case "auto":
 		return physicalMemory() / 2, nil
 	case "0":
@@ -801,10 +802,10 @@ func redisMaxMemory(v string) (int64, error) {
 	unit, ok := redisUnits[v[len(digits):]]
 	n, err := strconv.ParseInt(digits, 10, 64)
 	if !ok || err != nil || n > math.MaxInt64/unit {
-		return 0, fmt.Errorf("must be auto, 0 (no limit) or a size such as 4gb or 512mb, got %q", v)
+		return 0, fmt.Errorf("must be auto, 0 (no limit) or a size such as 4gb or 512mb, got %q", given)
 	}
 	if n*unit < minRedisMaxMemory {
-		return 0, fmt.Errorf("must be auto, 0 (no limit) or at least 1mb, got %q", v)
+		return 0, fmt.Errorf("must be auto, 0 (no limit) or at least 1mb, got %q", given)
 	}
 	return n * unit, nil
 }

@@ -272,6 +272,7 @@ func TestLoadErrorsNameTheVariable(t *testing.T) {
 		{"fsync", []string{"REDIS_APPENDFSYNC=sometimes"}, "REDIS_APPENDFSYNC must be always, everysec or no"},
 		{"maxmemory not a size", []string{"REDIS_MAXMEMORY=lots"}, `REDIS_MAXMEMORY must be auto, 0 (no limit) or a size such as 4gb or 512mb, got "lots"`},
 		{"maxmemory too small", []string{"REDIS_MAXMEMORY=100kb"}, `REDIS_MAXMEMORY must be auto, 0 (no limit) or at least 1mb, got "100kb"`},
+		{"maxmemory quoted as given", []string{"REDIS_MAXMEMORY=Half"}, `REDIS_MAXMEMORY must be auto, 0 (no limit) or a size such as 4gb or 512mb, got "Half"`},
 		{"access log", []string{"HAPROXY_ACCESS_LOG=some"}, "HAPROXY_ACCESS_LOG must be all or errors"},
 		{"log level", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL must be debug, info, warn or error"},
 		{"grace not a duration", []string{"SHUTDOWN_GRACE=soon"}, `SHUTDOWN_GRACE must be a duration such as 10s, got "soon"`},
