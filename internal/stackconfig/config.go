@@ -170,7 +170,7 @@ func load(l Layout, cwd string, environ []string, drop map[string]bool) (Config,
 	// An empty value in stack.local.env or the environment means the
 	// default: stack.env's value, where it has one. Passed on empty, a
 	// service setting stack.env sets (STATUS_TTL=1h) fell back to the
-	// services' own default (168h) instead (RELIABILITY.md DX-I1). For the
+	// services' own default (168h) instead (RELIABILITY.md D107). For the
 	// launcher's own settings stack.env's values are its built-in defaults
 	// (TestStackEnvMatchesDefaults), so nothing changes for them.
 	defaults := map[string]string{}
