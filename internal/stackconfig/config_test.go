@@ -25,17 +25,36 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
+// shortTempDir is a new directory in os.TempDir() whose name starts with
+// prefix, removed when the test ends: short, unlike t.TempDir(), whose name
+// holds the test's, where the state dir's unix sockets must fit.
+func shortTempDir(t *testing.T, prefix string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// environMap is cfg.Environ(nil) as a map.
+func environMap(cfg Config) map[string]string {
+	got := map[string]string{}
+	for _, kv := range cfg.Environ(nil) {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	return got
+}
+
 // checkout makes a directory that FindLayout takes for a checkout. Not
 // t.TempDir(): the default state dir, and so its unix sockets, goes under the
 // checkout, and t.TempDir() can be too long for a socket path (`nix develop`
 // sets TMPDIR=/tmp/nix-shell.XXXXXX; macOS's TMPDIR is long too).
 func checkout(t *testing.T, stackEnv string) Layout {
 	t.Helper()
-	root, err := os.MkdirTemp("", "co-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(root) })
+	root := shortTempDir(t, "co-")
 	writeFile(t, filepath.Join(root, "go.mod"), "module x\n")
 	writeFile(t, filepath.Join(root, ComposeFileName), "processes: {}\n")
 	// A git checkout, as a clone is (its state dir defaults to .stack in it).
@@ -412,11 +431,7 @@ func TestEmptyValueMeansStackEnvsDefault(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]string{}
-			for _, kv := range cfg.Environ(nil) {
-				k, v, _ := strings.Cut(kv, "=")
-				got[k] = v
-			}
+			got := environMap(cfg)
 			for k, want := range tt.want {
 				if got[k] != want {
 					t.Errorf("%s: got %q, want %q", k, got[k], want)
@@ -441,11 +456,7 @@ func TestEnvironSetsEveryComposeVariable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
-	for _, kv := range cfg.Environ(nil) {
-		k, v, _ := strings.Cut(kv, "=")
-		got[k] = v
-	}
+	got := environMap(cfg)
 	vars := regexp.MustCompile(`\$\{([A-Z0-9_]+)\}`).FindAllStringSubmatch(string(compose), -1)
 	if len(vars) == 0 {
 		t.Fatalf("no ${VAR} in %s", ComposeFileName)

@@ -120,11 +120,7 @@ func TestRefusesSettingsAnotherUserControls(t *testing.T) {
 			if tt.root && os.Geteuid() != 0 {
 				t.Skip("needs root, to give a file to another user")
 			}
-			cwd, err := os.MkdirTemp("", "cwd-") // short: the state dir's sockets go below it
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(cwd) })
+			cwd := shortTempDir(t, "cwd-") // the state dir's sockets go below it
 			local := share.LocalFile(cwd)
 			writeFile(t, local, "JWT_SECRET=theirs-0123456789abcdef0123456789abcdef\n")
 			mkChmod(t, local, tt.mode)
@@ -192,11 +188,7 @@ func TestTakesTheCheckoutSTACK_TRUSTED_CHECKOUTNames(t *testing.T) {
 			if tt.root && os.Geteuid() != 0 {
 				t.Skip("needs root, to give a file to another user")
 			}
-			base, err := os.MkdirTemp("", "tc-") // short: the state dir's sockets go below it
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(base) })
+			base := shortTempDir(t, "tc-") // the state dir's sockets go below it
 			co := filepath.Join(base, "mounted")
 			mkdir(t, co, 0o755)
 			writeFile(t, filepath.Join(co, "go.mod"), "module x\n")

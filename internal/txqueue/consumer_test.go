@@ -217,6 +217,17 @@ func checkChargedOnce(t *testing.T, psp chargeCounter, ids ...string) {
 	}
 }
 
+// checkChargedOnceByEither fails the test for each of ids, the rounds of a
+// batch, that a and b together did not charge exactly once.
+func checkChargedOnceByEither(t *testing.T, a, b *recorder, ids ...string) {
+	t.Helper()
+	for i, id := range ids {
+		if got := a.calls(id) + b.calls(id); got != 1 {
+			t.Errorf("round %d of a's batch: charged %d times (a %d, b %d), want 1", i, got, a.calls(id), b.calls(id))
+		}
+	}
+}
+
 // checkStatus fails the test unless the record of transaction id has
 // status want.
 func checkStatus(t *testing.T, q *Queue, id, want string) {
