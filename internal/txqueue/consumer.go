@@ -1338,7 +1338,7 @@ func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64)
 		if d.id != "" {
 			keys = append(keys, StatusKey(d.id))
 		}
-		args := []any{Group, d.entry.ID, now, d.public, c.cfg.StatusTTL.Milliseconds(),
+		args := []any{Group, d.entry.ID, now, d.public, c.cfg.StatusTTL.Milliseconds(), c.claimant,
 			"stream_id", d.entry.ID, "reason", d.reason, "deliveries", d.deliveries,
 			"consumer", c.cfg.Name, "dead_at", now}
 		return keys, append(args, entryFields(d.entry)...)
@@ -1350,6 +1350,9 @@ func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64)
 		case err != nil:
 			c.log.ErrorContext(dctx, "dead-lettering failed; entry left pending", "transaction_id", d.id,
 				"stream_id", d.entry.ID, "reason", d.reason, "error", err.Error())
+		case n == 2:
+			c.log.WarnContext(dctx, "not dead-lettered: another consumer claimed it since, and may have charged it; left pending",
+				"transaction_id", d.id, "stream_id", d.entry.ID, "reason", d.reason)
 		case n == 1:
 			c.log.ErrorContext(dctx, "dead-lettered", "transaction_id", d.id, "stream_id", d.entry.ID,
 				"dead_letter_stream", DeadLetterStream, "deliveries", d.deliveries, "reason", d.reason)

@@ -307,18 +307,31 @@ return 0
 // deadLetterScript moves one pending entry to the dead-letter stream: XACK
 // (if nobody else did), XADD the entry with why, and mark the status record
 // failed. An entry whose transaction was already processed is only acked.
+// One that another consumer has claimed since this one decided (its claim
+// names another claimant), or that a claim since found maybe charged
+// (maybe_charged), is left alone, pending: the consumer decides at the end
+// of its batch, and meanwhile its lease may have run out in a pause between
+// the failed charge and its record, so that another consumer took the
+// transaction for this one's round in hand and charged it again. Marked
+// failed and acknowledged, that charge was never looked up or recorded.
 //
 // KEYS: 1 stream, 2 dead-letter stream, [3 status hash]
 // ARGV: 1 group, 2 entry id, 3 now (unix ns), 4 public reason, 5 status TTL
-// (ms), 6.. field/value pairs for the dead-letter entry
-// Returns 1 when dead-lettered, 0 when there was nothing to do.
+// (ms), 6 claimant (Consumer.claimant), 7.. field/value pairs for the
+// dead-letter entry
+// Returns 1 when dead-lettered, 0 when there was nothing to do, 2 when left
+// pending for the claim of another consumer.
 const deadLetterLua = `
-if #KEYS == 3 and redis.call('HGET', KEYS[3], 'status') == 'processed' then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  return 0
+if #KEYS == 3 then
+  local r = redis.call('HMGET', KEYS[3], 'status', 'charging_by', 'maybe_charged')
+  if r[1] == 'processed' then
+    redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+    return 0
+  end
+  if (r[2] and r[2] ~= ARGV[6]) or r[3] then return 2 end
 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6))
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 7))
 if #KEYS == 3 then
   redis.call('HSET', KEYS[3], 'status', 'failed', 'failed_at', ARGV[3], 'updated_at', ARGV[3],
     'error', ARGV[4])
