@@ -544,14 +544,31 @@ func (c *Consumer) ensureGroup(ctx context.Context) error {
 // script returns c's scripts (scriptsFor).
 func (c *Consumer) script() *consumerScripts { return c.scripts.Load() }
 
-// useScriptsFor asks c's Redis, once it answers, which scripts it runs
-// (scriptsFor), and says so when it is older than 7.0.
+// useScriptsFor asks c's Redis which scripts it runs (scriptsFor), again
+// while Redis does not answer, and says so when it is older than 7.0. Taken
+// for 7.0 on a question that got no answer (Redis restarting, paused, slow
+// just after the group was in place), a Redis before 7.0 failed every claim
+// to compile, for as long as the connector ran, and nothing was charged.
+// When ctx ends first, c keeps the scripts it has.
 func (c *Consumer) useScriptsFor(ctx context.Context) {
-	s := scriptsFor(ctx, c.rdb)
-	if s == scriptsBeforeRedis7 {
-		c.log.Warn("redis is older than 7.0: the consumer's scripts run without flags, so past its maxmemory a round's record waits for room (RELIABILITY.md D105)")
+	backoff := minBackoff
+	for {
+		c.stepping()
+		s, err := scriptsFor(ctx, c.rdb)
+		if err == nil {
+			if s == scriptsBeforeRedis7 {
+				c.log.Warn("redis is older than 7.0: the consumer's scripts run without flags, so past its maxmemory a round's record waits for room (RELIABILITY.md D105)")
+			}
+			c.scripts.Store(s)
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.log.Warn("cannot ask redis which scripts it runs yet; retrying", "error", err.Error(), "retry_in", backoff.String())
+		sleep(ctx, backoff)
+		backoff = min(2*backoff, maxBackoff)
 	}
-	c.scripts.Store(s)
 }
 
 // scriptsProbe is the script scriptsFor asks Redis to compile: one with
@@ -560,14 +577,17 @@ var scriptsProbe = writableWhenFullScript
 
 // scriptsFor returns the consumer's scripts for rdb's Redis: those of
 // scriptsBeforeRedis7 when it cannot compile a script's shebang (before
-// 7.0), else scriptsWithAllowOOM (also when it does not answer: the calls
-// that need it will fail and be retried alike).
-func scriptsFor(ctx context.Context, rdb *redis.Client) *consumerScripts {
+// 7.0), else scriptsWithAllowOOM; or an error when Redis did not answer
+// (redisDidNotAnswer), which tells nothing about its version.
+func scriptsFor(ctx context.Context, rdb *redis.Client) (*consumerScripts, error) {
 	err := scriptsProbe.Run(ctx, rdb, nil).Err()
-	if err != nil && strings.Contains(err.Error(), "Error compiling script") {
-		return scriptsBeforeRedis7
+	switch {
+	case err != nil && strings.Contains(err.Error(), "Error compiling script"):
+		return scriptsBeforeRedis7, nil
+	case err != nil && redisDidNotAnswer(err):
+		return nil, err
 	}
-	return scriptsWithAllowOOM
+	return scriptsWithAllowOOM, nil
 }
 
 // groupExists reports whether Stream has Group (false also when that cannot
