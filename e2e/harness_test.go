@@ -66,11 +66,7 @@ func newStack(t *testing.T, ctx context.Context, pcDir string, extra map[string]
 	t.Helper()
 	bin := stacktest.BuildBinaries(t, ctx)
 	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
-	tmp, err := os.MkdirTemp("", "stack-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := stacktest.ShortTempDir(t, "stack-e2e-")
 	state := filepath.Join(tmp, "state")
 
 	p := stacktest.FreePorts(t, 5)

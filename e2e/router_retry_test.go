@@ -508,10 +508,6 @@ func TestRouterStatsFrontendAnswersEachPath(t *testing.T) {
 // bytes at most).
 func socketPath(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "sock-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := stacktest.ShortTempDir(t, "sock-")
 	return filepath.Join(dir, name)
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/acme-payments/platform/internal/stacktest"
 )
 
 func TestRunUsageErrors(t *testing.T) {
@@ -57,11 +59,7 @@ func TestRunUsageErrors(t *testing.T) {
 // in it, as a running stack has.
 func runningStackDir(t *testing.T) (dir, sock string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "lg-") // short: a socket path has at most 103 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir = stacktest.ShortTempDir(t, "lg-") // short: a socket path has at most 103 bytes
 	return dir, listenUnix(t, filepath.Join(dir, "redis", "redis.sock"))
 }
 

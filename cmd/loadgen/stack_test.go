@@ -39,11 +39,7 @@ func TestAgainstRealStack(t *testing.T) {
 
 	bin := stacktest.BuildBinaries(t, ctx)
 	// Unix socket paths are limited to ~100 bytes; t.TempDir() can be longer.
-	tmp, err := os.MkdirTemp("", "loadgen-stack-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := stacktest.ShortTempDir(t, "loadgen-stack-")
 	state := filepath.Join(tmp, "state")
 
 	ports := stacktest.FreePorts(t, 5)

@@ -66,11 +66,7 @@ func TestStackRedisRemovesWhatAKilledRewriteLeft(t *testing.T) {
 	defer cancel()
 	bin := stacktest.BuildBinaries(t, ctx)
 
-	state, err := os.MkdirTemp("", "rdb")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(state) })
+	state := stacktest.ShortTempDir(t, "rdb")
 	redisDir := filepath.Join(state, "redis")
 	if err := os.MkdirAll(filepath.Join(state, "logs"), 0o700); err != nil {
 		t.Fatal(err)

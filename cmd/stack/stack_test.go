@@ -565,11 +565,7 @@ func preparedStateDir(t *testing.T) string {
 // for the unix sockets under a state dir.
 func shortStateDir(t *testing.T) string {
 	t.Helper()
-	tmp, err := os.MkdirTemp("", "st-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(tmp) })
+	tmp := stacktest.ShortTempDir(t, "st-")
 	return filepath.Join(tmp, "st")
 }
 
@@ -745,11 +741,7 @@ func TestProbeRedis(t *testing.T) {
 // socket paths are limited).
 func serveHTTPOnUnixSocket(t *testing.T, h http.Handler) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "http-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := stacktest.ShortTempDir(t, "http-")
 	sock := filepath.Join(dir, "h.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {

@@ -15,16 +15,26 @@ const asNobodyVar = "STACK_TEST_AS_NOBODY"
 // AsNobody reports whether this test binary is the run RerunAsNobody made.
 func AsNobody() bool { return os.Getenv(asNobodyVar) == "1" }
 
-// OpenTempDir makes a directory under the system's temp dir (not
-// t.TempDir(), whose parents other users may not enter), mode 0755 so that
-// another user can enter it, removed when tb ends.
-func OpenTempDir(tb testing.TB, prefix string) string {
+// ShortTempDir makes a directory under the system's temp dir whose name
+// starts with prefix, removed when tb ends: unlike t.TempDir(), whose name
+// holds the test's, short enough for the unix sockets of a state dir below
+// it (about 100 bytes at most).
+func ShortTempDir(tb testing.TB, prefix string) string {
 	tb.Helper()
 	dir, err := os.MkdirTemp("", prefix)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// OpenTempDir makes a directory under the system's temp dir (not
+// t.TempDir(), whose parents other users may not enter), mode 0755 so that
+// another user can enter it, removed when tb ends.
+func OpenTempDir(tb testing.TB, prefix string) string {
+	tb.Helper()
+	dir := ShortTempDir(tb, prefix)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
