@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -20,8 +24,9 @@ type tokenResponse struct {
 
 // handleToken authenticates the body's username and password and answers a
 // token, or the contract's error. Every failure is logged with the request
-// id, the username and a reason, never the password.
+// id, a reason and who tried (loggedUsername), never the password.
 func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Handler {
+	fingerprint := newFingerprinter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		req, err := readTokenRequest(r)
@@ -40,7 +45,7 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Hand
 			}
 		}
 		status, msg, reason := loginFailure(err)
-		log.InfoContext(ctx, "login failed", "username", clip(req.Username), "reason", reason, "status", status)
+		log.InfoContext(ctx, "login failed", loggedUsername(db, fingerprint, req.Username), "reason", reason, "status", status)
 		httpx.WriteError(w, status, msg)
 	})
 }
@@ -102,6 +107,45 @@ func loginFailure(err error) (status int, msg, reason string) {
 		return de.Status, de.Msg, "bad_request: " + de.Msg
 	}
 	return http.StatusInternalServerError, "Internal server error", err.Error()
+}
+
+// loggedUsername is what a failed login's line says of its username: the
+// name itself when it names a user of the users file (cut by clip), and
+// otherwise, since a user who typed their password into the username field
+// sent it there, only username_fingerprint, a keyed fingerprint of it
+// (fingerprinter): equal within this process for equal names, so that one
+// client retrying one wrong name shows as such, and telling nothing of the
+// name to whoever reads the log. A username that is blank or not a JSON
+// string is not logged at all (the reason says which).
+func loggedUsername(db *users.DB, fingerprint fingerprinter, username string) slog.Attr {
+	switch {
+	case username == "":
+		return slog.Attr{}
+	case db.Exists(username):
+		return slog.String("username", clip(username))
+	}
+	return slog.String("username_fingerprint", fingerprint(username))
+}
+
+// fingerprinter maps an unknown username to 8 hex digits (32 bits) of its
+// HMAC-SHA256 under a key of its own.
+type fingerprinter func(username string) string
+
+// newFingerprinter returns a fingerprinter keyed with 32 random bytes that
+// live only in this process's memory, never logged: a line's fingerprint
+// cannot be reversed, nor a guess tested against it, without the key
+// (a bare hash of a password could be, by trying candidates), and
+// fingerprints of one name differ between processes and restarts. 32 bits
+// are enough to tell apart the names one process sees: among 10,000
+// different names, some two share a fingerprint with a chance of about 1 %.
+func newFingerprinter() fingerprinter {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return func(username string) string {
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(username))
+		return hex.EncodeToString(mac.Sum(nil)[:4])
+	}
 }
 
 // maxLoggedUsername bounds the username copied into logs.

@@ -232,44 +232,104 @@ func TestRoutingErrors(t *testing.T) {
 	}
 }
 
+// TestFailedLoginsAreLoggedWithoutPassword: each failed login is logged
+// with its request id and reason, and names the user only when the users
+// file has one of that name. A password typed into the username field is
+// an unknown name: it must not reach the log, only a fingerprint of it.
 func TestFailedLoginsAreLoggedWithoutPassword(t *testing.T) {
 	url, logs := newTestServer(t)
+	const passwordLike = "Tr0ub4dor&3-hunter2"
 	tests := []struct {
-		body, requestID, wantReason string
+		name, body, wantReason string
+		wantUsername           string // "": no username key
+		wantFingerprint        bool   // a username_fingerprint of 8 hex digits
 	}{
-		{`{"username":"alice","password":"hunter2-secret"}`, "req-wrong-password", "invalid_password"},
-		{`{"username":"dave","password":"hunter2-secret"}`, "req-unknown-user", "user_not_found"},
-		{`{"username":"alice"}`, "req-blank-password", "bad_request: Password is blank"},
+		{"known user, wrong password", `{"username":"alice","password":"hunter2-secret"}`, "invalid_password", "alice", false},
+		{"known user, blank password", `{"username":"becky"}`, "bad_request: Password is blank", "becky", false},
+		{"known user, password not a string", `{"username":"charlie","password":["hunter2-secret"]}`, "invalid_password", "charlie", false},
+		{"password typed as the username", `{"username":"` + passwordLike + `","password":"alice"}`, "user_not_found", "", true},
+		{"password typed as the username, blank password", `{"username":"` + passwordLike + `"}`, "bad_request: Password is blank", "", true},
+		{"unknown user", `{"username":"dave","password":"hunter2-secret"}`, "user_not_found", "", true},
+		{"a known name in another case is unknown", `{"username":"Alice","password":"password"}`, "user_not_found", "", true},
+		{"username not a string", `{"username":12345,"password":"hunter2-secret"}`, "user_not_found", "", false},
+		{"username blank", `{"username":"","password":"hunter2-secret"}`, "bad_request: Username is blank", "", false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.wantReason, func(t *testing.T) {
-			res := do(t, http.MethodPost, url+"/token", "application/json", tt.body, httpx.RequestIDHeader, tt.requestID)
-			if got := res.header.Get(httpx.RequestIDHeader); got != tt.requestID {
-				t.Errorf("got X-Request-ID %q, want %q", got, tt.requestID)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			requestID := fmt.Sprintf("req-%d", i)
+			res := do(t, http.MethodPost, url+"/token", "application/json", tt.body, httpx.RequestIDHeader, requestID)
+			if got := res.header.Get(httpx.RequestIDHeader); got != requestID {
+				t.Errorf("got X-Request-ID %q, want %q", got, requestID)
 			}
-			var found map[string]any
-			for _, line := range strings.Split(logs.String(), "\n") {
-				var rec map[string]any
-				if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "login failed" && rec["request_id"] == tt.requestID {
-					found = rec
-				}
-			}
+			line, found := loginFailedLine(logs.String(), requestID)
 			if found == nil {
-				t.Fatalf("no \"login failed\" line with request_id %s in:\n%s", tt.requestID, logs.String())
+				t.Fatalf("no \"login failed\" line with request_id %s in:\n%s", requestID, logs.String())
 			}
 			if found["reason"] != tt.wantReason {
 				t.Errorf("got reason %v, want %q", found["reason"], tt.wantReason)
 			}
-			var req map[string]string
-			_ = json.Unmarshal([]byte(tt.body), &req)
-			if found["username"] != req["username"] {
-				t.Errorf("got username %v, want %q", found["username"], req["username"])
+			if got, ok := found["username"]; tt.wantUsername == "" && ok || tt.wantUsername != "" && got != tt.wantUsername {
+				t.Errorf("got username %v (present: %v), want %q", got, ok, tt.wantUsername)
+			}
+			fp, ok := found["username_fingerprint"].(string)
+			if ok != tt.wantFingerprint || ok && (len(fp) != 8 || strings.Trim(fp, "0123456789abcdef") != "") {
+				t.Errorf("got username_fingerprint %v (present: %v), want 8 hex digits: %v", found["username_fingerprint"], ok, tt.wantFingerprint)
+			}
+			if strings.Contains(line, "hunter2") {
+				t.Errorf("the log line holds a password: %s", line)
 			}
 		})
 	}
-	if strings.Contains(logs.String(), "hunter2") {
-		t.Errorf("the log contains a password:\n%s", logs.String())
+	if strings.Contains(logs.String(), "hunter2") || strings.Contains(logs.String(), "Tr0ub4dor") {
+		t.Errorf("the log holds a password:\n%s", logs.String())
 	}
+}
+
+// TestUnknownUsernameFingerprint: an unknown username's fingerprint is the
+// same for each login with it in one process, so that one client retrying
+// one name shows as such, differs between names, and differs between
+// processes (the key is drawn at start), so that it is no digest a guess
+// could be tested against.
+func TestUnknownUsernameFingerprint(t *testing.T) {
+	urlA, logsA := newTestServer(t)
+	urlB, logsB := newTestServer(t) // another process: another key
+	login := func(url string, logs *servicetest.Buffer, requestID, username string) string {
+		t.Helper()
+		do(t, http.MethodPost, url+"/token", "application/json", `{"username":"`+username+`","password":"x"}`, httpx.RequestIDHeader, requestID)
+		_, rec := loginFailedLine(logs.String(), requestID)
+		fp, _ := rec["username_fingerprint"].(string)
+		if fp == "" {
+			t.Fatalf("no username_fingerprint for %q in:\n%s", username, logs.String())
+		}
+		return fp
+	}
+	first := login(urlA, logsA, "a-1", "my-secret-password")
+	tests := []struct {
+		name      string
+		got       string
+		wantEqual bool
+	}{
+		{"the same name again, same process", login(urlA, logsA, "a-2", "my-secret-password"), true},
+		{"another name, same process", login(urlA, logsA, "a-3", "my-secret-passwore"), false},
+		{"the same name, another process", login(urlB, logsB, "b-1", "my-secret-password"), false},
+	}
+	for _, tt := range tests {
+		if (tt.got == first) != tt.wantEqual {
+			t.Errorf("%s: got %s against %s, want equal: %v", tt.name, tt.got, first, tt.wantEqual)
+		}
+	}
+}
+
+// loginFailedLine finds the "login failed" line of requestID in logs, and
+// returns it raw and decoded (nil when there is none).
+func loginFailedLine(logs, requestID string) (string, map[string]any) {
+	for _, line := range strings.Split(logs, "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "login failed" && rec["request_id"] == requestID {
+			return line, rec
+		}
+	}
+	return "", nil
 }
 
 func TestClip(t *testing.T) {
