@@ -167,7 +167,7 @@ func TestRunRemovesStoppedConnectorsFromTheGroup(t *testing.T) {
 		return names
 	}
 
-	svc := servicetest.Start(t, "psp-connector", run, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s", "CLAIM_INTERVAL=50ms")
+	svc := servicetest.Start(t, "psp-connector", run, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s", "CLAIM_INTERVAL=100ms")
 	self := host + "-" + strconv.Itoa(os.Getpid())
 	want := slices.Sorted(slices.Values(append([]string{self}, kept...)))
 	waitFor(t, "the stopped and the killed connector removed", func() bool {

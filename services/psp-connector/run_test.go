@@ -270,7 +270,7 @@ func TestRunReclaimsFromKilledConnector(t *testing.T) {
 		t.Fatalf("XREADGROUP as the killed connector: got %v, %v", got, err)
 	}
 
-	_, out, stop := startRun(t, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s", "CLAIM_INTERVAL=50ms")
+	_, out, stop := startRun(t, "REDIS_URL="+srv.URL, "VISIBILITY_TIMEOUT=1s", "CLAIM_INTERVAL=100ms")
 	waitFor(t, "processed", func() bool {
 		rec, err := q.Status(ctx, res.ID)
 		return err == nil && rec.Status == txqueue.StatusProcessed
