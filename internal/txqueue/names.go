@@ -18,6 +18,11 @@ const (
 	DeadLetterStream = Stream + deadLetterSuffix
 	// IdempotencyTTL is how long an Idempotency-Key is remembered (Stripe: 24 h).
 	IdempotencyTTL = 24 * time.Hour
+	// ConsumerAliveKey is the key every running psp-connector refreshes
+	// (KeepConsumerAlive), with the name of the last one to do so: core-api
+	// reads it to tell that some connector consumes the database it queues
+	// in (WarnIfNoConsumer).
+	ConsumerAliveKey = Group + ":alive"
 )
 
 // deadLetterSuffix ends a dead-letter stream's name: the name of the stream

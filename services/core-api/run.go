@@ -44,6 +44,10 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	// once it answers (the stack's own Redis does). Stopped before rdb
 	// closes, whatever run returns.
 	defer txqueue.GoWarnIfNotDurable(ctx, rdb, log)()
+	// Transactions queued where no connector shows itself alive (a
+	// psp-connector given another database, say) are answered 200 and
+	// never charged: warn, once a minute, after a grace.
+	defer txqueue.GoWarnIfNoConsumer(ctx, rdb, log)()
 
 	queue := txqueue.NewQueue(rdb, cfg.StatusTTL)
 	tokens := token.NewVerifier([]byte(cfg.JWTSecret), nil)

@@ -55,6 +55,9 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	// once it answers (the stack's own Redis does). Stopped before rdb
 	// closes, whatever run returns.
 	defer txqueue.GoWarnIfNotDurable(ctx, rdb, log)()
+	// Show core-api, in this database, that a connector consumes it: a
+	// core-api queueing in another database warns (GoWarnIfNoConsumer).
+	defer txqueue.GoKeepConsumerAlive(ctx, rdb, cfg.ConsumerName)()
 
 	consumer, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{
 		Name:              cfg.ConsumerName,

@@ -1045,3 +1045,35 @@ func newLedgerLog(t *testing.T) (*os.File, ledgerPSP) {
 	t.Cleanup(func() { f.Close() })
 	return f, ledgerPSP{linePSP: linePSP{w: f}, log: path}
 }
+
+// TestRunShowsItselfAliveInItsDatabase: the running connector keeps
+// txqueue.ConsumerAliveKey, named after itself, in the database its
+// REDIS_URL names and in no other, so that a core-api queueing in another
+// database can tell that no connector consumes it (txqueue.GoWarnIfNoConsumer).
+func TestRunShowsItselfAliveInItsDatabase(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	_, _, stop := startRun(t, "REDIS_URL="+srv.URL+"?db=1")
+	other, err := txqueue.Connect(ctx, srv.URL+"?db=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	own, err := txqueue.Connect(ctx, srv.URL+"?db=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	waitFor(t, "the connector's key in database 1", func() bool {
+		return own.Get(ctx, txqueue.ConsumerAliveKey).Val() == "test"
+	})
+	if ttl := own.PTTL(ctx, txqueue.ConsumerAliveKey).Val(); ttl <= 0 || ttl > txqueue.ConsumerAliveTTL {
+		t.Errorf("got the key's expiry %s, want up to %s", ttl, txqueue.ConsumerAliveTTL)
+	}
+	if n := other.Exists(ctx, txqueue.ConsumerAliveKey).Val(); n != 0 {
+		t.Errorf("got the key in database 0 too, want it only in database 1")
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
