@@ -2367,7 +2367,9 @@ func TestMissingToolsInACheckout(t *testing.T) {
 // TestInterruptedCommandsSaySo: a command stopped by SIGINT or SIGTERM
 // (its context canceled) exits 130 and says it was interrupted, not just
 // "context canceled" (a review): before it starts, and while it builds the
-// services (a go that takes its time), where nothing was started yet.
+// services (a go that takes its time), where nothing was started yet. The
+// second is interrupted once that go has started (it leaves a file), not
+// after a fixed delay: 300 ms did not always reach the build under load.
 func TestInterruptedCommandsSaySo(t *testing.T) {
 	t.Chdir(fakeCheckout(t))
 	state := preparedStateDir(t)
@@ -2378,7 +2380,9 @@ func TestInterruptedCommandsSaySo(t *testing.T) {
 	// PATH is these alone: the services on the test's own PATH (the Nix
 	// check's) would leave nothing to build.
 	tools := t.TempDir()
-	for name, script := range map[string]string{"redis-server": "exit 1", "haproxy": "exit 1", "process-compose": "exit 1", "go": sleep + " 30"} {
+	building := filepath.Join(tools, "building") // the fake go's mark that it runs
+	for name, script := range map[string]string{"redis-server": "exit 1", "haproxy": "exit 1", "process-compose": "exit 1",
+		"go": ": >" + building + "\nexec " + sleep + " 30"} {
 		if err := os.WriteFile(filepath.Join(tools, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -2389,20 +2393,27 @@ func TestInterruptedCommandsSaySo(t *testing.T) {
 		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
 	}
 	tests := []struct {
-		name, want string
-		after      time.Duration // the interruption, from the start
+		name, want    string
+		whileBuilding bool // interrupted once go runs; otherwise before the start
 	}{
-		{"before it starts", "interrupted", 0},
-		{"while it builds", "interrupted while building; nothing was started", 300 * time.Millisecond},
+		{"before it starts", "interrupted", false},
+		{"while it builds", "interrupted while building; nothing was started", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			if tt.after == 0 {
+			if !tt.whileBuilding {
 				cancel()
 			} else {
-				time.AfterFunc(tt.after, cancel)
+				go func() {
+					defer cancel()
+					for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+						if _, err := os.Stat(building); err == nil {
+							return
+						}
+					}
+				}()
 			}
 			var stdout, stderr bytes.Buffer
 			err := run(ctx, []string{"stack", "up", "--detach", "--wait"}, environ, nil, &stdout, &stderr)
