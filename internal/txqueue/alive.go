@@ -44,21 +44,34 @@ var defaultAliveTiming = aliveTiming{
 // GoKeepConsumerAlive sets ConsumerAliveKey to name, with ConsumerAliveTTL,
 // now and every ConsumerAliveEvery, in its own goroutine, until ctx ends or
 // the returned function is called (which waits for it). Redis down is
-// waited out: the next refresh tries again. At Redis's maxmemory, where SET
-// is refused, the key's expiry is renewed instead (PEXPIRE is allowed
-// there), since the connector still charges what is queued then.
+// waited out: the next refresh tries again. It is set past Redis's
+// maxmemory too (aliveScript), since the connector still charges what is
+// queued then; on a Redis before 7.0, which refuses SET there, only its
+// expiry is renewed (PEXPIRE is allowed).
 func GoKeepConsumerAlive(ctx context.Context, rdb *redis.Client, name string) (stop func()) {
 	return goUntilStopped(ctx, func(ctx context.Context) { keepConsumerAlive(ctx, rdb, name, defaultAliveTiming) })
 }
+
+// aliveScript sets ConsumerAliveKey (KEYS[1]) to ARGV[1] for ARGV[2] ms,
+// past Redis's maxmemory too (whenFull), as the connector's own scripts run
+// there.
+var aliveScript = redis.NewScript(whenFull + `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`)
 
 func keepConsumerAlive(ctx context.Context, rdb *redis.Client, name string, tm aliveTiming) {
 	tick := time.NewTicker(tm.every)
 	defer tick.Stop()
 	for {
 		setCtx, cancel := context.WithTimeout(ctx, ioTimeout)
-		err := rdb.Set(setCtx, ConsumerAliveKey, name, tm.ttl).Err()
-		if err != nil && strings.HasPrefix(err.Error(), "OOM") {
-			_ = rdb.PExpire(setCtx, ConsumerAliveKey, tm.ttl).Err()
+		err := aliveScript.Run(setCtx, rdb, []string{ConsumerAliveKey}, name, tm.ttl.Milliseconds()).Err()
+		if err != nil && strings.Contains(err.Error(), "Error compiling script") {
+			// A Redis before 7.0 knows no shebang: a SET, and at its
+			// maxmemory, where SET is refused, the expiry renewed alone.
+			err = rdb.Set(setCtx, ConsumerAliveKey, name, tm.ttl).Err()
+			if err != nil && strings.HasPrefix(err.Error(), "OOM") {
+				_ = rdb.PExpire(setCtx, ConsumerAliveKey, tm.ttl).Err()
+			}
 		}
 		cancel()
 		select {
