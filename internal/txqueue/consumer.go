@@ -688,6 +688,10 @@ type deadLetter struct {
 	deliveries int64
 	reason     string // for the dead-letter entry and the log
 	public     string // for the status record, which its owner can read
+	// maybeCharged: an earlier delivery may have charged it (its claim
+	// was maybeCharged), so the dead letter leaves its status as it was,
+	// never failed, for a person to settle with the PSP.
+	maybeCharged bool
 }
 
 // handle processes one batch: poison entries go to the dead-letter stream;
@@ -962,13 +966,8 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 					"stream_id", m.StreamID, "deliveries", m.Deliveries, "error", err.Error())
 				failed = append(failed, m)
 				release = append(release, m)
-				// One an earlier delivery may have charged stays pending
-				// (its claim keeps maybe_charged): a failed status must
-				// mean the money did not move.
-				if m.Deliveries >= int64(c.cfg.MaxDeliveries) && !m.maybeCharged() {
-					dead = append(dead, deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID,
-						deliveries: m.Deliveries, reason: "PSP step failed: " + err.Error(),
-						public: "Transaction could not be processed"})
+				if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
+					dead = append(dead, failedLastDelivery(m, err))
 				}
 				continue
 			}
@@ -1024,6 +1023,27 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 	return release, dead
 }
 
+// failedLastDelivery is the dead letter of m, whose PSP step failed with
+// err on its last delivery (MaxDeliveries). One an earlier delivery may have
+// charged (maybeCharged) is not marked failed, since a failed status must
+// mean the money did not move, but it is not charged again either: charged
+// again on every VisibilityTimeout while its PSP declined, it was retried
+// for good. Its dead letter says that it may have been charged, and its
+// status stays as it was (queued) for a person to settle with the PSP.
+func failedLastDelivery(m Message, err error) deadLetter {
+	d := deadLetter{entry: entryOf(m), id: m.ID, requestID: m.RequestID, deliveries: m.Deliveries,
+		reason: "PSP step failed: " + err.Error(), public: "Transaction could not be processed"}
+	if m.maybeCharged() {
+		d.maybeCharged, d.public = true, ""
+		d.reason += "; " + maybeChargedReason
+	}
+	return d
+}
+
+// maybeChargedReason ends the reason of a dead letter that may have been
+// charged.
+const maybeChargedReason = "an earlier delivery may have charged it (its round was in hand when its connector stopped, or its status record expired), so its status is not set to failed: check with the PSP whether it was charged"
+
 // stillOurs keeps the messages of rest that the record call's lease renewal
 // found still claimed by this consumer (owned[i] == 1). The others were taken
 // over by another consumer while an earlier round was in hand (or their
@@ -1053,7 +1073,8 @@ func (c *Consumer) stillOurs(ctx context.Context, rest []Message, owned []int64)
 // maybeCharged reports whether an earlier delivery may have charged m (its
 // claim found the round in hand of a stopped consumer, or an expired
 // record): then it is looked up in the PSP's ledger before a charge, and a
-// failed charge never dead-letters it as failed.
+// failed charge never marks it failed (on its last delivery its dead letter
+// keeps its status: failedLastDelivery).
 func (m Message) maybeCharged() bool {
 	return m.claim == claimChargeUnknownRound || m.claim == claimChargeRecordExpired
 }
@@ -1358,9 +1379,16 @@ func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64)
 		if d.id != "" {
 			keys = append(keys, StatusKey(d.id))
 		}
-		args := []any{Group, d.entry.ID, now, d.public, c.cfg.StatusTTL.Milliseconds(), c.claimant,
+		keep := 0
+		if d.maybeCharged {
+			keep = 1
+		}
+		args := []any{Group, d.entry.ID, now, d.public, c.cfg.StatusTTL.Milliseconds(), c.claimant, keep,
 			"stream_id", d.entry.ID, "reason", d.reason, "deliveries", d.deliveries,
 			"consumer", c.cfg.Name, "dead_at", now}
+		if d.maybeCharged {
+			args = append(args, "maybe_charged", 1)
+		}
 		return keys, append(args, entryFields(d.entry)...)
 	})
 	for i, d := range dead {
@@ -1373,6 +1401,10 @@ func (c *Consumer) deadLetter(ctx context.Context, dead []deadLetter, now int64)
 		case n == 2:
 			c.log.WarnContext(dctx, "not dead-lettered: another consumer claimed it since, and may have charged it; left pending",
 				"transaction_id", d.id, "stream_id", d.entry.ID, "reason", d.reason)
+		case n == 1 && d.maybeCharged:
+			c.log.ErrorContext(dctx, "dead-lettered, status not set to failed: it may have been charged; a person must check with the PSP",
+				"transaction_id", d.id, "stream_id", d.entry.ID, "dead_letter_stream", DeadLetterStream,
+				"deliveries", d.deliveries, "reason", d.reason)
 		case n == 1:
 			c.log.ErrorContext(dctx, "dead-lettered", "transaction_id", d.id, "stream_id", d.entry.ID,
 				"dead_letter_stream", DeadLetterStream, "deliveries", d.deliveries, "reason", d.reason)

@@ -2132,14 +2132,20 @@ func TestClaimKeepsTheRecordForTheStatusTTL(t *testing.T) {
 // at-least-once warning. When that charge fails, the transaction may still
 // have been charged by dead's delivery: it must never be marked failed (a
 // failed status must mean the money did not move), and its next charge must
-// warn again, however many deliveries it had.
+// warn again. On its last delivery the failed charge dead-letters it, with
+// its status kept (queued), for a person to settle with the PSP; before
+// (until DX-N1), it was charged again after every VisibilityTimeout.
 func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 	tests := []struct {
 		name          string
 		maxDeliveries int
+		// want
+		status      string
+		deadLetters int64
+		charges     int // the survivor's
 	}{
-		{"the failed charge is its last delivery", 2},
-		{"deliveries left after the failed charge", 5},
+		{"the failed charge is its last delivery: dead-lettered, status kept", 2, StatusQueued, 1, 1},
+		{"deliveries left after the failed charge: charged again", 5, StatusProcessed, 0, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -2164,12 +2170,12 @@ func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 			cfg.MaxDeliveries = tt.maxDeliveries
 			consumeUntilNothingPending(t, rdb, cfg, survivor, log)
 
-			checkStatus(t, q, id, StatusProcessed)
-			if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != 0 {
-				t.Errorf("dead letters: got %d, %v; want 0", n, err)
+			checkStatus(t, q, id, tt.status)
+			if n, err := rdb.XLen(ctx, DeadLetterStream).Result(); err != nil || n != tt.deadLetters {
+				t.Errorf("dead letters: got %d, %v; want %d", n, err, tt.deadLetters)
 			}
-			if got := survivor.calls(id); got != 2 {
-				t.Errorf("survivor's charges: got %d, want 2 (one failed, one succeeded)", got)
+			if got := survivor.calls(id); got != tt.charges {
+				t.Errorf("survivor's charges: got %d, want %d", got, tt.charges)
 			}
 			warnings := 0
 			for _, line := range strings.Split(logs.String(), "\n") {
@@ -2177,8 +2183,8 @@ func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 					warnings++
 				}
 			}
-			if warnings != 2 {
-				t.Errorf("at-least-once warnings: got %d, want 2 (one per charge after dead's)", warnings)
+			if warnings != tt.charges {
+				t.Errorf("at-least-once warnings: got %d, want %d (one per charge after dead's)", warnings, tt.charges)
 			}
 		})
 	}

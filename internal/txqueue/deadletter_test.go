@@ -3,6 +3,7 @@ package txqueue
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,10 @@ func TestADeadLetterLeavesWhatAnotherConsumerClaimedSince(t *testing.T) {
 		// batch; otherwise a's PSP declines it on its last delivery,
 		// and a pauses between that charge and its record.
 		claimedFailed bool
+		// maybeCharged: the transaction was the round in hand of a
+		// connector that stopped before a's reclaim, so a's claim finds
+		// it maybe charged, and a's dead letter keeps its status (DX-N1).
+		maybeCharged bool
 		// bMaxDeliveries is b's MaxDeliveries (a's is 1).
 		bMaxDeliveries int
 		wantB          claimCode // b's claim
@@ -38,6 +43,10 @@ func TestADeadLetterLeavesWhatAnotherConsumerClaimedSince(t *testing.T) {
 		// one at a time) charges what a's claim found over a's limit.
 		{name: "over a's MAX_DELIVERIES after a failed PSP step, b allows more", claimedFailed: true,
 			bMaxDeliveries: 5, wantB: claimCharge},
+		// The dead letter of one a's own claim found maybe charged
+		// (status kept) leaves another consumer's claim alone too.
+		{name: "maybe charged, declined on its last delivery, a paused before its record", maybeCharged: true,
+			bMaxDeliveries: 1, wantB: claimChargeUnknownRound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,7 +57,10 @@ func TestADeadLetterLeavesWhatAnotherConsumerClaimedSince(t *testing.T) {
 			cfg.MaxDeliveries, cfg.Chargers = 1, 1
 
 			charging, goOn := make(chan struct{}), make(chan struct{})
-			hold := func() { close(charging); <-goOn }
+			// Only a's first charge of the target is held: one a charges
+			// again (its dead letter not decided) goes through.
+			var held sync.Once
+			hold := func() { held.Do(func() { close(charging); <-goOn }) }
 			var target, other string
 			var a *recorder
 			if tt.claimedFailed {
@@ -66,7 +78,11 @@ func TestADeadLetterLeavesWhatAnotherConsumerClaimedSince(t *testing.T) {
 				time.Sleep(cfg.VisibilityTimeout) // a's reclaim takes both
 				a = &recorder{fail: func(Message) error { hold(); return nil }}
 			} else {
-				target = enqueueN(t, q, 1)[0]
+				if tt.maybeCharged {
+					target = roundInHandOfDeadConsumer(t, q, 1)[0].ID
+				} else {
+					target = enqueueN(t, q, 1)[0]
+				}
 				a = &recorder{fail: func(Message) error { hold(); return errors.New("declined") }}
 			}
 			stopA := runConsumer(t, connectTo(t, srv), cfg, a, logA)

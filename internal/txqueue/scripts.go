@@ -315,28 +315,38 @@ return 0
 // transaction for this one's round in hand and charged it again. Marked
 // failed and acknowledged, that charge was never looked up or recorded.
 //
+// With ARGV[7] '1' the consumer itself found the transaction maybe charged
+// (its own claim said so) and its last delivery's PSP step failed: it is
+// dead-lettered all the same, so that it is not charged again for good,
+// but its status record is left as it was (not failed: the money may have
+// moved), for a person to settle. Another consumer's claim still leaves it
+// pending.
+//
 // KEYS: 1 stream, 2 dead-letter stream, [3 status hash]
 // ARGV: 1 group, 2 entry id, 3 now (unix ns), 4 public reason, 5 status TTL
-// (ms), 6 claimant (Consumer.claimant), 7.. field/value pairs for the
-// dead-letter entry
+// (ms), 6 claimant (Consumer.claimant), 7 '1' to keep the status (maybe
+// charged) or '0', 8.. field/value pairs for the dead-letter entry
 // Returns 1 when dead-lettered, 0 when there was nothing to do, 2 when left
 // pending for the claim of another consumer.
 const deadLetterLua = `
+local keep = ARGV[7] == '1'
 if #KEYS == 3 then
   local r = redis.call('HMGET', KEYS[3], 'status', 'charging_by', 'maybe_charged')
   if r[1] == 'processed' then
     redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
     return 0
   end
-  if (r[2] and r[2] ~= ARGV[6]) or r[3] then return 2 end
+  if (r[2] and r[2] ~= ARGV[6]) or (r[3] and not keep) then return 2 end
 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', unpack(ARGV, 7))
+redis.call('XADD', KEYS[2], '*', unpack(ARGV, 8))
 if #KEYS == 3 then
-  redis.call('HSET', KEYS[3], 'status', 'failed', 'failed_at', ARGV[3], 'updated_at', ARGV[3],
-    'error', ARGV[4])
+  if not keep then
+    redis.call('HSET', KEYS[3], 'status', 'failed', 'failed_at', ARGV[3], 'updated_at', ARGV[3],
+      'error', ARGV[4])
+  end
   redis.call('HDEL', KEYS[3], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
-  if redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+  if not keep and redis.call('PTTL', KEYS[3]) < 0 then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
 end
 return 1
 `
