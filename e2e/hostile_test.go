@@ -243,6 +243,12 @@ func hostileCases(b hostileBuilder) []hostileCase {
 			"\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"), wantStatus: 413, wantError: http10BodyRefused},
 		{name: "HTTP 1.0 DELETE with a body", req: []byte("DELETE /transaction/transaction HTTP/1.0\r\nHost: " + b.host +
 			"\r\nContent-Length: 2\r\n\r\n{}"), wantStatus: 413, wantError: http10BodyRefused},
+		// HTTP/1.0 has no chunked coding, and the services' Go server reads
+		// such a request as bodiless: the router refuses it (RFC 9112, 6.1;
+		// more framings in TestRouterRefusesRequestSmuggling).
+		{name: "HTTP 1.0 POST, chunked", req: []byte("POST /transaction/transaction HTTP/1.0\r\nHost: " + b.host +
+			"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(b.validTx()), b.validTx())),
+			wantStatus: 400, wantError: "Transfer-Encoding in an HTTP/1.0 request: its body cannot be framed"},
 		{name: "garbage request line", req: []byte("GARBAGE\r\n\r\n"), parseError: true},
 		// The router speaks HTTP/1 only (bind ... proto h1), which every
 		// test here covers; it spoke HTTP/2 to a client that began with
