@@ -189,6 +189,12 @@ func smugglingCases(hiddenLogin, hiddenTx func(id string) string) []smugglingCas
 	add(smugglingCase{name: "HTTP/1.0 keep-alive, the hidden request as its body", raw: tx10 + fmt.Sprintf("Connection: keep-alive\r\nContent-Length: %d\r\n\r\n", len(h)) + h})
 	add(smugglingCase{name: "HTTP/1.0 keep-alive, then a second request", raw: tx10 + "Connection: keep-alive\r\nContent-Length: 2\r\n\r\n{}" + hiddenTx(next())})
 	add(smugglingCase{name: "HTTP/1.0 without a length, a body after it", raw: tx10 + "\r\n" + hiddenTx(next())})
+	// Go's server answers a request line of HTTP/0.x with its own text/plain
+	// 505; the router answers it, in JSON.
+	add(smugglingCase{name: "HTTP/0.9 request line, chunked", raw: "POST /auth/token HTTP/0.9\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(hiddenLogin(next())) + "0\r\n\r\n",
+		want: 505, wantError: "HTTP version not supported: HTTP/1.1 (or 1.0) only", ok: []int{505}})
+	add(smugglingCase{name: "HTTP/0.9 GET", raw: "GET /transaction/health HTTP/0.9\r\nHost: x\r\n\r\n",
+		want: 505, wantError: "HTTP version not supported: HTTP/1.1 (or 1.0) only", ok: []int{505}})
 	add(smugglingCase{name: "HTTP/1.2 request line, chunked", raw: "POST /auth/token HTTP/1.2\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(hiddenLogin(next())) + "0\r\n\r\n"})
 
 	// Expect: 100-continue.
