@@ -375,12 +375,23 @@ func TestRouterRefusesRequestSmuggling(t *testing.T) {
 		})
 	}
 
+	// Every spelling of a login that reaches auth-api's POST /token counts
+	// towards the limit, pipelined on one keep-alive connection too.
 	t.Run("pipelined logins over the limit on one connection", func(t *testing.T) {
 		const limit, extra = 20, 5 // AUTH_RATE_LIMIT in the test stack (newStack)
-		var raw strings.Builder
 		body := `{"username":"alice","password":"wrong"}`
-		for range limit + extra {
-			fmt.Fprintf(&raw, "POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+		spellings := []string{
+			fmt.Sprintf("POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+			fmt.Sprintf("POST /auth/token?x=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+			fmt.Sprintf("POST /auth/tok%%65n HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+			fmt.Sprintf("POST http://x/auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+			fmt.Sprintf("POST /auth/token HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+			fmt.Sprintf("POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body),
+			fmt.Sprintf("POST /auth/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: %d\r\n\r\n%s", len(body), body),
+		}
+		var raw strings.Builder
+		for i := range limit + extra {
+			raw.WriteString(spellings[i%len(spellings)])
 		}
 		answers, err := exchangeAll(st.addr, "127.0.200.1", raw.String()+smugglingSentinel, 30*time.Second)
 		if err != nil {
@@ -388,11 +399,14 @@ func TestRouterRefusesRequestSmuggling(t *testing.T) {
 		}
 		counts := map[int]int{}
 		for _, a := range answers {
-			counts[a.status]++
+			if a.status != http.StatusContinue {
+				counts[a.status]++
+			}
 		}
-		if counts[http.StatusUnauthorized] != limit || counts[http.StatusTooManyRequests] != extra || counts[http.StatusOK] != 1 {
+		if counts[http.StatusUnauthorized] != limit || counts[http.StatusTooManyRequests] != extra || counts[http.StatusOK] != 1 || len(counts) != 3 {
 			t.Errorf("%d pipelined logins and the sentinel: got %v (status: count), want %d 401s, %d 429s and the sentinel's 200", limit+extra, counts, limit, extra)
 		}
+		t.Logf("answers (status: count, 100 Continue left out): %v", counts)
 	})
 
 	t.Run("no service saw a hidden request", func(t *testing.T) {
