@@ -136,6 +136,12 @@ const (
 // crash or a stop, not failed) is charged: dead-lettered, a transaction
 // the PSP was never asked about would read "failed" (with MAX_DELIVERIES
 // 1, a kill in a batch's first round failed all of its later rounds).
+// An entry dead-lettered so loses the claim of the consumer that stopped
+// before its round (as a release would): deadLetterScript leaves pending an
+// entry whose record names another claimant, which it takes for a claim
+// made since. Kept, that dead claim left the entry pending, and the next
+// reclaim, finding the claim's round now the lowest unrecorded one, charged
+// it again as a round in hand (maybe charged: never dead-lettered after).
 //
 // A claim sent again with the same consumer and the same now (ARGV[1]) is
 // this consumer's retry of a call whose answer it never got
@@ -208,6 +214,7 @@ for i, k in ipairs(KEYS) do
     end
     if over and r[7] and (out[i] == 1 or out[i] == 4) then
       out[i] = 6
+      redis.call('HDEL', k, 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
     end
   end
   if out[i] == 1 or out[i] == 2 or out[i] == 4 or out[i] == 5 then
