@@ -413,8 +413,13 @@ func (l *launcher) warnIfSecretSettingsReadable() {
 // process's log only at its first line (lumberjack opens the file at the
 // first write), and HAProxy prints nothing until its first request, so
 // `stack logs haproxy` would tell a running stack's user that there is no
-// log yet. process-compose appends to these (RELIABILITY.md D81).
+// log yet. process-compose appends to these (RELIABILITY.md D81). First,
+// in a state dir from before the ledger copy, the ledger lines of
+// psp-connector's log are kept there (keepLedgerLinesOfAnOlderConnector).
 func (l *launcher) clearRunFiles() error {
+	if err := l.keepLedgerLinesOfAnOlderConnector(); err != nil {
+		return err
+	}
 	logs, err := filepath.Glob(filepath.Join(l.cfg.LogDir(), "*.log"))
 	if err != nil {
 		return err
