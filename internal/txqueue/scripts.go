@@ -101,7 +101,8 @@ const (
 	// claimDeadLetter: delivered more than the most deliveries allowed, a
 	// PSP step of it failed, and nothing has charged it since (released
 	// after that failure, or its round never started): dead-letter it. Not
-	// claimed.
+	// claimed; the claim of a consumer that stopped before its round is
+	// dropped, so that deadLetterScript does not take it for one made since.
 	claimDeadLetter claimCode = 6
 )
 
