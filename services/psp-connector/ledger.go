@@ -34,7 +34,18 @@ type ledgerFile struct {
 	torn    bool // the last write may have left part of a line: start on a new one
 	failing bool // a write failed and was logged; the next success is logged too
 	stuck   bool // a new file could not be started, and that was logged
+	// noRoom: the room kept ahead could not be grown (a full disk), and
+	// that was logged; cannotKeep: the file system cannot keep room ahead
+	// (no fallocate), and that was logged.
+	noRoom, cannotKeep bool
 }
+
+// ledgerRoom is how much room past its end the ledger copy keeps allocated
+// on disk (fallocate, the file's size unchanged), grown again once less
+// than half of it is left: about 1,000 rounds of 24 transactions. A round
+// is printed only once its ledger line has room (reserve), so that a full
+// disk stops the charges instead of leaving charges no ledger names.
+const ledgerRoom = 1 << 20
 
 // openLedgerFile opens (creating it, mode 0600) the ledger file at path, to
 // append to. A file that does not end in a newline (a write cut by a kill
@@ -73,6 +84,75 @@ func openAppend(path string) (*os.File, error) {
 
 // previous is the path of the file before the current one.
 func (l *ledgerFile) previous() string { return l.path + ".1" }
+
+// roundLineSize bounds the size of the ledger line record writes for a
+// round of n transactions: a newline after a torn line, the line without
+// ids, and each id with its quotes and comma.
+func roundLineSize(n int) int64 {
+	return int64(1+ledgerLineBase) + int64(n)*int64(len(`"tx_00000000000000000000000000000000",`))
+}
+
+// ledgerLineBase bounds the size of a ledger line without ids: its time
+// is RFC 3339 with nanoseconds, at most 35 bytes.
+var ledgerLineBase = len(appendLedgerLine(nil, nil, time.Date(2026, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -(9*3600+30*60)))))
+
+// reserve makes sure that the file record will write a round's ledger line
+// to has room allocated on disk for need more bytes, so that the write
+// cannot fail for want of space once the round is printed. It keeps
+// ledgerRoom bytes allocated past the file's end, and grows that when half
+// of it is used. On a full disk it goes on while what is left holds need
+// bytes (warning once), and then answers an error naming the file: the
+// round must not be printed. Other errors are left to the write (which
+// logs its failure, and costs the copy that line). Where the file system
+// cannot allocate ahead, it goes on without (warning once): a write can
+// then fail after the round was printed, as before this room was kept.
+func (l *ledgerFile) reserve(need int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cannotKeep {
+		return nil
+	}
+	// The file record writes to, unless it starts a new one first: record
+	// starts one after the write that fills this one, so the next round's
+	// reserve is in the new one; only a file removed, or moved by another
+	// connector sharing it, makes record write to a new file without room.
+	size, allocated, err := spaceOf(l.f)
+	if err != nil {
+		return nil // left to the write, as other errors below
+	}
+	left := allocated - size
+	if left >= ledgerRoom/2 {
+		return nil
+	}
+	err = allocateAhead(l.f, size, ledgerRoom)
+	switch {
+	case err == nil:
+		if l.noRoom {
+			l.noRoom = false
+			l.log.Info("the ledger copy (CHARGE_LEDGER) has room on disk again", "path", l.path)
+		}
+		return nil
+	case errors.Is(err, errors.ErrUnsupported):
+		l.cannotKeep = true
+		l.log.Warn("the ledger copy's file system cannot allocate room ahead (fallocate); on a full disk a round can be printed and its ledger line in CHARGE_LEDGER lost",
+			"path", l.path)
+		return nil
+	case !noSpace(err):
+		// Not a full disk (a file that refuses writes, say): the write
+		// fails too, is logged, and costs the copy that line, as before.
+		return nil
+	}
+	if !l.noRoom {
+		l.noRoom = true
+		l.log.Warn("no room on disk for the ledger copy (CHARGE_LEDGER) to grow; charging on in the room kept ahead, and no more once it is used up, until there is room again",
+			"path", l.path, "room_left_bytes", left, "error", err.Error())
+	}
+	if left >= need {
+		return nil
+	}
+	return fmt.Errorf("no room on disk for the round's ledger line in CHARGE_LEDGER %s (%d bytes left of the room kept ahead, %d needed), so the round is not charged: %w",
+		l.path, left, need, err)
+}
 
 // record appends the ledger line of round's transactions whose errs[i] is
 // nil (their lines went out whole). A failed write is logged (once until a

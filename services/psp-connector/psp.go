@@ -169,8 +169,19 @@ func (p ledgerPSP) Charge(ctx context.Context, m txqueue.Message) error {
 
 // ChargeRound prints the round (linePSP.ChargeRound), then appends to
 // CHARGE_LEDGER the ledger line of those of its transactions whose lines went
-// out whole.
+// out whole. A round whose ledger line has no room on disk in CHARGE_LEDGER
+// (ledgerFile.reserve: a full disk) is not printed, and each of its charges
+// fails with an error naming the file: a printed round that no ledger
+// names is charged again at a redelivery.
 func (p ledgerPSP) ChargeRound(ctx context.Context, round []txqueue.Message, errs []error) {
+	if p.own != nil {
+		if err := p.own.reserve(roundLineSize(len(round))); err != nil {
+			for i := range round {
+				errs[i] = err
+			}
+			return
+		}
+	}
 	p.linePSP.ChargeRound(ctx, round, errs)
 	if p.own != nil {
 		p.own.record(round, errs)
