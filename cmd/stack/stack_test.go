@@ -2499,3 +2499,45 @@ func TestUpWarnsAboutAWeakSecret(t *testing.T) {
 		})
 	}
 }
+
+// TestUpOnAFullDisk: up refuses a state dir whose file system is full,
+// naming the state dir and what is free, and starts nothing; before, `up
+// --wait` reported every process ready, and Redis exited at the first
+// transaction (RELIABILITY.md, "A full disk"). Under warnFreeBytes it
+// warns. The disk is a real tmpfs (stacktest.SmallDisk).
+func TestUpOnAFullDisk(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := filepath.Join(stacktest.SmallDisk(t, 8<<20), "st")
+	if err := (stackconfig.Config{StateDir: state}).PrepareStateDir(); err != nil {
+		t.Fatal(err)
+	}
+	environ := []string{"STACK_STATE_DIR=" + state}
+	ports := stacktest.FreePorts(t, 5)
+	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
+	}
+
+	l, err := newLauncher(environ, nil, &bytes.Buffer{}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned bytes.Buffer
+	l.stderr = &warned
+	if err := l.checkFreeSpace(); err != nil {
+		t.Fatalf("8 MB free: got %v, want a warning only", err)
+	}
+	if !strings.Contains(warned.String(), "stack: warning: the state dir's file system has only 8.0 MB free ("+state+")") {
+		t.Errorf("8 MB free: got %q, want a warning naming the state dir and what is free", warned.String())
+	}
+
+	stacktest.FillDisk(t, filepath.Dir(state))
+	var stdout, stderr bytes.Buffer
+	err = run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr)
+	want := "the state dir " + state + " (STACK_STATE_DIR is set in the environment) has 0.0 MB free on its file system, less than the 4.0 MB the stack needs to start"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("up on a full disk: got %v, want an error containing %q", err, want)
+	}
+	if _, err := os.Stat(filepath.Join(state, "process-compose.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("up on a full disk started process-compose (its pid file: %v)", err)
+	}
+}

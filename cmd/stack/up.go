@@ -73,6 +73,9 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		return err
 	}
 	defer release()
+	if err := l.checkFreeSpace(); err != nil {
+		return err
+	}
 	bins, err := l.findBinaries(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
