@@ -105,7 +105,9 @@ var ledgerLineBase = len(appendLedgerLine(nil, nil, time.Date(2026, 12, 31, 23, 
 // round must not be printed. Other errors are left to the write (which
 // logs its failure, and costs the copy that line). Where the file system
 // cannot allocate ahead, it goes on without (warning once): a write can
-// then fail after the round was printed, as before this room was kept.
+// then fail after the round was printed, as before this room was kept. The
+// room is as good as the file system's fallocate: on one that copies on
+// write (btrfs) a write into it may still need room of its own.
 func (l *ledgerFile) reserve(need int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
