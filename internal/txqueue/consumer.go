@@ -960,8 +960,18 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 		}
 		charged := make([]Message, 0, len(round))
 		var failed []Message
+		var notStarted int
+		var notStartedErr error
 		for i, m := range round {
-			if err := errs[i]; err != nil {
+			switch err := errs[i]; {
+			case errors.Is(err, ErrChargeNotStarted):
+				// Not charged, nor refused by the PSP: released as a
+				// stop's unstarted round is, neither marked psp_failed
+				// nor dead-lettered, whatever its delivery count.
+				notStarted++
+				notStartedErr = err
+				release = append(release, m)
+			case err != nil:
 				c.log.WarnContext(logging.WithRequestID(ctx, m.RequestID), "PSP step failed", "transaction_id", m.ID,
 					"stream_id", m.StreamID, "deliveries", m.Deliveries, "error", err.Error())
 				failed = append(failed, m)
@@ -969,12 +979,21 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 				if m.Deliveries >= int64(c.cfg.MaxDeliveries) {
 					dead = append(dead, failedLastDelivery(m, err))
 				}
-				continue
+			default:
+				charged = append(charged, m)
 			}
-			charged = append(charged, m)
+		}
+		if notStarted == len(round) {
+			// Nothing to record: what kept this round from starting (a
+			// full disk) keeps the next ones too, so the rest is released
+			// with it, for the next delivery.
+			c.log.WarnContext(ctx, "charges not started; the round and the rest of the batch are left pending for their next delivery",
+				"count", notStarted+len(rest), "error", notStartedErr.Error())
+			release = append(release, rest...)
+			break
 		}
 		rec := whole
-		if len(failed) > 0 || renew {
+		if len(charged) < len(round) || renew {
 			rec = c.newRecordCall(charged, failed, renewing)
 		}
 		rec.args[0] = time.Now().UnixNano() // processed when charged, not when built
@@ -1014,6 +1033,14 @@ func (c *Consumer) chargeAll(ctx context.Context, msgs []Message, leased time.Ti
 					"user_id", m.UserID, "amount", m.Amount, "currency", m.Currency, "stream_id", m.StreamID,
 					"deliveries", m.Deliveries, "queue_ms", float64(now.Sub(m.EnqueuedAt).Microseconds())/1000)
 			}
+		}
+		if notStarted > 0 {
+			// Some of the round did not start (recorded above: the rest
+			// of it): the rest of the batch is released, as above.
+			c.log.WarnContext(ctx, "charges not started; the round and the rest of the batch are left pending for their next delivery",
+				"count", notStarted+len(rest), "error", notStartedErr.Error())
+			release = append(release, rest...)
+			break
 		}
 		if renew {
 			leased = time.Unix(0, rec.args[0].(int64))
@@ -1496,3 +1523,11 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-t.C:
 	}
 }
+
+// ErrChargeNotStarted, wrapped in a PSP step's error, says that the charge
+// was not attempted at all, for a reason of the connector's own that should
+// pass (the psp-connector's ledger copy without room on a full disk): the
+// transaction is released for its next delivery, as at a stop, and neither
+// marked psp_failed nor dead-lettered. Any other error is a failed PSP step,
+// which counts towards MaxDeliveries.
+var ErrChargeNotStarted = errors.New("charge not started")

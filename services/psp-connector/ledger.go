@@ -152,8 +152,8 @@ func (l *ledgerFile) reserve(need int64) error {
 	if left >= need {
 		return nil
 	}
-	return fmt.Errorf("no room on disk for the round's ledger line in CHARGE_LEDGER %s (%d bytes left of the room kept ahead, %d needed), so the round is not charged: %w",
-		l.path, left, need, err)
+	return fmt.Errorf("%w: no room on disk for the round's ledger line in CHARGE_LEDGER %s (%d bytes left of the room kept ahead, %d needed): %w",
+		txqueue.ErrChargeNotStarted, l.path, left, need, err)
 }
 
 // record appends the ledger line of round's transactions whose errs[i] is
