@@ -2134,7 +2134,7 @@ func TestClaimKeepsTheRecordForTheStatusTTL(t *testing.T) {
 // failed status must mean the money did not move), and its next charge must
 // warn again. On its last delivery the failed charge dead-letters it, with
 // its status kept (queued), for a person to settle with the PSP; before
-// (until DX-N1), it was charged again after every VisibilityTimeout.
+// (until D114), it was charged again after every VisibilityTimeout.
 func TestAFailedRechargeKeepsItsEarlierCharge(t *testing.T) {
 	tests := []struct {
 		name          string

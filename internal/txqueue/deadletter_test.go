@@ -29,7 +29,7 @@ func TestADeadLetterLeavesWhatAnotherConsumerClaimedSince(t *testing.T) {
 		claimedFailed bool
 		// maybeCharged: the transaction was the round in hand of a
 		// connector that stopped before a's reclaim, so a's claim finds
-		// it maybe charged, and a's dead letter keeps its status (DX-N1).
+		// it maybe charged, and a's dead letter keeps its status (D114).
 		maybeCharged bool
 		// bMaxDeliveries is b's MaxDeliveries (a's is 1).
 		bMaxDeliveries int

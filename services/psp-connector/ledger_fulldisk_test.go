@@ -17,7 +17,7 @@ import (
 // ledger line is written to CHARGE_LEDGER: every transaction ChargeRound
 // answers charged is named by the copy, and a round that cannot be named
 // is not printed, its charges failing with an error naming the file. Before
-// the copy kept room ahead (DX-K1), the rounds charged after the disk
+// the copy kept room ahead (D119), the rounds charged after the disk
 // filled were printed and their ledger lines lost: a redelivery of such a
 // round (its record in Redis lost, as when Redis shares the disk) charged
 // it again. Once space is back, rounds are printed and named again. The

@@ -66,7 +66,7 @@ func (w *writesCounter) Write([]byte) (int, error) {
 // nor one older than the tail it reads): it must never read failed (D24,
 // D40). Nor may it be charged again for good: on its last delivery it is
 // dead-lettered, saying it may have been charged, its status left queued.
-// Before (DX-N1), with the ledger as without it, it was charged again after
+// Before (D114), with the ledger as without it, it was charged again after
 // every VisibilityTimeout: 77 charges in 15 s, never dead-lettered.
 func TestARoundInHandTheLedgerDoesNotNameIsNotRetriedForGood(t *testing.T) {
 	for _, tt := range []struct {
