@@ -40,13 +40,18 @@ type launcher struct {
 }
 
 // run parses the command line and runs one command: up (the default), down,
-// status, logs, reset, help, or the internal probe, watchdog and
-// redis-server that process-compose.yaml runs.
+// status, logs, reset, help, the internal probe, watchdog and
+// redis-server that process-compose.yaml runs, or the internal capped-log
+// that `up --detach` gives process-compose's standard error to.
 func run(ctx context.Context, args, environ []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "redis-server" {
 		// Before signals are caught: a SIGTERM in the moment before the
 		// exec must stop Redis's start, not be swallowed by the launcher.
 		return redisServer(args[2:], environ, stdout)
+	}
+	if len(args) > 1 && args[1] == "capped-log" {
+		// Signals ignored, not caught: see cappedLog.
+		return cappedLog(args[2:], stdin)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

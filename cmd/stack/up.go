@@ -168,27 +168,50 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	if *detach {
-		return l.upDetached(ctx, cmd, client, start, *wait, *timeout)
+		return l.upDetached(ctx, cmd, client, probeBin, start, *wait, *timeout)
 	}
 	return l.upForeground(ctx, cmd, client, start, tui)
 }
 
 // upDetached starts process-compose in its own session and returns; with
 // wait, once all are ready. Its standard output (a copy of every process's
-// log) is dropped; its standard error goes to logs/process-compose.err.
-func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, start time.Time, wait bool, timeout time.Duration) error {
+// log) is dropped; its standard error goes through a pipe to `stack
+// capped-log` (launcher, this launcher's binary), which keeps its first
+// processComposeErrMax bytes in logs/process-compose.err: on a full disk
+// process-compose writes a line there for every log line it loses, and
+// written straight to the file those took back the space freed (DX-K3).
+func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, launcher string, start time.Time, wait bool, timeout time.Duration) error {
 	c := l.cfg
 	outPath := filepath.Join(c.LogDir(), "process-compose.err")
 	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = nil, out
+	out.Close()
+	relayOut, relayIn, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer relayIn.Close()
+	relay := exec.Command(launcher, "capped-log", "--max", strconv.Itoa(processComposeErrMax), outPath)
+	relay.Stdin = relayOut
+	// Its own session: a hangup of this terminal does not reach it.
+	relay.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = relay.Start()
+	relayOut.Close()
+	if err != nil {
+		return fmt.Errorf("start the relay of process-compose's standard error: %w", err)
+	}
+	// It ends when process-compose's end of the pipe closes (this one's is
+	// closed on return): at once when process-compose does not start.
+	relayDone := make(chan struct{})
+	go func() { _ = relay.Wait(); close(relayDone) }()
+	cmd.Stdout, cmd.Stderr = nil, relayIn
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start process-compose: %w", err)
 	}
+	relayIn.Close()
 	if err := writePid(l.pidFile(), cmd.Process.Pid); err != nil {
 		// Without its pid file the stack would be hard to find and stop.
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -200,6 +223,12 @@ func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procom
 		select {
 		case err := <-exited:
 			exited <- err
+			// Its last lines are in the file once the relay has read
+			// the pipe to its end.
+			select {
+			case <-relayDone:
+			case <-time.After(2 * time.Second):
+			}
 			return fmt.Errorf("process-compose exited (%w); its output:\n%s", err, tail(outPath, 20))
 		default:
 			return nil
