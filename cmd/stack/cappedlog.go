@@ -16,7 +16,7 @@ import (
 // there what it cannot write elsewhere: on a full disk, one line of about
 // 100 bytes (`zerolog: could not write event: …`) for every log line it
 // loses, for as long as the stack has traffic, which took back freed space
-// within seconds and kept Redis down (RELIABILITY.md DX-K3). Its other
+// within seconds and kept Redis down (RELIABILITY.md D122). Its other
 // lines are a few at start and stop.
 const processComposeErrMax = 256 << 10
 

@@ -93,7 +93,7 @@ func TestCopyCappedKeepsTheFirstLinesAndCountsTheRest(t *testing.T) {
 	})
 }
 
-// TestProcessComposeErrDoesNotRefillAFreedDisk (DX-K3): process-compose
+// TestProcessComposeErrDoesNotRefillAFreedDisk (D122): process-compose
 // v1.64.1 writes a process's log through a buffer that keeps its first
 // write error, so after one `no space left on device` every later line of
 // that process is lost, and for each one it writes about 100 bytes
@@ -224,6 +224,6 @@ processes:
 		t.Logf("process-compose.err says no log write failed:\n%s", tail(errPath, 5))
 	}
 	if size > processComposeErrMax {
-		t.Errorf("process-compose.err holds %d bytes, over its cap of %d: on a disk freed after being full it takes the space back (DX-K3)", size, processComposeErrMax)
+		t.Errorf("process-compose.err holds %d bytes, over its cap of %d: on a disk freed after being full it takes the space back (D122)", size, processComposeErrMax)
 	}
 }

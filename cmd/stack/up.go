@@ -179,7 +179,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 // capped-log` (launcher, this launcher's binary), which keeps its first
 // processComposeErrMax bytes in logs/process-compose.err: on a full disk
 // process-compose writes a line there for every log line it loses, and
-// written straight to the file those took back the space freed (DX-K3).
+// written straight to the file those took back the space freed (D122).
 func (l *launcher) upDetached(ctx context.Context, cmd *exec.Cmd, client *procompose.Client, launcher string, start time.Time, wait bool, timeout time.Duration) error {
 	c := l.cfg
 	outPath := filepath.Join(c.LogDir(), "process-compose.err")
