@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 )
 
@@ -53,18 +54,45 @@ func (l *launcher) keepLedgerLinesOfAnOlderConnector() error {
 	if lines.Len() == 0 {
 		return nil
 	}
-	out, err := os.OpenFile(ledger, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
-	if err != nil {
-		return fmt.Errorf("keep the ledger lines of psp-connector's last log: %w", err)
-	}
-	if _, err := out.Write(lines.Bytes()); err != nil {
-		out.Close()
-		return fmt.Errorf("keep the ledger lines of psp-connector's last log in %s: %w", ledger, err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("keep the ledger lines of psp-connector's last log in %s: %w", ledger, err)
+	if err := writeWhole(ledger, lines.Bytes()); err != nil {
+		return fmt.Errorf("keep the ledger lines of psp-connector's last log in %s (nothing was deleted; up copies them again next time): %w", ledger, err)
 	}
 	fmt.Fprintf(l.stderr, "stack: kept the ledger lines of psp-connector's last log in %s (a state dir from before the ledger copy: the next connector looks up there what the last one charged)\n", l.rel(ledger))
+	return nil
+}
+
+// writeWhole makes path, which must not exist, hold data, whole or not at
+// all: data goes to a file of its own next to path, synced, which is then
+// renamed to path. Written in place, a copy cut short (a full disk: up then
+// failed, or a kill) was left as path, and the next up, finding a ledger
+// copy, left it as it was and deleted the log that held the rest
+// (TestUpKeepsTheLedgerLinesOfAnOlderConnectorThroughAFullDisk). Up holds
+// the state dir's lock, and the connector does not run, so nothing else
+// makes path meanwhile.
+func writeWhole(path string, data []byte) error {
+	tmp := path + ".up-copy"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		_ = d.Sync() // the rename, on disk; failing, it is no worse than before
+		_ = d.Close()
+	}
 	return nil
 }
 
