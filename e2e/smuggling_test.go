@@ -195,6 +195,13 @@ func smugglingCases(hiddenLogin, hiddenTx func(id string) string) []smugglingCas
 		want: 505, wantError: "HTTP version not supported: HTTP/1.1 (or 1.0) only", ok: []int{505}})
 	add(smugglingCase{name: "HTTP/0.9 GET", raw: "GET /transaction/health HTTP/0.9\r\nHost: x\r\n\r\n",
 		want: 505, wantError: "HTTP version not supported: HTTP/1.1 (or 1.0) only", ok: []int{505}})
+	// HTTP/0.0, whose version HAProxy 3.4.7's req.ver does not return (2.6's
+	// does): it reached the service's Go server, which answered its
+	// text/plain 505.
+	add(smugglingCase{name: "HTTP/0.0 request line, chunked", raw: "POST /auth/token HTTP/0.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(hiddenLogin(next())) + "0\r\n\r\n",
+		want: 505, wantError: "HTTP version not supported: HTTP/1.1 (or 1.0) only", ok: []int{505}})
+	add(smugglingCase{name: "HTTP/0.0 GET", raw: "GET /transaction/health HTTP/0.0\r\nHost: x\r\n\r\n",
+		want: 505, wantError: "HTTP version not supported: HTTP/1.1 (or 1.0) only", ok: []int{505}})
 	add(smugglingCase{name: "HTTP/1.2 request line, chunked", raw: "POST /auth/token HTTP/1.2\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(hiddenLogin(next())) + "0\r\n\r\n"})
 
 	// Expect: 100-continue.
