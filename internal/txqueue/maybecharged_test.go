@@ -67,6 +67,11 @@ func TestADeclinedMaybeChargedTransactionIsNotRetriedForGood(t *testing.T) {
 				t.Errorf("entries pending: got %d, want 0", n)
 			}
 			checkStatus(t, q, id, StatusQueued)
+			// Left as it was, the record keeps its expiry: a dead letter
+			// of each such transaction adds no record kept for good.
+			if ttl := rdb.PTTL(ctx, StatusKey(id)).Val(); ttl <= 0 {
+				t.Errorf("PTTL of the status record after its dead letter: got %v, want an expiry", ttl)
+			}
 			dl, err := rdb.XRange(ctx, DeadLetterStream, "-", "+").Result()
 			if err != nil {
 				t.Fatal(err)
