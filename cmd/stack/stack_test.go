@@ -2523,7 +2523,7 @@ func TestUpOnAFullDisk(t *testing.T) {
 	}
 	var warned bytes.Buffer
 	l.stderr = &warned
-	if err := l.checkFreeSpace(); err != nil {
+	if err := l.checkFreeSpace(true); err != nil {
 		t.Fatalf("8 MB free: got %v, want a warning only", err)
 	}
 	if !strings.Contains(warned.String(), "stack: warning: the state dir's file system has only 8.0 MB free ("+state+")") {
@@ -2539,5 +2539,54 @@ func TestUpOnAFullDisk(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(state, "process-compose.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("up on a full disk started process-compose (its pid file: %v)", err)
+	}
+}
+
+// TestUpLeavesRoomAfterItsBuild: up checks the room on the state dir's file
+// system before it builds, and the build then writes the services into its
+// bin/ (34 MB for the three, and 7 MB more for the launcher's copy under `go
+// run`): a state dir with a little more than that free passed the check,
+// with a warning, and the stack started on what the build left, under the
+// 4 MB up refuses (leastFreeBytes), where Redis exits at its first write.
+// Up now looks again once the build is done, before it starts anything.
+// A stand-in for go writes 3 binaries of 4.5 MB on a 16 MB tmpfs.
+func TestUpLeavesRoomAfterItsBuild(t *testing.T) {
+	t.Chdir(fakeCheckout(t))
+	state := filepath.Join(stacktest.SmallDisk(t, 16<<20), "st")
+	head, err := exec.LookPath("head")
+	if err != nil {
+		t.Skip("no head on PATH")
+	}
+	tools := t.TempDir()
+	started := filepath.Join(tools, "started") // process-compose's mark that up started it
+	for name, script := range map[string]string{"redis-server": "exit 1", "haproxy": "exit 1",
+		"process-compose": ": >" + started + "\nexit 3",
+		// go build -o <bin>/ ./services/<name>...
+		"go": "out=$3\nshift 3\nfor p in \"$@\"; do " + head + " -c 4718592 /dev/zero > \"$out${p##*/}\" || exit 1; done"} {
+		if err := os.WriteFile(filepath.Join(tools, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	environ := []string{"STACK_STATE_DIR=" + state, "PATH=" + tools, "HOME=" + t.TempDir()}
+	ports := stacktest.FreePorts(t, 5)
+	for i, name := range []string{"PLATFORM_PORT", "HAPROXY_STATS_PORT", "AUTH_API_PORT", "CORE_API_PORT", "PSP_CONNECTOR_PORT"} {
+		environ = append(environ, fmt.Sprintf("%s=%d", name, ports[i]))
+	}
+	var stdout, stderr bytes.Buffer
+	l, err := newLauncher(environ, nil, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.exe = filepath.Join(tools, "process-compose") // no copy of the test binary for the probes
+	err = l.up(context.Background(), []string{"--detach"})
+	want := "the state dir " + state + " (STACK_STATE_DIR is set in the environment) has "
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "less than the 4.0 MB the stack needs to start") {
+		t.Errorf("up with the disk left nearly full by its build: got %v, want an error containing %q and what it needs\n%s", err, want, stderr.String())
+	}
+	if _, err := os.Stat(started); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("up started process-compose on the disk its build left nearly full (%v)", err)
+	}
+	if n := strings.Count(stderr.String(), "stack: warning: the state dir's file system has only"); n > 1 {
+		t.Errorf("up warned %d times of the room left, want at most once:\n%s", n, stderr.String())
 	}
 }

@@ -73,7 +73,7 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 		return err
 	}
 	defer release()
-	if err := l.checkFreeSpace(); err != nil {
+	if err := l.checkFreeSpace(false); err != nil {
 		return err
 	}
 	bins, err := l.findBinaries(ctx)
@@ -91,6 +91,12 @@ func (l *launcher) up(ctx context.Context, args []string) error {
 	l.warnIfSecretSettingsReadable()
 	probeBin, err := l.probeBinary()
 	if err != nil {
+		return err
+	}
+	// Again, with the build and the launcher's copy in bin/: what the
+	// stack starts on (the last run's logs, which clearRunFiles deletes,
+	// counted as free, and kept on a refusal).
+	if err := l.checkFreeSpace(true); err != nil {
 		return err
 	}
 	if err := l.clearRunFiles(); err != nil {
