@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/acme-payments/platform/internal/stackconfig"
 	"github.com/acme-payments/platform/internal/stacktest"
 )
 
@@ -142,21 +140,7 @@ processes:
       no_metadata: true
       flush_each_line: true
 `, "/bin/sh "+script+" "+marks, filepath.Join(state, "logs", "chatter.log"))
-	if err := os.WriteFile(filepath.Join(root, stackconfig.ComposeFileName), []byte(compose), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root)
-	environ := fakeTools(t, state, pc)
-	t.Cleanup(func() {
-		var out bytes.Buffer
-		if err := run(context.Background(), []string{"stack", "down"}, environ, nil, &out, &out); err != nil {
-			t.Errorf("down: %v\n%s", err, out.String())
-		}
-	})
-	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr); err != nil {
-		t.Fatalf("up --detach: %v\n%s", err, stderr.String())
-	}
+	upDetachedWith(t, root, compose, fakeTools(t, state, pc))
 	waitForFile := func(name string, within time.Duration) {
 		t.Helper()
 		deadline := time.Now().Add(within)

@@ -2162,23 +2162,10 @@ func TestUpKeepsTheAPIWithPCNoServer(t *testing.T) {
 	pc := stacktest.ProcessCompose(t)
 	root := fakeCheckout(t)
 	compose := "version: \"0.5\"\nprocesses:\n  sleeper:\n    command: sleep 60\n"
-	if err := os.WriteFile(filepath.Join(root, stackconfig.ComposeFileName), []byte(compose), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(root)
 	state := shortStateDir(t)
 	environ := append(fakeTools(t, state, pc), "PC_NO_SERVER=1")
-	t.Cleanup(func() {
-		var out bytes.Buffer
-		if err := run(context.Background(), []string{"stack", "down"}, environ, nil, &out, &out); err != nil {
-			t.Errorf("down: %v\n%s", err, out.String())
-		}
-	})
+	upDetachedWith(t, root, compose, environ)
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr); err != nil {
-		t.Fatalf("up --detach with PC_NO_SERVER=1: %v\n%s", err, stderr.String())
-	}
-	stdout.Reset()
 	if err := run(context.Background(), []string{"stack", "status", "--json"}, environ, nil, &stdout, &stderr); err != nil {
 		t.Fatalf("status: %v\n%s", err, stdout.String())
 	}
@@ -2588,5 +2575,26 @@ func TestUpLeavesRoomAfterItsBuild(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), "stack: warning: the state dir's file system has only"); n > 1 {
 		t.Errorf("up warned %d times of the room left, want at most once:\n%s", n, stderr.String())
+	}
+}
+
+// upDetachedWith writes compose as root's process-compose.yaml and runs
+// `stack up --detach` from root with environ, failing the test if it fails,
+// and `stack down` when the test ends.
+func upDetachedWith(t *testing.T, root, compose string, environ []string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(root, stackconfig.ComposeFileName), []byte(compose), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(root)
+	t.Cleanup(func() {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{"stack", "down"}, environ, nil, &out, &out); err != nil {
+			t.Errorf("down: %v\n%s", err, out.String())
+		}
+	})
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"stack", "up", "--detach"}, environ, nil, &stdout, &stderr); err != nil {
+		t.Fatalf("up --detach: %v\n%s", err, stderr.String())
 	}
 }
