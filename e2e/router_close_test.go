@@ -165,16 +165,10 @@ func (b *stopOnRequestBackend) stop() {
 
 func startStopOnRequestBackend(t *testing.T) *stopOnRequestBackend {
 	t.Helper()
-	b := &stopOnRequestBackend{socket: socketPath(t, "backend.sock")}
-	ln, err := net.Listen("unix", b.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.ln = ln
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := &stopOnRequestBackend{}
+	b.socket, b.ln = serveBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get(dropOnceHeader) == "" {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"status":"pass","checks":{}}`)
+			answerHealthy(w)
 			return
 		}
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -185,8 +179,6 @@ func startStopOnRequestBackend(t *testing.T) *stopOnRequestBackend {
 		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
 			conn.Close()
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	})
 	return b
 }

@@ -108,22 +108,15 @@ func (b *countingBackend) count(testCase string) int {
 
 func startCountingBackend(t *testing.T) *countingBackend {
 	t.Helper()
-	b := &countingBackend{socket: socketPath(t, "backend.sock"), seen: map[string]int{}}
-	ln, err := net.Listen("unix", b.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := &countingBackend{seen: map[string]int{}}
+	b.socket, _ = serveBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if c := r.Header.Get("X-Case"); c != "" {
 			b.mu.Lock()
 			b.seen[c]++
 			b.mu.Unlock()
 		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"status":"pass","checks":{}}`)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+		answerHealthy(w)
+	})
 	return b
 }

@@ -124,16 +124,11 @@ func (b *dropOnceBackend) attempts(testCase string) int {
 
 func startDropOnceBackend(t *testing.T) *dropOnceBackend {
 	t.Helper()
-	b := &dropOnceBackend{socket: socketPath(t, "backend.sock"), seen: map[string]int{}}
-	ln, err := net.Listen("unix", b.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := &dropOnceBackend{seen: map[string]int{}}
+	b.socket, _ = serveBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		testCase := r.Header.Get(dropOnceHeader)
 		if r.URL.Path == "/health" || testCase == "" {
-			w.Header().Set("Content-Type", "application/json")
-			_, _ = io.WriteString(w, `{"status":"pass","checks":{}}`)
+			answerHealthy(w)
 			return
 		}
 		b.mu.Lock()
@@ -149,9 +144,7 @@ func startDropOnceBackend(t *testing.T) *dropOnceBackend {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `{"id":"tx_1","token":"t"}`)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	})
 	return b
 }
 
@@ -510,4 +503,26 @@ func socketPath(t *testing.T, name string) string {
 	t.Helper()
 	dir := stacktest.ShortTempDir(t, "sock-")
 	return filepath.Join(dir, name)
+}
+
+// serveBackend serves h on a new unix socket of the test's, as a service
+// behind the router, until the test ends, and returns the socket's path
+// and its listener.
+func serveBackend(t *testing.T, h http.HandlerFunc) (string, net.Listener) {
+	t.Helper()
+	socket := socketPath(t, "backend.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return socket, ln
+}
+
+// answerHealthy answers as a service's /health that passes.
+func answerHealthy(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"status":"pass","checks":{}}`)
 }
