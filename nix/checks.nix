@@ -33,6 +33,7 @@ let
       (root + "/bench/benchtool")
       (root + "/tools")
       (root + "/nix/process-compose-without-swagger-ui.sh") # tools/build-process-compose runs it
+      (root + "/nix/process-compose-logs-survive-a-full-disk.sh") # and this one
       (root + "/process-compose.yaml")
       (root + "/haproxy.cfg")
       (root + "/haproxy-errors")
@@ -140,6 +141,15 @@ in
     pkgs.runCommand "platform-process-compose-without-swagger-ui" { nativeBuildInputs = [ pkgs.go ]; }
       ''
         bash ${./process-compose-without-swagger-ui.sh} --check ${lib.getExe packages.process-compose}
+        touch $out
+      '';
+}
+# And its logs go on after a failed write (nix/packages.nix): the binary holds the edit's notice.
+// lib.optionalAttrs (packages.process-compose.logsSurviveAFullDisk or false) {
+  process-compose-logs-survive-a-full-disk =
+    pkgs.runCommand "platform-process-compose-logs-survive-a-full-disk" { }
+      ''
+        bash ${./process-compose-logs-survive-a-full-disk.sh} --check ${lib.getExe packages.process-compose}
         touch $out
       '';
 }

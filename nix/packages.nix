@@ -116,7 +116,9 @@ let
   # nixpkgs' process-compose without the Swagger UI of its API, by the same edit as
   # tools/build-process-compose (nix/process-compose-without-swagger-ui.sh): the UI's package
   # copies 8.5 MB into memory at start, 17.6 MB of RSS, half of what process-compose holds idle
-  # (BENCHMARKS.md, "process-compose's Swagger UI"). Built from source, about 75 s once per
+  # (BENCHMARKS.md, "process-compose's Swagger UI"). And with logs that go on after a failed
+  # write, a full disk say (nix/process-compose-logs-survive-a-full-disk.sh, RELIABILITY.md
+  # D126): upstream's stop for good at the first one. Built from source, about 75 s once per
   # nixpkgs update; its vendored modules stay nixpkgs' own (same vendorHash, from the binary
   # cache): overrideModAttrs keeps the edit out of the goModules derivation, whose
   # `go mod vendor` would otherwise drop the two packages and miss the hash (goModules also
@@ -128,9 +130,11 @@ let
         _: prev: {
           postPatch = (prev.postPatch or "") + ''
             bash ${./process-compose-without-swagger-ui.sh} .
+            bash ${./process-compose-logs-survive-a-full-disk.sh} .
           '';
           passthru = (prev.passthru or { }) // {
             withoutSwaggerUi = true; # checks.process-compose-without-swagger-ui
+            logsSurviveAFullDisk = true; # checks.process-compose-logs-survive-a-full-disk
             overrideModAttrs = lib.composeExtensions (prev.passthru.overrideModAttrs or (_: _: { })) (
               _: _: { postPatch = prev.postPatch or ""; }
             );

@@ -97,15 +97,17 @@ func FindLayout(cwd, exe, shareDir, trusted string) (Layout, error) {
 // ProcessComposeBuild lists the files of checkout that process-compose is
 // built from where it is not on PATH: the script that builds it first
 // (tools/build-process-compose), then the pin (tools/go.mod, tools/go.sum) and
-// the edit of its source that the script applies, as the flake does
-// (nix/process-compose-without-swagger-ui.sh). The launcher rebuilds when one
-// is newer than its build; the tests key their cached build by them.
+// the edits of its source that the script applies, as the flake does
+// (nix/process-compose-without-swagger-ui.sh and
+// nix/process-compose-logs-survive-a-full-disk.sh). The launcher rebuilds when
+// one is newer than its build; the tests key their cached build by them.
 func ProcessComposeBuild(checkout string) []string {
 	return []string{
 		filepath.Join(checkout, "tools", "build-process-compose"),
 		filepath.Join(checkout, "tools", "go.mod"),
 		filepath.Join(checkout, "tools", "go.sum"),
 		filepath.Join(checkout, "nix", "process-compose-without-swagger-ui.sh"),
+		filepath.Join(checkout, "nix", "process-compose-logs-survive-a-full-disk.sh"),
 	}
 }
 
