@@ -91,25 +91,13 @@ func TestARoundInHandTheLedgerDoesNotNameIsNotRetriedForGood(t *testing.T) {
 
 			logs := &servicetest.Buffer{}
 			log := slog.New(slog.NewJSONHandler(logs, nil))
-			freeze := &redisFreeze{release: make(chan struct{})}
-			rdbFirst := srv.Client(t)
-			rdbFirst.AddHook(freeze)
-			first := &hangBeforeWrite{hook: freeze, inHand: make(chan struct{})}
 			cfg := txqueue.ConsumerConfig{Name: "first", BatchSize: 16, Block: 100 * time.Millisecond,
 				VisibilityTimeout: 200 * time.Millisecond, ClaimInterval: 50 * time.Millisecond,
 				MaxDeliveries: tt.maxDeliveries, StatusTTL: time.Hour, ShutdownGrace: time.Second, Chargers: 16}
-			stopFirst := startConsumerWith(t, rdbFirst, cfg, first, log)
-			t.Cleanup(func() {
-				close(freeze.release)
-				if err := stopFirst(); err != nil {
-					t.Errorf("first connector, once released: %v", err)
-				}
+			startFrozenFirst(t, srv, "had no round in hand", func(rdb *redis.Client, freeze *redisFreeze) (func() error, <-chan struct{}) {
+				first := &hangBeforeWrite{hook: freeze, inHand: make(chan struct{})}
+				return startConsumerWith(t, rdb, cfg, first, log), first.inHand
 			})
-			select {
-			case <-first.inHand:
-			case <-time.After(15 * time.Second):
-				t.Fatal("the first connector had no round in hand within 15 s")
-			}
 
 			out := &writesCounter{err: syscall.ENOSPC}
 			var psp txqueue.PSP = linePSP{w: out}

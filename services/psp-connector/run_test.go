@@ -800,6 +800,33 @@ func (h *redisFreeze) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 	}
 }
 
+// startFrozenFirst starts the connector that a takeover test's second one
+// takes over from, stopped with work in hand. start runs it on rdb, a client
+// of srv whose commands hold once its PSP turns freeze on (as the connector
+// SIGSTOPped, or killed), and returns its stop and the channel the PSP closes
+// as it freezes. startFrozenFirst waits up to 15 s for that channel, failing
+// with "the first connector <notYet> within 15 s"; at the test's end it
+// releases Redis and reports stop's error.
+func startFrozenFirst(t *testing.T, srv *redistest.Server, notYet string,
+	start func(rdb *redis.Client, freeze *redisFreeze) (stop func() error, frozen <-chan struct{})) {
+	t.Helper()
+	freeze := &redisFreeze{release: make(chan struct{})}
+	rdb := srv.Client(t)
+	rdb.AddHook(freeze)
+	stop, frozen := start(rdb, freeze)
+	t.Cleanup(func() {
+		close(freeze.release)
+		if err := stop(); err != nil {
+			t.Errorf("first connector, once Redis answered it again: %v", err)
+		}
+	})
+	select {
+	case <-frozen:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the first connector %s within 15 s", notYet)
+	}
+}
+
 // TestLedgerMakesARoundInHandExactlyOnce: a connector prints a round to its
 // log file and stops before recording it (Redis never answers it again, as
 // if it were killed right after the print). A second connector reading the same file
@@ -867,22 +894,10 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 				}
 				return p
 			}
-			freeze := &redisFreeze{release: make(chan struct{})}
-			rdbFirst := srv.Client(t)
-			rdbFirst.AddHook(freeze)
-			frozen := &freezeAfterWrite{w: f, hook: freeze, wrote: make(chan struct{})}
-			stopFirst := startConsumer(t, rdbFirst, "first", psp(frozen), log)
-			t.Cleanup(func() {
-				close(freeze.release)
-				if err := stopFirst(); err != nil {
-					t.Errorf("first connector, once Redis answered it again: %v", err)
-				}
+			startFrozenFirst(t, srv, "printed nothing", func(rdb *redis.Client, freeze *redisFreeze) (func() error, <-chan struct{}) {
+				frozen := &freezeAfterWrite{w: f, hook: freeze, wrote: make(chan struct{})}
+				return startConsumer(t, rdb, "first", psp(frozen), log), frozen.wrote
 			})
-			select {
-			case <-frozen.wrote:
-			case <-time.After(15 * time.Second):
-				t.Fatal("the first connector printed nothing within 15 s")
-			}
 			if own != nil {
 				waitFor(t, "the first connector's ledger copy", func() bool {
 					st, err := os.Stat(own.path)
