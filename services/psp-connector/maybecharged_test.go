@@ -168,20 +168,3 @@ func TestARoundInHandTheLedgerDoesNotNameIsNotRetriedForGood(t *testing.T) {
 		})
 	}
 }
-
-// startConsumerWith runs a consumer with cfg and psp until the returned stop
-// is called; stop returns Run's error.
-func startConsumerWith(t *testing.T, rdb *redis.Client, cfg txqueue.ConsumerConfig, psp txqueue.PSP, log *slog.Logger) (stop func() error) {
-	t.Helper()
-	c, err := txqueue.NewConsumer(rdb, cfg, psp, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	return func() error {
-		cancel()
-		return <-done
-	}
-}

@@ -969,9 +969,16 @@ func TestLedgerMakesARoundInHandExactlyOnce(t *testing.T) {
 // error.
 func startConsumer(t *testing.T, rdb *redis.Client, name string, psp txqueue.PSP, log *slog.Logger) (stop func() error) {
 	t.Helper()
-	c, err := txqueue.NewConsumer(rdb, txqueue.ConsumerConfig{Name: name, BatchSize: 16, Block: 100 * time.Millisecond,
+	return startConsumerWith(t, rdb, txqueue.ConsumerConfig{Name: name, BatchSize: 16, Block: 100 * time.Millisecond,
 		VisibilityTimeout: 300 * time.Millisecond, ClaimInterval: 100 * time.Millisecond,
 		MaxDeliveries: 5, StatusTTL: time.Hour, ShutdownGrace: time.Second, Chargers: 16}, psp, log)
+}
+
+// startConsumerWith runs a consumer with cfg and psp until the returned stop
+// is called; stop returns Run's error.
+func startConsumerWith(t *testing.T, rdb *redis.Client, cfg txqueue.ConsumerConfig, psp txqueue.PSP, log *slog.Logger) (stop func() error) {
+	t.Helper()
+	c, err := txqueue.NewConsumer(rdb, cfg, psp, log)
 	if err != nil {
 		t.Fatal(err)
 	}
