@@ -109,7 +109,8 @@ func TestCopyCappedKeepsTheFirstLinesAndCountsTheRest(t *testing.T) {
 // line written once the space is back, after a line saying how many were
 // lost, and those lost plus those kept of the lines written on the full disk
 // must be all of them. A process-compose without the edit skips that part
-// (fails under CI=true, whose process-compose is built with it).
+// (fails under CI=true, whose process-compose is built with it, unless the
+// flake's check says it could not rebuild it: STACK_TEST_PROCESS_COMPOSE_UNEDITED).
 //
 // The tmpfs leaves room for the launcher's copy of itself in bin/ (the test
 // binary, over 13 MB under -race), which up's check after the build counts.
@@ -228,6 +229,9 @@ processes:
 		t.Errorf("process-compose.err holds %d bytes, over its cap of %d: on a disk freed after being full it takes the space back (D122)", size, processComposeErrMax)
 	}
 
+	if editErr != nil && os.Getenv("STACK_TEST_PROCESS_COMPOSE_UNEDITED") == "1" {
+		t.Skipf("%s does not carry the edit that keeps its logs going after a full disk, and the flake's check says it could not rebuild it (STACK_TEST_PROCESS_COMPOSE_UNEDITED=1: not a buildGoModule package, the offline stand-in's); skipping D126's half", pc)
+	}
 	if editErr != nil {
 		stacktest.Missing(t, "%s does not carry the edit that keeps its logs going after a full disk (%v: %s), so the rest of this test, D126, cannot pass: build it with tools/build-process-compose", pc, editErr, bytes.TrimSpace(editOut))
 	}
