@@ -14,6 +14,7 @@ import (
 // services' config structs.
 var serviceSettings = []string{
 	"USERS_FILE", "BCRYPT_CONCURRENCY", "BCRYPT_MAX_WAITING", // auth-api
+	"DIRECT_LOGIN_FAILURE_LIMIT", "DIRECT_LOGIN_FAILURE_WINDOW",
 	"STATUS_TTL",                                            // core-api, psp-connector
 	"CONSUMER_NAME", "VISIBILITY_TIMEOUT", "CLAIM_INTERVAL", // psp-connector
 	"MAX_DELIVERIES", "CHARGE_CONCURRENCY", "BATCH_SIZE",

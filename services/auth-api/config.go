@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/acme-payments/platform/internal/envconfig"
 	"github.com/acme-payments/platform/internal/users"
@@ -22,6 +23,13 @@ type config struct {
 	// the slots get through at the highest bcrypt cost allowed before
 	// HAProxy's 15 s timeout cuts a waiting login off.
 	BcryptMaxWaiting int `env:"BCRYPT_MAX_WAITING"`
+	// DirectLoginFailureLimit is how many failed logins (401, 404) one
+	// username may have on the TCP port within DirectLoginFailureWindow
+	// before its logins there get a 429 until the window passes
+	// (failureLimit); 0 turns the limit off. The unix socket, HAProxy's way
+	// in, is never limited by it: the router limits per address.
+	DirectLoginFailureLimit  int           `env:"DIRECT_LOGIN_FAILURE_LIMIT" envDefault:"20"`
+	DirectLoginFailureWindow time.Duration `env:"DIRECT_LOGIN_FAILURE_WINDOW" envDefault:"10s"`
 }
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
@@ -47,6 +55,12 @@ func (c *config) validate() error {
 	}
 	if c.BcryptMaxWaiting < 0 {
 		return fmt.Errorf("BCRYPT_MAX_WAITING must be how many bcrypt logins may wait for a comparison slot, 1 or more (0 or unset: %d per slot), got %d", users.DefaultWaitingPerSlot, c.BcryptMaxWaiting)
+	}
+	if c.DirectLoginFailureLimit < 0 {
+		return fmt.Errorf("DIRECT_LOGIN_FAILURE_LIMIT must be how many failed logins one username may have on the TCP port per DIRECT_LOGIN_FAILURE_WINDOW, 1 or more (0: no limit; unset: 20), got %d", c.DirectLoginFailureLimit)
+	}
+	if c.DirectLoginFailureWindow < time.Second || c.DirectLoginFailureWindow%time.Second != 0 {
+		return fmt.Errorf("DIRECT_LOGIN_FAILURE_WINDOW must be a whole number of seconds, 1s or more (unset: 10s), got %s", c.DirectLoginFailureWindow)
 	}
 	return nil
 }

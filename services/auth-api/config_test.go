@@ -18,7 +18,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		Server: envconfig.Server{
 			Host: "127.0.0.1", Port: 5000, LogLevel: "info", ShutdownGrace: 10 * time.Second, Level: slog.LevelInfo,
 		},
-		Secret: envconfig.Secret{JWTSecret: string(testSecret)},
+		Secret:                   envconfig.Secret{JWTSecret: string(testSecret)},
+		DirectLoginFailureLimit:  20,
+		DirectLoginFailureWindow: 10 * time.Second,
 	}
 	if cfg != want {
 		t.Errorf("got %+v, want %+v", cfg, want)
@@ -57,6 +59,18 @@ func TestParseConfig(t *testing.T) {
 		{"BCRYPT_MAX_WAITING set", []string{"JWT_SECRET=x", "BCRYPT_MAX_WAITING=40"}, func(c config) bool { return c.BcryptMaxWaiting == 40 }, nil},
 		{"BCRYPT_MAX_WAITING negative", []string{"JWT_SECRET=x", "BCRYPT_MAX_WAITING=-1"}, nil, []string{"BCRYPT_MAX_WAITING must be", "got -1"}},
 		{"BCRYPT_MAX_WAITING text", []string{"JWT_SECRET=x", "BCRYPT_MAX_WAITING=many"}, nil, []string{"BCRYPT_MAX_WAITING must be a whole number"}},
+		{"DIRECT_LOGIN_FAILURE_LIMIT set", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=5", "DIRECT_LOGIN_FAILURE_WINDOW=1m"},
+			func(c config) bool {
+				return c.DirectLoginFailureLimit == 5 && c.DirectLoginFailureWindow == time.Minute
+			}, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT 0: no limit", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=0"}, func(c config) bool { return c.DirectLoginFailureLimit == 0 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT empty: the default", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT="}, func(c config) bool { return c.DirectLoginFailureLimit == 20 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT negative", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=-1"}, nil, []string{"DIRECT_LOGIN_FAILURE_LIMIT must be", "got -1"}},
+		{"DIRECT_LOGIN_FAILURE_LIMIT text", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=lots"}, nil, []string{"DIRECT_LOGIN_FAILURE_LIMIT must be a whole number"}},
+		{"DIRECT_LOGIN_FAILURE_WINDOW under 1s", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_WINDOW=500ms"}, nil, []string{"DIRECT_LOGIN_FAILURE_WINDOW must be a whole number of seconds", "got 500ms"}},
+		{"DIRECT_LOGIN_FAILURE_WINDOW not whole seconds", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_WINDOW=1.5s"}, nil, []string{"DIRECT_LOGIN_FAILURE_WINDOW must be a whole number of seconds", "got 1.5s"}},
+		{"DIRECT_LOGIN_FAILURE_WINDOW negative", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_WINDOW=-10s"}, nil, []string{"DIRECT_LOGIN_FAILURE_WINDOW must be", "got -10s"}},
+		{"DIRECT_LOGIN_FAILURE_WINDOW text", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_WINDOW=soon"}, nil, []string{"DIRECT_LOGIN_FAILURE_WINDOW must be"}},
 		{"two bad values, both named", []string{"JWT_SECRET=x", "HTTP_PORT=x", "SHUTDOWN_GRACE=y"}, nil, []string{"HTTP_PORT", "SHUTDOWN_GRACE"}},
 	}
 	for _, tt := range tests {

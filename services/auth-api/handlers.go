@@ -24,12 +24,24 @@ type tokenResponse struct {
 
 // handleToken authenticates the body's username and password and answers a
 // token, or the contract's error. Every failure is logged with the request
-// id, a reason and who tried (loggedUsername), never the password.
-func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Handler {
+// id, a reason and who tried (loggedUsername), never the password. On the
+// TCP port, a username with too many failed logins gets a 429 instead,
+// logged at warn (direct: failureLimit; nil limits nothing).
+func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *failureLimit) http.Handler {
 	fingerprint := newFingerprinter()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		req, err := readTokenRequest(r)
+		limited := err == nil && direct.appliesTo(r)
+		if limited {
+			if wait := direct.refused(key(db, req)); wait > 0 {
+				log.WarnContext(ctx, "login refused: too many failed logins on the TCP port", loggedUsername(db, fingerprint, req.Username),
+					"reason", "too_many_failed_logins", "status", http.StatusTooManyRequests, "retry_after", retryAfter(wait))
+				w.Header().Set("Retry-After", retryAfter(wait))
+				httpx.WriteError(w, http.StatusTooManyRequests, direct.message())
+				return
+			}
+		}
 		if err == nil {
 			var user users.User
 			if user, err = authenticate(ctx, db, req); err == nil {
@@ -45,6 +57,9 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer) http.Hand
 			}
 		}
 		status, msg, reason := loginFailure(err)
+		if limited && (errors.Is(err, users.ErrNotFound) || errors.Is(err, users.ErrInvalidPassword)) {
+			direct.fail(key(db, req))
+		}
 		log.InfoContext(ctx, "login failed", loggedUsername(db, fingerprint, req.Username), "reason", reason, "status", status)
 		httpx.WriteError(w, status, msg)
 	})

@@ -40,7 +40,7 @@ func newTestServer(t *testing.T) (string, *servicetest.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(newHandler(log, db, token.NewIssuer(testSecret, nil)))
+	srv := httptest.NewServer(newHandler(log, db, token.NewIssuer(testSecret, nil), newFailureLimit(20, 10*time.Second, time.Now)))
 	t.Cleanup(srv.Close)
 	return srv.URL, logs
 }
@@ -357,7 +357,7 @@ func BenchmarkIssueToken(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := newHandler(logging.New(io.Discard, "auth-api", slog.LevelInfo), db, token.NewIssuer(testSecret, nil))
+	h := newHandler(logging.New(io.Discard, "auth-api", slog.LevelInfo), db, token.NewIssuer(testSecret, nil), newFailureLimit(20, 10*time.Second, time.Now))
 	servicetest.BenchmarkPostJSON(b, viaTCPPort(h), "/token", `{"username":"alice","password":"password"}`)
 }
 
@@ -391,7 +391,7 @@ func TestTokenWhenTheRequestHasEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &servicetest.Buffer{}
-	h := newHandler(logging.New(logs, "auth-api", slog.LevelDebug), db, token.NewIssuer(testSecret, nil))
+	h := newHandler(logging.New(logs, "auth-api", slog.LevelDebug), db, token.NewIssuer(testSecret, nil), nil)
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	tests := []struct {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/logging"
@@ -52,6 +53,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	}
 
 	issuer := token.NewIssuer([]byte(cfg.JWTSecret), nil)
-	srv := httpx.NewServer(newHandler(log, db, issuer), log)
+	direct := newFailureLimit(cfg.DirectLoginFailureLimit, cfg.DirectLoginFailureWindow, time.Now)
+	srv := httpx.NewServer(newHandler(log, db, issuer, direct), log)
 	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.Socket, cfg.ShutdownGrace, log)
 }
