@@ -34,7 +34,7 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *f
 		req, err := readTokenRequest(r)
 		limited := err == nil && direct.appliesTo(r)
 		if limited {
-			if wait := direct.refused(key(db, req)); wait > 0 {
+			if wait := direct.refused(db, req); wait > 0 {
 				log.WarnContext(ctx, "login refused: too many failed logins on the TCP port", loggedUsername(db, fingerprint, req.Username),
 					"reason", "too_many_failed_logins", "status", http.StatusTooManyRequests, "retry_after", retryAfter(wait))
 				w.Header().Set("Retry-After", retryAfter(wait))
@@ -58,7 +58,7 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *f
 		}
 		status, msg, reason := loginFailure(err)
 		if limited && (errors.Is(err, users.ErrNotFound) || errors.Is(err, users.ErrInvalidPassword)) {
-			direct.fail(key(db, req))
+			direct.fail(db, req)
 		}
 		log.InfoContext(ctx, "login failed", loggedUsername(db, fingerprint, req.Username), "reason", reason, "status", status)
 		httpx.WriteError(w, status, msg)

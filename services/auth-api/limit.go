@@ -72,9 +72,10 @@ func key(db *users.DB, req tokenRequest) string {
 	return req.Username
 }
 
-// refused returns how long key's logins stay refused: 0 unless it has had
-// max failures in a window that has not passed yet.
-func (l *failureLimit) refused(key string) time.Duration {
+// refused returns how long req's username stays refused: 0 unless its key
+// has had max failures in a window that has not passed yet. While no
+// failure is counted it costs one atomic load.
+func (l *failureLimit) refused(db *users.DB, req tokenRequest) time.Duration {
 	if l.tracked.Load() == 0 {
 		return 0
 	}
@@ -82,25 +83,26 @@ func (l *failureLimit) refused(key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
-	f, ok := l.counts[key]
+	f, ok := l.counts[key(db, req)]
 	if !ok || f.n < l.max {
 		return 0
 	}
 	return max(f.since.Add(l.window).Sub(now), 0)
 }
 
-// fail counts a failed login under key.
-func (l *failureLimit) fail(key string) {
+// fail counts a failed login of req's username.
+func (l *failureLimit) fail(db *users.DB, req tokenRequest) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
-	f := l.counts[key]
+	k := key(db, req)
+	f := l.counts[k]
 	if f.n == 0 || now.Sub(f.since) >= l.window {
 		f = failures{since: now}
 	}
 	f.n++
-	l.counts[key] = f
+	l.counts[k] = f
 	l.tracked.Store(int64(len(l.counts)))
 }
 
