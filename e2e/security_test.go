@@ -368,6 +368,59 @@ func TestSecurity(t *testing.T) {
 			strings.Join(paths, ", "), statuses, first429, rightPassword, failed, routerRefused, otherLogin)
 	})
 
+	t.Run("login brute force on auth-api's own port: 429 per username", func(t *testing.T) {
+		// The router's limit does not reach the service's TCP port;
+		// auth-api's own does (DIRECT_LOGIN_FAILURE_LIMIT, 20 per 10 s per
+		// username, the stack's default), the right password refused too.
+		// becky, so that alice's count above stays the router's.
+		var nonce [6]byte
+		_, _ = rand.Read(nonce[:])
+		direct := fmt.Sprintf("http://127.0.0.1:%d/token", st.ports["AUTH_API_PORT"])
+		c := st.client(5 * time.Second)
+		var statuses []int
+		var passwords []string
+		for i := 1; i <= 23; i++ {
+			pw := fmt.Sprintf("direct-%s-%02d", hex.EncodeToString(nonce[:]), i)
+			if i == 23 {
+				pw = "password" // the right one, last
+			} else {
+				passwords = append(passwords, pw)
+			}
+			r, err := c.Post(direct, "application/json", strings.NewReader(fmt.Sprintf(`{"username":"becky","password":%q}`, pw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(r.Body)
+			r.Body.Close()
+			statuses = append(statuses, r.StatusCode)
+			if want := map[bool]int{true: 401, false: 429}[i <= 20]; r.StatusCode != want ||
+				(want == 429 && (r.Header.Get("Retry-After") == "" || !strings.Contains(string(raw), "the limit is 20 per 10 seconds"))) {
+				t.Errorf("login %d on the port: got %d %s (Retry-After %q), want %d", i, r.StatusCode, raw, r.Header.Get("Retry-After"), want)
+			}
+		}
+		// Through the router (from the other address, whose quota is left),
+		// becky still logs in: the port's limit is the port's only.
+		viaRouter := 0
+		if otherClient != nil {
+			r, err := otherClient.Post(st.base+"/auth/token", "application/json", strings.NewReader(`{"username":"becky","password":"password"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if viaRouter = r.StatusCode; viaRouter != http.StatusOK {
+				t.Errorf("becky through the router while the port refuses her: got %d, want 200", viaRouter)
+			}
+		}
+		time.Sleep(500 * time.Millisecond) // process-compose writes the last lines
+		if n := strings.Count(st.readLog(t, "auth-api"), `"reason":"too_many_failed_logins"`); n != 3 {
+			t.Errorf("auth-api logged %d refusals, want 3", n)
+		}
+		checkNoPasswordLogged(t, st, passwords)
+		if !t.Failed() {
+			t.Logf("RESULT direct brute force | 22 wrong passwords then the right one for becky on auth-api's port | %v; through the router then: %d", statuses, viaRouter)
+		}
+	})
+
 	t.Run("no secret in any log", func(t *testing.T) {
 		forms := secretForms(st.secret)
 		files := logFiles(t, st)
