@@ -34,7 +34,7 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *f
 		req, err := readTokenRequest(r)
 		limited := err == nil && direct.appliesTo(r)
 		if limited {
-			if wait := direct.refused(db, req); wait > 0 {
+			if wait := direct.admit(db, req); wait > 0 {
 				log.WarnContext(ctx, "login refused: too many failed logins on the TCP port", loggedUsername(db, fingerprint, req.Username),
 					"reason", "too_many_failed_logins", "status", http.StatusTooManyRequests, "retry_after", retryAfter(wait))
 				w.Header().Set("Retry-After", retryAfter(wait))
@@ -44,7 +44,11 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *f
 		}
 		if err == nil {
 			var user users.User
-			if user, err = authenticate(ctx, db, req); err == nil {
+			user, err = authenticate(ctx, db, req)
+			if limited {
+				direct.done(db, req, errors.Is(err, users.ErrNotFound) || errors.Is(err, users.ErrInvalidPassword))
+			}
+			if err == nil {
 				raw, err := issuer.Issue(user.ID, user.Username, user.Enabled)
 				if err != nil {
 					log.ErrorContext(ctx, "sign token", "user_id", user.ID, "error", err)
@@ -57,9 +61,6 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *f
 			}
 		}
 		status, msg, reason := loginFailure(err)
-		if limited && (errors.Is(err, users.ErrNotFound) || errors.Is(err, users.ErrInvalidPassword)) {
-			direct.fail(db, req)
-		}
 		log.InfoContext(ctx, "login failed", loggedUsername(db, fingerprint, req.Username), "reason", reason, "status", status)
 		httpx.WriteError(w, status, msg)
 	})

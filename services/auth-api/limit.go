@@ -5,7 +5,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/acme-payments/platform/internal/users"
@@ -15,29 +14,34 @@ import (
 // failed logins (a wrong password, or no such user) for one username within
 // window of the first, every POST /token for that username on that port is
 // refused until the window has passed, the right password too, or the
-// refusal would tell which password is right. The router's limit, per client
-// address, does not reach that port (the services' ports serve the whole API,
-// for the direct benchmark and fault tests); requests on the unix socket,
-// HAProxy's way in, are never limited here, since a limit per username there
-// would let anyone lock a user out. Unknown usernames share one count (key).
-// A nil *failureLimit limits nothing.
+// refusal would tell which password is right. The logins of a username being
+// checked count too, until they are answered, so that logins sent together
+// get no more password checks than the limit (a bcrypt user's 40 at once all
+// were compared, each let through before any of them had failed): a login
+// that comes while the username's failures and logins under way reach max is
+// refused as well, for a second (Retry-After: 1), since those under way may
+// yet succeed. The router's limit, per client address, does not reach that
+// port (the services' ports serve the whole API, for the direct benchmark
+// and fault tests); requests on the unix socket, HAProxy's way in, are never
+// limited here, since a limit per username there would let anyone lock a
+// user out. Unknown usernames share one count (key). A nil *failureLimit
+// limits nothing.
 type failureLimit struct {
 	max    int
 	window time.Duration
 	now    func() time.Time
 
-	// tracked is len(counts), read without the lock: while it is 0 (no
-	// failure on the port within a window), a login takes no lock.
-	tracked atomic.Int64
-	mu      sync.Mutex
-	counts  map[string]failures
-	swept   time.Time // when counts was last cleared of windows that passed
+	mu     sync.Mutex
+	counts map[string]failures
+	swept  time.Time // when counts was last cleared of windows that passed
 }
 
-// failures is one username's count in the window that began at since.
+// failures is one username's count in the window that began at since, and
+// its logins admitted and not yet answered.
 type failures struct {
-	since time.Time
-	n     int
+	since    time.Time
+	n        int
+	checking int
 }
 
 // newFailureLimit returns a limit of n failed logins per window, or nil
@@ -72,55 +76,67 @@ func key(db *users.DB, req tokenRequest) string {
 	return req.Username
 }
 
-// refused returns how long req's username stays refused: 0 unless its key
-// has had max failures in a window that has not passed yet. While no
-// failure is counted it costs one atomic load.
-func (l *failureLimit) refused(db *users.DB, req tokenRequest) time.Duration {
-	if l.tracked.Load() == 0 {
-		return 0
-	}
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.sweep(now)
-	f, ok := l.counts[key(db, req)]
-	if !ok || f.n < l.max {
-		return 0
-	}
-	return max(f.since.Add(l.window).Sub(now), 0)
-}
-
-// fail counts a failed login of req's username.
-func (l *failureLimit) fail(db *users.DB, req tokenRequest) {
+// admit returns how long req's username stays refused, or 0 when its login
+// may be checked: then it counts as under way until done is called, once.
+// A username is refused while its key has had max failures in a window that
+// has not passed yet, or (for a second) while its failures and its logins
+// under way reach max.
+func (l *failureLimit) admit(db *users.DB, req tokenRequest) time.Duration {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweep(now)
 	k := key(db, req)
 	f := l.counts[k]
-	if f.n == 0 || now.Sub(f.since) >= l.window {
-		f = failures{since: now}
+	if f.n > 0 && now.Sub(f.since) >= l.window {
+		f.n = 0
 	}
-	f.n++
+	if f.n >= l.max {
+		return max(f.since.Add(l.window).Sub(now), time.Nanosecond)
+	}
+	if f.n+f.checking >= l.max {
+		return time.Second
+	}
+	f.checking++
 	l.counts[k] = f
-	l.tracked.Store(int64(len(l.counts)))
+	return 0
 }
 
-// sweep drops, once a window, the counts whose window has passed, so that
-// the table holds only usernames that failed within the last two windows,
-// and goes back to empty (and logins to taking no lock) a window after the
-// last failure. l.mu is held.
+// done ends a login admitted (admit returned 0), counting it when it failed.
+func (l *failureLimit) done(db *users.DB, req tokenRequest, failed bool) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	k := key(db, req)
+	f := l.counts[k]
+	f.checking--
+	if failed {
+		if f.n == 0 || now.Sub(f.since) >= l.window {
+			f.since, f.n = now, 0
+		}
+		f.n++
+	}
+	if f.n == 0 && f.checking == 0 {
+		delete(l.counts, k)
+		return
+	}
+	l.counts[k] = f
+	l.sweep(now)
+}
+
+// sweep drops, once a window, the counts whose window has passed and that
+// have no login under way, so that the table holds only usernames that
+// failed within the last two windows or are being checked. l.mu is held.
 func (l *failureLimit) sweep(now time.Time) {
 	if now.Sub(l.swept) < l.window {
 		return
 	}
 	for k, f := range l.counts {
-		if now.Sub(f.since) >= l.window {
+		if f.checking == 0 && now.Sub(f.since) >= l.window {
 			delete(l.counts, k)
 		}
 	}
 	l.swept = now
-	l.tracked.Store(int64(len(l.counts)))
 }
 
 // message is the 429's error, in the words of the router's.

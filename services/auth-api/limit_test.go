@@ -8,11 +8,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/acme-payments/platform/internal/httpx"
 	"github.com/acme-payments/platform/internal/logging"
@@ -159,8 +164,8 @@ func TestDirectLoginFailureLimit(t *testing.T) {
 
 // TestFailureLimitIsBounded: however many names a client makes up, the
 // counts never outnumber the users file's users by more than one (the shared
-// count of unknown names), and a window after the last failure they are
-// gone, so that a login takes no lock again.
+// count of unknown names), a login that succeeds leaves none, and a window
+// after the last failure they are gone.
 func TestFailureLimitIsBounded(t *testing.T) {
 	db, err := users.Load("")
 	if err != nil {
@@ -168,23 +173,30 @@ func TestFailureLimitIsBounded(t *testing.T) {
 	}
 	clock := newFakeClock()
 	l := newFailureLimit(3, 10*time.Second, clock.now)
+	fail := func(req tokenRequest) {
+		if l.admit(db, req) == 0 {
+			l.done(db, req, true)
+		}
+	}
 	for i := range 10_000 {
-		l.fail(db, tokenRequest{Username: fmt.Sprintf("made-up-%d", i)})
-		l.fail(db, tokenRequest{Username: []string{"alice", "becky", "charlie"}[i%3]})
+		fail(tokenRequest{Username: fmt.Sprintf("made-up-%d", i)})
+		fail(tokenRequest{Username: []string{"alice", "becky", "charlie"}[i%3]})
 		if i%1000 == 0 {
 			clock.advance(time.Second)
 		}
 	}
-	if got, want := len(l.counts), db.Len()+1; got != want || l.tracked.Load() != int64(want) {
-		t.Errorf("got %d counts (tracked %d) after 20,000 failures under 10,003 names, want %d", got, l.tracked.Load(), want)
+	if got, want := len(l.counts), db.Len()+1; got != want {
+		t.Errorf("got %d counts after 20,000 failures under 10,003 names, want %d", got, want)
 	}
 	// A window after the last failure, the next login finds them gone.
 	clock.advance(10 * time.Second)
-	if wait := l.refused(db, tokenRequest{Username: "alice"}); wait != 0 {
+	req := tokenRequest{Username: "alice"}
+	if wait := l.admit(db, req); wait != 0 {
 		t.Errorf("alice refused for %s once the window passed, want 0", wait)
 	}
-	if got := l.tracked.Load(); got != 0 || len(l.counts) != 0 {
-		t.Errorf("got %d counts (tracked %d) a window after the last failure, want 0", len(l.counts), got)
+	l.done(db, req, false)
+	if len(l.counts) != 0 {
+		t.Errorf("got %d counts a window after the last failure, want 0", len(l.counts))
 	}
 }
 
@@ -198,8 +210,8 @@ func TestFailureLimitOff(t *testing.T) {
 }
 
 // BenchmarkFailureLimitOnALogin measures what the limit adds to a login on
-// the TCP port while no failure is counted: the listener's look-up and the
-// check (one atomic load).
+// the TCP port while no failure is counted: the listener's look-up, and the
+// login counted as under way, then done.
 func BenchmarkFailureLimitOnALogin(b *testing.B) {
 	db, err := users.Load("")
 	if err != nil {
@@ -209,8 +221,70 @@ func BenchmarkFailureLimitOnALogin(b *testing.B) {
 	r, _ := http.NewRequestWithContext(context.WithValue(context.Background(), http.LocalAddrContextKey, &net.TCPAddr{}), http.MethodPost, "/token", nil)
 	req := tokenRequest{Username: "alice", Password: "password"}
 	for b.Loop() {
-		if !l.appliesTo(r) || l.refused(db, req) != 0 {
+		if !l.appliesTo(r) || l.admit(db, req) != 0 {
 			b.Fatal("refused")
 		}
+		l.done(db, req, false)
+	}
+}
+
+// TestDirectLoginFailureLimitUnderConcurrency: the limit counts the logins
+// being checked as well as those that failed, so that logins sent together
+// get no more password checks than the limit. A bcrypt user's 40 wrong
+// passwords sent at once (a slot and 64 waiting: all admitted) took 20
+// comparisons; before, every one was compared (40 401s), since each was
+// checked against the count before any of them had failed. A plaintext user
+// likewise, and neither can then log in until the window has passed.
+func TestDirectLoginFailureLimitUnderConcurrency(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "users.json")
+	file := `[{"id":1,"username":"alice","password":"password","enabled":true},` +
+		`{"id":10,"username":"dora","password":"` + string(hash) + `","enabled":true}]`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := users.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.LimitBcrypt(1, 64)
+	clock := newFakeClock()
+	h := viaTCPPort(newHandler(logging.New(&servicetest.Buffer{}, "auth-api", slog.LevelDebug), db, token.NewIssuer(testSecret, nil),
+		newFailureLimit(20, 10*time.Second, clock.now)))
+	post := func(username, password string) int {
+		req := httptest.NewRequest(http.MethodPost, "/token", strings.NewReader(fmt.Sprintf(`{"username":%q,"password":%q}`, username, password)))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for _, who := range []string{"dora", "alice"} {
+		codes := make([]int, 40)
+		var wg sync.WaitGroup
+		for i := range codes {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				codes[i] = post(who, fmt.Sprintf("guess-%d", i))
+			}()
+		}
+		wg.Wait()
+		got := map[int]int{}
+		for _, c := range codes {
+			got[c]++
+		}
+		if got[401] != 20 || got[429] != 20 {
+			t.Errorf("%s: 40 wrong passwords at once got %v, want 20 401s and 20 429s", who, got)
+		}
+		if c := post(who, map[string]string{"dora": "pw", "alice": "password"}[who]); c != 429 {
+			t.Errorf("%s: the right password after them got %d, want 429", who, c)
+		}
+	}
+	clock.advance(10 * time.Second)
+	if c := post("dora", "pw"); c != 200 {
+		t.Errorf("dora once the window passed: got %d, want 200", c)
 	}
 }
