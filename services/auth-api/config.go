@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/acme-payments/platform/internal/envconfig"
@@ -27,8 +28,11 @@ type config struct {
 	// username may have on the TCP port within DirectLoginFailureWindow
 	// before its logins there get a 429 until the window passes
 	// (failureLimit); 0 turns the limit off. The unix socket, HAProxy's way
-	// in, is never limited by it: the router limits per address.
-	DirectLoginFailureLimit  int           `env:"DIRECT_LOGIN_FAILURE_LIMIT" envDefault:"20"`
+	// in, is never limited by it: the router limits per address. Unset, it
+	// is 20 with HTTP_SOCKET set, and 0 without: then the TCP port is the
+	// only way in, a router's too (the contract's HTTP_PORT), where a limit
+	// per username would let anyone lock a user out (parseConfig).
+	DirectLoginFailureLimit  int           `env:"DIRECT_LOGIN_FAILURE_LIMIT"`
 	DirectLoginFailureWindow time.Duration `env:"DIRECT_LOGIN_FAILURE_WINDOW" envDefault:"10s"`
 }
 
@@ -39,7 +43,26 @@ func parseConfig(environ []string) (config, error) {
 	if err := envconfig.Parse(environ, &cfg); err != nil {
 		return cfg, err
 	}
+	if !isSet(environ, "DIRECT_LOGIN_FAILURE_LIMIT") && cfg.Socket != "" {
+		cfg.DirectLoginFailureLimit = defaultDirectLoginFailureLimit
+	}
 	return cfg, cfg.validate()
+}
+
+// defaultDirectLoginFailureLimit is DIRECT_LOGIN_FAILURE_LIMIT when it is
+// unset and HTTP_SOCKET is set (config).
+const defaultDirectLoginFailureLimit = 20
+
+// isSet says whether environ sets name to something not empty (an empty
+// value is unset, as for every variable: envconfig).
+func isSet(environ []string, name string) bool {
+	set := false
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			set = v != "" // the last one wins
+		}
+	}
+	return set
 }
 
 // validate checks each rule in turn and fills the derived fields.
@@ -57,7 +80,7 @@ func (c *config) validate() error {
 		return fmt.Errorf("BCRYPT_MAX_WAITING must be how many bcrypt logins may wait for a comparison slot, 1 or more (0 or unset: %d per slot), got %d", users.DefaultWaitingPerSlot, c.BcryptMaxWaiting)
 	}
 	if c.DirectLoginFailureLimit < 0 {
-		return fmt.Errorf("DIRECT_LOGIN_FAILURE_LIMIT must be how many failed logins one username may have on the TCP port per DIRECT_LOGIN_FAILURE_WINDOW, 1 or more (0: no limit; unset: 20), got %d", c.DirectLoginFailureLimit)
+		return fmt.Errorf("DIRECT_LOGIN_FAILURE_LIMIT must be how many failed logins one username may have on the TCP port per DIRECT_LOGIN_FAILURE_WINDOW, 1 or more (0: no limit; unset: %d with HTTP_SOCKET set, 0 without), got %d", defaultDirectLoginFailureLimit, c.DirectLoginFailureLimit)
 	}
 	if c.DirectLoginFailureWindow < time.Second || c.DirectLoginFailureWindow%time.Second != 0 {
 		return fmt.Errorf("DIRECT_LOGIN_FAILURE_WINDOW must be a whole number of seconds, 1s or more (unset: 10s), got %s", c.DirectLoginFailureWindow)

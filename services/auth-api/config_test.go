@@ -18,8 +18,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		Server: envconfig.Server{
 			Host: "127.0.0.1", Port: 5000, LogLevel: "info", ShutdownGrace: 10 * time.Second, Level: slog.LevelInfo,
 		},
-		Secret:                   envconfig.Secret{JWTSecret: string(testSecret)},
-		DirectLoginFailureLimit:  20,
+		Secret: envconfig.Secret{JWTSecret: string(testSecret)},
+		// Without HTTP_SOCKET the TCP port is the only way in: no limit.
+		DirectLoginFailureLimit:  0,
 		DirectLoginFailureWindow: 10 * time.Second,
 	}
 	if cfg != want {
@@ -64,7 +65,11 @@ func TestParseConfig(t *testing.T) {
 				return c.DirectLoginFailureLimit == 5 && c.DirectLoginFailureWindow == time.Minute
 			}, nil},
 		{"DIRECT_LOGIN_FAILURE_LIMIT 0: no limit", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=0"}, func(c config) bool { return c.DirectLoginFailureLimit == 0 }, nil},
-		{"DIRECT_LOGIN_FAILURE_LIMIT empty: the default", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT="}, func(c config) bool { return c.DirectLoginFailureLimit == 20 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT unset, HTTP_SOCKET set: 20", []string{"JWT_SECRET=x", "HTTP_SOCKET=/tmp/a.sock"}, func(c config) bool { return c.DirectLoginFailureLimit == 20 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT empty, HTTP_SOCKET set: 20", []string{"JWT_SECRET=x", "HTTP_SOCKET=/tmp/a.sock", "DIRECT_LOGIN_FAILURE_LIMIT="}, func(c config) bool { return c.DirectLoginFailureLimit == 20 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT 0, HTTP_SOCKET set: no limit", []string{"JWT_SECRET=x", "HTTP_SOCKET=/tmp/a.sock", "DIRECT_LOGIN_FAILURE_LIMIT=0"}, func(c config) bool { return c.DirectLoginFailureLimit == 0 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT empty, no HTTP_SOCKET: no limit", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT="}, func(c config) bool { return c.DirectLoginFailureLimit == 0 }, nil},
+		{"DIRECT_LOGIN_FAILURE_LIMIT set, no HTTP_SOCKET: applies", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=20"}, func(c config) bool { return c.DirectLoginFailureLimit == 20 }, nil},
 		{"DIRECT_LOGIN_FAILURE_LIMIT negative", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=-1"}, nil, []string{"DIRECT_LOGIN_FAILURE_LIMIT must be", "got -1"}},
 		{"DIRECT_LOGIN_FAILURE_LIMIT text", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_LIMIT=lots"}, nil, []string{"DIRECT_LOGIN_FAILURE_LIMIT must be a whole number"}},
 		{"DIRECT_LOGIN_FAILURE_WINDOW under 1s", []string{"JWT_SECRET=x", "DIRECT_LOGIN_FAILURE_WINDOW=500ms"}, nil, []string{"DIRECT_LOGIN_FAILURE_WINDOW must be a whole number of seconds", "got 500ms"}},

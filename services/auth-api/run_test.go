@@ -339,3 +339,42 @@ func loginFailedReason(log, id string) string {
 	}
 	return ""
 }
+
+// TestRunWithoutASocketLimitsNoLogin: without HTTP_SOCKET the TCP port is
+// auth-api's only way in, the router's too (the contract's HTTP_PORT), so
+// the failed-login limit per username, which would let anyone lock a user
+// out there, is off unless DIRECT_LOGIN_FAILURE_LIMIT is set: 21 wrong
+// passwords for alice, then hers, logs in (before: 429 from the 21st on).
+// Set, the limit applies to the port all the same.
+func TestRunWithoutASocketLimitsNoLogin(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		environ    []string
+		wantStatus int // the right password's, after 21 wrong ones
+	}{
+		{"no HTTP_SOCKET, no limit set", nil, http.StatusOK},
+		{"no HTTP_SOCKET, DIRECT_LOGIN_FAILURE_LIMIT=20", []string{"DIRECT_LOGIN_FAILURE_LIMIT=20"}, http.StatusTooManyRequests},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			url, _, stop := startRun(t, append([]string{"JWT_SECRET=" + string(testSecret)}, tt.environ...)...)
+			defer stop()
+			post := func(password string) int {
+				res, err := http.Post(url+"/token", "application/json", strings.NewReader(`{"username":"alice","password":"`+password+`"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				return res.StatusCode
+			}
+			wrong := 0
+			for i := range 21 {
+				if post(fmt.Sprintf("guess-%d", i)) == http.StatusUnauthorized {
+					wrong++
+				}
+			}
+			if got := post("password"); got != tt.wantStatus {
+				t.Errorf("after 21 wrong passwords (%d answered 401): got %d for the right one, want %d", wrong, got, tt.wantStatus)
+			}
+		})
+	}
+}
