@@ -44,10 +44,14 @@ func handleToken(log *slog.Logger, db *users.DB, issuer *token.Issuer, direct *f
 		}
 		if err == nil {
 			var user users.User
-			user, err = authenticate(ctx, db, req)
-			if limited {
-				direct.done(db, req, errors.Is(err, users.ErrNotFound) || errors.Is(err, users.ErrInvalidPassword))
-			}
+			user, err = func() (user users.User, err error) {
+				if limited { // deferred: a panic must not leave the login counted as under way for good
+					defer func() {
+						direct.done(db, req, errors.Is(err, users.ErrNotFound) || errors.Is(err, users.ErrInvalidPassword))
+					}()
+				}
+				return authenticate(ctx, db, req)
+			}()
 			if err == nil {
 				raw, err := issuer.Issue(user.ID, user.Username, user.Enabled)
 				if err != nil {
