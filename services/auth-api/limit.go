@@ -80,19 +80,20 @@ func key(db *users.DB, req tokenRequest) string {
 // may be checked: then it counts as under way until done is called, once.
 // A username is refused while its key has had max failures in a window that
 // has not passed yet, or (for a second) while its failures and its logins
-// under way reach max.
+// under way reach max. While its key has no failure, it reads no clock.
 func (l *failureLimit) admit(db *users.DB, req tokenRequest) time.Duration {
-	now := l.now()
+	k := key(db, req)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sweep(now)
-	k := key(db, req)
 	f := l.counts[k]
-	if f.n > 0 && now.Sub(f.since) >= l.window {
-		f.n = 0
-	}
-	if f.n >= l.max {
-		return max(f.since.Add(l.window).Sub(now), time.Nanosecond)
+	if f.n > 0 {
+		now := l.now()
+		l.sweep(now)
+		if now.Sub(f.since) >= l.window {
+			f.n = 0
+		} else if f.n >= l.max {
+			return f.since.Add(l.window).Sub(now)
+		}
 	}
 	if f.n+f.checking >= l.max {
 		return time.Second
@@ -104,29 +105,33 @@ func (l *failureLimit) admit(db *users.DB, req tokenRequest) time.Duration {
 
 // done ends a login admitted (admit returned 0), counting it when it failed.
 func (l *failureLimit) done(db *users.DB, req tokenRequest, failed bool) {
-	now := l.now()
+	k := key(db, req)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k := key(db, req)
 	f := l.counts[k]
 	f.checking--
 	if failed {
+		now := l.now()
 		if f.n == 0 || now.Sub(f.since) >= l.window {
 			f.since, f.n = now, 0
 		}
 		f.n++
+		l.counts[k] = f
+		l.sweep(now)
+		return
 	}
 	if f.n == 0 && f.checking == 0 {
 		delete(l.counts, k)
 		return
 	}
 	l.counts[k] = f
-	l.sweep(now)
 }
 
 // sweep drops, once a window, the counts whose window has passed and that
-// have no login under way, so that the table holds only usernames that
-// failed within the last two windows or are being checked. l.mu is held.
+// have no login under way, at a failure or at a login of a username with
+// failures counted: the table holds at most one count per user plus one
+// (key), and none once a window has passed since the last failure and a
+// login of that username has come. l.mu is held.
 func (l *failureLimit) sweep(now time.Time) {
 	if now.Sub(l.swept) < l.window {
 		return
