@@ -122,8 +122,10 @@ func TestProcessComposeAfterAFullDisk(t *testing.T) {
 	state := filepath.Join(disk, "st")
 	marks := t.TempDir()
 	script := filepath.Join(marks, "chatter.sh")
-	// A line; once the disk is full (the mark file full), 300 lines, more
-	// than the page of the log's end that tmpfs has already given; once the space is back (freed), 30,000 lines at once.
+	// A line; once the disk is full (the mark file full), 3,000 lines (about
+	// 150 kB), more than the page of the log's end that tmpfs has already
+	// given, 4 kB here and at most 64 kB on kernels with larger pages; once
+	// the space is back (freed), 30,000 lines at once.
 	if err := os.WriteFile(script, []byte(`#!/bin/sh
 m=$1
 echo "the first line"
@@ -131,7 +133,7 @@ echo "the first line"
 i=0
 while [ ! -e "$m/full" ] && [ $i -lt 3000 ]; do sleep 0.05; i=$((i+1)); done
 i=0
-while [ $i -lt 300 ]; do echo "a line written on the full disk, number $i"; i=$((i+1)); done
+while [ $i -lt 3000 ]; do echo "a line written on the full disk, number $i"; i=$((i+1)); done
 : > "$m/written-on-full"
 i=0
 while [ ! -e "$m/freed" ] && [ $i -lt 3000 ]; do sleep 0.05; i=$((i+1)); done
@@ -239,7 +241,7 @@ processes:
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkLogAfterAFullDisk(t, string(chatterLog), 300, 30000)
+	checkLogAfterAFullDisk(t, string(chatterLog), 3000, 30000)
 }
 
 // checkLogAfterAFullDisk checks the chatter's log (TestProcessComposeAfterAFullDisk,
