@@ -370,13 +370,11 @@ func viaTCPPort(h http.Handler) http.Handler {
 	})
 }
 
-// TestTokenWhenTheRequestHasEnded: a login of a bcrypt user whose request
-// has ended (the client went away while it waited for a bcrypt slot, or the
-// server closed the connection) is not compared, and answers the JSON 503
-// added to the contract, logged as such; plaintext and unknown users are
-// answered as ever, since they never wait for a slot.
-func TestTokenWhenTheRequestHasEnded(t *testing.T) {
-	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+// aliceAndBcryptDora loads a users file of alice (plaintext "password") and
+// dora, whose password "pw" is a bcrypt hash at cost.
+func aliceAndBcryptDora(t *testing.T, cost int) *users.DB {
+	t.Helper()
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), cost)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,6 +388,16 @@ func TestTokenWhenTheRequestHasEnded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return db
+}
+
+// TestTokenWhenTheRequestHasEnded: a login of a bcrypt user whose request
+// has ended (the client went away while it waited for a bcrypt slot, or the
+// server closed the connection) is not compared, and answers the JSON 503
+// added to the contract, logged as such; plaintext and unknown users are
+// answered as ever, since they never wait for a slot.
+func TestTokenWhenTheRequestHasEnded(t *testing.T) {
+	db := aliceAndBcryptDora(t, bcrypt.MinCost)
 	logs := &servicetest.Buffer{}
 	h := newHandler(logging.New(logs, "auth-api", slog.LevelDebug), db, token.NewIssuer(testSecret, nil), nil)
 	ended, cancel := context.WithCancel(context.Background())

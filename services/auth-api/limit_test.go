@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,20 +235,7 @@ func BenchmarkFailureLimitOnALogin(b *testing.B) {
 // checked against the count before any of them had failed. A plaintext user
 // likewise, and neither can then log in until the window has passed.
 func TestDirectLoginFailureLimitUnderConcurrency(t *testing.T) {
-	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost+2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "users.json")
-	file := `[{"id":1,"username":"alice","password":"password","enabled":true},` +
-		`{"id":10,"username":"dora","password":"` + string(hash) + `","enabled":true}]`
-	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	db, err := users.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := aliceAndBcryptDora(t, bcrypt.MinCost+2)
 	db.LimitBcrypt(1, 64)
 	clock := newFakeClock()
 	h := viaTCPPort(newHandler(logging.New(&servicetest.Buffer{}, "auth-api", slog.LevelDebug), db, token.NewIssuer(testSecret, nil),
