@@ -356,8 +356,7 @@ func TestRunWithoutASocketLimitsNoLogin(t *testing.T) {
 		{"no HTTP_SOCKET, DIRECT_LOGIN_FAILURE_LIMIT=20", []string{"DIRECT_LOGIN_FAILURE_LIMIT=20"}, http.StatusTooManyRequests},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			url, _, stop := startRun(t, append([]string{"JWT_SECRET=" + string(testSecret)}, tt.environ...)...)
-			defer stop()
+			url, _, _ := startRun(t, append([]string{"JWT_SECRET=" + string(testSecret)}, tt.environ...)...) // stopped, and its error checked, at the test's end
 			post := func(password string) int {
 				res, err := http.Post(url+"/token", "application/json", strings.NewReader(`{"username":"alice","password":"`+password+`"}`))
 				if err != nil {
