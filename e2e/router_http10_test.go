@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -96,25 +95,16 @@ const http10BodyRefused = "Payload too large: an HTTP/1.0 GET, HEAD or DELETE re
 // requests of each test case (its X-Case header).
 type countingBackend struct {
 	socket string
-	mu     sync.Mutex
-	seen   map[string]int
-}
-
-func (b *countingBackend) count(testCase string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.seen[testCase]
+	requestsByCase
 }
 
 func startCountingBackend(t *testing.T) *countingBackend {
 	t.Helper()
-	b := &countingBackend{seen: map[string]int{}}
+	b := &countingBackend{}
 	b.socket, _ = serveBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if c := r.Header.Get("X-Case"); c != "" {
-			b.mu.Lock()
-			b.seen[c]++
-			b.mu.Unlock()
+			b.add(c)
 		}
 		answerHealthy(w)
 	})

@@ -96,7 +96,7 @@ func TestRouterRetriesAnswerlessRequestsOnlyWhenSafe(t *testing.T) {
 			if tt.wantError != "" && !strings.Contains(string(body), tt.wantError) {
 				t.Errorf("body: got %s, want an error saying %q", body, tt.wantError)
 			}
-			if got := backend.attempts(testCase); got != tt.wantAttempts {
+			if got := backend.count(testCase); got != tt.wantAttempts {
 				t.Errorf("attempts at the backend: got %d, want %d", got, tt.wantAttempts)
 			}
 		})
@@ -112,30 +112,19 @@ const dropOnceHeader = "X-Test-Case"
 // next ones 200 with a JSON body.
 type dropOnceBackend struct {
 	socket string
-	mu     sync.Mutex
-	seen   map[string]int
-}
-
-func (b *dropOnceBackend) attempts(testCase string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.seen[testCase]
+	requestsByCase
 }
 
 func startDropOnceBackend(t *testing.T) *dropOnceBackend {
 	t.Helper()
-	b := &dropOnceBackend{seen: map[string]int{}}
+	b := &dropOnceBackend{}
 	b.socket, _ = serveBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		testCase := r.Header.Get(dropOnceHeader)
 		if r.URL.Path == "/health" || testCase == "" {
 			answerHealthy(w)
 			return
 		}
-		b.mu.Lock()
-		b.seen[testCase]++
-		first := b.seen[testCase] == 1
-		b.mu.Unlock()
-		if first {
+		if first := b.add(testCase) == 1; first {
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				conn.Close()
@@ -503,6 +492,31 @@ func socketPath(t *testing.T, name string) string {
 	t.Helper()
 	dir := stacktest.ShortTempDir(t, "sock-")
 	return filepath.Join(dir, name)
+}
+
+// requestsByCase counts a test backend's requests by test case (a header
+// each test names), safe for the backend's concurrent handlers.
+type requestsByCase struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+// add counts one more request of testCase and returns its count so far.
+func (c *requestsByCase) add(testCase string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.seen == nil {
+		c.seen = map[string]int{}
+	}
+	c.seen[testCase]++
+	return c.seen[testCase]
+}
+
+// count is how many requests of testCase have come.
+func (c *requestsByCase) count(testCase string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[testCase]
 }
 
 // serveBackend serves h on a new unix socket of the test's, as a service
