@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -217,14 +218,19 @@ const backlogDrainMax = 250 * time.Millisecond
 // draining before it takes the backlog as empty.
 const backlogIdle = 5 * time.Millisecond
 
-// backlogSweepMax and backlogSweepIdle bound the sweep of the backlog at
-// the end of a drain (backlogListener.sweep): it lasts at most
-// backlogSweepMax, and ends when an accept finds none within
-// backlogSweepIdle. Both fit in the 100 ms that ServeListeners allows
-// past backlogDrainMax.
+// backlogSweepMax, backlogSweepIdle and backlogSweepLate bound the sweep of
+// the backlog at the end of a drain (backlogListener.sweep): it lasts at
+// most backlogSweepMax from when the accept loop begins it, and ends when an
+// accept finds none within backlogSweepIdle. An accept loop that comes late
+// (a busy machine) still gets its backlogSweepMax, as long as it begins
+// within backlogSweepLate of the drain's bound; the sweep then ends by
+// backlogSweepLate plus backlogSweepMax past that bound, which fits in the
+// 100 ms that ServeListeners allows past backlogDrainMax and leaves the rest
+// for the first requests of the connections it took.
 const (
 	backlogSweepMax  = 20 * time.Millisecond
 	backlogSweepIdle = time.Millisecond
+	backlogSweepLate = 50 * time.Millisecond
 )
 
 // backlogListener is a listener that can serve its backlog before it
@@ -238,6 +244,7 @@ const (
 type backlogListener struct {
 	net.Listener
 	deadline func(time.Time) error
+	raw      syscall.Conn      // the socket, for takeQueued
 	unix     *net.UnixListener // nil for TCP
 	tcp      *net.TCPListener  // nil for a unix socket
 
@@ -265,9 +272,9 @@ func newBacklogListener(ln net.Listener) *backlogListener {
 		waiting: make(map[*firstRequestConn]struct{})}
 	switch l := ln.(type) {
 	case *net.TCPListener:
-		bl.deadline, bl.tcp = l.SetDeadline, l
+		bl.deadline, bl.raw, bl.tcp = l.SetDeadline, l, l
 	case *net.UnixListener:
-		bl.deadline, bl.unix = l.SetDeadline, l
+		bl.deadline, bl.raw, bl.unix = l.SetDeadline, l, l
 	default:
 		return nil
 	}
@@ -314,7 +321,7 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 	if !l.draining.Load() {
 		return nil, err
 	}
-	l.sweepEnd.Store(min(time.Now().UnixNano(), l.drainEnd.Load()) + int64(backlogSweepMax))
+	l.sweepEnd.Store(min(time.Now().UnixNano(), l.drainEnd.Load()+int64(backlogSweepLate)) + int64(backlogSweepMax))
 	if l.tcp != nil {
 		// From here no new connection starts (Linux): the sweep takes
 		// all there will be, and one whose handshake was half done if it
@@ -331,8 +338,9 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 // ends the wait with that connection still queued, and the close would
 // reset it. Each accept here tries the queue first, and waits at most
 // backlogSweepIdle for a connection; the sweep ends on the first accept
-// that finds none, or backlogSweepMax after it began (from drainEnd at the
-// latest), so it may leave some of a long queue, and takes connections
+// that finds none, or backlogSweepMax after it began (from backlogSweepLate
+// past drainEnd at the latest), so it may leave some of a long queue, and
+// takes connections
 // that come meanwhile. Then the socket closes, so that a client that
 // connects from then on is refused at once, which it can retry, rather
 // than queued and reset when Shutdown closes the listener, maybe with its
@@ -341,6 +349,9 @@ func (l *backlogListener) sweep() (net.Conn, error) {
 	if now, end := time.Now().UnixNano(), l.sweepEnd.Load(); now < end {
 		_ = l.deadline(time.Unix(0, min(now+int64(backlogSweepIdle), end)))
 		if c, err := l.Listener.Accept(); err == nil {
+			return l.track(c), nil
+		}
+		if c, err := takeQueued(l.raw); err == nil && c != nil {
 			return l.track(c), nil
 		}
 		l.sweepEnd.Store(1) // ended: none came

@@ -575,19 +575,24 @@ func getOn(c net.Conn, r *bufio.Reader) (*http.Response, error) {
 // Connections still queued when the drain's time is up are taken, not left
 // for the close to reset: on a busy machine the poller can report them
 // only after the deadline has passed, as here, where the accept loop first
-// runs after the bound. The sweep that takes them has a bound of its own,
-// however slow the accept loop: ServeListeners gives the drain 100 ms past
-// backlogDrainMax, and a connection accepted after that would have its
-// request read after Shutdown began, and be closed unanswered.
+// runs after the bound, and the loop itself can come late. The sweep that
+// takes them has a bound of its own, however slow the accept loop:
+// ServeListeners gives the drain 100 ms past backlogDrainMax, and a
+// connection accepted after that would have its request read after
+// Shutdown began, and be closed unanswered.
 func TestBacklogListenerTakesWhatIsQueuedWhenTheDrainEnds(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		queued    int
+		late      time.Duration // from the bound to the accept loop's first accept
 		perAccept time.Duration // the accept loop's time for each connection
 		wantAll   bool
 	}{
-		{"a fast accept loop takes all", 20, 0, true},
-		{"a slow accept loop stops in time", 100, 3 * time.Millisecond, false},
+		{"a fast accept loop takes all", 20, 0, 0, true},
+		// Past backlogSweepMax: the sweep's time began at the bound, and
+		// it ended with none taken (full test suite on 2 cores, once).
+		{"an accept loop that comes late takes all", 20, 30 * time.Millisecond, 0, true},
+		{"a slow accept loop stops in time", 100, 0, 3 * time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -608,6 +613,7 @@ func TestBacklogListenerTakesWhatIsQueuedWhenTheDrainEnds(t *testing.T) {
 			bl.draining.Store(true)
 			taken := make(chan int, 1)
 			go func() {
+				time.Sleep(time.Until(bound.Add(tc.late)))
 				n := 0
 				for {
 					c, err := bl.Accept()
