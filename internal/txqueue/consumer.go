@@ -1362,17 +1362,19 @@ type recordCall struct {
 }
 
 func (c *Consumer) newRecordCall(charged, failed, renew []Message) recordCall {
-	return newRecordCall(c.cfg.Name, c.claimant, charged, failed, renew)
+	return newRecordCall(c.cfg.Name, c.claimant, c.cfg.StatusTTL, charged, failed, renew)
 }
 
 // newRecordCall builds the record of a round: charged become processed,
-// failed are released, and the lease on renew is renewed (recordScript),
-// for consumer (its name in Group) and claimant (who it is in the claims).
-func newRecordCall(consumer, claimant string, charged, failed, renew []Message) recordCall {
+// failed are released, and the lease on renew is renewed, with their status
+// records' expiry (recordScript), for consumer (its name in Group) and
+// claimant (who it is in the claims).
+func newRecordCall(consumer, claimant string, statusTTL time.Duration, charged, failed, renew []Message) recordCall {
 	keys := make([]string, 1, 1+len(charged)+len(failed)+len(renew))
 	keys[0] = Stream
-	args := make([]any, 0, 6+len(charged)+len(renew))
-	args = append(args, time.Now().UnixNano(), Group, consumer, len(charged), len(failed), claimant)
+	args := make([]any, 0, 7+len(charged)+len(renew))
+	args = append(args, time.Now().UnixNano(), Group, consumer, len(charged), len(failed), claimant,
+		statusTTL.Milliseconds())
 	for _, m := range charged {
 		keys = append(keys, StatusKey(m.ID))
 		args = append(args, m.StreamID)

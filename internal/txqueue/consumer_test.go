@@ -385,7 +385,7 @@ func TestConsumerWarnsForTheRoundInHandAfterAFailedCharge(t *testing.T) {
 	claimAsDeadConsumer(t, rdb, batch, time.Millisecond)
 	const failedAt = 3
 	charged := slices.Concat(batch[:failedAt], batch[failedAt+1:16])
-	rec := newRecordCall("dead", "dead", charged, batch[failedAt:failedAt+1], nil)
+	rec := newRecordCall("dead", "dead", time.Hour, charged, batch[failedAt:failedAt+1], nil)
 	if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestLeaseRenewalHoldsOffOtherConsumers(t *testing.T) {
 	}
 	time.Sleep(lease + lease/5) // the first lease, and the entry's idle time, are past it
 
-	renewal := newRecordCall("dead", "dead", nil, nil, batch)
+	renewal := newRecordCall("dead", "dead", time.Hour, nil, nil, batch)
 	renewedAt := time.Now()
 	renewal.args[0] = renewedAt.UnixNano()
 	owned, err := recordScript.Run(ctx, rdb, renewal.keys, renewal.args...).Int64Slice()
@@ -531,7 +531,7 @@ func TestConsumerRenewalKeepsTheClaimsRounds(t *testing.T) {
 			if renew {
 				renewed = batch[16:32]
 			}
-			rec := newRecordCall("dead", "dead", batch[:16], nil, renewed)
+			rec := newRecordCall("dead", "dead", time.Hour, batch[:16], nil, renewed)
 			rec.args[0] = time.Now().UnixNano() + int64(time.Millisecond)
 			if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 				t.Fatal(err)
@@ -826,7 +826,7 @@ func readAsDeadConsumer(t testing.TB, q *Queue, n int) []Message {
 
 // recordRound runs recordScript for msgs, as the consumer does after a round.
 func recordRound(ctx context.Context, rdb *redis.Client, msgs []Message) error {
-	rec := newRecordCall("test", "test", msgs, nil, nil)
+	rec := newRecordCall("test", "test", time.Hour, msgs, nil, nil)
 	return recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err()
 }
 
@@ -2026,7 +2026,7 @@ func TestOverDeliveredEntry(t *testing.T) {
 				}
 			}
 			if tt.failed {
-				rec := newRecordCall("dead3", tt.lastClaim, nil, batch, nil)
+				rec := newRecordCall("dead3", tt.lastClaim, time.Hour, nil, batch, nil)
 				if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 					t.Fatal(err)
 				}

@@ -44,7 +44,7 @@ func TestADeclinedTransactionInADeadConnectorsUnstartedRoundIsDeadLettered(t *te
 			if _, err := x.claim(ctx, rdb, time.Now().UnixNano(), batch[1:]); err != nil {
 				t.Fatal(err)
 			}
-			rec := newRecordCall("dead", "x#1", nil, batch[1:], nil)
+			rec := newRecordCall("dead", "x#1", time.Hour, nil, batch[1:], nil)
 			if err := recordScript.Run(ctx, rdb, rec.keys, rec.args...).Err(); err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -140,4 +141,53 @@ func TestAPauseBetweenRoundsChargesNothingTakenOver(t *testing.T) {
 	stopA()
 	stopB()
 	checkChargedOnceByEither(t, a, b, ids...)
+}
+
+// TestALongBatchKeepsItsStatusRecords: a batch that takes longer than half
+// of STATUS_TTL (a slow PSP, with the shortest STATUS_TTL the connector
+// allows, twice the sum of VISIBILITY_TIMEOUT and CLAIM_INTERVAL) keeps its status
+// records: each lease renewal renews their expiry, as a claim does. Before,
+// the records of the batch's last transactions expired while it was in
+// hand: the renewal found them no longer claimed, left them pending, and
+// their reclaim charged them at a second delivery with the at-least-once
+// warning for an expired record.
+func TestALongBatchKeepsItsStatusRecords(t *testing.T) {
+	_, rdb := startRedis(t)
+	log, logs := testLogger(t)
+	cfg := fastConfig("slow-psp")
+	cfg.BatchSize, cfg.Chargers = 12, 1 // a round a transaction
+	cfg.VisibilityTimeout, cfg.ClaimInterval = time.Second, 100*time.Millisecond
+	cfg.StatusTTL = 2 * (cfg.VisibilityTimeout + cfg.ClaimInterval)
+	q := NewQueue(rdb, cfg.StatusTTL)        // core-api gives a record STATUS_TTL too
+	const chargeFor = 300 * time.Millisecond // 12 of them: 3.6 s, well past the 2.2 s TTL
+	ids := enqueueN(t, q, cfg.BatchSize)
+	psp := &recorder{}
+	stop := runConsumer(t, rdb, cfg, PSPFunc(func(ctx context.Context, m Message) error {
+		time.Sleep(chargeFor)
+		return psp.Charge(ctx, m)
+	}), log)
+	waitFor(t, "every transaction charged and acknowledged", func() bool {
+		return psp.total() >= len(ids) && pendingCount(t, rdb) == 0
+	})
+	stop()
+	psp.mu.Lock()
+	for _, m := range psp.charged {
+		if m.Deliveries != 1 {
+			t.Errorf("transaction %s charged at delivery %d, want 1 (its first)", m.ID, m.Deliveries)
+		}
+	}
+	psp.mu.Unlock()
+	for _, id := range ids {
+		if n := psp.calls(id); n != 1 {
+			t.Errorf("transaction %s charged %d times, want 1", id, n)
+		}
+	}
+	for _, msg := range []string{
+		"delivered before, and its status record expired; charging (at least once)",
+		"no longer claimed by this consumer (another took them over while the batch was in hand, or their records expired); leaving them pending",
+	} {
+		if strings.Contains(logs.String(), msg) {
+			t.Errorf("the connector logged %q", msg)
+		}
+	}
 }

@@ -262,14 +262,19 @@ return out
 // of a dead consumer for the one in hand. Each is marked psp_failed: over
 // the most deliveries, only such a one is dead-lettered (claimScript).
 //
+// A renewal also renews the status record's expiry, as a claim does
+// (claimScript: to STATUS_TTL once less than half of it is left), so that a
+// batch held longer than that half does not lose its records, and with them
+// its claims, midway.
+//
 // KEYS: 1 stream, then the round's charged status hashes (n), then its failed
 // ones (f), then those whose lease to renew
 // ARGV: 1 now (unix ns), 2 group, 3 consumer (its name in the group), 4 n,
-// 5 f, 6 claimant (Consumer.claimant: who it is in the claims), then the n
-// charged stream ids, then the renewed ones' stream ids
+// 5 f, 6 claimant (Consumer.claimant: who it is in the claims), 7 status TTL
+// (ms), then the n charged stream ids, then the renewed ones' stream ids
 // Returns one flag per renewed transaction: 1 still ours, 0 not.
 const recordLua = `
-local n, f = tonumber(ARGV[4]), tonumber(ARGV[5])
+local n, f, ttl = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 for i = 2, n + 1 do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     redis.call('HSET', KEYS[i], 'status', 'processed', 'processed_at', ARGV[1], 'updated_at', ARGV[1])
@@ -277,7 +282,7 @@ for i = 2, n + 1 do
       'charging_lease')
   end
 end
-if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 7, 6 + n)) end
+if n > 0 then redis.call('XACK', KEYS[1], ARGV[2], unpack(ARGV, 8, 7 + n)) end
 for i = n + 2, n + f + 1 do
   if redis.call('HGET', KEYS[i], 'charging_by') == ARGV[6] then
     redis.call('HDEL', KEYS[i], 'charging_by', 'charging_at', 'charging_round', 'leased_at', 'charging_lease')
@@ -286,9 +291,11 @@ for i = n + 2, n + f + 1 do
 end
 local owned = {}
 for j = 1, #KEYS - 1 - n - f do
-  local k, id = KEYS[1 + n + f + j], ARGV[6 + n + j]
+  local k, id = KEYS[1 + n + f + j], ARGV[7 + n + j]
   if redis.call('HGET', k, 'charging_by') == ARGV[6] then
     redis.call('HSET', k, 'leased_at', ARGV[1])
+    local pttl = redis.call('PTTL', k)
+    if pttl >= 0 and pttl < ttl / 2 then redis.call('PEXPIRE', k, ttl) end
     redis.call('XCLAIM', KEYS[1], ARGV[2], ARGV[3], 0, id, 'JUSTID')
     owned[j] = 1
   else

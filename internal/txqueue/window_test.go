@@ -198,7 +198,7 @@ func BenchmarkRecordRound(b *testing.B) {
 			if renew {
 				next = batch[16:]
 			}
-			rec := newRecordCall("dead", "dead", batch[:16], nil, next)
+			rec := newRecordCall("dead", "dead", time.Hour, batch[:16], nil, next)
 			b.ResetTimer()
 			for range b.N {
 				rec.args[0] = time.Now().UnixNano()
