@@ -3,10 +3,15 @@
 package httpx
 
 import (
+	"context"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,6 +67,89 @@ func TestTakeQueuedIgnoresThePassedDeadline(t *testing.T) {
 			}
 			if c, err := takeQueued(raw); c != nil || err != nil {
 				t.Errorf("takeQueued with none queued: %v, %v; want nil, nil", c, err)
+			}
+		})
+	}
+}
+
+// takeQueuedListener accepts only through takeQueued, polling, and counts
+// what it took.
+type takeQueuedListener struct {
+	net.Listener
+	closed chan struct{}
+	taken  *atomic.Int32
+}
+
+func (l takeQueuedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := takeQueued(l.Listener.(syscall.Conn))
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			l.taken.Add(1)
+			return c, nil
+		}
+		select {
+		case <-l.closed:
+			return nil, net.ErrClosed
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// TestTakeQueuedConnectionsAreServed: the connections the drain's sweep
+// takes through takeQueued are served as any other: http.Server answers a
+// request on one, TCP and unix, with the peer's address as Accept gives it,
+// and keeps the connection alive for the next request.
+func TestTakeQueuedConnectionsAreServed(t *testing.T) {
+	for _, tc := range []struct{ network, addr, remote string }{
+		{"tcp", "127.0.0.1:0", "127.0.0.1:"},
+		{"unix", "", "@"}, // an unnamed client socket, as net's Accept has it
+	} {
+		t.Run(tc.network, func(t *testing.T) {
+			if tc.addr == "" {
+				tc.addr = filepath.Join(t.TempDir(), "s")
+			}
+			ln, err := net.Listen(tc.network, tc.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tql := takeQueuedListener{Listener: ln, closed: make(chan struct{}), taken: new(atomic.Int32)}
+			srv := &http.Server{
+				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = io.WriteString(w, r.RemoteAddr)
+				}),
+				ReadHeaderTimeout: 5 * time.Second,
+			}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(tql) }()
+			defer func() {
+				close(tql.closed)
+				_ = srv.Close()
+				if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+					t.Errorf("Serve: %v, want %v", err, http.ErrServerClosed)
+				}
+			}()
+			client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+				DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+					return (&net.Dialer{}).DialContext(ctx, tc.network, ln.Addr().String())
+				},
+			}}
+			defer client.CloseIdleConnections()
+			for i := range 2 { // the second on the kept-alive connection
+				res, err := client.Get("http://taken/")
+				if err != nil {
+					t.Fatalf("request %d: %v", i+1, err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), tc.remote) {
+					t.Errorf("request %d: %d, RemoteAddr %q; want 200, %q…", i+1, res.StatusCode, body, tc.remote)
+				}
+			}
+			if n := tql.taken.Load(); n != 1 {
+				t.Errorf("connections taken for 2 requests: %d, want 1 (kept alive)", n)
 			}
 		})
 	}
