@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,12 +30,17 @@ import (
 // environment is what loadgen reads from the environment when it runs where
 // no stack's files are (see findStack). Flags override all of it.
 type environment struct {
+	PlatformHost  string `env:"PLATFORM_HOST" envDefault:"127.0.0.1"`
 	PlatformPort  int    `env:"PLATFORM_PORT" envDefault:"8080"`
 	RedisURL      string `env:"REDIS_URL"`
 	StackStateDir string `env:"STACK_STATE_DIR"`
 }
 
 func (e environment) validate() error {
+	// As the launcher's check (stackconfig): HAProxy binds an IPv4 address.
+	if ip := net.ParseIP(e.PlatformHost); ip == nil || ip.To4() == nil {
+		return fmt.Errorf("PLATFORM_HOST must be an IPv4 address such as 127.0.0.1, got %q", e.PlatformHost)
+	}
 	if e.PlatformPort < 1 || e.PlatformPort > 65535 {
 		return fmt.Errorf("PLATFORM_PORT must be a TCP port (1-65535), got %d", e.PlatformPort)
 	}
@@ -57,7 +63,7 @@ type stackDefaults struct {
 // configuration as the launcher does (stack.env, stack.local.env, then the
 // environment), so loadgen finds the router's port and the Redis socket of
 // the stack that `stack up` started from the same place. Elsewhere it reads
-// PLATFORM_PORT, REDIS_URL and STACK_STATE_DIR alone, STACK_STATE_DIR's
+// PLATFORM_HOST, PLATFORM_PORT, REDIS_URL and STACK_STATE_DIR alone, STACK_STATE_DIR's
 // default being the launcher's outside a checkout (stackconfig.UserStateDir).
 // The Redis socket is used only when it exists (a running stack).
 func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
@@ -69,11 +75,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		if err != nil {
 			return stackDefaults{}, fmt.Errorf("the stack's configuration (%s): %w", layout.ConfigDir, err)
 		}
-		host := cfg.PlatformHost
-		if host == "0.0.0.0" {
-			host = "127.0.0.1"
-		}
-		d := stackDefaults{target: fmt.Sprintf("http://%s:%d", host, cfg.PlatformPort)}
+		d := stackDefaults{target: targetURL(cfg.PlatformHost, cfg.PlatformPort)}
 		if cfg.Values["REDIS_URL"] != "" {
 			d.redisURL = cfg.RedisURL
 			d.redisFrom = "REDIS_URL (" + cfg.SetIn("REDIS_URL") + "; the default of --redis-url)"
@@ -93,7 +95,7 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 	if err := e.validate(); err != nil {
 		return stackDefaults{}, err
 	}
-	d := stackDefaults{target: fmt.Sprintf("http://127.0.0.1:%d", e.PlatformPort), redisURL: e.RedisURL,
+	d := stackDefaults{target: targetURL(e.PlatformHost, e.PlatformPort), redisURL: e.RedisURL,
 		redisFrom: "REDIS_URL (set in the environment; the default of --redis-url)"}
 	if d.redisURL == "" {
 		d.redisFrom = "the stack's Redis socket (the default of --redis-url)"
@@ -105,6 +107,15 @@ func findStack(cwd, exe string, environ []string) (stackDefaults, error) {
 		}
 	}
 	return d, nil
+}
+
+// targetURL is the router's URL for HAProxy bound to host:port; a router
+// bound to every address (0.0.0.0) is reached on 127.0.0.1.
+func targetURL(host string, port int) string {
+	if host == "0.0.0.0" {
+		host = "127.0.0.1"
+	}
+	return fmt.Sprintf("http://%s:%d", host, port)
 }
 
 func isSocket(path string) bool {
