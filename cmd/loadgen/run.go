@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,9 +36,8 @@ type environment struct {
 }
 
 func (e environment) validate() error {
-	// As the launcher's check (stackconfig): HAProxy binds an IPv4 address.
-	if ip := net.ParseIP(e.PlatformHost); ip == nil || ip.To4() == nil {
-		return fmt.Errorf("PLATFORM_HOST must be an IPv4 address such as 127.0.0.1, got %q", e.PlatformHost)
+	if err := stackconfig.CheckPlatformHost(e.PlatformHost); err != nil {
+		return err
 	}
 	if e.PlatformPort < 1 || e.PlatformPort > 65535 {
 		return fmt.Errorf("PLATFORM_PORT must be a TCP port (1-65535), got %d", e.PlatformPort)

@@ -146,7 +146,7 @@ func TestFindStack(t *testing.T) {
 			stackDefaults{target: "http://127.0.0.1:8080"}, ""},
 		{"no stack files: a bad PLATFORM_HOST is named",
 			t.TempDir(), []string{"PLATFORM_HOST=localhost"},
-			stackDefaults{}, `PLATFORM_HOST must be an IPv4 address such as 127.0.0.1, got "localhost"`},
+			stackDefaults{}, `PLATFORM_HOST must be an IPv4 address such as 127.0.0.1 (0.0.0.0 exposes the platform), got "localhost"`},
 		{"no stack files: defaults",
 			t.TempDir(), nil,
 			stackDefaults{target: "http://127.0.0.1:8080"}, ""},

@@ -417,13 +417,8 @@ func (c *Config) validate() error {
 		return envconfig.Invalid("STACK_STATE_DIR", "%q is too long: the Redis socket %s would be %d bytes, over the OS limit of %d; choose a shorter path",
 			c.StateDir, c.RedisSocket(), n, maxSocketPath)
 	}
-	if c.PlatformHost == "" {
-		return envconfig.Invalid("PLATFORM_HOST", "must not be empty (127.0.0.1 keeps the platform local)")
-	}
-	// An IPv4 address: HAProxy binds "<host>:<port>" and the launcher prints
-	// http://<host>:<port>, both of which an IPv6 address would need brackets for.
-	if ip := net.ParseIP(c.PlatformHost); ip == nil || ip.To4() == nil {
-		return envconfig.Invalid("PLATFORM_HOST", "must be an IPv4 address such as 127.0.0.1 (0.0.0.0 exposes the platform), got %q", c.PlatformHost)
+	if err := CheckPlatformHost(c.PlatformHost); err != nil {
+		return err
 	}
 	seen := map[int]string{}
 	for _, p := range c.Ports() {
@@ -808,4 +803,18 @@ func redisMaxMemory(given string) (int64, error) {
 		return 0, fmt.Errorf("must be auto, 0 (no limit) or at least 1mb, got %q", given)
 	}
 	return n * unit, nil
+}
+
+// CheckPlatformHost checks PLATFORM_HOST, the address HAProxy binds: an IPv4
+// address, since HAProxy binds "<host>:<port>" and the launcher and loadgen
+// print http://<host>:<port>, both of which an IPv6 address would need
+// brackets for.
+func CheckPlatformHost(host string) error {
+	if host == "" {
+		return envconfig.Invalid("PLATFORM_HOST", "must not be empty (127.0.0.1 keeps the platform local)")
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.To4() == nil {
+		return envconfig.Invalid("PLATFORM_HOST", "must be an IPv4 address such as 127.0.0.1 (0.0.0.0 exposes the platform), got %q", host)
+	}
+	return nil
 }
