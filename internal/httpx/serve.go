@@ -208,7 +208,7 @@ func ServeListeners(ctx context.Context, srv *http.Server, lns []net.Listener, g
 }
 
 // backlogDrainMax bounds how long a stopping server waits for more
-// connections in its listen backlog; the sweep after it (backlogSweepMax)
+// connections in its listen backlog; the sweep after it (backlogSweepEnd)
 // takes what is queued then. A unix socket gets no new ones once its file
 // is gone; a TCP listener takes new ones too, as long as they come within
 // backlogIdle of each other.
@@ -218,19 +218,19 @@ const backlogDrainMax = 250 * time.Millisecond
 // draining before it takes the backlog as empty.
 const backlogIdle = 5 * time.Millisecond
 
-// backlogSweepMax, backlogSweepIdle and backlogSweepLate bound the sweep of
-// the backlog at the end of a drain (backlogListener.sweep): it lasts at
-// most backlogSweepMax from when the accept loop begins it, and ends when an
-// accept finds none within backlogSweepIdle. An accept loop that comes late
-// (a busy machine) still gets its backlogSweepMax, as long as it begins
-// within backlogSweepLate of the drain's bound; the sweep then ends by
-// backlogSweepLate plus backlogSweepMax past that bound, which fits in the
-// 100 ms that ServeListeners allows past backlogDrainMax and leaves the rest
-// for the first requests of the connections it took.
+// backlogSweepEnd and backlogSweepIdle bound the sweep of the backlog at
+// the end of a drain (backlogListener.sweep): it ends when an accept finds
+// none within backlogSweepIdle (the kernel's queue empty too), or
+// backlogSweepEnd past the drain's bound, whenever the accept loop began it.
+// That fits in the 100 ms that ServeListeners allows past backlogDrainMax
+// and leaves the rest for the first requests of the connections it took.
+// The whole window is the sweep's, not a share of it counted from when it
+// begins: on a busy machine the accept loop can lose the CPU for tens of
+// milliseconds between two accepts, and a queued connection left when the
+// sweep's time runs out is reset by the close (RELIABILITY.md D130, D133).
 const (
-	backlogSweepMax  = 20 * time.Millisecond
+	backlogSweepEnd  = 70 * time.Millisecond
 	backlogSweepIdle = time.Millisecond
-	backlogSweepLate = 50 * time.Millisecond
 )
 
 // backlogListener is a listener that can serve its backlog before it
@@ -321,7 +321,7 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 	if !l.draining.Load() {
 		return nil, err
 	}
-	l.sweepEnd.Store(min(time.Now().UnixNano(), l.drainEnd.Load()+int64(backlogSweepLate)) + int64(backlogSweepMax))
+	l.sweepEnd.Store(l.drainEnd.Load() + int64(backlogSweepEnd))
 	if l.tcp != nil {
 		// From here no new connection starts (Linux): the sweep takes
 		// all there will be, and one whose handshake was half done if it
@@ -338,13 +338,11 @@ func (l *backlogListener) Accept() (net.Conn, error) {
 // ends the wait with that connection still queued, and the close would
 // reset it. Each accept here tries the queue first, and waits at most
 // backlogSweepIdle for a connection; the sweep ends on the first accept
-// that finds none, or backlogSweepMax after it began (from backlogSweepLate
-// past drainEnd at the latest), so it may leave some of a long queue, and
-// takes connections
-// that come meanwhile. Then the socket closes, so that a client that
-// connects from then on is refused at once, which it can retry, rather
-// than queued and reset when Shutdown closes the listener, maybe with its
-// request sent.
+// that finds none, or backlogSweepEnd past drainEnd, so it may leave some
+// of a long queue, and takes connections that come meanwhile. Then the
+// socket closes, so that a client that connects from then on is refused at
+// once, which it can retry, rather than queued and reset when Shutdown
+// closes the listener, maybe with its request sent.
 func (l *backlogListener) sweep() (net.Conn, error) {
 	if now, end := time.Now().UnixNano(), l.sweepEnd.Load(); now < end {
 		_ = l.deadline(time.Unix(0, min(now+int64(backlogSweepIdle), end)))
