@@ -162,3 +162,61 @@ func TestTakeQueuedConnectionsAreServed(t *testing.T) {
 		})
 	}
 }
+
+// TestTakeQueuedGoesPastAConnectionResetWhileQueued: a client that gave up
+// (a reset) while its connection was queued neither fails takeQueued nor
+// hides the connection queued behind it. Its connection is either skipped
+// (ECONNABORTED, as net's Accept skips it) or taken with no peer address
+// (the kernel has none for it any more, which http.Server accepts), never
+// an error, which would end the drain's sweep with the next one still
+// queued, for the close to reset.
+func TestTakeQueuedGoesPastAConnectionResetWhileQueued(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	gaveUp, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gaveUpAddr := gaveUp.LocalAddr().String()
+	_ = gaveUp.(*net.TCPConn).SetLinger(0) // its close resets it
+	gaveUp.Close()
+	waiting, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Close()
+	if _, err := waiting.Write([]byte("w")); err != nil {
+		t.Fatal(err)
+	}
+	raw := ln.(syscall.Conn)
+	// Asked again for up to a second: a loopback connect can return before
+	// its connection is queued.
+	for try := 0; try < 1000; try++ {
+		c, err := takeQueued(raw)
+		if err != nil {
+			t.Fatalf("takeQueued after a connection reset while queued: %v", err)
+		}
+		if c == nil {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		if c.RemoteAddr() == nil || c.RemoteAddr().String() == gaveUpAddr { // the reset one
+			c.Close()
+			continue
+		}
+		defer c.Close()
+		if got, want := c.RemoteAddr().String(), waiting.LocalAddr().String(); got != want {
+			t.Fatalf("took the connection of %s, want the one queued behind the reset one, %s", got, want)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		b := make([]byte, 1)
+		if _, err := c.Read(b); err != nil || b[0] != 'w' {
+			t.Errorf("the connection queued behind the reset one read %q, %v; want %q", b, err, "w")
+		}
+		return
+	}
+	t.Fatal("takeQueued never took the connection queued behind the reset one")
+}
