@@ -54,12 +54,22 @@ let
     set +a
   '';
   # Five free loopback ports in a row from a random base, as the stack's ports (the Linux
-  # sandbox has a network of its own; darwin's build does not). The launcher takes the rest
-  # of its environment from its own stack.env, as `nix run .#stack` does.
+  # sandbox has a network of its own; darwin's build does not, nor does a Linux build without
+  # the sandbox). The launcher takes the rest of its environment from its own stack.env, as
+  # `nix run .#stack` does. The base is below the kernel's ephemeral range: a port there that
+  # no one listens on passes the check, yet a client's connection elsewhere on the machine (a
+  # test running beside this build) can hold it, or take it before the launcher binds it
+  # (CI's offline flake check, 2026-12-07: ports 46258 and 46260 "not free" at `up`).
   freePorts = ''
     free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+    ephemeral=32768 # Linux's default first ephemeral port; darwin's is 49152
+    if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+      read -r ephemeral _ < /proc/sys/net/ipv4/ip_local_port_range
+    fi
+    first=10000 span=$((ephemeral - 10005))
+    if [ "$span" -lt 1000 ]; then first=20000 span=40000; fi # a range that starts low: as before
     for _ in $(seq 1 50); do
-      base=$((20000 + RANDOM % 40000))
+      base=$((first + RANDOM % span))
       free $base && free $((base + 1)) && free $((base + 2)) && free $((base + 3)) && free $((base + 4)) && break
     done
     export PLATFORM_PORT=$base HAPROXY_STATS_PORT=$((base + 1))
