@@ -10,10 +10,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -151,15 +153,25 @@ func consultSources(tb testing.TB) {
 	}
 }
 
-// FreePorts returns n distinct TCP ports that were free on 127.0.0.1.
+// FreePorts returns n distinct TCP ports that were free on 127.0.0.1, from
+// below the kernel's ephemeral range (firstEphemeralPort): a port from that
+// range, as port 0 would give, can be taken by a client connection of a test
+// running beside this one between its check here and the stack's bind.
 func FreePorts(tb testing.TB, n int) []int {
 	tb.Helper()
+	first, span := 10000, firstEphemeralPort()-10000
+	if span < 1000 {
+		first, span = 20000, 40000 // a range that starts low: any port will do
+	}
 	var ports []int
 	var lns []net.Listener
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for try := 0; len(ports) < n; try++ {
+		if try == 1000 {
+			tb.Fatalf("find %d free ports from %d to %d: %d found in 1000 tries", n, first, first+span-1, len(ports))
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(first+rand.IntN(span))))
 		if err != nil {
-			tb.Fatalf("find a free port: %v", err)
+			continue // in use
 		}
 		lns = append(lns, ln)
 		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
@@ -168,4 +180,18 @@ func FreePorts(tb testing.TB, n int) []int {
 		ln.Close()
 	}
 	return ports
+}
+
+// firstEphemeralPort is the first port of the kernel's range for client
+// connections (Linux: ip_local_port_range); 32768, Linux's default, where
+// it cannot be read.
+func firstEphemeralPort() int {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if p, err := strconv.Atoi(f[0]); err == nil {
+				return p
+			}
+		}
+	}
+	return 32768
 }
