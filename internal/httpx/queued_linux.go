@@ -15,6 +15,8 @@ import (
 // has passed by the time it runs (its goroutine preempted after the
 // deadline was set, on a busy machine) fails without looking at the queue,
 // so the drain's sweep asks here before it takes the queue as empty.
+// A connection its client reset while it was queued comes with a nil
+// RemoteAddr (net's Accept gives one); http.Server allows for that.
 func takeQueued(ln syscall.Conn) (net.Conn, error) {
 	raw, err := ln.SyscallConn()
 	if err != nil {
