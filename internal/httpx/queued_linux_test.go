@@ -17,21 +17,29 @@ import (
 	"time"
 )
 
+// listenForTest listens on a loopback port ("tcp") or on a socket in the
+// test's temporary dir ("unix"), closed at the test's end.
+func listenForTest(t *testing.T, network string) net.Listener {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "unix" {
+		addr = filepath.Join(t.TempDir(), "s")
+	}
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 // TestTakeQueuedIgnoresThePassedDeadline: with the listener's deadline
 // passed, Accept fails without looking at the queue; takeQueued takes each
 // queued connection, as a working conn, then reports none.
 func TestTakeQueuedIgnoresThePassedDeadline(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
-			addr := "127.0.0.1:0"
-			if network == "unix" {
-				addr = filepath.Join(t.TempDir(), "s")
-			}
-			ln, err := net.Listen(network, addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
+			ln := listenForTest(t, network)
 			const queued = 3
 			for i := range queued {
 				c, err := net.DialTimeout(network, ln.Addr().String(), time.Second)
@@ -58,6 +66,7 @@ func TestTakeQueuedIgnoresThePassedDeadline(t *testing.T) {
 				// connection in the queue (the loopback's ACK handled later,
 				// on a busy machine): asked again for up to a second.
 				var c net.Conn
+				var err error
 				for try := 0; c == nil && err == nil && try < 1000; try++ {
 					if c, err = takeQueued(raw); c == nil && err == nil {
 						time.Sleep(time.Millisecond)
@@ -111,18 +120,12 @@ func (l takeQueuedListener) Accept() (net.Conn, error) {
 // request on one, TCP and unix, with the peer's address as Accept gives it,
 // and keeps the connection alive for the next request.
 func TestTakeQueuedConnectionsAreServed(t *testing.T) {
-	for _, tc := range []struct{ network, addr, remote string }{
-		{"tcp", "127.0.0.1:0", "127.0.0.1:"},
-		{"unix", "", "@"}, // an unnamed client socket, as net's Accept has it
+	for _, tc := range []struct{ network, remote string }{
+		{"tcp", "127.0.0.1:"},
+		{"unix", "@"}, // an unnamed client socket, as net's Accept has it
 	} {
 		t.Run(tc.network, func(t *testing.T) {
-			if tc.addr == "" {
-				tc.addr = filepath.Join(t.TempDir(), "s")
-			}
-			ln, err := net.Listen(tc.network, tc.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ln := listenForTest(t, tc.network)
 			tql := takeQueuedListener{Listener: ln, closed: make(chan struct{}), taken: new(atomic.Int32)}
 			srv := &http.Server{
 				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
