@@ -143,10 +143,10 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		return fmt.Errorf("current directory: %w", err)
 	}
 	exe, _ := os.Executable()
-	stack, err := findStack(cwd, exe, environ)
-	if err != nil {
-		return err
-	}
+	// A stack whose settings are wrong is the error only where its
+	// defaults are needed: -target (and --redis-url) given on the command
+	// line do without them, and -h lists the flags whatever the settings.
+	stack, stackErr := findStack(cwd, exe, environ)
 
 	target := stack.target
 	def := loadgen.DefaultConfig(target)
@@ -205,6 +205,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if stackErr != nil {
+		if !set["target"] && (*tokenURL == "" || *txURL == "" || *statusURL == "") {
+			return stackErr
+		}
+		if !set["redis-url"] {
+			fmt.Fprintf(stderr, "loadgen: the router's URLs are given, so the stack's settings are not used, and without --redis-url no Redis is watched: %v\n", stackErr)
+		}
+	}
 	if set["verify-sample"] && *verify != string(loadgen.VerifySample) {
 		// Otherwise --verify-sample 100 alone would look up every accepted
 		// transaction (or none) and say nothing.

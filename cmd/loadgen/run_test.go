@@ -55,6 +55,60 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 }
 
+// TestRunWithBadStackSettings: the stack's settings (here the environment
+// of a checkout) are needed only for the defaults they give. A bad one is
+// the error when the router's URL comes from them, and is named on stderr
+// when the command line gives the URLs instead; -h works whatever they say.
+func TestRunWithBadStackSettings(t *testing.T) {
+	closedRouter := "http://127.0.0.1:1" // refused at once: the run fails at its first login
+	tests := []struct {
+		name       string
+		args       []string
+		environ    []string
+		wantErr    string // substring of the error; "" for none
+		wantStderr string // substring of stderr; "" for nothing on it
+	}{
+		{"a bad PLATFORM_HOST without --target",
+			[]string{"--count", "1"}, []string{"PLATFORM_HOST=localhost"},
+			`PLATFORM_HOST must be an IPv4 address`, ""},
+		{"a bad PLATFORM_PORT without --target",
+			[]string{"--count", "1", "--redis-url", "none"}, []string{"PLATFORM_PORT=99999"},
+			"PLATFORM_PORT", ""},
+		{"-h with a bad PLATFORM_HOST",
+			[]string{"-h"}, []string{"PLATFORM_HOST=localhost"},
+			"", "usage: loadgen"},
+		{"a bad PLATFORM_HOST with --target and --redis-url",
+			[]string{"--target", closedRouter, "--redis-url", "none", "--count", "1", "--quiet"}, []string{"PLATFORM_HOST=localhost"},
+			"log in as", ""},
+		{"a bad PLATFORM_PORT with --target and no --redis-url: named on stderr",
+			[]string{"--target", closedRouter, "--count", "1", "--quiet"}, []string{"PLATFORM_PORT=99999"},
+			"log in as", "the stack's settings are not used"},
+		{"a bad PLATFORM_HOST with the three URLs instead of --target",
+			[]string{"--token-url", closedRouter + "/auth/token", "--tx-url", closedRouter + "/transaction/transaction",
+				"--status-url", closedRouter + "/transaction/transactions/", "--redis-url", "none", "--count", "1", "--quiet"},
+			[]string{"PLATFORM_HOST=localhost"},
+			"log in as", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			err := run(context.Background(), append([]string{"loadgen"}, tt.args...), tt.environ, &out, &errOut)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("got %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("got %v, want an error containing %q", err, tt.wantErr)
+			}
+			switch {
+			case tt.wantStderr == "" && errOut.Len() > 0:
+				t.Errorf("stderr: %q, want nothing", errOut.String())
+			case tt.wantStderr != "" && !strings.Contains(errOut.String(), tt.wantStderr):
+				t.Errorf("stderr: %q, want it to contain %q", errOut.String(), tt.wantStderr)
+			}
+		})
+	}
+}
+
 // runningStackDir returns a short state dir with a listening Redis socket
 // in it, as a running stack has.
 func runningStackDir(t *testing.T) (dir, sock string) {
