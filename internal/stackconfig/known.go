@@ -16,6 +16,7 @@ var serviceSettings = []string{
 	"USERS_FILE", "BCRYPT_CONCURRENCY", "BCRYPT_MAX_WAITING", // auth-api
 	"DIRECT_LOGIN_FAILURE_LIMIT", "DIRECT_LOGIN_FAILURE_WINDOW",
 	"STATUS_TTL",                                            // core-api, psp-connector
+	"IDEMPOTENCY_TTL",                                       // core-api
 	"CONSUMER_NAME", "VISIBILITY_TIMEOUT", "CLAIM_INTERVAL", // psp-connector
 	"MAX_DELIVERIES", "CHARGE_CONCURRENCY", "BATCH_SIZE",
 }

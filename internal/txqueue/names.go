@@ -16,8 +16,10 @@ const (
 	// DeadLetterStream receives entries that could not be decoded or failed
 	// MaxDeliveries times, with the reason; it is never trimmed either.
 	DeadLetterStream = Stream + deadLetterSuffix
-	// IdempotencyTTL is how long an Idempotency-Key is remembered (Stripe: 24 h).
-	IdempotencyTTL = 24 * time.Hour
+	// DefaultIdempotencyTTL is how long an Idempotency-Key is remembered
+	// unless Queue.SetIdempotencyTTL says otherwise (core-api's
+	// IDEMPOTENCY_TTL; Stripe's 24 h).
+	DefaultIdempotencyTTL = 24 * time.Hour
 	// ConsumerAliveKey is the key every running psp-connector refreshes
 	// (KeepConsumerAlive), with the name of the last one to do so: core-api
 	// reads it to tell that some connector consumes the database it queues

@@ -100,7 +100,7 @@ func TestEnqueueScriptRunTwiceQueuesOnce(t *testing.T) {
 			}
 			for run := 1; run <= 2; run++ {
 				got, err := enqueueScript.Run(ctx, rdb, keys, id, 1, 100, "USD", "req-1", time.Now().UnixNano(),
-					time.Hour.Milliseconds(), "fp", IdempotencyTTL.Milliseconds()).Slice()
+					time.Hour.Milliseconds(), "fp", DefaultIdempotencyTTL.Milliseconds()).Slice()
 				if err != nil || len(got) != 2 || got[0] != int64(0) || got[1] != id {
 					t.Errorf("run %d: got %v, %v; want [0 %s] (queued)", run, got, err, id)
 				}

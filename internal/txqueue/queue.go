@@ -24,7 +24,7 @@ import (
 var ErrNotFound = errors.New("transaction not found")
 
 // ErrIdempotencyConflict means the Idempotency-Key was already used, within
-// IdempotencyTTL, by the same user for a request with a different amount or
+// the queue's idempotency TTL, by the same user for a request with a different amount or
 // currency.
 var ErrIdempotencyConflict = errors.New("idempotency key already used for a different request")
 
@@ -75,25 +75,32 @@ type Record struct {
 
 // Queue appends transactions to Stream and reads status records.
 type Queue struct {
-	rdb       *redis.Client
-	statusTTL time.Duration
-	now       func() time.Time
-	enqueue   *scriptBatcher
+	rdb            *redis.Client
+	statusTTL      time.Duration
+	idempotencyTTL time.Duration
+	now            func() time.Time
+	enqueue        *scriptBatcher
 }
 
 // enqueuePipelines is how many enqueue pipelines may be in flight at once;
 // concurrent Enqueue calls beyond that share the next one.
 const enqueuePipelines = 4
 
-// NewQueue returns a Queue on rdb whose status records expire after statusTTL.
+// NewQueue returns a Queue on rdb whose status records expire after statusTTL
+// and whose Idempotency-Keys after DefaultIdempotencyTTL.
 func NewQueue(rdb *redis.Client, statusTTL time.Duration) *Queue {
-	return &Queue{rdb: rdb, statusTTL: statusTTL, now: time.Now,
+	return &Queue{rdb: rdb, statusTTL: statusTTL, idempotencyTTL: DefaultIdempotencyTTL, now: time.Now,
 		enqueue: &scriptBatcher{rdb: rdb, script: enqueueScript, maxInFlight: enqueuePipelines}}
 }
 
+// SetIdempotencyTTL sets how long Enqueue remembers an Idempotency-Key from
+// its first use (core-api's IDEMPOTENCY_TTL); call it before the first
+// Enqueue. A key already stored keeps the expiry it was given.
+func (q *Queue) SetIdempotencyTTL(ttl time.Duration) { q.idempotencyTTL = ttl }
+
 // Enqueue queues tx under a new id and returns once XADD succeeded, so an
 // accepted transaction is stored. With a non-empty idempotencyKey, a repeat of
-// the same user, key and parameters within IdempotencyTTL returns the first id
+// the same user, key and parameters within the idempotency TTL returns the first id
 // with Replayed set and queues nothing; different parameters give
 // ErrIdempotencyConflict. All of it is one script, sent in a pipeline shared
 // with concurrent calls (scriptBatcher). On an error that wraps
@@ -107,7 +114,7 @@ func (q *Queue) Enqueue(ctx context.Context, tx Transaction, idempotencyKey stri
 	}
 	res, err := q.enqueue.run(ctx, keys,
 		id, tx.UserID, tx.Amount, tx.Currency, tx.RequestID, q.now().UnixNano(),
-		q.statusTTL.Milliseconds(), tx.fingerprint(), IdempotencyTTL.Milliseconds(),
+		q.statusTTL.Milliseconds(), tx.fingerprint(), q.idempotencyTTL.Milliseconds(),
 	).Slice()
 	if err != nil {
 		if mayHaveRun(err) {

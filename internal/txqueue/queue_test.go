@@ -262,8 +262,48 @@ func TestEnqueueIdempotencyKey(t *testing.T) {
 		})
 	}
 	ttl, err := rdb.PTTL(ctx, IdempotencyKey(1, "key-1")).Result()
-	if err != nil || ttl <= IdempotencyTTL-time.Minute || ttl > IdempotencyTTL {
-		t.Errorf("idempotency TTL: got %v (err %v), want about %v", ttl, err, IdempotencyTTL)
+	if err != nil || ttl <= DefaultIdempotencyTTL-time.Minute || ttl > DefaultIdempotencyTTL {
+		t.Errorf("idempotency TTL: got %v (err %v), want about %v", ttl, err, DefaultIdempotencyTTL)
+	}
+}
+
+// TestEnqueueRemembersAKeyForTheIdempotencyTTL: SetIdempotencyTTL sets the
+// key's expiry; within it a repeat is a replay, after it the key is free
+// again (a request with other parameters is queued, not a conflict).
+func TestEnqueueRemembersAKeyForTheIdempotencyTTL(t *testing.T) {
+	_, rdb := startRedis(t)
+	ctx := context.Background()
+	const ttl = 1500 * time.Millisecond
+	q := NewQueue(rdb, time.Hour)
+	q.SetIdempotencyTTL(ttl)
+	tx := Transaction{UserID: 1, Amount: 100, Currency: "USD"}
+	first, err := q.Enqueue(ctx, tx, "key-1")
+	if err != nil {
+		t.Fatalf("first Enqueue: %v", err)
+	}
+	got, err := rdb.PTTL(ctx, IdempotencyKey(1, "key-1")).Result()
+	if err != nil || got <= ttl-500*time.Millisecond || got > ttl {
+		t.Fatalf("the key's PTTL: got %v (err %v), want just under %v", got, err, ttl)
+	}
+	if again, err := q.Enqueue(ctx, tx, "key-1"); err != nil || again.ID != first.ID || !again.Replayed {
+		t.Fatalf("a repeat within the TTL: got %+v, %v; want a replay of %s", again, err, first.ID)
+	}
+	// Redis expires the key on access once its time is up: wait for it,
+	// bounded.
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Exists(ctx, IdempotencyKey(1, "key-1")).Val() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the key still exists 10 s after its %v TTL", ttl)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	other := Transaction{UserID: 1, Amount: 101, Currency: "USD"}
+	after, err := q.Enqueue(ctx, other, "key-1")
+	if err != nil || after.ID == first.ID || after.Replayed {
+		t.Fatalf("the key reused after the TTL with another amount: got %+v, %v; want a new transaction", after, err)
+	}
+	if n := rdb.XLen(ctx, Stream).Val(); n != 2 {
+		t.Errorf("XLEN: got %d, want 2 (the first and the one after the TTL)", n)
 	}
 }
 

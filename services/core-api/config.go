@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/acme-payments/platform/internal/envconfig"
 )
 
@@ -9,6 +11,9 @@ type config struct {
 	envconfig.Server
 	envconfig.Queue
 	envconfig.Secret
+	// IdempotencyTTL is how long an Idempotency-Key is remembered from its
+	// first request.
+	IdempotencyTTL time.Duration `env:"IDEMPOTENCY_TTL" envDefault:"24h"`
 }
 
 // parseConfig reads environ (KEY=value pairs) into a validated config. Every
@@ -29,5 +34,11 @@ func (c *config) validate() error {
 	if err := c.Server.Validate(); err != nil {
 		return err
 	}
-	return c.Queue.Validate()
+	if err := c.Queue.Validate(); err != nil {
+		return err
+	}
+	if c.IdempotencyTTL < time.Second {
+		return envconfig.Invalid("IDEMPOTENCY_TTL", "must be a duration of at least 1s such as 24h, got %s", c.IdempotencyTTL)
+	}
+	return nil
 }

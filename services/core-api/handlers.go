@@ -133,7 +133,7 @@ func fail(ctx context.Context, log *slog.Logger, w http.ResponseWriter, what str
 // fields, currency format, then the token: body field, or Authorization:
 // Bearer when the field is blank), refuses users who are not enabled, and
 // queues the transaction, answering only once it is stored. With an
-// Idempotency-Key, a repeat of the same request within 24 h answers the first
+// Idempotency-Key, a repeat of the same request within IDEMPOTENCY_TTL answers the first
 // response (and Idempotent-Replayed: true) without queueing anything.
 func handleCreateTransaction(log *slog.Logger, tokens *token.Verifier, queue *txqueue.Queue) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -50,6 +50,7 @@ func run(ctx context.Context, args, environ []string, stdout io.Writer) error {
 	defer txqueue.GoWarnIfNoConsumer(ctx, rdb, log)()
 
 	queue := txqueue.NewQueue(rdb, cfg.StatusTTL)
+	queue.SetIdempotencyTTL(cfg.IdempotencyTTL)
 	tokens := token.NewVerifier([]byte(cfg.JWTSecret), nil)
 	srv := httpx.NewServer(newHandler(log, rdb, queue, tokens), log)
 	return httpx.Serve(ctx, srv, cfg.Addr(), cfg.Socket, cfg.ShutdownGrace, log)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme-payments/platform/internal/redistest"
 	"github.com/acme-payments/platform/internal/servicetest"
+	"github.com/acme-payments/platform/internal/txqueue"
 )
 
 // startRun runs the real service in-process on a free port with environ
@@ -58,6 +59,39 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 }
 
+// TestRunKeepsIdempotencyKeysForIDEMPOTENCY_TTL: the setting reaches the
+// queue; the key a keyed transaction stores expires after it, not after
+// the default 24 h.
+func TestRunKeepsIdempotencyKeysForIDEMPOTENCY_TTL(t *testing.T) {
+	srv := redistest.Start(t)
+	url, _, stop := startRun(t, "JWT_SECRET="+string(testSecret), "REDIS_URL="+srv.URL, "IDEMPOTENCY_TTL=90s")
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("run after cancel: %v", err)
+		}
+	}()
+	req, err := http.NewRequest(http.MethodPost, url+"/transaction",
+		strings.NewReader(`{"token":"`+issue(t, 1, "alice", true)+`","amount":100,"currency":"USD"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", "order-1")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("POST /transaction with an Idempotency-Key: got %d, want 200", res.StatusCode)
+	}
+	rdb := srv.Client(t)
+	got, err := rdb.PTTL(context.Background(), txqueue.IdempotencyKey(1, "order-1")).Result()
+	if err != nil || got <= 60*time.Second || got > 90*time.Second {
+		t.Errorf("the Idempotency-Key's PTTL: got %v (err %v), want just under IDEMPOTENCY_TTL's 90s", got, err)
+	}
+}
+
 // TestRunStartsWithoutRedis: Redis may come up after core-api; until then
 // health fails and transactions get a 503.
 func TestRunStartsWithoutRedis(t *testing.T) {
@@ -94,6 +128,8 @@ func TestRunFailsFast(t *testing.T) {
 		{"HTTP_PORT out of range", nil, []string{"JWT_SECRET=x", "HTTP_PORT=70000"}, "HTTP_PORT"},
 		{"STATUS_TTL not a duration", nil, []string{"JWT_SECRET=x", "STATUS_TTL=7d"}, "STATUS_TTL"},
 		{"STATUS_TTL too short", nil, []string{"JWT_SECRET=x", "STATUS_TTL=1ms"}, "STATUS_TTL"},
+		{"IDEMPOTENCY_TTL not a duration", nil, []string{"JWT_SECRET=x", "IDEMPOTENCY_TTL=1d"}, "IDEMPOTENCY_TTL"},
+		{"IDEMPOTENCY_TTL too short", nil, []string{"JWT_SECRET=x", "IDEMPOTENCY_TTL=500ms"}, "IDEMPOTENCY_TTL must be a duration of at least 1s"},
 		{"LOG_LEVEL unknown", nil, []string{"JWT_SECRET=x", "LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{"SHUTDOWN_GRACE zero", nil, []string{"JWT_SECRET=x", "SHUTDOWN_GRACE=0s"}, "SHUTDOWN_GRACE"},
 		{"HTTP_HOST not an address", nil, []string{"JWT_SECRET=x", "HTTP_HOST=256.0.0.1"}, "HTTP_HOST, HTTP_PORT: listen on 256.0.0.1"},
