@@ -728,6 +728,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 	}
 	var charge []Message
 	var neverCharged []string // claimed by an earlier delivery, whose consumer stopped before their round
+	var held []Message        // reclaimed, and found held by another consumer's claim
 	for i, m := range good {
 		mctx := logging.WithRequestID(ctx, m.RequestID)
 		m.claim = claims[i]
@@ -740,6 +741,9 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		case claimBusy:
 			c.log.InfoContext(mctx, "another consumer is charging it; entry left pending",
 				"transaction_id", m.ID, "stream_id", m.StreamID)
+			if counts != nil {
+				held = append(held, m)
+			}
 		case claimChargeUnknownRound, claimChargeRecordExpired:
 			// The earlier delivery's round in hand (or, its record expired,
 			// any earlier delivery): a crash between its charges and its
@@ -762,6 +766,9 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 				"transaction_id", m.ID, "stream_id", m.StreamID, "code", int64(claims[i]))
 		}
 	}
+	// At once, before the charges: until then another reclaim could read
+	// the raised count.
+	c.uncount(ctx, held)
 	if len(neverCharged) > 0 {
 		c.log.Info("claimed before, but their round had not started when that consumer stopped; charging",
 			"count", len(neverCharged), "transaction_ids", neverCharged)
@@ -799,6 +806,26 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 		c.deadLetter(done, dead, now)
 	}
 	wg.Wait()
+}
+
+// uncount takes back the deliveries this reclaim counted for msgs, which
+// the claim found held by another consumer (uncountScript): those
+// deliveries charged nothing, and counted they dead-lettered an entry after
+// fewer PSP steps than MaxDeliveries (RELIABILITY.md DX-A1). One call for
+// all of them; when it fails, their counts stay one higher.
+func (c *Consumer) uncount(ctx context.Context, msgs []Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	args := make([]any, 0, 1+2*len(msgs))
+	args = append(args, Group)
+	for _, m := range msgs {
+		args = append(args, m.StreamID, m.Deliveries)
+	}
+	if err := c.script().uncount.Run(ctx, c.rdb, []string{Stream}, args...).Err(); err != nil {
+		c.log.Warn("could not take back the deliveries of entries another consumer holds; their delivery counts stay one higher",
+			"count", len(msgs), "error", err.Error())
+	}
 }
 
 // release releases the claims of msgs (releaseScript), one script each,

@@ -50,7 +50,7 @@ func TestScriptsForARedis7AllowOOM(t *testing.T) {
 		t.Errorf("got the scripts without flags for Redis 7 (or %v), want scriptsWithAllowOOM", err)
 	}
 	for _, s := range []*redis.Script{scriptsBeforeRedis7.claim, scriptsBeforeRedis7.record, scriptsBeforeRedis7.release,
-		scriptsBeforeRedis7.deadLetter, scriptsBeforeRedis7.trim, scriptsBeforeRedis7.forget} {
+		scriptsBeforeRedis7.deadLetter, scriptsBeforeRedis7.trim, scriptsBeforeRedis7.forget, scriptsBeforeRedis7.uncount} {
 		if err := s.Load(context.Background(), rdb).Err(); err != nil {
 			t.Errorf("a script without flags does not compile: %v", err)
 		}
@@ -93,7 +93,7 @@ func TestAConsumerAsksAgainWhichScriptsItsRedisRuns(t *testing.T) {
 	uncompilable := func() *redis.Script { return redis.NewScript(whenFull + "\nreturn (") }
 	scriptsProbe = uncompilable()
 	scriptsWithAllowOOM = &consumerScripts{uncompilable(), uncompilable(), uncompilable(), uncompilable(),
-		uncompilable(), uncompilable()}
+		uncompilable(), uncompilable(), uncompilable()}
 	t.Cleanup(func() { scriptsProbe, scriptsWithAllowOOM = probe, withFlags })
 
 	srv, admin, q := startQueue(t)

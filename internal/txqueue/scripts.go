@@ -23,17 +23,19 @@ var (
 	deadLetterScript = redis.NewScript(whenFull + deadLetterLua)
 	trimScript       = redis.NewScript(whenFull + trimLua)
 	forgetScript     = redis.NewScript(whenFull + forgetLua)
+	uncountScript    = redis.NewScript(whenFull + uncountLua)
 )
 
 // consumerScripts are the scripts a Consumer runs, in the dialect of its
 // Redis (scriptsFor).
 type consumerScripts struct {
-	claim, record, release, deadLetter, trim, forget *redis.Script
+	claim, record, release, deadLetter, trim, forget, uncount *redis.Script
 }
 
 var (
 	// scriptsWithAllowOOM, for Redis 7.0 and later (whenFull).
-	scriptsWithAllowOOM = &consumerScripts{claimScript, recordScript, releaseScript, deadLetterScript, trimScript, forgetScript}
+	scriptsWithAllowOOM = &consumerScripts{claimScript, recordScript, releaseScript, deadLetterScript, trimScript, forgetScript,
+		uncountScript}
 	// scriptsBeforeRedis7 are the same scripts without a shebang, which a
 	// Redis before 7.0 cannot compile ("unexpected symbol near '#'": every
 	// claim failed, and nothing was charged). Such a Redis runs them as
@@ -41,7 +43,7 @@ var (
 	// whose first write adds data, so there a round's record waits for
 	// room (RELIABILITY.md D105).
 	scriptsBeforeRedis7 = &consumerScripts{redis.NewScript(claimLua), redis.NewScript(recordLua), redis.NewScript(releaseLua),
-		redis.NewScript(deadLetterLua), redis.NewScript(trimLua), redis.NewScript(forgetLua)}
+		redis.NewScript(deadLetterLua), redis.NewScript(trimLua), redis.NewScript(forgetLua), redis.NewScript(uncountLua)}
 )
 
 // enqueueScript queues one transaction atomically, in one round trip.
@@ -433,6 +435,38 @@ end
 return out
 `
 
+// uncountScript takes back the delivery that a reclaim (XAUTOCLAIM) counted
+// for entries the claim then found held by another consumer (claimBusy):
+// such a delivery could charge nothing, and only deliveries that could
+// count towards the most deliveries allowed. Counted, a connector with a
+// shorter VisibilityTimeout beside one with a longer lease reclaimed the
+// other's unstarted rounds every VisibilityTimeout of its own, each time
+// raising their counts, so one failed PSP step dead-lettered an entry the
+// PSP had been asked about once (RELIABILITY.md DX-A1). It sets an entry's
+// count one lower (XCLAIM with RETRYCOUNT and JUSTID) only while it is
+// still the count the reclaim saw (XPENDING, Consumer.deliveryCounts): a
+// call sent twice takes back one delivery, and one that anything counted
+// since (another reclaim, whose own claim judges it) is left as it is. The
+// entry keeps its consumer and its idle time; an acknowledged one is left
+// alone.
+//
+// KEYS: 1 stream
+// ARGV: 1 group, then per entry its stream id and the delivery count the
+// reclaim saw (this reclaim's included)
+// Returns how many counts it lowered.
+const uncountLua = `
+local n = 0
+for i = 2, #ARGV, 2 do
+  local id, seen = ARGV[i], tonumber(ARGV[i + 1])
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], id, id, 1)[1]
+  if p and p[1] == id and seen > 1 and tonumber(p[4]) == seen then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], p[2], 0, id, 'IDLE', p[3], 'RETRYCOUNT', seen - 1, 'JUSTID')
+    n = n + 1
+  end
+end
+return n
+`
+
 // allScripts are preloaded by Connect and reloaded after a NOSCRIPT.
 var allScripts = []*redis.Script{enqueueScript, claimScript, recordScript, releaseScript, deadLetterScript,
-	trimScript, forgetScript}
+	trimScript, forgetScript, uncountScript}
