@@ -811,7 +811,7 @@ func (c *Consumer) handle(ctx context.Context, entries []redis.XMessage, counts 
 // uncount takes back the deliveries this reclaim counted for msgs, which
 // the claim found held by another consumer (uncountScript): those
 // deliveries charged nothing, and counted they dead-lettered an entry after
-// fewer PSP steps than MaxDeliveries (RELIABILITY.md DX-A1). One call for
+// fewer PSP steps than MaxDeliveries (RELIABILITY.md D134). One call for
 // all of them; when it fails, their counts stay one higher.
 func (c *Consumer) uncount(ctx context.Context, msgs []Message) {
 	if len(msgs) == 0 {

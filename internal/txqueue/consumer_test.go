@@ -2049,7 +2049,7 @@ func TestOverDeliveredEntry(t *testing.T) {
 			stop()
 			if tt.busy {
 				// A reclaim that found it held charged nothing, and takes
-				// back the delivery it counted (DX-A1).
+				// back the delivery it counted (D134).
 				p, err := rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: Stream, Group: Group, Start: "-", End: "+", Count: 1}).Result()
 				if err != nil || len(p) != 1 || p[0].RetryCount != 3 {
 					t.Errorf("pending after the reclaims that found it held: %+v, %v; want its 3 deliveries before them", p, err)

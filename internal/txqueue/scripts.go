@@ -442,7 +442,7 @@ return out
 // shorter VisibilityTimeout beside one with a longer lease reclaimed the
 // other's unstarted rounds every VisibilityTimeout of its own, each time
 // raising their counts, so one failed PSP step dead-lettered an entry the
-// PSP had been asked about once (RELIABILITY.md DX-A1). It sets an entry's
+// PSP had been asked about once (RELIABILITY.md D134). It sets an entry's
 // count one lower (XCLAIM with RETRYCOUNT and JUSTID) only while it is
 // still the count the reclaim saw (XPENDING, Consumer.deliveryCounts): a
 // call sent twice takes back one delivery, and one that anything counted
