@@ -68,8 +68,9 @@ type runner struct {
 	seed uint64
 	// keyPrefix starts the run's Idempotency-Keys (Config.IdempotencyKeys).
 	// It is drawn for every run, whatever the seed: a run repeated with
-	// --seed within core-api's 24 h would otherwise send the first run's
-	// keys, and be answered with the first run's transactions.
+	// --seed within core-api's IDEMPOTENCY_TTL (24 h by default) would
+	// otherwise send the first run's keys, and be answered with the first
+	// run's transactions.
 	keyPrefix string
 	// deadMark is the dead-letter stream's last entry before the load
 	// (queue probe only): the run's dead letters come after it.
