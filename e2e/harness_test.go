@@ -248,6 +248,42 @@ func checkAllGone(t *testing.T, rep statusReport, when string) {
 	}
 }
 
+// stopProcess sends pid SIGSTOP and waits (up to 10 s) until every one of
+// its threads is stopped. kill returns once the signal is queued: the
+// thread that takes it stops the others only when it next runs, and on a
+// loaded machine the rest (process-compose's API among them) can go on
+// answering for a while (an e2e test's `stack status` got its answer).
+func stopProcess(t *testing.T, pid int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("kill -STOP %d: %v", pid, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGCONT) })
+	if !pollUntil(10*time.Second, func() bool { return allThreadsStopped(pid) }) {
+		t.Fatalf("pid %d: not every thread stopped 10 s after SIGSTOP", pid)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped by a signal) in /proc.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return false
+		}
+		s := string(b)
+		if i := strings.LastIndexByte(s, ')'); i < 0 || i+2 >= len(s) || s[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
+
 // pidGone reports whether pid has exited (a zombie counts as gone).
 func pidGone(pid int) bool {
 	if pid <= 0 || syscall.Kill(pid, 0) != nil {

@@ -632,10 +632,7 @@ func TestDownStopsAStoppedProcessCompose(t *testing.T) {
 	s := upReadyStack(t, ctx)
 	rep := s.status()
 	pc := rep.ProcessComposePid
-	if err := syscall.Kill(pc, syscall.SIGSTOP); err != nil {
-		t.Fatalf("kill -STOP process-compose (pid %d): %v", pc, err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(pc, syscall.SIGCONT) })
+	stopProcess(t, pc)
 	want := fmt.Sprintf("process-compose (pid %d)", pc)
 	for _, args := range [][]string{{"status"}, {"up", "--detach", "--wait"}} {
 		if _, stderr, err := s.run(args...); err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, "does not answer") {
