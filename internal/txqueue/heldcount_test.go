@@ -36,14 +36,7 @@ func TestReclaimsOfAHeldClaimAreNoDeliveries(t *testing.T) {
 	}
 
 	a := &recorder{fail: decline}
-	cfgA := fastConfig("a")
-	cfgA.VisibilityTimeout, cfgA.BatchSize, cfgA.Chargers = 5*time.Second, len(ids), 1
-	stopA := runConsumer(t, rdb, cfgA, PSPFunc(func(ctx context.Context, m Message) error {
-		err := a.Charge(ctx, m)
-		time.Sleep(300 * time.Millisecond) // a slow PSP, still far within a's lease
-		return err
-	}), log)
-	waitFor(t, "a charging its batch", func() bool { return a.calls(ids[0]) == 1 })
+	stopA := runSlowLongLeaseConsumer(t, rdb, a, ids, 300*time.Millisecond, log)
 	b := &recorder{fail: decline}
 	cfgB := fastConfig("b") // VisibilityTimeout 200 ms, MaxDeliveries 3
 	stopB := runConsumer(t, rdb, cfgB, b, log)

@@ -2,8 +2,11 @@ package txqueue
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestAShorterVisibilityTimeoutElsewhereTakesNothingInHand: connector a,
@@ -19,14 +22,7 @@ func TestAShorterVisibilityTimeoutElsewhereTakesNothingInHand(t *testing.T) {
 	ids := enqueueN(t, q, 6)
 
 	a := &recorder{}
-	cfgA := fastConfig("a")
-	cfgA.VisibilityTimeout, cfgA.BatchSize, cfgA.Chargers = 5*time.Second, len(ids), 1
-	stopA := runConsumer(t, rdb, cfgA, PSPFunc(func(ctx context.Context, m Message) error {
-		err := a.Charge(ctx, m)
-		time.Sleep(150 * time.Millisecond) // a slow PSP, still far within a's lease
-		return err
-	}), log)
-	waitFor(t, "a charging its batch", func() bool { return a.calls(ids[0]) == 1 })
+	stopA := runSlowLongLeaseConsumer(t, rdb, a, ids, 150*time.Millisecond, log)
 	b := &recorder{}
 	stopB := runConsumer(t, rdb, fastConfig("b"), b, log) // VisibilityTimeout 200 ms
 	waitForProcessed(t, q, ids...)
@@ -34,4 +30,21 @@ func TestAShorterVisibilityTimeoutElsewhereTakesNothingInHand(t *testing.T) {
 	stopA()
 	stopB()
 	checkChargedOnceByEither(t, a, b, ids...)
+}
+
+// runSlowLongLeaseConsumer runs consumer "a" with a VisibilityTimeout of 5 s
+// and one batch of all of ids, charged one at a time through psp, each
+// charge taking perCharge (a slow PSP, still far within a's lease), and
+// returns once a charged ids[0]: the rest of the batch is then in a's hand.
+func runSlowLongLeaseConsumer(t *testing.T, rdb *redis.Client, psp *recorder, ids []string, perCharge time.Duration, log *slog.Logger) (stop func()) {
+	t.Helper()
+	cfg := fastConfig("a")
+	cfg.VisibilityTimeout, cfg.BatchSize, cfg.Chargers = 5*time.Second, len(ids), 1
+	stop = runConsumer(t, rdb, cfg, PSPFunc(func(ctx context.Context, m Message) error {
+		err := psp.Charge(ctx, m)
+		time.Sleep(perCharge)
+		return err
+	}), log)
+	waitFor(t, "a charging its batch", func() bool { return psp.calls(ids[0]) == 1 })
+	return stop
 }
