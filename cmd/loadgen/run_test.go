@@ -43,15 +43,28 @@ func TestRunUsageErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			err := run(context.Background(), append([]string{"loadgen"}, tt.args...), tt.environ, &out, &errOut)
-			switch {
-			case tt.want == "" && err != nil:
-				t.Errorf("got %v, want nil", err)
-			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
-				t.Errorf("got %v, want an error containing %q", err, tt.want)
-			}
+			_, err := runLoadgen(tt.args, tt.environ)
+			checkRunError(t, err, tt.want)
 		})
+	}
+}
+
+// runLoadgen runs loadgen's run with args (after the program's name) and
+// environ, and returns what it wrote on stderr and its error.
+func runLoadgen(args, environ []string) (stderr string, err error) {
+	var out, errOut bytes.Buffer
+	err = run(context.Background(), append([]string{"loadgen"}, args...), environ, &out, &errOut)
+	return errOut.String(), err
+}
+
+// checkRunError fails t unless err is nil (want "") or contains want.
+func checkRunError(t *testing.T, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("got %v, want nil", err)
+	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
+		t.Errorf("got %v, want an error containing %q", err, want)
 	}
 }
 
@@ -91,19 +104,13 @@ func TestRunWithBadStackSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut bytes.Buffer
-			err := run(context.Background(), append([]string{"loadgen"}, tt.args...), tt.environ, &out, &errOut)
+			stderr, err := runLoadgen(tt.args, tt.environ)
+			checkRunError(t, err, tt.wantErr)
 			switch {
-			case tt.wantErr == "" && err != nil:
-				t.Errorf("got %v, want nil", err)
-			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
-				t.Errorf("got %v, want an error containing %q", err, tt.wantErr)
-			}
-			switch {
-			case tt.wantStderr == "" && errOut.Len() > 0:
-				t.Errorf("stderr: %q, want nothing", errOut.String())
-			case tt.wantStderr != "" && !strings.Contains(errOut.String(), tt.wantStderr):
-				t.Errorf("stderr: %q, want it to contain %q", errOut.String(), tt.wantStderr)
+			case tt.wantStderr == "" && stderr != "":
+				t.Errorf("stderr: %q, want nothing", stderr)
+			case tt.wantStderr != "" && !strings.Contains(stderr, tt.wantStderr):
+				t.Errorf("stderr: %q, want it to contain %q", stderr, tt.wantStderr)
 			}
 		})
 	}
